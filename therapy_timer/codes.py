@@ -25,6 +25,38 @@ class Discipline(StrEnum):
     SLP = "SLP"
 
 
+class Role(StrEnum):
+    """The clinician's licence; assistants furnish minutes that may need CQ/CO (R7.1)."""
+
+    PT = "PT"
+    PTA = "PTA"
+    OT = "OT"
+    OTA = "OTA"
+    SLP = "SLP"
+
+    @property
+    def is_assistant(self) -> bool:
+        return self in (Role.PTA, Role.OTA)
+
+    @property
+    def discipline(self) -> Discipline:
+        return {
+            "PT": Discipline.PT,
+            "PTA": Discipline.PT,
+            "OT": Discipline.OT,
+            "OTA": Discipline.OT,
+            "SLP": Discipline.SLP,
+        }[self.value]
+
+
+class FurnishedBy(StrEnum):
+    """Who furnished a stretch of minutes. Joint minutes count once, for the therapist (R7.5)."""
+
+    THERAPIST = "therapist"
+    ASSISTANT = "assistant"
+    TOGETHER = "together"
+
+
 class Kind(StrEnum):
     """How a code is counted (billing-rules.md §5)."""
 
@@ -166,7 +198,11 @@ class Catalogue:
     def search(self, text: str) -> list[Code]:
         """Codes whose number or description contains ``text`` (case-insensitive)."""
         needle = text.strip().casefold()
-        return [c for c in self.codes if needle in c.code.casefold() or needle in c.description.casefold()]
+        return [
+            c
+            for c in self.codes
+            if needle in c.code.casefold() or needle in c.description.casefold()
+        ]
 
 
 CLINIC_CODES_FILE = "codes.toml"

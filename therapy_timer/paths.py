@@ -1,4 +1,4 @@
-"""Where files live: the user's data folder and the bundled resources (the only platformdirs user)."""
+"""Where files live: the data folder and the bundled resources (sole platformdirs user)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import platformdirs
 
 APP_NAME = "therapy-timer"
+APP_ID = "org.therapytimer.TherapyTimer"  # reverse-DNS: .desktop file, icon name, metainfo
 DATA_DIR_ENV = "THERAPY_TIMER_DATA_DIR"
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -41,7 +42,9 @@ def resources_dir() -> Path:
     for candidate in candidates:
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError(f"resources folder not found; looked in {', '.join(map(str, candidates))}")
+    raise FileNotFoundError(
+        f"resources folder not found; looked in {', '.join(map(str, candidates))}"
+    )
 
 
 def resource_path(name: str) -> Path:
