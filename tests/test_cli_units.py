@@ -1,0 +1,139 @@
+"""The `units` command: human form and the JSON contract, through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from therapy_timer.cli import main
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> CliRunner:
+    return CliRunner(env={"THERAPY_TIMER_DATA_DIR": str(tmp_path)})
+
+
+def test_human_form_prints_lines_warnings_and_note(run: CliRunner) -> None:
+    result = run.invoke(
+        main,
+        [
+            "units",
+            "97110=33",
+            "97140=7",
+            "--untimed",
+            "97161",
+            "--method",
+            "cms",
+            "--discipline",
+            "PT",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "97110-GP         2 unit(s)" in result.output
+    assert "97140-GP         1 unit(s)" in result.output
+    assert "[R9.3]" in result.output
+    assert "Total timed code treatment minutes: 40" in result.output
+
+
+def test_json_single_request_from_file(run: CliRunner, tmp_path: Path) -> None:
+    request = {
+        "method": "cms",
+        "discipline": "PT",
+        "date_of_service": "2026-11-20",
+        "timed": {"97110": 36, "97140": 30},
+        "assistant_minutes": {"97110": 23},
+        "untimed": ["97161"],
+        "untimed_minutes": {"97161": 30},
+    }
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps(request))
+    result = run.invoke(main, ["units", "--request", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    assert answer["method"] == "cms"
+    assert (answer["total_timed_minutes"], answer["total_timed_units"]) == (66, 4)
+    assert answer["total_treatment_minutes"] == 96
+    assert answer["codes"] == {
+        "97110": {"minutes": 36, "units": 2},
+        "97140": {"minutes": 30, "units": 2},
+        "97161": {"minutes": 30, "units": 1},
+    }
+    assert answer["lines"] == [
+        {"code": "97110", "units": 1, "modifiers": ["GP", "CQ"]},
+        {"code": "97110", "units": 1, "modifiers": ["GP"]},
+        {"code": "97140", "units": 2, "modifiers": ["GP"]},
+        {"code": "97161", "units": 1, "modifiers": ["GP"]},
+    ]
+    assert answer["alternatives"] == []
+    assert {w["rule"] for w in answer["warnings"]} == {"R9.3"}
+    assert answer["note"].startswith("Date of service: 2026-11-20\n")
+
+
+def test_json_array_answers_in_order_with_errors_in_place(run: CliRunner) -> None:
+    batch = [
+        {"method": "cms", "discipline": "PT", "timed": {"97112": 20, "97110": 20}},
+        {"method": "cms", "discipline": "PT", "timed": {"97110": -5}},
+        {"method": "ama", "discipline": "OT", "timed": {"97530": 8, "97535": 8}},
+        {"method": "weekly", "discipline": "PT", "timed": {}},
+    ]
+    result = run.invoke(main, ["units", "--request", "-", "--json"], input=json.dumps(batch))
+    assert result.exit_code == 2
+    answers = json.loads(result.stdout)
+    assert len(answers) == 4
+    assert answers[0]["alternatives"] == [{"97110": 1, "97112": 2}]
+    assert "timed.97110" in answers[1]["error"] and "negative" in answers[1]["error"]
+    assert answers[2]["total_timed_units"] == 2
+    assert "method" in answers[3]["error"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ('{"method": "cms", "discipline": "PT", "timed": {"99999": 10}}', "timed.99999"),
+        ('{"method": "cms", "discipline": "PT", "timed": {"97110": 1.5}}', "timed.97110"),
+        (
+            '{"method": "cms", "discipline": "PT", "timed": {"97110": 10}, "assistant_minutes": {"97110": 12}}',
+            "assistant_minutes.97110",
+        ),
+        ('{"method": "per-visit", "discipline": "PT", "timed": {}}', "method"),
+        (
+            '{"method": "cms", "discipline": "PT", "timed": {}, "date_of_service": "22/11/2026"}',
+            "date_of_service",
+        ),
+        ('{"method": "cms", "discipline": "PT", "timd": {}}', "timd"),
+        ('{"method": "cms", "discipline": "PT", "timed": {"97110": 10}', "not valid JSON"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_field(run: CliRunner, payload: str, field: str) -> None:
+    result = run.invoke(main, ["units", "--request", "-", "--json"], input=payload)
+    assert result.exit_code == 2
+    assert field in result.stderr
+    assert result.stdout == ""
+
+
+def test_human_form_bad_minutes_exit_2(run: CliRunner) -> None:
+    result = run.invoke(main, ["units", "97110=abc"])
+    assert result.exit_code == 2
+    assert "97110" in result.stderr
+
+
+def test_clinic_codes_extend_the_catalogue(run: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "codes.toml").write_text(
+        '[[code]]\ncode = "97799"\nkind = "untimed"\ndescription = "Clinic special"\ndisciplines = ["PT"]\n'
+    )
+    result = run.invoke(main, ["units", "--untimed", "97799", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["lines"] == [
+        {"code": "97799", "units": 1, "modifiers": ["GP"]}
+    ]
+
+
+def test_version(run: CliRunner) -> None:
+    from therapy_timer import __version__
+
+    result = run.invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.output

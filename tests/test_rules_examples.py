@@ -1,0 +1,431 @@
+"""Every worked example of shared/billing-rules.md (and CMS's CQ/CO examples) as a table test."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from therapy_timer.codes import Discipline
+from therapy_timer.errors import InvalidInput, UnknownCode
+from therapy_timer.rules import Method, Request, Result, evaluate
+
+PT, OT, SLP = Discipline.PT, Discipline.OT, Discipline.SLP
+
+
+def cms(timed: dict[str, int], discipline: Discipline = PT, **kwargs: Any) -> Result:
+    return evaluate(Request(Method.CMS, discipline, timed, **kwargs))
+
+
+def ama(timed: dict[str, int], discipline: Discipline = PT, **kwargs: Any) -> Result:
+    return evaluate(Request(Method.AMA, discipline, timed, **kwargs))
+
+
+def units(result: Result) -> dict[str, int]:
+    return {c.code: c.units for c in result.codes}
+
+
+def all_allocations(result: Result) -> list[dict[str, int]]:
+    return [dict(result.allocation), *(dict(a) for a in result.alternatives)]
+
+
+def line_set(result: Result) -> set[tuple[str, int, tuple[str, ...]]]:
+    return {(line.code, line.units, line.modifiers) for line in result.lines}
+
+
+def rules_of(result: Result) -> list[str]:
+    return [w.rule for w in result.warnings]
+
+
+# §2.3 official examples and the MAC/professional examples (CMS method); ties list every option.
+CMS_EXAMPLES = [
+    pytest.param({"97530": 60}, [{"97530": 4}], id="§20.2B timed 60 min"),
+    pytest.param({"97112": 24, "97110": 23}, [{"97112": 2, "97110": 1}], id="Ex1 24+23"),
+    pytest.param(
+        {"97112": 20, "97110": 20},
+        [{"97112": 2, "97110": 1}, {"97112": 1, "97110": 2}],
+        id="Ex2 20+20 either",
+    ),
+    pytest.param({"97110": 33, "97140": 7}, [{"97110": 2, "97140": 1}], id="Ex3 33+7"),
+    pytest.param(
+        {"97110": 18, "97140": 13, "97116": 10, "97035": 8},
+        [{"97110": 1, "97140": 1, "97116": 1, "97035": 0}],
+        id="Ex4 18+13+10+8",
+    ),
+    pytest.param(
+        {"97112": 7, "97110": 7, "97140": 7},
+        [
+            {"97112": 1, "97110": 0, "97140": 0},
+            {"97112": 0, "97110": 1, "97140": 0},
+            {"97112": 0, "97110": 0, "97140": 1},
+        ],
+        id="Ex5 7+7+7 any one",
+    ),
+    pytest.param(
+        {"97140": 20, "97110": 20},
+        [{"97140": 2, "97110": 1}, {"97140": 1, "97110": 2}],
+        id="A52758 Ex1",
+    ),
+    pytest.param({"97140": 35, "97035": 7}, [{"97140": 2, "97035": 1}], id="A52758 Ex2"),
+    pytest.param({"97110": 18, "97140": 10}, [{"97110": 1, "97140": 1}], id="UTHealth 18+10"),
+    pytest.param(
+        {"97110": 8, "97140": 8},
+        [{"97110": 1, "97140": 0}, {"97110": 0, "97140": 1}],
+        id="R2.12 8+8",
+    ),
+    pytest.param({"97110": 4, "97140": 3}, [{"97110": 0, "97140": 0}], id="R2.4 4+3"),
+    pytest.param(
+        {"97110": 20, "97112": 35},
+        [{"97110": 1, "97112": 3}, {"97110": 2, "97112": 2}],
+        id="R2.8 20+35 different totals",
+    ),
+    pytest.param({"97110": 128}, [{"97110": 9}], id="R2.3 128 min"),
+]
+
+
+@pytest.mark.parametrize(("timed", "valid"), CMS_EXAMPLES)
+def test_cms_examples_give_exactly_the_valid_allocations(
+    timed: dict[str, int], valid: list[dict[str, int]]
+) -> None:
+    result = cms(timed)
+    found = all_allocations(result)
+    assert sorted(found, key=sorted_items) == sorted(valid, key=sorted_items)
+    assert result.total_timed_units == sum(valid[0].values())
+    assert units(result) == dict(result.allocation)
+
+
+def sorted_items(allocation: dict[str, int]) -> list[tuple[str, int]]:
+    return sorted(allocation.items())
+
+
+def test_tie_default_prefers_more_minutes_then_catalogue_order() -> None:
+    # R2.8: the documented default; Example 1's wording favours the code with more minutes.
+    assert dict(cms({"97110": 20, "97112": 35}).allocation) == {"97110": 1, "97112": 3}
+    # Equal minutes: catalogue order (97110 precedes 97112 in resources/codes.toml).
+    assert dict(cms({"97112": 20, "97110": 20}).allocation) == {"97110": 2, "97112": 1}
+    assert "R2.8" in rules_of(cms({"97112": 20, "97110": 20}))
+
+
+def test_chosen_tie_alternative_is_honoured_and_checked() -> None:
+    result = cms({"97112": 20, "97110": 20}, allocation={"97112": 2, "97110": 1})
+    assert units(result) == {"97110": 1, "97112": 2}
+    assert result.alternatives == ({"97110": 2, "97112": 1},)
+    with pytest.raises(InvalidInput, match="allocation"):
+        cms({"97112": 20, "97110": 20}, allocation={"97112": 3, "97110": 0})
+
+
+def test_untimed_examples() -> None:
+    # §20.2 B: SLP evaluation 92521 is untimed = 1 unit.
+    result = evaluate(Request(Method.CMS, SLP, timed={}, untimed=("92521",)))
+    assert line_set(result) == {("92521", 1, ("GN",))}
+    # AAPC (Gawenda): 35 timed + 20 untimed -> 2 timed units + 1 untimed; 35 timed, 55 total.
+    result = cms({"97110": 35}, untimed=("97012",), untimed_minutes={"97012": 20})
+    assert units(result) == {"97110": 2, "97012": 1}
+    assert (result.total_timed_minutes, result.total_treatment_minutes) == (35, 55)
+    assert "Total timed code treatment minutes: 35" in result.note
+    assert "Total treatment minutes: 55" in result.note
+
+
+# R3.4: the AMA per-code method beside CMS.
+AMA_EXAMPLES = [
+    ({"97112": 24, "97110": 23}, {"97112": 2, "97110": 2}, 3),
+    ({"97112": 20, "97110": 20}, {"97112": 1, "97110": 1}, 3),
+    ({"97110": 33, "97140": 7}, {"97110": 2, "97140": 0}, 3),
+    (
+        {"97110": 18, "97140": 13, "97116": 10, "97035": 8},
+        {"97110": 1, "97140": 1, "97116": 1, "97035": 1},
+        3,
+    ),
+    ({"97112": 7, "97110": 7, "97140": 7}, {"97112": 0, "97110": 0, "97140": 0}, 1),
+    ({"97110": 8, "97140": 8}, {"97110": 1, "97140": 1}, 1),
+]
+
+
+@pytest.mark.parametrize(("timed", "expected", "cms_units"), AMA_EXAMPLES)
+def test_ama_table_r3_4(timed: dict[str, int], expected: dict[str, int], cms_units: int) -> None:
+    result = ama(timed)
+    assert units(result) == expected
+    assert result.alternatives == ()
+    assert cms(timed).total_timed_units == cms_units
+
+
+# §7.4 and the CY 2022 PFS final rule examples (86 FR 65171-65174), dates of service in 2026.
+DOS = dt.date(2026, 11, 20)
+CQ_EXAMPLES = [
+    pytest.param(
+        {"97110": 36, "97140": 30},
+        {"97110": 23},
+        {("97140", 2, ("GP",)), ("97110", 1, ("GP", "CQ")), ("97110", 1, ("GP",))},
+        id="§7.4 scenario 1: PTA 23 + PT 13; 97140 PT 30",
+    ),
+    pytest.param(
+        {"97110": 15}, {"97110": 10}, {("97110", 1, ("GP", "CQ"))}, id="Ex A: PT 5 PTA 10"
+    ),
+    pytest.param({"97110": 11}, {"97110": 5}, {("97110", 1, ("GP", "CQ"))}, id="Ex B: PT 6 PTA 5"),
+    pytest.param({"97110": 12}, {"97110": 7}, {("97110", 1, ("GP", "CQ"))}, id="PTA 7 PT 5"),
+    pytest.param(
+        {"97110": 45},
+        {"97110": 22},
+        {("97110", 1, ("GP", "CQ")), ("97110", 2, ("GP",))},
+        id="Ex C: PT 23 PTA 22",
+    ),
+    pytest.param(
+        {"97110": 26, "97140": 20},
+        {"97110": 14},
+        {("97140", 1, ("GP",)), ("97110", 1, ("GP", "CQ")), ("97110", 1, ("GP",))},
+        id="Ex D: PT 12 PTA 14; 97140 PT 20",
+    ),
+    pytest.param(
+        {"97110": 29},
+        {"97110": 19},
+        {("97110", 1, ("GP", "CQ")), ("97110", 1, ("GP",))},
+        id="Ex 2 (final policy): PT 10 PTA 19",
+    ),
+    pytest.param({"97110": 22}, {"97110": 14}, {("97110", 1, ("GP",))}, id="R7.6: PT 8 PTA 14"),
+    pytest.param({"97110": 30}, {"97110": 30}, {("97110", 2, ("GP", "CQ"))}, id="all by assistant"),
+    pytest.param({"97110": 30}, {"97110": 3}, {("97110", 2, ("GP",))}, id="exactly 10% of a unit"),
+]
+
+
+@pytest.mark.parametrize(("timed", "assistant", "expected"), CQ_EXAMPLES)
+def test_cq_examples(
+    timed: dict[str, int],
+    assistant: dict[str, int],
+    expected: set[tuple[str, int, tuple[str, ...]]],
+) -> None:
+    result = cms(timed, assistant_minutes=assistant, date_of_service=DOS)
+    assert line_set(result) == expected
+
+
+@pytest.mark.parametrize(
+    ("therapist", "assistant"),
+    [
+        (9, 14),
+        (10, 13),
+        (10, 14),
+        (11, 12),
+        (11, 13),
+        (11, 14),
+        (12, 12),
+        (12, 13),
+        (12, 14),
+        (13, 12),
+        (13, 13),
+        (13, 14),
+        (14, 14),
+    ],
+)
+def test_two_remaining_units_split_one_with_one_without(therapist: int, assistant: int) -> None:
+    # R7.7 and CMS's list of qualifying splits (86 FR 65173-65174), both ways round.
+    for t, a in ((therapist, assistant), (assistant, therapist)):
+        result = cms({"97110": t + a}, assistant_minutes={"97110": a}, date_of_service=DOS)
+        assert line_set(result) == {("97110", 1, ("GP", "CQ")), ("97110", 1, ("GP",))}
+        assert "R7.7" not in rules_of(result)
+
+
+def test_ot_example_e_tie_between_therapist_and_assistant_codes() -> None:
+    # 86 FR 65173 Example E: OT 11 min of 97530, OTA 11 min of 97535: either bill is valid.
+    request = {"timed": {"97530": 11, "97535": 11}, "assistant_minutes": {"97535": 11}}
+    result = cms(
+        request["timed"],
+        assistant_minutes=request["assistant_minutes"],
+        discipline=OT,
+        date_of_service=DOS,
+    )
+    assert line_set(result) == {("97530", 1, ("GO",))}
+    chosen = cms(
+        request["timed"],
+        assistant_minutes=request["assistant_minutes"],
+        discipline=OT,
+        date_of_service=DOS,
+        allocation={"97535": 1},
+    )
+    assert line_set(chosen) == {("97535", 1, ("GO", "CO"))}
+
+
+def test_ot_example_f_group_untimed_with_assistant() -> None:
+    # 86 FR 65173 Example F: 97150 group, OT 20 + OTA 20 -> 1 unit with CO (10% test on the service).
+    result = evaluate(
+        Request(
+            Method.CMS,
+            OT,
+            timed={},
+            untimed=("97150",),
+            untimed_minutes={"97150": 40},
+            assistant_minutes={"97150": 20},
+            date_of_service=DOS,
+        )
+    )
+    assert line_set(result) == {("97150", 1, ("GO", "CO"))}
+
+
+def test_q1_two_remaining_units_outside_the_rule_are_flagged_not_guessed() -> None:
+    # §11 Q1: PT 14 + PTA 8 of 97110 beside 97140 16 gives 97110 two units with no sourced split.
+    result = cms({"97110": 22, "97140": 16}, assistant_minutes={"97110": 8}, date_of_service=DOS)
+    assert units(result) == {"97110": 2, "97140": 1}
+    assert "R7.7" in rules_of(result)
+    assert ("97110", 2, ("GP", "CQ")) in line_set(result)
+    # 10 + 12 = 22 minutes: each in 9-14 but under the 23-minute total, so (v) does not apply.
+    result = cms({"97110": 22, "97140": 20}, assistant_minutes={"97110": 12}, date_of_service=DOS)
+    assert units(result)["97110"] == 2
+    assert "R7.7" in rules_of(result)
+
+
+def test_simple_method_disagreement_is_warned() -> None:
+    # §7.5: final unit of 7 therapist + 1 assistant minutes: the percentage method gives CQ.
+    result = cms({"97110": 8}, assistant_minutes={"97110": 1}, date_of_service=DOS)
+    assert line_set(result) == {("97110", 1, ("GP", "CQ"))}
+    assert "R7.4" in rules_of(result)
+
+
+@pytest.mark.parametrize(
+    ("dos", "expected"),
+    [
+        (dt.date(2019, 12, 31), {("97110", 1, ("GP",))}),  # R7.1: none before 2020
+        (dt.date(2021, 6, 1), {("97110", 1, ("GP", "CQ"))}),  # §11 Q2: 10% test alone
+        (dt.date(2022, 1, 1), {("97110", 1, ("GP",))}),  # R7.6: therapist 8 of the final unit
+    ],
+)
+def test_cq_depends_on_date_of_service(dos: dt.date, expected: set[object]) -> None:
+    result = cms({"97110": 22}, assistant_minutes={"97110": 14}, date_of_service=dos)
+    assert line_set(result) == expected
+
+
+def test_no_assistant_modifier_for_slp_or_payers_without_cq() -> None:
+    result = evaluate(
+        Request(
+            Method.CMS,
+            SLP,
+            timed={},
+            untimed=("92507",),
+            untimed_minutes={"92507": 30},
+            assistant_minutes={"92507": 30},
+        )
+    )
+    assert line_set(result) == {("92507", 1, ("GN",))}
+    assert "R7.1" in rules_of(result)
+    result = cms({"97110": 30}, assistant_minutes={"97110": 30}, assistant_modifiers=False)
+    assert line_set(result) == {("97110", 2, ("GP",))}
+
+
+def test_assistant_minutes_on_evaluation_warn_r7_9() -> None:
+    result = cms(
+        {}, untimed=("97161",), untimed_minutes={"97161": 30}, assistant_minutes={"97161": 10}
+    )
+    assert line_set(result) == {("97161", 1, ("GP",))}
+    assert "R7.9" in rules_of(result)
+
+
+WARNING_CASES = [
+    pytest.param(dict(timed={"97110": 4, "97140": 3}), "R2.4", id="under 8 total"),
+    pytest.param(
+        dict(timed={"97110": 18, "97140": 13, "97116": 10, "97035": 8}),
+        "R2.10",
+        id="documented not billed",
+    ),
+    pytest.param(dict(timed={"97110": 8}), "R2.11", id="under 15 per unit"),
+    pytest.param(dict(timed={}, untimed=("97161", "97164")), "R9.3", id="two PT evaluations"),
+    pytest.param(dict(timed={"97110": 30}, untimed=("97150",)), "R8.4", id="group with one-on-one"),
+    pytest.param(dict(timed={"97140": 15}, untimed=("97161",)), "R9.3", id="97140 with PT eval"),
+    pytest.param(dict(timed={"97140": 15, "97530": 15}), "R9.3", id="97140 with 97530"),
+    pytest.param(dict(timed={"97750": 15}, untimed=("97163",)), "R9.3", id="97750 with eval"),
+    pytest.param(dict(timed={"97110": 15}, untimed=("97164",)), "R9.3", id="PM&R with re-eval"),
+    pytest.param(dict(timed={}, untimed=("97014",)), "§5.2", id="97014 not Medicare"),
+    pytest.param(dict(timed={"97129": 20}), "§5.3", id="special code"),
+    pytest.param(dict(timed={}, untimed=("92507",)), "R6.3", id="SLP code in PT plan"),
+]
+
+
+@pytest.mark.parametrize(("fields", "rule"), WARNING_CASES)
+def test_warnings_name_their_rule(fields: dict[str, object], rule: str) -> None:
+    assert rule in rules_of(evaluate(Request(Method.CMS, PT, **fields)))  # type: ignore[arg-type]
+
+
+def test_no_warnings_on_a_clean_session() -> None:
+    assert cms({"97112": 24, "97110": 23}).warnings == ()
+
+
+def test_special_codes_are_not_pooled() -> None:
+    result = cms({"97110": 20, "97129": 20})
+    assert result.total_timed_minutes == 20
+    assert result.total_treatment_minutes == 40
+    assert all(line.code != "97129" for line in result.lines)
+
+
+def test_evaluation_keeps_its_own_discipline_modifier() -> None:
+    # R6.2: discipline-specific evaluations carry their own discipline's modifier.
+    result = evaluate(Request(Method.CMS, OT, timed={}, untimed=("97161",)))
+    assert line_set(result) == {("97161", 1, ("GP",))}
+    assert "R6.3" in rules_of(result)
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (Request(Method.CMS, PT, timed={"97110": -1}), "timed.97110"),
+        (Request(Method.CMS, PT, timed={"97110": 1441}), "timed.97110"),
+        (Request(Method.CMS, PT, timed={"97110": 2.5}), "timed.97110"),  # type: ignore[dict-item]
+        (Request(Method.CMS, PT, timed={"97110": True}), "timed.97110"),
+        (Request(Method.CMS, PT, timed={"97161": 30}), "timed.97161"),
+        (Request(Method.CMS, PT, timed={}, untimed=("97110",)), "untimed[0]"),
+        (
+            Request(Method.CMS, PT, timed={"97110": 10}, assistant_minutes={"97110": 11}),
+            "assistant_minutes.97110",
+        ),
+        (
+            Request(Method.CMS, PT, timed={"97110": 10}, assistant_minutes={"97140": 1}),
+            "assistant_minutes.97140",
+        ),
+        (Request(Method.CMS, PT, timed={}, untimed_minutes={"97012": 5}), "untimed_minutes.97012"),
+        (Request(Method.CMS, PT, timed={"9711": 10}), "timed.9711"),
+    ],
+)
+def test_bad_input_names_the_field(request_: Request, field: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        evaluate(request_)
+    assert caught.value.field == field
+
+
+def test_unknown_code_is_named() -> None:
+    with pytest.raises(UnknownCode, match="99999"):
+        cms({"99999": 10})
+
+
+def test_note_lists_every_code_with_minutes_units_and_modifiers() -> None:
+    result = cms(
+        {"97110": 36, "97140": 30, "97035": 1},
+        assistant_minutes={"97110": 23},
+        untimed=("97161",),
+        untimed_minutes={"97161": 30},
+        date_of_service=DOS,
+    )
+    assert result.note == (
+        "Date of service: 2026-11-20\n"
+        "Plan of care: Physical therapy (GP)\n"
+        "Billing method: CMS total-time method (8-minute rule)\n"
+        "Timed services:\n"
+        "  97035 Ultrasound: 1 min - not billed (0 units)\n"
+        "  97110 Therapeutic exercise: 36 min (therapist 13, assistant 23) - 2 units: "
+        "1 x 97110-GP-CQ, 1 x 97110-GP\n"
+        "  97140 Manual therapy techniques: 30 min - 2 units: 2 x 97140-GP\n"
+        "Untimed services:\n"
+        "  97161 PT evaluation, low complexity: 30 min - 1 unit: 1 x 97161-GP\n"
+        "Total timed code treatment minutes: 67\n"
+        "Total treatment minutes: 97\n"
+        "Timed units billed: 4\n"
+        "Minutes furnished: therapist 74, assistant 23\n"
+    )
+    assert result.note.isascii()
+    assert evaluate(
+        Request(
+            Method.CMS,
+            PT,
+            timed={"97110": 36, "97140": 30, "97035": 1},
+            assistant_minutes={"97110": 23},
+            untimed=("97161",),
+            untimed_minutes={"97161": 30},
+            date_of_service=DOS,
+        ),
+        remarks=["Amended after closing: minutes of 97110 corrected."],
+    ).note.endswith("Amended after closing: minutes of 97110 corrected.\n")
