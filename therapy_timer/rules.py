@@ -846,11 +846,11 @@ REQUEST_FIELDS = frozenset(
 
 
 def _enum(kind: type[_E], value: object, where: str) -> _E:
-    choices = ", ".join(repr(m.value) for m in kind)
     if isinstance(value, str):
         for member in kind:
             if member.value.casefold() == value.strip().casefold():
                 return member
+    choices = ", ".join(repr(m.value) for m in kind)
     raise InvalidInput(where, f"must be one of {choices}, got {value!r}")
 
 
