@@ -2,19 +2,50 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import errno
+import functools
+import getpass
+import json
+import os
+import re
+import shutil
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+from urllib.parse import quote
 
-from therapy_timer.codes import Discipline, FurnishedBy, Role
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from therapy_timer.codes import Discipline, FurnishedBy, Role, normalize_code
+from therapy_timer.errors import (
+    DatabaseCorrupt,
+    DatabaseLocked,
+    DatabaseReadOnly,
+    DatabaseTooNew,
+    DiskFull,
+    InvalidInput,
+    InvalidOperation,
+    StorageUnavailable,
+)
+from therapy_timer.paths import DATA_DIR_ENV
+from therapy_timer.paths import data_dir as default_data_dir
 
 DB_FILENAME = "therapy-timer.sqlite3"
 BACKUP_DIRNAME = "backups"
 BACKUPS_KEPT = 14
 PATIENT_REF_MAX = 20
+APPLICATION_ID = 0x54544D52  # "TTMR": tells our files from other SQLite databases
+_FILE_MODE = 0o600
+_DIR_MODE = 0o700
+_PATIENT_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._#/-]*$")
+_BACKUP_NAME = re.compile(r"^therapy-timer-(\d{8}-\d{6})Z(?:-(\d+))?\.sqlite3$")
 
 
 class ClockLike(Protocol):
@@ -177,6 +208,118 @@ class AuditEntry:
     reason: str
 
 
+# ---------------------------------------------------------------------------------------------
+# Schema. Migrations are append-only: never edit one that has shipped, add a new one instead,
+# and keep tests/fixtures/store_v1.sql as the first schema so the upgrade path stays tested.
+
+MIGRATIONS = Migrations("therapy_timer")
+
+
+@MIGRATIONS(name="m001_initial")
+def _m001_initial(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE payer_profiles (
+            name TEXT PRIMARY KEY NOT NULL CHECK (length(trim(name)) > 0),
+            method TEXT NOT NULL CHECK (method IN ('cms', 'ama')),
+            assistant_modifiers INTEGER NOT NULL CHECK (assistant_modifiers IN (0, 1))
+        );
+        CREATE TABLE sessions (
+            id TEXT PRIMARY KEY NOT NULL,
+            date_of_service TEXT NOT NULL,
+            patient_ref TEXT NOT NULL,
+            clinician TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('PT', 'PTA', 'OT', 'OTA', 'SLP')),
+            discipline TEXT NOT NULL CHECK (discipline IN ('PT', 'OT', 'SLP')),
+            payer_profile TEXT NOT NULL REFERENCES payer_profiles(name) ON UPDATE CASCADE,
+            status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')),
+            amended INTEGER NOT NULL DEFAULT 0 CHECK (amended IN (0, 1)),
+            exported INTEGER NOT NULL DEFAULT 0 CHECK (exported IN (0, 1)),
+            created_utc TEXT NOT NULL,
+            closed_utc TEXT,
+            paused_utc TEXT,
+            resume_json TEXT NOT NULL DEFAULT '[]'
+        );
+        CREATE TABLE segments (
+            id INTEGER PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES sessions(id),
+            code TEXT NOT NULL,
+            furnished_by TEXT NOT NULL
+                CHECK (furnished_by IN ('therapist', 'assistant', 'together')),
+            timed INTEGER NOT NULL CHECK (timed IN (0, 1)),
+            start_utc TEXT NOT NULL,
+            stop_utc TEXT CHECK (stop_utc IS NULL OR stop_utc >= start_utc)
+        );
+        CREATE INDEX segments_by_session ON segments(session_id, start_utc);
+        -- The last line of defence for R8.1: one running timed code per session, whatever
+        -- the application does; and one stopwatch per code.
+        CREATE UNIQUE INDEX segments_one_timed_running ON segments(session_id)
+            WHERE stop_utc IS NULL AND timed = 1;
+        CREATE UNIQUE INDEX segments_one_per_code_running ON segments(session_id, code)
+            WHERE stop_utc IS NULL;
+        CREATE TABLE untimed_services (
+            id INTEGER PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES sessions(id),
+            code TEXT NOT NULL,
+            minutes INTEGER CHECK (minutes IS NULL OR minutes >= 0),
+            furnished_by TEXT NOT NULL
+                CHECK (furnished_by IN ('therapist', 'assistant', 'together')),
+            created_utc TEXT NOT NULL
+        );
+        CREATE INDEX untimed_by_session ON untimed_services(session_id);
+        CREATE TABLE settings (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+        CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at_utc TEXT NOT NULL);
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at_utc TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            entity TEXT NOT NULL,
+            entity_id TEXT NOT NULL,
+            before_json TEXT,
+            after_json TEXT,
+            reason TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX audit_by_entity ON audit_log(entity, entity_id);
+        CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN
+            SELECT RAISE(ABORT, 'audit_log is append-only: entries cannot be changed');
+        END;
+        CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN
+            SELECT RAISE(ABORT, 'audit_log is append-only: entries cannot be deleted');
+        END;
+        INSERT INTO payer_profiles (name, method, assistant_modifiers) VALUES
+            ('Medicare', 'cms', 1),
+            ('Commercial (per-code)', 'ama', 0);
+        """
+    )
+
+
+@MIGRATIONS(name="m002_list_indexes")
+def _m002_list_indexes(db: sqlite_utils.Database) -> None:
+    # Listing a day and finding running or open work must not scan a year of sessions.
+    db.executescript(
+        """
+        CREATE INDEX sessions_by_day ON sessions(date_of_service, created_utc);
+        CREATE INDEX sessions_open ON sessions(status) WHERE status = 'open';
+        CREATE INDEX segments_running ON segments(session_id) WHERE stop_utc IS NULL;
+        """
+    )
+
+
+# Everything is pending on an empty database: that is the list of migrations this version knows.
+_KNOWN_MIGRATIONS = frozenset(
+    m.name for m in MIGRATIONS.pending(sqlite_utils.Database(memory=True))
+)
+SCHEMA_VERSION = len(_KNOWN_MIGRATIONS)
+"""How many migrations this version knows; stored as PRAGMA user_version after migrating."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment errors -> StorageUnavailable, in plain words. Everything else is a bug: propagate.
+
+
 def database_path(data_dir: Path) -> Path:
     """The database file inside a data folder."""
     return data_dir / DB_FILENAME
@@ -186,23 +329,506 @@ def backups_dir(data_dir: Path) -> Path:
     return data_dir / BACKUP_DIRNAME
 
 
+def _corrupt(db_path: Path, detail: str = "") -> DatabaseCorrupt:
+    backup = latest_backup(db_path.parent)
+    what = f"The Therapy Timer database {db_path} is damaged and cannot be read"
+    what += f" ({detail})." if detail else "."
+    if backup is not None:
+        advice = (
+            f' The latest backup is {backup}. Restore it with: therapy-timer restore "{backup}".'
+            " The damaged file is kept as it is."
+        )
+    else:
+        advice = (
+            f" There is no backup in {backups_dir(db_path.parent)}."
+            " Do not delete the file; ask your IT support to look at it."
+        )
+    return DatabaseCorrupt(what + advice)
+
+
+def _read_only(db_path: Path) -> DatabaseReadOnly:
+    return DatabaseReadOnly(
+        f"Therapy Timer cannot write to {db_path}: the file, its folder or the disk is read-only."
+        " Nothing was saved. Check the permissions, or point the "
+        f"{DATA_DIR_ENV} setting at a folder you may write to."
+    )
+
+
+def _storage_error(exc: BaseException, db_path: Path, busy_timeout_ms: int) -> Exception | None:
+    """The StorageUnavailable for an environment failure, or None if ``exc`` is a bug."""
+    if isinstance(exc, StorageUnavailable):
+        return exc
+    if isinstance(exc, sqlite3.Error):
+        primary = getattr(exc, "sqlite_errorcode", -1) & 0xFF
+        if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            return _corrupt(db_path, str(exc))
+        if primary == sqlite3.SQLITE_FULL:
+            return DiskFull(
+                f"The disk holding {db_path.parent} is full, so the last change was not saved."
+                " Free some space and try again."
+            )
+        if primary in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CANTOPEN):
+            return _read_only(db_path)
+        if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            return DatabaseLocked(
+                f"The database {db_path} stayed locked by another program for more than"
+                f" {busy_timeout_ms / 1000:g} seconds, so the last change was not saved."
+                " Close other Therapy Timer windows or commands and try again."
+            )
+        if primary == sqlite3.SQLITE_IOERR:
+            return StorageUnavailable(
+                f"The disk reported an error while reading or writing {db_path}"
+                f" ({getattr(exc, 'sqlite_errorname', 'I/O error')}). Nothing was saved."
+                " Check the disk or network drive and try again."
+            )
+        return None
+    if isinstance(exc, OSError):
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return _read_only(db_path)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return DiskFull(
+                f"The disk holding {db_path.parent} is full. Free some space and try again."
+            )
+        if exc.errno == errno.EIO:
+            return StorageUnavailable(
+                f"The disk reported an error while using {db_path}. Check the disk and try again."
+            )
+    return None
+
+
+@contextlib.contextmanager
+def _translated(db_path: Path, busy_timeout_ms: int = 5000) -> Iterator[None]:
+    try:
+        yield
+    except (sqlite3.Error, OSError) as exc:
+        translated = _storage_error(exc, db_path, busy_timeout_ms)
+        if translated is None or translated is exc:
+            raise
+        raise translated from exc
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _guarded(method: Callable[Concatenate[Store, _P], _R]) -> Callable[Concatenate[Store, _P], _R]:
+    @functools.wraps(method)
+    def wrapper(self: Store, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with _translated(self._path, self._busy_timeout_ms):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+# ---------------------------------------------------------------------------------------------
+# Values <-> columns
+
+
+def _ts(value: datetime, field: str) -> str:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{field}: a naive datetime; pass an aware one (the store keeps UTC)")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _now(clock: ClockLike) -> str:
+    return _ts(clock.now(), "clock.now()")
+
+
+def _dt(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _opt_dt(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: _jsonable(getattr(value, name)) for name in value.__dataclass_fields__}
+    return value
+
+
+def _to_json(value: object) -> str | None:
+    return None if value is None else json.dumps(_jsonable(value), sort_keys=True)
+
+
+def _spec_json(specs: Sequence[SegmentSpec]) -> str:
+    return json.dumps([_jsonable(s) for s in specs])
+
+
+def _specs_from_json(text: str) -> tuple[SegmentSpec, ...]:
+    return tuple(
+        SegmentSpec(str(d["code"]), FurnishedBy(d["furnished_by"]), bool(d["timed"]))
+        for d in json.loads(text)
+    )
+
+
+def _session(row: Mapping[str, Any]) -> Session:
+    return Session(
+        id=row["id"],
+        date_of_service=date.fromisoformat(row["date_of_service"]),
+        patient_ref=row["patient_ref"],
+        clinician=row["clinician"],
+        role=Role(row["role"]),
+        discipline=Discipline(row["discipline"]),
+        payer_profile=row["payer_profile"],
+        status=SessionStatus(row["status"]),
+        amended=bool(row["amended"]),
+        exported=bool(row["exported"]),
+        created_utc=_dt(row["created_utc"]),
+        closed_utc=_opt_dt(row["closed_utc"]),
+        paused_utc=_opt_dt(row["paused_utc"]),
+        resume=_specs_from_json(row["resume_json"]),
+    )
+
+
+def _segment(row: Mapping[str, Any]) -> Segment:
+    return Segment(
+        id=row["id"],
+        session_id=row["session_id"],
+        code=row["code"],
+        furnished_by=FurnishedBy(row["furnished_by"]),
+        timed=bool(row["timed"]),
+        start_utc=_dt(row["start_utc"]),
+        stop_utc=_opt_dt(row["stop_utc"]),
+    )
+
+
+def _untimed(row: Mapping[str, Any]) -> UntimedService:
+    return UntimedService(
+        id=row["id"],
+        session_id=row["session_id"],
+        code=row["code"],
+        minutes=row["minutes"],
+        furnished_by=FurnishedBy(row["furnished_by"]),
+        created_utc=_dt(row["created_utc"]),
+    )
+
+
+def _profile(row: Mapping[str, Any]) -> PayerProfile:
+    return PayerProfile(
+        name=row["name"],
+        method=PayerMethod(row["method"]),
+        assistant_modifiers=bool(row["assistant_modifiers"]),
+    )
+
+
+def _audit_entry(row: Mapping[str, Any]) -> AuditEntry:
+    return AuditEntry(
+        id=row["id"],
+        at_utc=_dt(row["at_utc"]),
+        actor=row["actor"],
+        action=row["action"],
+        entity=row["entity"],
+        entity_id=row["entity_id"],
+        before=None if row["before_json"] is None else json.loads(row["before_json"]),
+        after=None if row["after_json"] is None else json.loads(row["after_json"]),
+        reason=row["reason"],
+    )
+
+
+def _patient_ref(raw: str) -> str:
+    ref = raw.strip() if isinstance(raw, str) else ""
+    if not ref or len(ref) > PATIENT_REF_MAX or not _PATIENT_REF.match(ref):
+        raise InvalidInput(
+            "patient_ref",
+            f"{raw!r} is not a patient reference: use initials or a record number"
+            f" (up to {PATIENT_REF_MAX} letters, digits or . _ - # /, no spaces),"
+            " not a name or other details",
+        )
+    return ref
+
+
+def _reason(raw: str) -> str:
+    reason = raw.strip() if isinstance(raw, str) else ""
+    if not reason:
+        raise InvalidInput("reason", "a change to recorded time needs a reason (what and why)")
+    return reason
+
+
+def _label(raw: str, field: str, max_len: int = 80) -> str:
+    text = raw.strip() if isinstance(raw, str) else ""
+    if not text or len(text) > max_len or any(ch in text for ch in "\r\n\t\x00"):
+        raise InvalidInput(field, f"must be 1 to {max_len} characters on one line, got {raw!r}")
+    return text
+
+
+def _default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):
+        return "unknown"
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    # Explicit chmod: mkdir's mode is filtered by the umask, and this folder holds health data.
+    if path.stat().st_mode & 0o777 != _DIR_MODE:
+        path.chmod(_DIR_MODE)
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` if missing and make it 0600, whatever the umask."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+    try:
+        if os.fstat(fd).st_mode & 0o777 != _FILE_MODE:
+            os.fchmod(fd, _FILE_MODE)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _backup_sort_key(path: Path) -> tuple[str, int]:
+    match = _BACKUP_NAME.match(path.name)
+    assert match is not None
+    return match.group(1), int(match.group(2) or 0)
+
+
 def list_backups(data_dir: Path) -> list[Path]:
     """Rotating backups in the data folder, oldest first."""
-    raise NotImplementedError
+    folder = backups_dir(data_dir)
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if _BACKUP_NAME.match(p.name) and p.is_file()]
+    return sorted(found, key=_backup_sort_key)
 
 
 def latest_backup(data_dir: Path) -> Path | None:
     """The newest rotating backup, offered to the user when the database is damaged."""
-    raise NotImplementedError
+    try:
+        backups = list_backups(data_dir)
+    except OSError:
+        return None
+    return backups[-1] if backups else None
 
 
-def restore(file: Path, *, data_dir: Path, clock: ClockLike, actor: str | None = None) -> Path:
+def _backup_time(path: Path) -> datetime:
+    stamp, _ = _backup_sort_key(path)
+    return datetime.strptime(stamp, "%Y%m%d-%H%M%S").replace(tzinfo=UTC)
+
+
+def _new_backup_path(data_dir: Path, now: datetime) -> Path:
+    folder = backups_dir(data_dir)
+    stamp = now.astimezone(UTC).strftime("%Y%m%d-%H%M%S")
+    candidate = folder / f"therapy-timer-{stamp}Z.sqlite3"
+    n = 1
+    while candidate.exists():
+        n += 1
+        candidate = folder / f"therapy-timer-{stamp}Z-{n}.sqlite3"
+    return candidate
+
+
+def _copy_with_backup_api(source: sqlite3.Connection, dest: Path) -> None:
+    """Write a consistent, self-contained (rollback-journal) copy of ``source`` to ``dest``."""
+    _private_dir(dest.parent)
+    partial = dest.with_name(dest.name + ".partial")
+    partial.unlink(missing_ok=True)
+    _private_file(partial)
+    try:
+        target = sqlite3.connect(partial, isolation_level=None)
+        try:
+            source.backup(target)
+            # The copy would inherit WAL mode; a backup should be one file that opens anywhere.
+            target.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            target.close()
+        fd = os.open(partial, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(partial, dest)
+        _fsync_dir(dest.parent)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def _applied_migrations(conn: sqlite3.Connection) -> set[str]:
+    has_table = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+        [Migrations.migrations_table],
+    ).fetchone()
+    if not has_table:
+        return set()
+    rows = conn.execute(
+        f"SELECT name FROM {Migrations.migrations_table} WHERE migration_set = ?",
+        [MIGRATIONS.name],
+    )
+    return {str(r[0]) for r in rows}
+
+
+def _check_ours(conn: sqlite3.Connection, db_path: Path) -> set[str]:
+    """Raise unless ``conn`` is an empty database or one of ours we understand; return applied."""
+    app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+    n_tables = int(conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
+    if app_id != APPLICATION_ID and (app_id != 0 or n_tables):
+        raise DatabaseCorrupt(
+            f"{db_path} is not a Therapy Timer database (it is some other SQLite file)."
+            " Move it away, or choose a Therapy Timer backup to restore."
+        )
+    applied = _applied_migrations(conn)
+    unknown = applied - _KNOWN_MIGRATIONS
+    user_version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if unknown or user_version > SCHEMA_VERSION:
+        raise DatabaseTooNew(
+            f"The database {db_path} was written by a newer version of Therapy Timer"
+            f" (schema {max(user_version, len(applied))}; this version knows {SCHEMA_VERSION})."
+            " Install the newer version, or restore a backup made by this version."
+        )
+    return applied
+
+
+def _validate_for_restore(file: Path) -> None:
+    conn = sqlite3.connect(file, isolation_level=None)
+    try:
+        result = conn.execute("PRAGMA quick_check").fetchone()
+        if result is None or result[0] != "ok":
+            raise _corrupt_restore_source(file, str(result[0] if result else "no answer"))
+        applied = _check_ours(conn, file)
+        if "m001_initial" not in applied:
+            raise DatabaseCorrupt(
+                f"{file} is not a Therapy Timer database (it has none of our tables)."
+            )
+    finally:
+        conn.close()
+
+
+def _corrupt_restore_source(file: Path, detail: str) -> DatabaseCorrupt:
+    return DatabaseCorrupt(
+        f"{file} is damaged ({detail}), so it was not restored. Choose another backup."
+    )
+
+
+def restore(
+    file: Path,
+    *,
+    data_dir: Path | None = None,
+    clock: ClockLike,
+    actor: str | None = None,
+) -> Path | None:
     """Replace the database with ``file`` (validated first); returns the copy kept of the old one.
 
     Works when the current database is damaged (that is when it is needed most). Raises
-    DatabaseCorrupt / DatabaseTooNew if ``file`` is not a Therapy Timer database we can read.
+    DatabaseCorrupt / DatabaseTooNew if ``file`` is not a Therapy Timer database we can read;
+    then nothing is changed. An older schema is migrated after the restore. Returns None when
+    there was no database to keep.
     """
-    raise NotImplementedError
+    folder = default_data_dir(data_dir)
+    db_path = database_path(folder)
+    if not Path(file).is_file():
+        raise InvalidInput("file", f"{file} does not exist or is not a file")
+    now = clock.now()
+    stamp = now.astimezone(UTC).strftime("%Y%m%d-%H%M%S")
+    with _translated(db_path):
+        _private_dir(folder)
+        _private_dir(backups_dir(folder))
+        # Validate a private copy, so the source can neither change under us nor be modified
+        # by opening it (a WAL-mode file gets -wal/-shm companions when opened).
+        staged = backups_dir(folder) / f"restore-staging-{stamp}.sqlite3"
+        staged.unlink(missing_ok=True)
+        _private_file(staged)
+        try:
+            shutil.copyfile(file, staged)
+            with _translated(Path(file)):
+                try:
+                    _validate_for_restore(staged)
+                except sqlite3.DatabaseError as exc:
+                    if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (
+                        sqlite3.SQLITE_CORRUPT,
+                        sqlite3.SQLITE_NOTADB,
+                    ):
+                        raise _corrupt_restore_source(Path(file), str(exc)) from exc
+                    raise
+            kept = _keep_current(db_path, backups_dir(folder) / f"pre-restore-{stamp}Z.sqlite3")
+            _replace_database(staged, db_path)
+        finally:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{staged}{suffix}").unlink(missing_ok=True)
+    with Store.open(folder, clock=clock, actor=actor) as store:
+        store.record_event(
+            "database.restore",
+            entity="database",
+            entity_id=DB_FILENAME,
+            reason=f"restored from {file}",
+            details={"source": str(file), "previous_copy": str(kept) if kept else None},
+        )
+    return kept
+
+
+def _keep_current(db_path: Path, dest: Path) -> Path | None:
+    if not db_path.exists() or db_path.stat().st_size == 0:
+        return None
+    try:
+        conn = sqlite3.connect(db_path, isolation_level=None)
+        try:
+            _copy_with_backup_api(conn, dest)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        # Damaged beyond SQLite's reading: keep the raw bytes (and any -wal) for forensics.
+        _private_file(dest)
+        shutil.copyfile(db_path, dest)
+        wal = Path(f"{db_path}-wal")
+        if wal.exists():
+            _private_file(Path(f"{dest}-wal"))
+            shutil.copyfile(wal, Path(f"{dest}-wal"))
+    return dest
+
+
+def _replace_database(staged: Path, db_path: Path) -> None:
+    source = sqlite3.connect(staged, isolation_level=None)
+    try:
+        try:
+            # The backup API writes into the live file under SQLite's locks, so any other
+            # connection sees the restored data instead of an unlinked file.
+            _private_file(db_path)
+            target = sqlite3.connect(db_path, isolation_level=None, timeout=5.0)
+            try:
+                target.execute("PRAGMA journal_mode=WAL")
+                source.backup(target)
+            finally:
+                target.close()
+            return
+        except sqlite3.DatabaseError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in (
+                sqlite3.SQLITE_CORRUPT,
+                sqlite3.SQLITE_NOTADB,
+            ):
+                raise
+        # The current file is too damaged to write into: swap files. Its -wal must go too,
+        # or SQLite would replay stale frames onto the restored database.
+        partial = db_path.with_name(db_path.name + ".partial")
+        partial.unlink(missing_ok=True)
+        _copy_with_backup_api(source, partial)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+        os.replace(partial, db_path)
+        _fsync_dir(db_path.parent)
+    finally:
+        source.close()
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 class Store:
@@ -212,25 +838,131 @@ class Store:
     ``StorageUnavailable`` family; anything else is a bug and propagates unchanged.
     """
 
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        path: Path,
+        clock: ClockLike,
+        actor: str,
+        busy_timeout_ms: int,
+    ) -> None:
+        """Use ``Store.open``; this takes an already prepared connection."""
+        self._conn = conn
+        self._db = sqlite_utils.Database(conn, execute_plugins=False)
+        self._path = path
+        self._data_dir = path.parent
+        self._clock = clock
+        self._actor = actor
+        self._busy_timeout_ms = busy_timeout_ms
+
     @classmethod
     def open(
         cls,
-        data_dir: Path,
+        data_dir: Path | None = None,
         *,
         clock: ClockLike,
         actor: str | None = None,
         busy_timeout_ms: int = 5000,
         read_only: bool = False,
     ) -> Store:
-        """Open (creating and migrating as needed) the database in ``data_dir``."""
-        raise NotImplementedError
+        """Open (creating and migrating as needed) the database in ``data_dir``.
+
+        ``data_dir`` None means ``paths.data_dir()``. ``read_only`` opens without any write
+        (no creation, no migration); writes then raise DatabaseReadOnly.
+        """
+        folder = default_data_dir(data_dir)
+        db_path = database_path(folder)
+        with _translated(db_path, busy_timeout_ms):
+            conn = cls._connect(db_path, busy_timeout_ms, read_only)
+            try:
+                cls._prepare_schema(conn, db_path, read_only)
+                if not read_only:
+                    for suffix in ("-wal", "-shm"):
+                        companion = Path(f"{db_path}{suffix}")
+                        if companion.exists():
+                            _private_file(companion)
+            except BaseException:
+                conn.close()
+                raise
+        return cls(
+            conn,
+            path=db_path,
+            clock=clock,
+            actor=actor or _default_actor(),
+            busy_timeout_ms=busy_timeout_ms,
+        )
+
+    @staticmethod
+    def _connect(db_path: Path, busy_timeout_ms: int, read_only: bool) -> sqlite3.Connection:
+        if read_only:
+            if not db_path.is_file():
+                raise StorageUnavailable(f"There is no Therapy Timer database at {db_path}.")
+            target = f"file:{quote(str(db_path))}?mode=ro"
+        else:
+            _private_dir(db_path.parent)
+            _private_file(db_path)
+            target = f"file:{quote(str(db_path))}?mode=rw"
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, never Python's implicit BEGIN.
+        conn = sqlite3.connect(
+            target, uri=True, isolation_level=None, timeout=busy_timeout_ms / 1000
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            if not read_only:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StorageUnavailable(
+                        f"The database {db_path} could not be switched to safe-write (WAL)"
+                        f" mode (got {mode!r}); it may be on a network drive that does not"
+                        " support it. Move the data folder to a local disk."
+                    )
+            # FULL: in WAL mode a commit is on disk before COMMIT returns, so a screen that says
+            # "started" never lies after a power cut.
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    def _prepare_schema(conn: sqlite3.Connection, db_path: Path, read_only: bool) -> None:
+        if read_only:
+            applied = _check_ours(conn, db_path)
+            if applied != _KNOWN_MIGRATIONS:
+                raise DatabaseReadOnly(
+                    f"The database {db_path} needs an upgrade to be used by this version, but it"
+                    " was opened read-only. Open it once with write access."
+                )
+            return
+        # IMMEDIATE also proves at once that we may write: a read-only file fails here,
+        # not when the first timer starts.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            applied = _check_ours(conn, db_path)
+            if applied != _KNOWN_MIGRATIONS:
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                db = sqlite_utils.Database(conn, execute_plugins=False)
+                MIGRATIONS.apply(db)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
 
     @property
     def path(self) -> Path:
-        raise NotImplementedError
+        return self._path
+
+    @property
+    def data_dir(self) -> Path:
+        return self._data_dir
 
     def close(self) -> None:
-        raise NotImplementedError
+        self._conn.close()
 
     def __enter__(self) -> Store:
         return self
@@ -238,19 +970,111 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # plumbing --------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[None]:
+        """One write transaction; taken up front so a concurrent writer waits, never interleaves."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+            raise
+
+    def _rows(self, sql: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
+        cursor = self._conn.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def _audit(
+        self,
+        action: str,
+        entity: str,
+        entity_id: str,
+        *,
+        before: object = None,
+        after: object = None,
+        reason: str = "",
+        actor: str | None = None,
+    ) -> int:
+        cursor = self._conn.execute(
+            "INSERT INTO audit_log (at_utc, actor, action, entity, entity_id, before_json,"
+            " after_json, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                _now(self._clock),
+                actor or self._actor,
+                action,
+                entity,
+                entity_id,
+                _to_json(before),
+                _to_json(after),
+                reason,
+            ],
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def _session_row(self, session_id: str) -> Session:
+        rows = self._rows("SELECT * FROM sessions WHERE id = ?", [session_id])
+        if not rows:
+            raise InvalidInput("session", f"there is no session with id {session_id!r}")
+        return _session(rows[0])
+
+    def _segment_row(self, segment_id: int) -> Segment:
+        rows = self._rows("SELECT * FROM segments WHERE id = ?", [segment_id])
+        if not rows:
+            raise InvalidInput("segment", f"there is no segment with id {segment_id!r}")
+        return _segment(rows[0])
+
+    def _untimed_row(self, untimed_id: int) -> UntimedService:
+        rows = self._rows("SELECT * FROM untimed_services WHERE id = ?", [untimed_id])
+        if not rows:
+            raise InvalidInput("untimed", f"there is no untimed service with id {untimed_id!r}")
+        return _untimed(rows[0])
+
+    def _mark_amended_if_closed(self, session: Session) -> None:
+        if not session.is_open:
+            self._conn.execute("UPDATE sessions SET amended = 1 WHERE id = ?", [session.id])
+
+    def _check_no_timed_overlap(
+        self, session_id: str, start: str, stop: str | None, ignore_id: int | None
+    ) -> None:
+        clash = self._conn.execute(
+            "SELECT id, code FROM segments WHERE session_id = ? AND timed = 1 AND id IS NOT ?"
+            " AND (? IS NULL OR start_utc < ?) AND (stop_utc IS NULL OR stop_utc > ?)",
+            [session_id, ignore_id, stop, stop, start],
+        ).fetchone()
+        if clash is not None:
+            raise InvalidOperation(
+                f"those times overlap timed code {clash[1]} (segment {clash[0]}) of the same"
+                " session; the same minutes cannot be billed twice"
+            )
+
+    # database-wide ---------------------------------------------------------------------------
+
+    @_guarded
     def data_version(self) -> int:
         """Changes when another connection commits (``PRAGMA data_version``): poll to refresh."""
-        raise NotImplementedError
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
+    @_guarded
     def schema_version(self) -> int:
-        raise NotImplementedError
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
 
+    @_guarded
     def check_integrity(self) -> None:
         """Raise DatabaseCorrupt unless ``PRAGMA quick_check`` passes."""
-        raise NotImplementedError
+        rows = [str(r[0]) for r in self._conn.execute("PRAGMA quick_check").fetchall()]
+        if rows != ["ok"]:
+            raise _corrupt(self._path, "; ".join(rows[:3]))
 
     # sessions -------------------------------------------------------------------------------
 
+    @_guarded
     def create_session(
         self,
         *,
@@ -263,12 +1087,45 @@ class Store:
         actor: str | None = None,
     ) -> Session:
         """Insert an open session with a fresh UUID; patient_ref is a short label (InvalidInput)."""
-        raise NotImplementedError
+        ref = _patient_ref(patient_ref)
+        who = _label(clinician, "clinician")
+        role = Role(role)
+        discipline = Discipline(discipline)
+        if role.discipline is not discipline:
+            raise InvalidInput(
+                "discipline", f"a {role.value} furnishes {role.discipline.value} services"
+            )
+        if not isinstance(date_of_service, date) or isinstance(date_of_service, datetime):
+            raise InvalidInput("date_of_service", f"not a date: {date_of_service!r}")
+        with self._write():
+            self._profile_row(payer_profile)
+            row = {
+                "id": str(uuid.uuid4()),
+                "date_of_service": date_of_service.isoformat(),
+                "patient_ref": ref,
+                "clinician": who,
+                "role": role.value,
+                "discipline": discipline.value,
+                "payer_profile": payer_profile,
+                "status": SessionStatus.OPEN.value,
+                "amended": 0,
+                "exported": 0,
+                "created_utc": _now(self._clock),
+                "closed_utc": None,
+                "paused_utc": None,
+                "resume_json": "[]",
+            }
+            self._db.table("sessions").insert(row)
+            session = _session(row)
+            self._audit("session.create", "session", session.id, after=session, actor=actor)
+        return session
 
+    @_guarded
     def get_session(self, session_id: str) -> Session:
         """The session, or InvalidInput("session", ...) if there is none with that id."""
-        raise NotImplementedError
+        return self._session_row(session_id)
 
+    @_guarded
     def list_sessions(
         self,
         *,
@@ -279,17 +1136,82 @@ class Store:
         clinician: str | None = None,
     ) -> list[Session]:
         """Sessions of one day, or of ``start``..``end`` inclusive, in order of creation."""
-        raise NotImplementedError
+        if day is not None and (start is not None or end is not None):
+            raise ValueError("pass either day or start/end, not both")
+        where: list[str] = []
+        params: list[object] = []
+        if day is not None:
+            where.append("date_of_service = ?")
+            params.append(day.isoformat())
+        if start is not None:
+            where.append("date_of_service >= ?")
+            params.append(start.isoformat())
+        if end is not None:
+            where.append("date_of_service <= ?")
+            params.append(end.isoformat())
+        if status is not None:
+            where.append("status = ?")
+            params.append(SessionStatus(status).value)
+        if clinician is not None:
+            where.append("clinician = ?")
+            params.append(clinician)
+        sql = "SELECT * FROM sessions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY date_of_service, created_utc, id"
+        return [_session(r) for r in self._rows(sql, params)]
 
+    @_guarded
     def close_session(
         self, session_id: str, *, stops: Sequence[SegmentStop] = (), actor: str | None = None
     ) -> Session:
         """Stop ``stops`` and close the session in one transaction; refuses if any still runs."""
-        raise NotImplementedError
+        with self._write():
+            before = self._session_row(session_id)
+            if not before.is_open:
+                raise InvalidOperation(f"session {session_id} is already closed")
+            stopped = self._stop_segments(session_id, stops)
+            still = self._conn.execute(
+                "SELECT code FROM segments WHERE session_id = ? AND stop_utc IS NULL",
+                [session_id],
+            ).fetchall()
+            if still:
+                codes = ", ".join(sorted(str(r[0]) for r in still))
+                raise InvalidOperation(f"stop the running codes first ({codes})")
+            self._conn.execute(
+                "UPDATE sessions SET status = 'closed', closed_utc = ?, paused_utc = NULL,"
+                " resume_json = '[]' WHERE id = ?",
+                [_now(self._clock), session_id],
+            )
+            after = self._session_row(session_id)
+            self._audit(
+                "session.close",
+                "session",
+                session_id,
+                before={"session": before, "segments": stopped[0]},
+                after={"session": after, "segments": stopped[1]},
+                actor=actor,
+            )
+        return after
 
+    @_guarded
     def mark_exported(self, session_ids: Sequence[str], *, actor: str | None = None) -> None:
-        raise NotImplementedError
+        with self._write():
+            for session_id in session_ids:
+                session = self._session_row(session_id)
+                if session.exported:
+                    continue
+                self._conn.execute("UPDATE sessions SET exported = 1 WHERE id = ?", [session_id])
+                self._audit(
+                    "session.export",
+                    "session",
+                    session_id,
+                    before={"exported": False},
+                    after={"exported": True},
+                    actor=actor,
+                )
 
+    @_guarded
     def amend_session(
         self,
         session_id: str,
@@ -301,18 +1223,94 @@ class Store:
         actor: str | None = None,
     ) -> Session:
         """Change a session's header; needs a reason; marks a closed session amended."""
-        raise NotImplementedError
+        why = _reason(reason)
+        changes: dict[str, object] = {}
+        if patient_ref is not None:
+            changes["patient_ref"] = _patient_ref(patient_ref)
+        if date_of_service is not None:
+            changes["date_of_service"] = date_of_service.isoformat()
+        with self._write():
+            before = self._session_row(session_id)
+            if payer_profile is not None:
+                changes["payer_profile"] = self._profile_row(payer_profile).name
+            if not changes:
+                return before
+            assignments = ", ".join(f"{column} = ?" for column in changes)
+            self._conn.execute(
+                f"UPDATE sessions SET {assignments} WHERE id = ?", [*changes.values(), session_id]
+            )
+            self._mark_amended_if_closed(before)
+            after = self._session_row(session_id)
+            self._audit(
+                "session.amend",
+                "session",
+                session_id,
+                before=before,
+                after=after,
+                reason=why,
+                actor=actor,
+            )
+        return after
 
     # segments -------------------------------------------------------------------------------
 
+    @_guarded
     def segments(self, session_id: str) -> list[Segment]:
         """A session's segments in start order."""
-        raise NotImplementedError
+        rows = self._rows(
+            "SELECT * FROM segments WHERE session_id = ? ORDER BY start_utc, id", [session_id]
+        )
+        return [_segment(r) for r in rows]
 
+    @_guarded
     def open_segments(self, session_id: str | None = None) -> list[Segment]:
         """Segments with no stop time (all sessions by default): what to recover after a crash."""
-        raise NotImplementedError
+        if session_id is None:
+            rows = self._rows("SELECT * FROM segments WHERE stop_utc IS NULL ORDER BY start_utc")
+        else:
+            rows = self._rows(
+                "SELECT * FROM segments WHERE stop_utc IS NULL AND session_id = ?"
+                " ORDER BY start_utc",
+                [session_id],
+            )
+        return [_segment(r) for r in rows]
 
+    def _stop_segments(
+        self, session_id: str, stops: Sequence[SegmentStop]
+    ) -> tuple[list[Segment], list[Segment]]:
+        """Inside a transaction: stop each segment; (before, after) records."""
+        befores: list[Segment] = []
+        afters: list[Segment] = []
+        for stop in stops:
+            segment = self._segment_row(stop.segment_id)
+            if segment.session_id != session_id:
+                raise InvalidInput("segment", f"segment {segment.id} belongs to another session")
+            if not segment.running:
+                raise InvalidOperation(
+                    f"{segment.code} was already stopped (perhaps by another window or"
+                    " command); refresh and try again"
+                )
+            stop_text = _ts(stop.stop_utc, "stop_utc")
+            if stop.stop_utc < segment.start_utc:
+                raise InvalidInput("stop_utc", f"{segment.code} cannot stop before it started")
+            self._conn.execute(
+                "UPDATE segments SET stop_utc = ? WHERE id = ?", [stop_text, segment.id]
+            )
+            befores.append(segment)
+            afters.append(
+                Segment(
+                    segment.id,
+                    segment.session_id,
+                    segment.code,
+                    segment.furnished_by,
+                    segment.timed,
+                    segment.start_utc,
+                    _dt(stop_text),
+                )
+            )
+        return befores, afters
+
+    @_guarded
     def apply_stopwatch_change(
         self, change: StopwatchChange, *, actor: str | None = None
     ) -> AppliedChange:
@@ -321,12 +1319,109 @@ class Store:
         Re-checks inside the transaction that after the change at most one timed segment of the
         session runs, so two processes can never both start a timed code (InvalidOperation).
         """
-        raise NotImplementedError
+        if change.pause is not None and change.clear_pause:
+            raise ValueError("a stopwatch change cannot both pause and resume")
+        starts = [
+            (normalize_code(s.code, "code"), FurnishedBy(s.furnished_by), bool(s.timed), s)
+            for s in change.starts
+        ]
+        start_texts = [_ts(s.start_utc, "start_utc") for s in change.starts]
+        session_id = change.session_id
+        with self._write():
+            before = self._session_row(session_id)
+            if not before.is_open:
+                raise InvalidOperation("this session is closed; amend it instead")
+            if change.pause is not None and before.is_paused:
+                raise InvalidOperation("the stopwatch is already paused")
+            if change.clear_pause and not before.is_paused:
+                raise InvalidOperation("the stopwatch is not paused")
+            stopping = {s.segment_id for s in change.stops}
+            running = [seg for seg in self.open_segments(session_id) if seg.id not in stopping]
+            running_codes = {seg.code for seg in running}
+            timed_running = [seg for seg in running if seg.timed]
+            new_timed = [code for code, _, timed, _ in starts if timed]
+            if len(timed_running) + len(new_timed) > 1:
+                other = timed_running[0].code if timed_running else new_timed[0]
+                raise InvalidOperation(
+                    f"timed code {other} is already running in this session (perhaps started"
+                    " by another window or command); stop it first"
+                )
+            new_codes = [code for code, _, _, _ in starts]
+            duplicate = running_codes.intersection(new_codes) or (
+                set() if len(set(new_codes)) == len(new_codes) else set(new_codes)
+            )
+            if duplicate:
+                raise InvalidOperation(f"{sorted(duplicate)[0]} is already running")
+            stopped_before, stopped = self._stop_segments(session_id, change.stops)
+            started: list[Segment] = []
+            for (code, furnished_by, timed, _), start_text in zip(starts, start_texts, strict=True):
+                cursor = self._conn.execute(
+                    "INSERT INTO segments (session_id, code, furnished_by, timed, start_utc)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [session_id, code, furnished_by.value, int(timed), start_text],
+                )
+                assert cursor.lastrowid is not None
+                started.append(
+                    Segment(
+                        cursor.lastrowid,
+                        session_id,
+                        code,
+                        furnished_by,
+                        timed,
+                        _dt(start_text),
+                        None,
+                    )
+                )
+            if change.pause is not None:
+                self._conn.execute(
+                    "UPDATE sessions SET paused_utc = ?, resume_json = ? WHERE id = ?",
+                    [
+                        _ts(change.pause.at_utc, "pause.at_utc"),
+                        _spec_json(change.pause.resume),
+                        session_id,
+                    ],
+                )
+            elif change.clear_pause:
+                self._conn.execute(
+                    "UPDATE sessions SET paused_utc = NULL, resume_json = '[]' WHERE id = ?",
+                    [session_id],
+                )
+            after = (
+                self._session_row(session_id)
+                if change.pause is not None or change.clear_pause
+                else before
+            )
+            self._audit(
+                change.action,
+                "session",
+                session_id,
+                before={"stopped": stopped_before, "paused_utc": before.paused_utc},
+                after={"stopped": stopped, "started": started, "paused_utc": after.paused_utc},
+                reason=change.reason.strip(),
+                actor=actor,
+            )
+        return AppliedChange(after, tuple(stopped), tuple(started))
 
+    @_guarded
     def discard_segment(self, segment_id: int, *, reason: str, actor: str | None = None) -> Segment:
         """Delete a segment (e.g. after a crash), keeping it in the audit log; needs a reason."""
-        raise NotImplementedError
+        why = _reason(reason)
+        with self._write():
+            segment = self._segment_row(segment_id)
+            session = self._session_row(segment.session_id)
+            self._conn.execute("DELETE FROM segments WHERE id = ?", [segment_id])
+            self._mark_amended_if_closed(session)
+            self._audit(
+                "segment.discard",
+                "segment",
+                str(segment_id),
+                before=segment,
+                reason=why,
+                actor=actor,
+            )
+        return segment
 
+    @_guarded
     def amend_segment(
         self,
         segment_id: int,
@@ -341,10 +1436,50 @@ class Store:
     ) -> Segment:
         """Edit a recorded segment after the fact; needs a reason; marks a closed session amended.
 
-        Refuses edits that make two timed segments of the session overlap.
+        Refuses edits that make two timed segments of the session overlap, and a stop time for
+        a segment still running (stop it with the stopwatch).
         """
-        raise NotImplementedError
+        why = _reason(reason)
+        new_code = None if code is None else normalize_code(code, "code")
+        with self._write():
+            before = self._segment_row(segment_id)
+            session = self._session_row(before.session_id)
+            if stop_utc is not None and before.running:
+                raise InvalidOperation(f"{before.code} is still running; stop it first")
+            start = _ts(start_utc if start_utc is not None else before.start_utc, "start_utc")
+            new_stop = stop_utc if stop_utc is not None else before.stop_utc
+            stop = None if new_stop is None else _ts(new_stop, "stop_utc")
+            if stop is not None and _dt(stop) < _dt(start):
+                raise InvalidInput("stop_utc", "a segment cannot stop before it starts")
+            is_timed = before.timed if timed is None else bool(timed)
+            if is_timed:
+                self._check_no_timed_overlap(session.id, start, stop, segment_id)
+            self._conn.execute(
+                "UPDATE segments SET start_utc = ?, stop_utc = ?, code = ?, furnished_by = ?,"
+                " timed = ? WHERE id = ?",
+                [
+                    start,
+                    stop,
+                    new_code or before.code,
+                    FurnishedBy(furnished_by or before.furnished_by).value,
+                    int(is_timed),
+                    segment_id,
+                ],
+            )
+            self._mark_amended_if_closed(session)
+            after = self._segment_row(segment_id)
+            self._audit(
+                "segment.amend",
+                "segment",
+                str(segment_id),
+                before=before,
+                after=after,
+                reason=why,
+                actor=actor,
+            )
+        return after
 
+    @_guarded
     def add_segment(
         self,
         session_id: str,
@@ -358,13 +1493,46 @@ class Store:
         actor: str | None = None,
     ) -> Segment:
         """Add a finished segment by hand (a forgotten code); needs a reason."""
-        raise NotImplementedError
+        why = _reason(reason)
+        clean_code = normalize_code(code, "code")
+        start, stop = _ts(start_utc, "start_utc"), _ts(stop_utc, "stop_utc")
+        if stop_utc < start_utc:
+            raise InvalidInput("stop_utc", "a segment cannot stop before it starts")
+        with self._write():
+            session = self._session_row(session_id)
+            if timed:
+                self._check_no_timed_overlap(session_id, start, stop, None)
+            cursor = self._conn.execute(
+                "INSERT INTO segments (session_id, code, furnished_by, timed, start_utc,"
+                " stop_utc) VALUES (?, ?, ?, ?, ?, ?)",
+                [session_id, clean_code, FurnishedBy(furnished_by).value, int(timed), start, stop],
+            )
+            assert cursor.lastrowid is not None
+            self._mark_amended_if_closed(session)
+            after = self._segment_row(cursor.lastrowid)
+            self._audit(
+                "segment.add", "segment", str(after.id), after=after, reason=why, actor=actor
+            )
+        return after
 
     # untimed services ------------------------------------------------------------------------
 
+    @_guarded
     def untimed_services(self, session_id: str) -> list[UntimedService]:
-        raise NotImplementedError
+        rows = self._rows(
+            "SELECT * FROM untimed_services WHERE session_id = ? ORDER BY id", [session_id]
+        )
+        return [_untimed(r) for r in rows]
 
+    @staticmethod
+    def _minutes(minutes: int | None) -> int | None:
+        if minutes is None:
+            return None
+        if isinstance(minutes, bool) or not isinstance(minutes, int) or not 0 <= minutes <= 1440:
+            raise InvalidInput("minutes", f"must be whole minutes from 0 to 1440, got {minutes!r}")
+        return minutes
+
+    @_guarded
     def add_untimed(
         self,
         session_id: str,
@@ -376,8 +1544,31 @@ class Store:
         actor: str | None = None,
     ) -> UntimedService:
         """Record an untimed service; on a closed session it is an amendment and needs a reason."""
-        raise NotImplementedError
+        clean_code = normalize_code(code, "code")
+        clean_minutes = self._minutes(minutes)
+        with self._write():
+            session = self._session_row(session_id)
+            why = reason.strip() if session.is_open else _reason(reason)
+            cursor = self._conn.execute(
+                "INSERT INTO untimed_services (session_id, code, minutes, furnished_by,"
+                " created_utc) VALUES (?, ?, ?, ?, ?)",
+                [
+                    session_id,
+                    clean_code,
+                    clean_minutes,
+                    FurnishedBy(furnished_by).value,
+                    _now(self._clock),
+                ],
+            )
+            assert cursor.lastrowid is not None
+            self._mark_amended_if_closed(session)
+            after = self._untimed_row(cursor.lastrowid)
+            self._audit(
+                "untimed.add", "untimed", str(after.id), after=after, reason=why, actor=actor
+            )
+        return after
 
+    @_guarded
     def amend_untimed(
         self,
         untimed_id: int,
@@ -388,15 +1579,57 @@ class Store:
         furnished_by: FurnishedBy | None = None,
         actor: str | None = None,
     ) -> UntimedService:
-        raise NotImplementedError
+        why = _reason(reason)
+        new_code = None if code is None else normalize_code(code, "code")
+        with self._write():
+            before = self._untimed_row(untimed_id)
+            session = self._session_row(before.session_id)
+            new_minutes = before.minutes if isinstance(minutes, _Keep) else self._minutes(minutes)
+            self._conn.execute(
+                "UPDATE untimed_services SET code = ?, minutes = ?, furnished_by = ? WHERE id = ?",
+                [
+                    new_code or before.code,
+                    new_minutes,
+                    FurnishedBy(furnished_by or before.furnished_by).value,
+                    untimed_id,
+                ],
+            )
+            self._mark_amended_if_closed(session)
+            after = self._untimed_row(untimed_id)
+            self._audit(
+                "untimed.amend",
+                "untimed",
+                str(untimed_id),
+                before=before,
+                after=after,
+                reason=why,
+                actor=actor,
+            )
+        return after
 
+    @_guarded
     def remove_untimed(
         self, untimed_id: int, *, reason: str, actor: str | None = None
     ) -> UntimedService:
-        raise NotImplementedError
+        why = _reason(reason)
+        with self._write():
+            before = self._untimed_row(untimed_id)
+            session = self._session_row(before.session_id)
+            self._conn.execute("DELETE FROM untimed_services WHERE id = ?", [untimed_id])
+            self._mark_amended_if_closed(session)
+            self._audit(
+                "untimed.remove",
+                "untimed",
+                str(untimed_id),
+                before=before,
+                reason=why,
+                actor=actor,
+            )
+        return before
 
     # audit -----------------------------------------------------------------------------------
 
+    @_guarded
     def audit_entries(
         self,
         *,
@@ -406,8 +1639,27 @@ class Store:
         limit: int | None = None,
     ) -> list[AuditEntry]:
         """Audit entries oldest first (filtered); ``limit`` keeps the newest ones."""
-        raise NotImplementedError
+        where: list[str] = []
+        params: list[object] = []
+        if entity is not None:
+            where.append("entity = ?")
+            params.append(entity)
+        if entity_id is not None:
+            where.append("entity_id = ?")
+            params.append(entity_id)
+        if since is not None:
+            where.append("at_utc >= ?")
+            params.append(_ts(since, "since"))
+        sql = "SELECT * FROM audit_log"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [_audit_entry(r) for r in reversed(self._rows(sql, params))]
 
+    @_guarded
     def record_event(
         self,
         action: str,
@@ -419,51 +1671,162 @@ class Store:
         actor: str | None = None,
     ) -> AuditEntry:
         """Audit a decision that changes no data (e.g. "keep running" after a crash)."""
-        raise NotImplementedError
+        with self._write():
+            entry_id = self._audit(
+                _label(action, "action"),
+                entity,
+                entity_id,
+                after=details,
+                reason=reason.strip(),
+                actor=actor,
+            )
+            row = self._rows("SELECT * FROM audit_log WHERE id = ?", [entry_id])[0]
+        return _audit_entry(row)
 
     # heartbeat and settings ------------------------------------------------------------------
 
+    @_guarded
     def write_heartbeat(self, at_utc: datetime | None = None) -> None:
         """Record that the app is alive (not audited: it would flood the log)."""
-        raise NotImplementedError
+        at = _ts(at_utc, "at_utc") if at_utc is not None else _now(self._clock)
+        with self._write():
+            self._conn.execute(
+                "INSERT INTO heartbeat (id, at_utc) VALUES (1, ?)"
+                " ON CONFLICT(id) DO UPDATE SET at_utc = excluded.at_utc",
+                [at],
+            )
 
+    @_guarded
     def last_heartbeat(self) -> datetime | None:
-        raise NotImplementedError
+        row = self._conn.execute("SELECT at_utc FROM heartbeat WHERE id = 1").fetchone()
+        return None if row is None else _dt(row[0])
 
+    @_guarded
     def get_setting(self, key: str, default: str | None = None) -> str | None:
-        raise NotImplementedError
+        row = self._conn.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
+        return default if row is None else str(row[0])
 
+    @_guarded
     def set_setting(self, key: str, value: str, *, actor: str | None = None) -> None:
-        raise NotImplementedError
+        clean_key = _label(key, "key")
+        if not isinstance(value, str):
+            raise InvalidInput(clean_key, f"a setting is text, got {value!r}")
+        with self._write():
+            row = self._conn.execute(
+                "SELECT value FROM settings WHERE key = ?", [clean_key]
+            ).fetchone()
+            old = None if row is None else str(row[0])
+            if old == value:
+                return
+            self._conn.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [clean_key, value],
+            )
+            self._audit(
+                "setting.set",
+                "setting",
+                clean_key,
+                before=None if old is None else {"value": old},
+                after={"value": value},
+                actor=actor,
+            )
 
+    @_guarded
     def settings(self) -> dict[str, str]:
-        raise NotImplementedError
+        return {
+            str(k): str(v)
+            for k, v in self._conn.execute("SELECT key, value FROM settings ORDER BY key")
+        }
 
     # payer profiles --------------------------------------------------------------------------
 
-    def payer_profiles(self) -> list[PayerProfile]:
-        raise NotImplementedError
+    def _profile_row(self, name: str) -> PayerProfile:
+        rows = self._rows("SELECT * FROM payer_profiles WHERE name = ?", [name])
+        if not rows:
+            raise InvalidInput("payer_profile", f"there is no payer profile named {name!r}")
+        return _profile(rows[0])
 
+    @_guarded
+    def payer_profiles(self) -> list[PayerProfile]:
+        return [_profile(r) for r in self._rows("SELECT * FROM payer_profiles ORDER BY name")]
+
+    @_guarded
     def get_payer_profile(self, name: str) -> PayerProfile:
         """The profile, or InvalidInput("payer_profile", ...) if unknown."""
-        raise NotImplementedError
+        return self._profile_row(name)
 
+    @_guarded
     def save_payer_profile(
         self, profile: PayerProfile, *, actor: str | None = None
     ) -> PayerProfile:
         """Insert or update a profile by name."""
-        raise NotImplementedError
+        clean = PayerProfile(
+            name=_label(profile.name, "payer_profile"),
+            method=PayerMethod(profile.method),
+            assistant_modifiers=bool(profile.assistant_modifiers),
+        )
+        with self._write():
+            rows = self._rows("SELECT * FROM payer_profiles WHERE name = ?", [clean.name])
+            before = _profile(rows[0]) if rows else None
+            if before == clean:
+                return clean
+            self._conn.execute(
+                "INSERT INTO payer_profiles (name, method, assistant_modifiers) VALUES (?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET method = excluded.method,"
+                " assistant_modifiers = excluded.assistant_modifiers",
+                [clean.name, clean.method.value, int(clean.assistant_modifiers)],
+            )
+            self._audit(
+                "payer_profile.save",
+                "payer_profile",
+                clean.name,
+                before=before,
+                after=clean,
+                actor=actor,
+            )
+        return clean
 
+    @_guarded
     def delete_payer_profile(self, name: str, *, actor: str | None = None) -> None:
         """Delete an unused profile; InvalidOperation if sessions refer to it."""
-        raise NotImplementedError
+        with self._write():
+            before = self._profile_row(name)
+            used = int(
+                self._conn.execute(
+                    "SELECT count(*) FROM sessions WHERE payer_profile = ?", [name]
+                ).fetchone()[0]
+            )
+            if used:
+                raise InvalidOperation(
+                    f"payer profile {name!r} is used by {used} session(s) and cannot be deleted"
+                )
+            self._conn.execute("DELETE FROM payer_profiles WHERE name = ?", [name])
+            self._audit("payer_profile.delete", "payer_profile", name, before=before, actor=actor)
 
     # backups ---------------------------------------------------------------------------------
 
+    @_guarded
     def backup(self, dest: Path | None = None) -> Path:
         """Copy the database with SQLite's backup API (0600) to ``dest`` or the backups folder."""
-        raise NotImplementedError
+        target = _new_backup_path(self._data_dir, self._clock.now()) if dest is None else dest
+        with _translated(target, self._busy_timeout_ms):
+            _copy_with_backup_api(self._conn, target)
+        return target
 
+    @_guarded
     def daily_backup(self) -> Path | None:
-        """Make today's backup unless there is one; keep the newest 14. None if already done."""
-        raise NotImplementedError
+        """Make today's backup unless there is one; keep the newest 14. None if already done.
+
+        Checks integrity first: a damaged database must not push good backups out of the 14.
+        """
+        now = self._clock.now()
+        latest = latest_backup(self._data_dir)
+        today = now.astimezone().date()
+        if latest is not None and _backup_time(latest).astimezone().date() == today:
+            return None
+        self.check_integrity()
+        made = self.backup()
+        for old in list_backups(self._data_dir)[:-BACKUPS_KEPT]:
+            old.unlink(missing_ok=True)
+        return made
