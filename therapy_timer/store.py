@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import quote
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from therapy_timer.clock import Clock
 from therapy_timer.codes import Discipline, FurnishedBy, Role, normalize_code
 from therapy_timer.errors import (
     DatabaseCorrupt,
@@ -36,6 +37,7 @@ from therapy_timer.errors import (
 )
 from therapy_timer.paths import DATA_DIR_ENV
 from therapy_timer.paths import data_dir as default_data_dir
+from therapy_timer.rules import Method
 
 DB_FILENAME = "therapy-timer.sqlite3"
 BACKUP_DIRNAME = "backups"
@@ -46,19 +48,6 @@ _FILE_MODE = 0o600
 _DIR_MODE = 0o700
 _PATIENT_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._#/-]*$")
 _BACKUP_NAME = re.compile(r"^therapy-timer-(\d{8}-\d{6})Z(?:-(\d+))?\.sqlite3$")
-
-
-class ClockLike(Protocol):
-    """What the store needs from ``therapy_timer.clock.Clock``: an aware datetime for "now"."""
-
-    def now(self) -> datetime: ...
-
-
-class PayerMethod(StrEnum):
-    """How a payer turns minutes into units (billing-rules.md §2 CMS, §3 AMA)."""
-
-    CMS = "cms"
-    AMA = "ama"
 
 
 class SessionStatus(StrEnum):
@@ -77,17 +66,16 @@ KEEP = _Keep.KEEP
 @dataclass(frozen=True)
 class PayerProfile:
     name: str
-    method: PayerMethod
+    method: Method
     assistant_modifiers: bool
 
 
 @dataclass(frozen=True)
 class SegmentSpec:
-    """What runs on a stopwatch: the code, who furnishes it, and whether it is a timed code."""
+    """A code to reopen on resume and who furnishes it (stopwatch.Resumable)."""
 
     code: str
     furnished_by: FurnishedBy
-    timed: bool
 
 
 @dataclass(frozen=True)
@@ -120,13 +108,17 @@ class Session:
 
 @dataclass(frozen=True)
 class Segment:
-    """A stretch of one code furnished by one party; ``stop_utc`` is None while it runs."""
+    """A stretch of one code furnished by one party; ``stop_utc`` is None while it runs.
 
-    id: int
+    ``exclusive``: a treatment code that runs alone (every code but a supervised modality,
+    R8.1); at most one exclusive segment of a session runs at a time.
+    """
+
+    id: str
     session_id: str
     code: str
     furnished_by: FurnishedBy
-    timed: bool
+    exclusive: bool
     start_utc: datetime
     stop_utc: datetime | None
 
@@ -149,16 +141,19 @@ class UntimedService:
 
 @dataclass(frozen=True)
 class SegmentStop:
-    segment_id: int
+    segment_id: str
     stop_utc: datetime
 
 
 @dataclass(frozen=True)
 class SegmentStart:
+    """A segment to open; ``id`` is the stopwatch's segment id (a fresh UUID when None)."""
+
     code: str
     furnished_by: FurnishedBy
-    timed: bool
+    exclusive: bool
     start_utc: datetime
+    id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -241,20 +236,20 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
             resume_json TEXT NOT NULL DEFAULT '[]'
         );
         CREATE TABLE segments (
-            id INTEGER PRIMARY KEY,
+            id TEXT PRIMARY KEY NOT NULL,
             session_id TEXT NOT NULL REFERENCES sessions(id),
             code TEXT NOT NULL,
             furnished_by TEXT NOT NULL
                 CHECK (furnished_by IN ('therapist', 'assistant', 'together')),
-            timed INTEGER NOT NULL CHECK (timed IN (0, 1)),
+            exclusive INTEGER NOT NULL CHECK (exclusive IN (0, 1)),
             start_utc TEXT NOT NULL,
             stop_utc TEXT CHECK (stop_utc IS NULL OR stop_utc >= start_utc)
         );
         CREATE INDEX segments_by_session ON segments(session_id, start_utc);
-        -- The last line of defence for R8.1: one running timed code per session, whatever
+        -- The last line of defence for R8.1: one running treatment code per session, whatever
         -- the application does; and one stopwatch per code.
-        CREATE UNIQUE INDEX segments_one_timed_running ON segments(session_id)
-            WHERE stop_utc IS NULL AND timed = 1;
+        CREATE UNIQUE INDEX segments_one_exclusive_running ON segments(session_id)
+            WHERE stop_utc IS NULL AND exclusive = 1;
         CREATE UNIQUE INDEX segments_one_per_code_running ON segments(session_id, code)
             WHERE stop_utc IS NULL;
         CREATE TABLE untimed_services (
@@ -430,7 +425,7 @@ def _ts(value: datetime, field: str) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _now(clock: ClockLike) -> str:
+def _now(clock: Clock) -> str:
     return _ts(clock.now(), "clock.now()")
 
 
@@ -466,8 +461,7 @@ def _spec_json(specs: Sequence[SegmentSpec]) -> str:
 
 def _specs_from_json(text: str) -> tuple[SegmentSpec, ...]:
     return tuple(
-        SegmentSpec(str(d["code"]), FurnishedBy(d["furnished_by"]), bool(d["timed"]))
-        for d in json.loads(text)
+        SegmentSpec(str(d["code"]), FurnishedBy(d["furnished_by"])) for d in json.loads(text)
     )
 
 
@@ -496,7 +490,7 @@ def _segment(row: Mapping[str, Any]) -> Segment:
         session_id=row["session_id"],
         code=row["code"],
         furnished_by=FurnishedBy(row["furnished_by"]),
-        timed=bool(row["timed"]),
+        exclusive=bool(row["exclusive"]),
         start_utc=_dt(row["start_utc"]),
         stop_utc=_opt_dt(row["stop_utc"]),
     )
@@ -516,7 +510,7 @@ def _untimed(row: Mapping[str, Any]) -> UntimedService:
 def _profile(row: Mapping[str, Any]) -> PayerProfile:
     return PayerProfile(
         name=row["name"],
-        method=PayerMethod(row["method"]),
+        method=Method(row["method"]),
         assistant_modifiers=bool(row["assistant_modifiers"]),
     )
 
@@ -723,7 +717,7 @@ def restore(
     file: Path,
     *,
     data_dir: Path | None = None,
-    clock: ClockLike,
+    clock: Clock,
     actor: str | None = None,
 ) -> Path | None:
     """Replace the database with ``file`` (validated first); returns the copy kept of the old one.
@@ -843,7 +837,7 @@ class Store:
         conn: sqlite3.Connection,
         *,
         path: Path,
-        clock: ClockLike,
+        clock: Clock,
         actor: str,
         busy_timeout_ms: int,
     ) -> None:
@@ -861,7 +855,7 @@ class Store:
         cls,
         data_dir: Path | None = None,
         *,
-        clock: ClockLike,
+        clock: Clock,
         actor: str | None = None,
         busy_timeout_ms: int = 5000,
         read_only: bool = False,
@@ -1024,7 +1018,7 @@ class Store:
             raise InvalidInput("session", f"there is no session with id {session_id!r}")
         return _session(rows[0])
 
-    def _segment_row(self, segment_id: int) -> Segment:
+    def _segment_row(self, segment_id: str) -> Segment:
         rows = self._rows("SELECT * FROM segments WHERE id = ?", [segment_id])
         if not rows:
             raise InvalidInput("segment", f"there is no segment with id {segment_id!r}")
@@ -1040,17 +1034,17 @@ class Store:
         if not session.is_open:
             self._conn.execute("UPDATE sessions SET amended = 1 WHERE id = ?", [session.id])
 
-    def _check_no_timed_overlap(
-        self, session_id: str, start: str, stop: str | None, ignore_id: int | None
+    def _check_no_exclusive_overlap(
+        self, session_id: str, start: str, stop: str | None, ignore_id: str | None
     ) -> None:
         clash = self._conn.execute(
-            "SELECT id, code FROM segments WHERE session_id = ? AND timed = 1 AND id IS NOT ?"
+            "SELECT id, code FROM segments WHERE session_id = ? AND exclusive = 1 AND id IS NOT ?"
             " AND (? IS NULL OR start_utc < ?) AND (stop_utc IS NULL OR stop_utc > ?)",
             [session_id, ignore_id, stop, stop, start],
         ).fetchone()
         if clash is not None:
             raise InvalidOperation(
-                f"those times overlap timed code {clash[1]} (segment {clash[0]}) of the same"
+                f"those times overlap treatment code {clash[1]} (segment {clash[0]}) of the same"
                 " session; the same minutes cannot be billed twice"
             )
 
@@ -1303,7 +1297,7 @@ class Store:
                     segment.session_id,
                     segment.code,
                     segment.furnished_by,
-                    segment.timed,
+                    segment.exclusive,
                     segment.start_utc,
                     _dt(stop_text),
                 )
@@ -1316,13 +1310,15 @@ class Store:
     ) -> AppliedChange:
         """Apply a stopwatch step in ONE write transaction (BEGIN IMMEDIATE), audited.
 
-        Re-checks inside the transaction that after the change at most one timed segment of the
-        session runs, so two processes can never both start a timed code (InvalidOperation).
+        Re-checks inside the transaction that after the change at most one exclusive segment of
+        the session runs, so two processes can never both start a treatment code: the loser
+        gets InvalidOperation. Segments to stop must still be running (else InvalidOperation:
+        another process changed the stopwatch first).
         """
         if change.pause is not None and change.clear_pause:
             raise ValueError("a stopwatch change cannot both pause and resume")
         starts = [
-            (normalize_code(s.code, "code"), FurnishedBy(s.furnished_by), bool(s.timed), s)
+            (normalize_code(s.code, "code"), FurnishedBy(s.furnished_by), bool(s.exclusive), s)
             for s in change.starts
         ]
         start_texts = [_ts(s.start_utc, "start_utc") for s in change.starts]
@@ -1338,12 +1334,12 @@ class Store:
             stopping = {s.segment_id for s in change.stops}
             running = [seg for seg in self.open_segments(session_id) if seg.id not in stopping]
             running_codes = {seg.code for seg in running}
-            timed_running = [seg for seg in running if seg.timed]
-            new_timed = [code for code, _, timed, _ in starts if timed]
-            if len(timed_running) + len(new_timed) > 1:
-                other = timed_running[0].code if timed_running else new_timed[0]
+            exclusive_running = [seg for seg in running if seg.exclusive]
+            new_exclusive = [code for code, _, exclusive, _ in starts if exclusive]
+            if len(exclusive_running) + len(new_exclusive) > 1:
+                other = exclusive_running[0].code if exclusive_running else new_exclusive[0]
                 raise InvalidOperation(
-                    f"timed code {other} is already running in this session (perhaps started"
+                    f"treatment code {other} is already running in this session (perhaps started"
                     " by another window or command); stop it first"
                 )
             new_codes = [code for code, _, _, _ in starts]
@@ -1354,20 +1350,22 @@ class Store:
                 raise InvalidOperation(f"{sorted(duplicate)[0]} is already running")
             stopped_before, stopped = self._stop_segments(session_id, change.stops)
             started: list[Segment] = []
-            for (code, furnished_by, timed, _), start_text in zip(starts, start_texts, strict=True):
-                cursor = self._conn.execute(
-                    "INSERT INTO segments (session_id, code, furnished_by, timed, start_utc)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    [session_id, code, furnished_by.value, int(timed), start_text],
+            for (code, furnished_by, exclusive, spec), start_text in zip(
+                starts, start_texts, strict=True
+            ):
+                segment_id = spec.id or uuid.uuid4().hex
+                self._conn.execute(
+                    "INSERT INTO segments (id, session_id, code, furnished_by, exclusive,"
+                    " start_utc) VALUES (?, ?, ?, ?, ?, ?)",
+                    [segment_id, session_id, code, furnished_by.value, int(exclusive), start_text],
                 )
-                assert cursor.lastrowid is not None
                 started.append(
                     Segment(
-                        cursor.lastrowid,
+                        segment_id,
                         session_id,
                         code,
                         furnished_by,
-                        timed,
+                        exclusive,
                         _dt(start_text),
                         None,
                     )
@@ -1403,7 +1401,7 @@ class Store:
         return AppliedChange(after, tuple(stopped), tuple(started))
 
     @_guarded
-    def discard_segment(self, segment_id: int, *, reason: str, actor: str | None = None) -> Segment:
+    def discard_segment(self, segment_id: str, *, reason: str, actor: str | None = None) -> Segment:
         """Delete a segment (e.g. after a crash), keeping it in the audit log; needs a reason."""
         why = _reason(reason)
         with self._write():
@@ -1424,19 +1422,19 @@ class Store:
     @_guarded
     def amend_segment(
         self,
-        segment_id: int,
+        segment_id: str,
         *,
         reason: str,
         start_utc: datetime | None = None,
         stop_utc: datetime | None = None,
         code: str | None = None,
         furnished_by: FurnishedBy | None = None,
-        timed: bool | None = None,
+        exclusive: bool | None = None,
         actor: str | None = None,
     ) -> Segment:
         """Edit a recorded segment after the fact; needs a reason; marks a closed session amended.
 
-        Refuses edits that make two timed segments of the session overlap, and a stop time for
+        Refuses edits that make two exclusive segments of the session overlap, and a stop time for
         a segment still running (stop it with the stopwatch).
         """
         why = _reason(reason)
@@ -1451,18 +1449,18 @@ class Store:
             stop = None if new_stop is None else _ts(new_stop, "stop_utc")
             if stop is not None and _dt(stop) < _dt(start):
                 raise InvalidInput("stop_utc", "a segment cannot stop before it starts")
-            is_timed = before.timed if timed is None else bool(timed)
-            if is_timed:
-                self._check_no_timed_overlap(session.id, start, stop, segment_id)
+            is_exclusive = before.exclusive if exclusive is None else bool(exclusive)
+            if is_exclusive:
+                self._check_no_exclusive_overlap(session.id, start, stop, segment_id)
             self._conn.execute(
                 "UPDATE segments SET start_utc = ?, stop_utc = ?, code = ?, furnished_by = ?,"
-                " timed = ? WHERE id = ?",
+                " exclusive = ? WHERE id = ?",
                 [
                     start,
                     stop,
                     new_code or before.code,
                     FurnishedBy(furnished_by or before.furnished_by).value,
-                    int(is_timed),
+                    int(is_exclusive),
                     segment_id,
                 ],
             )
@@ -1486,7 +1484,7 @@ class Store:
         *,
         code: str,
         furnished_by: FurnishedBy,
-        timed: bool,
+        exclusive: bool,
         start_utc: datetime,
         stop_utc: datetime,
         reason: str,
@@ -1500,16 +1498,24 @@ class Store:
             raise InvalidInput("stop_utc", "a segment cannot stop before it starts")
         with self._write():
             session = self._session_row(session_id)
-            if timed:
-                self._check_no_timed_overlap(session_id, start, stop, None)
-            cursor = self._conn.execute(
-                "INSERT INTO segments (session_id, code, furnished_by, timed, start_utc,"
-                " stop_utc) VALUES (?, ?, ?, ?, ?, ?)",
-                [session_id, clean_code, FurnishedBy(furnished_by).value, int(timed), start, stop],
+            if exclusive:
+                self._check_no_exclusive_overlap(session_id, start, stop, None)
+            segment_id = uuid.uuid4().hex
+            self._conn.execute(
+                "INSERT INTO segments (id, session_id, code, furnished_by, exclusive, start_utc,"
+                " stop_utc) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    segment_id,
+                    session_id,
+                    clean_code,
+                    FurnishedBy(furnished_by).value,
+                    int(exclusive),
+                    start,
+                    stop,
+                ],
             )
-            assert cursor.lastrowid is not None
             self._mark_amended_if_closed(session)
-            after = self._segment_row(cursor.lastrowid)
+            after = self._segment_row(segment_id)
             self._audit(
                 "segment.add", "segment", str(after.id), after=after, reason=why, actor=actor
             )
@@ -1763,7 +1769,7 @@ class Store:
         """Insert or update a profile by name."""
         clean = PayerProfile(
             name=_label(profile.name, "payer_profile"),
-            method=PayerMethod(profile.method),
+            method=Method(profile.method),
             assistant_modifiers=bool(profile.assistant_modifiers),
         )
         with self._write():
