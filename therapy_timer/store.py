@@ -1327,7 +1327,13 @@ class Store:
             before = self._session_row(session_id)
             if not before.is_open:
                 raise InvalidOperation("this session is closed; amend it instead")
-            if change.pause is not None and before.is_paused:
+            # [sessions.py] Re-stating the pause at the same moment changes what will resume
+            # (a code stopped, or furnished-by changed, while paused); any other pause is a clash.
+            if (
+                change.pause is not None
+                and before.is_paused
+                and change.pause.at_utc != before.paused_utc
+            ):
                 raise InvalidOperation("the stopwatch is already paused")
             if change.clear_pause and not before.is_paused:
                 raise InvalidOperation("the stopwatch is not paused")
