@@ -1,0 +1,505 @@
+"""The session service on a real temporary database: durability, recovery, concurrency."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import DEFAULT_START, FakeClock
+from therapy_timer import rules
+from therapy_timer.codes import Discipline, FurnishedBy, Role, builtin_catalogue
+from therapy_timer.errors import InvalidOperation, StorageUnavailable
+from therapy_timer.sessions import RecoveryChoice, SessionService
+from therapy_timer.stopwatch import RoundingPolicy, StopwatchState
+from therapy_timer.store import (
+    AppliedChange,
+    SegmentStart,
+    Session,
+    StopwatchChange,
+    Store,
+)
+
+CATALOGUE = builtin_catalogue()
+ASSISTANT = FurnishedBy.ASSISTANT
+THERAPIST = FurnishedBy.THERAPIST
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
+    with Store.open(tmp_path, clock=clock, actor="test") as opened:
+        yield opened
+
+
+@pytest.fixture
+def service(store: Store, clock: FakeClock) -> SessionService:
+    return SessionService(store, CATALOGUE, clock, actor="test")
+
+
+@pytest.fixture
+def session(service: SessionService) -> Session:
+    return service.open_session(
+        patient_ref="JD-1", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
+    )
+
+
+def other_process(tmp_path: Path, clock: FakeClock) -> tuple[Store, SessionService]:
+    """A second connection and service: what a command run beside the window looks like."""
+    other = Store.open(tmp_path, clock=clock, actor="other")
+    return other, SessionService(other, CATALOGUE, clock, actor="other")
+
+
+def test_open_session_uses_the_local_date_and_the_role_discipline(
+    service: SessionService, session: Session
+) -> None:
+    assert session.date_of_service == DEFAULT_START.astimezone().date()
+    assert session.discipline is Discipline.PT
+    assert session.is_open
+    assert [s.id for s in service.open_sessions()] == [session.id]
+
+
+def test_every_step_is_committed_before_it_returns(
+    tmp_path: Path, clock: FakeClock, service: SessionService, session: Session
+) -> None:
+    other, _ = other_process(tmp_path, clock)
+    with other:
+        outcome = service.start(session.id, "97110")
+        (opened,) = outcome.change.opened
+        # Read through another connection: the row is there the moment start() returned.
+        (row,) = other.open_segments(session.id)
+        assert (row.id, row.code, row.start_utc, row.exclusive) == (
+            opened.id,
+            "97110",
+            DEFAULT_START,
+            True,
+        )
+        clock.advance(minutes=10)
+        outcome = service.start(session.id, "97140")
+        assert outcome.change.stopped_codes == ("97110",)
+        rows = other.segments(session.id)
+        assert [(r.code, r.stop_utc) for r in rows] == [
+            ("97110", DEFAULT_START + timedelta(minutes=10)),
+            ("97140", None),
+        ]
+        assert [e.action for e in other.audit_entries(entity="session")][-2:] == ["start", "switch"]
+
+
+def test_outcome_reports_store_ids_and_the_rebuilt_stopwatch(
+    store: Store, service: SessionService, session: Session, clock: FakeClock
+) -> None:
+    service.start(session.id, "97012")
+    clock.advance(minutes=3)
+    outcome = service.start(session.id, "97110")
+    assert outcome.change.closed == ()
+    assert [s.code for s in outcome.change.opened] == ["97110"]
+    ids = {s.id for s in store.segments(session.id)}
+    assert {s.id for s in outcome.stopwatch.segments} == ids
+    assert {s.code for s in outcome.stopwatch.running} == {"97012", "97110"}
+
+
+def test_starting_the_running_code_again_writes_nothing(
+    store: Store, service: SessionService, session: Session
+) -> None:
+    service.start(session.id, "97110")
+    entries = len(store.audit_entries())
+    assert service.start(session.id, "97110").change.empty
+    assert len(store.audit_entries()) == entries
+    assert len(store.segments(session.id)) == 1
+
+
+def test_pause_and_resume_survive_a_restart(
+    tmp_path: Path, clock: FakeClock, service: SessionService, session: Session
+) -> None:
+    service.start(session.id, "97012")
+    service.start(session.id, "97110")
+    clock.advance(minutes=5)
+    assert service.pause(session.id).change.paused_after is not None
+    clock.advance(minutes=20)
+    other, again = other_process(tmp_path, clock)
+    with other:
+        rebuilt = again.stopwatch(session.id)
+        assert rebuilt.state is StopwatchState.PAUSED
+        assert {t.code: t.minutes for t in rebuilt.totals().values()} == {
+            "97110": 5,
+            "97012": 5,
+        }
+        outcome = again.resume(session.id)
+        assert sorted(outcome.change.started_codes) == ["97012", "97110"]
+    clock.advance(minutes=5)
+    assert {t.code: t.minutes for t in service.stopwatch(session.id).totals().values()} == {
+        "97110": 10,
+        "97012": 10,
+    }
+
+
+def test_changes_while_paused_are_stored(
+    store: Store, service: SessionService, session: Session, clock: FakeClock
+) -> None:
+    service.start(session.id, "97012")
+    service.start(session.id, "97110")
+    clock.advance(minutes=5)
+    service.pause(session.id)
+    service.stop(session.id, "97012")
+    service.set_furnished_by(session.id, ASSISTANT)
+    stored = store.get_session(session.id)
+    assert [(r.code, r.furnished_by) for r in stored.resume] == [("97110", ASSISTANT)]
+    outcome = service.resume(session.id)
+    assert [(s.code, s.furnished_by) for s in outcome.change.opened] == [("97110", ASSISTANT)]
+
+
+def test_furnished_by_switch_gives_assistant_minutes_from_the_store(
+    tmp_path: Path, clock: FakeClock, service: SessionService, session: Session
+) -> None:
+    service.start(session.id, "97110")
+    clock.advance(minutes=13)
+    service.set_furnished_by(session.id, ASSISTANT)
+    clock.advance(minutes=23)
+    service.start(session.id, "97140", furnished_by=THERAPIST)
+    clock.advance(minutes=30)
+    service.stop(session.id)
+    other, again = other_process(tmp_path, clock)
+    with other:
+        result = again.rules_input(session.id)
+    assert result.timed == {"97110": 36, "97140": 30}
+    assert result.assistant_minutes == {"97110": 23, "97140": 0}
+
+
+def test_furnished_by_with_nothing_running_applies_to_the_next_start(
+    service: SessionService, session: Session
+) -> None:
+    outcome = service.set_furnished_by(session.id, ASSISTANT)
+    assert outcome.change.furnished_by_changed
+    assert service.start(session.id, "97110").change.opened[0].furnished_by is ASSISTANT
+
+
+def test_rules_input_adds_untimed_services_and_feeds_the_rules(
+    store: Store, service: SessionService, session: Session, clock: FakeClock
+) -> None:
+    service.start(session.id, "97110")
+    clock.advance(minutes=23)
+    service.start(session.id, "97012")
+    clock.advance(minutes=10)
+    service.stop(session.id)
+    store.add_untimed(session.id, code="97161", minutes=30)
+    store.add_untimed(session.id, code="97012", minutes=5, furnished_by=ASSISTANT)
+    result = service.rules_input(session.id)
+    assert result.timed == {"97110": 33}
+    assert result.untimed == ["97161", "97012"]  # catalogue order
+    assert result.untimed_minutes == {"97012": 15, "97161": 30}
+    assert result.assistant_minutes == {"97110": 0, "97012": 5}
+    answer = rules.evaluate(
+        rules.Request(
+            method=rules.Method.CMS,
+            discipline=Discipline.PT,
+            timed=result.timed,
+            assistant_minutes=result.assistant_minutes,
+            untimed=result.untimed,
+            untimed_minutes=result.untimed_minutes,
+        )
+    )
+    assert answer.total_timed_minutes == 33
+    assert answer.total_timed_units == 2
+
+
+def test_rounding_policy_comes_from_the_clinic_setting(
+    store: Store, service: SessionService, session: Session, clock: FakeClock
+) -> None:
+    service.start(session.id, "97110")
+    clock.advance(minutes=7, seconds=30)
+    assert service.policy is RoundingPolicy.DOWN
+    assert service.rules_input(session.id).timed == {"97110": 7}
+    store.set_setting("rounding_policy", "nearest")
+    assert service.rules_input(session.id).timed == {"97110": 8}
+    forced = SessionService(store, CATALOGUE, clock, policy=RoundingPolicy.DOWN)
+    assert forced.rules_input(session.id).timed == {"97110": 7}
+
+
+def test_a_failed_write_leaves_nothing_shown_as_done(
+    tmp_path: Path, clock: FakeClock, service: SessionService, session: Session
+) -> None:
+    service.start(session.id, "97110")
+    with Store.open(tmp_path, clock=clock, read_only=True) as read_only:
+        viewer = SessionService(read_only, CATALOGUE, clock)
+        clock.advance(minutes=1)
+        with pytest.raises(StorageUnavailable):
+            viewer.start(session.id, "97140")
+        # The failed switch is nowhere: not in the file, not in a rebuilt stopwatch.
+        assert [s.code for s in viewer.stopwatch(session.id).running] == ["97110"]
+    assert [s.code for s in service.stopwatch(session.id).running] == ["97110"]
+
+
+class RacingStore(Store):
+    """Lets another program start a timed code between our read and our write, once."""
+
+    rival: SessionService | None = None
+
+    def apply_stopwatch_change(
+        self, change: StopwatchChange, *, actor: str | None = None
+    ) -> AppliedChange:
+        rival, self.rival = self.rival, None
+        if rival is not None:
+            rival.start(change.session_id, "97530")
+        return super().apply_stopwatch_change(change, actor=actor)
+
+
+def test_a_race_with_another_program_never_leaves_two_timed_codes_running(
+    tmp_path: Path, clock: FakeClock, session: Session
+) -> None:
+    other, rival = other_process(tmp_path, clock)
+    with other, RacingStore.open(tmp_path, clock=clock, actor="racer") as racing:
+        assert isinstance(racing, RacingStore)
+        service = SessionService(racing, CATALOGUE, clock)
+        racing.rival = rival
+        outcome = service.start(session.id, "97110")
+        # The rival's 97530 got in first; the retry on fresh state switched away from it.
+        assert outcome.change.stopped_codes == ("97530",)
+        assert [s.code for s in other.open_segments(session.id)] == ["97110"]
+
+
+def test_the_store_refuses_a_second_timed_code_even_from_a_stale_writer(
+    store: Store, service: SessionService, session: Session
+) -> None:
+    service.start(session.id, "97110")
+    with pytest.raises(InvalidOperation, match="already running"):
+        store.apply_stopwatch_change(
+            StopwatchChange(
+                session.id, starts=(SegmentStart("97140", THERAPIST, True, DEFAULT_START),)
+            )
+        )
+
+
+def test_end_session_stops_everything_and_closes(
+    store: Store, service: SessionService, session: Session, clock: FakeClock
+) -> None:
+    service.start(session.id, "97110")
+    service.start(session.id, "97012")
+    clock.advance(minutes=12)
+    closed = service.end_session(session.id)
+    assert not closed.is_open
+    assert store.open_segments(session.id) == []
+    assert all(s.stop_utc == clock.now() for s in store.segments(session.id))
+    with pytest.raises(InvalidOperation, match="closed"):
+        service.start(session.id, "97110")
+
+
+def test_end_session_while_paused(
+    store: Store, service: SessionService, session: Session, clock: FakeClock
+) -> None:
+    service.start(session.id, "97110")
+    clock.advance(minutes=3)
+    service.pause(session.id)
+    closed = service.end_session(session.id)
+    assert not closed.is_open and not closed.is_paused
+
+
+def test_sessions_left_open_from_an_earlier_day_are_flagged_not_closed(
+    service: SessionService, session: Session, clock: FakeClock
+) -> None:
+    assert service.stale_sessions() == []
+    service.start(session.id, "97110")
+    clock.advance(minutes=60 * 24 * 2)
+    stale = service.stale_sessions()
+    assert [s.id for s in stale] == [session.id]
+    assert stale[0].is_open
+    fresh = service.open_session(
+        patient_ref="AB", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
+    )
+    assert fresh.date_of_service > session.date_of_service
+    assert [s.id for s in service.stale_sessions()] == [session.id]
+
+
+def test_heartbeat_is_written_at_the_clock_time(
+    store: Store, service: SessionService, clock: FakeClock
+) -> None:
+    assert store.last_heartbeat() is None
+    clock.advance(seconds=30)
+    assert service.heartbeat() == clock.now()
+    assert store.last_heartbeat() == clock.now()
+
+
+def test_interrupted_lists_running_segments_with_choices(
+    service: SessionService, session: Session, clock: FakeClock
+) -> None:
+    assert service.interrupted() == []
+    service.start(session.id, "97110")
+    (found,) = service.interrupted()
+    assert found.session.id == session.id
+    assert [s.code for s in found.segments] == ["97110"]
+    assert found.choices == (RecoveryChoice.KEEP_RUNNING, RecoveryChoice.DISCARD)
+    with pytest.raises(InvalidOperation, match="heartbeat"):
+        found.stop_at(found.segments[0])
+    clock.advance(minutes=2)
+    service.heartbeat()
+    (found,) = service.interrupted()
+    assert found.choices == tuple(RecoveryChoice)
+    assert found.stop_at(found.segments[0]) == DEFAULT_START + timedelta(minutes=2)
+
+
+def test_recover_keep_running_is_audited_and_changes_nothing(
+    store: Store, service: SessionService, session: Session, clock: FakeClock
+) -> None:
+    service.start(session.id, "97110")
+    clock.advance(minutes=5)
+    kept = service.recover(session.id, RecoveryChoice.KEEP_RUNNING, reason="still treating")
+    assert [s.code for s in kept] == ["97110"] and kept[0].running
+    entry = store.audit_entries(entity="session", entity_id=session.id)[-1]
+    assert (entry.action, entry.reason) == ("recovery.keep_running", "still treating")
+    assert service.stopwatch(session.id).elapsed("97110") == timedelta(minutes=5)
+
+
+def test_recover_stop_at_heartbeat(
+    store: Store, service: SessionService, session: Session, clock: FakeClock
+) -> None:
+    service.start(session.id, "97110")
+    service.start(session.id, "97012")
+    clock.advance(minutes=8)
+    service.heartbeat()
+    clock.advance(minutes=90)  # the app was dead for an hour and a half
+    stopped = service.recover(session.id, RecoveryChoice.STOP_AT_HEARTBEAT)
+    assert {s.stop_utc for s in stopped} == {DEFAULT_START + timedelta(minutes=8)}
+    assert store.open_segments() == []
+    assert store.audit_entries(entity="session")[-1].action == "recovery.stop_at_heartbeat"
+    assert service.rules_input(session.id).timed == {"97110": 8}
+    with pytest.raises(InvalidOperation, match="no running segments"):
+        service.recover(session.id, RecoveryChoice.STOP_AT_HEARTBEAT)
+
+
+def test_recover_discard_removes_the_segments_and_keeps_them_in_the_audit(
+    store: Store, service: SessionService, session: Session, clock: FakeClock
+) -> None:
+    service.start(session.id, "97110")
+    clock.advance(minutes=4)
+    service.start(session.id, "97140")
+    (discarded,) = service.recover(session.id, RecoveryChoice.DISCARD)
+    assert discarded.code == "97140"
+    assert [s.code for s in store.segments(session.id)] == ["97110"]
+    entry = store.audit_entries(entity="segment", entity_id=discarded.id)[-1]
+    assert entry.action == "segment.discard"
+    assert entry.reason == "discarded after the app stopped unexpectedly"
+
+
+def test_restore_after_the_clock_went_back_before_the_heartbeat(
+    service: SessionService, session: Session, clock: FakeClock
+) -> None:
+    service.start(session.id, "97110")
+    clock.advance(minutes=10)
+    service.heartbeat()
+    clock.advance(minutes=-30)
+    stopwatch = service.stopwatch(session.id)
+    assert stopwatch.elapsed("97110") == timedelta(minutes=10)
+    assert len(stopwatch.warnings) == 1
+    outcome = service.stop(session.id)
+    assert outcome.change.warnings
+    assert outcome.change.closed[0].stop == DEFAULT_START + timedelta(minutes=10)
+
+
+# -- a real crash --------------------------------------------------------------------------
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from therapy_timer.clock import SystemClock
+    from therapy_timer.codes import Role, builtin_catalogue
+    from therapy_timer.sessions import SessionService
+    from therapy_timer.store import Store
+
+    clock = SystemClock()
+    store = Store.open(Path(sys.argv[1]), clock=clock, actor="child")
+    service = SessionService(store, builtin_catalogue(), clock, actor="child")
+    session = service.open_session(
+        patient_ref="JD", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
+    )
+    service.start(session.id, "97012")
+    beat = service.heartbeat()
+    print("ready", session.id, beat.isoformat(), flush=True)
+    # Then switch codes as fast as possible, reporting each step once start() has returned.
+    codes = ["97110", "97140", "97530"]
+    i = 0
+    while True:
+        outcome = service.start(session.id, codes[i % 3])
+        print("started", outcome.change.opened[0].id, flush=True)
+        i += 1
+    """
+)
+
+
+def _read_line(proc: subprocess.Popen[str], timeout: float = 30) -> str:
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not ready:
+        raise AssertionError("the child process printed nothing in time")
+    return proc.stdout.readline()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_a_timer_survives_sigkill_and_is_recovered(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _, session_id, beat_text = _read_line(proc).split()
+        reported: list[str] = []
+        while len(reported) < 50:
+            line = _read_line(proc)
+            assert line.startswith("started"), line + (proc.stderr.read() if proc.stderr else "")
+            reported.append(line.split()[1])
+        # Killed mid-loop: most likely while a write transaction is open.
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+    assert proc.returncode == -signal.SIGKILL
+
+    heartbeat = datetime.fromisoformat(beat_text)
+    clock = FakeClock(heartbeat + timedelta(hours=1))
+    with Store.open(tmp_path, clock=clock, actor="parent") as store:
+        store.check_integrity()
+        ids = {s.id for s in store.segments(session_id)}
+        # Every step the child reported as done is in the file: nothing was lost.
+        assert set(reported) <= ids
+        service = SessionService(store, CATALOGUE, clock, actor="parent")
+        (found,) = service.interrupted()
+        assert found.session.id == session_id
+        assert found.last_heartbeat == heartbeat
+        running = sorted(s.code for s in found.segments)
+        # The modality and exactly one timed code were running when the child died.
+        assert len(running) == 2 and running[0] == "97012"
+        assert sum(s.exclusive for s in found.segments) == 1
+        stopped = service.recover(session_id, RecoveryChoice.STOP_AT_HEARTBEAT)
+        assert {s.id for s in stopped} == {s.id for s in found.segments}
+        modality = next(s for s in stopped if s.code == "97012")
+        assert modality.stop_utc == heartbeat
+        assert store.open_segments() == []
+        assert store.audit_entries(entity="session")[-1].action == "recovery.stop_at_heartbeat"
+        assert service.stopwatch(session_id).state is StopwatchState.IDLE
+
+
+def test_date_of_service_can_be_given(service: SessionService) -> None:
+    session = service.open_session(
+        patient_ref="X",
+        clinician="Bo",
+        role=Role.OTA,
+        payer_profile="Medicare",
+        date_of_service=date(2025, 1, 2),
+    )
+    assert (session.date_of_service, session.discipline) == (date(2025, 1, 2), Discipline.OT)
