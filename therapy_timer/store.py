@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import sqlite3
+import stat
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -567,18 +568,33 @@ def _default_actor() -> str:
 
 
 def _private_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    # Explicit chmod: mkdir's mode is filtered by the umask, and this folder holds health data.
-    if path.stat().st_mode & 0o777 != _DIR_MODE:
+    """Create ``path`` as 0700, or take group and other access away from an existing folder.
+
+    Explicit chmod because mkdir's mode is filtered by the umask; an existing folder only loses
+    bits, so a folder an administrator made read-only stays read-only (and we say so).
+    """
+    try:
+        path.mkdir(parents=True)
+    except FileExistsError:
+        current = stat.S_IMODE(path.stat().st_mode)
+        if current & 0o077:
+            path.chmod(current & 0o700)
+    else:
         path.chmod(_DIR_MODE)
 
 
 def _private_file(path: Path) -> None:
-    """Create ``path`` if missing and make it 0600, whatever the umask."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+    """Create ``path`` as 0600, or take group and other access away from an existing file."""
     try:
-        if os.fstat(fd).st_mode & 0o777 != _FILE_MODE:
-            os.fchmod(fd, _FILE_MODE)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+    except FileExistsError:
+        fd = os.open(path, os.O_RDWR)
+        wanted = stat.S_IMODE(os.fstat(fd).st_mode) & 0o700
+    else:
+        wanted = _FILE_MODE
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) != wanted:
+            os.fchmod(fd, wanted)
     finally:
         os.close(fd)
 

@@ -1,0 +1,481 @@
+"""The store's files: migrations, bad or hostile files, permissions, backups and restore."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import FakeClock
+from therapy_timer.codes import Discipline, FurnishedBy, Role
+from therapy_timer.errors import (
+    DatabaseCorrupt,
+    DatabaseLocked,
+    DatabaseReadOnly,
+    DatabaseTooNew,
+    DiskFull,
+    InvalidInput,
+    StorageUnavailable,
+)
+from therapy_timer.store import (
+    APPLICATION_ID,
+    BACKUPS_KEPT,
+    SCHEMA_VERSION,
+    SegmentStart,
+    Session,
+    StopwatchChange,
+    Store,
+    backups_dir,
+    database_path,
+    latest_backup,
+    list_backups,
+    restore,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def store(data: Path, clock: FakeClock) -> Iterator[Store]:
+    with Store.open(data, clock=clock, actor="pat") as opened:
+        yield opened
+
+
+def new_session(store: Store, ref: str = "JS") -> Session:
+    return store.create_session(
+        date_of_service=date(2025, 3, 10),
+        patient_ref=ref,
+        clinician="Pat Lee",
+        role=Role.PT,
+        discipline=Discipline.PT,
+        payer_profile="Medicare",
+    )
+
+
+def make_database(data: Path, clock: FakeClock, sessions: int = 1) -> list[str]:
+    with Store.open(data, clock=clock) as store:
+        return [new_session(store, f"P{i}").id for i in range(sessions)]
+
+
+def load_sql(path: Path, script: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(script)
+    conn.close()
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+# ------------------------------------------------------------------------------- migrations
+
+
+def test_migrates_the_first_schema_version_keeping_every_row(data: Path, clock: FakeClock) -> None:
+    load_sql(database_path(data), (FIXTURES / "store_v1.sql").read_text())
+    with Store.open(data, clock=clock) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        closed = store.get_session("0b7c8e2a-6f1e-4d55-9b7a-3c2f1d0e9a11")
+        assert (closed.patient_ref, closed.role, closed.status.value) == (
+            "JS-1042",
+            Role.PT,
+            "closed",
+        )
+        segments = store.segments(closed.id)
+        assert [(s.code, s.furnished_by, s.exclusive) for s in segments] == [
+            ("97110", FurnishedBy.THERAPIST, True),
+            ("97012", FurnishedBy.THERAPIST, False),
+            ("97140", FurnishedBy.ASSISTANT, True),
+        ]
+        assert [u.code for u in store.untimed_services(closed.id)] == ["97161"]
+        paused = store.get_session("5d2e9f40-1a3b-4c6d-8e7f-9a0b1c2d3e4f")
+        assert paused.is_paused
+        assert [r.code for r in paused.resume] == ["97530"]
+        assert store.get_setting("rounding") == "down"
+        assert store.last_heartbeat() is not None
+        assert [e.action for e in store.audit_entries()] == ["session.create", "session.close"]
+        # The upgraded file still works and still protects its audit log.
+        new_session(store)
+    conn = sqlite3.connect(database_path(data))
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert {"sessions_by_day", "segments_running"} <= indexes
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("DELETE FROM audit_log")
+    conn.close()
+
+
+def test_a_newer_schema_is_refused_untouched(data: Path, clock: FakeClock) -> None:
+    make_database(data, clock)
+    conn = sqlite3.connect(database_path(data), isolation_level=None)
+    conn.execute(
+        "INSERT INTO _sqlite_migrations (migration_set, name, applied_at)"
+        " VALUES ('therapy_timer', 'm999_from_the_future', '2030-01-01')"
+    )
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    before = database_path(data).read_bytes()
+    with pytest.raises(DatabaseTooNew, match="newer version of Therapy Timer") as info:
+        Store.open(data, clock=clock)
+    assert "Traceback" not in str(info.value)
+    assert database_path(data).read_bytes() == before
+
+
+def test_a_higher_user_version_alone_counts_as_newer(data: Path, clock: FakeClock) -> None:
+    make_database(data, clock)
+    conn = sqlite3.connect(database_path(data), isolation_level=None)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
+    conn.close()
+    with pytest.raises(DatabaseTooNew):
+        Store.open(data, clock=clock)
+
+
+# ------------------------------------------------------------------------------- bad files
+
+
+def test_random_bytes_are_a_corrupt_database(data: Path, clock: FakeClock) -> None:
+    data.mkdir(parents=True)
+    garbage = os.urandom(8192)
+    database_path(data).write_bytes(garbage)
+    with pytest.raises(DatabaseCorrupt, match="damaged") as info:
+        Store.open(data, clock=clock)
+    assert "There is no backup" in str(info.value)
+    assert database_path(data).read_bytes() == garbage
+
+
+def test_a_corrupt_database_names_the_latest_backup(data: Path, clock: FakeClock) -> None:
+    with Store.open(data, clock=clock) as store:
+        new_session(store)
+        store.daily_backup()
+        clock.advance(minutes=60 * 24)
+        newest = store.daily_backup()
+    assert newest is not None
+    database_path(data).write_bytes(b"SQLite format 3\x00" + os.urandom(4000))
+    with pytest.raises(DatabaseCorrupt) as info:
+        Store.open(data, clock=clock)
+    assert str(newest) in str(info.value)
+    assert f'therapy-timer restore "{newest}"' in str(info.value)
+
+
+def test_a_truncated_database_is_corrupt(data: Path, clock: FakeClock) -> None:
+    make_database(data, clock, sessions=300)
+    path = database_path(data)
+    size = path.stat().st_size
+    with path.open("r+b") as handle:
+        handle.truncate(size // 2)
+    with pytest.raises(DatabaseCorrupt):
+        store = Store.open(data, clock=clock)
+        store.check_integrity()
+
+
+def test_another_programs_sqlite_file_is_not_ours(data: Path, clock: FakeClock) -> None:
+    load_sql(database_path(data), "CREATE TABLE photos (id INTEGER PRIMARY KEY);")
+    with pytest.raises(DatabaseCorrupt, match="not a Therapy Timer database"):
+        Store.open(data, clock=clock)
+
+
+def test_read_only_database_reads_but_refuses_writes(data: Path, clock: FakeClock) -> None:
+    (session_id,) = make_database(data, clock)
+    # mode=ro works as root too, where file permissions would not stop us.
+    with Store.open(data, clock=clock, read_only=True) as store:
+        assert store.get_session(session_id).patient_ref == "P0"
+        with pytest.raises(DatabaseReadOnly, match="read-only") as info:
+            new_session(store)
+        assert "Nothing was saved" in str(info.value)
+        with pytest.raises(DatabaseReadOnly):
+            store.write_heartbeat()
+    with Store.open(data, clock=clock) as store:
+        assert len(store.list_sessions()) == 1
+
+
+@pytest.mark.skipif(IS_ROOT, reason="root ignores file modes")
+def test_read_only_file_is_refused_at_open(data: Path, clock: FakeClock) -> None:
+    make_database(data, clock)
+    database_path(data).chmod(0o400)
+    try:
+        with pytest.raises(DatabaseReadOnly):
+            Store.open(data, clock=clock)
+    finally:
+        database_path(data).chmod(0o600)
+
+
+@pytest.mark.skipif(IS_ROOT, reason="root ignores file modes")
+def test_read_only_folder_is_refused_at_open(data: Path, clock: FakeClock) -> None:
+    make_database(data, clock)
+    data.chmod(0o500)  # WAL needs to create its -wal and -shm files here
+    try:
+        with pytest.raises(DatabaseReadOnly):
+            Store.open(data, clock=clock)
+        assert mode(data) == 0o500  # not "fixed" behind the administrator's back
+    finally:
+        data.chmod(0o700)
+
+
+@pytest.mark.skipif(IS_ROOT, reason="root ignores file modes")
+def test_data_folder_that_cannot_be_created_is_read_only(tmp_path: Path, clock: FakeClock) -> None:
+    parent = tmp_path / "locked"
+    parent.mkdir(mode=0o500)
+    try:
+        with pytest.raises(DatabaseReadOnly):
+            Store.open(parent / "data", clock=clock)
+    finally:
+        parent.chmod(0o700)
+
+
+def test_a_lock_held_too_long_is_database_locked(data: Path, clock: FakeClock) -> None:
+    make_database(data, clock)
+    holder = sqlite3.connect(database_path(data), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(DatabaseLocked, match="locked by another program"):
+            Store.open(data, clock=clock, busy_timeout_ms=50)
+    finally:
+        holder.execute("ROLLBACK")
+    with Store.open(data, clock=clock, busy_timeout_ms=50) as store:
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(DatabaseLocked):
+                new_session(store)
+        finally:
+            holder.execute("ROLLBACK")
+        assert len(store.list_sessions()) == 1
+        new_session(store)  # the store is usable again once the lock is gone
+    holder.close()
+
+
+def test_a_full_disk_saves_nothing_half_way(store: Store) -> None:
+    # A page limit makes SQLite report SQLITE_FULL exactly as a full disk would.
+    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+    store._conn.execute(f"PRAGMA max_page_count = {pages + 2}")
+    with pytest.raises(DiskFull, match="full"):
+        for i in range(10_000):
+            new_session(store, f"P{i}")
+    sessions = store.list_sessions()
+    audited = store.audit_entries(entity="session")
+    assert sessions  # some fitted
+    assert sorted(s.id for s in sessions) == sorted(e.entity_id for e in audited)
+    store._conn.execute("PRAGMA max_page_count = 1073741823")
+    new_session(store, "after")
+
+
+def test_bugs_are_not_disguised_as_storage_errors(store: Store) -> None:
+    conn = sqlite3.connect(store.path, isolation_level=None)
+    conn.execute("DROP TABLE untimed_services")
+    conn.close()
+    session = new_session(store)
+    with pytest.raises(sqlite3.OperationalError, match="no such table") as info:
+        store.untimed_services(session.id)
+    assert not isinstance(info.value, StorageUnavailable)
+
+
+# ------------------------------------------------------------------------------- permissions
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000])
+def test_files_are_private_whatever_the_umask(tmp_path: Path, clock: FakeClock, umask: int) -> None:
+    data = tmp_path / "data"
+    old = os.umask(umask)
+    try:
+        with Store.open(data, clock=clock) as store:
+            new_session(store)
+            backup = store.daily_backup()
+            assert backup is not None
+            wal, shm = Path(f"{store.path}-wal"), Path(f"{store.path}-shm")
+            assert wal.exists() and shm.exists()
+            assert mode(wal) == 0o600
+            assert mode(shm) == 0o600
+    finally:
+        os.umask(old)
+    assert mode(data) == 0o700
+    assert mode(database_path(data)) == 0o600
+    assert mode(backups_dir(data)) == 0o700
+    assert mode(backup) == 0o600
+
+
+def test_loose_permissions_are_tightened_on_open(data: Path, clock: FakeClock) -> None:
+    make_database(data, clock)
+    data.chmod(0o755)
+    database_path(data).chmod(0o644)
+    Store.open(data, clock=clock).close()
+    assert (mode(data), mode(database_path(data))) == (0o700, 0o600)
+
+
+# ------------------------------------------------------------------------------- backups
+
+
+def test_daily_backup_once_a_day_keeping_fourteen(store: Store, clock: FakeClock) -> None:
+    new_session(store)
+    first = store.daily_backup()
+    assert first is not None
+    assert store.daily_backup() is None  # same day
+    made = [first]
+    for _ in range(20):
+        clock.advance(minutes=24 * 60)
+        backup = store.daily_backup()
+        assert backup is not None
+        made.append(backup)
+    kept = list_backups(store.data_dir)
+    assert len(kept) == BACKUPS_KEPT
+    assert kept == made[-BACKUPS_KEPT:]
+    assert latest_backup(store.data_dir) == made[-1]
+
+
+def test_backup_is_a_self_contained_copy(store: Store, tmp_path: Path, clock: FakeClock) -> None:
+    session = new_session(store)
+    dest = store.backup(tmp_path / "elsewhere" / "copy.sqlite3")
+    assert mode(dest) == 0o600
+    assert not Path(f"{dest}-wal").exists()
+    conn = sqlite3.connect(f"file:{dest}?mode=ro", uri=True)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert conn.execute("SELECT id FROM sessions").fetchall() == [(session.id,)]
+    conn.close()
+
+
+def test_two_backups_in_one_second_do_not_collide(store: Store) -> None:
+    assert store.backup() != store.backup()
+    assert len(list_backups(store.data_dir)) == 2
+
+
+def test_daily_backup_refuses_to_rotate_in_a_damaged_copy(
+    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def damaged() -> None:
+        raise DatabaseCorrupt("damaged")
+
+    monkeypatch.setattr(store, "check_integrity", damaged)
+    with pytest.raises(DatabaseCorrupt):
+        store.daily_backup()
+    assert list_backups(store.data_dir) == []
+
+
+# ------------------------------------------------------------------------------- restore
+
+
+def test_restore_brings_back_a_backup_and_keeps_the_current_database(
+    data: Path, clock: FakeClock
+) -> None:
+    with Store.open(data, clock=clock) as store:
+        kept_session = new_session(store, "KEEP")
+        backup = store.backup()
+        clock.advance(minutes=5)
+        later_session = new_session(store, "LATER")
+        # Another window keeps its connection open across the restore.
+        with Store.open(data, clock=clock) as window:
+            clock.advance(minutes=5)
+            previous = restore(backup, data_dir=data, clock=clock, actor="admin")
+            assert [s.id for s in window.list_sessions()] == [kept_session.id]
+        assert [s.id for s in store.list_sessions()] == [kept_session.id]
+        entry = store.audit_entries(limit=1)[0]
+        assert (entry.action, entry.actor) == ("database.restore", "admin")
+        assert str(backup) in entry.reason
+    assert previous is not None and mode(previous) == 0o600
+    conn = sqlite3.connect(previous)
+    assert {r[0] for r in conn.execute("SELECT id FROM sessions")} == {
+        kept_session.id,
+        later_session.id,
+    }
+    conn.close()
+
+
+def test_restore_replaces_a_corrupt_database(data: Path, clock: FakeClock) -> None:
+    with Store.open(data, clock=clock) as store:
+        session = new_session(store)
+        backup = store.daily_backup()
+    assert backup is not None
+    garbage = os.urandom(10_000)
+    database_path(data).write_bytes(garbage)
+    Path(f"{database_path(data)}-wal").write_bytes(os.urandom(100))
+    previous = restore(backup, data_dir=data, clock=clock)
+    assert previous is not None and previous.read_bytes() == garbage
+    with Store.open(data, clock=clock) as store:
+        assert [s.id for s in store.list_sessions()] == [session.id]
+        store.check_integrity()
+
+
+def test_restore_migrates_an_older_backup(data: Path, tmp_path: Path, clock: FakeClock) -> None:
+    old = tmp_path / "old.sqlite3"
+    load_sql(old, (FIXTURES / "store_v1.sql").read_text())
+    make_database(data, clock)
+    restore(old, data_dir=data, clock=clock)
+    with Store.open(data, clock=clock) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert len(store.list_sessions()) == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        ("garbage", DatabaseCorrupt),
+        ("other-app", DatabaseCorrupt),
+        ("newer", DatabaseTooNew),
+    ],
+)
+def test_restore_refuses_bad_files_and_changes_nothing(
+    data: Path, tmp_path: Path, clock: FakeClock, content: str, error: type[Exception]
+) -> None:
+    (session_id,) = make_database(data, clock)
+    bad = tmp_path / "bad.sqlite3"
+    if content == "garbage":
+        bad.write_bytes(os.urandom(5000))
+    elif content == "other-app":
+        load_sql(bad, "CREATE TABLE photos (id INTEGER PRIMARY KEY);")
+    else:
+        load_sql(bad, (FIXTURES / "store_v1.sql").read_text())
+        load_sql(bad, f"PRAGMA user_version = {SCHEMA_VERSION + 1};")
+    with pytest.raises(error):
+        restore(bad, data_dir=data, clock=clock)
+    with Store.open(data, clock=clock) as store:
+        assert [s.id for s in store.list_sessions()] == [session_id]
+    assert [p.name for p in backups_dir(data).iterdir()] == []
+
+
+def test_restore_of_a_missing_file(data: Path, tmp_path: Path, clock: FakeClock) -> None:
+    with pytest.raises(InvalidInput):
+        restore(tmp_path / "nope.sqlite3", data_dir=data, clock=clock)
+
+
+# ------------------------------------------------------------------------------- two writers
+
+
+def test_two_connections_never_run_two_treatment_codes(data: Path, clock: FakeClock) -> None:
+    with Store.open(data, clock=clock) as window, Store.open(data, clock=clock) as pedal:
+        session = new_session(window)
+        now = clock.now()
+        window.apply_stopwatch_change(
+            StopwatchChange(
+                session.id, starts=(SegmentStart("97110", FurnishedBy.THERAPIST, True, now),)
+            )
+        )
+        with pytest.raises(Exception, match="already running"):
+            pedal.apply_stopwatch_change(
+                StopwatchChange(
+                    session.id, starts=(SegmentStart("97140", FurnishedBy.THERAPIST, True, now),)
+                )
+            )
+        assert [s.code for s in pedal.open_segments()] == ["97110"]
+
+
+def test_opening_an_empty_folder_twice_at_once_is_safe(data: Path, clock: FakeClock) -> None:
+    a = Store.open(data, clock=clock)
+    b = Store.open(data, clock=clock)
+    assert a.schema_version() == b.schema_version() == SCHEMA_VERSION
+    a.close()
+    b.close()
+    assert list_backups(data) == []
+    assert not any(p.name.endswith(".partial") for p in data.iterdir())
