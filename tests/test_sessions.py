@@ -503,3 +503,42 @@ def test_date_of_service_can_be_given(service: SessionService) -> None:
         date_of_service=date(2025, 1, 2),
     )
     assert (session.date_of_service, session.discipline) == (date(2025, 1, 2), Discipline.OT)
+
+
+def test_summary_bills_the_stored_minutes_under_the_payer_method(
+    service: SessionService, session: Session, clock: FakeClock
+) -> None:
+    # §7.4 scenario 1 driven through the stopwatch: PTA 23 + PT 13 of 97110, then PT 30 of 97140.
+    service.start(session.id, "97110", ASSISTANT)
+    clock.advance(minutes=23)
+    service.set_furnished_by(session.id, THERAPIST)
+    clock.advance(minutes=13)
+    service.start(session.id, "97140")
+    clock.advance(minutes=30, seconds=40)
+    result = service.summary(session.id)
+    assert {(ln.code, ln.units, ln.modifiers) for ln in result.lines} == {
+        ("97110", 1, ("GP", "CQ")),
+        ("97110", 1, ("GP",)),
+        ("97140", 2, ("GP",)),
+    }
+    assert "Provisional: the session is still open." in result.note
+    assert "rounded down to whole minutes" in result.note
+    assert "Clinician: Ann Lee (PT)" in result.note
+    service.end_session(session.id)
+    assert "Provisional" not in service.summary(session.id).note
+
+
+def test_summary_uses_the_per_code_method_of_a_commercial_profile(
+    service: SessionService, store: Store, clock: FakeClock
+) -> None:
+    commercial = next(p for p in store.payer_profiles() if p.method.value == "ama")
+    session = service.open_session(
+        patient_ref="MRN42", clinician="Ann Lee", role=Role.PT, payer_profile=commercial.name
+    )
+    service.start(session.id, "97110")
+    clock.advance(minutes=8)
+    service.start(session.id, "97140")
+    clock.advance(minutes=8)
+    result = service.summary(session.id)
+    assert result.method is rules.Method.AMA
+    assert result.total_timed_units == 2  # R3.4: 8 + 8 is 2 units per code, 1 under CMS

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 
+from therapy_timer import rules
 from therapy_timer import store as st
 from therapy_timer.clock import Clock
 from therapy_timer.codes import Catalogue, Discipline, FurnishedBy, Role
@@ -179,6 +180,42 @@ class SessionService:
                 )
         result.untimed.sort(key=self._catalogue.rank)
         return result
+
+    def summary(self, session_id: str, allocation: Mapping[str, int] | None = None) -> rules.Result:
+        """The billing answer and note for a session, under its payer profile's method.
+
+        ``allocation`` picks one of the equally valid CMS allocations offered for a tie (R2.8).
+        """
+        session = self._store.get_session(session_id)
+        profile = self._store.get_payer_profile(session.payer_profile)
+        minutes = self.rules_input(session_id)
+        request = rules.Request(
+            method=rules.Method(profile.method.value),
+            discipline=session.discipline,
+            timed=minutes.timed,
+            assistant_minutes={c: m for c, m in minutes.assistant_minutes.items() if m},
+            untimed=tuple(minutes.untimed),
+            untimed_minutes=minutes.untimed_minutes,
+            date_of_service=session.date_of_service,
+            assistant_modifiers=profile.assistant_modifiers,
+            allocation=allocation,
+        )
+        return rules.evaluate(request, self._catalogue, remarks=self._remarks(session))
+
+    def _remarks(self, session: st.Session) -> list[str]:
+        rounding = {
+            RoundingPolicy.DOWN: "rounded down to whole minutes",
+            RoundingPolicy.NEAREST: "rounded to the nearest whole minute",
+        }[self.policy]
+        remarks = [
+            f"Clinician: {session.clinician} ({session.role.value})",
+            f"Minutes per code are the stopwatch time {rounding}.",
+        ]
+        if session.is_open:
+            remarks.append("Provisional: the session is still open.")
+        if session.amended:
+            remarks.append("Amended after the session was closed; the audit log has the reasons.")
+        return remarks
 
     # -- stopwatch steps ---------------------------------------------------------------------
 
