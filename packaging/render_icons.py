@@ -18,9 +18,9 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 # Packaging tooling, not app code: the Qt-free-core rule (TID251) is about therapy_timer/ only.
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, Qt  # noqa: TID251
-from PySide6.QtGui import QGuiApplication, QImage, QImageWriter, QPainter  # noqa: TID251
-from PySide6.QtSvg import QSvgRenderer  # noqa: TID251
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, Qt
+from PySide6.QtGui import QGuiApplication, QImage, QImageWriter, QPainter
+from PySide6.QtSvg import QSvgRenderer
 
 APP_ID = "org.therapytimer.TherapyTimer"  # same as therapy_timer.paths.APP_ID
 ICONS_DIR = Path(__file__).resolve().parent.parent / "resources" / "icons"

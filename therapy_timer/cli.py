@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import getpass
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 
 from therapy_timer import __version__, paths
-from therapy_timer.codes import CLINIC_CODES_FILE, Catalogue, Discipline, load_catalogue
-from therapy_timer.errors import InvalidInput, TherapyTimerError
+from therapy_timer import store as st
+from therapy_timer.clock import Clock, SystemClock
+from therapy_timer.codes import (
+    CLINIC_CODES_FILE,
+    Catalogue,
+    Discipline,
+    FurnishedBy,
+    Role,
+    load_catalogue,
+)
+from therapy_timer.errors import (
+    InvalidInput,
+    InvalidOperation,
+    StorageUnavailable,
+    TherapyTimerError,
+)
 from therapy_timer.rules import (
     Method,
     Result,
@@ -20,6 +39,7 @@ from therapy_timer.rules import (
     evaluate,
     request_from_json,
 )
+from therapy_timer.sessions import SessionService
 
 BAD_INPUT_STATUS = 2
 
@@ -33,8 +53,15 @@ class BadInput(click.ClickException):
 class Context:
     """What every subcommand shares: where the data lives, and the code catalogue."""
 
-    def __init__(self, data_dir: Path | None) -> None:
+    def __init__(self, data_dir: Path | None, clock: Clock | None = None) -> None:
         self.data_dir = paths.data_dir(data_dir)
+        self.clock: Clock = clock or SystemClock()
+
+    @contextmanager
+    def service(self) -> Iterator[tuple[st.Store, SessionService]]:
+        """The same database the window uses, opened for one command and closed after it."""
+        with st.Store.open(self.data_dir, clock=self.clock) as store:
+            yield store, SessionService(store, self.catalogue(), self.clock)
 
     def catalogue(self) -> Catalogue:
         try:
@@ -58,7 +85,8 @@ pass_context = click.make_pass_decorator(Context)
 @click.pass_context
 def main(ctx: click.Context, data_dir: Path | None) -> None:
     """Per-code treatment stopwatches and billing-correct units for PT, OT and SLP."""
-    ctx.obj = Context(data_dir)
+    if ctx.obj is None:  # tests hand in a Context with a fake clock
+        ctx.obj = Context(data_dir)
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())
 
@@ -86,6 +114,25 @@ def _code_minutes(
 
 def _fail(exc: TherapyTimerError) -> NoReturn:
     raise BadInput(str(exc)) from None
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def plain_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Library errors become one readable line: bad input exits 2, anything else 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except InvalidInput as exc:
+            raise BadInput(str(exc)) from None
+        except (InvalidOperation, StorageUnavailable) as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
 
 
 def _print_result(result: Result) -> None:
@@ -203,3 +250,340 @@ def _answer_file(request_file: Any, catalogue: Catalogue, as_json: bool) -> None
         click.echo(json.dumps(answer, indent=2))
     else:
         click.echo(answer["note"], nl=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Stopwatches and sessions on the window's database (foot pedals, macro pads and scripts)
+
+SESSION_DEFAULTS = {
+    "clinician": "default_clinician",
+    "role": "default_role",
+    "payer": "default_payer",
+}
+BY_CHOICE = click.Choice([f.value for f in FurnishedBy])
+patient_option = click.option(
+    "--patient", help="Patient reference (initials or MRN) of the session to act on."
+)
+
+
+def _current_session(
+    service: SessionService,
+    patient: str | None,
+    *,
+    create: dict[str, str] | None = None,
+) -> st.Session:
+    """The open session for ``patient``, or the only open session; create one when asked."""
+    open_sessions = service.open_sessions()
+    if patient is not None:
+        matching = [s for s in open_sessions if s.patient_ref == patient.strip()]
+    else:
+        matching = open_sessions
+    if len(matching) == 1:
+        return matching[0]
+    if len(matching) > 1:
+        refs = ", ".join(sorted({s.patient_ref for s in matching}))
+        raise InvalidOperation(f"several sessions are open ({refs}); name one with --patient")
+    if create is None or patient is None:
+        who = f" for {patient}" if patient else ""
+        raise InvalidOperation(
+            f"no open session{who}; start one with: timer start CODE --patient REF"
+        )
+    return service.open_session(
+        patient_ref=patient,
+        clinician=create["clinician"],
+        role=Role(create["role"]),
+        payer_profile=create["payer"],
+    )
+
+
+def _session_json(session: st.Session) -> dict[str, Any]:
+    return {
+        "id": session.id,
+        "date_of_service": session.date_of_service.isoformat(),
+        "patient_ref": session.patient_ref,
+        "clinician": session.clinician,
+        "role": session.role.value,
+        "discipline": session.discipline.value,
+        "payer_profile": session.payer_profile,
+        "status": session.status.value,
+        "amended": session.amended,
+        "exported": session.exported,
+    }
+
+
+def _status_json(service: SessionService, session: st.Session) -> dict[str, Any]:
+    stopwatch = service.stopwatch(session.id)
+    now = stopwatch.now()
+    totals = stopwatch.totals()
+    return {
+        "session": _session_json(session),
+        "state": stopwatch.state.value,
+        "furnished_by": stopwatch.furnished_by.value,
+        "running": [
+            {
+                "code": seg.code,
+                "furnished_by": seg.furnished_by.value,
+                "seconds": int(seg.elapsed(now).total_seconds()),
+                "code_minutes": totals[seg.code].minutes,
+            }
+            for seg in stopwatch.running
+        ],
+        "paused_codes": [r.code for r in stopwatch.paused.resume] if stopwatch.paused else [],
+        "codes": {
+            code: {"minutes": t.minutes, "assistant_minutes": t.assistant_minutes}
+            for code, t in sorted(totals.items())
+        },
+        "total_timed_units": service.summary(session.id).total_timed_units,
+    }
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    session = status["session"]
+    click.echo(
+        f"{session['patient_ref']} - {session['clinician']} ({session['role']}), "
+        f"{session['payer_profile']}: {status['state']}, furnished by {status['furnished_by']}"
+    )
+    for item in status["running"]:
+        minutes, seconds = divmod(item["seconds"], 60)
+        click.echo(f"  running {item['code']} {minutes}:{seconds:02d} ({item['furnished_by']})")
+    for code in status["paused_codes"]:
+        click.echo(f"  paused {code}")
+    for code, figures in status["codes"].items():
+        click.echo(f"  {code}: {figures['minutes']} min")
+    click.echo(f"  timed units so far: {status['total_timed_units']}")
+
+
+@main.group()
+def timer() -> None:
+    """Start, stop and pause the stopwatches of the open session."""
+
+
+@timer.command("start")
+@click.argument("code")
+@patient_option
+@click.option("--by", "furnished_by", type=BY_CHOICE, help="Who furnishes the minutes.")
+@click.option(
+    "--clinician", help="For a new session (default: the clinic setting, else your login)."
+)
+@click.option("--role", type=click.Choice([r.value for r in Role]), help="For a new session.")
+@click.option("--payer", help="Payer profile for a new session (default: Medicare).")
+@pass_context
+@plain_errors
+def timer_start(
+    context: Context,
+    code: str,
+    patient: str | None,
+    furnished_by: str | None,
+    clinician: str | None,
+    role: str | None,
+    payer: str | None,
+) -> None:
+    """Start CODE (stopping the code that runs); opens a session for --patient if needed."""
+    with context.service() as (store, service):
+        defaults = {
+            "clinician": clinician or store.get_setting(SESSION_DEFAULTS["clinician"]) or _login(),
+            "role": role or store.get_setting(SESSION_DEFAULTS["role"]) or Role.PT.value,
+            "payer": payer or store.get_setting(SESSION_DEFAULTS["payer"]) or "Medicare",
+        }
+        entry = context.catalogue().get(code, "code")  # before a session is created for it
+        session = _current_session(service, patient, create=defaults)
+        by = FurnishedBy(furnished_by) if furnished_by else None
+        outcome = service.start(session.id, entry.code, by)
+        _echo_change(outcome.change.stopped_codes, outcome.change.started_codes)
+        for warning in outcome.change.warnings:
+            click.echo(f"warning: {warning.message}", err=True)
+
+
+def _login() -> str:
+    return getpass.getuser()
+
+
+def _echo_change(stopped: tuple[str, ...], started: tuple[str, ...]) -> None:
+    for code in stopped:
+        click.echo(f"stopped {code}")
+    for code in started:
+        click.echo(f"started {code}")
+
+
+@timer.command("stop")
+@click.argument("code", required=False)
+@patient_option
+@pass_context
+@plain_errors
+def timer_stop(context: Context, code: str | None, patient: str | None) -> None:
+    """Stop CODE, or everything running."""
+    with context.service() as (_store, service):
+        outcome = service.stop(_current_session(service, patient).id, code)
+        _echo_change(outcome.change.stopped_codes, ())
+
+
+@timer.command("pause")
+@patient_option
+@pass_context
+@plain_errors
+def timer_pause(context: Context, patient: str | None) -> None:
+    """Pause for an interruption (the running codes resume together)."""
+    with context.service() as (_store, service):
+        outcome = service.pause(_current_session(service, patient).id)
+        click.echo("paused " + " ".join(outcome.change.stopped_codes))
+
+
+@timer.command("resume")
+@patient_option
+@pass_context
+@plain_errors
+def timer_resume(context: Context, patient: str | None) -> None:
+    """Resume what the pause stopped."""
+    with context.service() as (_store, service):
+        outcome = service.resume(_current_session(service, patient).id)
+        click.echo("resumed " + " ".join(outcome.change.started_codes))
+
+
+@timer.command("status")
+@patient_option
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+@plain_errors
+def timer_status(context: Context, patient: str | None, as_json: bool) -> None:
+    """What runs now, and the minutes and units so far."""
+    with context.service() as (_store, service):
+        status = _status_json(service, _current_session(service, patient))
+    if as_json:
+        click.echo(json.dumps(status, indent=2))
+    else:
+        _print_status(status)
+
+
+@main.group()
+def session() -> None:
+    """End, list and show treatment sessions."""
+
+
+@session.command("end")
+@patient_option
+@click.option("--json", "as_json", is_flag=True, help="Print the units answer as JSON.")
+@pass_context
+@plain_errors
+def session_end(context: Context, patient: str | None, as_json: bool) -> None:
+    """Stop everything, close the open session, print its units and note."""
+    with context.service() as (_store, service):
+        closed = service.end_session(_current_session(service, patient).id)
+        result = service.summary(closed.id)
+    if as_json:
+        click.echo(json.dumps({"session": _session_json(closed), **result.to_json()}, indent=2))
+    else:
+        _print_result(result)
+
+
+@session.command("list")
+@click.option(
+    "--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="Date of service (default: today)."
+)
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+@plain_errors
+def session_list(context: Context, day: dt.datetime | None, as_json: bool) -> None:
+    """The sessions of one date of service."""
+    with context.service() as (store, service):
+        when = day.date() if day else service.today()
+        rows = [
+            {**_session_json(s), "total_timed_units": service.summary(s.id).total_timed_units}
+            for s in store.list_sessions(day=when)
+        ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"No sessions on {when.isoformat()}.")
+    for row in rows:
+        flags = " amended" if row["amended"] else ""
+        click.echo(
+            f"{row['id']}  {row['patient_ref']:<10} {row['clinician']} ({row['role']})  "
+            f"{row['status']}{flags}  {row['total_timed_units']} timed units"
+        )
+
+
+@session.command("show")
+@click.argument("session_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+@plain_errors
+def session_show(context: Context, session_id: str, as_json: bool) -> None:
+    """One session: its segments, untimed services, units and note."""
+    with context.service() as (store, service):
+        chosen = store.get_session(session_id)
+        segments = store.segments(session_id)
+        untimed = store.untimed_services(session_id)
+        result = service.summary(session_id)
+    if not as_json:
+        click.echo(f"Session {chosen.id} ({chosen.status.value})")
+        _print_result(result)
+        return
+    answer = {
+        "session": _session_json(chosen),
+        "segments": [
+            {
+                "id": seg.id,
+                "code": seg.code,
+                "furnished_by": seg.furnished_by.value,
+                "start_utc": seg.start_utc.isoformat(),
+                "stop_utc": seg.stop_utc.isoformat() if seg.stop_utc else None,
+            }
+            for seg in segments
+        ],
+        "untimed": [
+            {"code": u.code, "minutes": u.minutes, "furnished_by": u.furnished_by.value}
+            for u in untimed
+        ],
+        **result.to_json(),
+    }
+    click.echo(json.dumps(answer, indent=2))
+
+
+@main.group()
+def untimed() -> None:
+    """Untimed services (evaluations, group therapy, supervised modalities)."""
+
+
+@untimed.command("add")
+@click.argument("code")
+@click.option("--minutes", type=int, help="Minutes it took (counted in total treatment time).")
+@click.option("--by", "furnished_by", type=BY_CHOICE, default="therapist", show_default=True)
+@patient_option
+@pass_context
+@plain_errors
+def untimed_add(
+    context: Context, code: str, minutes: int | None, furnished_by: str, patient: str | None
+) -> None:
+    """Record an untimed service on the open session."""
+    entry = context.catalogue().get(code, "code")
+    with context.service() as (store, service):
+        if entry.timed:
+            raise InvalidInput("code", f"{entry.code} is timed: use timer start {entry.code}")
+        target = _current_session(service, patient)
+        store.add_untimed(
+            target.id, code=entry.code, minutes=minutes, furnished_by=FurnishedBy(furnished_by)
+        )
+        click.echo(f"added {entry.code} to {target.patient_ref}")
+
+
+@main.command()
+@click.option("--to", "dest", type=click.Path(dir_okay=False, path_type=Path), help="Backup file.")
+@pass_context
+@plain_errors
+def backup(context: Context, dest: Path | None) -> None:
+    """Copy the database now (SQLite's backup API); the app also keeps 14 daily backups."""
+    with st.Store.open(context.data_dir, clock=context.clock) as store:
+        click.echo(str(store.backup(dest)))
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_context
+@plain_errors
+def restore(context: Context, file: Path) -> None:
+    """Replace the database with a backup FILE (the current one is kept aside)."""
+    kept = st.restore(file, data_dir=context.data_dir, clock=context.clock)
+    click.echo(f"restored {file}")
+    if kept is not None:
+        click.echo(f"the previous database was kept as {kept}")

@@ -1,0 +1,106 @@
+"""The timer/session/untimed/backup commands on a temporary database with a fake clock."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from tests.fakes import FakeClock
+from therapy_timer.cli import Context, main
+from therapy_timer.codes import Discipline
+from therapy_timer.rules import Method, Request, evaluate
+
+
+class Cli:
+    def __init__(self, data_dir: Path) -> None:
+        self.clock = FakeClock()
+        self.data_dir = data_dir
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, status: int = 0) -> Result:
+        result = self.runner.invoke(main, list(args), obj=Context(self.data_dir, self.clock))
+        assert result.exit_code == status, (result.stdout, result.stderr)
+        return result
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self(*args).stdout)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path)
+
+
+def test_a_whole_session_from_the_command_line(cli: Cli) -> None:
+    assert (
+        cli("timer", "start", "97110", "--patient", "JD", "--by", "assistant").stdout
+        == "started 97110\n"
+    )
+    cli.clock.advance(minutes=23)
+    cli("timer", "start", "97110", "--by", "therapist")
+    cli.clock.advance(minutes=13)
+    assert cli("timer", "start", "97140").stdout == "stopped 97110\nstarted 97140\n"
+    cli.clock.advance(minutes=10)
+    assert cli("timer", "pause").stdout == "paused 97140\n"
+    cli.clock.advance(minutes=5)  # the interruption is not treatment time
+    cli("timer", "resume")
+    cli.clock.advance(minutes=20)
+    cli("untimed", "add", "97161", "--minutes", "30")
+
+    status = cli.json("timer", "status", "--json")
+    assert status["state"] == "running"
+    assert status["running"][0]["code"] == "97140"
+    assert status["codes"]["97110"] == {"minutes": 36, "assistant_minutes": 23}
+    assert status["codes"]["97140"]["minutes"] == 30
+
+    answer = cli.json("session", "end", "--json")
+    expected = evaluate(
+        Request(
+            Method.CMS,
+            Discipline.PT,
+            timed={"97110": 36, "97140": 30},
+            assistant_minutes={"97110": 23},
+            untimed=("97161",),
+            untimed_minutes={"97161": 30},
+            date_of_service=cli.clock.now().astimezone().date(),
+        )
+    ).to_json()
+    assert answer["session"]["status"] == "closed"
+    for key in ("codes", "lines", "total_timed_units", "total_treatment_minutes", "alternatives"):
+        assert answer[key] == expected[key]
+
+    listed = cli.json("session", "list", "--json")
+    assert [(row["patient_ref"], row["status"], row["total_timed_units"]) for row in listed] == [
+        ("JD", "closed", 4)
+    ]
+    shown = cli.json("session", "show", listed[0]["id"], "--json")
+    assert [s["code"] for s in shown["segments"]] == ["97110", "97110", "97140", "97140"]
+    assert shown["untimed"] == [{"code": "97161", "minutes": 30, "furnished_by": "therapist"}]
+
+
+def test_errors_are_plain_and_change_nothing(cli: Cli) -> None:
+    assert "no open session" in cli("timer", "stop", status=1).stderr
+    assert "99999" in cli("timer", "start", "99999", "--patient", "JD", status=2).stderr
+    assert cli.json("session", "list", "--json") == []  # no session was opened for the typo
+    cli("timer", "start", "97110", "--patient", "AB")
+    cli("timer", "start", "97110", "--patient", "CD")
+    assert "name one with --patient" in cli("timer", "stop", status=1).stderr
+    assert "is timed" in cli("untimed", "add", "97110", "--patient", "AB", status=2).stderr
+    assert cli("timer", "stop", "--patient", "AB").stdout == "stopped 97110\n"
+
+
+def test_backup_and_restore(cli: Cli, tmp_path: Path) -> None:
+    cli("timer", "start", "97110", "--patient", "JD")
+    copy = tmp_path / "copy.sqlite3"
+    assert cli("backup", "--to", str(copy)).stdout.strip() == str(copy)
+    cli("session", "end")
+    cli("restore", str(copy))
+    assert cli.json("timer", "status", "--json")["running"][0]["code"] == "97110"
+    bogus = tmp_path / "bogus.sqlite3"
+    bogus.write_bytes(b"not a database at all" * 100)
+    assert "Error" in cli("restore", str(bogus), status=1).stderr
+    assert cli.json("timer", "status", "--json")["state"] == "running"
