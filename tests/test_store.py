@@ -182,7 +182,6 @@ def test_start_switch_and_stop_are_recorded_with_audit(store: Store, clock: Fake
     assert switch_entry.after["started"] == [
         {
             "id": switched.started[0].id,
-            "session_id": session.id,
             "code": "97140",
             "furnished_by": "therapist",
             "exclusive": True,

@@ -452,6 +452,18 @@ def _jsonable(value: object) -> object:
     return value
 
 
+def _in_session(segments: Sequence[Segment]) -> list[dict[str, object]]:
+    """Segments for an audit entry about their session: the session id is the entry's own."""
+    return [
+        {
+            name: _jsonable(getattr(s, name))
+            for name in s.__dataclass_fields__
+            if name != "session_id"
+        }
+        for s in segments
+    ]
+
+
 def _to_json(value: object) -> str | None:
     return None if value is None else json.dumps(_jsonable(value), sort_keys=True)
 
@@ -1198,8 +1210,12 @@ class Store:
                 "session.close",
                 "session",
                 session_id,
-                before={"session": before, "segments": stopped[0]},
-                after={"session": after, "segments": stopped[1]},
+                before={"status": before.status, "stopped": _in_session(stopped[0])},
+                after={
+                    "status": after.status,
+                    "closed_utc": after.closed_utc,
+                    "stopped": _in_session(stopped[1]),
+                },
                 actor=actor,
             )
         return after
@@ -1415,8 +1431,12 @@ class Store:
                 change.action,
                 "session",
                 session_id,
-                before={"stopped": stopped_before, "paused_utc": before.paused_utc},
-                after={"stopped": stopped, "started": started, "paused_utc": after.paused_utc},
+                before={"stopped": _in_session(stopped_before), "paused_utc": before.paused_utc},
+                after={
+                    "stopped": _in_session(stopped),
+                    "started": _in_session(started),
+                    "paused_utc": after.paused_utc,
+                },
                 reason=change.reason.strip(),
                 actor=actor,
             )
