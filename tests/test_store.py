@@ -57,8 +57,16 @@ def new_session(store: Store, **overrides: object) -> Session:
     return store.create_session(**fields)  # type: ignore[arg-type]
 
 
-def start(store: Store, session: Session, code: str, at: datetime, *, exclusive: bool = True,
-          by: FurnishedBy = THERAPIST, seg_id: str | None = None) -> str:  # fmt: skip
+def start(
+    store: Store,
+    session: Session,
+    code: str,
+    at: datetime,
+    *,
+    exclusive: bool = True,
+    by: FurnishedBy = THERAPIST,
+    seg_id: str | None = None,
+) -> str:
     applied = store.apply_stopwatch_change(
         StopwatchChange(
             session.id,
@@ -463,8 +471,13 @@ def test_untimed_services_round_trip_and_amend(
     store.remove_untimed(added.id, reason="duplicate")
     assert store.untimed_services(session.id) == []
     actions = [e.action for e in store.audit_entries(entity="untimed")]
-    assert actions == ["untimed.add", "untimed.amend", "untimed.amend", "untimed.amend",
-                       "untimed.remove"]  # fmt: skip
+    assert actions == [
+        "untimed.add",
+        "untimed.amend",
+        "untimed.amend",
+        "untimed.amend",
+        "untimed.remove",
+    ]
 
 
 def test_amend_session_header(store: Store, closed: tuple[Session, str, str]) -> None:

@@ -24,8 +24,13 @@ ROUNDS = 25
 NOW = datetime(2025, 3, 10, 14, 0, tzinfo=UTC)
 
 
-def _race(data: str, plan: list[tuple[str, str | None]], code: str, barrier: Barrier,
-          results: Queue[list[str]]) -> None:  # fmt: skip
+def _race(
+    data: str,
+    plan: list[tuple[str, str | None]],
+    code: str,
+    barrier: Barrier,
+    results: Queue[list[str]],
+) -> None:
     """Child process: for each session, at the same moment as the rival, start ``code``."""
     wins: list[str] = []
     with Store.open(Path(data), clock=SystemClock()) as store:
