@@ -18,7 +18,8 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 def data_dir(override: Path | str | None = None) -> Path:
     """The folder for the database, backups and clinic files: override, then env, then platform.
 
-    It is created readable by the user alone (0700) because it holds health information.
+    Only the path: the store creates the folder, readable by the user alone (0700), because it
+    holds health information.
     """
     if override is not None:
         path = Path(override)
