@@ -57,6 +57,13 @@ class FurnishedBy(StrEnum):
     TOGETHER = "together"
 
 
+class Method(StrEnum):
+    """How a payer turns minutes into units (rules §2 and §3; configurable per payer, R3.5)."""
+
+    CMS = "cms"  # Medicare total-time method, the "8-minute rule" (§2)
+    AMA = "ama"  # AMA/CPT per-code midpoint method (§3)
+
+
 class Kind(StrEnum):
     """How a code is counted (billing-rules.md §5)."""
 

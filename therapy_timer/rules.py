@@ -14,6 +14,7 @@ from itertools import combinations
 from typing import Any, TypeVar
 
 from therapy_timer.codes import Catalogue, Code, Discipline, Kind, builtin_catalogue
+from therapy_timer.codes import Method as Method  # re-exported: a Request names its method
 from therapy_timer.errors import InvalidInput
 
 UNIT_MINUTES = 15
@@ -36,13 +37,6 @@ DISCIPLINE_NAME = {
 
 # R8.4 and R9.3: the one-on-one codes the group code is edited against.
 ONE_ON_ONE_RANGE = ("97110", "97542")
-
-
-class Method(StrEnum):
-    """How a payer turns minutes into units (§2 and §3; configurable per payer, R3.5)."""
-
-    CMS = "cms"  # Medicare total-time method, the "8-minute rule" (§2)
-    AMA = "ama"  # AMA/CPT per-code midpoint method (§3)
 
 
 METHOD_NAME = {

@@ -190,7 +190,7 @@ class SessionService:
         profile = self._store.get_payer_profile(session.payer_profile)
         minutes = self.rules_input(session_id)
         request = rules.Request(
-            method=rules.Method(profile.method.value),
+            method=profile.method,
             discipline=session.discipline,
             timed=minutes.timed,
             assistant_minutes={c: m for c, m in minutes.assistant_minutes.items() if m},

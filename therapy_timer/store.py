@@ -25,7 +25,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from therapy_timer.clock import Clock
-from therapy_timer.codes import Discipline, FurnishedBy, Role, normalize_code
+from therapy_timer.codes import Discipline, FurnishedBy, Method, Role, normalize_code
 from therapy_timer.errors import (
     DatabaseCorrupt,
     DatabaseLocked,
@@ -38,7 +38,6 @@ from therapy_timer.errors import (
 )
 from therapy_timer.paths import DATA_DIR_ENV
 from therapy_timer.paths import data_dir as default_data_dir
-from therapy_timer.rules import Method
 
 DB_FILENAME = "therapy-timer.sqlite3"
 BACKUP_DIRNAME = "backups"
