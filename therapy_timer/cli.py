@@ -82,13 +82,24 @@ pass_context = click.make_pass_decorator(Context)
     help=f"Folder for the database and clinic files (default: per-user data folder; "
     f"env {paths.DATA_DIR_ENV}).",
 )
+@click.option(
+    "--smoke-test",
+    is_flag=True,
+    help='Build the window, wait for its first paint, print {"ready_ms": N} and exit.',
+)
 @click.pass_context
-def main(ctx: click.Context, data_dir: Path | None) -> None:
-    """Per-code treatment stopwatches and billing-correct units for PT, OT and SLP."""
+def main(ctx: click.Context, data_dir: Path | None, smoke_test: bool) -> None:
+    """Per-code treatment stopwatches and billing-correct units for PT, OT and SLP.
+
+    With no command, opens the window.
+    """
     if ctx.obj is None:  # tests hand in a Context with a fake clock
         ctx.obj = Context(data_dir)
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        # Imported here so that the command-line jobs never load Qt.
+        from therapy_timer.gui.app import run
+
+        ctx.exit(run(ctx.obj.data_dir, smoke_test=smoke_test))
 
 
 def _code_minutes(

@@ -1,0 +1,1 @@
+"""The Qt window of Therapy Timer (the only package that imports PySide6)."""

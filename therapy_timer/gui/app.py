@@ -1,0 +1,187 @@
+"""The window's entry point: QApplication, excepthook and the composition root."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtGui import QGuiApplication, QIcon
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+
+from therapy_timer import paths
+from therapy_timer.clock import Clock, SystemClock
+from therapy_timer.codes import CLINIC_CODES_FILE, load_catalogue
+from therapy_timer.errors import InvalidInput, StorageUnavailable
+from therapy_timer.gui.controller import SessionController
+from therapy_timer.gui.main_window import MainWindow
+from therapy_timer.sessions import SessionService
+from therapy_timer.store import Store
+
+SMOKE_TEST_TIMEOUT_MS = 20_000
+ICON_SIZES = (16, 32, 48, 64, 128, 256)
+
+ErrorShower = Callable[[str, str], None]
+"""Shows a title and a plain-language message to the user."""
+
+
+def app_icon() -> QIcon:
+    """The application icon from ``resources/icons`` (PNG sizes, so no SVG plugin loads)."""
+    icon = QIcon()
+    try:
+        folder = paths.resource_path("icons")
+    except FileNotFoundError:
+        return icon
+    for size in ICON_SIZES:
+        png = folder / f"{paths.APP_ID}-{size}.png"
+        if png.exists():
+            icon.addFile(str(png))
+    return icon
+
+
+def show_error_box(title: str, message: str) -> None:
+    """A blocking message box: used before the window exists, when there is nothing else."""
+    box = QMessageBox(QMessageBox.Icon.Critical, title, message)
+    box.exec()
+
+
+def install_excepthook(show: ErrorShower) -> None:
+    """Show unexpected errors plainly (and print the details) instead of vanishing silently."""
+
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        traceback.print_exception(exc_type, exc, tb, file=sys.stderr)
+        if isinstance(exc, StorageUnavailable):
+            show("Therapy Timer cannot reach its data", str(exc))
+            return
+        show(
+            "Something went wrong",
+            "Therapy Timer hit an unexpected problem and the last action may not have "
+            "happened. Recorded minutes are safe: each step is saved as it happens.\n\n"
+            f"Details for support: {exc_type.__name__}: {exc}",
+        )
+
+    sys.excepthook = hook
+
+
+def _non_blocking_box(parent: QWidget | None) -> ErrorShower:
+    def show(title: str, message: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Critical, title, message, parent=parent)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    return show
+
+
+class _FirstPaint(QObject):
+    """Calls ``done`` once, just after the watched window's first paint has been delivered."""
+
+    def __init__(self, done: Callable[[], None]) -> None:
+        super().__init__()
+        self._done: Callable[[], None] | None = done
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Paint and self._done is not None:
+            done, self._done = self._done, None
+            # Queued, so the paint that triggered this is finished and flushed first.
+            QTimer.singleShot(0, done)
+        return False
+
+
+def run(
+    data_dir: Path | None = None,
+    *,
+    smoke_test: bool = False,
+    argv: Sequence[str] | None = None,
+    clock: Clock | None = None,
+    show_error: ErrorShower | None = None,
+) -> int:
+    """Build the app against the data folder and run it; the process exit status."""
+    started = time.perf_counter()
+    if smoke_test and sys.platform.startswith("linux"):
+        # Without a display Qt aborts the process (machine-notes.md); a smoke test on a
+        # headless build machine should draw offscreen instead.
+        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(list(argv if argv is not None else sys.argv[:1]))
+    assert isinstance(app, QApplication)
+    app.setApplicationName("Therapy Timer")
+    QGuiApplication.setDesktopFileName(paths.APP_ID)
+    icon = app_icon()
+    app.setWindowIcon(icon)
+
+    def report(title: str, message: str) -> None:
+        if smoke_test:
+            print(f"{title}: {message}", file=sys.stderr)
+        else:
+            (show_error or show_error_box)(title, message)
+
+    folder = paths.data_dir(data_dir)
+    clock = clock or SystemClock()
+    try:
+        store = Store.open(folder, clock=clock)
+    except StorageUnavailable as exc:
+        report("Therapy Timer cannot open its data", f"{exc}\n\nData folder: {folder}")
+        return 1
+    try:
+        try:
+            catalogue = load_catalogue(folder / CLINIC_CODES_FILE)
+        except InvalidInput as exc:
+            report("The clinic's code file has a problem", str(exc))
+            return 1
+        service = SessionService(store, catalogue, clock)
+        controller = SessionController(service, store, catalogue, clock)
+        controller.load()
+        window = MainWindow(controller, icon)
+        if smoke_test:
+            return _smoke_test(app, window, started)
+        install_excepthook(show_error or _non_blocking_box(window))
+        window.show()
+        if window.tray is not None:
+            window.tray.show()
+        controller.start_background()
+        window.offer_recovery()
+        return app.exec()
+    finally:
+        store.close()
+
+
+def _smoke_test(app: QApplication, window: MainWindow, started: float) -> int:
+    """Show the window, wait for its first paint, print ``{"ready_ms": N}``."""
+    outcome: dict[str, float] = {}
+
+    def painted() -> None:
+        outcome["ready_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        app.quit()
+
+    watcher = _FirstPaint(painted)
+    window.installEventFilter(watcher)
+    QTimer.singleShot(SMOKE_TEST_TIMEOUT_MS, app.quit)
+    window.show()
+    app.exec()
+    window.removeEventFilter(watcher)
+    window.hide()
+    if "ready_ms" not in outcome:
+        print(f"the window did not paint within {SMOKE_TEST_TIMEOUT_MS} ms", file=sys.stderr)
+        return 1
+    print(json.dumps({"ready_ms": outcome["ready_ms"]}), flush=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The ``therapy-timer-gui`` executable."""
+    parser = argparse.ArgumentParser(prog="therapy-timer-gui")
+    parser.add_argument("--data-dir", type=Path, help="folder for the database")
+    parser.add_argument(
+        "--smoke-test", action="store_true", help="show the window once, print ready_ms, exit"
+    )
+    args, qt_args = parser.parse_known_args(argv)
+    sys.exit(run(args.data_dir, smoke_test=args.smoke_test, argv=[sys.argv[0], *qt_args]))

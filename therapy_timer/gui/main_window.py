@@ -1,0 +1,387 @@
+"""The main window: layout of the thin widgets, keyboard shortcuts and all signal wiring."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLayout,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QScrollArea,
+    QSystemTrayIcon,
+    QVBoxLayout,
+    QWidget,
+)
+
+from therapy_timer import __version__
+from therapy_timer.gui import theme
+from therapy_timer.gui.controller import ForgotToStop, SessionController
+from therapy_timer.gui.view_state import TileState, WindowView, format_elapsed
+from therapy_timer.gui.widgets.banner import Banner
+from therapy_timer.gui.widgets.furnished import FurnishedBySwitch
+from therapy_timer.gui.widgets.header import SessionHeader
+from therapy_timer.gui.widgets.live_strip import LiveStrip
+from therapy_timer.gui.widgets.mini_view import MiniView
+from therapy_timer.gui.widgets.recovery_dialog import RecoveryDialog
+from therapy_timer.gui.widgets.search import CodeSearch
+from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
+from therapy_timer.gui.widgets.tiles import TileGrid
+from therapy_timer.gui.widgets.untimed import UntimedList
+from therapy_timer.sessions import Interrupted, RecoveryChoice
+
+SHORTCUTS_HELP = (
+    "1 to 9: start the tile with that number (the running code stops)\n"
+    "Space: pause, or resume what was paused\n"
+    "Ctrl+E: end the session (summary and note)\n"
+    "Ctrl+C in the summary: copy the note\n"
+    "Ctrl+M: the small always-on-top view"
+)
+
+
+def _section(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setFont(theme.scaled_font(label, 1.1, bold=True))
+    return label
+
+
+class MainWindow(QMainWindow):
+    """Renders the controller's ``WindowView``; every tap and key is forwarded to it."""
+
+    def __init__(self, controller: SessionController, icon: QIcon | None = None) -> None:
+        super().__init__()
+        self._controller = controller
+        self._close_confirmed = False
+        self._pending_recovery: list[Interrupted] = []
+        self.summary_dialog: SummaryDialog | None = None
+        self.recovery_dialog: RecoveryDialog | None = None
+        self.close_box: QMessageBox | None = None
+        self.setWindowTitle("Therapy Timer")
+        self.setObjectName("main-window")
+        if icon is not None:
+            self.setWindowIcon(icon)
+
+        self.message_banner = Banner("Message")
+        self.forgot_banner = Banner("Forgot-to-stop alert")
+        self.header = SessionHeader()
+        self.furnished = FurnishedBySwitch()
+        self.pause_button = QPushButton("Pause (Space)")
+        self.end_button = QPushButton("End session (Ctrl+E)")
+        self.mini_button = QPushButton("Mini view")
+        for button in (self.pause_button, self.end_button, self.mini_button):
+            button.setMinimumHeight(theme.TOUCH_MIN)
+            button.setMinimumWidth(theme.TOUCH_MIN * 3)
+        self.pause_button.setAccessibleName("Pause")
+        self.end_button.setAccessibleName("End session")
+        self.mini_button.setAccessibleName("Show the mini view")
+        self.tiles = TileGrid(columns=3)
+        self.beside = TileGrid(columns=4, compact=True)
+        self.untimed = UntimedList()
+        self.search = CodeSearch(controller.catalogue)
+        self.live = LiveStrip()
+        self.mini = MiniView()
+        self.mini.setWindowIcon(self.windowIcon())
+        self.tray: QSystemTrayIcon | None = None
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            self.tray = QSystemTrayIcon(self.windowIcon(), self)
+            self.tray.setToolTip("Therapy Timer")
+
+        self._build_layout()
+        self._build_menus()
+        self._build_shortcuts()
+        self._connect_signals()
+        self.resize(1100, 860)
+        self._render(controller.view)
+        # The window's minimum size is fixed here rather than recomputed by the layout whenever
+        # a banner or tile appears: the offscreen platform (tests, smoke test) warns on every
+        # size-hint change of a shown window ("does not support propagateSizeHints()").
+        layout = self.layout()
+        if layout is not None:
+            layout.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
+        self.setMinimumSize(480, 420)
+
+    # -- construction --------------------------------------------------------------------------
+
+    def _build_layout(self) -> None:
+        controls = QHBoxLayout()
+        controls.addWidget(self.furnished)
+        controls.addStretch(1)
+        controls.addWidget(self.pause_button)
+        controls.addWidget(self.mini_button)
+        controls.addWidget(self.end_button)
+
+        body = QWidget()
+        column = QVBoxLayout(body)
+        column.addWidget(self.header)
+        line = QFrame()
+        line.setFrameShape(QFrame.Shape.HLine)
+        column.addWidget(line)
+        column.addLayout(controls)
+        column.addWidget(_section("Timed codes: tap to start (the running one stops)"))
+        column.addWidget(self.tiles, 3)
+        self.beside_caption = _section("Supervised modalities: run beside a timed code")
+        column.addWidget(self.beside_caption)
+        column.addWidget(self.beside, 1)
+        column.addWidget(_section("Untimed services"))
+        column.addWidget(self.untimed)
+        column.addWidget(self.search)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(body)
+
+        central = QWidget()
+        outer = QVBoxLayout(central)
+        outer.addWidget(self.message_banner)
+        outer.addWidget(self.forgot_banner)
+        outer.addWidget(scroll, 1)
+        outer.addWidget(self.live)
+        self.setCentralWidget(central)
+
+    def _build_menus(self) -> None:
+        menu_bar = self.menuBar()
+        session = menu_bar.addMenu("&Session")
+        self.end_action = QAction("&End session…", self)
+        self.end_action.setShortcut(QKeySequence("Ctrl+E"))
+        self.pause_action = QAction("&Pause or resume", self)
+        self.mini_action = QAction("&Mini view", self)
+        self.mini_action.setShortcut(QKeySequence("Ctrl+M"))
+        self.limit_action = QAction("&Forgot-to-stop alert after…", self)
+        self.quit_action = QAction("&Quit", self)
+        self.quit_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Quit))
+        for action in (self.end_action, self.pause_action, self.mini_action):
+            session.addAction(action)
+        session.addSeparator()
+        session.addAction(self.limit_action)
+        session.addSeparator()
+        session.addAction(self.quit_action)
+        help_menu = menu_bar.addMenu("&Help")
+        self.keys_action = QAction("&Keyboard shortcuts", self)
+        self.about_action = QAction("&About Therapy Timer", self)
+        help_menu.addAction(self.keys_action)
+        help_menu.addAction(self.about_action)
+        if self.tray is not None:
+            menu = QMenu(self)
+            self.tray_show_action = menu.addAction("Show window")
+            self.tray_pause_action = menu.addAction("Pause or resume")
+            self.tray_mini_action = menu.addAction("Mini view")
+            self.tray.setContextMenu(menu)
+
+    def _build_shortcuts(self) -> None:
+        # Window-wide, so a tap target having focus does not matter; a text field keeps its
+        # digits and spaces because line edits claim plain keys first (ShortcutOverride).
+        self.digit_shortcuts = [QShortcut(QKeySequence(str(n)), self) for n in range(1, 10)]
+        self.space_shortcut = QShortcut(QKeySequence(Qt.Key.Key_Space), self)
+
+    def _connect_signals(self) -> None:
+        """All wiring between the widgets, the window and the controller, in one place."""
+        c = self._controller
+        c.view_changed.connect(self._on_controller_view_changed)
+        c.forgot_to_stop_raised.connect(self._on_controller_forgot_to_stop_raised)
+        c.forgot_to_stop_cleared.connect(self.forgot_banner.hide)
+
+        self.header.draft_edited.connect(c.set_draft)
+        self.furnished.furnished_by_chosen.connect(c.set_furnished_by)
+        self.tiles.tile_tapped.connect(c.start_code)
+        self.beside.tile_tapped.connect(self._on_beside_tile_tapped)
+        self.tiles.tile_removal_requested.connect(c.remove_code)
+        self.beside.tile_removal_requested.connect(c.remove_code)
+        self.untimed.toggled.connect(c.set_untimed)
+        self.untimed.minutes_edited.connect(c.set_untimed_minutes)
+        self.search.code_chosen.connect(c.add_code)
+
+        self.pause_button.clicked.connect(c.toggle_pause)
+        self.end_button.clicked.connect(self._on_end_requested)
+        self.mini_button.clicked.connect(self._on_mini_requested)
+        self.message_banner.primary_clicked.connect(c.clear_message)
+        self.forgot_banner.primary_clicked.connect(self._on_forgot_banner_stop_clicked)
+        self.forgot_banner.secondary_clicked.connect(c.snooze_forgot_to_stop)
+
+        self.end_action.triggered.connect(self._on_end_requested)
+        self.pause_action.triggered.connect(c.toggle_pause)
+        self.mini_action.triggered.connect(self._on_mini_requested)
+        self.limit_action.triggered.connect(self._on_limit_requested)
+        self.quit_action.triggered.connect(self.close)
+        self.keys_action.triggered.connect(self._on_keys_requested)
+        self.about_action.triggered.connect(self._on_about_requested)
+        for number, shortcut in enumerate(self.digit_shortcuts, start=1):
+            shortcut.activated.connect(lambda number=number: c.start_nth(number))
+        self.space_shortcut.activated.connect(c.toggle_pause)
+
+        self.mini.code_tapped.connect(c.start_code)
+        self.mini.pause_tapped.connect(c.toggle_pause)
+        self.mini.expand_tapped.connect(self._on_mini_expand_tapped)
+        if self.tray is not None:
+            self.tray.activated.connect(self._on_tray_activated)
+            self.tray_show_action.triggered.connect(self._on_mini_expand_tapped)
+            self.tray_pause_action.triggered.connect(c.toggle_pause)
+            self.tray_mini_action.triggered.connect(self._on_mini_requested)
+
+    # -- rendering -----------------------------------------------------------------------------
+
+    def _render(self, view: WindowView) -> None:
+        self.header.set_view(view.header)
+        self.furnished.set_value(view.furnished_by)
+        self.tiles.set_views(view.tiles)
+        self.beside.set_views(view.beside)
+        self.beside_caption.setVisible(bool(view.beside))
+        self.untimed.set_views(view.untimed)
+        self.live.set_view(view.live)
+        running = view.running
+        self.pause_button.setText("Resume (Space)" if view.paused else "Pause (Space)")
+        self.pause_button.setAccessibleName("Resume" if view.paused else "Pause")
+        self.pause_button.setEnabled(running is not None)
+        self.end_button.setEnabled(view.header.session_open)
+        if view.message:
+            self.message_banner.show_message(view.message, "Dismiss")
+        else:
+            self.message_banner.hide()
+        if running is not None and running.state is TileState.RUNNING:
+            status = f"{running.code} running {format_elapsed(running.elapsed)}"
+        elif running is not None:
+            status = f"Paused: {running.code} {format_elapsed(running.elapsed)}"
+        else:
+            status = "Nothing running"
+        self.setWindowTitle(f"{status} · Therapy Timer")
+        if self.tray is not None:
+            self.tray.setToolTip(f"Therapy Timer: {status}")
+        if self.mini.isVisible():
+            self.mini.set_view(view)
+
+    # -- slots ---------------------------------------------------------------------------------
+
+    def _on_controller_view_changed(self, view: WindowView) -> None:
+        self._render(view)
+
+    def _on_controller_forgot_to_stop_raised(self, alert: ForgotToStop) -> None:
+        text = (
+            f"{alert.code} has been running for {alert.minutes} minutes without a break. "
+            "Did you forget to stop it?"
+        )
+        self.forgot_banner.show_message(text, f"Stop {alert.code}", "Still treating")
+        if self.tray is not None:
+            self.tray.showMessage("Therapy Timer", text, QSystemTrayIcon.MessageIcon.Warning)
+
+    def _on_forgot_banner_stop_clicked(self) -> None:
+        running = self._controller.view.running
+        self._controller.stop_code(running.code if running is not None else None)
+
+    def _on_beside_tile_tapped(self, code: str) -> None:
+        # A running supervised modality stops on a second tap: nothing else would stop it.
+        tile = next((t for t in self._controller.view.beside if t.code == code), None)
+        if tile is not None and tile.state is TileState.RUNNING:
+            self._controller.stop_code(code)
+        else:
+            self._controller.start_code(code)
+
+    def _on_end_requested(self) -> None:
+        session_id = self._controller.prepare_end()
+        if session_id is not None:
+            self.summary_dialog = SummaryDialog.show_for(self, self._controller, session_id)
+
+    def _on_mini_requested(self) -> None:
+        self.mini.set_view(self._controller.view)
+        self.mini.show()
+        self.mini.raise_()
+
+    def _on_mini_expand_tapped(self) -> None:
+        self.mini.hide()
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
+
+    def _on_tray_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        if reason is QSystemTrayIcon.ActivationReason.Trigger:
+            self._on_mini_expand_tapped()
+
+    def _on_limit_requested(self) -> None:
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle("Forgot-to-stop alert")
+        dialog.setLabelText("Alert when one code has run this many minutes without a break:")
+        dialog.setInputMode(QInputDialog.InputMode.IntInput)
+        dialog.setIntRange(1, 240)
+        dialog.setIntValue(self._controller.forgot_to_stop_minutes)
+        dialog.intValueSelected.connect(self._controller.set_forgot_to_stop_minutes)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+
+    def _on_keys_requested(self) -> None:
+        self._open_box("Keyboard shortcuts", SHORTCUTS_HELP)
+
+    def _on_about_requested(self) -> None:
+        self._open_box(
+            "About Therapy Timer",
+            f"Therapy Timer {__version__}\nPer-code treatment stopwatches and billing-correct "
+            "units for PT, OT and SLP.",
+        )
+
+    def _open_box(self, title: str, text: str) -> QMessageBox:
+        box = QMessageBox(QMessageBox.Icon.Information, title, text, parent=self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        return box
+
+    # -- start-up recovery ---------------------------------------------------------------------
+
+    def offer_recovery(self) -> None:
+        """Ask, one session at a time, what to do with timers left running by a crash."""
+        self._pending_recovery = self._controller.interrupted()
+        self._offer_next_recovery()
+
+    def _offer_next_recovery(self) -> None:
+        if not self._pending_recovery:
+            self.recovery_dialog = None
+            return
+        interrupted = self._pending_recovery.pop(0)
+
+        def chosen(choice: RecoveryChoice) -> None:
+            self._controller.recover(interrupted.session.id, choice)
+            self._offer_next_recovery()
+
+        self.recovery_dialog = RecoveryDialog.show_for(self, interrupted, chosen)
+
+    # -- closing -------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        running = self._controller.view.running
+        if self._close_confirmed or running is None or running.state is not TileState.RUNNING:
+            self.mini.close()
+            self._controller.stop_background()
+            event.accept()
+            return
+        event.ignore()
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "A stopwatch is running",
+            f"{running.code} is still running ({format_elapsed(running.elapsed)}). If you close "
+            "the window it keeps counting, and you will be asked about it when the app opens "
+            "again.",
+            parent=self,
+        )
+        stop = box.addButton("Stop timers and close", QMessageBox.ButtonRole.DestructiveRole)
+        keep = box.addButton("Close, keep timing", QMessageBox.ButtonRole.AcceptRole)
+        cancel = box.addButton("Keep the window open", QMessageBox.ButtonRole.RejectRole)
+        for button in (stop, keep, cancel):
+            button.setMinimumHeight(theme.TOUCH_MIN)
+            button.setAccessibleName(button.text())
+        box.setDefaultButton(cancel)
+        box.setEscapeButton(cancel)
+
+        def decided() -> None:
+            clicked = box.clickedButton()
+            if clicked is stop:
+                self._controller.stop_code(None)
+            if clicked in (stop, keep):
+                self._close_confirmed = True
+                self.close()
+
+        box.finished.connect(decided)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.close_box = box
+        box.open()

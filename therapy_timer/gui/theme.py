@@ -1,0 +1,81 @@
+"""Sizes, state colours, drawn icons and scaled fonts shared by the widgets."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPalette, QPixmap, QPolygonF
+from PySide6.QtWidgets import QWidget
+
+from therapy_timer.gui.view_state import TileState
+
+TOUCH_MIN = 44
+"""Smallest side of anything a finger must hit (WCAG 2.5.5 / Apple HIG: 44 px)."""
+
+# Fixed colours chosen to work on light and dark palettes alike: white text on them has a
+# contrast ratio above 4.5:1 (WCAG AA), and the state is also given by an icon and a word, so
+# nobody needs to tell green from amber.
+RUNNING_BG = QColor("#1d7a3a")
+PAUSED_BG = QColor("#8f5b00")
+ALERT_BG = QColor("#a4262c")
+ON_STATE_FG = QColor("#ffffff")
+
+STATE_WORD = {TileState.IDLE: "", TileState.RUNNING: "RUNNING", TileState.PAUSED: "PAUSED"}
+
+
+def scaled_font(widget: QWidget, factor: float, bold: bool = False) -> QFont:
+    """The widget's font scaled by ``factor``, so the user's font size setting carries through."""
+    font = QFont(widget.font())
+    size = font.pointSizeF()
+    if size > 0:
+        font.setPointSizeF(size * factor)
+    else:  # a pixel-sized font
+        font.setPixelSize(max(1, round(font.pixelSize() * factor)))
+    font.setBold(bold)
+    return font
+
+
+def state_icon(state: TileState, color: QColor, size: int = 32) -> QIcon:
+    """A play triangle (running), two bars (paused) or a hollow circle (idle), drawn in ``color``.
+
+    Drawn rather than taken from the style, so that it has the text colour on any palette.
+    """
+    pixmap = QPixmap(size, size)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(color)
+    s = float(size)
+    if state is TileState.RUNNING:
+        painter.drawPolygon(
+            QPolygonF(
+                [
+                    QPointF(s * 0.22, s * 0.12),
+                    QPointF(s * 0.88, s * 0.5),
+                    QPointF(s * 0.22, s * 0.88),
+                ]
+            )
+        )
+    elif state is TileState.PAUSED:
+        painter.drawRect(QRectF(s * 0.2, s * 0.14, s * 0.2, s * 0.72))
+        painter.drawRect(QRectF(s * 0.6, s * 0.14, s * 0.2, s * 0.72))
+    else:
+        pen = painter.pen()
+        pen.setStyle(Qt.PenStyle.SolidLine)
+        pen.setColor(color)
+        pen.setWidthF(s * 0.08)
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawEllipse(QRectF(s * 0.16, s * 0.16, s * 0.68, s * 0.68))
+    painter.end()
+    return QIcon(pixmap)
+
+
+def state_colors(widget: QWidget, state: TileState) -> tuple[QColor, QColor]:
+    """Background and text colour for a tile in ``state``; idle follows the system palette."""
+    if state is TileState.RUNNING:
+        return RUNNING_BG, ON_STATE_FG
+    if state is TileState.PAUSED:
+        return PAUSED_BG, ON_STATE_FG
+    palette = widget.palette()
+    return palette.color(QPalette.ColorRole.Button), palette.color(QPalette.ColorRole.ButtonText)

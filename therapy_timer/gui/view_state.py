@@ -1,0 +1,107 @@
+"""Plain snapshots of what the window shows, computed by the controller and rendered by widgets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+
+from therapy_timer.codes import Discipline, FurnishedBy, Role
+from therapy_timer.rules import Method
+
+
+class TileState(StrEnum):
+    IDLE = "idle"
+    RUNNING = "running"
+    PAUSED = "paused"  # was running when the session was paused; resumes with it
+
+
+@dataclass(frozen=True)
+class TileView:
+    """One stopwatch tile: a timed code, or a supervised modality that runs beside one."""
+
+    code: str
+    name: str
+    elapsed: timedelta
+    minutes: int
+    units: int | None  # under the payer's method; None for a supervised modality (untimed)
+    state: TileState
+    furnished_by: FurnishedBy | None  # of the running segment
+    number: int | None = None  # the digit key that starts it (1-9)
+
+
+@dataclass(frozen=True)
+class UntimedView:
+    """An untimed service toggle (an evaluation, a group code) with its optional minutes."""
+
+    code: str
+    name: str
+    checked: bool
+    minutes: int | None
+
+
+@dataclass(frozen=True)
+class LiveView:
+    """The live strip: totals, units under both methods, and minutes to the next unit."""
+
+    total_timed_minutes: int = 0
+    payer_method: Method = Method.CMS
+    payer_units: int = 0
+    other_method: Method = Method.AMA
+    other_units: int = 0
+    minutes_to_next_unit: int | None = None
+    paused: bool = False
+
+
+@dataclass(frozen=True)
+class HeaderView:
+    """The session header: who, for whom, under which payer, on which date."""
+
+    session_open: bool = False
+    patient_ref: str = ""
+    clinician: str = ""
+    role: Role = Role.PT
+    discipline: Discipline = Discipline.PT
+    payer_profile: str = ""
+    payer_profiles: tuple[str, ...] = ()
+    date_of_service: date | None = None
+    opened_at: datetime | None = None  # local time
+
+
+@dataclass(frozen=True)
+class WindowView:
+    """Everything the main window shows at one moment."""
+
+    header: HeaderView = field(default_factory=HeaderView)
+    tiles: tuple[TileView, ...] = ()
+    beside: tuple[TileView, ...] = ()
+    untimed: tuple[UntimedView, ...] = ()
+    live: LiveView = field(default_factory=LiveView)
+    furnished_by: FurnishedBy = FurnishedBy.THERAPIST
+    paused: bool = False
+    message: str = ""  # a plain-language status line (errors from the store, hints)
+
+    @property
+    def running(self) -> TileView | None:
+        """The running (or paused) timed tile, else a running supervised modality."""
+        for tile in (*self.tiles, *self.beside):
+            if tile.state is not TileState.IDLE:
+                return tile
+        return None
+
+
+def format_elapsed(elapsed: timedelta) -> str:
+    """H:MM:SS past an hour, else MM:SS; whole seconds, never negative."""
+    seconds = max(0, int(elapsed.total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}:{minutes:02d}:{seconds:02d}"
+    return f"{minutes:02d}:{seconds:02d}"
+
+
+def spoken_elapsed(elapsed: timedelta) -> str:
+    """The elapsed time as words, for screen readers."""
+    seconds = max(0, int(elapsed.total_seconds()))
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes} minute{'s' * (minutes != 1)} {seconds} second{'s' * (seconds != 1)}"

@@ -1,0 +1,1 @@
+"""Thin views of the main window: they render view snapshots and forward taps as signals."""

@@ -1,0 +1,137 @@
+"""The session header: patient reference, clinician, role, discipline, payer and date."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QDate, Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDateEdit,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QSizePolicy,
+    QWidget,
+)
+
+from therapy_timer.codes import Role
+from therapy_timer.gui import theme
+from therapy_timer.gui.controller import Draft
+from therapy_timer.gui.view_state import HeaderView
+
+ROLE_NAMES = {
+    Role.PT: "PT (physical therapist)",
+    Role.PTA: "PTA (PT assistant)",
+    Role.OT: "OT (occupational therapist)",
+    Role.OTA: "OTA (OT assistant)",
+    Role.SLP: "SLP (speech-language pathologist)",
+}
+
+
+class SessionHeader(QWidget):
+    """Editable until the session opens (by the first tap on a tile), then read-only."""
+
+    draft_edited = Signal(object)  # Draft
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._updating = False
+        self.patient = QLineEdit()
+        self.patient.setPlaceholderText("Initials or MRN")
+        self.patient.setMaxLength(20)
+        self.patient.setAccessibleName("Patient reference")
+        self.patient.setToolTip("A short label such as initials or a record number, not a name")
+        self.clinician = QLineEdit()
+        self.clinician.setPlaceholderText("Your name")
+        self.clinician.setAccessibleName("Clinician")
+        self.role = QComboBox()
+        self.role.setAccessibleName("Role")
+        for role, name in ROLE_NAMES.items():
+            self.role.addItem(name, role.value)
+        self.discipline = QLabel()
+        self.discipline.setAccessibleName("Discipline")
+        self.discipline.setToolTip("Follows the role: each discipline bills its own plan of care")
+        self.payer = QComboBox()
+        self.payer.setAccessibleName("Payer profile")
+        self.date = QDateEdit()
+        self.date.setCalendarPopup(True)
+        self.date.setDisplayFormat("yyyy-MM-dd")
+        self.date.setAccessibleName("Date of service")
+        self.status = QLabel()
+        self.status.setAccessibleName("Session status")
+        self.status.setFont(theme.scaled_font(self, 1.0, bold=True))
+
+        for field in (self.patient, self.clinician, self.role, self.payer, self.date):
+            field.setMinimumHeight(theme.TOUCH_MIN)
+            field.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+        left = QFormLayout()
+        left.addRow("&Patient", self.patient)
+        left.addRow("C&linician", self.clinician)
+        left.addRow("&Role", self.role)
+        right = QFormLayout()
+        right.addRow("Discipline", self.discipline)
+        right.addRow("Pa&yer", self.payer)
+        right.addRow("&Date", self.date)
+        for form in (left, right):
+            form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addLayout(left, 3)
+        row.addLayout(right, 2)
+        outer = QFormLayout()
+        outer.addRow(self.status)
+        row.addLayout(outer, 2)
+
+        self.patient.textEdited.connect(self._on_field_edited)
+        self.clinician.textEdited.connect(self._on_field_edited)
+        self.role.currentIndexChanged.connect(self._on_field_edited)
+        self.payer.currentIndexChanged.connect(self._on_field_edited)
+        self.date.dateChanged.connect(self._on_field_edited)
+
+    def set_view(self, view: HeaderView) -> None:
+        self._updating = True
+        try:
+            if self.payer.count() != len(view.payer_profiles) or [
+                self.payer.itemText(i) for i in range(self.payer.count())
+            ] != list(view.payer_profiles):
+                self.payer.clear()
+                self.payer.addItems(list(view.payer_profiles))
+            _set_text(self.patient, view.patient_ref)
+            _set_text(self.clinician, view.clinician)
+            self.role.setCurrentIndex(self.role.findData(view.role.value))
+            self.payer.setCurrentText(view.payer_profile)
+            self.discipline.setText(view.discipline.value)
+            if view.date_of_service is not None:
+                day = view.date_of_service
+                self.date.setDate(QDate(day.year, day.month, day.day))
+            for field in (self.patient, self.clinician, self.role, self.payer, self.date):
+                field.setEnabled(not view.session_open)
+            if view.session_open and view.opened_at is not None:
+                self.status.setText(f"Session open since {view.opened_at:%H:%M}")
+            elif view.session_open:
+                self.status.setText("Session open")
+            else:
+                self.status.setText("No session yet:\ntap a code to start one")
+        finally:
+            self._updating = False
+
+    def draft(self) -> Draft:
+        qdate = self.date.date()
+        return Draft(
+            patient_ref=self.patient.text().strip(),
+            clinician=self.clinician.text().strip(),
+            role=Role(self.role.currentData() or Role.PT.value),
+            payer_profile=self.payer.currentText(),
+            date_of_service=qdate.toPython() if qdate.isValid() else None,  # type: ignore[arg-type]
+        )
+
+    def _on_field_edited(self) -> None:
+        if not self._updating:
+            self.draft_edited.emit(self.draft())
+
+
+def _set_text(field: QLineEdit, text: str) -> None:
+    # Leave what is being typed alone: rewriting it would move the cursor under the user's finger.
+    if field.text() != text and not field.hasFocus():
+        field.setText(text)

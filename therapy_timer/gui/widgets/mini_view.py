@@ -1,0 +1,80 @@
+"""The compact always-on-top view for small screens: the running code, its time, and keys."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
+
+from therapy_timer.gui import theme
+from therapy_timer.gui.view_state import TileState, TileView, WindowView
+from therapy_timer.gui.widgets.tiles import CodeTile
+
+_IDLE = TileView("", "Nothing running", timedelta(0), 0, None, TileState.IDLE, None)
+
+
+class MiniView(QWidget):
+    """A small tool window that stays on top of the EMR; taps go to the same controller."""
+
+    code_tapped = Signal(str)
+    pause_tapped = Signal()
+    expand_tapped = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, Qt.WindowType.Tool | Qt.WindowType.WindowStaysOnTopHint)
+        self.setWindowTitle("Therapy Timer (mini)")
+        self.setAccessibleName("Mini view")
+        self.current = CodeTile(_IDLE, compact=True)
+        self.current.setAccessibleName("Running code")
+        self.current.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.current.setEnabled(True)
+        self.pause = QPushButton("Pause")
+        self.expand = QPushButton("Full window")
+        for button in (self.pause, self.expand):
+            button.setMinimumHeight(theme.TOUCH_MIN)
+            button.setAccessibleName(button.text())
+        self._keys: dict[str, QPushButton] = {}
+        self._keys_grid = QGridLayout()
+        self._keys_grid.setSpacing(4)
+        controls = QHBoxLayout()
+        controls.addWidget(self.pause)
+        controls.addWidget(self.expand)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(6, 6, 6, 6)
+        column.addWidget(self.current)
+        column.addLayout(self._keys_grid)
+        column.addLayout(controls)
+        self.pause.clicked.connect(self.pause_tapped)
+        self.expand.clicked.connect(self.expand_tapped)
+
+    def set_view(self, view: WindowView) -> None:
+        running = view.running
+        self.current.set_view(running if running is not None else _IDLE)
+        self.pause.setText("Resume" if view.paused else "Pause")
+        self.pause.setAccessibleName(self.pause.text())
+        self.pause.setEnabled(running is not None)
+        tiles = [t for t in (*view.tiles, *view.beside) if t.number is not None]
+        if [t.code for t in tiles] != list(self._keys):
+            for button in self._keys.values():
+                self._keys_grid.removeWidget(button)
+                button.deleteLater()
+            self._keys = {}
+            for index, tile in enumerate(tiles):
+                button = QPushButton(f"{tile.number}\n{tile.code}")
+                button.setMinimumSize(theme.TOUCH_MIN + 20, theme.TOUCH_MIN + 8)
+                button.setAccessibleName(f"Start {tile.code} {tile.name}")
+                button.setToolTip(tile.name)
+                button.clicked.connect(lambda _=False, code=tile.code: self.code_tapped.emit(code))
+                self._keys_grid.addWidget(button, index // 5, index % 5)
+                self._keys[tile.code] = button
+        for tile in tiles:
+            button = self._keys[tile.code]
+            button.setProperty("running", tile.state is TileState.RUNNING)
+            font = button.font()
+            font.setBold(tile.state is not TileState.IDLE)
+            button.setFont(font)
+
+    @property
+    def key_buttons(self) -> dict[str, QPushButton]:
+        return dict(self._keys)

@@ -1,0 +1,289 @@
+"""The end-of-session summary: lines, plain warnings, tie choice, the note and Copy note."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QGuiApplication, QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QButtonGroup,
+    QDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QRadioButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from therapy_timer import rules
+from therapy_timer.gui import theme
+from therapy_timer.gui.controller import SessionController
+from therapy_timer.gui.widgets.reason import ReasonDialog
+
+COLUMNS = ("Code", "Service", "Minutes", "Units", "Billed as")
+
+
+def allocation_text(allocation: Mapping[str, int]) -> str:
+    return ", ".join(
+        f"{code} \N{MULTIPLICATION SIGN} {units}" for code, units in allocation.items() if units
+    )
+
+
+class SummaryDialog(QDialog):
+    """Shows the rules' answer for one session and closes it when the note is copied.
+
+    While the session is open the note would say "provisional", so the main button closes the
+    session first and then copies the final note. After closing, changing the tie choice is an
+    edit of a closed session and asks for a reason.
+    """
+
+    def __init__(
+        self, parent: QWidget | None, controller: SessionController, session_id: str
+    ) -> None:
+        super().__init__(parent)
+        self._controller = controller
+        self._session_id = session_id
+        self._result: rules.Result | None = None
+        self._allocation: dict[str, int] | None = None
+        self._option_list: list[dict[str, int]] = []
+        self._closed = False
+        self.reason_dialog: ReasonDialog | None = None
+        self.setWindowTitle("End of session")
+        self.setMinimumSize(720, 600)
+
+        self.title = QLabel()
+        self.title.setFont(theme.scaled_font(self, 1.3, bold=True))
+        self.title.setWordWrap(True)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.setAccessibleName("Codes, minutes and units")
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.totals = QLabel()
+        self.totals.setWordWrap(True)
+        self.warnings = QLabel()
+        self.warnings.setWordWrap(True)
+        self.warnings.setTextFormat(Qt.TextFormat.PlainText)
+        self.warnings.setAccessibleName("Warnings")
+        self.ties = QGroupBox("The extra unit may go to either code: choose")
+        self.ties.setAccessibleName("Equally valid ways to share the units")
+        self._tie_group = QButtonGroup(self)
+        self._tie_layout = QVBoxLayout(self.ties)
+        self.note = QPlainTextEdit()
+        self.note.setReadOnly(True)
+        self.note.setAccessibleName("Note text")
+        self.note.installEventFilter(self)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.status.setAccessibleName("Summary status")
+        self.status.setFont(theme.scaled_font(self, 1.1, bold=True))
+
+        self.back_button = QPushButton("&Back to session")
+        self.back_button.setToolTip("Keep the session open; restart a timer if you need to")
+        self.copy_button = QPushButton()
+        self.copy_button.setDefault(True)
+        self.done_button = QPushButton("&Done")
+        buttons = QHBoxLayout()
+        for button in (self.back_button, self.copy_button, self.done_button):
+            button.setMinimumHeight(theme.TOUCH_MIN)
+            button.setMinimumWidth(theme.TOUCH_MIN * 3)
+        buttons.addWidget(self.back_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.copy_button)
+        buttons.addWidget(self.done_button)
+
+        column = QVBoxLayout(self)
+        column.addWidget(self.title)
+        column.addWidget(self.table, 2)
+        column.addWidget(self.totals)
+        column.addWidget(self.warnings)
+        column.addWidget(self.ties)
+        note_caption = QLabel("&Note (paste into the EMR):")
+        note_caption.setBuddy(self.note)
+        column.addWidget(note_caption)
+        column.addWidget(self.note, 3)
+        column.addWidget(self.status)
+        column.addLayout(buttons)
+
+        self.copy_shortcut = QShortcut(QKeySequence(QKeySequence.StandardKey.Copy), self)
+        self.copy_shortcut.activated.connect(self._on_copy_requested)
+        self.copy_button.clicked.connect(self._on_copy_requested)
+        self.back_button.clicked.connect(self.reject)
+        self.done_button.clicked.connect(self.accept)
+        self._tie_group.idClicked.connect(self._on_tie_clicked)
+        self._refresh()
+
+    @classmethod
+    def show_for(
+        cls, parent: QWidget | None, controller: SessionController, session_id: str
+    ) -> SummaryDialog:
+        """Open the summary without blocking (window-modal) and return it."""
+        dialog = cls(parent, controller, session_id)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    @property
+    def answer(self) -> rules.Result | None:
+        return self._result
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def tie_buttons(self) -> list[QRadioButton]:
+        return [b for b in self._tie_group.buttons() if isinstance(b, QRadioButton)]
+
+    # -- events ----------------------------------------------------------------------------
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        # Ctrl+C in the note copies the selection when there is one, else the whole note: the
+        # text box would otherwise swallow the shortcut and copy nothing.
+        if (
+            watched is self.note
+            and event.type() == QEvent.Type.ShortcutOverride
+            and isinstance(event, QKeyEvent)
+            and event.matches(QKeySequence.StandardKey.Copy)
+            and not self.note.textCursor().hasSelection()
+        ):
+            event.ignore()
+            return True
+        return super().eventFilter(watched, event)
+
+    def _on_copy_requested(self) -> None:
+        if not self._closed:
+            if not self._controller.close_session(self._session_id):
+                self.status.setText("The session could not be closed; see the message above.")
+                return
+            self._closed = True
+            self._refresh()
+            if self._result is not None and self._result.alternatives:
+                self._controller.record_allocation(
+                    self._session_id, self._result.allocation, "chosen at the end of the session"
+                )
+        if self._result is None:
+            return
+        clipboard = QGuiApplication.clipboard()
+        clipboard.setText(self._result.note)
+        self.status.setText("Session closed. The note is on the clipboard: paste it into the EMR.")
+
+    def _on_tie_clicked(self, index: int) -> None:
+        options = self._options()
+        if not 0 <= index < len(options):
+            return
+        chosen = options[index]
+        if chosen == dict(self._result.allocation if self._result else {}):
+            return
+        if not self._closed:
+            self._allocation = chosen
+            self._refresh()
+            return
+
+        def apply(reason: str) -> None:
+            self._allocation = chosen
+            self._controller.record_allocation(self._session_id, chosen, reason)
+            self._refresh()
+            self.status.setText("Changed. Copy the note again to paste the corrected version.")
+
+        self.reason_dialog = ReasonDialog.ask(
+            self,
+            "The session is closed. Why are you changing how the units are shared?",
+            apply,
+            on_cancel=self._refresh,
+        )
+
+    # -- rendering -------------------------------------------------------------------------
+
+    def _options(self) -> list[dict[str, int]]:
+        """The default allocation first, then the equally valid ones (fixed once computed)."""
+        return self._option_list
+
+    def _refresh(self) -> None:
+        result = self._controller.summary(self._session_id, self._allocation)
+        session = self._controller.get_session(self._session_id)
+        if result is None or session is None:
+            self.status.setText("The summary could not be read from the database.")
+            return
+        self._result = result
+        if self._allocation is None:
+            self._option_list = [dict(result.allocation), *(dict(a) for a in result.alternatives)]
+        self._closed = not session.is_open
+        self.title.setText(
+            f"Patient {session.patient_ref} · {session.date_of_service.isoformat()} · "
+            f"{session.clinician} ({session.role.value}) · {session.payer_profile}"
+        )
+        self._fill_table(result)
+        self.totals.setText(
+            f"Total timed minutes {result.total_timed_minutes} · timed units "
+            f"{result.total_timed_units} · total treatment minutes "
+            f"{result.total_treatment_minutes} · {rules.METHOD_NAME[result.method]}"
+        )
+        if result.warnings:
+            self.warnings.setText(
+                "\n".join(f"\N{WARNING SIGN} {w.message}" for w in result.warnings)
+            )
+        else:
+            self.warnings.setText("No warnings.")
+        self._fill_ties(result)
+        self.note.setPlainText(result.note)
+        self.back_button.setVisible(not self._closed)
+        if self._closed:
+            self.copy_button.setText("&Copy note")
+            self.copy_button.setAccessibleName("Copy note")
+        else:
+            self.copy_button.setText("Close session and &copy note")
+            self.copy_button.setAccessibleName("Close session and copy note")
+        for button in (self.back_button, self.done_button):
+            button.setAccessibleName(button.text().replace("&", ""))
+
+    def _fill_table(self, result: rules.Result) -> None:
+        lines: dict[str, list[str]] = {}
+        for line in result.lines:
+            lines.setdefault(line.code, []).append(
+                f"{line.units} \N{MULTIPLICATION SIGN} {'-'.join((line.code, *line.modifiers))}"
+            )
+        self.table.setRowCount(len(result.codes))
+        for row, code in enumerate(result.codes):
+            minutes = str(code.minutes) if code.minutes_recorded else "\N{EN DASH}"
+            if code.assistant_minutes:
+                minutes += f" (assistant {code.assistant_minutes})"
+            cells = (
+                code.code,
+                code.description,
+                minutes,
+                str(code.units),
+                ", ".join(lines.get(code.code, [])) or "not billed",
+            )
+            for column, text in enumerate(cells):
+                self.table.setItem(row, column, QTableWidgetItem(text))
+
+    def _fill_ties(self, result: rules.Result) -> None:
+        for button in self._tie_group.buttons():
+            self._tie_group.removeButton(button)
+            self._tie_layout.removeWidget(button)
+            button.deleteLater()
+        options = self._options()
+        self.ties.setVisible(len(options) > 1)
+        current = dict(result.allocation)
+        for index, option in enumerate(options):
+            label = allocation_text(option)
+            if index == 0:
+                label += "  (default: more minutes first, then catalogue order)"
+            button = QRadioButton(label)
+            button.setMinimumHeight(theme.TOUCH_MIN)
+            button.setAccessibleName(f"Share the units as {allocation_text(option)}")
+            button.setChecked(option == current)
+            self._tie_group.addButton(button, index)
+            self._tie_layout.addWidget(button)

@@ -1,0 +1,88 @@
+"""Untimed services as toggles, each with optional minutes."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QSpinBox, QWidget
+
+from therapy_timer.gui import theme
+from therapy_timer.gui.view_state import UntimedView
+
+NO_MINUTES = "min: \N{EN DASH}"
+
+
+class _Row:
+    def __init__(self, view: UntimedView, parent: QWidget) -> None:
+        self.code = view.code
+        self.toggle = QPushButton(f"{view.code}  {view.name}", parent)
+        self.toggle.setCheckable(True)
+        self.toggle.setMinimumHeight(theme.TOUCH_MIN)
+        self.toggle.setAccessibleName(f"{view.code} {view.name}, untimed service")
+        self.toggle.setToolTip("Tap to record this service (one unit); tap again to remove it")
+        self.toggle.setStyleSheet("text-align: left; padding: 4px 12px;")
+        self.minutes = QSpinBox(parent)
+        self.minutes.setRange(0, 600)
+        self.minutes.setSuffix(" min")
+        self.minutes.setSpecialValueText(NO_MINUTES)  # 0 shows as "not recorded"
+        self.minutes.setMinimumHeight(theme.TOUCH_MIN)
+        self.minutes.setMinimumWidth(theme.TOUCH_MIN * 3)
+        self.minutes.setAccessibleName(f"Minutes of {view.code} (optional)")
+
+
+class UntimedList(QWidget):
+    """Forwards ticks and minutes; the controller records them."""
+
+    toggled = Signal(str, bool, object)  # code, checked, minutes or None
+    minutes_edited = Signal(str, object)  # code, minutes or None
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._rows: dict[str, _Row] = {}
+        self._grid = QGridLayout(self)
+        self._grid.setContentsMargins(0, 0, 0, 0)
+        self._grid.setColumnStretch(0, 1)
+        self._empty = QLabel("No untimed services on this screen; add one with the search box.")
+        self._grid.addWidget(self._empty, 0, 0)
+
+    def row(self, code: str) -> _Row:
+        return self._rows[code]
+
+    @property
+    def codes(self) -> list[str]:
+        return list(self._rows)
+
+    def set_views(self, views: tuple[UntimedView, ...]) -> None:
+        if [v.code for v in views] != list(self._rows):
+            self._rebuild(views)
+        for view in views:
+            row = self._rows[view.code]
+            row.toggle.blockSignals(True)
+            row.toggle.setChecked(view.checked)
+            row.toggle.blockSignals(False)
+            if not row.minutes.hasFocus():
+                row.minutes.blockSignals(True)
+                row.minutes.setValue(view.minutes or 0)
+                row.minutes.blockSignals(False)
+
+    def _rebuild(self, views: tuple[UntimedView, ...]) -> None:
+        for row in self._rows.values():
+            for widget in (row.toggle, row.minutes):
+                self._grid.removeWidget(widget)
+                widget.deleteLater()
+        self._rows = {}
+        self._empty.setVisible(not views)
+        for index, view in enumerate(views):
+            row = _Row(view, self)
+            self._grid.addWidget(row.toggle, index + 1, 0)
+            self._grid.addWidget(row.minutes, index + 1, 1)
+            row.toggle.toggled.connect(
+                lambda checked, row=row: self.toggled.emit(row.code, checked, _value(row))
+            )
+            row.minutes.editingFinished.connect(
+                lambda row=row: self.minutes_edited.emit(row.code, _value(row))
+            )
+            self._rows[view.code] = row
+
+
+def _value(row: _Row) -> int | None:
+    return row.minutes.value() or None
