@@ -287,8 +287,8 @@ class MainWindow(QMainWindow):
 
     def _on_mini_requested(self) -> None:
         self.mini.set_view(self._controller.view)
-        self.mini.show()
-        self.mini.raise_()
+        theme.settle_layout(self.mini)
+        self.mini.show()  # a stays-on-top tool window: no raise_() needed
 
     def _on_mini_expand_tapped(self) -> None:
         self.mini.hide()

@@ -22,6 +22,18 @@ ON_STATE_FG = QColor("#ffffff")
 STATE_WORD = {TileState.IDLE: "", TileState.RUNNING: "RUNNING", TileState.PAUSED: "PAUSED"}
 
 
+def settle_layout(widget: QWidget) -> None:
+    """Size a top-level window from its layout before it is shown.
+
+    Setting the size constraints after the native window exists makes Qt call
+    ``propagateSizeHints``, which the offscreen platform (tests, smoke test) does not implement
+    and warns about; settled first, a window shows without it and opens at its final size.
+    """
+    layout = widget.layout()
+    if layout is not None:
+        layout.activate()
+
+
 def scaled_font(widget: QWidget, factor: float, bold: bool = False) -> QFont:
     """The widget's font scaled by ``factor``, so the user's font size setting carries through."""
     font = QFont(widget.font())

@@ -64,6 +64,7 @@ class ReasonDialog(QDialog):
         if on_cancel is not None:
             dialog.rejected.connect(on_cancel)
         dialog.finished.connect(dialog.deleteLater)
+        theme.settle_layout(dialog)
         dialog.open()
         return dialog
 

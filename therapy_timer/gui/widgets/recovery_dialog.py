@@ -89,6 +89,7 @@ class RecoveryDialog(QDialog):
         """Open the choice without blocking (window-modal) and return the dialog."""
         dialog = cls(parent, interrupted, on_choice)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        theme.settle_layout(dialog)
         dialog.open()
         return dialog
 

@@ -131,6 +131,7 @@ class SummaryDialog(QDialog):
         """Open the summary without blocking (window-modal) and return it."""
         dialog = cls(parent, controller, session_id)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        theme.settle_layout(dialog)
         dialog.open()
         return dialog
 

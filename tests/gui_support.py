@@ -1,0 +1,97 @@
+"""Builds the real window on a temporary database and a FakeClock, for the GUI tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication, QWidget
+
+from tests.fakes import FakeClock
+from therapy_timer.codes import Catalogue, builtin_catalogue
+from therapy_timer.gui.controller import SessionController
+from therapy_timer.gui.main_window import MainWindow
+from therapy_timer.gui.widgets.tiles import CodeTile
+from therapy_timer.sessions import SessionService
+from therapy_timer.store import Store
+
+CATALOGUE = builtin_catalogue()
+
+
+class Bot(Protocol):
+    """The part of pytest-qt's ``qtbot`` these tests use (its methods carry no annotations)."""
+
+    def add_widget(self, widget: QWidget) -> None: ...
+    def waitExposed(self, widget: QWidget) -> Any: ...
+    def waitUntil(self, callback: Callable[[], object], *, timeout: int = ...) -> None: ...
+    def mouseClick(self, widget: QWidget, button: Qt.MouseButton) -> None: ...
+    def keyClick(
+        self, widget: QWidget, key: Qt.Key, modifier: Qt.KeyboardModifier = ...
+    ) -> None: ...
+    def keyClicks(self, widget: QWidget, text: str) -> None: ...
+
+
+@dataclass
+class Rig:
+    """The window and everything under it; ``other`` is a second program on the same file."""
+
+    data_dir: Path
+    clock: FakeClock
+    store: Store
+    service: SessionService
+    controller: SessionController
+    window: MainWindow
+    catalogue: Catalogue = CATALOGUE
+
+    def tile(self, code: str) -> CodeTile:
+        for grid in (self.window.tiles, self.window.beside):
+            for tile in grid.tiles:
+                if tile.code == code:
+                    return tile
+        raise KeyError(code)
+
+    def other(self) -> tuple[Store, SessionService]:
+        store = Store.open(self.data_dir, clock=self.clock, actor="pedal")
+        return store, SessionService(store, self.catalogue, self.clock, actor="pedal")
+
+
+def build(qtbot: Bot, data_dir: Path, clock: FakeClock | None = None) -> Iterator[Rig]:
+    """Yield a shown window; closes the store afterwards. ``qtbot`` registers the window."""
+    clock = clock or FakeClock()
+    store = Store.open(data_dir, clock=clock, actor="test")
+    service = SessionService(store, CATALOGUE, clock, actor="test")
+    controller = SessionController(service, store, CATALOGUE, clock)
+    controller.load()
+    window = MainWindow(controller)
+    qtbot.add_widget(window)
+    window.show()
+    window.activateWindow()
+    qtbot.waitExposed(window)
+    try:
+        yield Rig(data_dir, clock, store, service, controller, window)
+    finally:
+        controller.stop_background()
+        window.mini.close()
+        # Closing with a stopwatch running would ask first; the test is over, so just go.
+        window._close_confirmed = True
+        window.close()
+        QApplication.processEvents()
+        store.close()
+
+
+def type_patient(
+    qtbot: Bot,
+    rig: Rig,
+    ref: str = "JD-1",
+    clinician: str = "Ann Lee",
+    payer: str = "Medicare",
+) -> None:
+    """Fill the header the way a therapist would: pick the payer, click the fields and type."""
+    header = rig.window.header
+    header.payer.setCurrentText(payer)
+    for field, text in ((header.patient, ref), (header.clinician, clinician)):
+        qtbot.mouseClick(field, Qt.MouseButton.LeftButton)
+        qtbot.keyClicks(field, text)
