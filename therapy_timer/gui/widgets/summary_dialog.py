@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import QEvent, QObject, QPoint, Qt
 from PySide6.QtGui import QGuiApplication, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -35,6 +35,13 @@ def allocation_text(allocation: Mapping[str, int]) -> str:
     return ", ".join(
         f"{code} \N{MULTIPLICATION SIGN} {units}" for code, units in allocation.items() if units
     )
+
+
+class _TapRadio(QRadioButton):
+    """A radio button that answers to a tap anywhere on its row, not only on its text."""
+
+    def hitButton(self, pos: QPoint) -> bool:
+        return self.rect().contains(pos)
 
 
 class SummaryDialog(QDialog):
@@ -282,7 +289,7 @@ class SummaryDialog(QDialog):
             label = allocation_text(option)
             if index == 0:
                 label += "  (default: more minutes first, then catalogue order)"
-            button = QRadioButton(label)
+            button = _TapRadio(label)
             button.setMinimumHeight(theme.TOUCH_MIN)
             button.setAccessibleName(f"Share the units as {allocation_text(option)}")
             button.setChecked(option == current)

@@ -1,0 +1,109 @@
+"""The composition root: --smoke-test in a real process, storage errors in plain words."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.gui_support import Bot
+from therapy_timer.store import database_path
+
+TIMEOUT = 60
+
+
+def run_process(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    env.pop("THERAPY_TIMER_DATA_DIR", None)
+    return subprocess.run(
+        [sys.executable, *args, "--data-dir", str(data_dir), "--smoke-test"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=env,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "entry",
+    [
+        ("-m", "therapy_timer"),  # the therapy-timer command, no subcommand
+        ("-c", "import sys; from therapy_timer.gui.app import main; main(sys.argv[1:])"),
+    ],
+    ids=["therapy-timer", "therapy-timer-gui"],
+)
+def test_smoke_test_prints_ready_ms(tmp_path: Path, entry: tuple[str, ...]) -> None:
+    done = run_process(*entry, data_dir=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1
+    answer = json.loads(lines[0])
+    assert set(answer) == {"ready_ms"}
+    assert 0 < answer["ready_ms"] < TIMEOUT * 1000
+    assert database_path(tmp_path).exists()  # built against the real data folder
+
+
+@pytest.mark.slow
+def test_smoke_test_fails_plainly_on_a_damaged_database(tmp_path: Path) -> None:
+    database_path(tmp_path).write_bytes(b"this is not a database" * 100)
+    done = run_process("-m", "therapy_timer", data_dir=tmp_path)
+    assert done.returncode != 0
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    assert "cannot open its data" in done.stderr
+
+
+def test_storage_errors_are_shown_in_plain_words_not_a_traceback(
+    qtbot: Bot, tmp_path: Path
+) -> None:
+    from therapy_timer.gui.app import run
+
+    database_path(tmp_path).write_bytes(b"this is not a database" * 100)
+    shown: list[tuple[str, str]] = []
+    status = run(tmp_path, show_error=lambda title, text: shown.append((title, text)))
+    assert status == 1
+    [(title, text)] = shown
+    assert title == "Therapy Timer cannot open its data"
+    assert str(tmp_path) in text
+    assert "Traceback" not in text
+
+
+def test_the_excepthook_shows_unexpected_errors(
+    qtbot: Bot, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from therapy_timer.errors import DiskFull
+    from therapy_timer.gui.app import install_excepthook
+
+    shown: list[tuple[str, str]] = []
+    saved = sys.excepthook
+    try:
+        install_excepthook(lambda title, text: shown.append((title, text)))
+        try:
+            raise KeyError("boom")
+        except KeyError as exc:
+            sys.excepthook(type(exc), exc, exc.__traceback__)
+        sys.excepthook(DiskFull, DiskFull("The disk is full."), None)
+    finally:
+        sys.excepthook = saved
+    assert shown[0][0] == "Something went wrong"
+    assert "Recorded minutes are safe" in shown[0][1]
+    assert shown[1] == ("Therapy Timer cannot reach its data", "The disk is full.")
+    assert "KeyError" in capsys.readouterr().err  # details still go to the log
+
+
+def test_the_units_command_never_loads_qt(tmp_path: Path) -> None:
+    code = (
+        "import sys; from click.testing import CliRunner; from therapy_timer.cli import main; "
+        "r = CliRunner().invoke(main, ['--data-dir', sys.argv[1], 'units', '97110=20']); "
+        "assert r.exit_code == 0, r.output; "
+        "print(any(m.startswith('PySide6') for m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "False"

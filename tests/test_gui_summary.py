@@ -1,0 +1,193 @@
+"""End of session: the summary dialog against the rules module, tie choice, Copy note."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication
+
+from tests.fakes import DEFAULT_START
+from tests.gui_support import Bot, Rig, build, type_patient
+from therapy_timer import rules
+from therapy_timer.codes import Discipline
+from therapy_timer.gui.widgets.reason import ReasonDialog
+from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
+
+LEFT = Qt.MouseButton.LeftButton
+CTRL = Qt.KeyboardModifier.ControlModifier
+
+
+@pytest.fixture
+def rig(qtbot: Bot, tmp_path: Path) -> Iterator[Rig]:
+    yield from build(qtbot, tmp_path)
+
+
+def run_codes(qtbot: Bot, rig: Rig, minutes: dict[str, int]) -> None:
+    """Tap each tile in turn and let the FakeClock run for its minutes."""
+    for code, length in minutes.items():
+        qtbot.mouseClick(rig.tile(code), LEFT)
+        rig.clock.advance(minutes=length)
+
+
+def end_session(qtbot: Bot, rig: Rig) -> SummaryDialog:
+    qtbot.keyClick(rig.window, Qt.Key.Key_E, CTRL)
+    dialog = rig.window.summary_dialog
+    assert isinstance(dialog, SummaryDialog)
+    assert dialog.isVisible()
+    # Window-wide shortcuts (Ctrl+C) need the dialog to be the active window, as a window
+    # manager makes a newly opened dialog; the offscreen platform does that asynchronously.
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is dialog)
+    return dialog
+
+
+def expected(timed: dict[str, int], **extra: object) -> rules.Result:
+    """The rules' own answer for the same minutes, computed without the window."""
+    request = rules.Request(
+        method=rules.Method.CMS,
+        discipline=Discipline.PT,
+        timed=timed,
+        date_of_service=DEFAULT_START.astimezone().date(),
+        **extra,  # type: ignore[arg-type]
+    )
+    return rules.evaluate(request)
+
+
+def test_a_scripted_session_ends_with_the_rules_units_and_note(qtbot: Bot, rig: Rig) -> None:
+    type_patient(qtbot, rig)
+    qtbot.mouseClick(rig.window.untimed.row("97161").toggle, LEFT)
+    run_codes(qtbot, rig, {"97110": 33, "97140": 7})
+    dialog = end_session(qtbot, rig)
+    assert rig.tile("97140").view.state.value == "idle"  # Ctrl+E stopped the clock first
+
+    want = expected({"97110": 33, "97140": 7}, untimed=("97161",))
+    answer = dialog.answer
+    assert answer is not None
+    assert answer.lines == want.lines
+    assert answer.total_timed_units == want.total_timed_units == 3
+    table = {}
+    for row in range(dialog.table.rowCount()):
+        code, units = dialog.table.item(row, 0), dialog.table.item(row, 3)
+        assert code is not None and units is not None
+        table[code.text()] = units.text()
+    assert table == {c.code: str(c.units) for c in want.codes}
+    assert "Provisional" in dialog.note.toPlainText()  # still open: not yet for the EMR
+
+    qtbot.keyClick(dialog, Qt.Key.Key_C, CTRL)
+    session = rig.controller.view.header
+    assert not session.session_open
+    assert dialog.closed
+    copied = QGuiApplication.clipboard().text()
+    session_id = rig.store.list_sessions()[0].id
+    assert copied == rig.service.summary(session_id).note
+    assert copied.startswith(want.note)  # the rules' note, then the session's remarks
+    assert "Provisional" not in copied
+    assert "Session closed" in dialog.status.text()
+    assert not dialog.back_button.isVisible()
+
+
+def test_warnings_are_shown_in_plain_words(qtbot: Bot, rig: Rig) -> None:
+    type_patient(qtbot, rig)
+    run_codes(qtbot, rig, {"97110": 5})
+    dialog = end_session(qtbot, rig)
+    want = expected({"97110": 5})
+    assert want.warnings
+    for warning in want.warnings:
+        assert warning.message in dialog.warnings.text()
+
+
+def test_ctrl_c_in_the_note_copies_the_whole_note(qtbot: Bot, rig: Rig) -> None:
+    type_patient(qtbot, rig)
+    run_codes(qtbot, rig, {"97110": 20})
+    dialog = end_session(qtbot, rig)
+    dialog.note.setFocus()
+    qtbot.keyClick(dialog.note, Qt.Key.Key_C, CTRL)
+    assert dialog.closed
+    assert QGuiApplication.clipboard().text() == dialog.note.toPlainText()
+    assert "97110" in QGuiApplication.clipboard().text()
+
+
+def test_back_to_session_keeps_it_open(qtbot: Bot, rig: Rig) -> None:
+    type_patient(qtbot, rig)
+    run_codes(qtbot, rig, {"97110": 10})
+    dialog = end_session(qtbot, rig)
+    qtbot.mouseClick(dialog.back_button, LEFT)
+    assert rig.controller.session is not None
+    assert rig.controller.session.is_open
+    qtbot.mouseClick(rig.tile("97110"), LEFT)  # carry on treating
+    assert rig.tile("97110").view.state.value == "running"
+
+
+def test_a_tie_offers_the_equally_valid_allocations(qtbot: Bot, rig: Rig) -> None:
+    type_patient(qtbot, rig)
+    # 8 + 8 = 16 minutes: one CMS unit, and either code may take it (R2.8).
+    run_codes(qtbot, rig, {"97110": 8, "97140": 8})
+    dialog = end_session(qtbot, rig)
+    want = expected({"97110": 8, "97140": 8})
+    assert want.alternatives
+    assert dialog.ties.isVisible()
+    buttons = dialog.tie_buttons
+    assert len(buttons) == 1 + len(want.alternatives)
+    assert buttons[0].isChecked()
+    answer = dialog.answer
+    assert answer is not None and dict(answer.allocation) == dict(want.allocation)
+
+    qtbot.mouseClick(dialog.tie_buttons[1], LEFT)
+    chosen = dict(want.alternatives[0])
+    answer = dialog.answer
+    assert answer is not None and dict(answer.allocation) == chosen
+    assert answer.lines == expected({"97110": 8, "97140": 8}, allocation=chosen).lines
+    qtbot.mouseClick(dialog.copy_button, LEFT)
+    session_id = rig.store.list_sessions()[0].id
+    assert QGuiApplication.clipboard().text() == rig.service.summary(session_id, chosen).note
+    audit = rig.store.audit_entries(entity_id=session_id)
+    assert any(
+        e.action == "summary.allocation" and e.after == {"allocation": chosen} for e in audit
+    )
+
+
+def test_changing_the_tie_after_closing_asks_for_a_reason(qtbot: Bot, rig: Rig) -> None:
+    type_patient(qtbot, rig)
+    run_codes(qtbot, rig, {"97110": 8, "97140": 8})
+    dialog = end_session(qtbot, rig)
+    qtbot.mouseClick(dialog.copy_button, LEFT)
+    assert dialog.closed
+    qtbot.mouseClick(dialog.tie_buttons[1], LEFT)
+    reason = dialog.reason_dialog
+    assert isinstance(reason, ReasonDialog)
+    assert not reason.ok_button.isEnabled()
+    qtbot.keyClicks(reason.reason, "97140 was the main intervention")
+    assert reason.ok_button.isEnabled()
+    qtbot.mouseClick(reason.ok_button, LEFT)
+    answer = dialog.answer
+    assert answer is not None and answer.allocation["97140"] == 1
+    session_id = rig.store.list_sessions()[0].id
+    reasons = [
+        e.reason
+        for e in rig.store.audit_entries(entity_id=session_id)
+        if e.action == "summary.allocation"
+    ]
+    assert "97140 was the main intervention" in reasons
+
+
+def test_cancelling_the_reason_keeps_the_closed_answer(qtbot: Bot, rig: Rig) -> None:
+    type_patient(qtbot, rig)
+    run_codes(qtbot, rig, {"97110": 8, "97140": 8})
+    dialog = end_session(qtbot, rig)
+    qtbot.mouseClick(dialog.copy_button, LEFT)
+    qtbot.mouseClick(dialog.tie_buttons[1], LEFT)
+    reason = dialog.reason_dialog
+    assert reason is not None
+    reason.reject()
+    assert dialog.tie_buttons[0].isChecked()
+    answer = dialog.answer
+    assert answer is not None and answer.allocation["97110"] == 1
+
+
+def test_ending_without_a_session_says_so(qtbot: Bot, rig: Rig) -> None:
+    qtbot.keyClick(rig.window, Qt.Key.Key_E, CTRL)
+    assert rig.window.summary_dialog is None
+    assert "no open session" in rig.window.message_banner.text.text()
