@@ -19,6 +19,16 @@ PAUSED_BG = QColor("#8f5b00")
 ALERT_BG = QColor("#a4262c")
 ON_STATE_FG = QColor("#ffffff")
 
+CHECK_MARK = "\N{CHECK MARK} "
+
+CHECKED_STYLE = (
+    # A chosen toggle must be obvious at a glance on any palette: the palette's own highlight
+    # pair, bold text and (set by the widget) a check mark, not a faint shade of grey.
+    "QPushButton:checked { background-color: palette(highlight);"
+    " color: palette(highlighted-text); font-weight: bold;"
+    " border: 2px solid palette(window-text); border-radius: 4px; padding: 4px 12px; }"
+)
+
 STATE_WORD = {TileState.IDLE: "", TileState.RUNNING: "RUNNING", TileState.PAUSED: "PAUSED"}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from therapy_timer.codes import FurnishedBy
@@ -38,8 +39,12 @@ class FurnishedBySwitch(QWidget):
         for by, label in LABELS.items():
             button = QPushButton(label)
             button.setCheckable(True)
+            button.setStyleSheet(theme.CHECKED_STYLE)
             button.setMinimumHeight(theme.TOUCH_MIN)
-            button.setMinimumWidth(theme.TOUCH_MIN * 2)
+            # Wide enough for the chosen look (bold, with a check mark) so nothing is clipped.
+            bold = QFontMetrics(theme.scaled_font(button, 1.0, bold=True))
+            text = theme.CHECK_MARK + label.replace("&", "")
+            button.setMinimumWidth(max(theme.TOUCH_MIN * 2, bold.horizontalAdvance(text) + 40))
             button.setAccessibleName(f"Furnished by {by.value}")
             button.setToolTip(HELP[by])
             button.setObjectName(f"furnished-{by.value}")
@@ -52,3 +57,6 @@ class FurnishedBySwitch(QWidget):
         button = self.buttons[furnished_by]
         if not button.isChecked():
             button.setChecked(True)
+        for by, other in self.buttons.items():
+            mark = theme.CHECK_MARK if by is furnished_by else ""
+            other.setText(mark + LABELS[by])

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QSizePolicy,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -75,13 +76,36 @@ class SessionHeader(QWidget):
         right.addRow("&Date", self.date)
         for form in (left, right):
             form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        row = QHBoxLayout(self)
+        editor = QWidget()
+        row = QHBoxLayout(editor)
         row.setContentsMargins(0, 0, 0, 0)
         row.addLayout(left, 3)
         row.addLayout(right, 2)
-        outer = QFormLayout()
-        outer.addRow(self.status)
-        row.addLayout(outer, 2)
+        row.addWidget(self.status, 2, Qt.AlignmentFlag.AlignTop)
+
+        # While a session is open the header is read at a glance, not edited: big plain text
+        # instead of greyed-out fields.
+        self.summary = QLabel()
+        self.summary.setFont(theme.scaled_font(self, 1.5, bold=True))
+        self.summary.setAccessibleName("Patient")
+        self.details = QLabel()
+        self.details.setFont(theme.scaled_font(self, 1.1))
+        self.details.setWordWrap(True)
+        self.details.setAccessibleName("Session details")
+        glance = QWidget()
+        lines = QVBoxLayout(glance)
+        lines.setContentsMargins(0, 0, 0, 0)
+        lines.addWidget(self.summary)
+        lines.addWidget(self.details)
+        lines.addStretch(1)
+
+        # Shown one at a time (not a QStackedWidget, which would keep the taller page's height).
+        self.editor, self.glance = editor, glance
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(editor)
+        outer.addWidget(glance)
+        glance.hide()
 
         self.patient.textEdited.connect(self._on_field_edited)
         self.clinician.textEdited.connect(self._on_field_edited)
@@ -107,12 +131,17 @@ class SessionHeader(QWidget):
                 self.date.setDate(QDate(day.year, day.month, day.day))
             for field in (self.patient, self.clinician, self.role, self.payer, self.date):
                 field.setEnabled(not view.session_open)
-            if view.session_open and view.opened_at is not None:
-                self.status.setText(f"Session open since {view.opened_at:%H:%M}")
-            elif view.session_open:
-                self.status.setText("Session open")
-            else:
-                self.status.setText("No session yet:\ntap a code to start one")
+            self.editor.setVisible(not view.session_open)
+            self.glance.setVisible(view.session_open)
+            self.status.setText("No session yet:\ntype the patient, then\ntap a code to start")
+            if view.session_open:
+                self.summary.setText(f"Patient {view.patient_ref}")
+                since = f" · open since {view.opened_at:%H:%M}" if view.opened_at else ""
+                dos = view.date_of_service.isoformat() if view.date_of_service else ""
+                self.details.setText(
+                    f"{view.clinician} ({view.role.value}) · {view.discipline.value} plan of "
+                    f"care · {view.payer_profile} · {dos}{since}"
+                )
         finally:
             self._updating = False
 

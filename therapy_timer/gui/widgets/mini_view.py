@@ -14,6 +14,13 @@ from therapy_timer.gui.widgets.tiles import CodeTile
 _IDLE = TileView("", "Nothing running", timedelta(0), 0, None, TileState.IDLE, None)
 
 
+PLAY_MARK = "\N{BLACK RIGHT-POINTING TRIANGLE} "
+RUNNING_KEY_STYLE = (
+    f"QPushButton {{ background-color: {theme.RUNNING_BG.name()};"
+    f" color: {theme.ON_STATE_FG.name()}; font-weight: bold; border-radius: 4px; }}"
+)
+
+
 class MiniView(QWidget):
     """A small tool window that stays on top of the EMR; taps go to the same controller."""
 
@@ -70,10 +77,13 @@ class MiniView(QWidget):
                 self._keys[tile.code] = button
         for tile in tiles:
             button = self._keys[tile.code]
-            button.setProperty("running", tile.state is TileState.RUNNING)
-            font = button.font()
-            font.setBold(tile.state is not TileState.IDLE)
-            button.setFont(font)
+            is_running = tile.state is TileState.RUNNING
+            if button.property("running") != is_running:
+                button.setProperty("running", is_running)
+                # Same colour as the running tile, plus bold and a play mark in the text.
+                button.setStyleSheet(RUNNING_KEY_STYLE if is_running else "")
+                mark = PLAY_MARK if is_running else ""
+                button.setText(f"{mark}{tile.number}\n{tile.code}")
 
     @property
     def key_buttons(self) -> dict[str, QPushButton]:

@@ -19,7 +19,10 @@ class _Row:
         self.toggle.setMinimumHeight(theme.TOUCH_MIN)
         self.toggle.setAccessibleName(f"{view.code} {view.name}, untimed service")
         self.toggle.setToolTip("Tap to record this service (one unit); tap again to remove it")
-        self.toggle.setStyleSheet("text-align: left; padding: 4px 12px;")
+        self.label = f"{view.code}  {view.name}"
+        self.toggle.setStyleSheet(
+            "QPushButton { text-align: left; padding: 4px 12px; } " + theme.CHECKED_STYLE
+        )
         self.minutes = QSpinBox(parent)
         self.minutes.setRange(0, 600)
         self.minutes.setSuffix(" min")
@@ -41,6 +44,7 @@ class UntimedList(QWidget):
         self._grid = QGridLayout(self)
         self._grid.setContentsMargins(0, 0, 0, 0)
         self._grid.setColumnStretch(0, 1)
+        self._grid.setColumnStretch(2, 1)
         self._empty = QLabel("No untimed services on this screen; add one with the search box.")
         self._grid.addWidget(self._empty, 0, 0)
 
@@ -59,6 +63,7 @@ class UntimedList(QWidget):
             row.toggle.blockSignals(True)
             row.toggle.setChecked(view.checked)
             row.toggle.blockSignals(False)
+            row.toggle.setText((theme.CHECK_MARK if view.checked else "") + row.label)
             if not row.minutes.hasFocus():
                 row.minutes.blockSignals(True)
                 row.minutes.setValue(view.minutes or 0)
@@ -73,8 +78,10 @@ class UntimedList(QWidget):
         self._empty.setVisible(not views)
         for index, view in enumerate(views):
             row = _Row(view, self)
-            self._grid.addWidget(row.toggle, index + 1, 0)
-            self._grid.addWidget(row.minutes, index + 1, 1)
+            # Two services per row: a long list would push the tiles off a small screen.
+            line, column = divmod(index, 2)
+            self._grid.addWidget(row.toggle, line + 1, column * 2)
+            self._grid.addWidget(row.minutes, line + 1, column * 2 + 1)
             row.toggle.toggled.connect(
                 lambda checked, row=row: self.toggled.emit(row.code, checked, _value(row))
             )

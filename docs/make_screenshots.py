@@ -1,0 +1,133 @@
+"""Save PNG screenshots of the window's main states under docs/screenshots/ (offscreen)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication, QStyleFactory, QWidget
+
+from therapy_timer.codes import FurnishedBy, builtin_catalogue
+from therapy_timer.gui.app import app_icon
+from therapy_timer.gui.controller import SessionController
+from therapy_timer.gui.main_window import MainWindow
+from therapy_timer.sessions import SessionService
+from therapy_timer.store import Store
+
+OUT = Path(__file__).resolve().parent / "screenshots"
+
+
+class ScriptClock:
+    """A clock the script moves by hand, so the pictures show the same times every run."""
+
+    def __init__(self) -> None:
+        self._now = datetime(2025, 3, 10, 14, 2, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, minutes: float = 0, seconds: float = 0) -> None:
+        self._now += timedelta(minutes=minutes, seconds=seconds)
+
+
+def dark_palette() -> QPalette:
+    """A typical dark system palette, to check that nothing is drawn light-only."""
+    palette = QPalette()
+    roles = {
+        QPalette.ColorRole.Window: "#2b2b2b",
+        QPalette.ColorRole.WindowText: "#e8e8e8",
+        QPalette.ColorRole.Base: "#1e1e1e",
+        QPalette.ColorRole.AlternateBase: "#2f2f2f",
+        QPalette.ColorRole.Text: "#e8e8e8",
+        QPalette.ColorRole.Button: "#3a3a3a",
+        QPalette.ColorRole.ButtonText: "#e8e8e8",
+        QPalette.ColorRole.Highlight: "#3d8ee6",
+        QPalette.ColorRole.HighlightedText: "#ffffff",
+        QPalette.ColorRole.Mid: "#707070",
+        QPalette.ColorRole.PlaceholderText: "#a0a0a0",
+        QPalette.ColorRole.ToolTipBase: "#3a3a3a",
+        QPalette.ColorRole.ToolTipText: "#e8e8e8",
+    }
+    for role, color in roles.items():
+        palette.setColor(role, QColor(color))
+    palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText, QColor("#808080"))
+    palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text, QColor("#808080"))
+    return palette
+
+
+def save(widget: QWidget, name: str) -> Path:
+    QApplication.processEvents()
+    path = OUT / name
+    widget.grab().save(str(path))
+    print(path)
+    return path
+
+
+def shoot(data_dir: Path, suffix: str = "") -> None:
+    clock = ScriptClock()
+    catalogue = builtin_catalogue()
+    store = Store.open(data_dir, clock=clock, actor="screenshots")
+    service = SessionService(store, catalogue, clock, actor="screenshots")
+    controller = SessionController(service, store, catalogue, clock)
+    controller.load()
+    window = MainWindow(controller, app_icon())
+    window.resize(1100, 900)
+    window.show()
+
+    header = window.header
+    header.patient.setText("JD-1")
+    header.clinician.setText("Ann Lee")
+    header.payer.setCurrentText("Medicare")
+    controller.set_draft(header.draft())
+    save(window, f"idle{suffix}.png")
+
+    controller.start_code("97110")
+    clock.advance(minutes=14, seconds=12)
+    controller.set_untimed("97161", True, 20)
+    controller.set_furnished_by(FurnishedBy.ASSISTANT)
+    controller.start_code("97140")
+    controller.start_code("97012")
+    clock.advance(minutes=9, seconds=31)
+    controller.tick()
+    save(window, f"running-assistant{suffix}.png")
+
+    window.mini_action.trigger()
+    window.mini.resize(window.mini.sizeHint())
+    save(window.mini, f"mini-view{suffix}.png")
+    window.mini.hide()
+
+    window.end_action.trigger()
+    dialog = window.summary_dialog
+    assert dialog is not None
+    dialog.resize(900, 860)
+    save(dialog, f"summary{suffix}.png")
+    dialog.close()
+    controller.stop_background()
+    window.hide()
+    store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dark", action="store_true", help="also shoot with a dark palette")
+    args = parser.parse_args()
+    app = QApplication(sys.argv[:1])
+    app.setStyle(QStyleFactory.create("Fusion"))
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as folder:
+        shoot(Path(folder) / "light")
+    if args.dark:
+        app.setPalette(dark_palette())
+        with tempfile.TemporaryDirectory() as folder:
+            shoot(Path(folder) / "dark", suffix="-dark")
+
+
+if __name__ == "__main__":
+    main()
