@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import sqlite3
 import stat
-from collections.abc import Iterator
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +45,36 @@ from therapy_timer.store import (
 
 FIXTURES = Path(__file__).parent / "fixtures"
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def as_unprivileged_user(test: Callable[..., None]) -> Callable[..., None]:
+    """Root ignores file modes, so under root run the test again as ``nobody`` (CI runs as root)."""
+
+    @functools.wraps(test)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        if not IS_ROOT:
+            return test(*args, **kwargs)
+        if shutil.which("setpriv") is None:
+            pytest.skip("root ignores file modes and setpriv is not installed")
+        drop = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+        probe = [*drop, sys.executable, "-c", f"import pytest, therapy_timer; open({__file__!r})"]
+        if subprocess.run(probe, capture_output=True, check=False).returncode != 0:
+            pytest.skip("root ignores file modes and nobody cannot read this checkout")
+        base = Path(tempfile.mkdtemp(prefix="therapy-timer-nobody-"))
+        base.chmod(0o777)  # nobody's HOME and pytest's basetemp
+        try:
+            command = [
+                *drop, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                f"--basetemp={base / 'tmp'}", f"{__file__}::{test.__name__}",
+            ]  # fmt: skip
+            env = {**os.environ, "HOME": str(base)}
+            done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert "1 passed" in done.stdout, done.stdout
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+
+    return wrapper
 
 
 @pytest.fixture
@@ -203,7 +239,7 @@ def test_read_only_database_reads_but_refuses_writes(data: Path, clock: FakeCloc
         assert len(store.list_sessions()) == 1
 
 
-@pytest.mark.skipif(IS_ROOT, reason="root ignores file modes")
+@as_unprivileged_user
 def test_read_only_file_is_refused_at_open(data: Path, clock: FakeClock) -> None:
     make_database(data, clock)
     database_path(data).chmod(0o400)
@@ -214,7 +250,7 @@ def test_read_only_file_is_refused_at_open(data: Path, clock: FakeClock) -> None
         database_path(data).chmod(0o600)
 
 
-@pytest.mark.skipif(IS_ROOT, reason="root ignores file modes")
+@as_unprivileged_user
 def test_read_only_folder_is_refused_at_open(data: Path, clock: FakeClock) -> None:
     make_database(data, clock)
     data.chmod(0o500)  # WAL needs to create its -wal and -shm files here
@@ -226,7 +262,7 @@ def test_read_only_folder_is_refused_at_open(data: Path, clock: FakeClock) -> No
         data.chmod(0o700)
 
 
-@pytest.mark.skipif(IS_ROOT, reason="root ignores file modes")
+@as_unprivileged_user
 def test_data_folder_that_cannot_be_created_is_read_only(tmp_path: Path, clock: FakeClock) -> None:
     parent = tmp_path / "locked"
     parent.mkdir(mode=0o500)
