@@ -49,6 +49,28 @@ def test_smoke_test_prints_ready_ms(tmp_path: Path, entry: tuple[str, ...]) -> N
 
 
 @pytest.mark.slow
+def test_smoke_test_finishes_while_a_stopwatch_is_running(tmp_path: Path) -> None:
+    # The window refuses a plain close while timing; the smoke test must still end.
+    from therapy_timer.clock import SystemClock
+    from therapy_timer.codes import Role, builtin_catalogue
+    from therapy_timer.sessions import SessionService
+    from therapy_timer.store import Store
+
+    clock = SystemClock()
+    with Store.open(tmp_path, clock=clock) as store:
+        service = SessionService(store, builtin_catalogue(), clock)
+        session = service.open_session(
+            patient_ref="JD-1", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
+        )
+        service.start(session.id, "97110")
+    done = run_process("-m", "therapy_timer", data_dir=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "ready_ms" in json.loads(done.stdout)
+    with Store.open(tmp_path, clock=clock) as store:
+        assert [s.code for s in store.open_segments()] == ["97110"]  # left as it was
+
+
+@pytest.mark.slow
 def test_smoke_test_fails_plainly_on_a_damaged_database(tmp_path: Path) -> None:
     database_path(tmp_path).write_bytes(b"this is not a database" * 100)
     done = run_process("-m", "therapy_timer", data_dir=tmp_path)

@@ -160,11 +160,13 @@ def _smoke_test(app: QApplication, window: MainWindow, started: float) -> int:
 
     def painted() -> None:
         outcome["ready_ms"] = round((time.perf_counter() - started) * 1000, 1)
-        app.quit()
+        # exit(), not quit(): Qt 6's quit() first asks the windows to close, and the window
+        # refuses (it asks the user) while a stopwatch is running.
+        app.exit(0)
 
     watcher = _FirstPaint(painted)
     window.installEventFilter(watcher)
-    QTimer.singleShot(SMOKE_TEST_TIMEOUT_MS, app.quit)
+    QTimer.singleShot(SMOKE_TEST_TIMEOUT_MS, lambda: app.exit(1))
     window.show()
     app.exec()
     window.removeEventFilter(watcher)
