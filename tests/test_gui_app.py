@@ -129,3 +129,34 @@ def test_the_units_command_never_loads_qt(tmp_path: Path) -> None:
         [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.slow
+def test_the_window_survives_ten_thousand_repaints(tmp_path: Path) -> None:
+    # With PySide6 6.12.0 on Python 3.11 this aborted ("none_dealloc") before the guard.
+    code = (
+        "import sys; from pathlib import Path; "
+        "from therapy_timer.gui.app import guard_none_refcount; guard_none_refcount(); "
+        "from PySide6.QtWidgets import QApplication; app = QApplication([]); "
+        "from tests.fakes import FakeClock; from tests.gui_support import CATALOGUE; "
+        "from therapy_timer.store import Store; from therapy_timer.sessions import SessionService; "
+        "from therapy_timer.gui.controller import Draft, SessionController; "
+        "from therapy_timer.gui.main_window import MainWindow; clock = FakeClock(); "
+        "store = Store.open(Path(sys.argv[1]), clock=clock); "
+        "c = SessionController(SessionService(store, CATALOGUE, clock), store, CATALOGUE, clock); "
+        "c.load(); w = MainWindow(c); "
+        "c.set_draft(Draft(patient_ref='JD-1', clinician='A', payer_profile='Medicare')); "
+        "c.start_code('97110'); "
+        "[(clock.advance(seconds=1), c.tick()) for _ in range(10_000)]; print('ok')"
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT * 3,
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "ok"

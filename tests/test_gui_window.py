@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import PySide6
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -408,3 +410,22 @@ def test_keep_running_after_a_crash_keeps_counting(qtbot: Bot, tmp_path: Path) -
         assert rig.tile("97110").view.state is TileState.RUNNING
         sw = rig.service.stopwatch(session.id)
         assert sw.state is StopwatchState.RUNNING
+
+
+PYSIDE_NONE_LEAK = sys.version_info < (3, 12) and PySide6.__version__ == "6.12.0"
+
+
+@pytest.mark.xfail(
+    PYSIDE_NONE_LEAK,
+    reason="PySide6 6.12.0 on Python < 3.12 drops a reference to None per void Qt call; "
+    "the app raises None's count at start (app.guard_none_refcount) until pyproject excludes it",
+    strict=True,
+)
+def test_repainting_does_not_leak_references_to_none(qtbot: Bot, rig: Rig) -> None:
+    type_patient(qtbot, rig)
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    before = sys.getrefcount(None)
+    for _ in range(50):
+        rig.clock.advance(seconds=1)
+        rig.controller.tick()
+    assert sys.getrefcount(None) >= before - 5
