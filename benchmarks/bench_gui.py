@@ -91,13 +91,11 @@ def child_cpu(data_dir: str, seconds: float) -> None:
 
     from therapy_timer.clock import SystemClock
     from therapy_timer.codes import builtin_catalogue
-    from therapy_timer.gui.app import guard_none_refcount
     from therapy_timer.gui.controller import Draft, SessionController
     from therapy_timer.gui.main_window import MainWindow
     from therapy_timer.sessions import SessionService
     from therapy_timer.store import Store
 
-    guard_none_refcount()  # as the app does (PySide6 6.12.0 on Python 3.11)
     app = QApplication([])
     clock = SystemClock()
     catalogue = builtin_catalogue()

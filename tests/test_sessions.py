@@ -542,3 +542,13 @@ def test_summary_uses_the_per_code_method_of_a_commercial_profile(
     result = service.summary(session.id)
     assert result.method is rules.Method.AMA
     assert result.total_timed_units == 2  # R3.4: 8 + 8 is 2 units per code, 1 under CMS
+
+
+def test_default_payer_profile_is_the_setting_else_medicare(
+    service: SessionService, store: Store
+) -> None:
+    assert service.default_payer_profile() == "Medicare"  # not the alphabetically first
+    store.set_setting("default_payer", "Commercial (per-code)")
+    assert service.default_payer_profile() == "Commercial (per-code)"
+    store.set_setting("default_payer", "A profile that was deleted")
+    assert service.default_payer_profile() == "Medicare"

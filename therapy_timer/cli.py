@@ -394,7 +394,7 @@ def timer_start(
         defaults = {
             "clinician": clinician or store.get_setting(SESSION_DEFAULTS["clinician"]) or _login(),
             "role": role or store.get_setting(SESSION_DEFAULTS["role"]) or Role.PT.value,
-            "payer": payer or store.get_setting(SESSION_DEFAULTS["payer"]) or "Medicare",
+            "payer": payer or service.default_payer_profile(),
         }
         entry = context.catalogue().get(code, "code")  # before a session is created for it
         session = _current_session(service, patient, create=defaults)

@@ -28,6 +28,11 @@ HEARTBEAT_INTERVAL_SECONDS = 30
 ROUNDING_SETTING = "rounding_policy"
 """Settings key holding the clinic's ``RoundingPolicy`` value ("down" or "nearest")."""
 
+DEFAULT_PAYER_SETTING = "default_payer"
+"""Settings key naming the payer profile a new session starts with."""
+
+MEDICARE_PROFILE = "Medicare"  # seeded by the store's first migration
+
 DISCARD_REASON = "discarded after the app stopped unexpectedly"
 
 
@@ -140,6 +145,16 @@ class SessionService:
             payer_profile=payer_profile,
             actor=self._actor,
         )
+
+    def default_payer_profile(self) -> str:
+        """The clinic's default profile if it still exists, else Medicare, else the first one."""
+        names = [p.name for p in self._store.payer_profiles()]
+        chosen = self._store.get_setting(DEFAULT_PAYER_SETTING)
+        if chosen in names:
+            return str(chosen)
+        if MEDICARE_PROFILE in names:
+            return MEDICARE_PROFILE
+        return names[0] if names else ""
 
     def open_sessions(self) -> list[st.Session]:
         return self._store.list_sessions(status=st.SessionStatus.OPEN)

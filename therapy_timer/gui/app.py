@@ -32,28 +32,6 @@ ErrorShower = Callable[[str, str], None]
 """Shows a title and a plain-language message to the user."""
 
 
-def guard_none_refcount() -> bool:
-    """Work around PySide6 6.12.0 on Python < 3.12 losing references to None, True and False.
-
-    Measured here: every Qt method that returns nothing (setText, setChecked, ...) lowers
-    ``sys.getrefcount(None)`` by one on 6.12.0 with Python 3.11 (6.11.3 does not), so a window
-    repainting each second aborts with "none_dealloc" within minutes. Python 3.12 made None
-    immortal (PEP 683); on older versions we raise its count once, far beyond any session's
-    length. The real fix is excluding that release in pyproject.toml. True if applied.
-    """
-    import ctypes
-
-    import PySide6
-
-    if sys.version_info >= (3, 12) or PySide6.__version__ != "6.12.0":
-        return False
-    # ob_refcnt is the first field of every object in a release build of CPython. Emitting a
-    # Qt bool signal (toggled) loses references to True/False the same way.
-    for singleton in (None, True, False):
-        ctypes.c_ssize_t.from_address(id(singleton)).value += 1 << 40
-    return True
-
-
 def app_icon() -> QIcon:
     """The application icon from ``resources/icons`` (PNG sizes, so no SVG plugin loads)."""
     icon = QIcon()
@@ -126,7 +104,6 @@ def run(
 ) -> int:
     """Build the app against the data folder and run it; the process exit status."""
     started = time.perf_counter()
-    guard_none_refcount()
     if smoke_test and sys.platform.startswith("linux"):
         # Without a display Qt aborts the process (machine-notes.md); a smoke test on a
         # headless build machine should draw offscreen instead.

@@ -527,8 +527,7 @@ class SessionController(QObject):
         return session
 
     def _first_profile(self) -> str:
-        profiles = self._store.payer_profiles()
-        return profiles[0].name if profiles else ""
+        return self._service.default_payer_profile()
 
     def _initial_draft(self) -> Draft:
         try:
@@ -663,7 +662,7 @@ class SessionController(QObject):
                 clinician=draft.clinician,
                 role=draft.role,
                 discipline=draft.role.discipline,
-                payer_profile=draft.payer_profile or (profiles[0] if profiles else ""),
+                payer_profile=draft.payer_profile or self._first_profile(),
                 payer_profiles=profiles,
                 date_of_service=draft.date_of_service or self._service.today(),
             )
