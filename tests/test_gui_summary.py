@@ -143,9 +143,11 @@ def test_a_tie_offers_the_equally_valid_allocations(qtbot: Bot, rig: Rig) -> Non
     qtbot.mouseClick(dialog.copy_button, LEFT)
     session_id = rig.store.list_sessions()[0].id
     assert QGuiApplication.clipboard().text() == rig.service.summary(session_id, chosen).note
+    assert rig.store.get_session(session_id).allocation == chosen  # what the export bills
+    assert not rig.store.get_session(session_id).amended
     audit = rig.store.audit_entries(entity_id=session_id)
     assert any(
-        e.action == "summary.allocation" and e.after == {"allocation": chosen} for e in audit
+        e.action == "session.allocation" and e.after == {"allocation": chosen} for e in audit
     )
 
 
@@ -168,9 +170,12 @@ def test_changing_the_tie_after_closing_asks_for_a_reason(qtbot: Bot, rig: Rig) 
     reasons = [
         e.reason
         for e in rig.store.audit_entries(entity_id=session_id)
-        if e.action == "summary.allocation"
+        if e.action == "session.allocation"
     ]
     assert "97140 was the main intervention" in reasons
+    stored = rig.store.get_session(session_id)
+    assert stored.allocation == dict(answer.allocation) and stored.amended
+    assert rig.service.summary(session_id).note == answer.note
 
 
 def test_cancelling_the_reason_keeps_the_closed_answer(qtbot: Bot, rig: Rig) -> None:

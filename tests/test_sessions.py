@@ -17,7 +17,7 @@ import pytest
 from tests.fakes import DEFAULT_START, FakeClock
 from therapy_timer import rules
 from therapy_timer.codes import Discipline, FurnishedBy, Role, builtin_catalogue
-from therapy_timer.errors import InvalidOperation, StorageUnavailable
+from therapy_timer.errors import InvalidInput, InvalidOperation, StorageUnavailable
 from therapy_timer.sessions import RecoveryChoice, SessionService
 from therapy_timer.stopwatch import RoundingPolicy, StopwatchState
 from therapy_timer.store import (
@@ -552,3 +552,44 @@ def test_default_payer_profile_is_the_setting_else_medicare(
     assert service.default_payer_profile() == "Commercial (per-code)"
     store.set_setting("default_payer", "A profile that was deleted")
     assert service.default_payer_profile() == "Medicare"
+
+
+def test_a_tie_choice_is_stored_and_billed(
+    service: SessionService, store: Store, session: Session, clock: FakeClock
+) -> None:
+    # 8 + 8 minutes: one CMS unit that either code may take (R2.8).
+    service.start(session.id, "97110")
+    clock.advance(minutes=8)
+    service.start(session.id, "97140")
+    clock.advance(minutes=8)
+    assert dict(service.summary(session.id).allocation) == {"97110": 1, "97140": 0}
+    with pytest.raises(InvalidInput, match="allocation"):
+        service.choose_allocation(session.id, {"97110": 1, "97140": 1})
+    assert store.get_session(session.id).allocation is None  # nothing stored for a bad choice
+
+    chosen = service.choose_allocation(session.id, {"97140": 1})
+    assert dict(chosen.allocation) == {"97110": 0, "97140": 1}
+    assert store.get_session(session.id).allocation == {"97110": 0, "97140": 1}
+    service.end_session(session.id)
+    assert [ln.code for ln in service.summary(session.id).lines] == ["97140"]
+
+    with pytest.raises(InvalidInput, match="reason"):
+        service.choose_allocation(session.id, {"97110": 1})
+    service.choose_allocation(session.id, {"97110": 1}, reason="97110 was the main service")
+    assert store.get_session(session.id).amended
+    assert [ln.code for ln in service.summary(session.id).lines] == ["97110"]
+
+
+def test_a_stale_tie_choice_falls_back_to_the_default_and_says_so(
+    service: SessionService, store: Store, session: Session, clock: FakeClock
+) -> None:
+    service.start(session.id, "97110")
+    clock.advance(minutes=8)
+    service.start(session.id, "97140")
+    clock.advance(minutes=8)
+    service.choose_allocation(session.id, {"97140": 1})
+    service.start(session.id, "97110")  # more minutes: the tie is gone
+    clock.advance(minutes=10)
+    result = service.summary(session.id)  # 18 + 8 minutes: two units, one each (R2.6)
+    assert dict(result.allocation) == {"97110": 1, "97140": 1}
+    assert "no longer fits the minutes" in result.note

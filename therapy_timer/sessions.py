@@ -199,7 +199,8 @@ class SessionService:
     def summary(self, session_id: str, allocation: Mapping[str, int] | None = None) -> rules.Result:
         """The billing answer and note for a session, under its payer profile's method.
 
-        ``allocation`` picks one of the equally valid CMS allocations offered for a tie (R2.8).
+        ``allocation`` picks one of the equally valid CMS allocations of a tie (R2.8); without
+        it the choice stored with the session applies, else the rules' documented default.
         """
         session = self._store.get_session(session_id)
         profile = self._store.get_payer_profile(session.payer_profile)
@@ -215,7 +216,32 @@ class SessionService:
             assistant_modifiers=profile.assistant_modifiers,
             allocation=allocation,
         )
-        return rules.evaluate(request, self._catalogue, remarks=self._remarks(session))
+        remarks = self._remarks(session)
+        if allocation is None and session.allocation is not None:
+            try:
+                return rules.evaluate(
+                    replace(request, allocation=session.allocation), self._catalogue, remarks
+                )
+            except InvalidInput:
+                # The minutes changed since the choice (an amendment): the old choice no longer
+                # splits these units, so say so and fall back to the default.
+                remarks.append(
+                    "The tie choice recorded earlier no longer fits the minutes; "
+                    "the default allocation applies until a new choice is made."
+                )
+        return rules.evaluate(request, self._catalogue, remarks)
+
+    def choose_allocation(
+        self, session_id: str, allocation: Mapping[str, int] | None, *, reason: str = ""
+    ) -> rules.Result:
+        """Store a tie choice (R2.8) after checking the rules accept it; returns the new answer.
+
+        On a closed session it needs a reason and marks the session amended (the store's rule).
+        """
+        result = self.summary(session_id, allocation)
+        chosen = None if allocation is None else dict(result.allocation)
+        self._store.choose_allocation(session_id, chosen, reason=reason, actor=self._actor)
+        return self.summary(session_id)
 
     def _remarks(self, session: st.Session) -> list[str]:
         rounding = {

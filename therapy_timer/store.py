@@ -96,6 +96,8 @@ class Session:
     """When the stopwatch was paused; None while not paused."""
     resume: tuple[SegmentSpec, ...]
     """What was running at the pause and reopens on resume (empty while not paused)."""
+    allocation: Mapping[str, int] | None = None
+    """Timed units per code chosen among equally valid CMS splits (R2.8); None = the default."""
 
     @property
     def is_open(self) -> bool:
@@ -303,6 +305,13 @@ def _m002_list_indexes(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS(name="m003_tie_allocation")
+def _m003_tie_allocation(db: sqlite_utils.Database) -> None:
+    # The therapist's choice among equally valid CMS allocations (R2.8) must reach the front
+    # desk's export, so it is stored with the session rather than only in the audit log.
+    db.executescript("ALTER TABLE sessions ADD COLUMN allocation_json TEXT;")
+
+
 # Everything is pending on an empty database: that is the list of migrations this version knows.
 _KNOWN_MIGRATIONS = frozenset(
     m.name for m in MIGRATIONS.pending(sqlite_utils.Database(memory=True))
@@ -493,7 +502,12 @@ def _session(row: Mapping[str, Any]) -> Session:
         closed_utc=_opt_dt(row["closed_utc"]),
         paused_utc=_opt_dt(row["paused_utc"]),
         resume=_specs_from_json(row["resume_json"]),
+        allocation=_allocation_from_json(row.get("allocation_json")),
     )
+
+
+def _allocation_from_json(text: str | None) -> dict[str, int] | None:
+    return None if text is None else {str(c): int(u) for c, u in json.loads(text).items()}
 
 
 def _segment(row: Mapping[str, Any]) -> Segment:
@@ -1272,6 +1286,45 @@ class Store:
                 session_id,
                 before=before,
                 after=after,
+                reason=why,
+                actor=actor,
+            )
+        return after
+
+    @_guarded
+    def choose_allocation(
+        self,
+        session_id: str,
+        allocation: Mapping[str, int] | None,
+        *,
+        reason: str = "",
+        actor: str | None = None,
+    ) -> Session:
+        """Record which valid CMS allocation a tie resolved to (R2.8); None = the default.
+
+        The caller checks validity against the rules. Changing it on a closed session needs a
+        reason and marks the session amended, like any other edit after closing.
+        """
+        stored = None
+        if allocation is not None:
+            stored = json.dumps(
+                {normalize_code(c, "allocation"): int(u) for c, u in allocation.items()},
+                sort_keys=True,
+            )
+        with self._write():
+            before = self._session_row(session_id)
+            why = reason.strip() if before.is_open else _reason(reason)
+            self._conn.execute(
+                "UPDATE sessions SET allocation_json = ? WHERE id = ?", [stored, session_id]
+            )
+            self._mark_amended_if_closed(before)
+            after = self._session_row(session_id)
+            self._audit(
+                "session.allocation",
+                "session",
+                session_id,
+                before={"allocation": before.allocation},
+                after={"allocation": after.allocation},
                 reason=why,
                 actor=actor,
             )

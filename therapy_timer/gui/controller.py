@@ -358,20 +358,16 @@ class SessionController(QObject):
     def get_session(self, session_id: str) -> Session | None:
         return self._guard(lambda: self._store.get_session(session_id))
 
-    def record_allocation(
+    def choose_allocation(
         self, session_id: str, allocation: Mapping[str, int], reason: str = ""
     ) -> bool:
-        """Audit which tie allocation the note used (the store has no column for it)."""
-        entry = self._guard(
-            lambda: self._store.record_event(
-                "summary.allocation",
-                entity="session",
-                entity_id=session_id,
-                reason=reason,
-                details={"allocation": dict(allocation)},
+        """Store the tie choice with the session (a closed session needs a reason)."""
+        return (
+            self._guard(
+                lambda: self._service.choose_allocation(session_id, allocation, reason=reason)
             )
+            is not None
         )
-        return entry is not None
 
     # -- crash recovery ------------------------------------------------------------------------
 

@@ -172,15 +172,14 @@ class SummaryDialog(QDialog):
 
     def _on_copy_requested(self) -> None:
         if not self._closed:
+            # Store the tie choice while the session is still open: the export must bill it.
+            if self._result is not None and self._result.alternatives:
+                self._controller.choose_allocation(self._session_id, self._result.allocation)
             if not self._controller.close_session(self._session_id):
                 self.status.setText("The session could not be closed; see the message above.")
                 return
             self._closed = True
             self._refresh()
-            if self._result is not None and self._result.alternatives:
-                self._controller.record_allocation(
-                    self._session_id, self._result.allocation, "chosen at the end of the session"
-                )
         if self._result is None:
             return
         clipboard = QGuiApplication.clipboard()
@@ -201,7 +200,7 @@ class SummaryDialog(QDialog):
 
         def apply(reason: str) -> None:
             self._allocation = chosen
-            self._controller.record_allocation(self._session_id, chosen, reason)
+            self._controller.choose_allocation(self._session_id, chosen, reason)
             self._refresh()
             self.status.setText("Changed. Copy the note again to paste the corrected version.")
 
