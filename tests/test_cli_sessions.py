@@ -104,3 +104,36 @@ def test_backup_and_restore(cli: Cli, tmp_path: Path) -> None:
     bogus.write_bytes(b"not a database at all" * 100)
     assert "Error" in cli("restore", str(bogus), status=1).stderr
     assert cli.json("timer", "status", "--json")["state"] == "running"
+
+
+def test_editing_a_closed_session_needs_a_reason_and_marks_it_amended(cli: Cli) -> None:
+    cli("timer", "start", "97110", "--patient", "JD")
+    cli.clock.advance(minutes=20)
+    cli("session", "end")
+    session_id = cli.json("session", "list", "--json")[0]["id"]
+    segment = cli.json("session", "show", session_id, "--json")["segments"][0]["id"]
+    assert "--reason" in cli("session", "edit", segment, "--minutes", "25", status=2).stderr
+    assert (
+        "minutes"
+        in cli("session", "edit", segment, "--minutes", "-5", "--reason", "typo", status=2).stderr
+    )
+    assert (
+        "99999"
+        in cli("session", "edit", segment, "--code", "99999", "--reason", "x", status=2).stderr
+    )
+    cli(
+        "session",
+        "edit",
+        segment,
+        "--minutes",
+        "25",
+        "--by",
+        "assistant",
+        "--reason",
+        "pedal missed the stop",
+    )
+    shown = cli.json("session", "show", session_id, "--json")
+    assert shown["session"]["amended"] is True
+    assert shown["codes"]["97110"] == {"minutes": 25, "units": 2}
+    assert shown["lines"] == [{"code": "97110", "units": 2, "modifiers": ["GP", "CQ"]}]
+    assert "Amended after the session was closed" in shown["note"]

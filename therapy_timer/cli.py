@@ -527,7 +527,14 @@ def session_show(context: Context, session_id: str, as_json: bool) -> None:
         untimed = store.untimed_services(session_id)
         result = service.summary(session_id)
     if not as_json:
-        click.echo(f"Session {chosen.id} ({chosen.status.value})")
+        amended = ", amended" if chosen.amended else ""
+        click.echo(f"Session {chosen.id} ({chosen.status.value}{amended})")
+        click.echo("Segments (times in UTC; edit with: session edit SEGMENT --reason ...):")
+        for seg in segments:
+            stop = seg.stop_utc.strftime("%H:%M:%S") if seg.stop_utc else "running"
+            click.echo(
+                f"  {seg.id}  {seg.code}  {seg.start_utc:%H:%M:%S}-{stop}  {seg.furnished_by.value}"
+            )
         _print_result(result)
         return
     answer = {
@@ -549,6 +556,34 @@ def session_show(context: Context, session_id: str, as_json: bool) -> None:
         **result.to_json(),
     }
     click.echo(json.dumps(answer, indent=2))
+
+
+@session.command("edit")
+@click.argument("segment_id")
+@click.option("--minutes", type=int, help="New length of the segment, from its start.")
+@click.option("--code", help="The code the minutes belong to.")
+@click.option("--by", "furnished_by", type=BY_CHOICE, help="Who furnished them.")
+@click.option("--reason", required=True, help="Why (kept in the audit log).")
+@pass_context
+@plain_errors
+def session_edit(
+    context: Context,
+    segment_id: str,
+    minutes: int | None,
+    code: str | None,
+    furnished_by: str | None,
+    reason: str,
+) -> None:
+    """Correct a recorded segment (ids: session show ID --json); a closed session is amended."""
+    with context.service() as (_store, service):
+        segment = service.amend_segment(
+            segment_id,
+            reason=reason,
+            minutes=minutes,
+            code=code,
+            furnished_by=FurnishedBy(furnished_by) if furnished_by else None,
+        )
+        click.echo(f"changed segment {segment.id} of session {segment.session_id}")
 
 
 @main.group()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from therapy_timer import rules
@@ -257,6 +257,39 @@ class SessionService:
         if session.amended:
             remarks.append("Amended after the session was closed; the audit log has the reasons.")
         return remarks
+
+    def amend_segment(
+        self,
+        segment_id: str,
+        *,
+        reason: str,
+        minutes: int | None = None,
+        code: str | None = None,
+        furnished_by: FurnishedBy | None = None,
+    ) -> st.Segment:
+        """Correct a recorded stretch of time after the fact (audited, needs a reason).
+
+        ``minutes`` sets its length from its start; a code is checked against the catalogue so a
+        supervised modality stays allowed beside a timed code and a timed code does not.
+        """
+        if minutes is not None and (
+            isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 0
+        ):
+            raise InvalidInput("minutes", f"must be a whole number of minutes, got {minutes!r}")
+        if minutes is not None and minutes > rules.MAX_DAY_MINUTES:
+            raise InvalidInput("minutes", f"{minutes} minutes is more than a day holds")
+        entry = None if code is None else self._catalogue.get(code, "code")
+        start = self._store.get_segment(segment_id).start_utc
+        stop = None if minutes is None else start + timedelta(minutes=minutes)
+        return self._store.amend_segment(
+            segment_id,
+            reason=reason,
+            stop_utc=stop,
+            code=None if entry is None else entry.code,
+            furnished_by=furnished_by,
+            exclusive=None if entry is None else not entry.supervised_modality,
+            actor=self._actor,
+        )
 
     # -- stopwatch steps ---------------------------------------------------------------------
 

@@ -1333,6 +1333,10 @@ class Store:
     # segments -------------------------------------------------------------------------------
 
     @_guarded
+    def get_segment(self, segment_id: str) -> Segment:
+        return self._segment_row(segment_id)
+
+    @_guarded
     def segments(self, session_id: str) -> list[Segment]:
         """A session's segments in start order."""
         rows = self._rows(
