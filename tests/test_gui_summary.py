@@ -196,3 +196,37 @@ def test_ending_without_a_session_says_so(qtbot: Bot, rig: Rig) -> None:
     qtbot.keyClick(rig.window, Qt.Key.Key_E, CTRL)
     assert rig.window.summary_dialog is None
     assert "no open session" in rig.window.message_banner.text.text()
+
+
+def test_correcting_minutes_after_closing_asks_why_and_amends(qtbot: Bot, rig: Rig) -> None:
+    type_patient(qtbot, rig)
+    run_codes(qtbot, rig, {"97110": 20})
+    dialog = end_session(qtbot, rig)
+    assert not dialog.correct_button.isVisible()  # an open session is simply continued
+    qtbot.mouseClick(dialog.copy_button, LEFT)
+    assert dialog.correct_button.isVisible()
+    qtbot.mouseClick(dialog.correct_button, LEFT)
+    corrections = dialog.corrections_dialog
+    assert corrections is not None
+    (spin,) = corrections.spins.values()
+    assert spin.value() == 20
+    assert spin.accessibleName().startswith("Minutes of 97110")
+    spin.setFocus()
+    spin.selectAll()
+    qtbot.keyClicks(spin, "25")
+    qtbot.mouseClick(corrections.save_button, LEFT)
+    reason = corrections.reason_dialog
+    assert reason is not None and not reason.ok_button.isEnabled()
+    qtbot.keyClicks(reason.reason, "foot pedal missed the stop")
+    qtbot.mouseClick(reason.ok_button, LEFT)
+
+    session_id = rig.store.list_sessions()[0].id
+    stored = rig.store.get_session(session_id)
+    assert stored.amended
+    answer = dialog.answer
+    assert answer is not None
+    assert [(c.code, c.minutes, c.units) for c in answer.codes] == [("97110", 25, 2)]
+    assert "Amended after the session was closed" in dialog.note.toPlainText()
+    assert [
+        e.entity for e in rig.store.audit_entries() if e.reason == "foot pedal missed the stop"
+    ] == ["segment"]

@@ -28,7 +28,7 @@ from therapy_timer.sessions import (
     SessionService,
 )
 from therapy_timer.stopwatch import Stopwatch, StopwatchState
-from therapy_timer.store import PayerProfile, Session, Store, UntimedService
+from therapy_timer.store import PayerProfile, Segment, Session, Store, UntimedService
 
 POLL_INTERVAL_MS = 1000
 """How often the window looks for changes made by another program (``PRAGMA data_version``)."""
@@ -368,6 +368,21 @@ class SessionController(QObject):
             )
             is not None
         )
+
+    def segments(self, session_id: str) -> list[Segment]:
+        return self._guard(lambda: self._store.segments(session_id)) or []
+
+    def correct_minutes(self, changes: Mapping[str, int], reason: str) -> bool:
+        """Apply {segment id: minutes} corrections with one reason; False with a message."""
+
+        def apply() -> bool:
+            for segment_id, minutes in changes.items():
+                self._service.amend_segment(segment_id, reason=reason, minutes=minutes)
+            return True
+
+        done = self._guard(apply) is True
+        self._publish()
+        return done
 
     # -- crash recovery ------------------------------------------------------------------------
 

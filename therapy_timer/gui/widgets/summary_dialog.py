@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from therapy_timer import rules
 from therapy_timer.gui import theme
 from therapy_timer.gui.controller import SessionController
+from therapy_timer.gui.widgets.corrections import CorrectionsDialog
 from therapy_timer.gui.widgets.reason import ReasonDialog
 
 COLUMNS = ("Code", "Service", "Minutes", "Units", "Billed as")
@@ -63,6 +64,7 @@ class SummaryDialog(QDialog):
         self._option_list: list[dict[str, int]] = []
         self._closed = False
         self.reason_dialog: ReasonDialog | None = None
+        self.corrections_dialog: CorrectionsDialog | None = None
         self.setWindowTitle("End of session")
         self.setMinimumSize(720, 600)
 
@@ -101,11 +103,14 @@ class SummaryDialog(QDialog):
         self.copy_button = QPushButton()
         self.copy_button.setDefault(True)
         self.done_button = QPushButton("&Done")
+        self.correct_button = QPushButton("Correct &minutes…")
+        self.correct_button.setToolTip("Fix recorded minutes of the closed session (asks why)")
         buttons = QHBoxLayout()
-        for button in (self.back_button, self.copy_button, self.done_button):
+        for button in (self.back_button, self.correct_button, self.copy_button, self.done_button):
             button.setMinimumHeight(theme.TOUCH_MIN)
             button.setMinimumWidth(theme.TOUCH_MIN * 3)
         buttons.addWidget(self.back_button)
+        buttons.addWidget(self.correct_button)
         buttons.addStretch(1)
         buttons.addWidget(self.copy_button)
         buttons.addWidget(self.done_button)
@@ -127,6 +132,7 @@ class SummaryDialog(QDialog):
         self.copy_shortcut.activated.connect(self._on_copy_requested)
         self.copy_button.clicked.connect(self._on_copy_requested)
         self.back_button.clicked.connect(self.reject)
+        self.correct_button.clicked.connect(self._on_correct_clicked)
         self.done_button.clicked.connect(self.accept)
         self._tie_group.idClicked.connect(self._on_tie_clicked)
         self._refresh()
@@ -185,6 +191,17 @@ class SummaryDialog(QDialog):
         clipboard = QGuiApplication.clipboard()
         clipboard.setText(self._result.note)
         self.status.setText("Session closed. The note is on the clipboard: paste it into the EMR.")
+
+    def _on_correct_clicked(self) -> None:
+        def save(changes: dict[str, int], reason: str) -> None:
+            if self._controller.correct_minutes(changes, reason):
+                self._allocation = None  # the minutes changed: offer the ties afresh
+                self.status.setText("Corrected. Copy the note again to paste the amended version.")
+            self._refresh()
+
+        self.corrections_dialog = CorrectionsDialog.show_for(
+            self, self._controller.segments(self._session_id), save
+        )
 
     def _on_tie_clicked(self, index: int) -> None:
         options = self._options()
@@ -246,14 +263,15 @@ class SummaryDialog(QDialog):
         self._fill_ties(result)
         self.note.setPlainText(result.note)
         self.back_button.setVisible(not self._closed)
+        self.correct_button.setVisible(self._closed)
         if self._closed:
             self.copy_button.setText("&Copy note")
             self.copy_button.setAccessibleName("Copy note")
         else:
             self.copy_button.setText("Close session and &copy note")
             self.copy_button.setAccessibleName("Close session and copy note")
-        for button in (self.back_button, self.done_button):
-            button.setAccessibleName(button.text().replace("&", ""))
+        for button in (self.back_button, self.done_button, self.correct_button):
+            button.setAccessibleName(button.text().replace("&", "").rstrip("…"))
 
     def _fill_table(self, result: rules.Result) -> None:
         lines: dict[str, list[str]] = {}

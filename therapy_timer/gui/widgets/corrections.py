@@ -1,0 +1,121 @@
+"""Correct a closed session's recorded minutes: one row per segment, saved with a reason."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from therapy_timer.gui import theme
+from therapy_timer.gui.widgets.reason import ReasonDialog
+from therapy_timer.store import Segment
+
+MAX_SEGMENT_MINUTES = 24 * 60  # a day; the model refuses more with a plain message anyway
+
+
+def _minutes(segment: Segment) -> int:
+    if segment.stop_utc is None:
+        return 0
+    return int((segment.stop_utc - segment.start_utc).total_seconds() // 60)
+
+
+class CorrectionsDialog(QDialog):
+    """Shows each recorded segment's minutes; Save asks why and hands the changes on.
+
+    ``on_save`` receives {segment id: new minutes} and the reason; the caller applies them
+    through the controller (this view holds no rules or storage of its own).
+    """
+
+    def __init__(
+        self,
+        parent: QWidget | None,
+        segments: Sequence[Segment],
+        on_save: Callable[[dict[str, int], str], None],
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Correct recorded minutes")
+        self.setMinimumWidth(theme.TOUCH_MIN * 11)
+        self._on_save = on_save
+        self._original = {s.id: _minutes(s) for s in segments}
+        self.spins: dict[str, QSpinBox] = {}
+        self.reason_dialog: ReasonDialog | None = None
+
+        grid = QGridLayout()
+        for index, title in enumerate(("Code", "Furnished by", "Started (local)", "Minutes")):
+            grid.addWidget(QLabel(f"<b>{title}</b>"), 0, index)
+        for row, segment in enumerate(segments, start=1):
+            grid.addWidget(QLabel(segment.code), row, 0)
+            grid.addWidget(QLabel(segment.furnished_by.value), row, 1)
+            grid.addWidget(QLabel(f"{segment.start_utc.astimezone():%H:%M}"), row, 2)
+            spin = QSpinBox()
+            spin.setRange(0, MAX_SEGMENT_MINUTES)
+            spin.setValue(self._original[segment.id])
+            spin.setEnabled(segment.stop_utc is not None)
+            spin.setMinimumSize(theme.TOUCH_MIN * 2, theme.TOUCH_MIN)
+            spin.setAccessibleName(
+                f"Minutes of {segment.code} started {segment.start_utc.astimezone():%H:%M}"
+            )
+            self.spins[segment.id] = spin
+            grid.addWidget(spin, row, 3)
+
+        self.save_button = QPushButton("&Save changes…")
+        self.cancel_button = QPushButton("Cancel")
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        for button in (self.save_button, self.cancel_button):
+            button.setMinimumHeight(theme.TOUCH_MIN)
+            button.setAccessibleName(button.text().replace("&", "").rstrip("…"))
+            buttons.addWidget(button)
+        column = QVBoxLayout(self)
+        hint = QLabel("The session is closed: each change is kept in the audit log with a reason.")
+        hint.setWordWrap(True)
+        column.addWidget(hint)
+        column.addLayout(grid)
+        column.addLayout(buttons)
+        self.save_button.clicked.connect(self._on_save_clicked)
+        self.cancel_button.clicked.connect(self.reject)
+
+    @classmethod
+    def show_for(
+        cls,
+        parent: QWidget | None,
+        segments: Sequence[Segment],
+        on_save: Callable[[dict[str, int], str], None],
+    ) -> CorrectionsDialog:
+        """Open without blocking and return the dialog (tests drive it directly)."""
+        dialog = cls(parent, segments, on_save)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        theme.settle_layout(dialog)
+        dialog.open()
+        return dialog
+
+    def changes(self) -> dict[str, int]:
+        return {
+            segment_id: spin.value()
+            for segment_id, spin in self.spins.items()
+            if spin.value() != self._original[segment_id]
+        }
+
+    def _on_save_clicked(self) -> None:
+        changes = self.changes()
+        if not changes:
+            self.reject()
+            return
+
+        def save(reason: str) -> None:
+            self._on_save(changes, reason)
+            self.accept()
+
+        self.reason_dialog = ReasonDialog.ask(
+            self, "The session is closed. Why are these minutes being corrected?", save
+        )
