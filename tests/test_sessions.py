@@ -593,3 +593,23 @@ def test_a_stale_tie_choice_falls_back_to_the_default_and_says_so(
     result = service.summary(session.id)  # 18 + 8 minutes: two units, one each (R2.6)
     assert dict(result.allocation) == {"97110": 1, "97140": 1}
     assert "no longer fits the minutes" in result.note
+
+
+def test_summaries_in_bulk_equal_one_by_one(
+    service: SessionService, store: Store, clock: FakeClock
+) -> None:
+    sessions = []
+    for ref, codes in (("AA", {"97110": 20, "97140": 20}), ("BB", {"97530": 9}), ("CC", {})):
+        opened = service.open_session(
+            patient_ref=ref, clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
+        )
+        for code, minutes in codes.items():
+            service.start(opened.id, code)
+            clock.advance(minutes=minutes)
+        store.add_untimed(opened.id, code="97161", minutes=30)
+        service.end_session(opened.id)
+        sessions.append(store.get_session(opened.id))
+    bulk = service.summaries(sessions)
+    assert list(bulk) == [s.id for s in sessions]
+    for session in sessions:
+        assert bulk[session.id] == service.summary(session.id)

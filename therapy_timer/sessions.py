@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -181,8 +181,14 @@ class SessionService:
 
     def rules_input(self, session_id: str) -> RulesInput:
         """Minutes for ``rules.py``: the stopwatches plus untimed services entered by hand."""
-        result = self.stopwatch(session_id).rules_input()
-        for service in self._store.untimed_services(session_id):
+        session = self._store.get_session(session_id)
+        return self._rules_input(self._restore(session), self._store.untimed_services(session_id))
+
+    def _rules_input(
+        self, stopwatch: Stopwatch, untimed: Sequence[st.UntimedService]
+    ) -> RulesInput:
+        result = stopwatch.rules_input()
+        for service in untimed:
             code = self._catalogue.get(service.code).code
             if code not in result.untimed:
                 result.untimed.append(code)
@@ -203,8 +209,43 @@ class SessionService:
         it the choice stored with the session applies, else the rules' documented default.
         """
         session = self._store.get_session(session_id)
-        profile = self._store.get_payer_profile(session.payer_profile)
-        minutes = self.rules_input(session_id)
+        return self._summarize(
+            session,
+            self._restore(session),
+            self._store.untimed_services(session_id),
+            self._store.get_payer_profile(session.payer_profile),
+            allocation,
+        )
+
+    def summaries(self, sessions: Sequence[st.Session]) -> dict[str, rules.Result]:
+        """``summary`` for many sessions at once (a day or a year for the front desk).
+
+        Segments and untimed services come in one query each rather than per session.
+        """
+        ids = [s.id for s in sessions]
+        segments = self._store.segments_of(ids)
+        untimed = self._store.untimed_services_of(ids)
+        profiles = {p.name: p for p in self._store.payer_profiles()}
+        heartbeat = self._store.last_heartbeat()
+        return {
+            session.id: self._summarize(
+                session,
+                self._restore(session, segments.get(session.id, []), heartbeat),
+                untimed.get(session.id, []),
+                profiles[session.payer_profile],
+            )
+            for session in sessions
+        }
+
+    def _summarize(
+        self,
+        session: st.Session,
+        stopwatch: Stopwatch,
+        untimed: Sequence[st.UntimedService],
+        profile: st.PayerProfile,
+        allocation: Mapping[str, int] | None = None,
+    ) -> rules.Result:
+        minutes = self._rules_input(stopwatch, untimed)
         request = rules.Request(
             method=profile.method,
             discipline=session.discipline,
@@ -386,8 +427,16 @@ class SessionService:
             )
         return session
 
-    def _restore(self, session: st.Session) -> Stopwatch:
-        segments = self._store.segments(session.id)
+    def _restore(
+        self,
+        session: st.Session,
+        segments: Sequence[st.Segment] | None = None,
+        heartbeat: datetime | None = None,
+    ) -> Stopwatch:
+        """The session's stopwatch from stored rows (read here unless the caller has them)."""
+        if segments is None:
+            segments = self._store.segments(session.id)
+            heartbeat = self._store.last_heartbeat()
         paused = None
         if session.paused_utc is not None:
             paused = Paused(
@@ -404,7 +453,7 @@ class SessionService:
             paused=paused,
             furnished_by=furnished_by,
             policy=self.policy,
-            not_before=self._store.last_heartbeat(),
+            not_before=heartbeat,
         )
 
     def _step(

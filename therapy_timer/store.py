@@ -506,6 +506,12 @@ def _session(row: Mapping[str, Any]) -> Session:
     )
 
 
+def _chunks(items: Sequence[str], size: int = 500) -> Iterator[list[str]]:
+    """Bound the number of SQL parameters (SQLite allows 32,766 since 3.32; older ones 999)."""
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
 def _allocation_from_json(text: str | None) -> dict[str, int] | None:
     return None if text is None else {str(c): int(u) for c, u in json.loads(text).items()}
 
@@ -1620,6 +1626,34 @@ class Store:
         return after
 
     # untimed services ------------------------------------------------------------------------
+
+    @_guarded
+    def segments_of(self, session_ids: Sequence[str]) -> dict[str, list[Segment]]:
+        """Segments of many sessions in one query, by session id, each in start order."""
+        found: dict[str, list[Segment]] = {}
+        for chunk in _chunks(session_ids):
+            rows = self._rows(
+                f"SELECT * FROM segments WHERE session_id IN ({', '.join('?' * len(chunk))})"
+                " ORDER BY session_id, start_utc, id",
+                chunk,
+            )
+            for row in rows:
+                found.setdefault(row["session_id"], []).append(_segment(row))
+        return found
+
+    @_guarded
+    def untimed_services_of(self, session_ids: Sequence[str]) -> dict[str, list[UntimedService]]:
+        """Untimed services of many sessions in one query, by session id."""
+        found: dict[str, list[UntimedService]] = {}
+        for chunk in _chunks(session_ids):
+            rows = self._rows(
+                "SELECT * FROM untimed_services WHERE session_id IN"
+                f" ({', '.join('?' * len(chunk))}) ORDER BY session_id, id",
+                chunk,
+            )
+            for row in rows:
+                found.setdefault(row["session_id"], []).append(_untimed(row))
+        return found
 
     @_guarded
     def untimed_services(self, session_id: str) -> list[UntimedService]:
