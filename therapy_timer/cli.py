@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import getpass
+import io
 import json
+import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -633,3 +635,96 @@ def restore(context: Context, file: Path) -> None:
     click.echo(f"restored {file}")
     if kept is not None:
         click.echo(f"the previous database was kept as {kept}")
+
+
+# --------------------------------------------------------------------------------------------
+# The front desk: export a day, merge other workstations' bundles
+
+EXPORT_FORMATS = ("csv", "pdf", "json", "bundle")
+DATE = click.DateTime(["%Y-%m-%d"])
+
+
+@main.command()
+@click.option("--date", "day", type=DATE, required=True, help="Date of service (YYYY-MM-DD).")
+@click.option("--to", "until", type=DATE, help="Last date of a range.")
+@click.option(
+    "--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="csv", show_default=True
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout)."
+)
+@click.option("--include-open", is_flag=True, help="List open sessions too, marked open.")
+@click.option("--clinician", help="Only this clinician's sessions.")
+@click.option("--workstation", default=socket.gethostname(), help="Name in a bundle.")
+@pass_context
+@plain_errors
+def export(
+    context: Context,
+    day: dt.datetime,
+    until: dt.datetime | None,
+    fmt: str,
+    out: Path | None,
+    include_open: bool,
+    clinician: str | None,
+    workstation: str,
+) -> None:
+    """Export the day's sessions: CSV or JSON for billing, PDF to print, a bundle to merge."""
+    from therapy_timer import export as ex
+
+    start, end = day.date(), until.date() if until else None
+    if fmt == "pdf" and out is None:
+        raise BadInput("--out: a PDF needs a file name")
+    with context.service() as (store, service):
+        reports = ex.day_reports(store, service, start, end, clinician=clinician)
+        if not include_open or fmt == "bundle":
+            ex.refuse_open(reports)
+        if fmt == "bundle":
+            bundle = ex.make_bundle(
+                store, start, end, workstation=workstation, now=context.clock.now()
+            )
+            _write_text(out, json.dumps(bundle, indent=1, sort_keys=True) + "\n")
+            return
+        if fmt == "csv":
+            buffer = io.StringIO()
+            ex.write_csv(reports, buffer)
+            _write_text(out, buffer.getvalue(), newline="")
+        elif fmt == "json":
+            _write_text(out, json.dumps(ex.report_json(reports), indent=2) + "\n")
+        else:
+            from therapy_timer.gui.report_pdf import write_pdf
+
+            assert out is not None
+            write_pdf(reports, out)
+        billed = [r.session.id for r in reports if not r.session.is_open]
+        store.mark_exported(billed)
+    if out is not None:
+        click.echo(f"exported {len(reports)} session(s) to {out}", err=True)
+
+
+def _write_text(out: Path | None, text: str, newline: str | None = None) -> None:
+    if out is None:
+        sys.stdout.write(text)
+        return
+    with out.open("w", encoding="utf-8", newline=newline) as handle:
+        handle.write(text)
+    out.chmod(0o600)  # health information: readable by the user alone
+
+
+@main.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@pass_context
+@plain_errors
+def import_(context: Context, files: tuple[Path, ...]) -> None:
+    """Merge bundles from other workstations (the same bundle twice changes nothing)."""
+    from therapy_timer import export as ex
+
+    with context.service() as (store, _service):
+        report = ex.import_bundles(store, list(files), context.data_dir / "conflicts")
+    click.echo(
+        f"added {len(report.added)}, unchanged {len(report.unchanged)}, "
+        f"conflicts {len(report.conflicts)}"
+    )
+    for path in report.conflict_files:
+        click.echo(f"conflict kept aside, not imported: {path}")
+    if report.conflicts:
+        sys.exit(1)

@@ -98,6 +98,8 @@ class Session:
     """What was running at the pause and reopens on resume (empty while not paused)."""
     allocation: Mapping[str, int] | None = None
     """Timed units per code chosen among equally valid CMS splits (R2.8); None = the default."""
+    origin: str | None = None
+    """The workstation a session was imported from; None for one recorded here."""
 
     @property
     def is_open(self) -> bool:
@@ -312,6 +314,12 @@ def _m003_tie_allocation(db: sqlite_utils.Database) -> None:
     db.executescript("ALTER TABLE sessions ADD COLUMN allocation_json TEXT;")
 
 
+@MIGRATIONS(name="m004_session_origin")
+def _m004_session_origin(db: sqlite_utils.Database) -> None:
+    # Sessions merged from another workstation's bundle say where they came from.
+    db.executescript("ALTER TABLE sessions ADD COLUMN origin TEXT;")
+
+
 # Everything is pending on an empty database: that is the list of migrations this version knows.
 _KNOWN_MIGRATIONS = frozenset(
     m.name for m in MIGRATIONS.pending(sqlite_utils.Database(memory=True))
@@ -503,7 +511,48 @@ def _session(row: Mapping[str, Any]) -> Session:
         paused_utc=_opt_dt(row["paused_utc"]),
         resume=_specs_from_json(row["resume_json"]),
         allocation=_allocation_from_json(row.get("allocation_json")),
+        origin=row.get("origin"),
     )
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    """What merging a bundle's session records did (see ``Store.import_session_records``)."""
+
+    added: tuple[str, ...]
+    unchanged: tuple[str, ...]
+    conflicts: tuple[Mapping[str, Any], ...]
+
+
+_RECORD_SESSION_FIELDS = (
+    "id",
+    "date_of_service",
+    "patient_ref",
+    "clinician",
+    "role",
+    "discipline",
+    "payer_profile",
+    "status",
+    "amended",
+    "created_utc",
+    "closed_utc",
+    "allocation",
+)
+
+
+def _record_content(record: Mapping[str, Any]) -> str:
+    """What makes two copies of a session the same: its fields, segments and untimed services.
+
+    Audit entries, the exported flag and where it came from are history, not content.
+    """
+    content = {name: record.get(name) for name in _RECORD_SESSION_FIELDS}
+    content["segments"] = sorted(record.get("segments", []), key=lambda s: str(s.get("id")))
+    content["untimed"] = record.get("untimed", [])
+    return json.dumps(content, sort_keys=True)
+
+
+def _norm_ts(text: str | None) -> str | None:
+    return None if text is None else _ts(_dt(text), "timestamp")
 
 
 def _chunks(items: Sequence[str], size: int = 500) -> Iterator[list[str]]:
@@ -1654,6 +1703,205 @@ class Store:
             for row in rows:
                 found.setdefault(row["session_id"], []).append(_untimed(row))
         return found
+
+    @_guarded
+    def session_record(self, session_id: str) -> dict[str, Any]:
+        """A closed session as plain JSON data, with its segments, untimed services and audit."""
+        session = self._session_row(session_id)
+        if session.is_open:
+            raise InvalidOperation(
+                f"session {session_id} ({session.patient_ref}) is still open; close it first"
+            )
+        profile = self._profile_row(session.payer_profile)
+        record: dict[str, Any] = {
+            name: _jsonable(getattr(session, name)) for name in _RECORD_SESSION_FIELDS
+        }
+        record["payer"] = _jsonable(profile)
+        record["segments"] = [
+            {
+                "id": seg.id,
+                "code": seg.code,
+                "furnished_by": seg.furnished_by.value,
+                "exclusive": seg.exclusive,
+                "start_utc": seg.start_utc.isoformat(),
+                "stop_utc": _jsonable(seg.stop_utc),
+            }
+            for seg in self.segments(session_id)
+        ]
+        record["untimed"] = [
+            {
+                "code": u.code,
+                "minutes": u.minutes,
+                "furnished_by": u.furnished_by.value,
+                "created_utc": u.created_utc.isoformat(),
+            }
+            for u in self.untimed_services(session_id)
+        ]
+        segment_ids = {seg["id"] for seg in record["segments"]}
+        record["audit"] = [
+            _jsonable(entry)
+            for entry in self.audit_entries()
+            if entry.entity_id == session_id or entry.entity_id in segment_ids
+        ]
+        return record
+
+    @_guarded
+    def import_session_records(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        origin: str,
+        source: str,
+        actor: str | None = None,
+    ) -> ImportOutcome:
+        """Merge closed sessions from another workstation in one transaction.
+
+        A session already here with the same content is left alone; one with the same id and
+        different content is returned as a conflict and not written. Every record is checked
+        before anything is written; a malformed one raises InvalidInput naming it.
+        """
+        checked = [
+            self._checked_record(r, f"{source}: session {i + 1}") for i, r in enumerate(records)
+        ]
+        added: list[str] = []
+        unchanged: list[str] = []
+        conflicts: list[Mapping[str, Any]] = []
+        with self._write():
+            for record in checked:
+                existing = self._rows("SELECT id FROM sessions WHERE id = ?", [record["id"]])
+                if existing:
+                    mine = self.session_record(record["id"])
+                    if _record_content(mine) == _record_content(record):
+                        unchanged.append(record["id"])
+                    else:
+                        conflicts.append(record)
+                    continue
+                if not self._import_payer(record["payer"]):
+                    conflicts.append(record)
+                    continue
+                self._insert_record(record, origin)
+                self._audit(
+                    "session.import",
+                    "session",
+                    record["id"],
+                    after={"origin": origin, "source": source},
+                    actor=actor,
+                )
+                added.append(record["id"])
+        return ImportOutcome(tuple(added), tuple(unchanged), tuple(conflicts))
+
+    def _checked_record(self, record: object, where: str) -> dict[str, Any]:
+        if not isinstance(record, Mapping):
+            raise InvalidInput(where, "is not a session record")
+        try:
+            clean = dict(record)
+            uuid.UUID(str(clean["id"]))
+            if clean["status"] != SessionStatus.CLOSED.value:
+                raise InvalidInput(where, "is an open session; only closed sessions are merged")
+            _patient_ref(clean["patient_ref"])
+            _label(clean["clinician"], "clinician")
+            Role(clean["role"])
+            Discipline(clean["discipline"])
+            date.fromisoformat(clean["date_of_service"])
+            _dt(clean["created_utc"])
+            payer = clean["payer"]
+            Method(payer["method"])
+            if payer["name"] != clean["payer_profile"]:
+                raise InvalidInput(where, "names two different payer profiles")
+            for segment in clean["segments"]:
+                _required = (segment["id"], segment["exclusive"])
+                normalize_code(segment["code"], f"{where} segment code")
+                FurnishedBy(segment["furnished_by"])
+                start = _dt(segment["start_utc"])
+                if segment["stop_utc"] is None or _dt(segment["stop_utc"]) < start:
+                    raise InvalidInput(where, "has a segment that is running or ends early")
+            for service in clean["untimed"]:
+                normalize_code(service["code"], f"{where} untimed code")
+                FurnishedBy(service["furnished_by"])
+                self._minutes(service["minutes"])
+            if not isinstance(clean.get("audit", []), list):
+                raise InvalidInput(where, "has a damaged audit trail")
+        except InvalidInput:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(where, f"is damaged ({type(exc).__name__}: {exc})") from None
+        return clean
+
+    def _import_payer(self, payer: Mapping[str, Any]) -> bool:
+        """Add a payer profile this station lacks; False if it exists with other rules."""
+        rows = self._rows("SELECT * FROM payer_profiles WHERE name = ?", [payer["name"]])
+        wanted = {
+            "name": payer["name"],
+            "method": Method(payer["method"]).value,
+            "assistant_modifiers": int(bool(payer["assistant_modifiers"])),
+        }
+        if not rows:
+            self._db.table("payer_profiles").insert(wanted)
+            return True
+        return rows[0] == wanted
+
+    def _insert_record(self, record: Mapping[str, Any], origin: str) -> None:
+        allocation = record.get("allocation")
+        self._db.table("sessions").insert(
+            {
+                "id": record["id"],
+                "date_of_service": record["date_of_service"],
+                "patient_ref": record["patient_ref"],
+                "clinician": record["clinician"],
+                "role": record["role"],
+                "discipline": record["discipline"],
+                "payer_profile": record["payer_profile"],
+                "status": SessionStatus.CLOSED.value,
+                "amended": int(bool(record["amended"])),
+                "exported": 0,
+                "created_utc": _norm_ts(record["created_utc"]),
+                "closed_utc": _norm_ts(record.get("closed_utc")),
+                "paused_utc": None,
+                "resume_json": "[]",
+                "allocation_json": None
+                if allocation is None
+                else json.dumps(allocation, sort_keys=True),
+                "origin": origin,
+            }
+        )
+        # Timestamps are compared as text (ordering, stop >= start): store them in our one form.
+        for segment in record["segments"]:
+            self._db.table("segments").insert(
+                {
+                    "id": str(segment["id"]),
+                    "code": normalize_code(segment["code"], "code"),
+                    "furnished_by": FurnishedBy(segment["furnished_by"]).value,
+                    "exclusive": int(bool(segment["exclusive"])),
+                    "start_utc": _norm_ts(segment["start_utc"]),
+                    "stop_utc": _norm_ts(segment["stop_utc"]),
+                    "session_id": record["id"],
+                }
+            )
+        for service in record["untimed"]:
+            self._db.table("untimed_services").insert(
+                {
+                    "code": normalize_code(service["code"], "code"),
+                    "minutes": service["minutes"],
+                    "furnished_by": FurnishedBy(service["furnished_by"]).value,
+                    "created_utc": _norm_ts(service["created_utc"]),
+                    "session_id": record["id"],
+                }
+            )
+        for entry in record.get("audit", []):
+            self._conn.execute(
+                "INSERT INTO audit_log (at_utc, actor, action, entity, entity_id, before_json,"
+                " after_json, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    _norm_ts(entry["at_utc"]),
+                    f"{entry['actor']}@{origin}",
+                    entry["action"],
+                    entry["entity"],
+                    entry["entity_id"],
+                    _to_json(entry.get("before")),
+                    _to_json(entry.get("after")),
+                    entry.get("reason", ""),
+                ],
+            )
 
     @_guarded
     def untimed_services(self, session_id: str) -> list[UntimedService]:

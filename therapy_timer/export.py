@@ -1,0 +1,253 @@
+"""The front desk's view of a day: billing rows, CSV/JSON files and bundles for other stations."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from therapy_timer import rules
+from therapy_timer import store as st
+from therapy_timer.errors import InvalidInput, InvalidOperation
+from therapy_timer.sessions import SessionService
+
+CSV_COLUMNS = (
+    "date_of_service",
+    "patient_ref",
+    "clinician",
+    "role",
+    "discipline",
+    "payer_profile",
+    "code",
+    "modifiers",
+    "units",
+    "minutes",
+    "total_timed_minutes",
+    "total_treatment_minutes",
+    "session_id",
+    "amended",
+    "warnings",
+)
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A spreadsheet runs a cell starting with one of these as a formula (CSV injection)."""
+
+BUNDLE_FORMAT = "therapy-timer-bundle"
+BUNDLE_VERSION = 1
+
+
+class OpenSessionsInRange(InvalidOperation):
+    """Open sessions are never exported silently: the front desk must see them first."""
+
+
+@dataclass(frozen=True)
+class SessionReport:
+    """One session of the day with its billing answer and its time in and out."""
+
+    session: st.Session
+    result: rules.Result
+    time_in: dt.datetime | None  # first segment start, UTC
+    time_out: dt.datetime | None  # last segment stop (or the close), UTC
+
+    @property
+    def status(self) -> str:
+        """open / closed / amended / exported, the most telling first."""
+        if self.session.is_open:
+            return "open"
+        if self.session.exported:
+            return "exported"
+        return "amended" if self.session.amended else "closed"
+
+
+def day_reports(
+    store: st.Store,
+    service: SessionService,
+    start: dt.date,
+    end: dt.date | None = None,
+    *,
+    clinician: str | None = None,
+) -> list[SessionReport]:
+    """Every session with a date of service from ``start`` to ``end`` (inclusive)."""
+    if end is not None and end < start:
+        raise InvalidInput("to", f"{end.isoformat()} is before {start.isoformat()}")
+    sessions = store.list_sessions(start=start, end=end or start, clinician=clinician)
+    results = service.summaries(sessions)
+    segments = store.segments_of([s.id for s in sessions])
+    reports = []
+    for session in sessions:
+        own = segments.get(session.id, [])
+        stops = [seg.stop_utc for seg in own if seg.stop_utc is not None]
+        reports.append(
+            SessionReport(
+                session=session,
+                result=results[session.id],
+                time_in=min((seg.start_utc for seg in own), default=None),
+                time_out=max(stops, default=session.closed_utc),
+            )
+        )
+    return reports
+
+
+def refuse_open(reports: Sequence[SessionReport]) -> None:
+    """Raise naming the open sessions, so a half-finished session is never billed by accident."""
+    still_open = [r.session for r in reports if r.session.is_open]
+    if still_open:
+        names = ", ".join(f"{s.patient_ref} ({s.clinician})" for s in still_open)
+        raise OpenSessionsInRange(
+            f"{len(still_open)} session(s) still open: {names}. Close them first, "
+            "or export with --include-open to list them marked as open."
+        )
+
+
+def neutralise(cell: str) -> str:
+    """Keep a spreadsheet from running a cell as a formula (OWASP's CSV-injection advice)."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+def csv_rows(reports: Iterable[SessionReport]) -> Iterator[list[str]]:
+    """One row per billable line; zero-unit codes stay in the note, not among the rows."""
+    for report in reports:
+        session, result = report.session, report.result
+        minutes = {c.code: c.minutes for c in result.codes}
+        warnings = " | ".join(f"{w.rule}: {w.message}" for w in result.warnings)
+        for line in result.lines:
+            row = [
+                session.date_of_service.isoformat(),
+                session.patient_ref,
+                session.clinician,
+                session.role.value,
+                session.discipline.value,
+                session.payer_profile,
+                line.code,
+                " ".join(line.modifiers),
+                str(line.units),
+                str(minutes[line.code]),
+                str(result.total_timed_minutes),
+                str(result.total_treatment_minutes),
+                session.id,
+                "yes" if session.amended else "no",
+                warnings,
+            ]
+            yield [neutralise(cell) for cell in row]
+
+
+def write_csv(reports: Iterable[SessionReport], out: TextIO) -> int:
+    """CSV that Excel and LibreOffice open cleanly (UTF-8 BOM, CRLF); returns the row count."""
+    out.write("\ufeff")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    count = 0
+    for row in csv_rows(reports):
+        writer.writerow(row)
+        count += 1
+    return count
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def report_json(reports: Iterable[SessionReport]) -> dict[str, Any]:
+    """The day for other programs: each session with its answer in the `units` contract."""
+    return {
+        "sessions": [
+            {
+                "id": r.session.id,
+                "date_of_service": r.session.date_of_service.isoformat(),
+                "patient_ref": r.session.patient_ref,
+                "clinician": r.session.clinician,
+                "role": r.session.role.value,
+                "discipline": r.session.discipline.value,
+                "payer_profile": r.session.payer_profile,
+                "status": r.status,
+                "amended": r.session.amended,
+                "exported": r.session.exported,
+                "origin": r.session.origin,
+                "time_in_utc": _iso(r.time_in),
+                "time_out_utc": _iso(r.time_out),
+                **r.result.to_json(),
+            }
+            for r in reports
+        ]
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Bundles: one workstation's sessions, to merge into another's database
+
+
+def make_bundle(
+    store: st.Store, start: dt.date, end: dt.date | None, *, workstation: str, now: dt.datetime
+) -> dict[str, Any]:
+    """A day's (or range's) sessions with their ids, segments, untimed services and audit."""
+    sessions = store.list_sessions(start=start, end=end or start)
+    return {
+        "format": BUNDLE_FORMAT,
+        "version": BUNDLE_VERSION,
+        "workstation": workstation,
+        "created_utc": now.isoformat(),
+        "sessions": [store.session_record(s.id) for s in sessions],
+    }
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    added: tuple[str, ...]
+    unchanged: tuple[str, ...]
+    conflicts: tuple[str, ...]
+    conflict_files: tuple[Path, ...]
+
+
+def read_bundle(path: Path) -> dict[str, Any]:
+    """Load and check a bundle; every problem names the file and changes nothing."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(str(path), f"cannot be read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(str(path), f"is not a bundle (not valid JSON: {exc})") from None
+    if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
+        raise InvalidInput(str(path), "is not a Therapy Timer bundle")
+    if data.get("version") != BUNDLE_VERSION:
+        raise InvalidInput(
+            str(path),
+            f"is bundle version {data.get('version')!r}; this version reads {BUNDLE_VERSION}",
+        )
+    if not isinstance(data.get("sessions"), list) or not isinstance(data.get("workstation"), str):
+        raise InvalidInput(str(path), "is damaged: sessions or workstation missing")
+    return data
+
+
+def import_bundles(store: st.Store, paths: Sequence[Path], conflicts_dir: Path) -> ImportReport:
+    """Merge bundles: an identical session is left alone; a different one with the same id is a
+    conflict, written to ``conflicts_dir`` for a person to look at and never overwritten.
+
+    All files are read and checked before anything is written.
+    """
+    bundles = [(path, read_bundle(path)) for path in paths]
+    added: list[str] = []
+    unchanged: list[str] = []
+    conflicts: list[str] = []
+    files: list[Path] = []
+    for path, bundle in bundles:
+        outcome = store.import_session_records(
+            bundle["sessions"], origin=bundle["workstation"], source=path.name
+        )
+        added += outcome.added
+        unchanged += outcome.unchanged
+        for record in outcome.conflicts:
+            conflicts.append(str(record["id"]))
+            conflicts_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            target = conflicts_dir / f"{record['id']}-from-{_safe(bundle['workstation'])}.json"
+            target.write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
+            target.chmod(0o600)
+            files.append(target)
+    return ImportReport(tuple(added), tuple(unchanged), tuple(conflicts), tuple(files))
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:40] or "unknown"
