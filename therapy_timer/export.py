@@ -229,6 +229,8 @@ def import_bundles(store: st.Store, paths: Sequence[Path], conflicts_dir: Path) 
     All files are read and checked before anything is written.
     """
     bundles = [(path, read_bundle(path)) for path in paths]
+    for path, bundle in bundles:
+        store.check_session_records(bundle["sessions"], source=str(path))
     added: list[str] = []
     unchanged: list[str] = []
     conflicts: list[str] = []

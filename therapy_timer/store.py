@@ -1760,9 +1760,7 @@ class Store:
         different content is returned as a conflict and not written. Every record is checked
         before anything is written; a malformed one raises InvalidInput naming it.
         """
-        checked = [
-            self._checked_record(r, f"{source}: session {i + 1}") for i, r in enumerate(records)
-        ]
+        checked = self.check_session_records(records, source=source)
         added: list[str] = []
         unchanged: list[str] = []
         conflicts: list[Mapping[str, Any]] = []
@@ -1789,6 +1787,14 @@ class Store:
                 )
                 added.append(record["id"])
         return ImportOutcome(tuple(added), tuple(unchanged), tuple(conflicts))
+
+    def check_session_records(
+        self, records: Sequence[object], *, source: str
+    ) -> list[dict[str, Any]]:
+        """Check bundle records without writing; InvalidInput names the file and the record."""
+        return [
+            self._checked_record(r, f"{source}: session {i + 1}") for i, r in enumerate(records)
+        ]
 
     def _checked_record(self, record: object, where: str) -> dict[str, Any]:
         if not isinstance(record, Mapping):

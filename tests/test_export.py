@@ -1,0 +1,300 @@
+"""Front-desk export and consolidation: rows against the rules, files, bundles, bad bundles."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import re
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.fakes import FakeClock
+from therapy_timer import export as ex
+from therapy_timer.cli import Context, main
+from therapy_timer.codes import FurnishedBy, Role, builtin_catalogue
+from therapy_timer.errors import InvalidInput
+from therapy_timer.sessions import SessionService
+from therapy_timer.store import Store
+
+CATALOGUE = builtin_catalogue()
+TIMED = ["97110", "97112", "97116", "97140", "97530", "97035"]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
+    with Store.open(tmp_path / "here", clock=clock, actor="desk") as opened:
+        yield opened
+
+
+@pytest.fixture
+def service(store: Store, clock: FakeClock) -> SessionService:
+    return SessionService(store, CATALOGUE, clock, actor="desk")
+
+
+def generate_day(
+    service: SessionService, store: Store, clock: FakeClock, count: int, seed: int = 7
+) -> list[str]:
+    """Closed sessions with random codes, furnished-by switches and untimed services."""
+    rng = random.Random(seed)
+    ids = []
+    for n in range(count):
+        role = rng.choice([Role.PT, Role.PTA, Role.OT])
+        session = service.open_session(
+            patient_ref=f"P{n:03d}",
+            clinician=f"Clin {n % 3}",
+            role=role,
+            payer_profile=rng.choice(["Medicare", "Commercial (per-code)"]),
+        )
+        for code in rng.sample(TIMED, rng.randint(1, 3)):
+            by = rng.choice(list(FurnishedBy))
+            service.start(session.id, code, by)
+            clock.advance(minutes=rng.randint(3, 25), seconds=rng.randint(0, 59))
+        if rng.random() < 0.4:
+            store.add_untimed(session.id, code="97161", minutes=rng.choice([None, 30]))
+        service.end_session(session.id)
+        ids.append(session.id)
+    return ids
+
+
+def test_csv_rows_match_the_rules_line_by_line(
+    service: SessionService, store: Store, clock: FakeClock
+) -> None:
+    ids = generate_day(service, store, clock, 12)
+    reports = ex.day_reports(store, service, clock.now().astimezone().date())
+    assert [r.session.id for r in reports] == ids
+    buffer = io.StringIO()
+    count = ex.write_csv(reports, buffer)
+    text = buffer.getvalue()
+    assert text.startswith("\ufeff") and "\r\n" in text
+    rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+    assert len(rows) == count
+    assert list(rows[0]) == list(ex.CSV_COLUMNS)
+    expected = []
+    for session_id in ids:
+        session = store.get_session(session_id)
+        result = service.summary(session_id)
+        minutes = {c.code: c.minutes for c in result.codes}
+        for line in result.lines:  # billable lines only: zero-unit codes stay in the note
+            expected.append(
+                {
+                    "date_of_service": session.date_of_service.isoformat(),
+                    "patient_ref": session.patient_ref,
+                    "clinician": session.clinician,
+                    "role": session.role.value,
+                    "discipline": session.discipline.value,
+                    "payer_profile": session.payer_profile,
+                    "code": line.code,
+                    "modifiers": " ".join(line.modifiers),
+                    "units": str(line.units),
+                    "minutes": str(minutes[line.code]),
+                    "total_timed_minutes": str(result.total_timed_minutes),
+                    "total_treatment_minutes": str(result.total_treatment_minutes),
+                    "session_id": session_id,
+                    "amended": "no",
+                    "warnings": " | ".join(f"{w.rule}: {w.message}" for w in result.warnings),
+                }
+            )
+    assert rows == expected
+    assert all(int(row["units"]) > 0 for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("cell", "safe"),
+    [
+        ("=HYPERLINK(1)", "'=HYPERLINK(1)"),
+        ("+1", "'+1"),
+        ("-2", "'-2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("Ann Lee", "Ann Lee"),
+        ("97110", "97110"),
+        ("", ""),
+    ],
+)
+def test_formula_cells_are_neutralised(cell: str, safe: str) -> None:
+    assert ex.neutralise(cell) == safe
+
+
+def test_a_formula_in_a_clinician_name_reaches_the_csv_neutralised(
+    service: SessionService, store: Store, clock: FakeClock
+) -> None:
+    session = service.open_session(
+        patient_ref="JD", clinician="=cmd|' /C calc'!A0", role=Role.PT, payer_profile="Medicare"
+    )
+    service.start(session.id, "97110")
+    clock.advance(minutes=20)
+    service.end_session(session.id)
+    buffer = io.StringIO()
+    ex.write_csv(ex.day_reports(store, service, clock.now().astimezone().date()), buffer)
+    (row,) = csv.DictReader(io.StringIO(buffer.getvalue().lstrip("\ufeff")))
+    assert row["clinician"] == "'=cmd|' /C calc'!A0"
+
+
+def test_open_sessions_are_never_exported_silently(
+    service: SessionService, store: Store, clock: FakeClock
+) -> None:
+    generate_day(service, store, clock, 2)
+    still = service.open_session(
+        patient_ref="OPEN1", clinician="Ann", role=Role.PT, payer_profile="Medicare"
+    )
+    reports = ex.day_reports(store, service, clock.now().astimezone().date())
+    with pytest.raises(ex.OpenSessionsInRange, match="OPEN1"):
+        ex.refuse_open(reports)
+    assert [r.status for r in reports if r.session.id == still.id] == ["open"]
+
+
+def pdf_pages(path: Path) -> int:
+    return len(re.findall(rb"/Type\s*/Page[^s]", path.read_bytes()))
+
+
+def test_pdf_has_a_page_per_day(
+    qtbot: object, service: SessionService, store: Store, clock: FakeClock, tmp_path: Path
+) -> None:
+    from therapy_timer.gui.report_pdf import report_html, write_pdf
+
+    first_day = clock.now().astimezone().date()
+    generate_day(service, store, clock, 3)
+    clock.advance(minutes=24 * 60)
+    generate_day(service, store, clock, 2, seed=8)
+    reports = ex.day_reports(store, service, first_day, first_day + timedelta(days=1))
+    out = tmp_path / "day.pdf"
+    write_pdf(reports, out)
+    assert out.read_bytes().startswith(b"%PDF")
+    assert pdf_pages(out) == 2
+    html = report_html(reports)
+    assert html.count("Totals per clinician") == 2
+    assert "Clin 0 (" in html
+
+
+def bundle_file(store: Store, clock: FakeClock, path: Path, workstation: str = "room-2") -> Path:
+    day = clock.now().astimezone().date()
+    path.write_text(
+        json.dumps(ex.make_bundle(store, day, None, workstation=workstation, now=clock.now()))
+    )
+    return path
+
+
+def test_bundles_import_idempotently_and_report_conflicts(
+    service: SessionService, store: Store, clock: FakeClock, tmp_path: Path
+) -> None:
+    ids = generate_day(service, store, clock, 4)
+    bundle = bundle_file(store, clock, tmp_path / "room2.json")
+    with Store.open(tmp_path / "desk", clock=clock, actor="desk") as desk:
+        report = ex.import_bundles(desk, [bundle], tmp_path / "conflicts")
+        assert set(report.added) == set(ids) and not report.conflicts
+        desk_service = SessionService(desk, CATALOGUE, clock)
+        for session_id in ids:
+            assert desk.get_session(session_id).origin == "room-2"
+            assert desk_service.summary(session_id).lines == service.summary(session_id).lines
+        audit_before = len(desk.audit_entries())
+        again = ex.import_bundles(desk, [bundle], tmp_path / "conflicts")
+        assert set(again.unchanged) == set(ids) and not again.added and not again.conflicts
+        assert len(desk.audit_entries()) == audit_before  # nothing written the second time
+
+        # The same session amended at the station afterwards: a conflict, kept aside.
+        segment = store.segments(ids[0])[0]
+        service.amend_segment(segment.id, reason="started late", minutes=1)
+        changed = bundle_file(store, clock, tmp_path / "room2-later.json")
+        lines_before = desk_service.summary(ids[0]).lines
+        third = ex.import_bundles(desk, [changed], tmp_path / "conflicts")
+        assert third.conflicts == (ids[0],)
+        assert desk_service.summary(ids[0]).lines == lines_before  # never overwritten
+        (kept,) = third.conflict_files
+        assert json.loads(kept.read_text())["id"] == ids[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"format": "therapy-timer-bundle", "version": 1, "sessi', "not valid JSON"),
+        (
+            '{"format": "therapy-timer-bundle", "version": 99, "workstation": "x", "sessions": []}',
+            "version 99",
+        ),
+        ("just some text", "not valid JSON"),
+        ('{"format": "something-else"}', "not a Therapy Timer bundle"),
+        (
+            '{"format": "therapy-timer-bundle", "version": 1, "workstation": "x", '
+            '"sessions": [{"id": "nope"}]}',
+            "damaged",
+        ),
+    ],
+)
+def test_bad_bundles_are_named_and_change_nothing(
+    service: SessionService,
+    store: Store,
+    clock: FakeClock,
+    tmp_path: Path,
+    content: str,
+    message: str,
+) -> None:
+    generate_day(service, store, clock, 2)
+    good = bundle_file(store, clock, tmp_path / "good.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    with Store.open(tmp_path / "desk", clock=clock) as desk:
+        with pytest.raises(InvalidInput, match=message) as caught:
+            ex.import_bundles(desk, [good, bad], tmp_path / "conflicts")
+        assert "bad.json" in str(caught.value)
+        assert desk.list_sessions() == []  # the good file was not half-imported either
+
+
+def test_export_and_import_commands(tmp_path: Path) -> None:
+    clock = FakeClock()
+    runner = CliRunner()
+
+    def run(data: Path, *args: str, status: int = 0) -> str:
+        result = runner.invoke(main, list(args), obj=Context(data, clock))
+        assert result.exit_code == status, result.output
+        return result.stdout
+
+    station, desk = tmp_path / "station", tmp_path / "desk"
+    run(station, "timer", "start", "97110", "--patient", "JD")
+    clock.advance(minutes=33)
+    day = clock.now().astimezone().date().isoformat()
+    assert (
+        "still open"
+        in runner.invoke(main, ["export", "--date", day], obj=Context(station, clock)).stderr
+    )
+    run(station, "session", "end")
+    csv_text = run(station, "export", "--date", day)
+    assert "97110,GP,2,33" in csv_text
+    listed = json.loads(run(station, "session", "list", "--date", day, "--json"))
+    assert listed[0]["exported"] is True
+    exported_json = json.loads(run(station, "export", "--date", day, "--format", "json"))
+    assert exported_json["sessions"][0]["total_timed_units"] == 2
+    bundle = tmp_path / "b.json"
+    run(station, "export", "--date", day, "--format", "bundle", "--out", str(bundle))
+    assert run(desk, "import", str(bundle)).startswith("added 1, unchanged 0, conflicts 0")
+    assert run(desk, "import", str(bundle)).startswith("added 0, unchanged 1, conflicts 0")
+    pdf = tmp_path / "d.pdf"
+    run(desk, "export", "--date", day, "--format", "pdf", "--out", str(pdf))
+    assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_mode & 0o077 == 0
+    assert (
+        "before"
+        in runner.invoke(
+            main, ["export", "--date", day, "--to", "2000-01-01"], obj=Context(desk, clock)
+        ).stderr
+    )
+
+
+def test_a_range_is_inclusive(service: SessionService, store: Store, clock: FakeClock) -> None:
+    start = clock.now().astimezone().date()
+    generate_day(service, store, clock, 1)
+    clock.advance(minutes=2 * 24 * 60)
+    generate_day(service, store, clock, 1, seed=3)
+    assert len(ex.day_reports(store, service, start, start + timedelta(days=2))) == 2
+    assert len(ex.day_reports(store, service, start)) == 1
+    assert ex.day_reports(store, service, date(2000, 1, 1)) == []
