@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -14,10 +16,13 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QStyleFactory, QWidget
 
-from therapy_timer.codes import FurnishedBy, builtin_catalogue
+from therapy_timer.codes import FurnishedBy, Role, builtin_catalogue
+from therapy_timer.export import day_reports
 from therapy_timer.gui.app import app_icon
 from therapy_timer.gui.controller import SessionController
+from therapy_timer.gui.day_view import DayView
 from therapy_timer.gui.main_window import MainWindow
+from therapy_timer.gui.report_pdf import write_pdf
 from therapy_timer.sessions import SessionService
 from therapy_timer.store import Store
 
@@ -114,6 +119,53 @@ def shoot(data_dir: Path, suffix: str = "") -> None:
     store.close()
 
 
+FRONT_DESK_DAY = (
+    # patient, clinician, role, payer, [(code, furnished by, minutes)], untimed
+    ("JD-1", "Ann Lee", Role.PT, "Medicare",
+     [("97110", "assistant", 23), ("97110", "therapist", 13), ("97140", "therapist", 30)], "97161"),
+    ("MRN-4471", "Ann Lee", Role.PT, "Medicare", [("97112", "therapist", 20),
+                                                  ("97110", "therapist", 20)], None),
+    ("KB", "Bo Chen", Role.OTA, "Medicare", [("97530", "assistant", 38)], None),
+    ("MRN-5120", "Cy Diaz", Role.OT, "Commercial (per-code)", [("97535", "therapist", 8),
+                                                               ("97530", "therapist", 8)], "97165"),
+)  # fmt: skip
+
+
+def shoot_front_desk(data_dir: Path) -> None:
+    """The day view and the printed day report on a small, fixed day."""
+    clock = ScriptClock()
+    catalogue = builtin_catalogue()
+    store = Store.open(data_dir, clock=clock, actor="screenshots")
+    service = SessionService(store, catalogue, clock, actor="screenshots")
+    for patient, clinician, role, payer, steps, untimed in FRONT_DESK_DAY:
+        session = service.open_session(
+            patient_ref=patient, clinician=clinician, role=role, payer_profile=payer
+        )
+        for code, by, minutes in steps:
+            service.start(session.id, code, FurnishedBy(by))
+            clock.advance(minutes=minutes)
+        if untimed:
+            store.add_untimed(session.id, code=untimed, minutes=30)
+        service.end_session(session.id)
+        clock.advance(minutes=5)
+    service.open_session(patient_ref="LM", clinician="Bo Chen", role=Role.OTA,
+                         payer_profile="Medicare")  # fmt: skip
+    view = DayView(store, service)
+    view.resize(1200, 480)
+    view.show()
+    save(view, "day-view.png")
+    view.close()
+    closed = [r for r in day_reports(store, service, service.today()) if not r.session.is_open]
+    pdf = OUT / "day-report.pdf"
+    write_pdf(closed, pdf)
+    pdf.chmod(0o644)  # sample data, not health information: readable on the web
+    if shutil.which("pdftoppm"):
+        page = OUT / "day-report"
+        subprocess.run(["pdftoppm", "-png", "-r", "60", "-singlefile", str(pdf), str(page)],
+                       check=True)  # fmt: skip
+    store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dark", action="store_true", help="also shoot with a dark palette")
@@ -123,6 +175,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
         shoot(Path(folder) / "light")
+        shoot_front_desk(Path(folder) / "desk")
     if args.dark:
         app.setPalette(dark_palette())
         with tempfile.TemporaryDirectory() as folder:

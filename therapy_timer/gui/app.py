@@ -21,6 +21,7 @@ from therapy_timer.clock import Clock, SystemClock
 from therapy_timer.codes import CLINIC_CODES_FILE, load_catalogue
 from therapy_timer.errors import InvalidInput, StorageUnavailable
 from therapy_timer.gui.controller import SessionController
+from therapy_timer.gui.day_view import DayView
 from therapy_timer.gui.main_window import MainWindow
 from therapy_timer.sessions import SessionService
 from therapy_timer.store import Store
@@ -140,7 +141,7 @@ def run(
         service = SessionService(store, catalogue, clock)
         controller = SessionController(service, store, catalogue, clock)
         controller.load()
-        window = MainWindow(controller, icon)
+        window = MainWindow(controller, icon, lambda: DayView(store, service))
         if smoke_test:
             return _smoke_test(app, window, started)
         install_excepthook(show_error or _non_blocking_box(window))

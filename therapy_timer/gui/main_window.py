@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
@@ -23,6 +25,7 @@ from PySide6.QtWidgets import (
 from therapy_timer import __version__
 from therapy_timer.gui import theme
 from therapy_timer.gui.controller import ForgotToStop, SessionController
+from therapy_timer.gui.day_view import DayView
 from therapy_timer.gui.view_state import TileState, WindowView, format_elapsed
 from therapy_timer.gui.widgets.banner import Banner
 from therapy_timer.gui.widgets.furnished import FurnishedBySwitch
@@ -54,9 +57,16 @@ def _section(text: str) -> QLabel:
 class MainWindow(QMainWindow):
     """Renders the controller's ``WindowView``; every tap and key is forwarded to it."""
 
-    def __init__(self, controller: SessionController, icon: QIcon | None = None) -> None:
+    def __init__(
+        self,
+        controller: SessionController,
+        icon: QIcon | None = None,
+        day_view_factory: Callable[[], DayView] | None = None,
+    ) -> None:
         super().__init__()
         self._controller = controller
+        self._day_view_factory = day_view_factory
+        self.day_view: DayView | None = None
         self._close_confirmed = False
         self._pending_recovery: list[Interrupted] = []
         self.summary_dialog: SummaryDialog | None = None
@@ -153,11 +163,15 @@ class MainWindow(QMainWindow):
         self.mini_action = QAction("&Mini view", self)
         self.mini_action.setShortcut(QKeySequence("Ctrl+M"))
         self.limit_action = QAction("&Forgot-to-stop alert after…", self)
+        self.day_view_action = QAction("&Day view (front desk)…", self)
+        self.day_view_action.setShortcut(QKeySequence("Ctrl+D"))
+        self.day_view_action.setEnabled(self._day_view_factory is not None)
         self.quit_action = QAction("&Quit", self)
         self.quit_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Quit))
         for action in (self.end_action, self.pause_action, self.mini_action):
             session.addAction(action)
         session.addSeparator()
+        session.addAction(self.day_view_action)
         session.addAction(self.limit_action)
         session.addSeparator()
         session.addAction(self.quit_action)
@@ -207,6 +221,7 @@ class MainWindow(QMainWindow):
         self.pause_action.triggered.connect(c.toggle_pause)
         self.mini_action.triggered.connect(self._on_mini_requested)
         self.limit_action.triggered.connect(self._on_limit_requested)
+        self.day_view_action.triggered.connect(self._on_day_view_requested)
         self.quit_action.triggered.connect(self.close)
         self.keys_action.triggered.connect(self._on_keys_requested)
         self.about_action.triggered.connect(self._on_about_requested)
@@ -299,6 +314,17 @@ class MainWindow(QMainWindow):
     def _on_tray_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason is QSystemTrayIcon.ActivationReason.Trigger:
             self._on_mini_expand_tapped()
+
+    def _on_day_view_requested(self) -> None:
+        if self._day_view_factory is None:
+            return
+        if self.day_view is None:
+            self.day_view = self._day_view_factory()
+            self.day_view.setWindowFlag(Qt.WindowType.Window)
+        else:
+            self.day_view.reload()
+        self.day_view.show()
+        self.day_view.raise_()
 
     def _on_limit_requested(self) -> None:
         dialog = QInputDialog(self)

@@ -1,0 +1,135 @@
+"""The front desk's day view, driven with real clicks on a generated day."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication, QWidget
+
+from tests.fakes import FakeClock
+from tests.gui_support import Bot
+from tests.test_export import CATALOGUE, generate_day
+from therapy_timer.codes import Role
+from therapy_timer.gui.controller import SessionController
+from therapy_timer.gui.day_view import DayView
+from therapy_timer.gui.main_window import MainWindow
+from therapy_timer.sessions import SessionService
+from therapy_timer.store import Store
+
+LEFT = Qt.MouseButton.LeftButton
+
+
+@pytest.fixture
+def desk(qtbot: Bot, tmp_path: Path) -> Iterator[tuple[DayView, Store, SessionService, list[Path]]]:
+    clock = FakeClock()
+    with Store.open(tmp_path / "data", clock=clock) as store:
+        service = SessionService(store, CATALOGUE, clock)
+        generate_day(service, store, clock, 6)
+        asked: list[Path] = []
+
+        def ask_file(_parent: QWidget, suggested: str, _filter: str) -> str:
+            path = tmp_path / suggested
+            asked.append(path)
+            return str(path)
+
+        view = DayView(store, service, ask_file=ask_file)
+        qtbot.add_widget(view)
+        view.show()
+        yield view, store, service, asked
+
+
+def test_lists_the_day_and_filters(
+    qtbot: Bot, desk: tuple[DayView, Store, SessionService, list[Path]]
+) -> None:
+    view, _store, service, _ = desk
+    assert view.table.rowCount() == 6
+    view.clinician.setCurrentText("Clin 1")
+    assert view.table.rowCount() == 2
+    assert {r.session.clinician for r in view.shown} == {"Clin 1"}
+    view.clinician.setCurrentText("All")
+    view.status.setCurrentText("open")
+    assert view.table.rowCount() == 0
+    view.status.setCurrentText("closed")
+    assert view.table.rowCount() == 6
+    first = view.shown[0]
+    cell = view.table.item(0, 3)
+    assert cell is not None
+    lines = cell.text()
+    for line in service.summary(first.session.id).lines:
+        assert f"{'-'.join((line.code, *line.modifiers))}" in lines
+
+
+def test_note_mark_exported_and_export_csv(
+    qtbot: Bot, desk: tuple[DayView, Store, SessionService, list[Path]]
+) -> None:
+    view, store, service, asked = desk
+    view.table.selectRow(2)
+    qtbot.mouseClick(view.note_button, LEFT)
+    assert view.note_dialog is not None
+    assert view.note_dialog.text.toPlainText() == service.summary(view.shown[2].session.id).note
+
+    qtbot.mouseClick(view.csv_button, LEFT)
+    (path,) = asked
+    rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8").lstrip("\ufeff"))))
+    assert {row["session_id"] for row in rows} <= {r.session.id for r in view.shown}
+    assert path.stat().st_mode & 0o077 == 0
+    assert all(store.get_session(r.session.id).exported for r in view.shown)
+    view.status.setCurrentText("exported")
+    assert view.table.rowCount() == 6
+
+
+def test_an_open_session_blocks_export(
+    qtbot: Bot, desk: tuple[DayView, Store, SessionService, list[Path]]
+) -> None:
+    view, _store, service, asked = desk
+    service.open_session(
+        patient_ref="OPEN9", clinician="Ann", role=Role.PT, payer_profile="Medicare"
+    )
+    view.reload()
+    assert view.table.rowCount() == 7
+    assert "still open" in view.message.text()
+    qtbot.mouseClick(view.pdf_button, LEFT)
+    assert asked == []
+    assert "OPEN9" in view.message.text()
+
+
+def test_controls_are_named_and_big_enough(
+    desk: tuple[DayView, Store, SessionService, list[Path]],
+) -> None:
+    view = desk[0]
+    for widget in (
+        view.from_date,
+        view.to_date,
+        view.clinician,
+        view.status,
+        view.note_button,
+        view.exported_button,
+        view.csv_button,
+        view.pdf_button,
+        view.json_button,
+    ):
+        assert widget.accessibleName()
+        assert widget.height() >= 44
+
+
+@pytest.mark.qt_log_ignore("This plugin does not support raise")  # offscreen has no window manager
+def test_ctrl_d_opens_the_day_view_from_the_window(qtbot: Bot, tmp_path: Path) -> None:
+    clock = FakeClock()
+    with Store.open(tmp_path / "data", clock=clock) as store:
+        service = SessionService(store, CATALOGUE, clock)
+        controller = SessionController(service, store, CATALOGUE, clock)
+        controller.load()
+        window = MainWindow(controller, None, lambda: DayView(store, service))
+        qtbot.add_widget(window)
+        window.show()
+        window.activateWindow()
+        qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
+        qtbot.keyClick(window, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
+        assert window.day_view is not None and window.day_view.isVisible()
+        qtbot.add_widget(window.day_view)
+        controller.stop_background()
