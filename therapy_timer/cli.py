@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import getpass
-import io
 import json
 import socket
 import sys
@@ -682,32 +681,25 @@ def export(
             bundle = ex.make_bundle(
                 store, start, end, workstation=workstation, now=context.clock.now()
             )
-            _write_text(out, json.dumps(bundle, indent=1, sort_keys=True) + "\n")
+            text = json.dumps(bundle, indent=1, sort_keys=True) + "\n"
+            if out is None:
+                sys.stdout.write(text)
+            else:
+                ex.write_private(out, text)
             return
-        if fmt == "csv":
-            buffer = io.StringIO()
-            ex.write_csv(reports, buffer)
-            _write_text(out, buffer.getvalue(), newline="")
-        elif fmt == "json":
-            _write_text(out, json.dumps(ex.report_json(reports), indent=2) + "\n")
-        else:
+        if fmt == "pdf":
             from therapy_timer.gui.report_pdf import write_pdf
 
             assert out is not None
             write_pdf(reports, out)
+        elif out is None:
+            sys.stdout.write(ex.report_text(reports, fmt))
+        else:
+            ex.write_private(out, ex.report_text(reports, fmt))
         billed = [r.session.id for r in reports if not r.session.is_open]
         store.mark_exported(billed)
     if out is not None:
         click.echo(f"exported {len(reports)} session(s) to {out}", err=True)
-
-
-def _write_text(out: Path | None, text: str, newline: str | None = None) -> None:
-    if out is None:
-        sys.stdout.write(text)
-        return
-    with out.open("w", encoding="utf-8", newline=newline) as handle:
-        handle.write(text)
-    out.chmod(0o600)  # health information: readable by the user alone
 
 
 @main.command("import")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -147,6 +148,24 @@ def write_csv(reports: Iterable[SessionReport], out: TextIO) -> int:
     return count
 
 
+def report_text(reports: Sequence[SessionReport], fmt: str) -> str:
+    """The CSV or JSON export as text (the PDF is drawn by Qt, under gui/)."""
+    if fmt == "csv":
+        buffer = io.StringIO()
+        write_csv(reports, buffer)
+        return buffer.getvalue()
+    if fmt == "json":
+        return json.dumps(report_json(reports), indent=2) + "\n"
+    raise InvalidInput("format", f"{fmt!r} is not csv or json")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write an export readable by the user alone: it holds health information."""
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+    path.chmod(0o600)
+
+
 def _iso(moment: dt.datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
@@ -245,8 +264,7 @@ def import_bundles(store: st.Store, paths: Sequence[Path], conflicts_dir: Path) 
             conflicts.append(str(record["id"]))
             conflicts_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             target = conflicts_dir / f"{record['id']}-from-{_safe(bundle['workstation'])}.json"
-            target.write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
-            target.chmod(0o600)
+            write_private(target, json.dumps(record, indent=2, sort_keys=True))
             files.append(target)
     return ImportReport(tuple(added), tuple(unchanged), tuple(conflicts), tuple(files))
 
