@@ -230,8 +230,11 @@ def _real_audit_template(store: Store) -> list[tuple[object, ...]]:
     return [tuple(r) for r in rows]
 
 
-def bench_year(folder: Path, sessions: int) -> None:
-    data = folder / "year"
+def load_year(data: Path, sessions: int) -> tuple[set[str], float, int]:
+    """Bulk-load a year of closed sessions into a real, migrated database.
+
+    Returns the dates of service, the seconds it took and the audit entries per session.
+    """
     with Store.open(data, clock=SystemClock()) as store:  # the real schema, migrated
         template = _real_audit_template(store)
     path = database_path(data)
@@ -239,8 +242,6 @@ def bench_year(folder: Path, sessions: int) -> None:
     conn.execute("PRAGMA synchronous = OFF")  # bulk load only; the measured reads don't care
     started = time.perf_counter()
     conn.execute("BEGIN")
-    s_sql = "INSERT INTO sessions VALUES (" + ", ".join("?" * 14) + ")"
-    g_sql = "INSERT INTO segments VALUES (?, ?, ?, ?, ?, ?, ?)"
     a_sql = (
         "INSERT INTO audit_log (at_utc, actor, action, entity, entity_id, before_json,"
         " after_json, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -248,20 +249,32 @@ def bench_year(folder: Path, sessions: int) -> None:
     days: set[str] = set()
     for rows in _year_rows(sessions, seed=1):
         session_id = rows[0]["id"]
-        conn.execute(s_sql, list(rows[0].values()))
-        conn.executemany(g_sql, [list(r.values()) for r in rows[1:]])
+        conn.execute(_insert_sql("sessions", rows[0]), list(rows[0].values()))
+        conn.executemany(_insert_sql("segments", rows[1]), [list(r.values()) for r in rows[1:]])
         conn.executemany(a_sql, [(*t[:4], session_id, *t[4:]) for t in template])
         days.add(str(rows[0]["date_of_service"]))
     conn.execute("COMMIT")
     load_seconds = time.perf_counter() - started
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
+    return days, load_seconds, len(template)
+
+
+def _insert_sql(table: str, row: dict[str, object]) -> str:
+    # Named columns: later migrations add columns (with defaults) that these rows leave out.
+    return f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
+
+
+def bench_year(folder: Path, sessions: int) -> None:
+    data = folder / "year"
+    days, load_seconds, audit_per_session = load_year(data, sessions)
+    path = database_path(data)
     size = path.stat().st_size
     print(f"a year of a {CLINICIANS}-clinician clinic: {sessions:,} sessions over {len(days)} days")
     print(
         f"  bulk load {load_seconds:6.1f} s; database {size / 2**20:6.1f} MiB"
         f" ({size / sessions:,.0f} bytes per session: 3 segments and"
-        f" {len(template)} audit entries as the store writes them)"
+        f" {audit_per_session} audit entries as the store writes them)"
     )
     store = Store.open(data, clock=SystemClock())
     sample = random.Random(2).sample(sorted(days), min(20, len(days)))

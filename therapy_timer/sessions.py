@@ -209,7 +209,7 @@ class SessionService:
         it the choice stored with the session applies, else the rules' documented default.
         """
         session = self._store.get_session(session_id)
-        return self._summarize(
+        return self.summarize(
             session,
             self._restore(session),
             self._store.untimed_services(session_id),
@@ -228,7 +228,7 @@ class SessionService:
         profiles = {p.name: p for p in self._store.payer_profiles()}
         heartbeat = self._store.last_heartbeat()
         return {
-            session.id: self._summarize(
+            session.id: self.summarize(
                 session,
                 self._restore(session, segments.get(session.id, []), heartbeat),
                 untimed.get(session.id, []),
@@ -237,17 +237,22 @@ class SessionService:
             for session in sessions
         }
 
-    def _summarize(
+    def summarize(
         self,
         session: st.Session,
         stopwatch: Stopwatch,
         untimed: Sequence[st.UntimedService],
         profile: st.PayerProfile,
         allocation: Mapping[str, int] | None = None,
+        method: rules.Method | None = None,
     ) -> rules.Result:
+        """The rules' answer from rows the caller already holds (a window repainting each second).
+
+        ``method`` overrides the payer's, to show what the other method would give.
+        """
         minutes = self._rules_input(stopwatch, untimed)
         request = rules.Request(
-            method=profile.method,
+            method=profile.method if method is None else method,
             discipline=session.discipline,
             timed=minutes.timed,
             assistant_minutes={c: m for c, m in minutes.assistant_minutes.items() if m},

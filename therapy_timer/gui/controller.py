@@ -114,7 +114,6 @@ class SessionController(QObject):
         self._favourites: list[str] = []
         self._message = ""
         self._data_version = -1
-        self._evaluated: dict[object, rules.Result] = {}
         self._profiles: dict[str, PayerProfile] = {}
         self._alert_run: tuple[str, datetime] | None = None  # the run the alert watches
         self._alert_due = 0  # minutes into that run when the alert is (next) due
@@ -690,50 +689,16 @@ class SessionController(QObject):
         )
 
     def _results(self) -> tuple[rules.Result | None, rules.Result | None]:
-        """The rules' answer under the payer's method and under the other one (cached)."""
+        """The rules' answer under the payer's method and under the other one."""
         session, sw = self._session, self._stopwatch
         if session is None or sw is None:
             return None, None
         profile = self._store_profile(session.payer_profile)
-        minutes = sw.rules_input()
-        for service in self._untimed:
-            if service.code not in minutes.untimed:
-                minutes.untimed.append(service.code)
-            if service.minutes is not None:
-                minutes.untimed_minutes[service.code] = (
-                    minutes.untimed_minutes.get(service.code, 0) + service.minutes
-                )
-        method = rules.Method(profile.method.value)
-        key = (
-            tuple(minutes.timed.items()),
-            tuple((c, m) for c, m in minutes.assistant_minutes.items() if m),
-            tuple(sorted(minutes.untimed)),
-            tuple(sorted(minutes.untimed_minutes.items())),
-            session.discipline,
-            session.date_of_service,
-            method,
-            profile.assistant_modifiers,
+        other = OTHER_METHOD[profile.method]
+        return (
+            self._service.summarize(session, sw, self._untimed, profile),
+            self._service.summarize(session, sw, self._untimed, profile, method=other),
         )
-        results = []
-        for which in (method, OTHER_METHOD[method]):
-            cached = self._evaluated.get((key, which))
-            if cached is None:
-                request = rules.Request(
-                    method=which,
-                    discipline=session.discipline,
-                    timed=minutes.timed,
-                    assistant_minutes={c: m for c, m in minutes.assistant_minutes.items() if m},
-                    untimed=tuple(sorted(minutes.untimed, key=self._catalogue.rank)),
-                    untimed_minutes=minutes.untimed_minutes,
-                    date_of_service=session.date_of_service,
-                    assistant_modifiers=profile.assistant_modifiers,
-                )
-                cached = rules.evaluate(request, self._catalogue)
-                if len(self._evaluated) > 64:
-                    self._evaluated.clear()
-                self._evaluated[(key, which)] = cached
-            results.append(cached)
-        return results[0], results[1]
 
     def _store_profile(self, name: str) -> PayerProfile:
         # Cached because this runs on every repaint; a reload (data_version) clears it.
