@@ -32,6 +32,7 @@ from therapy_timer.errors import (
     StorageUnavailable,
     TherapyTimerError,
 )
+from therapy_timer.export import session_json
 from therapy_timer.rules import (
     Method,
     Result,
@@ -308,27 +309,12 @@ def _current_session(
     )
 
 
-def _session_json(session: st.Session) -> dict[str, Any]:
-    return {
-        "id": session.id,
-        "date_of_service": session.date_of_service.isoformat(),
-        "patient_ref": session.patient_ref,
-        "clinician": session.clinician,
-        "role": session.role.value,
-        "discipline": session.discipline.value,
-        "payer_profile": session.payer_profile,
-        "status": session.status.value,
-        "amended": session.amended,
-        "exported": session.exported,
-    }
-
-
 def _status_json(service: SessionService, session: st.Session) -> dict[str, Any]:
     stopwatch = service.stopwatch(session.id)
     now = stopwatch.now()
     totals = stopwatch.totals()
     return {
-        "session": _session_json(session),
+        "session": session_json(session),
         "state": stopwatch.state.value,
         "furnished_by": stopwatch.furnished_by.value,
         "running": [
@@ -482,7 +468,7 @@ def session_end(context: Context, patient: str | None, as_json: bool) -> None:
         closed = service.end_session(_current_session(service, patient).id)
         result = service.summary(closed.id)
     if as_json:
-        click.echo(json.dumps({"session": _session_json(closed), **result.to_json()}, indent=2))
+        click.echo(json.dumps({"session": session_json(closed), **result.to_json()}, indent=2))
     else:
         _print_result(result)
 
@@ -499,7 +485,7 @@ def session_list(context: Context, day: dt.datetime | None, as_json: bool) -> No
     with context.service() as (store, service):
         when = day.date() if day else service.today()
         rows = [
-            {**_session_json(s), "total_timed_units": service.summary(s.id).total_timed_units}
+            {**session_json(s), "total_timed_units": service.summary(s.id).total_timed_units}
             for s in store.list_sessions(day=when)
         ]
     if as_json:
@@ -539,7 +525,7 @@ def session_show(context: Context, session_id: str, as_json: bool) -> None:
         _print_result(result)
         return
     answer = {
-        "session": _session_json(chosen),
+        "session": session_json(chosen),
         "segments": [
             {
                 "id": seg.id,

@@ -170,22 +170,30 @@ def _iso(moment: dt.datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
+def session_json(session: st.Session) -> dict[str, Any]:
+    """A session's header as JSON, the same for every command and export."""
+    return {
+        "id": session.id,
+        "date_of_service": session.date_of_service.isoformat(),
+        "patient_ref": session.patient_ref,
+        "clinician": session.clinician,
+        "role": session.role.value,
+        "discipline": session.discipline.value,
+        "payer_profile": session.payer_profile,
+        "status": session.status.value,
+        "amended": session.amended,
+        "exported": session.exported,
+        "origin": session.origin,
+    }
+
+
 def report_json(reports: Iterable[SessionReport]) -> dict[str, Any]:
     """The day for other programs: each session with its answer in the `units` contract."""
     return {
         "sessions": [
             {
-                "id": r.session.id,
-                "date_of_service": r.session.date_of_service.isoformat(),
-                "patient_ref": r.session.patient_ref,
-                "clinician": r.session.clinician,
-                "role": r.session.role.value,
-                "discipline": r.session.discipline.value,
-                "payer_profile": r.session.payer_profile,
+                **session_json(r.session),
                 "status": r.status,
-                "amended": r.session.amended,
-                "exported": r.session.exported,
-                "origin": r.session.origin,
                 "time_in_utc": _iso(r.time_in),
                 "time_out_utc": _iso(r.time_out),
                 **r.result.to_json(),
