@@ -137,3 +137,30 @@ def test_editing_a_closed_session_needs_a_reason_and_marks_it_amended(cli: Cli) 
     assert shown["codes"]["97110"] == {"minutes": 25, "units": 2}
     assert shown["lines"] == [{"code": "97110", "units": 2, "modifiers": ["GP", "CQ"]}]
     assert "Amended after the session was closed" in shown["note"]
+
+
+def test_the_first_command_of_the_day_makes_the_daily_backup(cli: Cli) -> None:
+    backups = cli.data_dir / "backups"
+    cli("timer", "start", "97110", "--patient", "JD")
+    assert len(list(backups.iterdir())) == 1  # made before the first write of the day
+    cli("timer", "stop")
+    assert len(list(backups.iterdir())) == 1  # once a day
+    cli.clock.advance(minutes=24 * 60)
+    cli("timer", "status")
+    assert len(list(backups.iterdir())) == 2
+    assert all(p.stat().st_mode & 0o077 == 0 for p in backups.iterdir())
+
+
+def test_a_damaged_database_is_reported_with_the_latest_backup(cli: Cli) -> None:
+    cli("timer", "start", "97110", "--patient", "JD")
+    cli("timer", "stop")
+    cli.clock.advance(minutes=24 * 60)  # tomorrow's first command checks integrity again
+    database = cli.data_dir / "therapy-timer.sqlite3"
+    raw = bytearray(database.read_bytes())
+    raw[4096:8192] = b"\x00garbage" * 512  # smash the second page
+    database.write_bytes(bytes(raw))
+    for name in ("therapy-timer.sqlite3-wal", "therapy-timer.sqlite3-shm"):
+        (cli.data_dir / name).unlink(missing_ok=True)
+    result = cli("timer", "status", status=1)
+    assert "Traceback" not in result.stderr
+    assert "backup" in result.stderr.lower()

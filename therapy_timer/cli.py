@@ -63,6 +63,9 @@ class Context:
     def service(self) -> Iterator[tuple[st.Store, SessionService]]:
         """The same database the window uses, opened for one command and closed after it."""
         with st.Store.open(self.data_dir, clock=self.clock) as store:
+            # The first command of the day makes the daily backup (a station may run without
+            # the window, driven by a foot pedal); a damaged database stops here, in plain words.
+            store.daily_backup()
             yield store, SessionService(store, self.catalogue(), self.clock)
 
     def catalogue(self) -> Catalogue:

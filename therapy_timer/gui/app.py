@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 from therapy_timer import paths
 from therapy_timer.clock import Clock, SystemClock
 from therapy_timer.codes import CLINIC_CODES_FILE, load_catalogue
-from therapy_timer.errors import InvalidInput, StorageUnavailable
+from therapy_timer.errors import DatabaseCorrupt, InvalidInput, StorageUnavailable
 from therapy_timer.gui.controller import SessionController
 from therapy_timer.gui.day_view import DayView
 from therapy_timer.gui.main_window import MainWindow
@@ -133,6 +133,15 @@ def run(
         report("Therapy Timer cannot open its data", f"{exc}\n\nData folder: {folder}")
         return 1
     try:
+        if not smoke_test:  # a smoke test only looks; it leaves no backup behind
+            try:
+                store.daily_backup()
+            except DatabaseCorrupt as exc:
+                report("Therapy Timer's data is damaged", f"{exc}\n\nData folder: {folder}")
+                return 1
+            except StorageUnavailable as exc:
+                # The minutes are still safe in the database: say so and carry on.
+                report("Today's backup could not be made", f"{exc}\n\nData folder: {folder}")
         try:
             catalogue = load_catalogue(folder / CLINIC_CODES_FILE)
         except InvalidInput as exc:
