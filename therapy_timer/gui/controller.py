@@ -43,7 +43,7 @@ FAVOURITES_SETTING = "gui.favourites."  # + clinician name: comma-separated code
 DEFAULT_FAVOURITES: dict[Discipline, tuple[str, ...]] = {
     Discipline.PT: (
         "97110", "97112", "97140", "97530", "97116", "97035",
-        "97010", "97012", "97014",
+        "97010", "97012", "G0283",  # Medicare does not take 97014 (§5.2)
         "97161", "97162", "97163", "97164",
     ),
     Discipline.OT: (
