@@ -613,3 +613,19 @@ def test_summaries_in_bulk_equal_one_by_one(
     assert list(bulk) == [s.id for s in sessions]
     for session in sessions:
         assert bulk[session.id] == service.summary(session.id)
+
+
+def test_rounding_never_turns_assistant_seconds_into_a_therapists_final_unit(
+    service: SessionService, session: Session, clock: FakeClock
+) -> None:
+    # PT 7:40 then PTA 7:40 of 97110: 15 minutes, one unit. The therapist did not reach the
+    # 8 minutes of R7.6, so the unit keeps CQ; rounding must not hand the therapist 8.
+    service.start(session.id, "97110", THERAPIST)
+    clock.advance(minutes=7, seconds=40)
+    service.set_furnished_by(session.id, ASSISTANT)
+    clock.advance(minutes=7, seconds=40)
+    result = service.summary(session.id)
+    assert [(ln.code, ln.units, ln.modifiers) for ln in result.lines] == [
+        ("97110", 1, ("GP", "CQ"))
+    ]
+    assert "therapist 7, assistant 8" in result.note

@@ -317,14 +317,15 @@ def test_rounding_is_per_code_total_not_per_segment(catalogue: Catalogue, clock:
 @pytest.mark.parametrize(
     ("policy", "therapist_s", "assistant_s", "total", "assistant"),
     [
-        (RoundingPolicy.DOWN, 7 * 60 + 40, 7 * 60 + 40, 15, 7),
-        (RoundingPolicy.NEAREST, 7 * 60 + 40, 7 * 60 + 40, 15, 8),
+        # Therapist 7:40 is 7 whole minutes, not 8: R7.6 must not drop CQ on rounding alone.
+        (RoundingPolicy.DOWN, 7 * 60 + 40, 7 * 60 + 40, 15, 8),
+        (RoundingPolicy.NEAREST, 7 * 60 + 40, 7 * 60 + 40, 15, 7),
         (RoundingPolicy.NEAREST, 0, 7 * 60 + 30, 8, 8),
-        (RoundingPolicy.NEAREST, 10, 7 * 60 + 20, 8, 7),
-        (RoundingPolicy.DOWN, 50, 9 * 60 + 50, 10, 9),
+        (RoundingPolicy.NEAREST, 10, 7 * 60 + 20, 8, 8),
+        (RoundingPolicy.DOWN, 50, 9 * 60 + 50, 10, 10),
     ],
 )
-def test_assistant_minutes_follow_the_policy_and_never_exceed_total(
+def test_therapist_minutes_follow_the_policy_and_the_rest_is_the_assistants(
     catalogue: Catalogue,
     clock: FakeClock,
     policy: RoundingPolicy,

@@ -226,9 +226,8 @@ class StopwatchMachine(RuleBasedStateMachine):
             )
             assert total.elapsed == elapsed
             assert total.minutes == expected_minutes(self.policy, elapsed)
-            assert total.assistant_minutes == min(
-                total.minutes, expected_minutes(self.policy, assistant)
-            )
+            therapist = min(total.minutes, expected_minutes(self.policy, elapsed - assistant))
+            assert total.assistant_minutes == total.minutes - therapist
             assert 0 <= total.assistant_minutes <= total.minutes
         rules = self.sw.rules_input()
         assert set(rules.timed) | set(rules.untimed) == set(totals)

@@ -421,6 +421,9 @@ class Stopwatch:
                 assistant[segment.code] = assistant.get(segment.code, _ZERO) + length
             if segment.stop is None:
                 running.add(segment.code)
+        # The therapist's share is rounded and the rest of the code's minutes is the assistant's:
+        # a rounding remainder must never become therapist time that was not spent, because
+        # "therapist 8 minutes of the final unit" drops CQ/CO (R7.6) and could overbill.
         result: dict[str, CodeTotal] = {}
         for code in sorted(elapsed, key=self._catalogue.rank):
             minutes = self.policy.minutes(elapsed[code])
@@ -430,8 +433,8 @@ class Stopwatch:
                 elapsed=elapsed[code],
                 assistant_elapsed=assistant_elapsed,
                 minutes=minutes,
-                # Rounded separately, so capped: the assistant's share can never exceed the whole.
-                assistant_minutes=min(minutes, self.policy.minutes(assistant_elapsed)),
+                assistant_minutes=minutes
+                - min(minutes, self.policy.minutes(elapsed[code] - assistant_elapsed)),
                 running=code in running,
             )
         return result
