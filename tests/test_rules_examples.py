@@ -429,3 +429,17 @@ def test_note_lists_every_code_with_minutes_units_and_modifiers() -> None:
         ),
         remarks=["Amended after closing: minutes of 97110 corrected."],
     ).note.endswith("Amended after closing: minutes of 97110 corrected.\n")
+
+
+def test_concurrent_sessions_r8_3() -> None:
+    from therapy_timer.rules import concurrent_sessions
+
+    t = dt.datetime(2026, 11, 20, 14, 0, tzinfo=dt.UTC)
+    m = dt.timedelta(minutes=1)
+    spans = {
+        "a": [(t, t + 20 * m)],
+        "b": [(t + 19 * m, t + 30 * m)],  # overlaps a by one minute
+        "c": [(t + 30 * m, t + 40 * m)],  # starts exactly when b stops: sequential
+        "d": [],
+    }
+    assert concurrent_sessions(spans) == {"a": {"b"}, "b": {"a"}}

@@ -629,3 +629,37 @@ def test_rounding_never_turns_assistant_seconds_into_a_therapists_final_unit(
         ("97110", 1, ("GP", "CQ"))
     ]
     assert "therapist 7, assistant 8" in result.note
+
+
+def test_one_clinician_timing_two_patients_at_once_is_flagged_r8_3(
+    service: SessionService, store: Store, clock: FakeClock
+) -> None:
+    def open_for(ref: str, clinician: str = "Ann Lee") -> Session:
+        return service.open_session(
+            patient_ref=ref, clinician=clinician, role=Role.PT, payer_profile="Medicare"
+        )
+
+    first, second, elsewhere = open_for("AA"), open_for("BB"), open_for("CC", "Bo Chen")
+    service.start(first.id, "97110")
+    clock.advance(minutes=10)
+    service.start(second.id, "97110")  # Ann now times two patients at once
+    service.start(elsewhere.id, "97110")  # another clinician: no problem
+    clock.advance(minutes=10)
+    for session in (first, second, elsewhere):
+        service.end_session(session.id)
+    later = open_for("DD")
+    service.start(later.id, "97140")  # after the others: sequential, not concurrent
+    clock.advance(minutes=10)
+    service.end_session(later.id)
+
+    def flagged(result: rules.Result) -> list[str]:
+        return [w.message for w in result.warnings if w.rule == "R8.3"]
+
+    assert "BB" in flagged(service.summary(first.id))[0]
+    assert "AA" in flagged(service.summary(second.id))[0]
+    assert flagged(service.summary(elsewhere.id)) == []
+    assert flagged(service.summary(later.id)) == []
+    everyone = [store.get_session(s.id) for s in (first, second, elsewhere, later)]
+    bulk = service.summaries(everyone)
+    for session in everyone:
+        assert bulk[session.id] == service.summary(session.id)

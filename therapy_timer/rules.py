@@ -820,6 +820,39 @@ def _note(
 
 
 # --------------------------------------------------------------------------------------------
+# Concurrent treatment across patients (R8.3)
+
+Interval = tuple[dt.datetime, dt.datetime]
+
+
+def concurrent_sessions(one_on_one: Mapping[str, Sequence[Interval]]) -> dict[str, set[str]]:
+    """R8.3: one clinician's sessions whose one-on-one (timed) intervals overlap another's.
+
+    ``one_on_one`` maps each session of one clinician and day to its timed intervals. Minutes
+    where attention was split between patients are not one-on-one for either of them, so every
+    session involved is named (the caller flags both; 97150 group may be what applies).
+    """
+    flagged: dict[str, set[str]] = {}
+    items = sorted(one_on_one.items())
+    for i, (first, first_spans) in enumerate(items):
+        for second, second_spans in items[i + 1 :]:
+            if any(a0 < b1 and b0 < a1 for a0, a1 in first_spans for b0, b1 in second_spans):
+                flagged.setdefault(first, set()).add(second)
+                flagged.setdefault(second, set()).add(first)
+    return flagged
+
+
+def concurrent_warning(others: Sequence[str]) -> RuleWarning:
+    """The R8.3 flag for a session whose timed minutes overlap the named patients' sessions."""
+    return RuleWarning(
+        "R8.3",
+        f"The same clinician timed one-on-one codes for {', '.join(others)} during this "
+        "session's timed minutes. Minutes with attention split between patients are not "
+        "one-on-one for either; review them (group therapy 97150 may be what applies).",
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # The JSON contract (`therapy-timer units --request FILE --json`)
 
 _E = TypeVar("_E", bound=StrEnum)

@@ -209,12 +209,17 @@ class SessionService:
         it the choice stored with the session applies, else the rules' documented default.
         """
         session = self._store.get_session(session_id)
+        same_day = self._store.list_sessions(
+            day=session.date_of_service, clinician=session.clinician
+        )
+        concurrent = self._concurrent(same_day, self._store.segments_of([s.id for s in same_day]))
         return self.summarize(
             session,
             self._restore(session),
             self._store.untimed_services(session_id),
             self._store.get_payer_profile(session.payer_profile),
             allocation,
+            concurrent=concurrent.get(session.id, ()),
         )
 
     def summaries(self, sessions: Sequence[st.Session]) -> dict[str, rules.Result]:
@@ -227,15 +232,42 @@ class SessionService:
         untimed = self._store.untimed_services_of(ids)
         profiles = {p.name: p for p in self._store.payer_profiles()}
         heartbeat = self._store.last_heartbeat()
+        concurrent = self._concurrent(sessions, segments)
         return {
             session.id: self.summarize(
                 session,
                 self._restore(session, segments.get(session.id, []), heartbeat),
                 untimed.get(session.id, []),
                 profiles[session.payer_profile],
+                concurrent=concurrent.get(session.id, ()),
             )
             for session in sessions
         }
+
+    def _concurrent(
+        self, sessions: Sequence[st.Session], segments: Mapping[str, Sequence[st.Segment]]
+    ) -> dict[str, tuple[str, ...]]:
+        """Patient references whose timed minutes overlap each session's (same clinician, day)."""
+        now = self._clock.now()
+        groups: dict[tuple[str, date], list[st.Session]] = {}
+        for session in sessions:
+            groups.setdefault((session.clinician, session.date_of_service), []).append(session)
+        found: dict[str, tuple[str, ...]] = {}
+        for group in groups.values():
+            if len(group) < 2:
+                continue
+            spans = {
+                s.id: [
+                    (seg.start_utc, seg.stop_utc or now)
+                    for seg in segments.get(s.id, [])
+                    if self._catalogue.get(seg.code).timed
+                ]
+                for s in group
+            }
+            refs = {s.id: s.patient_ref for s in group}
+            for session_id, others in rules.concurrent_sessions(spans).items():
+                found[session_id] = tuple(sorted(refs[o] for o in others))
+        return found
 
     def summarize(
         self,
@@ -245,11 +277,27 @@ class SessionService:
         profile: st.PayerProfile,
         allocation: Mapping[str, int] | None = None,
         method: rules.Method | None = None,
+        concurrent: Sequence[str] = (),
     ) -> rules.Result:
         """The rules' answer from rows the caller already holds (a window repainting each second).
 
-        ``method`` overrides the payer's, to show what the other method would give.
+        ``method`` overrides the payer's, to show what the other method would give;
+        ``concurrent`` names patients whose timed minutes overlapped this session's (R8.3).
         """
+        result = self._evaluate(session, stopwatch, untimed, profile, allocation, method)
+        if not concurrent:
+            return result
+        return replace(result, warnings=(*result.warnings, rules.concurrent_warning(concurrent)))
+
+    def _evaluate(
+        self,
+        session: st.Session,
+        stopwatch: Stopwatch,
+        untimed: Sequence[st.UntimedService],
+        profile: st.PayerProfile,
+        allocation: Mapping[str, int] | None,
+        method: rules.Method | None,
+    ) -> rules.Result:
         minutes = self._rules_input(stopwatch, untimed)
         request = rules.Request(
             method=profile.method if method is None else method,
