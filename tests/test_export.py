@@ -8,6 +8,7 @@ import json
 import random
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from click.testing import CliRunner
 from tests.fakes import FakeClock
 from therapy_timer import export as ex
 from therapy_timer.cli import Context, main
-from therapy_timer.codes import FurnishedBy, Role, builtin_catalogue
+from therapy_timer.codes import FurnishedBy, Method, Role, builtin_catalogue
 from therapy_timer.errors import InvalidInput
 from therapy_timer.sessions import SessionService
 from therapy_timer.store import Store
@@ -103,6 +104,7 @@ def test_csv_rows_match_the_rules_line_by_line(
                     "session_id": session_id,
                     "amended": "no",
                     "warnings": " | ".join(f"{w.rule}: {w.message}" for w in result.warnings),
+                    "status": "closed",
                 }
             )
     assert rows == expected
@@ -212,7 +214,7 @@ def test_bundles_import_idempotently_and_report_conflicts(
         assert third.conflicts == (ids[0],)
         assert desk_service.summary(ids[0]).lines == lines_before  # never overwritten
         (kept,) = third.conflict_files
-        assert json.loads(kept.read_text())["id"] == ids[0]
+        assert json.loads(kept.read_text())["session"]["id"] == ids[0]
 
 
 @pytest.mark.parametrize(
@@ -230,6 +232,8 @@ def test_bundles_import_idempotently_and_report_conflicts(
             '"sessions": [{"id": "nope"}]}',
             "damaged",
         ),
+        ("GOOD-BUT-AMENDED-AS-TEXT", "amended is 'yes', not bool"),
+        ("GOOD-BUT-AUDIT-WITHOUT-TIME", "damaged"),
     ],
 )
 def test_bad_bundles_are_named_and_change_nothing(
@@ -243,6 +247,13 @@ def test_bad_bundles_are_named_and_change_nothing(
     generate_day(service, store, clock, 2)
     good = bundle_file(store, clock, tmp_path / "good.json")
     bad = tmp_path / "bad.json"
+    if content.startswith("GOOD-BUT"):  # a real bundle damaged in one place
+        data = json.loads(good.read_text())
+        if content.endswith("AS-TEXT"):
+            data["sessions"][-1]["amended"] = "yes"
+        else:
+            del data["sessions"][-1]["audit"][0]["at_utc"]
+        content = json.dumps(data)
     bad.write_text(content)
     with Store.open(tmp_path / "desk", clock=clock) as desk:
         with pytest.raises(InvalidInput, match=message) as caught:
@@ -298,3 +309,81 @@ def test_a_range_is_inclusive(service: SessionService, store: Store, clock: Fake
     assert len(ex.day_reports(store, service, start, start + timedelta(days=2))) == 2
     assert len(ex.day_reports(store, service, start)) == 1
     assert ex.day_reports(store, service, date(2000, 1, 1)) == []
+
+
+def test_a_bundle_carries_the_audit_of_removed_and_discarded_children(
+    service: SessionService, store: Store, clock: FakeClock
+) -> None:
+    (session_id,) = generate_day(service, store, clock, 1, seed=1)
+    segment = store.segments(session_id)[0]
+    store.discard_segment(segment.id, reason="started by mistake")
+    service_ = store.add_untimed(session_id, code="97161", reason="eval on paper")
+    store.remove_untimed(service_.id, reason="billed on the other visit")
+    (record,) = store.session_records([session_id])
+    actions = [entry["action"] for entry in record["audit"]]
+    assert "segment.discard" in actions
+    assert actions.count("untimed.add") >= 1 and "untimed.remove" in actions
+    assert [e["id"] for e in record["audit"]] == sorted(e["id"] for e in record["audit"])
+    assert record == store.session_record(session_id)
+    assert segment.id not in {s["id"] for s in record["segments"]}
+
+
+def test_import_merges_many_files_and_says_why_a_conflict_was_kept_aside(
+    service: SessionService, store: Store, clock: FakeClock, tmp_path: Path
+) -> None:
+    ids = generate_day(service, store, clock, 6, seed=8)
+    one = bundle_file(store, clock, tmp_path / "one.json")
+    same = bundle_file(store, clock, tmp_path / "same.json", workstation="room-3")
+    # A payer profile of the same name with other rules at the desk: not this session's rules.
+    with Store.open(tmp_path / "desk", clock=clock) as desk:
+        desk.save_payer_profile(replace(store.get_payer_profile("Medicare"), method=Method.AMA))
+        report = ex.import_bundles(desk, [one, same], tmp_path / "conflicts")
+        medicare = [i for i in ids if store.get_session(i).payer_profile == "Medicare"]
+        assert 0 < len(medicare) < len(ids)  # both kinds in the generated day
+        assert sorted(report.conflicts) == sorted(medicare * 2)  # once from each file
+        assert all("other rules here" in why for why in report.why)
+        assert set(report.added) == set(ids) - set(medicare)
+        # The second copy of an added session is the same session: unchanged, not a conflict.
+        assert set(report.unchanged) == set(ids) - set(medicare)
+        kept = json.loads(report.conflict_files[0].read_text())
+        assert "other rules here" in kept["why"] and kept["session"]["id"] in medicare
+
+
+def test_a_session_changed_after_export_is_flagged_and_exported_again(
+    service: SessionService, store: Store, clock: FakeClock
+) -> None:
+    (session_id,) = generate_day(service, store, clock, 1, seed=5)
+    day = clock.now().astimezone().date()
+    store.mark_exported([session_id])
+    assert [r.status for r in ex.day_reports(store, service, day)] == ["exported"]
+    clock.advance(minutes=60)
+    service.amend_segment(store.segments(session_id)[0].id, reason="stopped late", minutes=2)
+    (report,) = ex.day_reports(store, service, day)
+    assert report.status == ex.AMENDED_AFTER_EXPORT
+    (row, *_) = csv.DictReader(io.StringIO(ex.report_text([report], "csv").lstrip("\ufeff")))
+    assert row["status"] == "amended after export" and row["amended"] == "yes"
+    store.mark_exported([session_id])
+    assert [r.status for r in ex.day_reports(store, service, day)] == ["exported"]
+    exports = store.audit_entries(entity="session", entity_id=session_id)
+    assert [e.action for e in exports].count("session.export") == 2
+
+
+def test_include_open_lists_open_sessions_marked_open_and_does_not_mark_them(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    runner = CliRunner()
+    data = tmp_path / "station"
+    runner.invoke(main, ["timer", "start", "97110", "--patient", "JD"], obj=Context(data, clock))
+    clock.advance(minutes=30)
+    day = clock.now().astimezone().date().isoformat()
+    result = runner.invoke(
+        main, ["export", "--date", day, "--include-open"], obj=Context(data, clock)
+    )
+    assert result.exit_code == 0, result.output
+    (row,) = csv.DictReader(io.StringIO(result.stdout.lstrip("\ufeff")))
+    assert (row["patient_ref"], row["code"], row["status"]) == ("JD", "97110", "open")
+    listed = runner.invoke(
+        main, ["session", "list", "--date", day, "--json"], obj=Context(data, clock)
+    )
+    assert json.loads(listed.stdout)[0]["exported"] is False

@@ -705,7 +705,9 @@ def import_(context: Context, files: tuple[Path, ...]) -> None:
         f"added {len(report.added)}, unchanged {len(report.unchanged)}, "
         f"conflicts {len(report.conflicts)}"
     )
-    for path in report.conflict_files:
-        click.echo(f"conflict kept aside, not imported: {path}")
+    for session_id, why, path in zip(
+        report.conflicts, report.why, report.conflict_files, strict=True
+    ):
+        click.echo(f"conflict, not imported: session {session_id}: {why}; kept aside in {path}")
     if report.conflicts:
         sys.exit(1)

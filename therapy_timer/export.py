@@ -32,13 +32,20 @@ CSV_COLUMNS = (
     "session_id",
     "amended",
     "warnings",
+    "status",
 )
+"""The issue's columns, then the session's status: an open one (--include-open) says so."""
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """A spreadsheet runs a cell starting with one of these as a formula (CSV injection)."""
 
 BUNDLE_FORMAT = "therapy-timer-bundle"
 BUNDLE_VERSION = 1
+
+
+AMENDED_AFTER_EXPORT = "amended after export"
+STATUSES = ("open", "closed", "amended", "exported", AMENDED_AFTER_EXPORT)
+"""What SessionReport.status can say."""
 
 
 class OpenSessionsInRange(InvalidOperation):
@@ -53,12 +60,15 @@ class SessionReport:
     result: rules.Result
     time_in: dt.datetime | None  # first segment start, UTC
     time_out: dt.datetime | None  # last segment stop (or the close), UTC
+    changed_after_export: bool = False  # the billing system holds out-of-date charges
 
     @property
     def status(self) -> str:
-        """open / closed / amended / exported, the most telling first."""
+        """open / amended after export / exported / amended / closed, the most telling first."""
         if self.session.is_open:
             return "open"
+        if self.changed_after_export:
+            return AMENDED_AFTER_EXPORT
         if self.session.exported:
             return "exported"
         return "amended" if self.session.amended else "closed"
@@ -78,6 +88,7 @@ def day_reports(
     sessions = store.list_sessions(start=start, end=end or start, clinician=clinician)
     results = service.summaries(sessions)
     segments = store.segments_of([s.id for s in sessions])
+    stale = store.changed_since_export([s.id for s in sessions if s.exported and s.amended])
     reports = []
     for session in sessions:
         own = segments.get(session.id, [])
@@ -88,6 +99,7 @@ def day_reports(
                 result=results[session.id],
                 time_in=min((seg.start_utc for seg in own), default=None),
                 time_out=max(stops, default=session.closed_utc),
+                changed_after_export=session.id in stale,
             )
         )
     return reports
@@ -132,6 +144,7 @@ def csv_rows(reports: Iterable[SessionReport]) -> Iterator[list[str]]:
                 session.id,
                 "yes" if session.amended else "no",
                 warnings,
+                report.status,
             ]
             yield [neutralise(cell) for cell in row]
 
@@ -217,16 +230,19 @@ def make_bundle(
         "version": BUNDLE_VERSION,
         "workstation": workstation,
         "created_utc": now.isoformat(),
-        "sessions": [store.session_record(s.id) for s in sessions],
+        "sessions": store.session_records([s.id for s in sessions]),
     }
 
 
 @dataclass(frozen=True)
 class ImportReport:
+    """What merging bundles did: session ids added, already here, and kept aside (and where)."""
+
     added: tuple[str, ...]
     unchanged: tuple[str, ...]
     conflicts: tuple[str, ...]
     conflict_files: tuple[Path, ...]
+    why: tuple[str, ...] = ()  # for each conflict, in words
 
 
 def read_bundle(path: Path) -> dict[str, Any]:
@@ -253,28 +269,31 @@ def import_bundles(store: st.Store, paths: Sequence[Path], conflicts_dir: Path) 
     """Merge bundles: an identical session is left alone; a different one with the same id is a
     conflict, written to ``conflicts_dir`` for a person to look at and never overwritten.
 
-    All files are read and checked before anything is written.
+    All files are read and checked before anything is written, and merged in one transaction.
     """
     bundles = [(path, read_bundle(path)) for path in paths]
-    for path, bundle in bundles:
-        store.check_session_records(bundle["sessions"], source=str(path))
+    batches = [
+        st.RecordBatch(bundle["sessions"], origin=bundle["workstation"], source=str(path))
+        for path, bundle in bundles
+    ]
+    outcomes = store.import_batches(batches)
     added: list[str] = []
     unchanged: list[str] = []
     conflicts: list[str] = []
     files: list[Path] = []
-    for path, bundle in bundles:
-        outcome = store.import_session_records(
-            bundle["sessions"], origin=bundle["workstation"], source=path.name
-        )
+    why: list[str] = []
+    for (_path, bundle), outcome in zip(bundles, outcomes, strict=True):
         added += outcome.added
         unchanged += outcome.unchanged
         for record in outcome.conflicts:
             conflicts.append(str(record["id"]))
             conflicts_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             target = conflicts_dir / f"{record['id']}-from-{_safe(bundle['workstation'])}.json"
-            write_private(target, json.dumps(record, indent=2, sort_keys=True))
+            why.append(outcome.why.get(str(record["id"]), ""))
+            kept = {"why": why[-1], "session": record}
+            write_private(target, json.dumps(kept, indent=2, sort_keys=True))
             files.append(target)
-    return ImportReport(tuple(added), tuple(unchanged), tuple(conflicts), tuple(files))
+    return ImportReport(tuple(added), tuple(unchanged), tuple(conflicts), tuple(files), tuple(why))
 
 
 def _safe(name: str) -> str:

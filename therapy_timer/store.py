@@ -14,7 +14,7 @@ import sqlite3
 import stat
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import Enum, StrEnum
 from pathlib import Path
@@ -320,6 +320,21 @@ def _m004_session_origin(db: sqlite_utils.Database) -> None:
     db.executescript("ALTER TABLE sessions ADD COLUMN origin TEXT;")
 
 
+_CHILD_SESSION = "json_extract(coalesce(after_json, before_json), '$.session_id')"
+"""The session a segment's or untimed service's audit entry belongs to (its payload says)."""
+
+
+@MIGRATIONS(name="m005_audit_by_child_session")
+def _m005_audit_by_child_session(db: sqlite_utils.Database) -> None:
+    # A bundle carries every audit entry of its sessions, also those of discarded segments and
+    # removed untimed services whose rows are gone: find them by the session id in their payload
+    # without reading the whole log (a year holds hundreds of thousands of entries).
+    db.executescript(
+        f"CREATE INDEX audit_by_child_session ON audit_log({_CHILD_SESSION})"
+        " WHERE entity IN ('segment', 'untimed');"
+    )
+
+
 # Everything is pending on an empty database: that is the list of migrations this version knows.
 _KNOWN_MIGRATIONS = frozenset(
     m.name for m in MIGRATIONS.pending(sqlite_utils.Database(memory=True))
@@ -522,6 +537,17 @@ class ImportOutcome:
     added: tuple[str, ...]
     unchanged: tuple[str, ...]
     conflicts: tuple[Mapping[str, Any], ...]
+    why: Mapping[str, str] = field(default_factory=dict)
+    """Why each conflicting session (by id) was kept aside, in words for the front desk."""
+
+
+@dataclass(frozen=True)
+class RecordBatch:
+    """One bundle's session records and where they came from, for ``Store.import_batches``."""
+
+    records: Sequence[object]
+    origin: str  # the workstation that made the bundle
+    source: str  # the file, named in errors and in the audit
 
 
 _RECORD_SESSION_FIELDS = (
@@ -549,6 +575,17 @@ def _record_content(record: Mapping[str, Any]) -> str:
     content["segments"] = sorted(record.get("segments", []), key=lambda s: str(s.get("id")))
     content["untimed"] = record.get("untimed", [])
     return json.dumps(content, sort_keys=True)
+
+
+_T = TypeVar("_T")
+
+
+def _of_type(value: object, kind: type[_T], name: str) -> _T:
+    """A bundle's value of the type we store; TypeError (a damaged record) otherwise."""
+    # bool is an int to isinstance: a count must not be True, a flag must not be 1.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TypeError(f"{name} is {value!r}, not {kind.__name__}")
+    return value
 
 
 def _norm_ts(text: str | None) -> str | None:
@@ -1291,16 +1328,18 @@ class Store:
     @_guarded
     def mark_exported(self, session_ids: Sequence[str], *, actor: str | None = None) -> None:
         with self._write():
+            # A session changed after its export goes out again, and that export is audited too.
+            again = self._changed_since_export(session_ids)
             for session_id in session_ids:
                 session = self._session_row(session_id)
-                if session.exported:
+                if session.exported and session_id not in again:
                     continue
                 self._conn.execute("UPDATE sessions SET exported = 1 WHERE id = ?", [session_id])
                 self._audit(
                     "session.export",
                     "session",
                     session_id,
-                    before={"exported": False},
+                    before={"exported": session.exported},
                     after={"exported": True},
                     actor=actor,
                 )
@@ -1707,42 +1746,7 @@ class Store:
     @_guarded
     def session_record(self, session_id: str) -> dict[str, Any]:
         """A closed session as plain JSON data, with its segments, untimed services and audit."""
-        session = self._session_row(session_id)
-        if session.is_open:
-            raise InvalidOperation(
-                f"session {session_id} ({session.patient_ref}) is still open; close it first"
-            )
-        profile = self._profile_row(session.payer_profile)
-        record: dict[str, Any] = {
-            name: _jsonable(getattr(session, name)) for name in _RECORD_SESSION_FIELDS
-        }
-        record["payer"] = _jsonable(profile)
-        record["segments"] = [
-            {
-                "id": seg.id,
-                "code": seg.code,
-                "furnished_by": seg.furnished_by.value,
-                "exclusive": seg.exclusive,
-                "start_utc": seg.start_utc.isoformat(),
-                "stop_utc": _jsonable(seg.stop_utc),
-            }
-            for seg in self.segments(session_id)
-        ]
-        record["untimed"] = [
-            {
-                "code": u.code,
-                "minutes": u.minutes,
-                "furnished_by": u.furnished_by.value,
-                "created_utc": u.created_utc.isoformat(),
-            }
-            for u in self.untimed_services(session_id)
-        ]
-        segment_ids = {seg["id"] for seg in record["segments"]}
-        record["audit"] = [
-            _jsonable(entry)
-            for entry in self.audit_entries()
-            if entry.entity_id == session_id or entry.entity_id in segment_ids
-        ]
+        (record,) = self.session_records([session_id])
         return record
 
     @_guarded
@@ -1760,33 +1764,8 @@ class Store:
         different content is returned as a conflict and not written. Every record is checked
         before anything is written; a malformed one raises InvalidInput naming it.
         """
-        checked = self.check_session_records(records, source=source)
-        added: list[str] = []
-        unchanged: list[str] = []
-        conflicts: list[Mapping[str, Any]] = []
-        with self._write():
-            for record in checked:
-                existing = self._rows("SELECT id FROM sessions WHERE id = ?", [record["id"]])
-                if existing:
-                    mine = self.session_record(record["id"])
-                    if _record_content(mine) == _record_content(record):
-                        unchanged.append(record["id"])
-                    else:
-                        conflicts.append(record)
-                    continue
-                if not self._import_payer(record["payer"]):
-                    conflicts.append(record)
-                    continue
-                self._insert_record(record, origin)
-                self._audit(
-                    "session.import",
-                    "session",
-                    record["id"],
-                    after={"origin": origin, "source": source},
-                    actor=actor,
-                )
-                added.append(record["id"])
-        return ImportOutcome(tuple(added), tuple(unchanged), tuple(conflicts))
+        batch = RecordBatch(records, origin=origin, source=source)
+        return self.import_batches([batch], actor=actor)[0]
 
     def check_session_records(
         self, records: Sequence[object], *, source: str
@@ -1810,12 +1789,24 @@ class Store:
             Discipline(clean["discipline"])
             date.fromisoformat(clean["date_of_service"])
             _dt(clean["created_utc"])
+            if clean["closed_utc"] is not None:
+                _dt(clean["closed_utc"])
+            # Written as they come: a wrong type here would fail half-way through the import.
+            _of_type(clean["amended"], bool, "amended")
+            allocation = clean.get("allocation")
+            if allocation is not None:
+                _of_type(allocation, dict, "allocation")
+                for code, units in allocation.items():
+                    _of_type(code, str, "allocation code")
+                    _of_type(units, int, "allocation units")
             payer = clean["payer"]
             Method(payer["method"])
+            _of_type(payer["assistant_modifiers"], bool, "assistant_modifiers")
             if payer["name"] != clean["payer_profile"]:
                 raise InvalidInput(where, "names two different payer profiles")
             for segment in clean["segments"]:
-                _required = (segment["id"], segment["exclusive"])
+                uuid.UUID(_of_type(segment["id"], str, "segment id"))
+                _of_type(segment["exclusive"], bool, "exclusive")
                 normalize_code(segment["code"], f"{where} segment code")
                 FurnishedBy(segment["furnished_by"])
                 start = _dt(segment["start_utc"])
@@ -1827,6 +1818,11 @@ class Store:
                 self._minutes(service["minutes"])
             if not isinstance(clean.get("audit", []), list):
                 raise InvalidInput(where, "has a damaged audit trail")
+            for entry in clean.get("audit", []):
+                _dt(entry["at_utc"])
+                for name in ("actor", "action", "entity", "entity_id"):
+                    _of_type(entry[name], str, f"audit {name}")
+                _of_type(entry.get("reason", ""), str, "audit reason")
         except InvalidInput:
             raise
         except (KeyError, TypeError, ValueError) as exc:
@@ -2222,3 +2218,191 @@ class Store:
         for old in list_backups(self._data_dir)[:-BACKUPS_KEPT]:
             old.unlink(missing_ok=True)
         return made
+
+    # bundles: many sessions at once ----------------------------------------------------------
+
+    @_guarded
+    def session_records(self, session_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Closed sessions as plain JSON data, in the order asked, read in a few queries.
+
+        Each has its fields, payer profile, segments, untimed services and every audit entry of
+        the session and of its segments and untimed services (also of discarded ones).
+        """
+        ids = list(dict.fromkeys(session_ids))
+        rows: dict[str, Session] = {}
+        for chunk in _chunks(ids):
+            marks = ", ".join("?" * len(chunk))
+            for row in self._rows(f"SELECT * FROM sessions WHERE id IN ({marks})", chunk):
+                rows[row["id"]] = _session(row)
+        missing = [i for i in ids if i not in rows]
+        if missing:
+            raise InvalidInput("session", f"there is no session with id {missing[0]!r}")
+        still_open = [rows[i] for i in ids if rows[i].is_open]
+        if still_open:
+            first = still_open[0]
+            raise InvalidOperation(
+                f"session {first.id} ({first.patient_ref}) is still open; close it first"
+            )
+        profiles = {p.name: p for p in self.payer_profiles()}
+        segments = self.segments_of(ids)
+        untimed = self.untimed_services_of(ids)
+        audit = self._audit_of_sessions(ids)
+        records = []
+        for session_id in ids:
+            session = rows[session_id]
+            record: dict[str, Any] = {
+                name: _jsonable(getattr(session, name)) for name in _RECORD_SESSION_FIELDS
+            }
+            record["payer"] = _jsonable(profiles[session.payer_profile])
+            record["segments"] = [
+                {
+                    "id": seg.id,
+                    "code": seg.code,
+                    "furnished_by": seg.furnished_by.value,
+                    "exclusive": seg.exclusive,
+                    "start_utc": seg.start_utc.isoformat(),
+                    "stop_utc": _jsonable(seg.stop_utc),
+                }
+                for seg in segments.get(session_id, [])
+            ]
+            record["untimed"] = [
+                {
+                    "code": u.code,
+                    "minutes": u.minutes,
+                    "furnished_by": u.furnished_by.value,
+                    "created_utc": u.created_utc.isoformat(),
+                }
+                for u in untimed.get(session_id, [])
+            ]
+            record["audit"] = [_jsonable(entry) for entry in audit.get(session_id, [])]
+            records.append(record)
+        return records
+
+    def _audit_of_sessions(self, session_ids: Sequence[str]) -> dict[str, list[AuditEntry]]:
+        """Audit entries by session, oldest first: the session's own and its children's.
+
+        Children (segments, untimed services) are found by the session id in the payload,
+        through the m005 index, so that entries of deleted children come along too.
+        """
+        found: dict[str, list[AuditEntry]] = {}
+        for chunk in _chunks(session_ids):
+            marks = ", ".join("?" * len(chunk))
+            rows = self._rows(
+                f"SELECT *, entity_id AS owner FROM audit_log WHERE entity = 'session'"
+                f" AND entity_id IN ({marks})"
+                f" UNION ALL SELECT *, {_CHILD_SESSION} AS owner FROM audit_log"
+                f" WHERE entity IN ('segment', 'untimed') AND {_CHILD_SESSION} IN ({marks})"
+                " ORDER BY id",
+                [*chunk, *chunk],
+            )
+            for row in rows:
+                found.setdefault(row.pop("owner"), []).append(_audit_entry(row))
+        return found
+
+    @_guarded
+    def import_batches(
+        self, batches: Sequence[RecordBatch], *, actor: str | None = None
+    ) -> list[ImportOutcome]:
+        """Merge several bundles' closed sessions in one transaction; an outcome per batch.
+
+        Every record of every batch is checked before anything is written (a malformed one
+        raises InvalidInput naming its file). A session already here with the same content is
+        left alone; one with the same id and other content, or whose payer profile has other
+        rules here, is returned as a conflict and not written.
+        """
+        checked = [self.check_session_records(b.records, source=b.source) for b in batches]
+        outcomes: list[ImportOutcome] = []
+        with self._write():
+            # What each id holds here, as _record_content; None: open here, never the same.
+            here: dict[str, str | None] = {}
+            for batch, records in zip(batches, checked, strict=True):
+                here.update(self._contents_here([r["id"] for r in records if r["id"] not in here]))
+                added: list[str] = []
+                unchanged: list[str] = []
+                conflicts: list[Mapping[str, Any]] = []
+                why: dict[str, str] = {}
+                for record in records:
+                    session_id = record["id"]
+                    reason = self._import_one(record, batch, here, actor)
+                    if reason is None:
+                        added.append(session_id)
+                    elif reason == "":
+                        unchanged.append(session_id)
+                    else:
+                        conflicts.append(record)
+                        why[session_id] = reason
+                outcomes.append(
+                    ImportOutcome(tuple(added), tuple(unchanged), tuple(conflicts), why)
+                )
+        return outcomes
+
+    def _contents_here(self, session_ids: Sequence[str]) -> dict[str, str | None]:
+        status: dict[str, str] = {}
+        for chunk in _chunks(session_ids):
+            marks = ", ".join("?" * len(chunk))
+            for row in self._rows(f"SELECT id, status FROM sessions WHERE id IN ({marks})", chunk):
+                status[row["id"]] = row["status"]
+        closed = [i for i, s in status.items() if s == SessionStatus.CLOSED.value]
+        contents: dict[str, str | None] = {i: None for i in status}
+        for record in self.session_records(closed):
+            contents[record["id"]] = _record_content(record)
+        return contents
+
+    def _import_one(
+        self,
+        record: Mapping[str, Any],
+        batch: RecordBatch,
+        here: dict[str, str | None],
+        actor: str | None,
+    ) -> str | None:
+        """Insert one checked record: None if added, "" if already here, else why not."""
+        session_id = record["id"]
+        content = _record_content(record)
+        if session_id in here:
+            if here[session_id] == content:
+                return ""
+            if here[session_id] is None:
+                return "the session is still open here"
+            return "a session with this id is already here with other content"
+        segment_ids = [str(s["id"]) for s in record["segments"]]
+        taken = self._rows(
+            f"SELECT id FROM segments WHERE id IN ({', '.join('?' * len(segment_ids))})",
+            segment_ids,
+        )
+        if taken:
+            return f"its segment {taken[0]['id']} belongs to another session here"
+        if not self._import_payer(record["payer"]):
+            return f"the payer profile {record['payer_profile']!r} has other rules here"
+        self._insert_record(record, batch.origin)
+        self._audit(
+            "session.import",
+            "session",
+            session_id,
+            after={"origin": batch.origin, "source": batch.source},
+            actor=actor,
+        )
+        here[session_id] = content
+        return None
+
+    @_guarded
+    def changed_since_export(self, session_ids: Sequence[str]) -> set[str]:
+        """The exported sessions among ``session_ids`` changed after their last export: the
+        charges the billing system holds for them are out of date."""
+        return self._changed_since_export(session_ids)
+
+    def _changed_since_export(self, session_ids: Sequence[str]) -> set[str]:
+        # Every change to a closed session marks it amended, so only those need their audit read.
+        suspects: list[str] = []
+        for chunk in _chunks(list(dict.fromkeys(session_ids))):
+            marks = ", ".join("?" * len(chunk))
+            rows = self._rows(
+                f"SELECT id FROM sessions WHERE exported = 1 AND amended = 1 AND id IN ({marks})",
+                chunk,
+            )
+            suspects += [row["id"] for row in rows]
+        changed = set()
+        for session_id, entries in self._audit_of_sessions(suspects).items():
+            exports = [e.id for e in entries if e.action == "session.export"]
+            if exports and any(e.id > exports[-1] for e in entries):
+                changed.add(session_id)
+        return changed

@@ -34,7 +34,7 @@ from therapy_timer.store import Store
 COLUMNS = ("Patient", "Clinician", "In\N{EN DASH}out", "Billed lines", "Timed min",
            "Total min", "Status", "Warnings")  # fmt: skip
 ALL = "All"
-STATUSES = (ALL, "open", "closed", "amended", "exported", "imported")
+STATUSES = (ALL, *ex.STATUSES, "imported")
 
 FileAsker = Callable[[QWidget, str, str], str]
 """(parent, suggested name, filter) -> chosen path or "" — QFileDialog unless a test swaps it."""
