@@ -178,6 +178,12 @@ def test_pdf_has_a_page_per_day(
     html = report_html(reports)
     assert html.count("Totals per clinician") == 2
     assert "Clin 0 (" in html
+    # On paper: the warnings' rules and gist under their session, and a total for the day.
+    for report in reports:
+        for warning in report.result.warnings:
+            assert f"{warning.rule}: {warning.message.partition('. ')[0]}" in html
+    first = [r for r in reports if r.session.date_of_service == first_day]
+    assert f"<b>All clinicians</b></td><td align=right><b>{len(first)}</b>" in html
 
 
 def bundle_file(store: Store, clock: FakeClock, path: Path, workstation: str = "room-2") -> Path:
