@@ -109,6 +109,10 @@ def test_csv_rows_match_the_rules_line_by_line(
             )
     assert rows == expected
     assert all(int(row["units"]) > 0 for row in rows)
+    for report in reports:  # time in and out, as SQLite aggregates them, against the segments
+        segments = store.segments(report.session.id)
+        assert report.time_in == min(seg.start_utc for seg in segments)
+        assert report.time_out == max(seg.stop_utc for seg in segments if seg.stop_utc)
 
 
 @pytest.mark.parametrize(

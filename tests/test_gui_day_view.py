@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QWidget
 
 from tests.fakes import FakeClock
 from tests.gui_support import Bot
-from tests.test_export import CATALOGUE, generate_day
+from tests.test_export import CATALOGUE, bundle_file, generate_day
+from therapy_timer import export as ex
 from therapy_timer.codes import Role
 from therapy_timer.gui.controller import SessionController
 from therapy_timer.gui.day_view import DayView
@@ -107,6 +109,7 @@ def test_controls_are_named_and_big_enough(
         view.to_date,
         view.clinician,
         view.status,
+        view.refresh_button,
         view.note_button,
         view.exported_button,
         view.csv_button,
@@ -133,3 +136,61 @@ def test_ctrl_d_opens_the_day_view_from_the_window(qtbot: Bot, tmp_path: Path) -
         assert window.day_view is not None and window.day_view.isVisible()
         qtbot.add_widget(window.day_view)
         controller.stop_background()
+
+
+def click_row(
+    view: DayView, row: int, modifier: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier
+) -> None:
+    item = view.table.item(row, 0)
+    assert item is not None
+    QTest.mouseClick(
+        view.table.viewport(), LEFT, modifier, view.table.visualItemRect(item).center()
+    )
+
+
+def test_mark_selected_exported_marks_those_rows_only(
+    qtbot: Bot, desk: tuple[DayView, Store, SessionService, list[Path]]
+) -> None:
+    view, store, _service, _asked = desk
+    view.table.clearSelection()
+    qtbot.mouseClick(view.exported_button, LEFT)
+    assert "Choose the sessions" in view.message.text()
+    assert not any(store.get_session(r.session.id).exported for r in view.shown)
+
+    chosen = {view.shown[1].session.id, view.shown[3].session.id}
+    click_row(view, 1)
+    click_row(view, 3, Qt.KeyboardModifier.ControlModifier)
+    qtbot.mouseClick(view.exported_button, LEFT)
+    exported = {r.session.id for r in view.shown if store.get_session(r.session.id).exported}
+    assert exported == chosen
+    assert view.message.text() == "Marked 2 session(s) exported."
+    view.status.setCurrentText("exported")
+    assert {r.session.id for r in view.shown} == chosen
+
+
+def test_refresh_shows_other_stations_work_and_the_status_filters_find_it(
+    qtbot: Bot,
+    desk: tuple[DayView, Store, SessionService, list[Path]],
+    tmp_path: Path,
+) -> None:
+    view, store, service, _asked = desk
+    # Another station's day, merged from its bundle while the view is open.
+    station_clock = FakeClock()
+    with Store.open(tmp_path / "room2", clock=station_clock) as room2:
+        room2_service = SessionService(room2, CATALOGUE, station_clock)
+        (imported,) = generate_day(room2_service, room2, station_clock, 1, seed=4)
+        bundle = bundle_file(room2, station_clock, tmp_path / "room2.json")
+    ex.import_bundles(store, [bundle], tmp_path / "conflicts")
+    # An exported session corrected afterwards: the billing system holds old charges.
+    stale = view.shown[0].session.id
+    store.mark_exported([stale])
+    service.amend_segment(store.segments(stale)[0].id, reason="stopped late", minutes=3)
+    assert view.table.rowCount() == 6
+    qtbot.mouseClick(view.refresh_button, LEFT)
+    assert view.table.rowCount() == 7
+    view.status.setCurrentText("imported")
+    assert [r.session.id for r in view.shown] == [imported]
+    status = view.table.item(0, 6)
+    assert status is not None and status.text() == "closed, from room-2"
+    view.status.setCurrentText(ex.AMENDED_AFTER_EXPORT)
+    assert [r.session.id for r in view.shown] == [stale]

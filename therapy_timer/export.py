@@ -87,18 +87,17 @@ def day_reports(
         raise InvalidInput("to", f"{end.isoformat()} is before {start.isoformat()}")
     sessions = store.list_sessions(start=start, end=end or start, clinician=clinician)
     results = service.summaries(sessions)
-    segments = store.segments_of([s.id for s in sessions])
+    spans = store.segment_spans([s.id for s in sessions])
     stale = store.changed_since_export([s.id for s in sessions if s.exported and s.amended])
     reports = []
     for session in sessions:
-        own = segments.get(session.id, [])
-        stops = [seg.stop_utc for seg in own if seg.stop_utc is not None]
+        time_in, last_stop = spans.get(session.id, (None, None))
         reports.append(
             SessionReport(
                 session=session,
                 result=results[session.id],
-                time_in=min((seg.start_utc for seg in own), default=None),
-                time_out=max(stops, default=session.closed_utc),
+                time_in=time_in,
+                time_out=last_stop or session.closed_utc,
                 changed_after_export=session.id in stale,
             )
         )

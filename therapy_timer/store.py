@@ -2406,3 +2406,20 @@ class Store:
             if exports and any(e.id > exports[-1] for e in entries):
                 changed.add(session_id)
         return changed
+
+    @_guarded
+    def segment_spans(
+        self, session_ids: Sequence[str]
+    ) -> dict[str, tuple[datetime, datetime | None]]:
+        """Each session's first segment start and last segment stop (None if none stopped),
+        computed by SQLite: a year's export needs the times, not 300,000 segment objects."""
+        found: dict[str, tuple[datetime, datetime | None]] = {}
+        for chunk in _chunks(session_ids):
+            rows = self._conn.execute(
+                "SELECT session_id, min(start_utc), max(stop_utc) FROM segments"
+                f" WHERE session_id IN ({', '.join('?' * len(chunk))}) GROUP BY session_id",
+                chunk,
+            ).fetchall()
+            for session_id, first, last in rows:
+                found[session_id] = (_dt(first), _opt_dt(last))
+        return found

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QDate, Qt
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -122,6 +123,7 @@ class DayView(QWidget):
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setWordWrap(False)  # one billed line per text line; rows as tall as needed
         self.table.verticalHeader().setVisible(False)
         header = self.table.horizontalHeader()
@@ -130,8 +132,12 @@ class DayView(QWidget):
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.setAccessibleName("Day view status")
+        self.refresh_button = QPushButton("&Refresh")
+        # Other stations close sessions all day; F5 as in every list a front desk knows.
+        self.refresh_button.setShortcut(QKeySequence(QKeySequence.StandardKey.Refresh))
         self.note_button = QPushButton("Show &note")
-        self.exported_button = QPushButton("Mark &exported")
+        # The selected rows only: marking everything shown would hide a row never billed.
+        self.exported_button = QPushButton("Mark selected &exported")
         self.csv_button = QPushButton("Export &CSV…")
         self.pdf_button = QPushButton("Export &PDF…")
         self.json_button = QPushButton("Export &JSON…")
@@ -146,6 +152,7 @@ class DayView(QWidget):
             widget.setAccessibleName(name)
             widget.setMinimumHeight(theme.TOUCH_MIN)
         buttons = (
+            self.refresh_button,
             self.note_button,
             self.exported_button,
             self.csv_button,
@@ -176,6 +183,7 @@ class DayView(QWidget):
         self.to_date.dateChanged.connect(self._on_range_changed)
         self.clinician.currentTextChanged.connect(self._on_filter_changed)
         self.status.currentTextChanged.connect(self._on_filter_changed)
+        self.refresh_button.clicked.connect(self._on_refresh_clicked)
         self.note_button.clicked.connect(self._on_note_clicked)
         self.table.cellDoubleClicked.connect(lambda _row, _col: self._on_note_clicked())
         self.exported_button.clicked.connect(self._on_mark_exported_clicked)
@@ -258,6 +266,10 @@ class DayView(QWidget):
         row = self.table.currentRow()
         return self._shown[row] if 0 <= row < len(self._shown) else None
 
+    def _selected_all(self) -> list[ex.SessionReport]:
+        rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
+        return [self._shown[row] for row in rows if row < len(self._shown)]
+
     # -- slots -------------------------------------------------------------------------------
 
     def _on_range_changed(self) -> None:
@@ -268,6 +280,9 @@ class DayView(QWidget):
     def _on_filter_changed(self) -> None:
         self._fill()
 
+    def _on_refresh_clicked(self) -> None:
+        self.reload()
+
     def _on_note_clicked(self) -> None:
         report = self._selected()
         if report is None:
@@ -277,14 +292,21 @@ class DayView(QWidget):
         self.note_dialog = NoteDialog.show_for(self, title, report.result.note)
 
     def _on_mark_exported_clicked(self) -> None:
-        closed = [r.session.id for r in self._shown if not r.session.is_open]
+        chosen = self._selected_all()
+        if not chosen:
+            self.message.setText("Choose the sessions to mark first (Ctrl+A: all shown).")
+            return
+        closed = [r.session.id for r in chosen if not r.session.is_open]
         try:
             self._store.mark_exported(closed)
         except TherapyTimerError as exc:
             self.message.setText(str(exc))
             return
         self.reload()
-        self.message.setText(f"Marked {len(closed)} closed session(s) exported.")
+        text = f"Marked {len(closed)} session(s) exported."
+        if len(closed) < len(chosen):
+            text += f" {len(chosen) - len(closed)} still open, not marked."
+        self.message.setText(text)
 
     def _on_export_clicked(self, fmt: str) -> None:
         try:
