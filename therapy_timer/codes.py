@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
+import codecs
+import datetime as dt
+import difflib
+import errno
+import functools
+import os
 import re
+import stat
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NoReturn
 
 from therapy_timer.errors import InvalidInput, UnknownCode
 from therapy_timer.paths import resource_path
 
 CODE_PATTERN = re.compile(r"^(?:\d{5}|[A-Z]\d{4})$")
-"""CPT codes are five digits; HCPCS level II codes are a letter and four digits (e.g. G0283)."""
+"""CPT codes are five digits; HCPCS level II codes are a letter and four digits (e.g. G0283).
+
+Documents the form; ``normalize_code`` checks it with string methods (lookups are hot).
+"""
+
+MAX_FILE_BYTES = 1 << 20
+"""A clinic's code file larger than this (1 MiB, thousands of codes) is refused unread."""
+MAX_CODES = 2000
+MAX_FAVOURITES = 40
+MAX_DESCRIPTION = 100
+MAX_NOTE = 300
+_QUOTE_LIMIT = 80
 
 
 class Discipline(StrEnum):
@@ -111,48 +131,489 @@ _BOOL_FLAGS = (
     "group",
     "unlisted",
 )
+_NOTES = ("medicare_note", "handling")
+_ENTRY_KEYS = ("code", "kind", "description", "disciplines", *_BOOL_FLAGS, *_NOTES)
+_TOP_KEYS = ("code", "favourites")
+_DISCIPLINES = frozenset(d.value for d in Discipline)
+_KINDS = frozenset(k.value for k in Kind)
+_LINE_BREAKS = frozenset("\u2028\u2029\x85")
 
 
 def normalize_code(raw: str, field: str = "code") -> str:
     """Upper-case and strip a typed code, or raise InvalidInput naming ``field``."""
     if not isinstance(raw, str):
-        raise InvalidInput(field, f"a billing code must be text, got {raw!r}")
+        raise InvalidInput(field, f"a billing code must be text, got {_describe(raw)}")
     code = raw.strip().upper()
-    if not CODE_PATTERN.match(code):
-        raise InvalidInput(
-            field, f"{raw!r} is not a billing code (five digits, or a letter and four digits)"
+    # String methods rather than CODE_PATTERN: this runs for every lookup of the billing engine.
+    # isascii() first, because isdigit() also accepts other scripts' digits.
+    if (
+        len(code) == 5
+        and code.isascii()
+        and code[1:].isdigit()
+        and (code[0].isdigit() or code[0].isalpha())
+    ):
+        return code
+    raise InvalidInput(
+        field, f"{_quote(raw)} is not a billing code (five digits, or a letter and four digits)"
+    )
+
+
+def _quote(text: str) -> str:
+    """``text`` quoted for a message, at most about 80 characters of it."""
+    if len(text) <= _QUOTE_LIMIT:
+        return repr(text)
+    return f"{text[:_QUOTE_LIMIT]!r}… ({len(text)} characters)"
+
+
+def _describe(value: object) -> str:
+    """A TOML value in plain words, e.g. 'the text "false"' or 'the number 5'."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        shown = str(value)
+        return f"the number {shown if len(shown) <= _QUOTE_LIMIT else shown[:_QUOTE_LIMIT] + '…'}"
+    if isinstance(value, str):
+        return f"the text {_quote(value)}"
+    if isinstance(value, list):
+        return f"a list of {len(value)} item{'' if len(value) == 1 else 's'}"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, dt.date | dt.time):
+        return f"the date or time {value.isoformat()}"
+    return f"a {type(value).__name__}"
+
+
+def _show(value: object) -> str:
+    """A catalogue field's value as it would be written in codes.toml."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, frozenset):
+        return "[" + ", ".join(f'"{d.value}"' for d in Discipline if d in value) + "]"
+    if isinstance(value, StrEnum):
+        return f'"{value.value}"'
+    return _quote(str(value))
+
+
+# A table header line: [name] or [[name]] with a plain or quoted dotted key (no commas, so the
+# lines of a multi-line array of arrays are not mistaken for headers).
+_HEADER = re.compile(r"""^[ \t]*\[(\[?)[ \t]*([A-Za-z0-9_\-."' \t]+?)[ \t]*\]""")
+
+
+class _Lines:
+    """Finds the line of an entry or key by scanning the text (tomllib keeps no positions).
+
+    Best effort: a multi-line string that looks like a header can mislead it, and then the
+    message names a nearby line; it never changes whether a file is accepted.
+    """
+
+    def __init__(self, text: str) -> None:
+        # Split on "\n" only: str.splitlines() also splits on characters TOML strings may hold.
+        self._lines = text.split("\n")
+        self._headers: list[tuple[int, bool, str]] = []  # (0-based index, [[array]]?, name)
+        for index, line in enumerate(self._lines):
+            match = _HEADER.match(line)
+            if match:
+                name = re.sub(r"""[\s"']""", "", match.group(2))
+                self._headers.append((index, bool(match.group(1)), name))
+
+    def _key_at(self, index: int, key: str) -> bool:
+        names = (re.escape(key), re.escape(f'"{key}"'), re.escape(f"'{key}'"))
+        pattern = rf"^[ \t]*(?:{'|'.join(names)})[ \t]*[=.]"
+        return re.match(pattern, self._lines[index]) is not None
+
+    def top_key(self, key: str) -> int:
+        """The 1-based line that opens the top-level ``key`` (a header or ``key = …``)."""
+        for index, _, name in self._headers:
+            if name == key or name.startswith(key + "."):
+                return index + 1
+        end = self._headers[0][0] if self._headers else len(self._lines)
+        for index in range(end):
+            if self._key_at(index, key):
+                return index + 1
+        return 1
+
+    def code_entry(self, position: int) -> int:
+        """The line of the ``position``-th (0-based) ``[[code]]`` entry."""
+        entries = [index for index, array, name in self._headers if array and name == "code"]
+        if position < len(entries):
+            return entries[position] + 1
+        return self.top_key("code")  # written as an inline array: code = [{…}, …]
+
+    def key_in(self, start: int, key: str) -> int:
+        """The line of ``key`` in the table whose header is on 1-based line ``start``."""
+        following = [index for index, _, _ in self._headers if index >= start]
+        end = following[0] if following else len(self._lines)
+        for index in range(start, end):
+            if self._key_at(index, key):
+                return index + 1
+        return start
+
+
+class _Checker:
+    """Checks one code file's parsed data, raising InvalidInput that names file, line and field."""
+
+    def __init__(self, label: str, text: str) -> None:
+        self.label = label
+        self.lines = _Lines(text)
+
+    def fail(self, line: int, what: str, message: str) -> NoReturn:
+        raise InvalidInput(f"{self.label}, line {line}, {what}", message)
+
+    def text(self, value: object, line: int, what: str, limit: int, *, required: bool) -> str:
+        if not isinstance(value, str):
+            self.fail(line, what, f"must be text in quotes, not {_describe(value)}")
+        clean = value.strip()
+        if required and not clean:
+            self.fail(line, what, "must not be empty")
+        if len(clean) > limit:
+            self.fail(line, what, f"is {len(clean)} characters long; at most {limit} fit")
+        for char in clean:
+            if char in _LINE_BREAKS or unicodedata.category(char) == "Cc":
+                self.fail(
+                    line,
+                    what,
+                    f"must be one line of plain text; {_quote(clean)} holds the control "
+                    f"character U+{ord(char):04X}",
+                )
+        return clean
+
+    def flag(self, value: object, line: int, what: str) -> bool:
+        if not isinstance(value, bool):
+            self.fail(line, what, f"must be true or false (without quotes), not {_describe(value)}")
+        return value
+
+    def kind(self, value: object, line: int, what: str) -> Kind:
+        if not isinstance(value, str) or value not in _KINDS:
+            self.fail(
+                line, what, f'must be "timed", "untimed" or "special", not {_describe(value)}'
+            )
+        return Kind(value)
+
+    def disciplines(self, value: object, line: int, what: str) -> frozenset[Discipline]:
+        known = ", ".join(f'"{d.value}"' for d in Discipline)
+        if not isinstance(value, list) or not value:
+            self.fail(
+                line,
+                what,
+                f'must be a list of one or more of {known}, like ["PT", "OT"]; '
+                f"found {_describe(value)}",
+            )
+        chosen: list[Discipline] = []
+        for item in value:
+            if not isinstance(item, str) or item not in _DISCIPLINES:
+                self.fail(line, what, f"may list only {known}, not {_describe(item)}")
+            if Discipline(item) in chosen:
+                self.fail(line, what, f"lists {item!r} twice")
+            chosen.append(Discipline(item))
+        return frozenset(chosen)
+
+    def code(self, value: object, line: int, what: str) -> str:
+        if not isinstance(value, str):
+            self.fail(line, what, f'must be text in quotes, like "97110", not {_describe(value)}')
+        try:
+            return normalize_code(value, what)
+        except InvalidInput as exc:
+            self.fail(line, what, exc.message)
+
+    def entry(self, raw: object, position: int, base: Catalogue | None) -> Code:
+        line = self.lines.code_entry(position)
+        where = f"code entry {position + 1}"
+        if not isinstance(raw, dict):
+            self.fail(line, where, f"must be a [[code]] table, not {_describe(raw)}")
+        if "code" not in raw:
+            self.fail(line, f"{where}, code", 'is missing (each [[code]] needs code = "…")')
+        code = self.code(raw["code"], self.lines.key_in(line, "code"), f"{where}, code")
+        where = f"code {code}"
+        for key in raw:
+            if key not in _ENTRY_KEYS:
+                close = difflib.get_close_matches(key, _ENTRY_KEYS, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                self.fail(
+                    self.lines.key_in(line, key),
+                    f"{where}, {_quote(key)}",
+                    f"is not a field of a code; {hint}the fields are {', '.join(_ENTRY_KEYS)}",
+                )
+        builtin = None if base is None else base.lookup(code)
+        if builtin is None:
+            for key in ("kind", "description", "disciplines"):
+                if key not in raw:
+                    self.fail(
+                        line,
+                        f"{where}, {key}",
+                        "is missing (a new code needs kind, description and disciplines)",
+                    )
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            at = self.lines.key_in(line, key)
+            what = f"{where}, {key}"
+            if key == "kind":
+                values[key] = self.kind(value, at, what)
+            elif key == "description":
+                values[key] = self.text(value, at, what, MAX_DESCRIPTION, required=True)
+            elif key == "disciplines":
+                values[key] = self.disciplines(value, at, what)
+            elif key in _NOTES:
+                values[key] = self.text(value, at, what, MAX_NOTE, required=False)
+            elif key in _BOOL_FLAGS:
+                values[key] = self.flag(value, at, what)
+        if builtin is not None:
+            return self._builtin_entry(builtin, values, line)
+        new = Code(code=code, **values)
+        self._coherent(new, line)
+        return new
+
+    def _builtin_entry(self, builtin: Code, values: Mapping[str, Any], line: int) -> Code:
+        # Kind, disciplines and flags decide units, modifiers and which codes may run together:
+        # a clinic file that turned 97110 into a supervised modality could bill it beside 97140.
+        for key, value in values.items():
+            if key != "description" and value != getattr(builtin, key):
+                self.fail(
+                    self.lines.key_in(line, key),
+                    f"code {builtin.code}, {key}",
+                    f"{builtin.code} is a built-in code, so its {key} stays "
+                    f"{_show(getattr(builtin, key))} and cannot be set to {_show(value)}; "
+                    "a clinic file may change only a built-in code's description "
+                    "(and the [favourites])",
+                )
+        description = values.get("description", builtin.description)
+        if description == builtin.description:
+            return builtin
+        return Code(**{**builtin.__dict__, "description": description})
+
+    def _coherent(self, code: Code, line: int) -> None:
+        """Flags that contradict the kind would mis-bill (billing-rules.md §5, §8)."""
+        problems = (
+            (
+                "supervised_modality",
+                code.supervised_modality and code.kind is not Kind.UNTIMED,
+                "a supervised modality is an untimed code (§5.2)",
+            ),
+            (
+                "constant_attendance",
+                code.constant_attendance and code.kind is not Kind.TIMED,
+                "a constant-attendance modality is a timed code (§5.1)",
+            ),
+            (
+                "group",
+                code.group and code.kind is not Kind.UNTIMED,
+                "a group code is one unit per patient, an untimed code (§5.2)",
+            ),
+            (
+                "evaluation",
+                code.evaluation and code.kind is Kind.TIMED,
+                "an evaluation is not a 15-minute timed code (§5.2, §5.3)",
+            ),
+            (
+                "reevaluation",
+                code.reevaluation and not code.evaluation,
+                "a re-evaluation is an evaluation too: add evaluation = true",
+            ),
         )
-    return code
+        for key, wrong, why in problems:
+            if wrong:
+                self.fail(
+                    self.lines.key_in(line, key),
+                    f"code {code.code}, {key}",
+                    f"cannot be true for a {code.kind.value} code: {why}",
+                )
+
+    def favourites(self, raw: object, catalogue: Catalogue) -> dict[Discipline, tuple[str, ...]]:
+        line = self.lines.top_key("favourites")
+        if not isinstance(raw, dict):
+            self.fail(
+                line,
+                "favourites",
+                "must be a [favourites] table with one list per discipline, like "
+                f'PT = ["97110", "97140"]; found {_describe(raw)}',
+            )
+        lists: dict[Discipline, tuple[str, ...]] = {}
+        for key, value in raw.items():
+            at = self.lines.key_in(line, key)
+            if key not in _DISCIPLINES:
+                self.fail(
+                    at, f"favourites, {_quote(key)}", "is not a discipline; use PT, OT or SLP"
+                )
+            what = f"favourites, {key}"
+            discipline = Discipline(key)
+            if not isinstance(value, list) or not value:
+                self.fail(
+                    at,
+                    what,
+                    'must be a list of one or more codes in quotes, like ["97110", "97140"]; '
+                    f"found {_describe(value)}",
+                )
+            if len(value) > MAX_FAVOURITES:
+                self.fail(at, what, f"lists {len(value)} codes; at most {MAX_FAVOURITES} fit")
+            chosen: list[str] = []
+            for item in value:
+                code = self.code(item, at, what)
+                entry = catalogue.lookup(code)
+                if code in chosen:
+                    self.fail(at, what, f"lists {code} twice")
+                if entry is None:
+                    self.fail(
+                        at, what, f"lists {code}, which is not in the catalogue; add a [[code]]"
+                    )
+                if discipline not in entry.disciplines:
+                    self.fail(
+                        at,
+                        what,
+                        f"lists {code}, which is not a {discipline} code "
+                        f"(its disciplines are {_show(entry.disciplines)})",
+                    )
+                chosen.append(code)
+            lists[discipline] = tuple(chosen)
+        return lists
+
+    def catalogue(self, data: Mapping[str, Any], base: Catalogue | None) -> Catalogue:
+        for key in data:
+            if key not in _TOP_KEYS:
+                close = difflib.get_close_matches(key, _TOP_KEYS, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                self.fail(
+                    self.lines.top_key(key),
+                    _quote(key),
+                    "is not part of a code file, which holds [[code]] entries and one "
+                    f"[favourites] table{hint}",
+                )
+        entries = data.get("code", [])
+        if isinstance(entries, dict):
+            self.fail(
+                self.lines.top_key("code"),
+                "code",
+                "write each code as [[code]] with two pairs of brackets, not [code]",
+            )
+        if not isinstance(entries, list):
+            self.fail(
+                self.lines.top_key("code"),
+                "code",
+                f"must be [[code]] entries, not {_describe(entries)}",
+            )
+        if len(entries) > MAX_CODES:
+            self.fail(1, "code", f"has {len(entries)} entries; at most {MAX_CODES} fit")
+        seen: dict[str, int] = {}
+        codes: list[Code] = []
+        for position, raw in enumerate(entries):
+            entry = self.entry(raw, position, base)
+            line = self.lines.code_entry(position)
+            if entry.code in seen:
+                self.fail(
+                    line,
+                    f"code {entry.code}",
+                    f"is listed twice in this file (first on line {seen[entry.code]})",
+                )
+            seen[entry.code] = line
+            codes.append(entry)
+        catalogue = Catalogue(tuple(codes)) if base is None else base.extended(codes)
+        if "favourites" in data:
+            catalogue = catalogue.extended((), self.favourites(data["favourites"], catalogue))
+        return catalogue
 
 
-def _code_from_table(entry: Mapping[str, Any], where: str) -> Code:
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+
+
+def _read_code_file(path: Path) -> bytes | None:
+    """The file's bytes, or None when there is none; refuses all but a small regular file."""
+    label = str(path)
     try:
-        code = normalize_code(entry["code"], f"{where}.code")
-        kind = Kind(entry["kind"])
-        disciplines = frozenset(Discipline(d) for d in entry["disciplines"])
-        flags = {name: bool(entry[name]) for name in _BOOL_FLAGS if name in entry}
-        return Code(
-            code=code,
-            kind=kind,
-            description=str(entry["description"]),
-            disciplines=disciplines,
-            medicare_note=str(entry.get("medicare_note", "")),
-            handling=str(entry.get("handling", "")),
-            **flags,
+        info = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise InvalidInput(label, "is a link to a file that does not exist") from None
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InvalidInput(label, "is a symbolic link that loops back on itself") from None
+        raise InvalidInput(label, f"cannot be read ({exc.strerror or exc})") from None
+    _check_file_kind(label, info)
+    try:
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+        descriptor = os.open(path, flags)  # non-blocking: a FIFO swapped in cannot hang us
+    except OSError as exc:
+        raise InvalidInput(label, f"cannot be read ({exc.strerror or exc})") from None
+    try:
+        _check_file_kind(label, os.fstat(descriptor))  # the file we opened, not the one we saw
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_FILE_BYTES:
+            chunk = os.read(descriptor, MAX_FILE_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise InvalidInput(label, f"cannot be read ({exc.strerror or exc})") from None
+    finally:
+        os.close(descriptor)
+    if size > MAX_FILE_BYTES:
+        raise InvalidInput(label, f"is larger than {MAX_FILE_BYTES // 1024} KiB; not a code file")
+    return b"".join(chunks)
+
+
+def _check_file_kind(label: str, info: os.stat_result) -> None:
+    if stat.S_ISDIR(info.st_mode):
+        raise InvalidInput(label, "is a folder, not a code file")
+    if not stat.S_ISREG(info.st_mode):
+        raise InvalidInput(label, "is not a regular file (a pipe, socket or device?)")
+    if info.st_size > MAX_FILE_BYTES:
+        raise InvalidInput(
+            label, f"is {info.st_size} bytes, larger than {MAX_FILE_BYTES // 1024} KiB"
         )
-    except KeyError as exc:
-        raise InvalidInput(where, f"missing {exc.args[0]!r}") from None
-    except ValueError as exc:
-        if isinstance(exc, InvalidInput):
-            raise
-        raise InvalidInput(where, str(exc)) from None
+
+
+def _decode(label: str, data: bytes) -> str:
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise InvalidInput(label, "is UTF-16 text, not UTF-8 text: save it as UTF-8")
+    data = data.removeprefix(codecs.BOM_UTF8)  # Windows Notepad used to write one
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InvalidInput(
+            f"{label}, line {line}",
+            f"is not UTF-8 text (byte 0x{data[exc.start]:02X}): save it as UTF-8",
+        ) from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise InvalidInput(
+            f"{label}, line {line}",
+            "is not UTF-8 text (it holds NUL bytes; UTF-16?): save it as UTF-8",
+        )
+    return text
+
+
+def _parse(label: str, data: bytes, base: Catalogue | None) -> Catalogue:
+    """A catalogue from a code file's bytes: ``base`` plus the file, or the file alone."""
+    text = _decode(label, data)
+    try:
+        parsed = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        reason = str(exc)
+        # Python 3.11's TOMLDecodeError has no lineno attribute (3.14 adds it): read the text.
+        position = _TOML_POSITION.search(reason)
+        line = int(position.group(1)) if position else text.count("\n") + 1
+        reason = _TOML_POSITION.sub("", reason).removesuffix(" (at end of document)")
+        column = f" at column {position.group(2)}" if position else " at the end"
+        raise InvalidInput(
+            f"{label}, line {line}", f"not a valid code file (TOML): {reason}{column}"
+        ) from None
+    except ValueError as exc:  # e.g. an integer past Python's 4300-digit limit
+        raise InvalidInput(label, f"not a valid code file (TOML): {str(exc)[:120]}") from None
+    except RecursionError:
+        raise InvalidInput(label, "not a valid code file (TOML): nested too deeply") from None
+    return _Checker(label, text).catalogue(parsed, base)
 
 
 @dataclass(frozen=True)
 class Catalogue:
-    """An ordered, read-only set of codes; the order is the last tie-break of R2.8."""
+    """An ordered, read-only set of codes; the order is the last tie-break of R2.8.
+
+    ``favourite_lists`` holds, per discipline, the codes a new clinician's screen starts with.
+    """
 
     codes: tuple[Code, ...]
+    favourite_lists: Mapping[Discipline, tuple[str, ...]] = field(default_factory=dict, hash=False)
     _by_code: dict[str, Code] = field(init=False, repr=False, compare=False)
     _rank: dict[str, int] = field(init=False, repr=False, compare=False)
 
@@ -164,25 +625,63 @@ class Catalogue:
             by_code[entry.code] = entry
         object.__setattr__(self, "_by_code", by_code)
         object.__setattr__(self, "_rank", {c.code: i for i, c in enumerate(self.codes)})
+        lists: dict[Discipline, tuple[str, ...]] = {}
+        for name, codes in self.favourite_lists.items():
+            if name not in _DISCIPLINES:
+                raise InvalidInput("favourites", f"{name!r} is not a discipline")
+            discipline = Discipline(name)
+            chosen = tuple(codes)
+            for code in chosen:
+                found = by_code.get(code)
+                if found is None or discipline not in found.disciplines:
+                    raise InvalidInput(
+                        f"favourites {discipline}", f"{code!r} is not a {discipline} code here"
+                    )
+            if len(set(chosen)) != len(chosen):
+                raise InvalidInput(f"favourites {discipline}", "lists a code twice")
+            lists[discipline] = chosen
+        object.__setattr__(self, "favourite_lists", MappingProxyType(lists))
 
     @classmethod
     def from_toml(cls, path: Path) -> Catalogue:
-        with path.open("rb") as handle:
-            try:
-                data = tomllib.load(handle)
-            except tomllib.TOMLDecodeError as exc:
-                raise InvalidInput(str(path), f"not a valid code file: {exc}") from None
-        entries = data.get("code", [])
-        return cls(tuple(_code_from_table(e, f"{path.name}[{i}]") for i, e in enumerate(entries)))
+        """A catalogue of exactly the codes in ``path``, checked as strictly as a clinic's file."""
+        data = _read_code_file(path)
+        if data is None:
+            raise InvalidInput(str(path), "does not exist")
+        return _parse(str(path), data, None)
 
-    def extended(self, extra: Iterable[Code]) -> Catalogue:
-        """A catalogue with a clinic's own codes added; a clinic entry replaces a built-in one."""
+    def extended(
+        self,
+        extra: Iterable[Code],
+        favourites: Mapping[Discipline, Sequence[str]] | None = None,
+    ) -> Catalogue:
+        """A catalogue with a clinic's own codes added and its favourites set.
+
+        A clinic entry replaces a built-in one in place, so the order (R2.8's last tie-break)
+        stays; new codes go at the end. A discipline's favourites replace that discipline's list.
+        """
         extra = tuple(extra)
-        replaced = {c.code for c in extra}
-        return Catalogue(tuple(c for c in self.codes if c.code not in replaced) + extra)
+        replacing = {c.code: c for c in extra if c.code in self._by_code}
+        codes = tuple(replacing.get(c.code, c) for c in self.codes)
+        codes += tuple(c for c in extra if c.code not in replacing)
+        lists: dict[Discipline, tuple[str, ...]] = dict(self.favourite_lists)
+        lists.update((Discipline(d), tuple(c)) for d, c in (favourites or {}).items())
+        return Catalogue(codes, lists)
+
+    def favourites(self, discipline: Discipline) -> tuple[str, ...]:
+        """The codes a clinician of ``discipline`` starts with on screen, in order."""
+        return self.favourite_lists.get(discipline, ())
+
+    def lookup(self, code: str) -> Code | None:
+        """The entry for an exact, already normalised code, or None."""
+        return self._by_code.get(code)
 
     def get(self, raw: str, field: str = "code") -> Code:
         """The code for ``raw``; a malformed or unknown code raises an error naming ``field``."""
+        if isinstance(raw, str):
+            entry = self._by_code.get(raw)  # the common case: already normalised
+            if entry is not None:
+                return entry
         code = normalize_code(raw, field)
         try:
             return self._by_code[code]
@@ -190,7 +689,9 @@ class Catalogue:
             raise UnknownCode(field, code) from None
 
     def __contains__(self, code: object) -> bool:
-        return isinstance(code, str) and code.strip().upper() in self._by_code
+        return isinstance(code, str) and (
+            code in self._by_code or code.strip().upper() in self._by_code
+        )
 
     def __iter__(self) -> Iterator[Code]:
         return iter(self.codes)
@@ -215,15 +716,23 @@ class Catalogue:
 CLINIC_CODES_FILE = "codes.toml"
 
 
+@functools.cache
 def builtin_catalogue() -> Catalogue:
-    return _BUILTIN
+    """The catalogue shipped in resources/codes.toml, parsed once, on first use."""
+    return Catalogue.from_toml(resource_path("codes.toml"))
 
 
 def load_catalogue(clinic_file: Path | None = None) -> Catalogue:
-    """The built-in catalogue, extended with a clinic's own code file when it exists."""
-    if clinic_file is None or not clinic_file.exists():
-        return _BUILTIN
-    return _BUILTIN.extended(Catalogue.from_toml(clinic_file).codes)
+    """The built-in catalogue, extended with a clinic's own code file when it exists.
 
-
-_BUILTIN = Catalogue.from_toml(resource_path("codes.toml"))
+    Every problem with the clinic's file raises InvalidInput whose field names the file, the
+    line and the field. A built-in code keeps its kind, disciplines, flags and notes: the file
+    may change only its description, and the favourites.
+    """
+    builtin = builtin_catalogue()
+    if clinic_file is None:
+        return builtin
+    data = _read_code_file(clinic_file)
+    if data is None:
+        return builtin
+    return _parse(str(clinic_file), data, builtin)
