@@ -239,13 +239,18 @@ class _Lines:
             return entries[position] + 1
         return self.top_key("code")  # written as an inline array: code = [{…}, …]
 
-    def key_in(self, start: int, key: str) -> int:
-        """The line of ``key`` in the table whose header is on 1-based line ``start``."""
-        following = [index for index, _, _ in self._headers if index >= start]
-        end = following[0] if following else len(self._lines)
+    def key_in(self, start: int, key: str, table: str = "code") -> int:
+        """The line of ``key`` in the ``table`` whose header is on 1-based line ``start``."""
+        following = [(index, name) for index, _, name in self._headers if index >= start]
+        end = following[0][0] if following else len(self._lines)
         for index in range(start, end):
             if self._key_at(index, key):
                 return index + 1
+        for index, name in following:  # a sub-table: [code.key]
+            if name == f"{table}.{key}":
+                return index + 1
+            if name == table:  # the next entry
+                break
         return start
 
 
@@ -414,7 +419,8 @@ class _Checker:
                 self.fail(
                     self.lines.key_in(line, key),
                     f"code {code.code}, {key}",
-                    f"cannot be true for a {code.kind.value} code: {why}",
+                    f"cannot be true for {'an' if code.kind is Kind.UNTIMED else 'a'} "
+                    f"{code.kind.value} code: {why}",
                 )
 
     def favourites(self, raw: object, catalogue: Catalogue) -> dict[Discipline, tuple[str, ...]]:
@@ -428,7 +434,7 @@ class _Checker:
             )
         lists: dict[Discipline, tuple[str, ...]] = {}
         for key, value in raw.items():
-            at = self.lines.key_in(line, key)
+            at = self.lines.key_in(line, key, "favourites")
             if key not in _DISCIPLINES:
                 self.fail(
                     at, f"favourites, {_quote(key)}", "is not a discipline; use PT, OT or SLP"
@@ -458,7 +464,7 @@ class _Checker:
                     self.fail(
                         at,
                         what,
-                        f"lists {code}, which is not a {discipline} code "
+                        f"lists {code}, which is not for {discipline} "
                         f"(its disciplines are {_show(entry.disciplines)})",
                     )
                 chosen.append(code)
@@ -598,8 +604,8 @@ def _parse(label: str, data: bytes, base: Catalogue | None) -> Catalogue:
         raise InvalidInput(
             f"{label}, line {line}", f"not a valid code file (TOML): {reason}{column}"
         ) from None
-    except ValueError as exc:  # e.g. an integer past Python's 4300-digit limit
-        raise InvalidInput(label, f"not a valid code file (TOML): {str(exc)[:120]}") from None
+    except ValueError:  # an integer past Python's 4300-digit limit (sys.int_info)
+        raise InvalidInput(label, "not a valid code file (TOML): a number is too long") from None
     except RecursionError:
         raise InvalidInput(label, "not a valid code file (TOML): nested too deeply") from None
     return _Checker(label, text).catalogue(parsed, base)
