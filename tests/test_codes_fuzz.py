@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import math
@@ -146,7 +147,7 @@ def paths(data: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
 
 @st.composite
 def mutated(draw: st.DrawFn) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(json.dumps(VALID))
+    data: dict[str, Any] = copy.deepcopy(VALID)
     for _ in range(draw(st.integers(min_value=1, max_value=3))):
         where = draw(st.sampled_from(list(paths(data))[1:]))
         parent: Any = data
@@ -162,7 +163,7 @@ def mutated(draw: st.DrawFn) -> dict[str, Any]:
         elif action == "add":
             parent.append(draw(values))
         elif isinstance(parent, list):
-            parent.append(json.loads(json.dumps(parent[where[-1]])))
+            parent.append(copy.deepcopy(parent[where[-1]]))
     return data
 
 
