@@ -324,7 +324,6 @@ WARNING_CASES = [
         "R2.10",
         id="documented not billed",
     ),
-    pytest.param(dict(timed={"97110": 8}), "R2.11", id="under 15 per unit"),
     pytest.param(dict(timed={}, untimed=("97161", "97164")), "R9.3", id="two PT evaluations"),
     pytest.param(dict(timed={"97110": 30}, untimed=("97150",)), "R8.4", id="group with one-on-one"),
     pytest.param(dict(timed={"97140": 15}, untimed=("97161",)), "R9.3", id="97140 with PT eval"),
@@ -340,6 +339,38 @@ WARNING_CASES = [
 @pytest.mark.parametrize(("fields", "rule"), WARNING_CASES)
 def test_warnings_name_their_rule(fields: dict[str, object], rule: str) -> None:
     assert rule in rules_of(evaluate(Request(Method.CMS, PT, **fields)))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "timed",
+    [
+        {"97110": 8},
+        {"97110": 23},
+        {"97110": 38},
+        {"97110": 20, "97140": 20},
+        {"97110": 8, "97140": 8},
+    ],
+)
+def test_r2_11_never_fires_on_units_the_chart_gives(timed: dict[str, int]) -> None:
+    # R2.11 (§20.2 C): CMS highlights a provider who *routinely* bills under 15 minutes per unit.
+    # The chart itself rounds up from 8 minutes (8 -> 1 unit, 23 -> 2 units, R2.2), so units
+    # counted by the chart are not that; and R2.11 is a CMS rule, never the per-code method's.
+    for result in (cms(timed), ama(timed)):
+        assert "R2.11" not in rules_of(result)
+        assert not any("CMS expects" in w.message for w in result.warnings)
+
+
+def test_r2_11_flags_units_above_the_chart_as_information() -> None:
+    from therapy_timer.rules import Severity, minutes_per_unit_warning
+
+    # 23 minutes are 2 units by the chart (>=23 through 37); 3 billed units average 7.7 minutes.
+    warning = minutes_per_unit_warning(Method.CMS, 23, 3)
+    assert warning is not None and warning.rule == "R2.11"
+    assert warning.severity is Severity.INFO and warning.gist
+    assert minutes_per_unit_warning(Method.CMS, 23, 2) is None
+    assert minutes_per_unit_warning(Method.CMS, 8, 1) is None
+    assert minutes_per_unit_warning(Method.AMA, 16, 2) is None  # AMA 8 + 8 = 2 units
+    assert minutes_per_unit_warning(Method.AMA, 23, 3) is None  # never under the per-code method
 
 
 def test_no_warnings_on_a_clean_session() -> None:

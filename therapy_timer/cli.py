@@ -26,6 +26,9 @@ from therapy_timer.codes import (
     Role,
     load_catalogue,
 )
+from therapy_timer.contract import answer_batch, answer_json, request_from_json
+from therapy_timer.contract import dumps as answer_text
+from therapy_timer.contract import loads as load_request
 from therapy_timer.errors import (
     InvalidInput,
     InvalidOperation,
@@ -33,14 +36,7 @@ from therapy_timer.errors import (
     TherapyTimerError,
 )
 from therapy_timer.export import session_json
-from therapy_timer.rules import (
-    Method,
-    Result,
-    answer_batch,
-    answer_json,
-    evaluate,
-    request_from_json,
-)
+from therapy_timer.rules import Method, Result, evaluate, key_text, quote
 from therapy_timer.sessions import SessionService
 
 BAD_INPUT_STATUS = 2
@@ -110,20 +106,31 @@ def main(ctx: click.Context, data_dir: Path | None, smoke_test: bool) -> None:
 def _code_minutes(
     pairs: tuple[str, ...], option: str, minutes_optional: bool = False
 ) -> dict[str, Any]:
-    """Parse CODE=MINUTES words; the minutes stay raw so the rules module names what is wrong."""
+    """Parse CODE=MINUTES words; the rules module names what is wrong with a code or a number.
+
+    A code given twice is refused, never last-wins ("Records that cannot be lost", item 13).
+    """
     parsed: dict[str, Any] = {}
+    given: dict[str, str] = {}
     for pair in pairs:
         code, sep, minutes = pair.partition("=")
+        same = code.strip().upper()
+        if same in given:
+            raise BadInput(
+                f"{option} {key_text(code)}: given twice ({quote(given[same])} and "
+                f"{quote(pair)}); give each code once"
+            )
+        given[same] = pair
         if not sep and minutes_optional:
             parsed[code] = None
             continue
         if not sep or not code:
-            raise BadInput(f"{option}: expected CODE=MINUTES, got {pair!r}")
+            raise BadInput(f"{option}: expected CODE=MINUTES, got {quote(pair)}")
         try:
             parsed[code] = int(minutes)
-        except ValueError:
+        except ValueError:  # not a number, or over int()'s 4,300-digit limit
             raise BadInput(
-                f"{option} {code}: minutes must be a whole number, got {minutes!r}"
+                f"{option} {key_text(code)}: minutes must be a whole number, got {quote(minutes)}"
             ) from None
     return parsed
 
@@ -164,7 +171,7 @@ def _print_result(result: Result) -> None:
     if result.warnings:
         click.echo("Warnings:")
         for warning in result.warnings:
-            click.echo(f"  [{warning.rule}] {warning.message}")
+            click.echo(f"  [{warning.rule}] {warning.gist} ({warning.severity}). {warning.message}")
     click.echo("Note:")
     click.echo(result.note, nl=False)
 
@@ -172,7 +179,7 @@ def _print_result(result: Result) -> None:
 @main.command()
 @click.argument("timed", nargs=-1, metavar="CODE=MINUTES...")
 @click.option(
-    "--request", "request_file", type=click.File("r"), help="JSON request file ('-' for stdin)."
+    "--request", "request_file", type=click.File("rb"), help="JSON request file ('-' for stdin)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Answer in the JSON contract.")
 @click.option(
@@ -247,13 +254,16 @@ def units(
 
 
 def _answer_file(request_file: Any, catalogue: Catalogue, as_json: bool) -> None:
+    name = getattr(request_file, "name", "-")
+    source = "request" if name in ("-", "<stdin>") else f"request file {quote(name)}"
     try:
-        payload = json.load(request_file)
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"request: not valid JSON ({exc})") from None
+        payload = load_request(request_file.read(), source)
+    except InvalidInput as exc:
+        _fail(exc)
     if isinstance(payload, list):
         answers = answer_batch(payload, catalogue)
-        json.dump(answers, sys.stdout, indent=None if len(answers) > 1 else 2)
+        # One dumps call: json.dump writes through the pure-Python encoder, dumps uses C.
+        sys.stdout.write(answer_text(answers, pretty=len(answers) <= 1))
         sys.stdout.write("\n")
         if any("error" in a for a in answers):
             sys.exit(BAD_INPUT_STATUS)

@@ -1,17 +1,21 @@
 """Pure billing rules: minutes per code become units, modifiers, warnings and a note.
 
-Every rule cites the section of ``shared/billing-rules.md`` it implements (R-numbers, §-numbers).
-No Qt, no SQLite and no clock here: the same inputs always give the same answer.
+Every rule cites the section of ``shared/billing-rules.md`` it implements (R-numbers, §-numbers);
+``docs/billing-rules.md`` explains each rule and each choice made where the sources leave one open.
+No Qt, no SQLite and no clock here: the same inputs always give the same answer. The JSON form of
+requests and answers lives in ``contract.py``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+import reprlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from itertools import combinations
-from typing import Any, TypeVar
+from itertools import combinations, islice
+from math import comb
+from typing import Any, Final
 
 from therapy_timer.codes import Catalogue, Code, Discipline, Kind, builtin_catalogue
 from therapy_timer.codes import Method as Method  # re-exported: a Request names its method
@@ -45,10 +49,19 @@ METHOD_NAME = {
 }
 
 
+class Severity(StrEnum):
+    """How urgently a warning needs a person (docs/billing-rules.md, "Warnings")."""
+
+    ACT = "act"  # the biller must look before the claim goes out
+    INFO = "info"  # worth knowing; the billing is right as it stands
+
+
 @dataclass(frozen=True)
 class Request:
-    """One patient's date of service under one plan of care, as minutes per code.
+    """One patient's claim day under one plan of care, as minutes per code.
 
+    A claim day is one patient, one date of service, one plan of care and one payer: every
+    session of that day is pooled into one request before units are counted (R1.2).
     ``assistant_minutes`` are the minutes a PTA/OTA furnished *separately* from the therapist;
     they are part of the code's minutes. Joint minutes belong to the therapist (R7.5).
     ``allocation`` picks one of the valid CMS allocations when a tie allows a choice (R2.8).
@@ -67,10 +80,16 @@ class Request:
 
 @dataclass(frozen=True)
 class RuleWarning:
-    """Something a person should look at; never a silent change to the billing."""
+    """Something a person should look at; never a silent change to the billing.
+
+    ``gist`` is a few plain words a day view can show wherever the rule number appears;
+    ``severity`` says whether the biller must act or it is for information.
+    """
 
     rule: str
     message: str
+    severity: Severity = Severity.ACT
+    gist: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,21 +128,76 @@ class Result:
     note: str
 
     def to_json(self) -> dict[str, Any]:
-        """The answer of the ``units --json`` contract (issue 2); keys only ever get added."""
-        return {
-            "method": self.method.value,
-            "total_timed_minutes": self.total_timed_minutes,
-            "total_timed_units": self.total_timed_units,
-            "total_treatment_minutes": self.total_treatment_minutes,
-            "codes": {c.code: {"minutes": c.minutes, "units": c.units} for c in self.codes},
-            "lines": [
-                {"code": line.code, "units": line.units, "modifiers": list(line.modifiers)}
-                for line in self.lines
-            ],
-            "alternatives": [dict(a) for a in self.alternatives],
-            "warnings": [{"rule": w.rule, "message": w.message} for w in self.warnings],
-            "note": self.note,
-        }
+        """The answer of the ``units --json`` contract; kept for callers not yet moved.
+
+        The encoding lives in ``contract.result_json``; use that in new code.
+        """
+        from therapy_timer.contract import result_json  # contract imports rules, not the reverse
+
+        return result_json(self)
+
+
+_new = object.__new__
+
+
+def _record(cls: type[Any], values: dict[str, Any]) -> Any:
+    """Build a frozen record without its generated ``__init__`` (hot path of evaluate).
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``, which is
+    most of the cost of a short record; the caller passes every field, so nothing is skipped.
+    """
+    obj = _new(cls)
+    obj.__dict__.update(values)
+    return obj
+
+
+def _line(code: str, units: int, modifiers: tuple[str, ...]) -> Line:
+    line: Line = _record(Line, {"code": code, "units": units, "modifiers": modifiers})
+    return line
+
+
+def _warning(rule: str, message: str, severity: Severity, gist: str) -> RuleWarning:
+    warning: RuleWarning = _record(
+        RuleWarning, {"rule": rule, "message": message, "severity": severity, "gist": gist}
+    )
+    return warning
+
+
+# --------------------------------------------------------------------------------------------
+# Quoting what a person gave, briefly
+
+QUOTE_LIMIT: Final = 80
+"""Messages quote at most this many characters of what the user gave."""
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 2
+_REPR.maxstring = 60
+_REPR.maxother = 60
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 4
+
+
+def quote(value: object) -> str:
+    """A short repr of ``value`` for an error message: never longer than QUOTE_LIMIT.
+
+    Huge integers are described, not printed (printing one over 4,300 digits raises).
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"a number of about {value.bit_length() * 30103 // 100000 + 1} digits"
+    try:
+        text = _REPR.repr(value)
+    except (ValueError, RecursionError):  # an int inside a container too long to print
+        text = f"a {type(value).__name__}"
+    if len(text) > QUOTE_LIMIT:
+        text = text[: QUOTE_LIMIT - 3] + "..."
+    return text
+
+
+def key_text(raw: object) -> str:
+    """A field name built from a key someone typed (e.g. ``timed.97110``), kept short."""
+    text = raw[:40] if isinstance(raw, str) else quote(raw)
+    if not text.isprintable():  # a newline or control character would break the sentence
+        text = repr(text)[1:-1]
+    return text if len(text) <= 20 else text[:17] + "..."
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,35 +214,73 @@ def ama_units(minutes: int) -> int:
     return (minutes + 7) // UNIT_MINUTES
 
 
-def cms_allocations(
-    minutes: Mapping[str, int], preference: Sequence[str]
-) -> tuple[dict[str, int], ...]:
-    """Every valid CMS split of the day's timed units among codes, the default first.
+@dataclass(frozen=True)
+class CmsSplit:
+    """The shape of every valid CMS allocation of a day's timed units (R2.5-R2.8).
+
+    Every code gets ``base`` (its whole 15-minute units, R2.5); every code in ``sure`` gets one
+    unit more (its leftover beats the cut, R2.6); ``need`` of the ``tied`` codes get one more
+    each, and any ``need`` of them will do (R2.8). ``count`` valid allocations exist.
+    """
+
+    base: Mapping[str, int]
+    sure: tuple[str, ...]
+    tied: tuple[str, ...]
+    need: int
+
+    @property
+    def count(self) -> int:
+        return comb(len(self.tied), self.need)
+
+    def allocation(self, chosen: Iterable[str]) -> dict[str, int]:
+        allocation = dict(self.base)
+        for code in self.sure:
+            allocation[code] += 1
+        for code in chosen:
+            allocation[code] += 1
+        return allocation
+
+    def allocations(self, order: Sequence[str]) -> Iterator[dict[str, int]]:
+        """Every valid allocation, lazily; ``order`` ranks the tied codes, its choice first."""
+        position = {code: i for i, code in enumerate(order)}
+        tied = sorted(self.tied, key=position.__getitem__)
+        for chosen in combinations(tied, self.need):
+            yield self.allocation(chosen)
+
+
+def cms_split(minutes: Mapping[str, int]) -> CmsSplit:
+    """R2.5-R2.8 for one claim day's pooled timed minutes.
 
     R2.5: each code first gets its whole 15-minute units. R2.6: the remaining units go one each
     to the codes with the largest leftover minutes (R2.9 is the case of codes under 8 minutes).
     R2.7(a): the remaining units never outnumber the codes with a leftover, so no code gets more
-    than base + 1. R2.8: when codes tie on leftover minutes at the cut, any of them may take the
-    unit; ``preference`` orders the tied codes for the default (the caller's documented rule).
+    than base + 1. R2.8: codes that tie on leftover minutes at the cut may take the unit in any
+    combination; they are returned as ``tied`` rather than enumerated (20 tied codes would make
+    184,756 allocations).
     """
-    units_total = cms_total_units(sum(minutes.values()))
     base = {code: m // UNIT_MINUTES for code, m in minutes.items()}
-    extra = units_total - sum(base.values())
+    extra = cms_total_units(sum(minutes.values())) - sum(base.values())
     if extra == 0:
-        return (base,)
-    leftover = {code: m % UNIT_MINUTES for code, m in minutes.items()}
-    ranked = sorted((c for c in minutes if leftover[c] > 0), key=lambda c: -leftover[c])
-    cut = leftover[ranked[extra - 1]]
-    sure = [c for c in ranked if leftover[c] > cut]
-    order = {code: i for i, code in enumerate(preference)}
-    tied = sorted((c for c in ranked if leftover[c] == cut), key=order.__getitem__)
-    allocations = []
-    for chosen in combinations(tied, extra - len(sure)):
-        allocation = dict(base)
-        for code in (*sure, *chosen):
-            allocation[code] += 1
-        allocations.append(allocation)
-    return tuple(allocations)
+        return CmsSplit(base, (), (), 0)
+    leftover = {code: m % UNIT_MINUTES for code, m in minutes.items() if m % UNIT_MINUTES}
+    cut = sorted(leftover.values(), reverse=True)[extra - 1]
+    sure = tuple(c for c, left in leftover.items() if left > cut)
+    tied = tuple(c for c, left in leftover.items() if left == cut)
+    need = extra - len(sure)
+    if need == len(tied):  # every tied code gets its unit: no choice to make
+        return CmsSplit(base, sure + tied, (), 0)
+    return CmsSplit(base, sure, tied, need)
+
+
+def cms_allocations(
+    minutes: Mapping[str, int], preference: Sequence[str], limit: int | None = None
+) -> tuple[dict[str, int], ...]:
+    """Valid CMS splits of the day's timed units among codes (R2.5-R2.8), the default first.
+
+    ``preference`` orders the tied codes for the default (the caller's documented rule);
+    ``limit`` stops after that many (the count is ``cms_split(minutes).count``).
+    """
+    return tuple(islice(cms_split(minutes).allocations(preference), limit))
 
 
 @dataclass(frozen=True)
@@ -208,6 +320,8 @@ def _ten_percent_test(
             f"{code}: the assistant furnished {assistant} of {total} minutes. By the regulation's "
             f"words (more than 10%), {modifier} {verdict}; CMS's 'simple method' {other}. "
             "We follow the regulation; check with your payer if it uses the simple method.",
+            Severity.ACT,
+            "10% test: CMS's two methods disagree",
         ),
     )
 
@@ -266,6 +380,8 @@ def assistant_split(
         "does not cover this and no source "
         f"settles it (§11 Q1): {carried} {modifier} for now, the safe reading of the 10% test. "
         f"Review by hand; one unit with {modifier} and one without is also plausible.",
+        Severity.ACT,
+        "CQ/CO split of two units: review by hand",
     )
     if applies:
         return AssistantSplit(full_assistant + 2, full_therapist, (warning,))
@@ -273,79 +389,246 @@ def assistant_split(
 
 
 # --------------------------------------------------------------------------------------------
+# What depends only on the catalogue or on a set of codes, computed once
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """Facts about one set of codes under one plan of care (they never depend on minutes)."""
+
+    ordered: tuple[str, ...]  # timed codes first, then the others, each by number
+    pooled: tuple[str, ...]  # R2.1: the plain 15-minute codes whose minutes are pooled
+    special: tuple[str, ...]  # §5.3: counted by hand, never pooled
+    plain: Mapping[str, tuple[str, ...]]  # R6.1/R6.2: each code's line modifiers without CQ/CO
+    assisted: Mapping[str, tuple[str, ...] | None]  # R7.1: with CQ/CO, None where none applies
+    warnings: tuple[RuleWarning, ...]  # R6.3, §5.2, §5.3 (unlisted)
+
+
+class _Memo:
+    """Caches for one catalogue.
+
+    Profiling 100,000 requests (benchmarks/bench_units.py) showed most of a request's time in
+    work that depends only on which codes a request names: the code-pair warnings (R9.3), a
+    regex per catalogue lookup, sorting codes, and the per-code text of the note.
+    """
+
+    LIMIT = 4096  # entries per cache; a clinic's days name a few hundred code sets at most
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+        self.codes: dict[str, Code] = {}
+        self.shapes: dict[tuple[Discipline, frozenset[str]], _Shape] = {}
+        self.pairs: dict[frozenset[str], tuple[RuleWarning, ...]] = {}
+        self.heads: dict[str, str] = {}
+
+    def code(self, raw: object, where: str, index: int | None = None) -> Code:
+        """The catalogue entry for a code someone typed; errors name ``where``."""
+        entry = self.codes.get(raw) if type(raw) is str else None
+        if entry is not None:
+            return entry
+        field_name = f"{where}[{index}]" if index is not None else f"{where}.{key_text(raw)}"
+        if not isinstance(raw, str):
+            raise InvalidInput(field_name, f"a billing code must be text, got {quote(raw)}")
+        if len(raw) > 16:
+            raise InvalidInput(
+                field_name,
+                f"{quote(raw)} is not a billing code (five digits, or a letter and four digits)",
+            )
+        entry = self.catalogue.get(raw, field_name)
+        if len(self.codes) < self.LIMIT:
+            self.codes[raw] = entry
+        return entry
+
+    def shape(self, discipline: Discipline, entries: Mapping[str, Code]) -> _Shape:
+        key = (discipline, frozenset(entries))
+        shape = self.shapes.get(key)
+        if shape is None:
+            shape = _make_shape(discipline, entries)
+            if len(self.shapes) >= self.LIMIT:
+                self.shapes.clear()
+            self.shapes[key] = shape
+        return shape
+
+    def pair_warnings(self, billed: frozenset[str]) -> tuple[RuleWarning, ...]:
+        """R8.4/R9.3 warnings depend only on the set of billed codes."""
+        warnings = self.pairs.get(billed)
+        if warnings is None:
+            entries = {c: self.catalogue.get(c) for c in billed}
+            warnings = tuple(_combination_warnings(entries))
+            if len(self.pairs) >= self.LIMIT:
+                self.pairs.clear()
+            self.pairs[billed] = warnings
+        return warnings
+
+    def head(self, code: str, description: str) -> str:
+        """The start of a code's line in the note."""
+        head = self.heads.get(code)
+        if head is None:
+            head = self.heads[code] = f"  {code} {description}: "
+        return head
+
+
+_MEMOS: dict[int, _Memo] = {}
+
+
+def _memo(catalogue: Catalogue) -> _Memo:
+    # Keyed by identity: hashing a catalogue hashes every code in it. The memo holds the
+    # catalogue, so its id cannot be reused while the entry lives.
+    memo = _MEMOS.get(id(catalogue))
+    if memo is None or memo.catalogue is not catalogue:
+        if len(_MEMOS) >= 8:
+            _MEMOS.clear()
+        memo = _MEMOS[id(catalogue)] = _Memo(catalogue)
+    return memo
+
+
+def _make_shape(discipline: Discipline, entries: Mapping[str, Code]) -> _Shape:
+    ordered = tuple(sorted(entries, key=lambda c: (entries[c].kind is not Kind.TIMED, c)))
+    plain: dict[str, tuple[str, ...]] = {}
+    assisted: dict[str, tuple[str, ...] | None] = {}
+    for code in ordered:
+        own = entries[code].own_discipline or discipline  # R6.2: an evaluation keeps its own
+        plain[code] = (DISCIPLINE_MODIFIER[own],)  # R6.1
+        amod = ASSISTANT_MODIFIER.get(own)  # R7.1: CQ only with GP, CO only with GO
+        assisted[code] = (DISCIPLINE_MODIFIER[own], amod) if amod else None
+    return _Shape(
+        ordered=ordered,
+        pooled=tuple(c for c in ordered if entries[c].kind is Kind.TIMED),
+        special=tuple(sorted(c for c in ordered if entries[c].kind is Kind.SPECIAL)),
+        plain=plain,
+        assisted=assisted,
+        warnings=tuple(_catalogue_warnings(discipline, entries, ordered)),
+    )
+
+
+def _catalogue_warnings(
+    discipline: Discipline, entries: Mapping[str, Code], ordered: Sequence[str]
+) -> Iterator[RuleWarning]:
+    for code in ordered:
+        entry = entries[code]
+        if discipline not in entry.disciplines:
+            owners = "/".join(sorted(d.value for d in entry.disciplines))
+            yield RuleWarning(
+                "R6.3",
+                f"{code} belongs to a {owners} plan of care, not {discipline.value}: "
+                "each discipline bills under its own plan of care.",
+                Severity.ACT,
+                "Code outside this plan of care",
+            )
+        if entry.medicare_note:
+            yield RuleWarning(
+                "§5.2",
+                f"{code}: {entry.medicare_note}",
+                Severity.ACT,
+                "Medicare codes it otherwise",
+            )
+        if entry.unlisted:
+            yield RuleWarning(
+                "§5.3",
+                f"{code} is an unlisted code: how its time counts depends on what is "
+                "reported. Confirm with the payer.",
+                Severity.ACT,
+                "Unlisted code: confirm with payer",
+            )
+
+
+# --------------------------------------------------------------------------------------------
 # Validation of a request
 
 
-def _minutes(value: object, where: str, limit: int = MAX_DAY_MINUTES) -> int:
+def _minutes(value: object, where: str, raw: object, limit: int = MAX_DAY_MINUTES) -> int:
+    if type(value) is int and 0 <= value <= limit:
+        return value
+    field_name = f"{where}.{key_text(raw)}"
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(where, f"minutes must be a whole number, got {value!r}")
+        raise InvalidInput(field_name, f"minutes must be a whole number, got {quote(value)}")
     if value < 0:
-        raise InvalidInput(where, f"minutes cannot be negative, got {value}")
-    if value > limit:
-        raise InvalidInput(where, f"{value} minutes is more than a day holds ({limit})")
-    return value
+        raise InvalidInput(field_name, f"minutes cannot be negative, got {quote(value)}")
+    raise InvalidInput(field_name, f"{quote(value)} minutes is more than a day holds ({limit})")
+
+
+def _items(value: object, where: str) -> Iterable[tuple[Any, Any]]:
+    if not isinstance(value, Mapping):
+        raise InvalidInput(where, f"must be a mapping of code: minutes, got {quote(value)}")
+    return value.items()
 
 
 def _checked(
-    request: Request, catalogue: Catalogue
+    request: Request, memo: _Memo
 ) -> tuple[dict[str, Code], dict[str, int], dict[str, int], dict[str, int | None]]:
     """Resolve every code and check every number; errors name the field at fault."""
-    codes: dict[str, Code] = {}
+    entries: dict[str, Code] = {}
     timed: dict[str, int] = {}
-    for raw, value in request.timed.items():
-        where = f"timed.{raw}"
-        entry = catalogue.get(raw, where)
+    for raw, value in _items(request.timed, "timed"):
+        entry = memo.code(raw, "timed")
+        code = entry.code
         if entry.kind is Kind.UNTIMED:
             raise InvalidInput(
-                where, f"{entry.code} is untimed (one unit per service); list it under untimed"
+                f"timed.{key_text(raw)}",
+                f"{code} is untimed (one unit per service); list it under untimed",
             )
-        if entry.code in timed:
-            raise InvalidInput(where, f"{entry.code} is listed twice")
-        timed[entry.code] = _minutes(value, where)
-        codes[entry.code] = entry
+        if code in timed:
+            raise InvalidInput(f"timed.{key_text(raw)}", f"{code} is listed twice")
+        timed[code] = _minutes(value, "timed", raw)
+        entries[code] = entry
     if sum(timed.values()) > MAX_DAY_MINUTES:
         raise InvalidInput("timed", "the timed minutes add up to more than a day holds")
 
     untimed: dict[str, int | None] = {}
-    for i, raw in enumerate(request.untimed):
-        where = f"untimed[{i}]"
-        entry = catalogue.get(raw, where)
-        if entry.kind is not Kind.UNTIMED:
-            raise InvalidInput(where, f"{entry.code} is a timed code; give its minutes under timed")
-        if entry.code in untimed:
-            raise InvalidInput(where, f"{entry.code} is listed twice")
-        untimed[entry.code] = None
-        codes[entry.code] = entry
-    for raw, value in request.untimed_minutes.items():
-        where = f"untimed_minutes.{raw}"
-        code = catalogue.get(raw, where).code
-        if code not in untimed:
-            raise InvalidInput(where, f"{code} has minutes but is not listed under untimed")
-        untimed[code] = _minutes(value, where)
+    if request.untimed:
+        if isinstance(request.untimed, str | bytes | Mapping):
+            raise InvalidInput("untimed", f"must be a list of codes, got {quote(request.untimed)}")
+        for i, raw in enumerate(request.untimed):
+            entry = memo.code(raw, "untimed", i)
+            code = entry.code
+            if entry.kind is not Kind.UNTIMED:
+                raise InvalidInput(
+                    f"untimed[{i}]", f"{code} is a timed code; give its minutes under timed"
+                )
+            if code in untimed:
+                raise InvalidInput(f"untimed[{i}]", f"{code} is listed twice")
+            untimed[code] = None
+            entries[code] = entry
+    if request.untimed_minutes:
+        given: set[str] = set()
+        for raw, value in _items(request.untimed_minutes, "untimed_minutes"):
+            code = memo.code(raw, "untimed_minutes").code
+            if code not in untimed:
+                raise InvalidInput(
+                    f"untimed_minutes.{key_text(raw)}",
+                    f"{code} has minutes but is not listed under untimed",
+                )
+            if code in given:
+                raise InvalidInput(f"untimed_minutes.{key_text(raw)}", f"{code} is listed twice")
+            given.add(code)
+            untimed[code] = _minutes(value, "untimed_minutes", raw)
 
     assistant: dict[str, int] = {}
-    for raw, value in request.assistant_minutes.items():
-        where = f"assistant_minutes.{raw}"
-        code = catalogue.get(raw, where).code
-        if code in timed:
-            total = timed[code]
-        elif untimed.get(code) is not None:
-            total = untimed[code] or 0
-        else:
-            raise InvalidInput(
-                where, f"{code} has assistant minutes but no minutes of its own in the request"
-            )
-        minutes = _minutes(value, where)
-        if minutes > total:
-            raise InvalidInput(
-                where, f"assistant minutes ({minutes}) exceed the code's total ({total})"
-            )
-        assistant[code] = minutes
-    return codes, timed, assistant, untimed
+    if request.assistant_minutes:
+        for raw, value in _items(request.assistant_minutes, "assistant_minutes"):
+            code = memo.code(raw, "assistant_minutes").code
+            where = f"assistant_minutes.{key_text(raw)}"
+            if code in assistant:
+                raise InvalidInput(where, f"{code} is listed twice")
+            if code in timed:
+                total = timed[code]
+            elif untimed.get(code) is not None:
+                total = untimed[code] or 0
+            else:
+                raise InvalidInput(
+                    where, f"{code} has assistant minutes but no minutes of its own in the request"
+                )
+            minutes = _minutes(value, "assistant_minutes", raw)
+            if minutes > total:
+                raise InvalidInput(
+                    where, f"assistant minutes ({minutes}) exceed the code's total ({total})"
+                )
+            assistant[code] = minutes
+    return entries, timed, assistant, untimed
 
 
 # --------------------------------------------------------------------------------------------
-# Warnings about code combinations (R8.4, R9.3)
+# Warnings about code combinations (R8.4, R9.3), only for codes actually billed
 
 
 @dataclass(frozen=True)
@@ -353,6 +636,7 @@ class _Pair:
     first: frozenset[str]
     second: frozenset[str]
     message: str
+    gist: str = "NCCI pair: modifier 59/X may apply"
 
 
 def _codes(*ranges: str) -> frozenset[str]:
@@ -395,6 +679,7 @@ NCCI_PAIRS: tuple[_Pair, ...] = (
         "NCCI introduced hard edits for this code with an evaluation in 2020, withdrew them and "
         "announced their return; their current status is not confirmed. Check the current "
         "quarterly PTP table before billing both.",
+        "NCCI edit: check the current PTP table",
     ),
     _Pair(
         _codes("97750", "97755", "97763"),
@@ -402,12 +687,14 @@ NCCI_PAIRS: tuple[_Pair, ...] = (
         "Not separately reportable with an evaluation or re-evaluation on the same date by the "
         "same practitioner or specialty; a different discipline may report both with an "
         "NCCI-associated modifier.",
+        "NCCI: not billed together",
     ),
     _Pair(
         _codes("97760", "97761"),
         REEVALUATIONS,
         "Not separately reportable with a re-evaluation on the same date by the same practitioner "
         "or specialty; a different discipline may report both with an NCCI-associated modifier.",
+        "NCCI: not billed together",
     ),
     _Pair(
         _codes("97140"),
@@ -426,24 +713,36 @@ NCCI_PAIRS: tuple[_Pair, ...] = (
         _codes("97597-97602"),
         _codes("11042-11047"),
         "Active wound care is not reported with surgical debridement of the same wound.",
+        "NCCI: not billed together",
     ),
-    _Pair(_codes("97602"), _codes("97597", "97598"), "97602 is not reported with 97597/97598."),
+    _Pair(
+        _codes("97602"),
+        _codes("97597", "97598"),
+        "97602 is not reported with 97597/97598.",
+        "NCCI: not billed together",
+    ),
     _Pair(
         _codes("97010-97799"),
         _codes("G0237-G0239"),
         "Therapy at the same encounter as respiratory therapy G0237-G0239 is included, not "
         "separately reportable; a separate encounter takes an NCCI-associated modifier.",
+        "NCCI: included, not billed separately",
     ),
 )
 
 
-def _combination_warnings(present: Mapping[str, Code]) -> list[RuleWarning]:
+def _combination_warnings(billed: Mapping[str, Code]) -> list[RuleWarning]:
+    """R8.4/R9.3 for the codes billed on the claim day (a code with 0 units draws no edit)."""
     warnings = []
-    codes = set(present)
+    codes = set(billed)
     for pair in NCCI_PAIRS:
         for first in sorted(codes & pair.first):
             for second in sorted((codes & pair.second) - {first}):
-                warnings.append(RuleWarning("R9.3", f"{first} with {second}: {pair.message}"))
+                warnings.append(
+                    RuleWarning(
+                        "R9.3", f"{first} with {second}: {pair.message}", Severity.ACT, pair.gist
+                    )
+                )
     reevaluations = sorted(codes & REEVALUATIONS)
     others = sorted(c for c in codes - REEVALUATIONS if c.startswith("97"))
     for reeval in reevaluations:
@@ -454,11 +753,13 @@ def _combination_warnings(present: Mapping[str, Code]) -> list[RuleWarning]:
                     f"{reeval} with {', '.join(others)}: a re-evaluation is not routinely "
                     "reportable during a course of care; if the patient's status changed, report "
                     f"it with 59 or XU on {reeval} (suggested, not applied).",
+                    Severity.ACT,
+                    "Re-evaluation mid-course: 59/XU",
                 )
             )
     low, high = ONE_ON_ONE_RANGE
-    for group in sorted(c for c in codes if present[c].group and c.startswith("97")):
-        one_on_one = sorted(c for c in codes if low <= c <= high and present[c].timed)
+    for group in sorted(c for c in codes if billed[c].group and c.startswith("97")):
+        one_on_one = sorted(c for c in codes if low <= c <= high and billed[c].timed)
         if one_on_one:
             warnings.append(
                 RuleWarning(
@@ -466,11 +767,13 @@ def _combination_warnings(present: Mapping[str, Code]) -> list[RuleWarning]:
                     f"{group} (group) with one-on-one {', '.join(one_on_one)}: allowed only as "
                     "distinct sessions with no overlapping time; MAC policy calls for modifier "
                     "59 to show it (suggested, not applied).",
+                    Severity.ACT,
+                    "Group and one-on-one: separate sessions",
                 )
             )
     evaluations: dict[Discipline, list[str]] = {}
     for code in sorted(codes):
-        entry = present[code]
+        entry = billed[code]
         own = entry.own_discipline
         if entry.evaluation and own is not None:
             evaluations.setdefault(own, []).append(code)
@@ -481,9 +784,170 @@ def _combination_warnings(present: Mapping[str, Code]) -> list[RuleWarning]:
                     "R9.3",
                     f"{' and '.join(listed)}: only one {discipline.value} evaluation or "
                     "re-evaluation per date of service by the same practitioner.",
+                    Severity.ACT,
+                    "Two evaluations in one day",
                 )
             )
     return warnings
+
+
+# --------------------------------------------------------------------------------------------
+# Ties (R2.8)
+
+
+def _modifier_units(
+    code: str, units: int, minutes: int, assistant: int, modifier: str, dos: dt.date | None
+) -> int:
+    return assistant_split(code, units, minutes, assistant, modifier, dos).with_modifier
+
+
+def _tie_order(
+    split: CmsSplit,
+    pooled: Mapping[str, int],
+    assistant: Mapping[str, int],
+    assisted: Mapping[str, tuple[str, ...] | None],
+    entries: Mapping[str, Code],
+    cq_allowed: bool,
+    request: Request,
+    catalogue: Catalogue,
+) -> list[str]:
+    """The tied codes in the order the default gives them the extra unit (R2.8; docs: "Ties").
+
+    1. Fewer CQ/CO units first: CMS accepts either allocation (86 FR 65173 Example E), and a
+       line without CQ/CO is paid 100% instead of 85% (R7.2), so the default pays the clinic.
+    2. More minutes on the code (Example 1's wording: more units to the longer service).
+    3. Catalogue order.
+    The extra unit's CQ/CO cost is counted per code, so taking the first ``need`` codes gives
+    the allocation with the fewest CQ/CO units overall.
+    """
+    extra_modifier_units: dict[str, int] = dict.fromkeys(split.tied, 0)
+    if cq_allowed and assistant:
+        for code in split.tied:
+            helped = assistant.get(code, 0)
+            modifiers = assisted[code]
+            if helped and modifiers is not None and entries[code].assistant_allowed:
+                base = split.base[code]
+                args = (pooled[code], helped, modifiers[1], request.date_of_service)
+                extra_modifier_units[code] = _modifier_units(
+                    code, base + 1, *args
+                ) - _modifier_units(code, base, *args)
+    return sorted(
+        split.tied, key=lambda c: (extra_modifier_units[c], -pooled[c], catalogue.rank(c))
+    )
+
+
+def _chosen_allocation(
+    chosen: Mapping[str, int], split: CmsSplit, pooled: Mapping[str, int], memo: _Memo
+) -> tuple[dict[str, int], frozenset[str]]:
+    """A tie choice the caller made, checked against R2.5-R2.8; returns it and its tied picks."""
+    normalized: dict[str, int] = {}
+    for raw, units in _items(chosen, "allocation"):
+        code = memo.code(raw, "allocation").code
+        where = f"allocation.{key_text(raw)}"
+        if isinstance(units, bool) or not isinstance(units, int):
+            raise InvalidInput(where, f"units must be a whole number, got {quote(units)}")
+        if code in normalized:
+            raise InvalidInput(where, f"{code} is listed twice")
+        normalized[code] = units
+    picked = frozenset(c for c in split.tied if normalized.get(c) == split.base[c] + 1)
+    allocation = split.allocation(c for c in split.tied if c in picked)
+    strays = any(units and code not in pooled for code, units in normalized.items())
+    if (
+        strays
+        or len(picked) != split.need
+        or any(normalized.get(c, 0) != u for c, u in allocation.items())
+    ):
+        raise InvalidInput("allocation", "is not one of the valid allocations of the timed units")
+    return allocation, picked
+
+
+def _tie_warnings(split: CmsSplit, listed: int) -> list[RuleWarning]:
+    others = split.count - 1
+    warnings = []
+    if others > listed:
+        warnings.append(
+            RuleWarning(
+                "R2.8",
+                f"{others} other allocations are valid; the first {listed} are listed.",
+                Severity.INFO,
+                f"Tie: first {listed} of {others} other splits listed",
+            )
+        )
+    warnings.append(
+        RuleWarning(
+            "R2.8",
+            f"{', '.join(sorted(split.tied))} tie on leftover minutes, so the extra unit may go "
+            "to any of them. The default bills the most units without CQ/CO (paid 100% rather "
+            "than 85%), then gives the unit to the code with more minutes, then catalogue order; "
+            f"{others} other allocation(s) are equally valid.",
+            Severity.INFO,
+            "Tie: other splits equally valid",
+        )
+    )
+    return warnings
+
+
+# --------------------------------------------------------------------------------------------
+# Warnings about minutes (R2.4, R2.10, R2.11, R3.2)
+
+
+def _minute_warnings(
+    method: Method,
+    pooled: Mapping[str, int],
+    allocation: Mapping[str, int],
+    total_timed: int,
+) -> list[RuleWarning]:
+    warnings = []
+    under_eight = method is Method.CMS and total_timed < 8
+    if under_eight and total_timed > 0:
+        warnings.append(
+            RuleWarning(
+                "R2.4",
+                f"Total timed minutes ({total_timed}) are under 8: no timed units can be billed. "
+                "The minutes must still be documented.",
+                Severity.ACT,
+                "Under 8 minutes: not billed",
+            )
+        )
+    unbilled = [c for c, m in pooled.items() if m > 0 and allocation[c] == 0]
+    if unbilled and not under_eight:
+        listed = ", ".join(f"{c} ({pooled[c]} min)" for c in unbilled)
+        cms = method is Method.CMS
+        warnings.append(
+            RuleWarning(
+                "R2.10" if cms else "R3.2",
+                f"Documented but not billed: {listed}. Keep them in the note: unbilled timed "
+                "services still count toward the treatment record.",
+                Severity.ACT,
+                "Timed code not billed: document it" if cms else "Under 8 minutes: not billed",
+            )
+        )
+    return warnings
+
+
+def minutes_per_unit_warning(
+    method: Method, total_timed_minutes: int, billed_units: int
+) -> RuleWarning | None:
+    """R2.11: average timed minutes per billed unit under 15, beyond what the chart explains.
+
+    CMS expects about 15 minutes of direct contact per unit on average, and a provider who
+    *routinely* bills less is highlighted for review. The chart itself rounds up from 8 minutes
+    (23 minutes are 2 units, 8 minutes 1 unit), so units counted by the chart are never a
+    reason to warn; only units above the chart's count for the minutes are (units billed by
+    hand or imported from elsewhere). A CMS rule: never under the per-code method.
+    ``evaluate`` counts units by the chart, so it never raises this itself.
+    """
+    if method is not Method.CMS or billed_units <= cms_total_units(total_timed_minutes):
+        return None
+    return RuleWarning(
+        "R2.11",
+        f"{total_timed_minutes / billed_units:.1f} timed minutes per billed unit: "
+        f"{billed_units} units for {total_timed_minutes} minutes is more than the unit chart "
+        f"gives ({cms_total_units(total_timed_minutes)}). CMS expects about 15 minutes per "
+        "unit on average and highlights providers who routinely bill less for review.",
+        Severity.INFO,
+        "Under 15 minutes per unit",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -495,258 +959,191 @@ def evaluate(
     catalogue: Catalogue | None = None,
     remarks: Iterable[str] = (),
 ) -> Result:
-    """Units, lines, alternatives, warnings and the note for one request.
+    """Units, lines, alternatives, warnings and the note for one claim day.
 
     ``remarks`` are extra sentences for the note that only the caller knows (e.g. how stopwatch
     seconds were rounded, or that a closed session was amended).
     """
     catalogue = catalogue or builtin_catalogue()
-    codes, timed, assistant, untimed = _checked(request, catalogue)
+    memo = _memo(catalogue)
+    entries, timed, assistant, untimed = _checked(request, memo)
+    shape = memo.shape(request.discipline, entries)
+    method = request.method
+    dos = request.date_of_service
+    cq_allowed = request.assistant_modifiers and (dos is None or dos >= CQ_CO_FIRST_DATE)
     warnings: list[RuleWarning] = []
 
-    # §5.3: SPECIAL codes are never pooled. Sorted so that answers list codes in one order.
-    pooled = {c: timed[c] for c in sorted(timed) if codes[c].kind is Kind.TIMED}
-    total_timed = sum(pooled.values())  # R2.1: untimed minutes never enter the timed total
+    # §5.3: SPECIAL codes are never pooled. R2.1: untimed minutes never enter the timed total.
+    pooled = {c: timed[c] for c in shape.pooled}
+    total_timed = sum(pooled.values())
     alternatives: tuple[dict[str, int], ...] = ()
-    if request.method is Method.CMS:
-        # R2.8 default: more total minutes first (Example 1's wording), then catalogue order.
-        preference = sorted(pooled, key=lambda c: (-pooled[c], catalogue.rank(c)))
-        valid = cms_allocations(pooled, preference)
-        allocation = valid[0]
-        if request.allocation is not None:
-            allocation = _chosen_allocation(request.allocation, valid, catalogue)
-        alternatives = tuple(a for a in valid if a != allocation)
-        if len(alternatives) > MAX_ALTERNATIVES:
-            warnings.append(
-                RuleWarning(
-                    "R2.8",
-                    f"{len(alternatives)} other allocations are valid; the first "
-                    f"{MAX_ALTERNATIVES} are listed.",
-                )
+    if method is Method.CMS:
+        split = cms_split(pooled)
+        if not split.tied:
+            allocation = split.allocation(())
+            if request.allocation is not None:  # a choice where there is none is still checked
+                allocation, _ = _chosen_allocation(request.allocation, split, pooled, memo)
+        else:
+            order = _tie_order(
+                split, pooled, assistant, shape.assisted, entries, cq_allowed, request, catalogue
             )
-            alternatives = alternatives[:MAX_ALTERNATIVES]
-        if alternatives:
-            warnings.append(_tie_warning(pooled, allocation, alternatives))
+            if request.allocation is not None:
+                allocation, picked = _chosen_allocation(request.allocation, split, pooled, memo)
+            else:
+                picked = frozenset(order[: split.need])
+                allocation = split.allocation(c for c in split.tied if c in picked)
+            # Only the listed allocations are built (MAX_ALTERNATIVES); the count is comb().
+            listed = (
+                split.allocation(chosen)
+                for chosen in combinations(order, split.need)
+                if frozenset(chosen) != picked
+            )
+            alternatives = tuple(islice(listed, MAX_ALTERNATIVES))
+            warnings.extend(_tie_warnings(split, len(alternatives)))
     else:
         allocation = {c: ama_units(m) for c, m in pooled.items()}  # R3.2
     total_units = sum(allocation.values())
 
-    warnings.extend(_minute_warnings(request.method, pooled, allocation, total_timed, total_units))
-    for code in sorted(timed.keys() - pooled.keys()):
+    warnings.extend(_minute_warnings(method, pooled, allocation, total_timed))
+    for code in shape.special:
         warnings.append(
             RuleWarning(
                 "§5.3",
                 f"{code} ({timed[code]} min) is not a plain 15-minute code and is not pooled: "
-                f"{codes[code].handling} Count its units by hand.",
+                f"{entries[code].handling} Count its units by hand.",
+                Severity.ACT,
+                "Count units by hand",
             )
         )
 
-    lines, line_warnings = _lines(request, codes, allocation, timed, assistant, untimed)
-    warnings.extend(line_warnings)
-    warnings.extend(_code_warnings(request, codes, assistant))
-    warnings.extend(_combination_warnings(_present(codes, timed)))
-
-    results = tuple(
-        CodeResult(
-            code=code,
-            description=codes[code].description,
-            kind=codes[code].kind,
-            minutes=timed[code] if code in timed else untimed[code] or 0,
-            assistant_minutes=assistant.get(code, 0),
-            units=allocation.get(code, 0) if code in timed else 1,  # R1.1: untimed = 1 unit
-            minutes_recorded=code in timed or untimed[code] is not None,
-        )
-        for code in _ordered(codes)
-    )
-    total_treatment = sum(timed.values()) + sum(m or 0 for m in untimed.values())  # R4.2
-    note = _note(request, results, lines, total_timed, total_units, total_treatment, remarks)
-    return Result(
-        method=request.method,
-        discipline=request.discipline,
-        date_of_service=request.date_of_service,
-        total_timed_minutes=total_timed,
-        total_timed_units=total_units,
-        total_treatment_minutes=total_treatment,
-        codes=results,
-        lines=tuple(lines),
-        allocation=allocation,
-        alternatives=alternatives,
-        warnings=tuple(warnings),
-        note=note,
-    )
-
-
-def _ordered(codes: Mapping[str, Code]) -> list[str]:
-    """Timed codes first, then untimed, each by code number: the order of lines and the note."""
-    return sorted(codes, key=lambda c: (codes[c].kind is not Kind.TIMED, c))
-
-
-def _present(codes: Mapping[str, Code], timed: Mapping[str, int]) -> dict[str, Code]:
-    """Codes actually furnished: a timed code listed with 0 minutes was not performed."""
-    return {c: entry for c, entry in codes.items() if c not in timed or timed[c] > 0}
-
-
-def _chosen_allocation(
-    chosen: Mapping[str, int], valid: Sequence[dict[str, int]], catalogue: Catalogue
-) -> dict[str, int]:
-    normalized = {catalogue.get(c, f"allocation.{c}").code: u for c, u in chosen.items()}
-    for allocation in valid:
-        if {c: u for c, u in allocation.items() if u} == {c: u for c, u in normalized.items() if u}:
-            return allocation
-    raise InvalidInput("allocation", "is not one of the valid allocations of the timed units")
-
-
-def _tie_warning(
-    pooled: Mapping[str, int],
-    allocation: Mapping[str, int],
-    alternatives: Sequence[Mapping[str, int]],
-) -> RuleWarning:
-    tied = sorted({c for a in alternatives for c in pooled if a[c] != allocation[c]})
-    return RuleWarning(
-        "R2.8",
-        f"{', '.join(tied)} tie on leftover minutes, so the extra unit may go to any of them. "
-        "The default gives it to the code with more minutes, then catalogue order; "
-        f"{len(alternatives)} other allocation(s) are equally valid.",
-    )
-
-
-def _minute_warnings(
-    method: Method,
-    pooled: Mapping[str, int],
-    allocation: Mapping[str, int],
-    total_timed: int,
-    total_units: int,
-) -> list[RuleWarning]:
-    warnings = []
-    if method is Method.CMS and 0 < total_timed < 8:
-        warnings.append(
-            RuleWarning(
-                "R2.4",
-                f"Total timed minutes ({total_timed}) are under 8: no timed units can be billed. "
-                "The minutes must still be documented.",
-            )
-        )
-    unbilled = [c for c in sorted(pooled) if pooled[c] > 0 and allocation[c] == 0]
-    if unbilled and not (method is Method.CMS and total_timed < 8):
-        rule = "R2.10" if method is Method.CMS else "R3.2"
-        listed = ", ".join(f"{c} ({pooled[c]} min)" for c in unbilled)
-        warnings.append(
-            RuleWarning(
-                rule,
-                f"Documented but not billed: {listed}. Keep them in the note: unbilled timed "
-                "services still count toward the treatment record.",
-            )
-        )
-    if total_units and total_timed < UNIT_MINUTES * total_units:
-        warnings.append(
-            RuleWarning(
-                "R2.11",
-                f"{total_timed / total_units:.1f} timed minutes per billed unit, under the 15 CMS "
-                "expects on average. Information only: routinely billing below 15 may be "
-                "highlighted for review.",
-            )
-        )
-    return warnings
-
-
-def _lines(
-    request: Request,
-    codes: Mapping[str, Code],
-    allocation: Mapping[str, int],
-    timed: Mapping[str, int],
-    assistant: Mapping[str, int],
-    untimed: Mapping[str, int | None],
-) -> tuple[list[Line], list[RuleWarning]]:
+    # Lines (R6.1, R7.1-R7.7) and each code's result (R1.1: an untimed code is 1 unit).
     lines: list[Line] = []
-    warnings: list[RuleWarning] = []
-    cq_allowed = request.assistant_modifiers and (
-        request.date_of_service is None or request.date_of_service >= CQ_CO_FIRST_DATE
-    )
-    for code in _ordered(codes):
-        entry = codes[code]
-        discipline = entry.own_discipline or request.discipline  # R6.2: an evaluation keeps its own
-        gmod = DISCIPLINE_MODIFIER[discipline]  # R6.1
-        amod = ASSISTANT_MODIFIER.get(discipline)  # R7.1: CQ only with GP, CO only with GO
-        units = allocation.get(code, 0) if code in timed else 1
-        if code in timed and entry.kind is not Kind.TIMED:
-            continue  # §5.3: counted by hand; the warning says so
+    results: list[CodeResult] = []
+    billed: list[str] = []
+    for code in shape.ordered:
+        entry = entries[code]
+        kind = entry.kind
+        if code in timed:
+            minutes = timed[code]
+            units = allocation.get(code, 0)
+            recorded = True
+        else:
+            given = untimed[code]
+            minutes = given or 0
+            units = 1
+            recorded = given is not None
+        helped = assistant.get(code, 0) if assistant else 0
+        results.append(
+            _record(
+                CodeResult,
+                {
+                    "code": code,
+                    "description": entry.description,
+                    "kind": kind,
+                    "minutes": minutes,
+                    "assistant_minutes": helped,
+                    "units": units,
+                    "minutes_recorded": recorded,
+                },
+            )
+        )
+        if kind is Kind.SPECIAL:
+            if minutes:
+                billed.append(code)  # counted by hand: assume it is billed (safer for R9.3)
+            continue
         if units == 0:
             continue
-        split = AssistantSplit(0, units)
-        helped = assistant.get(code, 0)
-        if helped and cq_allowed and amod is not None and entry.assistant_allowed:
-            if code in timed:
-                split = assistant_split(
-                    code, units, timed[code], helped, amod, request.date_of_service
-                )
-            else:
-                applies, notes = _ten_percent_test(code, helped, untimed[code] or 0, amod)
-                split = AssistantSplit(1, 0, notes) if applies else AssistantSplit(0, 1, notes)
-        warnings.extend(split.warnings)
-        if split.with_modifier:
-            lines.append(Line(code, split.with_modifier, (gmod, amod or "")))
-        if split.without_modifier:
-            lines.append(Line(code, split.without_modifier, (gmod,)))
-    return lines, warnings
+        billed.append(code)
+        modifiers = shape.assisted[code]
+        if not (helped and cq_allowed and modifiers is not None and entry.assistant_allowed):
+            lines.append(_line(code, units, shape.plain[code]))
+            continue
+        if code in timed:
+            part = assistant_split(code, units, minutes, helped, modifiers[1], dos)
+        else:
+            applies, notes = _ten_percent_test(code, helped, minutes, modifiers[1])
+            part = AssistantSplit(1, 0, notes) if applies else AssistantSplit(0, 1, notes)
+        warnings.extend(part.warnings)
+        if part.with_modifier:
+            lines.append(_line(code, part.with_modifier, modifiers))
+        if part.without_modifier:
+            lines.append(_line(code, part.without_modifier, shape.plain[code]))
+
+    warnings.extend(shape.warnings)
+    if assistant:
+        warnings.extend(_assistant_warnings(request, entries, assistant))
+    warnings.extend(memo.pair_warnings(frozenset(billed)))
+
+    total_treatment = sum(timed.values()) + sum(m or 0 for m in untimed.values())  # R4.2
+    note = _note(request, memo, results, lines, total_timed, total_units, total_treatment, remarks)
+    result: Result = _record(
+        Result,
+        {
+            "method": method,
+            "discipline": request.discipline,
+            "date_of_service": dos,
+            "total_timed_minutes": total_timed,
+            "total_timed_units": total_units,
+            "total_treatment_minutes": total_treatment,
+            "codes": tuple(results),
+            "lines": tuple(lines),
+            "allocation": allocation,
+            "alternatives": alternatives,
+            "warnings": tuple(warnings),
+            "note": note,
+        },
+    )
+    return result
 
 
-def _code_warnings(
-    request: Request, codes: Mapping[str, Code], assistant: Mapping[str, int]
+def _assistant_warnings(
+    request: Request, entries: Mapping[str, Code], assistant: Mapping[str, int]
 ) -> list[RuleWarning]:
     warnings = []
-    for code in _ordered(codes):
-        entry = codes[code]
-        if request.discipline not in entry.disciplines:
-            owners = "/".join(sorted(d.value for d in entry.disciplines))
-            warnings.append(
-                RuleWarning(
-                    "R6.3",
-                    f"{code} belongs to a {owners} plan of care, not {request.discipline.value}: "
-                    "each discipline bills under its own plan of care.",
-                )
-            )
-        if entry.medicare_note:
-            warnings.append(RuleWarning("§5.2", f"{code}: {entry.medicare_note}"))
-        if entry.unlisted:
-            warnings.append(
-                RuleWarning(
-                    "§5.3",
-                    f"{code} is an unlisted code: how its time counts depends on what is "
-                    "reported. Confirm with the payer.",
-                )
-            )
     assisted = sorted(c for c, m in assistant.items() if m > 0)
     for code in assisted:
-        if not codes[code].assistant_allowed:
+        if not entries[code].assistant_allowed:
             warnings.append(
                 RuleWarning(
                     "R7.9",
                     f"{code}: an assistant recorded {assistant[code]} minutes on an evaluation. "
                     "Only the therapist may evaluate; no CQ/CO was added. Review the record.",
+                    Severity.ACT,
+                    "Assistant time on an evaluation",
                 )
             )
     if not assisted:
         return warnings
+    dos = request.date_of_service
     if request.discipline is Discipline.SLP:
         warnings.append(
             RuleWarning(
                 "R7.1",
                 "Assistant minutes under a speech-language pathology plan of care: there is no "
                 "SLP assistant modifier. Review who may bill these minutes.",
+                Severity.ACT,
+                "No SLP assistant modifier",
             )
         )
     elif not request.assistant_modifiers:
         pass  # R7.10: this payer does not use CQ/CO; nothing to say
-    elif request.date_of_service is not None and request.date_of_service < CQ_CO_FIRST_DATE:
+    elif dos is not None and dos < CQ_CO_FIRST_DATE:
         warnings.append(
-            RuleWarning("R7.1", "CQ/CO apply from dates of service on 1 January 2020; none added.")
+            RuleWarning(
+                "R7.1",
+                "CQ/CO apply from dates of service on 1 January 2020; none added.",
+                Severity.INFO,
+                "Before 2020: no CQ/CO",
+            )
         )
-    elif request.date_of_service is not None and request.date_of_service < CY2022_REVISION_DATE:
+    elif dos is not None and dos < CY2022_REVISION_DATE:
         warnings.append(
             RuleWarning(
                 "R7.4",
                 "Date of service before 2022: CQ/CO follow the 10% test alone, without the 2022 "
                 "final-unit and 9-14 minute rules (§11 Q2).",
+                Severity.INFO,
+                "Before 2022: 10% test only",
             )
         )
     return warnings
@@ -762,6 +1159,7 @@ def _units_text(n: int) -> str:
 
 def _note(
     request: Request,
+    memo: _Memo,
     results: Sequence[CodeResult],
     lines: Sequence[Line],
     total_timed: int,
@@ -771,43 +1169,45 @@ def _note(
 ) -> str:
     """Plain ASCII text for any EMR: every code billed or not, its minutes, units and modifiers."""
     dos = request.date_of_service.isoformat() if request.date_of_service else "not recorded"
-    discipline = request.discipline
     out = [
         f"Date of service: {dos}",
-        f"Plan of care: {DISCIPLINE_NAME[discipline]} ({DISCIPLINE_MODIFIER[discipline]})",
-        f"Billing method: {METHOD_NAME[request.method]}",
+        _PLAN_LINE[request.discipline],
+        _METHOD_LINE[request.method],
     ]
-    by_code: dict[str, list[Line]] = {}
+    billed: dict[str, list[str]] = {}
     for line in lines:
-        by_code.setdefault(line.code, []).append(line)
-
-    def describe(result: CodeResult) -> str:
-        if result.minutes_recorded:
-            minutes = f"{result.minutes} min"
-            if result.assistant_minutes:
-                therapist = result.minutes - result.assistant_minutes
-                minutes += f" (therapist {therapist}, assistant {result.assistant_minutes})"
+        text = f"{line.units} x {'-'.join((line.code, *line.modifiers))}"
+        billed.setdefault(line.code, []).append(text)
+    timed_rows: list[str] = []
+    untimed_rows: list[str] = []
+    assistant_total = 0
+    for r in results:
+        assistant_total += r.assistant_minutes
+        if r.minutes_recorded:
+            if r.assistant_minutes:
+                therapist = r.minutes - r.assistant_minutes
+                minutes = (
+                    f"{r.minutes} min (therapist {therapist}, assistant {r.assistant_minutes})"
+                )
+            else:
+                minutes = f"{r.minutes} min"
         else:
             minutes = "minutes not recorded"
-        billed = by_code.get(result.code)
-        if result.kind is Kind.SPECIAL:
+        parts = billed.get(r.code)
+        if r.kind is Kind.SPECIAL:
             outcome = "units counted by hand (not a 15-minute code)"
-        elif not billed:
+        elif not parts:
             outcome = "not billed (0 units)"
         else:
-            parts = [f"{ln.units} x {'-'.join((ln.code, *ln.modifiers))}" for ln in billed]
-            outcome = f"{_units_text(result.units)}: {', '.join(parts)}"
-        return f"  {result.code} {result.description}: {minutes} - {outcome}"
-
-    timed_results = [r for r in results if r.kind is not Kind.UNTIMED]
-    untimed_results = [r for r in results if r.kind is Kind.UNTIMED]
-    if timed_results:
+            outcome = f"{_units_text(r.units)}: {', '.join(parts)}"
+        row = f"{memo.head(r.code, r.description)}{minutes} - {outcome}"
+        (untimed_rows if r.kind is Kind.UNTIMED else timed_rows).append(row)
+    if timed_rows:
         out.append("Timed services:")
-        out.extend(describe(r) for r in timed_results)
-    if untimed_results:
+        out += timed_rows
+    if untimed_rows:
         out.append("Untimed services:")
-        out.extend(describe(r) for r in untimed_results)
-    assistant_total = sum(r.assistant_minutes for r in results)
+        out += untimed_rows
     out += [
         f"Total timed code treatment minutes: {total_timed}",
         f"Total treatment minutes: {total_treatment}",
@@ -816,7 +1216,14 @@ def _note(
         f"assistant {assistant_total}",
     ]
     out.extend(remarks)
-    return "\n".join(out) + "\n"
+    out.append("")
+    return "\n".join(out)
+
+
+_PLAN_LINE = {
+    d: f"Plan of care: {DISCIPLINE_NAME[d]} ({DISCIPLINE_MODIFIER[d]})" for d in Discipline
+}
+_METHOD_LINE = {m: f"Billing method: {METHOD_NAME[m]}" for m in Method}
 
 
 # --------------------------------------------------------------------------------------------
@@ -849,99 +1256,6 @@ def concurrent_warning(others: Sequence[str]) -> RuleWarning:
         f"The same clinician timed one-on-one codes for {', '.join(others)} during this "
         "session's timed minutes. Minutes with attention split between patients are not "
         "one-on-one for either; review them (group therapy 97150 may be what applies).",
+        Severity.ACT,
+        "Overlapping patients: not one-on-one",
     )
-
-
-# --------------------------------------------------------------------------------------------
-# The JSON contract (`therapy-timer units --request FILE --json`)
-
-_E = TypeVar("_E", bound=StrEnum)
-
-REQUEST_FIELDS = frozenset(
-    {
-        "method",
-        "discipline",
-        "date_of_service",
-        "timed",
-        "assistant_minutes",
-        "untimed",
-        "untimed_minutes",
-        "assistant_modifiers",
-        "allocation",
-    }
-)
-
-
-def _enum(kind: type[_E], value: object, where: str) -> _E:
-    if isinstance(value, str):
-        for member in kind:
-            if member.value.casefold() == value.strip().casefold():
-                return member
-    choices = ", ".join(repr(m.value) for m in kind)
-    raise InvalidInput(where, f"must be one of {choices}, got {value!r}")
-
-
-def _mapping(data: Mapping[str, Any], key: str) -> dict[str, Any]:
-    value = data.get(key, {})
-    if not isinstance(value, dict):
-        raise InvalidInput(key, f"must be an object of code: minutes, got {value!r}")
-    return value
-
-
-def request_from_json(data: object) -> Request:
-    """Parse one request object of the JSON contract; errors name the field at fault."""
-    if not isinstance(data, dict):
-        raise InvalidInput("request", f"must be a JSON object, got {type(data).__name__}")
-    unknown = sorted(set(data) - REQUEST_FIELDS)
-    if unknown:
-        raise InvalidInput(unknown[0], "is not a field of a units request")
-    for required in ("method", "discipline"):
-        if required not in data:
-            raise InvalidInput(required, "is required")
-    date_of_service = None
-    if data.get("date_of_service") is not None:
-        raw = data["date_of_service"]
-        try:
-            date_of_service = dt.date.fromisoformat(raw) if isinstance(raw, str) else None
-        except ValueError:
-            date_of_service = None
-        if date_of_service is None or len(raw) != 10:
-            raise InvalidInput("date_of_service", f"must be a date as YYYY-MM-DD, got {raw!r}")
-    untimed = data.get("untimed", [])
-    if not isinstance(untimed, list):
-        raise InvalidInput("untimed", f"must be a list of codes, got {untimed!r}")
-    modifiers = data.get("assistant_modifiers", True)
-    if not isinstance(modifiers, bool):
-        raise InvalidInput("assistant_modifiers", f"must be true or false, got {modifiers!r}")
-    allocation = data.get("allocation")
-    if allocation is not None:
-        allocation = _mapping(data, "allocation")
-    return Request(
-        method=_enum(Method, data["method"], "method"),
-        discipline=_enum(Discipline, data["discipline"], "discipline"),
-        timed=_mapping(data, "timed"),
-        assistant_minutes=_mapping(data, "assistant_minutes"),
-        untimed=tuple(untimed),
-        untimed_minutes=_mapping(data, "untimed_minutes"),
-        date_of_service=date_of_service,
-        assistant_modifiers=modifiers,
-        allocation=allocation,
-    )
-
-
-def answer_json(data: object, catalogue: Catalogue | None = None) -> dict[str, Any]:
-    """Answer one request object; raises InvalidInput for bad input."""
-    return evaluate(request_from_json(data), catalogue).to_json()
-
-
-def answer_batch(
-    items: Sequence[object], catalogue: Catalogue | None = None
-) -> list[dict[str, Any]]:
-    """Answer a JSON array in order; a bad item answers ``{"error": ...}`` and the rest go on."""
-    answers: list[dict[str, Any]] = []
-    for i, item in enumerate(items):
-        try:
-            answers.append(answer_json(item, catalogue))
-        except InvalidInput as exc:
-            answers.append({"error": f"[{i}] {exc}"})
-    return answers
