@@ -1,46 +1,180 @@
-"""The Qt-free core really is Qt-free: import it in a fresh interpreter and look."""
+"""Dependencies point one way: every module is found and checked, none is skipped.
+
+- Outside ``therapy_timer.gui`` nothing loads PySide6: each such module is imported in a fresh
+  interpreter, which is then asked whether PySide6 is in ``sys.modules``.
+- Only ``therapy_timer.store`` imports sqlite3/sqlite_utils, only ``therapy_timer.gui``
+  imports PySide6, only ``therapy_timer.server`` imports psycopg: read from each file's syntax
+  tree (importing a module that uses the store loads sqlite3 legitimately, so ``sys.modules``
+  cannot tell who imported it).
+"""
 
 from __future__ import annotations
 
+import ast
+import os
+import pkgutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-CORE_MODULES = [
-    "errors",
-    "codes",
-    "rules",
-    "cli",
-    "paths",
-    "clock",
-    "stopwatch",
-    "store",
-    "sessions",
-    "export",
-]
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = "therapy_timer"
+
+# Top-level name imported -> the only package allowed to import it.
+OWNERS = {
+    "sqlite3": f"{PACKAGE}.store",
+    "sqlite_utils": f"{PACKAGE}.store",
+    "PySide6": f"{PACKAGE}.gui",
+    "shiboken6": f"{PACKAGE}.gui",
+    "psycopg": f"{PACKAGE}.server",
+}
 
 
-@pytest.mark.parametrize("module", CORE_MODULES)
-def test_core_module_does_not_import_qt(module: str) -> None:
-    package = Path(__file__).resolve().parent.parent / "therapy_timer"
-    if not (package / f"{module}.py").exists():
-        pytest.skip(f"therapy_timer/{module}.py does not exist yet")
+def discover(root: Path = ROOT, package: str = PACKAGE) -> dict[str, Path]:
+    """Every module of ``package`` under ``root`` by dotted name, found without importing any."""
+    found: dict[str, Path] = {package: root / package / "__init__.py"}
+
+    def walk(folder: Path, prefix: str) -> Iterator[tuple[str, Path]]:
+        for info in pkgutil.iter_modules([str(folder)]):
+            name = f"{prefix}.{info.name}"
+            if info.ispkg:
+                yield name, folder / info.name / "__init__.py"
+                yield from walk(folder / info.name, name)
+            else:
+                yield name, folder / f"{info.name}.py"
+
+    found.update(walk(root / package, package))
+    return found
+
+
+def within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def qt_free(modules: dict[str, Path], package: str = PACKAGE) -> list[str]:
+    return sorted(m for m in modules if not within(m, f"{package}.gui"))
+
+
+def imported_names(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, dotted name) of every import in the file, also inside functions and conditions,
+    and of ``importlib.import_module("...")`` / ``__import__("...")`` with a literal name."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.lineno, node.module
+        elif isinstance(node, ast.Call) and node.args:
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            first = node.args[0]
+            literal = first.value if isinstance(first, ast.Constant) else None
+            if called in ("import_module", "__import__") and isinstance(literal, str):
+                yield node.lineno, literal
+
+
+def forbidden_imports(
+    modules: dict[str, Path], owners: dict[str, str] | None = None, package: str = PACKAGE
+) -> list[str]:
+    """``file:line: module imports X`` for each import of X outside the package that owns X."""
+    rules = OWNERS if owners is None else owners
+    rules = {top: owner.replace(PACKAGE, package, 1) for top, owner in rules.items()}
+    problems = []
+    for module, path in sorted(modules.items()):
+        for line, name in imported_names(path):
+            owner = rules.get(name.split(".")[0])
+            if owner is not None and not within(module, owner):
+                problems.append(f"{path}:{line}: {module} imports {name} (only {owner} may)")
+    return problems
+
+
+def loads(module: str, tops: tuple[str, ...], pythonpath: Path = ROOT) -> str:
+    """Import ``module`` in a fresh interpreter; the modules under ``tops`` it loaded, sorted,
+    comma-separated."""
     # A subprocess, because pytest-qt has already loaded PySide6 into this one.
     code = (
-        f"import sys, therapy_timer.{module}; "
-        "leaked = sorted(m for m in sys.modules if m.split('.')[0] == 'PySide6'); "
-        "print(','.join(leaked))"
+        f"import sys, {module}; "
+        f"print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in {tops!r})))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == ""
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=pythonpath,
+        env={**os.environ, "PYTHONPATH": str(pythonpath)},
+    )
+    assert out.returncode == 0, f"importing {module} failed:\n{out.stderr}"
+    return out.stdout.strip()
 
 
-def test_rules_load_no_sqlite_or_qt() -> None:
-    code = (
-        "import sys, therapy_timer.rules; "
-        "print(','.join(m for m in ('sqlite3', 'sqlite_utils', 'PySide6') if m in sys.modules))"
+def loads_qt(module: str, pythonpath: Path = ROOT) -> str:
+    return loads(module, ("PySide6",), pythonpath)
+
+
+MODULES = discover()
+
+# The pure layers load neither Qt nor SQLite, not even through another module.
+PURE = ["errors", "clock", "codes", "model", "rules", "stopwatch"]
+
+
+def test_discovery_finds_the_known_layers() -> None:
+    # If discovery silently found nothing, every check below would pass vacuously.
+    assert {f"{PACKAGE}.errors", f"{PACKAGE}.rules", f"{PACKAGE}.store"} <= set(MODULES)
+    assert f"{PACKAGE}.store._db" in MODULES
+    assert any(within(m, f"{PACKAGE}.gui") for m in MODULES)
+    assert all(path.is_file() for path in MODULES.values())
+
+
+@pytest.mark.parametrize("module", qt_free(MODULES))
+def test_qt_free_module_does_not_load_qt(module: str) -> None:
+    assert loads_qt(module) == ""
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_pure_module_loads_no_sqlite_or_qt(module: str) -> None:
+    assert loads(f"{PACKAGE}.{module}", ("sqlite3", "sqlite_utils", "PySide6")) == ""
+
+
+def test_only_the_owning_package_imports_sqlite_qt_or_postgres() -> None:
+    assert forbidden_imports(MODULES) == []
+
+
+def test_the_checks_catch_a_module_that_breaks_the_rules(tmp_path: Path) -> None:
+    """A stand-in package with one offender of each kind: the same checks must name them."""
+    package = "fakeapp"
+    pkg = tmp_path / package
+    (pkg / "store").mkdir(parents=True)
+    (pkg / "gui").mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "store" / "__init__.py").write_text("import sqlite3\n")
+    (pkg / "gui" / "__init__.py").write_text("")
+    (pkg / "gui" / "window.py").write_text("import sqlite_utils\n")
+    (pkg / "report.py").write_text(
+        "def draw():\n    from PySide6 import QtGui\n\n"
+        "import importlib\nimportlib.import_module('sqlite3')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == ""
+    (pkg / "widget.py").write_text("import PySide6.QtCore\n")
+    modules = discover(tmp_path, package)
+    assert set(modules) == {
+        package,
+        f"{package}.store",
+        f"{package}.gui",
+        f"{package}.gui.window",
+        f"{package}.report",
+        f"{package}.widget",
+    }
+    problems = forbidden_imports(modules, package=package)
+    assert [p.split(": ", 1)[1] for p in problems] == [
+        f"{package}.gui.window imports sqlite_utils (only {package}.store may)",
+        f"{package}.report imports PySide6 (only {package}.gui may)",
+        f"{package}.report imports sqlite3 (only {package}.store may)",
+        f"{package}.widget imports PySide6.QtCore (only {package}.gui may)",
+    ]
+    assert f"{package}.widget" in qt_free(modules, package)
+    assert "PySide6.QtCore" in loads_qt(f"{package}.widget", tmp_path).split(",")
+    assert loads_qt(f"{package}.report", tmp_path) == ""  # Qt only when draw() runs

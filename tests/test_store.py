@@ -12,17 +12,14 @@ import pytest
 from tests.fakes import FakeClock
 from therapy_timer.codes import Discipline, FurnishedBy, Role
 from therapy_timer.errors import InvalidInput, InvalidOperation
+from therapy_timer.model import PayerProfile, SegmentSpec, Session, SessionStatus
 from therapy_timer.rules import Method
 from therapy_timer.store import (
     KEEP,
     SCHEMA_VERSION,
     Pause,
-    PayerProfile,
-    SegmentSpec,
     SegmentStart,
     SegmentStop,
-    Session,
-    SessionStatus,
     StopwatchChange,
     Store,
     database_path,

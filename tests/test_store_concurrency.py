@@ -18,7 +18,8 @@ import pytest
 from therapy_timer.clock import SystemClock
 from therapy_timer.codes import Discipline, FurnishedBy, Role
 from therapy_timer.errors import InvalidOperation
-from therapy_timer.store import AuditEntry, SegmentStart, SegmentStop, StopwatchChange, Store
+from therapy_timer.model import AuditEntry
+from therapy_timer.store import SegmentStart, SegmentStop, StopwatchChange, Store
 
 ROUNDS = 25
 NOW = datetime(2025, 3, 10, 14, 0, tzinfo=UTC)
@@ -107,7 +108,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from therapy_timer.clock import SystemClock
 from therapy_timer.codes import Discipline, FurnishedBy, Role
-from therapy_timer.store import AuditEntry, SegmentStart, SegmentStop, StopwatchChange, Store
+from therapy_timer.store import SegmentStart, SegmentStop, StopwatchChange, Store
 
 store = Store.open(Path(sys.argv[1]), clock=SystemClock())
 session = store.create_session(date_of_service=date(2025, 3, 10), patient_ref="K9",

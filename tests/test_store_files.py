@@ -28,12 +28,12 @@ from therapy_timer.errors import (
     InvalidInput,
     StorageUnavailable,
 )
+from therapy_timer.model import Session
 from therapy_timer.store import (
     APPLICATION_ID,
     BACKUPS_KEPT,
     SCHEMA_VERSION,
     SegmentStart,
-    Session,
     StopwatchChange,
     Store,
     backups_dir,

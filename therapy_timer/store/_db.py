@@ -1,0 +1,515 @@
+"""The connection: opening, write transactions, the audit insert, and environment-error translation.
+
+Also the conversions between records and columns that every part of the store shares.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import getpass
+import json
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+from urllib.parse import quote
+
+import sqlite_utils
+
+from therapy_timer.clock import Clock
+from therapy_timer.codes import Discipline, FurnishedBy, Method, Role
+from therapy_timer.errors import (
+    DatabaseCorrupt,
+    DatabaseLocked,
+    DatabaseReadOnly,
+    DiskFull,
+    InvalidInput,
+    StorageUnavailable,
+)
+from therapy_timer.model import (
+    AuditEntry,
+    PayerProfile,
+    Segment,
+    SegmentSpec,
+    Session,
+    SessionStatus,
+    UntimedService,
+)
+from therapy_timer.paths import DATA_DIR_ENV
+from therapy_timer.paths import data_dir as default_data_dir
+from therapy_timer.store._files import (
+    backups_dir,
+    database_path,
+    latest_backup,
+    private_dir,
+    private_file,
+)
+from therapy_timer.store.migrations import prepare_schema
+
+# ---------------------------------------------------------------------------------------------
+# Environment errors -> StorageUnavailable, in plain words. Everything else is a bug: propagate.
+
+
+def corrupt(db_path: Path, detail: str = "") -> DatabaseCorrupt:
+    backup = latest_backup(db_path.parent)
+    what = f"The Therapy Timer database {db_path} is damaged and cannot be read"
+    what += f" ({detail})." if detail else "."
+    if backup is not None:
+        advice = (
+            f' The latest backup is {backup}. Restore it with: therapy-timer restore "{backup}".'
+            " The damaged file is kept as it is."
+        )
+    else:
+        advice = (
+            f" There is no backup in {backups_dir(db_path.parent)}."
+            " Do not delete the file; ask your IT support to look at it."
+        )
+    return DatabaseCorrupt(what + advice)
+
+
+def _read_only(db_path: Path) -> DatabaseReadOnly:
+    return DatabaseReadOnly(
+        f"Therapy Timer cannot write to {db_path}: the file, its folder or the disk is read-only."
+        " Nothing was saved. Check the permissions, or point the "
+        f"{DATA_DIR_ENV} setting at a folder you may write to."
+    )
+
+
+def sqlite_primary(exc: BaseException) -> int:
+    """SQLite's primary result code of ``exc`` (-1 when it carries none)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return -1 if code is None else int(code) & 0xFF
+
+
+def storage_error(exc: BaseException, db_path: Path, busy_timeout_ms: int) -> Exception | None:
+    """The StorageUnavailable for an environment failure, or None if ``exc`` is a bug."""
+    if isinstance(exc, StorageUnavailable):
+        return exc
+    if isinstance(exc, sqlite3.Error):
+        primary = sqlite_primary(exc)
+        if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            return corrupt(db_path, str(exc))
+        if primary == sqlite3.SQLITE_FULL:
+            return DiskFull(
+                f"The disk holding {db_path.parent} is full, so the last change was not saved."
+                " Free some space and try again."
+            )
+        if primary in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CANTOPEN):
+            return _read_only(db_path)
+        if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            return DatabaseLocked(
+                f"The database {db_path} stayed locked by another program for more than"
+                f" {busy_timeout_ms / 1000:g} seconds, so the last change was not saved."
+                " Close other Therapy Timer windows or commands and try again."
+            )
+        if primary == sqlite3.SQLITE_IOERR:
+            return StorageUnavailable(
+                f"The disk reported an error while reading or writing {db_path}"
+                f" ({getattr(exc, 'sqlite_errorname', 'I/O error')}). Nothing was saved."
+                " Check the disk or network drive and try again."
+            )
+        return None
+    if isinstance(exc, OSError):
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return _read_only(db_path)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return DiskFull(
+                f"The disk holding {db_path.parent} is full. Free some space and try again."
+            )
+        if exc.errno == errno.EIO:
+            return StorageUnavailable(
+                f"The disk reported an error while using {db_path}. Check the disk and try again."
+            )
+    return None
+
+
+@contextlib.contextmanager
+def translated(db_path: Path, busy_timeout_ms: int = 5000) -> Iterator[None]:
+    """Raise environment failures inside the block as the StorageUnavailable family."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as exc:
+        error = storage_error(exc, db_path, busy_timeout_ms)
+        if error is None or error is exc:
+            raise
+        raise error from exc
+
+
+_S = TypeVar("_S", bound="StoreBase")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def guarded(method: Callable[Concatenate[_S, _P], _R]) -> Callable[Concatenate[_S, _P], _R]:
+    """A public Store method whose environment failures become StorageUnavailable."""
+
+    @functools.wraps(method)
+    def wrapper(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with translated(self._path, self._busy_timeout_ms):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+# ---------------------------------------------------------------------------------------------
+# Values <-> columns
+
+
+def ts(value: datetime, field: str) -> str:
+    """The stored form of a moment: UTC ISO-8601 with microseconds (compared as text)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{field}: a naive datetime; pass an aware one (the store keeps UTC)")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def now_text(clock: Clock) -> str:
+    return ts(clock.now(), "clock.now()")
+
+
+def dt(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def opt_dt(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def norm_ts(text: str | None) -> str | None:
+    return None if text is None else ts(dt(text), "timestamp")
+
+
+def jsonable(value: object) -> object:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: jsonable(getattr(value, name)) for name in value.__dataclass_fields__}
+    return value
+
+
+def in_session(segments: Sequence[Segment]) -> list[dict[str, object]]:
+    """Segments for an audit entry about their session: the session id is the entry's own."""
+    return [
+        {
+            name: jsonable(getattr(s, name))
+            for name in s.__dataclass_fields__
+            if name != "session_id"
+        }
+        for s in segments
+    ]
+
+
+def to_json(value: object) -> str | None:
+    return None if value is None else json.dumps(jsonable(value), sort_keys=True)
+
+
+def spec_json(specs: Sequence[SegmentSpec]) -> str:
+    return json.dumps([jsonable(s) for s in specs])
+
+
+def _specs_from_json(text: str) -> tuple[SegmentSpec, ...]:
+    return tuple(
+        SegmentSpec(str(d["code"]), FurnishedBy(d["furnished_by"])) for d in json.loads(text)
+    )
+
+
+def _allocation_from_json(text: str | None) -> dict[str, int] | None:
+    return None if text is None else {str(c): int(u) for c, u in json.loads(text).items()}
+
+
+def session_of(row: Mapping[str, Any]) -> Session:
+    return Session(
+        id=row["id"],
+        date_of_service=date.fromisoformat(row["date_of_service"]),
+        patient_ref=row["patient_ref"],
+        clinician=row["clinician"],
+        role=Role(row["role"]),
+        discipline=Discipline(row["discipline"]),
+        payer_profile=row["payer_profile"],
+        status=SessionStatus(row["status"]),
+        amended=bool(row["amended"]),
+        exported=bool(row["exported"]),
+        created_utc=dt(row["created_utc"]),
+        closed_utc=opt_dt(row["closed_utc"]),
+        paused_utc=opt_dt(row["paused_utc"]),
+        resume=_specs_from_json(row["resume_json"]),
+        allocation=_allocation_from_json(row.get("allocation_json")),
+        origin=row.get("origin"),
+    )
+
+
+def segment_of(row: Mapping[str, Any]) -> Segment:
+    return Segment(
+        id=row["id"],
+        session_id=row["session_id"],
+        code=row["code"],
+        furnished_by=FurnishedBy(row["furnished_by"]),
+        exclusive=bool(row["exclusive"]),
+        start_utc=dt(row["start_utc"]),
+        stop_utc=opt_dt(row["stop_utc"]),
+    )
+
+
+def untimed_of(row: Mapping[str, Any]) -> UntimedService:
+    return UntimedService(
+        id=row["id"],
+        session_id=row["session_id"],
+        code=row["code"],
+        minutes=row["minutes"],
+        furnished_by=FurnishedBy(row["furnished_by"]),
+        created_utc=dt(row["created_utc"]),
+    )
+
+
+def profile_of(row: Mapping[str, Any]) -> PayerProfile:
+    return PayerProfile(
+        name=row["name"],
+        method=Method(row["method"]),
+        assistant_modifiers=bool(row["assistant_modifiers"]),
+    )
+
+
+def audit_entry_of(row: Mapping[str, Any]) -> AuditEntry:
+    return AuditEntry(
+        id=row["id"],
+        at_utc=dt(row["at_utc"]),
+        actor=row["actor"],
+        action=row["action"],
+        entity=row["entity"],
+        entity_id=row["entity_id"],
+        before=None if row["before_json"] is None else json.loads(row["before_json"]),
+        after=None if row["after_json"] is None else json.loads(row["after_json"]),
+        reason=row["reason"],
+    )
+
+
+def _default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):
+        return "unknown"
+
+
+_CHUNK = 500
+"""Bound on SQL parameters per query (SQLite allows 32,766 since 3.32; older ones 999)."""
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class StoreBase:
+    """An open connection and the plumbing every part of ``Store`` shares."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        path: Path,
+        clock: Clock,
+        actor: str,
+        busy_timeout_ms: int,
+    ) -> None:
+        """Use ``Store.open``; this takes an already prepared connection."""
+        self._conn = conn
+        self._db = sqlite_utils.Database(conn, execute_plugins=False)
+        self._path = path
+        self._data_dir = path.parent
+        self._clock = clock
+        self._actor = actor
+        self._busy_timeout_ms = busy_timeout_ms
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: Path | None = None,
+        *,
+        clock: Clock,
+        actor: str | None = None,
+        busy_timeout_ms: int = 5000,
+        read_only: bool = False,
+    ) -> Self:
+        """Open (creating and migrating as needed) the database in ``data_dir``.
+
+        ``data_dir`` None means ``paths.data_dir()``. ``read_only`` opens without any write
+        (no creation, no migration); writes then raise DatabaseReadOnly.
+        """
+        folder = default_data_dir(data_dir)
+        db_path = database_path(folder)
+        with translated(db_path, busy_timeout_ms):
+            conn = _connect(db_path, busy_timeout_ms, read_only)
+            try:
+                prepare_schema(conn, db_path, read_only)
+                if not read_only:
+                    for suffix in ("-wal", "-shm"):
+                        companion = Path(f"{db_path}{suffix}")
+                        if companion.exists():
+                            private_file(companion)
+            except BaseException:
+                conn.close()
+                raise
+        return cls(
+            conn,
+            path=db_path,
+            clock=clock,
+            actor=actor or _default_actor(),
+            busy_timeout_ms=busy_timeout_ms,
+        )
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def data_dir(self) -> Path:
+        return self._data_dir
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # database-wide ---------------------------------------------------------------------------
+
+    @guarded
+    def data_version(self) -> int:
+        """Changes when another connection commits (``PRAGMA data_version``): poll to refresh."""
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    @guarded
+    def schema_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    @guarded
+    def check_integrity(self) -> None:
+        """Raise DatabaseCorrupt unless ``PRAGMA quick_check`` passes."""
+        rows = [str(r[0]) for r in self._conn.execute("PRAGMA quick_check").fetchall()]
+        if rows != ["ok"]:
+            raise corrupt(self._path, "; ".join(rows[:3]))
+
+    # plumbing --------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[None]:
+        """One write transaction; taken up front so a concurrent writer waits, never interleaves."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+            raise
+
+    def _rows(self, sql: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
+        cursor = self._conn.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def _rows_in(self, sql: str, ids: Sequence[str]) -> Iterator[dict[str, Any]]:
+        """Rows of ``sql`` for many ids, a bounded chunk of ids per query.
+
+        Each ``{ids}`` in ``sql`` becomes ``?, ?, ...`` and takes the chunk's ids as parameters;
+        ``ORDER BY`` holds within a chunk only.
+        """
+        slots = sql.count("{ids}")
+        for start in range(0, len(ids), _CHUNK):
+            chunk = list(ids[start : start + _CHUNK])
+            marks = ", ".join("?" * len(chunk))
+            yield from self._rows(sql.replace("{ids}", marks), chunk * slots)
+
+    def _audit(
+        self,
+        action: str,
+        entity: str,
+        entity_id: str,
+        *,
+        before: object = None,
+        after: object = None,
+        reason: str = "",
+        actor: str | None = None,
+    ) -> int:
+        cursor = self._conn.execute(
+            "INSERT INTO audit_log (at_utc, actor, action, entity, entity_id, before_json,"
+            " after_json, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                now_text(self._clock),
+                actor or self._actor,
+                action,
+                entity,
+                entity_id,
+                to_json(before),
+                to_json(after),
+                reason,
+            ],
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def _session_row(self, session_id: str) -> Session:
+        rows = self._rows("SELECT * FROM sessions WHERE id = ?", [session_id])
+        if not rows:
+            raise InvalidInput("session", f"there is no session with id {session_id!r}")
+        return session_of(rows[0])
+
+    def _segment_row(self, segment_id: str) -> Segment:
+        rows = self._rows("SELECT * FROM segments WHERE id = ?", [segment_id])
+        if not rows:
+            raise InvalidInput("segment", f"there is no segment with id {segment_id!r}")
+        return segment_of(rows[0])
+
+    def _untimed_row(self, untimed_id: int) -> UntimedService:
+        rows = self._rows("SELECT * FROM untimed_services WHERE id = ?", [untimed_id])
+        if not rows:
+            raise InvalidInput("untimed", f"there is no untimed service with id {untimed_id!r}")
+        return untimed_of(rows[0])
+
+    def _profile_row(self, name: str) -> PayerProfile:
+        rows = self._rows("SELECT * FROM payer_profiles WHERE name = ?", [name])
+        if not rows:
+            raise InvalidInput("payer_profile", f"there is no payer profile named {name!r}")
+        return profile_of(rows[0])
+
+
+def _connect(db_path: Path, busy_timeout_ms: int, read_only: bool) -> sqlite3.Connection:
+    if read_only:
+        if not db_path.is_file():
+            raise StorageUnavailable(f"There is no Therapy Timer database at {db_path}.")
+        target = f"file:{quote(str(db_path))}?mode=ro"
+    else:
+        private_dir(db_path.parent)
+        private_file(db_path)
+        target = f"file:{quote(str(db_path))}?mode=rw"
+    # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, never Python's implicit BEGIN.
+    conn = sqlite3.connect(target, uri=True, isolation_level=None, timeout=busy_timeout_ms / 1000)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        if not read_only:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StorageUnavailable(
+                    f"The database {db_path} could not be switched to safe-write (WAL)"
+                    f" mode (got {mode!r}); it may be on a network drive that does not"
+                    " support it. Move the data folder to a local disk."
+                )
+        # FULL: in WAL mode a commit is on disk before COMMIT returns, so a screen that says
+        # "started" never lies after a power cut.
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn

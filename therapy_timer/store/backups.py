@@ -1,0 +1,229 @@
+"""Copies of the database: backups on demand, the daily rotating backup, and restore."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+from therapy_timer.clock import Clock
+from therapy_timer.errors import DatabaseCorrupt, InvalidInput
+from therapy_timer.paths import data_dir as default_data_dir
+from therapy_timer.store._db import StoreBase, guarded, sqlite_primary, translated
+from therapy_timer.store._files import (
+    DB_FILENAME,
+    backup_sort_key,
+    backups_dir,
+    database_path,
+    fsync_dir,
+    latest_backup,
+    list_backups,
+    private_dir,
+    private_file,
+)
+from therapy_timer.store.migrations import check_ours
+
+BACKUPS_KEPT = 14
+_DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+class BackupsMixin(StoreBase):
+    """``Store.backup`` and the daily rotating backup."""
+
+    @guarded
+    def backup(self, dest: Path | None = None) -> Path:
+        """Copy the database with SQLite's backup API (0600) to ``dest`` or the backups folder."""
+        target = _new_backup_path(self._data_dir, self._clock.now()) if dest is None else dest
+        with translated(target, self._busy_timeout_ms):
+            _copy_with_backup_api(self._conn, target)
+        return target
+
+    @guarded
+    def daily_backup(self) -> Path | None:
+        """Make today's backup unless there is one; keep the newest 14. None if already done.
+
+        Checks integrity first: a damaged database must not push good backups out of the 14.
+        """
+        now = self._clock.now()
+        latest = latest_backup(self._data_dir)
+        today = now.astimezone().date()
+        if latest is not None and _backup_time(latest).astimezone().date() == today:
+            return None
+        self.check_integrity()
+        made = self.backup()
+        for old in list_backups(self._data_dir)[:-BACKUPS_KEPT]:
+            old.unlink(missing_ok=True)
+        return made
+
+
+def _backup_time(path: Path) -> datetime:
+    stamp, _ = backup_sort_key(path)
+    return datetime.strptime(stamp, "%Y%m%d-%H%M%S").replace(tzinfo=UTC)
+
+
+def _new_backup_path(data_dir: Path, now: datetime) -> Path:
+    folder = backups_dir(data_dir)
+    stamp = now.astimezone(UTC).strftime("%Y%m%d-%H%M%S")
+    candidate = folder / f"therapy-timer-{stamp}Z.sqlite3"
+    n = 1
+    while candidate.exists():
+        n += 1
+        candidate = folder / f"therapy-timer-{stamp}Z-{n}.sqlite3"
+    return candidate
+
+
+def _copy_with_backup_api(source: sqlite3.Connection, dest: Path) -> None:
+    """Write a consistent, self-contained (rollback-journal) copy of ``source`` to ``dest``."""
+    private_dir(dest.parent)
+    partial = dest.with_name(dest.name + ".partial")
+    partial.unlink(missing_ok=True)
+    private_file(partial)
+    try:
+        target = sqlite3.connect(partial, isolation_level=None)
+        try:
+            source.backup(target)
+            # The copy would inherit WAL mode; a backup should be one file that opens anywhere.
+            target.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            target.close()
+        fd = os.open(partial, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(partial, dest)
+        fsync_dir(dest.parent)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------------------------------------
+# Restore
+
+
+def _corrupt_restore_source(file: Path, detail: str) -> DatabaseCorrupt:
+    return DatabaseCorrupt(
+        f"{file} is damaged ({detail}), so it was not restored. Choose another backup."
+    )
+
+
+def _validate_for_restore(file: Path) -> None:
+    conn = sqlite3.connect(file, isolation_level=None)
+    try:
+        result = conn.execute("PRAGMA quick_check").fetchone()
+        if result is None or result[0] != "ok":
+            raise _corrupt_restore_source(file, str(result[0] if result else "no answer"))
+        applied = check_ours(conn, file)
+        if "m001_initial" not in applied:
+            raise DatabaseCorrupt(
+                f"{file} is not a Therapy Timer database (it has none of our tables)."
+            )
+    finally:
+        conn.close()
+
+
+def restore(
+    file: Path,
+    *,
+    data_dir: Path | None = None,
+    clock: Clock,
+    actor: str | None = None,
+) -> Path | None:
+    """Replace the database with ``file`` (validated first); returns the copy kept of the old one.
+
+    Works when the current database is damaged (that is when it is needed most). Raises
+    DatabaseCorrupt / DatabaseTooNew if ``file`` is not a Therapy Timer database we can read;
+    then nothing is changed. An older schema is migrated after the restore. Returns None when
+    there was no database to keep.
+    """
+    folder = default_data_dir(data_dir)
+    db_path = database_path(folder)
+    if not Path(file).is_file():
+        raise InvalidInput("file", f"{file} does not exist or is not a file")
+    now = clock.now()
+    stamp = now.astimezone(UTC).strftime("%Y%m%d-%H%M%S")
+    with translated(db_path):
+        private_dir(folder)
+        private_dir(backups_dir(folder))
+        # Validate a private copy, so the source can neither change under us nor be modified
+        # by opening it (a WAL-mode file gets -wal/-shm companions when opened).
+        staged = backups_dir(folder) / f"restore-staging-{stamp}.sqlite3"
+        staged.unlink(missing_ok=True)
+        private_file(staged)
+        try:
+            shutil.copyfile(file, staged)
+            with translated(Path(file)):
+                try:
+                    _validate_for_restore(staged)
+                except sqlite3.DatabaseError as exc:
+                    if sqlite_primary(exc) in _DAMAGED:
+                        raise _corrupt_restore_source(Path(file), str(exc)) from exc
+                    raise
+            kept = _keep_current(db_path, backups_dir(folder) / f"pre-restore-{stamp}Z.sqlite3")
+            _replace_database(staged, db_path)
+        finally:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{staged}{suffix}").unlink(missing_ok=True)
+    # StoreBase, not Store: opening migrates an older backup; the audit entry is all we write.
+    with StoreBase.open(folder, clock=clock, actor=actor) as store, store._write():
+        store._audit(
+            "database.restore",
+            "database",
+            DB_FILENAME,
+            after={"source": str(file), "previous_copy": str(kept) if kept else None},
+            reason=f"restored from {file}",
+        )
+    return kept
+
+
+def _keep_current(db_path: Path, dest: Path) -> Path | None:
+    if not db_path.exists() or db_path.stat().st_size == 0:
+        return None
+    try:
+        conn = sqlite3.connect(db_path, isolation_level=None)
+        try:
+            _copy_with_backup_api(conn, dest)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        # Damaged beyond SQLite's reading: keep the raw bytes (and any -wal) for forensics.
+        private_file(dest)
+        shutil.copyfile(db_path, dest)
+        wal = Path(f"{db_path}-wal")
+        if wal.exists():
+            private_file(Path(f"{dest}-wal"))
+            shutil.copyfile(wal, Path(f"{dest}-wal"))
+    return dest
+
+
+def _replace_database(staged: Path, db_path: Path) -> None:
+    source = sqlite3.connect(staged, isolation_level=None)
+    try:
+        try:
+            # The backup API writes into the live file under SQLite's locks, so any other
+            # connection sees the restored data instead of an unlinked file.
+            private_file(db_path)
+            target = sqlite3.connect(db_path, isolation_level=None, timeout=5.0)
+            try:
+                target.execute("PRAGMA journal_mode=WAL")
+                source.backup(target)
+            finally:
+                target.close()
+            return
+        except sqlite3.DatabaseError as exc:
+            if sqlite_primary(exc) not in _DAMAGED:
+                raise
+        # The current file is too damaged to write into: swap files. Its -wal must go too,
+        # or SQLite would replay stale frames onto the restored database.
+        partial = db_path.with_name(db_path.name + ".partial")
+        partial.unlink(missing_ok=True)
+        _copy_with_backup_api(source, partial)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+        os.replace(partial, db_path)
+        fsync_dir(db_path.parent)
+    finally:
+        source.close()

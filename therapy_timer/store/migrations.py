@@ -1,0 +1,209 @@
+"""The schema: append-only migrations, and whether a database file is one of ours we understand."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from therapy_timer.errors import DatabaseCorrupt, DatabaseReadOnly, DatabaseTooNew
+
+APPLICATION_ID = 0x54544D52  # "TTMR": tells our files from other SQLite databases
+
+# Migrations are append-only: never edit one that has shipped, add a new one instead, and keep
+# tests/fixtures/store_v1.sql as the first schema so the upgrade path stays tested.
+
+MIGRATIONS = Migrations("therapy_timer")
+
+
+@MIGRATIONS(name="m001_initial")
+def _m001_initial(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE payer_profiles (
+            name TEXT PRIMARY KEY NOT NULL CHECK (length(trim(name)) > 0),
+            method TEXT NOT NULL CHECK (method IN ('cms', 'ama')),
+            assistant_modifiers INTEGER NOT NULL CHECK (assistant_modifiers IN (0, 1))
+        );
+        CREATE TABLE sessions (
+            id TEXT PRIMARY KEY NOT NULL,
+            date_of_service TEXT NOT NULL,
+            patient_ref TEXT NOT NULL,
+            clinician TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('PT', 'PTA', 'OT', 'OTA', 'SLP')),
+            discipline TEXT NOT NULL CHECK (discipline IN ('PT', 'OT', 'SLP')),
+            payer_profile TEXT NOT NULL REFERENCES payer_profiles(name) ON UPDATE CASCADE,
+            status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')),
+            amended INTEGER NOT NULL DEFAULT 0 CHECK (amended IN (0, 1)),
+            exported INTEGER NOT NULL DEFAULT 0 CHECK (exported IN (0, 1)),
+            created_utc TEXT NOT NULL,
+            closed_utc TEXT,
+            paused_utc TEXT,
+            resume_json TEXT NOT NULL DEFAULT '[]'
+        );
+        CREATE TABLE segments (
+            id TEXT PRIMARY KEY NOT NULL,
+            session_id TEXT NOT NULL REFERENCES sessions(id),
+            code TEXT NOT NULL,
+            furnished_by TEXT NOT NULL
+                CHECK (furnished_by IN ('therapist', 'assistant', 'together')),
+            exclusive INTEGER NOT NULL CHECK (exclusive IN (0, 1)),
+            start_utc TEXT NOT NULL,
+            stop_utc TEXT CHECK (stop_utc IS NULL OR stop_utc >= start_utc)
+        );
+        CREATE INDEX segments_by_session ON segments(session_id, start_utc);
+        -- The last line of defence for R8.1: one running treatment code per session, whatever
+        -- the application does; and one stopwatch per code.
+        CREATE UNIQUE INDEX segments_one_exclusive_running ON segments(session_id)
+            WHERE stop_utc IS NULL AND exclusive = 1;
+        CREATE UNIQUE INDEX segments_one_per_code_running ON segments(session_id, code)
+            WHERE stop_utc IS NULL;
+        CREATE TABLE untimed_services (
+            id INTEGER PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES sessions(id),
+            code TEXT NOT NULL,
+            minutes INTEGER CHECK (minutes IS NULL OR minutes >= 0),
+            furnished_by TEXT NOT NULL
+                CHECK (furnished_by IN ('therapist', 'assistant', 'together')),
+            created_utc TEXT NOT NULL
+        );
+        CREATE INDEX untimed_by_session ON untimed_services(session_id);
+        CREATE TABLE settings (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+        CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at_utc TEXT NOT NULL);
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at_utc TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            entity TEXT NOT NULL,
+            entity_id TEXT NOT NULL,
+            before_json TEXT,
+            after_json TEXT,
+            reason TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX audit_by_entity ON audit_log(entity, entity_id);
+        CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN
+            SELECT RAISE(ABORT, 'audit_log is append-only: entries cannot be changed');
+        END;
+        CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN
+            SELECT RAISE(ABORT, 'audit_log is append-only: entries cannot be deleted');
+        END;
+        INSERT INTO payer_profiles (name, method, assistant_modifiers) VALUES
+            ('Medicare', 'cms', 1),
+            ('Commercial (per-code)', 'ama', 0);
+        """
+    )
+
+
+@MIGRATIONS(name="m002_list_indexes")
+def _m002_list_indexes(db: sqlite_utils.Database) -> None:
+    # Listing a day and finding running or open work must not scan a year of sessions.
+    db.executescript(
+        """
+        CREATE INDEX sessions_by_day ON sessions(date_of_service, created_utc);
+        CREATE INDEX sessions_open ON sessions(status) WHERE status = 'open';
+        CREATE INDEX segments_running ON segments(session_id) WHERE stop_utc IS NULL;
+        """
+    )
+
+
+@MIGRATIONS(name="m003_tie_allocation")
+def _m003_tie_allocation(db: sqlite_utils.Database) -> None:
+    # The therapist's choice among equally valid CMS allocations (R2.8) must reach the front
+    # desk's export, so it is stored with the session rather than only in the audit log.
+    db.executescript("ALTER TABLE sessions ADD COLUMN allocation_json TEXT;")
+
+
+@MIGRATIONS(name="m004_session_origin")
+def _m004_session_origin(db: sqlite_utils.Database) -> None:
+    # Sessions merged from another workstation's bundle say where they came from.
+    db.executescript("ALTER TABLE sessions ADD COLUMN origin TEXT;")
+
+
+CHILD_SESSION = "json_extract(coalesce(after_json, before_json), '$.session_id')"
+"""The session a segment's or untimed service's audit entry belongs to (its payload says)."""
+
+
+@MIGRATIONS(name="m005_audit_by_child_session")
+def _m005_audit_by_child_session(db: sqlite_utils.Database) -> None:
+    # A bundle carries every audit entry of its sessions, also those of discarded segments and
+    # removed untimed services whose rows are gone: find them by the session id in their payload
+    # without reading the whole log (a year holds hundreds of thousands of entries).
+    db.executescript(
+        f"CREATE INDEX audit_by_child_session ON audit_log({CHILD_SESSION})"
+        " WHERE entity IN ('segment', 'untimed');"
+    )
+
+
+# Everything is pending on an empty database: that is the list of migrations this version knows.
+KNOWN_MIGRATIONS = frozenset(m.name for m in MIGRATIONS.pending(sqlite_utils.Database(memory=True)))
+SCHEMA_VERSION = len(KNOWN_MIGRATIONS)
+"""How many migrations this version knows; stored as PRAGMA user_version after migrating."""
+
+
+def _applied_migrations(conn: sqlite3.Connection) -> set[str]:
+    has_table = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+        [Migrations.migrations_table],
+    ).fetchone()
+    if not has_table:
+        return set()
+    rows = conn.execute(
+        f"SELECT name FROM {Migrations.migrations_table} WHERE migration_set = ?",
+        [MIGRATIONS.name],
+    )
+    return {str(r[0]) for r in rows}
+
+
+def check_ours(conn: sqlite3.Connection, db_path: Path) -> set[str]:
+    """Raise unless ``conn`` is an empty database or one of ours we understand; return applied."""
+    app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+    n_tables = int(conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
+    if app_id != APPLICATION_ID and (app_id != 0 or n_tables):
+        raise DatabaseCorrupt(
+            f"{db_path} is not a Therapy Timer database (it is some other SQLite file)."
+            " Move it away, or choose a Therapy Timer backup to restore."
+        )
+    applied = _applied_migrations(conn)
+    unknown = applied - KNOWN_MIGRATIONS
+    user_version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if unknown or user_version > SCHEMA_VERSION:
+        raise DatabaseTooNew(
+            f"The database {db_path} was written by a newer version of Therapy Timer"
+            f" (schema {max(user_version, len(applied))}; this version knows {SCHEMA_VERSION})."
+            " Install the newer version, or restore a backup made by this version."
+        )
+    return applied
+
+
+def prepare_schema(conn: sqlite3.Connection, db_path: Path, read_only: bool) -> None:
+    """Check ``conn`` is ours and migrate it (in one IMMEDIATE transaction) unless read-only."""
+    if read_only:
+        applied = check_ours(conn, db_path)
+        if applied != KNOWN_MIGRATIONS:
+            raise DatabaseReadOnly(
+                f"The database {db_path} needs an upgrade to be used by this version, but it"
+                " was opened read-only. Open it once with write access."
+            )
+        return
+    # IMMEDIATE also proves at once that we may write: a read-only file fails here,
+    # not when the first timer starts.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        applied = check_ours(conn, db_path)
+        if applied != KNOWN_MIGRATIONS:
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db = sqlite_utils.Database(conn, execute_plugins=False)
+            MIGRATIONS.apply(db)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise

@@ -1,0 +1,250 @@
+"""Reading the store: sessions, segments, untimed services, audit, settings, heartbeat, payers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+
+from therapy_timer.model import (
+    AuditEntry,
+    PayerProfile,
+    Segment,
+    Session,
+    SessionStatus,
+    UntimedService,
+)
+from therapy_timer.store._db import (
+    StoreBase,
+    audit_entry_of,
+    dt,
+    guarded,
+    opt_dt,
+    profile_of,
+    segment_of,
+    session_of,
+    ts,
+    untimed_of,
+)
+from therapy_timer.store.migrations import CHILD_SESSION
+
+
+class QueriesMixin(StoreBase):
+    """Every read of ``Store``; nothing here writes."""
+
+    # sessions -------------------------------------------------------------------------------
+
+    @guarded
+    def get_session(self, session_id: str) -> Session:
+        """The session, or InvalidInput("session", ...) if there is none with that id."""
+        return self._session_row(session_id)
+
+    @guarded
+    def list_sessions(
+        self,
+        *,
+        day: date | None = None,
+        start: date | None = None,
+        end: date | None = None,
+        status: SessionStatus | None = None,
+        clinician: str | None = None,
+    ) -> list[Session]:
+        """Sessions of one day, or of ``start``..``end`` inclusive, in order of creation."""
+        if day is not None and (start is not None or end is not None):
+            raise ValueError("pass either day or start/end, not both")
+        where: list[str] = []
+        params: list[object] = []
+        if day is not None:
+            where.append("date_of_service = ?")
+            params.append(day.isoformat())
+        if start is not None:
+            where.append("date_of_service >= ?")
+            params.append(start.isoformat())
+        if end is not None:
+            where.append("date_of_service <= ?")
+            params.append(end.isoformat())
+        if status is not None:
+            where.append("status = ?")
+            params.append(SessionStatus(status).value)
+        if clinician is not None:
+            where.append("clinician = ?")
+            params.append(clinician)
+        sql = "SELECT * FROM sessions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY date_of_service, created_utc, id"
+        return [session_of(r) for r in self._rows(sql, params)]
+
+    # segments -------------------------------------------------------------------------------
+
+    @guarded
+    def get_segment(self, segment_id: str) -> Segment:
+        return self._segment_row(segment_id)
+
+    @guarded
+    def segments(self, session_id: str) -> list[Segment]:
+        """A session's segments in start order."""
+        rows = self._rows(
+            "SELECT * FROM segments WHERE session_id = ? ORDER BY start_utc, id", [session_id]
+        )
+        return [segment_of(r) for r in rows]
+
+    @guarded
+    def open_segments(self, session_id: str | None = None) -> list[Segment]:
+        """Segments with no stop time (all sessions by default): what to recover after a crash."""
+        if session_id is None:
+            rows = self._rows("SELECT * FROM segments WHERE stop_utc IS NULL ORDER BY start_utc")
+        else:
+            rows = self._rows(
+                "SELECT * FROM segments WHERE stop_utc IS NULL AND session_id = ?"
+                " ORDER BY start_utc",
+                [session_id],
+            )
+        return [segment_of(r) for r in rows]
+
+    @guarded
+    def segments_of(self, session_ids: Sequence[str]) -> dict[str, list[Segment]]:
+        """Segments of many sessions in one query, by session id, each in start order."""
+        found: dict[str, list[Segment]] = {}
+        for row in self._rows_in(
+            "SELECT * FROM segments WHERE session_id IN ({ids}) ORDER BY session_id, start_utc, id",
+            session_ids,
+        ):
+            found.setdefault(row["session_id"], []).append(segment_of(row))
+        return found
+
+    @guarded
+    def segment_spans(
+        self, session_ids: Sequence[str]
+    ) -> dict[str, tuple[datetime, datetime | None]]:
+        """Each session's first segment start and last segment stop (None if none stopped),
+        computed by SQLite: a year's export needs the times, not 300,000 segment objects."""
+        return {
+            row["session_id"]: (dt(row["first"]), opt_dt(row["last"]))
+            for row in self._rows_in(
+                "SELECT session_id, min(start_utc) AS first, max(stop_utc) AS last FROM segments"
+                " WHERE session_id IN ({ids}) GROUP BY session_id",
+                session_ids,
+            )
+        }
+
+    # untimed services ------------------------------------------------------------------------
+
+    @guarded
+    def untimed_services(self, session_id: str) -> list[UntimedService]:
+        rows = self._rows(
+            "SELECT * FROM untimed_services WHERE session_id = ? ORDER BY id", [session_id]
+        )
+        return [untimed_of(r) for r in rows]
+
+    @guarded
+    def untimed_services_of(self, session_ids: Sequence[str]) -> dict[str, list[UntimedService]]:
+        """Untimed services of many sessions in one query, by session id."""
+        found: dict[str, list[UntimedService]] = {}
+        for row in self._rows_in(
+            "SELECT * FROM untimed_services WHERE session_id IN ({ids}) ORDER BY session_id, id",
+            session_ids,
+        ):
+            found.setdefault(row["session_id"], []).append(untimed_of(row))
+        return found
+
+    # audit -----------------------------------------------------------------------------------
+
+    @guarded
+    def audit_entries(
+        self,
+        *,
+        entity: str | None = None,
+        entity_id: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEntry]:
+        """Audit entries oldest first (filtered); ``limit`` keeps the newest ones."""
+        where: list[str] = []
+        params: list[object] = []
+        if entity is not None:
+            where.append("entity = ?")
+            params.append(entity)
+        if entity_id is not None:
+            where.append("entity_id = ?")
+            params.append(entity_id)
+        if since is not None:
+            where.append("at_utc >= ?")
+            params.append(ts(since, "since"))
+        sql = "SELECT * FROM audit_log"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [audit_entry_of(r) for r in reversed(self._rows(sql, params))]
+
+    def _audit_of_sessions(self, session_ids: Sequence[str]) -> dict[str, list[AuditEntry]]:
+        """Audit entries by session, oldest first: the session's own and its children's.
+
+        Children (segments, untimed services) are found by the session id in the payload,
+        through the m005 index, so that entries of deleted children come along too.
+        """
+        found: dict[str, list[AuditEntry]] = {}
+        for row in self._rows_in(
+            "SELECT *, entity_id AS owner FROM audit_log WHERE entity = 'session'"
+            " AND entity_id IN ({ids})"
+            f" UNION ALL SELECT *, {CHILD_SESSION} AS owner FROM audit_log"
+            f" WHERE entity IN ('segment', 'untimed') AND {CHILD_SESSION} IN ({{ids}})"
+            " ORDER BY id",
+            session_ids,
+        ):
+            found.setdefault(row.pop("owner"), []).append(audit_entry_of(row))
+        return found
+
+    @guarded
+    def changed_since_export(self, session_ids: Sequence[str]) -> set[str]:
+        """The exported sessions among ``session_ids`` changed after their last export: the
+        charges the billing system holds for them are out of date."""
+        return self._changed_since_export(session_ids)
+
+    def _changed_since_export(self, session_ids: Sequence[str]) -> set[str]:
+        # Every change to a closed session marks it amended, so only those need their audit read.
+        suspects = [
+            row["id"]
+            for row in self._rows_in(
+                "SELECT id FROM sessions WHERE exported = 1 AND amended = 1 AND id IN ({ids})",
+                list(dict.fromkeys(session_ids)),
+            )
+        ]
+        changed = set()
+        for session_id, entries in self._audit_of_sessions(suspects).items():
+            exports = [e.id for e in entries if e.action == "session.export"]
+            if exports and any(e.id > exports[-1] for e in entries):
+                changed.add(session_id)
+        return changed
+
+    # heartbeat and settings ------------------------------------------------------------------
+
+    @guarded
+    def last_heartbeat(self) -> datetime | None:
+        row = self._conn.execute("SELECT at_utc FROM heartbeat WHERE id = 1").fetchone()
+        return None if row is None else dt(row[0])
+
+    @guarded
+    def get_setting(self, key: str, default: str | None = None) -> str | None:
+        row = self._conn.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
+        return default if row is None else str(row[0])
+
+    @guarded
+    def settings(self) -> dict[str, str]:
+        return {
+            str(k): str(v)
+            for k, v in self._conn.execute("SELECT key, value FROM settings ORDER BY key")
+        }
+
+    # payer profiles --------------------------------------------------------------------------
+
+    @guarded
+    def payer_profiles(self) -> list[PayerProfile]:
+        return [profile_of(r) for r in self._rows("SELECT * FROM payer_profiles ORDER BY name")]
+
+    @guarded
+    def get_payer_profile(self, name: str) -> PayerProfile:
+        """The profile, or InvalidInput("payer_profile", ...) if unknown."""
+        return self._profile_row(name)

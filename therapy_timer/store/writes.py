@@ -1,0 +1,815 @@
+"""Changing the store: each change is one audited write transaction; edits after closing amend."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import Enum
+from typing import TypeVar
+
+from therapy_timer.codes import Discipline, FurnishedBy, Method, Role, normalize_code
+from therapy_timer.errors import InvalidInput, InvalidOperation
+from therapy_timer.model import (
+    AuditEntry,
+    PayerProfile,
+    Segment,
+    SegmentSpec,
+    Session,
+    SessionStatus,
+    UntimedService,
+    label_text,
+    patient_ref,
+    reason_text,
+    untimed_minutes,
+)
+from therapy_timer.store._db import (
+    audit_entry_of,
+    dt,
+    guarded,
+    in_session,
+    now_text,
+    profile_of,
+    session_of,
+    spec_json,
+    ts,
+)
+from therapy_timer.store.queries import QueriesMixin
+
+_T = TypeVar("_T")
+
+
+class _Keep(Enum):
+    KEEP = "keep"
+
+
+KEEP = _Keep.KEEP
+"""Default of an amendment argument that may legitimately be None: leave the value as it is."""
+
+
+@dataclass(frozen=True)
+class SegmentStop:
+    segment_id: str
+    stop_utc: datetime
+
+
+@dataclass(frozen=True)
+class SegmentStart:
+    """A segment to open; ``id`` is the stopwatch's segment id (a fresh UUID when None)."""
+
+    code: str
+    furnished_by: FurnishedBy
+    exclusive: bool
+    start_utc: datetime
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Mark the session paused at ``at_utc``; ``resume`` is what to reopen later."""
+
+    at_utc: datetime
+    resume: tuple[SegmentSpec, ...]
+
+
+@dataclass(frozen=True)
+class StopwatchChange:
+    """One stopwatch step, applied atomically: stop these segments, start those, (un)pause.
+
+    ``action`` names the step in the audit log (e.g. "start", "switch", "pause", "resume",
+    "furnished_by", "recovery.stop_at_heartbeat"); ``reason`` is optional here.
+    """
+
+    session_id: str
+    stops: tuple[SegmentStop, ...] = ()
+    starts: tuple[SegmentStart, ...] = ()
+    pause: Pause | None = None
+    clear_pause: bool = False
+    action: str = "stopwatch"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class AppliedChange:
+    """What a stopwatch change did: the session after it, the segments it closed and opened."""
+
+    session: Session
+    stopped: tuple[Segment, ...]
+    started: tuple[Segment, ...]
+
+
+class WritesMixin(QueriesMixin):
+    """Every change ``Store`` makes to sessions, segments, services, settings and payers."""
+
+    def _mark_amended_if_closed(self, session: Session) -> None:
+        if not session.is_open:
+            self._conn.execute("UPDATE sessions SET amended = 1 WHERE id = ?", [session.id])
+
+    def _amended(
+        self,
+        session: Session,
+        action: str,
+        entity: str,
+        entity_id: str,
+        *,
+        after: Callable[[], _T],
+        before: object = None,
+        reason: str,
+        actor: str | None,
+    ) -> _T:
+        """After changing ``session`` or a part of it: mark it amended if closed, read the
+        result with ``after`` (so it shows the mark), audit before and after; return the result.
+        """
+        self._mark_amended_if_closed(session)
+        result = after()
+        self._audit(
+            action, entity, entity_id, before=before, after=result, reason=reason, actor=actor
+        )
+        return result
+
+    def _check_no_exclusive_overlap(
+        self, session_id: str, start: str, stop: str | None, ignore_id: str | None
+    ) -> None:
+        clash = self._conn.execute(
+            "SELECT id, code FROM segments WHERE session_id = ? AND exclusive = 1 AND id IS NOT ?"
+            " AND (? IS NULL OR start_utc < ?) AND (stop_utc IS NULL OR stop_utc > ?)",
+            [session_id, ignore_id, stop, stop, start],
+        ).fetchone()
+        if clash is not None:
+            raise InvalidOperation(
+                f"those times overlap treatment code {clash[1]} (segment {clash[0]}) of the same"
+                " session; the same minutes cannot be billed twice"
+            )
+
+    # sessions -------------------------------------------------------------------------------
+
+    @guarded
+    def create_session(
+        self,
+        *,
+        date_of_service: date,
+        patient_ref: str,
+        clinician: str,
+        role: Role,
+        discipline: Discipline,
+        payer_profile: str,
+        actor: str | None = None,
+    ) -> Session:
+        """Insert an open session with a fresh UUID; patient_ref is a short label (InvalidInput)."""
+        ref = _patient_ref(patient_ref)
+        who = label_text(clinician, "clinician")
+        role = Role(role)
+        discipline = Discipline(discipline)
+        if role.discipline is not discipline:
+            raise InvalidInput(
+                "discipline", f"a {role.value} furnishes {role.discipline.value} services"
+            )
+        if not isinstance(date_of_service, date) or isinstance(date_of_service, datetime):
+            raise InvalidInput("date_of_service", f"not a date: {date_of_service!r}")
+        with self._write():
+            self._profile_row(payer_profile)
+            row = {
+                "id": str(uuid.uuid4()),
+                "date_of_service": date_of_service.isoformat(),
+                "patient_ref": ref,
+                "clinician": who,
+                "role": role.value,
+                "discipline": discipline.value,
+                "payer_profile": payer_profile,
+                "status": SessionStatus.OPEN.value,
+                "amended": 0,
+                "exported": 0,
+                "created_utc": now_text(self._clock),
+                "closed_utc": None,
+                "paused_utc": None,
+                "resume_json": "[]",
+            }
+            self._db.table("sessions").insert(row)
+            session = session_of(row)
+            self._audit("session.create", "session", session.id, after=session, actor=actor)
+        return session
+
+    @guarded
+    def close_session(
+        self, session_id: str, *, stops: Sequence[SegmentStop] = (), actor: str | None = None
+    ) -> Session:
+        """Stop ``stops`` and close the session in one transaction; refuses if any still runs."""
+        with self._write():
+            before = self._session_row(session_id)
+            if not before.is_open:
+                raise InvalidOperation(f"session {session_id} is already closed")
+            stopped = self._stop_segments(session_id, stops)
+            still = self._conn.execute(
+                "SELECT code FROM segments WHERE session_id = ? AND stop_utc IS NULL",
+                [session_id],
+            ).fetchall()
+            if still:
+                codes = ", ".join(sorted(str(r[0]) for r in still))
+                raise InvalidOperation(f"stop the running codes first ({codes})")
+            self._conn.execute(
+                "UPDATE sessions SET status = 'closed', closed_utc = ?, paused_utc = NULL,"
+                " resume_json = '[]' WHERE id = ?",
+                [now_text(self._clock), session_id],
+            )
+            after = self._session_row(session_id)
+            self._audit(
+                "session.close",
+                "session",
+                session_id,
+                before={"status": before.status, "stopped": in_session(stopped[0])},
+                after={
+                    "status": after.status,
+                    "closed_utc": after.closed_utc,
+                    "stopped": in_session(stopped[1]),
+                },
+                actor=actor,
+            )
+        return after
+
+    @guarded
+    def mark_exported(self, session_ids: Sequence[str], *, actor: str | None = None) -> None:
+        with self._write():
+            # A session changed after its export goes out again, and that export is audited too.
+            again = self._changed_since_export(session_ids)
+            for session_id in session_ids:
+                session = self._session_row(session_id)
+                if session.exported and session_id not in again:
+                    continue
+                self._conn.execute("UPDATE sessions SET exported = 1 WHERE id = ?", [session_id])
+                self._audit(
+                    "session.export",
+                    "session",
+                    session_id,
+                    before={"exported": session.exported},
+                    after={"exported": True},
+                    actor=actor,
+                )
+
+    @guarded
+    def amend_session(
+        self,
+        session_id: str,
+        *,
+        reason: str,
+        patient_ref: str | None = None,
+        payer_profile: str | None = None,
+        date_of_service: date | None = None,
+        actor: str | None = None,
+    ) -> Session:
+        """Change a session's header; needs a reason; marks a closed session amended."""
+        why = reason_text(reason)
+        changes: dict[str, object] = {}
+        if patient_ref is not None:
+            changes["patient_ref"] = _patient_ref(patient_ref)
+        if date_of_service is not None:
+            changes["date_of_service"] = date_of_service.isoformat()
+        with self._write():
+            before = self._session_row(session_id)
+            if payer_profile is not None:
+                changes["payer_profile"] = self._profile_row(payer_profile).name
+            if not changes:
+                return before
+            assignments = ", ".join(f"{column} = ?" for column in changes)
+            self._conn.execute(
+                f"UPDATE sessions SET {assignments} WHERE id = ?", [*changes.values(), session_id]
+            )
+            return self._amended(
+                before,
+                "session.amend",
+                "session",
+                session_id,
+                after=lambda: self._session_row(session_id),
+                before=before,
+                reason=why,
+                actor=actor,
+            )
+
+    @guarded
+    def choose_allocation(
+        self,
+        session_id: str,
+        allocation: Mapping[str, int] | None,
+        *,
+        reason: str = "",
+        actor: str | None = None,
+    ) -> Session:
+        """Record which valid CMS allocation a tie resolved to (R2.8); None = the default.
+
+        The caller checks validity against the rules. Changing it on a closed session needs a
+        reason and marks the session amended, like any other edit after closing.
+        """
+        stored = None
+        if allocation is not None:
+            stored = json.dumps(
+                {normalize_code(c, "allocation"): int(u) for c, u in allocation.items()},
+                sort_keys=True,
+            )
+        with self._write():
+            before = self._session_row(session_id)
+            why = reason.strip() if before.is_open else reason_text(reason)
+            self._conn.execute(
+                "UPDATE sessions SET allocation_json = ? WHERE id = ?", [stored, session_id]
+            )
+            # The audit shows the allocation alone: the rest of the session did not change.
+            self._mark_amended_if_closed(before)
+            after = self._session_row(session_id)
+            self._audit(
+                "session.allocation",
+                "session",
+                session_id,
+                before={"allocation": before.allocation},
+                after={"allocation": after.allocation},
+                reason=why,
+                actor=actor,
+            )
+        return after
+
+    # segments -------------------------------------------------------------------------------
+
+    def _stop_segments(
+        self, session_id: str, stops: Sequence[SegmentStop]
+    ) -> tuple[list[Segment], list[Segment]]:
+        """Inside a transaction: stop each segment; (before, after) records."""
+        befores: list[Segment] = []
+        afters: list[Segment] = []
+        for stop in stops:
+            segment = self._segment_row(stop.segment_id)
+            if segment.session_id != session_id:
+                raise InvalidInput("segment", f"segment {segment.id} belongs to another session")
+            if not segment.running:
+                raise InvalidOperation(
+                    f"{segment.code} was already stopped (perhaps by another window or"
+                    " command); refresh and try again"
+                )
+            stop_text = ts(stop.stop_utc, "stop_utc")
+            if stop.stop_utc < segment.start_utc:
+                raise InvalidInput("stop_utc", f"{segment.code} cannot stop before it started")
+            self._conn.execute(
+                "UPDATE segments SET stop_utc = ? WHERE id = ?", [stop_text, segment.id]
+            )
+            befores.append(segment)
+            afters.append(
+                Segment(
+                    segment.id,
+                    segment.session_id,
+                    segment.code,
+                    segment.furnished_by,
+                    segment.exclusive,
+                    segment.start_utc,
+                    dt(stop_text),
+                )
+            )
+        return befores, afters
+
+    @guarded
+    def apply_stopwatch_change(
+        self, change: StopwatchChange, *, actor: str | None = None
+    ) -> AppliedChange:
+        """Apply a stopwatch step in ONE write transaction (BEGIN IMMEDIATE), audited.
+
+        Re-checks inside the transaction that after the change at most one exclusive segment of
+        the session runs, so two processes can never both start a treatment code: the loser
+        gets InvalidOperation. Segments to stop must still be running (else InvalidOperation:
+        another process changed the stopwatch first).
+        """
+        if change.pause is not None and change.clear_pause:
+            raise ValueError("a stopwatch change cannot both pause and resume")
+        starts = [
+            (normalize_code(s.code, "code"), FurnishedBy(s.furnished_by), bool(s.exclusive), s)
+            for s in change.starts
+        ]
+        start_texts = [ts(s.start_utc, "start_utc") for s in change.starts]
+        session_id = change.session_id
+        with self._write():
+            before = self._session_row(session_id)
+            if not before.is_open:
+                raise InvalidOperation("this session is closed; amend it instead")
+            # [sessions.py] Re-stating the pause at the same moment changes what will resume
+            # (a code stopped, or furnished-by changed, while paused); any other pause is a clash.
+            if (
+                change.pause is not None
+                and before.is_paused
+                and change.pause.at_utc != before.paused_utc
+            ):
+                raise InvalidOperation("the stopwatch is already paused")
+            if change.clear_pause and not before.is_paused:
+                raise InvalidOperation("the stopwatch is not paused")
+            stopping = {s.segment_id for s in change.stops}
+            running = [seg for seg in self.open_segments(session_id) if seg.id not in stopping]
+            running_codes = {seg.code for seg in running}
+            exclusive_running = [seg for seg in running if seg.exclusive]
+            new_exclusive = [code for code, _, exclusive, _ in starts if exclusive]
+            if len(exclusive_running) + len(new_exclusive) > 1:
+                other = exclusive_running[0].code if exclusive_running else new_exclusive[0]
+                raise InvalidOperation(
+                    f"treatment code {other} is already running in this session (perhaps started"
+                    " by another window or command); stop it first"
+                )
+            new_codes = [code for code, _, _, _ in starts]
+            duplicate = running_codes.intersection(new_codes) or (
+                set() if len(set(new_codes)) == len(new_codes) else set(new_codes)
+            )
+            if duplicate:
+                raise InvalidOperation(f"{sorted(duplicate)[0]} is already running")
+            stopped_before, stopped = self._stop_segments(session_id, change.stops)
+            started: list[Segment] = []
+            for (code, furnished_by, exclusive, spec), start_text in zip(
+                starts, start_texts, strict=True
+            ):
+                segment_id = spec.id or uuid.uuid4().hex
+                self._conn.execute(
+                    "INSERT INTO segments (id, session_id, code, furnished_by, exclusive,"
+                    " start_utc) VALUES (?, ?, ?, ?, ?, ?)",
+                    [segment_id, session_id, code, furnished_by.value, int(exclusive), start_text],
+                )
+                started.append(
+                    Segment(
+                        segment_id,
+                        session_id,
+                        code,
+                        furnished_by,
+                        exclusive,
+                        dt(start_text),
+                        None,
+                    )
+                )
+            if change.pause is not None:
+                self._conn.execute(
+                    "UPDATE sessions SET paused_utc = ?, resume_json = ? WHERE id = ?",
+                    [
+                        ts(change.pause.at_utc, "pause.at_utc"),
+                        spec_json(change.pause.resume),
+                        session_id,
+                    ],
+                )
+            elif change.clear_pause:
+                self._conn.execute(
+                    "UPDATE sessions SET paused_utc = NULL, resume_json = '[]' WHERE id = ?",
+                    [session_id],
+                )
+            after = (
+                self._session_row(session_id)
+                if change.pause is not None or change.clear_pause
+                else before
+            )
+            self._audit(
+                change.action,
+                "session",
+                session_id,
+                before={"stopped": in_session(stopped_before), "paused_utc": before.paused_utc},
+                after={
+                    "stopped": in_session(stopped),
+                    "started": in_session(started),
+                    "paused_utc": after.paused_utc,
+                },
+                reason=change.reason.strip(),
+                actor=actor,
+            )
+        return AppliedChange(after, tuple(stopped), tuple(started))
+
+    @guarded
+    def discard_segment(self, segment_id: str, *, reason: str, actor: str | None = None) -> Segment:
+        """Delete a segment (e.g. after a crash), keeping it in the audit log; needs a reason."""
+        why = reason_text(reason)
+        with self._write():
+            segment = self._segment_row(segment_id)
+            session = self._session_row(segment.session_id)
+            self._conn.execute("DELETE FROM segments WHERE id = ?", [segment_id])
+            self._amended(
+                session,
+                "segment.discard",
+                "segment",
+                str(segment_id),
+                after=_gone,
+                before=segment,
+                reason=why,
+                actor=actor,
+            )
+        return segment
+
+    @guarded
+    def amend_segment(
+        self,
+        segment_id: str,
+        *,
+        reason: str,
+        start_utc: datetime | None = None,
+        stop_utc: datetime | None = None,
+        code: str | None = None,
+        furnished_by: FurnishedBy | None = None,
+        exclusive: bool | None = None,
+        actor: str | None = None,
+    ) -> Segment:
+        """Edit a recorded segment after the fact; needs a reason; marks a closed session amended.
+
+        Refuses edits that make two exclusive segments of the session overlap, and a stop time for
+        a segment still running (stop it with the stopwatch).
+        """
+        why = reason_text(reason)
+        new_code = None if code is None else normalize_code(code, "code")
+        with self._write():
+            before = self._segment_row(segment_id)
+            session = self._session_row(before.session_id)
+            if stop_utc is not None and before.running:
+                raise InvalidOperation(f"{before.code} is still running; stop it first")
+            start = ts(start_utc if start_utc is not None else before.start_utc, "start_utc")
+            new_stop = stop_utc if stop_utc is not None else before.stop_utc
+            stop = None if new_stop is None else ts(new_stop, "stop_utc")
+            if stop is not None and dt(stop) < dt(start):
+                raise InvalidInput("stop_utc", "a segment cannot stop before it starts")
+            is_exclusive = before.exclusive if exclusive is None else bool(exclusive)
+            if is_exclusive:
+                self._check_no_exclusive_overlap(session.id, start, stop, segment_id)
+            self._conn.execute(
+                "UPDATE segments SET start_utc = ?, stop_utc = ?, code = ?, furnished_by = ?,"
+                " exclusive = ? WHERE id = ?",
+                [
+                    start,
+                    stop,
+                    new_code or before.code,
+                    FurnishedBy(furnished_by or before.furnished_by).value,
+                    int(is_exclusive),
+                    segment_id,
+                ],
+            )
+            return self._amended(
+                session,
+                "segment.amend",
+                "segment",
+                str(segment_id),
+                after=lambda: self._segment_row(segment_id),
+                before=before,
+                reason=why,
+                actor=actor,
+            )
+
+    @guarded
+    def add_segment(
+        self,
+        session_id: str,
+        *,
+        code: str,
+        furnished_by: FurnishedBy,
+        exclusive: bool,
+        start_utc: datetime,
+        stop_utc: datetime,
+        reason: str,
+        actor: str | None = None,
+    ) -> Segment:
+        """Add a finished segment by hand (a forgotten code); needs a reason."""
+        why = reason_text(reason)
+        clean_code = normalize_code(code, "code")
+        start, stop = ts(start_utc, "start_utc"), ts(stop_utc, "stop_utc")
+        if stop_utc < start_utc:
+            raise InvalidInput("stop_utc", "a segment cannot stop before it starts")
+        with self._write():
+            session = self._session_row(session_id)
+            if exclusive:
+                self._check_no_exclusive_overlap(session_id, start, stop, None)
+            segment_id = uuid.uuid4().hex
+            self._conn.execute(
+                "INSERT INTO segments (id, session_id, code, furnished_by, exclusive, start_utc,"
+                " stop_utc) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    segment_id,
+                    session_id,
+                    clean_code,
+                    FurnishedBy(furnished_by).value,
+                    int(exclusive),
+                    start,
+                    stop,
+                ],
+            )
+            return self._amended(
+                session,
+                "segment.add",
+                "segment",
+                segment_id,
+                after=lambda: self._segment_row(segment_id),
+                reason=why,
+                actor=actor,
+            )
+
+    # untimed services ------------------------------------------------------------------------
+
+    @guarded
+    def add_untimed(
+        self,
+        session_id: str,
+        *,
+        code: str,
+        minutes: int | None = None,
+        furnished_by: FurnishedBy = FurnishedBy.THERAPIST,
+        reason: str = "",
+        actor: str | None = None,
+    ) -> UntimedService:
+        """Record an untimed service; on a closed session it is an amendment and needs a reason."""
+        clean_code = normalize_code(code, "code")
+        clean_minutes = untimed_minutes(minutes)
+        with self._write():
+            session = self._session_row(session_id)
+            why = reason.strip() if session.is_open else reason_text(reason)
+            cursor = self._conn.execute(
+                "INSERT INTO untimed_services (session_id, code, minutes, furnished_by,"
+                " created_utc) VALUES (?, ?, ?, ?, ?)",
+                [
+                    session_id,
+                    clean_code,
+                    clean_minutes,
+                    FurnishedBy(furnished_by).value,
+                    now_text(self._clock),
+                ],
+            )
+            untimed_id = cursor.lastrowid
+            assert untimed_id is not None
+            return self._amended(
+                session,
+                "untimed.add",
+                "untimed",
+                str(untimed_id),
+                after=lambda: self._untimed_row(untimed_id),
+                reason=why,
+                actor=actor,
+            )
+
+    @guarded
+    def amend_untimed(
+        self,
+        untimed_id: int,
+        *,
+        reason: str,
+        code: str | None = None,
+        minutes: int | _Keep | None = KEEP,
+        furnished_by: FurnishedBy | None = None,
+        actor: str | None = None,
+    ) -> UntimedService:
+        why = reason_text(reason)
+        new_code = None if code is None else normalize_code(code, "code")
+        with self._write():
+            before = self._untimed_row(untimed_id)
+            session = self._session_row(before.session_id)
+            new_minutes = before.minutes if isinstance(minutes, _Keep) else untimed_minutes(minutes)
+            self._conn.execute(
+                "UPDATE untimed_services SET code = ?, minutes = ?, furnished_by = ? WHERE id = ?",
+                [
+                    new_code or before.code,
+                    new_minutes,
+                    FurnishedBy(furnished_by or before.furnished_by).value,
+                    untimed_id,
+                ],
+            )
+            return self._amended(
+                session,
+                "untimed.amend",
+                "untimed",
+                str(untimed_id),
+                after=lambda: self._untimed_row(untimed_id),
+                before=before,
+                reason=why,
+                actor=actor,
+            )
+
+    @guarded
+    def remove_untimed(
+        self, untimed_id: int, *, reason: str, actor: str | None = None
+    ) -> UntimedService:
+        why = reason_text(reason)
+        with self._write():
+            before = self._untimed_row(untimed_id)
+            session = self._session_row(before.session_id)
+            self._conn.execute("DELETE FROM untimed_services WHERE id = ?", [untimed_id])
+            self._amended(
+                session,
+                "untimed.remove",
+                "untimed",
+                str(untimed_id),
+                after=_gone,
+                before=before,
+                reason=why,
+                actor=actor,
+            )
+        return before
+
+    # audit, heartbeat and settings -----------------------------------------------------------
+
+    @guarded
+    def record_event(
+        self,
+        action: str,
+        *,
+        entity: str,
+        entity_id: str,
+        reason: str = "",
+        details: Mapping[str, object] | None = None,
+        actor: str | None = None,
+    ) -> AuditEntry:
+        """Audit a decision that changes no data (e.g. "keep running" after a crash)."""
+        with self._write():
+            entry_id = self._audit(
+                label_text(action, "action"),
+                entity,
+                entity_id,
+                after=details,
+                reason=reason.strip(),
+                actor=actor,
+            )
+            row = self._rows("SELECT * FROM audit_log WHERE id = ?", [entry_id])[0]
+        return audit_entry_of(row)
+
+    @guarded
+    def write_heartbeat(self, at_utc: datetime | None = None) -> None:
+        """Record that the app is alive (not audited: it would flood the log)."""
+        at = ts(at_utc, "at_utc") if at_utc is not None else now_text(self._clock)
+        with self._write():
+            self._conn.execute(
+                "INSERT INTO heartbeat (id, at_utc) VALUES (1, ?)"
+                " ON CONFLICT(id) DO UPDATE SET at_utc = excluded.at_utc",
+                [at],
+            )
+
+    @guarded
+    def set_setting(self, key: str, value: str, *, actor: str | None = None) -> None:
+        clean_key = label_text(key, "key")
+        if not isinstance(value, str):
+            raise InvalidInput(clean_key, f"a setting is text, got {value!r}")
+        with self._write():
+            row = self._conn.execute(
+                "SELECT value FROM settings WHERE key = ?", [clean_key]
+            ).fetchone()
+            old = None if row is None else str(row[0])
+            if old == value:
+                return
+            self._conn.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [clean_key, value],
+            )
+            self._audit(
+                "setting.set",
+                "setting",
+                clean_key,
+                before=None if old is None else {"value": old},
+                after={"value": value},
+                actor=actor,
+            )
+
+    # payer profiles --------------------------------------------------------------------------
+
+    @guarded
+    def save_payer_profile(
+        self, profile: PayerProfile, *, actor: str | None = None
+    ) -> PayerProfile:
+        """Insert or update a profile by name."""
+        clean = PayerProfile(
+            name=label_text(profile.name, "payer_profile"),
+            method=Method(profile.method),
+            assistant_modifiers=bool(profile.assistant_modifiers),
+        )
+        with self._write():
+            rows = self._rows("SELECT * FROM payer_profiles WHERE name = ?", [clean.name])
+            before = profile_of(rows[0]) if rows else None
+            if before == clean:
+                return clean
+            self._conn.execute(
+                "INSERT INTO payer_profiles (name, method, assistant_modifiers) VALUES (?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET method = excluded.method,"
+                " assistant_modifiers = excluded.assistant_modifiers",
+                [clean.name, clean.method.value, int(clean.assistant_modifiers)],
+            )
+            self._audit(
+                "payer_profile.save",
+                "payer_profile",
+                clean.name,
+                before=before,
+                after=clean,
+                actor=actor,
+            )
+        return clean
+
+    @guarded
+    def delete_payer_profile(self, name: str, *, actor: str | None = None) -> None:
+        """Delete an unused profile; InvalidOperation if sessions refer to it."""
+        with self._write():
+            before = self._profile_row(name)
+            used = int(
+                self._conn.execute(
+                    "SELECT count(*) FROM sessions WHERE payer_profile = ?", [name]
+                ).fetchone()[0]
+            )
+            if used:
+                raise InvalidOperation(
+                    f"payer profile {name!r} is used by {used} session(s) and cannot be deleted"
+                )
+            self._conn.execute("DELETE FROM payer_profiles WHERE name = ?", [name])
+            self._audit("payer_profile.delete", "payer_profile", name, before=before, actor=actor)
+
+
+def _gone() -> None:
+    """What is left of a deleted row, for its audit entry."""
+    return None
+
+
+# create_session and amend_session take a ``patient_ref`` argument, which hides the function.
+_patient_ref = patient_ref
