@@ -149,7 +149,10 @@ def paths(data: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
 def mutated(draw: st.DrawFn) -> dict[str, Any]:
     data: dict[str, Any] = copy.deepcopy(VALID)
     for _ in range(draw(st.integers(min_value=1, max_value=3))):
-        where = draw(st.sampled_from(list(paths(data))[1:]))
+        places = list(paths(data))[1:]
+        if not places:  # everything deleted: an empty file
+            break
+        where = draw(st.sampled_from(places))
         parent: Any = data
         for step in where[:-1]:
             parent = parent[step]
