@@ -100,3 +100,50 @@ def test_duplicate_codes_are_refused() -> None:
     entry = CATALOGUE.get("97110")
     with pytest.raises(InvalidInput, match="twice"):
         Catalogue((entry, entry))
+
+
+def test_favourites_are_catalogue_data_in_the_gui_order() -> None:
+    # Moved from gui/controller.py's DEFAULT_FAVOURITES, order kept (tiles left to right).
+    assert CATALOGUE.favourites(Discipline.PT) == (
+        "97110", "97112", "97140", "97530", "97116", "97035", "97010", "97012", "G0283",
+        "97161", "97162", "97163", "97164",
+    )  # fmt: skip
+    assert CATALOGUE.favourites(Discipline.OT) == (
+        "97110", "97530", "97535", "97112", "97140", "97533", "97010", "97018",
+        "97165", "97166", "97167", "97168",
+    )  # fmt: skip
+    assert CATALOGUE.favourites(Discipline.SLP) == (
+        "97129", "97130", "92507", "92526", "92521", "92522", "92523", "92610",
+    )  # fmt: skip
+    for discipline in Discipline:
+        for code in CATALOGUE.favourites(discipline):
+            assert discipline in CATALOGUE.get(code).disciplines
+
+
+def test_favourites_must_be_codes_of_their_discipline() -> None:
+    codes = (CATALOGUE.get("97110"), CATALOGUE.get("97161"))
+    assert Catalogue(codes, {Discipline.PT: ("97161",)}).favourites(Discipline.PT) == ("97161",)
+    assert Catalogue(codes).favourites(Discipline.SLP) == ()
+    with pytest.raises(InvalidInput, match="not a code for OT"):
+        Catalogue(codes, {Discipline.OT: ("97161",)})
+    with pytest.raises(InvalidInput, match="not a code for PT"):
+        Catalogue(codes, {Discipline.PT: ("97530",)})
+
+
+def test_the_built_in_catalogue_is_parsed_once() -> None:
+    assert builtin_catalogue() is builtin_catalogue() is load_catalogue()
+
+
+@pytest.mark.parametrize("raw", ["97110", " 97110\n", "g0283", "G0283 "])
+def test_lookups_accept_typed_forms(raw: str) -> None:
+    assert CATALOGUE.get(raw).code == raw.strip().upper()
+    assert raw in CATALOGUE
+
+
+@pytest.mark.parametrize(
+    "raw", ["٩٧١١٠", "\uff19\uff17\uff11\uff11\uff10", "9711O", "GG283", "97 10", "", "Ä0283"]
+)
+def test_lookups_refuse_look_alike_codes(raw: str) -> None:
+    with pytest.raises(InvalidInput, match="not a billing code"):
+        CATALOGUE.get(raw)
+    assert raw not in CATALOGUE

@@ -641,7 +641,8 @@ class Catalogue:
                 found = by_code.get(code)
                 if found is None or discipline not in found.disciplines:
                     raise InvalidInput(
-                        f"favourites {discipline}", f"{code!r} is not a {discipline} code here"
+                        f"favourites {discipline}",
+                        f"{code!r} is not a code for {discipline} in this catalogue",
                     )
             if len(set(chosen)) != len(chosen):
                 raise InvalidInput(f"favourites {discipline}", "lists a code twice")
