@@ -12,9 +12,10 @@ import re
 import stat
 import tomllib
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NoReturn
@@ -215,6 +216,7 @@ class _Lines:
             if match:
                 name = re.sub(r"""[\s"']""", "", match.group(2))
                 self._headers.append((index, bool(match.group(1)), name))
+        self._entries = [index for index, array, name in self._headers if array and name == "code"]
 
     def _key_at(self, index: int, key: str) -> bool:
         names = (re.escape(key), re.escape(f'"{key}"'), re.escape(f"'{key}'"))
@@ -234,9 +236,8 @@ class _Lines:
 
     def code_entry(self, position: int) -> int:
         """The line of the ``position``-th (0-based) ``[[code]]`` entry."""
-        entries = [index for index, array, name in self._headers if array and name == "code"]
-        if position < len(entries):
-            return entries[position] + 1
+        if position < len(self._entries):
+            return self._entries[position] + 1
         return self.top_key("code")  # written as an inline array: code = [{…}, …]
 
     def key_in(self, start: int, key: str, table: str = "code") -> int:
@@ -254,6 +255,10 @@ class _Lines:
         return start
 
 
+_Line = int | Callable[[], int]
+"""A 1-based line number, or how to find it: lines are looked for only when a message needs one."""
+
+
 class _Checker:
     """Checks one code file's parsed data, raising InvalidInput that names file, line and field."""
 
@@ -261,10 +266,11 @@ class _Checker:
         self.label = label
         self.lines = _Lines(text)
 
-    def fail(self, line: int, what: str, message: str) -> NoReturn:
-        raise InvalidInput(f"{self.label}, line {line}, {what}", message)
+    def fail(self, line: _Line, what: str, message: str) -> NoReturn:
+        number = line() if callable(line) else line
+        raise InvalidInput(f"{self.label}, line {number}, {what}", message)
 
-    def text(self, value: object, line: int, what: str, limit: int, *, required: bool) -> str:
+    def text(self, value: object, line: _Line, what: str, limit: int, *, required: bool) -> str:
         if not isinstance(value, str):
             self.fail(line, what, f"must be text in quotes, not {_describe(value)}")
         clean = value.strip()
@@ -282,19 +288,19 @@ class _Checker:
                 )
         return clean
 
-    def flag(self, value: object, line: int, what: str) -> bool:
+    def flag(self, value: object, line: _Line, what: str) -> bool:
         if not isinstance(value, bool):
             self.fail(line, what, f"must be true or false (without quotes), not {_describe(value)}")
         return value
 
-    def kind(self, value: object, line: int, what: str) -> Kind:
+    def kind(self, value: object, line: _Line, what: str) -> Kind:
         if not isinstance(value, str) or value not in _KINDS:
             self.fail(
                 line, what, f'must be "timed", "untimed" or "special", not {_describe(value)}'
             )
         return Kind(value)
 
-    def disciplines(self, value: object, line: int, what: str) -> frozenset[Discipline]:
+    def disciplines(self, value: object, line: _Line, what: str) -> frozenset[Discipline]:
         known = ", ".join(f'"{d.value}"' for d in Discipline)
         if not isinstance(value, list) or not value:
             self.fail(
@@ -312,7 +318,7 @@ class _Checker:
             chosen.append(Discipline(item))
         return frozenset(chosen)
 
-    def code(self, value: object, line: int, what: str) -> str:
+    def code(self, value: object, line: _Line, what: str) -> str:
         if not isinstance(value, str):
             self.fail(line, what, f'must be text in quotes, like "97110", not {_describe(value)}')
         try:
@@ -327,14 +333,14 @@ class _Checker:
             self.fail(line, where, f"must be a [[code]] table, not {_describe(raw)}")
         if "code" not in raw:
             self.fail(line, f"{where}, code", 'is missing (each [[code]] needs code = "…")')
-        code = self.code(raw["code"], self.lines.key_in(line, "code"), f"{where}, code")
+        code = self.code(raw["code"], partial(self.lines.key_in, line, "code"), f"{where}, code")
         where = f"code {code}"
         for key in raw:
             if key not in _ENTRY_KEYS:
                 close = difflib.get_close_matches(key, _ENTRY_KEYS, n=1)
                 hint = f"did you mean {close[0]!r}? " if close else ""
                 self.fail(
-                    self.lines.key_in(line, key),
+                    partial(self.lines.key_in, line, key),
                     f"{where}, {_quote(key)}",
                     f"is not a field of a code; {hint}the fields are {', '.join(_ENTRY_KEYS)}",
                 )
@@ -349,7 +355,7 @@ class _Checker:
                     )
         values: dict[str, Any] = {}
         for key, value in raw.items():
-            at = self.lines.key_in(line, key)
+            at = partial(self.lines.key_in, line, key)
             what = f"{where}, {key}"
             if key == "kind":
                 values[key] = self.kind(value, at, what)
@@ -434,7 +440,7 @@ class _Checker:
             )
         lists: dict[Discipline, tuple[str, ...]] = {}
         for key, value in raw.items():
-            at = self.lines.key_in(line, key, "favourites")
+            at = partial(self.lines.key_in, line, key, "favourites")
             if key not in _DISCIPLINES:
                 self.fail(
                     at, f"favourites, {_quote(key)}", "is not a discipline; use PT, OT or SLP"
