@@ -101,6 +101,11 @@ BAD_FILES: dict[str, tuple[str | bytes, int | None, tuple[str, ...]]] = {
         ("code 97799, 'extra'", "not a field"),
     ),
     "unknown section": ("[settings]\nx = 1\n", 1, ("'settings'", "not part of a code file")),
+    "misspelt section": (
+        '[favorites]\nPT = ["97110"]\n',
+        1,
+        ("'favorites'", "did you mean 'favourites'?"),
+    ),
     "unknown top-level key": ("\n\ncolour = 1\n", 3, ("'colour'", "not part of a code file")),
     "same code twice": (
         NEW + "\n" + NEW.replace("Clinic protocol", "Again"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
-import difflib
 import errno
 import functools
 import os
@@ -157,6 +156,14 @@ def normalize_code(raw: str, field: str = "code") -> str:
     raise InvalidInput(
         field, f"{_quote(raw)} is not a billing code (five digits, or a letter and four digits)"
     )
+
+
+def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    """A hint for a misspelt key, e.g. "did you mean 'assistant_allowed'? ", or ""."""
+    import difflib  # only on the error path: it costs milliseconds at start-up
+
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
 
 
 def _quote(text: str) -> str:
@@ -337,8 +344,7 @@ class _Checker:
         where = f"code {code}"
         for key in raw:
             if key not in _ENTRY_KEYS:
-                close = difflib.get_close_matches(key, _ENTRY_KEYS, n=1)
-                hint = f"did you mean {close[0]!r}? " if close else ""
+                hint = _did_you_mean(key, _ENTRY_KEYS)
                 self.fail(
                     partial(self.lines.key_in, line, key),
                     f"{where}, {_quote(key)}",
@@ -480,13 +486,11 @@ class _Checker:
     def catalogue(self, data: Mapping[str, Any], base: Catalogue | None) -> Catalogue:
         for key in data:
             if key not in _TOP_KEYS:
-                close = difflib.get_close_matches(key, _TOP_KEYS, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
                 self.fail(
                     self.lines.top_key(key),
                     _quote(key),
-                    "is not part of a code file, which holds [[code]] entries and one "
-                    f"[favourites] table{hint}",
+                    f"is not part of a code file; {_did_you_mean(key, _TOP_KEYS)}a code file "
+                    "holds [[code]] entries and one [favourites] table",
                 )
         entries = data.get("code", [])
         if isinstance(entries, dict):
