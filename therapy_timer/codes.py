@@ -12,7 +12,7 @@ import stat
 import tomllib
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
@@ -395,7 +395,7 @@ class _Checker:
         description = values.get("description", builtin.description)
         if description == builtin.description:
             return builtin
-        return Code(**{**builtin.__dict__, "description": description})
+        return replace(builtin, description=description)
 
     def _coherent(self, code: Code, line: int) -> None:
         """Flags that contradict the kind would mis-bill (billing-rules.md §5, §8)."""
