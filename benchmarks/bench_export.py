@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_store import load_year
 
 from therapy_timer import export as ex
+from therapy_timer.clinic import Clinic
 from therapy_timer.clock import SystemClock
 from therapy_timer.codes import builtin_catalogue
-from therapy_timer.sessions import SessionService
 from therapy_timer.store import Store, database_path
 
 JOINED_ROWS = """
@@ -63,9 +63,9 @@ def main() -> None:
 
         clock = SystemClock()
         with Store.open(data, clock=clock) as store:
-            service = SessionService(store, builtin_catalogue(), clock)
+            service = Clinic(store, builtin_catalogue(), clock)
             started = time.perf_counter()
-            reports = ex.day_reports(store, service, date(2025, 1, 1), date(2025, 12, 31))
+            reports = service.day_reports(date(2025, 1, 1), date(2025, 12, 31))
             loaded = time.perf_counter() - started
             buffer = io.StringIO()
             rows = ex.write_csv(reports, buffer)

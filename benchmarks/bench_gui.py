@@ -31,18 +31,18 @@ def child_count_buttons(data_dir: str) -> None:
     """How many buttons the real window has, so the bare window gets as many."""
     from PySide6.QtWidgets import QAbstractButton, QApplication
 
+    from therapy_timer.clinic import Clinic
     from therapy_timer.clock import SystemClock
     from therapy_timer.codes import builtin_catalogue
     from therapy_timer.gui.controller import SessionController
     from therapy_timer.gui.main_window import MainWindow
-    from therapy_timer.sessions import SessionService
     from therapy_timer.store import Store
 
     app = QApplication([])
     clock = SystemClock()
     with Store.open(Path(data_dir), clock=clock) as store:
-        service = SessionService(store, builtin_catalogue(), clock)
-        controller = SessionController(service, store, builtin_catalogue(), clock)
+        service = Clinic(store, builtin_catalogue(), clock)
+        controller = SessionController(service)
         controller.load()
         window = MainWindow(controller)
         print(len(window.findChildren(QAbstractButton)))
@@ -89,19 +89,19 @@ def child_cpu(data_dir: str, seconds: float) -> None:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
+    from therapy_timer.clinic import Clinic
     from therapy_timer.clock import SystemClock
     from therapy_timer.codes import builtin_catalogue
     from therapy_timer.gui.controller import Draft, SessionController
     from therapy_timer.gui.main_window import MainWindow
-    from therapy_timer.sessions import SessionService
     from therapy_timer.store import Store
 
     app = QApplication([])
     clock = SystemClock()
     catalogue = builtin_catalogue()
     with Store.open(Path(data_dir), clock=clock) as store:
-        service = SessionService(store, catalogue, clock)
-        controller = SessionController(service, store, catalogue, clock)
+        service = Clinic(store, catalogue, clock)
+        controller = SessionController(service)
         controller.load()
         window = MainWindow(controller)
         window.show()

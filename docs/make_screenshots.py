@@ -16,14 +16,13 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QStyleFactory, QWidget
 
+from therapy_timer.clinic import Clinic
 from therapy_timer.codes import FurnishedBy, Role, builtin_catalogue
-from therapy_timer.export import day_reports
 from therapy_timer.gui.app import app_icon
 from therapy_timer.gui.controller import SessionController
 from therapy_timer.gui.day_view import DayView
 from therapy_timer.gui.main_window import MainWindow
 from therapy_timer.gui.report_pdf import write_pdf
-from therapy_timer.sessions import SessionService
 from therapy_timer.store import Store
 
 OUT = Path(__file__).resolve().parent / "screenshots"
@@ -79,8 +78,8 @@ def shoot(data_dir: Path, suffix: str = "") -> None:
     clock = ScriptClock()
     catalogue = builtin_catalogue()
     store = Store.open(data_dir, clock=clock, actor="screenshots")
-    service = SessionService(store, catalogue, clock, actor="screenshots")
-    controller = SessionController(service, store, catalogue, clock)
+    service = Clinic(store, catalogue, clock, actor="screenshots")
+    controller = SessionController(service)
     controller.load()
     window = MainWindow(controller, app_icon())
     window.resize(1100, 900)
@@ -136,7 +135,7 @@ def shoot_front_desk(data_dir: Path) -> None:
     clock = ScriptClock()
     catalogue = builtin_catalogue()
     store = Store.open(data_dir, clock=clock, actor="screenshots")
-    service = SessionService(store, catalogue, clock, actor="screenshots")
+    service = Clinic(store, catalogue, clock, actor="screenshots")
     for patient, clinician, role, payer, steps, untimed in FRONT_DESK_DAY:
         session = service.open_session(
             patient_ref=patient, clinician=clinician, role=role, payer_profile=payer
@@ -150,12 +149,12 @@ def shoot_front_desk(data_dir: Path) -> None:
         clock.advance(minutes=5)
     service.open_session(patient_ref="LM", clinician="Bo Chen", role=Role.OTA,
                          payer_profile="Medicare")  # fmt: skip
-    view = DayView(store, service)
+    view = DayView(service)
     view.resize(1200, 480)
     view.show()
     save(view, "day-view.png")
     view.close()
-    closed = [r for r in day_reports(store, service, service.today()) if not r.session.is_open]
+    closed = [r for r in service.day_reports(service.today()) if not r.session.is_open]
     pdf = OUT / "day-report.pdf"
     write_pdf(closed, pdf)
     pdf.chmod(0o644)  # sample data, not health information: readable on the web

@@ -11,11 +11,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QWidget
 
 from tests.fakes import FakeClock
+from therapy_timer.clinic import Clinic
 from therapy_timer.codes import Catalogue, builtin_catalogue
 from therapy_timer.gui.controller import SessionController
 from therapy_timer.gui.main_window import MainWindow
 from therapy_timer.gui.widgets.tiles import CodeTile
-from therapy_timer.sessions import SessionService
 from therapy_timer.store import Store
 
 CATALOGUE = builtin_catalogue()
@@ -41,7 +41,7 @@ class Rig:
     data_dir: Path
     clock: FakeClock
     store: Store
-    service: SessionService
+    service: Clinic
     controller: SessionController
     window: MainWindow
     catalogue: Catalogue = CATALOGUE
@@ -53,17 +53,17 @@ class Rig:
                     return tile
         raise KeyError(code)
 
-    def other(self) -> tuple[Store, SessionService]:
+    def other(self) -> tuple[Store, Clinic]:
         store = Store.open(self.data_dir, clock=self.clock, actor="pedal")
-        return store, SessionService(store, self.catalogue, self.clock, actor="pedal")
+        return store, Clinic(store, self.catalogue, self.clock, actor="pedal")
 
 
 def build(qtbot: Bot, data_dir: Path, clock: FakeClock | None = None) -> Iterator[Rig]:
     """Yield a shown window; closes the store afterwards. ``qtbot`` registers the window."""
     clock = clock or FakeClock()
     store = Store.open(data_dir, clock=clock, actor="test")
-    service = SessionService(store, CATALOGUE, clock, actor="test")
-    controller = SessionController(service, store, CATALOGUE, clock)
+    service = Clinic(store, CATALOGUE, clock, actor="test")
+    controller = SessionController(service)
     controller.load()
     window = MainWindow(controller)
     qtbot.add_widget(window)

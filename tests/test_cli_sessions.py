@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 from tests.fakes import FakeClock
 from therapy_timer.cli import Context, main
 from therapy_timer.codes import Discipline
+from therapy_timer.contract import result_json
 from therapy_timer.rules import Method, Request, evaluate
 
 
@@ -58,17 +59,19 @@ def test_a_whole_session_from_the_command_line(cli: Cli) -> None:
     assert status["codes"]["97140"]["minutes"] == 30
 
     answer = cli.json("session", "end", "--json")
-    expected = evaluate(
-        Request(
-            Method.CMS,
-            Discipline.PT,
-            timed={"97110": 36, "97140": 30},
-            assistant_minutes={"97110": 23},
-            untimed=("97161",),
-            untimed_minutes={"97161": 30},
-            date_of_service=cli.clock.now().astimezone().date(),
+    expected = result_json(
+        evaluate(
+            Request(
+                Method.CMS,
+                Discipline.PT,
+                timed={"97110": 36, "97140": 30},
+                assistant_minutes={"97110": 23},
+                untimed=("97161",),
+                untimed_minutes={"97161": 30},
+                date_of_service=cli.clock.now().astimezone().date(),
+            )
         )
-    ).to_json()
+    )
     assert answer["session"]["status"] == "closed"
     for key in ("codes", "lines", "total_timed_units", "total_treatment_minutes", "alternatives"):
         assert answer[key] == expected[key]

@@ -1,4 +1,4 @@
-"""The session service on a real temporary database: durability, recovery, concurrency."""
+"""The front door: stopwatch steps committed through the store, crash recovery, R7.9, summaries."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ import pytest
 
 from tests.fakes import DEFAULT_START, FakeClock
 from therapy_timer import rules
+from therapy_timer.clinic import Clinic
 from therapy_timer.codes import Discipline, FurnishedBy, Role, builtin_catalogue
 from therapy_timer.errors import InvalidInput, InvalidOperation, StorageUnavailable
-from therapy_timer.sessions import RecoveryChoice, SessionService
+from therapy_timer.model import RecoveryChoice
 from therapy_timer.stopwatch import RoundingPolicy, StopwatchState
 from therapy_timer.store import (
     AppliedChange,
@@ -45,25 +46,25 @@ def store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
 
 
 @pytest.fixture
-def service(store: Store, clock: FakeClock) -> SessionService:
-    return SessionService(store, CATALOGUE, clock, actor="test")
+def service(store: Store, clock: FakeClock) -> Clinic:
+    return Clinic(store, CATALOGUE, clock, actor="test")
 
 
 @pytest.fixture
-def session(service: SessionService) -> Session:
+def session(service: Clinic) -> Session:
     return service.open_session(
         patient_ref="JD-1", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
     )
 
 
-def other_process(tmp_path: Path, clock: FakeClock) -> tuple[Store, SessionService]:
+def other_process(tmp_path: Path, clock: FakeClock) -> tuple[Store, Clinic]:
     """A second connection and service: what a command run beside the window looks like."""
     other = Store.open(tmp_path, clock=clock, actor="other")
-    return other, SessionService(other, CATALOGUE, clock, actor="other")
+    return other, Clinic(other, CATALOGUE, clock, actor="other")
 
 
 def test_open_session_uses_the_local_date_and_the_role_discipline(
-    service: SessionService, session: Session
+    service: Clinic, session: Session
 ) -> None:
     assert session.date_of_service == DEFAULT_START.astimezone().date()
     assert session.discipline is Discipline.PT
@@ -72,7 +73,7 @@ def test_open_session_uses_the_local_date_and_the_role_discipline(
 
 
 def test_every_step_is_committed_before_it_returns(
-    tmp_path: Path, clock: FakeClock, service: SessionService, session: Session
+    tmp_path: Path, clock: FakeClock, service: Clinic, session: Session
 ) -> None:
     other, _ = other_process(tmp_path, clock)
     with other:
@@ -98,7 +99,7 @@ def test_every_step_is_committed_before_it_returns(
 
 
 def test_outcome_reports_store_ids_and_the_rebuilt_stopwatch(
-    store: Store, service: SessionService, session: Session, clock: FakeClock
+    store: Store, service: Clinic, session: Session, clock: FakeClock
 ) -> None:
     service.start(session.id, "97012")
     clock.advance(minutes=3)
@@ -111,7 +112,7 @@ def test_outcome_reports_store_ids_and_the_rebuilt_stopwatch(
 
 
 def test_starting_the_running_code_again_writes_nothing(
-    store: Store, service: SessionService, session: Session
+    store: Store, service: Clinic, session: Session
 ) -> None:
     service.start(session.id, "97110")
     entries = len(store.audit_entries())
@@ -121,7 +122,7 @@ def test_starting_the_running_code_again_writes_nothing(
 
 
 def test_pause_and_resume_survive_a_restart(
-    tmp_path: Path, clock: FakeClock, service: SessionService, session: Session
+    tmp_path: Path, clock: FakeClock, service: Clinic, session: Session
 ) -> None:
     service.start(session.id, "97012")
     service.start(session.id, "97110")
@@ -146,7 +147,7 @@ def test_pause_and_resume_survive_a_restart(
 
 
 def test_changes_while_paused_are_stored(
-    store: Store, service: SessionService, session: Session, clock: FakeClock
+    store: Store, service: Clinic, session: Session, clock: FakeClock
 ) -> None:
     service.start(session.id, "97012")
     service.start(session.id, "97110")
@@ -161,7 +162,7 @@ def test_changes_while_paused_are_stored(
 
 
 def test_furnished_by_switch_gives_assistant_minutes_from_the_store(
-    tmp_path: Path, clock: FakeClock, service: SessionService, session: Session
+    tmp_path: Path, clock: FakeClock, service: Clinic, session: Session
 ) -> None:
     service.start(session.id, "97110")
     clock.advance(minutes=13)
@@ -178,7 +179,7 @@ def test_furnished_by_switch_gives_assistant_minutes_from_the_store(
 
 
 def test_furnished_by_with_nothing_running_applies_to_the_next_start(
-    service: SessionService, session: Session
+    service: Clinic, session: Session
 ) -> None:
     outcome = service.set_furnished_by(session.id, ASSISTANT)
     assert outcome.change.furnished_by_changed
@@ -186,7 +187,7 @@ def test_furnished_by_with_nothing_running_applies_to_the_next_start(
 
 
 def test_rules_input_adds_untimed_services_and_feeds_the_rules(
-    store: Store, service: SessionService, session: Session, clock: FakeClock
+    store: Store, service: Clinic, session: Session, clock: FakeClock
 ) -> None:
     service.start(session.id, "97110")
     clock.advance(minutes=23)
@@ -215,7 +216,7 @@ def test_rules_input_adds_untimed_services_and_feeds_the_rules(
 
 
 def test_rounding_policy_comes_from_the_clinic_setting(
-    store: Store, service: SessionService, session: Session, clock: FakeClock
+    store: Store, service: Clinic, session: Session, clock: FakeClock
 ) -> None:
     service.start(session.id, "97110")
     clock.advance(minutes=7, seconds=30)
@@ -223,16 +224,16 @@ def test_rounding_policy_comes_from_the_clinic_setting(
     assert service.rules_input(session.id).timed == {"97110": 7}
     store.set_setting("rounding_policy", "nearest")
     assert service.rules_input(session.id).timed == {"97110": 8}
-    forced = SessionService(store, CATALOGUE, clock, policy=RoundingPolicy.DOWN)
+    forced = Clinic(store, CATALOGUE, clock, policy=RoundingPolicy.DOWN)
     assert forced.rules_input(session.id).timed == {"97110": 7}
 
 
 def test_a_failed_write_leaves_nothing_shown_as_done(
-    tmp_path: Path, clock: FakeClock, service: SessionService, session: Session
+    tmp_path: Path, clock: FakeClock, service: Clinic, session: Session
 ) -> None:
     service.start(session.id, "97110")
     with Store.open(tmp_path, clock=clock, read_only=True) as read_only:
-        viewer = SessionService(read_only, CATALOGUE, clock)
+        viewer = Clinic(read_only, CATALOGUE, clock)
         clock.advance(minutes=1)
         with pytest.raises(StorageUnavailable):
             viewer.start(session.id, "97140")
@@ -244,7 +245,7 @@ def test_a_failed_write_leaves_nothing_shown_as_done(
 class RacingStore(Store):
     """Lets another program start a timed code between our read and our write, once."""
 
-    rival: SessionService | None = None
+    rival: Clinic | None = None
 
     def apply_stopwatch_change(
         self, change: StopwatchChange, *, actor: str | None = None
@@ -261,7 +262,7 @@ def test_a_race_with_another_program_never_leaves_two_timed_codes_running(
     other, rival = other_process(tmp_path, clock)
     with other, RacingStore.open(tmp_path, clock=clock, actor="racer") as racing:
         assert isinstance(racing, RacingStore)
-        service = SessionService(racing, CATALOGUE, clock)
+        service = Clinic(racing, CATALOGUE, clock)
         racing.rival = rival
         outcome = service.start(session.id, "97110")
         # The rival's 97530 got in first; the retry on fresh state switched away from it.
@@ -270,7 +271,7 @@ def test_a_race_with_another_program_never_leaves_two_timed_codes_running(
 
 
 def test_the_store_refuses_a_second_timed_code_even_from_a_stale_writer(
-    store: Store, service: SessionService, session: Session
+    store: Store, service: Clinic, session: Session
 ) -> None:
     service.start(session.id, "97110")
     with pytest.raises(InvalidOperation, match="already running"):
@@ -282,7 +283,7 @@ def test_the_store_refuses_a_second_timed_code_even_from_a_stale_writer(
 
 
 def test_end_session_stops_everything_and_closes(
-    store: Store, service: SessionService, session: Session, clock: FakeClock
+    store: Store, service: Clinic, session: Session, clock: FakeClock
 ) -> None:
     service.start(session.id, "97110")
     service.start(session.id, "97012")
@@ -296,7 +297,7 @@ def test_end_session_stops_everything_and_closes(
 
 
 def test_end_session_while_paused(
-    store: Store, service: SessionService, session: Session, clock: FakeClock
+    store: Store, service: Clinic, session: Session, clock: FakeClock
 ) -> None:
     service.start(session.id, "97110")
     clock.advance(minutes=3)
@@ -306,7 +307,7 @@ def test_end_session_while_paused(
 
 
 def test_sessions_left_open_from_an_earlier_day_are_flagged_not_closed(
-    service: SessionService, session: Session, clock: FakeClock
+    service: Clinic, session: Session, clock: FakeClock
 ) -> None:
     assert service.stale_sessions() == []
     service.start(session.id, "97110")
@@ -322,7 +323,7 @@ def test_sessions_left_open_from_an_earlier_day_are_flagged_not_closed(
 
 
 def test_heartbeat_is_written_at_the_clock_time(
-    store: Store, service: SessionService, clock: FakeClock
+    store: Store, service: Clinic, clock: FakeClock
 ) -> None:
     assert store.last_heartbeat() is None
     clock.advance(seconds=30)
@@ -331,7 +332,7 @@ def test_heartbeat_is_written_at_the_clock_time(
 
 
 def test_interrupted_lists_running_segments_with_choices(
-    service: SessionService, session: Session, clock: FakeClock
+    service: Clinic, session: Session, clock: FakeClock
 ) -> None:
     assert service.interrupted() == []
     service.start(session.id, "97110")
@@ -349,7 +350,7 @@ def test_interrupted_lists_running_segments_with_choices(
 
 
 def test_recover_keep_running_is_audited_and_changes_nothing(
-    store: Store, service: SessionService, session: Session, clock: FakeClock
+    store: Store, service: Clinic, session: Session, clock: FakeClock
 ) -> None:
     service.start(session.id, "97110")
     clock.advance(minutes=5)
@@ -361,7 +362,7 @@ def test_recover_keep_running_is_audited_and_changes_nothing(
 
 
 def test_recover_stop_at_heartbeat(
-    store: Store, service: SessionService, session: Session, clock: FakeClock
+    store: Store, service: Clinic, session: Session, clock: FakeClock
 ) -> None:
     service.start(session.id, "97110")
     service.start(session.id, "97012")
@@ -378,7 +379,7 @@ def test_recover_stop_at_heartbeat(
 
 
 def test_recover_discard_removes_the_segments_and_keeps_them_in_the_audit(
-    store: Store, service: SessionService, session: Session, clock: FakeClock
+    store: Store, service: Clinic, session: Session, clock: FakeClock
 ) -> None:
     service.start(session.id, "97110")
     clock.advance(minutes=4)
@@ -392,7 +393,7 @@ def test_recover_discard_removes_the_segments_and_keeps_them_in_the_audit(
 
 
 def test_restore_after_the_clock_went_back_before_the_heartbeat(
-    service: SessionService, session: Session, clock: FakeClock
+    service: Clinic, session: Session, clock: FakeClock
 ) -> None:
     service.start(session.id, "97110")
     clock.advance(minutes=10)
@@ -414,12 +415,12 @@ CHILD = textwrap.dedent(
     from pathlib import Path
     from therapy_timer.clock import SystemClock
     from therapy_timer.codes import Role, builtin_catalogue
-    from therapy_timer.sessions import SessionService
+    from therapy_timer.clinic import Clinic
     from therapy_timer.store import Store
 
     clock = SystemClock()
     store = Store.open(Path(sys.argv[1]), clock=clock, actor="child")
-    service = SessionService(store, builtin_catalogue(), clock, actor="child")
+    service = Clinic(store, builtin_catalogue(), clock, actor="child")
     session = service.open_session(
         patient_ref="JD", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
     )
@@ -477,7 +478,7 @@ def test_a_timer_survives_sigkill_and_is_recovered(tmp_path: Path) -> None:
         ids = {s.id for s in store.segments(session_id)}
         # Every step the child reported as done is in the file: nothing was lost.
         assert set(reported) <= ids
-        service = SessionService(store, CATALOGUE, clock, actor="parent")
+        service = Clinic(store, CATALOGUE, clock, actor="parent")
         (found,) = service.interrupted()
         assert found.session.id == session_id
         assert found.last_heartbeat == heartbeat
@@ -494,7 +495,7 @@ def test_a_timer_survives_sigkill_and_is_recovered(tmp_path: Path) -> None:
         assert service.stopwatch(session_id).state is StopwatchState.IDLE
 
 
-def test_date_of_service_can_be_given(service: SessionService) -> None:
+def test_date_of_service_can_be_given(service: Clinic) -> None:
     session = service.open_session(
         patient_ref="X",
         clinician="Bo",
@@ -506,7 +507,7 @@ def test_date_of_service_can_be_given(service: SessionService) -> None:
 
 
 def test_summary_bills_the_stored_minutes_under_the_payer_method(
-    service: SessionService, session: Session, clock: FakeClock
+    service: Clinic, session: Session, clock: FakeClock
 ) -> None:
     # §7.4 scenario 1 driven through the stopwatch: PTA 23 + PT 13 of 97110, then PT 30 of 97140.
     service.start(session.id, "97110", ASSISTANT)
@@ -529,7 +530,7 @@ def test_summary_bills_the_stored_minutes_under_the_payer_method(
 
 
 def test_summary_uses_the_per_code_method_of_a_commercial_profile(
-    service: SessionService, store: Store, clock: FakeClock
+    service: Clinic, store: Store, clock: FakeClock
 ) -> None:
     commercial = next(p for p in store.payer_profiles() if p.method.value == "ama")
     session = service.open_session(
@@ -544,9 +545,7 @@ def test_summary_uses_the_per_code_method_of_a_commercial_profile(
     assert result.total_timed_units == 2  # R3.4: 8 + 8 is 2 units per code, 1 under CMS
 
 
-def test_default_payer_profile_is_the_setting_else_medicare(
-    service: SessionService, store: Store
-) -> None:
+def test_default_payer_profile_is_the_setting_else_medicare(service: Clinic, store: Store) -> None:
     assert service.default_payer_profile() == "Medicare"  # not the alphabetically first
     store.set_setting("default_payer", "Commercial (per-code)")
     assert service.default_payer_profile() == "Commercial (per-code)"
@@ -555,7 +554,7 @@ def test_default_payer_profile_is_the_setting_else_medicare(
 
 
 def test_a_tie_choice_is_stored_and_billed(
-    service: SessionService, store: Store, session: Session, clock: FakeClock
+    service: Clinic, store: Store, session: Session, clock: FakeClock
 ) -> None:
     # 8 + 8 minutes: one CMS unit that either code may take (R2.8).
     service.start(session.id, "97110")
@@ -581,7 +580,7 @@ def test_a_tie_choice_is_stored_and_billed(
 
 
 def test_a_stale_tie_choice_falls_back_to_the_default_and_says_so(
-    service: SessionService, store: Store, session: Session, clock: FakeClock
+    service: Clinic, store: Store, session: Session, clock: FakeClock
 ) -> None:
     service.start(session.id, "97110")
     clock.advance(minutes=8)
@@ -596,7 +595,7 @@ def test_a_stale_tie_choice_falls_back_to_the_default_and_says_so(
 
 
 def test_summaries_in_bulk_equal_one_by_one(
-    service: SessionService, store: Store, clock: FakeClock
+    service: Clinic, store: Store, clock: FakeClock
 ) -> None:
     sessions = []
     for ref, codes in (("AA", {"97110": 20, "97140": 20}), ("BB", {"97530": 9}), ("CC", {})):
@@ -616,7 +615,7 @@ def test_summaries_in_bulk_equal_one_by_one(
 
 
 def test_rounding_never_turns_assistant_seconds_into_a_therapists_final_unit(
-    service: SessionService, session: Session, clock: FakeClock
+    service: Clinic, session: Session, clock: FakeClock
 ) -> None:
     # PT 7:40 then PTA 7:40 of 97110: 15 minutes, one unit. The therapist did not reach the
     # 8 minutes of R7.6, so the unit keeps CQ; rounding must not hand the therapist 8.
@@ -632,7 +631,7 @@ def test_rounding_never_turns_assistant_seconds_into_a_therapists_final_unit(
 
 
 def test_one_clinician_timing_two_patients_at_once_is_flagged_r8_3(
-    service: SessionService, store: Store, clock: FakeClock
+    service: Clinic, store: Store, clock: FakeClock
 ) -> None:
     def open_for(ref: str, clinician: str = "Ann Lee") -> Session:
         return service.open_session(

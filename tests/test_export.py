@@ -18,9 +18,9 @@ from click.testing import CliRunner
 from tests.fakes import FakeClock
 from therapy_timer import export as ex
 from therapy_timer.cli import Context, main
+from therapy_timer.clinic import Clinic
 from therapy_timer.codes import FurnishedBy, Method, Role, builtin_catalogue
 from therapy_timer.errors import InvalidInput
-from therapy_timer.sessions import SessionService
 from therapy_timer.store import Store
 
 CATALOGUE = builtin_catalogue()
@@ -39,12 +39,12 @@ def store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
 
 
 @pytest.fixture
-def service(store: Store, clock: FakeClock) -> SessionService:
-    return SessionService(store, CATALOGUE, clock, actor="desk")
+def service(store: Store, clock: FakeClock) -> Clinic:
+    return Clinic(store, CATALOGUE, clock, actor="desk")
 
 
 def generate_day(
-    service: SessionService, store: Store, clock: FakeClock, count: int, seed: int = 7
+    service: Clinic, store: Store, clock: FakeClock, count: int, seed: int = 7
 ) -> list[str]:
     """Closed sessions with random codes, furnished-by switches and untimed services."""
     rng = random.Random(seed)
@@ -69,10 +69,10 @@ def generate_day(
 
 
 def test_csv_rows_match_the_rules_line_by_line(
-    service: SessionService, store: Store, clock: FakeClock
+    service: Clinic, store: Store, clock: FakeClock
 ) -> None:
     ids = generate_day(service, store, clock, 12)
-    reports = ex.day_reports(store, service, clock.now().astimezone().date())
+    reports = service.day_reports(clock.now().astimezone().date())
     assert [r.session.id for r in reports] == ids
     buffer = io.StringIO()
     count = ex.write_csv(reports, buffer)
@@ -134,7 +134,7 @@ def test_formula_cells_are_neutralised(cell: str, safe: str) -> None:
 
 
 def test_a_formula_in_a_clinician_name_reaches_the_csv_neutralised(
-    service: SessionService, store: Store, clock: FakeClock
+    service: Clinic, store: Store, clock: FakeClock
 ) -> None:
     session = service.open_session(
         patient_ref="JD", clinician="=cmd|' /C calc'!A0", role=Role.PT, payer_profile="Medicare"
@@ -143,19 +143,19 @@ def test_a_formula_in_a_clinician_name_reaches_the_csv_neutralised(
     clock.advance(minutes=20)
     service.end_session(session.id)
     buffer = io.StringIO()
-    ex.write_csv(ex.day_reports(store, service, clock.now().astimezone().date()), buffer)
+    ex.write_csv(service.day_reports(clock.now().astimezone().date()), buffer)
     (row,) = csv.DictReader(io.StringIO(buffer.getvalue().lstrip("\ufeff")))
     assert row["clinician"] == "'=cmd|' /C calc'!A0"
 
 
 def test_open_sessions_are_never_exported_silently(
-    service: SessionService, store: Store, clock: FakeClock
+    service: Clinic, store: Store, clock: FakeClock
 ) -> None:
     generate_day(service, store, clock, 2)
     still = service.open_session(
         patient_ref="OPEN1", clinician="Ann", role=Role.PT, payer_profile="Medicare"
     )
-    reports = ex.day_reports(store, service, clock.now().astimezone().date())
+    reports = service.day_reports(clock.now().astimezone().date())
     with pytest.raises(ex.OpenSessionsInRange, match="OPEN1"):
         ex.refuse_open(reports)
     assert [r.status for r in reports if r.session.id == still.id] == ["open"]
@@ -166,7 +166,7 @@ def pdf_pages(path: Path) -> int:
 
 
 def test_pdf_has_a_page_per_day(
-    qtbot: object, service: SessionService, store: Store, clock: FakeClock, tmp_path: Path
+    qtbot: object, service: Clinic, store: Store, clock: FakeClock, tmp_path: Path
 ) -> None:
     from therapy_timer.gui.report_pdf import report_html, write_pdf
 
@@ -174,7 +174,7 @@ def test_pdf_has_a_page_per_day(
     generate_day(service, store, clock, 3)
     clock.advance(minutes=24 * 60)
     generate_day(service, store, clock, 2, seed=8)
-    reports = ex.day_reports(store, service, first_day, first_day + timedelta(days=1))
+    reports = service.day_reports(first_day, first_day + timedelta(days=1))
     out = tmp_path / "day.pdf"
     write_pdf(reports, out)
     assert out.read_bytes().startswith(b"%PDF")
@@ -192,26 +192,25 @@ def test_pdf_has_a_page_per_day(
 
 def bundle_file(store: Store, clock: FakeClock, path: Path, workstation: str = "room-2") -> Path:
     day = clock.now().astimezone().date()
-    path.write_text(
-        json.dumps(ex.make_bundle(store, day, None, workstation=workstation, now=clock.now()))
-    )
+    records = store.session_records([s.id for s in store.list_sessions(day=day)])
+    path.write_text(json.dumps(ex.make_bundle(records, workstation=workstation, now=clock.now())))
     return path
 
 
 def test_bundles_import_idempotently_and_report_conflicts(
-    service: SessionService, store: Store, clock: FakeClock, tmp_path: Path
+    service: Clinic, store: Store, clock: FakeClock, tmp_path: Path
 ) -> None:
     ids = generate_day(service, store, clock, 4)
     bundle = bundle_file(store, clock, tmp_path / "room2.json")
     with Store.open(tmp_path / "desk", clock=clock, actor="desk") as desk:
-        report = ex.import_bundles(desk, [bundle], tmp_path / "conflicts")
+        report = Clinic(desk, CATALOGUE, clock).import_bundles([bundle])
         assert set(report.added) == set(ids) and not report.conflicts
-        desk_service = SessionService(desk, CATALOGUE, clock)
+        desk_service = Clinic(desk, CATALOGUE, clock)
         for session_id in ids:
             assert desk.get_session(session_id).origin == "room-2"
             assert desk_service.summary(session_id).lines == service.summary(session_id).lines
         audit_before = len(desk.audit_entries())
-        again = ex.import_bundles(desk, [bundle], tmp_path / "conflicts")
+        again = Clinic(desk, CATALOGUE, clock).import_bundles([bundle])
         assert set(again.unchanged) == set(ids) and not again.added and not again.conflicts
         assert len(desk.audit_entries()) == audit_before  # nothing written the second time
 
@@ -220,7 +219,7 @@ def test_bundles_import_idempotently_and_report_conflicts(
         service.amend_segment(segment.id, reason="started late", minutes=1)
         changed = bundle_file(store, clock, tmp_path / "room2-later.json")
         lines_before = desk_service.summary(ids[0]).lines
-        third = ex.import_bundles(desk, [changed], tmp_path / "conflicts")
+        third = Clinic(desk, CATALOGUE, clock).import_bundles([changed])
         assert third.conflicts == (ids[0],)
         assert desk_service.summary(ids[0]).lines == lines_before  # never overwritten
         (kept,) = third.conflict_files
@@ -247,7 +246,7 @@ def test_bundles_import_idempotently_and_report_conflicts(
     ],
 )
 def test_bad_bundles_are_named_and_change_nothing(
-    service: SessionService,
+    service: Clinic,
     store: Store,
     clock: FakeClock,
     tmp_path: Path,
@@ -267,7 +266,7 @@ def test_bad_bundles_are_named_and_change_nothing(
     bad.write_text(content)
     with Store.open(tmp_path / "desk", clock=clock) as desk:
         with pytest.raises(InvalidInput, match=message) as caught:
-            ex.import_bundles(desk, [good, bad], tmp_path / "conflicts")
+            Clinic(desk, CATALOGUE, clock).import_bundles([good, bad])
         assert "bad.json" in str(caught.value)
         assert desk.list_sessions() == []  # the good file was not half-imported either
 
@@ -293,6 +292,11 @@ def test_export_and_import_commands(tmp_path: Path) -> None:
     csv_text = run(station, "export", "--date", day)
     assert "97110,GP,2,33" in csv_text
     listed = json.loads(run(station, "session", "list", "--date", day, "--json"))
+    assert listed[0]["exported"] is False  # looking at the day on the terminal bills nothing
+    csv_file = tmp_path / "day.csv"
+    run(station, "export", "--date", day, "--out", str(csv_file))
+    assert csv_file.read_text(encoding="utf-8") == csv_text  # the preview is the file
+    listed = json.loads(run(station, "session", "list", "--date", day, "--json"))
     assert listed[0]["exported"] is True
     exported_json = json.loads(run(station, "export", "--date", day, "--format", "json"))
     assert exported_json["sessions"][0]["total_timed_units"] == 2
@@ -311,18 +315,18 @@ def test_export_and_import_commands(tmp_path: Path) -> None:
     )
 
 
-def test_a_range_is_inclusive(service: SessionService, store: Store, clock: FakeClock) -> None:
+def test_a_range_is_inclusive(service: Clinic, store: Store, clock: FakeClock) -> None:
     start = clock.now().astimezone().date()
     generate_day(service, store, clock, 1)
     clock.advance(minutes=2 * 24 * 60)
     generate_day(service, store, clock, 1, seed=3)
-    assert len(ex.day_reports(store, service, start, start + timedelta(days=2))) == 2
-    assert len(ex.day_reports(store, service, start)) == 1
-    assert ex.day_reports(store, service, date(2000, 1, 1)) == []
+    assert len(service.day_reports(start, start + timedelta(days=2))) == 2
+    assert len(service.day_reports(start)) == 1
+    assert service.day_reports(date(2000, 1, 1)) == []
 
 
 def test_a_bundle_carries_the_audit_of_removed_and_discarded_children(
-    service: SessionService, store: Store, clock: FakeClock
+    service: Clinic, store: Store, clock: FakeClock
 ) -> None:
     (session_id,) = generate_day(service, store, clock, 1, seed=1)
     segment = store.segments(session_id)[0]
@@ -339,7 +343,7 @@ def test_a_bundle_carries_the_audit_of_removed_and_discarded_children(
 
 
 def test_import_merges_many_files_and_says_why_a_conflict_was_kept_aside(
-    service: SessionService, store: Store, clock: FakeClock, tmp_path: Path
+    service: Clinic, store: Store, clock: FakeClock, tmp_path: Path
 ) -> None:
     ids = generate_day(service, store, clock, 6, seed=8)
     one = bundle_file(store, clock, tmp_path / "one.json")
@@ -347,7 +351,7 @@ def test_import_merges_many_files_and_says_why_a_conflict_was_kept_aside(
     # A payer profile of the same name with other rules at the desk: not this session's rules.
     with Store.open(tmp_path / "desk", clock=clock) as desk:
         desk.save_payer_profile(replace(store.get_payer_profile("Medicare"), method=Method.AMA))
-        report = ex.import_bundles(desk, [one, same], tmp_path / "conflicts")
+        report = Clinic(desk, CATALOGUE, clock).import_bundles([one, same])
         medicare = [i for i in ids if store.get_session(i).payer_profile == "Medicare"]
         assert 0 < len(medicare) < len(ids)  # both kinds in the generated day
         assert sorted(report.conflicts) == sorted(medicare * 2)  # once from each file
@@ -360,20 +364,20 @@ def test_import_merges_many_files_and_says_why_a_conflict_was_kept_aside(
 
 
 def test_a_session_changed_after_export_is_flagged_and_exported_again(
-    service: SessionService, store: Store, clock: FakeClock
+    service: Clinic, store: Store, clock: FakeClock
 ) -> None:
     (session_id,) = generate_day(service, store, clock, 1, seed=5)
     day = clock.now().astimezone().date()
     store.mark_exported([session_id])
-    assert [r.status for r in ex.day_reports(store, service, day)] == ["exported"]
+    assert [r.status for r in service.day_reports(day)] == ["exported"]
     clock.advance(minutes=60)
     service.amend_segment(store.segments(session_id)[0].id, reason="stopped late", minutes=2)
-    (report,) = ex.day_reports(store, service, day)
+    (report,) = service.day_reports(day)
     assert report.status == ex.AMENDED_AFTER_EXPORT
     (row, *_) = csv.DictReader(io.StringIO(ex.report_text([report], "csv").lstrip("\ufeff")))
     assert row["status"] == "amended after export" and row["amended"] == "yes"
     store.mark_exported([session_id])
-    assert [r.status for r in ex.day_reports(store, service, day)] == ["exported"]
+    assert [r.status for r in service.day_reports(day)] == ["exported"]
     exports = store.audit_entries(entity="session", entity_id=session_id)
     assert [e.action for e in exports].count("session.export") == 2
 

@@ -51,14 +51,14 @@ def test_smoke_test_prints_ready_ms(tmp_path: Path, entry: tuple[str, ...]) -> N
 @pytest.mark.slow
 def test_smoke_test_finishes_while_a_stopwatch_is_running(tmp_path: Path) -> None:
     # The window refuses a plain close while timing; the smoke test must still end.
+    from therapy_timer.clinic import Clinic
     from therapy_timer.clock import SystemClock
     from therapy_timer.codes import Role, builtin_catalogue
-    from therapy_timer.sessions import SessionService
     from therapy_timer.store import Store
 
     clock = SystemClock()
     with Store.open(tmp_path, clock=clock) as store:
-        service = SessionService(store, builtin_catalogue(), clock)
+        service = Clinic(store, builtin_catalogue(), clock)
         session = service.open_session(
             patient_ref="JD-1", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
         )
@@ -138,11 +138,11 @@ def test_the_window_survives_ten_thousand_repaints(tmp_path: Path) -> None:
         "import sys; from pathlib import Path; "
         "from PySide6.QtWidgets import QApplication; app = QApplication([]); "
         "from tests.fakes import FakeClock; from tests.gui_support import CATALOGUE; "
-        "from therapy_timer.store import Store; from therapy_timer.sessions import SessionService; "
+        "from therapy_timer.store import Store; from therapy_timer.clinic import Clinic; "
         "from therapy_timer.gui.controller import Draft, SessionController; "
         "from therapy_timer.gui.main_window import MainWindow; clock = FakeClock(); "
         "store = Store.open(Path(sys.argv[1]), clock=clock); "
-        "c = SessionController(SessionService(store, CATALOGUE, clock), store, CATALOGUE, clock); "
+        "c = SessionController(Clinic(store, CATALOGUE, clock)); "
         "c.load(); w = MainWindow(c); "
         "c.set_draft(Draft(patient_ref='JD-1', clinician='A', payer_profile='Medicare')); "
         "c.start_code('97110'); "

@@ -16,21 +16,21 @@ from tests.fakes import FakeClock
 from tests.gui_support import Bot
 from tests.test_export import CATALOGUE, bundle_file, generate_day
 from therapy_timer import export as ex
+from therapy_timer.clinic import Clinic
 from therapy_timer.codes import Role
 from therapy_timer.gui.controller import SessionController
 from therapy_timer.gui.day_view import DayView
 from therapy_timer.gui.main_window import MainWindow
-from therapy_timer.sessions import SessionService
 from therapy_timer.store import Store
 
 LEFT = Qt.MouseButton.LeftButton
 
 
 @pytest.fixture
-def desk(qtbot: Bot, tmp_path: Path) -> Iterator[tuple[DayView, Store, SessionService, list[Path]]]:
+def desk(qtbot: Bot, tmp_path: Path) -> Iterator[tuple[DayView, Store, Clinic, list[Path]]]:
     clock = FakeClock()
     with Store.open(tmp_path / "data", clock=clock) as store:
-        service = SessionService(store, CATALOGUE, clock)
+        service = Clinic(store, CATALOGUE, clock)
         generate_day(service, store, clock, 6)
         asked: list[Path] = []
 
@@ -39,14 +39,14 @@ def desk(qtbot: Bot, tmp_path: Path) -> Iterator[tuple[DayView, Store, SessionSe
             asked.append(path)
             return str(path)
 
-        view = DayView(store, service, ask_file=ask_file)
+        view = DayView(service, ask_file=ask_file)
         qtbot.add_widget(view)
         view.show()
         yield view, store, service, asked
 
 
 def test_lists_the_day_and_filters(
-    qtbot: Bot, desk: tuple[DayView, Store, SessionService, list[Path]]
+    qtbot: Bot, desk: tuple[DayView, Store, Clinic, list[Path]]
 ) -> None:
     view, _store, service, _ = desk
     assert view.table.rowCount() == 6
@@ -67,7 +67,7 @@ def test_lists_the_day_and_filters(
 
 
 def test_note_mark_exported_and_export_csv(
-    qtbot: Bot, desk: tuple[DayView, Store, SessionService, list[Path]]
+    qtbot: Bot, desk: tuple[DayView, Store, Clinic, list[Path]]
 ) -> None:
     view, store, service, asked = desk
     view.table.selectRow(2)
@@ -86,7 +86,7 @@ def test_note_mark_exported_and_export_csv(
 
 
 def test_an_open_session_blocks_export(
-    qtbot: Bot, desk: tuple[DayView, Store, SessionService, list[Path]]
+    qtbot: Bot, desk: tuple[DayView, Store, Clinic, list[Path]]
 ) -> None:
     view, _store, service, asked = desk
     service.open_session(
@@ -101,7 +101,7 @@ def test_an_open_session_blocks_export(
 
 
 def test_controls_are_named_and_big_enough(
-    desk: tuple[DayView, Store, SessionService, list[Path]],
+    desk: tuple[DayView, Store, Clinic, list[Path]],
 ) -> None:
     view = desk[0]
     for widget in (
@@ -124,10 +124,10 @@ def test_controls_are_named_and_big_enough(
 def test_ctrl_d_opens_the_day_view_from_the_window(qtbot: Bot, tmp_path: Path) -> None:
     clock = FakeClock()
     with Store.open(tmp_path / "data", clock=clock) as store:
-        service = SessionService(store, CATALOGUE, clock)
-        controller = SessionController(service, store, CATALOGUE, clock)
+        service = Clinic(store, CATALOGUE, clock)
+        controller = SessionController(service)
         controller.load()
-        window = MainWindow(controller, None, lambda: DayView(store, service))
+        window = MainWindow(controller, None, lambda: DayView(service))
         qtbot.add_widget(window)
         window.show()
         window.activateWindow()
@@ -149,7 +149,7 @@ def click_row(
 
 
 def test_mark_selected_exported_marks_those_rows_only(
-    qtbot: Bot, desk: tuple[DayView, Store, SessionService, list[Path]]
+    qtbot: Bot, desk: tuple[DayView, Store, Clinic, list[Path]]
 ) -> None:
     view, store, _service, _asked = desk
     view.table.clearSelection()
@@ -170,17 +170,17 @@ def test_mark_selected_exported_marks_those_rows_only(
 
 def test_refresh_shows_other_stations_work_and_the_status_filters_find_it(
     qtbot: Bot,
-    desk: tuple[DayView, Store, SessionService, list[Path]],
+    desk: tuple[DayView, Store, Clinic, list[Path]],
     tmp_path: Path,
 ) -> None:
     view, store, service, _asked = desk
     # Another station's day, merged from its bundle while the view is open.
     station_clock = FakeClock()
     with Store.open(tmp_path / "room2", clock=station_clock) as room2:
-        room2_service = SessionService(room2, CATALOGUE, station_clock)
+        room2_service = Clinic(room2, CATALOGUE, station_clock)
         (imported,) = generate_day(room2_service, room2, station_clock, 1, seed=4)
         bundle = bundle_file(room2, station_clock, tmp_path / "room2.json")
-    ex.import_bundles(store, [bundle], tmp_path / "conflicts")
+    service.import_bundles([bundle])
     # An exported session corrected afterwards: the billing system holds old charges.
     stale = view.shown[0].session.id
     store.mark_exported([stale])

@@ -20,11 +20,11 @@ from PySide6.QtWidgets import (
 
 from tests.fakes import FakeClock
 from tests.gui_support import Bot, Rig, build, type_patient
+from therapy_timer.clinic import FORGOT_TO_STOP_DEFAULT
 from therapy_timer.codes import FurnishedBy, Role
-from therapy_timer.gui.controller import FORGOT_TO_STOP_DEFAULT
 from therapy_timer.gui.view_state import TileState
 from therapy_timer.gui.widgets.recovery_dialog import RecoveryDialog
-from therapy_timer.sessions import RecoveryChoice
+from therapy_timer.model import RecoveryChoice
 from therapy_timer.stopwatch import StopwatchState
 
 LEFT = Qt.MouseButton.LeftButton
@@ -353,13 +353,13 @@ def test_the_mini_view_is_named_touch_sized_and_switches_codes(qtbot: Bot, rig: 
 
 
 def test_crash_recovery_choice_at_start_up(qtbot: Bot, tmp_path: Path) -> None:
+    from therapy_timer.clinic import Clinic
     from therapy_timer.codes import builtin_catalogue
-    from therapy_timer.sessions import SessionService
     from therapy_timer.store import Store
 
     clock = FakeClock()
     with Store.open(tmp_path, clock=clock) as store:
-        service = SessionService(store, builtin_catalogue(), clock)
+        service = Clinic(store, builtin_catalogue(), clock)
         session = service.open_session(
             patient_ref="JD-1", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
         )
@@ -387,13 +387,13 @@ def test_crash_recovery_choice_at_start_up(qtbot: Bot, tmp_path: Path) -> None:
 
 
 def test_keep_running_after_a_crash_keeps_counting(qtbot: Bot, tmp_path: Path) -> None:
+    from therapy_timer.clinic import Clinic
     from therapy_timer.codes import builtin_catalogue
-    from therapy_timer.sessions import SessionService
     from therapy_timer.store import Store
 
     clock = FakeClock()
     with Store.open(tmp_path, clock=clock) as store:
-        service = SessionService(store, builtin_catalogue(), clock)
+        service = Clinic(store, builtin_catalogue(), clock)
         session = service.open_session(
             patient_ref="JD-1", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
         )

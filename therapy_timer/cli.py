@@ -16,28 +16,22 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 import click
 
 from therapy_timer import __version__, paths
-from therapy_timer import store as st
+from therapy_timer.clinic import Clinic, Header, PdfRenderer, load_catalogue
 from therapy_timer.clock import Clock, SystemClock
-from therapy_timer.codes import (
-    CLINIC_CODES_FILE,
-    Catalogue,
-    Discipline,
-    FurnishedBy,
-    Role,
-    load_catalogue,
-)
-from therapy_timer.contract import answer_batch, answer_json, request_from_json
+from therapy_timer.codes import Catalogue, Discipline, FurnishedBy, Role
+from therapy_timer.contract import answer_batch, answer_json, request_from_json, result_json
 from therapy_timer.contract import dumps as answer_text
 from therapy_timer.contract import loads as load_request
 from therapy_timer.errors import (
     InvalidInput,
     InvalidOperation,
+    OutputRefused,
     StorageUnavailable,
     TherapyTimerError,
 )
-from therapy_timer.export import session_json
+from therapy_timer.export import EXPORT_FORMATS, segment_json, session_json
+from therapy_timer.model import Session
 from therapy_timer.rules import Method, Result, evaluate, key_text, quote
-from therapy_timer.sessions import SessionService
 
 BAD_INPUT_STATUS = 2
 
@@ -49,24 +43,27 @@ class BadInput(click.ClickException):
 
 
 class Context:
-    """What every subcommand shares: where the data lives, and the code catalogue."""
+    """What every subcommand shares: where the data lives, and the clock."""
 
     def __init__(self, data_dir: Path | None, clock: Clock | None = None) -> None:
         self.data_dir = paths.data_dir(data_dir)
         self.clock: Clock = clock or SystemClock()
 
     @contextmanager
-    def service(self) -> Iterator[tuple[st.Store, SessionService]]:
-        """The same database the window uses, opened for one command and closed after it."""
-        with st.Store.open(self.data_dir, clock=self.clock) as store:
-            # The first command of the day makes the daily backup (a station may run without
-            # the window, driven by a foot pedal); a damaged database stops here, in plain words.
-            store.daily_backup()
-            yield store, SessionService(store, self.catalogue(), self.clock)
+    def clinic(self) -> Iterator[Clinic]:
+        """The same database the window uses, opened for one command and closed after it.
+
+        The first command of the day makes the daily backup (a station may run without the
+        window, driven by a foot pedal) after the command's own work, so that the moment of a
+        pedal press is what is recorded; a damaged database is reported in plain words.
+        """
+        with Clinic.open(self.data_dir, clock=self.clock, catalogue=self.catalogue()) as clinic:
+            yield clinic
+            clinic.daily_backup()
 
     def catalogue(self) -> Catalogue:
         try:
-            return load_catalogue(self.data_dir / CLINIC_CODES_FILE)
+            return load_catalogue(self.data_dir)
         except InvalidInput as exc:
             raise BadInput(f"clinic code file: {exc}") from None
 
@@ -150,7 +147,7 @@ def plain_errors(command: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
-        except InvalidInput as exc:
+        except (InvalidInput, OutputRefused) as exc:
             raise BadInput(str(exc)) from None
         except (InvalidOperation, StorageUnavailable) as exc:
             raise click.ClickException(str(exc)) from None
@@ -281,49 +278,15 @@ def _answer_file(request_file: Any, catalogue: Catalogue, as_json: bool) -> None
 # --------------------------------------------------------------------------------------------
 # Stopwatches and sessions on the window's database (foot pedals, macro pads and scripts)
 
-SESSION_DEFAULTS = {
-    "clinician": "default_clinician",
-    "role": "default_role",
-    "payer": "default_payer",
-}
-BY_CHOICE = click.Choice([f.value for f in FurnishedBy])
+BY_CHOICE = click.Choice([f.value for f in FurnishedBy], case_sensitive=False)
+ROLE_CHOICE = click.Choice([r.value for r in Role], case_sensitive=False)
 patient_option = click.option(
     "--patient", help="Patient reference (initials or MRN) of the session to act on."
 )
 
 
-def _current_session(
-    service: SessionService,
-    patient: str | None,
-    *,
-    create: dict[str, str] | None = None,
-) -> st.Session:
-    """The open session for ``patient``, or the only open session; create one when asked."""
-    open_sessions = service.open_sessions()
-    if patient is not None:
-        matching = [s for s in open_sessions if s.patient_ref == patient.strip()]
-    else:
-        matching = open_sessions
-    if len(matching) == 1:
-        return matching[0]
-    if len(matching) > 1:
-        refs = ", ".join(sorted({s.patient_ref for s in matching}))
-        raise InvalidOperation(f"several sessions are open ({refs}); name one with --patient")
-    if create is None or patient is None:
-        who = f" for {patient}" if patient else ""
-        raise InvalidOperation(
-            f"no open session{who}; start one with: timer start CODE --patient REF"
-        )
-    return service.open_session(
-        patient_ref=patient,
-        clinician=create["clinician"],
-        role=Role(create["role"]),
-        payer_profile=create["payer"],
-    )
-
-
-def _status_json(service: SessionService, session: st.Session) -> dict[str, Any]:
-    stopwatch = service.stopwatch(session.id)
+def _status_json(clinic: Clinic, session: Session) -> dict[str, Any]:
+    stopwatch = clinic.stopwatch(session.id)
     now = stopwatch.now()
     totals = stopwatch.totals()
     return {
@@ -344,7 +307,7 @@ def _status_json(service: SessionService, session: st.Session) -> dict[str, Any]
             code: {"minutes": t.minutes, "assistant_minutes": t.assistant_minutes}
             for code, t in sorted(totals.items())
         },
-        "total_timed_units": service.summary(session.id).total_timed_units,
+        "total_timed_units": clinic.summary(session.id).total_timed_units,
     }
 
 
@@ -376,7 +339,7 @@ def timer() -> None:
 @click.option(
     "--clinician", help="For a new session (default: the clinic setting, else your login)."
 )
-@click.option("--role", type=click.Choice([r.value for r in Role]), help="For a new session.")
+@click.option("--role", type=ROLE_CHOICE, help="For a new session.")
 @click.option("--payer", help="Payer profile for a new session (default: Medicare).")
 @pass_context
 @plain_errors
@@ -390,16 +353,17 @@ def timer_start(
     payer: str | None,
 ) -> None:
     """Start CODE (stopping the code that runs); opens a session for --patient if needed."""
-    with context.service() as (store, service):
-        defaults = {
-            "clinician": clinician or store.get_setting(SESSION_DEFAULTS["clinician"]) or _login(),
-            "role": role or store.get_setting(SESSION_DEFAULTS["role"]) or Role.PT.value,
-            "payer": payer or service.default_payer_profile(),
-        }
-        entry = context.catalogue().get(code, "code")  # before a session is created for it
-        session = _current_session(service, patient, create=defaults)
-        by = FurnishedBy(furnished_by) if furnished_by else None
-        outcome = service.start(session.id, entry.code, by)
+    with context.clinic() as clinic:
+        entry = clinic.catalogue.get(code, "code")  # before a session is created for it
+        defaults = clinic.command_defaults()
+        header = Header(
+            clinician=clinician or defaults.clinician or _login(),
+            role=Role(role.upper()) if role else defaults.role,
+            payer_profile=payer or defaults.payer_profile,
+        )
+        session = clinic.session_for_command(patient, create=header)
+        by = FurnishedBy(furnished_by.lower()) if furnished_by else None
+        outcome = clinic.start(session.id, entry.code, by)
         _echo_change(outcome.change.stopped_codes, outcome.change.started_codes)
         for warning in outcome.change.warnings:
             click.echo(f"warning: {warning.message}", err=True)
@@ -423,8 +387,8 @@ def _echo_change(stopped: tuple[str, ...], started: tuple[str, ...]) -> None:
 @plain_errors
 def timer_stop(context: Context, code: str | None, patient: str | None) -> None:
     """Stop CODE, or everything running."""
-    with context.service() as (_store, service):
-        outcome = service.stop(_current_session(service, patient).id, code)
+    with context.clinic() as clinic:
+        outcome = clinic.stop(clinic.session_for_command(patient).id, code)
         _echo_change(outcome.change.stopped_codes, ())
 
 
@@ -434,8 +398,8 @@ def timer_stop(context: Context, code: str | None, patient: str | None) -> None:
 @plain_errors
 def timer_pause(context: Context, patient: str | None) -> None:
     """Pause for an interruption (the running codes resume together)."""
-    with context.service() as (_store, service):
-        outcome = service.pause(_current_session(service, patient).id)
+    with context.clinic() as clinic:
+        outcome = clinic.pause(clinic.session_for_command(patient).id)
         click.echo("paused " + " ".join(outcome.change.stopped_codes))
 
 
@@ -445,8 +409,8 @@ def timer_pause(context: Context, patient: str | None) -> None:
 @plain_errors
 def timer_resume(context: Context, patient: str | None) -> None:
     """Resume what the pause stopped."""
-    with context.service() as (_store, service):
-        outcome = service.resume(_current_session(service, patient).id)
+    with context.clinic() as clinic:
+        outcome = clinic.resume(clinic.session_for_command(patient).id)
         click.echo("resumed " + " ".join(outcome.change.started_codes))
 
 
@@ -457,8 +421,8 @@ def timer_resume(context: Context, patient: str | None) -> None:
 @plain_errors
 def timer_status(context: Context, patient: str | None, as_json: bool) -> None:
     """What runs now, and the minutes and units so far."""
-    with context.service() as (_store, service):
-        status = _status_json(service, _current_session(service, patient))
+    with context.clinic() as clinic:
+        status = _status_json(clinic, clinic.session_for_command(patient))
     if as_json:
         click.echo(json.dumps(status, indent=2))
     else:
@@ -477,11 +441,11 @@ def session() -> None:
 @plain_errors
 def session_end(context: Context, patient: str | None, as_json: bool) -> None:
     """Stop everything, close the open session, print its units and note."""
-    with context.service() as (_store, service):
-        closed = service.end_session(_current_session(service, patient).id)
-        result = service.summary(closed.id)
+    with context.clinic() as clinic:
+        closed = clinic.end_session(clinic.session_for_command(patient).id)
+        result = clinic.summary(closed.id)
     if as_json:
-        click.echo(json.dumps({"session": session_json(closed), **result.to_json()}, indent=2))
+        click.echo(json.dumps({"session": session_json(closed), **result_json(result)}, indent=2))
     else:
         _print_result(result)
 
@@ -495,11 +459,13 @@ def session_end(context: Context, patient: str | None, as_json: bool) -> None:
 @plain_errors
 def session_list(context: Context, day: dt.datetime | None, as_json: bool) -> None:
     """The sessions of one date of service."""
-    with context.service() as (store, service):
-        when = day.date() if day else service.today()
+    with context.clinic() as clinic:
+        when = day.date() if day else clinic.today()
+        sessions = clinic.list_sessions(day=when)
+        results = clinic.summaries(sessions)
         rows = [
-            {**session_json(s), "total_timed_units": service.summary(s.id).total_timed_units}
-            for s in store.list_sessions(day=when)
+            {**session_json(s), "total_timed_units": results[s.id].total_timed_units}
+            for s in sessions
         ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -521,11 +487,11 @@ def session_list(context: Context, day: dt.datetime | None, as_json: bool) -> No
 @plain_errors
 def session_show(context: Context, session_id: str, as_json: bool) -> None:
     """One session: its segments, untimed services, units and note."""
-    with context.service() as (store, service):
-        chosen = store.get_session(session_id)
-        segments = store.segments(session_id)
-        untimed = store.untimed_services(session_id)
-        result = service.summary(session_id)
+    with context.clinic() as clinic:
+        chosen = clinic.get_session(session_id)
+        segments = clinic.segments(session_id)
+        untimed = clinic.untimed_services(session_id)
+        result = clinic.summary(session_id)
     if not as_json:
         amended = ", amended" if chosen.amended else ""
         click.echo(f"Session {chosen.id} ({chosen.status.value}{amended})")
@@ -539,21 +505,12 @@ def session_show(context: Context, session_id: str, as_json: bool) -> None:
         return
     answer = {
         "session": session_json(chosen),
-        "segments": [
-            {
-                "id": seg.id,
-                "code": seg.code,
-                "furnished_by": seg.furnished_by.value,
-                "start_utc": seg.start_utc.isoformat(),
-                "stop_utc": seg.stop_utc.isoformat() if seg.stop_utc else None,
-            }
-            for seg in segments
-        ],
+        "segments": [segment_json(seg) for seg in segments],
         "untimed": [
             {"code": u.code, "minutes": u.minutes, "furnished_by": u.furnished_by.value}
             for u in untimed
         ],
-        **result.to_json(),
+        **result_json(result),
     }
     click.echo(json.dumps(answer, indent=2))
 
@@ -575,13 +532,13 @@ def session_edit(
     reason: str,
 ) -> None:
     """Correct a recorded segment (ids: session show ID --json); a closed session is amended."""
-    with context.service() as (_store, service):
-        segment = service.amend_segment(
+    with context.clinic() as clinic:
+        segment = clinic.amend_segment(
             segment_id,
             reason=reason,
             minutes=minutes,
             code=code,
-            furnished_by=FurnishedBy(furnished_by) if furnished_by else None,
+            furnished_by=FurnishedBy(furnished_by.lower()) if furnished_by else None,
         )
         click.echo(f"changed segment {segment.id} of session {segment.session_id}")
 
@@ -602,34 +559,32 @@ def untimed_add(
     context: Context, code: str, minutes: int | None, furnished_by: str, patient: str | None
 ) -> None:
     """Record an untimed service on the open session."""
-    entry = context.catalogue().get(code, "code")
-    with context.service() as (store, service):
-        if entry.timed:
-            raise InvalidInput("code", f"{entry.code} is timed: use timer start {entry.code}")
-        target = _current_session(service, patient)
-        store.add_untimed(
-            target.id, code=entry.code, minutes=minutes, furnished_by=FurnishedBy(furnished_by)
+    with context.clinic() as clinic:
+        target = clinic.session_for_command(patient)
+        added = clinic.add_untimed(
+            target.id, code, minutes=minutes, furnished_by=FurnishedBy(furnished_by.lower())
         )
-        click.echo(f"added {entry.code} to {target.patient_ref}")
+        click.echo(f"added {added.code} to {target.patient_ref}")
 
 
 @main.command()
-@click.option("--to", "dest", type=click.Path(dir_okay=False, path_type=Path), help="Backup file.")
+@click.option("--to", "dest", type=click.Path(path_type=Path), help="Backup file.")
+@click.option("--force", is_flag=True, help="Replace an existing file.")
 @pass_context
 @plain_errors
-def backup(context: Context, dest: Path | None) -> None:
+def backup(context: Context, dest: Path | None, force: bool) -> None:
     """Copy the database now (SQLite's backup API); the app also keeps 14 daily backups."""
-    with st.Store.open(context.data_dir, clock=context.clock) as store:
-        click.echo(str(store.backup(dest)))
+    with Clinic.open(context.data_dir, clock=context.clock, catalogue=context.catalogue()) as c:
+        click.echo(str(c.backup(dest, force=force)))
 
 
 @main.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(path_type=Path))
 @pass_context
 @plain_errors
 def restore(context: Context, file: Path) -> None:
     """Replace the database with a backup FILE (the current one is kept aside)."""
-    kept = st.restore(file, data_dir=context.data_dir, clock=context.clock)
+    kept = Clinic.restore(file, data_dir=context.data_dir, clock=context.clock)
     click.echo(f"restored {file}")
     if kept is not None:
         click.echo(f"the previous database was kept as {kept}")
@@ -638,7 +593,6 @@ def restore(context: Context, file: Path) -> None:
 # --------------------------------------------------------------------------------------------
 # The front desk: export a day, merge other workstations' bundles
 
-EXPORT_FORMATS = ("csv", "pdf", "json", "bundle")
 DATE = click.DateTime(["%Y-%m-%d"])
 
 
@@ -646,10 +600,24 @@ DATE = click.DateTime(["%Y-%m-%d"])
 @click.option("--date", "day", type=DATE, required=True, help="Date of service (YYYY-MM-DD).")
 @click.option("--to", "until", type=DATE, help="Last date of a range.")
 @click.option(
-    "--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="csv", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(EXPORT_FORMATS, case_sensitive=False),
+    default="csv",
+    show_default=True,
 )
 @click.option(
-    "--out", type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout)."
+    "--out",
+    type=click.Path(path_type=Path),
+    help="File to write (default: a preview on the terminal that marks nothing).",
+)
+@click.option("--force", is_flag=True, help="Replace an existing --out file.")
+@click.option(
+    "--mark-exported",
+    "mark",
+    is_flag=True,
+    default=None,
+    help="Mark the sessions exported even when only previewing.",
 )
 @click.option("--include-open", is_flag=True, help="List open sessions too, marked open.")
 @click.option("--clinician", help="Only this clinician's sessions.")
@@ -662,55 +630,52 @@ def export(
     until: dt.datetime | None,
     fmt: str,
     out: Path | None,
+    force: bool,
+    mark: bool | None,
     include_open: bool,
     clinician: str | None,
     workstation: str,
 ) -> None:
-    """Export the day's sessions: CSV or JSON for billing, PDF to print, a bundle to merge."""
-    from therapy_timer import export as ex
+    """Export the day's sessions: CSV or JSON for billing, PDF to print, a bundle to merge.
 
-    start, end = day.date(), until.date() if until else None
-    if fmt == "pdf" and out is None:
-        raise BadInput("--out: a PDF needs a file name")
-    with context.service() as (store, service):
-        reports = ex.day_reports(store, service, start, end, clinician=clinician)
-        if not include_open or fmt == "bundle":
-            ex.refuse_open(reports)
-        if fmt == "bundle":
-            bundle = ex.make_bundle(
-                store, start, end, workstation=workstation, now=context.clock.now()
-            )
-            text = json.dumps(bundle, indent=1, sort_keys=True) + "\n"
-            if out is None:
-                sys.stdout.write(text)
-            else:
-                ex.write_private(out, text)
-            return
-        if fmt == "pdf":
-            from therapy_timer.gui.report_pdf import write_pdf
+    Written to --out, the sessions are marked exported; on the terminal it is a preview.
+    """
+    render_pdf: PdfRenderer | None = None
+    if fmt.lower() == "pdf":
+        if out is None:
+            raise BadInput("--out: a PDF needs a file name")
+        # Qt only for a PDF, and only now: the other formats never load it.
+        from therapy_timer.gui.report_pdf import write_pdf
 
-            assert out is not None
-            write_pdf(reports, out)
-        elif out is None:
-            sys.stdout.write(ex.report_text(reports, fmt))
-        else:
-            ex.write_private(out, ex.report_text(reports, fmt))
-        billed = [r.session.id for r in reports if not r.session.is_open]
-        store.mark_exported(billed)
-    if out is not None:
-        click.echo(f"exported {len(reports)} session(s) to {out}", err=True)
+        render_pdf = write_pdf
+    with context.clinic() as clinic:
+        done = clinic.export(
+            fmt,
+            day.date(),
+            until.date() if until else None,
+            out=out,
+            include_open=include_open,
+            clinician=clinician,
+            workstation=workstation,
+            force=force,
+            mark=mark,
+            render_pdf=render_pdf,
+        )
+    if done.path is None and done.text is not None:
+        sys.stdout.write(done.text)
+    where = str(done.path) if done.path is not None else "the terminal (a preview)"
+    marked = f", {done.marked} marked exported" if done.marked else ", none marked exported"
+    click.echo(f"exported {done.sessions} session(s) as {fmt.lower()} to {where}{marked}", err=True)
 
 
 @main.command("import")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @pass_context
 @plain_errors
 def import_(context: Context, files: tuple[Path, ...]) -> None:
     """Merge bundles from other workstations (the same bundle twice changes nothing)."""
-    from therapy_timer import export as ex
-
-    with context.service() as (store, _service):
-        report = ex.import_bundles(store, list(files), context.data_dir / "conflicts")
+    with context.clinic() as clinic:
+        report = clinic.import_bundles(list(files))
     click.echo(
         f"added {len(report.added)}, unchanged {len(report.unchanged)}, "
         f"conflicts {len(report.conflicts)}"

@@ -53,3 +53,8 @@ class DatabaseLocked(StorageUnavailable):
 
 class DiskFull(StorageUnavailable):
     """The disk holding the data folder is full."""
+
+
+class OutputRefused(TherapyTimerError):
+    """A file the user asked for cannot or must not be written (exists, ours, a link, no room);
+    nothing was written and nothing was marked as done."""

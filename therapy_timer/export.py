@@ -6,15 +6,16 @@ import csv
 import datetime as dt
 import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from therapy_timer import rules
-from therapy_timer import store as st
+from therapy_timer.contract import result_json
 from therapy_timer.errors import InvalidInput, InvalidOperation
-from therapy_timer.sessions import SessionService
+from therapy_timer.files import read_regular
+from therapy_timer.model import Segment, Session
 
 CSV_COLUMNS = (
     "date_of_service",
@@ -41,6 +42,11 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 BUNDLE_FORMAT = "therapy-timer-bundle"
 BUNDLE_VERSION = 1
+BUNDLE_MAX_BYTES = 64 * 1024 * 1024
+"""A clinic-year of one station is a few MiB; anything far larger is not a bundle."""
+
+EXPORT_FORMATS = ("csv", "pdf", "json", "bundle")
+CONFLICTS_DIRNAME = "conflicts"
 
 
 AMENDED_AFTER_EXPORT = "amended after export"
@@ -56,7 +62,7 @@ class OpenSessionsInRange(InvalidOperation):
 class SessionReport:
     """One session of the day with its billing answer and its time in and out."""
 
-    session: st.Session
+    session: Session
     result: rules.Result
     time_in: dt.datetime | None  # first segment start, UTC
     time_out: dt.datetime | None  # last segment stop (or the close), UTC
@@ -74,36 +80,6 @@ class SessionReport:
         return "amended" if self.session.amended else "closed"
 
 
-def day_reports(
-    store: st.Store,
-    service: SessionService,
-    start: dt.date,
-    end: dt.date | None = None,
-    *,
-    clinician: str | None = None,
-) -> list[SessionReport]:
-    """Every session with a date of service from ``start`` to ``end`` (inclusive)."""
-    if end is not None and end < start:
-        raise InvalidInput("to", f"{end.isoformat()} is before {start.isoformat()}")
-    sessions = store.list_sessions(start=start, end=end or start, clinician=clinician)
-    results = service.summaries(sessions)
-    spans = store.segment_spans([s.id for s in sessions])
-    stale = store.changed_since_export([s.id for s in sessions if s.exported and s.amended])
-    reports = []
-    for session in sessions:
-        time_in, last_stop = spans.get(session.id, (None, None))
-        reports.append(
-            SessionReport(
-                session=session,
-                result=results[session.id],
-                time_in=time_in,
-                time_out=last_stop or session.closed_utc,
-                changed_after_export=session.id in stale,
-            )
-        )
-    return reports
-
-
 def refuse_open(reports: Sequence[SessionReport]) -> None:
     """Raise naming the open sessions, so a half-finished session is never billed by accident."""
     still_open = [r.session for r in reports if r.session.is_open]
@@ -117,7 +93,8 @@ def refuse_open(reports: Sequence[SessionReport]) -> None:
 
 def neutralise(cell: str) -> str:
     """Keep a spreadsheet from running a cell as a formula (OWASP's CSV-injection advice)."""
-    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+    # Spreadsheets skip leading blanks before deciding that a cell is a formula.
+    return "'" + cell if cell.lstrip(" \u00a0").startswith(FORMULA_STARTS) else cell
 
 
 def csv_rows(reports: Iterable[SessionReport]) -> Iterator[list[str]]:
@@ -171,18 +148,11 @@ def report_text(reports: Sequence[SessionReport], fmt: str) -> str:
     raise InvalidInput("format", f"{fmt!r} is not csv or json")
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write an export readable by the user alone: it holds health information."""
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        handle.write(text)
-    path.chmod(0o600)
-
-
 def _iso(moment: dt.datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
-def session_json(session: st.Session) -> dict[str, Any]:
+def session_json(session: Session) -> dict[str, Any]:
     """A session's header as JSON, the same for every command and export."""
     return {
         "id": session.id,
@@ -199,6 +169,17 @@ def session_json(session: st.Session) -> dict[str, Any]:
     }
 
 
+def segment_json(segment: Segment) -> dict[str, Any]:
+    """A recorded segment as JSON (times in UTC), the same for every command."""
+    return {
+        "id": segment.id,
+        "code": segment.code,
+        "furnished_by": segment.furnished_by.value,
+        "start_utc": segment.start_utc.isoformat(),
+        "stop_utc": _iso(segment.stop_utc),
+    }
+
+
 def report_json(reports: Iterable[SessionReport]) -> dict[str, Any]:
     """The day for other programs: each session with its answer in the `units` contract."""
     return {
@@ -208,7 +189,7 @@ def report_json(reports: Iterable[SessionReport]) -> dict[str, Any]:
                 "status": r.status,
                 "time_in_utc": _iso(r.time_in),
                 "time_out_utc": _iso(r.time_out),
-                **r.result.to_json(),
+                **result_json(r.result),
             }
             for r in reports
         ]
@@ -220,17 +201,20 @@ def report_json(reports: Iterable[SessionReport]) -> dict[str, Any]:
 
 
 def make_bundle(
-    store: st.Store, start: dt.date, end: dt.date | None, *, workstation: str, now: dt.datetime
+    records: Sequence[Mapping[str, Any]], *, workstation: str, now: dt.datetime
 ) -> dict[str, Any]:
-    """A day's (or range's) sessions with their ids, segments, untimed services and audit."""
-    sessions = store.list_sessions(start=start, end=end or start)
+    """Closed sessions with their ids, segments, untimed services and audit, for another station."""
     return {
         "format": BUNDLE_FORMAT,
         "version": BUNDLE_VERSION,
         "workstation": workstation,
         "created_utc": now.isoformat(),
-        "sessions": store.session_records([s.id for s in sessions]),
+        "sessions": list(records),
     }
+
+
+def bundle_text(bundle: Mapping[str, Any]) -> str:
+    return json.dumps(bundle, indent=1, sort_keys=True) + "\n"
 
 
 @dataclass(frozen=True)
@@ -246,10 +230,13 @@ class ImportReport:
 
 def read_bundle(path: Path) -> dict[str, Any]:
     """Load and check a bundle; every problem names the file and changes nothing."""
+    raw = read_regular(path, limit=BUNDLE_MAX_BYTES, what="imported")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(str(path), f"cannot be read: {exc}") from None
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidInput(str(path), "is not a bundle (not UTF-8 text)") from None
+    except RecursionError:
+        raise InvalidInput(str(path), "is not a bundle (nested too deeply)") from None
     except json.JSONDecodeError as exc:
         raise InvalidInput(str(path), f"is not a bundle (not valid JSON: {exc})") from None
     if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
@@ -264,35 +251,13 @@ def read_bundle(path: Path) -> dict[str, Any]:
     return data
 
 
-def import_bundles(store: st.Store, paths: Sequence[Path], conflicts_dir: Path) -> ImportReport:
-    """Merge bundles: an identical session is left alone; a different one with the same id is a
-    conflict, written to ``conflicts_dir`` for a person to look at and never overwritten.
+def conflict_path(folder: Path, session_id: str, workstation: str) -> Path:
+    """Where a conflicting version is kept aside: one file per session and station."""
+    return folder / f"{_safe(session_id)}-from-{_safe(workstation)}.json"
 
-    All files are read and checked before anything is written, and merged in one transaction.
-    """
-    bundles = [(path, read_bundle(path)) for path in paths]
-    batches = [
-        st.RecordBatch(bundle["sessions"], origin=bundle["workstation"], source=str(path))
-        for path, bundle in bundles
-    ]
-    outcomes = store.import_batches(batches)
-    added: list[str] = []
-    unchanged: list[str] = []
-    conflicts: list[str] = []
-    files: list[Path] = []
-    why: list[str] = []
-    for (_path, bundle), outcome in zip(bundles, outcomes, strict=True):
-        added += outcome.added
-        unchanged += outcome.unchanged
-        for record in outcome.conflicts:
-            conflicts.append(str(record["id"]))
-            conflicts_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            target = conflicts_dir / f"{record['id']}-from-{_safe(bundle['workstation'])}.json"
-            why.append(outcome.why.get(str(record["id"]), ""))
-            kept = {"why": why[-1], "session": record}
-            write_private(target, json.dumps(kept, indent=2, sort_keys=True))
-            files.append(target)
-    return ImportReport(tuple(added), tuple(unchanged), tuple(conflicts), tuple(files), tuple(why))
+
+def conflict_text(why: str, record: Mapping[str, Any]) -> str:
+    return json.dumps({"why": why, "session": record}, indent=2, sort_keys=True)
 
 
 def _safe(name: str) -> str:

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from therapy_timer.codes import Discipline, FurnishedBy, Method, Role
-from therapy_timer.errors import InvalidInput
+from therapy_timer.errors import InvalidInput, InvalidOperation
 
 PATIENT_REF_MAX = 20
 _PATIENT_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._#/-]*$")
@@ -161,3 +161,34 @@ def untimed_minutes(minutes: int | None) -> int | None:
             f"must be whole minutes from 0 to {UNTIMED_MINUTES_MAX}, got {minutes!r}",
         )
     return minutes
+
+
+class RecoveryChoice(StrEnum):
+    """What to do with segments left running when the app stopped without closing them."""
+
+    KEEP_RUNNING = "keep_running"  # the treatment went on: the segments keep counting
+    STOP_AT_HEARTBEAT = "stop_at_heartbeat"  # end them at the last moment the app was alive
+    DISCARD = "discard"  # the time is not trustworthy: remove them (kept in the audit log)
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """An open session with segments still running, found when the app starts."""
+
+    session: Session
+    segments: tuple[Segment, ...]
+    last_heartbeat: datetime | None
+
+    def stop_at(self, segment: Segment) -> datetime:
+        """Where ``STOP_AT_HEARTBEAT`` ends ``segment``: the heartbeat, never before its start."""
+        if self.last_heartbeat is None:
+            raise InvalidOperation(
+                "the app never recorded a heartbeat, so there is no time to stop at"
+            )
+        return max(self.last_heartbeat, segment.start_utc)
+
+    @property
+    def choices(self) -> tuple[RecoveryChoice, ...]:
+        if self.last_heartbeat is None:
+            return (RecoveryChoice.KEEP_RUNNING, RecoveryChoice.DISCARD)
+        return tuple(RecoveryChoice)

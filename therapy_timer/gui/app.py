@@ -17,14 +17,12 @@ from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from therapy_timer import paths
+from therapy_timer.clinic import Clinic, load_catalogue
 from therapy_timer.clock import Clock, SystemClock
-from therapy_timer.codes import CLINIC_CODES_FILE, load_catalogue
 from therapy_timer.errors import DatabaseCorrupt, InvalidInput, StorageUnavailable
 from therapy_timer.gui.controller import SessionController
 from therapy_timer.gui.day_view import DayView
 from therapy_timer.gui.main_window import MainWindow
-from therapy_timer.sessions import SessionService
-from therapy_timer.store import Store
 
 SMOKE_TEST_TIMEOUT_MS = 20_000
 ICON_SIZES = (16, 32, 48, 64, 128, 256)
@@ -128,29 +126,28 @@ def run(
     folder = paths.data_dir(data_dir)
     clock = clock or SystemClock()
     try:
-        store = Store.open(folder, clock=clock)
+        catalogue = load_catalogue(folder)
+    except InvalidInput as exc:
+        report("The clinic's code file has a problem", str(exc))
+        return 1
+    try:
+        clinic = Clinic.open(folder, clock=clock, catalogue=catalogue)
     except StorageUnavailable as exc:
         report("Therapy Timer cannot open its data", f"{exc}\n\nData folder: {folder}")
         return 1
     try:
         if not smoke_test:  # a smoke test only looks; it leaves no backup behind
             try:
-                store.daily_backup()
+                clinic.daily_backup()
             except DatabaseCorrupt as exc:
                 report("Therapy Timer's data is damaged", f"{exc}\n\nData folder: {folder}")
                 return 1
             except StorageUnavailable as exc:
                 # The minutes are still safe in the database: say so and carry on.
                 report("Today's backup could not be made", f"{exc}\n\nData folder: {folder}")
-        try:
-            catalogue = load_catalogue(folder / CLINIC_CODES_FILE)
-        except InvalidInput as exc:
-            report("The clinic's code file has a problem", str(exc))
-            return 1
-        service = SessionService(store, catalogue, clock)
-        controller = SessionController(service, store, catalogue, clock)
+        controller = SessionController(clinic)
         controller.load()
-        window = MainWindow(controller, icon, lambda: DayView(store, service))
+        window = MainWindow(controller, icon, lambda: DayView(clinic))
         if smoke_test:
             return _smoke_test(app, window, started)
         install_excepthook(show_error or _non_blocking_box(window))
@@ -161,7 +158,7 @@ def run(
         window.offer_recovery()
         return app.exec()
     finally:
-        store.close()
+        clinic.close()
 
 
 def _smoke_test(app: QApplication, window: MainWindow, started: float) -> int:

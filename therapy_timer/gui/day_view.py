@@ -26,11 +26,10 @@ from PySide6.QtWidgets import (
 )
 
 from therapy_timer import export as ex
+from therapy_timer.clinic import Clinic
 from therapy_timer.errors import TherapyTimerError
 from therapy_timer.gui import theme
 from therapy_timer.gui.report_pdf import write_pdf
-from therapy_timer.sessions import SessionService
-from therapy_timer.store import Store
 
 COLUMNS = ("Patient", "Clinician", "In\N{EN DASH}out", "Billed lines", "Timed min",
            "Total min", "Status", "Warnings")  # fmt: skip
@@ -95,14 +94,12 @@ class DayView(QWidget):
 
     def __init__(
         self,
-        store: Store,
-        service: SessionService,
+        clinic: Clinic,
         parent: QWidget | None = None,
         ask_file: FileAsker = _ask_file,
     ) -> None:
         super().__init__(parent)
-        self._store = store
-        self._service = service
+        self._clinic = clinic
         self._ask_file = ask_file
         self._reports: list[ex.SessionReport] = []
         self._shown: list[ex.SessionReport] = []
@@ -110,7 +107,7 @@ class DayView(QWidget):
         self.setWindowTitle("Therapy Timer - day view")
         self.setMinimumSize(theme.TOUCH_MIN * 22, theme.TOUCH_MIN * 12)
 
-        today = service.today()
+        today = clinic.today()
         self.from_date = QDateEdit(_qdate(today))
         self.to_date = QDateEdit(_qdate(today))
         for edit in (self.from_date, self.to_date):
@@ -201,7 +198,7 @@ class DayView(QWidget):
     def reload(self) -> None:
         start, end = _pydate(self.from_date.date()), _pydate(self.to_date.date())
         try:
-            self._reports = ex.day_reports(self._store, self._service, start, end)
+            self._reports = self._clinic.day_reports(start, end)
         except TherapyTimerError as exc:
             self._reports = []
             self.message.setText(str(exc))
@@ -298,7 +295,7 @@ class DayView(QWidget):
             return
         closed = [r.session.id for r in chosen if not r.session.is_open]
         try:
-            self._store.mark_exported(closed)
+            self._clinic.mark_exported(closed)
         except TherapyTimerError as exc:
             self.message.setText(str(exc))
             return
@@ -314,23 +311,24 @@ class DayView(QWidget):
         except TherapyTimerError as exc:
             self.message.setText(str(exc))
             return
-        start = _pydate(self.from_date.date()).isoformat()
+        start = _pydate(self.from_date.date())
         filters = {"csv": "CSV (*.csv)", "pdf": "PDF (*.pdf)", "json": "JSON (*.json)"}
-        path = self._ask_file(self, f"therapy-timer-{start}.{fmt}", filters[fmt])
+        path = self._ask_file(self, f"therapy-timer-{start.isoformat()}.{fmt}", filters[fmt])
         if not path:
             return
-        target = Path(path)
         try:
-            self._write(fmt, target)
-            self._store.mark_exported([r.session.id for r in self._shown])
-        except (OSError, TherapyTimerError) as exc:
+            # The file dialog has already asked before replacing a file.
+            done = self._clinic.export(
+                fmt,
+                start,
+                _pydate(self.to_date.date()),
+                out=Path(path),
+                force=True,
+                reports=self._shown,
+                render_pdf=write_pdf,
+            )
+        except TherapyTimerError as exc:
             self.message.setText(f"Could not export: {exc}")
             return
         self.reload()
-        self.message.setText(f"Exported {len(self._shown)} session(s) to {target}.")
-
-    def _write(self, fmt: str, target: Path) -> None:
-        if fmt == "pdf":
-            write_pdf(self._shown, target)
-        else:
-            ex.write_private(target, ex.report_text(self._shown, fmt))
+        self.message.setText(f"Exported {done.sessions} session(s) to {done.path}.")

@@ -37,7 +37,7 @@ from therapy_timer.gui.widgets.search import CodeSearch
 from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
 from therapy_timer.gui.widgets.tiles import TileGrid
 from therapy_timer.gui.widgets.untimed import UntimedList
-from therapy_timer.sessions import Interrupted, RecoveryChoice
+from therapy_timer.model import Interrupted, RecoveryChoice
 
 SHORTCUTS_HELP = (
     "1 to 9: start the tile with that number (the running code stops)\n"

@@ -10,6 +10,17 @@ from therapy_timer.codes import Discipline, FurnishedBy, Role
 from therapy_timer.rules import Method
 
 
+@dataclass(frozen=True)
+class Draft:
+    """The header as typed before a session exists; tapping a tile opens a session from it."""
+
+    patient_ref: str = ""
+    clinician: str = ""
+    role: Role = Role.PT
+    payer_profile: str = ""
+    date_of_service: date | None = None
+
+
 class TileState(StrEnum):
     IDLE = "idle"
     RUNNING = "running"

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 
 from therapy_timer.gui import theme
 from therapy_timer.gui.widgets.reason import ReasonDialog
-from therapy_timer.store import Segment
+from therapy_timer.model import Segment
 
 MAX_SEGMENT_MINUTES = 24 * 60  # a day; the model refuses more with a plain message anyway
 

@@ -17,8 +17,7 @@ from PySide6.QtWidgets import (
 
 from therapy_timer.codes import Role
 from therapy_timer.gui import theme
-from therapy_timer.gui.controller import Draft
-from therapy_timer.gui.view_state import HeaderView
+from therapy_timer.gui.view_state import Draft, HeaderView
 
 ROLE_NAMES = {
     Role.PT: "PT (physical therapist)",

@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from therapy_timer.gui import theme
-from therapy_timer.sessions import Interrupted, RecoveryChoice
+from therapy_timer.model import Interrupted, RecoveryChoice
 
 
 def describe(interrupted: Interrupted) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from PySide6.QtCore import QEvent, QObject, QPoint, Qt
 from PySide6.QtGui import QGuiApplication, QKeyEvent, QKeySequence, QShortcut
@@ -25,9 +26,32 @@ from PySide6.QtWidgets import (
 
 from therapy_timer import rules
 from therapy_timer.gui import theme
-from therapy_timer.gui.controller import SessionController
 from therapy_timer.gui.widgets.corrections import CorrectionsDialog
 from therapy_timer.gui.widgets.reason import ReasonDialog
+from therapy_timer.model import Segment, Session
+
+
+class SummaryActions(Protocol):
+    """What the dialog asks of the window's controller (it never reaches the clinic itself)."""
+
+    def summary(
+        self, session_id: str, allocation: Mapping[str, int] | None = None
+    ) -> rules.Result | None: ...
+
+    def get_session(self, session_id: str) -> Session | None: ...
+
+    def close_session(
+        self, session_id: str, allocation: Mapping[str, int] | None = None
+    ) -> bool: ...
+
+    def choose_allocation(
+        self, session_id: str, allocation: Mapping[str, int], reason: str = ""
+    ) -> bool: ...
+
+    def segments(self, session_id: str) -> Sequence[Segment]: ...
+
+    def correct_minutes(self, changes: Mapping[str, int], reason: str) -> bool: ...
+
 
 COLUMNS = ("Code", "Service", "Minutes", "Units", "Billed as")
 
@@ -53,9 +77,7 @@ class SummaryDialog(QDialog):
     edit of a closed session and asks for a reason.
     """
 
-    def __init__(
-        self, parent: QWidget | None, controller: SessionController, session_id: str
-    ) -> None:
+    def __init__(self, parent: QWidget | None, controller: SummaryActions, session_id: str) -> None:
         super().__init__(parent)
         self._controller = controller
         self._session_id = session_id
@@ -139,7 +161,7 @@ class SummaryDialog(QDialog):
 
     @classmethod
     def show_for(
-        cls, parent: QWidget | None, controller: SessionController, session_id: str
+        cls, parent: QWidget | None, controller: SummaryActions, session_id: str
     ) -> SummaryDialog:
         """Open the summary without blocking (window-modal) and return it."""
         dialog = cls(parent, controller, session_id)
@@ -178,10 +200,11 @@ class SummaryDialog(QDialog):
 
     def _on_copy_requested(self) -> None:
         if not self._closed:
-            # Store the tie choice while the session is still open: the export must bill it.
+            # The tie choice shown is stored with the session: the export must bill it.
+            chosen = None
             if self._result is not None and self._result.alternatives:
-                self._controller.choose_allocation(self._session_id, self._result.allocation)
-            if not self._controller.close_session(self._session_id):
+                chosen = self._result.allocation
+            if not self._controller.close_session(self._session_id, chosen):
                 self.status.setText("The session could not be closed; see the message above.")
                 return
             self._closed = True

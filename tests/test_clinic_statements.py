@@ -1,0 +1,66 @@
+"""What a tap costs the database: statements and write transactions, counted by SQLite itself."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import FakeClock
+from therapy_timer.clinic import Clinic
+from therapy_timer.codes import Role, builtin_catalogue
+from therapy_timer.store import Store
+
+CATALOGUE = builtin_catalogue()
+
+
+@contextmanager
+def statements(clinic: Clinic) -> Iterator[list[str]]:
+    """Every SQL statement the clinic's connection runs inside the block, as SQLite traces it."""
+    seen: list[str] = []
+    conn: sqlite3.Connection = clinic._store._conn
+    conn.set_trace_callback(seen.append)
+    try:
+        yield seen
+    finally:
+        conn.set_trace_callback(None)
+
+
+@pytest.fixture
+def clinic(tmp_path: Path) -> Iterator[Clinic]:
+    clock = FakeClock()
+    with Store.open(tmp_path, clock=clock) as store:
+        yield Clinic(store, CATALOGUE, clock)
+
+
+def _writes(seen: list[str]) -> int:
+    return sum(1 for sql in seen if sql.strip().upper().startswith("BEGIN"))
+
+
+def test_a_tile_tap_is_one_write_transaction_and_a_handful_of_statements(clinic: Clinic) -> None:
+    session = clinic.open_session(
+        patient_ref="MRN1", clinician="Kim", role=Role.PT, payer_profile="Medicare"
+    )
+    clinic.start(session.id, "97110")
+    clinic.clock.advance(minutes=9)  # type: ignore[attr-defined]
+    with statements(clinic) as seen:
+        outcome = clinic.start(session.id, "97140")  # a switch: stop one code, start another
+    assert outcome.change.stopped_codes == ("97110",)
+    assert _writes(seen) == 1
+    assert len(seen) <= 12, "\n".join(seen)
+
+
+def test_the_window_repaint_reads_nothing(clinic: Clinic) -> None:
+    session = clinic.open_session(
+        patient_ref="MRN1", clinician="Kim", role=Role.PT, payer_profile="Medicare"
+    )
+    clinic.start(session.id, "97110")
+    workspace = clinic.workspace(session.id)
+    with statements(clinic) as seen:
+        for _ in range(3):
+            clinic.clock.advance(seconds=1)  # type: ignore[attr-defined]
+            clinic.evaluate(workspace)
+    assert seen == []

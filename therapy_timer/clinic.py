@@ -1,0 +1,1002 @@
+"""The one front door: every operation the window, the command line and imports perform.
+
+Like Anki's ``Collection``: ``Clinic.open(data_dir)`` wires the store, the code catalogue and the
+clock once, and each operation applies the invariants (R7.9, one-on-one time, reasons for
+changes) in one place, commits before it returns, and says what changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+
+from therapy_timer import billing, paths, rules
+from therapy_timer import export as ex
+from therapy_timer import store as st
+from therapy_timer.clock import Clock, SystemClock
+from therapy_timer.codes import CLINIC_CODES_FILE, Catalogue, Code, Discipline, FurnishedBy, Role
+from therapy_timer.codes import load_catalogue as _load_catalogue
+from therapy_timer.errors import InvalidInput, InvalidOperation
+from therapy_timer.files import private_output, write_private
+from therapy_timer.model import (
+    Interrupted,
+    PayerProfile,
+    RecoveryChoice,
+    Segment,
+    Session,
+    SessionStatus,
+    UntimedService,
+)
+from therapy_timer.stopwatch import (
+    Change,
+    Paused,
+    Resumable,
+    RoundingPolicy,
+    RulesInput,
+    Stopwatch,
+)
+from therapy_timer.stopwatch import Segment as WatchSegment
+
+HEARTBEAT_INTERVAL_SECONDS = 30
+"""How often a running window should call ``Clinic.heartbeat`` (at most this much is lost)."""
+
+ROUNDING_SETTING = "rounding_policy"
+"""Settings key holding the clinic's ``RoundingPolicy`` value ("down" or "nearest")."""
+
+DEFAULT_PAYER_SETTING = "default_payer"
+"""Settings key naming the payer profile a new session starts with."""
+
+MEDICARE_PROFILE = "Medicare"  # seeded by the store's first migration
+
+DISCARD_REASON = "discarded after the app stopped unexpectedly"
+UNTIMED_REMOVED_REASON = "unticked during the session"
+UNTIMED_MINUTES_REASON = "minutes entered during the session"
+
+FORGOT_TO_STOP_SETTING = "gui.forgot_to_stop_minutes"
+FORGOT_TO_STOP_DEFAULT = 30
+LAST_CLINICIAN_SETTING = "gui.last_clinician"
+LAST_ROLE_SETTING = "gui.last_role"
+LAST_PAYER_SETTING = "gui.last_payer_profile"
+FAVOURITES_SETTING = "gui.favourites."  # + clinician name: comma-separated codes
+
+COMMAND_DEFAULTS = {
+    "clinician": "default_clinician",
+    "role": "default_role",
+    "payer": "default_payer",
+}
+"""Settings keys a command-line session falls back on (a foot pedal names no clinician)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A committed stopwatch step: the session and stopwatch after it, and what changed.
+
+    ``change`` names segments by the ids stored with them; its ``warnings`` say when the clock
+    went backwards. An empty change (e.g. starting the code that already runs) wrote nothing.
+    """
+
+    session: Session
+    change: Change
+    stopwatch: Stopwatch
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a workstation remembers between sessions: who works here and for which payer."""
+
+    clinician: str = ""
+    role: Role = Role.PT
+    payer_profile: str = ""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """One open session as the window shows it: read once, re-evaluated on every repaint."""
+
+    session: Session
+    stopwatch: Stopwatch
+    untimed: tuple[UntimedService, ...]
+    profile: PayerProfile
+    policy: RoundingPolicy
+
+    @property
+    def rows(self) -> billing.SessionRows:
+        return billing.SessionRows(self.session, self.stopwatch, self.untimed, self.profile)
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What an export did: the text (a preview on the terminal) or the file, and the count."""
+
+    sessions: int
+    path: Path | None = None
+    text: str | None = None
+    marked: int = 0
+
+
+PdfRenderer = Callable[[Sequence[ex.SessionReport], Path], None]
+"""Draws the printable day report (Qt's PDF writer lives under gui/, so it is handed in)."""
+
+
+def load_catalogue(data_dir: Path) -> Catalogue:
+    """The built-in codes plus the clinic's own ``codes.toml`` in the data folder, if any."""
+    return _load_catalogue(data_dir / CLINIC_CODES_FILE)
+
+
+class Clinic:
+    """Every operation on a clinic's recorded time; each step is committed before it returns.
+
+    The store is the single source of truth: each stopwatch step rebuilds the session's
+    stopwatch from it, so a command run from another program (a foot pedal, a script) is never
+    overwritten with stale state, and nothing unsaved is ever reported as done.
+    """
+
+    def __init__(
+        self,
+        store: st.Store,
+        catalogue: Catalogue,
+        clock: Clock,
+        *,
+        policy: RoundingPolicy | None = None,
+        actor: str | None = None,
+    ) -> None:
+        self._store = store
+        self._catalogue = catalogue
+        self._clock = clock
+        self._policy = policy
+        self._actor = actor
+        # Who furnishes the next code of a session with nothing running or paused: no segment
+        # records it and the store has no column for it, so it lives only in this process.
+        self._furnished_by: dict[str, FurnishedBy] = {}
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: Path | None = None,
+        *,
+        clock: Clock | None = None,
+        actor: str | None = None,
+        catalogue: Catalogue | None = None,
+    ) -> Clinic:
+        """Open the clinic's data folder (``paths.data_dir`` when None), creating it as needed.
+
+        The catalogue is read before the database is opened, so a bad ``codes.toml`` is
+        reported without touching any file.
+        """
+        folder = paths.data_dir(data_dir)
+        codes = catalogue if catalogue is not None else load_catalogue(folder)
+        moment = clock or SystemClock()
+        return cls(st.Store.open(folder, clock=moment, actor=actor), codes, moment, actor=actor)
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Clinic:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- what the clinic is --------------------------------------------------------------------
+
+    @property
+    def catalogue(self) -> Catalogue:
+        return self._catalogue
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
+    def data_dir(self) -> Path:
+        return self._store.data_dir
+
+    @property
+    def database_path(self) -> Path:
+        return self._store.path
+
+    @property
+    def policy(self) -> RoundingPolicy:
+        """The rounding policy given, else the clinic's setting, else round down."""
+        if self._policy is not None:
+            return self._policy
+        value = self._store.get_setting(ROUNDING_SETTING)
+        try:
+            return RoundingPolicy(value) if value else RoundingPolicy.DOWN
+        except ValueError:
+            raise InvalidInput(
+                ROUNDING_SETTING, f"{value!r} is not a rounding policy (down or nearest)"
+            ) from None
+
+    def today(self) -> date:
+        """The local calendar date: dates of service are local days (R1.2)."""
+        return self._clock.now().astimezone().date()
+
+    def data_version(self) -> int:
+        """Changes when another program commits; poll it (one cheap query) to refresh."""
+        return self._store.data_version()
+
+    # -- settings a workstation remembers ------------------------------------------------------
+
+    def remembered_header(self) -> Header:
+        try:
+            role = Role(self._store.get_setting(LAST_ROLE_SETTING, Role.PT.value) or "PT")
+        except ValueError:
+            role = Role.PT
+        return Header(
+            clinician=self._store.get_setting(LAST_CLINICIAN_SETTING, "") or "",
+            role=role,
+            payer_profile=self._store.get_setting(LAST_PAYER_SETTING, "") or "",
+        )
+
+    def favourites(self, clinician: str, discipline: Discipline) -> list[str]:
+        """The codes on a clinician's screen: their own choice, else the discipline's defaults."""
+        stored = self._store.get_setting(FAVOURITES_SETTING + clinician) if clinician else None
+        codes = stored.split(",") if stored else list(self._catalogue.favourites(discipline))
+        return [c for c in codes if c in self._catalogue]
+
+    def save_favourites(self, clinician: str, codes: Sequence[str]) -> None:
+        if clinician:
+            known = [self._catalogue.get(c).code for c in codes]
+            self._store.set_setting(FAVOURITES_SETTING + clinician, ",".join(known))
+
+    def forgot_to_stop_minutes(self) -> int:
+        value = self._store.get_setting(FORGOT_TO_STOP_SETTING)
+        try:
+            minutes = int(value) if value else FORGOT_TO_STOP_DEFAULT
+        except ValueError:
+            minutes = FORGOT_TO_STOP_DEFAULT
+        return max(1, minutes)
+
+    def set_forgot_to_stop_minutes(self, minutes: int) -> int:
+        minutes = max(1, int(minutes))
+        self._store.set_setting(FORGOT_TO_STOP_SETTING, str(minutes))
+        return minutes
+
+    def command_defaults(self) -> Header:
+        """Who a command-line session is for when the command does not say."""
+        try:
+            role = Role(self._store.get_setting(COMMAND_DEFAULTS["role"]) or Role.PT.value)
+        except ValueError:
+            role = Role.PT
+        return Header(
+            clinician=self._store.get_setting(COMMAND_DEFAULTS["clinician"]) or "",
+            role=role,
+            payer_profile=self.default_payer_profile(),
+        )
+
+    # -- payer profiles ------------------------------------------------------------------------
+
+    def payer_profiles(self) -> list[PayerProfile]:
+        return self._store.payer_profiles()
+
+    def payer_profile(self, name: str) -> PayerProfile:
+        return self._store.get_payer_profile(name)
+
+    def default_payer_profile(self) -> str:
+        """The clinic's default profile if it still exists, else Medicare, else the first one."""
+        names = [p.name for p in self._store.payer_profiles()]
+        chosen = self._store.get_setting(DEFAULT_PAYER_SETTING)
+        if chosen in names:
+            return str(chosen)
+        if MEDICARE_PROFILE in names:
+            return MEDICARE_PROFILE
+        return names[0] if names else ""
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def open_session(
+        self,
+        *,
+        patient_ref: str,
+        clinician: str,
+        role: Role,
+        payer_profile: str,
+        discipline: Discipline | None = None,
+        date_of_service: date | None = None,
+        remember: bool = False,
+    ) -> Session:
+        """Create an open session (today, the role's discipline unless given).
+
+        ``remember``: the window keeps clinician, role and payer for the next patient.
+        """
+        session = self._store.create_session(
+            date_of_service=self.today() if date_of_service is None else date_of_service,
+            patient_ref=patient_ref,
+            clinician=clinician,
+            role=role,
+            discipline=role.discipline if discipline is None else discipline,
+            payer_profile=payer_profile,
+            actor=self._actor,
+        )
+        if remember:
+            self._store.set_setting(LAST_CLINICIAN_SETTING, session.clinician)
+            self._store.set_setting(LAST_ROLE_SETTING, session.role.value)
+            self._store.set_setting(LAST_PAYER_SETTING, session.payer_profile)
+        return session
+
+    def get_session(self, session_id: str) -> Session:
+        return self._store.get_session(session_id)
+
+    def list_sessions(
+        self,
+        *,
+        day: date | None = None,
+        start: date | None = None,
+        end: date | None = None,
+        clinician: str | None = None,
+    ) -> list[Session]:
+        return self._store.list_sessions(day=day, start=start, end=end, clinician=clinician)
+
+    def open_sessions(self) -> list[Session]:
+        return self._store.list_sessions(status=SessionStatus.OPEN)
+
+    def stale_sessions(self) -> list[Session]:
+        """Open sessions from an earlier day: flagged for a person to close, never closed here."""
+        today = self.today()
+        return [s for s in self.open_sessions() if s.date_of_service < today]
+
+    def session_for_command(self, patient: str | None, *, create: Header | None = None) -> Session:
+        """The open session for ``patient``, or the only open session; create one when asked."""
+        open_sessions = self.open_sessions()
+        if patient is not None:
+            matching = [s for s in open_sessions if s.patient_ref == patient.strip()]
+        else:
+            matching = open_sessions
+        if len(matching) == 1:
+            return matching[0]
+        if len(matching) > 1:
+            refs = ", ".join(sorted({s.patient_ref for s in matching}))
+            raise InvalidOperation(f"several sessions are open ({refs}); name one with --patient")
+        if create is None or patient is None:
+            who = f" for {patient}" if patient else ""
+            raise InvalidOperation(
+                f"no open session{who}; start one with: timer start CODE --patient REF"
+            )
+        return self.open_session(
+            patient_ref=patient,
+            clinician=create.clinician,
+            role=create.role,
+            payer_profile=create.payer_profile,
+        )
+
+    def end_session(self, session_id: str) -> Session:
+        """Stop whatever runs and close the session, in one transaction."""
+        session = self._open(session_id)
+        stopwatch = self._restore(session)
+        stops: tuple[st.SegmentStop, ...] = ()
+        if stopwatch.running:
+            stops = _store_change(session_id, stopwatch.stop(), "stop", self._catalogue).stops
+        closed = self._store.close_session(session_id, stops=stops, actor=self._actor)
+        self._furnished_by.pop(session_id, None)
+        return closed
+
+    def close_session(
+        self, session_id: str, *, allocation: Mapping[str, int] | None = None
+    ) -> Session:
+        """Close a session with the tie choice the summary showed (R2.8), if any.
+
+        A session closed meanwhile by another program stays as it is.
+        """
+        session = self._store.get_session(session_id)
+        if not session.is_open:
+            return session
+        if allocation is not None:
+            self.choose_allocation(session_id, allocation)
+        return self.end_session(session_id)
+
+    def workspace(self, session_id: str) -> Workspace:
+        """An open session with everything the window shows, read in one go."""
+        session = self._store.get_session(session_id)
+        policy = self.policy
+        return Workspace(
+            session=session,
+            stopwatch=self._restore(session, policy=policy),
+            untimed=tuple(self._store.untimed_services(session_id)),
+            profile=self._store.get_payer_profile(session.payer_profile),
+            policy=policy,
+        )
+
+    def stopwatch(self, session_id: str) -> Stopwatch:
+        """The session's stopwatch as stored now (for display; operations go through here)."""
+        return self._restore(self._store.get_session(session_id))
+
+    def segments(self, session_id: str) -> list[Segment]:
+        return self._store.segments(session_id)
+
+    def untimed_services(self, session_id: str) -> list[UntimedService]:
+        return self._store.untimed_services(session_id)
+
+    # -- billing -------------------------------------------------------------------------------
+
+    def rules_input(self, session_id: str) -> RulesInput:
+        """Minutes for ``rules.py``: the stopwatches plus untimed services entered by hand."""
+        session = self._store.get_session(session_id)
+        return billing.rules_input(
+            self._restore(session), self._store.untimed_services(session_id), self._catalogue
+        )
+
+    def evaluate(self, workspace: Workspace, *, method: rules.Method | None = None) -> rules.Result:
+        """The rules' answer from rows already read (a window repainting each second)."""
+        return billing.evaluate(workspace.rows, self._catalogue, workspace.policy, method=method)
+
+    def summary(self, session_id: str, allocation: Mapping[str, int] | None = None) -> rules.Result:
+        """The billing answer and note for a session, under its payer profile's method.
+
+        ``allocation`` picks one of the equally valid CMS allocations of a tie (R2.8); without
+        it the choice stored with the session applies, else the rules' documented default.
+        """
+        session = self._store.get_session(session_id)
+        same_day = self._store.list_sessions(
+            day=session.date_of_service, clinician=session.clinician
+        )
+        concurrent = billing.concurrent_patients(
+            same_day,
+            self._store.segments_of([s.id for s in same_day]),
+            self._catalogue,
+            self._clock.now(),
+        )
+        rows = billing.SessionRows(
+            session,
+            self._restore(session),
+            self._store.untimed_services(session_id),
+            self._store.get_payer_profile(session.payer_profile),
+        )
+        return billing.evaluate(
+            rows,
+            self._catalogue,
+            self.policy,
+            allocation=allocation,
+            concurrent=concurrent.get(session.id, ()),
+        )
+
+    def summaries(self, sessions: Sequence[Session]) -> dict[str, rules.Result]:
+        """``summary`` for many sessions at once (a day or a year for the front desk).
+
+        Segments and untimed services come in one query each rather than per session.
+        """
+        ids = [s.id for s in sessions]
+        segments = self._store.segments_of(ids)
+        untimed = self._store.untimed_services_of(ids)
+        profiles = {p.name: p for p in self._store.payer_profiles()}
+        heartbeat = self._store.last_heartbeat()
+        concurrent = billing.concurrent_patients(
+            sessions, segments, self._catalogue, self._clock.now()
+        )
+        policy = self.policy
+        return {
+            session.id: billing.evaluate(
+                billing.SessionRows(
+                    session,
+                    self._restore(session, segments.get(session.id, []), heartbeat, policy),
+                    untimed.get(session.id, []),
+                    profiles[session.payer_profile],
+                ),
+                self._catalogue,
+                policy,
+                concurrent=concurrent.get(session.id, ()),
+            )
+            for session in sessions
+        }
+
+    def choose_allocation(
+        self, session_id: str, allocation: Mapping[str, int] | None, *, reason: str = ""
+    ) -> rules.Result:
+        """Store a tie choice (R2.8) after checking the rules accept it; returns the new answer.
+
+        On a closed session it needs a reason and marks the session amended (the store's rule).
+        """
+        result = self.summary(session_id, allocation)
+        chosen = None if allocation is None else dict(result.allocation)
+        self._store.choose_allocation(session_id, chosen, reason=reason, actor=self._actor)
+        return self.summary(session_id)
+
+    # -- corrections ---------------------------------------------------------------------------
+
+    def amend_segment(
+        self,
+        segment_id: str,
+        *,
+        reason: str,
+        minutes: int | None = None,
+        code: str | None = None,
+        furnished_by: FurnishedBy | None = None,
+    ) -> Segment:
+        """Correct a recorded stretch of time after the fact (audited, needs a reason).
+
+        ``minutes`` sets its length from its start; a code is checked against the catalogue so a
+        supervised modality stays allowed beside a timed code and a timed code does not.
+        """
+        if minutes is not None and (
+            isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 0
+        ):
+            raise InvalidInput("minutes", f"must be a whole number of minutes, got {minutes!r}")
+        if minutes is not None and minutes > rules.MAX_DAY_MINUTES:
+            raise InvalidInput("minutes", f"{minutes} minutes is more than a day holds")
+        segment = self._store.get_segment(segment_id)
+        entry = None if code is None else self._catalogue.get(code, "code")
+        session = self._store.get_session(segment.session_id)
+        self._check_furnisher(
+            session,
+            entry or self._catalogue.get(segment.code),
+            furnished_by or segment.furnished_by,
+        )
+        stop = None if minutes is None else segment.start_utc + timedelta(minutes=minutes)
+        return self._store.amend_segment(
+            segment_id,
+            reason=reason,
+            stop_utc=stop,
+            code=None if entry is None else entry.code,
+            furnished_by=furnished_by,
+            exclusive=None if entry is None else not entry.supervised_modality,
+            actor=self._actor,
+        )
+
+    def correct_minutes(self, changes: Mapping[str, int], reason: str) -> None:
+        """Apply {segment id: minutes} corrections with one reason."""
+        for segment_id, minutes in changes.items():
+            self.amend_segment(segment_id, reason=reason, minutes=minutes)
+
+    # -- untimed services ----------------------------------------------------------------------
+
+    def add_untimed(
+        self,
+        session_id: str,
+        code: str,
+        *,
+        minutes: int | None = None,
+        furnished_by: FurnishedBy = FurnishedBy.THERAPIST,
+        reason: str = "",
+    ) -> UntimedService:
+        """Record an untimed service (an evaluation, group therapy); R7.9 holds here too."""
+        entry = self._catalogue.get(code, "code")
+        if entry.timed:
+            raise InvalidInput("code", f"{entry.code} is timed: use timer start {entry.code}")
+        session = self._store.get_session(session_id)
+        self._check_furnisher(session, entry, furnished_by)
+        return self._store.add_untimed(
+            session_id,
+            code=entry.code,
+            minutes=minutes,
+            furnished_by=furnished_by,
+            reason=reason,
+            actor=self._actor,
+        )
+
+    def set_untimed(
+        self,
+        session_id: str,
+        code: str,
+        *,
+        checked: bool,
+        minutes: int | None = None,
+        furnished_by: FurnishedBy = FurnishedBy.THERAPIST,
+    ) -> tuple[UntimedService, ...]:
+        """Tick or untick an untimed service in an open session; returns the session's services."""
+        entry = self._catalogue.get(code, "code")
+        existing = [u for u in self._store.untimed_services(session_id) if u.code == entry.code]
+        if checked and not existing:
+            self.add_untimed(session_id, entry.code, minutes=minutes, furnished_by=furnished_by)
+        elif not checked:
+            for service in existing:
+                self._store.remove_untimed(
+                    service.id, reason=UNTIMED_REMOVED_REASON, actor=self._actor
+                )
+        return tuple(self._store.untimed_services(session_id))
+
+    def set_untimed_minutes(
+        self,
+        session_id: str,
+        code: str,
+        minutes: int | None,
+        *,
+        furnished_by: FurnishedBy = FurnishedBy.THERAPIST,
+    ) -> tuple[UntimedService, ...]:
+        """Give an untimed service its minutes (adding it when it was not ticked yet)."""
+        entry = self._catalogue.get(code, "code")
+        existing = [u for u in self._store.untimed_services(session_id) if u.code == entry.code]
+        if not existing and minutes is not None:
+            self.add_untimed(session_id, entry.code, minutes=minutes, furnished_by=furnished_by)
+        elif existing and existing[0].minutes != minutes:
+            self._store.amend_untimed(
+                existing[0].id, minutes=minutes, reason=UNTIMED_MINUTES_REASON, actor=self._actor
+            )
+        return tuple(self._store.untimed_services(session_id))
+
+    # -- stopwatch steps -----------------------------------------------------------------------
+
+    def start(self, session_id: str, code: str, furnished_by: FurnishedBy | None = None) -> Outcome:
+        """Start ``code``; a treatment code stops the one running (R8.1)."""
+        entry = self._catalogue.get(code, "code")
+
+        def start(session: Session, stopwatch: Stopwatch) -> Change:
+            self._check_furnisher(session, entry, furnished_by or stopwatch.furnished_by)
+            return stopwatch.start(entry.code, furnished_by)
+
+        return self._step(session_id, "start", start)
+
+    def stop(self, session_id: str, code: str | None = None) -> Outcome:
+        """Stop ``code``, or everything running when ``code`` is None."""
+        return self._step(session_id, "stop", lambda _session, sw: sw.stop(code))
+
+    def pause(self, session_id: str) -> Outcome:
+        return self._step(session_id, "pause", lambda _session, sw: sw.pause())
+
+    def resume(self, session_id: str) -> Outcome:
+        return self._step(session_id, "resume", lambda _session, sw: sw.resume())
+
+    def set_furnished_by(self, session_id: str, furnished_by: FurnishedBy) -> Outcome:
+        """Change who furnishes the running codes: closes their segments and opens new ones."""
+
+        def switch(session: Session, stopwatch: Stopwatch) -> Change:
+            for segment in stopwatch.running:
+                self._check_furnisher(session, self._catalogue.get(segment.code), furnished_by)
+            return stopwatch.set_furnished_by(furnished_by)
+
+        return self._step(session_id, "furnished_by", switch)
+
+    # -- heartbeat and crash recovery ----------------------------------------------------------
+
+    def heartbeat(self) -> datetime:
+        """Record that the app is alive now; crash recovery can stop timers at this moment."""
+        now = self._clock.now()
+        self._store.write_heartbeat(now)
+        return now
+
+    def interrupted(self) -> list[Interrupted]:
+        """Open sessions with running segments: call at start-up and offer ``choices``.
+
+        A segment also stays open when a command started it and no window was running, so
+        "keep running" is always a choice; nothing is changed until ``recover`` is called.
+        """
+        heartbeat = self._store.last_heartbeat()
+        by_session: dict[str, list[Segment]] = {}
+        for segment in self._store.open_segments():
+            by_session.setdefault(segment.session_id, []).append(segment)
+        return [
+            Interrupted(self._store.get_session(session_id), tuple(segments), heartbeat)
+            for session_id, segments in by_session.items()
+        ]
+
+    def recover(
+        self, session_id: str, choice: RecoveryChoice, *, reason: str = ""
+    ) -> tuple[Segment, ...]:
+        """Apply the user's choice for a session's running segments; the store audits it.
+
+        Returns the segments as they are afterwards (kept, stopped, or the discarded ones).
+        """
+        found = [i for i in self.interrupted() if i.session.id == session_id]
+        if not found:
+            raise InvalidOperation(f"session {session_id} has no running segments to recover")
+        interrupted = found[0]
+        if choice is RecoveryChoice.KEEP_RUNNING:
+            self._store.record_event(
+                "recovery.keep_running",
+                entity="session",
+                entity_id=session_id,
+                reason=reason,
+                details={
+                    "segments": [s.id for s in interrupted.segments],
+                    "last_heartbeat": _iso(interrupted.last_heartbeat),
+                },
+                actor=self._actor,
+            )
+            return interrupted.segments
+        if choice is RecoveryChoice.STOP_AT_HEARTBEAT:
+            applied = self._store.apply_stopwatch_change(
+                st.StopwatchChange(
+                    session_id=session_id,
+                    stops=tuple(
+                        st.SegmentStop(s.id, interrupted.stop_at(s)) for s in interrupted.segments
+                    ),
+                    action="recovery.stop_at_heartbeat",
+                    reason=reason,
+                ),
+                actor=self._actor,
+            )
+            return applied.stopped
+        return tuple(
+            self._store.discard_segment(s.id, reason=reason or DISCARD_REASON, actor=self._actor)
+            for s in interrupted.segments
+        )
+
+    # -- the front desk ------------------------------------------------------------------------
+
+    def day_reports(
+        self, start: date, end: date | None = None, *, clinician: str | None = None
+    ) -> list[ex.SessionReport]:
+        """Every session with a date of service from ``start`` to ``end`` (inclusive)."""
+        if end is not None and end < start:
+            raise InvalidInput("to", f"{end.isoformat()} is before {start.isoformat()}")
+        sessions = self._store.list_sessions(start=start, end=end or start, clinician=clinician)
+        results = self.summaries(sessions)
+        spans = self._store.segment_spans([s.id for s in sessions])
+        stale = self._store.changed_since_export(
+            [s.id for s in sessions if s.exported and s.amended]
+        )
+        reports = []
+        for session in sessions:
+            time_in, last_stop = spans.get(session.id, (None, None))
+            reports.append(
+                ex.SessionReport(
+                    session=session,
+                    result=results[session.id],
+                    time_in=time_in,
+                    time_out=last_stop or session.closed_utc,
+                    changed_after_export=session.id in stale,
+                )
+            )
+        return reports
+
+    def export(
+        self,
+        fmt: str,
+        start: date,
+        end: date | None = None,
+        *,
+        out: Path | None = None,
+        include_open: bool = False,
+        clinician: str | None = None,
+        workstation: str = "",
+        force: bool = False,
+        mark: bool | None = None,
+        render_pdf: PdfRenderer | None = None,
+        reports: Sequence[ex.SessionReport] | None = None,
+    ) -> Exported:
+        """Export a day or range: CSV/JSON for billing, PDF to print, a bundle to merge.
+
+        With no ``out`` it is a preview (the text is returned) and marks nothing unless
+        ``mark``; a file is written whole (private, atomically) before any session is marked
+        exported, and never over the clinic's own files. ``reports`` are the rows a screen
+        shows (filtered); by default every session of the range.
+        """
+        fmt = fmt.lower()
+        if fmt not in ex.EXPORT_FORMATS:
+            raise InvalidInput("format", f"{fmt!r} is not one of {', '.join(ex.EXPORT_FORMATS)}")
+        if reports is None:
+            reports = self.day_reports(start, end, clinician=clinician)
+        if not include_open or fmt == "bundle":
+            ex.refuse_open(reports)
+        ids = [r.session.id for r in reports if not r.session.is_open]
+        if fmt == "bundle":
+            bundle = ex.make_bundle(
+                self._store.session_records(ids), workstation=workstation, now=self._clock.now()
+            )
+            text = ex.bundle_text(bundle)
+        elif fmt == "pdf":
+            if out is None:
+                raise InvalidInput("out", "a PDF needs a file name")
+            if render_pdf is None:
+                raise InvalidOperation("this program cannot draw PDF reports")
+            text = None
+        else:
+            text = ex.report_text(reports, fmt)
+        written = None
+        if out is not None:
+            protected = self.owned_paths()
+            if text is None:
+                assert render_pdf is not None
+                with private_output(out, force=force, protected=protected) as temporary:
+                    render_pdf(reports, temporary)
+                written = out
+            else:
+                written = write_private(out, text, force=force, protected=protected)
+        marked = 0
+        if fmt != "bundle" and (mark if mark is not None else written is not None):
+            self._store.mark_exported(ids, actor=self._actor)
+            marked = len(ids)
+        return Exported(sessions=len(reports), path=written, text=text, marked=marked)
+
+    def import_bundles(self, bundle_paths: Sequence[Path]) -> ex.ImportReport:
+        """Merge bundles: an identical session is left alone; a different one with the same id
+        is a conflict, kept aside in ``conflicts/`` for a person and never overwritten.
+
+        All files are read and checked before anything is written, and merged in one
+        transaction.
+        """
+        bundles = [(path, ex.read_bundle(path)) for path in bundle_paths]
+        batches = [
+            st.RecordBatch(bundle["sessions"], origin=bundle["workstation"], source=str(path))
+            for path, bundle in bundles
+        ]
+        outcomes = self._store.import_batches(batches, actor=self._actor)
+        added: list[str] = []
+        unchanged: list[str] = []
+        conflicts: list[str] = []
+        files: list[Path] = []
+        why: list[str] = []
+        folder = self.data_dir / ex.CONFLICTS_DIRNAME
+        for (_path, bundle), outcome in zip(bundles, outcomes, strict=True):
+            added += outcome.added
+            unchanged += outcome.unchanged
+            for record in outcome.conflicts:
+                conflicts.append(str(record["id"]))
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+                why.append(outcome.why.get(str(record["id"]), ""))
+                target = ex.conflict_path(folder, str(record["id"]), bundle["workstation"])
+                files.append(write_private(target, ex.conflict_text(why[-1], record)))
+        return ex.ImportReport(
+            tuple(added), tuple(unchanged), tuple(conflicts), tuple(files), tuple(why)
+        )
+
+    def owned_paths(self) -> list[Path]:
+        """The files and folders of the clinic's data no export or copy may ever replace."""
+        database = self._store.path
+        companions = [Path(f"{database}{suffix}") for suffix in ("-wal", "-shm", "-journal")]
+        folders = [st.backups_dir(self.data_dir), self.data_dir / ex.CONFLICTS_DIRNAME]
+        return [database, *companions, *folders, self.data_dir / CLINIC_CODES_FILE]
+
+    def mark_exported(self, session_ids: Sequence[str]) -> None:
+        self._store.mark_exported(session_ids, actor=self._actor)
+
+    def backup(self, dest: Path | None = None, *, force: bool = False) -> Path:
+        """Copy the database now: to the backups folder, or whole and private to ``dest``."""
+        if dest is None:
+            return self._store.backup()
+        with private_output(dest, force=force, protected=self.owned_paths()) as temporary:
+            self._store.backup(temporary)
+        return dest
+
+    def daily_backup(self) -> Path | None:
+        """Make today's backup unless there is one (checks integrity first)."""
+        return self._store.daily_backup()
+
+    @staticmethod
+    def restore(file: Path, *, data_dir: Path | None, clock: Clock) -> Path | None:
+        """Put a backup back (validated first); returns where the replaced database was kept."""
+        return st.restore(file, data_dir=paths.data_dir(data_dir), clock=clock)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _check_furnisher(self, session: Session, entry: Code, by: FurnishedBy) -> None:
+        """R7.9: an evaluation or re-evaluation is the therapist's alone, in every path."""
+        if entry.assistant_allowed:
+            return
+        if session.role.is_assistant:
+            raise InvalidOperation(
+                f"{entry.code} ({entry.description}) is furnished by a therapist only; a "
+                f"{session.role.value} cannot record it (R7.9)"
+            )
+        if by is FurnishedBy.ASSISTANT:
+            raise InvalidOperation(
+                f"{entry.code} ({entry.description}) is furnished by the therapist only (R7.9):"
+                " switch 'Furnished by' to the therapist first"
+            )
+
+    def _open(self, session_id: str) -> Session:
+        session = self._store.get_session(session_id)
+        if not session.is_open:
+            raise InvalidOperation(
+                f"session {session_id} is closed; change it with an amendment and a reason"
+            )
+        return session
+
+    def _restore(
+        self,
+        session: Session,
+        segments: Sequence[Segment] | None = None,
+        heartbeat: datetime | None = None,
+        policy: RoundingPolicy | None = None,
+    ) -> Stopwatch:
+        """The session's stopwatch from stored rows (read here unless the caller has them)."""
+        if segments is None:
+            segments = self._store.segments(session.id)
+            heartbeat = self._store.last_heartbeat()
+        paused = None
+        if session.paused_utc is not None:
+            paused = Paused(
+                session.paused_utc,
+                tuple(Resumable(r.code, r.furnished_by) for r in session.resume),
+            )
+        furnished_by = self._furnished_by.get(session.id)
+        if furnished_by is None and session.resume:
+            furnished_by = session.resume[0].furnished_by
+        return Stopwatch.restore(
+            self._catalogue,
+            self._clock,
+            [_from_store(s) for s in segments],
+            paused=paused,
+            furnished_by=furnished_by,
+            policy=policy or self.policy,
+            not_before=heartbeat,
+        )
+
+    def _step(
+        self,
+        session_id: str,
+        action: str,
+        operation: Callable[[Session, Stopwatch], Change],
+    ) -> Outcome:
+        # Read, change, write. Another process may write between our read and the store's
+        # transaction; the store then refuses (InvalidOperation) and one retry on fresh state
+        # settles it, e.g. a start then stops the code the other process started.
+        for attempt in range(2):
+            session = self._open(session_id)
+            stopwatch = self._restore(session)
+            change = operation(session, stopwatch)
+            request = _store_change(session_id, change, action, self._catalogue)
+            if not (request.stops or request.starts or request.pause or request.clear_pause):
+                if change.furnished_by_changed:
+                    # Nothing runs, so no segment records it: remember it for the next start.
+                    self._furnished_by[session_id] = change.furnished_by_after
+                return Outcome(session, change, stopwatch)
+            try:
+                applied = self._store.apply_stopwatch_change(request, actor=self._actor)
+            except InvalidOperation:
+                if attempt:
+                    raise
+                continue
+            # The segments now say who furnishes; a remembered value would only go stale.
+            self._furnished_by.pop(session_id, None)
+            committed = Change(
+                closed=tuple(_from_store(s) for s in applied.stopped),
+                opened=tuple(_from_store(s) for s in applied.started),
+                paused_before=change.paused_before,
+                paused_after=change.paused_after,
+                furnished_by_before=change.furnished_by_before,
+                furnished_by_after=change.furnished_by_after,
+                warnings=change.warnings,
+            )
+            # The stopwatch already holds what was written (the same ids and moments): no
+            # second read of the segments just committed.
+            return Outcome(applied.session, committed, stopwatch)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _store_change(
+    session_id: str, change: Change, action: str, catalogue: Catalogue
+) -> st.StopwatchChange:
+    if action == "start" and change.stopped_codes:
+        action = "switch"
+    pause = None
+    if change.paused_after is not None and change.pause_changed:
+        pause = st.Pause(
+            at_utc=change.paused_after.since,
+            resume=tuple(
+                st.SegmentSpec(r.code, r.furnished_by) for r in change.paused_after.resume
+            ),
+        )
+    return st.StopwatchChange(
+        session_id=session_id,
+        stops=tuple(_stop(s) for s in change.closed),
+        starts=tuple(
+            st.SegmentStart(
+                s.code,
+                s.furnished_by,
+                exclusive=not catalogue.get(s.code).supervised_modality,
+                start_utc=s.start,
+                id=s.id,  # the stopwatch's id, so the change it reported names the stored rows
+            )
+            for s in change.opened
+        ),
+        pause=pause,
+        clear_pause=change.paused_before is not None and change.paused_after is None,
+        action=action,
+    )
+
+
+def _stop(segment: WatchSegment) -> st.SegmentStop:
+    assert segment.stop is not None, "only closed segments are written as stops"
+    return st.SegmentStop(segment.id, segment.stop)
+
+
+def _from_store(segment: Segment) -> WatchSegment:
+    return WatchSegment(
+        id=segment.id,
+        code=segment.code,
+        furnished_by=segment.furnished_by,
+        start=segment.start_utc,
+        stop=segment.stop_utc,
+    )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
