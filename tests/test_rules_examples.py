@@ -474,3 +474,149 @@ def test_concurrent_sessions_r8_3() -> None:
         "d": [],
     }
     assert concurrent_sessions(spans) == {"a": {"b"}, "b": {"a"}}
+
+
+# R2.8 tie default (docs/billing-rules.md "Ties"): fewer CQ/CO units, then more minutes, then
+# catalogue order. 86 FR 65173 Example E: a tie between a therapist's code and an assistant's
+# code may be billed either way; the line without CQ/CO is paid 100% instead of 85% (R7.2).
+
+
+def test_example_e_reversed_default_bills_the_therapists_code_not_catalogue_order() -> None:
+    # OTA 11 min of 97530, OT 11 min of 97535: 22 min = 1 unit (R2.2), leftovers tie at 11.
+    # Catalogue order alone would give the unit to 97530 (listed first), which carries CO.
+    timed = {"97530": 11, "97535": 11}
+    result = cms(timed, OT, assistant_minutes={"97530": 11}, date_of_service=DOS)
+    assert line_set(result) == {("97535", 1, ("GO",))}
+    assert [dict(a) for a in result.alternatives] == [{"97530": 1, "97535": 0}]
+    tie = [w for w in result.warnings if w.rule == "R2.8"]
+    assert tie and all(w.severity.value == "info" for w in tie)
+    # The other allocation stays valid and may be chosen; it then carries CO (R7.4(A)).
+    chosen = cms(
+        timed, OT, assistant_minutes={"97530": 11}, date_of_service=DOS, allocation={"97530": 1}
+    )
+    assert line_set(chosen) == {("97530", 1, ("GO", "CO"))}
+    with pytest.raises(InvalidInput, match="allocation"):
+        cms(
+            timed,
+            OT,
+            assistant_minutes={"97530": 11},
+            date_of_service=DOS,
+            allocation={"97530": 1, "97535": 1},
+        )
+
+
+def test_fewer_cq_units_beat_more_minutes() -> None:
+    # 97110 26 min all by the PTA, 97112 11 min by the PT: 37 min = 2 units; base 1 + 0 and the
+    # leftovers tie at 11. Worked by hand: 97110 x 2 -> both units CQ (the PTA furnished every
+    # minute); 97110 x 1 + 97112 x 1 -> one CQ unit. The default is the second, although the
+    # "more minutes" tiebreak alone would pick the first.
+    result = cms({"97110": 26, "97112": 11}, assistant_minutes={"97110": 26}, date_of_service=DOS)
+    assert line_set(result) == {("97110", 1, ("GP", "CQ")), ("97112", 1, ("GP",))}
+    assert [dict(a) for a in result.alternatives] == [{"97110": 2, "97112": 0}]
+    # Without the assistant the CQ/CO counts are equal, and more minutes decide (unchanged).
+    assert units(cms({"97110": 26, "97112": 11})) == {"97110": 2, "97112": 0}
+    # A payer without CQ/CO (R7.10) or a date before 2020 (R7.1): no modifier either way.
+    no_cq = cms(
+        {"97110": 26, "97112": 11}, assistant_minutes={"97110": 26}, assistant_modifiers=False
+    )
+    assert units(no_cq) == {"97110": 2, "97112": 0}
+
+
+def test_many_ties_are_counted_not_enumerated_and_any_choice_is_accepted() -> None:
+    from math import comb
+
+    codes = ["97110", "97112", "97113", "97116", "97124", "97140", "97530", "97533", "97535"]
+    codes += ["97537", "97542", "97750", "97755", "97760", "97761", "97763", "97032", "97033"]
+    codes += ["97034", "97036"]
+    timed = dict.fromkeys(codes, 7)  # 20 x 7 = 140 min = 9 units (R2.2); every leftover ties
+    result = cms(timed)
+    assert result.total_timed_units == 9
+    assert len(result.alternatives) == 50  # MAX_ALTERNATIVES
+    others = comb(20, 9) - 1
+    assert any(f"{others} other allocations are valid" in w.message for w in result.warnings)
+    # The last combination in catalogue order is far beyond the listed ones and still valid.
+    last = dict.fromkeys(codes[-9:], 1)
+    chosen = cms(timed, allocation=last)
+    assert {c for c, u in chosen.allocation.items() if u} == set(codes[-9:])
+    with pytest.raises(InvalidInput, match="allocation"):
+        cms(timed, allocation=dict.fromkeys(codes[:10], 1))  # 10 units: one too many
+
+
+# Warning severity and gist (claim-day issue item 5)
+
+
+@pytest.mark.parametrize(
+    ("fields", "rule", "severity"),
+    [
+        (dict(timed={"97110": 4, "97140": 3}), "R2.4", "act"),
+        (dict(timed={"97110": 18, "97140": 13, "97116": 10, "97035": 8}), "R2.10", "act"),
+        (dict(timed={"97112": 20, "97110": 20}), "R2.8", "info"),
+        (
+            dict(
+                timed={},
+                untimed=("97161",),
+                untimed_minutes={"97161": 30},
+                assistant_minutes={"97161": 10},
+            ),
+            "R7.9",
+            "act",
+        ),
+        (
+            dict(
+                timed={"97110": 22, "97140": 16},
+                assistant_minutes={"97110": 8},
+                date_of_service=DOS,
+            ),
+            "R7.7",
+            "act",
+        ),
+        (
+            dict(timed={"97110": 8}, assistant_minutes={"97110": 1}, date_of_service=DOS),
+            "R7.4",
+            "act",
+        ),
+        (
+            dict(
+                timed={"97110": 22},
+                assistant_minutes={"97110": 14},
+                date_of_service=dt.date(2019, 6, 1),
+            ),
+            "R7.1",
+            "info",
+        ),
+        (dict(timed={"97140": 15}, untimed=("97161",)), "R9.3", "act"),
+        (dict(timed={"97129": 20}), "§5.3", "act"),
+        (dict(timed={}, untimed=("92507",)), "R6.3", "act"),
+    ],
+)
+def test_each_warning_has_a_severity_and_a_gist(
+    fields: dict[str, object], rule: str, severity: str
+) -> None:
+    result = evaluate(Request(Method.CMS, PT, **fields))  # type: ignore[arg-type]
+    found = [w for w in result.warnings if w.rule == rule]
+    assert found, rules_of(result)
+    for warning in found:
+        assert warning.severity.value == severity
+        assert 0 < len(warning.gist) <= 45 and "\n" not in warning.gist
+
+
+def test_concurrent_warning_is_act() -> None:
+    from therapy_timer.rules import concurrent_warning
+
+    warning = concurrent_warning(["B. Patient"])
+    assert (warning.rule, warning.severity.value) == ("R8.3", "act")
+    assert "B. Patient" in warning.message and warning.gist
+
+
+def test_ncci_pairs_only_for_codes_billed() -> None:
+    # 97140 38 + 97530 7 = 45 min = 3 units (R2.2): base 2 + 0, leftovers 8 > 7, so 97530 bills 0.
+    result = cms({"97140": 38, "97530": 7})
+    assert units(result) == {"97140": 3, "97530": 0}
+    assert not any("97140 with 97530" in w.message for w in result.warnings)
+    # 97140 20 + 97530 7 = 27 min = 2 units: leftovers 5 < 7, so both bill and R9.3 fires.
+    result = cms({"97140": 20, "97530": 7})
+    assert units(result) == {"97140": 1, "97530": 1}
+    assert any("97140 with 97530" in w.message for w in result.warnings)
+    # A manual therapy of 5 min beside an evaluation bills nothing: no 97140/97161 edit.
+    result = cms({"97140": 5}, untimed=("97161",))
+    assert not any(w.rule == "R9.3" for w in result.warnings)

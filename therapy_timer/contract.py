@@ -120,8 +120,11 @@ def _no_repeats(value: object, where: str) -> None:
         )
 
 
+_EMPTY: dict[str, Any] = {}  # shared, never changed: the rules only read a request
+
+
 def _mapping(data: Mapping[str, Any], key: str) -> dict[str, Any]:
-    value = data.get(key, {})
+    value = data.get(key, _EMPTY)
     if not isinstance(value, dict):
         raise InvalidInput(key, f"must be an object of code: number, got {quote(value)}")
     _no_repeats(value, key)
@@ -133,8 +136,8 @@ def request_from_json(data: object) -> Request:
     if not isinstance(data, dict):
         raise InvalidInput("request", f"must be a JSON object, got {_json_type(data)}")
     _no_repeats(data, "")
-    unknown = sorted(data.keys() - REQUEST_FIELDS)
-    if unknown:
+    if not REQUEST_FIELDS.issuperset(data):
+        unknown = sorted(data.keys() - REQUEST_FIELDS)
         raise InvalidInput(key_text(unknown[0]), "is not a field of a units request")
     for required in ("method", "discipline"):
         if required not in data:

@@ -402,6 +402,20 @@ class _Shape:
     plain: Mapping[str, tuple[str, ...]]  # R6.1/R6.2: each code's line modifiers without CQ/CO
     assisted: Mapping[str, tuple[str, ...] | None]  # R7.1: with CQ/CO, None where none applies
     warnings: tuple[RuleWarning, ...]  # R6.3, §5.2, §5.3 (unlisted)
+    rows: tuple[_Row, ...]  # per code in ``ordered``: what its line and note row need
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One code's facts for its claim lines and its row of the note."""
+
+    code: str
+    entry: Code
+    plain: tuple[str, ...]  # R6.1/R6.2: GP/GO/GN
+    plain_text: str  # e.g. "97110-GP"
+    assisted: tuple[str, ...] | None  # R7.1: with CQ/CO; None where no assistant modifier exists
+    assisted_text: str
+    head: str  # "  97110 Therapeutic exercise: "
 
 
 class _Memo:
@@ -419,7 +433,6 @@ class _Memo:
         self.codes: dict[str, Code] = {}
         self.shapes: dict[tuple[Discipline, frozenset[str]], _Shape] = {}
         self.pairs: dict[frozenset[str], tuple[RuleWarning, ...]] = {}
-        self.heads: dict[str, str] = {}
 
     def code(self, raw: object, where: str, index: int | None = None) -> Code:
         """The catalogue entry for a code someone typed; errors name ``where``."""
@@ -460,13 +473,6 @@ class _Memo:
             self.pairs[billed] = warnings
         return warnings
 
-    def head(self, code: str, description: str) -> str:
-        """The start of a code's line in the note."""
-        head = self.heads.get(code)
-        if head is None:
-            head = self.heads[code] = f"  {code} {description}: "
-        return head
-
 
 _MEMOS: dict[int, _Memo] = {}
 
@@ -491,6 +497,18 @@ def _make_shape(discipline: Discipline, entries: Mapping[str, Code]) -> _Shape:
         plain[code] = (DISCIPLINE_MODIFIER[own],)  # R6.1
         amod = ASSISTANT_MODIFIER.get(own)  # R7.1: CQ only with GP, CO only with GO
         assisted[code] = (DISCIPLINE_MODIFIER[own], amod) if amod else None
+    rows = tuple(
+        _Row(
+            code=code,
+            entry=entries[code],
+            plain=plain[code],
+            plain_text="-".join((code, *plain[code])),
+            assisted=assisted[code],
+            assisted_text="-".join((code, *(assisted[code] or ()))),
+            head=f"  {code} {entries[code].description}: ",
+        )
+        for code in ordered
+    )
     return _Shape(
         ordered=ordered,
         pooled=tuple(c for c in ordered if entries[c].kind is Kind.TIMED),
@@ -498,6 +516,7 @@ def _make_shape(discipline: Discipline, entries: Mapping[str, Code]) -> _Shape:
         plain=plain,
         assisted=assisted,
         warnings=tuple(_catalogue_warnings(discipline, entries, ordered)),
+        rows=rows,
     )
 
 
@@ -1016,12 +1035,16 @@ def evaluate(
             )
         )
 
-    # Lines (R6.1, R7.1-R7.7) and each code's result (R1.1: an untimed code is 1 unit).
+    # Lines (R6.1, R7.1-R7.7), each code's result (R1.1: an untimed code is 1 unit) and its row
+    # of the note (R4.1: every code, billed or not), in one pass.
     lines: list[Line] = []
     results: list[CodeResult] = []
     billed: list[str] = []
-    for code in shape.ordered:
-        entry = entries[code]
+    timed_rows: list[str] = []
+    untimed_rows: list[str] = []
+    assistant_total = 0
+    for row in shape.rows:
+        code, entry = row.code, row.entry
         kind = entry.kind
         if code in timed:
             minutes = timed[code]
@@ -1032,42 +1055,50 @@ def evaluate(
             minutes = given or 0
             units = 1
             recorded = given is not None
+        minutes_text = f"{minutes} min" if recorded else "minutes not recorded"
         helped = assistant.get(code, 0) if assistant else 0
-        results.append(
-            _record(
-                CodeResult,
-                {
-                    "code": code,
-                    "description": entry.description,
-                    "kind": kind,
-                    "minutes": minutes,
-                    "assistant_minutes": helped,
-                    "units": units,
-                    "minutes_recorded": recorded,
-                },
-            )
+        code_result = _new(CodeResult)
+        code_result.__dict__.update(
+            code=code,
+            description=entry.description,
+            kind=kind,
+            minutes=minutes,
+            assistant_minutes=helped,
+            units=units,
+            minutes_recorded=recorded,
         )
+        results.append(code_result)
+        if helped:
+            assistant_total += helped
+            minutes_text += f" (therapist {minutes - helped}, assistant {helped})"
         if kind is Kind.SPECIAL:
             if minutes:
                 billed.append(code)  # counted by hand: assume it is billed (safer for R9.3)
-            continue
-        if units == 0:
-            continue
-        billed.append(code)
-        modifiers = shape.assisted[code]
-        if not (helped and cq_allowed and modifiers is not None and entry.assistant_allowed):
-            lines.append(_line(code, units, shape.plain[code]))
-            continue
-        if code in timed:
-            part = assistant_split(code, units, minutes, helped, modifiers[1], dos)
+            outcome = "units counted by hand (not a 15-minute code)"
+        elif units == 0:
+            outcome = "not billed (0 units)"
         else:
-            applies, notes = _ten_percent_test(code, helped, minutes, modifiers[1])
-            part = AssistantSplit(1, 0, notes) if applies else AssistantSplit(0, 1, notes)
-        warnings.extend(part.warnings)
-        if part.with_modifier:
-            lines.append(_line(code, part.with_modifier, modifiers))
-        if part.without_modifier:
-            lines.append(_line(code, part.without_modifier, shape.plain[code]))
+            billed.append(code)
+            if not (helped and cq_allowed and row.assisted and entry.assistant_allowed):
+                lines.append(_line(code, units, row.plain))
+                outcome = f"{_units_text(units)}: {units} x {row.plain_text}"
+            else:
+                if code in timed:
+                    part = assistant_split(code, units, minutes, helped, row.assisted[1], dos)
+                else:
+                    applies, notes = _ten_percent_test(code, helped, minutes, row.assisted[1])
+                    part = AssistantSplit(1, 0, notes) if applies else AssistantSplit(0, 1, notes)
+                warnings.extend(part.warnings)
+                parts = []
+                if part.with_modifier:
+                    lines.append(_line(code, part.with_modifier, row.assisted))
+                    parts.append(f"{part.with_modifier} x {row.assisted_text}")
+                if part.without_modifier:
+                    lines.append(_line(code, part.without_modifier, row.plain))
+                    parts.append(f"{part.without_modifier} x {row.plain_text}")
+                outcome = f"{_units_text(units)}: {', '.join(parts)}"
+        text = f"{row.head}{minutes_text} - {outcome}"
+        (untimed_rows if kind is Kind.UNTIMED else timed_rows).append(text)
 
     warnings.extend(shape.warnings)
     if assistant:
@@ -1075,7 +1106,16 @@ def evaluate(
     warnings.extend(memo.pair_warnings(frozenset(billed)))
 
     total_treatment = sum(timed.values()) + sum(m or 0 for m in untimed.values())  # R4.2
-    note = _note(request, memo, results, lines, total_timed, total_units, total_treatment, remarks)
+    note = _note(
+        request,
+        timed_rows,
+        untimed_rows,
+        total_timed,
+        total_units,
+        total_treatment,
+        assistant_total,
+        remarks,
+    )
     result: Result = _record(
         Result,
         {
@@ -1159,49 +1199,24 @@ def _units_text(n: int) -> str:
 
 def _note(
     request: Request,
-    memo: _Memo,
-    results: Sequence[CodeResult],
-    lines: Sequence[Line],
+    timed_rows: Sequence[str],
+    untimed_rows: Sequence[str],
     total_timed: int,
     total_units: int,
     total_treatment: int,
+    assistant_total: int,
     remarks: Iterable[str],
 ) -> str:
-    """Plain ASCII text for any EMR: every code billed or not, its minutes, units and modifiers."""
+    """Plain ASCII text for any EMR: every code billed or not, its minutes, units and modifiers.
+
+    ``timed_rows`` and ``untimed_rows`` are the codes' rows, built beside their claim lines.
+    """
     dos = request.date_of_service.isoformat() if request.date_of_service else "not recorded"
     out = [
         f"Date of service: {dos}",
         _PLAN_LINE[request.discipline],
         _METHOD_LINE[request.method],
     ]
-    billed: dict[str, list[str]] = {}
-    for line in lines:
-        text = f"{line.units} x {'-'.join((line.code, *line.modifiers))}"
-        billed.setdefault(line.code, []).append(text)
-    timed_rows: list[str] = []
-    untimed_rows: list[str] = []
-    assistant_total = 0
-    for r in results:
-        assistant_total += r.assistant_minutes
-        if r.minutes_recorded:
-            if r.assistant_minutes:
-                therapist = r.minutes - r.assistant_minutes
-                minutes = (
-                    f"{r.minutes} min (therapist {therapist}, assistant {r.assistant_minutes})"
-                )
-            else:
-                minutes = f"{r.minutes} min"
-        else:
-            minutes = "minutes not recorded"
-        parts = billed.get(r.code)
-        if r.kind is Kind.SPECIAL:
-            outcome = "units counted by hand (not a 15-minute code)"
-        elif not parts:
-            outcome = "not billed (0 units)"
-        else:
-            outcome = f"{_units_text(r.units)}: {', '.join(parts)}"
-        row = f"{memo.head(r.code, r.description)}{minutes} - {outcome}"
-        (untimed_rows if r.kind is Kind.UNTIMED else timed_rows).append(row)
     if timed_rows:
         out.append("Timed services:")
         out += timed_rows
