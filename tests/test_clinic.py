@@ -662,3 +662,60 @@ def test_one_clinician_timing_two_patients_at_once_is_flagged_r8_3(
     bulk = service.summaries(everyone)
     for session in everyone:
         assert bulk[session.id] == service.summary(session.id)
+
+
+# -- R7.9: an evaluation is the therapist's alone, refused in every path where it is recorded --
+
+
+@pytest.fixture
+def pta_session(service: Clinic) -> Session:
+    return service.open_session(
+        patient_ref="JD-2", clinician="Pat Ng", role=Role.PTA, payer_profile="Medicare"
+    )
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        lambda c, s: c.add_untimed(s.id, "97161", minutes=30, furnished_by=ASSISTANT),
+        lambda c, s: c.set_untimed(s.id, "97162", checked=True, furnished_by=ASSISTANT),
+        lambda c, s: c.set_untimed_minutes(s.id, "97163", 40, furnished_by=ASSISTANT),
+        lambda c, s: c.add_untimed(s.id, "97164"),  # a PTA's session, even "by the therapist"
+    ],
+    ids=["untimed add", "untimed toggle", "untimed minutes", "re-evaluation in a PTA session"],
+)
+def test_an_assistant_evaluation_is_refused_wherever_it_is_recorded(
+    service: Clinic, store: Store, pta_session: Session, record: object
+) -> None:
+    with pytest.raises(InvalidOperation, match="R7.9"):
+        record(service, pta_session)  # type: ignore[operator]
+    assert store.untimed_services(pta_session.id) == []
+
+
+def test_a_therapist_cannot_tag_an_evaluation_as_the_assistant_s(
+    service: Clinic, store: Store, session: Session
+) -> None:
+    with pytest.raises(InvalidOperation, match="R7.9"):
+        service.add_untimed(session.id, "97161", furnished_by=ASSISTANT)
+    added = service.add_untimed(session.id, "97161", minutes=30)
+    assert added.furnished_by is THERAPIST
+    assert [u.code for u in store.untimed_services(session.id)] == ["97161"]
+
+
+def test_a_corrected_segment_cannot_become_an_assistant_evaluation(
+    service: Clinic, store: Store, session: Session, clock: FakeClock
+) -> None:
+    service.start(session.id, "97110", ASSISTANT)
+    clock.advance(minutes=10)
+    service.end_session(session.id)
+    (segment,) = store.segments(session.id)
+    with pytest.raises(InvalidOperation, match="R7.9"):
+        service.amend_segment(segment.id, reason="wrong code", code="97161")
+    assert store.get_segment(segment.id).code == "97110"
+
+
+def test_timed_codes_still_go_through_the_stopwatch_not_untimed_add(
+    service: Clinic, session: Session
+) -> None:
+    with pytest.raises(InvalidInput, match="timer start 97110"):
+        service.add_untimed(session.id, "97110")

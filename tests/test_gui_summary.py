@@ -230,3 +230,22 @@ def test_correcting_minutes_after_closing_asks_why_and_amends(qtbot: Bot, rig: R
     assert [
         e.entity for e in rig.store.audit_entries() if e.reason == "foot pedal missed the stop"
     ] == ["segment"]
+
+
+def test_after_closing_the_next_tap_asks_for_the_next_patient(qtbot: Bot, rig: Rig) -> None:
+    # Caseload issue, bug 1: the closed session's reference used to stay in the field, and the
+    # next tile tap opened a session for the patient who had just left.
+    type_patient(qtbot, rig, ref="MRN-100")
+    run_codes(qtbot, rig, {"97110": 12})
+    dialog = end_session(qtbot, rig)
+    qtbot.mouseClick(dialog.copy_button, LEFT)
+    assert dialog.closed
+    dialog.close()
+    assert rig.window.header.patient.text() == ""
+    qtbot.mouseClick(rig.tile("97140"), LEFT)
+    assert [s.patient_ref for s in rig.store.list_sessions()] == ["MRN-100"]
+    assert rig.controller.view.message == "Type the patient's reference (initials or MRN) first."
+    type_patient(qtbot, rig, ref="MRN-200", clinician="")
+    qtbot.mouseClick(rig.tile("97140"), LEFT)
+    assert [s.patient_ref for s in rig.store.list_sessions()] == ["MRN-100", "MRN-200"]
+    assert rig.store.list_sessions()[1].clinician == "Ann Lee"  # the clinician stays
