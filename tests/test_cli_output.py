@@ -144,14 +144,12 @@ def test_a_full_disk_during_the_write_leaves_no_partial_file(
 ) -> None:
     import errno
 
-    from therapy_timer import files
-
     cli, date = day
 
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(files.os, "fsync", full)
+    monkeypatch.setattr(os, "fsync", full)
     out = tmp_path / "out"
     out.mkdir()
     result = cli("export", "--date", date, "--out", str(out / "d.csv"), status=2)

@@ -687,7 +687,7 @@ def pta_session(service: Clinic) -> Session:
 def test_an_assistant_evaluation_is_refused_wherever_it_is_recorded(
     service: Clinic, store: Store, pta_session: Session, record: object
 ) -> None:
-    with pytest.raises(InvalidOperation, match="R7.9"):
+    with pytest.raises(InvalidOperation, match=r"R7\.9"):
         record(service, pta_session)  # type: ignore[operator]
     assert store.untimed_services(pta_session.id) == []
 
@@ -695,7 +695,7 @@ def test_an_assistant_evaluation_is_refused_wherever_it_is_recorded(
 def test_a_therapist_cannot_tag_an_evaluation_as_the_assistant_s(
     service: Clinic, store: Store, session: Session
 ) -> None:
-    with pytest.raises(InvalidOperation, match="R7.9"):
+    with pytest.raises(InvalidOperation, match=r"R7\.9"):
         service.add_untimed(session.id, "97161", furnished_by=ASSISTANT)
     added = service.add_untimed(session.id, "97161", minutes=30)
     assert added.furnished_by is THERAPIST
@@ -709,7 +709,7 @@ def test_a_corrected_segment_cannot_become_an_assistant_evaluation(
     clock.advance(minutes=10)
     service.end_session(session.id)
     (segment,) = store.segments(session.id)
-    with pytest.raises(InvalidOperation, match="R7.9"):
+    with pytest.raises(InvalidOperation, match=r"R7\.9"):
         service.amend_segment(segment.id, reason="wrong code", code="97161")
     assert store.get_segment(segment.id).code == "97110"
 
