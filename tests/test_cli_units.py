@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -137,3 +138,85 @@ def test_version(run: CliRunner) -> None:
     result = run.invoke(main, ["--version"])
     assert result.exit_code == 0
     assert __version__ in result.output
+
+
+# Hostile input ("Records that cannot be lost", items 10 and 13): exit 2, one plain line.
+
+
+def assert_refused(result: Any, *words: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and len(lines[0]) <= 240, result.stderr
+    for word in words:
+        assert word in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["units", "97110=36", "97110=5"],
+        ["units", "97110=36", "--assistant", "97110=3", "--assistant", "97110=4"],
+        ["units", "97110=36", " 97110=5"],
+        ["units", "--untimed", "97161", "--untimed", "97161=30"],
+    ],
+)
+def test_a_code_repeated_on_the_command_line_is_refused(run: CliRunner, args: list[str]) -> None:
+    assert_refused(run.invoke(main, args), "97110" if "97110=36" in args else "97161", "twice")
+
+
+def test_command_line_numbers_that_are_not_minutes(run: CliRunner) -> None:
+    assert_refused(run.invoke(main, ["units", "97110=" + "9" * 5000]), "97110", "whole number")
+    assert_refused(run.invoke(main, ["units", "97110=" + "9" * 4000 + "x"]), "97110")
+    assert_refused(run.invoke(main, ["units", "9" * 3000 + "=5"]), "not a billing code")
+
+
+@pytest.mark.parametrize(
+    ("payload", "words"),
+    [
+        (
+            b'{"method": "cms", "discipline": "PT", "timed": {"97110": 36, "97110": 5}}',
+            ("timed.97110", "twice"),
+        ),
+        (b'{"method": "cms", "discipline": "PT", "timed": {"97110": 3\xff}}', ("request", "UTF-8")),
+        (b"[" * 100_000 + b"]" * 100_000, ("request", "deeper")),
+        (
+            b'{"method": "cms", "discipline": "PT", "timed": {"97110": ' + b"7" * 5000 + b"}}",
+            ("request", "4,300"),
+        ),
+        (b'{"method": "cms", "discipline": "PT", "timed": {"97110": NaN}}', ("timed.97110",)),
+        (b'{"method": "cms", "discipline": "PT", "timed": {"97110": 1e999}}', ("timed.97110",)),
+    ],
+)
+def test_hostile_request_files_exit_2_with_one_plain_line(
+    run: CliRunner, payload: bytes, words: tuple[str, ...]
+) -> None:
+    assert_refused(run.invoke(main, ["units", "--request", "-", "--json"], input=payload), *words)
+
+
+def test_a_named_request_file_is_named(run: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "day.json"
+    path.write_bytes(b"\xfe\xff{}")
+    assert_refused(run.invoke(main, ["units", "--request", str(path), "--json"]), "day.json")
+
+
+def test_batch_with_a_repeated_key_answers_the_item_in_place(run: CliRunner) -> None:
+    batch = (
+        b'[{"method": "cms", "discipline": "PT", "timed": {"97110": 8}},'
+        b' {"method": "cms", "discipline": "PT", "timed": {"97110": 8, "97110": 30}}]'
+    )
+    result = run.invoke(main, ["units", "--request", "-", "--json"], input=batch)
+    assert result.exit_code == 2
+    answers = json.loads(result.stdout)
+    assert answers[0]["total_timed_units"] == 1
+    assert answers[1] == {"error": answers[1]["error"]}
+    assert answers[1]["error"].startswith("[1] timed.97110") and "twice" in answers[1]["error"]
+
+
+def test_warnings_in_json_carry_severity_and_gist(run: CliRunner) -> None:
+    result = run.invoke(main, ["units", "97112=20", "97110=20", "--json"])
+    assert result.exit_code == 0, result.output
+    warnings = json.loads(result.stdout)["warnings"]
+    assert [(w["rule"], w["severity"]) for w in warnings] == [("R2.8", "info")]
+    assert warnings[0]["gist"] and warnings[0]["message"]
