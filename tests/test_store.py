@@ -93,13 +93,13 @@ def test_session_round_trip(store: Store, clock: FakeClock) -> None:
 
 
 def test_list_sessions_by_day_range_status_and_clinician(store: Store, clock: FakeClock) -> None:
-    a = new_session(store, date_of_service=date(2025, 3, 9))
+    a = new_session(store, date_of_service=date(2025, 3, 9), patient_ref="AB")
     clock.advance(minutes=1)
     b = new_session(store, clinician="Sam Ortiz", role=Role.PTA)
     clock.advance(minutes=1)
     c = new_session(store)
     store.close_session(c.id)
-    d = new_session(store, date_of_service=date(2025, 3, 12))
+    d = new_session(store, date_of_service=date(2025, 3, 12), patient_ref="CD")
     assert [s.id for s in store.list_sessions(day=DOS)] == [b.id, c.id]
     assert [s.id for s in store.list_sessions(start=date(2025, 3, 9), end=DOS)] == [
         a.id,
@@ -511,7 +511,7 @@ def test_audit_log_refuses_update_and_delete_in_sql(store: Store, statement: str
 def test_audit_filters_and_limit(store: Store, clock: FakeClock) -> None:
     first = new_session(store)
     clock.advance(minutes=5)
-    second = new_session(store)
+    second = new_session(store, patient_ref="AB")
     assert [e.entity_id for e in store.audit_entries(since=clock.now())] == [second.id]
     assert [e.entity_id for e in store.audit_entries(entity_id=first.id)] == [first.id]
     assert len(store.audit_entries(limit=1)) == 1
@@ -577,3 +577,52 @@ def test_data_version_notices_writes_by_another_connection(
 def test_schema_is_current(store: Store) -> None:
     assert store.schema_version() == SCHEMA_VERSION
     assert database_path(store.data_dir) == store.path
+
+
+def test_a_heartbeat_from_the_future_is_returned_as_stored(store: Store, clock: FakeClock) -> None:
+    # The store reports what it holds; the caller compares with its clock before using it as a
+    # lower bound (a heartbeat written while the clock ran ahead is not proof of anything).
+    ahead = clock.now() + timedelta(days=400)
+    store.write_heartbeat(ahead)
+    assert store.last_heartbeat() == ahead
+    assert store.last_heartbeat() > clock.now()  # type: ignore[operator]
+
+
+# ------------------------------------------------------------------------------ one open session
+
+
+@pytest.mark.parametrize("again", ["JS-1042", "js-1042", " Js-1042 "])
+def test_one_open_session_per_patient_and_clinician(store: Store, again: str) -> None:
+    first = new_session(store)
+    with pytest.raises(InvalidOperation, match="already has an open session") as info:
+        new_session(store, patient_ref=again)
+    assert f"(session {first.id})" in str(info.value)
+    assert [s.id for s in store.list_sessions()] == [first.id]
+    # Another clinician may see the same patient; once closed, a new visit may begin.
+    other = new_session(store, patient_ref=again, clinician="Sam Ortiz", role=Role.PTA)
+    store.close_session(first.id)
+    second = new_session(store, patient_ref=again)
+    assert {s.id for s in store.list_sessions(status=SessionStatus.OPEN)} == {other.id, second.id}
+
+
+def test_renaming_a_patient_onto_an_open_session_is_refused(store: Store) -> None:
+    first = new_session(store, patient_ref="AB")
+    second = new_session(store, patient_ref="CD")
+    with pytest.raises(InvalidOperation, match=first.id):
+        store.amend_session(second.id, patient_ref="ab", reason="typo")
+    assert store.get_session(second.id).patient_ref == "CD"
+    store.close_session(second.id)
+    # A closed session may carry the reference of an open one (an earlier visit).
+    assert store.amend_session(second.id, patient_ref="AB", reason="typo").patient_ref == "AB"
+
+
+def test_the_database_refuses_a_second_open_session_on_its_own(store: Store) -> None:
+    new_session(store)
+    conn = raw(store)
+    with pytest.raises(sqlite3.IntegrityError, match="sessions_one_open_per_patient"):
+        conn.execute(
+            "INSERT INTO sessions (id, date_of_service, patient_ref, clinician, role, discipline,"
+            " payer_profile, status, created_utc) VALUES ('x', '2025-03-10', 'js-1042', 'Pat Lee',"
+            " 'PT', 'PT', 'Medicare', 'open', '2025-03-10T15:00:00.000000+00:00')"
+        )
+    conn.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -10,8 +11,9 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from therapy_timer.errors import (
     DatabaseTooNew,
     DiskFull,
     InvalidInput,
+    InvalidOperation,
     StorageUnavailable,
 )
 from therapy_timer.model import Session
@@ -42,6 +45,8 @@ from therapy_timer.store import (
     list_backups,
     restore,
 )
+from therapy_timer.store._db import storage_error
+from therapy_timer.store.migrations import schema_differences
 
 FIXTURES = Path(__file__).parent / "fixtures"
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -515,3 +520,368 @@ def test_opening_an_empty_folder_twice_at_once_is_safe(data: Path, clock: FakeCl
     b.close()
     assert list_backups(data) == []
     assert not any(p.name.endswith(".partial") for p in data.iterdir())
+
+
+# ------------------------------------------------------------------------------- plain refusals
+
+
+def open_and_read(data: Path, clock: FakeClock, read_only: bool = False) -> None:
+    with Store.open(data, clock=clock, read_only=read_only) as store:
+        store.list_sessions()
+        store.check_integrity()
+
+
+def refusal(data: Path, clock: FakeClock, read_only: bool = False) -> StorageUnavailable:
+    """The StorageUnavailable opening ``data`` raises, within 20 s (a pipe could block)."""
+    outcome: list[BaseException | None] = []
+
+    def attempt() -> None:
+        try:
+            open_and_read(data, clock, read_only)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    assert outcome, "opening the database hung"
+    error = outcome[0]
+    assert isinstance(error, StorageUnavailable), f"not a plain refusal: {error!r}"
+    assert "Traceback" not in str(error)
+    return error
+
+
+def test_a_database_with_two_names_is_refused(data: Path, clock: FakeClock) -> None:
+    make_database(data, clock)
+    os.link(database_path(data), data / "copy-by-link.sqlite3")
+    for read_only in (False, True):
+        error = refusal(data, clock, read_only)
+        assert str(database_path(data)) in str(error)
+        assert "hard links" in str(error)
+    assert not Path(f"{database_path(data)}-wal").exists()
+
+
+def test_a_data_folder_linked_to_an_unmounted_share_is_refused(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    data = tmp_path / "data"
+    data.symlink_to(tmp_path / "share" / "therapy-timer")  # not mounted
+    error = refusal(data, clock)
+    assert str(data) in str(error) and "not there" in str(error)
+    nested = data / "station-2"
+    assert str(data) in str(refusal(nested, clock))
+
+
+def test_a_database_linked_to_nothing_is_refused(data: Path, clock: FakeClock) -> None:
+    data.mkdir(parents=True)
+    database_path(data).symlink_to(data / "elsewhere" / "therapy-timer.sqlite3")
+    for read_only in (False, True):
+        assert str(database_path(data)) in str(refusal(data, clock, read_only))
+
+
+def test_a_folder_in_place_of_the_database_is_refused(data: Path, clock: FakeClock) -> None:
+    database_path(data).mkdir(parents=True)
+    error = refusal(data, clock)
+    assert str(database_path(data)) in str(error) and "is a folder" in str(error)
+
+
+def test_a_file_in_place_of_the_data_folder_is_refused(tmp_path: Path, clock: FakeClock) -> None:
+    data = tmp_path / "data"
+    data.write_text("not a folder")
+    assert str(data) in str(refusal(data, clock))
+
+
+def test_a_pipe_in_place_of_the_database_is_refused(data: Path, clock: FakeClock) -> None:
+    data.mkdir(parents=True)
+    os.mkfifo(database_path(data))
+    error = refusal(data, clock)
+    assert str(database_path(data)) in str(error) and "not an ordinary file" in str(error)
+
+
+@as_unprivileged_user
+def test_an_unreadable_database_is_refused(data: Path, clock: FakeClock) -> None:
+    make_database(data, clock)
+    database_path(data).chmod(0o000)
+    try:
+        error = refusal(data, clock)
+        assert str(database_path(data)) in str(error) and "may not read" in str(error)
+    finally:
+        database_path(data).chmod(0o600)
+
+
+def test_another_users_unreadable_database_names_the_owner(
+    data: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_database(data, clock)
+    # Root reads everything, so pretend to be another account that may not read the file.
+    monkeypatch.setattr(os, "access", lambda *_args, **_kwargs: False)
+    monkeypatch.setattr(os, "geteuid", lambda: database_path(data).stat().st_uid + 1)
+    error = refusal(data, clock)
+    assert "another user account" in str(error) and str(database_path(data)) in str(error)
+
+
+@pytest.mark.parametrize("keep", [10, 100, 1000, 4096, 8192, "half"])
+def test_a_truncated_database_is_refused_in_plain_words(
+    data: Path, clock: FakeClock, keep: int | str
+) -> None:
+    make_database(data, clock, sessions=300)
+    path = database_path(data)
+    size = path.stat().st_size
+    with path.open("r+b") as handle:
+        handle.truncate(size // 2 if keep == "half" else int(keep))
+    error = refusal(data, clock)
+    assert isinstance(error, DatabaseCorrupt) and str(path) in str(error)
+
+
+def test_an_emptied_database_with_backups_is_not_taken_for_a_new_one(
+    data: Path, clock: FakeClock
+) -> None:
+    with Store.open(data, clock=clock) as store:
+        new_session(store)
+        backup = store.daily_backup()
+    database_path(data).write_bytes(b"")
+    error = refusal(data, clock)
+    assert isinstance(error, DatabaseCorrupt) and str(backup) in str(error)
+    assert database_path(data).stat().st_size == 0  # left as it is for a person to look at
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 640 KiB file system (tmpfs), to fill up for real."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    if not IS_ROOT or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs to fill up needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=640k", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def fill(folder: Path) -> None:
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for chunk in (65536, 4096, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"x" * chunk)
+    finally:
+        os.close(fd)
+
+
+def test_a_full_disk_is_called_full_when_writing(small_disk: Path, clock: FakeClock) -> None:
+    with Store.open(small_disk / "data", clock=clock) as store:
+        fill(small_disk)
+        with pytest.raises(DiskFull, match="full") as info:
+            new_session(store, "FULL")
+        assert str(small_disk / "data") in str(info.value)
+
+
+def test_a_full_disk_is_called_full_when_the_shared_memory_cannot_grow(
+    small_disk: Path, clock: FakeClock
+) -> None:
+    data = small_disk / "data"
+    make_database(data, clock, sessions=3)  # closed: no -shm until the next open
+    fill(small_disk)
+    error = refusal(data, clock)
+    assert isinstance(error, DiskFull) and str(data) in str(error)
+    assert isinstance(error.__cause__, sqlite3.OperationalError)
+
+
+@pytest.mark.parametrize(
+    ("name", "free", "expected"),
+    [
+        ("SQLITE_IOERR_SHMSIZE", 0, DiskFull),
+        ("SQLITE_IOERR_WRITE", 4096, DiskFull),
+        ("SQLITE_IOERR_WRITE", 10 * 1024**3, StorageUnavailable),
+    ],
+)
+def test_io_errors_on_a_full_disk_say_full(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    free: int,
+    expected: type[StorageUnavailable],
+) -> None:
+    codes = {"SQLITE_IOERR_SHMSIZE": 4874, "SQLITE_IOERR_WRITE": 778}
+    exc = sqlite3.OperationalError("disk I/O error")
+    exc.sqlite_errorcode = codes[name]
+    exc.sqlite_errorname = name
+    usage = shutil._ntuple_diskusage(10 * 1024**3, 10 * 1024**3 - free, free)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage)
+    error = storage_error(exc, tmp_path / "db.sqlite3", 5000)
+    assert type(error) is expected
+    assert str(tmp_path) in str(error)
+
+
+# ------------------------------------------------------------------------------- restore checks
+
+
+def drop_trigger(conn: sqlite3.Connection) -> None:
+    conn.execute("DROP TRIGGER audit_log_no_update")
+
+
+def drop_unique_index(conn: sqlite3.Connection) -> None:
+    conn.execute("DROP INDEX segments_one_exclusive_running")
+
+
+def defuse_trigger(conn: sqlite3.Connection) -> None:
+    conn.execute("DROP TRIGGER audit_log_no_delete")
+    conn.execute(
+        "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT 1; END"
+    )
+
+
+def add_trigger(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TRIGGER forget AFTER INSERT ON sessions BEGIN"
+        " UPDATE sessions SET patient_ref = 'X' WHERE id = new.id; END"
+    )
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [drop_trigger, drop_unique_index, defuse_trigger, add_trigger],
+    ids=["dropped-trigger", "dropped-unique-index", "defused-trigger", "extra-trigger"],
+)
+def test_restore_refuses_a_backup_whose_schema_was_changed(
+    data: Path, tmp_path: Path, clock: FakeClock, tamper: Callable[[sqlite3.Connection], None]
+) -> None:
+    (session_id,) = make_database(data, clock)
+    with Store.open(data, clock=clock) as store:
+        backup = store.backup(tmp_path / "tampered.sqlite3")
+    conn = sqlite3.connect(backup, isolation_level=None)
+    tamper(conn)
+    conn.close()
+    before = database_path(data).read_bytes()
+    with pytest.raises(DatabaseCorrupt, match="was not restored") as info:
+        restore(backup, data_dir=data, clock=clock)
+    assert str(backup) in str(info.value)
+    assert database_path(data).read_bytes() == before
+    assert list(backups_dir(data).iterdir()) == []
+    with Store.open(data, clock=clock) as store:
+        assert [s.id for s in store.list_sessions()] == [session_id]
+
+
+def test_restore_refuses_the_live_database_itself(data: Path, clock: FakeClock) -> None:
+    make_database(data, clock)
+    with pytest.raises(InvalidInput, match="in use"):
+        restore(database_path(data), data_dir=data, clock=clock)
+
+
+def test_a_migrated_old_database_has_exactly_the_new_schema(data: Path, clock: FakeClock) -> None:
+    load_sql(database_path(data), (FIXTURES / "store_v1.sql").read_text())
+    Store.open(data, clock=clock).close()
+    conn = sqlite3.connect(database_path(data))
+    try:
+        assert schema_differences(conn) == []
+    finally:
+        conn.close()
+
+
+# ------------------------------------------------------------------------------- a wrong clock
+
+
+def test_a_backup_from_a_wrong_clock_does_not_wipe_the_history(
+    store: Store, clock: FakeClock
+) -> None:
+    new_session(store)
+    real = []
+    for _ in range(BACKUPS_KEPT):
+        made = store.daily_backup()
+        assert made is not None
+        real.append(made)
+        clock.advance(minutes=24 * 60)
+    clock.advance(minutes=-24 * 60)  # back to the day of the last backup
+    today = clock.now()
+    # One run while the clock read 2036 (a dead CMOS battery, a bad NTP answer).
+    clock.set(datetime(2036, 2, 7, 6, 28, tzinfo=UTC))
+    future = store.daily_backup()
+    assert future is not None
+    # The clock is right again: today's backup exists, and runs all day make no more.
+    clock.set(today)
+    for _ in range(20):
+        clock.advance(minutes=1)
+        assert store.daily_backup() is None
+    assert store.future_backups() == [future]
+    assert list_backups(store.data_dir) == [*real[1:], future]
+    # The following days rotate the real ones and keep the future one for a person to see.
+    for _ in range(5):
+        clock.advance(minutes=24 * 60)
+        real.append(store.daily_backup())  # type: ignore[arg-type]
+    kept = list_backups(store.data_dir)
+    assert kept == [*real[-BACKUPS_KEPT:], future]
+    assert store.future_backups() == [future]
+
+
+def test_a_clock_set_in_the_past_keeps_the_newer_backups(store: Store, clock: FakeClock) -> None:
+    new_session(store)
+    made = [store.daily_backup()]
+    clock.advance(minutes=24 * 60)
+    made.append(store.daily_backup())
+    clock.set(datetime(2020, 1, 1, 12, tzinfo=UTC))
+    past = store.daily_backup()
+    assert past is not None
+    assert store.daily_backup() is None
+    assert store.future_backups() == made
+    assert list_backups(store.data_dir) == [past, *made]
+
+
+# ------------------------------------------------------------------------------- one open session
+
+
+def test_duplicate_open_sessions_of_an_older_version_migrate_and_are_listed(
+    data: Path, clock: FakeClock
+) -> None:
+    script = (FIXTURES / "store_v1.sql").read_text()
+    load_sql(database_path(data), script)
+    conn = sqlite3.connect(database_path(data), isolation_level=None)
+    for session_id, ref, created in [
+        ("7e1d0c2b-0000-4000-8000-000000000001", "MK", "2025-03-10T15:05:00.000000+00:00"),
+        ("7e1d0c2b-0000-4000-8000-000000000002", "mk", "2025-03-10T15:06:00.000000+00:00"),
+    ]:
+        conn.execute(
+            "INSERT INTO sessions (id, date_of_service, patient_ref, clinician, role, discipline,"
+            " payer_profile, status, created_utc) VALUES (?, '2025-03-10', ?, 'Sam Ortiz', 'PTA',"
+            " 'PT', 'Medicare', 'open', ?)",
+            [session_id, ref, created],
+        )
+    conn.close()
+    with Store.open(data, clock=clock) as store:
+        (group,) = store.open_duplicates()
+        oldest = "5d2e9f40-1a3b-4c6d-8e7f-9a0b1c2d3e4f"
+        assert [s.id for s in group] == [
+            oldest,
+            "7e1d0c2b-0000-4000-8000-000000000001",
+            "7e1d0c2b-0000-4000-8000-000000000002",
+        ]
+        assert all(s.is_open for s in group)  # nothing closed behind anyone's back
+        with pytest.raises(InvalidOperation, match=oldest):
+            store.create_session(
+                date_of_service=date(2025, 3, 11),
+                patient_ref="Mk",
+                clinician="Sam Ortiz",
+                role=Role.PTA,
+                discipline=Discipline.PT,
+                payer_profile="Medicare",
+            )
+        # Once a person closed the extra ones, the database holds the line on its own.
+        for extra in group[1:]:
+            store.close_session(extra.id)
+        assert store.open_duplicates() == []
+    conn = sqlite3.connect(database_path(data), isolation_level=None)
+    with pytest.raises(sqlite3.IntegrityError, match="sessions_one_open_per_patient"):
+        conn.execute(
+            "INSERT INTO sessions (id, date_of_service, patient_ref, clinician, role, discipline,"
+            " payer_profile, status, created_utc) VALUES ('x', '2025-03-12', 'MK', 'Sam Ortiz',"
+            " 'PTA', 'PT', 'Medicare', 'open', '2025-03-12T09:00:00.000000+00:00')"
+        )
+    conn.close()

@@ -10,7 +10,10 @@ import errno
 import functools
 import getpass
 import json
+import os
+import shutil
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from enum import Enum
@@ -43,10 +46,11 @@ from therapy_timer.paths import DATA_DIR_ENV
 from therapy_timer.paths import data_dir as default_data_dir
 from therapy_timer.store._files import (
     backups_dir,
+    check_database_file,
     database_path,
     latest_backup,
     private_dir,
-    private_file,
+    tighten,
 )
 from therapy_timer.store.migrations import prepare_schema
 
@@ -106,6 +110,13 @@ def storage_error(exc: BaseException, db_path: Path, busy_timeout_ms: int) -> Ex
                 f" {busy_timeout_ms / 1000:g} seconds, so the last change was not saved."
                 " Close other Therapy Timer windows or commands and try again."
             )
+        if primary == sqlite3.SQLITE_IOERR and _disk_full(db_path.parent):
+            # SQLite reports some writes to a full disk as I/O errors (SQLITE_IOERR_SHMSIZE when
+            # the -shm cannot grow, _WRITE or _FSYNC when the file system fails late).
+            return DiskFull(
+                f"The disk holding {db_path.parent} is full, so the last change was not saved."
+                " Free some space and try again."
+            )
         if primary == sqlite3.SQLITE_IOERR:
             return StorageUnavailable(
                 f"The disk reported an error while reading or writing {db_path}"
@@ -125,6 +136,18 @@ def storage_error(exc: BaseException, db_path: Path, busy_timeout_ms: int) -> Ex
                 f"The disk reported an error while using {db_path}. Check the disk and try again."
             )
     return None
+
+
+DISK_FULL_BELOW = 1024 * 1024
+"""Free bytes under which an I/O error is taken for a full disk (SQLite grows files by pages
+and the -shm by 32 KiB, so a write failing with more room than this had another cause)."""
+
+
+def _disk_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < DISK_FULL_BELOW
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
@@ -299,6 +322,19 @@ def _default_actor() -> str:
         return "unknown"
 
 
+_OPEN_HERE: Counter[str] = Counter()
+"""Databases this process has a Store open on, by real path: their files must not be touched."""
+
+
+def _identity(db_path: Path) -> str:
+    return os.path.realpath(db_path)
+
+
+def open_here(path: Path) -> bool:
+    """Whether a Store of this process has ``path`` open (so no descriptor may touch it)."""
+    return _OPEN_HERE[_identity(path)] > 0
+
+
 _CHUNK = 500
 """Bound on SQL parameters per query (SQLite allows 32,766 since 3.32; older ones 999)."""
 
@@ -326,6 +362,7 @@ class StoreBase:
         self._clock = clock
         self._actor = actor
         self._busy_timeout_ms = busy_timeout_ms
+        self._open = True
 
     @classmethod
     def open(
@@ -346,16 +383,7 @@ class StoreBase:
         db_path = database_path(folder)
         with translated(db_path, busy_timeout_ms):
             conn = _connect(db_path, busy_timeout_ms, read_only)
-            try:
-                prepare_schema(conn, db_path, read_only)
-                if not read_only:
-                    for suffix in ("-wal", "-shm"):
-                        companion = Path(f"{db_path}{suffix}")
-                        if companion.exists():
-                            private_file(companion)
-            except BaseException:
-                conn.close()
-                raise
+        _OPEN_HERE[_identity(db_path)] += 1
         return cls(
             conn,
             path=db_path,
@@ -373,7 +401,13 @@ class StoreBase:
         return self._data_dir
 
     def close(self) -> None:
-        self._conn.close()
+        if self._open:
+            self._open = False
+            self._conn.close()
+            key = _identity(self._path)
+            _OPEN_HERE[key] -= 1
+            if _OPEN_HERE[key] <= 0:
+                del _OPEN_HERE[key]
 
     def __enter__(self) -> Self:
         return self
@@ -485,31 +519,57 @@ class StoreBase:
 
 
 def _connect(db_path: Path, busy_timeout_ms: int, read_only: bool) -> sqlite3.Connection:
+    """A connection to ``db_path``, schema checked and migrated, files 0600.
+
+    Our code never opens a descriptor on the database or its companions (see ``_files``): new
+    files are made private by the umask while SQLite creates them (SQLite gives -wal and -shm
+    the database's mode), existing ones by chmod.
+    """
     if read_only:
-        if not db_path.is_file():
+        if not check_database_file(db_path):
             raise StorageUnavailable(f"There is no Therapy Timer database at {db_path}.")
         target = f"file:{quote(str(db_path))}?mode=ro"
     else:
         private_dir(db_path.parent)
-        private_file(db_path)
-        target = f"file:{quote(str(db_path))}?mode=rw"
-    # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, never Python's implicit BEGIN.
-    conn = sqlite3.connect(target, uri=True, isolation_level=None, timeout=busy_timeout_ms / 1000)
+        if check_database_file(db_path):
+            if not os.access(db_path, os.W_OK):
+                raise _read_only(db_path)
+            if os.stat(db_path).st_size == 0 and latest_backup(db_path.parent) is not None:
+                # SQLite would take an empty file for a new database and we would migrate it:
+                # with backups beside it, it is a database that lost its contents.
+                raise corrupt(db_path, "the file is empty, although backups of it exist")
+        target = f"file:{quote(str(db_path))}?mode=rwc"
+    # The umask is per process: another thread creating a file meanwhile gets 0600 too.
+    umask = os.umask(0o077)
     try:
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        if not read_only:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StorageUnavailable(
-                    f"The database {db_path} could not be switched to safe-write (WAL)"
-                    f" mode (got {mode!r}); it may be on a network drive that does not"
-                    " support it. Move the data folder to a local disk."
-                )
-        # FULL: in WAL mode a commit is on disk before COMMIT returns, so a screen that says
-        # "started" never lies after a power cut.
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
-    except BaseException:
-        conn.close()
-        raise
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, never Python's implicit one.
+        conn = sqlite3.connect(
+            target, uri=True, isolation_level=None, timeout=busy_timeout_ms / 1000
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            if not read_only:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StorageUnavailable(
+                        f"The database {db_path} could not be switched to safe-write (WAL)"
+                        f" mode (got {mode!r}); it may be on a network drive that does not"
+                        " support it. Move the data folder to a local disk."
+                    )
+            # FULL: in WAL mode a commit is on disk before COMMIT returns, so a screen that
+            # says "started" never lies after a power cut.
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            prepare_schema(conn, db_path, read_only)
+            if not read_only:
+                # Files an older version or another program made readable to others.
+                for suffix in ("", "-wal", "-shm"):
+                    with contextlib.suppress(FileNotFoundError):
+                        name = Path(f"{db_path}{suffix}")
+                        tighten(name, os.stat(name).st_mode)
+        except BaseException:
+            conn.close()
+            raise
+    finally:
+        os.umask(umask)
     return conn

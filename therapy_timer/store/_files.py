@@ -1,4 +1,9 @@
-"""The data folder's files: their names, private modes, and the list of rotating backups."""
+"""The data folder's files: their names, private modes, and the list of rotating backups.
+
+Never open a file descriptor on the database or its -wal/-shm/-journal here: closing any
+descriptor of a file drops every POSIX lock this process holds on it, including SQLite's
+(https://www.sqlite.org/howtocorrupt.html section 2.2). Everything below works on paths.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import os
 import re
 import stat
 from pathlib import Path
+
+from therapy_timer.errors import StorageUnavailable
 
 DB_FILENAME = "therapy-timer.sqlite3"
 BACKUP_DIRNAME = "backups"
@@ -23,6 +30,14 @@ def backups_dir(data_dir: Path) -> Path:
     return data_dir / BACKUP_DIRNAME
 
 
+def _missing_link(path: Path) -> Path | None:
+    """The first of ``path`` and its parents that is a symbolic link to nothing, if any."""
+    for candidate in (path, *path.parents):
+        if candidate.is_symlink() and not candidate.exists():
+            return candidate
+    return None
+
+
 def private_dir(path: Path) -> None:
     """Create ``path`` as 0700, or take group and other access away from an existing folder.
 
@@ -32,15 +47,80 @@ def private_dir(path: Path) -> None:
     try:
         path.mkdir(parents=True)
     except FileExistsError:
-        current = stat.S_IMODE(path.stat().st_mode)
-        if current & 0o077:
-            path.chmod(current & 0o700)
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            link = _missing_link(path)
+            if link is None:
+                raise
+            raise StorageUnavailable(
+                f"The folder {link} points to {os.readlink(link)}, which is not there (a network"
+                " share or removable disk that is not connected?), so nothing was read or saved."
+            ) from None
+        if not stat.S_ISDIR(current.st_mode):
+            raise StorageUnavailable(
+                f"{path} should be a folder for Therapy Timer's data but is a file; move it away."
+            ) from None
+        tighten(path, current.st_mode)
     else:
         path.chmod(DIR_MODE)
 
 
+def tighten(path: Path, st_mode: int, allowed: int = 0o700) -> None:
+    """Take group and other access away from ``path`` by name (chmod; no file descriptor)."""
+    current = stat.S_IMODE(st_mode)
+    if current & ~allowed & 0o777:
+        os.chmod(path, current & allowed)
+
+
+def check_database_file(path: Path) -> bool:
+    """Whether the database file exists; StorageUnavailable if it is not one SQLite may use.
+
+    Refused: a folder, a pipe or device, a link to nothing, an unreadable file, and a file with
+    more than one name (hard links): SQLite keeps a -wal per name, so two programs using two
+    names would each write their own and damage the database.
+    """
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        link = _missing_link(path)
+        if link is not None:
+            raise StorageUnavailable(
+                f"{link} points to {os.readlink(link)}, which is not there (a network share or"
+                " removable disk that is not connected?), so the database cannot be opened."
+            ) from None
+        return False
+    if stat.S_ISDIR(info.st_mode):
+        raise StorageUnavailable(
+            f"{path} is a folder, not the Therapy Timer database file; move it away."
+        )
+    if not stat.S_ISREG(info.st_mode):
+        raise StorageUnavailable(
+            f"{path} is not an ordinary file (a pipe or a device), so it cannot be the"
+            " Therapy Timer database; move it away."
+        )
+    if info.st_nlink > 1:
+        raise StorageUnavailable(
+            f"The database {path} has {info.st_nlink} names (hard links), and SQLite would keep"
+            " a separate journal for each name and damage it; keep this name only (remove the"
+            " other links, which `find / -samefile` lists)."
+        )
+    if not os.access(path, os.R_OK):
+        mine = not hasattr(os, "geteuid") or info.st_uid == os.geteuid()
+        owner = "this account, but its permissions" if mine else "another user account, which"
+        raise StorageUnavailable(
+            f"This user account may not read the database {path}: it belongs to {owner} forbid"
+            " reading it; ask your IT support to give it back to you."
+        )
+    return True
+
+
 def private_file(path: Path) -> None:
-    """Create ``path`` as 0600, or take group and other access away from an existing file."""
+    """Create ``path`` as 0600, or take group and other access away from an existing file.
+
+    Opens a descriptor: only for files no SQLite connection of this process has open (a
+    backup's partial copy, a restore's staging copy), never the live database or its journals.
+    """
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE)
     except FileExistsError:

@@ -9,21 +9,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from therapy_timer.clock import Clock
-from therapy_timer.errors import DatabaseCorrupt, InvalidInput
+from therapy_timer.errors import DatabaseCorrupt, InvalidInput, StorageUnavailable
 from therapy_timer.paths import data_dir as default_data_dir
-from therapy_timer.store._db import StoreBase, guarded, sqlite_primary, translated
+from therapy_timer.store._db import StoreBase, guarded, open_here, sqlite_primary, translated
 from therapy_timer.store._files import (
     DB_FILENAME,
     backup_sort_key,
     backups_dir,
     database_path,
     fsync_dir,
-    latest_backup,
     list_backups,
     private_dir,
     private_file,
 )
-from therapy_timer.store.migrations import check_ours
+from therapy_timer.store.migrations import check_ours, prepare_schema, schema_differences
 
 BACKUPS_KEPT = 14
 _DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
@@ -45,17 +44,32 @@ class BackupsMixin(StoreBase):
         """Make today's backup unless there is one; keep the newest 14. None if already done.
 
         Checks integrity first: a damaged database must not push good backups out of the 14.
+        Backups dated after the clock's now (``future_backups``) are neither today's backup nor
+        counted among the 14, and never deleted here: one made while the clock read 2036 would
+        otherwise sort newest forever, and every run would make a backup and rotate out a good one.
         """
         now = self._clock.now()
-        latest = latest_backup(self._data_dir)
+        dated = _backups_until(self._data_dir, now)
         today = now.astimezone().date()
-        if latest is not None and _backup_time(latest).astimezone().date() == today:
+        if dated and _backup_time(dated[-1]).astimezone().date() == today:
             return None
         self.check_integrity()
         made = self.backup()
-        for old in list_backups(self._data_dir)[:-BACKUPS_KEPT]:
+        for old in _backups_until(self._data_dir, now)[:-BACKUPS_KEPT]:
             old.unlink(missing_ok=True)
         return made
+
+    @guarded
+    def future_backups(self) -> list[Path]:
+        """Rotating backups dated after the clock's now, oldest first: made while the clock was
+        wrong (or it is wrong now). Show them to a person; nothing here trusts or deletes them."""
+        now = self._clock.now()
+        return [p for p in list_backups(self._data_dir) if _backup_time(p) > now]
+
+
+def _backups_until(data_dir: Path, now: datetime) -> list[Path]:
+    """The rotating backups dated no later than ``now``, oldest first."""
+    return [p for p in list_backups(data_dir) if _backup_time(p) <= now]
 
 
 def _backup_time(path: Path) -> datetime:
@@ -110,16 +124,29 @@ def _corrupt_restore_source(file: Path, detail: str) -> DatabaseCorrupt:
     )
 
 
-def _validate_for_restore(file: Path) -> None:
-    conn = sqlite3.connect(file, isolation_level=None)
+def _validate_for_restore(staged: Path, source: Path) -> None:
+    """Check the staged copy of ``source`` and bring it to this version's schema.
+
+    Refuses a copy whose tables, indexes or triggers differ from what the migrations make: a
+    file without the audit triggers would restore an editable audit log.
+    """
+    conn = sqlite3.connect(staged, isolation_level=None)
     try:
         result = conn.execute("PRAGMA quick_check").fetchone()
         if result is None or result[0] != "ok":
-            raise _corrupt_restore_source(file, str(result[0] if result else "no answer"))
-        applied = check_ours(conn, file)
+            raise _corrupt_restore_source(source, str(result[0] if result else "no answer"))
+        applied = check_ours(conn, source)
         if "m001_initial" not in applied:
             raise DatabaseCorrupt(
-                f"{file} is not a Therapy Timer database (it has none of our tables)."
+                f"{source} is not a Therapy Timer database (it has none of our tables)."
+            )
+        prepare_schema(conn, source, read_only=False)
+        problems = schema_differences(conn)
+        if problems:
+            raise DatabaseCorrupt(
+                f"{source} was not restored: its tables, indexes or triggers are not the ones"
+                f" Therapy Timer makes ({'; '.join(problems[:3])}), so it may have been edited."
+                " Choose another backup."
             )
     finally:
         conn.close()
@@ -143,6 +170,9 @@ def restore(
     db_path = database_path(folder)
     if not Path(file).is_file():
         raise InvalidInput("file", f"{file} does not exist or is not a file")
+    if open_here(Path(file)) or _same_file(Path(file), db_path):
+        # Copying it would open and close a descriptor on a live database (lost locks).
+        raise InvalidInput("file", f"{file} is a database in use, not a backup; choose a backup")
     now = clock.now()
     stamp = now.astimezone(UTC).strftime("%Y%m%d-%H%M%S")
     with translated(db_path):
@@ -157,7 +187,7 @@ def restore(
             shutil.copyfile(file, staged)
             with translated(Path(file)):
                 try:
-                    _validate_for_restore(staged)
+                    _validate_for_restore(staged, Path(file))
                 except sqlite3.DatabaseError as exc:
                     if sqlite_primary(exc) in _DAMAGED:
                         raise _corrupt_restore_source(Path(file), str(exc)) from exc
@@ -179,6 +209,22 @@ def restore(
     return kept
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _refuse_raw_access(db_path: Path) -> None:
+    """Refuse to copy or swap the database's files while this process has it open."""
+    if open_here(db_path):
+        raise StorageUnavailable(
+            f"The database {db_path} is too damaged to restore over while this program has it"
+            " open; close every Therapy Timer window, then restore again."
+        )
+
+
 def _keep_current(db_path: Path, dest: Path) -> Path | None:
     if not db_path.exists() or db_path.stat().st_size == 0:
         return None
@@ -190,6 +236,7 @@ def _keep_current(db_path: Path, dest: Path) -> Path | None:
             conn.close()
     except sqlite3.DatabaseError:
         # Damaged beyond SQLite's reading: keep the raw bytes (and any -wal) for forensics.
+        _refuse_raw_access(db_path)
         private_file(dest)
         shutil.copyfile(db_path, dest)
         wal = Path(f"{db_path}-wal")
@@ -204,9 +251,13 @@ def _replace_database(staged: Path, db_path: Path) -> None:
     try:
         try:
             # The backup API writes into the live file under SQLite's locks, so any other
-            # connection sees the restored data instead of an unlinked file.
-            private_file(db_path)
-            target = sqlite3.connect(db_path, isolation_level=None, timeout=5.0)
+            # connection sees the restored data instead of an unlinked file. A new file is
+            # made private by the umask: no descriptor of ours may touch the live file.
+            umask = os.umask(0o077)
+            try:
+                target = sqlite3.connect(db_path, isolation_level=None, timeout=5.0)
+            finally:
+                os.umask(umask)
             try:
                 target.execute("PRAGMA journal_mode=WAL")
                 source.backup(target)
@@ -218,6 +269,7 @@ def _replace_database(staged: Path, db_path: Path) -> None:
                 raise
         # The current file is too damaged to write into: swap files. Its -wal must go too,
         # or SQLite would replay stale frames onto the restored database.
+        _refuse_raw_access(db_path)
         partial = db_path.with_name(db_path.name + ".partial")
         partial.unlink(missing_ok=True)
         _copy_with_backup_api(source, partial)

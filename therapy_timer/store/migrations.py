@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
 from pathlib import Path
 
@@ -140,6 +141,30 @@ def _m005_audit_by_child_session(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS(name="m006_one_open_session_per_patient")
+def _m006_one_open_session_per_patient(db: sqlite_utils.Database) -> None:
+    # At most one open session per patient and clinician, whatever the windows and commands do:
+    # two would bill the same visit twice. References are compared case-insensitively ("js" and
+    # "JS" are the same initials; they are ASCII, so SQLite's upper() suffices) and kept as
+    # typed. An older version may have let duplicates in: closing one here would silently end a
+    # visit, so each keeps its place instead: the oldest open_duplicate 0, the others 1, 2...
+    # (Store.open_duplicates lists them for a person to close). Every new session takes 0.
+    db.executescript(
+        """
+        ALTER TABLE sessions ADD COLUMN open_duplicate INTEGER NOT NULL DEFAULT 0;
+        UPDATE sessions SET open_duplicate = (
+            SELECT count(*) FROM sessions AS older
+            WHERE older.status = 'open'
+                AND upper(older.patient_ref) = upper(sessions.patient_ref)
+                AND older.clinician = sessions.clinician
+                AND (older.created_utc, older.id) < (sessions.created_utc, sessions.id)
+        ) WHERE status = 'open';
+        CREATE UNIQUE INDEX sessions_one_open_per_patient
+            ON sessions(upper(patient_ref), clinician, open_duplicate) WHERE status = 'open';
+        """
+    )
+
+
 # Everything is pending on an empty database: that is the list of migrations this version knows.
 KNOWN_MIGRATIONS = frozenset(m.name for m in MIGRATIONS.pending(sqlite_utils.Database(memory=True)))
 SCHEMA_VERSION = len(KNOWN_MIGRATIONS)
@@ -207,3 +232,54 @@ def prepare_schema(conn: sqlite3.Connection, db_path: Path, read_only: bool) -> 
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
         raise
+
+
+# ---------------------------------------------------------------------------------------------
+# The schema a file must have: a restored backup without the audit triggers or the unique
+# indexes would let the audit log be edited and two treatment codes run at once.
+
+_BOOKKEEPING = (Migrations.migrations_table,)
+SchemaObject = tuple[str, str, str, str]
+"""(type, name, table, SQL with its whitespace collapsed) of a table, index or trigger."""
+
+
+def schema_of(conn: sqlite3.Connection) -> set[SchemaObject]:
+    rows = conn.execute(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master"
+        " WHERE type IN ('table', 'index', 'trigger', 'view') AND name NOT LIKE 'sqlite_%'"
+    ).fetchall()
+    return {
+        (str(kind), str(name), str(table), " ".join(str(sql or "").split()))
+        for kind, name, table, sql in rows
+        if table not in _BOOKKEEPING
+    }
+
+
+@functools.cache
+def expected_schema() -> frozenset[SchemaObject]:
+    """The schema the migrations make in a new database."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        prepare_schema(conn, Path(":memory:"), read_only=False)
+        return frozenset(schema_of(conn))
+    finally:
+        conn.close()
+
+
+def schema_differences(conn: sqlite3.Connection) -> list[str]:
+    """What differs from the migrations' schema, in words ('the trigger x is missing')."""
+    found = schema_of(conn)
+    expected = expected_schema()
+    named_found = {(obj[0], obj[1]): obj for obj in found}
+    problems = []
+    for kind, name, table, sql in sorted(expected):
+        other = named_found.get((kind, name))
+        if other is None:
+            problems.append(f"the {kind} {name} is missing")
+        elif other != (kind, name, table, sql):
+            problems.append(f"the {kind} {name} was changed")
+    expected_names = {(kind, name) for kind, name, *_ in expected}
+    problems += [
+        f"it has an extra {k} {n}" for k, n in sorted(named_found) if (k, n) not in expected_names
+    ]
+    return problems

@@ -74,6 +74,22 @@ class QueriesMixin(StoreBase):
         sql += " ORDER BY date_of_service, created_utc, id"
         return [session_of(r) for r in self._rows(sql, params)]
 
+    @guarded
+    def open_duplicates(self) -> list[list[Session]]:
+        """Open sessions of one patient (references compared case-insensitively) and clinician,
+        in groups, oldest first: only an older version could let them in (m006). A person
+        should close or correct all but one; nothing closes them silently."""
+        groups: dict[tuple[str, str], list[Session]] = {}
+        for row in self._rows(
+            "SELECT * FROM sessions WHERE status = 'open' AND (upper(patient_ref), clinician) IN"
+            " (SELECT upper(patient_ref), clinician FROM sessions WHERE status = 'open'"
+            "  GROUP BY upper(patient_ref), clinician HAVING count(*) > 1)"
+            " ORDER BY upper(patient_ref), clinician, created_utc, id"
+        ):
+            key = (row["patient_ref"].upper(), row["clinician"])
+            groups.setdefault(key, []).append(session_of(row))
+        return list(groups.values())
+
     # segments -------------------------------------------------------------------------------
 
     @guarded

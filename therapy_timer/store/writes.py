@@ -129,6 +129,24 @@ class WritesMixin(QueriesMixin):
         )
         return result
 
+    def _check_no_open_session(self, ref: str, clinician: str, other_than: str = "") -> None:
+        """InvalidOperation if ``clinician`` has an open session for patient ``ref``.
+
+        Inside the write transaction, so two processes cannot both pass; the database's unique
+        index (m006) backs it up.
+        """
+        rows = self._rows(
+            "SELECT id, patient_ref FROM sessions WHERE status = 'open'"
+            " AND upper(patient_ref) = upper(?) AND clinician = ? AND id != ?"
+            " ORDER BY created_utc LIMIT 1",
+            [ref, clinician, other_than],
+        )
+        if rows:
+            raise InvalidOperation(
+                f"patient {rows[0]['patient_ref']} already has an open session with {clinician}"
+                f" (session {rows[0]['id']}); continue or close that one instead"
+            )
+
     def _check_no_exclusive_overlap(
         self, session_id: str, start: str, stop: str | None, ignore_id: str | None
     ) -> None:
@@ -170,6 +188,7 @@ class WritesMixin(QueriesMixin):
             raise InvalidInput("date_of_service", f"not a date: {date_of_service!r}")
         with self._write():
             self._profile_row(payer_profile)
+            self._check_no_open_session(ref, who)
             row = {
                 "id": str(uuid.uuid4()),
                 "date_of_service": date_of_service.isoformat(),
@@ -267,6 +286,10 @@ class WritesMixin(QueriesMixin):
             changes["date_of_service"] = date_of_service.isoformat()
         with self._write():
             before = self._session_row(session_id)
+            if before.is_open and "patient_ref" in changes:
+                self._check_no_open_session(
+                    str(changes["patient_ref"]), before.clinician, before.id
+                )
             if payer_profile is not None:
                 changes["payer_profile"] = self._profile_row(payer_profile).name
             if not changes:
