@@ -119,7 +119,11 @@ class AuditEntry:
 
 
 def patient_ref(raw: str) -> str:
-    """A short patient label (initials or a record number), stripped; InvalidInput otherwise."""
+    """A short patient label (initials or a record number), stripped; InvalidInput otherwise.
+
+    Kept as typed. References that differ only in case name the same patient: the store allows
+    one open session per reference and clinician, compared case-insensitively (ASCII only).
+    """
     ref = raw.strip() if isinstance(raw, str) else ""
     if not ref or len(ref) > PATIENT_REF_MAX or not _PATIENT_REF.match(ref):
         raise InvalidInput(
