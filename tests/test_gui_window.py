@@ -413,6 +413,9 @@ def test_keep_running_after_a_crash_keeps_counting(qtbot: Bot, tmp_path: Path) -
 
 # PySide6 6.12.0 on Python < 3.12 dropped a reference to None per void Qt call (pyproject
 # excludes that release): a repainting window then aborted within minutes.
+@pytest.mark.skipif(
+    sys.version_info >= (3, 12), reason="None is immortal on 3.12+: its refcount never moves"
+)
 def test_repainting_does_not_leak_references_to_none(qtbot: Bot, rig: Rig) -> None:
     type_patient(qtbot, rig)
     qtbot.mouseClick(rig.tile("97110"), LEFT)
