@@ -395,16 +395,19 @@ def test_recover_discard_removes_the_segments_and_keeps_them_in_the_audit(
 def test_restore_after_the_clock_went_back_before_the_heartbeat(
     service: Clinic, session: Session, clock: FakeClock
 ) -> None:
+    # A heartbeat ahead of the clock is indistinguishable from one a fast clock wrote, so it is
+    # never a lower bound (records issue, item 9): the stopwatch holds at its own last recorded
+    # moment instead, and says the clock went back so the minutes are checked before billing.
     service.start(session.id, "97110")
     clock.advance(minutes=10)
     service.heartbeat()
     clock.advance(minutes=-30)
     stopwatch = service.stopwatch(session.id)
-    assert stopwatch.elapsed("97110") == timedelta(minutes=10)
+    assert stopwatch.elapsed("97110") == timedelta(0)
     assert len(stopwatch.warnings) == 1
     outcome = service.stop(session.id)
     assert outcome.change.warnings
-    assert outcome.change.closed[0].stop == DEFAULT_START + timedelta(minutes=10)
+    assert outcome.change.closed[0].stop == DEFAULT_START
 
 
 # -- a real crash --------------------------------------------------------------------------
@@ -719,3 +722,23 @@ def test_timed_codes_still_go_through_the_stopwatch_not_untimed_add(
 ) -> None:
     with pytest.raises(InvalidInput, match="timer start 97110"):
         service.add_untimed(session.id, "97110")
+
+
+def test_a_heartbeat_from_a_fast_clock_never_zeroes_later_minutes(
+    service: Clinic, store: Store, session: Session, clock: FakeClock
+) -> None:
+    # Records issue, item 9: a window three hours fast wrote its heartbeat, then closed.
+    store.write_heartbeat(clock.now() + timedelta(hours=3))
+    service.start(session.id, "97110")
+    clock.advance(minutes=40)
+    assert service.rules_input(session.id).timed == {"97110": 40}
+    closed = service.end_session(session.id)
+    assert service.summary(closed.id).total_timed_units == 3
+    # Nor is it offered as the moment to stop a forgotten timer at.
+    other = service.open_session(
+        patient_ref="JD-9", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
+    )
+    service.start(other.id, "97110")
+    store.write_heartbeat(clock.now() + timedelta(hours=3))
+    (interrupted,) = service.interrupted()
+    assert RecoveryChoice.STOP_AT_HEARTBEAT not in interrupted.choices

@@ -467,7 +467,7 @@ class Clinic:
         segments = self._store.segments_of(ids)
         untimed = self._store.untimed_services_of(ids)
         profiles = {p.name: p for p in self._store.payer_profiles()}
-        heartbeat = self._store.last_heartbeat()
+        heartbeat = self._trusted_heartbeat()
         concurrent = billing.concurrent_patients(
             sessions, segments, self._catalogue, self._clock.now()
         )
@@ -657,7 +657,7 @@ class Clinic:
         A segment also stays open when a command started it and no window was running, so
         "keep running" is always a choice; nothing is changed until ``recover`` is called.
         """
-        heartbeat = self._store.last_heartbeat()
+        heartbeat = self._trusted_heartbeat()
         by_session: dict[str, list[Segment]] = {}
         for segment in self._store.open_segments():
             by_session.setdefault(segment.session_id, []).append(segment)
@@ -871,6 +871,15 @@ class Clinic:
                 " switch 'Furnished by' to the therapist first"
             )
 
+    def _trusted_heartbeat(self) -> datetime | None:
+        """The last heartbeat, unless it lies in the future: a window whose clock ran fast must
+        not become a lower bound for new segments (they would bill 0 minutes) or a moment to
+        stop forgotten timers at (it would bill time that never happened)."""
+        heartbeat = self._store.last_heartbeat()
+        if heartbeat is not None and heartbeat > self._clock.now():
+            return None
+        return heartbeat
+
     def _open(self, session_id: str) -> Session:
         session = self._store.get_session(session_id)
         if not session.is_open:
@@ -889,7 +898,7 @@ class Clinic:
         """The session's stopwatch from stored rows (read here unless the caller has them)."""
         if segments is None:
             segments = self._store.segments(session.id)
-            heartbeat = self._store.last_heartbeat()
+            heartbeat = self._trusted_heartbeat()
         paused = None
         if session.paused_utc is not None:
             paused = Paused(

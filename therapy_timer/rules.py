@@ -127,15 +127,6 @@ class Result:
     warnings: tuple[RuleWarning, ...]
     note: str
 
-    def to_json(self) -> dict[str, Any]:
-        """The answer of the ``units --json`` contract; kept for callers not yet moved.
-
-        The encoding lives in ``contract.result_json``; use that in new code.
-        """
-        from therapy_timer.contract import result_json  # contract imports rules, not the reverse
-
-        return result_json(self)
-
 
 _new = object.__new__
 
