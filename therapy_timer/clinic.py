@@ -7,8 +7,10 @@ changes) in one place, commits before it returns, and says what changed.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -39,6 +41,7 @@ from therapy_timer.stopwatch import (
     Stopwatch,
 )
 from therapy_timer.stopwatch import Segment as WatchSegment
+from therapy_timer.store.queries import WindowLease
 
 HEARTBEAT_INTERVAL_SECONDS = 30
 """How often a running window should call ``Clinic.heartbeat`` (at most this much is lost)."""
@@ -76,11 +79,14 @@ class Outcome:
 
     ``change`` names segments by the ids stored with them; its ``warnings`` say when the clock
     went backwards. An empty change (e.g. starting the code that already runs) wrote nothing.
+    ``elsewhere``: what the step stopped in other patients' sessions (one-on-one time of the
+    same clinician cannot run for two patients), one stop step per session.
     """
 
     session: Session
     change: Change
     stopwatch: Stopwatch
+    elsewhere: tuple[Outcome, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -614,14 +620,24 @@ class Clinic:
     # -- stopwatch steps -----------------------------------------------------------------------
 
     def start(self, session_id: str, code: str, furnished_by: FurnishedBy | None = None) -> Outcome:
-        """Start ``code``; a treatment code stops the one running (R8.1)."""
+        """Start ``code``; a treatment code stops the one running (R8.1).
+
+        One-on-one time cannot be in two places: a timed code (not a supervised modality) the
+        same person furnishes for another patient stops at the same moment (``elsewhere``
+        says what); that patient's supervised modalities keep running, and an assistant's
+        one-on-one time is theirs, not their supervising therapist's.
+        """
         entry = self._catalogue.get(code, "code")
 
         def start(session: Session, stopwatch: Stopwatch) -> Change:
             self._check_furnisher(session, entry, furnished_by or stopwatch.furnished_by)
             return stopwatch.start(entry.code, furnished_by)
 
-        return self._step(session_id, "start", start)
+        outcome = self._step(session_id, "start", start)
+        opened = [s for s in outcome.change.opened if self._one_on_one(s.code)]
+        if not opened:
+            return outcome
+        return replace(outcome, elsewhere=self._stop_one_on_one_elsewhere(outcome.session, opened))
 
     def stop(self, session_id: str, code: str | None = None) -> Outcome:
         """Stop ``code``, or everything running when ``code`` is None."""
@@ -673,7 +689,10 @@ class Clinic:
 
         Returns the segments as they are afterwards (kept, stopped, or the discarded ones).
         """
-        found = [i for i in self.interrupted() if i.session.id == session_id]
+        # A window that died leaves only the segments it showed to recover; ones a command
+        # started afterwards are running, not interrupted.
+        found = [i for i in self.abandoned() if i.session.id == session_id]
+        found = found or [i for i in self.interrupted() if i.session.id == session_id]
         if not found:
             raise InvalidOperation(f"session {session_id} has no running segments to recover")
         interrupted = found[0]
@@ -707,6 +726,96 @@ class Clinic:
             self._store.discard_segment(s.id, reason=reason or DISCARD_REASON, actor=self._actor)
             for s in interrupted.segments
         )
+
+    # -- caseload -----------------------------------------------------------------------------
+
+    def running(self) -> list[RunningPatient]:
+        """Every open session with something running or paused, oldest first: the caseload
+        the window's strip, the tray and ``timer status`` show."""
+        by_session: dict[str, list[Segment]] = {}
+        for segment in self._store.open_segments():
+            by_session.setdefault(segment.session_id, []).append(segment)
+        return [
+            RunningPatient(session, tuple(by_session.get(session.id, ())))
+            for session in self.open_sessions()
+            if session.id in by_session or session.is_paused
+        ]
+
+    def hold_window(self) -> WindowLease:
+        """The window's heartbeat: this process shows the stopwatches (see ``abandoned``)."""
+        lease = replace(_this_process(), at_utc=self._clock.now())
+        self._store.hold_window_lease(lease)
+        return lease
+
+    def release_window(self) -> bool:
+        """The window closes normally: whatever still runs is simply running."""
+        return self._store.release_window_lease(_this_process())
+
+    def abandoned(self) -> list[Interrupted]:
+        """Running segments of a window process that died: what to offer for recovery.
+
+        Offered only when the window that showed them is provably gone (its pid is not
+        running, or is another process now, or the machine restarted) and its last heartbeat
+        is older than the heartbeat interval; only segments started by then, since a command
+        may have started others after the window died. A timer a command started while no
+        window ran belongs to no window: it is running, not interrupted.
+        """
+        lease = self._store.window_lease()
+        if lease is None or _process_alive(lease):
+            return []
+        now = self._clock.now()
+        if now - lease.at_utc < timedelta(seconds=HEARTBEAT_INTERVAL_SECONDS):
+            return []
+        heartbeat = self._trusted_heartbeat()
+        by_session: dict[str, list[Segment]] = {}
+        for segment in self._store.open_segments():
+            if segment.start_utc <= lease.at_utc:
+                by_session.setdefault(segment.session_id, []).append(segment)
+        return [
+            Interrupted(self._store.get_session(session_id), tuple(segments), heartbeat)
+            for session_id, segments in by_session.items()
+        ]
+
+    def forget_abandoned_lease(self) -> None:
+        """Once the user has answered for a dead window, its lease is settled (not asked again)."""
+        lease = self._store.window_lease()
+        if lease is not None and not _process_alive(lease):
+            self._store.release_window_lease(lease)
+
+    def undo_elsewhere(self, outcome: Outcome, *, reason: str = "") -> None:
+        """Take back a start that stopped one-on-one time for other patients (a mistaken tap):
+        the codes it opened are discarded (audited), what it stopped in its own session and
+        elsewhere starts again. The seconds between the tap and the undo stay unbilled."""
+        why = reason or UNDO_ELSEWHERE_REASON
+        for segment in outcome.change.opened:
+            self._store.discard_segment(segment.id, reason=why, actor=self._actor)
+        for segment in outcome.change.closed:
+            self.start(outcome.session.id, segment.code, segment.furnished_by)
+        for other in outcome.elsewhere:
+            for segment in other.change.closed:
+                self.start(other.session.id, segment.code, segment.furnished_by)
+
+    def _one_on_one(self, code: str) -> bool:
+        entry = self._catalogue.get(code)
+        return entry.timed and not entry.supervised_modality
+
+    def _stop_one_on_one_elsewhere(
+        self, session: Session, opened: Sequence[WatchSegment]
+    ) -> tuple[Outcome, ...]:
+        people = {_person(session, s.furnished_by) for s in opened}
+        stopped: list[Outcome] = []
+        by_session: dict[str, list[Segment]] = {}
+        for segment in self._store.open_segments():
+            if segment.session_id != session.id and self._one_on_one(segment.code):
+                by_session.setdefault(segment.session_id, []).append(segment)
+        for other_id, segments in by_session.items():
+            other = self._store.get_session(other_id)
+            for segment in segments:
+                if _person(other, segment.furnished_by) in people:
+                    stopped.append(
+                        self._step(other_id, "stop.one_on_one_elsewhere", _stopping(segment.code))
+                    )
+        return tuple(stopped)
 
     # -- the front desk ------------------------------------------------------------------------
 
@@ -1009,3 +1118,67 @@ def _from_store(segment: Segment) -> WatchSegment:
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
+
+
+# -- caseload --------------------------------------------------------------------------------
+
+UNDO_ELSEWHERE_REASON = "undone: the tap went to the wrong patient"
+_BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
+
+
+@dataclass(frozen=True)
+class RunningPatient:
+    """An open session with running segments (or a pause): one entry of the caseload."""
+
+    session: Session
+    segments: tuple[Segment, ...]
+
+
+def _person(session: Session, furnished_by: FurnishedBy) -> tuple[str, bool]:
+    """Whose one-on-one time a segment is: the session's clinician, or the unnamed assistant
+    of a therapist's session (an assistant's time is theirs, R7.1)."""
+    helper = furnished_by is FurnishedBy.ASSISTANT and not session.role.is_assistant
+    return (session.clinician.strip().casefold(), helper)
+
+
+def _boot_id() -> str:
+    try:
+        return _BOOT_ID_FILE.read_text().strip()
+    except OSError:
+        return ""
+
+
+def _process_start(pid: int) -> str:
+    """When ``pid`` started, in clock ticks since boot (Linux), so a reused pid is told apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    # The command name (field 2) may hold spaces and parentheses: count from its end.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return fields[19] if len(fields) > 19 else ""
+
+
+def _this_process() -> WindowLease:
+    pid = os.getpid()
+    return WindowLease(pid, _boot_id(), _process_start(pid), datetime.min)
+
+
+def _process_alive(lease: WindowLease) -> bool:
+    """Whether the lease's window process still runs (False only when provably gone)."""
+    if lease.boot_id and _boot_id() and lease.boot_id != _boot_id():
+        return False  # the machine restarted since
+    if sys.platform == "win32":  # pragma: no cover - os.kill(pid, 0) would end the process
+        return True
+    try:
+        os.kill(lease.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process holds the pid: alive, but is it ours?
+    started = _process_start(lease.pid)
+    return not (lease.process_start and started and started != lease.process_start)
+
+
+def _stopping(code: str) -> Callable[[Session, Stopwatch], Change]:
+    return lambda _session, stopwatch: stopwatch.stop(code)

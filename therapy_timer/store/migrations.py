@@ -165,6 +165,26 @@ def _m006_one_open_session_per_patient(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS(name="m007_window_lease")
+def _m007_window_lease(db: sqlite_utils.Database) -> None:
+    # Which window process shows the running stopwatches, so that only timers of a window that
+    # really died are offered for recovery: a timer a foot pedal or a script started while no
+    # window ran is running, not interrupted. One row: the process (pid, boot id and its start
+    # time, so a reused pid is not taken for it) and its last heartbeat. A window closing
+    # normally deletes the row.
+    db.executescript(
+        """
+        CREATE TABLE window_lease (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            pid INTEGER NOT NULL,
+            boot_id TEXT NOT NULL,
+            process_start TEXT NOT NULL,
+            at_utc TEXT NOT NULL
+        );
+        """
+    )
+
+
 # Everything is pending on an empty database: that is the list of migrations this version knows.
 KNOWN_MIGRATIONS = frozenset(m.name for m in MIGRATIONS.pending(sqlite_utils.Database(memory=True)))
 SCHEMA_VERSION = len(KNOWN_MIGRATIONS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from therapy_timer.model import (
@@ -26,6 +27,19 @@ from therapy_timer.store._db import (
     untimed_of,
 )
 from therapy_timer.store.migrations import CHILD_SESSION
+
+
+@dataclass(frozen=True)
+class WindowLease:
+    """A window process that shows the running stopwatches, and its last heartbeat.
+
+    ``boot_id`` and ``process_start`` tell this process from a later one with the same pid.
+    """
+
+    pid: int
+    boot_id: str
+    process_start: str
+    at_utc: datetime
 
 
 class QueriesMixin(StoreBase):
@@ -241,6 +255,18 @@ class QueriesMixin(StoreBase):
     def last_heartbeat(self) -> datetime | None:
         row = self._conn.execute("SELECT at_utc FROM heartbeat WHERE id = 1").fetchone()
         return None if row is None else dt(row[0])
+
+    # -- window lease --------------------------------------------------------------------------
+
+    @guarded
+    def window_lease(self) -> WindowLease | None:
+        """The window process that last showed the stopwatches, unless it closed normally."""
+        row = self._conn.execute(
+            "SELECT pid, boot_id, process_start, at_utc FROM window_lease WHERE id = 1"
+        ).fetchone()
+        if row is None:
+            return None
+        return WindowLease(int(row[0]), str(row[1]), str(row[2]), dt(row[3]))
 
     @guarded
     def get_setting(self, key: str, default: str | None = None) -> str | None:

@@ -36,7 +36,7 @@ from therapy_timer.store._db import (
     spec_json,
     ts,
 )
-from therapy_timer.store.queries import QueriesMixin
+from therapy_timer.store.queries import QueriesMixin, WindowLease
 
 _T = TypeVar("_T")
 
@@ -751,6 +751,38 @@ class WritesMixin(QueriesMixin):
                 " ON CONFLICT(id) DO UPDATE SET at_utc = excluded.at_utc",
                 [at],
             )
+
+    # -- window lease --------------------------------------------------------------------------
+
+    @guarded
+    def hold_window_lease(self, lease: WindowLease) -> None:
+        """Record that this window process shows the stopwatches, with the heartbeat, in one
+        transaction (not audited: it is written every half minute)."""
+        at = ts(lease.at_utc, "at_utc")
+        with self._write():
+            self._conn.execute(
+                "INSERT INTO heartbeat (id, at_utc) VALUES (1, ?)"
+                " ON CONFLICT(id) DO UPDATE SET at_utc = excluded.at_utc",
+                [at],
+            )
+            self._conn.execute(
+                "INSERT INTO window_lease (id, pid, boot_id, process_start, at_utc)"
+                " VALUES (1, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET pid = excluded.pid,"
+                " boot_id = excluded.boot_id, process_start = excluded.process_start,"
+                " at_utc = excluded.at_utc",
+                [int(lease.pid), lease.boot_id, lease.process_start, at],
+            )
+
+    @guarded
+    def release_window_lease(self, lease: WindowLease) -> bool:
+        """Forget the lease if it is still this process's (a window closing normally)."""
+        with self._write():
+            cursor = self._conn.execute(
+                "DELETE FROM window_lease WHERE id = 1 AND pid = ? AND boot_id = ?"
+                " AND process_start = ?",
+                [int(lease.pid), lease.boot_id, lease.process_start],
+            )
+        return cursor.rowcount > 0
 
     @guarded
     def set_setting(self, key: str, value: str, *, actor: str | None = None) -> None:
