@@ -18,10 +18,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar
 from urllib.parse import quote
 
-import sqlite_utils
+if TYPE_CHECKING:
+    # Imported on first use of StoreBase._db only (issue 13): sqlite_utils pulls in dateutil,
+    # pluggy, tabulate... (~90 ms), which a command or window that only reads never needs.
+    import sqlite_utils
 
 from therapy_timer.clock import Clock
 from therapy_timer.codes import Discipline, FurnishedBy, Method, Role
@@ -356,7 +359,9 @@ class StoreBase:
     ) -> None:
         """Use ``Store.open``; this takes an already prepared connection."""
         self._conn = conn
-        self._db = sqlite_utils.Database(conn, execute_plugins=False)
+        # sqlite_utils.Database(conn) turns this on; the connection keeps it whether or not
+        # the lazy ``_db`` below is ever built, so behaviour never depends on which ran first.
+        conn.execute("PRAGMA recursive_triggers = on")
         self._path = path
         self._data_dir = path.parent
         self._clock = clock
@@ -391,6 +396,13 @@ class StoreBase:
             actor=actor or _default_actor(),
             busy_timeout_ms=busy_timeout_ms,
         )
+
+    @functools.cached_property
+    def _db(self) -> sqlite_utils.Database:
+        """sqlite_utils over the same connection, built (and imported) on first use."""
+        from sqlite_utils import Database
+
+        return Database(self._conn, recursive_triggers=False, execute_plugins=False)
 
     @property
     def path(self) -> Path:
