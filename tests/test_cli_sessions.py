@@ -52,7 +52,9 @@ def test_a_whole_session_from_the_command_line(cli: Cli) -> None:
     cli.clock.advance(minutes=20)
     cli("untimed", "add", "97161", "--minutes", "30")
 
-    status = cli.json("timer", "status", "--json")
+    # Unnamed, status lists every open session; named, it is that session's object.
+    assert [s["session"]["patient_ref"] for s in cli.json("timer", "status", "--json")] == ["JD"]
+    status = cli.json("timer", "status", "--patient", "JD", "--json")
     assert status["state"] == "running"
     assert status["running"][0]["code"] == "97140"
     assert status["codes"]["97110"] == {"minutes": 36, "assistant_minutes": 23}
@@ -90,7 +92,8 @@ def test_errors_are_plain_and_change_nothing(cli: Cli) -> None:
     assert "99999" in cli("timer", "start", "99999", "--patient", "JD", status=2).stderr
     assert cli.json("session", "list", "--json") == []  # no session was opened for the typo
     cli("timer", "start", "97110", "--patient", "AB")
-    cli("timer", "start", "97110", "--patient", "CD")
+    # Another clinician: one clinician's one-on-one time for CD would stop AB's (#12).
+    cli("timer", "start", "97110", "--patient", "CD", "--clinician", "Other")
     assert "name one with --patient" in cli("timer", "stop", status=1).stderr
     assert "is timed" in cli("untimed", "add", "97110", "--patient", "AB", status=2).stderr
     assert cli("timer", "stop", "--patient", "AB").stdout == "stopped 97110\n"
@@ -102,11 +105,11 @@ def test_backup_and_restore(cli: Cli, tmp_path: Path) -> None:
     assert cli("backup", "--to", str(copy)).stdout.strip() == str(copy)
     cli("session", "end")
     cli("restore", str(copy))
-    assert cli.json("timer", "status", "--json")["running"][0]["code"] == "97110"
+    assert cli.json("timer", "status", "--patient", "JD", "--json")["running"][0]["code"] == "97110"
     bogus = tmp_path / "bogus.sqlite3"
     bogus.write_bytes(b"not a database at all" * 100)
     assert "Error" in cli("restore", str(bogus), status=1).stderr
-    assert cli.json("timer", "status", "--json")["state"] == "running"
+    assert cli.json("timer", "status", "--patient", "JD", "--json")["state"] == "running"
 
 
 def test_editing_a_closed_session_needs_a_reason_and_marks_it_amended(cli: Cli) -> None:

@@ -16,7 +16,14 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 import click
 
 from therapy_timer import __version__, paths
-from therapy_timer.clinic import Clinic, Header, PdfRenderer, load_catalogue
+from therapy_timer.clinic import (
+    SHORT_ID,
+    Clinic,
+    Header,
+    PdfRenderer,
+    describe_profile,
+    load_catalogue,
+)
 from therapy_timer.clock import Clock, SystemClock
 from therapy_timer.codes import Catalogue, Discipline, FurnishedBy, Role
 from therapy_timer.contract import answer_batch, answer_json, request_from_json, result_json
@@ -29,8 +36,9 @@ from therapy_timer.errors import (
     StorageUnavailable,
     TherapyTimerError,
 )
+from therapy_timer.explain import PAYER_PROFILE_HELP
 from therapy_timer.export import EXPORT_FORMATS, segment_json, session_json
-from therapy_timer.model import Session
+from therapy_timer.model import PayerProfile, Session
 from therapy_timer.rules import Method, Result, evaluate, key_text, quote
 
 BAD_INPUT_STATUS = 2
@@ -147,12 +155,35 @@ def plain_errors(command: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
-        except (InvalidInput, OutputRefused) as exc:
+        except InvalidInput as exc:
+            raise BadInput(plain_message(exc)) from None
+        except OutputRefused as exc:
             raise BadInput(str(exc)) from None
         except (InvalidOperation, StorageUnavailable) as exc:
             raise click.ClickException(str(exc)) from None
 
     return wrapper
+
+
+FIELD_WORDS = {
+    "patient_ref": "",  # its messages already say "patient reference"
+    "payer_profile": "payer",
+    "start_utc": "start time",
+    "stop_utc": "end time",
+    "closed_utc": "closing time",
+    "date_of_service": "date of service",
+    "untimed": "untimed service",
+    "to": "--to",
+    "out": "--out",
+    "rounding_policy": "rounding setting",
+}
+"""The words a person uses for the store's field names (the store's names never reach them)."""
+
+
+def plain_message(exc: InvalidInput) -> str:
+    """The message of a refusal with the field said in the user's words."""
+    words = FIELD_WORDS.get(exc.field, exc.field.replace("_", " "))
+    return f"{words}: {exc.message}" if words else exc.message
 
 
 def _print_result(result: Result) -> None:
@@ -180,7 +211,10 @@ def _print_result(result: Result) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Answer in the JSON contract.")
 @click.option(
-    "--method", type=click.Choice([m.value for m in Method]), default="cms", show_default=True
+    "--method",
+    type=click.Choice([m.value for m in Method], case_sensitive=False),
+    default="cms",
+    show_default=True,
 )
 @click.option(
     "--discipline",
@@ -280,9 +314,30 @@ def _answer_file(request_file: Any, catalogue: Catalogue, as_json: bool) -> None
 
 BY_CHOICE = click.Choice([f.value for f in FurnishedBy], case_sensitive=False)
 ROLE_CHOICE = click.Choice([r.value for r in Role], case_sensitive=False)
+METHOD_CHOICE = click.Choice([m.value for m in Method], case_sensitive=False)
 patient_option = click.option(
     "--patient", help="Patient reference (initials or MRN) of the session to act on."
 )
+session_option = click.option(
+    "--session",
+    "session_ref",
+    metavar="ID",
+    help="The session to act on: its id or the first characters of it (session list shows them).",
+)
+
+
+def _session(
+    clinic: Clinic,
+    patient: str | None,
+    session_ref: str | None,
+    create: Header | None = None,
+) -> Session:
+    return clinic.session_to_act_on(patient=patient, session=session_ref, create=create)
+
+
+def _local(moment: dt.datetime | None, fmt: str = "%H:%M:%S") -> str:
+    """A stored UTC moment as the workstation's local time (UTC stays in --json)."""
+    return "running" if moment is None else moment.astimezone().strftime(fmt)
 
 
 def _status_json(clinic: Clinic, session: Session) -> dict[str, Any]:
@@ -316,6 +371,7 @@ def _print_status(status: dict[str, Any]) -> None:
     click.echo(
         f"{session['patient_ref']} - {session['clinician']} ({session['role']}), "
         f"{session['payer_profile']}: {status['state']}, furnished by {status['furnished_by']}"
+        f"  [session {session['id'][:SHORT_ID]}]"
     )
     for item in status["running"]:
         minutes, seconds = divmod(item["seconds"], 60)
@@ -329,24 +385,32 @@ def _print_status(status: dict[str, Any]) -> None:
 
 @main.group()
 def timer() -> None:
-    """Start, stop and pause the stopwatches of the open session."""
+    """Start, stop and pause the stopwatches of an open session.
+
+    With several patients' sessions open, name one with --patient REF or --session ID (an id
+    prefix is enough); with one open, it is the one.
+    """
 
 
 @timer.command("start")
 @click.argument("code")
 @patient_option
+@session_option
 @click.option("--by", "furnished_by", type=BY_CHOICE, help="Who furnishes the minutes.")
 @click.option(
     "--clinician", help="For a new session (default: the clinic setting, else your login)."
 )
 @click.option("--role", type=ROLE_CHOICE, help="For a new session.")
-@click.option("--payer", help="Payer profile for a new session (default: Medicare).")
+@click.option(
+    "--payer", help="Payer profile for a new session (default: the clinic's; see payer list)."
+)
 @pass_context
 @plain_errors
 def timer_start(
     context: Context,
     code: str,
     patient: str | None,
+    session_ref: str | None,
     furnished_by: str | None,
     clinician: str | None,
     role: str | None,
@@ -359,9 +423,9 @@ def timer_start(
         header = Header(
             clinician=clinician or defaults.clinician or _login(),
             role=Role(role.upper()) if role else defaults.role,
-            payer_profile=payer or defaults.payer_profile,
+            payer_profile=clinic.payer_profile(payer).name if payer else defaults.payer_profile,
         )
-        session = clinic.session_for_command(patient, create=header)
+        session = _session(clinic, patient, session_ref, create=header)
         by = FurnishedBy(furnished_by.lower()) if furnished_by else None
         outcome = clinic.start(session.id, entry.code, by)
         _echo_change(outcome.change.stopped_codes, outcome.change.started_codes)
@@ -383,66 +447,93 @@ def _echo_change(stopped: tuple[str, ...], started: tuple[str, ...]) -> None:
 @timer.command("stop")
 @click.argument("code", required=False)
 @patient_option
+@session_option
 @pass_context
 @plain_errors
-def timer_stop(context: Context, code: str | None, patient: str | None) -> None:
+def timer_stop(
+    context: Context, code: str | None, patient: str | None, session_ref: str | None
+) -> None:
     """Stop CODE, or everything running."""
     with context.clinic() as clinic:
-        outcome = clinic.stop(clinic.session_for_command(patient).id, code)
+        outcome = clinic.stop(_session(clinic, patient, session_ref).id, code)
         _echo_change(outcome.change.stopped_codes, ())
 
 
 @timer.command("pause")
 @patient_option
+@session_option
 @pass_context
 @plain_errors
-def timer_pause(context: Context, patient: str | None) -> None:
+def timer_pause(context: Context, patient: str | None, session_ref: str | None) -> None:
     """Pause for an interruption (the running codes resume together)."""
     with context.clinic() as clinic:
-        outcome = clinic.pause(clinic.session_for_command(patient).id)
+        outcome = clinic.pause(_session(clinic, patient, session_ref).id)
         click.echo("paused " + " ".join(outcome.change.stopped_codes))
 
 
 @timer.command("resume")
 @patient_option
+@session_option
 @pass_context
 @plain_errors
-def timer_resume(context: Context, patient: str | None) -> None:
+def timer_resume(context: Context, patient: str | None, session_ref: str | None) -> None:
     """Resume what the pause stopped."""
     with context.clinic() as clinic:
-        outcome = clinic.resume(clinic.session_for_command(patient).id)
+        outcome = clinic.resume(_session(clinic, patient, session_ref).id)
         click.echo("resumed " + " ".join(outcome.change.started_codes))
 
 
 @timer.command("status")
 @patient_option
-@click.option("--json", "as_json", is_flag=True)
+@session_option
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One object for the session named; a list of every open session otherwise.",
+)
 @pass_context
 @plain_errors
-def timer_status(context: Context, patient: str | None, as_json: bool) -> None:
-    """What runs now, and the minutes and units so far."""
+def timer_status(
+    context: Context, patient: str | None, session_ref: str | None, as_json: bool
+) -> None:
+    """What runs now, and the minutes and units so far: every open session unless one is named."""
     with context.clinic() as clinic:
-        status = _status_json(clinic, clinic.session_for_command(patient))
+        if patient is None and session_ref is None:
+            statuses = [_status_json(clinic, s) for s in clinic.open_sessions()]
+        else:
+            statuses = [_status_json(clinic, _session(clinic, patient, session_ref))]
     if as_json:
-        click.echo(json.dumps(status, indent=2))
-    else:
+        named = patient is not None or session_ref is not None
+        click.echo(json.dumps(statuses[0] if named else statuses, indent=2))
+        return
+    if not statuses:
+        click.echo("No open sessions.")
+    for status in statuses:
         _print_status(status)
 
 
 @main.group()
 def session() -> None:
-    """End, list and show treatment sessions."""
+    """End, list, show and correct treatment sessions.
+
+    SESSION and SEGMENT are ids as session list and session show print them; the first
+    characters are enough when no other id starts with them.
+    """
 
 
 @session.command("end")
 @patient_option
+@session_option
 @click.option("--json", "as_json", is_flag=True, help="Print the units answer as JSON.")
 @pass_context
 @plain_errors
-def session_end(context: Context, patient: str | None, as_json: bool) -> None:
+def session_end(
+    context: Context, patient: str | None, session_ref: str | None, as_json: bool
+) -> None:
     """Stop everything, close the open session, print its units and note."""
     with context.clinic() as clinic:
-        closed = clinic.end_session(clinic.session_for_command(patient).id)
+        closed = clinic.end_session(_session(clinic, patient, session_ref).id)
         result = clinic.summary(closed.id)
     if as_json:
         click.echo(json.dumps({"session": session_json(closed), **result_json(result)}, indent=2))
@@ -458,13 +549,19 @@ def session_end(context: Context, patient: str | None, as_json: bool) -> None:
 @pass_context
 @plain_errors
 def session_list(context: Context, day: dt.datetime | None, as_json: bool) -> None:
-    """The sessions of one date of service."""
+    """The sessions of one date of service, with what became of each (open, closed, amended,
+    exported, imported)."""
     with context.clinic() as clinic:
         when = day.date() if day else clinic.today()
         sessions = clinic.list_sessions(day=when)
         results = clinic.summaries(sessions)
+        states = clinic.session_states(sessions)
         rows = [
-            {**session_json(s), "total_timed_units": results[s.id].total_timed_units}
+            {
+                **session_json(s),
+                "state": list(states[s.id]),
+                "total_timed_units": results[s.id].total_timed_units,
+            }
             for s in sessions
         ]
     if as_json:
@@ -473,38 +570,51 @@ def session_list(context: Context, day: dt.datetime | None, as_json: bool) -> No
     if not rows:
         click.echo(f"No sessions on {when.isoformat()}.")
     for row in rows:
-        flags = " amended" if row["amended"] else ""
         click.echo(
-            f"{row['id']}  {row['patient_ref']:<10} {row['clinician']} ({row['role']})  "
-            f"{row['status']}{flags}  {row['total_timed_units']} timed units"
+            f"{row['id'][:SHORT_ID]}  {row['patient_ref']:<10} {row['clinician']} ({row['role']})"
+            f"  {', '.join(row['state'])}  {row['total_timed_units']} timed units"
         )
 
 
 @session.command("show")
-@click.argument("session_id")
-@click.option("--json", "as_json", is_flag=True)
+@click.argument("session_id", metavar="SESSION")
+@click.option("--json", "as_json", is_flag=True, help="Everything, times in UTC.")
 @pass_context
 @plain_errors
 def session_show(context: Context, session_id: str, as_json: bool) -> None:
-    """One session: its segments, untimed services, units and note."""
+    """One session: who, which payer, its segments (local times), untimed services, units, note."""
     with context.clinic() as clinic:
-        chosen = clinic.get_session(session_id)
-        segments = clinic.segments(session_id)
-        untimed = clinic.untimed_services(session_id)
-        result = clinic.summary(session_id)
+        chosen = clinic.find_session(session_id)
+        segments = clinic.segments(chosen.id)
+        untimed = clinic.untimed_services(chosen.id)
+        result = clinic.summary(chosen.id)
+        state = clinic.session_states([chosen])[chosen.id]
+        profile = clinic.payer_profile(chosen.payer_profile)
     if not as_json:
-        amended = ", amended" if chosen.amended else ""
-        click.echo(f"Session {chosen.id} ({chosen.status.value}{amended})")
-        click.echo("Segments (times in UTC; edit with: session edit SEGMENT --reason ...):")
+        click.echo(f"Session {chosen.id} ({', '.join(state)})")
+        click.echo(f"  Patient:    {chosen.patient_ref}")
+        click.echo(f"  Clinician:  {chosen.clinician} ({chosen.role.value})")
+        click.echo(f"  Payer:      {profile.name} ({describe_profile(profile)})")
+        click.echo(f"  Date:       {chosen.date_of_service.isoformat()}")
+        zone = dt.datetime.now().astimezone().strftime("%Z, UTC%z")
+        click.echo(f"Segments (local time, {zone}); correct with: session edit SEGMENT --reason:")
+        if not segments:
+            click.echo("  (none)")
         for seg in segments:
-            stop = seg.stop_utc.strftime("%H:%M:%S") if seg.stop_utc else "running"
             click.echo(
-                f"  {seg.id}  {seg.code}  {seg.start_utc:%H:%M:%S}-{stop}  {seg.furnished_by.value}"
+                f"  {seg.id[:SHORT_ID]}  {seg.code}  {_local(seg.start_utc)}-{_local(seg.stop_utc)}"
+                f"  {seg.furnished_by.value}"
             )
+        if untimed:
+            click.echo("Untimed services:")
+            for service in untimed:
+                minutes = "" if service.minutes is None else f"  {service.minutes} min"
+                click.echo(f"  {service.code}{minutes}  {service.furnished_by.value}")
         _print_result(result)
         return
     answer = {
         "session": session_json(chosen),
+        "state": list(state),
         "segments": [segment_json(seg) for seg in segments],
         "untimed": [
             {"code": u.code, "minutes": u.minutes, "furnished_by": u.furnished_by.value}
@@ -516,8 +626,13 @@ def session_show(context: Context, session_id: str, as_json: bool) -> None:
 
 
 @session.command("edit")
-@click.argument("segment_id")
+@click.argument("segment_id", metavar="SEGMENT")
 @click.option("--minutes", type=int, help="New length of the segment, from its start.")
+@click.option(
+    "--shift-later",
+    is_flag=True,
+    help="Make room for a longer segment by moving the session's later segments later.",
+)
 @click.option("--code", help="The code the minutes belong to.")
 @click.option("--by", "furnished_by", type=BY_CHOICE, help="Who furnished them.")
 @click.option("--reason", required=True, help="Why (kept in the audit log).")
@@ -527,20 +642,78 @@ def session_edit(
     context: Context,
     segment_id: str,
     minutes: int | None,
+    shift_later: bool,
     code: str | None,
     furnished_by: str | None,
     reason: str,
 ) -> None:
-    """Correct a recorded segment (ids: session show ID --json); a closed session is amended."""
+    """Correct a recorded segment (ids: session show SESSION); a closed session is amended.
+
+    A segment made longer may not run into the next one: the message names it, and
+    --shift-later moves it and every later segment of the session instead.
+    """
     with context.clinic() as clinic:
-        segment = clinic.amend_segment(
-            segment_id,
-            reason=reason,
+        segment = clinic.find_segment(segment_id)
+        changed = []
+        if code is not None or furnished_by is not None:
+            segment = clinic.amend_segment(
+                segment.id,
+                reason=reason,
+                code=code,
+                furnished_by=FurnishedBy(furnished_by.lower()) if furnished_by else None,
+            )
+        if minutes is not None:
+            changed = list(
+                clinic.lengthen_segment(segment.id, minutes, reason=reason, shift_later=shift_later)
+            )
+            segment = changed[0]
+        click.echo(f"changed segment {segment.id[:SHORT_ID]} of session {segment.session_id}")
+        for moved in changed[1:]:
+            click.echo(
+                f"moved {moved.code} (segment {moved.id[:SHORT_ID]}) to"
+                f" {_local(moved.start_utc, '%H:%M')}-{_local(moved.stop_utc, '%H:%M')}"
+            )
+
+
+@session.command("add-segment")
+@click.argument("session_id", metavar="SESSION")
+@click.argument("code")
+@click.option(
+    "--start",
+    "start",
+    type=click.DateTime(["%H:%M"]),
+    required=True,
+    help="Local time it began, HH:MM, on the session's date of service.",
+)
+@click.option("--minutes", type=int, required=True, help="How long it lasted.")
+@click.option("--by", "furnished_by", type=BY_CHOICE, default="therapist", show_default=True)
+@click.option("--reason", required=True, help="Why it was not timed (kept in the audit log).")
+@pass_context
+@plain_errors
+def session_add_segment(
+    context: Context,
+    session_id: str,
+    code: str,
+    start: dt.datetime,
+    minutes: int,
+    furnished_by: str,
+    reason: str,
+) -> None:
+    """Add a code nobody timed to a session (a closed one is amended)."""
+    with context.clinic() as clinic:
+        added = clinic.add_forgotten_segment(
+            session_id,
+            code,
+            start=start.time(),
             minutes=minutes,
-            code=code,
-            furnished_by=FurnishedBy(furnished_by.lower()) if furnished_by else None,
+            furnished_by=FurnishedBy(furnished_by.lower()),
+            reason=reason,
         )
-        click.echo(f"changed segment {segment.id} of session {segment.session_id}")
+        click.echo(
+            f"added {added.code} {_local(added.start_utc, '%H:%M')}-"
+            f"{_local(added.stop_utc, '%H:%M')} (segment {added.id[:SHORT_ID]}) to session"
+            f" {added.session_id}"
+        )
 
 
 @main.group()
@@ -553,18 +726,134 @@ def untimed() -> None:
 @click.option("--minutes", type=int, help="Minutes it took (counted in total treatment time).")
 @click.option("--by", "furnished_by", type=BY_CHOICE, default="therapist", show_default=True)
 @patient_option
+@session_option
+@click.option("--reason", default="", help="Why, when adding to a closed --session (audited).")
 @pass_context
 @plain_errors
 def untimed_add(
-    context: Context, code: str, minutes: int | None, furnished_by: str, patient: str | None
+    context: Context,
+    code: str,
+    minutes: int | None,
+    furnished_by: str,
+    patient: str | None,
+    session_ref: str | None,
+    reason: str,
 ) -> None:
-    """Record an untimed service on the open session."""
+    """Record an untimed service on the open session, or on any --session with a --reason."""
     with context.clinic() as clinic:
-        target = clinic.session_for_command(patient)
+        if session_ref is not None:
+            target = clinic.find_session(session_ref)
+        else:
+            target = clinic.session_for_command(patient)
         added = clinic.add_untimed(
-            target.id, code, minutes=minutes, furnished_by=FurnishedBy(furnished_by.lower())
+            target.id,
+            code,
+            minutes=minutes,
+            furnished_by=FurnishedBy(furnished_by.lower()),
+            reason=reason,
         )
         click.echo(f"added {added.code} to {target.patient_ref}")
+
+
+@untimed.command("remove")
+@click.argument("code")
+@patient_option
+@session_option
+@click.option("--reason", required=True, help="Why (kept in the audit log).")
+@pass_context
+@plain_errors
+def untimed_remove(
+    context: Context, code: str, patient: str | None, session_ref: str | None, reason: str
+) -> None:
+    """Remove an untimed service from the open session, or from any --session."""
+    with context.clinic() as clinic:
+        if session_ref is not None:
+            target = clinic.find_session(session_ref)
+        else:
+            target = clinic.session_for_command(patient)
+        removed = clinic.remove_untimed(target.id, code, reason=reason)
+        click.echo(f"removed {removed[0].code} from {target.patient_ref}")
+
+
+# --------------------------------------------------------------------------------------------
+# Payer profiles: how a payer wants minutes turned into units
+
+
+@main.group(help=PAYER_PROFILE_HELP)
+def payer() -> None:
+    pass
+
+
+@payer.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+@plain_errors
+def payer_list(context: Context, as_json: bool) -> None:
+    """Every payer profile; the default one new sessions get is marked."""
+    with context.clinic() as clinic:
+        profiles = clinic.payer_profiles()
+        default = clinic.default_payer_profile()
+    if as_json:
+        click.echo(json.dumps([_profile_json(p, p.name == default) for p in profiles], indent=2))
+        return
+    for profile in profiles:
+        mark = "  (default)" if profile.name == default else ""
+        click.echo(f"{profile.name}: {describe_profile(profile)}{mark}")
+
+
+@payer.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+@plain_errors
+def payer_show(context: Context, name: str, as_json: bool) -> None:
+    """One profile: its method and whether it uses CQ/CO."""
+    with context.clinic() as clinic:
+        profile = clinic.payer_profile(name)
+        is_default = profile.name == clinic.default_payer_profile()
+    if as_json:
+        click.echo(json.dumps(_profile_json(profile, is_default), indent=2))
+        return
+    click.echo(f"{profile.name}{'  (default)' if is_default else ''}")
+    click.echo(f"  method: {profile.method.value} ({describe_profile(profile).split(', ')[0]})")
+    click.echo(f"  CQ/CO on assistant minutes: {'yes' if profile.assistant_modifiers else 'no'}")
+
+
+@payer.command("add")
+@click.argument("name")
+@click.option("--method", type=METHOD_CHOICE, required=True, help="cms or ama (any case).")
+@click.option(
+    "--no-assistant-modifiers", is_flag=True, help="This payer does not use CQ/CO (R7.10)."
+)
+@pass_context
+@plain_errors
+def payer_add(context: Context, name: str, method: str, no_assistant_modifiers: bool) -> None:
+    """Add a payer profile (an existing one is never changed: its sessions would bill anew)."""
+    with context.clinic() as clinic:
+        profile = clinic.add_payer_profile(
+            name, method.lower(), assistant_modifiers=not no_assistant_modifiers
+        )
+    click.echo(f"added payer profile {profile.name}: {describe_profile(profile)}")
+
+
+@payer.command("default")
+@click.argument("name")
+@pass_context
+@plain_errors
+def payer_default(context: Context, name: str) -> None:
+    """Make NAME the profile new sessions start with."""
+    with context.clinic() as clinic:
+        profile = clinic.set_default_payer_profile(name)
+    click.echo(f"new sessions now start with payer profile {profile.name}")
+
+
+def _profile_json(profile: PayerProfile, is_default: bool) -> dict[str, Any]:
+    return {
+        "name": profile.name,
+        "method": profile.method.value,
+        "assistant_modifiers": profile.assistant_modifiers,
+        "default": is_default,
+    }
 
 
 @main.command()

@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from types import TracebackType
 
@@ -31,6 +31,7 @@ from therapy_timer.model import (
     Session,
     SessionStatus,
     UntimedService,
+    reason_text,
 )
 from therapy_timer.stopwatch import (
     Change,
@@ -285,7 +286,45 @@ class Clinic:
         return self._store.payer_profiles()
 
     def payer_profile(self, name: str) -> PayerProfile:
-        return self._store.get_payer_profile(name)
+        """The profile named ``name`` (any case); InvalidInput listing the valid names."""
+        profiles = self._store.payer_profiles()
+        typed = name.strip() if isinstance(name, str) else ""
+        for profile in profiles:
+            if profile.name == typed:
+                return profile
+        folded = [p for p in profiles if p.name.casefold() == typed.casefold()]
+        if len(folded) == 1:
+            return folded[0]
+        names = ", ".join(p.name for p in profiles) or "none yet"
+        raise InvalidInput(
+            "payer",
+            f"there is no payer profile {rules.quote(name)}; the profiles are: {names}"
+            " (add one with: therapy-timer payer add NAME --method cms|ama)",
+        )
+
+    def add_payer_profile(
+        self, name: str, method: rules.Method | str, *, assistant_modifiers: bool = True
+    ) -> PayerProfile:
+        """Add a new profile; an existing one is never changed, because every session recorded
+        under it would then bill differently (its units are worked out from the profile)."""
+        chosen = _method(method)
+        for profile in self._store.payer_profiles():
+            if profile.name.casefold() == name.strip().casefold():
+                raise InvalidOperation(
+                    f"payer profile {profile.name} already exists ({describe_profile(profile)});"
+                    " a profile's sessions would bill differently if it changed: add one with"
+                    " another name"
+                )
+        return self._store.save_payer_profile(
+            PayerProfile(name=name, method=chosen, assistant_modifiers=assistant_modifiers),
+            actor=self._actor,
+        )
+
+    def set_default_payer_profile(self, name: str) -> PayerProfile:
+        """Make ``name`` the profile new sessions start with (the window and the CLI)."""
+        profile = self.payer_profile(name)
+        self._store.set_setting(DEFAULT_PAYER_SETTING, profile.name, actor=self._actor)
+        return profile
 
     def default_payer_profile(self) -> str:
         """The clinic's default profile if it still exists, else Medicare, else the first one."""
@@ -963,6 +1002,210 @@ class Clinic:
         """Put a backup back (validated first); returns where the replaced database was kept."""
         return st.restore(file, data_dir=paths.data_dir(data_dir), clock=clock)
 
+    # -- finding sessions ----------------------------------------------------------------------
+
+    def find_session(self, typed: str) -> Session:
+        """The session whose id is ``typed`` or starts with it, as git finds commits.
+
+        InvalidInput when none matches, or naming the matching sessions when several do.
+        """
+        text = _typed_id(typed, "session")
+        found = self._store.sessions_by_prefix(text, limit=AMBIGUOUS_SHOWN + 1)
+        exact = [s for s in found if s.id.casefold() == text.casefold()]
+        if exact:
+            return exact[0]
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise InvalidInput(
+                "session",
+                f"no session id starts with {rules.quote(text)}; session list shows the ids",
+            )
+        raise InvalidInput(
+            "session",
+            f"{rules.quote(text)} matches {_several(found)} sessions: "
+            + "; ".join(session_label(s) for s in found[:AMBIGUOUS_SHOWN])
+            + ". Type more of the id",
+        )
+
+    def find_segment(self, typed: str) -> Segment:
+        """The segment whose id is ``typed`` or starts with it (``session show`` lists them)."""
+        text = _typed_id(typed, "segment")
+        found = self._store.segments_by_prefix(text, limit=AMBIGUOUS_SHOWN + 1)
+        exact = [s for s in found if s.id.casefold() == text.casefold()]
+        if exact:
+            return exact[0]
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise InvalidInput(
+                "segment",
+                f"no segment id starts with {rules.quote(text)}; session show SESSION lists them",
+            )
+        raise InvalidInput(
+            "segment",
+            f"{rules.quote(text)} matches {_several(found)} segments: "
+            + "; ".join(segment_label(s) for s in found[:AMBIGUOUS_SHOWN])
+            + ". Type more of the id",
+        )
+
+    def session_to_act_on(
+        self, *, patient: str | None, session: str | None, create: Header | None = None
+    ) -> Session:
+        """The open session a command names by id (or prefix), else by patient, else the only
+        open one; with ``create``, a new session for ``patient`` when it has none."""
+        if session is None:
+            return self.session_for_command(patient, create=create)
+        chosen = self.find_session(session)
+        if patient is not None and chosen.patient_ref.casefold() != patient.strip().casefold():
+            raise InvalidInput(
+                "session",
+                f"session {chosen.id[:SHORT_ID]} is patient {chosen.patient_ref}'s, not"
+                f" {rules.quote(patient.strip())}'s; give --session or --patient, or both for"
+                " the same patient",
+            )
+        if not chosen.is_open:
+            raise InvalidOperation(
+                f"session {chosen.id[:SHORT_ID]} ({chosen.patient_ref}) is closed; correct it with"
+                " session edit or session add-segment and a reason"
+            )
+        return chosen
+
+    def session_states(self, sessions: Sequence[Session]) -> dict[str, tuple[str, ...]]:
+        """What a person asks about each session: open or closed, then amended, exported (and
+        amended after export) and imported, in that order."""
+        stale = self._store.changed_since_export([s.id for s in sessions if s.exported])
+        states: dict[str, tuple[str, ...]] = {}
+        for s in sessions:
+            words = ["open" if s.is_open else "closed"]
+            if s.amended:
+                words.append("amended")
+            if s.exported:
+                words.append(ex.AMENDED_AFTER_EXPORT if s.id in stale else "exported")
+            if s.origin is not None:
+                words.append(f"imported from {s.origin}")
+            states[s.id] = tuple(words)
+        return states
+
+    # -- corrections a person asks for ---------------------------------------------------------
+
+    def add_forgotten_segment(
+        self,
+        session_id: str,
+        code: str,
+        *,
+        start: time,
+        minutes: int,
+        reason: str,
+        furnished_by: FurnishedBy = FurnishedBy.THERAPIST,
+    ) -> Segment:
+        """Add a code nobody timed: ``start`` is local time on the session's date of service.
+
+        The same rules as live recording: a known code, R7.9, no exclusive overlap (the store
+        names the segment in the way), never ending after now. Audited with ``reason``.
+        """
+        session = self.find_session(session_id)
+        entry = self._catalogue.get(code, "code")
+        _whole_minutes(minutes, low=1)
+        begin = datetime.combine(session.date_of_service, start).astimezone()
+        end = begin + timedelta(minutes=minutes)
+        if end > self._clock.now():
+            raise InvalidInput(
+                "minutes",
+                f"{minutes} minutes from {begin:%H:%M} would end at {end:%H:%M} on"
+                f" {end:%Y-%m-%d}, which has not happened yet",
+            )
+        self._check_furnisher(session, entry, furnished_by)
+        return self._store.add_segment(
+            session.id,
+            code=entry.code,
+            furnished_by=furnished_by,
+            exclusive=not entry.supervised_modality,
+            start_utc=begin.astimezone(UTC),
+            stop_utc=end.astimezone(UTC),
+            reason=reason,
+            actor=self._actor,
+        )
+
+    def lengthen_segment(
+        self, segment_id: str, minutes: int, *, reason: str, shift_later: bool = False
+    ) -> tuple[Segment, ...]:
+        """Give a recorded segment ``minutes`` from its start; returns every segment changed.
+
+        A longer segment that would run into a later one is refused naming that segment,
+        unless ``shift_later``: then the later segments of the session move later by the same
+        amount (the last first, so no two ever overlap on the way), never past now.
+        """
+        segment = self.find_segment(segment_id)
+        _whole_minutes(minutes, low=0)
+        reason = reason_text(reason)
+        if segment.stop_utc is None:
+            raise InvalidOperation(f"{segment.code} is still running; stop it first")
+        new_stop = segment.start_utc + timedelta(minutes=minutes)
+        delta = new_stop - segment.stop_utc
+        later = [
+            s
+            for s in self._store.segments(segment.session_id)
+            if s.id != segment.id and s.start_utc >= segment.stop_utc
+        ]
+        in_way = [s for s in later if s.exclusive and segment.exclusive and s.start_utc < new_stop]
+        if delta <= timedelta(0) or not in_way:
+            return (self.amend_segment(segment.id, reason=reason, minutes=minutes),)
+        if not shift_later:
+            first = in_way[0]
+            raise InvalidOperation(
+                f"{segment.code} for {minutes} min would end at {_local_hm(new_stop)}, after"
+                f" {first.code} (segment {first.id[:SHORT_ID]}) starts at"
+                f" {_local_hm(first.start_utc)}; shorten that one first, or add --shift-later to"
+                f" move it and the later segments {_minutes_text(delta)} later"
+            )
+        if any(s.stop_utc is None for s in later):
+            running = next(s for s in later if s.stop_utc is None)
+            raise InvalidOperation(
+                f"{running.code} (segment {running.id[:SHORT_ID]}) is still running and cannot"
+                " be moved; stop it first"
+            )
+        last_stop = max(s.stop_utc for s in later if s.stop_utc is not None)
+        if last_stop + delta > self._clock.now():
+            raise InvalidOperation(
+                f"moving the later segments {_minutes_text(delta)} would end the last one at"
+                f" {_local_hm(last_stop + delta)}, which has not happened yet"
+            )
+        changed = []
+        for s in sorted(later, key=lambda s: s.start_utc, reverse=True):
+            assert s.stop_utc is not None
+            changed.append(
+                self._store.amend_segment(
+                    s.id,
+                    reason=f"{reason} (moved {_minutes_text(delta)} later to make room)",
+                    start_utc=s.start_utc + delta,
+                    stop_utc=s.stop_utc + delta,
+                    actor=self._actor,
+                )
+            )
+        changed.append(self.amend_segment(segment.id, reason=reason, minutes=minutes))
+        return (changed[-1], *reversed(changed[:-1]))
+
+    def remove_untimed(
+        self, session_id: str, code: str, *, reason: str
+    ) -> tuple[UntimedService, ...]:
+        """Remove a session's untimed service ``code`` (audited with ``reason``)."""
+        session = self.find_session(session_id)
+        reason = reason_text(reason)
+        entry = self._catalogue.get(code, "code")
+        services = self._store.untimed_services(session.id)
+        matching = [u for u in services if u.code == entry.code]
+        if not matching:
+            has = ", ".join(sorted({u.code for u in services})) or "none"
+            raise InvalidInput(
+                "code",
+                f"session {session.id[:SHORT_ID]} ({session.patient_ref}) has no untimed"
+                f" {entry.code} (its untimed services: {has})",
+            )
+        return tuple(
+            self._store.remove_untimed(u.id, reason=reason, actor=self._actor) for u in matching
+        )
+
     # -- internals -----------------------------------------------------------------------------
 
     def _check_furnisher(self, session: Session, entry: Code, by: FurnishedBy) -> None:
@@ -1182,3 +1425,83 @@ def _process_alive(lease: WindowLease) -> bool:
 
 def _stopping(code: str) -> Callable[[Session, Stopwatch], Change]:
     return lambda _session, stopwatch: stopwatch.stop(code)
+
+
+# -- finding sessions and payer profiles: words a person reads --------------------------------
+
+AMBIGUOUS_SHOWN = 10
+"""How many matching sessions or segments an ambiguous id prefix lists."""
+
+SHORT_ID = 8
+"""Characters of an id shown in lists and messages (enough to type back as a prefix)."""
+
+
+def session_label(session: Session) -> str:
+    """One session in a line: short id, patient, date, clinician and whether it is open."""
+    state = "open" if session.is_open else "closed"
+    return (
+        f"{session.id[:SHORT_ID]} {session.patient_ref} {session.date_of_service.isoformat()}"
+        f" {session.clinician} ({state})"
+    )
+
+
+def segment_label(segment: Segment) -> str:
+    """One segment in a line: short id, code, local start time and its session."""
+    return (
+        f"{segment.id[:SHORT_ID]} {segment.code} at {_local_hm(segment.start_utc)} of session"
+        f" {segment.session_id[:SHORT_ID]}"
+    )
+
+
+def describe_profile(profile: PayerProfile) -> str:
+    """What a payer profile decides, in words: the method and whether CQ/CO are used."""
+    method = (
+        "CMS total time (8-minute rule)"
+        if profile.method is rules.Method.CMS
+        else "AMA per code (8 minutes per code)"
+    )
+    modifiers = "CQ/CO on assistant minutes" if profile.assistant_modifiers else "no CQ/CO"
+    return f"{method}, {modifiers}"
+
+
+def _method(value: rules.Method | str) -> rules.Method:
+    try:
+        return rules.Method(str(value).strip().lower())
+    except ValueError:
+        raise InvalidInput(
+            "method", f"{rules.quote(value)} is not a billing method: use cms or ama"
+        ) from None
+
+
+def _typed_id(typed: str, what: str) -> str:
+    text = typed.strip() if isinstance(typed, str) else ""
+    if not text:
+        raise InvalidInput(what, f"type the {what} id, or its first characters")
+    return text
+
+
+def _several(found: Sequence[object]) -> str:
+    return f"more than {AMBIGUOUS_SHOWN}" if len(found) > AMBIGUOUS_SHOWN else str(len(found))
+
+
+def _whole_minutes(minutes: int, *, low: int) -> int:
+    if (
+        isinstance(minutes, bool)
+        or not isinstance(minutes, int)
+        or not low <= minutes <= rules.MAX_DAY_MINUTES
+    ):
+        raise InvalidInput(
+            "minutes",
+            f"must be whole minutes from {low} to {rules.MAX_DAY_MINUTES},"
+            f" got {rules.quote(minutes)}",
+        )
+    return minutes
+
+
+def _local_hm(moment: datetime) -> str:
+    return moment.astimezone().strftime("%H:%M")
+
+
+def _minutes_text(delta: timedelta) -> str:
+    minutes = delta.total_seconds() / 60
+    return f"{minutes:g} min"

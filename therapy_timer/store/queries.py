@@ -290,3 +290,34 @@ class QueriesMixin(StoreBase):
     def get_payer_profile(self, name: str) -> PayerProfile:
         """The profile, or InvalidInput("payer_profile", ...) if unknown."""
         return self._profile_row(name)
+
+    # -- lookups by prefix --------------------------------------------------------------------
+
+    @guarded
+    def sessions_by_prefix(self, prefix: str, limit: int = 20) -> list[Session]:
+        """Sessions whose id starts with ``prefix`` (case-insensitive), at most ``limit``."""
+        return [
+            session_of(r)
+            for r in self._rows(
+                "SELECT * FROM sessions WHERE id LIKE ? ESCAPE '\\'"
+                " ORDER BY date_of_service, created_utc, id LIMIT ?",
+                [_like_prefix(prefix), int(limit)],
+            )
+        ]
+
+    @guarded
+    def segments_by_prefix(self, prefix: str, limit: int = 20) -> list[Segment]:
+        """Segments whose id starts with ``prefix`` (case-insensitive), at most ``limit``."""
+        return [
+            segment_of(r)
+            for r in self._rows(
+                "SELECT * FROM segments WHERE id LIKE ? ESCAPE '\\' ORDER BY start_utc, id LIMIT ?",
+                [_like_prefix(prefix), int(limit)],
+            )
+        ]
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching ``prefix`` literally: a typed % or _ is not a wildcard."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
