@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from therapy_timer import paths
 from therapy_timer.clinic import Clinic, load_catalogue
 from therapy_timer.clock import Clock, SystemClock
+from therapy_timer.codes import Catalogue
 from therapy_timer.errors import DatabaseCorrupt, InvalidInput, StorageUnavailable
 from therapy_timer.gui.controller import SessionController
-from therapy_timer.gui.day_view import DayView
 from therapy_timer.gui.main_window import MainWindow
+
+if TYPE_CHECKING:
+    from therapy_timer.gui.day_view import DayView
 
 SMOKE_TEST_TIMEOUT_MS = 20_000
 ICON_SIZES = (16, 32, 48, 64, 128, 256)
@@ -93,6 +97,70 @@ class _FirstPaint(QObject):
         return False
 
 
+class DailyBackup(QObject):
+    """Today's backup (integrity check, copy, rotation) in a worker thread after first paint.
+
+    On a clinic-year database it takes seconds; run on the GUI thread it delayed the window and
+    every tap. The worker opens its OWN connection (an sqlite3 connection must not be shared
+    across threads; WAL lets the window write meanwhile) and reports problems back to the GUI
+    thread through a queued signal, where ``show`` runs.
+    """
+
+    reported = Signal(str, str)
+    """(title, message) of a problem; emitted in the worker, delivered in the GUI thread."""
+    finished = Signal()
+    """Emitted in the GUI thread once the worker is done, whatever happened."""
+
+    _done_in_worker = Signal()
+
+    def __init__(self, folder: Path, clock: Clock, catalogue: Catalogue, show: ErrorShower) -> None:
+        super().__init__()
+        self._folder = folder
+        self._clock = clock
+        self._catalogue = catalogue
+        self._show = show
+        self._thread: threading.Thread | None = None
+        # Queued explicitly: the sender is a plain Python thread, and the slots must run where
+        # this object lives (the GUI thread), never in the worker.
+        self.reported.connect(self._on_reported, Qt.ConnectionType.QueuedConnection)
+        self._done_in_worker.connect(self.finished, Qt.ConnectionType.QueuedConnection)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="daily-backup")
+            self._thread.start()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until the worker is done (or ``timeout_s``); whether it is done."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def _work(self) -> None:
+        where = f"\n\nData folder: {self._folder}"
+        try:
+            with Clinic.open(self._folder, clock=self._clock, catalogue=self._catalogue) as own:
+                own.daily_backup()
+        except DatabaseCorrupt as exc:
+            self.reported.emit("Therapy Timer's data is damaged", f"{exc}{where}")
+        except StorageUnavailable as exc:
+            # The minutes are still safe in the database: say so and carry on.
+            self.reported.emit("Today's backup could not be made", f"{exc}{where}")
+        except Exception as exc:  # a bug: shown like the excepthook would, never lost in a thread
+            traceback.print_exception(exc, file=sys.stderr)
+            self.reported.emit(
+                "Today's backup could not be made",
+                f"Details for support: {type(exc).__name__}: {exc}{where}",
+            )
+        finally:
+            self._done_in_worker.emit()
+
+    @Slot(str, str)
+    def _on_reported(self, title: str, message: str) -> None:
+        self._show(title, message)
+
+
 def run(
     data_dir: Path | None = None,
     *,
@@ -135,22 +203,19 @@ def run(
     except StorageUnavailable as exc:
         report("Therapy Timer cannot open its data", f"{exc}\n\nData folder: {folder}")
         return 1
+    backup: DailyBackup | None = None
     try:
-        if not smoke_test:  # a smoke test only looks; it leaves no backup behind
-            try:
-                clinic.daily_backup()
-            except DatabaseCorrupt as exc:
-                report("Therapy Timer's data is damaged", f"{exc}\n\nData folder: {folder}")
-                return 1
-            except StorageUnavailable as exc:
-                # The minutes are still safe in the database: say so and carry on.
-                report("Today's backup could not be made", f"{exc}\n\nData folder: {folder}")
         controller = SessionController(clinic)
         controller.load()
-        window = MainWindow(controller, icon, lambda: DayView(clinic))
-        if smoke_test:
+        window = MainWindow(controller, icon, lambda: _day_view(clinic))
+        if smoke_test:  # a smoke test only looks; it leaves no backup behind
             return _smoke_test(app, window, started)
-        install_excepthook(show_error or _non_blocking_box(window))
+        shower = show_error or _non_blocking_box(window)
+        install_excepthook(shower)
+        backup = DailyBackup(folder, clock, catalogue, shower)
+        # After the first paint, so that neither the window nor a first tap waits for it.
+        watcher = _FirstPaint(backup.start)
+        window.installEventFilter(watcher)
         window.show()
         if window.tray is not None:
             window.tray.show()
@@ -158,7 +223,16 @@ def run(
         window.offer_recovery()
         return app.exec()
     finally:
+        if backup is not None:
+            backup.wait()  # a half-made backup is never left behind (it is written then renamed)
         clinic.close()
+
+
+def _day_view(clinic: Clinic) -> DayView:
+    """The day view, imported on first use: it and its PDF writer cost a start ~30 ms."""
+    from therapy_timer.gui.day_view import DayView
+
+    return DayView(clinic)
 
 
 def _smoke_test(app: QApplication, window: MainWindow, started: float) -> int:
@@ -187,6 +261,8 @@ def _smoke_test(app: QApplication, window: MainWindow, started: float) -> int:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """The ``therapy-timer-gui`` executable."""
+    import argparse  # here: the ``therapy-timer`` command reaches run() without it
+
     parser = argparse.ArgumentParser(prog="therapy-timer-gui")
     parser.add_argument("--data-dir", type=Path, help="folder for the database")
     parser.add_argument(

@@ -1,0 +1,163 @@
+"""The window's start: the daily backup after first paint, in a worker, problems shown plainly.
+
+Never timed: the tests check the order of events and the thread things run in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import FakeClock
+from tests.gui_support import Bot
+from therapy_timer.clinic import Clinic
+from therapy_timer.codes import builtin_catalogue
+from therapy_timer.errors import DatabaseCorrupt, DiskFull
+from therapy_timer.gui.app import DailyBackup
+from therapy_timer.store import Store, list_backups
+
+ROOT = Path(__file__).resolve().parent.parent
+Shown = list[tuple[str, str, bool]]
+
+
+def _backup(folder: Path, shown: Shown) -> DailyBackup:
+    def show(title: str, message: str) -> None:
+        shown.append((title, message, threading.current_thread() is threading.main_thread()))
+
+    return DailyBackup(folder, FakeClock(), builtin_catalogue(), show)
+
+
+def _run_to_end(qtbot: Bot, backup: DailyBackup) -> None:
+    ended: list[bool] = []
+    backup.finished.connect(lambda: ended.append(True))
+    backup.start()
+    qtbot.waitUntil(lambda: bool(ended), timeout=30_000)
+    assert backup.wait(0)
+
+
+def test_the_backup_is_made_in_another_thread_on_its_own_connection(
+    qtbot: Bot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Store.open(tmp_path, clock=FakeClock()) as window_store:
+        window_conn = window_store._conn
+        seen: list[tuple[bool, bool]] = []
+        real = Clinic.daily_backup
+
+        def watched(self: Clinic) -> Path | None:
+            store_conn = self._store._conn
+            seen.append(
+                (threading.current_thread() is threading.main_thread(), store_conn is window_conn)
+            )
+            return real(self)
+
+        monkeypatch.setattr(Clinic, "daily_backup", watched)
+        shown: Shown = []
+        _run_to_end(qtbot, _backup(tmp_path, shown))
+    assert seen == [(False, False)]
+    assert shown == []
+    assert len(list_backups(tmp_path)) == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "title"),
+    [
+        (DiskFull("The disk is full."), "Today's backup could not be made"),
+        (DatabaseCorrupt("The database is damaged."), "Therapy Timer's data is damaged"),
+        (RuntimeError("a bug"), "Today's backup could not be made"),
+    ],
+)
+def test_a_problem_is_shown_in_the_gui_thread_in_plain_words(
+    qtbot: Bot,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    error: Exception,
+    title: str,
+) -> None:
+    def fails(self: Clinic) -> Path | None:
+        raise error
+
+    monkeypatch.setattr(Clinic, "daily_backup", fails)
+    shown: Shown = []
+    _run_to_end(qtbot, _backup(tmp_path, shown))
+    [(shown_title, message, in_gui_thread)] = shown
+    assert (shown_title, in_gui_thread) == (title, True)
+    assert str(error) in message and str(tmp_path) in message
+    assert "Traceback" not in message
+
+
+WINDOW_SCRIPT = """
+import json, sys, threading
+from pathlib import Path
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QApplication
+from therapy_timer.clinic import Clinic
+from therapy_timer.gui import app as gui_app
+from therapy_timer.gui.main_window import MainWindow
+
+events = []
+release = threading.Event()
+
+def slow_backup(self):
+    events.append("backup started")
+    release.wait(20)  # a clinic-year backup, as slow as the test likes
+    events.append("backup done")
+
+Clinic.daily_backup = slow_backup
+qapp = QApplication([])
+
+class Watch(QObject):
+    def eventFilter(self, watched, event):
+        if event.type() == QEvent.Type.Paint and isinstance(watched, MainWindow):
+            if "painted" not in events:
+                events.append("painted")
+        return False
+
+watch = Watch()
+qapp.installEventFilter(watch)
+
+def poll():
+    if "backup started" in events and "backup done" not in events:
+        events.append("window served events while the backup ran")
+        release.set()
+        qapp.exit(0)
+
+timer = QTimer()
+timer.timeout.connect(poll)
+timer.start(20)
+QTimer.singleShot(20_000, lambda: qapp.exit(3))
+status = gui_app.run(Path(sys.argv[1]), show_error=lambda t, m: events.append(t))
+print(json.dumps({"status": status, "events": events}))
+"""
+
+
+@pytest.mark.slow
+def test_the_window_paints_and_runs_before_a_slow_backup_ends(tmp_path: Path) -> None:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    env.pop("THERAPY_TIMER_DATA_DIR", None)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(WINDOW_SCRIPT), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome == {
+        "status": 0,
+        "events": [
+            "painted",
+            "backup started",
+            "window served events while the backup ran",
+            "backup done",  # run() waits for it before closing: no half-made backup
+        ],
+    }
