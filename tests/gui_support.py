@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,6 +20,7 @@ from therapy_timer.gui.controller import SessionController
 from therapy_timer.gui.main_window import MainWindow
 from therapy_timer.gui.widgets.tiles import CodeTile
 from therapy_timer.store import Store
+from therapy_timer.store.queries import WindowLease
 
 CATALOGUE = builtin_catalogue()
 
@@ -95,3 +99,13 @@ def type_patient(
     for field, text in ((header.patient, ref), (header.clinician, clinician)):
         qtbot.mouseClick(field, Qt.MouseButton.LeftButton)
         qtbot.keyClicks(field, text)
+
+
+def dead_window(store: Store, last_beat: datetime) -> WindowLease:
+    """Record that a window process held the stopwatches until ``last_beat`` and then died:
+    its pid is that of a process that has really exited (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    lease = WindowLease(proc.pid, "", "", last_beat)
+    store.hold_window_lease(lease)
+    return lease

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from tests.fakes import FakeClock
-from tests.gui_support import Bot, Rig, build, type_patient
+from tests.gui_support import Bot, Rig, build, dead_window, type_patient
 from therapy_timer.clinic import FORGOT_TO_STOP_DEFAULT
 from therapy_timer.codes import FurnishedBy, Role
 from therapy_timer.gui.view_state import TileState
@@ -365,8 +365,10 @@ def test_crash_recovery_choice_at_start_up(qtbot: Bot, tmp_path: Path) -> None:
         )
         service.start(session.id, "97110")
         clock.advance(minutes=20)
-        seen = service.heartbeat()
-    clock.advance(minutes=90)  # the app was killed; it starts again later
+        # The window held the stopwatches and beat until now, then was killed (issue 12: only a
+        # window that provably died is asked about, not a timer a command started).
+        seen = dead_window(store, clock.now()).at_utc
+    clock.advance(minutes=90)  # it starts again later
 
     for rig in build(qtbot, tmp_path, clock):
         rig.window.offer_recovery()
@@ -398,13 +400,12 @@ def test_keep_running_after_a_crash_keeps_counting(qtbot: Bot, tmp_path: Path) -
             patient_ref="JD-1", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
         )
         service.start(session.id, "97110")
+        dead_window(store, clock.now())
     clock.advance(minutes=3)
     for rig in build(qtbot, tmp_path, clock):
         rig.window.offer_recovery()
         dialog = rig.window.recovery_dialog
         assert dialog is not None
-        # Never a heartbeat: "stop at last seen" is not offered.
-        assert set(dialog.buttons) == {RecoveryChoice.KEEP_RUNNING, RecoveryChoice.DISCARD}
         qtbot.mouseClick(dialog.buttons[RecoveryChoice.KEEP_RUNNING], LEFT)
         assert rig.tile("97110").view.state is TileState.RUNNING
         sw = rig.service.stopwatch(session.id)

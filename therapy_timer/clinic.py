@@ -722,19 +722,32 @@ class Clinic:
         ]
 
     def recover(
-        self, session_id: str, choice: RecoveryChoice, *, reason: str = ""
+        self,
+        session_id: str,
+        choice: RecoveryChoice,
+        *,
+        reason: str = "",
+        found: Interrupted | None = None,
     ) -> tuple[Segment, ...]:
         """Apply the user's choice for a session's running segments; the store audits it.
 
-        Returns the segments as they are afterwards (kept, stopped, or the discarded ones).
+        ``found``: what was offered (a window asks at start-up, then holds the lease and beats
+        itself, so the dead window's heartbeat must come from the offer). Returns the segments
+        as they are afterwards (kept, stopped, or the discarded ones).
         """
-        # A window that died leaves only the segments it showed to recover; ones a command
-        # started afterwards are running, not interrupted.
-        found = [i for i in self.abandoned() if i.session.id == session_id]
-        found = found or [i for i in self.interrupted() if i.session.id == session_id]
-        if not found:
+        if found is not None and found.session.id == session_id:
+            offered = [found]
+        else:
+            # A window that died leaves only the segments it showed to recover; ones a command
+            # started afterwards are running, not interrupted.
+            offered = [i for i in self.abandoned() if i.session.id == session_id]
+        offered = offered or [i for i in self.interrupted() if i.session.id == session_id]
+        # Only what still runs: another program may have stopped some since the offer.
+        still = {s.id for s in self._store.open_segments(session_id)}
+        segments = tuple(s for s in offered[0].segments if s.id in still) if offered else ()
+        if not segments:
             raise InvalidOperation(f"session {session_id} has no running segments to recover")
-        interrupted = found[0]
+        interrupted = Interrupted(offered[0].session, segments, offered[0].last_heartbeat)
         if choice is RecoveryChoice.KEEP_RUNNING:
             self._store.record_event(
                 "recovery.keep_running",
@@ -1427,81 +1440,11 @@ def _stopping(code: str) -> Callable[[Session, Stopwatch], Change]:
     return lambda _session, stopwatch: stopwatch.stop(code)
 
 
-# -- finding sessions and payer profiles: words a person reads --------------------------------
-
-AMBIGUOUS_SHOWN = 10
-"""How many matching sessions or segments an ambiguous id prefix lists."""
-
-SHORT_ID = 8
-"""Characters of an id shown in lists and messages (enough to type back as a prefix)."""
-
-
-def session_label(session: Session) -> str:
-    """One session in a line: short id, patient, date, clinician and whether it is open."""
-    state = "open" if session.is_open else "closed"
-    return (
-        f"{session.id[:SHORT_ID]} {session.patient_ref} {session.date_of_service.isoformat()}"
-        f" {session.clinician} ({state})"
-    )
-
-
-def segment_label(segment: Segment) -> str:
-    """One segment in a line: short id, code, local start time and its session."""
-    return (
-        f"{segment.id[:SHORT_ID]} {segment.code} at {_local_hm(segment.start_utc)} of session"
-        f" {segment.session_id[:SHORT_ID]}"
-    )
-
-
-def describe_profile(profile: PayerProfile) -> str:
-    """What a payer profile decides, in words: the method and whether CQ/CO are used."""
-    method = (
-        "CMS total time (8-minute rule)"
-        if profile.method is rules.Method.CMS
-        else "AMA per code (8 minutes per code)"
-    )
-    modifiers = "CQ/CO on assistant minutes" if profile.assistant_modifiers else "no CQ/CO"
-    return f"{method}, {modifiers}"
-
-
-def _method(value: rules.Method | str) -> rules.Method:
-    try:
-        return rules.Method(str(value).strip().lower())
-    except ValueError:
-        raise InvalidInput(
-            "method", f"{rules.quote(value)} is not a billing method: use cms or ama"
-        ) from None
-
-
-def _typed_id(typed: str, what: str) -> str:
-    text = typed.strip() if isinstance(typed, str) else ""
-    if not text:
-        raise InvalidInput(what, f"type the {what} id, or its first characters")
-    return text
-
-
-def _several(found: Sequence[object]) -> str:
-    return f"more than {AMBIGUOUS_SHOWN}" if len(found) > AMBIGUOUS_SHOWN else str(len(found))
-
-
-def _whole_minutes(minutes: int, *, low: int) -> int:
-    if (
-        isinstance(minutes, bool)
-        or not isinstance(minutes, int)
-        or not low <= minutes <= rules.MAX_DAY_MINUTES
-    ):
-        raise InvalidInput(
-            "minutes",
-            f"must be whole minutes from {low} to {rules.MAX_DAY_MINUTES},"
-            f" got {rules.quote(minutes)}",
-        )
-    return minutes
-
-
-def _local_hm(moment: datetime) -> str:
-    return moment.astimezone().strftime("%H:%M")
-
-
-def _minutes_text(delta: timedelta) -> str:
-    minutes = delta.total_seconds() / 60
-    return f"{minutes:g} min"
+def _conflict_number(raw: object) -> int:
+    """A kept-aside version's number as typed (``3`` or ``"3"``); InvalidInput otherwise."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0:
+        return raw
+    if isinstance(raw, str) and raw.strip().isascii() and raw.strip().isdigit():
+        return int(raw.strip())
+    text = repr(raw)
+    raise InvalidInput("conflict", f"{text[:80]} is not the number of a kept-aside version")

@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -161,6 +161,25 @@ class DailyBackup(QObject):
         self._show(title, message)
 
 
+NO_DISPLAY_MESSAGE = (
+    "therapy-timer-gui: no display was found (DISPLAY and WAYLAND_DISPLAY are not set), so the"
+    " window cannot open. Run it on the workstation's desktop, or use the command-line jobs"
+    " instead (therapy-timer timer start CODE --patient REF, therapy-timer --help), or draw"
+    " off screen with QT_QPA_PLATFORM=offscreen."
+)
+
+
+def display_available(
+    environ: Mapping[str, str] | None = None, platform: str = sys.platform
+) -> bool:
+    """Whether Qt can open a window here: on Linux without a display or a chosen platform
+    plugin it would abort the process with a misleading hint about libxcb-cursor0."""
+    env = os.environ if environ is None else environ
+    if not platform.startswith("linux"):
+        return True
+    return any(env.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
+
+
 def run(
     data_dir: Path | None = None,
     *,
@@ -170,6 +189,9 @@ def run(
     show_error: ErrorShower | None = None,
 ) -> int:
     """Build the app against the data folder and run it; the process exit status."""
+    if not smoke_test and QApplication.instance() is None and not display_available():
+        print(NO_DISPLAY_MESSAGE, file=sys.stderr)
+        return 2
     started = time.perf_counter()
     if smoke_test and sys.platform.startswith("linux"):
         # Without a display Qt aborts the process (machine-notes.md); a smoke test on a

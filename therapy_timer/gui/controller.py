@@ -15,12 +15,15 @@ from therapy_timer.codes import Catalogue, Code, FurnishedBy
 from therapy_timer.errors import InvalidOperation, TherapyTimerError
 from therapy_timer.gui import presenter
 from therapy_timer.gui.presenter import ForgotToStop
-from therapy_timer.gui.view_state import Draft, WindowView
+from therapy_timer.gui.view_state import CaseloadEntry, Draft, WindowView
 from therapy_timer.model import Interrupted, RecoveryChoice, Segment, Session
-from therapy_timer.stopwatch import StopwatchState
+from therapy_timer.stopwatch import RoundingPolicy, StopwatchState
 
 POLL_INTERVAL_MS = 1000
 """How often the window looks for changes made by another program (``PRAGMA data_version``)."""
+
+UNDO_SECONDS = 8
+"""How long a start that stopped another patient's one-on-one time can be undone."""
 
 __all__ = ["Draft", "ForgotToStop", "SessionController"]
 
@@ -60,6 +63,18 @@ class SessionController(QObject):
         self._forgot = presenter.ForgotToStopTracker()
         self._last_view = WindowView()
         self._last_heartbeat: datetime | None = None
+        # The caseload: every other open session, read with the shown one.
+        self._others: dict[str, Workspace] = {}
+        # "New patient" (or a closed session): the header waits for a patient, nothing adopted.
+        self._new_patient = False
+        self._undo: Outcome | None = None
+        self._undo_text = ""
+        # Read before this window takes the lease: a dead window's timers, asked about once.
+        self._abandoned: list[Interrupted] = []
+        self._undo_timer = QTimer(self)
+        self._undo_timer.setSingleShot(True)
+        self._undo_timer.setInterval(UNDO_SECONDS * 1000)
+        self._undo_timer.timeout.connect(self._on_undo_timer_timeout)
 
         self._repaint_timer = QTimer(self)
         self._repaint_timer.setSingleShot(True)
@@ -73,6 +88,7 @@ class SessionController(QObject):
 
     def load(self) -> None:
         """Read the clinic once: adopt the open session, if any, and publish the first view."""
+        self._abandoned = self._guard(self._clinic.abandoned) or []
         self._guard(self._reload)
 
     def start_background(self) -> None:
@@ -81,8 +97,14 @@ class SessionController(QObject):
         self._guard(self._beat)
 
     def stop_background(self) -> None:
+        """The window closes: timers, and the lease (what still runs is simply running)."""
+        was_beating = self._last_heartbeat is not None
         self._poll_timer.stop()
         self._repaint_timer.stop()
+        self._undo_timer.stop()
+        if was_beating:
+            self._last_heartbeat = None
+            self._guard(self._clinic.release_window)
 
     @property
     def repaint_timer(self) -> QTimer:
@@ -103,6 +125,11 @@ class SessionController(QObject):
     @property
     def catalogue(self) -> Catalogue:
         return self._catalogue
+
+    @property
+    def policy(self) -> RoundingPolicy:
+        """The clinic's rounding of seconds (the corrections dialog shows minutes with it)."""
+        return self._guard(lambda: self._clinic.policy) or RoundingPolicy.DOWN
 
     @property
     def data_dir_text(self) -> str:
@@ -136,8 +163,11 @@ class SessionController(QObject):
 
         def start() -> None:
             session = self._session_or_open()
-            self._adopt_step(self._clinic.start(session.id, code, self._furnished_by))
+            outcome = self._clinic.start(session.id, code, self._furnished_by)
+            self._adopt_step(outcome)
             self._message = ""
+            if outcome.elsewhere:
+                self._offer_undo(outcome)
 
         self._guard(start)
         self._publish()
@@ -182,6 +212,85 @@ class SessionController(QObject):
 
         self._guard(switch)
         self._publish()
+
+    # -- caseload ------------------------------------------------------------------------------
+
+    def switch_to(self, session_id: str) -> None:
+        """Show another open session (a tap on the caseload strip)."""
+
+        def switch() -> None:
+            if self.session is not None and self.session.id == session_id:
+                return
+            session = self._clinic.get_session(session_id)
+            if not session.is_open:
+                raise InvalidOperation(f"The session for {session.patient_ref} is closed.")
+            if self._workspace is not None:
+                self._others[self._workspace.session.id] = self._workspace
+            self._new_patient = False
+            self._others.pop(session_id, None)
+            self._take_session(session)
+            self._message = ""
+
+        self._guard(switch)
+        self._publish()
+
+    def switch_nth(self, number: int) -> None:
+        """Ctrl+1-9: show the caseload entry with that number."""
+        for entry in self._last_view.caseload:
+            if entry.number == number:
+                self.switch_to(entry.session_id)
+                return
+
+    def new_patient(self) -> None:
+        """Leave the shown session running in the caseload; the header waits for a patient."""
+        if self._workspace is not None:
+            self._others[self._workspace.session.id] = self._workspace
+        self._forget_session()
+        self._message = ""
+        self._guard(self._load_favourites)
+        self._publish()
+
+    def same_patient_again(self, patient_ref: str) -> None:
+        """Put a patient's reference back in the empty header (a second visit the same day)."""
+        self._draft = replace(self._draft, patient_ref=patient_ref)
+        self._publish()
+
+    def undo_elsewhere(self) -> None:
+        """Take back the start that stopped another patient's one-on-one time."""
+        outcome = self._undo
+        self._clear_undo()
+        if outcome is None:
+            return
+
+        def undo() -> None:
+            self._clinic.undo_elsewhere(outcome)
+            self._reload()
+
+        self._guard(undo)
+        self._publish()
+
+    def dismiss_undo(self) -> None:
+        self._clear_undo()
+        self._publish()
+
+    def _offer_undo(self, outcome: Outcome) -> None:
+        self._undo = outcome
+        self._undo_text = presenter.elsewhere_text(
+            [(o.session.patient_ref, [s.code for s in o.change.closed]) for o in outcome.elsewhere],
+            outcome.session.patient_ref,
+        )
+        for other in outcome.elsewhere:
+            if other.session.id in self._others:
+                self._others[other.session.id] = self._clinic.workspace(other.session.id)
+        self._undo_timer.start()
+
+    def _clear_undo(self) -> None:
+        self._undo = None
+        self._undo_text = ""
+        self._undo_timer.stop()
+
+    def _on_undo_timer_timeout(self) -> None:
+        self.dismiss_undo()
 
     # -- untimed services ----------------------------------------------------------------------
 
@@ -308,10 +417,14 @@ class SessionController(QObject):
     # -- crash recovery ------------------------------------------------------------------------
 
     def interrupted(self) -> list[Interrupted]:
-        return self._guard(self._clinic.interrupted) or []
+        """Timers of a window that died, read at start-up before this window took over; a
+        timer a command started while no window ran is not among them (it is running)."""
+        return list(self._abandoned)
 
     def recover(self, session_id: str, choice: RecoveryChoice) -> None:
-        self._guard(lambda: self._clinic.recover(session_id, choice))
+        found = next((i for i in self._abandoned if i.session.id == session_id), None)
+        self._abandoned = [i for i in self._abandoned if i.session.id != session_id]
+        self._guard(lambda: self._clinic.recover(session_id, choice, found=found))
         self._guard(self._reload)
 
     # -- settings ------------------------------------------------------------------------------
@@ -368,7 +481,7 @@ class SessionController(QObject):
         now = self._clock.now()
         last = self._last_heartbeat
         if last is None or now - last >= timedelta(seconds=HEARTBEAT_INTERVAL_SECONDS):
-            self._last_heartbeat = self._clinic.heartbeat()
+            self._last_heartbeat = self._clinic.hold_window().at_utc
 
     def _reload(self) -> None:
         clinic = self._clinic
@@ -387,8 +500,8 @@ class SessionController(QObject):
                 )
                 self.session_closed.emit(session.id)
                 session = None
-        if session is None:
-            open_sessions = clinic.open_sessions()
+        open_sessions = clinic.open_sessions()
+        if session is None and not self._new_patient:
             session = open_sessions[-1] if open_sessions else None
             if session is not None and session.date_of_service < clinic.today():
                 self._message = (
@@ -400,10 +513,16 @@ class SessionController(QObject):
             self._load_favourites()
         else:
             self._take_session(session)
+        self._others = {
+            s.id: clinic.workspace(s.id)
+            for s in open_sessions
+            if session is None or s.id != session.id
+        }
         self._publish()
 
     def _take_session(self, session: Session) -> None:
         changed = self.session is None or self.session.id != session.id
+        self._new_patient = False
         self._workspace = self._clinic.workspace(session.id)
         running = self._workspace.stopwatch.running
         if running:
@@ -429,6 +548,7 @@ class SessionController(QObject):
 
     def _forget_session(self) -> None:
         self._workspace = None
+        self._new_patient = True
         self._draft = Draft(
             clinician=self._draft.clinician,
             role=self._draft.role,
@@ -485,9 +605,12 @@ class SessionController(QObject):
             view = WindowView(header=self._last_view.header, message=self._message)
         self._last_view = view
         self._check_forgot_to_stop()
-        delay = presenter.repaint_delay_ms(
-            self._workspace.stopwatch if self._workspace is not None else None
-        )
+        delays = [
+            presenter.repaint_delay_ms(w.stopwatch)
+            for w in (self._workspace, *self._others.values())
+            if w is not None
+        ]
+        delay = min((d for d in delays if d is not None), default=None)
         if delay is None:
             self._repaint_timer.stop()
         else:
@@ -508,7 +631,7 @@ class SessionController(QObject):
             assert workspace is not None
             return self._clinic.evaluate(workspace, method=method)
 
-        return presenter.window_view(
+        view = presenter.window_view(
             workspace=workspace,
             header=header,
             favourites=self._favourites,
@@ -517,6 +640,29 @@ class SessionController(QObject):
             catalogue=self._catalogue,
             evaluate=evaluate,
         )
+        return replace(view, caseload=self._caseload(view), undo=self._undo_text)
+
+    def _caseload(self, view: WindowView) -> tuple[CaseloadEntry, ...]:
+        shown = self._workspace
+        spaces = [*self._others.values(), *([shown] if shown is not None else [])]
+        spaces.sort(key=lambda w: (w.session.created_utc, w.session.id))
+        entries = []
+        for index, space in enumerate(spaces, start=1):
+            current = shown is not None and space.session.id == shown.session.id
+            units = (
+                view.live.payer_units if current else self._clinic.evaluate(space).total_timed_units
+            )
+            entries.append(
+                presenter.caseload_entry(
+                    space,
+                    units,
+                    current=current,
+                    number=index if index <= 9 else None,
+                    limit_minutes=self._forgot_limit,
+                    catalogue=self._catalogue,
+                )
+            )
+        return tuple(entries)
 
     def _check_forgot_to_stop(self) -> None:
         run = self._run()

@@ -28,6 +28,7 @@ from therapy_timer.gui.controller import ForgotToStop, SessionController
 from therapy_timer.gui.day_view import DayView
 from therapy_timer.gui.view_state import TileState, WindowView, format_elapsed
 from therapy_timer.gui.widgets.banner import Banner
+from therapy_timer.gui.widgets.caseload import CaseloadStrip
 from therapy_timer.gui.widgets.furnished import FurnishedBySwitch
 from therapy_timer.gui.widgets.header import SessionHeader
 from therapy_timer.gui.widgets.live_strip import LiveStrip
@@ -44,7 +45,9 @@ SHORTCUTS_HELP = (
     "Space: pause, or resume what was paused\n"
     "Ctrl+E: end the session (summary and note)\n"
     "Ctrl+C in the summary: copy the note\n"
-    "Ctrl+M: the small always-on-top view"
+    "Ctrl+M: the small always-on-top view\n"
+    "Ctrl+1 to Ctrl+9: show that patient of the caseload strip\n"
+    "Ctrl+N: new patient (the others keep running)"
 )
 
 
@@ -79,6 +82,8 @@ class MainWindow(QMainWindow):
 
         self.message_banner = Banner("Message")
         self.forgot_banner = Banner("Forgot-to-stop alert")
+        self.undo_banner = Banner("Stopped for another patient")
+        self.caseload = CaseloadStrip()
         self.header = SessionHeader()
         self.furnished = FurnishedBySwitch()
         self.pause_button = QPushButton("Pause (Space)")
@@ -148,6 +153,8 @@ class MainWindow(QMainWindow):
 
         central = QWidget()
         outer = QVBoxLayout(central)
+        outer.addWidget(self.caseload)
+        outer.addWidget(self.undo_banner)
         outer.addWidget(self.message_banner)
         outer.addWidget(self.forgot_banner)
         outer.addWidget(scroll, 1)
@@ -157,6 +164,13 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         menu_bar = self.menuBar()
         session = menu_bar.addMenu("&Session")
+        self.new_patient_action = QAction("&New patient", self)
+        self.new_patient_action.setShortcut(QKeySequence("Ctrl+N"))
+        self.switch_clinician_action = QAction("Switch &clinician…", self)
+        self.switch_clinician_action.setShortcut(QKeySequence("Ctrl+Shift+C"))
+        session.addAction(self.new_patient_action)
+        session.addAction(self.switch_clinician_action)
+        session.addSeparator()
         self.end_action = QAction("&End session…", self)
         self.end_action.setShortcut(QKeySequence("Ctrl+E"))
         self.pause_action = QAction("&Pause or resume", self)
@@ -192,6 +206,7 @@ class MainWindow(QMainWindow):
         # digits and spaces because line edits claim plain keys first (ShortcutOverride).
         self.digit_shortcuts = [QShortcut(QKeySequence(str(n)), self) for n in range(1, 10)]
         self.space_shortcut = QShortcut(QKeySequence(Qt.Key.Key_Space), self)
+        self.patient_shortcuts = [QShortcut(QKeySequence(f"Ctrl+{n}"), self) for n in range(1, 10)]
 
     def _connect_signals(self) -> None:
         """All wiring between the widgets, the window and the controller, in one place."""
@@ -228,6 +243,14 @@ class MainWindow(QMainWindow):
         for number, shortcut in enumerate(self.digit_shortcuts, start=1):
             shortcut.activated.connect(lambda number=number: c.start_nth(number))
         self.space_shortcut.activated.connect(c.toggle_pause)
+        for number, shortcut in enumerate(self.patient_shortcuts, start=1):
+            shortcut.activated.connect(lambda number=number: c.switch_nth(number))
+        self.caseload.session_chosen.connect(c.switch_to)
+        self.caseload.new_patient_requested.connect(c.new_patient)
+        self.new_patient_action.triggered.connect(c.new_patient)
+        self.switch_clinician_action.triggered.connect(self._on_switch_clinician_requested)
+        self.undo_banner.primary_clicked.connect(c.undo_elsewhere)
+        self.undo_banner.secondary_clicked.connect(c.dismiss_undo)
 
         self.mini.code_tapped.connect(c.start_code)
         self.mini.pause_tapped.connect(c.toggle_pause)
@@ -248,6 +271,11 @@ class MainWindow(QMainWindow):
         self.beside_caption.setVisible(bool(view.beside))
         self.untimed.set_views(view.untimed)
         self.live.set_view(view.live)
+        self.caseload.set_entries(view.caseload)
+        if view.undo:
+            self.undo_banner.show_message(view.undo, "&Undo", "OK")
+        else:
+            self.undo_banner.hide()
         running = view.running
         self.pause_button.setText("Resume (Space)" if view.paused else "Pause (Space)")
         self.pause_button.setAccessibleName("Resume" if view.paused else "Pause")
@@ -263,9 +291,10 @@ class MainWindow(QMainWindow):
             status = f"Paused: {running.code} {format_elapsed(running.elapsed)}"
         else:
             status = "Nothing running"
-        self.setWindowTitle(f"{status} · Therapy Timer")
+        patient = view.header.patient_ref if view.header.session_open else "New patient"
+        self.setWindowTitle(f"{patient}: {status} · Therapy Timer")
         if self.tray is not None:
-            self.tray.setToolTip(f"Therapy Timer: {status}")
+            self.tray.setToolTip(caseload_summary(view) or "Therapy Timer: nothing running")
         if self.mini.isVisible():
             self.mini.set_view(view)
 
@@ -294,6 +323,13 @@ class MainWindow(QMainWindow):
             self._controller.stop_code(code)
         else:
             self._controller.start_code(code)
+
+    def _on_switch_clinician_requested(self) -> None:
+        """One step on a shared workstation: a new patient's header, the clinician field ready
+        to type over; the others' sessions keep their own clinician."""
+        self._controller.new_patient()
+        self.header.clinician.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.header.clinician.selectAll()
 
     def _on_end_requested(self) -> None:
         session_id = self._controller.prepare_end()
@@ -386,8 +422,8 @@ class MainWindow(QMainWindow):
             QMessageBox.Icon.Warning,
             "A stopwatch is running",
             f"{running.code} is still running ({format_elapsed(running.elapsed)}). If you close "
-            "the window it keeps counting, and you will be asked about it when the app opens "
-            "again.",
+            "the window it keeps counting (like a timer started from the command line), and "
+            "the window shows it again when it opens.",
             parent=self,
         )
         stop = box.addButton("Stop timers and close", QMessageBox.ButtonRole.DestructiveRole)
@@ -411,3 +447,12 @@ class MainWindow(QMainWindow):
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.close_box = box
         box.open()
+
+
+def caseload_summary(view: WindowView) -> str:
+    """Every running patient in a line each, for the tray's tooltip."""
+    return "\n".join(
+        f"{e.patient_ref}: {e.running} {format_elapsed(e.elapsed)}"
+        for e in view.caseload
+        if e.is_running
+    )

@@ -10,6 +10,8 @@ from therapy_timer import billing, rules
 from therapy_timer.clinic import Workspace
 from therapy_timer.codes import Catalogue, FurnishedBy, Kind, Role
 from therapy_timer.gui.view_state import (
+    NOTHING_RUNNING,
+    CaseloadEntry,
     Draft,
     HeaderView,
     LiveView,
@@ -219,6 +221,57 @@ def window_view(
         furnished_by=furnished_by,
         paused=paused,
         message=message,
+    )
+
+
+def caseload_entry(
+    workspace: Workspace,
+    units: int,
+    *,
+    current: bool,
+    number: int | None,
+    limit_minutes: int,
+    catalogue: Catalogue,
+) -> CaseloadEntry:
+    """One patient of the caseload strip, from rows already read (``units``: the payer's)."""
+    sw = workspace.stopwatch
+    now = sw.now()
+    running = sorted(sw.running, key=lambda s: (catalogue.get(s.code).supervised_modality, s.start))
+    if running:
+        text = " + ".join(s.code for s in running)
+        elapsed = now - running[0].start
+    elif sw.paused is not None and sw.paused.resume:
+        text = "Paused: " + " + ".join(r.code for r in sw.paused.resume)
+        elapsed = timedelta(0)
+    else:
+        text, elapsed = NOTHING_RUNNING, timedelta(0)
+    run = running_run(sw)
+    long_running = (
+        run is not None and catalogue.get(run.code).timed and run.minutes >= limit_minutes
+    )
+    if run is not None:
+        elapsed = now - run.since
+    return CaseloadEntry(
+        session_id=workspace.session.id,
+        patient_ref=workspace.session.patient_ref,
+        clinician=workspace.session.clinician,
+        running=text,
+        elapsed=elapsed,
+        units=units,
+        long_running=long_running,
+        current=current,
+        number=number,
+    )
+
+
+def elsewhere_text(stopped: Sequence[tuple[str, Sequence[str]]], patient_ref: str) -> str:
+    """What a start stopped for other patients, in words: (patient, codes) pairs."""
+    parts = [f"{', '.join(codes)} for {ref}" for ref, codes in stopped if codes]
+    if not parts:
+        return ""
+    return (
+        f"Stopped {'; '.join(parts)}: one-on-one time cannot run for two patients at once, and "
+        f"it now runs for {patient_ref}. Supervised modalities keep running."
     )
 
 

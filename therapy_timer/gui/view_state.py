@@ -80,6 +80,28 @@ class HeaderView:
 
 
 @dataclass(frozen=True)
+class CaseloadEntry:
+    """One open session in the caseload strip: whose, what runs, for how long, units so far."""
+
+    session_id: str
+    patient_ref: str
+    clinician: str
+    running: str  # "97110 + 97010", "Paused: 97110" or "Nothing running"
+    elapsed: timedelta  # of the running timed code, else of the longest running modality
+    units: int  # timed units so far under the payer's method
+    long_running: bool  # a timed code has run past the forgot-to-stop limit
+    current: bool  # the session the main view shows
+    number: int | None = None  # Ctrl+number switches to it (1-9)
+
+    @property
+    def is_running(self) -> bool:
+        return self.running not in ("", NOTHING_RUNNING) and not self.running.startswith("Paused")
+
+
+NOTHING_RUNNING = "Nothing running"
+
+
+@dataclass(frozen=True)
 class WindowView:
     """Everything the main window shows at one moment."""
 
@@ -91,6 +113,8 @@ class WindowView:
     furnished_by: FurnishedBy = FurnishedBy.THERAPIST
     paused: bool = False
     message: str = ""  # a plain-language status line (errors from the store, hints)
+    caseload: tuple[CaseloadEntry, ...] = ()  # every open session, the shown one included
+    undo: str = ""  # what a start stopped for another patient, while it can be undone
 
     @property
     def running(self) -> TileView | None:

@@ -5,16 +5,24 @@ from __future__ import annotations
 from datetime import timedelta
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from therapy_timer.gui import theme
-from therapy_timer.gui.view_state import TileState, TileView, WindowView
+from therapy_timer.gui.view_state import TileState, TileView, WindowView, format_elapsed
 from therapy_timer.gui.widgets.tiles import CodeTile
 
 _IDLE = TileView("", "Nothing running", timedelta(0), 0, None, TileState.IDLE, None)
 
 
 PLAY_MARK = "\N{BLACK RIGHT-POINTING TRIANGLE} "
+SHOWN_MARK = "\N{BLACK RIGHT-POINTING POINTER} "
 RUNNING_KEY_STYLE = (
     f"QPushButton {{ background-color: {theme.RUNNING_BG.name()};"
     f" color: {theme.ON_STATE_FG.name()}; font-weight: bold; border-radius: 4px; }}"
@@ -49,6 +57,12 @@ class MiniView(QWidget):
         controls.addWidget(self.expand)
         column = QVBoxLayout(self)
         column.setContentsMargins(6, 6, 6, 6)
+        # Every running patient, one line each: the mini view is all a therapist sees over
+        # the EMR, and the other patients' hot packs run on.
+        self.patients = QLabel()
+        self.patients.setAccessibleName("Running patients")
+        self.patients.setTextFormat(Qt.TextFormat.PlainText)
+        column.addWidget(self.patients)
         column.addWidget(self.current)
         column.addLayout(self._keys_grid)
         column.addLayout(controls)
@@ -58,6 +72,14 @@ class MiniView(QWidget):
     def set_view(self, view: WindowView) -> None:
         running = view.running
         self.current.set_view(running if running is not None else _IDLE)
+        lines = [
+            f"{SHOWN_MARK if e.current else ''}{e.patient_ref}: "
+            f"{e.running} {format_elapsed(e.elapsed)}"
+            for e in view.caseload
+            if e.is_running or e.current
+        ]
+        self.patients.setText("\n".join(lines))
+        self.patients.setVisible(bool(lines))
         self.pause.setText("Resume" if view.paused else "Pause")
         self.pause.setAccessibleName(self.pause.text())
         self.pause.setEnabled(running is not None)

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
     QDialog,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QRadioButton,
+    QScrollArea,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -29,6 +31,7 @@ from therapy_timer.gui import theme
 from therapy_timer.gui.widgets.corrections import CorrectionsDialog
 from therapy_timer.gui.widgets.reason import ReasonDialog
 from therapy_timer.model import Segment, Session
+from therapy_timer.stopwatch import RoundingPolicy
 
 
 class SummaryActions(Protocol):
@@ -51,6 +54,9 @@ class SummaryActions(Protocol):
     def segments(self, session_id: str) -> Sequence[Segment]: ...
 
     def correct_minutes(self, changes: Mapping[str, int], reason: str) -> bool: ...
+
+    @property
+    def policy(self) -> RoundingPolicy: ...
 
 
 COLUMNS = ("Code", "Service", "Minutes", "Units", "Billed as")
@@ -88,7 +94,8 @@ class SummaryDialog(QDialog):
         self.reason_dialog: ReasonDialog | None = None
         self.corrections_dialog: CorrectionsDialog | None = None
         self.setWindowTitle("End of session")
-        self.setMinimumSize(720, 600)
+        # Fits a 1024x600 screen at 125% font scale: the parts scroll, the buttons stay.
+        self.setMinimumSize(480, 360)
 
         self.title = QLabel()
         self.title.setFont(theme.scaled_font(self, 1.3, bold=True))
@@ -120,11 +127,16 @@ class SummaryDialog(QDialog):
         self.status.setAccessibleName("Summary status")
         self.status.setFont(theme.scaled_font(self, 1.1, bold=True))
 
-        self.back_button = QPushButton("&Back to session")
+        # Named for what they do (issue 12): next to "Close session and copy note", a bare
+        # "Done" read as finishing the session while it left it open.
+        self.back_button = QPushButton("&Back to treatment (session stays open)")
         self.back_button.setToolTip("Keep the session open; restart a timer if you need to")
         self.copy_button = QPushButton()
         self.copy_button.setDefault(True)
-        self.done_button = QPushButton("&Done")
+        self.done_button = QPushButton("C&lose summary")
+        self.done_button.setToolTip(
+            "The session is closed; back to the window for the next patient"
+        )
         self.correct_button = QPushButton("Correct &minutes…")
         self.correct_button.setToolTip("Fix recorded minutes of the closed session (asks why)")
         buttons = QHBoxLayout()
@@ -137,7 +149,9 @@ class SummaryDialog(QDialog):
         buttons.addWidget(self.copy_button)
         buttons.addWidget(self.done_button)
 
-        column = QVBoxLayout(self)
+        body = QWidget()
+        column = QVBoxLayout(body)
+        column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(self.title)
         column.addWidget(self.table, 2)
         column.addWidget(self.totals)
@@ -148,7 +162,16 @@ class SummaryDialog(QDialog):
         column.addWidget(note_caption)
         column.addWidget(self.note, 3)
         column.addWidget(self.status)
-        column.addLayout(buttons)
+        # On a small screen the table, warnings and note scroll; the buttons never leave it.
+        self.body = QScrollArea()
+        self.body.setWidgetResizable(True)
+        self.body.setFrameShape(QFrame.Shape.NoFrame)
+        self.body.setWidget(body)
+        self.table.setMinimumHeight(theme.TOUCH_MIN * 2)
+        self.note.setMinimumHeight(theme.TOUCH_MIN * 2)
+        outer = QVBoxLayout(self)
+        outer.addWidget(self.body, 1)
+        outer.addLayout(buttons)
 
         self.copy_shortcut = QShortcut(QKeySequence(QKeySequence.StandardKey.Copy), self)
         self.copy_shortcut.activated.connect(self._on_copy_requested)
@@ -223,7 +246,7 @@ class SummaryDialog(QDialog):
             self._refresh()
 
         self.corrections_dialog = CorrectionsDialog.show_for(
-            self, self._controller.segments(self._session_id), save
+            self, self._controller.segments(self._session_id), save, self._controller.policy
         )
 
     def _on_tie_clicked(self, index: int) -> None:
@@ -286,6 +309,7 @@ class SummaryDialog(QDialog):
         self._fill_ties(result)
         self.note.setPlainText(result.note)
         self.back_button.setVisible(not self._closed)
+        self.done_button.setVisible(self._closed)
         self.correct_button.setVisible(self._closed)
         if self._closed:
             self.copy_button.setText("&Copy note")

@@ -1,0 +1,132 @@
+"""The caseload strip: a button per open session (patient, what runs, time, units), New patient."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QWidget,
+)
+
+from therapy_timer.gui import theme
+from therapy_timer.gui.view_state import CaseloadEntry, format_elapsed
+
+LONG_RUNNING_STYLE = (
+    f"QPushButton {{ background-color: {theme.ALERT_BG.name()};"
+    f" color: {theme.ON_STATE_FG.name()}; border-radius: 4px; padding: 2px 8px; }}"
+)
+RUNNING_STYLE = (
+    f"QPushButton {{ background-color: {theme.RUNNING_BG.name()};"
+    f" color: {theme.ON_STATE_FG.name()}; border-radius: 4px; padding: 2px 8px; }}"
+)
+WARNING_MARK = "\N{WARNING SIGN} "
+
+
+def entry_text(entry: CaseloadEntry) -> str:
+    """Two short lines: the patient (and key), then what runs, its time and the units so far."""
+    key = f"Ctrl+{entry.number}  " if entry.number is not None else ""
+    mark = WARNING_MARK if entry.long_running else ""
+    units = f"{entry.units} unit{'s' * (entry.units != 1)}"
+    time = f" {format_elapsed(entry.elapsed)}" if entry.is_running else ""
+    return f"{key}{entry.patient_ref} ({entry.clinician})\n{mark}{entry.running}{time} · {units}"
+
+
+def entry_spoken(entry: CaseloadEntry) -> str:
+    parts = [f"Patient {entry.patient_ref}", entry.running]
+    if entry.long_running:
+        parts.append("a timed code has run long")
+    parts.append(f"{entry.units} units so far")
+    if entry.current:
+        parts.append("shown")
+    return ", ".join(parts)
+
+
+class CaseloadStrip(QFrame):
+    """Every open session at a glance; a tap shows that patient. Scrolls sideways when full."""
+
+    session_chosen = Signal(str)  # session id
+    new_patient_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAccessibleName("Caseload")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.new_button = QPushButton("+ &New patient")
+        self.new_button.setAccessibleName("New patient")
+        self.new_button.setToolTip("Open a session for another patient; the others keep running")
+        self.new_button.setMinimumHeight(theme.TOUCH_MIN)
+        self._row = QHBoxLayout()
+        self._row.setContentsMargins(0, 0, 0, 0)
+        self._row.setSpacing(6)
+        self._row.addStretch(1)
+        inner = QWidget()
+        inner.setLayout(self._row)
+        self._scroll = QScrollArea()
+        self._scroll.setWidget(inner)
+        self._scroll.setWidgetResizable(True)
+        self._scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self._scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._scroll.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        outer = QHBoxLayout(self)
+        outer.setContentsMargins(4, 4, 4, 4)
+        outer.addWidget(self._scroll, 1)
+        outer.addWidget(self.new_button)
+        self.buttons: dict[str, QPushButton] = {}
+        self._entries: tuple[CaseloadEntry, ...] = ()
+        self.new_button.clicked.connect(self.new_patient_requested)
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        # Two lines of text plus the scroll bar a full strip needs; fixed, so the tiles below
+        # keep their room on a 600-pixel-high screen.
+        lines = self.fontMetrics().lineSpacing() * 2 + 16
+        bar = self._scroll.horizontalScrollBar().sizeHint().height()
+        self._scroll.setFixedHeight(max(theme.TOUCH_MIN, lines) + bar)
+
+    def set_entries(self, entries: tuple[CaseloadEntry, ...]) -> None:
+        if entries == self._entries:
+            return
+        self._entries = entries
+        ids = [e.session_id for e in entries]
+        if ids != list(self.buttons):
+            for button in self.buttons.values():
+                self._row.removeWidget(button)
+                button.deleteLater()
+            self.buttons = {}
+            for index, entry in enumerate(entries):
+                button = QPushButton()
+                button.setCheckable(True)
+                button.setMinimumHeight(theme.TOUCH_MIN)
+                button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+                button.clicked.connect(
+                    lambda _=False, sid=entry.session_id: self._on_button_clicked(sid)
+                )
+                self._row.insertWidget(index, button)
+                self.buttons[entry.session_id] = button
+        for entry in entries:
+            button = self.buttons[entry.session_id]
+            button.setText(entry_text(entry))
+            button.setAccessibleName(entry_spoken(entry))
+            button.setChecked(entry.current)
+            if entry.long_running:
+                style = LONG_RUNNING_STYLE
+            elif entry.is_running:
+                style = RUNNING_STYLE
+            else:
+                style = ""
+            if entry.current:
+                style += "QPushButton { border: 3px solid palette(highlight); font-weight: bold; }"
+            if button.styleSheet() != style:
+                button.setStyleSheet(style)
+
+    def _on_button_clicked(self, session_id: str) -> None:
+        button = self.buttons.get(session_id)
+        if button is not None:
+            # The view decides which entry is shown; a click must not leave a stale check.
+            entry = next((e for e in self._entries if e.session_id == session_id), None)
+            button.setChecked(entry is not None and entry.current)
+        self.session_chosen.emit(session_id)
