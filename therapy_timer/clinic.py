@@ -1440,11 +1440,81 @@ def _stopping(code: str) -> Callable[[Session, Stopwatch], Change]:
     return lambda _session, stopwatch: stopwatch.stop(code)
 
 
-def _conflict_number(raw: object) -> int:
-    """A kept-aside version's number as typed (``3`` or ``"3"``); InvalidInput otherwise."""
-    if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0:
-        return raw
-    if isinstance(raw, str) and raw.strip().isascii() and raw.strip().isdigit():
-        return int(raw.strip())
-    text = repr(raw)
-    raise InvalidInput("conflict", f"{text[:80]} is not the number of a kept-aside version")
+# -- finding sessions and payer profiles: words a person reads --------------------------------
+
+AMBIGUOUS_SHOWN = 10
+"""How many matching sessions or segments an ambiguous id prefix lists."""
+
+SHORT_ID = 8
+"""Characters of an id shown in lists and messages (enough to type back as a prefix)."""
+
+
+def session_label(session: Session) -> str:
+    """One session in a line: short id, patient, date, clinician and whether it is open."""
+    state = "open" if session.is_open else "closed"
+    return (
+        f"{session.id[:SHORT_ID]} {session.patient_ref} {session.date_of_service.isoformat()}"
+        f" {session.clinician} ({state})"
+    )
+
+
+def segment_label(segment: Segment) -> str:
+    """One segment in a line: short id, code, local start time and its session."""
+    return (
+        f"{segment.id[:SHORT_ID]} {segment.code} at {_local_hm(segment.start_utc)} of session"
+        f" {segment.session_id[:SHORT_ID]}"
+    )
+
+
+def describe_profile(profile: PayerProfile) -> str:
+    """What a payer profile decides, in words: the method and whether CQ/CO are used."""
+    method = (
+        "CMS total time (8-minute rule)"
+        if profile.method is rules.Method.CMS
+        else "AMA per code (8 minutes per code)"
+    )
+    modifiers = "CQ/CO on assistant minutes" if profile.assistant_modifiers else "no CQ/CO"
+    return f"{method}, {modifiers}"
+
+
+def _method(value: rules.Method | str) -> rules.Method:
+    try:
+        return rules.Method(str(value).strip().lower())
+    except ValueError:
+        raise InvalidInput(
+            "method", f"{rules.quote(value)} is not a billing method: use cms or ama"
+        ) from None
+
+
+def _typed_id(typed: str, what: str) -> str:
+    text = typed.strip() if isinstance(typed, str) else ""
+    if not text:
+        raise InvalidInput(what, f"type the {what} id, or its first characters")
+    return text
+
+
+def _several(found: Sequence[object]) -> str:
+    return f"more than {AMBIGUOUS_SHOWN}" if len(found) > AMBIGUOUS_SHOWN else str(len(found))
+
+
+def _whole_minutes(minutes: int, *, low: int) -> int:
+    if (
+        isinstance(minutes, bool)
+        or not isinstance(minutes, int)
+        or not low <= minutes <= rules.MAX_DAY_MINUTES
+    ):
+        raise InvalidInput(
+            "minutes",
+            f"must be whole minutes from {low} to {rules.MAX_DAY_MINUTES},"
+            f" got {rules.quote(minutes)}",
+        )
+    return minutes
+
+
+def _local_hm(moment: datetime) -> str:
+    return moment.astimezone().strftime("%H:%M")
+
+
+def _minutes_text(delta: timedelta) -> str:
+    minutes = delta.total_seconds() / 60
+    return f"{minutes:g} min"
