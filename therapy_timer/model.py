@@ -14,6 +14,7 @@ from therapy_timer.errors import InvalidInput, InvalidOperation
 PATIENT_REF_MAX = 20
 _PATIENT_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._#/-]*$")
 UNTIMED_MINUTES_MAX = 24 * 60
+PATIENT_REF_MISSING = "Type the patient's reference (initials or MRN) first"
 
 
 class SessionStatus(StrEnum):
@@ -125,12 +126,14 @@ def patient_ref(raw: str) -> str:
     one open session per reference and clinician, compared case-insensitively (ASCII only).
     """
     ref = raw.strip() if isinstance(raw, str) else ""
-    if not ref or len(ref) > PATIENT_REF_MAX or not _PATIENT_REF.match(ref):
+    if not ref:
+        raise InvalidInput("patient_ref", PATIENT_REF_MISSING)
+    if len(ref) > PATIENT_REF_MAX or not _PATIENT_REF.match(ref):
         raise InvalidInput(
             "patient_ref",
-            f"{raw!r} is not a patient reference: use initials or a record number"
-            f" (up to {PATIENT_REF_MAX} letters, digits or . _ - # /, no spaces),"
-            " not a name or other details",
+            f"{raw!r} is not a patient reference: type the patient's initials or record"
+            f" number (MRN), up to {PATIENT_REF_MAX} letters, digits or . _ - # / with no"
+            " spaces, not a name or other details",
         )
     return ref
 

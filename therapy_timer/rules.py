@@ -1202,7 +1202,7 @@ def _note(
 
     ``timed_rows`` and ``untimed_rows`` are the codes' rows, built beside their claim lines.
     """
-    dos = request.date_of_service.isoformat() if request.date_of_service else "not recorded"
+    dos = request.date_of_service.isoformat() if request.date_of_service else "not given"
     out = [
         f"Date of service: {dos}",
         _PLAN_LINE[request.discipline],
