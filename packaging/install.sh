@@ -12,7 +12,8 @@ usage() {
     cat <<EOF
 Usage: $0 [--uninstall]
 Installs Therapy Timer into your home folder and your desktop's application menu.
-  --uninstall   remove the app, menu entry, icons and command (your data is kept)
+  --uninstall   remove the app, menu entry, icons and command; your records are kept
+                in $data_dir
 EOF
 }
 
@@ -26,6 +27,9 @@ apps_dir="$data_home/applications"
 icons_dir="$data_home/icons/hicolor"
 metainfo_dir="$data_home/metainfo"
 desktop_file="$apps_dir/$app_id.desktop"
+# The app's data folder, found as the app finds it (therapy_timer/paths.py: the environment
+# override, else platformdirs' user data folder, which on Linux follows XDG_DATA_HOME).
+data_dir="${THERAPY_TIMER_DATA_DIR:-$data_home/therapy-timer}"
 
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
@@ -49,8 +53,14 @@ uninstall() {
         rm -f "$bin_link"
     fi
     refresh_menus
-    echo "Therapy Timer removed. Your data was kept (the folder shown by the app's About box;"
-    echo "by default ${XDG_DATA_HOME:-~/.local/share}/therapy-timer)."
+    echo "Therapy Timer removed."
+    if [ -d "$data_dir" ]; then
+        echo "Your records were kept in $data_dir"
+        echo "(the database, its daily backups and the clinic's code file). To remove them too,"
+        echo "copy any backup you must keep, then delete that folder."
+    else
+        echo "No records were found in $data_dir (the data folder); nothing else to remove."
+    fi
 }
 
 install_app() {

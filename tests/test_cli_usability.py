@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,6 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tests.fakes import FakeClock
+from therapy_timer import paths
 from therapy_timer import store as st
 from therapy_timer.cli import Context, main
 from therapy_timer.codes import Discipline, FurnishedBy, Role
@@ -532,3 +536,33 @@ def test_the_note_says_no_date_only_when_none_was_given(cli: Cli) -> None:
 def test_furnished_by_values_match_the_model() -> None:
     # The --by choices are the model's values: a rename there must show up here.
     assert {f.value for f in FurnishedBy} >= {"therapist", "assistant"}
+
+
+# -- the uninstall script names the folder it keeps ----------------------------------------------
+
+INSTALL_SH = Path(__file__).resolve().parent.parent / "packaging" / "install.sh"
+
+
+@pytest.mark.parametrize("override", [False, True])
+def test_uninstall_names_the_data_folder_the_app_uses(tmp_path: Path, override: bool) -> None:
+    env = {"HOME": str(tmp_path / "home"), "PATH": os.environ["PATH"]}
+    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
+    if override:
+        env[paths.DATA_DIR_ENV] = str(tmp_path / "portable data")
+    # The folder the app itself would use under the same environment (platformdirs decides).
+    script = "from therapy_timer import paths; print(paths.data_dir())"
+    expected = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    gone = subprocess.run(
+        ["bash", str(INSTALL_SH), "--uninstall"], env=env, capture_output=True, text=True
+    )
+    assert gone.returncode == 0, gone.stderr
+    assert f"No records were found in {expected} " in gone.stdout
+    Path(expected).mkdir(parents=True)
+    (Path(expected) / "therapy-timer.sqlite3").write_bytes(b"records")
+    kept = subprocess.run(
+        ["bash", str(INSTALL_SH), "--uninstall"], env=env, capture_output=True, text=True
+    )
+    assert f"Your records were kept in {expected}\n" in kept.stdout
+    assert (Path(expected) / "therapy-timer.sqlite3").read_bytes() == b"records"
