@@ -94,7 +94,7 @@ def test_errors_are_plain_and_change_nothing(cli: Cli) -> None:
     cli("timer", "start", "97110", "--patient", "AB")
     # Another clinician: one clinician's one-on-one time for CD would stop AB's (#12).
     cli("timer", "start", "97110", "--patient", "CD", "--clinician", "Other")
-    assert "name one with --patient" in cli("timer", "stop", status=1).stderr
+    assert "Name one with --patient REF or --session ID" in cli("timer", "stop", status=1).stderr
     assert "is timed" in cli("untimed", "add", "97110", "--patient", "AB", status=2).stderr
     assert cli("timer", "stop", "--patient", "AB").stdout == "stopped 97110\n"
 

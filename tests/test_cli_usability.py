@@ -219,10 +219,10 @@ def test_status_without_a_name_lists_every_open_session(cli: Cli) -> None:
     cli("timer", "start", "97012", "--patient", "CD", "--clinician", "Other")
     cli.clock.advance(minutes=7)
     listed = cli.json("timer", "status", "--json")
-    assert [(s["session"]["patient_ref"], [r["code"] for r in s["running"]]) for s in listed] == [
-        ("AB", ["97110"]),
-        ("CD", ["97012"]),
-    ]
+    running = sorted(
+        (s["session"]["patient_ref"], [r["code"] for r in s["running"]]) for s in listed
+    )
+    assert running == [("AB", ["97110"]), ("CD", ["97012"])]
     text = cli("timer", "status").stdout
     assert "AB - " in text and "CD - " in text
     assert "running 97110 7:00" in text and "running 97012 7:00" in text
@@ -566,3 +566,24 @@ def test_uninstall_names_the_data_folder_the_app_uses(tmp_path: Path, override: 
     )
     assert f"Your records were kept in {expected}\n" in kept.stdout
     assert (Path(expected) / "therapy-timer.sqlite3").read_bytes() == b"records"
+
+
+def test_a_patient_is_found_whatever_the_case_and_two_sessions_are_listed(cli: Cli) -> None:
+    cli("timer", "start", "97110", "--patient", "MRN-7", "--clinician", "Kim")
+    cli.clock.advance(minutes=5)
+    assert cli("timer", "stop", "--patient", "mrn-7").stdout == "stopped 97110\n"
+    cli("timer", "start", "97140", "--patient", "mrn-7", "--clinician", "Kim")
+    assert [r["patient_ref"] for r in cli.json("session", "list", "--json")] == ["MRN-7"]
+    # A named clinician gets their own session of the patient, not a colleague's.
+    cli("timer", "start", "97530", "--patient", "MRN-7", "--clinician", "Lee", "--role", "OT")
+    assert sorted(r["clinician"] for r in cli.json("session", "list", "--json")) == ["Kim", "Lee"]
+    assert cli("timer", "start", "97110", "--patient", "mrn-7", "--clinician", "Kim").stdout == (
+        "stopped 97140\nstarted 97110\n"
+    )
+    rows = cli.json("session", "list", "--json")
+    error = cli("timer", "pause", "--patient", "MRN-7", status=1).stderr
+    assert "2 sessions are open for patient MRN-7" in error
+    assert all(f"{r['id'][:8]} MRN-7 " in error and r["clinician"] in error for r in rows)
+    assert "Name one with --session ID" in error
+    lee = next(r["id"] for r in rows if r["clinician"] == "Lee")
+    assert cli("timer", "pause", "--session", lee[:8]).stdout == "paused 97530\n"
