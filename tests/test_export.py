@@ -239,7 +239,7 @@ def test_bundles_import_idempotently_and_report_conflicts(
         (
             '{"format": "therapy-timer-bundle", "version": 1, "workstation": "x", '
             '"sessions": [{"id": "nope"}]}',
-            "damaged",
+            "'nope' is not an id",
         ),
         ("GOOD-BUT-AMENDED-AS-TEXT", "amended is 'yes', not bool"),
         ("GOOD-BUT-AUDIT-WITHOUT-TIME", "damaged"),

@@ -38,7 +38,7 @@ from therapy_timer.errors import (
 )
 from therapy_timer.explain import PAYER_PROFILE_HELP
 from therapy_timer.export import EXPORT_FORMATS, segment_json, session_json
-from therapy_timer.model import PayerProfile, Session
+from therapy_timer.model import Conflict, PayerProfile, Session
 from therapy_timer.rules import Method, Result, evaluate, key_text, quote
 
 BAD_INPUT_STATUS = 2
@@ -981,3 +981,84 @@ def import_(context: Context, files: tuple[Path, ...]) -> None:
         click.echo(f"conflict, not imported: session {session_id}: {why}; kept aside in {path}")
     if report.conflicts:
         sys.exit(1)
+
+
+# -- conflicts ---------------------------------------------------------------------------------
+
+
+@main.group()
+def conflicts() -> None:
+    """Other versions of sessions that imports kept aside: list, show, accept or drop one."""
+
+
+@conflicts.command("list")
+@click.option("--all", "every", is_flag=True, help="Also those already accepted or dropped.")
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
+@pass_context
+@plain_errors
+def conflicts_list(context: Context, every: bool, as_json: bool) -> None:
+    """Kept-aside versions, oldest first (undecided ones unless --all)."""
+    with context.clinic() as clinic:
+        found = clinic.conflicts(every=every)
+    if as_json:
+        click.echo(json.dumps([_conflict_json(c, with_record=False) for c in found], indent=2))
+        return
+    if not found:
+        click.echo("no conflicts kept aside" if not every else "no conflicts were ever kept")
+    for c in found:
+        record = c.record
+        click.echo(
+            f"{c.id}\t{c.status.value}\t{c.session_id}\t{record.get('date_of_service')}"
+            f"\t{record.get('patient_ref')}\tfrom {c.origin}: {c.why}"
+        )
+
+
+@conflicts.command("show")
+@click.argument("conflict_id")
+@pass_context
+@plain_errors
+def conflicts_show(context: Context, conflict_id: str) -> None:
+    """One kept-aside version in full (JSON), beside why it was kept aside."""
+    with context.clinic() as clinic:
+        found = clinic.conflict(conflict_id)
+    click.echo(json.dumps(_conflict_json(found, with_record=True), indent=2, sort_keys=True))
+
+
+@conflicts.command("accept")
+@click.argument("conflict_id")
+@click.option("--reason", required=True, help="Why this version is the right one.")
+@pass_context
+@plain_errors
+def conflicts_accept(context: Context, conflict_id: str, reason: str) -> None:
+    """Replace the session here with the kept-aside version (audited; marks it amended)."""
+    with context.clinic() as clinic:
+        session = clinic.accept_conflict(conflict_id, reason)
+    click.echo(f"accepted: session {session.id} ({session.patient_ref}) now holds that version")
+
+
+@conflicts.command("drop")
+@click.argument("conflict_id")
+@click.option("--reason", required=True, help="Why the session here stays as it is.")
+@pass_context
+@plain_errors
+def conflicts_drop(context: Context, conflict_id: str, reason: str) -> None:
+    """Keep the session here as it is; the other version is recorded as dropped (audited)."""
+    with context.clinic() as clinic:
+        dropped = clinic.drop_conflict(conflict_id, reason)
+    click.echo(f"dropped version {dropped.id} of session {dropped.session_id}")
+
+
+def _conflict_json(conflict: Conflict, *, with_record: bool) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        "id": conflict.id,
+        "session_id": conflict.session_id,
+        "origin": conflict.origin,
+        "source": conflict.source,
+        "why": conflict.why,
+        "received_utc": conflict.received_utc.isoformat(),
+        "status": conflict.status.value,
+        "decided_utc": None if conflict.decided_utc is None else conflict.decided_utc.isoformat(),
+    }
+    if with_record:
+        found["session"] = conflict.record
+    return found

@@ -24,6 +24,8 @@ from therapy_timer.codes import load_catalogue as _load_catalogue
 from therapy_timer.errors import InvalidInput, InvalidOperation
 from therapy_timer.files import private_output, write_private
 from therapy_timer.model import (
+    Conflict,
+    ConflictStatus,
     Interrupted,
     PayerProfile,
     RecoveryChoice,
@@ -982,8 +984,14 @@ class Clinic:
                 conflicts.append(str(record["id"]))
                 folder.mkdir(mode=0o700, parents=True, exist_ok=True)
                 why.append(outcome.why.get(str(record["id"]), ""))
-                target = ex.conflict_path(folder, str(record["id"]), bundle["workstation"])
-                files.append(write_private(target, ex.conflict_text(why[-1], record)))
+                # The database keeps every version (Clinic.conflicts); the file is a copy a
+                # person can open, named by its content so no version replaces another.
+                target = ex.conflict_path(
+                    folder, str(record["id"]), bundle["workstation"], st.version_hash(record)
+                )
+                if not target.exists():
+                    write_private(target, ex.conflict_text(why[-1], record))
+                files.append(target)
         return ex.ImportReport(
             tuple(added), tuple(unchanged), tuple(conflicts), tuple(files), tuple(why)
         )
@@ -1254,6 +1262,33 @@ class Clinic:
             )
         return tuple(
             self._store.remove_untimed(u.id, reason=reason, actor=self._actor) for u in matching
+        )
+
+    # -- conflicts ------------------------------------------------------------------------------
+
+    def conflicts(self, *, every: bool = False) -> list[Conflict]:
+        """Versions of sessions an import kept aside, oldest first: the undecided ones, or
+        ``every`` one (accepted and dropped too)."""
+        return self._store.conflicts(status=None if every else ConflictStatus.OPEN)
+
+    def conflict(self, conflict_id: int | str) -> Conflict:
+        return self._store.get_conflict(_conflict_number(conflict_id))
+
+    def accept_conflict(self, conflict_id: int | str, reason: str) -> Session:
+        """Replace the session here with the kept-aside version (audited, marks it amended so
+        a charge already exported is flagged out of date). Its content is checked again, with
+        the catalogue too, as if it were recorded here."""
+        conflict = self.conflict(conflict_id)
+        for segment in conflict.record.get("segments", []):
+            self._catalogue.get(str(segment["code"]), "code")
+        for service in conflict.record.get("untimed", []):
+            self._catalogue.get(str(service["code"]), "code")
+        return self._store.accept_conflict(conflict.id, reason=reason, actor=self._actor)
+
+    def drop_conflict(self, conflict_id: int | str, reason: str) -> Conflict:
+        """Keep the session here as it is; the other version stays recorded as dropped."""
+        return self._store.drop_conflict(
+            _conflict_number(conflict_id), reason=reason, actor=self._actor
         )
 
     # -- internals -----------------------------------------------------------------------------
@@ -1555,3 +1590,13 @@ def _local_hm(moment: datetime) -> str:
 def _minutes_text(delta: timedelta) -> str:
     minutes = delta.total_seconds() / 60
     return f"{minutes:g} min"
+
+
+def _conflict_number(raw: object) -> int:
+    """A kept-aside version's number as typed (``3`` or ``"3"``); InvalidInput otherwise."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0:
+        return raw
+    if isinstance(raw, str) and raw.strip().isascii() and raw.strip().isdigit():
+        return int(raw.strip())
+    text = repr(raw)
+    raise InvalidInput("conflict", f"{text[:80]} is not the number of a kept-aside version")

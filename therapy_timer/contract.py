@@ -9,6 +9,7 @@ refused with one plain sentence naming the field (``InvalidInput``), never a tra
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
@@ -216,11 +217,20 @@ def answer_batch(
     """Answer a JSON array in order; a bad item answers ``{"error": ...}`` and the rest go on."""
     answers: list[dict[str, Any]] = []
     append = answers.append
-    for i, item in enumerate(items):
-        try:
-            append(result_json(evaluate(request_from_json(item), catalogue)))
-        except InvalidInput as exc:
-            append({"error": f"[{i}] {exc}"})
+    # The batch builds many small objects and no reference cycles, so the cyclic collector only
+    # rescans the growing answer list over and over (~20% of a batch's time, issue 13): paused
+    # for the batch, and put back as it was even if an answer raises.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for i, item in enumerate(items):
+            try:
+                append(result_json(evaluate(request_from_json(item), catalogue)))
+            except InvalidInput as exc:
+                append({"error": f"[{i}] {exc}"})
+    finally:
+        if collecting:
+            gc.enable()
     return answers
 
 

@@ -15,7 +15,7 @@ from therapy_timer import rules
 from therapy_timer.contract import result_json
 from therapy_timer.errors import InvalidInput, InvalidOperation
 from therapy_timer.files import read_regular
-from therapy_timer.model import Segment, Session
+from therapy_timer.model import Segment, Session, label_text
 
 CSV_COLUMNS = (
     "date_of_service",
@@ -232,7 +232,9 @@ def read_bundle(path: Path) -> dict[str, Any]:
     """Load and check a bundle; every problem names the file and changes nothing."""
     raw = read_regular(path, limit=BUNDLE_MAX_BYTES, what="imported")
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys)
+    except _RepeatedKey as exc:
+        raise InvalidInput(str(path), f"is damaged: the key {exc.key!r} appears twice") from None
     except UnicodeDecodeError:
         raise InvalidInput(str(path), "is not a bundle (not UTF-8 text)") from None
     except RecursionError:
@@ -248,12 +250,32 @@ def read_bundle(path: Path) -> dict[str, Any]:
         )
     if not isinstance(data.get("sessions"), list) or not isinstance(data.get("workstation"), str):
         raise InvalidInput(str(path), "is damaged: sessions or workstation missing")
+    # The workstation becomes each session's origin and part of every audit actor.
+    data["workstation"] = label_text(data["workstation"], f"{path}: workstation")
     return data
 
 
-def conflict_path(folder: Path, session_id: str, workstation: str) -> Path:
-    """Where a conflicting version is kept aside: one file per session and station."""
-    return folder / f"{_safe(session_id)}-from-{_safe(workstation)}.json"
+class _RepeatedKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key[:80]
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: with a repeated one, which would count?"""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _RepeatedKey(key)
+        result[key] = value
+    return result
+
+
+def conflict_path(folder: Path, session_id: str, workstation: str, version: str = "") -> Path:
+    """Where a conflicting version is kept aside: one file per session, station and version
+    (``version`` names its content), so a later version never replaces an earlier one."""
+    suffix = f"-{_safe(version)[:12]}" if version else ""
+    return folder / f"{_safe(session_id)}-from-{_safe(workstation)}{suffix}.json"
 
 
 def conflict_text(why: str, record: Mapping[str, Any]) -> str:

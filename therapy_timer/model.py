@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import unicodedata
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
-from therapy_timer.codes import Discipline, FurnishedBy, Method, Role
+from therapy_timer.codes import Discipline, FurnishedBy, Method, Role, normalize_code
 from therapy_timer.errors import InvalidInput, InvalidOperation
 
 PATIENT_REF_MAX = 20
@@ -131,7 +134,7 @@ def patient_ref(raw: str) -> str:
     if len(ref) > PATIENT_REF_MAX or not _PATIENT_REF.match(ref):
         raise InvalidInput(
             "patient_ref",
-            f"{raw!r} is not a patient reference: type the patient's initials or record"
+            f"{_quoted(raw)} is not a patient reference: type the patient's initials or record"
             f" number (MRN), up to {PATIENT_REF_MAX} letters, digits or . _ - # / with no"
             " spaces, not a name or other details",
         )
@@ -149,9 +152,23 @@ def reason_text(raw: str) -> str:
 def label_text(raw: str, field: str, max_len: int = 80) -> str:
     """A stripped one-line label of 1 to ``max_len`` characters; InvalidInput naming ``field``."""
     text = raw.strip() if isinstance(raw, str) else ""
-    if not text or len(text) > max_len or any(ch in text for ch in "\r\n\t\x00"):
-        raise InvalidInput(field, f"must be 1 to {max_len} characters on one line, got {raw!r}")
+    # Any control character or line/paragraph separator: a label is one line of plain text
+    # in the CSV, the note and the audit log (a stray one splits a row or hides a prefix).
+    if (
+        not text
+        or len(text) > max_len
+        or any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in text)
+    ):
+        raise InvalidInput(
+            field, f"must be 1 to {max_len} characters on one line, got {_quoted(raw)}"
+        )
     return text
+
+
+def _quoted(raw: object) -> str:
+    """What the user gave, at most about 80 characters of it, for a message."""
+    text = repr(raw)
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def untimed_minutes(minutes: int | None) -> int | None:
@@ -199,3 +216,287 @@ class Interrupted:
         if self.last_heartbeat is None:
             return (RecoveryChoice.KEEP_RUNNING, RecoveryChoice.DISCARD)
         return tuple(RecoveryChoice)
+
+
+# ---------------------------------------------------------------------------------------------
+# One session record's checks, the same for a session recorded here and one imported: an id in
+# another spelling, a date on no day or two codes over the same minutes would bill twice.
+
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_ISO_MOMENT = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+RECORD_AUDIT_ENTITIES = ("session", "segment", "untimed")
+ALLOCATION_UNITS_MAX = 100
+
+
+def session_id(raw: object, field: str = "id") -> str:
+    """A session id in its one stored form (``str(uuid.UUID(raw))``): lower-case, hyphenated.
+
+    "ABC…" and "{abc…}" name the same session as "abc…"; stored as given they would not.
+    """
+    return str(_uuid(raw, field))
+
+
+def segment_id(raw: object, field: str = "segment id") -> str:
+    """A segment id in its one stored form (32 lower-case hex digits, as the stopwatch makes)."""
+    return _uuid(raw, field).hex
+
+
+def _uuid(raw: object, field: str) -> uuid.UUID:
+    if isinstance(raw, str) and len(raw) <= 45:
+        try:
+            return uuid.UUID(raw)
+        except ValueError:
+            pass
+    raise InvalidInput(field, f"{_quoted(raw)} is not an id (a UUID)")
+
+
+def service_date(raw: object, field: str = "date_of_service") -> date:
+    """A date written YYYY-MM-DD and nothing else (3.11's fromisoformat also takes 20261120)."""
+    if isinstance(raw, str) and _ISO_DATE.match(raw):
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            pass
+    raise InvalidInput(field, f"{_quoted(raw)} is not a date written YYYY-MM-DD")
+
+
+def aware_moment(raw: object, field: str) -> datetime:
+    """An ISO-8601 moment with its UTC offset; a naive or loosely written one is refused."""
+    if isinstance(raw, str) and _ISO_MOMENT.match(raw):
+        try:
+            return datetime.fromisoformat(raw)
+        except ValueError:
+            pass
+    raise InvalidInput(
+        field, f"{_quoted(raw)} is not a moment written YYYY-MM-DDTHH:MM:SS+HH:MM (with offset)"
+    )
+
+
+@dataclass(frozen=True)
+class SegmentTimes:
+    """What the overlap check needs of a segment (stored, imported or about to be written)."""
+
+    id: str
+    code: str
+    exclusive: bool
+    start_utc: datetime
+    stop_utc: datetime | None
+
+
+def check_segment_times(segments: Sequence[SegmentTimes], field: str = "segments") -> None:
+    """One id per segment, none stopping before it starts, no two exclusive ones overlapping.
+
+    Exclusive codes run one at a time (R8.1): overlapping ones would bill the same minutes
+    twice. InvalidInput names the codes and where they meet.
+    """
+    seen: set[str] = set()
+    for segment in segments:
+        if segment.id in seen:
+            raise InvalidInput(field, f"segment {segment.id} appears twice")
+        seen.add(segment.id)
+        if segment.stop_utc is not None and segment.stop_utc < segment.start_utc:
+            raise InvalidInput(field, f"{segment.code} stops before it starts")
+    clash = exclusive_clash(segments)
+    if clash is not None:
+        first, second = clash
+        raise InvalidInput(
+            field,
+            f"{first.code} and {second.code} overlap from {second.start_utc.isoformat()};"
+            " two treatment codes cannot bill the same minutes",
+        )
+
+
+def exclusive_clash(
+    segments: Sequence[SegmentTimes],
+) -> tuple[SegmentTimes, SegmentTimes] | None:
+    """The first two exclusive segments (in start order) whose times overlap, or None."""
+    exclusive = sorted((s for s in segments if s.exclusive), key=lambda s: s.start_utc)
+    # The segment reaching furthest so far: a long one can overlap several after it.
+    reach: SegmentTimes | None = None
+    for later in exclusive:
+        if reach is not None and (reach.stop_utc is None or reach.stop_utc > later.start_utc):
+            return reach, later
+        if (
+            reach is None
+            or later.stop_utc is None
+            or later.stop_utc > (reach.stop_utc or later.stop_utc)
+        ):
+            reach = later
+    return None
+
+
+def check_session_record(record: object, where: str) -> dict[str, Any]:
+    """A closed session's record (a bundle's, or one read here) in its one stored form.
+
+    The same checks as recording it here: canonical ids, strict dates, aware moments, known
+    enums and codes, one-line bounded labels, no duplicate or overlapping exclusive segments,
+    and audit entries about this session and its parts only. InvalidInput names ``where`` and
+    the field; any other damage (a missing key, a wrong type) is InvalidInput too.
+    """
+    if not isinstance(record, Mapping):
+        raise InvalidInput(where, "is not a session record")
+    try:
+        return _checked(record, where)
+    except InvalidInput as exc:
+        if exc.field.startswith(where):
+            raise
+        raise InvalidInput(f"{where} {exc.field}".strip(), exc.message) from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidInput(where, f"is damaged ({type(exc).__name__}: {exc})") from None
+
+
+def _of(value: object, kind: type, name: str) -> Any:
+    # bool is an int to isinstance: a count must not be True, a flag must not be 1.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TypeError(f"{name} is {_quoted(value)}, not {kind.__name__}")
+    return value
+
+
+def _checked(record: Mapping[str, Any], where: str) -> dict[str, Any]:
+    sid = session_id(record["id"])
+    if record["status"] != SessionStatus.CLOSED.value:
+        raise InvalidInput("status", "is an open session; only closed sessions are merged")
+    role = Role(record["role"])
+    discipline = Discipline(record["discipline"])
+    if role.discipline is not discipline:
+        raise InvalidInput("discipline", f"a {role.value} furnishes {role.discipline.value}")
+    payer_name = label_text(record["payer_profile"], "payer_profile")
+    payer = _of(record["payer"], Mapping, "payer")
+    if label_text(payer["name"], "payer name") != payer_name:
+        raise InvalidInput("payer", "names two different payer profiles")
+    created = aware_moment(record["created_utc"], "created_utc")
+    closed = aware_moment(record["closed_utc"], "closed_utc")
+    if closed < created:
+        raise InvalidInput("closed_utc", "is before the session was created")
+    allocation = record.get("allocation")
+    if allocation is not None:
+        allocation = {
+            normalize_code(_of(code, str, "allocation code"), "allocation"): _of(
+                units, int, "allocation units"
+            )
+            for code, units in _of(allocation, Mapping, "allocation").items()
+        }
+        if any(not 0 <= u <= ALLOCATION_UNITS_MAX for u in allocation.values()):
+            raise InvalidInput("allocation", "has a unit count out of range")
+    segments = [
+        {
+            "id": segment_id(s["id"]),
+            "code": normalize_code(s["code"], "segment code"),
+            "furnished_by": FurnishedBy(s["furnished_by"]).value,
+            "exclusive": _of(s["exclusive"], bool, "exclusive"),
+            "start_utc": aware_moment(s["start_utc"], "segment start_utc"),
+            "stop_utc": aware_moment(s["stop_utc"], "segment stop_utc"),
+        }
+        for s in _of(record["segments"], list, "segments")
+    ]
+    check_segment_times(
+        [
+            SegmentTimes(s["id"], s["code"], s["exclusive"], s["start_utc"], s["stop_utc"])
+            for s in segments
+        ]
+    )
+    untimed = [
+        {
+            "code": normalize_code(u["code"], "untimed code"),
+            "minutes": untimed_minutes(u["minutes"]),
+            "furnished_by": FurnishedBy(u["furnished_by"]).value,
+            "created_utc": aware_moment(u["created_utc"], "untimed created_utc"),
+        }
+        for u in _of(record["untimed"], list, "untimed")
+    ]
+    audit = [_audit_entry(e, sid) for e in _of(record.get("audit", []), list, "audit")]
+    return {
+        "id": sid,
+        "date_of_service": service_date(record["date_of_service"]),
+        "patient_ref": patient_ref(_of(record["patient_ref"], str, "patient_ref")),
+        "clinician": label_text(record["clinician"], "clinician"),
+        "role": role.value,
+        "discipline": discipline.value,
+        "payer_profile": payer_name,
+        "status": SessionStatus.CLOSED.value,
+        "amended": _of(record["amended"], bool, "amended"),
+        "created_utc": created,
+        "closed_utc": closed,
+        "allocation": allocation,
+        "payer": {
+            "name": payer_name,
+            "method": Method(payer["method"]).value,
+            "assistant_modifiers": _of(payer["assistant_modifiers"], bool, "assistant_modifiers"),
+        },
+        "segments": segments,
+        "untimed": untimed,
+        "audit": audit,
+    }
+
+
+def _audit_entry(raw: object, sid: str) -> dict[str, Any]:
+    """An audit entry of the record, which must be about the record's own session or parts:
+    a bundle's entry about a session of this station (a forged export) would hide a change."""
+    entry: Mapping[str, Any] = _of(raw, Mapping, "audit entry")
+    entity = _of(entry["entity"], str, "audit entity")
+    before = entry.get("before")
+    after = entry.get("after")
+    for payload in (before, after):
+        if payload is not None:
+            _of(payload, Mapping, "audit payload")
+    if entity == "session":
+        about_this = _uuid_or_none(entry["entity_id"]) == sid
+        entity_id = sid
+    elif entity in RECORD_AUDIT_ENTITIES:
+        # The store finds a part's entries by the session id in the payload (m005).
+        about_this = (after if after is not None else before or {}).get("session_id") == sid
+        entity_id = label_text(_of(entry["entity_id"], str, "audit entity_id"), "audit id")
+    else:
+        raise InvalidInput("audit", f"has an entry about a {_quoted(entity)}, not this session")
+    if not about_this:
+        raise InvalidInput("audit", "has an entry about another session")
+    reason = _of(entry.get("reason", ""), str, "audit reason")
+    if len(reason) > REASON_MAX:
+        raise InvalidInput("audit reason", f"is longer than {REASON_MAX} characters")
+    return {
+        "at_utc": aware_moment(entry["at_utc"], "audit at_utc"),
+        "actor": label_text(entry["actor"], "audit actor", 200),
+        "action": label_text(entry["action"], "audit action"),
+        "entity": entity,
+        "entity_id": entity_id,
+        "before": before,
+        "after": after,
+        "reason": reason,
+    }
+
+
+REASON_MAX = 2000
+
+
+def _uuid_or_none(raw: object) -> str | None:
+    try:
+        return session_id(raw)
+    except InvalidInput:
+        return None
+
+
+class ConflictStatus(StrEnum):
+    OPEN = "open"
+    ACCEPTED = "accepted"
+    DROPPED = "dropped"
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Another version of a session an import met, kept as received for the front desk."""
+
+    id: int
+    session_id: str
+    origin: str
+    """The workstation whose bundle held this version."""
+    source: str
+    """The bundle file it came from."""
+    why: str
+    received_utc: datetime
+    status: ConflictStatus
+    decided_utc: datetime | None
+    record: Mapping[str, Any]
+    """The session as that workstation recorded it (the bundle's checked record)."""

@@ -146,7 +146,9 @@ class MainWindow(QMainWindow):
         column.addWidget(_section("Untimed services"))
         column.addWidget(self.untimed)
         column.addWidget(self.search)
-        scroll = QScrollArea()
+        # Only the treatment part scrolls on a short screen: the caseload, the banners and the
+        # live totals stay in view.
+        scroll = self.body_scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(body)

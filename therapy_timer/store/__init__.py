@@ -32,7 +32,12 @@ from therapy_timer.store._files import (
     list_backups,
 )
 from therapy_timer.store.backups import BACKUPS_KEPT, BackupsMixin, restore
-from therapy_timer.store.bundles import BundlesMixin, ImportOutcome, RecordBatch
+from therapy_timer.store.bundles import (
+    BundlesMixin,
+    ImportOutcome,
+    RecordBatch,
+    version_hash,
+)
 from therapy_timer.store.migrations import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from therapy_timer.store.writes import (
     KEEP,
@@ -73,6 +78,7 @@ __all__ = [
     "latest_backup",
     "list_backups",
     "restore",
+    "version_hash",
 ]
 
 

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
-from typing import Any, TypeVar
+from datetime import date, datetime
+from typing import Any
 
-from therapy_timer.codes import Discipline, FurnishedBy, Method, Role, normalize_code
+from therapy_timer.codes import FurnishedBy, Method, normalize_code
 from therapy_timer.errors import InvalidInput, InvalidOperation
 from therapy_timer.model import (
+    Conflict,
+    ConflictStatus,
     Session,
     SessionStatus,
-    label_text,
-    patient_ref,
-    untimed_minutes,
+    check_session_record,
+    reason_text,
 )
-from therapy_timer.store._db import dt, guarded, jsonable, norm_ts, session_of, to_json
+from therapy_timer.store._db import (
+    dt,
+    guarded,
+    jsonable,
+    norm_ts,
+    now_text,
+    session_of,
+    to_json,
+    ts,
+)
 from therapy_timer.store.queries import QueriesMixin
 
 
@@ -31,6 +41,8 @@ class ImportOutcome:
     conflicts: tuple[Mapping[str, Any], ...]
     why: Mapping[str, str] = field(default_factory=dict)
     """Why each conflicting session (by id) was kept aside, in words for the front desk."""
+    kept: tuple[int, ...] = ()
+    """The ``Store.conflicts`` row of each of ``conflicts``, in order."""
 
 
 @dataclass(frozen=True)
@@ -58,81 +70,70 @@ _RECORD_SESSION_FIELDS = (
 )
 
 
+def _stamp(value: object) -> object:
+    """A moment in the one form the store keeps (so 10:00:00+00:00 and 10:00:00.000000+00:00,
+    or the same moment in two offsets, are one moment); anything else as it is."""
+    if isinstance(value, datetime):
+        return ts(value, "timestamp")
+    if isinstance(value, str) and "T" in value:
+        try:
+            return ts(dt(value), "timestamp")
+        except ValueError:
+            return value
+    return value
+
+
 def _record_content(record: Mapping[str, Any]) -> str:
     """What makes two copies of a session the same: its fields, segments and untimed services.
 
     Audit entries, the exported flag and where it came from are history, not content.
     """
-    content = {name: record.get(name) for name in _RECORD_SESSION_FIELDS}
-    content["segments"] = sorted(record.get("segments", []), key=lambda s: str(s.get("id")))
-    content["untimed"] = record.get("untimed", [])
-    return json.dumps(content, sort_keys=True)
+    content = {name: _stamp(record.get(name)) for name in _RECORD_SESSION_FIELDS}
+    content["segments"] = sorted(
+        ({k: _stamp(v) for k, v in s.items()} for s in record.get("segments", [])),
+        key=lambda s: str(s.get("id")),
+    )
+    content["untimed"] = [{k: _stamp(v) for k, v in u.items()} for u in record.get("untimed", [])]
+    return json.dumps(content, sort_keys=True, default=str)
 
 
-_T = TypeVar("_T")
+def _stored_form(checked: Mapping[str, Any]) -> dict[str, Any]:
+    """A checked record as the text the store keeps: dates YYYY-MM-DD, moments in UTC."""
+
+    def convert(value: object) -> object:
+        if isinstance(value, datetime):
+            return ts(value, "timestamp")
+        if isinstance(value, date):
+            return value.isoformat()
+        if isinstance(value, Mapping):
+            return {k: convert(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [convert(v) for v in value]
+        return value
+
+    result = convert(checked)
+    assert isinstance(result, dict)
+    return result
 
 
-def _of_type(value: object, kind: type[_T], name: str) -> _T:
-    """A bundle's value of the type we store; TypeError (a damaged record) otherwise."""
-    # bool is an int to isinstance: a count must not be True, a flag must not be 1.
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise TypeError(f"{name} is {value!r}, not {kind.__name__}")
-    return value
+def version_hash(record: Mapping[str, Any]) -> str:
+    """Names one version of a session record (its whole content, audit included)."""
+    text = json.dumps(record, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _checked_record(record: object, where: str) -> dict[str, Any]:
-    if not isinstance(record, Mapping):
-        raise InvalidInput(where, "is not a session record")
-    try:
-        clean = dict(record)
-        uuid.UUID(str(clean["id"]))
-        if clean["status"] != SessionStatus.CLOSED.value:
-            raise InvalidInput(where, "is an open session; only closed sessions are merged")
-        patient_ref(clean["patient_ref"])
-        label_text(clean["clinician"], "clinician")
-        Role(clean["role"])
-        Discipline(clean["discipline"])
-        date.fromisoformat(clean["date_of_service"])
-        dt(clean["created_utc"])
-        if clean["closed_utc"] is not None:
-            dt(clean["closed_utc"])
-        # Written as they come: a wrong type here would fail half-way through the import.
-        _of_type(clean["amended"], bool, "amended")
-        allocation = clean.get("allocation")
-        if allocation is not None:
-            _of_type(allocation, dict, "allocation")
-            for code, units in allocation.items():
-                _of_type(code, str, "allocation code")
-                _of_type(units, int, "allocation units")
-        payer = clean["payer"]
-        Method(payer["method"])
-        _of_type(payer["assistant_modifiers"], bool, "assistant_modifiers")
-        if payer["name"] != clean["payer_profile"]:
-            raise InvalidInput(where, "names two different payer profiles")
-        for segment in clean["segments"]:
-            uuid.UUID(_of_type(segment["id"], str, "segment id"))
-            _of_type(segment["exclusive"], bool, "exclusive")
-            normalize_code(segment["code"], f"{where} segment code")
-            FurnishedBy(segment["furnished_by"])
-            start = dt(segment["start_utc"])
-            if segment["stop_utc"] is None or dt(segment["stop_utc"]) < start:
-                raise InvalidInput(where, "has a segment that is running or ends early")
-        for service in clean["untimed"]:
-            normalize_code(service["code"], f"{where} untimed code")
-            FurnishedBy(service["furnished_by"])
-            untimed_minutes(service["minutes"])
-        if not isinstance(clean.get("audit", []), list):
-            raise InvalidInput(where, "has a damaged audit trail")
-        for entry in clean.get("audit", []):
-            dt(entry["at_utc"])
-            for name in ("actor", "action", "entity", "entity_id"):
-                _of_type(entry[name], str, f"audit {name}")
-            _of_type(entry.get("reason", ""), str, "audit reason")
-    except InvalidInput:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidInput(where, f"is damaged ({type(exc).__name__}: {exc})") from None
-    return clean
+def _conflict_of(row: Mapping[str, Any]) -> Conflict:
+    return Conflict(
+        id=int(row["id"]),
+        session_id=str(row["session_id"]),
+        origin=str(row["origin"]),
+        source=str(row["source"]),
+        why=str(row["why"]),
+        received_utc=dt(row["received_utc"]),
+        status=ConflictStatus(row["status"]),
+        decided_utc=None if row["decided_utc"] is None else dt(row["decided_utc"]),
+        record=json.loads(row["record_json"]),
+    )
 
 
 class BundlesMixin(QueriesMixin):
@@ -203,8 +204,12 @@ class BundlesMixin(QueriesMixin):
     def check_session_records(
         self, records: Sequence[object], *, source: str
     ) -> list[dict[str, Any]]:
-        """Check bundle records without writing; InvalidInput names the file and the record."""
-        return [_checked_record(r, f"{source}: session {i + 1}") for i, r in enumerate(records)]
+        """Check bundle records without writing (``model.check_session_record``, the checks of
+        a session recorded here); each in the store's form. InvalidInput names the file."""
+        return [
+            _stored_form(check_session_record(r, f"{source}: session {i + 1}"))
+            for i, r in enumerate(records)
+        ]
 
     @guarded
     def import_session_records(
@@ -246,6 +251,7 @@ class BundlesMixin(QueriesMixin):
                 unchanged: list[str] = []
                 conflicts: list[Mapping[str, Any]] = []
                 why: dict[str, str] = {}
+                kept: list[int] = []
                 for record in records:
                     session_id = record["id"]
                     reason = self._import_one(record, batch, here, actor)
@@ -256,10 +262,175 @@ class BundlesMixin(QueriesMixin):
                     else:
                         conflicts.append(record)
                         why[session_id] = reason
+                        kept.append(self._keep_conflict(record, batch, reason, actor))
                 outcomes.append(
-                    ImportOutcome(tuple(added), tuple(unchanged), tuple(conflicts), why)
+                    ImportOutcome(
+                        tuple(added), tuple(unchanged), tuple(conflicts), why, tuple(kept)
+                    )
                 )
         return outcomes
+
+    def _keep_conflict(
+        self, record: Mapping[str, Any], batch: RecordBatch, why: str, actor: str | None
+    ) -> int:
+        """Keep a conflicting version (once per content), audited; its row id."""
+        digest = version_hash(record)
+        row = self._conn.execute(
+            "SELECT id FROM import_conflicts WHERE session_id = ? AND content_hash = ?",
+            [record["id"], digest],
+        ).fetchone()
+        if row is not None:
+            return int(row[0])
+        cursor = self._conn.execute(
+            "INSERT INTO import_conflicts (session_id, origin, source, why, record_json,"
+            " content_hash, received_utc) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                record["id"],
+                batch.origin,
+                batch.source,
+                why,
+                json.dumps(record, sort_keys=True),
+                digest,
+                now_text(self._clock),
+            ],
+        )
+        assert cursor.lastrowid is not None
+        self._audit(
+            "conflict.keep",
+            "conflict",
+            str(cursor.lastrowid),
+            after={"session_id": record["id"], "origin": batch.origin, "why": why},
+            actor=actor,
+        )
+        return cursor.lastrowid
+
+    # conflicts: another version of a session, for the front desk to accept or drop -------------
+
+    @guarded
+    def conflicts(self, *, status: ConflictStatus | None = ConflictStatus.OPEN) -> list[Conflict]:
+        """Kept-aside versions, oldest first; every one when ``status`` is None."""
+        rows = self._rows(
+            "SELECT * FROM import_conflicts WHERE ? IS NULL OR status = ? ORDER BY id",
+            [None if status is None else status.value] * 2,
+        )
+        return [_conflict_of(r) for r in rows]
+
+    @guarded
+    def get_conflict(self, conflict_id: int) -> Conflict:
+        return self._conflict_row(conflict_id)
+
+    def _conflict_row(self, conflict_id: int) -> Conflict:
+        rows = self._rows("SELECT * FROM import_conflicts WHERE id = ?", [conflict_id])
+        if not rows:
+            raise InvalidInput("conflict", f"there is no kept-aside version {conflict_id}")
+        return _conflict_of(rows[0])
+
+    def _open_conflict(self, conflict_id: int) -> Conflict:
+        conflict = self._conflict_row(conflict_id)
+        if conflict.status is not ConflictStatus.OPEN:
+            raise InvalidOperation(f"version {conflict_id} was already {conflict.status.value}")
+        return conflict
+
+    def _decide(self, conflict: Conflict, status: ConflictStatus) -> None:
+        self._conn.execute(
+            "UPDATE import_conflicts SET status = ?, decided_utc = ? WHERE id = ?",
+            [status.value, now_text(self._clock), conflict.id],
+        )
+
+    @guarded
+    def drop_conflict(self, conflict_id: int, *, reason: str, actor: str | None = None) -> Conflict:
+        """Keep this station's version; the other one stays recorded as dropped (audited)."""
+        why = reason_text(reason)
+        with self._write():
+            conflict = self._open_conflict(conflict_id)
+            self._decide(conflict, ConflictStatus.DROPPED)
+            self._audit(
+                "conflict.drop",
+                "conflict",
+                str(conflict_id),
+                before={"session_id": conflict.session_id, "status": conflict.status.value},
+                after={"session_id": conflict.session_id, "status": "dropped"},
+                reason=why,
+                actor=actor,
+            )
+            return self._conflict_row(conflict_id)
+
+    @guarded
+    def accept_conflict(
+        self, conflict_id: int, *, reason: str, actor: str | None = None
+    ) -> Session:
+        """Replace this station's version of the session with the kept-aside one, in one
+        transaction: the session is marked amended and the old and new content are audited, so
+        an export already sent is flagged as out of date."""
+        why = reason_text(reason)
+        with self._write():
+            conflict = self._open_conflict(conflict_id)
+            record = conflict.record
+            session_id = conflict.session_id
+            rows = self._rows("SELECT status FROM sessions WHERE id = ?", [session_id])
+            if not rows:
+                raise InvalidOperation(
+                    f"there is no session {session_id} here to replace: {conflict.why}"
+                )
+            if rows[0]["status"] != SessionStatus.CLOSED.value:
+                raise InvalidOperation(f"session {session_id} is still open here; close it first")
+            if not self._import_payer(record["payer"]):
+                raise InvalidOperation(
+                    f"the payer profile {record['payer_profile']!r} has other rules here;"
+                    " make them agree first, or drop this version"
+                )
+            segment_ids = [str(s["id"]) for s in record["segments"]]
+            taken = next(
+                (
+                    row
+                    for row in self._rows_in(
+                        "SELECT id, session_id FROM segments WHERE id IN ({ids})", segment_ids
+                    )
+                    if row["session_id"] != session_id
+                ),
+                None,
+            )
+            if taken is not None:
+                raise InvalidOperation(
+                    f"its segment {taken['id']} belongs to another session here; drop it"
+                )
+            (before,) = self.session_records([session_id])
+            before.pop("audit", None)
+            self._conn.execute("DELETE FROM segments WHERE session_id = ?", [session_id])
+            self._conn.execute("DELETE FROM untimed_services WHERE session_id = ?", [session_id])
+            allocation = record.get("allocation")
+            self._conn.execute(
+                "UPDATE sessions SET date_of_service = ?, patient_ref = ?, clinician = ?,"
+                " role = ?, discipline = ?, payer_profile = ?, created_utc = ?, closed_utc = ?,"
+                " allocation_json = ?, amended = 1, origin = ? WHERE id = ?",
+                [
+                    record["date_of_service"],
+                    record["patient_ref"],
+                    record["clinician"],
+                    record["role"],
+                    record["discipline"],
+                    record["payer_profile"],
+                    record["created_utc"],
+                    record["closed_utc"],
+                    None if allocation is None else json.dumps(allocation, sort_keys=True),
+                    conflict.origin,
+                    session_id,
+                ],
+            )
+            self._insert_parts(record)
+            self._decide(conflict, ConflictStatus.ACCEPTED)
+            (after,) = self.session_records([session_id])
+            after.pop("audit", None)
+            self._audit(
+                "conflict.accept",
+                "session",
+                session_id,
+                before=before,
+                after={**after, "conflict": conflict_id, "origin": conflict.origin},
+                reason=why,
+                actor=actor,
+            )
+            return self._session_row(session_id)
 
     def _contents_here(self, session_ids: Sequence[str]) -> dict[str, str | None]:
         status = {
@@ -346,7 +517,25 @@ class BundlesMixin(QueriesMixin):
                 "origin": origin,
             }
         )
-        # Timestamps are compared as text (ordering, stop >= start): store them in our one form.
+        self._insert_parts(record)
+        for entry in record.get("audit", []):
+            self._conn.execute(
+                "INSERT INTO audit_log (at_utc, actor, action, entity, entity_id, before_json,"
+                " after_json, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    norm_ts(entry["at_utc"]),
+                    f"{entry['actor']}@{origin}",
+                    entry["action"],
+                    entry["entity"],
+                    entry["entity_id"],
+                    to_json(entry.get("before")),
+                    to_json(entry.get("after")),
+                    entry.get("reason", ""),
+                ],
+            )
+
+    def _insert_parts(self, record: Mapping[str, Any]) -> None:
+        """A checked record's segments and untimed services (already in the stored form)."""
         for segment in record["segments"]:
             self._db.table("segments").insert(
                 {
@@ -368,19 +557,4 @@ class BundlesMixin(QueriesMixin):
                     "created_utc": norm_ts(service["created_utc"]),
                     "session_id": record["id"],
                 }
-            )
-        for entry in record.get("audit", []):
-            self._conn.execute(
-                "INSERT INTO audit_log (at_utc, actor, action, entity, entity_id, before_json,"
-                " after_json, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    norm_ts(entry["at_utc"]),
-                    f"{entry['actor']}@{origin}",
-                    entry["action"],
-                    entry["entity"],
-                    entry["entity_id"],
-                    to_json(entry.get("before")),
-                    to_json(entry.get("after")),
-                    entry.get("reason", ""),
-                ],
             )

@@ -185,6 +185,48 @@ def _m007_window_lease(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS(name="m008_import_conflicts")
+def _m008_import_conflicts(db: sqlite_utils.Database) -> None:
+    # Every other version of a session an import met, kept as received (a second version from
+    # the same station must never replace the first one kept aside), until the front desk
+    # accepts or drops it; the decision is audited and made once. A version is identified by
+    # the hash of its whole record, so importing the same file twice keeps it once.
+    db.executescript(
+        """
+        CREATE TABLE import_conflicts (
+            id INTEGER PRIMARY KEY,
+            session_id TEXT NOT NULL,
+            origin TEXT NOT NULL,
+            source TEXT NOT NULL,
+            why TEXT NOT NULL,
+            record_json TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            received_utc TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'open'
+                CHECK (status IN ('open', 'accepted', 'dropped')),
+            decided_utc TEXT,
+            UNIQUE (session_id, content_hash)
+        );
+        CREATE INDEX import_conflicts_by_status ON import_conflicts(status, session_id);
+        CREATE TRIGGER import_conflicts_kept_as_received
+            BEFORE UPDATE OF id, session_id, origin, source, why, record_json, content_hash,
+                received_utc ON import_conflicts
+        BEGIN
+            SELECT RAISE(ABORT, 'a conflicting version is kept as it was received');
+        END;
+        CREATE TRIGGER import_conflicts_decided_once
+            BEFORE UPDATE OF status, decided_utc ON import_conflicts WHEN OLD.status != 'open'
+        BEGIN
+            SELECT RAISE(ABORT, 'this conflicting version was already accepted or dropped');
+        END;
+        CREATE TRIGGER import_conflicts_no_delete BEFORE DELETE ON import_conflicts
+        BEGIN
+            SELECT RAISE(ABORT, 'conflicting versions are kept: drop one instead');
+        END;
+        """
+    )
+
+
 # Everything is pending on an empty database: that is the list of migrations this version knows.
 KNOWN_MIGRATIONS = frozenset(m.name for m in MIGRATIONS.pending(sqlite_utils.Database(memory=True)))
 SCHEMA_VERSION = len(KNOWN_MIGRATIONS)
