@@ -127,6 +127,9 @@ FRONT_DESK_DAY = (
     ("KB", "Bo Chen", Role.OTA, "Medicare", [("97530", "assistant", 38)], None),
     ("MRN-5120", "Cy Diaz", Role.OT, "Commercial (per-code)", [("97535", "therapist", 8),
                                                                ("97530", "therapist", 8)], "97165"),
+    # Seen again in the afternoon: one claim day per patient, plan of care and payer (R1.2).
+    ("MRN-4471", "Dee Park", Role.PTA, "Medicare", [("97110", "assistant", 10)], None),
+    ("KB", "Cy Diaz", Role.OT, "Medicare", [("97535", "therapist", 6)], None),
 )  # fmt: skip
 
 
@@ -150,11 +153,11 @@ def shoot_front_desk(data_dir: Path) -> None:
     service.open_session(patient_ref="LM", clinician="Bo Chen", role=Role.OTA,
                          payer_profile="Medicare")  # fmt: skip
     view = DayView(service)
-    view.resize(1200, 480)
+    view.resize(1280, 600)
     view.show()
     save(view, "day-view.png")
     view.close()
-    closed = [r for r in service.day_reports(service.today()) if not r.session.is_open]
+    closed = [d for d in service.claim_days(service.today()) if not d.provisional]
     pdf = OUT / "day-report.pdf"
     write_pdf(closed, pdf)
     pdf.chmod(0o644)  # sample data, not health information: readable on the web

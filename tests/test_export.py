@@ -71,48 +71,78 @@ def generate_day(
 def test_csv_rows_match_the_rules_line_by_line(
     service: Clinic, store: Store, clock: FakeClock
 ) -> None:
+    # Rows are claim days now (issue 11, R1.2); every patient of generate_day is seen once, so
+    # each day is one session and its lines are that session's summary. A day billing nothing
+    # still appears, on one 0-unit row that says why, so the desk sees every visit.
     ids = generate_day(service, store, clock, 12)
-    reports = service.day_reports(clock.now().astimezone().date())
-    assert [r.session.id for r in reports] == ids
+    days = service.claim_days(clock.now().astimezone().date())
+    assert sorted(d.session_ids for d in days) == sorted((i,) for i in ids)
     buffer = io.StringIO()
-    count = ex.write_csv(reports, buffer)
+    count = ex.write_csv(days, buffer)
     text = buffer.getvalue()
     assert text.startswith("\ufeff") and "\r\n" in text
     rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
     assert len(rows) == count
     assert list(rows[0]) == list(ex.CSV_COLUMNS)
     expected = []
-    for session_id in ids:
+    for session_id in [d.session_ids[0] for d in days]:
         session = store.get_session(session_id)
         result = service.summary(session_id)
         minutes = {c.code: c.minutes for c in result.codes}
+        common = {
+            "date_of_service": session.date_of_service.isoformat(),
+            "patient_ref": session.patient_ref,
+            "discipline": session.discipline.value,
+            "payer_profile": session.payer_profile,
+        }
+        tail = {
+            "total_timed_minutes": str(result.total_timed_minutes),
+            "total_treatment_minutes": str(result.total_treatment_minutes),
+            "clinicians": f"{session.clinician} ({session.role.value})",
+            "session_ids": session_id,
+            "amended": "no",
+            # Only what the biller must act on, as "rule: gist" (information stays in the note).
+            "warnings": " | ".join(
+                f"{w.rule}: {w.gist}" for w in result.warnings if w.severity.value == "act"
+            ),
+            "status": "closed",
+        }
         for line in result.lines:  # billable lines only: zero-unit codes stay in the note
             expected.append(
                 {
-                    "date_of_service": session.date_of_service.isoformat(),
-                    "patient_ref": session.patient_ref,
-                    "clinician": session.clinician,
-                    "role": session.role.value,
-                    "discipline": session.discipline.value,
-                    "payer_profile": session.payer_profile,
+                    **common,
                     "code": line.code,
                     "modifiers": " ".join(line.modifiers),
                     "units": str(line.units),
                     "minutes": str(minutes[line.code]),
-                    "total_timed_minutes": str(result.total_timed_minutes),
-                    "total_treatment_minutes": str(result.total_treatment_minutes),
-                    "session_id": session_id,
-                    "amended": "no",
-                    "warnings": " | ".join(f"{w.rule}: {w.message}" for w in result.warnings),
-                    "status": "closed",
+                    **tail,
+                    "remark": "",
+                }
+            )
+        if not result.lines:
+            recorded = ", ".join(f"{c.code} {c.minutes} min" for c in result.codes)
+            expected.append(
+                {
+                    **common,
+                    "code": "",
+                    "modifiers": "",
+                    "units": "0",
+                    "minutes": str(result.total_timed_minutes),
+                    **tail,
+                    "remark": f"nothing billable: {recorded}: "
+                    + (
+                        f"{result.total_timed_minutes} timed minutes for the day, under the 8 "
+                        "of a unit"
+                        if session.payer_profile == "Medicare"
+                        else "each code under the 8 minutes of a unit"
+                    ),
                 }
             )
     assert rows == expected
-    assert all(int(row["units"]) > 0 for row in rows)
-    for report in reports:  # time in and out, as SQLite aggregates them, against the segments
-        segments = store.segments(report.session.id)
-        assert report.time_in == min(seg.start_utc for seg in segments)
-        assert report.time_out == max(seg.stop_utc for seg in segments if seg.stop_utc)
+    for day in days:  # time in and out, as SQLite aggregates them, against the segments
+        segments = store.segments(day.session_ids[0])
+        assert day.time_in == min(seg.start_utc for seg in segments)
+        assert day.time_out == max(seg.stop_utc for seg in segments if seg.stop_utc)
 
 
 @pytest.mark.parametrize(
@@ -143,9 +173,9 @@ def test_a_formula_in_a_clinician_name_reaches_the_csv_neutralised(
     clock.advance(minutes=20)
     service.end_session(session.id)
     buffer = io.StringIO()
-    ex.write_csv(service.day_reports(clock.now().astimezone().date()), buffer)
+    ex.write_csv(service.claim_days(clock.now().astimezone().date()), buffer)
     (row,) = csv.DictReader(io.StringIO(buffer.getvalue().lstrip("\ufeff")))
-    assert row["clinician"] == "'=cmd|' /C calc'!A0"
+    assert row["clinicians"] == "'=cmd|' /C calc'!A0 (PT)"
 
 
 def test_open_sessions_are_never_exported_silently(
@@ -155,10 +185,10 @@ def test_open_sessions_are_never_exported_silently(
     still = service.open_session(
         patient_ref="OPEN1", clinician="Ann", role=Role.PT, payer_profile="Medicare"
     )
-    reports = service.day_reports(clock.now().astimezone().date())
+    days = service.claim_days(clock.now().astimezone().date())
     with pytest.raises(ex.OpenSessionsInRange, match="OPEN1"):
-        ex.refuse_open(reports)
-    assert [r.status for r in reports if r.session.id == still.id] == ["open"]
+        ex.refuse_open(days)
+    assert [d.status for d in days if still.id in d.session_ids] == ["open"]
 
 
 def pdf_pages(path: Path) -> int:
@@ -174,20 +204,21 @@ def test_pdf_has_a_page_per_day(
     generate_day(service, store, clock, 3)
     clock.advance(minutes=24 * 60)
     generate_day(service, store, clock, 2, seed=8)
-    reports = service.day_reports(first_day, first_day + timedelta(days=1))
+    days = service.claim_days(first_day, first_day + timedelta(days=1))
     out = tmp_path / "day.pdf"
-    write_pdf(reports, out)
+    write_pdf(days, out)
     assert out.read_bytes().startswith(b"%PDF")
     assert pdf_pages(out) == 2
-    html = report_html(reports)
+    html = report_html(days)
     assert html.count("Totals per clinician") == 2
     assert "Clin 0 (" in html
-    # On paper: the warnings' rules and gist under their session, and a total for the day.
-    for report in reports:
-        for warning in report.result.warnings:
+    # On paper: the warnings' rules and gist under their claim, and a total for the day.
+    for day in days:
+        for warning in day.result.warnings:
             assert f"{warning.rule}: {warning.message.partition('. ')[0]}" in html
-    first = [r for r in reports if r.session.date_of_service == first_day]
-    assert f"<b>All clinicians</b></td><td align=right><b>{len(first)}</b>" in html
+    first = [d for d in days if d.date_of_service == first_day]
+    sessions = sum(len(d.visits) for d in first)
+    assert f"<b>All clinicians</b></td><td align=right><b>{sessions}</b>" in html
 
 
 def bundle_file(store: Store, clock: FakeClock, path: Path, workstation: str = "room-2") -> Path:
@@ -299,7 +330,9 @@ def test_export_and_import_commands(tmp_path: Path) -> None:
     listed = json.loads(run(station, "session", "list", "--date", day, "--json"))
     assert listed[0]["exported"] is True
     exported_json = json.loads(run(station, "export", "--date", day, "--format", "json"))
-    assert exported_json["sessions"][0]["total_timed_units"] == 2
+    # One entry per claim day (issue 11), its sessions inside it.
+    (claim,) = exported_json["claim_days"]
+    assert claim["total_timed_units"] == 2 and len(claim["sessions"]) == 1
     bundle = tmp_path / "b.json"
     run(station, "export", "--date", day, "--format", "bundle", "--out", str(bundle))
     assert run(desk, "import", str(bundle)).startswith("added 1, unchanged 0, conflicts 0")
@@ -374,7 +407,9 @@ def test_a_session_changed_after_export_is_flagged_and_exported_again(
     service.amend_segment(store.segments(session_id)[0].id, reason="stopped late", minutes=2)
     (report,) = service.day_reports(day)
     assert report.status == ex.AMENDED_AFTER_EXPORT
-    (row, *_) = csv.DictReader(io.StringIO(ex.report_text([report], "csv").lstrip("\ufeff")))
+    (claim,) = service.claim_days(day)
+    assert claim.status == ex.AMENDED_AFTER_EXPORT
+    (row, *_) = csv.DictReader(io.StringIO(ex.report_text([claim], "csv").lstrip("\ufeff")))
     assert row["status"] == "amended after export" and row["amended"] == "yes"
     store.mark_exported([session_id])
     assert [r.status for r in service.day_reports(day)] == ["exported"]

@@ -52,17 +52,17 @@ def test_lists_the_day_and_filters(
     assert view.table.rowCount() == 6
     view.clinician.setCurrentText("Clin 1")
     assert view.table.rowCount() == 2
-    assert {r.session.clinician for r in view.shown} == {"Clin 1"}
+    assert {s.clinician for d in view.shown for s in d.sessions} == {"Clin 1"}
     view.clinician.setCurrentText("All")
     view.status.setCurrentText("open")
     assert view.table.rowCount() == 0
     view.status.setCurrentText("closed")
     assert view.table.rowCount() == 6
     first = view.shown[0]
-    cell = view.table.item(0, 3)
+    cell = view.table.item(0, 2)
     assert cell is not None
     lines = cell.text()
-    for line in service.summary(first.session.id).lines:
+    for line in service.summary(first.session_ids[0]).lines:
         assert f"{'-'.join((line.code, *line.modifiers))}" in lines
 
 
@@ -73,14 +73,14 @@ def test_note_mark_exported_and_export_csv(
     view.table.selectRow(2)
     qtbot.mouseClick(view.note_button, LEFT)
     assert view.note_dialog is not None
-    assert view.note_dialog.text.toPlainText() == service.summary(view.shown[2].session.id).note
+    assert view.note_dialog.text.toPlainText() == service.summary(view.shown[2].session_ids[0]).note
 
     qtbot.mouseClick(view.csv_button, LEFT)
     (path,) = asked
     rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8").lstrip("\ufeff"))))
-    assert {row["session_id"] for row in rows} <= {r.session.id for r in view.shown}
+    assert {row["session_ids"] for row in rows} == {" ".join(d.session_ids) for d in view.shown}
     assert path.stat().st_mode & 0o077 == 0
-    assert all(store.get_session(r.session.id).exported for r in view.shown)
+    assert all(store.get_session(s.id).exported for d in view.shown for s in d.sessions)
     view.status.setCurrentText("exported")
     assert view.table.rowCount() == 6
 
@@ -112,6 +112,7 @@ def test_controls_are_named_and_big_enough(
         view.refresh_button,
         view.note_button,
         view.exported_button,
+        view.separate_button,
         view.csv_button,
         view.pdf_button,
         view.json_button,
@@ -154,18 +155,20 @@ def test_mark_selected_exported_marks_those_rows_only(
     view, store, _service, _asked = desk
     view.table.clearSelection()
     qtbot.mouseClick(view.exported_button, LEFT)
-    assert "Choose the sessions" in view.message.text()
-    assert not any(store.get_session(r.session.id).exported for r in view.shown)
+    assert "Choose the claim days" in view.message.text()
+    assert not any(store.get_session(d.session_ids[0]).exported for d in view.shown)
 
-    chosen = {view.shown[1].session.id, view.shown[3].session.id}
+    chosen = {view.shown[1].session_ids[0], view.shown[3].session_ids[0]}
     click_row(view, 1)
     click_row(view, 3, Qt.KeyboardModifier.ControlModifier)
     qtbot.mouseClick(view.exported_button, LEFT)
-    exported = {r.session.id for r in view.shown if store.get_session(r.session.id).exported}
+    exported = {
+        d.session_ids[0] for d in view.shown if store.get_session(d.session_ids[0]).exported
+    }
     assert exported == chosen
-    assert view.message.text() == "Marked 2 session(s) exported."
+    assert view.message.text() == "Marked 2 claim day(s) exported."
     view.status.setCurrentText("exported")
-    assert {r.session.id for r in view.shown} == chosen
+    assert {d.session_ids[0] for d in view.shown} == chosen
 
 
 def test_refresh_shows_other_stations_work_and_the_status_filters_find_it(
@@ -182,15 +185,75 @@ def test_refresh_shows_other_stations_work_and_the_status_filters_find_it(
         bundle = bundle_file(room2, station_clock, tmp_path / "room2.json")
     service.import_bundles([bundle])
     # An exported session corrected afterwards: the billing system holds old charges.
-    stale = view.shown[0].session.id
+    stale = view.shown[0].session_ids[0]
     store.mark_exported([stale])
     service.amend_segment(store.segments(stale)[0].id, reason="stopped late", minutes=3)
     assert view.table.rowCount() == 6
     qtbot.mouseClick(view.refresh_button, LEFT)
     assert view.table.rowCount() == 7
     view.status.setCurrentText("imported")
-    assert [r.session.id for r in view.shown] == [imported]
-    status = view.table.item(0, 6)
-    assert status is not None and status.text() == "closed, from room-2"
+    assert [d.session_ids for d in view.shown] == [(imported,)]
+    sessions = view.table.item(0, 1)
+    assert sessions is not None and sessions.text().endswith(", from room-2")
     view.status.setCurrentText(ex.AMENDED_AFTER_EXPORT)
-    assert [r.session.id for r in view.shown] == [stale]
+    assert [d.session_ids for d in view.shown] == [(stale,)]
+
+
+def test_a_pooled_day_is_one_claim_and_two_people_can_be_separated(
+    qtbot: Bot, desk: tuple[DayView, Store, Clinic, list[Path]]
+) -> None:
+    view, store, service, _asked = desk
+    clock = service.clock
+    assert isinstance(clock, FakeClock)
+    seen = []
+    for clinician, role in (("Ann", Role.PT), ("Bo", Role.PTA)):
+        session = service.open_session(
+            patient_ref="JD", clinician=clinician, role=role, payer_profile="Medicare"
+        )
+        service.start(session.id, "97110")
+        clock.advance(minutes=5)
+        service.end_session(session.id)
+        seen.append(session.id)
+    qtbot.mouseClick(view.refresh_button, LEFT)
+    assert view.table.rowCount() == 7  # six one-visit days and JD's pooled day
+    row = next(i for i, d in enumerate(view.shown) if d.patient_ref == "JD")
+    day = view.shown[row]
+    assert day.session_ids == tuple(seen)
+    texts = [view.table.item(row, col).text() for col in range(3)]  # type: ignore[union-attr]
+    assert "initials: one person?" in texts[0]
+    assert "Ann (PT)" in texts[1] and "Bo (PTA)" in texts[1]
+    assert texts[2] == "1 \N{MULTIPLICATION SIGN} 97110-GP"  # 5 + 5 minutes: one unit
+    assert "1 pooled under initials" in view.message.text()
+
+    click_row(view, row)
+    qtbot.mouseClick(view.separate_button, LEFT)
+    dialog = view.ref_dialog
+    assert dialog is not None and not dialog.ok_button.isEnabled()
+    assert dialog.session.currentData() == seen[1]  # the later visit is offered first
+    qtbot.keyClicks(dialog.reference, "MRN200")
+    qtbot.mouseClick(dialog.ok_button, LEFT)
+    reason = view.reason_dialog
+    assert reason is not None and store.get_session(seen[1]).patient_ref == "JD"
+    qtbot.keyClicks(reason.reason, "two patients with initials JD")
+    qtbot.mouseClick(reason.ok_button, LEFT)
+    assert store.get_session(seen[1]).patient_ref == "MRN200"
+    assert view.table.rowCount() == 8
+    assert "now billed as MRN200" in view.message.text()
+    (entry,) = [
+        e
+        for e in store.audit_entries(entity="session", entity_id=seen[1])
+        if e.reason == "two patients with initials JD"
+    ]
+    assert entry.after is not None and entry.after["patient_ref"] == "MRN200"
+    split = {d.patient_ref: d for d in view.shown if d.patient_ref in ("JD", "MRN200")}
+    assert all(not d.result.lines for d in split.values())  # 5 minutes each: nothing billed
+
+
+def test_separating_needs_a_pooled_day(
+    qtbot: Bot, desk: tuple[DayView, Store, Clinic, list[Path]]
+) -> None:
+    view = desk[0]
+    click_row(view, 0)
+    qtbot.mouseClick(view.separate_button, LEFT)
+    assert view.ref_dialog is None
+    assert "one session" in view.message.text()

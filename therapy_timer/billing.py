@@ -1,13 +1,14 @@
-"""Stored rows and the rounding policy become rules requests and answers, one or many at once."""
+"""Stored rows and the rounding policy become rules answers, per session and per claim day."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from therapy_timer import rules
-from therapy_timer.codes import Catalogue, FurnishedBy
+from therapy_timer.codes import Catalogue, Discipline, FurnishedBy, Kind
 from therapy_timer.errors import InvalidInput
 from therapy_timer.model import PayerProfile, Segment, Session, UntimedService
 from therapy_timer.stopwatch import RoundingPolicy, RulesInput, Stopwatch
@@ -95,13 +96,22 @@ def evaluate(
         assistant_modifiers=profile.assistant_modifiers,
         allocation=allocation,
     )
-    notes = remarks(session, policy)
+    stored = session.allocation if allocation is None else None
+    return _answer(request, stored, remarks(session, policy), catalogue, concurrent)
+
+
+def _answer(
+    request: rules.Request,
+    stored: Mapping[str, int] | None,
+    notes: list[str],
+    catalogue: Catalogue,
+    concurrent: Sequence[str],
+) -> rules.Result:
+    """The rules' answer with a stored tie choice if it still fits, plus the R8.3 flag."""
     result = None
-    if allocation is None and session.allocation is not None:
+    if stored is not None:
         try:
-            result = rules.evaluate(
-                replace(request, allocation=session.allocation), catalogue, notes
-            )
+            result = rules.evaluate(replace(request, allocation=stored), catalogue, notes)
         except InvalidInput:
             # The minutes changed since the choice (an amendment): the old choice no longer
             # splits these units, so say so and fall back to the default.
@@ -156,3 +166,329 @@ def minutes_to_next_unit(result: rules.Result, running_code: str | None) -> int 
     minutes = next((c.minutes for c in result.codes if c.code == running_code), 0)
     now_units = rules.ama_units(minutes)
     return next(k for k in range(1, 16) if rules.ama_units(minutes + k) > now_units)
+
+
+# --------------------------------------------------------------------------------------------
+# Claim days (R1.2): the unit of reckoning is the code x calendar day, for one patient and one
+# plan of care, so every session of a day is pooled before units are computed.
+
+_INITIALS = re.compile(r"^(?:[A-Za-z]\.?){2,3}$")
+_ZERO = timedelta(0)
+
+DayKey = tuple[date, str, Discipline, str]
+"""Date of service, normalised patient reference, discipline (plan of care), payer profile."""
+
+
+def patient_key(ref: str) -> str:
+    """A reference as the store compares it (model.patient_ref): stripped, ASCII case folded."""
+    return ref.strip().lower()
+
+
+def looks_like_initials(ref: str) -> bool:
+    """Two or three letters (dots allowed), no digits: two patients may well share it."""
+    return bool(_INITIALS.match(ref.strip()))
+
+
+def day_key(session: Session) -> DayKey:
+    return (
+        session.date_of_service,
+        patient_key(session.patient_ref),
+        session.discipline,
+        session.payer_profile,
+    )
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One session of a claim day, with its first segment start and last stop (UTC)."""
+
+    session: Session
+    time_in: datetime | None = None
+    time_out: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ClaimDay:
+    """Every session of one patient, date of service, discipline and payer, billed as one.
+
+    ``result`` is the rules' answer on the day's pooled minutes; while any session is open it
+    is provisional. ``changed_after_export``: a session of the day changed after it was
+    exported, so the billing system holds out-of-date charges for the whole day.
+    """
+
+    visits: tuple[Visit, ...]
+    result: rules.Result
+    changed_after_export: bool = False
+
+    @property
+    def sessions(self) -> tuple[Session, ...]:
+        return tuple(v.session for v in self.visits)
+
+    @property
+    def session_ids(self) -> tuple[str, ...]:
+        return tuple(v.session.id for v in self.visits)
+
+    @property
+    def key(self) -> DayKey:
+        return day_key(self.visits[0].session)
+
+    @property
+    def patient_ref(self) -> str:
+        return self.visits[0].session.patient_ref
+
+    @property
+    def date_of_service(self) -> date:
+        return self.visits[0].session.date_of_service
+
+    @property
+    def discipline(self) -> Discipline:
+        return self.visits[0].session.discipline
+
+    @property
+    def payer_profile(self) -> str:
+        return self.visits[0].session.payer_profile
+
+    @property
+    def pooled(self) -> bool:
+        return len(self.visits) > 1
+
+    @property
+    def provisional(self) -> bool:
+        """Some session of the day is still open: its lines may still change."""
+        return any(s.is_open for s in self.sessions)
+
+    @property
+    def initials_only(self) -> bool:
+        """A pooled day under a reference that looks like initials: maybe two people."""
+        return self.pooled and looks_like_initials(self.patient_ref)
+
+    @property
+    def clinicians(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(f"{s.clinician} ({s.role.value})" for s in self.sessions))
+
+    @property
+    def time_in(self) -> datetime | None:
+        return min((v.time_in for v in self.visits if v.time_in), default=None)
+
+    @property
+    def time_out(self) -> datetime | None:
+        return max((v.time_out for v in self.visits if v.time_out), default=None)
+
+    @property
+    def status(self) -> str:
+        """open / amended after export / exported / amended / closed, the most telling first.
+
+        A day some of whose sessions were exported and some not (a visit added later) was
+        billed on other minutes than it has now: exported again, like an amendment.
+        """
+        sessions = self.sessions
+        if self.provisional:
+            return "open"
+        exported = [s.exported for s in sessions]
+        if self.changed_after_export or (any(exported) and not all(exported)):
+            return "amended after export"
+        if all(exported):
+            return "exported"
+        return "amended" if any(s.amended for s in sessions) else "closed"
+
+    @property
+    def nothing_billable(self) -> str | None:
+        """Why the day bills no line, in words; None when it bills something."""
+        if self.result.lines:
+            return None
+        result = self.result
+        if self.provisional and not result.codes:
+            return "still open: nothing recorded yet"
+        if not result.codes:
+            return "no minutes or services recorded"
+        recorded = ", ".join(f"{c.code} {c.minutes} min" for c in result.codes)
+        if result.method is rules.Method.CMS:
+            why = f"{result.total_timed_minutes} timed minutes for the day, under the 8 of a unit"
+        else:
+            why = "each code under the 8 minutes of a unit"
+        return f"{recorded}: {why}"
+
+
+def pooled_input(
+    parts: Sequence[tuple[Stopwatch, Sequence[UntimedService]]],
+    catalogue: Catalogue,
+    policy: RoundingPolicy,
+) -> RulesInput:
+    """Minutes for ``rules.py`` from several sessions' stopwatches and untimed services.
+
+    Each code's exact time (and the assistant's share) is summed over every segment first and
+    rounded once, exactly as ``Stopwatch.totals`` rounds one session: rounding per session
+    and adding would turn two 7:40 stretches into 16 minutes under "nearest" and 14 under "down".
+    """
+    elapsed: dict[str, timedelta] = {}
+    assistant: dict[str, timedelta] = {}
+    for stopwatch, _untimed in parts:
+        for code, total in stopwatch.totals().items():
+            elapsed[code] = elapsed.get(code, _ZERO) + total.elapsed
+            assistant[code] = assistant.get(code, _ZERO) + total.assistant_elapsed
+    result = RulesInput()
+    for code in sorted(elapsed, key=catalogue.rank):
+        minutes = policy.minutes(elapsed[code])
+        # As in Stopwatch.totals: the therapist's share is rounded and the rest is the
+        # assistant's, so a rounding remainder never becomes therapist time (R7.6).
+        therapist = min(minutes, policy.minutes(elapsed[code] - assistant[code]))
+        result.assistant_minutes[code] = minutes - therapist
+        if catalogue.get(code).kind is Kind.UNTIMED:
+            result.untimed.append(code)
+            result.untimed_minutes[code] = minutes
+        else:
+            result.timed[code] = minutes
+    for _stopwatch, untimed in parts:
+        for service in untimed:
+            code = catalogue.get(service.code).code
+            if code not in result.untimed:
+                result.untimed.append(code)
+            if service.minutes is None:
+                continue
+            result.untimed_minutes[code] = result.untimed_minutes.get(code, 0) + service.minutes
+            if service.furnished_by is FurnishedBy.ASSISTANT:
+                result.assistant_minutes[code] = (
+                    result.assistant_minutes.get(code, 0) + service.minutes
+                )
+    result.untimed.sort(key=catalogue.rank)
+    return result
+
+
+def day_remarks(sessions: Sequence[Session], policy: RoundingPolicy) -> list[str]:
+    """The note's sentences about how a claim day was kept (a one-session day: as before)."""
+    if len(sessions) == 1:
+        return remarks(sessions[0], policy)
+    who = dict.fromkeys(f"{s.clinician} ({s.role.value})" for s in sessions)
+    found = [
+        f"Claim day: {len(sessions)} sessions of this patient, date of service and plan of "
+        "care are billed together; their minutes were pooled before units were computed (R1.2).",
+        f"Clinicians: {', '.join(who)}",
+        f"Minutes per code are the day's stopwatch time over all its sessions, "
+        f"{ROUNDING_WORDS[policy]} once.",
+    ]
+    still_open = sum(s.is_open for s in sessions)
+    if still_open:
+        found.append(
+            f"Provisional: {still_open} of the day's sessions still open; the lines may change."
+        )
+    amended = sum(s.amended for s in sessions)
+    if amended:
+        found.append(f"{amended} session(s) amended after closing; the audit log has the reasons.")
+    return found
+
+
+def evaluate_day(
+    rows: Sequence[SessionRows],
+    catalogue: Catalogue,
+    policy: RoundingPolicy,
+    *,
+    concurrent: Sequence[str] = (),
+) -> rules.Result:
+    """The rules' answer for one claim day: every session's minutes pooled, rounded once.
+
+    The day is billed under its payer profile; a tie choice (R2.8) stored with its latest
+    session that chose one applies while it still fits the pooled minutes.
+    """
+    if not rows:
+        raise ValueError("a claim day has at least one session")
+    first = rows[0]
+    sessions = [r.session for r in rows]
+    minutes = pooled_input([(r.stopwatch, r.untimed) for r in rows], catalogue, policy)
+    request = rules.Request(
+        method=first.profile.method,
+        discipline=first.session.discipline,
+        timed=minutes.timed,
+        assistant_minutes={c: m for c, m in minutes.assistant_minutes.items() if m},
+        untimed=tuple(minutes.untimed),
+        untimed_minutes=minutes.untimed_minutes,
+        date_of_service=first.session.date_of_service,
+        assistant_modifiers=first.profile.assistant_modifiers,
+    )
+    chosen = [s.allocation for s in sessions if s.allocation is not None]
+    stored = chosen[-1] if chosen else None
+    return _answer(request, stored, day_remarks(sessions, policy), catalogue, concurrent)
+
+
+def claim_days(
+    rows: Iterable[SessionRows],
+    catalogue: Catalogue,
+    policy: RoundingPolicy,
+    *,
+    concurrent: Mapping[str, Sequence[str]] | None = None,
+    spans: Mapping[str, tuple[datetime | None, datetime | None]] | None = None,
+    stale: Iterable[str] = (),
+) -> Iterator[ClaimDay]:
+    """Group sessions into claim days and bill each day once, a date at a time.
+
+    ``rows`` come in order of date of service (as the store lists them), so only one date's
+    sessions are held at once; each date's days come by patient, discipline and payer.
+    ``concurrent`` names each session's overlapping patients (R8.3), ``spans`` its first start
+    and last stop, ``stale`` the sessions changed after their export.
+    """
+    overlaps = concurrent or {}
+    times = spans or {}
+    changed = set(stale)
+    current: date | None = None
+    groups: dict[DayKey, list[SessionRows]] = {}
+
+    def flush() -> Iterator[ClaimDay]:
+        for key in sorted(groups, key=lambda k: (k[1], k[2].value, k[3])):
+            members = groups[key]
+            others = sorted({p for r in members for p in overlaps.get(r.session.id, ())})
+            yield ClaimDay(
+                visits=tuple(
+                    Visit(r.session, *times.get(r.session.id, (None, None))) for r in members
+                ),
+                result=evaluate_day(members, catalogue, policy, concurrent=others),
+                changed_after_export=any(r.session.id in changed for r in members),
+            )
+        groups.clear()
+
+    for row in rows:
+        day = row.session.date_of_service
+        if current is not None and day < current:
+            raise ValueError("claim_days needs sessions in order of date of service")
+        if day != current:
+            yield from flush()
+            current = day
+        groups.setdefault(day_key(row.session), []).append(row)
+    yield from flush()
+
+
+def lines_text(result: rules.Result) -> str:
+    """A result's billed lines in one line of text, e.g. "1 x 97110-GP, 2 x 97140-GP-CQ"."""
+    return ", ".join(
+        f"{line.units} \N{MULTIPLICATION SIGN} {'-'.join((line.code, *line.modifiers))}"
+        for line in result.lines
+    )
+
+
+def visit_text(visit: Visit) -> str:
+    """A session of a day as a person finds it: start time, clinician, short id."""
+    session = visit.session
+    moment = visit.time_in or session.created_utc
+    return (
+        f"{moment.astimezone():%H:%M} {session.clinician} ({session.role.value}), {session.id[:8]}"
+    )
+
+
+def with_claim_day(result: rules.Result, session_id: str, day: ClaimDay) -> rules.Result:
+    """A session's own answer, told that its codes are billed on a pooled claim day.
+
+    The session keeps its own minutes and lines (what the therapist did); the claim carries
+    the day's lines, so the note and the window say which sessions share it and what it bills.
+    """
+    others = [visit_text(v) for v in day.visits if v.session.id != session_id]
+    billed = lines_text(day.result) or f"nothing billable ({day.nothing_billable})"
+    provisional = " (provisional: a session of the day is still open)" if day.provisional else ""
+    message = (
+        f"These codes are billed on one claim day with {len(others)} other session(s) of "
+        f"{day.patient_ref} on {day.date_of_service.isoformat()} ({'; '.join(others)}): minutes "
+        f"are pooled for the day (R1.2). The day's lines{provisional}: {billed}."
+    )
+    warning = rules.RuleWarning("R1.2", message, rules.Severity.INFO, "Billed on a pooled day")
+    return replace(
+        result,
+        warnings=(*result.warnings, warning),
+        note=f"{result.note.rstrip()}\n\n{message}\n",
+    )

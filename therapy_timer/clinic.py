@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import groupby
 from pathlib import Path
 from types import TracebackType
 
@@ -126,8 +127,8 @@ class Exported:
     marked: int = 0
 
 
-PdfRenderer = Callable[[Sequence[ex.SessionReport], Path], None]
-"""Draws the printable day report (Qt's PDF writer lives under gui/, so it is handed in)."""
+PdfRenderer = Callable[[Sequence[billing.ClaimDay], Path], None]
+"""Draws the printable report of claim days (Qt's PDF writer lives under gui/: handed in)."""
 
 
 def load_catalogue(data_dir: Path) -> Catalogue:
@@ -497,13 +498,15 @@ class Clinic:
             self._store.untimed_services(session_id),
             self._store.get_payer_profile(session.payer_profile),
         )
-        return billing.evaluate(
+        result = billing.evaluate(
             rows,
             self._catalogue,
             self.policy,
             allocation=allocation,
             concurrent=concurrent.get(session.id, ()),
         )
+        day = self._pooled_days([session]).get(session.id)
+        return result if day is None else billing.with_claim_day(result, session.id, day)
 
     def summaries(self, sessions: Sequence[Session]) -> dict[str, rules.Result]:
         """``summary`` for many sessions at once (a day or a year for the front desk).
@@ -519,8 +522,10 @@ class Clinic:
             sessions, segments, self._catalogue, self._clock.now()
         )
         policy = self.policy
-        return {
-            session.id: billing.evaluate(
+        pooled = self._pooled_days(sessions)
+        found = {}
+        for session in sessions:
+            result = billing.evaluate(
                 billing.SessionRows(
                     session,
                     self._restore(session, segments.get(session.id, []), heartbeat, policy),
@@ -531,8 +536,11 @@ class Clinic:
                 policy,
                 concurrent=concurrent.get(session.id, ()),
             )
-            for session in sessions
-        }
+            day = pooled.get(session.id)
+            found[session.id] = (
+                result if day is None else billing.with_claim_day(result, session.id, day)
+            )
+        return found
 
     def choose_allocation(
         self, session_id: str, allocation: Mapping[str, int] | None, *, reason: str = ""
@@ -871,6 +879,96 @@ class Clinic:
                     )
         return tuple(stopped)
 
+    # -- claim days ----------------------------------------------------------------------------
+
+    def iter_claim_days(
+        self, start: date, end: date | None = None, *, clinician: str | None = None
+    ) -> Iterator[billing.ClaimDay]:
+        """Claim days (R1.2) with a date of service from ``start`` to ``end`` (inclusive).
+
+        A day pools every session of one patient reference (compared as the store compares
+        them), date, discipline and payer, whoever furnished it; with ``clinician``, the days
+        in which that clinician saw the patient, still billed whole. Read a date at a time.
+        """
+        if end is not None and end < start:
+            raise InvalidInput("to", f"{end.isoformat()} is before {start.isoformat()}")
+        sessions = self._store.list_sessions(start=start, end=end or start)
+        days = self._claim_days_of(sessions)
+        if clinician is None:
+            return days
+        return (d for d in days if any(s.clinician == clinician for s in d.sessions))
+
+    def claim_days(
+        self, start: date, end: date | None = None, *, clinician: str | None = None
+    ) -> list[billing.ClaimDay]:
+        """``iter_claim_days`` as a list (a screen shows them all)."""
+        return list(self.iter_claim_days(start, end, clinician=clinician))
+
+    def claim_day(self, session_id: str) -> billing.ClaimDay:
+        """The claim day a session is billed on (alone, or pooled with others)."""
+        session = self._store.get_session(session_id)
+        key = billing.day_key(session)
+        same_date = self._store.list_sessions(day=session.date_of_service)
+        (day,) = [d for d in self._claim_days_of(same_date) if d.key == key]
+        return day
+
+    def change_patient_ref(self, session_id: str, patient_ref: str, *, reason: str) -> Session:
+        """Give one session another patient reference (two people shared one), audited.
+
+        Needs a reason; a closed session is marked amended, so an exported day is exported
+        again.
+        """
+        return self._store.amend_session(
+            session_id, reason=reason, patient_ref=patient_ref, actor=self._actor
+        )
+
+    def _claim_days_of(self, sessions: Sequence[Session]) -> Iterator[billing.ClaimDay]:
+        """Claim days of ``sessions`` (in order of date), reading rows one date at a time."""
+        policy = self.policy
+        heartbeat = self._trusted_heartbeat()
+        profiles = {p.name: p for p in self._store.payer_profiles()}
+        now = self._clock.now()
+        for _date, group in groupby(sessions, key=lambda s: s.date_of_service):
+            dated = list(group)
+            ids = [s.id for s in dated]
+            segments = self._store.segments_of(ids)
+            untimed = self._store.untimed_services_of(ids)
+            rows = [
+                billing.SessionRows(
+                    s,
+                    self._restore(s, segments.get(s.id, []), heartbeat, policy),
+                    untimed.get(s.id, []),
+                    profiles[s.payer_profile],
+                )
+                for s in dated
+            ]
+            yield from billing.claim_days(
+                rows,
+                self._catalogue,
+                policy,
+                concurrent=billing.concurrent_patients(dated, segments, self._catalogue, now),
+                spans=self._store.segment_spans(ids),
+                stale=self._store.changed_since_export(
+                    [s.id for s in dated if s.exported and s.amended]
+                ),
+            )
+
+    def _pooled_days(self, sessions: Sequence[Session]) -> dict[str, billing.ClaimDay]:
+        """The claim day of each of ``sessions`` that shares its day with another session."""
+        if not sessions:
+            return {}
+        dates = sorted({s.date_of_service for s in sessions})
+        keys = {billing.day_key(s) for s in sessions}
+        groups: dict[billing.DayKey, list[Session]] = {}
+        for other in self._store.list_sessions(start=dates[0], end=dates[-1]):
+            if billing.day_key(other) in keys:
+                groups.setdefault(billing.day_key(other), []).append(other)
+        shared = sorted(
+            (s for g in groups.values() if len(g) > 1 for s in g),
+            key=lambda s: (s.date_of_service, s.created_utc, s.id),
+        )
+        return {sid: day for day in self._claim_days_of(shared) for sid in day.session_ids}
+
     # -- the front desk ------------------------------------------------------------------------
 
     def day_reports(
@@ -912,51 +1010,107 @@ class Clinic:
         force: bool = False,
         mark: bool | None = None,
         render_pdf: PdfRenderer | None = None,
-        reports: Sequence[ex.SessionReport] | None = None,
+        days: Sequence[billing.ClaimDay] | None = None,
     ) -> Exported:
-        """Export a day or range: CSV/JSON for billing, PDF to print, a bundle to merge.
+        """Export a day or range: CSV/JSON/PDF by claim day for billing, a bundle to merge.
 
-        With no ``out`` it is a preview (the text is returned) and marks nothing unless
-        ``mark``; a file is written whole (private, atomically) before any session is marked
-        exported, and never over the clinic's own files. ``reports`` are the rows a screen
-        shows (filtered); by default every session of the range.
+        CSV, JSON and PDF bill claim days (R1.2): one row per billable line of a day, a day
+        that bills nothing on one row saying why; with ``include_open`` a day still open is
+        listed as provisional and none of its sessions is marked. With no ``out`` it is a
+        preview (the text is returned) and marks nothing unless ``mark``; a file is written
+        whole (private, atomically) before any session is marked exported, and never over the
+        clinic's own files. ``days`` are the days a screen shows (filtered); by default every
+        day of the range, read a date at a time.
         """
         fmt = fmt.lower()
         if fmt not in ex.EXPORT_FORMATS:
             raise InvalidInput("format", f"{fmt!r} is not one of {', '.join(ex.EXPORT_FORMATS)}")
-        if reports is None:
-            reports = self.day_reports(start, end, clinician=clinician)
-        if not include_open or fmt == "bundle":
-            ex.refuse_open(reports)
-        ids = [r.session.id for r in reports if not r.session.is_open]
+        if end is not None and end < start:
+            raise InvalidInput("to", f"{end.isoformat()} is before {start.isoformat()}")
+        if days is not None:
+            if not include_open or fmt == "bundle":
+                ex.refuse_open(days)
+        elif not include_open or fmt == "bundle":
+            ex.refuse_open_sessions(self._open_in_range(start, end or start, clinician, fmt))
         if fmt == "bundle":
+            if days is not None:
+                ids = [s.id for d in days for s in d.sessions]
+            else:
+                listed = self._store.list_sessions(
+                    start=start, end=end or start, clinician=clinician
+                )
+                ids = [s.id for s in listed]
             bundle = ex.make_bundle(
                 self._store.session_records(ids), workstation=workstation, now=self._clock.now()
             )
-            text = ex.bundle_text(bundle)
-        elif fmt == "pdf":
+            text: str | None = ex.bundle_text(bundle)
+            # A bundle copies sessions to another station; it bills nothing, so marks nothing.
+            return self._write_export(text, None, out, force, ids, len(ids), mark=False)
+        counted: list[int] = [0]
+        ids = []
+
+        def tally(source: Iterable[billing.ClaimDay]) -> Iterator[billing.ClaimDay]:
+            # Only the ids to mark are kept; each day is dropped once written (a year streams).
+            for day in source:
+                counted[0] += len(day.visits)
+                if not day.provisional:
+                    ids.extend(day.session_ids)
+                yield day
+
+        source = days if days is not None else self.iter_claim_days(start, end, clinician=clinician)
+        pdf_days: list[billing.ClaimDay] | None = None
+        if fmt == "pdf":
             if out is None:
                 raise InvalidInput("out", "a PDF needs a file name")
             if render_pdf is None:
                 raise InvalidOperation("this program cannot draw PDF reports")
+            pdf_days = list(tally(source))
             text = None
         else:
-            text = ex.report_text(reports, fmt)
+            text = ex.report_text(tally(source), fmt)
+        return self._write_export(
+            text, (render_pdf, pdf_days), out, force, ids, counted[0], mark=mark
+        )
+
+    def _open_in_range(
+        self, start: date, end: date, clinician: str | None, fmt: str
+    ) -> list[Session]:
+        """Open sessions an export of the range would include (a day of the clinician's)."""
+        still_open = self._store.list_sessions(start=start, end=end, status=SessionStatus.OPEN)
+        if clinician is None or not still_open:
+            return still_open
+        if fmt == "bundle":
+            return [s for s in still_open if s.clinician == clinician]
+        theirs = self._store.list_sessions(start=start, end=end, clinician=clinician)
+        keys = {billing.day_key(s) for s in theirs}
+        return [s for s in still_open if billing.day_key(s) in keys]
+
+    def _write_export(
+        self,
+        text: str | None,
+        pdf: tuple[PdfRenderer | None, list[billing.ClaimDay] | None] | None,
+        out: Path | None,
+        force: bool,
+        ids: Sequence[str],
+        sessions: int,
+        *,
+        mark: bool | None,
+    ) -> Exported:
         written = None
         if out is not None:
             protected = self.owned_paths()
             if text is None:
-                assert render_pdf is not None
+                assert pdf is not None and pdf[0] is not None and pdf[1] is not None
                 with private_output(out, force=force, protected=protected) as temporary:
-                    render_pdf(reports, temporary)
+                    pdf[0](pdf[1], temporary)
                 written = out
             else:
                 written = write_private(out, text, force=force, protected=protected)
         marked = 0
-        if fmt != "bundle" and (mark if mark is not None else written is not None):
+        if mark if mark is not None else written is not None:
             self._store.mark_exported(ids, actor=self._actor)
             marked = len(ids)
-        return Exported(sessions=len(reports), path=written, text=text, marked=marked)
+        return Exported(sessions=sessions, path=written, text=text, marked=marked)
 
     def import_bundles(self, bundle_paths: Sequence[Path]) -> ex.ImportReport:
         """Merge bundles: an identical session is left alone; a different one with the same id

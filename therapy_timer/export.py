@@ -9,9 +9,10 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from therapy_timer import rules
+from therapy_timer.codes import Discipline
 from therapy_timer.contract import result_json
 from therapy_timer.errors import InvalidInput, InvalidOperation
 from therapy_timer.files import read_regular
@@ -20,8 +21,6 @@ from therapy_timer.model import Segment, Session, label_text
 CSV_COLUMNS = (
     "date_of_service",
     "patient_ref",
-    "clinician",
-    "role",
     "discipline",
     "payer_profile",
     "code",
@@ -30,12 +29,16 @@ CSV_COLUMNS = (
     "minutes",
     "total_timed_minutes",
     "total_treatment_minutes",
-    "session_id",
+    "clinicians",
+    "session_ids",
     "amended",
     "warnings",
     "status",
+    "remark",
 )
-"""The issue's columns, then the session's status: an open one (--include-open) says so."""
+"""One row per billable line of a claim day (R1.2: every session of one patient, date of
+service, discipline and payer pooled); a day that bills nothing gets one row of 0 units whose
+remark says why. ``warnings`` lists only what the biller must act on, as "rule: gist"."""
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """A spreadsheet runs a cell starting with one of these as a formula (CSV injection)."""
@@ -80,9 +83,57 @@ class SessionReport:
         return "amended" if self.session.amended else "closed"
 
 
-def refuse_open(reports: Sequence[SessionReport]) -> None:
+class VisitLike(Protocol):
+    """One session of a claim day (billing.Visit; billing sits beside this module)."""
+
+    @property
+    def session(self) -> Session: ...
+    @property
+    def time_in(self) -> dt.datetime | None: ...
+    @property
+    def time_out(self) -> dt.datetime | None: ...
+
+
+class ClaimDayLike(Protocol):
+    """A claim day as billing.ClaimDay holds it: what the files need of one."""
+
+    @property
+    def visits(self) -> Sequence[VisitLike]: ...
+    @property
+    def result(self) -> rules.Result: ...
+    @property
+    def sessions(self) -> tuple[Session, ...]: ...
+    @property
+    def session_ids(self) -> tuple[str, ...]: ...
+    @property
+    def patient_ref(self) -> str: ...
+    @property
+    def date_of_service(self) -> dt.date: ...
+    @property
+    def discipline(self) -> Discipline: ...
+    @property
+    def payer_profile(self) -> str: ...
+    @property
+    def provisional(self) -> bool: ...
+    @property
+    def pooled(self) -> bool: ...
+    @property
+    def initials_only(self) -> bool: ...
+    @property
+    def clinicians(self) -> tuple[str, ...]: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def nothing_billable(self) -> str | None: ...
+
+
+def refuse_open(days: Iterable[ClaimDayLike]) -> None:
     """Raise naming the open sessions, so a half-finished session is never billed by accident."""
-    still_open = [r.session for r in reports if r.session.is_open]
+    refuse_open_sessions([s for d in days for s in d.sessions])
+
+
+def refuse_open_sessions(sessions: Iterable[Session]) -> None:
+    still_open = [s for s in sessions if s.is_open]
     if still_open:
         names = ", ".join(f"{s.patient_ref} ({s.clinician})" for s in still_open)
         raise OpenSessionsInRange(
@@ -91,60 +142,89 @@ def refuse_open(reports: Sequence[SessionReport]) -> None:
         )
 
 
+def act_warnings(result: rules.Result) -> str:
+    """The warnings a biller must act on, "rule: gist" each; information stays in the note."""
+    return " | ".join(
+        f"{w.rule}: {w.gist or first_sentence(w.message)}"
+        for w in result.warnings
+        if w.severity is rules.Severity.ACT
+    )
+
+
+def first_sentence(message: str) -> str:
+    head, dot, _rest = message.partition(". ")
+    return head + dot.strip()
+
+
 def neutralise(cell: str) -> str:
     """Keep a spreadsheet from running a cell as a formula (OWASP's CSV-injection advice)."""
     # Spreadsheets skip leading blanks before deciding that a cell is a formula.
     return "'" + cell if cell.lstrip(" \u00a0").startswith(FORMULA_STARTS) else cell
 
 
-def csv_rows(reports: Iterable[SessionReport]) -> Iterator[list[str]]:
-    """One row per billable line; zero-unit codes stay in the note, not among the rows."""
-    for report in reports:
-        session, result = report.session, report.result
+def csv_rows(days: Iterable[ClaimDayLike]) -> Iterator[list[str]]:
+    """One row per billable line of each claim day; a day billing nothing gets one 0-unit row.
+
+    Zero-unit codes of a billing day stay in the note, not among the rows.
+    """
+    for day in days:
+        result = day.result
         minutes = {c.code: c.minutes for c in result.codes}
-        warnings = " | ".join(f"{w.rule}: {w.message}" for w in result.warnings)
+        common = [
+            day.date_of_service.isoformat(),
+            day.patient_ref,
+            day.discipline.value,
+            day.payer_profile,
+        ]
+        tail = [
+            str(result.total_timed_minutes),
+            str(result.total_treatment_minutes),
+            "; ".join(day.clinicians),
+            " ".join(day.session_ids),
+            "yes" if any(s.amended for s in day.sessions) else "no",
+            act_warnings(result),
+            day.status,
+        ]
+        remark = "provisional: a session of the day is still open" if day.provisional else ""
+        why = day.nothing_billable
+        if why is not None:
+            row = [*common, "", "", "0", str(result.total_timed_minutes), *tail]
+            row.append(f"nothing billable: {why}")
+            yield [neutralise(cell) for cell in row]
+            continue
         for line in result.lines:
             row = [
-                session.date_of_service.isoformat(),
-                session.patient_ref,
-                session.clinician,
-                session.role.value,
-                session.discipline.value,
-                session.payer_profile,
+                *common,
                 line.code,
                 " ".join(line.modifiers),
                 str(line.units),
                 str(minutes[line.code]),
-                str(result.total_timed_minutes),
-                str(result.total_treatment_minutes),
-                session.id,
-                "yes" if session.amended else "no",
-                warnings,
-                report.status,
+                *tail,
+                remark,
             ]
             yield [neutralise(cell) for cell in row]
 
 
-def write_csv(reports: Iterable[SessionReport], out: TextIO) -> int:
+def write_csv(days: Iterable[ClaimDayLike], out: TextIO) -> int:
     """CSV that Excel and LibreOffice open cleanly (UTF-8 BOM, CRLF); returns the row count."""
     out.write("\ufeff")
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     count = 0
-    for row in csv_rows(reports):
+    for row in csv_rows(days):
         writer.writerow(row)
         count += 1
     return count
 
 
-def report_text(reports: Sequence[SessionReport], fmt: str) -> str:
-    """The CSV or JSON export as text (the PDF is drawn by Qt, under gui/)."""
+def report_text(days: Iterable[ClaimDayLike], fmt: str) -> str:
+    """The CSV or JSON export as text (the PDF is drawn by Qt, under gui/), a day at a time."""
     if fmt == "csv":
         buffer = io.StringIO()
-        write_csv(reports, buffer)
+        write_csv(days, buffer)
         return buffer.getvalue()
     if fmt == "json":
-        return json.dumps(report_json(reports), indent=2) + "\n"
+        return json.dumps(report_json(days), indent=2) + "\n"
     raise InvalidInput("format", f"{fmt!r} is not csv or json")
 
 
@@ -180,20 +260,34 @@ def segment_json(segment: Segment) -> dict[str, Any]:
     }
 
 
-def report_json(reports: Iterable[SessionReport]) -> dict[str, Any]:
-    """The day for other programs: each session with its answer in the `units` contract."""
+def claim_day_json(day: ClaimDayLike) -> dict[str, Any]:
+    """One claim day for other programs: its sessions, then its answer in the `units` contract."""
     return {
+        "date_of_service": day.date_of_service.isoformat(),
+        "patient_ref": day.patient_ref,
+        "discipline": day.discipline.value,
+        "payer_profile": day.payer_profile,
+        "status": day.status,
+        "provisional": day.provisional,
+        "pooled": day.pooled,
+        "reference_looks_like_initials": day.initials_only,
+        "nothing_billable": day.nothing_billable,
+        "session_ids": list(day.session_ids),
         "sessions": [
             {
-                **session_json(r.session),
-                "status": r.status,
-                "time_in_utc": _iso(r.time_in),
-                "time_out_utc": _iso(r.time_out),
-                **result_json(r.result),
+                **session_json(v.session),
+                "time_in_utc": _iso(v.time_in),
+                "time_out_utc": _iso(v.time_out),
             }
-            for r in reports
-        ]
+            for v in day.visits
+        ],
+        **result_json(day.result),
     }
+
+
+def report_json(days: Iterable[ClaimDayLike]) -> dict[str, Any]:
+    """The range for other programs: one entry per claim day (R1.2), as the CSV groups it."""
+    return {"claim_days": [claim_day_json(day) for day in days]}
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The front desk's day view: every session of a date range, filters, the note, export buttons."""
+"""The front desk's day view: the claim days of a date range, filters, the note, export buttons."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDateEdit,
     QDialog,
+    QDialogButtonBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QTableWidget,
@@ -26,13 +28,17 @@ from PySide6.QtWidgets import (
 )
 
 from therapy_timer import export as ex
+from therapy_timer import rules
+from therapy_timer.billing import ClaimDay, lines_text, visit_text
 from therapy_timer.clinic import Clinic
 from therapy_timer.errors import TherapyTimerError
 from therapy_timer.gui import theme
 from therapy_timer.gui.report_pdf import write_pdf
+from therapy_timer.gui.widgets.reason import ReasonDialog
 
-COLUMNS = ("Patient", "Clinician", "In\N{EN DASH}out", "Billed lines", "Timed min",
-           "Total min", "Status", "Warnings")  # fmt: skip
+COLUMNS = ("Patient", "Sessions", "Billed lines", "Timed min", "Total min", "Status",
+           "Warnings")  # fmt: skip
+"""One row per claim day (R1.2): a patient's sessions of a date, plan of care and payer."""
 ALL = "All"
 STATUSES = (ALL, *ex.STATUSES, "imported")
 
@@ -53,14 +59,51 @@ def _pydate(day: QDate) -> dt.date:
     return dt.date(day.year(), day.month(), day.day())
 
 
-def matches(report: ex.SessionReport, clinician: str, status: str) -> bool:
-    if clinician != ALL and report.session.clinician != clinician:
+def matches(day: ClaimDay, clinician: str, status: str) -> bool:
+    if clinician != ALL and all(s.clinician != clinician for s in day.sessions):
         return False
     if status == ALL:
         return True
     if status == "imported":
-        return report.session.origin is not None
-    return report.status == status
+        return any(s.origin is not None for s in day.sessions)
+    return day.status == status
+
+
+def patient_text(day: ClaimDay) -> str:
+    text = f"{day.patient_ref} ({day.date_of_service:%m-%d})"
+    if day.initials_only:
+        # Two people with the same initials would be billed as one: the desk must check.
+        text += "\n\N{WARNING SIGN} initials: one person?"
+    return text
+
+
+def sessions_text(day: ClaimDay) -> str:
+    """Each session of the day on its own line: in-out, clinician, where it came from."""
+    lines = []
+    for visit in day.visits:
+        session = visit.session
+        if visit.time_in is None:
+            times = "not started"
+        else:
+            out = visit.time_out or session.closed_utc
+            times = f"{visit.time_in.astimezone():%H:%M}\N{EN DASH}" + (
+                f"{out.astimezone():%H:%M}" if out else ""
+            )
+        origin = f", from {session.origin}" if session.origin else ""
+        still = ", open" if session.is_open else ""
+        lines.append(f"{times} {session.clinician} ({session.role.value}){still}{origin}")
+    return "\n".join(lines)
+
+
+def warnings_text(day: ClaimDay) -> str:
+    """The gist of each warning to act on; information only counts (the note has it)."""
+    warnings = day.result.warnings
+    act = [w for w in warnings if w.severity is rules.Severity.ACT]
+    shown = [f"{w.rule}: {w.gist or ex.first_sentence(w.message)}" for w in act]
+    info = len(warnings) - len(act)
+    if info:
+        shown.append(f"{info} for information")
+    return "\n".join(shown)
 
 
 class NoteDialog(QDialog):
@@ -89,8 +132,70 @@ class NoteDialog(QDialog):
         return dialog
 
 
+class PatientRefDialog(QDialog):
+    """Give one session of a claim day another patient reference (two people shared one)."""
+
+    def __init__(self, parent: QWidget | None, day: ClaimDay) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Separate a session: another patient reference")
+        self._day = day
+        self.session = QComboBox()
+        self.session.setAccessibleName("Session to move")
+        for visit in day.visits:
+            self.session.addItem(visit_text(visit), visit.session.id)
+        self.session.setCurrentIndex(len(day.visits) - 1)
+        self.reference = QLineEdit()
+        self.reference.setAccessibleName("New patient reference")
+        self.reference.setPlaceholderText("The other patient's record number (MRN)")
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        for widget in (self.session, self.reference, *self.buttons.buttons()):
+            widget.setMinimumHeight(theme.TOUCH_MIN)
+        self.ok_button.setEnabled(False)
+        explain = QLabel(
+            f"Sessions billed together as {day.patient_ref} on {day.date_of_service.isoformat()}."
+            " Choose the one that belongs to another person and give that person's reference;"
+            " the change is kept in the audit log with a reason."
+        )
+        explain.setWordWrap(True)
+        column = QVBoxLayout(self)
+        column.addWidget(explain)
+        column.addWidget(self.session)
+        column.addWidget(self.reference)
+        column.addWidget(self.buttons)
+        self.reference.textChanged.connect(self._on_reference_text_changed)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+
+    @property
+    def ok_button(self) -> QPushButton:
+        button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        assert button is not None
+        return button
+
+    @property
+    def chosen(self) -> tuple[str, str]:
+        """(session id, new reference) as chosen."""
+        return str(self.session.currentData()), self.reference.text().strip()
+
+    @classmethod
+    def ask(
+        cls, parent: QWidget | None, day: ClaimDay, on_chosen: Callable[[str, str], None]
+    ) -> PatientRefDialog:
+        dialog = cls(parent, day)
+        dialog.accepted.connect(lambda: on_chosen(*dialog.chosen))
+        dialog.finished.connect(dialog.deleteLater)
+        theme.settle_layout(dialog)
+        dialog.open()
+        return dialog
+
+    def _on_reference_text_changed(self, text: str) -> None:
+        self.ok_button.setEnabled(bool(text.strip()))
+
+
 class DayView(QWidget):
-    """Sessions of a date range with what is billable, amended or needs a look."""
+    """Claim days of a date range: what is billable, amended, pooled or needs a look."""
 
     def __init__(
         self,
@@ -101,9 +206,11 @@ class DayView(QWidget):
         super().__init__(parent)
         self._clinic = clinic
         self._ask_file = ask_file
-        self._reports: list[ex.SessionReport] = []
-        self._shown: list[ex.SessionReport] = []
+        self._days: list[ClaimDay] = []
+        self._shown: list[ClaimDay] = []
         self.note_dialog: NoteDialog | None = None
+        self.ref_dialog: PatientRefDialog | None = None
+        self.reason_dialog: ReasonDialog | None = None
         self.setWindowTitle("Therapy Timer - day view")
         self.setMinimumSize(theme.TOUCH_MIN * 22, theme.TOUCH_MIN * 12)
 
@@ -125,7 +232,7 @@ class DayView(QWidget):
         self.table.verticalHeader().setVisible(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.setAccessibleName("Day view status")
@@ -135,6 +242,8 @@ class DayView(QWidget):
         self.note_button = QPushButton("Show &note")
         # The selected rows only: marking everything shown would hide a row never billed.
         self.exported_button = QPushButton("Mark selected &exported")
+        # Two people sharing a reference (initials) would be billed as one claim.
+        self.separate_button = QPushButton("&Separate a session…")
         self.csv_button = QPushButton("Export &CSV…")
         self.pdf_button = QPushButton("Export &PDF…")
         self.json_button = QPushButton("Export &JSON…")
@@ -143,7 +252,7 @@ class DayView(QWidget):
             self.to_date: "To date",
             self.clinician: "Clinician filter",
             self.status: "Status filter",
-            self.table: "Sessions of the day",
+            self.table: "Claim days",
         }
         for widget, name in names.items():
             widget.setAccessibleName(name)
@@ -152,6 +261,7 @@ class DayView(QWidget):
             self.refresh_button,
             self.note_button,
             self.exported_button,
+            self.separate_button,
             self.csv_button,
             self.pdf_button,
             self.json_button,
@@ -184,6 +294,7 @@ class DayView(QWidget):
         self.note_button.clicked.connect(self._on_note_clicked)
         self.table.cellDoubleClicked.connect(lambda _row, _col: self._on_note_clicked())
         self.exported_button.clicked.connect(self._on_mark_exported_clicked)
+        self.separate_button.clicked.connect(self._on_separate_clicked)
         self.csv_button.clicked.connect(lambda: self._on_export_clicked("csv"))
         self.pdf_button.clicked.connect(lambda: self._on_export_clicked("pdf"))
         self.json_button.clicked.connect(lambda: self._on_export_clicked("json"))
@@ -192,17 +303,17 @@ class DayView(QWidget):
     # -- data --------------------------------------------------------------------------------
 
     @property
-    def shown(self) -> list[ex.SessionReport]:
+    def shown(self) -> list[ClaimDay]:
         return list(self._shown)
 
     def reload(self) -> None:
         start, end = _pydate(self.from_date.date()), _pydate(self.to_date.date())
         try:
-            self._reports = self._clinic.day_reports(start, end)
+            self._days = self._clinic.claim_days(start, end)
         except TherapyTimerError as exc:
-            self._reports = []
+            self._days = []
             self.message.setText(str(exc))
-        names = sorted({r.session.clinician for r in self._reports})
+        names = sorted({s.clinician for d in self._days for s in d.sessions})
         current = self.clinician.currentText() or ALL
         self.clinician.blockSignals(True)
         self.clinician.clear()
@@ -213,57 +324,51 @@ class DayView(QWidget):
 
     def _fill(self) -> None:
         clinician, status = self.clinician.currentText(), self.status.currentText()
-        self._shown = [r for r in self._reports if matches(r, clinician, status)]
+        self._shown = [d for d in self._days if matches(d, clinician, status)]
         self.table.setRowCount(len(self._shown))
-        for row, report in enumerate(self._shown):
-            session, result = report.session, report.result
-            times = (
-                "\N{EN DASH}".join(
-                    f"{t.astimezone():%H:%M}" if t else ""
-                    for t in (report.time_in, report.time_out)
-                )
-                if report.time_in
-                else "not started"
+        for row, day in enumerate(self._shown):
+            result = day.result
+            lines = lines_text(result).replace(", ", "\n") or (
+                f"nothing billable: {day.nothing_billable}"
             )
-            billed = [
-                f"{ln.units} \N{MULTIPLICATION SIGN} {'-'.join((ln.code, *ln.modifiers))}"
-                for ln in result.lines
-            ]
-            lines = "\n".join(billed) or "nothing billable"
-            rules_hit = sorted({w.rule for w in result.warnings})
-            warned = f"{len(result.warnings)}: {', '.join(rules_hit)}" if rules_hit else ""
-            status_text = report.status + (f", from {session.origin}" if session.origin else "")
+            status_text = day.status + (" (provisional)" if day.provisional else "")
             cells = (
-                f"{session.patient_ref} ({session.date_of_service:%m-%d})",
-                f"{session.clinician} ({session.role.value})",
-                times,
+                patient_text(day),
+                sessions_text(day),
                 lines,
                 str(result.total_timed_minutes),
                 str(result.total_treatment_minutes),
                 status_text,
-                warned,
+                warnings_text(day),
             )
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(text)
                 self.table.setItem(row, col, item)
             if result.warnings:
-                # The count fits the row; the words are a hover (or the note dialog) away.
+                # The gists fit the row; the words are a hover (or the note dialog) away.
                 self.table.item(row, len(cells) - 1).setToolTip(  # type: ignore[union-attr]
                     "\n".join(f"{w.rule}: {w.message}" for w in result.warnings)
                 )
         self.table.resizeRowsToContents()
-        opened = sum(r.session.is_open for r in self._shown)
-        summary = f"{len(self._shown)} session(s)"
+        sessions = sum(len(d.visits) for d in self._shown)
+        summary = f"{len(self._shown)} claim day(s), {sessions} session(s)"
+        pooled = sum(d.pooled for d in self._shown)
+        if pooled:
+            summary += f", {pooled} pooling several sessions"
+        initials = sum(d.initials_only for d in self._shown)
+        if initials:
+            summary += f", {initials} pooled under initials: check it is one person"
+        opened = sum(s.is_open for d in self._shown for s in d.sessions)
         if opened:
-            summary += f", {opened} still open (never exported silently)"
+            summary += f", {opened} session(s) still open (never exported silently)"
         self.message.setText(summary)
 
-    def _selected(self) -> ex.SessionReport | None:
+    def _selected(self) -> ClaimDay | None:
         row = self.table.currentRow()
         return self._shown[row] if 0 <= row < len(self._shown) else None
 
-    def _selected_all(self) -> list[ex.SessionReport]:
+    def _selected_all(self) -> list[ClaimDay]:
         rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
         return [self._shown[row] for row in rows if row < len(self._shown)]
 
@@ -281,29 +386,62 @@ class DayView(QWidget):
         self.reload()
 
     def _on_note_clicked(self) -> None:
-        report = self._selected()
-        if report is None:
-            self.message.setText("Choose a session first.")
+        day = self._selected()
+        if day is None:
+            self.message.setText("Choose a claim day first.")
             return
-        title = f"{report.session.patient_ref} - {report.session.date_of_service.isoformat()}"
-        self.note_dialog = NoteDialog.show_for(self, title, report.result.note)
+        title = f"{day.patient_ref} - {day.date_of_service.isoformat()}"
+        self.note_dialog = NoteDialog.show_for(self, title, day.result.note)
 
     def _on_mark_exported_clicked(self) -> None:
         chosen = self._selected_all()
         if not chosen:
-            self.message.setText("Choose the sessions to mark first (Ctrl+A: all shown).")
+            self.message.setText("Choose the claim days to mark first (Ctrl+A: all shown).")
             return
-        closed = [r.session.id for r in chosen if not r.session.is_open]
+        # A provisional day may still change: none of its sessions is marked.
+        closed = [sid for d in chosen if not d.provisional for sid in d.session_ids]
         try:
             self._clinic.mark_exported(closed)
         except TherapyTimerError as exc:
             self.message.setText(str(exc))
             return
         self.reload()
-        text = f"Marked {len(closed)} session(s) exported."
-        if len(closed) < len(chosen):
-            text += f" {len(chosen) - len(closed)} still open, not marked."
+        provisional = sum(d.provisional for d in chosen)
+        text = f"Marked {len(chosen) - provisional} claim day(s) exported."
+        if provisional:
+            text += f" {provisional} still open, not marked."
         self.message.setText(text)
+
+    def _on_separate_clicked(self) -> None:
+        day = self._selected()
+        if day is None:
+            self.message.setText("Choose the claim day whose sessions belong to two people.")
+            return
+        if not day.pooled:
+            self.message.setText("This claim day has one session: nothing to separate.")
+            return
+
+        def chosen(session_id: str, patient_ref: str) -> None:
+            def apply(reason: str) -> None:
+                try:
+                    self._clinic.change_patient_ref(session_id, patient_ref, reason=reason)
+                except TherapyTimerError as exc:
+                    self.message.setText(f"Not changed: {exc}")
+                    return
+                self.reload()
+                self.message.setText(
+                    f"Session {session_id[:8]} is now billed as {patient_ref}; "
+                    "the change is in the audit log."
+                )
+
+            self.reason_dialog = ReasonDialog.ask(
+                self,
+                f"Why does session {session_id[:8]} belong to {patient_ref}, not "
+                f"{day.patient_ref}?",
+                apply,
+            )
+
+        self.ref_dialog = PatientRefDialog.ask(self, day, chosen)
 
     def _on_export_clicked(self, fmt: str) -> None:
         try:
@@ -324,11 +462,14 @@ class DayView(QWidget):
                 _pydate(self.to_date.date()),
                 out=Path(path),
                 force=True,
-                reports=self._shown,
+                days=self._shown,
                 render_pdf=write_pdf,
             )
         except TherapyTimerError as exc:
             self.message.setText(f"Could not export: {exc}")
             return
+        days = len(self._shown)
         self.reload()
-        self.message.setText(f"Exported {done.sessions} session(s) to {done.path}.")
+        self.message.setText(
+            f"Exported {days} claim day(s), {done.sessions} session(s), to {done.path}."
+        )

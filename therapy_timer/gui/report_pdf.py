@@ -1,4 +1,4 @@
-"""The printable day report: Qt's own PDF writer, one page header per day, totals per clinician."""
+"""The printable day report: Qt's PDF writer, a page per date, a row per claim day, totals."""
 
 from __future__ import annotations
 
@@ -13,59 +13,79 @@ from pathlib import Path
 from PySide6.QtCore import QMarginsF
 from PySide6.QtGui import QGuiApplication, QPageLayout, QPageSize, QPdfWriter, QTextDocument
 
-from therapy_timer.export import SessionReport
+from therapy_timer.billing import ClaimDay
 
 
-def _local_time(report: SessionReport, which: str) -> str:
-    moment = report.time_in if which == "in" else report.time_out
+def _hhmm(moment: dt.datetime | None) -> str:
     return "" if moment is None else f"{moment.astimezone():%H:%M}"
 
 
-def _lines(report: SessionReport) -> str:
+def _lines(day: ClaimDay) -> str:
     billed = [
         f"{line.units} &times; {escape('-'.join((line.code, *line.modifiers)))}"
-        for line in report.result.lines
+        for line in day.result.lines
     ]
-    return "<br>".join(billed) or "nothing billable"
+    if billed:
+        return "<br>".join(billed)
+    return f"nothing billable<br><i>{escape(day.nothing_billable or '')}</i>"
 
 
-def _status(report: SessionReport) -> str:
-    origin = report.session.origin
-    return escape(report.status + (f", from {origin}" if origin else ""))
+def _sessions(day: ClaimDay) -> str:
+    # A pooled day is one claim: each visit on its own line, so the desk sees who was seen when.
+    return "<br>".join(
+        f"{_hhmm(v.time_in)}&ndash;{_hhmm(v.time_out or v.session.closed_utc)} "
+        f"{escape(v.session.clinician)} ({v.session.role.value})"
+        + (f", from {escape(v.session.origin)}" if v.session.origin else "")
+        for v in day.visits
+    )
 
 
-def _day_html(day: str, reports: Sequence[SessionReport], first: bool) -> str:
+def _patient(day: ClaimDay) -> str:
+    text = escape(day.patient_ref)
+    if day.initials_only:
+        text += "<br><b>&#9888; initials:<br>one person?</b>"
+    return text
+
+
+def _status(day: ClaimDay) -> str:
+    return escape(day.status + (" (provisional)" if day.provisional else ""))
+
+
+def _day_html(day: str, claims: Sequence[ClaimDay], first: bool) -> str:
     style = "" if first else ' style="page-break-before: always"'
     rows = []
-    for r in reports:
+    for c in claims:
         rows.append(
             "<tr>"
-            f"<td>{escape(r.session.patient_ref)}</td>"
-            f"<td>{escape(r.session.clinician)} ({r.session.role.value})</td>"
-            f"<td style='white-space: nowrap'>{_local_time(r, 'in')}&ndash;"
-            f"{_local_time(r, 'out')}</td>"
-            f"<td>{escape(r.session.payer_profile)}</td>"
-            f"<td style='white-space: nowrap'>{_lines(r)}</td>"  # a code never breaks
-            f"<td align=right>{r.result.total_timed_minutes}</td>"
-            f"<td align=right>{r.result.total_treatment_minutes}</td>"
-            f"<td>{_status(r)}</td>"
+            f"<td style='white-space: nowrap'>{_patient(c)}</td>"
+            f"<td>{_sessions(c)}</td>"
+            f"<td>{escape(c.payer_profile)}<br>{c.discipline.value}</td>"
+            f"<td style='white-space: nowrap'>{_lines(c)}</td>"  # a code never breaks
+            f"<td align=right>{c.result.total_timed_minutes}</td>"
+            f"<td align=right>{c.result.total_treatment_minutes}</td>"
+            f"<td>{_status(c)}</td>"
             "</tr>"
         )
-        if r.result.warnings:
-            # On paper there is no hover: the biller reads what needs a look under the session.
+        if c.result.warnings:
+            # On paper there is no hover: the biller reads what needs a look under the claim.
             listed = "<br>".join(
                 f"&#9888; {escape(w.rule)}: {escape(_first_sentence(w.message))}"
-                for w in r.result.warnings
+                for w in c.result.warnings
             )
-            rows.append(f"<tr><td></td><td colspan=7><i>{listed}</i></td></tr>")
+            rows.append(f"<tr><td></td><td colspan=6><i>{listed}</i></td></tr>")
+    # Units belong to the day's claim; a pooled day is counted under each clinician who saw
+    # the patient, and once in the total for everyone.
     per_clinician: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for r in reports:
-        for key in (f"{r.session.clinician} ({r.session.role.value})", ""):
+    for c in claims:
+        timed = c.result.total_timed_units
+        untimed = sum(line.units for line in c.result.lines) - timed
+        for key in (*c.clinicians, ""):
             totals = per_clinician[key]
-            totals[0] += 1
-            totals[1] += r.result.total_timed_units
-            totals[2] += sum(line.units for line in r.result.lines) - r.result.total_timed_units
-            totals[3] += r.result.total_timed_minutes
+            totals[0] += sum(f"{s.clinician} ({s.role.value})" == key for s in c.sessions)
+            totals[1] += timed
+            totals[2] += untimed
+            totals[3] += c.result.total_timed_minutes
+        per_clinician[""][0] += len(c.visits)
     everyone = per_clinician.pop("")
     totals_rows = "".join(
         f"<tr><td>{escape(name)}</td><td align=right>{t[0]}</td><td align=right>{t[1]}</td>"
@@ -76,20 +96,24 @@ def _day_html(day: str, reports: Sequence[SessionReport], first: bool) -> str:
         f"<td align=right><b>{everyone[1]}</b></td><td align=right><b>{everyone[2]}</b></td>"
         f"<td align=right><b>{everyone[3]}</b></td></tr>"
     )
-    warned = sum(bool(r.result.warnings) for r in reports)
-    still_open = sum(r.session.is_open for r in reports)
-    notes = [f"{len(reports)} session(s)"]
+    warned = sum(bool(c.result.warnings) for c in claims)
+    still_open = sum(c.provisional for c in claims)
+    pooled = sum(c.pooled for c in claims)
+    notes = [f"{len(claims)} claim(s), {sum(len(c.visits) for c in claims)} session(s)"]
+    if pooled:
+        notes.append(f"{pooled} pooling several sessions")
     if still_open:
-        notes.append(f"<b>{still_open} still open</b>")
+        notes.append(f"<b>{still_open} provisional (a session still open)</b>")
     if warned:
         notes.append(f"{warned} with warnings (&#9888;) to look at")
     return (
-        f"<h2{style}>Therapy Timer &mdash; sessions of {_long_date(day)}</h2>"
-        f"<p>{', '.join(notes)}. Units follow each session's payer profile; times are local.</p>"
+        f"<h2{style}>Therapy Timer &mdash; claims of {_long_date(day)}</h2>"
+        f"<p>{', '.join(notes)}. Each claim pools one patient's sessions of the day for one plan "
+        "of care and payer (R1.2); units follow the payer profile; times are local.</p>"
         # <thead>: Qt repeats its rows on every page a long day runs to, so a loose page still
         # says which day it belongs to.
         '<table border=1 cellspacing=0 cellpadding=3 width="100%"><thead>'
-        f'<tr><th colspan=8 align=left bgcolor="#e8e8e8">{_long_date(day)}</th></tr>'
+        f'<tr><th colspan=7 align=left bgcolor="#e8e8e8">{_long_date(day)}</th></tr>'
         + _header_row()
         + "</thead>"
         + "".join(rows)
@@ -102,14 +126,13 @@ def _day_html(day: str, reports: Sequence[SessionReport], first: bool) -> str:
 
 
 HEADERS = (
-    ("Patient", 9),
-    ("Clinician", 15),
-    ("In&ndash;out", 11),
-    ("Payer", 14),
-    ("Billed lines", 21),
-    ("Timed<br>min", 7),
-    ("Total<br>min", 7),
-    ("Status", 16),
+    ("Patient", 14),
+    ("Sessions", 25),
+    ("Payer, plan", 17),
+    ("Billed lines", 18),
+    ("Timed<br>min", 6),
+    ("Total<br>min", 6),
+    ("Status", 14),
 )
 """Column titles and their share of the width in percent."""
 
@@ -133,11 +156,11 @@ def _long_date(day: str) -> str:
     return f"{parsed:%A} {day}"
 
 
-def report_html(reports: Sequence[SessionReport]) -> str:
-    """The report as HTML, a page per date of service."""
-    by_day: dict[str, list[SessionReport]] = defaultdict(list)
-    for report in reports:
-        by_day[report.session.date_of_service.isoformat()].append(report)
+def report_html(days: Sequence[ClaimDay]) -> str:
+    """The report as HTML, a page per date of service, a row per claim day."""
+    by_day: dict[str, list[ClaimDay]] = defaultdict(list)
+    for claim in days:
+        by_day[claim.date_of_service.isoformat()].append(claim)
     if not by_day:
         return "<h2>Therapy Timer</h2><p>No sessions in this range.</p>"
     return "".join(
@@ -145,20 +168,20 @@ def report_html(reports: Sequence[SessionReport]) -> str:
     )
 
 
-def write_pdf(reports: Sequence[SessionReport], path: Path) -> None:
+def write_pdf(days: Sequence[ClaimDay], path: Path) -> None:
     """Render the report to ``path`` (Letter, portrait); needs no window or display."""
     if QGuiApplication.instance() is None:
         if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
             os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         app = QGuiApplication([])
-        _render(reports, path)
+        _render(days, path)
         del app
     else:
-        _render(reports, path)
+        _render(days, path)
     path.chmod(0o600)  # health information: readable by the user alone
 
 
-def _render(reports: Sequence[SessionReport], path: Path) -> None:
+def _render(days: Sequence[ClaimDay], path: Path) -> None:
     writer = QPdfWriter(str(path))
     writer.setTitle("Therapy Timer day report")
     writer.setCreator("Therapy Timer")
@@ -174,7 +197,7 @@ def _render(reports: Sequence[SessionReport], path: Path) -> None:
     font = document.defaultFont()
     font.setPointSizeF(8)
     document.setDefaultFont(font)
-    document.setHtml(report_html(reports))
+    document.setHtml(report_html(days))
     # Lay out on the page's printable area in points; print_ then scales it to the device.
     document.setPageSize(writer.pageLayout().paintRectPoints().size().toSizeF())
     document.print_(writer)

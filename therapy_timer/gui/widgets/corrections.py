@@ -19,21 +19,25 @@ from PySide6.QtWidgets import (
 from therapy_timer.gui import theme
 from therapy_timer.gui.widgets.reason import ReasonDialog
 from therapy_timer.model import Segment
+from therapy_timer.stopwatch import RoundingPolicy
 
 MAX_SEGMENT_MINUTES = 24 * 60  # a day; the model refuses more with a plain message anyway
 
 
-def _minutes(segment: Segment) -> int:
+def _minutes(segment: Segment, policy: RoundingPolicy) -> int:
+    # The clinic's rounding, as the summary applies it: a plain floor would show two 7:40
+    # stretches as 7 + 7 beside a summary that (rounding to nearest) bills 8 + 8.
     if segment.stop_utc is None:
         return 0
-    return int((segment.stop_utc - segment.start_utc).total_seconds() // 60)
+    return policy.minutes(segment.stop_utc - segment.start_utc)
 
 
 class CorrectionsDialog(QDialog):
     """Shows each recorded segment's minutes; Save asks why and hands the changes on.
 
     ``on_save`` receives {segment id: new minutes} and the reason; the caller applies them
-    through the controller (this view holds no rules or storage of its own).
+    through the controller (this view holds no rules or storage of its own). ``policy`` is
+    the clinic's rounding, so the minutes shown are the ones the summary counts.
     """
 
     def __init__(
@@ -41,12 +45,13 @@ class CorrectionsDialog(QDialog):
         parent: QWidget | None,
         segments: Sequence[Segment],
         on_save: Callable[[dict[str, int], str], None],
+        policy: RoundingPolicy,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Correct recorded minutes")
         self.setMinimumWidth(theme.TOUCH_MIN * 11)
         self._on_save = on_save
-        self._original = {s.id: _minutes(s) for s in segments}
+        self._original = {s.id: _minutes(s, policy) for s in segments}
         self.spins: dict[str, QSpinBox] = {}
         self.reason_dialog: ReasonDialog | None = None
 
@@ -91,9 +96,10 @@ class CorrectionsDialog(QDialog):
         parent: QWidget | None,
         segments: Sequence[Segment],
         on_save: Callable[[dict[str, int], str], None],
+        policy: RoundingPolicy,
     ) -> CorrectionsDialog:
         """Open without blocking and return the dialog (tests drive it directly)."""
-        dialog = cls(parent, segments, on_save)
+        dialog = cls(parent, segments, on_save, policy)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         theme.settle_layout(dialog)
         dialog.open()
