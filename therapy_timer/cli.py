@@ -6,24 +6,15 @@ import datetime as dt
 import functools
 import getpass
 import json
-import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 import click
 
 from therapy_timer import __version__, paths
-from therapy_timer.clinic import (
-    SHORT_ID,
-    Clinic,
-    Header,
-    PdfRenderer,
-    describe_profile,
-    load_catalogue,
-)
 from therapy_timer.clock import Clock, SystemClock
 from therapy_timer.codes import Catalogue, Discipline, FurnishedBy, Role
 from therapy_timer.contract import answer_batch, answer_json, request_from_json, result_json
@@ -37,9 +28,24 @@ from therapy_timer.errors import (
     TherapyTimerError,
 )
 from therapy_timer.explain import PAYER_PROFILE_HELP
-from therapy_timer.export import EXPORT_FORMATS, segment_json, session_json
-from therapy_timer.model import Conflict, PayerProfile, Session
 from therapy_timer.rules import Method, Result, evaluate, key_text, quote
+
+# Start-up (issue 13): `units` and `--version` must start about as fast as click itself, so the
+# clinic, the store, export and the records load only inside the commands that use them.
+if TYPE_CHECKING:
+    from therapy_timer.clinic import Clinic, Header, PdfRenderer
+    from therapy_timer.model import Conflict, PayerProfile, Session
+
+
+def _hostname() -> str:
+    """This workstation's name; socket is imported only by the command that asks."""
+    import socket
+
+    return socket.gethostname()
+
+
+EXPORT_FORMATS = ("csv", "pdf", "json", "bundle")
+"""export.EXPORT_FORMATS, for --format without importing export (tests/test_startup.py checks)."""
 
 BAD_INPUT_STATUS = 2
 
@@ -65,13 +71,18 @@ class Context:
         window, driven by a foot pedal) after the command's own work, so that the moment of a
         pedal press is what is recorded; a damaged database is reported in plain words.
         """
+        from therapy_timer.clinic import Clinic
+
         with Clinic.open(self.data_dir, clock=self.clock, catalogue=self.catalogue()) as clinic:
             yield clinic
             clinic.daily_backup()
 
     def catalogue(self) -> Catalogue:
+        # codes.load_catalogue, as clinic.load_catalogue does, without importing the clinic.
+        from therapy_timer.codes import CLINIC_CODES_FILE, load_catalogue
+
         try:
-            return load_catalogue(self.data_dir)
+            return load_catalogue(self.data_dir / CLINIC_CODES_FILE)
         except InvalidInput as exc:
             raise BadInput(f"clinic code file: {exc}") from None
 
@@ -344,6 +355,8 @@ def _local(moment: dt.datetime | None, fmt: str = "%H:%M:%S") -> str:
 
 
 def _status_json(clinic: Clinic, session: Session) -> dict[str, Any]:
+    from therapy_timer.export import session_json
+
     stopwatch = clinic.stopwatch(session.id)
     now = stopwatch.now()
     totals = stopwatch.totals()
@@ -370,6 +383,8 @@ def _status_json(clinic: Clinic, session: Session) -> dict[str, Any]:
 
 
 def _print_status(status: dict[str, Any]) -> None:
+    from therapy_timer.clinic import SHORT_ID
+
     session = status["session"]
     click.echo(
         f"{session['patient_ref']} - {session['clinician']} ({session['role']}), "
@@ -422,6 +437,8 @@ def timer_start(
     payer: str | None,
 ) -> None:
     """Start CODE (stopping the code that runs); opens a session for --patient if needed."""
+    from therapy_timer.clinic import Header
+
     with context.clinic() as clinic:
         entry = clinic.catalogue.get(code, "code")  # before a session is created for it
         defaults = clinic.command_defaults()
@@ -538,6 +555,8 @@ def session_end(
     context: Context, patient: str | None, session_ref: str | None, as_json: bool
 ) -> None:
     """Stop everything, close the open session, print its units and note."""
+    from therapy_timer.export import session_json
+
     with context.clinic() as clinic:
         closed = clinic.end_session(_session(clinic, patient, session_ref).id)
         result = clinic.summary(closed.id)
@@ -557,6 +576,9 @@ def session_end(
 def session_list(context: Context, day: dt.datetime | None, as_json: bool) -> None:
     """The sessions of one date of service, with what became of each (open, closed, amended,
     exported, imported)."""
+    from therapy_timer.clinic import SHORT_ID
+    from therapy_timer.export import session_json
+
     with context.clinic() as clinic:
         when = day.date() if day else clinic.today()
         sessions = clinic.list_sessions(day=when)
@@ -589,6 +611,9 @@ def session_list(context: Context, day: dt.datetime | None, as_json: bool) -> No
 @plain_errors
 def session_show(context: Context, session_id: str, as_json: bool) -> None:
     """One session: who, which payer, its segments (local times), untimed services, units, note."""
+    from therapy_timer.clinic import SHORT_ID, describe_profile
+    from therapy_timer.export import segment_json, session_json
+
     with context.clinic() as clinic:
         chosen = clinic.find_session(session_id)
         segments = clinic.segments(chosen.id)
@@ -658,6 +683,8 @@ def session_edit(
     A segment made longer may not run into the next one: the message names it, and
     --shift-later moves it and every later segment of the session instead.
     """
+    from therapy_timer.clinic import SHORT_ID
+
     with context.clinic() as clinic:
         segment = clinic.find_segment(segment_id)
         changed = []
@@ -706,6 +733,8 @@ def session_add_segment(
     reason: str,
 ) -> None:
     """Add a code nobody timed to a session (a closed one is amended)."""
+    from therapy_timer.clinic import SHORT_ID
+
     with context.clinic() as clinic:
         added = clinic.add_forgotten_segment(
             session_id,
@@ -796,6 +825,8 @@ def payer() -> None:
 @plain_errors
 def payer_list(context: Context, as_json: bool) -> None:
     """Every payer profile; the default one new sessions get is marked."""
+    from therapy_timer.clinic import describe_profile
+
     with context.clinic() as clinic:
         profiles = clinic.payer_profiles()
         default = clinic.default_payer_profile()
@@ -814,6 +845,8 @@ def payer_list(context: Context, as_json: bool) -> None:
 @plain_errors
 def payer_show(context: Context, name: str, as_json: bool) -> None:
     """One profile: its method and whether it uses CQ/CO."""
+    from therapy_timer.clinic import describe_profile
+
     with context.clinic() as clinic:
         profile = clinic.payer_profile(name)
         is_default = profile.name == clinic.default_payer_profile()
@@ -835,6 +868,8 @@ def payer_show(context: Context, name: str, as_json: bool) -> None:
 @plain_errors
 def payer_add(context: Context, name: str, method: str, no_assistant_modifiers: bool) -> None:
     """Add a payer profile (an existing one is never changed: its sessions would bill anew)."""
+    from therapy_timer.clinic import describe_profile
+
     with context.clinic() as clinic:
         profile = clinic.add_payer_profile(
             name, method.lower(), assistant_modifiers=not no_assistant_modifiers
@@ -869,6 +904,8 @@ def _profile_json(profile: PayerProfile, is_default: bool) -> dict[str, Any]:
 @plain_errors
 def backup(context: Context, dest: Path | None, force: bool) -> None:
     """Copy the database now (SQLite's backup API); the app also keeps 14 daily backups."""
+    from therapy_timer.clinic import Clinic
+
     with Clinic.open(context.data_dir, clock=context.clock, catalogue=context.catalogue()) as c:
         click.echo(str(c.backup(dest, force=force)))
 
@@ -879,6 +916,8 @@ def backup(context: Context, dest: Path | None, force: bool) -> None:
 @plain_errors
 def restore(context: Context, file: Path) -> None:
     """Replace the database with a backup FILE (the current one is kept aside)."""
+    from therapy_timer.clinic import Clinic
+
     kept = Clinic.restore(file, data_dir=context.data_dir, clock=context.clock)
     click.echo(f"restored {file}")
     if kept is not None:
@@ -916,7 +955,7 @@ DATE = click.DateTime(["%Y-%m-%d"])
 )
 @click.option("--include-open", is_flag=True, help="List open sessions too, marked open.")
 @click.option("--clinician", help="Only this clinician's sessions.")
-@click.option("--workstation", default=socket.gethostname(), help="Name in a bundle.")
+@click.option("--workstation", default=_hostname, help="Name in a bundle.")
 @pass_context
 @plain_errors
 def export(

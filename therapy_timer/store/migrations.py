@@ -5,19 +5,64 @@ from __future__ import annotations
 import contextlib
 import functools
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-
-import sqlite_utils
-from sqlite_utils.migrations import Migrations
+from typing import TYPE_CHECKING
 
 from therapy_timer.errors import DatabaseCorrupt, DatabaseReadOnly, DatabaseTooNew
+
+if TYPE_CHECKING:
+    # sqlite_utils pulls in dateutil, pluggy, tabulate... (~90 ms of every start): it is
+    # imported only when a database is actually migrated (issue 13), never to open an
+    # up-to-date one.
+    import sqlite_utils
+
+Migration = Callable[["sqlite_utils.Database"], None]
+
+MIGRATIONS_TABLE = "_sqlite_migrations"
+"""sqlite_utils.migrations.Migrations.migrations_table (a test checks they agree)."""
+
+
+class MigrationSet:
+    """Migrations in order, registered as with sqlite_utils' ``Migrations`` (``@MIGRATIONS(...)``).
+
+    Only ``apply`` needs sqlite_utils, so a process that opens an up-to-date database never
+    imports it.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._steps: list[tuple[str, Migration]] = []
+
+    def __call__(self, *, name: str) -> Callable[[Migration], Migration]:
+        def register(fn: Migration) -> Migration:
+            if name in self.names:
+                raise ValueError(f"migration {name} is registered twice")
+            self._steps.append((name, fn))
+            return fn
+
+        return register
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self._steps)
+
+    def apply(self, db: sqlite_utils.Database) -> None:
+        """Apply the pending ones with sqlite_utils' runner (which records what it applied)."""
+        from sqlite_utils.migrations import Migrations
+
+        runner = Migrations(self.name)
+        for name, fn in self._steps:
+            runner(name=name)(fn)
+        runner.apply(db)
+
 
 APPLICATION_ID = 0x54544D52  # "TTMR": tells our files from other SQLite databases
 
 # Migrations are append-only: never edit one that has shipped, add a new one instead, and keep
 # tests/fixtures/store_v1.sql as the first schema so the upgrade path stays tested.
 
-MIGRATIONS = Migrations("therapy_timer")
+MIGRATIONS = MigrationSet("therapy_timer")
 
 
 @MIGRATIONS(name="m001_initial")
@@ -227,8 +272,8 @@ def _m008_import_conflicts(db: sqlite_utils.Database) -> None:
     )
 
 
-# Everything is pending on an empty database: that is the list of migrations this version knows.
-KNOWN_MIGRATIONS = frozenset(m.name for m in MIGRATIONS.pending(sqlite_utils.Database(memory=True)))
+# The migrations this version knows (all of them, also those an older file lacks).
+KNOWN_MIGRATIONS = frozenset(MIGRATIONS.names)
 SCHEMA_VERSION = len(KNOWN_MIGRATIONS)
 """How many migrations this version knows; stored as PRAGMA user_version after migrating."""
 
@@ -236,12 +281,12 @@ SCHEMA_VERSION = len(KNOWN_MIGRATIONS)
 def _applied_migrations(conn: sqlite3.Connection) -> set[str]:
     has_table = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-        [Migrations.migrations_table],
+        [MIGRATIONS_TABLE],
     ).fetchone()
     if not has_table:
         return set()
     rows = conn.execute(
-        f"SELECT name FROM {Migrations.migrations_table} WHERE migration_set = ?",
+        f"SELECT name FROM {MIGRATIONS_TABLE} WHERE migration_set = ?",
         [MIGRATIONS.name],
     )
     return {str(r[0]) for r in rows}
@@ -285,8 +330,9 @@ def prepare_schema(conn: sqlite3.Connection, db_path: Path, read_only: bool) -> 
         applied = check_ours(conn, db_path)
         if applied != KNOWN_MIGRATIONS:
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            db = sqlite_utils.Database(conn, execute_plugins=False)
-            MIGRATIONS.apply(db)
+            from sqlite_utils import Database  # only here: see the note at the imports
+
+            MIGRATIONS.apply(Database(conn, execute_plugins=False))
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
@@ -300,7 +346,7 @@ def prepare_schema(conn: sqlite3.Connection, db_path: Path, read_only: bool) -> 
 # The schema a file must have: a restored backup without the audit triggers or the unique
 # indexes would let the audit log be edited and two treatment codes run at once.
 
-_BOOKKEEPING = (Migrations.migrations_table,)
+_BOOKKEEPING = (MIGRATIONS_TABLE,)
 SchemaObject = tuple[str, str, str, str]
 """(type, name, table, SQL with its whitespace collapsed) of a table, index or trigger."""
 

@@ -1,0 +1,163 @@
+"""What a start loads: heavy libraries only where used (issue 13); never timed, only checked.
+
+Each check runs a fresh interpreter and asks it which modules it imported, because a test
+process has long since imported everything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import FakeClock
+from therapy_timer.store import Store, database_path, list_backups
+from therapy_timer.store.migrations import KNOWN_MIGRATIONS, MIGRATIONS, MIGRATIONS_TABLE
+
+ROOT = Path(__file__).resolve().parent.parent
+
+HEAVY = ("sqlite_utils", "dateutil", "pluggy", "tabulate", "PySide6")
+
+
+def loaded_after(code: str, *, env: dict[str, str] | None = None) -> set[str]:
+    """The top-level names of the modules a fresh interpreter has loaded after running ``code``."""
+    script = textwrap.dedent(code) + textwrap.dedent(
+        """
+        import json as _json, sys as _sys
+        print(_json.dumps(sorted(_sys.modules)))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        check=True,
+    )
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_opening_an_up_to_date_database_does_not_import_sqlite_utils(tmp_path: Path) -> None:
+    with Store.open(tmp_path, clock=FakeClock()) as store:  # creates and migrates it
+        assert store.schema_version() == len(KNOWN_MIGRATIONS)
+    loaded = loaded_after(
+        f"""
+        from pathlib import Path
+        from therapy_timer.clock import SystemClock
+        from therapy_timer.store import Store, database_path, list_backups
+        with Store.open(Path({str(tmp_path)!r}), clock=SystemClock()) as store:
+            store.schema_version()
+        """
+    )
+    assert "therapy_timer.store" in loaded
+    assert not {name for name in loaded if name.split(".")[0] in HEAVY}
+
+
+def test_a_new_database_is_migrated_with_sqlite_utils_bookkeeping(tmp_path: Path) -> None:
+    with Store.open(tmp_path, clock=FakeClock()):
+        pass
+    conn = sqlite3.connect(database_path(tmp_path))
+    try:
+        rows = conn.execute(
+            f"SELECT migration_set, name FROM {MIGRATIONS_TABLE} ORDER BY rowid"
+        ).fetchall()
+    finally:
+        conn.close()
+    assert rows == [("therapy_timer", name) for name in MIGRATIONS.names]
+    assert set(MIGRATIONS.names) == KNOWN_MIGRATIONS
+
+
+def test_the_bookkeeping_table_is_the_one_sqlite_utils_uses() -> None:
+    from sqlite_utils.migrations import Migrations
+
+    assert Migrations.migrations_table == MIGRATIONS_TABLE
+
+
+def test_recursive_triggers_are_on_before_sqlite_utils_is_used(tmp_path: Path) -> None:
+    # sqlite_utils.Database(conn) used to turn them on at every open; the store must not behave
+    # differently now that it is built only for an insert.
+    with Store.open(tmp_path, clock=FakeClock()) as store:
+        assert "_db" not in vars(store)
+        assert store._conn.execute("PRAGMA recursive_triggers").fetchone() == (1,)
+
+
+def test_importing_the_command_loads_no_clinic_store_export_or_qt() -> None:
+    loaded = loaded_after("import therapy_timer.cli")
+    assert not {name for name in loaded if name.split(".")[0] in HEAVY}
+    assert not loaded & {
+        "therapy_timer.clinic",
+        "therapy_timer.store",
+        "therapy_timer.export",
+        "therapy_timer.billing",
+        "therapy_timer.model",
+        "sqlite3",
+        "socket",
+    }
+
+
+def test_units_and_version_load_no_clinic_or_store(tmp_path: Path) -> None:
+    for args in (["units", "97110=20", "97140=10"], ["--version"]):
+        loaded = loaded_after(
+            f"""
+            from click.testing import CliRunner
+            from therapy_timer.cli import main
+            result = CliRunner().invoke(main, ["--data-dir", {str(tmp_path)!r}, *{args!r}])
+            assert result.exit_code == 0, result.output
+            """
+        )
+        assert "therapy_timer.cli" in loaded
+        assert not loaded & {"therapy_timer.clinic", "therapy_timer.store", "sqlite3"}, args
+    assert not any(tmp_path.iterdir())  # nothing was opened or created
+
+
+def test_the_format_choices_are_export_s() -> None:
+    from therapy_timer import cli, export
+
+    assert cli.EXPORT_FORMATS == export.EXPORT_FORMATS
+
+
+def test_the_first_pedal_press_of_a_day_records_the_moment_of_the_press(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from therapy_timer.cli import Context, main
+    from therapy_timer.clinic import Clinic
+
+    clock = FakeClock()
+    pressed = clock.now()
+    real_backup = Clinic.daily_backup
+    backups_made: list[Path | None] = []
+
+    def slow_backup(self: Clinic) -> Path | None:
+        clock.advance(seconds=90)  # a clinic-year quick_check and copy, on a slow disk
+        made = real_backup(self)
+        backups_made.append(made)
+        return made
+
+    monkeypatch.setattr(Clinic, "daily_backup", slow_backup)
+    result = CliRunner().invoke(
+        main, ["timer", "start", "97110", "--patient", "JD-1"], obj=Context(tmp_path, clock)
+    )
+    assert result.exit_code == 0, result.output
+    assert clock.now() - pressed == timedelta(seconds=90)  # the backup did take its time
+    with Store.open(tmp_path, clock=clock) as store:
+        [segment] = store.open_segments()
+    assert segment.start_utc == pressed
+    [made] = backups_made
+    assert made is not None and list_backups(tmp_path) == [made]
+    # The backup was made after the press was recorded: it holds the running segment.
+    conn = sqlite3.connect(made)
+    try:
+        starts = conn.execute("SELECT start_utc FROM segments WHERE stop_utc IS NULL").fetchall()
+    finally:
+        conn.close()
+    assert len(starts) == 1
