@@ -183,6 +183,17 @@ def test_list_shows_every_state(cli: Cli, tmp_path: Path) -> None:
     assert f"{closed[:8]}  CL" in text
     assert "closed, amended, exported" in text
 
+    # Room 2 corrects its session after sending it: the second version waits as a conflict.
+    segment = other.json("session", "show", imported_id, "--json")["segments"][0]["id"]
+    other("session", "edit", segment, "--minutes", "9", "--reason", "typo")
+    again = tmp_path / "room2-again.json"
+    other("export", "--date", _today(cli), "--format", "bundle", "--out", str(again))
+    cli("import", str(again), status=1)
+    states = {row["id"]: row["state"] for row in cli.json("session", "list", "--json")}
+    assert states[imported_id][-1] == "conflict"
+    assert states[closed] == ["closed", "exported"]
+    assert "conflict" in cli("session", "show", imported_id).stdout.splitlines()[0]
+
 
 def _today(cli: Cli) -> str:
     return cli.clock.now().astimezone().date().isoformat()

@@ -1285,8 +1285,10 @@ class Clinic:
 
     def session_states(self, sessions: Sequence[Session]) -> dict[str, tuple[str, ...]]:
         """What a person asks about each session: open or closed, then amended, exported (and
-        amended after export) and imported, in that order."""
+        amended after export), imported, and "conflict" while another version an import
+        kept aside waits for a decision (conflicts list), in that order."""
         stale = self._store.changed_since_export([s.id for s in sessions if s.exported])
+        waiting = {c.session_id for c in self.conflicts()}
         states: dict[str, tuple[str, ...]] = {}
         for s in sessions:
             words = ["open" if s.is_open else "closed"]
@@ -1296,6 +1298,8 @@ class Clinic:
                 words.append(ex.AMENDED_AFTER_EXPORT if s.id in stale else "exported")
             if s.origin is not None:
                 words.append(f"imported from {s.origin}")
+            if s.id in waiting:
+                words.append("conflict")
             states[s.id] = tuple(words)
         return states
 
