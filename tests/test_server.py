@@ -1,0 +1,492 @@
+"""The clinic server against a real PostgreSQL the tests start: schema upgrades, least
+privilege enforced by the server, idempotent and resumable sync, conflicts kept aside."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from click.testing import CliRunner, Result
+
+from tests.fakes import FakeClock
+from tests.server_support import Cluster, binaries_missing, remove_cluster, start_cluster
+from therapy_timer import server
+from therapy_timer.cli import Context, main
+from therapy_timer.clinic import Clinic
+from therapy_timer.codes import Role
+from therapy_timer.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+DAY = date(2025, 3, 10)
+MORNING = datetime(2025, 3, 10, 14, 0, tzinfo=UTC)  # 9:00 in the clinic's US time
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    missing = binaries_missing()
+    if missing:
+        pytest.skip(missing)
+    started = start_cluster()
+    try:
+        yield started
+    finally:
+        remove_cluster(started)
+
+
+_databases = itertools.count(1)
+
+
+class Server:
+    """One clinic database on the test cluster, set up by init-server with two workstation
+    roles and a desk role."""
+
+    def __init__(self, cluster: Cluster, dbname: str) -> None:
+        self.cluster = cluster
+        self.dbname = dbname
+
+    def dsn(self, role: str = "postgres") -> str:
+        return self.cluster.dsn(user=role, dbname=self.dbname)
+
+    def admin(self) -> psycopg.Connection[tuple[Any, ...]]:
+        return psycopg.connect(self.dsn(), autocommit=True)
+
+    def one(self, query: str, params: Any = None) -> Any:
+        with self.admin() as conn:
+            row = conn.execute(query, params).fetchone()
+        assert row is not None
+        return row[0]
+
+
+@pytest.fixture
+def clinic_server(cluster: Cluster) -> Server:
+    dbname = f"clinic_{next(_databases)}"
+    cluster.psql(f"CREATE DATABASE {dbname}")
+    made = server.init_server(
+        cluster.dsn(dbname=dbname), workstations=["ws_room1", "ws_room2"], desks=["desk_front"]
+    )
+    assert made.superuser and made.version == server.LATEST_VERSION
+    return Server(cluster, dbname)
+
+
+class Station:
+    """One data folder driven through the command line, with its own fake clock."""
+
+    def __init__(self, data_dir: Path, clock: FakeClock | None = None) -> None:
+        self.data_dir = data_dir
+        self.clock = clock or FakeClock(MORNING)
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, status: int = 0) -> Result:
+        result = self.runner.invoke(main, list(args), obj=Context(self.data_dir, self.clock))
+        assert result.exit_code == status, (result.stdout, result.stderr, result.exception)
+        return result
+
+    def json(self, *args: str, status: int = 0) -> Any:
+        return json.loads(self(*args, status=status).stdout)
+
+    def treat(self, patient: str, clinician: str, role: str, minutes: dict[str, int]) -> None:
+        for code, length in minutes.items():
+            self(
+                "timer",
+                "start",
+                code,
+                "--patient",
+                patient,
+                "--clinician",
+                clinician,
+                "--role",
+                role,
+            )
+            self.clock.advance(minutes=length)
+        self("session", "end", "--patient", patient)
+
+    def clinic(self) -> Clinic:
+        return Clinic.open(self.data_dir, clock=self.clock)
+
+
+def _minutes(record: dict[str, Any]) -> dict[str, int]:
+    """Minutes per code of a record, computed here from its start and stop times."""
+    found: dict[str, int] = {}
+    for seg in record["segments"]:
+        span = datetime.fromisoformat(seg["stop_utc"]) - datetime.fromisoformat(seg["start_utc"])
+        found[seg["code"]] = found.get(seg["code"], 0) + int(span.total_seconds() // 60)
+    return found
+
+
+# -- schema ------------------------------------------------------------------------------------
+
+
+def test_the_schema_upgrades_from_its_first_version_keeping_rows(cluster: Cluster) -> None:
+    # The roles are the cluster's: m002 grants to the groups, the test logs in as stations.
+    server.init_server(cluster.dsn(dbname="postgres"), workstations=["ws_room1", "ws_room2"])
+    dbname = f"clinic_{next(_databases)}"
+    cluster.psql(f"CREATE DATABASE {dbname}")
+    with psycopg.connect(cluster.dsn(dbname=dbname)) as conn:
+        assert server.schema_version(conn) is None
+        assert server.upgrade(conn, target=1) == ["m001_tables"]
+        with conn.transaction():
+            conn.execute(
+                "INSERT INTO therapy_timer.sessions (id, workstation, date_of_service,"
+                " patient_ref, clinician, role, discipline, payer_profile, amended, created_utc,"
+                " content_hash, record) VALUES (gen_random_uuid(), 'ws_room1', '2025-03-10',"
+                " 'MRN1', 'Pat', 'PT', 'PT', 'Medicare', false, now(), 'x', '{}')"
+            )
+        assert server.schema_version(conn) == 1
+        assert server.upgrade(conn) == ["m002_least_privilege"]
+        assert server.upgrade(conn) == []
+        assert server.schema_version(conn) == server.LATEST_VERSION
+    with psycopg.connect(cluster.dsn("ws_room1", dbname)) as conn:
+        assert conn.execute("SELECT patient_ref FROM therapy_timer.sessions").fetchall() == [
+            ("MRN1",)
+        ]
+    with psycopg.connect(cluster.dsn("ws_room2", dbname)) as conn:  # row security is on
+        assert conn.execute("SELECT count(*) FROM therapy_timer.sessions").fetchone() == (0,)
+
+
+def test_a_workstation_role_cannot_create_the_schema(cluster: Cluster, tmp_path: Path) -> None:
+    server.init_server(cluster.dsn(dbname="postgres"), workstations=["ws_room1"])
+    dbname = f"clinic_{next(_databases)}"
+    cluster.psql(f"CREATE DATABASE {dbname}")
+    cluster.psql(f"REVOKE CREATE ON DATABASE {dbname} FROM PUBLIC")
+    station = Station(tmp_path)
+    result = station("clinic", "connect", cluster.dsn("ws_room1", dbname), status=1)
+    assert "no Therapy Timer schema" in result.stderr and "init-server" in result.stderr
+    assert "Traceback" not in result.output
+    assert station("clinic", "status", status=1).stderr.startswith("Error: no clinic server")
+
+
+# -- two workstations and a desk --------------------------------------------------------------
+
+
+def test_two_workstations_and_a_desk(clinic_server: Server, tmp_path: Path) -> None:
+    room1, room2 = Station(tmp_path / "room1"), Station(tmp_path / "room2")
+    desk = Station(tmp_path / "desk")
+    for station, role in ((room1, "ws_room1"), (room2, "ws_room2"), (desk, "desk_front")):
+        out = station("clinic", "connect", clinic_server.dsn(role)).stdout
+        assert f"connected as {role}" in out
+    # The same patient: the PT in room 1 in the morning, the PTA in room 2 in the afternoon.
+    room1.treat("MRN1", "Pat Lee", "pt", {"97110": 30, "97140": 16})
+    room1.treat("MRN2", "Pat Lee", "pt", {"97112": 25})
+    room2.clock.advance(minutes=300)
+    room2.treat("MRN1", "Sam Diaz", "pta", {"97530": 23})
+
+    assert room1.json("clinic", "sync", "--json")["added"] == 2
+    assert room2.json("clinic", "sync", "--json")["added"] == 1
+
+    with desk.clinic() as at_desk:
+        records = at_desk.clinic_records(DAY, DAY)
+    by_patient: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_patient.setdefault(str(record["patient_ref"]), []).append(record)
+    mrn1 = sorted(by_patient["MRN1"], key=lambda r: r["created_utc"])
+    assert [(r["workstation"], r["clinician"], _minutes(r)) for r in mrn1] == [
+        ("ws_room1", "Pat Lee", {"97110": 30, "97140": 16}),
+        ("ws_room2", "Sam Diaz", {"97530": 23}),
+    ]
+    assert [_minutes(r) for r in by_patient["MRN2"]] == [{"97112": 25}]
+
+    status = desk.json("clinic", "status", "--json")
+    assert status["reachable"] and status["role"] == "desk_front"
+    assert {w["name"]: w["sessions"] for w in status["workstations"]} == {
+        "ws_room1": 2,
+        "ws_room2": 1,
+    }
+    # A workstation sees only itself, and nothing is pending after a sync.
+    mine = room2.json("clinic", "status", "--json")
+    assert [w["name"] for w in mine["workstations"]] == ["ws_room2"]
+    assert (mine["pending_sessions"], mine["pending_audit_entries"]) == (0, 0)
+    with room2.clinic() as at_room2:  # a workstation reads only its own sessions
+        assert [r["patient_ref"] for r in at_room2.clinic_records(DAY, DAY)] == ["MRN1"]
+
+
+def test_the_remembered_dsn_has_no_password_and_none_is_printed(
+    clinic_server: Server, tmp_path: Path
+) -> None:
+    station = Station(tmp_path)
+    secret = "s3cret-Pa55"
+    result = station("clinic", "connect", clinic_server.dsn("ws_room1") + f" password={secret}")
+    assert secret not in result.output
+    with station.clinic() as here:
+        remembered = here.server_dsn()
+    assert remembered is not None and "password" not in remembered
+    assert remembered == server.password_free(clinic_server.dsn("ws_room1"))
+    for stored in tmp_path.iterdir():
+        if stored.is_file():
+            assert secret.encode() not in stored.read_bytes(), stored
+    assert secret not in station("clinic", "status").output
+
+
+def test_a_superuser_connection_is_warned_about(clinic_server: Server, tmp_path: Path) -> None:
+    result = Station(tmp_path)("clinic", "connect", clinic_server.dsn())
+    assert "superuser" in result.stderr
+
+
+# -- the server goes away ------------------------------------------------------------------
+
+
+def test_server_stopped_while_timers_run_then_sync_catches_up(
+    clinic_server: Server, tmp_path: Path
+) -> None:
+    room1 = Station(tmp_path)
+    room1("clinic", "connect", clinic_server.dsn("ws_room1"))
+    room1("timer", "start", "97110", "--patient", "MRN7", "--clinician", "Pat", "--role", "pt")
+    room1.clock.advance(minutes=10)
+    assert room1.json("clinic", "sync", "--json")["added"] == 0  # nothing closed yet
+    running = clinic_server.one("SELECT running FROM therapy_timer.workstations")
+    assert [(r["patient_ref"], r["code"]) for r in running] == [("MRN7", "97110")]
+
+    clinic_server.cluster.stop()
+    try:
+        room1.clock.advance(minutes=15)
+        room1("timer", "start", "97140", "--patient", "MRN7")  # timers never wait on it
+        room1.clock.advance(minutes=12)
+        room1("session", "end", "--patient", "MRN7")
+        failed = room1("clinic", "sync", status=1)
+        assert "cannot be reached" in failed.stderr and "Traceback" not in failed.output
+        offline = room1.json("clinic", "status", "--json")
+        assert not offline["reachable"] and offline["pending_sessions"] == 1
+    finally:
+        clinic_server.cluster.start()
+    report = room1.json("clinic", "sync", "--json")
+    assert (report["added"], report["complete"]) == (1, True)
+    record = clinic_server.one("SELECT record FROM therapy_timer.sessions")
+    assert _minutes(record) == {"97110": 25, "97140": 12}
+    assert room1.json("clinic", "status", "--json")["pending_sessions"] == 0
+
+
+def _counts(srv: Server) -> tuple[int, ...]:
+    return tuple(
+        srv.one(f"SELECT count(*) FROM therapy_timer.{table}")
+        for table in ("sessions", "segments", "untimed", "audit", "conflicts", "events")
+    )
+
+
+def test_the_same_change_delivered_twice_changes_nothing(
+    clinic_server: Server, tmp_path: Path
+) -> None:
+    room1 = Station(tmp_path)
+    room1("clinic", "connect", clinic_server.dsn("ws_room1"))
+    room1("timer", "start", "97110", "--patient", "MRN1", "--clinician", "Pat", "--role", "pt")
+    room1("untimed", "add", "97161", "--patient", "MRN1", "--minutes", "30")
+    room1.clock.advance(minutes=38)
+    room1("session", "end", "--patient", "MRN1")
+    room1.treat("MRN2", "Pat", "pt", {"97112": 20})
+    first = room1.json("clinic", "sync", "--json")
+    assert first["added"] == 2
+    before = _counts(clinic_server)
+    assert before[:3] == (2, 2, 1)
+
+    # Deliver everything again, as after a crash before the server recorded the push...
+    with clinic_server.admin() as conn:
+        conn.execute("UPDATE therapy_timer.workstations SET pushed_audit_id = 0")
+    again = room1.json("clinic", "sync", "--json")
+    assert (again["added"], again["amended"], again["unchanged"]) == (0, 0, 2)
+    assert (again["audit_added"], again["resent_all"]) == (0, False)
+    assert _counts(clinic_server) == before
+    # ...or when the server's mark is not this log's (a restored or replaced database).
+    with clinic_server.admin() as conn:
+        conn.execute("UPDATE therapy_timer.workstations SET pushed_audit_hash = 'elsewhere'")
+    resent = room1.json("clinic", "sync", "--json")
+    assert (resent["unchanged"], resent["audit_added"], resent["resent_all"]) == (2, 0, True)
+    assert _counts(clinic_server) == before
+
+    # An amendment at the workstation is this workstation's own later version: it replaces.
+    with room1.clinic() as here:
+        mrn1 = next(s for s in here.list_sessions(day=DAY) if s.patient_ref == "MRN1")
+        segment = here.segments(mrn1.id)[0]
+    room1("session", "edit", segment.id, "--minutes", "30", "--reason", "left early")
+    amended = room1.json("clinic", "sync", "--json")
+    assert (amended["added"], amended["amended"], amended["conflicts"]) == (0, 1, 0)
+    record = clinic_server.one("SELECT record FROM therapy_timer.sessions WHERE id = %s", [mrn1.id])
+    assert _minutes(record) == {"97110": 30} and record["amended"] is True
+    assert (
+        clinic_server.one("SELECT count(*) FROM therapy_timer.audit WHERE reason = 'left early'")
+        >= 1
+    )
+    assert room1.json("clinic", "sync", "--json")["amended"] == 0
+
+
+# -- least privilege, enforced by the server ---------------------------------------------------
+
+
+def test_the_server_refuses_what_a_role_may_not_do(clinic_server: Server, tmp_path: Path) -> None:
+    room1 = Station(tmp_path)
+    room1("clinic", "connect", clinic_server.dsn("ws_room1"))
+    room1.treat("MRN1", "Pat", "pt", {"97110": 30})
+    room1("clinic", "sync")
+    session_id = clinic_server.one("SELECT id::text FROM therapy_timer.sessions")
+
+    with psycopg.connect(clinic_server.dsn("ws_room2"), autocommit=True) as other:
+        # Another station's rows are invisible to it, so neither changed nor deleted...
+        changed = other.execute(
+            "UPDATE therapy_timer.sessions SET patient_ref = 'XX' WHERE id = %s", [session_id]
+        )
+        assert changed.rowcount == 0
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            other.execute("DELETE FROM therapy_timer.sessions")
+        # ...and it cannot write rows in another station's name.
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            other.execute(
+                "INSERT INTO therapy_timer.audit (workstation, local_id, at_utc, actor, action,"
+                " entity, entity_id, entry_hash) VALUES ('ws_room1', 999, now(), 'x', 'x',"
+                " 'session', 'x', 'x')"
+            )
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            other.execute("INSERT INTO therapy_timer.workstations (name) VALUES ('ws_room9')")
+        assert (
+            other.execute("UPDATE therapy_timer.workstations SET pushed_audit_id = 0").rowcount == 0
+        )
+    with psycopg.connect(clinic_server.dsn("ws_room1"), autocommit=True) as own:
+        for attempt in (
+            "UPDATE therapy_timer.audit SET reason = 'forged'",
+            "DELETE FROM therapy_timer.audit",
+            "UPDATE therapy_timer.sessions SET exported = true",  # the desk's to mark
+            "DELETE FROM therapy_timer.sessions",
+            "UPDATE therapy_timer.events SET action = 'x'",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                own.execute(attempt)
+    with psycopg.connect(clinic_server.dsn("desk_front"), autocommit=True) as desk:
+        assert desk.execute("UPDATE therapy_timer.sessions SET exported = true").rowcount == 1
+        for attempt in (
+            "UPDATE therapy_timer.sessions SET patient_ref = 'XX'",
+            "DELETE FROM therapy_timer.audit",
+            "INSERT INTO therapy_timer.sessions (id, date_of_service, patient_ref, clinician,"
+            " role, discipline, payer_profile, amended, created_utc, content_hash, record)"
+            " VALUES (gen_random_uuid(), '2025-03-10', 'X', 'X', 'PT', 'PT', 'M', false,"
+            " now(), 'x', '{}')",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                desk.execute(attempt)
+    # Not even the tables' owner may rewrite history.
+    with clinic_server.admin() as owner, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        owner.execute("DELETE FROM therapy_timer.audit")
+    assert clinic_server.one("SELECT patient_ref FROM therapy_timer.sessions") == "MRN1"
+    assert (
+        clinic_server.one("SELECT count(*) FROM therapy_timer.audit WHERE reason = 'forged'") == 0
+    )
+
+
+# -- conflicts ---------------------------------------------------------------------------------
+
+
+def test_another_version_of_a_session_is_kept_aside_never_written_over(
+    clinic_server: Server, tmp_path: Path
+) -> None:
+    room1, room2 = Station(tmp_path / "room1"), Station(tmp_path / "room2")
+    room1("clinic", "connect", clinic_server.dsn("ws_room1"))
+    room2("clinic", "connect", clinic_server.dsn("ws_room2"))
+    room1.treat("MRN1", "Pat", "pt", {"97110": 30})
+    room1("clinic", "sync")
+    bundle = tmp_path / "room1.json"
+    room1("export", "--date", DAY.isoformat(), "--format", "bundle", "--out", str(bundle))
+
+    # A copy merged at room 2 from room 1's bundle is the same session: not a conflict.
+    room2("import", str(bundle))
+    copy = room2.json("clinic", "sync", "--json")
+    assert (copy["added"], copy["unchanged"], copy["conflicts"]) == (0, 1, 0)
+
+    # Changed at room 2, it is another version: kept aside, audited, the server's untouched.
+    with room2.clinic() as here:
+        (session,) = here.list_sessions(day=DAY)
+        segment = here.segments(session.id)[0]
+    room2("session", "edit", segment.id, "--minutes", "20", "--reason", "wrong patient time")
+    kept = room2.json("clinic", "sync", "--json", status=1)
+    assert (kept["conflicts"], kept["conflict_sessions"], kept["complete"]) == (
+        1,
+        [session.id],
+        False,
+    )
+    assert _minutes(clinic_server.one("SELECT record FROM therapy_timer.sessions")) == {"97110": 30}
+    conflict = clinic_server.one(
+        "SELECT json_build_array(workstation, session_id, why, record) FROM therapy_timer.conflicts"
+    )
+    assert conflict[:2] == ["ws_room2", session.id] and "ws_room1" in conflict[2]
+    assert _minutes(conflict[3]) == {"97110": 20}
+    assert (
+        clinic_server.one(
+            "SELECT count(*) FROM therapy_timer.events WHERE action = 'conflict.kept_aside'"
+            " AND entity_id = %s AND actor = 'ws_room2'",
+            [session.id],
+        )
+        == 1
+    )
+    # Delivered again, it is still one conflict.
+    with clinic_server.admin() as conn:
+        conn.execute("UPDATE therapy_timer.workstations SET pushed_audit_id = 0")
+    room2("clinic", "sync", status=1)
+    assert clinic_server.one("SELECT count(*) FROM therapy_timer.conflicts") == 1
+
+
+# -- kill -9 in the middle of a sync -----------------------------------------------------------
+
+
+def _busy_station(data_dir: Path, sessions: int) -> None:
+    clock = FakeClock(MORNING)
+    with Clinic.open(data_dir, clock=clock) as here:
+        for n in range(sessions):
+            session = here.open_session(
+                patient_ref=f"MRN{n}",
+                clinician=f"Clin {n % 5}",
+                role=Role.PT,
+                payer_profile="Medicare",
+            )
+            here.start(session.id, "97110")
+            clock.advance(minutes=10 + n % 20)
+            here.end_session(session.id)
+
+
+def test_kill_9_in_the_middle_of_a_sync_loses_and_doubles_nothing(
+    clinic_server: Server, tmp_path: Path
+) -> None:
+    _busy_station(tmp_path, 25)
+    with Clinic.open(tmp_path) as here:
+        here.connect_server(clinic_server.dsn("ws_room1"))
+    # A child process pushes in batches of 10 and is killed once the second batch is read.
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from therapy_timer import server
+        from therapy_timer.clock import SystemClock
+        from therapy_timer.store import Store
+        store = Store.open({str(tmp_path)!r}, clock=SystemClock())
+        local = server.StoreRecords(store)
+        read = local.closed_records
+        calls = []
+        def closed_records(ids):
+            calls.append(1)
+            if len(calls) == 3:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return read(ids)
+        local.closed_records = closed_records
+        with server.connect({clinic_server.dsn("ws_room1")!r}) as conn:
+            server.push(conn, local, now=__import__("datetime").datetime.now(
+                __import__("datetime").UTC), batch_size=10)
+        """
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, env=dict(os.environ)
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert clinic_server.one("SELECT count(*) FROM therapy_timer.sessions") == 20
+    assert clinic_server.one("SELECT count(*) FROM therapy_timer.workstations") == 0
+
+    station = Station(tmp_path)
+    report = station.json("clinic", "sync", "--json")
+    assert (report["added"], report["unchanged"], report["complete"]) == (5, 20, True)
+    assert clinic_server.one("SELECT count(*) FROM therapy_timer.sessions") == 25
+    assert clinic_server.one("SELECT count(DISTINCT id) FROM therapy_timer.segments") == 25
+    with Store.open(tmp_path, clock=FakeClock()) as store:
+        local_entries = len(store.audit_entries())
+    assert clinic_server.one("SELECT count(*) FROM therapy_timer.audit") == local_entries

@@ -1,0 +1,65 @@
+"""The clinic server: the only package that talks to PostgreSQL (psycopg 3).
+
+- ``connection``: connecting with libpq's own credentials, DSNs without passwords, errors
+- ``migrations``: the server schema, created and upgraded by append-only migrations
+- ``roles``: ``init_server``: the desk and workstation roles and what each may do
+- ``sync``: pushing a workstation's closed sessions, audit entries and running state
+- ``local``: reading the workstation's own store for a push
+- ``desk``: what the front desk reads: every station's last sync, the clinic's sessions
+"""
+
+from therapy_timer.server.connection import (
+    ServerRefused,
+    ServerUnavailable,
+    ServerVersionError,
+    connect,
+    has_password,
+    password_free,
+)
+from therapy_timer.server.desk import (
+    ServerStatus,
+    WorkstationState,
+    clinic_records,
+    pushed_mark,
+    workstations,
+)
+from therapy_timer.server.local import StoreReader, StoreRecords, pending
+from therapy_timer.server.migrations import (
+    DESK_GROUP,
+    LATEST_VERSION,
+    WORKSTATION_GROUP,
+    schema_version,
+    upgrade,
+)
+from therapy_timer.server.roles import Connected, init_server, probe
+from therapy_timer.server.sync import LocalRecords, SyncReport, content_hash, entry_hash, push
+
+__all__ = [
+    "DESK_GROUP",
+    "LATEST_VERSION",
+    "WORKSTATION_GROUP",
+    "Connected",
+    "LocalRecords",
+    "ServerRefused",
+    "ServerStatus",
+    "ServerUnavailable",
+    "ServerVersionError",
+    "StoreReader",
+    "StoreRecords",
+    "SyncReport",
+    "WorkstationState",
+    "clinic_records",
+    "connect",
+    "content_hash",
+    "entry_hash",
+    "has_password",
+    "init_server",
+    "password_free",
+    "pending",
+    "probe",
+    "push",
+    "pushed_mark",
+    "schema_version",
+    "upgrade",
+    "workstations",
+]

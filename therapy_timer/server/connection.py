@@ -1,0 +1,67 @@
+"""Connecting to the clinic server with libpq's own credentials, and its errors in plain words."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from therapy_timer.errors import InvalidInput, StorageUnavailable
+
+# Timers never wait on the network: a server that does not answer is given up on quickly.
+CONNECT_TIMEOUT_S = 5
+
+# Keys of a connection string that carry a secret: never remembered, never printed.
+_SECRET_KEYS = ("password", "sslpassword")
+
+
+class ServerUnavailable(StorageUnavailable):
+    """The clinic server cannot be reached (down, network cut, refused login)."""
+
+
+class ServerRefused(StorageUnavailable):
+    """The server answered but refused (missing grants, a role that may not do this)."""
+
+
+class ServerVersionError(StorageUnavailable):
+    """The server's schema is older than this app and this role may not upgrade it, or newer."""
+
+
+def _parsed(dsn: str) -> dict[str, Any]:
+    try:
+        return dict(conninfo_to_dict(dsn))
+    except psycopg.ProgrammingError as exc:
+        # libpq's message quotes the string, which may hold a password: say only what is wrong.
+        first = str(exc).splitlines()[0] if str(exc) else "not a connection string"
+        if "password" in dsn.lower():
+            first = "not a valid connection string"
+        raise InvalidInput("DSN", first) from None
+
+
+def password_free(dsn: str) -> str:
+    """The DSN without its password (libpq finds it in ~/.pgpass or a service file)."""
+    params = {k: v for k, v in _parsed(dsn).items() if k not in _SECRET_KEYS}
+    return make_conninfo("", **params)
+
+
+def has_password(dsn: str) -> bool:
+    return any(k in _parsed(dsn) for k in _SECRET_KEYS)
+
+
+def connect(dsn: str) -> psycopg.Connection[tuple[Any, ...]]:
+    """A connection (autocommit off) or ServerUnavailable naming the server, never the password."""
+    params = _parsed(dsn)
+    params.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+    params.setdefault("application_name", "therapy-timer")
+    try:
+        return psycopg.connect(make_conninfo("", **params))
+    except psycopg.OperationalError as exc:
+        raise ServerUnavailable(
+            f"the clinic server cannot be reached: {_first_line(exc)}"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__

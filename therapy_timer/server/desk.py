@@ -1,0 +1,111 @@
+"""What the front desk reads from the clinic server: each station's state, the clinic's sessions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import psycopg
+
+from therapy_timer.server.connection import ServerRefused
+
+Connection = psycopg.Connection[tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class WorkstationState:
+    """One workstation as the server last heard from it."""
+
+    name: str
+    last_sync_utc: datetime | None
+    heartbeat_utc: datetime | None
+    running: list[dict[str, Any]]
+    sessions: int
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "last_sync_utc": None if self.last_sync_utc is None else self.last_sync_utc.isoformat(),
+            "heartbeat_utc": None if self.heartbeat_utc is None else self.heartbeat_utc.isoformat(),
+            "running": self.running,
+            "sessions": self.sessions,
+        }
+
+
+def workstations(conn: Connection) -> list[WorkstationState]:
+    """Every workstation this role may see (a workstation sees itself, the desk sees all)."""
+    try:
+        with conn.transaction():
+            rows = conn.execute(
+                "SELECT w.name, w.last_sync_utc, w.heartbeat_utc, w.running,"
+                " (SELECT count(*) FROM therapy_timer.sessions s WHERE s.workstation = w.name)"
+                " FROM therapy_timer.workstations w ORDER BY w.name"
+            ).fetchall()
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise ServerRefused(f"the clinic server refused: {exc.diag.message_primary}") from None
+    return [
+        WorkstationState(
+            name=str(r[0]),
+            last_sync_utc=r[1],
+            heartbeat_utc=r[2],
+            running=list(r[3]),
+            sessions=int(r[4]),
+        )
+        for r in rows
+    ]
+
+
+def clinic_records(conn: Connection, start: date, end: date) -> list[dict[str, Any]]:
+    """The session records of ``start``..``end`` this role may read, oldest first, each with
+    ``workstation`` and the desk's ``exported`` flag added."""
+    try:
+        with conn.transaction():
+            rows = conn.execute(
+                "SELECT record, workstation, exported FROM therapy_timer.sessions"
+                " WHERE date_of_service BETWEEN %s AND %s"
+                " ORDER BY date_of_service, created_utc, id",
+                [start, end],
+            ).fetchall()
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise ServerRefused(f"the clinic server refused: {exc.diag.message_primary}") from None
+    return [{**r[0], "workstation": r[1], "exported": r[2]} for r in rows]
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """``clinic status``: the server as this workstation sees it, reachable or not."""
+
+    dsn: str | None
+    reachable: bool
+    problem: str
+    role: str
+    last_sync_utc: datetime | None
+    pushed_audit_id: int
+    pending_sessions: int
+    pending_audit: int
+    workstations: tuple[WorkstationState, ...]
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "server": self.dsn,
+            "reachable": self.reachable,
+            "problem": self.problem,
+            "role": self.role,
+            "last_sync_utc": None if self.last_sync_utc is None else self.last_sync_utc.isoformat(),
+            "pushed_audit_id": self.pushed_audit_id,
+            "pending_sessions": self.pending_sessions,
+            "pending_audit_entries": self.pending_audit,
+            "workstations": [w.as_json() for w in self.workstations],
+        }
+
+
+def pushed_mark(conn: Connection) -> tuple[str, int, datetime | None]:
+    """This role's name, how far its audit log is on the server, and when it last synced."""
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT current_user, w.pushed_audit_id, w.last_sync_utc FROM (SELECT 1) one"
+            " LEFT JOIN therapy_timer.workstations w ON w.name = current_user"
+        ).fetchone()
+    assert row is not None
+    return str(row[0]), int(row[1] or 0), row[2]

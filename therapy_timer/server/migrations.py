@@ -1,0 +1,261 @@
+"""The server schema: append-only migrations recorded in a version table, applied under a lock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from therapy_timer.server.connection import ServerRefused, ServerVersionError
+
+SCHEMA = "therapy_timer"
+WORKSTATION_GROUP = "therapy_timer_workstation"
+DESK_GROUP = "therapy_timer_desk"
+
+# Append-only: never edit a migration that has shipped, add the next one. Each is one SQL
+# script run in the upgrade's transaction (PostgreSQL's DDL is transactional: all or nothing).
+
+_M001_TABLES = """
+CREATE TABLE therapy_timer.clinic (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    only_one boolean NOT NULL UNIQUE DEFAULT true CHECK (only_one),
+    created_utc timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO therapy_timer.clinic DEFAULT VALUES;
+
+-- A workstation is the PostgreSQL role it logs in as: the server, not the app, says who it is.
+CREATE TABLE therapy_timer.workstations (
+    name text PRIMARY KEY DEFAULT current_user,
+    last_sync_utc timestamptz,
+    heartbeat_utc timestamptz,
+    running jsonb NOT NULL DEFAULT '[]',
+    pushed_audit_id bigint NOT NULL DEFAULT 0,
+    pushed_audit_hash text
+);
+
+CREATE TABLE therapy_timer.sessions (
+    id uuid PRIMARY KEY,
+    workstation text NOT NULL DEFAULT current_user,
+    date_of_service date NOT NULL,
+    patient_ref text NOT NULL,
+    clinician text NOT NULL,
+    role text NOT NULL,
+    discipline text NOT NULL,
+    payer_profile text NOT NULL,
+    amended boolean NOT NULL,
+    created_utc timestamptz NOT NULL,
+    closed_utc timestamptz,
+    content_hash text NOT NULL,
+    record jsonb NOT NULL,
+    exported boolean NOT NULL DEFAULT false,
+    pushed_utc timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX sessions_by_day ON therapy_timer.sessions (date_of_service, patient_ref);
+CREATE INDEX sessions_by_workstation ON therapy_timer.sessions (workstation);
+
+CREATE TABLE therapy_timer.segments (
+    id uuid PRIMARY KEY,
+    session_id uuid NOT NULL REFERENCES therapy_timer.sessions (id),
+    workstation text NOT NULL DEFAULT current_user,
+    code text NOT NULL,
+    furnished_by text NOT NULL,
+    exclusive boolean NOT NULL,
+    start_utc timestamptz NOT NULL,
+    stop_utc timestamptz NOT NULL CHECK (stop_utc >= start_utc)
+);
+CREATE INDEX segments_by_session ON therapy_timer.segments (session_id);
+
+CREATE TABLE therapy_timer.untimed (
+    session_id uuid NOT NULL REFERENCES therapy_timer.sessions (id),
+    position integer NOT NULL,
+    workstation text NOT NULL DEFAULT current_user,
+    code text NOT NULL,
+    minutes integer,
+    furnished_by text NOT NULL,
+    created_utc timestamptz NOT NULL,
+    PRIMARY KEY (session_id, position)
+);
+
+-- Each workstation's own audit log, entry by entry, under the id it has there.
+CREATE TABLE therapy_timer.audit (
+    workstation text NOT NULL DEFAULT current_user,
+    local_id bigint NOT NULL,
+    session_id uuid,
+    at_utc timestamptz NOT NULL,
+    actor text NOT NULL,
+    action text NOT NULL,
+    entity text NOT NULL,
+    entity_id text NOT NULL,
+    before jsonb,
+    after jsonb,
+    reason text NOT NULL DEFAULT '',
+    entry_hash text NOT NULL,
+    PRIMARY KEY (workstation, local_id)
+);
+CREATE INDEX audit_by_session ON therapy_timer.audit (session_id);
+
+-- What the server did on its own account: conflicts kept aside, days marked exported.
+CREATE TABLE therapy_timer.events (
+    id bigserial PRIMARY KEY,
+    at_utc timestamptz NOT NULL DEFAULT now(),
+    actor text NOT NULL DEFAULT session_user,
+    action text NOT NULL,
+    entity text NOT NULL,
+    entity_id text NOT NULL,
+    details jsonb
+);
+
+-- A copy that may not overwrite what the server holds: kept for the desk to accept or drop.
+CREATE TABLE therapy_timer.conflicts (
+    id bigserial PRIMARY KEY,
+    workstation text NOT NULL DEFAULT current_user,
+    session_id uuid NOT NULL,
+    content_hash text NOT NULL,
+    received_utc timestamptz NOT NULL DEFAULT now(),
+    why text NOT NULL,
+    record jsonb NOT NULL,
+    resolved_utc timestamptz,
+    resolution text CHECK (resolution IN ('accepted', 'dropped')),
+    UNIQUE (workstation, session_id, content_hash)
+);
+
+-- Audit entries and the server's events are append-only for everyone, the tables' owner too.
+CREATE FUNCTION therapy_timer.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only: entries cannot be changed or deleted', TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege';
+END $$;
+CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON therapy_timer.audit
+    FOR EACH ROW EXECUTE FUNCTION therapy_timer.refuse_change();
+CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON therapy_timer.events
+    FOR EACH ROW EXECUTE FUNCTION therapy_timer.refuse_change();
+"""
+
+# Each table and the column naming the workstation a row belongs to.
+_OWN_TABLES = (
+    ("sessions", "workstation"),
+    ("segments", "workstation"),
+    ("untimed", "workstation"),
+    ("audit", "workstation"),
+    ("conflicts", "workstation"),
+    ("workstations", "name"),
+)
+
+_M002_LEAST_PRIVILEGE = f"""
+REVOKE ALL ON ALL TABLES IN SCHEMA therapy_timer FROM PUBLIC;
+GRANT USAGE ON SCHEMA therapy_timer TO {WORKSTATION_GROUP}, {DESK_GROUP};
+GRANT SELECT ON therapy_timer.clinic, therapy_timer.schema_version
+    TO {WORKSTATION_GROUP}, {DESK_GROUP};
+
+-- A workstation adds and amends its sessions; the exported flag is the desk's.
+GRANT SELECT, INSERT ON therapy_timer.sessions TO {WORKSTATION_GROUP};
+GRANT UPDATE (date_of_service, patient_ref, clinician, role, discipline, payer_profile, amended,
+              created_utc, closed_utc, content_hash, record, pushed_utc)
+    ON therapy_timer.sessions TO {WORKSTATION_GROUP};
+GRANT SELECT, INSERT, DELETE ON therapy_timer.segments, therapy_timer.untimed
+    TO {WORKSTATION_GROUP};
+GRANT SELECT, INSERT ON therapy_timer.audit, therapy_timer.conflicts TO {WORKSTATION_GROUP};
+GRANT SELECT, INSERT, UPDATE ON therapy_timer.workstations TO {WORKSTATION_GROUP};
+GRANT INSERT ON therapy_timer.events TO {WORKSTATION_GROUP};
+GRANT USAGE ON SEQUENCE therapy_timer.events_id_seq, therapy_timer.conflicts_id_seq
+    TO {WORKSTATION_GROUP}, {DESK_GROUP};
+
+-- The desk reads everything, marks sessions exported and settles conflicts.
+GRANT SELECT ON ALL TABLES IN SCHEMA therapy_timer TO {DESK_GROUP};
+GRANT UPDATE (exported) ON therapy_timer.sessions TO {DESK_GROUP};
+GRANT UPDATE (resolved_utc, resolution) ON therapy_timer.conflicts TO {DESK_GROUP};
+GRANT INSERT ON therapy_timer.events TO {DESK_GROUP};
+
+ALTER TABLE therapy_timer.events ENABLE ROW LEVEL SECURITY;
+CREATE POLICY anyone_adds ON therapy_timer.events FOR INSERT
+    TO {WORKSTATION_GROUP}, {DESK_GROUP} WITH CHECK (actor = session_user);
+CREATE POLICY desk_reads ON therapy_timer.events FOR SELECT TO {DESK_GROUP} USING (true);
+CREATE POLICY desk_marks ON therapy_timer.sessions FOR UPDATE TO {DESK_GROUP} USING (true);
+CREATE POLICY desk_settles ON therapy_timer.conflicts FOR UPDATE TO {DESK_GROUP} USING (true);
+
+-- Whether a session id is already held for another workstation, and with which content:
+-- enough to tell a copy (an imported bundle) from a conflict without reading its rows.
+CREATE FUNCTION therapy_timer.held_elsewhere(wanted uuid)
+    RETURNS TABLE (workstation text, content_hash text)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT workstation, content_hash FROM therapy_timer.sessions WHERE id = wanted
+$$;
+REVOKE ALL ON FUNCTION therapy_timer.held_elsewhere(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION therapy_timer.held_elsewhere(uuid) TO {WORKSTATION_GROUP};
+""" + "".join(
+    f"""
+ALTER TABLE therapy_timer.{table} ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_rows ON therapy_timer.{table} FOR ALL TO {WORKSTATION_GROUP}
+    USING ({owner} = current_user) WITH CHECK ({owner} = current_user);
+CREATE POLICY desk_reads ON therapy_timer.{table} FOR SELECT TO {DESK_GROUP} USING (true);
+"""
+    for table, owner in _OWN_TABLES
+)
+
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    ("m001_tables", _M001_TABLES),
+    ("m002_least_privilege", _M002_LEAST_PRIVILEGE),
+)
+LATEST_VERSION = len(MIGRATIONS)
+
+_LOCK_KEY = 0x54544D53  # one upgrader at a time, whichever workstation connects first
+
+Connection = psycopg.Connection[tuple[Any, ...]]
+
+
+def schema_version(conn: Connection) -> int | None:
+    """The applied version, or None when the server has no Therapy Timer schema yet."""
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT to_regclass('therapy_timer.schema_version') IS NOT NULL"
+        ).fetchone()
+        if row is None or not row[0]:
+            return None
+        found = conn.execute("SELECT max(version) FROM therapy_timer.schema_version").fetchone()
+    return int(found[0]) if found and found[0] is not None else 0
+
+
+def upgrade(conn: Connection, *, target: int = LATEST_VERSION) -> list[str]:
+    """Apply the migrations after the server's version up to ``target``; the names applied.
+
+    ServerVersionError when the server is newer than this app; ServerRefused, with nothing
+    changed, when this role may not create or alter the schema.
+    """
+    try:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {SCHEMA}.schema_version ("
+                " version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_utc timestamptz NOT NULL DEFAULT now())"
+            )
+            found = conn.execute(
+                f"SELECT coalesce(max(version), 0) FROM {SCHEMA}.schema_version"
+            ).fetchone()
+            current = int(found[0]) if found else 0
+            if current > LATEST_VERSION:
+                raise ServerVersionError(
+                    f"the clinic server's schema (version {current}) is newer than this app "
+                    f"understands (version {LATEST_VERSION}); update Therapy Timer"
+                )
+            applied = []
+            for version in range(current + 1, target + 1):
+                name, script = MIGRATIONS[version - 1]
+                conn.execute(script)
+                conn.execute(
+                    f"INSERT INTO {SCHEMA}.schema_version (version, name) VALUES (%s, %s)",
+                    [version, name],
+                )
+                applied.append(name)
+    except psycopg.errors.InsufficientPrivilege:
+        raise ServerRefused(
+            "this role may not create or upgrade the clinic server's schema; whoever set up the"
+            " server runs `therapy-timer clinic init-server` (docs/clinic-server.md)"
+        ) from None
+    except psycopg.errors.UndefinedObject as exc:
+        raise ServerRefused(
+            f"the clinic server is not set up ({exc.diag.message_primary}); run"
+            " `therapy-timer clinic init-server` first (docs/clinic-server.md)"
+        ) from None
+    return applied
