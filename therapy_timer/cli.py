@@ -1101,3 +1101,133 @@ def _conflict_json(conflict: Conflict, *, with_record: bool) -> dict[str, Any]:
     if with_record:
         found["session"] = conflict.record
     return found
+
+
+# -- the clinic server ------------------------------------------------------------------------
+
+
+@main.group()
+def clinic() -> None:
+    """Sync this workstation to the clinic's PostgreSQL server (docs/clinic-server.md)."""
+
+
+def _when(moment: dt.datetime | None) -> str:
+    return "never" if moment is None else moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+@clinic.command("connect")
+@click.argument("dsn")
+@pass_context
+@plain_errors
+def clinic_connect(context: Context, dsn: str) -> None:
+    """Test DSN, create or upgrade the server schema where the role may, remember DSN (without
+    its password: keep that in ~/.pgpass or a service file)."""
+    with context.clinic() as this:
+        found = this.connect_server(dsn)
+        remembered = this.server_dsn()
+    applied = f", schema upgraded ({', '.join(found.applied)})" if found.applied else ""
+    click.echo(f"connected as {found.role}; server schema version {found.version}{applied}")
+    click.echo(f"remembered: {remembered}")
+    if found.superuser:
+        click.echo(
+            "warning: this is a superuser role; each workstation should log in as its own role"
+            " (clinic init-server --workstation NAME)",
+            err=True,
+        )
+    elif not (found.is_workstation or found.is_desk):
+        click.echo(
+            f"warning: {found.role} is neither a workstation nor the desk role; sync will be"
+            " refused until the administrator grants one",
+            err=True,
+        )
+    if remembered != dsn and "password" in dsn:
+        click.echo("the password was not remembered; put it in ~/.pgpass", err=True)
+
+
+@clinic.command("disconnect")
+@pass_context
+@plain_errors
+def clinic_disconnect(context: Context) -> None:
+    """Stop syncing to the clinic server (the server keeps what it has)."""
+    with context.clinic() as this:
+        was = this.disconnect_server()
+    click.echo("disconnected from the clinic server" if was else "no clinic server was configured")
+
+
+@clinic.command("sync")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@pass_context
+@plain_errors
+def clinic_sync(context: Context, as_json: bool) -> None:
+    """Push what the server does not have yet; exit 0 when everything is on the server."""
+    with context.clinic() as this:
+        report = this.sync_server()
+    if as_json:
+        click.echo(json.dumps(report.as_json(), indent=2))
+    else:
+        click.echo(
+            f"synced as {report.workstation}: added {report.added}, amended {report.amended},"
+            f" unchanged {report.unchanged}, conflicts {report.conflicts},"
+            f" audit entries added {report.audit_added}"
+        )
+        for session_id in report.conflict_ids:
+            click.echo(f"conflict, kept aside on the server for the desk: session {session_id}")
+        if report.audit_conflicts:
+            click.echo(f"{report.audit_conflicts} audit entries differ from the server's copy")
+    if not report.complete:
+        sys.exit(1)
+
+
+@clinic.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@pass_context
+@plain_errors
+def clinic_status(context: Context, as_json: bool) -> None:
+    """Server reachable, last sync, pending changes, each workstation's last sync."""
+    with context.clinic() as this:
+        status = this.server_status()
+    if as_json:
+        click.echo(json.dumps(status.as_json(), indent=2))
+        return
+    click.echo(f"server: {status.dsn}")
+    click.echo("reachable: yes" if status.reachable else f"reachable: no ({status.problem})")
+    click.echo(f"last sync: {_when(status.last_sync_utc)}")
+    click.echo(
+        f"pending: {status.pending_sessions} closed session(s),"
+        f" {status.pending_audit} audit entries"
+    )
+    for station in status.workstations:
+        running = ", ".join(f"{r['code']} for {r['patient_ref']}" for r in station.running)
+        click.echo(
+            f"  {station.name}: last sync {_when(station.last_sync_utc)},"
+            f" {station.sessions} session(s)" + (f", running {running}" if running else "")
+        )
+
+
+@clinic.command("init-server")
+@click.argument("dsn")
+@click.option(
+    "--workstation",
+    "workstations",
+    multiple=True,
+    metavar="ROLE",
+    help="Create (or grant) a workstation login role; repeatable.",
+)
+@click.option(
+    "--desk",
+    "desks",
+    multiple=True,
+    metavar="ROLE",
+    help="Create (or grant) a front-desk login role; repeatable.",
+)
+@plain_errors
+def clinic_init_server(dsn: str, workstations: tuple[str, ...], desks: tuple[str, ...]) -> None:
+    """Create the roles and the schema on the clinic server (run as its administrator)."""
+    from therapy_timer.clinic import Clinic
+
+    found = Clinic.init_server(dsn, workstations=workstations, desks=desks)
+    click.echo(f"clinic server ready: schema version {found.version}, clinic {found.clinic_id}")
+    for name in workstations:
+        click.echo(f"workstation role: {name} (set its password with \\password {name})")
+    for name in desks:
+        click.echo(f"desk role: {name} (set its password with \\password {name})")

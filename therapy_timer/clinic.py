@@ -7,6 +7,7 @@ changes) in one place, commits before it returns, and says what changed.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -15,6 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from itertools import groupby
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from therapy_timer import billing, paths, rules
 from therapy_timer import export as ex
@@ -22,7 +24,7 @@ from therapy_timer import store as st
 from therapy_timer.clock import Clock, SystemClock
 from therapy_timer.codes import CLINIC_CODES_FILE, Catalogue, Code, Discipline, FurnishedBy, Role
 from therapy_timer.codes import load_catalogue as _load_catalogue
-from therapy_timer.errors import InvalidInput, InvalidOperation
+from therapy_timer.errors import InvalidInput, InvalidOperation, StorageUnavailable
 from therapy_timer.files import private_output, write_private
 from therapy_timer.model import (
     Conflict,
@@ -47,6 +49,9 @@ from therapy_timer.stopwatch import (
 from therapy_timer.stopwatch import Segment as WatchSegment
 from therapy_timer.store.queries import WindowLease
 
+if TYPE_CHECKING:  # the clinic server's types; psycopg itself loads only when a server is used
+    from therapy_timer import server
+
 HEARTBEAT_INTERVAL_SECONDS = 30
 """How often a running window should call ``Clinic.heartbeat`` (at most this much is lost)."""
 
@@ -68,6 +73,9 @@ LAST_CLINICIAN_SETTING = "gui.last_clinician"
 LAST_ROLE_SETTING = "gui.last_role"
 LAST_PAYER_SETTING = "gui.last_payer_profile"
 FAVOURITES_SETTING = "gui.favourites."  # + clinician name: comma-separated codes
+
+SERVER_DSN_SETTING = "clinic.server"  # the clinic server's DSN, never with a password
+SYNC_STATE_FILE = "clinic-sync.json"  # the last push, for `clinic status` when offline
 
 COMMAND_DEFAULTS = {
     "clinician": "default_clinician",
@@ -1527,6 +1535,119 @@ class Clinic:
             stopwatch = self._restore(session)
             change = operation(session, stopwatch)
             request = _store_change(session_id, change, action, self._catalogue)
+    # -- clinic server -------------------------------------------------------------------------
+    # psycopg is imported only here and only when a server is used: it costs start-up time.
+
+    def server_dsn(self) -> str | None:
+        """The clinic server this workstation syncs to (remembered without password), or None."""
+        return self._store.get_setting(SERVER_DSN_SETTING) or None
+
+    def connect_server(self, dsn: str) -> server.Connected:
+        """Test ``dsn``, create or upgrade the schema where its role may, and remember it for
+        this workstation without the password (libpq finds that in ~/.pgpass)."""
+        from therapy_timer import server
+
+        found = server.probe(dsn)
+        remembered = server.password_free(dsn)
+        if remembered != self.server_dsn():
+            self._sync_state_path().unlink(missing_ok=True)  # another server: nothing pushed
+        self._store.set_setting(SERVER_DSN_SETTING, remembered, actor=self._actor)
+        return found
+
+    def disconnect_server(self) -> bool:
+        """Stop syncing (the server keeps what it has); False when none was configured."""
+        if self.server_dsn() is None:
+            return False
+        self._store.set_setting(SERVER_DSN_SETTING, "", actor=self._actor)
+        self._sync_state_path().unlink(missing_ok=True)
+        return True
+
+    def sync_server(self) -> server.SyncReport:
+        """Push what the server does not have yet; safe to repeat and to interrupt."""
+        from therapy_timer import server
+
+        with server.connect(self._required_server_dsn()) as conn:
+            report = server.push(conn, server.StoreRecords(self._store), now=self._clock.now())
+        write_private(
+            self._sync_state_path(),
+            json.dumps(
+                {
+                    "workstation": report.workstation,
+                    "pushed_audit_id": report.pushed_audit_id,
+                    "last_sync_utc": report.at_utc.isoformat() if report.at_utc else None,
+                }
+            ),
+            force=True,
+        )
+        return report
+
+    def server_status(self) -> server.ServerStatus:
+        """Reachable or not, the last sync, what is pending and every workstation's last sync
+        (a workstation role sees itself; the desk sees all)."""
+        from therapy_timer import server
+
+        dsn = self._required_server_dsn()
+        local = server.StoreRecords(self._store)
+        state = self._sync_state()
+        role = str(state.get("workstation") or "")
+        mark = int(str(state.get("pushed_audit_id") or 0))
+        last = state.get("last_sync_utc")
+        last_sync = datetime.fromisoformat(str(last)) if last else None
+        problem = ""
+        stations: tuple[server.WorkstationState, ...] = ()
+        try:
+            with server.connect(dsn) as conn:
+                role, mark, last_sync = server.pushed_mark(conn)
+                stations = tuple(server.workstations(conn))
+        except StorageUnavailable as exc:
+            problem = str(exc)  # offline: what this workstation itself knows
+        sessions, entries = server.pending(local, mark)
+        return server.ServerStatus(
+            dsn=dsn,
+            reachable=not problem,
+            problem=problem,
+            role=role,
+            last_sync_utc=last_sync,
+            pushed_audit_id=mark,
+            pending_sessions=sessions,
+            pending_audit=entries,
+            workstations=stations,
+        )
+
+    @staticmethod
+    def init_server(
+        dsn: str, *, workstations: Sequence[str] = (), desks: Sequence[str] = ()
+    ) -> server.Connected:
+        """For whoever sets the server up: group roles, schema, and login roles by name."""
+        from therapy_timer import server
+
+        return server.init_server(dsn, workstations=workstations, desks=desks)
+
+    def clinic_records(self, start: date, end: date) -> list[dict[str, object]]:
+        """Every session record of ``start``..``end`` on the clinic server this role may read."""
+        from therapy_timer import server
+
+        with server.connect(self._required_server_dsn()) as conn:
+            return server.clinic_records(conn, start, end)
+
+    def _required_server_dsn(self) -> str:
+        dsn = self.server_dsn()
+        if dsn is None:
+            raise InvalidOperation(
+                "no clinic server is configured; run `therapy-timer clinic connect DSN` first"
+            )
+        return dsn
+
+    def _sync_state_path(self) -> Path:
+        return self.data_dir / SYNC_STATE_FILE
+
+    def _sync_state(self) -> dict[str, object]:
+        try:
+            state = json.loads(self._sync_state_path().read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}  # never synced, or unreadable: the server's own mark is the truth
+        return state if isinstance(state, dict) else {}
+
             if not (request.stops or request.starts or request.pause or request.clear_pause):
                 if change.furnished_by_changed:
                     # Nothing runs, so no segment records it: remember it for the next start.
