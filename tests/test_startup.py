@@ -161,3 +161,10 @@ def test_the_first_pedal_press_of_a_day_records_the_moment_of_the_press(
     finally:
         conn.close()
     assert len(starts) == 1
+
+
+def test_the_window_module_leaves_the_day_view_pdf_and_sqlite_utils_for_later() -> None:
+    loaded = loaded_after("import therapy_timer.gui.app", env={"QT_QPA_PLATFORM": "offscreen"})
+    assert "therapy_timer.gui.main_window" in loaded
+    assert not loaded & {"therapy_timer.gui.day_view", "therapy_timer.gui.report_pdf"}
+    assert not {name for name in loaded if name.split(".")[0] in HEAVY[:-1]}  # all but Qt

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShortcut
@@ -25,7 +26,6 @@ from PySide6.QtWidgets import (
 from therapy_timer import __version__
 from therapy_timer.gui import theme
 from therapy_timer.gui.controller import ForgotToStop, SessionController
-from therapy_timer.gui.day_view import DayView
 from therapy_timer.gui.view_state import TileState, WindowView, format_elapsed
 from therapy_timer.gui.widgets.banner import Banner
 from therapy_timer.gui.widgets.caseload import CaseloadStrip
@@ -39,6 +39,11 @@ from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
 from therapy_timer.gui.widgets.tiles import TileGrid
 from therapy_timer.gui.widgets.untimed import UntimedList
 from therapy_timer.model import Interrupted, RecoveryChoice
+
+if TYPE_CHECKING:
+    # Annotations only: app.py imports the day view (and its PDF writer) on first use, so a
+    # start does not pay for them (issue 13).
+    from therapy_timer.gui.day_view import DayView
 
 SHORTCUTS_HELP = (
     "1 to 9: start the tile with that number (the running code stops)\n"
