@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tests.fakes import FakeClock
-from therapy_timer import paths
+from therapy_timer import explain, paths
 from therapy_timer import store as st
 from therapy_timer.cli import Context, main
 from therapy_timer.codes import Discipline, FurnishedBy, Role
@@ -598,3 +598,12 @@ def test_a_patient_is_found_whatever_the_case_and_two_sessions_are_listed(cli: C
     assert "Name one with --session ID" in error
     lee = next(r["id"] for r in rows if r["clinician"] == "Lee")
     assert cli("timer", "pause", "--session", lee[:8]).stdout == "paused 97530\n"
+
+
+def test_the_about_box_text_names_the_data_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "clinic data"
+    text = explain.data_folder_text(folder)
+    assert f"Your records are in {folder} " in text
+    assert "Uninstalling the program keeps this folder" in text
+    for words in ("CMS", "AMA", "8-minute rule", "CQ/CO", "add NAME --method cms|ama"):
+        assert words in explain.PAYER_PROFILE_HELP
