@@ -451,7 +451,16 @@ def test_lengthening_a_middle_segment_names_the_one_in_the_way(
 
 
 def test_shift_later_moves_every_later_segment(cli: Cli) -> None:
-    session_id, segments = _three_codes(cli)
+    # Room after the last code: the moved segments still end before the session closed (a
+    # correction never bills time after the close, issue 10 item 8).
+    for code in ("97110", "97140", "97112"):
+        cli("timer", "start", code, "--patient", "JD")
+        cli.clock.advance(minutes=10)
+    cli("timer", "stop", "--patient", "JD")
+    cli.clock.advance(minutes=10)
+    session_id = str(cli.json("session", "end", "--patient", "JD", "--json")["session"]["id"])
+    cli.clock.advance(minutes=30)
+    segments = cli.json("session", "show", session_id, "--json")["segments"]
     moved = cli(
         "session",
         "edit",

@@ -213,7 +213,8 @@ def test_correcting_minutes_after_closing_asks_why_and_amends(qtbot: Bot, rig: R
     assert spin.accessibleName().startswith("Minutes of 97110")
     spin.setFocus()
     spin.selectAll()
-    qtbot.keyClicks(spin, "25")
+    # Shorter: a correction cannot bill time after the session closed (issue 10 item 8).
+    qtbot.keyClicks(spin, "15")
     qtbot.mouseClick(corrections.save_button, LEFT)
     reason = corrections.reason_dialog
     assert reason is not None and not reason.ok_button.isEnabled()
@@ -225,7 +226,7 @@ def test_correcting_minutes_after_closing_asks_why_and_amends(qtbot: Bot, rig: R
     assert stored.amended
     answer = dialog.answer
     assert answer is not None
-    assert [(c.code, c.minutes, c.units) for c in answer.codes] == [("97110", 25, 2)]
+    assert [(c.code, c.minutes, c.units) for c in answer.codes] == [("97110", 15, 1)]
     assert "Amended after the session was closed" in dialog.note.toPlainText()
     assert [
         e.entity for e in rig.store.audit_entries() if e.reason == "foot pedal missed the stop"

@@ -593,6 +593,15 @@ class Clinic:
             furnished_by or segment.furnished_by,
         )
         stop = None if minutes is None else segment.start_utc + timedelta(minutes=minutes)
+        if stop is not None:
+            self._check_room(
+                session,
+                segment,
+                stop,
+                exclusive=segment.exclusive if entry is None else not entry.supervised_modality,
+                one_on_one=self._one_on_one(entry.code if entry else segment.code),
+                furnished_by=furnished_by or segment.furnished_by,
+            )
         return self._store.amend_segment(
             segment_id,
             reason=reason,
@@ -602,6 +611,75 @@ class Clinic:
             exclusive=None if entry is None else not entry.supervised_modality,
             actor=self._actor,
         )
+
+    def _check_room(
+        self,
+        session: Session,
+        segment: Segment,
+        stop: datetime,
+        *,
+        exclusive: bool,
+        one_on_one: bool,
+        furnished_by: FurnishedBy,
+    ) -> None:
+        """A corrected segment bills only time that happened: it ends by the session's close
+        (by now while open), before the next exclusive code of the session, and before the
+        same person's next one-on-one time with another patient. InvalidOperation says how
+        much room there is and what to change first."""
+        if stop <= (segment.stop_utc or segment.start_utc):
+            return  # shortening never bills more
+        start = segment.start_utc
+        limits: list[tuple[datetime, str]] = []
+        end = session.closed_utc if session.closed_utc is not None else self._clock.now()
+        limits.append(
+            (
+                end,
+                f"the session closed at {_local_hm(end)}; add the time as its own segment"
+                " only if the treatment really went on"
+                if session.closed_utc is not None
+                else f"now ({_local_hm(end)}): it is still open",
+            )
+        )
+        if exclusive:
+            for other in self._store.segments(session.id):
+                if other.id != segment.id and other.exclusive and other.start_utc >= start:
+                    limits.append(
+                        (
+                            other.start_utc,
+                            f"{other.code} (segment {other.id[:SHORT_ID]}) starts at"
+                            f" {_local_hm(other.start_utc)}; shorten or move that one first",
+                        )
+                    )
+        if one_on_one:
+            person = _person(session, furnished_by)
+            same_day = self._store.list_sessions(
+                day=session.date_of_service, clinician=session.clinician
+            )
+            others = [s for s in same_day if s.id != session.id]
+            segments = self._store.segments_of([s.id for s in others])
+            for other_session in others:
+                for other in segments.get(other_session.id, []):
+                    if (
+                        other.start_utc >= start
+                        and self._one_on_one(other.code)
+                        and _person(other_session, other.furnished_by) == person
+                    ):
+                        limits.append(
+                            (
+                                other.start_utc,
+                                f"{other.code} for patient {other_session.patient_ref} starts at"
+                                f" {_local_hm(other.start_utc)} (one-on-one time of the same"
+                                " person); correct that session first",
+                            )
+                        )
+        limit, why = min(limits, key=lambda item: item[0])
+        if stop > limit:
+            room = max(limit - start, timedelta(0))
+            raise InvalidOperation(
+                f"{segment.code} cannot run {_minutes_text(stop - start)}: there"
+                f" {'is' if room == timedelta(minutes=1) else 'are'} only"
+                f" {_minutes_text(room)} from its start at {_local_hm(start)} before {why}"
+            )
 
     def correct_minutes(self, changes: Mapping[str, int], reason: str) -> None:
         """Apply {segment id: minutes} corrections with one reason."""

@@ -17,9 +17,11 @@ from therapy_timer.model import (
     PayerProfile,
     Segment,
     SegmentSpec,
+    SegmentTimes,
     Session,
     SessionStatus,
     UntimedService,
+    exclusive_clash,
     label_text,
     patient_ref,
     reason_text,
@@ -150,15 +152,34 @@ class WritesMixin(QueriesMixin):
     def _check_no_exclusive_overlap(
         self, session_id: str, start: str, stop: str | None, ignore_id: str | None
     ) -> None:
-        clash = self._conn.execute(
-            "SELECT id, code FROM segments WHERE session_id = ? AND exclusive = 1 AND id IS NOT ?"
-            " AND (? IS NULL OR start_utc < ?) AND (stop_utc IS NULL OR stop_utc > ?)",
-            [session_id, ignore_id, stop, stop, start],
-        ).fetchone()
-        if clash is not None:
+        """The session's segments with this one changed pass ``model.exclusive_clash``, the
+        check an imported session passes; InvalidOperation names the segment in the way."""
+        mine = SegmentTimes(
+            ignore_id or "", "", True, dt(start), None if stop is None else dt(stop)
+        )
+        others = [
+            SegmentTimes(s.id, s.code, s.exclusive, s.start_utc, s.stop_utc)
+            for s in self.segments(session_id)
+            if s.id != ignore_id
+        ]
+        # Pair by pair: an old overlap between two other segments must not block every edit.
+        other = next((o for o in others if exclusive_clash([mine, o]) is not None), None)
+        if other is not None:
             raise InvalidOperation(
-                f"those times overlap treatment code {clash[1]} (segment {clash[0]}) of the same"
+                f"those times overlap treatment code {other.code} (segment {other.id}) of the same"
                 " session; the same minutes cannot be billed twice"
+            )
+
+    def _check_happened(self, session: Session, stop: str | None) -> None:
+        """A recorded segment ends by the session's close, or by now while it is open."""
+        if stop is None:
+            return
+        end = session.closed_utc if session.closed_utc is not None else self._clock.now()
+        if dt(stop) > end:
+            raise InvalidOperation(
+                "a segment cannot end after its session closed"
+                if session.closed_utc is not None
+                else "a segment of an open session cannot end after now (that has not happened)"
             )
 
     # sessions -------------------------------------------------------------------------------
@@ -543,6 +564,8 @@ class WritesMixin(QueriesMixin):
             if stop is not None and dt(stop) < dt(start):
                 raise InvalidInput("stop_utc", "a segment cannot stop before it starts")
             is_exclusive = before.exclusive if exclusive is None else bool(exclusive)
+            if stop != (None if before.stop_utc is None else ts(before.stop_utc, "stop_utc")):
+                self._check_happened(session, stop)
             if is_exclusive:
                 self._check_no_exclusive_overlap(session.id, start, stop, segment_id)
             self._conn.execute(

@@ -1,0 +1,139 @@
+"""Corrections bill only time that happened: never past the close, now, or the next code."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from tests.fakes import FakeClock
+from therapy_timer.cli import Context, main
+from therapy_timer.errors import InvalidOperation
+from therapy_timer.store import Store
+
+
+class Desk:
+    def __init__(self, tmp_path: Path) -> None:
+        self.data = tmp_path / "data"
+        self.clock = FakeClock()
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, status: int = 0) -> Result:
+        result = self.runner.invoke(main, list(args), obj=Context(self.data, self.clock))
+        assert result.exit_code == status, (result.output, result.exception)
+        assert "Traceback" not in result.output
+        return result
+
+    def show(self, session_id: str) -> dict[str, Any]:
+        import json
+
+        shown: dict[str, Any] = json.loads(self("session", "show", session_id, "--json").stdout)
+        return shown
+
+    def session_id(self, patient: str) -> str:
+        import json
+
+        listed = json.loads(self("session", "list", "--json").stdout)
+        return str(next(s["id"] for s in listed if s["patient_ref"] == patient))
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Desk:
+    return Desk(tmp_path)
+
+
+def _minutes(segment: dict[str, Any]) -> float:
+    from datetime import datetime
+
+    start = datetime.fromisoformat(segment["start_utc"])
+    stop = datetime.fromisoformat(segment["stop_utc"])
+    return (stop - start) / timedelta(minutes=1)
+
+
+def test_a_correction_cannot_end_after_the_session_closed(desk: Desk) -> None:
+    desk("timer", "start", "97110", "--patient", "JD")
+    desk.clock.advance(minutes=30)
+    desk("session", "end", "--patient", "JD")
+    session_id = desk.session_id("JD")
+    (segment,) = desk.show(session_id)["segments"]
+    error = desk(
+        "session", "edit", segment["id"], "--minutes", "120", "--reason", "typo", status=1
+    ).stderr
+    assert "only 30 min" in error and "closed" in error
+    after = desk.show(session_id)
+    assert [_minutes(s) for s in after["segments"]] == [30.0]  # nothing written
+    assert after["lines"] == [{"code": "97110", "units": 2, "modifiers": ["GP"]}]
+    # Shortening is always possible, and so is using every minute up to the close.
+    desk("session", "edit", segment["id"], "--minutes", "30", "--reason", "same")
+    desk("session", "edit", segment["id"], "--minutes", "12", "--reason", "stopped late")
+    assert [_minutes(s) for s in desk.show(session_id)["segments"]] == [12.0]
+
+
+def test_a_correction_on_an_open_session_cannot_end_in_the_future(desk: Desk) -> None:
+    desk("timer", "start", "97110", "--patient", "JD")
+    desk.clock.advance(minutes=10)
+    desk("timer", "stop", "--patient", "JD")
+    session_id = desk.session_id("JD")
+    (segment,) = desk.show(session_id)["segments"]
+    error = desk(
+        "session", "edit", segment["id"], "--minutes", "60", "--reason", "typo", status=1
+    ).stderr
+    assert "only 10 min" in error and "still open" in error
+    assert [_minutes(s) for s in desk.show(session_id)["segments"]] == [10.0]
+
+
+def test_a_larger_correction_says_which_code_is_in_the_way(desk: Desk) -> None:
+    desk("timer", "start", "97110", "--patient", "JD")
+    desk.clock.advance(minutes=10)
+    desk("timer", "start", "97140", "--patient", "JD")
+    desk.clock.advance(minutes=20)
+    desk("session", "end", "--patient", "JD")
+    session_id = desk.session_id("JD")
+    first, _second = desk.show(session_id)["segments"]
+    error = desk(
+        "session", "edit", first["id"], "--minutes", "14", "--reason", "typo", status=1
+    ).stderr
+    assert "97140" in error and "starts at" in error and "shorten" in error
+    assert [_minutes(s) for s in desk.show(session_id)["segments"]] == [10.0, 20.0]
+
+
+def test_a_correction_cannot_overlap_the_same_persons_time_with_another_patient(
+    desk: Desk,
+) -> None:
+    """One clinician, one patient at a time: A's 97110 cannot grow over B's 97110 minutes."""
+    desk("timer", "start", "97110", "--patient", "AA")
+    desk.clock.advance(minutes=10)
+    desk("timer", "stop", "--patient", "AA")
+    desk("timer", "start", "97110", "--patient", "BB")
+    desk.clock.advance(minutes=10)
+    desk("session", "end", "--patient", "BB")
+    desk.clock.advance(minutes=5)
+    desk("session", "end", "--patient", "AA")
+    a_session = desk.session_id("AA")
+    (segment,) = desk.show(a_session)["segments"]
+    error = desk(
+        "session", "edit", segment["id"], "--minutes", "15", "--reason", "typo", status=1
+    ).stderr
+    assert "patient BB" in error and "only 10 min" in error
+    assert [_minutes(s) for s in desk.show(a_session)["segments"]] == [10.0]
+    b_show = desk.show(desk.session_id("BB"))
+    assert not any("R8.3" in str(w) for w in b_show.get("warnings", []))
+
+
+def test_the_store_itself_refuses_a_stop_after_the_close(desk: Desk) -> None:
+    """Every path (the window's corrections dialog too) goes through the store's check."""
+    desk("timer", "start", "97110", "--patient", "JD")
+    desk.clock.advance(minutes=30)
+    desk("session", "end", "--patient", "JD")
+    with Store.open(desk.data, clock=desk.clock) as store:
+        (session,) = store.list_sessions()
+        (segment,) = store.segments(session.id)
+        assert session.closed_utc is not None
+        with pytest.raises(InvalidOperation, match="after its session closed"):
+            store.amend_segment(
+                segment.id, reason="x", stop_utc=session.closed_utc + timedelta(minutes=90)
+            )
+        assert store.segments(session.id) == [segment]
