@@ -252,15 +252,17 @@ def test_an_open_session_makes_the_day_provisional(
 def test_an_amendment_after_export_marks_the_whole_day_again(
     clinic: Clinic, store: Store, clock: FakeClock, tmp_path: Path
 ) -> None:
-    first = visit(clinic, clock, [Stretch("97110", 10)])
+    first = visit(clinic, clock, [Stretch("97110", 13)])
     second = visit(clinic, clock, [Stretch("97110", 10)])
     day = first.date_of_service
+    assert [lines(d.result) for d in clinic.claim_days(day)] == [[("97110", 2, ("GP",))]]
     done = clinic.export("csv", day, out=tmp_path / "a.csv")
     assert done.marked == 2 and [d.status for d in clinic.claim_days(day)] == ["exported"]
-    clinic.amend_segment(store.segments(second.id)[0].id, reason="ran 13 minutes", minutes=13)
+    # Only the second session is corrected; the whole day's claim is out of date.
+    clinic.amend_segment(store.segments(second.id)[0].id, reason="stopped at 2 minutes", minutes=2)
     (changed,) = clinic.claim_days(day)
     assert changed.status == ex.AMENDED_AFTER_EXPORT
-    assert lines(changed.result) == [("97110", 2, ("GP",))]  # 23 minutes now
+    assert lines(changed.result) == [("97110", 1, ("GP",))]  # 15 minutes now
     again = clinic.export("csv", day, out=tmp_path / "b.csv")
     assert again.marked == 2
     assert [d.status for d in clinic.claim_days(day)] == ["exported"]
