@@ -431,7 +431,13 @@ def test_a_forgotten_segment_keeps_the_live_rules(cli: Cli, new_york: ZoneInfo) 
 
 
 def _three_codes(cli: Cli) -> tuple[str, list[dict[str, Any]]]:
-    session_id = _closed_session(cli, "JD", [("97110", 10), ("97140", 10), ("97112", 10)])
+    """Three 10-minute codes back to back, then 10 minutes before the session is closed."""
+    for code in ("97110", "97140", "97112"):
+        cli("timer", "start", code, "--patient", "JD")
+        cli.clock.advance(minutes=10)
+    cli("timer", "stop")
+    cli.clock.advance(minutes=10)
+    session_id = cli.json("session", "end", "--json")["session"]["id"]
     cli.clock.advance(minutes=30)
     return session_id, cli.json("session", "show", session_id, "--json")["segments"]
 
@@ -494,22 +500,31 @@ def test_shift_later_moves_every_later_segment(cli: Cli) -> None:
     assert reasons.count("ran on (moved 5 min later to make room)") == 2
 
 
-def test_shift_later_never_moves_time_into_the_future(cli: Cli) -> None:
+def test_shift_later_keeps_every_segment_inside_the_session(cli: Cli, new_york: ZoneInfo) -> None:
     session_id = _closed_session(cli, "JD", [("97110", 10), ("97140", 10)])
+    cli.clock.advance(minutes=60)
     segments = cli.json("session", "show", session_id, "--json")["segments"]
-    error = cli(
-        "session",
-        "edit",
-        segments[0]["id"],
-        "--minutes",
-        "20",
-        "--shift-later",
-        "--reason",
-        "x",
-        status=1,
-    ).stderr
-    assert "has not happened yet" in error
+    closed = datetime.fromisoformat(segments[1]["stop_utc"]).astimezone(new_york)
+    edit = ("session", "edit", segments[0]["id"], "--minutes", "20", "--shift-later")
+    error = cli(*edit, "--reason", "x", status=1).stderr
+    assert f"after the session closed at {closed:%H:%M}; there are only 0 min after" in error
     assert cli.json("session", "show", session_id, "--json")["segments"] == segments
+
+    cli("timer", "start", "97110", "--patient", "AB")
+    cli.clock.advance(minutes=10)
+    cli("timer", "start", "97140")
+    cli.clock.advance(minutes=10)
+    cli("timer", "stop")
+    cli.clock.advance(minutes=2)
+    shown = cli.json("timer", "status", "--patient", "AB", "--json")["session"]["id"]
+    first = cli.json("session", "show", shown, "--json")["segments"][0]["id"]
+    now = cli.clock.now().astimezone(new_york)
+    edit = ("session", "edit", first, "--shift-later", "--reason", "x")
+    error = cli(*edit, "--minutes", "15", status=1).stderr
+    assert f"after now ({now:%H:%M}); there are only 2 min after the last segment" in error
+    cli("session", "edit", first, "--minutes", "12", "--shift-later", "--reason", "ran on")
+    codes = cli.json("session", "show", shown, "--json")["codes"]
+    assert {c: v["minutes"] for c, v in codes.items()} == {"97110": 12, "97140": 10}
 
 
 def test_remove_an_untimed_service_with_a_reason(cli: Cli) -> None:

@@ -1468,10 +1468,21 @@ class Clinic:
                 " be moved; stop it first"
             )
         last_stop = max(s.stop_utc for s in later if s.stop_utc is not None)
-        if last_stop + delta > self._clock.now():
+        # Time that never happened is never billed: the segments stay inside the session,
+        # which ends at its close (or now, while it is open).
+        session = self._store.get_session(segment.session_id)
+        end = session.closed_utc if session.closed_utc is not None else self._clock.now()
+        if last_stop + delta > end:
+            until = (
+                f"the session closed at {_local_hm(end)}"
+                if session.closed_utc is not None
+                else f"now ({_local_hm(end)})"
+            )
             raise InvalidOperation(
-                f"moving the later segments {_minutes_text(delta)} would end the last one at"
-                f" {_local_hm(last_stop + delta)}, which has not happened yet"
+                f"moving the later segments {_minutes_text(delta)} later would end the last one"
+                f" at {_local_hm(last_stop + delta)}, after {until}; there"
+                f" {'is' if end - last_stop == timedelta(minutes=1) else 'are'} only"
+                f" {_minutes_text(max(end - last_stop, timedelta(0)))} after the last segment"
             )
         changed = []
         for s in sorted(later, key=lambda s: s.start_utc, reverse=True):
