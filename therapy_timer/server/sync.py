@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -121,20 +122,26 @@ def _entry_fields(entry: AuditEntry | Mapping[str, Any]) -> dict[str, Any]:
 
 def entry_hash(entry: AuditEntry | Mapping[str, Any]) -> str:
     """An audit entry's fingerprint: the same entry hashes alike from the log or a record."""
-    fields = _entry_fields(entry)
+    return _fields_hash(_entry_fields(entry))
+
+
+def _fields_hash(fields: Mapping[str, Any]) -> str:
     return hashlib.sha256(_canonical(fields).encode()).hexdigest()
 
 
 def session_of_entry(entry: AuditEntry | Mapping[str, Any]) -> str | None:
     """The session an audit entry belongs to: its own id, or a child's payload says."""
     fields = entry if isinstance(entry, Mapping) else _entry_fields(entry)
+    owner: object = None
     if fields["entity"] == "session":
-        return str(fields["entity_id"])
-    if fields["entity"] in ("segment", "untimed"):
+        owner = fields["entity_id"]
+    elif fields["entity"] in ("segment", "untimed"):
         payload = fields.get("after") or fields.get("before") or {}
         owner = payload.get("session_id") if isinstance(payload, Mapping) else None
-        return None if owner is None else str(owner)
-    return None
+    try:
+        return None if owner is None else str(uuid.UUID(str(owner)))
+    except ValueError:
+        return None  # not a session of ours: the entry is still pushed, unattached
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
@@ -190,13 +197,14 @@ def _push(
             report.resent_all = True
             entries = local.audit_from(1)
     touched = list(dict.fromkeys(s for s in map(session_of_entry, entries) if s is not None))
+    sent: set[int] = set()
     for ids in _chunks(touched, batch_size):
         records = local.closed_records(ids)
         if records:
             with conn.transaction():
-                _push_sessions(conn, records, report)
+                sent |= _push_sessions(conn, records, report)
     with conn.transaction():
-        _push_audit(conn, entries, report)
+        _push_audit(conn, [e for e in entries if e.id not in sent], report)
         last = entries[-1] if entries else None
         conn.execute(
             "INSERT INTO therapy_timer.workstations AS w (name, last_sync_utc, heartbeat_utc,"
@@ -229,7 +237,7 @@ def _session_row(record: Mapping[str, Any], digest: str) -> dict[str, object]:
         "created_utc": record["created_utc"],
         "closed_utc": record["closed_utc"],
         "content_hash": digest,
-        "record": Jsonb(dict(record)),
+        "record": dict(record),
     }
 
 
@@ -246,11 +254,20 @@ _SESSION_COLUMNS = (
     "content_hash",
     "record",
 )
+_SESSION_TYPES = (
+    "id uuid, date_of_service date, patient_ref text, clinician text, role text,"
+    " discipline text, payer_profile text, amended boolean, created_utc timestamptz,"
+    " closed_utc timestamptz, content_hash text, record jsonb"
+)
+
+# Rows go to the server as one JSON parameter per table and statement: a day's push is a
+# handful of round trips, not one per row.
 
 
 def _push_sessions(
     conn: Connection, records: Sequence[Mapping[str, Any]], report: SyncReport
-) -> None:
+) -> set[int]:
+    """Add, amend or keep aside each record; the local audit ids sent along with them."""
     ids = [str(r["id"]) for r in records]
     held = {
         str(i): str(h)
@@ -267,63 +284,82 @@ def _push_sessions(
         [ids],
     ):
         history.setdefault(str(session_id), {})[int(local_id)] = str(digest)
-    fresh: list[Mapping[str, Any]] = []
+    digests = {str(r["id"]): content_hash(r) for r in records}
+    new: list[Mapping[str, Any]] = []
+    amend: list[Mapping[str, Any]] = []
     for record in records:
         session_id = str(record["id"])
-        digest = content_hash(record)
-        if session_id in held:
-            if held[session_id] == digest:
-                report.unchanged += 1
-                continue
-            theirs = history.get(session_id, {})
-            ours = {int(e["id"]): entry_hash(e) for e in record.get("audit", [])}
-            if any(ours.get(i) != h for i, h in theirs.items()):
-                _keep_aside(
-                    conn,
-                    record,
-                    digest,
-                    "the server holds another history of this session (was this"
-                    " workstation's database restored from an older backup?)",
-                    report,
-                )
-                continue
-            # Our own later version: the server's history is a prefix of ours.
-            row = _session_row(record, digest)
-            conn.execute(
-                "UPDATE therapy_timer.sessions SET "
-                + ", ".join(f"{c} = %({c})s" for c in _SESSION_COLUMNS)
-                + ", pushed_utc = now() WHERE id = %(id)s",
-                row,
+        if session_id not in held:
+            new.append(record)
+        elif held[session_id] == digests[session_id]:
+            report.unchanged += 1
+        elif _extends(record, history.get(session_id, {})):
+            amend.append(record)  # our own later version: the server's history is a prefix
+        else:
+            _keep_aside(
+                conn,
+                record,
+                digests[session_id],
+                "the server holds another history of this session (was this"
+                " workstation's database restored from an older backup?)",
+                report,
             )
-            conn.execute("DELETE FROM therapy_timer.segments WHERE session_id = %s", [session_id])
-            conn.execute("DELETE FROM therapy_timer.untimed WHERE session_id = %s", [session_id])
-            fresh.append(record)
-            report.amended += 1
-            continue
-        inserted = conn.execute(
-            "INSERT INTO therapy_timer.sessions (id, "
-            + ", ".join(_SESSION_COLUMNS)
-            + ") VALUES (%(id)s, "
-            + ", ".join(f"%({c})s" for c in _SESSION_COLUMNS)
-            + ") ON CONFLICT (id) DO NOTHING RETURNING id",
-            _session_row(record, digest),
-        ).fetchone()
-        if inserted is not None:
-            fresh.append(record)
-            report.added += 1
+    inserted: set[str] = set()
+    if new:
+        inserted = {
+            str(row[0])
+            for row in conn.execute(
+                f"INSERT INTO therapy_timer.sessions (id, {', '.join(_SESSION_COLUMNS)})"
+                f" SELECT * FROM jsonb_to_recordset(%s) AS t({_SESSION_TYPES})"
+                " ON CONFLICT (id) DO NOTHING RETURNING id",
+                [Jsonb([_session_row(r, digests[str(r["id"])]) for r in new])],
+            )
+        }
+    report.added += len(inserted)
+    for record in new:
+        session_id = str(record["id"])
+        if session_id in inserted:
             continue
         owner = conn.execute(
             "SELECT workstation, content_hash FROM therapy_timer.held_elsewhere(%s)", [session_id]
         ).fetchone()
-        if owner is not None and owner[1] == digest:
+        if owner is not None and owner[1] == digests[session_id]:
             report.unchanged += 1  # a copy, e.g. merged here from that station's bundle
         else:
             who = "another workstation" if owner is None else f"workstation {owner[0]}"
             _keep_aside(
-                conn, record, digest, f"{who} already put another version on the server", report
+                conn,
+                record,
+                digests[session_id],
+                f"{who} already put another version on the server",
+                report,
             )
-    _insert_children(conn, fresh)
-    _push_audit(conn, [e for r in records for e in r.get("audit", [])], report)
+    for record in amend:
+        conn.execute(
+            "UPDATE therapy_timer.sessions SET "
+            + ", ".join(f"{c} = %({c})s" for c in _SESSION_COLUMNS)
+            + ", pushed_utc = now() WHERE id = %(id)s",
+            {**_session_row(record, digests[str(record["id"])]), "record": Jsonb(dict(record))},
+        )
+    if amend:
+        replaced = [str(r["id"]) for r in amend]
+        conn.execute(
+            "DELETE FROM therapy_timer.segments WHERE session_id = ANY(%s::uuid[])", [replaced]
+        )
+        conn.execute(
+            "DELETE FROM therapy_timer.untimed WHERE session_id = ANY(%s::uuid[])", [replaced]
+        )
+        report.amended += len(amend)
+    _insert_children(conn, [r for r in new if str(r["id"]) in inserted] + amend)
+    entries = [e for r in records for e in r.get("audit", [])]
+    _push_audit(conn, entries, report)
+    return {int(e["id"]) for e in entries}
+
+
+def _extends(record: Mapping[str, Any], theirs: Mapping[int, str]) -> bool:
+    """Whether every audit entry the server holds for the session is in the record, alike."""
+    ours = {int(e["id"]): entry_hash(e) for e in record.get("audit", []) if int(e["id"]) in theirs}
+    return all(ours.get(i) == h for i, h in theirs.items())
 
 
 def _insert_children(conn: Connection, records: Sequence[Mapping[str, Any]]) -> None:
@@ -333,26 +369,26 @@ def _insert_children(conn: Connection, records: Sequence[Mapping[str, Any]]) -> 
         for segment in record.get("segments", [])
     ]
     if segments:
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO therapy_timer.segments (id, session_id, code, furnished_by,"
-                " exclusive, start_utc, stop_utc) VALUES (%(id)s, %(session_id)s, %(code)s,"
-                " %(furnished_by)s, %(exclusive)s, %(start_utc)s, %(stop_utc)s)",
-                segments,
-            )
+        conn.execute(
+            "INSERT INTO therapy_timer.segments (id, session_id, code, furnished_by,"
+            " exclusive, start_utc, stop_utc) SELECT * FROM jsonb_to_recordset(%s) AS t("
+            "id uuid, session_id uuid, code text, furnished_by text, exclusive boolean,"
+            " start_utc timestamptz, stop_utc timestamptz)",
+            [Jsonb(segments)],
+        )
     untimed = [
         {**service, "session_id": record["id"], "position": n}
         for record in records
         for n, service in enumerate(record.get("untimed", []))
     ]
     if untimed:
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO therapy_timer.untimed (session_id, position, code, minutes,"
-                " furnished_by, created_utc) VALUES (%(session_id)s, %(position)s, %(code)s,"
-                " %(minutes)s, %(furnished_by)s, %(created_utc)s)",
-                untimed,
-            )
+        conn.execute(
+            "INSERT INTO therapy_timer.untimed (session_id, position, code, minutes,"
+            " furnished_by, created_utc) SELECT * FROM jsonb_to_recordset(%s) AS t("
+            "session_id uuid, position integer, code text, minutes integer, furnished_by text,"
+            " created_utc timestamptz)",
+            [Jsonb(untimed)],
+        )
 
 
 def _keep_aside(
@@ -384,39 +420,30 @@ def _push_audit(
     if not unique:
         return
     rows = [
-        {
-            **fields,
-            "session_id": session_of_entry(fields),
-            "before": Jsonb(fields["before"]) if fields["before"] is not None else None,
-            "after": Jsonb(fields["after"]) if fields["after"] is not None else None,
-            "entry_hash": entry_hash(fields),
-        }
+        {**fields, "session_id": session_of_entry(fields), "entry_hash": _fields_hash(fields)}
         for fields in unique.values()
     ]
-    ids = list(unique)
-    before = conn.execute(
-        "SELECT count(*) FROM therapy_timer.audit WHERE workstation = current_user"
-        " AND local_id = ANY(%s)",
-        [ids],
-    ).fetchone()
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO therapy_timer.audit (local_id, session_id, at_utc, actor, action, entity,"
-            " entity_id, before, after, reason, entry_hash) VALUES (%(id)s,"
-            " %(session_id)s::uuid, %(at_utc)s, %(actor)s, %(action)s, %(entity)s,"
-            " %(entity_id)s, %(before)s, %(after)s, %(reason)s, %(entry_hash)s)"
-            " ON CONFLICT (workstation, local_id) DO NOTHING",
-            rows,
-        )
+    added = conn.execute(
+        "INSERT INTO therapy_timer.audit (local_id, session_id, at_utc, actor, action, entity,"
+        " entity_id, before, after, reason, entry_hash)"
+        " SELECT id, session_id, at_utc, actor, action, entity, entity_id, before, after,"
+        " reason, entry_hash FROM jsonb_to_recordset(%s) AS t(id bigint, session_id uuid,"
+        " at_utc timestamptz, actor text, action text, entity text, entity_id text,"
+        " before jsonb, after jsonb, reason text, entry_hash text)"
+        " ON CONFLICT (workstation, local_id) DO NOTHING RETURNING local_id",
+        [Jsonb(rows)],
+    ).fetchall()
+    report.audit_added += len(added)
+    if len(added) == len(rows):
+        return
     held = {
         int(i): str(h)
         for i, h in conn.execute(
             "SELECT local_id, entry_hash FROM therapy_timer.audit WHERE workstation = current_user"
             " AND local_id = ANY(%s)",
-            [ids],
+            [list(unique)],
         )
     }
-    report.audit_added += len(ids) - int(before[0] if before else 0)
     for row in rows:
         if held.get(row["id"]) != row["entry_hash"]:
             # The same local id with other content: the log was replaced (a restored backup).
