@@ -490,3 +490,48 @@ def test_kill_9_in_the_middle_of_a_sync_loses_and_doubles_nothing(
     with Store.open(tmp_path, clock=FakeClock()) as store:
         local_entries = len(store.audit_entries())
     assert clinic_server.one("SELECT count(*) FROM therapy_timer.audit") == local_entries
+
+
+# -- hostile input -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["clinic", "connect", "host=127.0.0.1 port=notaport =x"], "DSN:"),
+        (["clinic", "connect", "password=hunter2 = broken"], "DSN:"),
+        (["clinic", "init-server", "host=x", "--workstation", "Gym 1"], "--workstation:"),
+        (
+            ["clinic", "init-server", "host=x", "--workstation", "a", "--desk", "a"],
+            "--desk:",
+        ),
+    ],
+)
+def test_bad_connection_strings_and_role_names_are_one_plain_line(
+    tmp_path: Path, args: list[str], words: str
+) -> None:
+    result = Station(tmp_path)(*args, status=2)
+    assert words in result.stderr and "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "hunter2" not in result.output
+
+
+def test_an_unreachable_server_is_one_plain_line_without_the_password(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    closed_port = cluster.port + 1 if cluster.port < 65535 else cluster.port - 1
+    dsn = f"host=127.0.0.1 port={closed_port} dbname=x user=ws_room1 password=hunter2"
+    result = Station(tmp_path)("clinic", "connect", dsn, status=1)
+    assert "cannot be reached" in result.stderr and "hunter2" not in result.output
+    assert "Traceback" not in result.output
+
+
+def test_disconnect_forgets_the_server(clinic_server: Server, tmp_path: Path) -> None:
+    station = Station(tmp_path)
+    assert "no clinic server" in station("clinic", "disconnect").stdout
+    station("clinic", "connect", clinic_server.dsn("ws_room1"))
+    station("clinic", "sync")
+    assert (tmp_path / "clinic-sync.json").exists()
+    assert "disconnected" in station("clinic", "disconnect").stdout
+    assert not (tmp_path / "clinic-sync.json").exists()
+    assert "no clinic server is configured" in station("clinic", "sync", status=1).stderr
