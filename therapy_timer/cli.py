@@ -34,7 +34,7 @@ from therapy_timer.rules import Method, Result, evaluate, key_text, quote
 # clinic, the store, export and the records load only inside the commands that use them.
 if TYPE_CHECKING:
     from therapy_timer.clinic import Clinic, Header, PdfRenderer
-    from therapy_timer.model import Conflict, PayerProfile, Session
+    from therapy_timer.model import Conflict, PayerProfile, Session, SessionProblem
 
 
 def _hostname() -> str:
@@ -378,8 +378,16 @@ def _status_json(clinic: Clinic, session: Session) -> dict[str, Any]:
             code: {"minutes": t.minutes, "assistant_minutes": t.assistant_minutes}
             for code, t in sorted(totals.items())
         },
-        "total_timed_units": clinic.summary(session.id).total_timed_units,
+        **_units_or_problem(clinic.summary_or_problem(session.id)),
     }
+
+
+def _units_or_problem(answer: Result | SessionProblem) -> dict[str, Any]:
+    """The units so far, or (a session the rules refuse) what to fix: status still works."""
+    from therapy_timer.model import SessionProblem
+    if isinstance(answer, SessionProblem):
+        return {"total_timed_units": None, "problem": answer.text}
+    return {"total_timed_units": answer.total_timed_units}
 
 
 def _print_status(status: dict[str, Any]) -> None:
@@ -398,7 +406,10 @@ def _print_status(status: dict[str, Any]) -> None:
         click.echo(f"  paused {code}")
     for code, figures in status["codes"].items():
         click.echo(f"  {code}: {figures['minutes']} min")
-    click.echo(f"  timed units so far: {status['total_timed_units']}")
+    if status.get("problem"):
+        click.echo(f"  problem: {status['problem']}")
+    else:
+        click.echo(f"  timed units so far: {status['total_timed_units']}")
 
 
 @main.group()
@@ -556,11 +567,17 @@ def session_end(
 ) -> None:
     """Stop everything, close the open session, print its units and note."""
     from therapy_timer.export import session_json
+    from therapy_timer.model import SessionProblem
 
     with context.clinic() as clinic:
         closed = clinic.end_session(_session(clinic, patient, session_ref).id)
-        result = clinic.summary(closed.id)
-    if as_json:
+        result = clinic.summary_or_problem(closed.id)
+    if isinstance(result, SessionProblem):  # closed all the same: say what to correct
+        if as_json:
+            click.echo(json.dumps({"session": session_json(closed), "problem": result.text}))
+        else:
+            click.echo(f"Session closed, but it cannot be billed as it is: {result.text}")
+    elif as_json:
         click.echo(json.dumps({"session": session_json(closed), **result_json(result)}, indent=2))
     else:
         _print_result(result)
@@ -613,12 +630,13 @@ def session_show(context: Context, session_id: str, as_json: bool) -> None:
     """One session: who, which payer, its segments (local times), untimed services, units, note."""
     from therapy_timer.clinic import SHORT_ID, describe_profile
     from therapy_timer.export import segment_json, session_json
+    from therapy_timer.model import SessionProblem
 
     with context.clinic() as clinic:
         chosen = clinic.find_session(session_id)
         segments = clinic.segments(chosen.id)
         untimed = clinic.untimed_services(chosen.id)
-        result = clinic.summary(chosen.id)
+        answer = clinic.summary_or_problem(chosen.id)
         state = clinic.session_states([chosen])[chosen.id]
         profile = clinic.payer_profile(chosen.payer_profile)
     if not as_json:
@@ -641,9 +659,12 @@ def session_show(context: Context, session_id: str, as_json: bool) -> None:
             for service in untimed:
                 minutes = "" if service.minutes is None else f"  {service.minutes} min"
                 click.echo(f"  {service.code}{minutes}  {service.furnished_by.value}")
-        _print_result(result)
+        if isinstance(answer, SessionProblem):
+            click.echo(f"Problem: {answer.text}")
+        else:
+            _print_result(answer)
         return
-    answer = {
+    shown = {
         "session": session_json(chosen),
         "state": list(state),
         "segments": [segment_json(seg) for seg in segments],
@@ -651,9 +672,9 @@ def session_show(context: Context, session_id: str, as_json: bool) -> None:
             {"code": u.code, "minutes": u.minutes, "furnished_by": u.furnished_by.value}
             for u in untimed
         ],
-        **result_json(result),
+        **({"problem": answer.text} if isinstance(answer, SessionProblem) else result_json(answer)),
     }
-    click.echo(json.dumps(answer, indent=2))
+    click.echo(json.dumps(shown, indent=2))
 
 
 @session.command("edit")

@@ -24,7 +24,7 @@ from therapy_timer import store as st
 from therapy_timer.clock import Clock, SystemClock
 from therapy_timer.codes import CLINIC_CODES_FILE, Catalogue, Code, Discipline, FurnishedBy, Role
 from therapy_timer.codes import load_catalogue as _load_catalogue
-from therapy_timer.errors import InvalidInput, InvalidOperation, StorageUnavailable
+from therapy_timer.errors import InvalidInput, InvalidOperation, StorageUnavailable, UnknownCode
 from therapy_timer.files import private_output, write_private
 from therapy_timer.model import (
     Conflict,
@@ -34,6 +34,7 @@ from therapy_timer.model import (
     RecoveryChoice,
     Segment,
     Session,
+    SessionProblem,
     SessionStatus,
     UntimedService,
     reason_text,
@@ -1545,6 +1546,43 @@ class Clinic:
         return self._store.drop_conflict(
             _conflict_number(conflict_id), reason=reason, actor=self._actor
         )
+
+    # -- session problems (one bad session never blocks its day) ------------------------------
+
+    def summary_or_problem(self, session_id: str) -> rules.Result | SessionProblem:
+        """``summary``, or the SessionProblem saying what keeps the rules from answering."""
+        try:
+            return self.summary(session_id)
+        except InvalidInput as exc:
+            return self.session_problem(self._store.get_session(session_id), exc)
+
+    def summaries_or_problems(
+        self, sessions: Sequence[Session]
+    ) -> dict[str, rules.Result | SessionProblem]:
+        """``summaries`` with a SessionProblem in place of each session the rules refuse;
+        every other session's answer is the one ``summaries`` gives."""
+        try:
+            return dict(self.summaries(sessions))
+        except InvalidInput:
+            pass  # one of them is bad: answer them one by one to find which
+        return {s.id: self.summary_or_problem(s.id) for s in sessions}
+
+    def session_problem(self, session: Session, exc: InvalidInput) -> SessionProblem:
+        """What a refusal of the rules means for this session, and how to correct it."""
+        short = session.id[:SHORT_ID]
+        if isinstance(exc, UnknownCode):
+            fix = (
+                f"change the code with 'session edit SEGMENT --code CODE --reason ...' (session"
+                f" show {short} lists the segments), or add {exc.code} to the clinic's code file"
+            )
+        elif exc.field.startswith(("timed.", "untimed.", "minutes")):
+            fix = (
+                f"correct the minutes with 'session edit SEGMENT --minutes N --reason ...' or"
+                f" discard the segment (session show {short} lists the segments)"
+            )
+        else:
+            fix = f"correct the session (session show {short})"
+        return SessionProblem(session, exc.field, exc.message, fix)
 
     # -- internals -----------------------------------------------------------------------------
 

@@ -500,3 +500,25 @@ class Conflict:
     decided_utc: datetime | None
     record: Mapping[str, Any]
     """The session as that workstation recorded it (the bundle's checked record)."""
+
+
+@dataclass(frozen=True)
+class SessionProblem:
+    """A session whose minutes the rules refuse (a timer left running over a weekend, a typo in
+    a correction, a code no longer in the catalogue): shown and exported as an error row naming
+    the patient and what to fix, so the rest of its day still bills."""
+
+    session: Session
+    field: str
+    """Where the rules found it, e.g. "timed.97110"."""
+    message: str
+    fix: str
+    """What a person does about it, in words."""
+
+    @property
+    def text(self) -> str:
+        where = f"{self.field}: " if self.field else ""
+        return (
+            f"patient {self.session.patient_ref} ({self.session.clinician}), session"
+            f" {self.session.id[:8]}: {where}{self.message}; {self.fix}"
+        )
