@@ -118,6 +118,74 @@ def shoot(data_dir: Path, suffix: str = "") -> None:
     store.close()
 
 
+# -- the caseload (issue 12) ----------------------------------------------------------------
+
+CASELOAD_SIZES = (
+    # name, window size (a 1366x768 laptop and a 1024x600 tablet, less a title bar), font scale
+    ("1366x768", 1366, 728, 1.0),
+    ("1024x600", 1024, 560, 1.25),
+)
+
+
+def shoot_caseload(data_dir: Path, suffix: str = "") -> None:
+    """Three patients at once: a hot pack running on, manual therapy, an assistant's gait
+    training past the forgot-to-stop limit; at both screen sizes."""
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    base_font = app.font()
+    for name, width, height, scale in CASELOAD_SIZES:
+        font = base_font
+        if scale != 1.0:
+            font = type(base_font)(base_font)
+            font.setPointSizeF(base_font.pointSizeF() * scale)
+        app.setFont(font)
+        clock = ScriptClock()
+        store = Store.open(data_dir / name, clock=clock, actor="screenshots")
+        service = Clinic(store, builtin_catalogue(), clock, actor="screenshots")
+        controller = SessionController(service)
+        controller.load()
+        window = MainWindow(controller, app_icon())
+        window.resize(width, height)
+        window.show()
+
+        def patient(
+            ref: str,
+            clinician: str,
+            role: Role,
+            *codes: str,
+            controller: SessionController = controller,
+            window: MainWindow = window,
+        ) -> None:
+            controller.new_patient()
+            window.header.patient.setText(ref)
+            window.header.clinician.setText(clinician)
+            window.header.role.setCurrentText(role.value)
+            window.header.payer.setCurrentText("Medicare")
+            controller.set_draft(window.header.draft())
+            for code in codes:
+                controller.start_code(code)
+
+        patient("MRN-4471", "Dee Park", Role.PTA, "97116")  # gait training, runs long
+        clock.advance(minutes=20)
+        patient("JD-1", "Ann Lee", Role.PT, "97010", "97110")  # hot pack, then exercise
+        clock.advance(minutes=11, seconds=40)
+        patient("KB-7", "Ann Lee", Role.PT, "97140")  # Ann moves on: JD-1's exercise stops
+        clock.advance(minutes=3, seconds=5)
+        controller.tick()
+        save(window, f"caseload-{name}{suffix}.png")
+        window.end_action.trigger()
+        dialog = window.summary_dialog
+        assert dialog is not None
+        dialog.resize(dialog.minimumSizeHint().expandedTo(dialog.minimumSize()))
+        save(dialog, f"summary-smallest-{name}{suffix}.png")  # the least room it will take
+        dialog.close()
+        controller.stop_background()
+        window.hide()
+        window.deleteLater()
+        store.close()
+    app.setFont(base_font)
+
+
 FRONT_DESK_DAY = (
     # patient, clinician, role, payer, [(code, furnished by, minutes)], untimed
     ("JD-1", "Ann Lee", Role.PT, "Medicare",
@@ -177,11 +245,13 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
         shoot(Path(folder) / "light")
+        shoot_caseload(Path(folder) / "caseload")
         shoot_front_desk(Path(folder) / "desk")
     if args.dark:
         app.setPalette(dark_palette())
         with tempfile.TemporaryDirectory() as folder:
             shoot(Path(folder) / "dark", suffix="-dark")
+            shoot_caseload(Path(folder) / "caseload", suffix="-dark")
 
 
 if __name__ == "__main__":

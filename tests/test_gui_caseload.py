@@ -85,6 +85,7 @@ def test_the_undo_offer_goes_after_a_few_seconds(qtbot: Bot, rig: Rig) -> None:
 
 def test_a_tap_or_ctrl_digit_switches_the_main_view(qtbot: Bot, rig: Rig) -> None:
     start_patient(qtbot, rig, "AA-1", "97010")
+    rig.clock.advance(seconds=1)  # the strip lists patients in the order they came
     start_patient(qtbot, rig, "BB-2", "97012")
     first, second = rig.window.caseload.buttons.values()
     qtbot.mouseClick(first, LEFT)

@@ -124,6 +124,9 @@ def _recovery(rig: Rig) -> QWidget:
     return RecoveryDialog(rig.window, found, lambda _choice: None)
 
 
+# An application-wide font change re-lays-out every window still alive (also those of earlier
+# tests awaiting deletion); the offscreen platform cannot pass their new hints on, and says so.
+@pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 @pytest.mark.parametrize("make", [_main_window, _summary, _mini, _recovery])
 def test_every_window_fits_a_small_screen_at_125_percent(
     qtbot: Bot, tmp_path: Path, large_font: None, make: object
@@ -140,6 +143,9 @@ def test_every_window_fits_a_small_screen_at_125_percent(
         _fits(widget)
 
 
+# An application-wide font change re-lays-out every window still alive (also those of earlier
+# tests awaiting deletion); the offscreen platform cannot pass their new hints on, and says so.
+@pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 def test_untimed_services_and_the_code_search_can_be_reached_on_a_small_screen(
     qtbot: Bot, large_font: None, rig: Rig
 ) -> None:

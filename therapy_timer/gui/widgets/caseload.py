@@ -15,14 +15,28 @@ from PySide6.QtWidgets import (
 from therapy_timer.gui import theme
 from therapy_timer.gui.view_state import CaseloadEntry, format_elapsed
 
-LONG_RUNNING_STYLE = (
-    f"QPushButton {{ background-color: {theme.ALERT_BG.name()};"
-    f" color: {theme.ON_STATE_FG.name()}; border-radius: 4px; padding: 2px 8px; }}"
-)
-RUNNING_STYLE = (
-    f"QPushButton {{ background-color: {theme.RUNNING_BG.name()};"
-    f" color: {theme.ON_STATE_FG.name()}; border-radius: 4px; padding: 2px 8px; }}"
-)
+# Every entry has its own frame, so neighbours of one colour never read as one block; the
+# shown patient's frame is thick and in the highlight colour.
+_FRAME = "border-radius: 6px; padding: 2px 10px; border: {width}px solid {colour};"
+_FILL = "background-color: {bg}; color: {fg};"
+LONG_RUNNING_FILL = _FILL.format(bg=theme.ALERT_BG.name(), fg=theme.ON_STATE_FG.name())
+RUNNING_FILL = _FILL.format(bg=theme.RUNNING_BG.name(), fg=theme.ON_STATE_FG.name())
+
+
+def entry_style(entry: CaseloadEntry) -> str:
+    if entry.long_running:
+        fill = LONG_RUNNING_FILL
+    elif entry.is_running:
+        fill = RUNNING_FILL
+    else:
+        fill = ""
+    if entry.current:
+        frame = _FRAME.format(width=4, colour="palette(highlight)") + " font-weight: bold;"
+    else:
+        frame = _FRAME.format(width=1, colour="palette(mid)")
+    return f"QPushButton {{ {fill} {frame} }}"
+
+
 WARNING_MARK = "\N{WARNING SIGN} "
 
 
@@ -95,6 +109,7 @@ class CaseloadStrip(QFrame):
         if ids != list(self.buttons):
             for button in self.buttons.values():
                 self._row.removeWidget(button)
+                button.hide()  # deleteLater waits for the event loop; it must not show meanwhile
                 button.deleteLater()
             self.buttons = {}
             for index, entry in enumerate(entries):
@@ -112,14 +127,7 @@ class CaseloadStrip(QFrame):
             button.setText(entry_text(entry))
             button.setAccessibleName(entry_spoken(entry))
             button.setChecked(entry.current)
-            if entry.long_running:
-                style = LONG_RUNNING_STYLE
-            elif entry.is_running:
-                style = RUNNING_STYLE
-            else:
-                style = ""
-            if entry.current:
-                style += "QPushButton { border: 3px solid palette(highlight); font-weight: bold; }"
+            style = entry_style(entry)
             if button.styleSheet() != style:
                 button.setStyleSheet(style)
 

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLayout,
     QPlainTextEdit,
     QPushButton,
     QRadioButton,
@@ -94,8 +95,8 @@ class SummaryDialog(QDialog):
         self.reason_dialog: ReasonDialog | None = None
         self.corrections_dialog: CorrectionsDialog | None = None
         self.setWindowTitle("End of session")
-        # Fits a 1024x600 screen at 125% font scale: the parts scroll, the buttons stay.
-        self.setMinimumSize(480, 360)
+        # Fits a 1024x600 screen at 125% font scale: the parts scroll, the buttons stay (their
+        # row sets the least width, below, so no label is ever cut).
 
         self.title = QLabel()
         self.title.setFont(theme.scaled_font(self, 1.3, bold=True))
@@ -180,6 +181,23 @@ class SummaryDialog(QDialog):
         self.correct_button.clicked.connect(self._on_correct_clicked)
         self.done_button.clicked.connect(self.accept)
         self._tie_group.idClicked.connect(self._on_tie_clicked)
+        # Never narrower than its words (the longest it shows): a label cut short on a small
+        # screen hides what the button does. Set once: a shown window resized by its hints
+        # makes the offscreen platform warn.
+        self.copy_button.setText("Close session and &copy note")
+        for button in (self.back_button, self.correct_button, self.copy_button, self.done_button):
+            button.setMinimumWidth(max(theme.TOUCH_MIN * 3, button.sizeHint().width()))
+        # The widest row of buttons it will show (open, then closed) fixes the least width, so
+        # showing or hiding a button never changes the window's hints.
+        rows = (
+            (self.back_button, self.copy_button),
+            (self.correct_button, self.copy_button, self.done_button),
+        )
+        spacing = max(0, buttons.spacing())
+        margins = outer.contentsMargins()
+        widest = max(sum(b.minimumWidth() + spacing for b in row) for row in rows)
+        outer.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
+        self.setMinimumSize(widest + margins.left() + margins.right(), 360)
         self._refresh()
 
     @classmethod
