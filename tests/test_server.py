@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -535,3 +536,57 @@ def test_disconnect_forgets_the_server(clinic_server: Server, tmp_path: Path) ->
     assert "disconnected" in station("clinic", "disconnect").stdout
     assert not (tmp_path / "clinic-sync.json").exists()
     assert "no clinic server is configured" in station("clinic", "sync", status=1).stderr
+
+
+# -- the desk bills the clinic -----------------------------------------------------------------
+
+
+def _ids_blank(text: str) -> str:
+    """The export with session ids blanked: the reference recorded the same times anew."""
+    return re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "ID", text)
+
+
+def _day_of_mrn1(room1: Station, room2: Station) -> None:
+    """The PT in room 1 in the morning, the PTA in room 2 in the afternoon: one claim day."""
+    room1.treat("MRN1", "Pat Lee", "pt", {"97110": 20, "97140": 9})
+    room2.clock.set(datetime(2025, 3, 10, 19, 0, tzinfo=UTC))
+    room2.treat("MRN1", "Sam Diaz", "pta", {"97110": 14, "97530": 8})
+
+
+def test_the_desk_exports_what_one_workstation_would_have_billed(
+    clinic_server: Server, tmp_path: Path
+) -> None:
+    room1, room2 = Station(tmp_path / "room1"), Station(tmp_path / "room2")
+    desk = Station(tmp_path / "desk")
+    for station, role in ((room1, "ws_room1"), (room2, "ws_room2"), (desk, "desk_front")):
+        station("clinic", "connect", clinic_server.dsn(role))
+    _day_of_mrn1(room1, room2)
+    room1("clinic", "sync")
+    room2("clinic", "sync")
+    # The reference: every session recorded at one workstation, at the same moments.
+    alone = Station(tmp_path / "alone")
+    _day_of_mrn1(alone, alone)
+    expected = _ids_blank(alone("export", "--date", DAY.isoformat(), "--format", "csv").stdout)
+    assert "MRN1" in expected and "Pat Lee (PT); Sam Diaz (PTA)" in expected
+
+    preview = desk("export", "--date", DAY.isoformat(), "--format", "csv", "--clinic")
+    assert _ids_blank(preview.stdout) == expected
+    assert clinic_server.one("SELECT count(*) FROM therapy_timer.sessions WHERE exported") == 0
+
+    out = tmp_path / "day.csv"
+    written = desk("export", "--date", DAY.isoformat(), "--out", str(out), "--clinic")
+    assert "2 marked exported" in written.stderr
+    assert _ids_blank(out.read_text(encoding="utf-8")) == expected
+    assert clinic_server.one("SELECT count(*) FROM therapy_timer.sessions WHERE exported") == 2
+    assert (
+        clinic_server.one(
+            "SELECT count(*) FROM therapy_timer.events WHERE action = 'session.export'"
+            " AND actor = 'desk_front'"
+        )
+        == 2
+    )
+    # A workstation may not mark the clinic's sessions exported.
+    refused = room1(
+        "export", "--date", DAY.isoformat(), "--out", str(tmp_path / "r1.csv"), "--clinic", status=1
+    )
+    assert "only the desk role" in refused.stderr

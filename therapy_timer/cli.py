@@ -977,6 +977,12 @@ DATE = click.DateTime(["%Y-%m-%d"])
 @click.option("--include-open", is_flag=True, help="List open sessions too, marked open.")
 @click.option("--clinician", help="Only this clinician's sessions.")
 @click.option("--workstation", default=_hostname, help="Name in a bundle.")
+@click.option(
+    "--clinic",
+    "clinic_wide",
+    is_flag=True,
+    help="The whole clinic's sessions from the clinic server (see: clinic connect).",
+)
 @pass_context
 @plain_errors
 def export(
@@ -990,6 +996,7 @@ def export(
     include_open: bool,
     clinician: str | None,
     workstation: str,
+    clinic_wide: bool,
 ) -> None:
     """Export the day's sessions: CSV or JSON for billing, PDF to print, a bundle to merge.
 
@@ -1004,18 +1011,32 @@ def export(
 
         render_pdf = write_pdf
     with context.clinic() as clinic:
-        done = clinic.export(
-            fmt,
-            day.date(),
-            until.date() if until else None,
-            out=out,
-            include_open=include_open,
-            clinician=clinician,
-            workstation=workstation,
-            force=force,
-            mark=mark,
-            render_pdf=render_pdf,
-        )
+        if clinic_wide:
+            if include_open:  # the server holds closed sessions only
+                raise BadInput("--include-open: the clinic server holds closed sessions only")
+            done = clinic.clinic_export(
+                fmt,
+                day.date(),
+                until.date() if until else None,
+                out=out,
+                clinician=clinician,
+                force=force,
+                mark=mark,
+                render_pdf=render_pdf,
+            )
+        else:
+            done = clinic.export(
+                fmt,
+                day.date(),
+                until.date() if until else None,
+                out=out,
+                include_open=include_open,
+                clinician=clinician,
+                workstation=workstation,
+                force=force,
+                mark=mark,
+                render_pdf=render_pdf,
+            )
     if done.path is None and done.text is not None:
         sys.stdout.write(done.text)
     where = str(done.path) if done.path is not None else "the terminal (a preview)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -25,7 +26,7 @@ from therapy_timer.clock import Clock, SystemClock
 from therapy_timer.codes import CLINIC_CODES_FILE, Catalogue, Code, Discipline, FurnishedBy, Role
 from therapy_timer.codes import load_catalogue as _load_catalogue
 from therapy_timer.errors import InvalidInput, InvalidOperation, StorageUnavailable, UnknownCode
-from therapy_timer.files import private_output, write_private
+from therapy_timer.files import check_target, private_output, write_private
 from therapy_timer.model import (
     Conflict,
     ConflictStatus,
@@ -1547,6 +1548,176 @@ class Clinic:
             _conflict_number(conflict_id), reason=reason, actor=self._actor
         )
 
+    # -- clinic server -------------------------------------------------------------------------
+    # psycopg is imported only here and only when a server is used: it costs start-up time.
+
+    def server_dsn(self) -> str | None:
+        """The clinic server this workstation syncs to (remembered without password), or None."""
+        return self._store.get_setting(SERVER_DSN_SETTING) or None
+
+    def connect_server(self, dsn: str) -> server.Connected:
+        """Test ``dsn``, create or upgrade the schema where its role may, and remember it for
+        this workstation without the password (libpq finds that in ~/.pgpass)."""
+        from therapy_timer import server
+
+        found = server.probe(dsn)
+        remembered = server.password_free(dsn)
+        if remembered != self.server_dsn():
+            self._sync_state_path().unlink(missing_ok=True)  # another server: nothing pushed
+        self._store.set_setting(SERVER_DSN_SETTING, remembered, actor=self._actor)
+        return found
+
+    def disconnect_server(self) -> bool:
+        """Stop syncing (the server keeps what it has); False when none was configured."""
+        if self.server_dsn() is None:
+            return False
+        self._store.set_setting(SERVER_DSN_SETTING, "", actor=self._actor)
+        self._sync_state_path().unlink(missing_ok=True)
+        return True
+
+    def sync_server(self) -> server.SyncReport:
+        """Push what the server does not have yet; safe to repeat and to interrupt."""
+        from therapy_timer import server
+
+        with server.connect(self._required_server_dsn()) as conn:
+            report = server.push(conn, server.StoreRecords(self._store), now=self._clock.now())
+        write_private(
+            self._sync_state_path(),
+            json.dumps(
+                {
+                    "workstation": report.workstation,
+                    "pushed_audit_id": report.pushed_audit_id,
+                    "last_sync_utc": report.at_utc.isoformat() if report.at_utc else None,
+                }
+            ),
+            force=True,
+        )
+        return report
+
+    def server_status(self) -> server.ServerStatus:
+        """Reachable or not, the last sync, what is pending and every workstation's last sync
+        (a workstation role sees itself; the desk sees all)."""
+        from therapy_timer import server
+
+        dsn = self._required_server_dsn()
+        local = server.StoreRecords(self._store)
+        state = self._sync_state()
+        role = str(state.get("workstation") or "")
+        mark = int(str(state.get("pushed_audit_id") or 0))
+        last = state.get("last_sync_utc")
+        last_sync = datetime.fromisoformat(str(last)) if last else None
+        problem = ""
+        stations: tuple[server.WorkstationState, ...] = ()
+        try:
+            with server.connect(dsn) as conn:
+                role, mark, last_sync = server.pushed_mark(conn)
+                stations = tuple(server.workstations(conn))
+        except StorageUnavailable as exc:
+            problem = str(exc)  # offline: what this workstation itself knows
+        sessions, entries = server.pending(local, mark)
+        return server.ServerStatus(
+            dsn=dsn,
+            reachable=not problem,
+            problem=problem,
+            role=role,
+            last_sync_utc=last_sync,
+            pushed_audit_id=mark,
+            pending_sessions=sessions,
+            pending_audit=entries,
+            workstations=stations,
+        )
+
+    @staticmethod
+    def init_server(
+        dsn: str, *, workstations: Sequence[str] = (), desks: Sequence[str] = ()
+    ) -> server.Connected:
+        """For whoever sets the server up: group roles, schema, and login roles by name."""
+        from therapy_timer import server
+
+        return server.init_server(dsn, workstations=workstations, desks=desks)
+
+    def clinic_records(self, start: date, end: date) -> list[dict[str, object]]:
+        """Every session record of ``start``..``end`` on the clinic server this role may read."""
+        from therapy_timer import server
+
+        with server.connect(self._required_server_dsn()) as conn:
+            return server.clinic_records(conn, start, end)
+
+    def clinic_export(
+        self,
+        fmt: str,
+        start: date,
+        end: date | None = None,
+        *,
+        out: Path | None = None,
+        clinician: str | None = None,
+        force: bool = False,
+        mark: bool | None = None,
+        render_pdf: PdfRenderer | None = None,
+    ) -> Exported:
+        """``export`` of the whole clinic's days as the server holds them.
+
+        The server's sessions are merged into a scratch database and exported by the very
+        code a workstation uses, so the desk bills exactly what one workstation would have
+        billed had every session been recorded there; sessions the file marks are marked
+        exported on the server (the desk role's right), never here.
+        """
+        from therapy_timer import server
+
+        if out is not None:
+            check_target(out, force=force, protected=self.owned_paths())
+        last = end or start
+        records = self.clinic_records(start, last)
+        by_station: dict[str, list[dict[str, object]]] = {}
+        for record in records:
+            clean = {k: v for k, v in record.items() if k not in ("workstation", "exported")}
+            by_station.setdefault(str(record["workstation"]), []).append(clean)
+        with tempfile.TemporaryDirectory(prefix="therapy-timer-clinic-") as scratch:
+            pooled_store = st.Store.open(Path(scratch), clock=self._clock, actor=self._actor)
+            with Clinic(pooled_store, self._catalogue, self._clock, policy=self.policy) as pooled:
+                pooled_store.import_batches(
+                    [
+                        st.RecordBatch(rows, origin=station, source=f"clinic server ({station})")
+                        for station, rows in by_station.items()
+                    ]
+                )
+                done = pooled.export(
+                    fmt,
+                    start,
+                    end,
+                    out=out,
+                    clinician=clinician,
+                    workstation="clinic",
+                    force=force,
+                    mark=mark,
+                    render_pdf=render_pdf,
+                )
+                marked = [
+                    s.id for s in pooled_store.list_sessions(start=start, end=last) if s.exported
+                ]
+        if marked:
+            with server.connect(self._required_server_dsn()) as conn:
+                server.mark_exported(conn, marked)
+        return done
+
+    def _required_server_dsn(self) -> str:
+        dsn = self.server_dsn()
+        if dsn is None:
+            raise InvalidOperation(
+                "no clinic server is configured; run `therapy-timer clinic connect DSN` first"
+            )
+        return dsn
+
+    def _sync_state_path(self) -> Path:
+        return self.data_dir / SYNC_STATE_FILE
+
+    def _sync_state(self) -> dict[str, object]:
+        try:
+            state = json.loads(self._sync_state_path().read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}  # never synced, or unreadable: the server's own mark is the truth
+        return state if isinstance(state, dict) else {}
+
     # -- session problems (one bad session never blocks its day) ------------------------------
 
     def summary_or_problem(self, session_id: str) -> rules.Result | SessionProblem:
@@ -1662,119 +1833,6 @@ class Clinic:
             stopwatch = self._restore(session)
             change = operation(session, stopwatch)
             request = _store_change(session_id, change, action, self._catalogue)
-    # -- clinic server -------------------------------------------------------------------------
-    # psycopg is imported only here and only when a server is used: it costs start-up time.
-
-    def server_dsn(self) -> str | None:
-        """The clinic server this workstation syncs to (remembered without password), or None."""
-        return self._store.get_setting(SERVER_DSN_SETTING) or None
-
-    def connect_server(self, dsn: str) -> server.Connected:
-        """Test ``dsn``, create or upgrade the schema where its role may, and remember it for
-        this workstation without the password (libpq finds that in ~/.pgpass)."""
-        from therapy_timer import server
-
-        found = server.probe(dsn)
-        remembered = server.password_free(dsn)
-        if remembered != self.server_dsn():
-            self._sync_state_path().unlink(missing_ok=True)  # another server: nothing pushed
-        self._store.set_setting(SERVER_DSN_SETTING, remembered, actor=self._actor)
-        return found
-
-    def disconnect_server(self) -> bool:
-        """Stop syncing (the server keeps what it has); False when none was configured."""
-        if self.server_dsn() is None:
-            return False
-        self._store.set_setting(SERVER_DSN_SETTING, "", actor=self._actor)
-        self._sync_state_path().unlink(missing_ok=True)
-        return True
-
-    def sync_server(self) -> server.SyncReport:
-        """Push what the server does not have yet; safe to repeat and to interrupt."""
-        from therapy_timer import server
-
-        with server.connect(self._required_server_dsn()) as conn:
-            report = server.push(conn, server.StoreRecords(self._store), now=self._clock.now())
-        write_private(
-            self._sync_state_path(),
-            json.dumps(
-                {
-                    "workstation": report.workstation,
-                    "pushed_audit_id": report.pushed_audit_id,
-                    "last_sync_utc": report.at_utc.isoformat() if report.at_utc else None,
-                }
-            ),
-            force=True,
-        )
-        return report
-
-    def server_status(self) -> server.ServerStatus:
-        """Reachable or not, the last sync, what is pending and every workstation's last sync
-        (a workstation role sees itself; the desk sees all)."""
-        from therapy_timer import server
-
-        dsn = self._required_server_dsn()
-        local = server.StoreRecords(self._store)
-        state = self._sync_state()
-        role = str(state.get("workstation") or "")
-        mark = int(str(state.get("pushed_audit_id") or 0))
-        last = state.get("last_sync_utc")
-        last_sync = datetime.fromisoformat(str(last)) if last else None
-        problem = ""
-        stations: tuple[server.WorkstationState, ...] = ()
-        try:
-            with server.connect(dsn) as conn:
-                role, mark, last_sync = server.pushed_mark(conn)
-                stations = tuple(server.workstations(conn))
-        except StorageUnavailable as exc:
-            problem = str(exc)  # offline: what this workstation itself knows
-        sessions, entries = server.pending(local, mark)
-        return server.ServerStatus(
-            dsn=dsn,
-            reachable=not problem,
-            problem=problem,
-            role=role,
-            last_sync_utc=last_sync,
-            pushed_audit_id=mark,
-            pending_sessions=sessions,
-            pending_audit=entries,
-            workstations=stations,
-        )
-
-    @staticmethod
-    def init_server(
-        dsn: str, *, workstations: Sequence[str] = (), desks: Sequence[str] = ()
-    ) -> server.Connected:
-        """For whoever sets the server up: group roles, schema, and login roles by name."""
-        from therapy_timer import server
-
-        return server.init_server(dsn, workstations=workstations, desks=desks)
-
-    def clinic_records(self, start: date, end: date) -> list[dict[str, object]]:
-        """Every session record of ``start``..``end`` on the clinic server this role may read."""
-        from therapy_timer import server
-
-        with server.connect(self._required_server_dsn()) as conn:
-            return server.clinic_records(conn, start, end)
-
-    def _required_server_dsn(self) -> str:
-        dsn = self.server_dsn()
-        if dsn is None:
-            raise InvalidOperation(
-                "no clinic server is configured; run `therapy-timer clinic connect DSN` first"
-            )
-        return dsn
-
-    def _sync_state_path(self) -> Path:
-        return self.data_dir / SYNC_STATE_FILE
-
-    def _sync_state(self) -> dict[str, object]:
-        try:
-            state = json.loads(self._sync_state_path().read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}  # never synced, or unreadable: the server's own mark is the truth
-        return state if isinstance(state, dict) else {}
-
             if not (request.stops or request.starts or request.pause or request.clear_pause):
                 if change.furnished_by_changed:
                     # Nothing runs, so no segment records it: remember it for the next start.

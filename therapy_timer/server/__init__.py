@@ -20,6 +20,7 @@ from therapy_timer.server.desk import (
     ServerStatus,
     WorkstationState,
     clinic_records,
+    mark_exported,
     pushed_mark,
     workstations,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "entry_hash",
     "has_password",
     "init_server",
+    "mark_exported",
     "password_free",
     "pending",
     "probe",

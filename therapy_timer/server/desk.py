@@ -109,3 +109,27 @@ def pushed_mark(conn: Connection) -> tuple[str, int, datetime | None]:
         ).fetchone()
     assert row is not None
     return str(row[0]), int(row[1] or 0), row[2]
+
+
+def mark_exported(conn: Connection, session_ids: list[str]) -> int:
+    """The desk marks sessions exported on the server (audited there); how many changed."""
+    if not session_ids:
+        return 0
+    try:
+        with conn.transaction():
+            changed = conn.execute(
+                "UPDATE therapy_timer.sessions SET exported = true"
+                " WHERE id = ANY(%s::uuid[]) AND NOT exported RETURNING id::text",
+                [session_ids],
+            ).fetchall()
+            for (session_id,) in changed:
+                conn.execute(
+                    "INSERT INTO therapy_timer.events (action, entity, entity_id)"
+                    " VALUES ('session.export', 'session', %s)",
+                    [session_id],
+                )
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise ServerRefused(
+            f"only the desk role may mark sessions exported ({exc.diag.message_primary})"
+        ) from None
+    return len(changed)
