@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -330,15 +331,22 @@ def test_nearest_rounding_rounds_the_day_once(store: Store, clock: FakeClock) ->
     assert [c.minutes for c in day.result.codes] == [15]
 
 
-def test_days_come_a_date_at_a_time_in_order(clinic: Clinic, clock: FakeClock) -> None:
+@pytest.mark.parametrize("batch", [1, 2, 2000])
+def test_days_come_a_date_at_a_time_in_order(
+    clinic: Clinic, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    # Rows are read in batches of whole dates: a batch smaller than a date never splits it.
+    monkeypatch.setattr("therapy_timer.clinic.CLAIM_DAY_BATCH", batch)
     start = clock.now().astimezone().date()
     visit(clinic, clock, [Stretch("97110", 10)], ref="B2")
     visit(clinic, clock, [Stretch("97110", 10)], ref="A1")
+    visit(clinic, clock, [Stretch("97110", 10)], ref="a1", clinician="Bo")
     clock.advance(minutes=24 * 60)
     visit(clinic, clock, [Stretch("97110", 10)], ref="A1")
     days = clinic.claim_days(start, start + timedelta(days=1))
     assert [(d.date_of_service - start).days for d in days] == [0, 0, 1]
     assert [d.patient_ref for d in days] == ["A1", "B2", "A1"]
+    assert [len(d.visits) for d in days] == [2, 1, 1]
     assert clinic.claim_days(start, clinician="Nobody") == []
     with pytest.raises(InvalidInput, match="before"):
         clinic.claim_days(start, start - timedelta(days=1))
@@ -408,3 +416,25 @@ def test_cli_export_rows_are_the_rules_on_independently_pooled_minutes(tmp_path:
     assert sum(int(r["units"]) for r in rows if r["patient_ref"] == "MRN2") == 1
     (mrn3,) = [r for r in rows if r["patient_ref"] == "MRN3"]
     assert mrn3["remark"].startswith("nothing billable: 97116 3 min")
+
+
+def test_include_open_lists_an_open_visit_with_nothing_recorded_yet(
+    clinic: Clinic, store: Store, clock: FakeClock
+) -> None:
+    visit(clinic, clock, [Stretch("97110", 3)], ref="MRN7")
+    waiting = clinic.open_session(
+        patient_ref="MRN8", clinician="Bo", role=Role.PT, payer_profile="Medicare"
+    )
+    day = waiting.date_of_service
+    done = clinic.export("csv", day, include_open=True, mark=True)
+    rows = list(csv.DictReader(io.StringIO((done.text or "").lstrip("\ufeff"))))
+    assert [(r["patient_ref"], r["units"], r["status"], r["remark"]) for r in rows] == [
+        ("MRN7", "0", "closed", "nothing billable: 97110 3 min: 3 timed minutes for the day, "
+         "under the 8 of a unit"),
+        ("MRN8", "0", "open", "nothing billable: still open: nothing recorded yet"),
+    ]  # fmt: skip
+    assert done.marked == 1  # the closed visit only: an open day may still change
+    assert not store.get_session(waiting.id).exported
+    data = json.loads(clinic.export("json", day, include_open=True).text or "")
+    assert [(d["patient_ref"], d["provisional"], d["nothing_billable"] is not None)
+            for d in data["claim_days"]] == [("MRN7", False, True), ("MRN8", True, True)]  # fmt: skip

@@ -54,6 +54,9 @@ from therapy_timer.store.queries import WindowLease
 if TYPE_CHECKING:  # the clinic server's types; psycopg itself loads only when a server is used
     from therapy_timer import server
 
+CLAIM_DAY_BATCH = 2000
+"""Sessions read per query when claim days are built (whole dates; see _claim_days_of)."""
+
 HEARTBEAT_INTERVAL_SECONDS = 30
 """How often a running window should call ``Clinic.heartbeat`` (at most this much is lost)."""
 
@@ -1011,13 +1014,14 @@ class Clinic:
         )
 
     def _claim_days_of(self, sessions: Sequence[Session]) -> Iterator[billing.ClaimDay]:
-        """Claim days of ``sessions`` (in order of date), reading rows one date at a time."""
+        """Claim days of ``sessions`` (in order of date), reading whole dates in batches of
+        about CLAIM_DAY_BATCH sessions: a year never sits in memory as segments, and a query
+        per date would cost more than the rules (about a millisecond each)."""
         policy = self.policy
         heartbeat = self._trusted_heartbeat()
         profiles = {p.name: p for p in self._store.payer_profiles()}
         now = self._clock.now()
-        for _date, group in groupby(sessions, key=lambda s: s.date_of_service):
-            dated = list(group)
+        for dated in _whole_dates(sessions, CLAIM_DAY_BATCH):
             ids = [s.id for s in dated]
             segments = self._store.segments_of(ids)
             untimed = self._store.untimed_services_of(ids)
@@ -1859,6 +1863,19 @@ class Clinic:
             # second read of the segments just committed.
             return Outcome(applied.session, committed, stopwatch)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _whole_dates(sessions: Sequence[Session], size: int) -> Iterator[list[Session]]:
+    """Sessions in batches of about ``size``, never splitting a date (a claim day)."""
+    batch: list[Session] = []
+    for _date, group in groupby(sessions, key=lambda s: s.date_of_service):
+        dated = list(group)
+        if batch and len(batch) + len(dated) > size:
+            yield batch
+            batch = []
+        batch.extend(dated)
+    if batch:
+        yield batch
 
 
 def _store_change(
