@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 PAYER_PROFILE_HELP = (
-    "A payer profile decides how this session's minutes become units.\n"
+    "A payer profile decides how this session's minutes become units.\n\n"
     "Method: CMS (Medicare and most plans that follow it) adds the timed minutes of all codes "
     "and bills by the 8-minute rule; AMA (many commercial payers) bills each code on its own, "
-    "8 or more minutes per code for a unit.\n"
+    "8 or more minutes per code for a unit.\n\n"
     "CQ/CO: whether minutes furnished by an assistant (PTA/OTA) are marked with the CQ or CO "
-    "modifier; a payer that does not use them takes a profile without.\n"
+    "modifier; a payer that does not use them takes a profile without.\n\n"
     "Which method? The payer's contract or fee schedule says; when it does not, ask the payer "
     "or use Medicare's. Manage profiles with: therapy-timer payer list | show NAME | "
     "add NAME --method cms|ama [--no-assistant-modifiers] | default NAME."
