@@ -103,6 +103,8 @@ def test_show_finds_a_session_by_the_shortest_unambiguous_prefix(cli: Cli) -> No
         prefix = _unique_prefix(target, ids)
         shown = cli.json("session", "show", prefix, "--json")
         assert shown["session"]["id"] == target
+        # Typed from a printout in capitals, it is the same id.
+        assert cli.json("session", "show", target[:8].upper(), "--json")["session"]["id"] == target
 
 
 def test_an_ambiguous_prefix_names_every_matching_session_and_no_other(cli: Cli) -> None:
