@@ -85,3 +85,24 @@ def test_the_summary_hands_the_clinics_rounding_to_the_corrections(qtbot: Bot, r
     (spin,) = corrections.spins.values()
     assert spin.value() == 8  # as the summary counts it: 7:40 to the nearest minute
     assert dialog.answer is not None and dialog.answer.codes[0].minutes == 8
+
+
+def test_the_printed_report_has_one_row_per_claim_day(qtbot: Bot, rig: Rig) -> None:
+    from therapy_timer.gui.report_pdf import report_html
+
+    for clinician, role, by in (("Ann Lee", Role.PT, FurnishedBy.THERAPIST),
+                                ("Bo Chen", Role.PTA, FurnishedBy.ASSISTANT)):  # fmt: skip
+        session = rig.service.open_session(
+            patient_ref="JD", clinician=clinician, role=role, payer_profile="Medicare"
+        )
+        rig.service.start(session.id, "97110", by)
+        rig.clock.advance(minutes=5)
+        rig.service.end_session(session.id)
+    (day,) = rig.service.claim_days(rig.clock.now().astimezone().date())
+    html = report_html([day])
+    assert html.count("<tr><td style='white-space: nowrap'>JD") == 1  # one claim, one row
+    assert "Ann Lee (PT)" in html and "Bo Chen (PTA)" in html
+    assert "initials:<br>one person?" in html
+    # 5 + 5 minutes: one unit; the assistant furnished 5 of 10, so CQ applies (R7.6).
+    assert "1 &times; 97110-GP-CQ" in html
+    assert "1 claim(s), 2 session(s), 1 pooling several sessions" in html
