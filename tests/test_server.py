@@ -144,7 +144,7 @@ def test_the_schema_upgrades_from_its_first_version_keeping_rows(cluster: Cluste
                 " 'MRN1', 'Pat', 'PT', 'PT', 'Medicare', false, now(), 'x', '{}')"
             )
         assert server.schema_version(conn) == 1
-        assert server.upgrade(conn) == ["m002_least_privilege"]
+        assert server.upgrade(conn) == ["m002_least_privilege", "m003_settle_conflicts"]
         assert server.upgrade(conn) == []
         assert server.schema_version(conn) == server.LATEST_VERSION
     with psycopg.connect(cluster.dsn("ws_room1", dbname)) as conn:
@@ -428,6 +428,43 @@ def test_another_version_of_a_session_is_kept_aside_never_written_over(
         conn.execute("UPDATE therapy_timer.workstations SET pushed_audit_id = 0")
     room2("clinic", "sync", status=1)
     assert clinic_server.one("SELECT count(*) FROM therapy_timer.conflicts") == 1
+
+    # Settled at the desk: a workstation may not; the desk accepts with a reason.
+    desk = Station(tmp_path / "desk")
+    desk("clinic", "connect", clinic_server.dsn("desk_front"))
+    (waiting,) = desk.json("clinic", "conflicts", "--json")
+    assert (waiting["session_id"], waiting["workstation"]) == (session.id, "ws_room2")
+    number = str(waiting["id"])
+    refused = room2("clinic", "settle", number, "accept", "--reason", "mine", status=1)
+    assert "permission denied for function settle_conflict" in refused.stderr
+    assert (
+        "needs a reason"
+        in desk("clinic", "settle", number, "accept", "--reason", " ", status=2).stderr
+    )
+    desk("clinic", "settle", number, "accept", "--reason", "room 2 timed it right")
+    record = clinic_server.one("SELECT record FROM therapy_timer.sessions")
+    assert _minutes(record) == {"97110": 20}
+    segments = clinic_server.one(
+        "SELECT json_agg(extract(epoch FROM stop_utc - start_utc) / 60) FROM therapy_timer.segments"
+    )
+    assert segments == [20]
+    # The version it replaced is kept, settled, never lost; the decision is in the events.
+    replaced = clinic_server.one(
+        "SELECT json_build_array(workstation, resolution, record) FROM therapy_timer.conflicts"
+        " WHERE id <> %s",
+        [int(number)],
+    )
+    assert replaced[:2] == ["ws_room1", "dropped"] and _minutes(replaced[2]) == {"97110": 30}
+    assert (
+        clinic_server.one(
+            "SELECT details->>'reason' FROM therapy_timer.events WHERE action = 'conflict.accepted'"
+            " AND actor = 'desk_front'"
+        )
+        == "room 2 timed it right"
+    )
+    assert desk.json("clinic", "conflicts", "--json") == []
+    again = desk("clinic", "settle", number, "drop", "--reason", "oops", status=2)
+    assert "already accepted" in again.stderr
 
 
 # -- kill -9 in the middle of a sync -----------------------------------------------------------

@@ -1273,3 +1273,39 @@ def clinic_init_server(dsn: str, workstations: tuple[str, ...], desks: tuple[str
         click.echo(f"workstation role: {name} (set its password with \\password {name})")
     for name in desks:
         click.echo(f"desk role: {name} (set its password with \\password {name})")
+
+
+@clinic.command("conflicts")
+@click.option("--all", "settled", is_flag=True, help="Settled ones too.")
+@click.option("--json", "as_json", is_flag=True, help="Print them as JSON.")
+@pass_context
+@plain_errors
+def clinic_conflicts(context: Context, settled: bool, as_json: bool) -> None:
+    """Versions the clinic server kept aside rather than write over (the desk sees all)."""
+    with context.clinic() as this:
+        found = this.server_conflicts(settled=settled)
+    if as_json:
+        click.echo(json.dumps([k.as_json() for k in found], indent=2))
+        return
+    if not found:
+        click.echo("no kept-aside versions")
+    for kept in found:
+        state = kept.resolution or "waiting"
+        click.echo(
+            f"{kept.id}: session {kept.session_id} ({kept.record.get('patient_ref')},"
+            f" {kept.record.get('date_of_service')}) from {kept.workstation}: {kept.why} [{state}]"
+        )
+
+
+@clinic.command("settle")
+@click.argument("conflict")
+@click.argument("decision", type=click.Choice(["accept", "drop"]))
+@click.option("--reason", required=True, help="Why (kept in the server's events).")
+@pass_context
+@plain_errors
+def clinic_settle(context: Context, conflict: str, decision: str, reason: str) -> None:
+    """The desk accepts a kept-aside version (the server's copy is kept as settled) or drops it."""
+    done = {"accept": "accepted", "drop": "dropped"}[decision]
+    with context.clinic() as this:
+        session_id = this.settle_server_conflict(conflict, done, reason)
+    click.echo(f"{done}: kept-aside version {conflict} of session {session_id}")

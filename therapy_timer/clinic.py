@@ -1704,6 +1704,23 @@ class Clinic:
                 server.mark_exported(conn, marked)
         return done
 
+    def server_conflicts(self, *, settled: bool = False) -> list[server.KeptAside]:
+        """Versions the clinic server kept aside rather than write over (waiting ones)."""
+        from therapy_timer import server
+
+        with server.connect(self._required_server_dsn()) as conn:
+            return server.kept_aside(conn, settled=settled)
+
+    def settle_server_conflict(self, conflict_id: int | str, decision: str, reason: str) -> str:
+        """The desk accepts (replacing the server's copy, which is kept as settled) or drops a
+        kept-aside version; the session's id."""
+        from therapy_timer import server
+
+        number = _conflict_number(conflict_id)
+        why = reason_text(reason)
+        with server.connect(self._required_server_dsn()) as conn:
+            return server.settle(conn, number, decision, why)
+
     def _required_server_dsn(self) -> str:
         dsn = self.server_dsn()
         if dsn is None:

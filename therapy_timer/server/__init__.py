@@ -17,11 +17,14 @@ from therapy_timer.server.connection import (
     password_free,
 )
 from therapy_timer.server.desk import (
+    KeptAside,
     ServerStatus,
     WorkstationState,
     clinic_records,
+    kept_aside,
     mark_exported,
     pushed_mark,
+    settle,
     workstations,
 )
 from therapy_timer.server.local import StoreReader, StoreRecords, pending
@@ -40,6 +43,7 @@ __all__ = [
     "LATEST_VERSION",
     "WORKSTATION_GROUP",
     "Connected",
+    "KeptAside",
     "LocalRecords",
     "ServerRefused",
     "ServerStatus",
@@ -55,6 +59,7 @@ __all__ = [
     "entry_hash",
     "has_password",
     "init_server",
+    "kept_aside",
     "mark_exported",
     "password_free",
     "pending",
@@ -62,6 +67,7 @@ __all__ = [
     "push",
     "pushed_mark",
     "schema_version",
+    "settle",
     "upgrade",
     "workstations",
 ]

@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 
+from therapy_timer.errors import InvalidInput
 from therapy_timer.server.connection import ServerRefused
 
 Connection = psycopg.Connection[tuple[Any, ...]]
@@ -133,3 +134,58 @@ def mark_exported(conn: Connection, session_ids: list[str]) -> int:
             f"only the desk role may mark sessions exported ({exc.diag.message_primary})"
         ) from None
     return len(changed)
+
+
+@dataclass(frozen=True)
+class KeptAside:
+    """A version of a session the server would not write over, waiting for the desk."""
+
+    id: int
+    workstation: str
+    session_id: str
+    why: str
+    received_utc: datetime
+    resolution: str | None
+    record: dict[str, Any]
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "workstation": self.workstation,
+            "session_id": self.session_id,
+            "why": self.why,
+            "received_utc": self.received_utc.isoformat(),
+            "resolution": self.resolution,
+            "patient_ref": self.record.get("patient_ref"),
+            "date_of_service": self.record.get("date_of_service"),
+        }
+
+
+def kept_aside(conn: Connection, *, settled: bool = False) -> list[KeptAside]:
+    """The kept-aside versions this role may see (the desk: all), waiting ones by default."""
+    try:
+        with conn.transaction():
+            rows = conn.execute(
+                "SELECT id, workstation, session_id::text, why, received_utc, resolution, record"
+                " FROM therapy_timer.conflicts WHERE %s OR resolved_utc IS NULL ORDER BY id",
+                [settled],
+            ).fetchall()
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise ServerRefused(f"the clinic server refused: {exc.diag.message_primary}") from None
+    return [KeptAside(*row) for row in rows]
+
+
+def settle(conn: Connection, conflict_id: int, decision: str, reason: str) -> str:
+    """Accept (it replaces the server's copy, which is kept) or drop a kept-aside version."""
+    try:
+        with conn.transaction():
+            row = conn.execute(
+                "SELECT therapy_timer.settle_conflict(%s, %s, %s)",
+                [conflict_id, decision, reason],
+            ).fetchone()
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise ServerRefused(f"the clinic server refused: {exc.diag.message_primary}") from None
+    except (psycopg.errors.NoDataFound, psycopg.errors.InvalidParameterValue) as exc:
+        raise InvalidInput("conflict", str(exc.diag.message_primary)) from None
+    assert row is not None
+    return str(row[0])

@@ -192,9 +192,80 @@ CREATE POLICY desk_reads ON therapy_timer.{table} FOR SELECT TO {DESK_GROUP} USI
     for table, owner in _OWN_TABLES
 )
 
+# The desk settles a kept-aside version without any right to write sessions itself: this
+# function checks that the caller is the desk, keeps the version it replaces as a settled
+# conflict (nothing is ever lost), and records the decision in the server's events.
+_M003_SETTLE_CONFLICTS = f"""
+CREATE FUNCTION therapy_timer.settle_conflict(wanted bigint, decision text, why text)
+    RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c therapy_timer.conflicts;
+BEGIN
+    IF NOT pg_has_role(session_user, '{DESK_GROUP}', 'MEMBER') THEN
+        RAISE EXCEPTION 'only the desk settles conflicts' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF decision NOT IN ('accepted', 'dropped') THEN
+        RAISE EXCEPTION 'a conflict is accepted or dropped, not %', decision
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF coalesce(btrim(why), '') = '' THEN
+        RAISE EXCEPTION 'settling a conflict needs a reason'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT * INTO c FROM therapy_timer.conflicts WHERE id = wanted FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'there is no kept-aside version %', wanted USING ERRCODE = 'no_data_found';
+    END IF;
+    IF c.resolved_utc IS NOT NULL THEN
+        RAISE EXCEPTION 'kept-aside version % was already %', wanted, c.resolution
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF decision = 'accepted' THEN
+        INSERT INTO therapy_timer.conflicts
+            (workstation, session_id, content_hash, why, record, resolved_utc, resolution)
+        SELECT s.workstation, s.id, s.content_hash,
+               'replaced at the desk by kept-aside version ' || wanted, s.record, now(), 'dropped'
+        FROM therapy_timer.sessions s WHERE s.id = c.session_id
+        ON CONFLICT DO NOTHING;
+        UPDATE therapy_timer.sessions SET
+            record = c.record, content_hash = c.content_hash,
+            date_of_service = (c.record->>'date_of_service')::date,
+            patient_ref = c.record->>'patient_ref', clinician = c.record->>'clinician',
+            role = c.record->>'role', discipline = c.record->>'discipline',
+            payer_profile = c.record->>'payer_profile', amended = true,
+            closed_utc = (c.record->>'closed_utc')::timestamptz, pushed_utc = now()
+        WHERE id = c.session_id;
+        DELETE FROM therapy_timer.segments WHERE session_id = c.session_id;
+        DELETE FROM therapy_timer.untimed WHERE session_id = c.session_id;
+        INSERT INTO therapy_timer.segments
+            (id, session_id, workstation, code, furnished_by, exclusive, start_utc, stop_utc)
+        SELECT t.id, c.session_id, c.workstation, t.code, t.furnished_by, t.exclusive,
+               t.start_utc, t.stop_utc
+        FROM jsonb_to_recordset(c.record->'segments') AS t(id uuid, code text,
+            furnished_by text, exclusive boolean, start_utc timestamptz, stop_utc timestamptz);
+        INSERT INTO therapy_timer.untimed
+            (session_id, position, workstation, code, minutes, furnished_by, created_utc)
+        SELECT c.session_id, (n - 1)::integer, c.workstation, t.code, t.minutes, t.furnished_by,
+               t.created_utc
+        FROM ROWS FROM (jsonb_to_recordset(c.record->'untimed') AS (code text,
+            minutes integer, furnished_by text, created_utc timestamptz))
+            WITH ORDINALITY AS t(code, minutes, furnished_by, created_utc, n);
+    END IF;
+    UPDATE therapy_timer.conflicts SET resolved_utc = now(), resolution = decision
+    WHERE id = wanted;
+    INSERT INTO therapy_timer.events (actor, action, entity, entity_id, details)
+    VALUES (session_user, 'conflict.' || decision, 'session', c.session_id::text,
+            jsonb_build_object('conflict', wanted, 'reason', btrim(why)));
+    RETURN c.session_id::text;
+END $$;
+REVOKE ALL ON FUNCTION therapy_timer.settle_conflict(bigint, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION therapy_timer.settle_conflict(bigint, text, text) TO {DESK_GROUP};
+"""
+
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m001_tables", _M001_TABLES),
     ("m002_least_privilege", _M002_LEAST_PRIVILEGE),
+    ("m003_settle_conflicts", _M003_SETTLE_CONFLICTS),
 )
 LATEST_VERSION = len(MIGRATIONS)
 
