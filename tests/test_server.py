@@ -622,6 +622,14 @@ def test_the_desk_exports_what_one_workstation_would_have_billed(
         )
         == 2
     )
+    # The desk's list of the day is every workstation's, each marked as the server says.
+    listed = desk.json("session", "list", "--date", DAY.isoformat(), "--json", "--clinic")
+    assert sorted((r["patient_ref"], r["clinician"]) for r in listed) == [
+        ("MRN1", "Pat Lee"),
+        ("MRN1", "Sam Diaz"),
+    ]
+    assert all("exported" in r["state"] for r in listed)
+    assert desk.json("session", "list", "--date", DAY.isoformat(), "--json") == []  # local
     # A workstation may not mark the clinic's sessions exported.
     refused = room1(
         "export", "--date", DAY.isoformat(), "--out", str(tmp_path / "r1.csv"), "--clinic", status=1

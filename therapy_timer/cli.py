@@ -8,7 +8,7 @@ import getpass
 import json
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
@@ -588,16 +588,25 @@ def session_end(
     "--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="Date of service (default: today)."
 )
 @click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--clinic",
+    "clinic_wide",
+    is_flag=True,
+    help="Every workstation's closed sessions, from the clinic server.",
+)
 @pass_context
 @plain_errors
-def session_list(context: Context, day: dt.datetime | None, as_json: bool) -> None:
+def session_list(
+    context: Context, day: dt.datetime | None, as_json: bool, clinic_wide: bool
+) -> None:
     """The sessions of one date of service, with what became of each (open, closed, amended,
     exported, imported)."""
     from therapy_timer.clinic import SHORT_ID
     from therapy_timer.export import session_json
 
-    with context.clinic() as clinic:
-        when = day.date() if day else clinic.today()
+    with context.clinic() as here, ExitStack() as scope:
+        when = day.date() if day else here.today()
+        clinic = scope.enter_context(here.whole_clinic(when, when)) if clinic_wide else here
         sessions = clinic.list_sessions(day=when)
         results = clinic.summaries(sessions)
         states = clinic.session_states(sessions)

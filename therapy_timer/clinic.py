@@ -12,6 +12,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import groupby
@@ -1647,6 +1648,31 @@ class Clinic:
         with server.connect(self._required_server_dsn()) as conn:
             return server.clinic_records(conn, start, end)
 
+    @contextmanager
+    def whole_clinic(self, start: date, end: date) -> Iterator[Clinic]:
+        """A scratch Clinic holding the clinic server's sessions of ``start``..``end`` (each
+        from its workstation, exported as the desk marked it), read and billed exactly as a
+        workstation would; nothing done to it reaches this workstation or the server."""
+        by_station: dict[str, list[dict[str, object]]] = {}
+        exported: list[str] = []
+        for record in self.clinic_records(start, end):
+            clean = {k: v for k, v in record.items() if k not in ("workstation", "exported")}
+            by_station.setdefault(str(record["workstation"]), []).append(clean)
+            if record["exported"]:
+                exported.append(str(record["id"]))
+        with tempfile.TemporaryDirectory(prefix="therapy-timer-clinic-") as scratch:
+            pooled_store = st.Store.open(Path(scratch), clock=self._clock, actor=self._actor)
+            with Clinic(pooled_store, self._catalogue, self._clock, policy=self.policy) as pooled:
+                pooled_store.import_batches(
+                    [
+                        st.RecordBatch(rows, origin=station, source=f"clinic server ({station})")
+                        for station, rows in by_station.items()
+                    ]
+                )
+                if exported:
+                    pooled_store.mark_exported(exported)
+                yield pooled
+
     def clinic_export(
         self,
         fmt: str,
@@ -1671,34 +1697,19 @@ class Clinic:
         if out is not None:
             check_target(out, force=force, protected=self.owned_paths())
         last = end or start
-        records = self.clinic_records(start, last)
-        by_station: dict[str, list[dict[str, object]]] = {}
-        for record in records:
-            clean = {k: v for k, v in record.items() if k not in ("workstation", "exported")}
-            by_station.setdefault(str(record["workstation"]), []).append(clean)
-        with tempfile.TemporaryDirectory(prefix="therapy-timer-clinic-") as scratch:
-            pooled_store = st.Store.open(Path(scratch), clock=self._clock, actor=self._actor)
-            with Clinic(pooled_store, self._catalogue, self._clock, policy=self.policy) as pooled:
-                pooled_store.import_batches(
-                    [
-                        st.RecordBatch(rows, origin=station, source=f"clinic server ({station})")
-                        for station, rows in by_station.items()
-                    ]
-                )
-                done = pooled.export(
-                    fmt,
-                    start,
-                    end,
-                    out=out,
-                    clinician=clinician,
-                    workstation="clinic",
-                    force=force,
-                    mark=mark,
-                    render_pdf=render_pdf,
-                )
-                marked = [
-                    s.id for s in pooled_store.list_sessions(start=start, end=last) if s.exported
-                ]
+        with self.whole_clinic(start, last) as pooled:
+            done = pooled.export(
+                fmt,
+                start,
+                end,
+                out=out,
+                clinician=clinician,
+                workstation="clinic",
+                force=force,
+                mark=mark,
+                render_pdf=render_pdf,
+            )
+            marked = [s.id for s in pooled.list_sessions(start=start, end=last) if s.exported]
         if marked:
             with server.connect(self._required_server_dsn()) as conn:
                 server.mark_exported(conn, marked)
