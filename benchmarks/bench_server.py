@@ -10,7 +10,8 @@ workstation, and times with the wall clock:
 2. a sync with nothing new (what the window's background sync would cost every few seconds);
 3. the whole day delivered again (the server's mark reset: every session compared, none written);
 4. ten amended sessions;
-5. the desk reading the day (``clinic_records``).
+5. the desk reading the day (``clinic_records``), and the day's CSV exported from the server
+   (``export --clinic``) against the same export from the local database (checked equal).
 
 Baseline, in the same run: the day's bundle records read locally (``Store.session_records``)
 plus one ``executemany`` INSERT of them as JSON into a bare table in one transaction — the
@@ -110,6 +111,9 @@ def main() -> None:
                     here.amend_segment(segment.id, minutes=5, reason="benchmark correction")
                 amend_s, amended = _timed(here.sync_server)
                 desk_s, records = _timed(lambda: here.clinic_records(DAY, DAY))
+                local_export_s, local_export = _timed(lambda: here.export("csv", DAY))
+                server_export_s, server_export = _timed(lambda: here.clinic_export("csv", DAY))
+                assert server_export.text == local_export.text, "the desk bills differently"
             with Store.open(folder, clock=Clock()) as store:
                 ids = [s.id for s in store.list_sessions(day=DAY)]
 
@@ -129,6 +133,10 @@ def main() -> None:
         print(f"whole day again:     {again_s * 1000:8.1f} ms  {again.unchanged} unchanged")
         print(f"10 amended:          {amend_s * 1000:8.1f} ms  {amended.amended} amended")
         print(f"desk reads the day:  {desk_s * 1000:8.1f} ms  {len(records)} records")
+        print(
+            f"day's CSV: local {local_export_s * 1000:.1f} ms, from the server (--clinic)"
+            f" {server_export_s * 1000:.1f} ms; identical text"
+        )
         print(
             f"baseline (read + bare INSERT): {base_s * 1000:8.1f} ms;"
             f" first sync / baseline = {first_s / base_s:.1f}x"
