@@ -11,7 +11,8 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -635,3 +636,44 @@ def test_the_desk_exports_what_one_workstation_would_have_billed(
         "export", "--date", DAY.isoformat(), "--out", str(tmp_path / "r1.csv"), "--clinic", status=1
     )
     assert "only the desk role" in refused.stderr
+
+
+# -- in the background --------------------------------------------------------------------------
+
+
+def _until(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_background_sync_pushes_closed_sessions_and_survives_the_server_going_away(
+    clinic_server: Server, tmp_path: Path
+) -> None:
+    station = Station(tmp_path)
+    station("clinic", "connect", clinic_server.dsn("ws_room1"))
+    sessions = "SELECT count(*) FROM therapy_timer.sessions"
+    with station.clinic() as window:
+        worker = window.background_sync(interval_s=0.2)
+        try:
+            station.treat("MRN1", "Pat", "pt", {"97110": 30})
+            worker.request()
+            assert _until(lambda: clinic_server.one(sessions) == 1)
+            clinic_server.cluster.stop()
+            try:
+                station.treat("MRN2", "Pat", "pt", {"97112": 15})  # never waits on the server
+                assert _until(lambda: "cannot be reached" in worker.problem)
+            finally:
+                clinic_server.cluster.start()
+            worker.request()
+            assert _until(lambda: worker.problem == "" and clinic_server.one(sessions) == 2)
+            last = worker.last_report
+            assert last is not None and last.complete
+        finally:
+            began = time.monotonic()
+            worker.stop()
+            assert time.monotonic() - began < 5
+    assert worker.rounds >= 3

@@ -1715,6 +1715,24 @@ class Clinic:
                 server.mark_exported(conn, marked)
         return done
 
+    def background_sync(self, interval_s: float = 10.0) -> server.BackgroundSync:
+        """A started thread pushing to the clinic server every ``interval_s`` seconds and at
+        each ``request()`` (call it when a session closes); ``stop()`` it on quitting.
+
+        Each round opens this data folder in the worker thread, so the window's own
+        connection and its timers never wait on the network.
+        """
+        from therapy_timer import server
+
+        self._required_server_dsn()
+        folder, clock, catalogue, actor = self.data_dir, self._clock, self._catalogue, self._actor
+
+        def push() -> server.SyncReport:
+            with Clinic.open(folder, clock=clock, catalogue=catalogue, actor=actor) as worker:
+                return worker.sync_server()
+
+        return server.BackgroundSync(push, interval_s=interval_s).start()
+
     def server_conflicts(self, *, settled: bool = False) -> list[server.KeptAside]:
         """Versions the clinic server kept aside rather than write over (waiting ones)."""
         from therapy_timer import server

@@ -5,9 +5,11 @@
 - ``roles``: ``init_server``: the desk and workstation roles and what each may do
 - ``sync``: pushing a workstation's closed sessions, audit entries and running state
 - ``local``: reading the workstation's own store for a push
+- ``background``: a thread that pushes every few seconds, never blocking the window
 - ``desk``: what the front desk reads: every station's last sync, the clinic's sessions
 """
 
+from therapy_timer.server.background import BackgroundSync
 from therapy_timer.server.connection import (
     ServerRefused,
     ServerUnavailable,
@@ -42,6 +44,7 @@ __all__ = [
     "DESK_GROUP",
     "LATEST_VERSION",
     "WORKSTATION_GROUP",
+    "BackgroundSync",
     "Connected",
     "KeptAside",
     "LocalRecords",
