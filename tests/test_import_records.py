@@ -82,7 +82,7 @@ def _desk_counts(two: Stations) -> tuple[int, int, int, int]:
         "SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM segments),"
         " (SELECT count(*) FROM audit_log), (SELECT count(*) FROM import_conflicts)"
     )
-    return counts  # type: ignore[return-value]
+    return counts
 
 
 # -- the same session in another spelling is the same session ---------------------------------
