@@ -239,6 +239,22 @@ def test_the_remembered_dsn_has_no_password_and_none_is_printed(
     assert secret not in station("clinic", "status").output
 
 
+def test_a_role_without_grants_is_refused_in_plain_words(
+    clinic_server: Server, tmp_path: Path
+) -> None:
+    with clinic_server.admin() as admin:
+        admin.execute(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'stranger')"
+            " THEN CREATE ROLE stranger LOGIN; END IF; END $$"
+        )
+    station = Station(tmp_path)
+    result = station("clinic", "connect", clinic_server.dsn("stranger"), status=1)
+    assert "refused this role" in result.stderr and "Traceback" not in result.output
+    assert "permission denied" in result.stderr
+    with station.clinic() as here:
+        assert here.server_dsn() is None  # nothing remembered
+
+
 def test_a_superuser_connection_is_warned_about(clinic_server: Server, tmp_path: Path) -> None:
     result = Station(tmp_path)("clinic", "connect", clinic_server.dsn())
     assert "superuser" in result.stderr

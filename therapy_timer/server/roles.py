@@ -93,8 +93,19 @@ def init_server(
 def probe(dsn: str) -> Connected:
     """Connect, upgrade the schema if this role may, and say who we are there.
 
-    ServerVersionError when the schema is missing or older and this role may not upgrade it.
+    ServerVersionError when the schema is missing or older and this role may not upgrade it;
+    ServerRefused when this role has no grants on it at all.
     """
+    try:
+        return _probe(dsn)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise ServerRefused(
+            f"the clinic server refused this role ({exc.diag.message_primary}); the"
+            " administrator adds it with `clinic init-server --workstation ROLE` (or --desk)"
+        ) from None
+
+
+def _probe(dsn: str) -> Connected:
     with connect(dsn) as conn:
         before = schema_version(conn)
         applied: list[str] = []
