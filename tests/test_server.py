@@ -512,13 +512,20 @@ def _busy_station(data_dir: Path, sessions: int) -> None:
             here.end_session(session.id)
 
 
+@pytest.mark.parametrize(
+    ("hook", "call", "on_server", "added"),
+    [
+        ("closed_records", 3, 20, 5),  # between batches: two of three are committed
+        ("running", 1, 25, 0),  # inside the last transaction (audit log and mark)
+    ],
+)
 def test_kill_9_in_the_middle_of_a_sync_loses_and_doubles_nothing(
-    clinic_server: Server, tmp_path: Path
+    clinic_server: Server, tmp_path: Path, hook: str, call: int, on_server: int, added: int
 ) -> None:
     _busy_station(tmp_path, 25)
     with Clinic.open(tmp_path) as here:
         here.connect_server(clinic_server.dsn("ws_room1"))
-    # A child process pushes in batches of 10 and is killed once the second batch is read.
+    # A child process pushes in batches of 10 and is killed at the hook's nth call.
     script = textwrap.dedent(
         f"""
         import os, signal
@@ -527,14 +534,14 @@ def test_kill_9_in_the_middle_of_a_sync_loses_and_doubles_nothing(
         from therapy_timer.store import Store
         store = Store.open({str(tmp_path)!r}, clock=SystemClock())
         local = server.StoreRecords(store)
-        read = local.closed_records
+        read = getattr(local, {hook!r})
         calls = []
-        def closed_records(ids):
+        def killed(*args):
             calls.append(1)
-            if len(calls) == 3:
+            if len(calls) == {call}:
                 os.kill(os.getpid(), signal.SIGKILL)
-            return read(ids)
-        local.closed_records = closed_records
+            return read(*args)
+        setattr(local, {hook!r}, killed)
         with server.connect({clinic_server.dsn("ws_room1")!r}) as conn:
             server.push(conn, local, now=__import__("datetime").datetime.now(
                 __import__("datetime").UTC), batch_size=10)
@@ -544,12 +551,16 @@ def test_kill_9_in_the_middle_of_a_sync_loses_and_doubles_nothing(
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, env=dict(os.environ)
     )
     assert child.returncode == -signal.SIGKILL, child.stderr
-    assert clinic_server.one("SELECT count(*) FROM therapy_timer.sessions") == 20
+    assert clinic_server.one("SELECT count(*) FROM therapy_timer.sessions") == on_server
     assert clinic_server.one("SELECT count(*) FROM therapy_timer.workstations") == 0
 
     station = Station(tmp_path)
     report = station.json("clinic", "sync", "--json")
-    assert (report["added"], report["unchanged"], report["complete"]) == (5, 20, True)
+    assert (report["added"], report["unchanged"], report["complete"]) == (
+        added,
+        25 - added,
+        True,
+    )
     assert clinic_server.one("SELECT count(*) FROM therapy_timer.sessions") == 25
     assert clinic_server.one("SELECT count(DISTINCT id) FROM therapy_timer.segments") == 25
     with Store.open(tmp_path, clock=FakeClock()) as store:
