@@ -128,12 +128,12 @@ def mutated(draw: st.DrawFn) -> tuple[str, list[str]]:
         elif kind == "respell_id" and isinstance(record.get("id"), str):
             record["id"] = draw(st.sampled_from([record["id"].upper(), "{" + record["id"] + "}"]))
             done.append("respelt an id")
-        elif kind == "overlap" and len(record.get("segments") or []) >= 2:
+        elif kind == "overlap" and _list(record.get("segments"), 2):
             first, second = record["segments"][:2]
             if isinstance(first, dict) and isinstance(second, dict):
                 second["start_utc"] = first.get("start_utc")
                 done.append("overlapping segments")
-        elif kind == "duplicate" and record.get("segments"):
+        elif kind == "duplicate" and _list(record.get("segments"), 1):
             record["segments"].append(copy.deepcopy(record["segments"][0]))
             done.append("duplicate segment")
         elif kind == "audit_other" and isinstance(record.get("audit"), list):
@@ -155,6 +155,11 @@ def mutated(draw: st.DrawFn) -> tuple[str, list[str]]:
             sessions.append(copy.deepcopy(record))
             done.append("the same session twice")
     return json.dumps(bundle), done
+
+
+def _list(value: object, at_least: int) -> bool:
+    """An earlier mutation may have made it anything: only mutate what is still a list."""
+    return isinstance(value, list) and len(value) >= at_least
 
 
 def _counts(path: Path) -> tuple[int, ...]:
