@@ -385,6 +385,7 @@ def _status_json(clinic: Clinic, session: Session) -> dict[str, Any]:
 def _units_or_problem(answer: Result | SessionProblem) -> dict[str, Any]:
     """The units so far, or (a session the rules refuse) what to fix: status still works."""
     from therapy_timer.model import SessionProblem
+
     if isinstance(answer, SessionProblem):
         return {"total_timed_units": None, "problem": answer.text}
     return {"total_timed_units": answer.total_timed_units}
