@@ -222,6 +222,31 @@ def test_two_workstations_and_a_desk(clinic_server: Server, tmp_path: Path) -> N
         assert [r["patient_ref"] for r in at_room2.clinic_records(DAY, DAY)] == ["MRN1"]
 
 
+def test_the_desk_sees_each_station_its_last_sync_and_who_is_running_what(
+    clinic_server: Server, tmp_path: Path
+) -> None:
+    room1, room2 = Station(tmp_path / "room1"), Station(tmp_path / "room2")
+    desk = Station(tmp_path / "desk")
+    for station, role in ((room1, "ws_room1"), (room2, "ws_room2"), (desk, "desk_front")):
+        station("clinic", "connect", clinic_server.dsn(role))
+    room1.treat("MRN1", "Pat Lee", "pt", {"97110": 30})
+    room1("timer", "start", "97140", "--patient", "MRN2", "--clinician", "Pat Lee", "--role", "pt")
+    room1.clock.advance(minutes=4)
+    room1("clinic", "sync")
+    room2("clinic", "sync")
+    with desk.clinic() as at_desk:
+        stations = {s.name: s for s in at_desk.clinic_stations()}
+    assert sorted(stations) == ["ws_room1", "ws_room2"]
+    one, two = stations["ws_room1"], stations["ws_room2"]
+    assert one.last_sync_utc == room1.clock.now() and two.last_sync_utc == room2.clock.now()
+    assert [(r["patient_ref"], r["clinician"], r["code"]) for r in one.running] == [
+        ("MRN2", "Pat Lee", "97140")
+    ]
+    assert (one.sessions, two.sessions, two.running) == (1, 0, [])
+    with room2.clinic() as at_room2:  # a workstation sees only itself
+        assert [s.name for s in at_room2.clinic_stations()] == ["ws_room2"]
+
+
 def test_the_remembered_dsn_has_no_password_and_none_is_printed(
     clinic_server: Server, tmp_path: Path
 ) -> None:

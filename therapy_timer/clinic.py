@@ -1641,6 +1641,21 @@ class Clinic:
 
         return server.init_server(dsn, workstations=workstations, desks=desks)
 
+    def clinic_stations(self) -> list[server.WorkstationState]:
+        """Every workstation the clinic server knows, by name: when each last synced, its
+        last heartbeat, who is running what there right now (``running``: patient_ref,
+        clinician, code, furnished_by, since_utc) and how many sessions it has pushed.
+
+        The desk role sees every station, a workstation role only itself. One short query;
+        ServerUnavailable (a StorageUnavailable) when the server cannot be reached, so a
+        caller on the GUI thread should call it from a worker or accept up to the connect
+        timeout (5 s) of waiting.
+        """
+        from therapy_timer import server
+
+        with server.connect(self._required_server_dsn()) as conn:
+            return server.workstations(conn)
+
     def clinic_records(self, start: date, end: date) -> list[dict[str, object]]:
         """Every session record of ``start``..``end`` on the clinic server this role may read."""
         from therapy_timer import server
