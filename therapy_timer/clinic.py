@@ -29,6 +29,7 @@ from therapy_timer.codes import load_catalogue as _load_catalogue
 from therapy_timer.errors import InvalidInput, InvalidOperation, StorageUnavailable, UnknownCode
 from therapy_timer.files import check_target, private_output, write_private
 from therapy_timer.model import (
+    MAX_DAY_MINUTES,
     Conflict,
     ConflictStatus,
     Interrupted,
@@ -588,7 +589,7 @@ class Clinic:
             isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 0
         ):
             raise InvalidInput("minutes", f"must be a whole number of minutes, got {minutes!r}")
-        if minutes is not None and minutes > rules.MAX_DAY_MINUTES:
+        if minutes is not None and minutes > MAX_DAY_MINUTES:
             raise InvalidInput("minutes", f"{minutes} minutes is more than a day holds")
         segment = self._store.get_segment(segment_id)
         entry = None if code is None else self._catalogue.get(code, "code")
@@ -2115,12 +2116,11 @@ def _whole_minutes(minutes: int, *, low: int) -> int:
     if (
         isinstance(minutes, bool)
         or not isinstance(minutes, int)
-        or not low <= minutes <= rules.MAX_DAY_MINUTES
+        or not low <= minutes <= MAX_DAY_MINUTES
     ):
         raise InvalidInput(
             "minutes",
-            f"must be whole minutes from {low} to {rules.MAX_DAY_MINUTES},"
-            f" got {rules.quote(minutes)}",
+            f"must be whole minutes from {low} to {MAX_DAY_MINUTES}, got {rules.quote(minutes)}",
         )
     return minutes
 

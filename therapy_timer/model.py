@@ -16,7 +16,8 @@ from therapy_timer.errors import InvalidInput, InvalidOperation
 
 PATIENT_REF_MAX = 20
 _PATIENT_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._#/-]*$")
-UNTIMED_MINUTES_MAX = 24 * 60
+MAX_DAY_MINUTES = 24 * 60
+"""No code, service, segment or day holds more minutes than a calendar day has (R1.2)."""
 PATIENT_REF_MISSING = "Type the patient's reference (initials or MRN) first"
 
 
@@ -178,11 +179,11 @@ def untimed_minutes(minutes: int | None) -> int | None:
     if (
         isinstance(minutes, bool)
         or not isinstance(minutes, int)
-        or not 0 <= minutes <= UNTIMED_MINUTES_MAX
+        or not 0 <= minutes <= MAX_DAY_MINUTES
     ):
         raise InvalidInput(
             "minutes",
-            f"must be whole minutes from 0 to {UNTIMED_MINUTES_MAX}, got {minutes!r}",
+            f"must be whole minutes from 0 to {MAX_DAY_MINUTES}, got {minutes!r}",
         )
     return minutes
 

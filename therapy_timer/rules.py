@@ -20,10 +20,9 @@ from typing import Any, Final
 from therapy_timer.codes import Catalogue, Code, Discipline, Kind, builtin_catalogue
 from therapy_timer.codes import Method as Method  # re-exported: a Request names its method
 from therapy_timer.errors import InvalidInput
+from therapy_timer.model import MAX_DAY_MINUTES
 
 UNIT_MINUTES = 15
-MAX_DAY_MINUTES = 24 * 60
-"""No code, and no day, can hold more minutes than a calendar day has (R1.2): more is a typo."""
 
 MAX_ALTERNATIVES = 50
 """Ties among many codes can make thousands of allocations; list this many, and say so."""

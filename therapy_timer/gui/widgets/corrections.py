@@ -18,10 +18,8 @@ from PySide6.QtWidgets import (
 
 from therapy_timer.gui import theme
 from therapy_timer.gui.widgets.reason import ReasonDialog
-from therapy_timer.model import Segment
+from therapy_timer.model import MAX_DAY_MINUTES, Segment
 from therapy_timer.stopwatch import RoundingPolicy
-
-MAX_SEGMENT_MINUTES = 24 * 60  # a day; the model refuses more with a plain message anyway
 
 
 def _minutes(segment: Segment, policy: RoundingPolicy) -> int:
@@ -63,7 +61,7 @@ class CorrectionsDialog(QDialog):
             grid.addWidget(QLabel(segment.furnished_by.value), row, 1)
             grid.addWidget(QLabel(f"{segment.start_utc.astimezone():%H:%M}"), row, 2)
             spin = QSpinBox()
-            spin.setRange(0, MAX_SEGMENT_MINUTES)
+            spin.setRange(0, MAX_DAY_MINUTES)
             spin.setValue(self._original[segment.id])
             spin.setEnabled(segment.stop_utc is not None)
             spin.setMinimumSize(theme.TOUCH_MIN * 2, theme.TOUCH_MIN)
