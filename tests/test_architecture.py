@@ -15,6 +15,7 @@ import os
 import pkgutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,7 +120,7 @@ def loads_qt(module: str, pythonpath: Path = ROOT) -> str:
 MODULES = discover()
 
 # The pure layers load neither Qt nor SQLite, not even through another module.
-PURE = ["errors", "clock", "codes", "model", "rules", "stopwatch"]
+PURE = ["errors", "clock", "explain", "codes", "model", "rules", "stopwatch"]
 
 
 def test_discovery_finds_the_known_layers() -> None:
@@ -142,6 +143,68 @@ def test_pure_module_loads_no_sqlite_or_qt(module: str) -> None:
 
 def test_only_the_owning_package_imports_sqlite_qt_or_postgres() -> None:
     assert forbidden_imports(MODULES) == []
+
+
+def import_contracts(root: Path = ROOT) -> list[dict[str, object]]:
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts: list[dict[str, object]] = config["tool"]["importlinter"]["contracts"]
+    return contracts
+
+
+def top_level(modules: dict[str, Path]) -> list[str]:
+    """The package's own modules and subpackages, one level down: what the layers place."""
+    return sorted(m for m in modules if m.count(".") == 1)
+
+
+def unplaced(modules: dict[str, Path], contracts: list[dict[str, object]]) -> dict[str, list[str]]:
+    """Per contract, the top-level modules it should name and does not.
+
+    The layers contract must place every module but ``__main__`` (the entry point over cli);
+    each "only X touches Y" contract must list every module outside X, so a new module (e.g.
+    explain.py) is never left outside the checks it should be under.
+    """
+    missing: dict[str, list[str]] = {}
+    for contract in contracts:
+        if contract["type"] == "layers":
+            layers = contract["layers"]
+            assert isinstance(layers, list)
+            named = {m.strip() for layer in layers for m in str(layer).split("|")}
+            wanted = [m for m in top_level(modules) if not m.endswith(".__main__")]
+        else:
+            named = set(contract["source_modules"])  # type: ignore[call-overload]
+            forbidden = contract["forbidden_modules"]
+            assert isinstance(forbidden, list)
+            owners = {OWNERS[f.split(".")[0]] for f in forbidden if f.split(".")[0] in OWNERS}
+            if not owners:
+                continue  # a contract about our own packages (widgets), not an outside library
+            wanted = [
+                m
+                for m in top_level(modules)
+                if not m.endswith(".__main__") and not any(within(m, o) for o in owners)
+            ]
+        gaps = [m for m in wanted if m not in named]
+        if gaps:
+            missing[str(contract["name"])] = gaps
+    return missing
+
+
+def test_every_module_is_placed_in_the_import_contracts() -> None:
+    assert unplaced(MODULES, import_contracts()) == {}
+
+
+def test_the_contract_check_names_a_module_left_out() -> None:
+    contracts = import_contracts()
+    extra = {**MODULES, f"{PACKAGE}.newcomer": ROOT / "newcomer.py"}
+    missing = unplaced(extra, contracts)
+    assert sorted(missing) == sorted(
+        str(c["name"]) for c in contracts if c["name"] != WIDGETS_CONTRACT
+    )
+    assert all(gaps == [f"{PACKAGE}.newcomer"] for gaps in missing.values())
+
+
+WIDGETS_CONTRACT = (
+    "Widgets render view models: they never reach the clinic, the store or the controller"
+)
 
 
 def test_the_checks_catch_a_module_that_breaks_the_rules(tmp_path: Path) -> None:
