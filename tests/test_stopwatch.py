@@ -9,9 +9,9 @@ import pytest
 from tests.fakes import DEFAULT_START, FakeClock
 from therapy_timer.codes import Catalogue, FurnishedBy, builtin_catalogue
 from therapy_timer.errors import InvalidInput, InvalidOperation, UnknownCode
+from therapy_timer.model import Resumable
 from therapy_timer.stopwatch import (
     Paused,
-    Resumable,
     RoundingPolicy,
     RulesInput,
     Segment,

@@ -12,7 +12,7 @@ import pytest
 from tests.fakes import FakeClock
 from therapy_timer.codes import Discipline, FurnishedBy, Role
 from therapy_timer.errors import InvalidInput, InvalidOperation
-from therapy_timer.model import PayerProfile, SegmentSpec, Session, SessionStatus
+from therapy_timer.model import PayerProfile, Resumable, Session, SessionStatus
 from therapy_timer.rules import Method
 from therapy_timer.store import (
     KEEP,
@@ -263,7 +263,7 @@ def test_pause_and_resume_state_survives_reopening(
         StopwatchChange(
             session.id,
             stops=(SegmentStop(seg, paused_at),),
-            pause=Pause(paused_at, (SegmentSpec("97530", ASSISTANT),)),
+            pause=Pause(paused_at, (Resumable("97530", ASSISTANT),)),
             action="pause",
         )
     )
@@ -271,7 +271,7 @@ def test_pause_and_resume_state_survives_reopening(
     with Store.open(tmp_path / "data", clock=clock) as other:
         seen = other.get_session(session.id)
     assert seen.is_paused
-    assert seen.resume == (SegmentSpec("97530", ASSISTANT),)
+    assert seen.resume == (Resumable("97530", ASSISTANT),)
     with pytest.raises(InvalidOperation, match="already paused"):
         store.apply_stopwatch_change(
             StopwatchChange(session.id, pause=Pause(clock.advance(minutes=1), ()))

@@ -45,7 +45,6 @@ from therapy_timer.model import (
 from therapy_timer.stopwatch import (
     Change,
     Paused,
-    Resumable,
     RoundingPolicy,
     RulesInput,
     Stopwatch,
@@ -1868,10 +1867,7 @@ class Clinic:
             heartbeat = self._trusted_heartbeat()
         paused = None
         if session.paused_utc is not None:
-            paused = Paused(
-                session.paused_utc,
-                tuple(Resumable(r.code, r.furnished_by) for r in session.resume),
-            )
+            paused = Paused(session.paused_utc, session.resume)
         furnished_by = self._furnished_by.get(session.id)
         if furnished_by is None and session.resume:
             furnished_by = session.resume[0].furnished_by
@@ -1947,12 +1943,7 @@ def _store_change(
         action = "switch"
     pause = None
     if change.paused_after is not None and change.pause_changed:
-        pause = st.Pause(
-            at_utc=change.paused_after.since,
-            resume=tuple(
-                st.SegmentSpec(r.code, r.furnished_by) for r in change.paused_after.resume
-            ),
-        )
+        pause = st.Pause(change.paused_after.since, change.paused_after.resume)
     return st.StopwatchChange(
         session_id=session_id,
         stops=tuple(_stop(s) for s in change.closed),

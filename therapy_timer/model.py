@@ -34,8 +34,8 @@ class PayerProfile:
 
 
 @dataclass(frozen=True)
-class SegmentSpec:
-    """A code to reopen on resume and who furnishes it (stopwatch.Resumable)."""
+class Resumable:
+    """A code that was running when the session was paused, and who was furnishing it."""
 
     code: str
     furnished_by: FurnishedBy
@@ -57,7 +57,7 @@ class Session:
     closed_utc: datetime | None
     paused_utc: datetime | None
     """When the stopwatch was paused; None while not paused."""
-    resume: tuple[SegmentSpec, ...]
+    resume: tuple[Resumable, ...]
     """What was running at the pause and reopens on resume (empty while not paused)."""
     allocation: Mapping[str, int] | None = None
     """Timed units per code chosen among equally valid CMS splits (R2.8); None = the default."""

@@ -11,6 +11,7 @@ from enum import StrEnum
 from therapy_timer.clock import Clock
 from therapy_timer.codes import Catalogue, Code, FurnishedBy, Kind
 from therapy_timer.errors import InvalidInput, InvalidOperation
+from therapy_timer.model import Resumable
 
 _ZERO = timedelta(0)
 _MINUTE_US = 60_000_000
@@ -54,14 +55,6 @@ class Segment:
         """Length of the segment, measured to ``now`` while it runs; never negative."""
         end = now if self.stop is None else self.stop
         return max(_ZERO, end - self.start)
-
-
-@dataclass(frozen=True)
-class Resumable:
-    """A code that was running when the session was paused, and who was furnishing it."""
-
-    code: str
-    furnished_by: FurnishedBy
 
 
 @dataclass(frozen=True)

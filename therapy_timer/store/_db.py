@@ -39,8 +39,8 @@ from therapy_timer.errors import (
 from therapy_timer.model import (
     AuditEntry,
     PayerProfile,
+    Resumable,
     Segment,
-    SegmentSpec,
     Session,
     SessionStatus,
     UntimedService,
@@ -238,13 +238,13 @@ def to_json(value: object) -> str | None:
     return None if value is None else json.dumps(jsonable(value), sort_keys=True)
 
 
-def spec_json(specs: Sequence[SegmentSpec]) -> str:
+def spec_json(specs: Sequence[Resumable]) -> str:
     return json.dumps([jsonable(s) for s in specs])
 
 
-def _specs_from_json(text: str) -> tuple[SegmentSpec, ...]:
+def _specs_from_json(text: str) -> tuple[Resumable, ...]:
     return tuple(
-        SegmentSpec(str(d["code"]), FurnishedBy(d["furnished_by"])) for d in json.loads(text)
+        Resumable(str(d["code"]), FurnishedBy(d["furnished_by"])) for d in json.loads(text)
     )
 
 

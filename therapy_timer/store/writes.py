@@ -15,8 +15,8 @@ from therapy_timer.errors import InvalidInput, InvalidOperation
 from therapy_timer.model import (
     AuditEntry,
     PayerProfile,
+    Resumable,
     Segment,
-    SegmentSpec,
     SegmentTimes,
     Session,
     SessionStatus,
@@ -73,7 +73,7 @@ class Pause:
     """Mark the session paused at ``at_utc``; ``resume`` is what to reopen later."""
 
     at_utc: datetime
-    resume: tuple[SegmentSpec, ...]
+    resume: tuple[Resumable, ...]
 
 
 @dataclass(frozen=True)
