@@ -155,7 +155,11 @@ def test_the_schema_upgrades_from_its_first_version_keeping_rows(cluster: Cluste
                 " 'MRN1', 'Pat', 'PT', 'PT', 'Medicare', false, now(), 'x', '{}')"
             )
         assert server.schema_version(conn) == 1
-        assert server.upgrade(conn) == ["m002_least_privilege", "m003_settle_conflicts"]
+        assert server.upgrade(conn) == [
+            "m002_least_privilege",
+            "m003_settle_conflicts",
+            "m004_desk_marks_only",
+        ]
         assert server.upgrade(conn) == []
         assert server.schema_version(conn) == server.LATEST_VERSION
     with psycopg.connect(cluster.dsn("ws_room1", dbname)) as conn:
@@ -318,11 +322,22 @@ def test_server_stopped_while_timers_run_then_sync_catches_up(
     assert room1.json("clinic", "status", "--json")["pending_sessions"] == 0
 
 
+_HELD = ("sessions", "segments", "untimed", "audit", "conflicts", "diverged_audit", "events")
+
+
 def _counts(srv: Server) -> tuple[int, ...]:
-    return tuple(
-        srv.one(f"SELECT count(*) FROM therapy_timer.{table}")
-        for table in ("sessions", "segments", "untimed", "audit", "conflicts", "events")
-    )
+    return tuple(srv.one(f"SELECT count(*) FROM therapy_timer.{table}") for table in _HELD)
+
+
+def _contents(srv: Server) -> dict[str, str]:
+    """Every row the server holds, table by table (the workstations' sync times aside)."""
+    return {
+        table: srv.one(
+            f"SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')"
+            f" FROM therapy_timer.{table} t"
+        )
+        for table in _HELD
+    }
 
 
 def test_the_same_change_delivered_twice_changes_nothing(
@@ -339,6 +354,7 @@ def test_the_same_change_delivered_twice_changes_nothing(
     assert first["added"] == 2
     before = _counts(clinic_server)
     assert before[:3] == (2, 2, 1)
+    held = _contents(clinic_server)
 
     # Deliver everything again, as after a crash before the server recorded the push...
     with clinic_server.admin() as conn:
@@ -346,13 +362,13 @@ def test_the_same_change_delivered_twice_changes_nothing(
     again = room1.json("clinic", "sync", "--json")
     assert (again["added"], again["amended"], again["unchanged"]) == (0, 0, 2)
     assert (again["audit_added"], again["resent_all"]) == (0, False)
-    assert _counts(clinic_server) == before
+    assert _contents(clinic_server) == held
     # ...or when the server's mark is not this log's (a restored or replaced database).
     with clinic_server.admin() as conn:
         conn.execute("UPDATE therapy_timer.workstations SET pushed_audit_hash = 'elsewhere'")
     resent = room1.json("clinic", "sync", "--json")
     assert (resent["unchanged"], resent["audit_added"], resent["resent_all"]) == (2, 0, True)
-    assert _counts(clinic_server) == before
+    assert _contents(clinic_server) == held
 
     # An amendment at the workstation is this workstation's own later version: it replaces.
     with room1.clinic() as here:
@@ -368,6 +384,33 @@ def test_the_same_change_delivered_twice_changes_nothing(
         >= 1
     )
     assert room1.json("clinic", "sync", "--json")["amended"] == 0
+
+
+def test_a_replaced_audit_log_delivered_again_records_nothing_new(
+    clinic_server: Server, tmp_path: Path
+) -> None:
+    # Two data folders logging in as one role (a restored or replaced database): their local
+    # audit ids overlap with other content. The server keeps its entries and records each
+    # diverging one once, however often the other log is delivered.
+    first, second = Station(tmp_path / "first"), Station(tmp_path / "second")
+    for station in (first, second):
+        station("clinic", "connect", clinic_server.dsn("ws_room1"))
+    first.treat("MRN1", "Pat", "pt", {"97110": 30})
+    first("clinic", "sync")
+    second.treat("MRN9", "Sam", "pt", {"97112": 20})
+    diverged = second.json("clinic", "sync", "--json", status=1)
+    assert diverged["added"] == 1 and diverged["audit_conflicts"] > 0
+    recorded = clinic_server.one(
+        "SELECT count(*) FROM therapy_timer.events WHERE action = 'audit.diverged'"
+    )
+    assert recorded == diverged["audit_conflicts"]
+    assert clinic_server.one("SELECT count(*) FROM therapy_timer.diverged_audit") == recorded
+    first("clinic", "sync")  # its own log again: all held as it is
+    held = _contents(clinic_server)
+
+    again = second.json("clinic", "sync", "--json", status=1)
+    assert again["resent_all"] and again["audit_conflicts"] == diverged["audit_conflicts"]
+    assert _contents(clinic_server) == held
 
 
 # -- least privilege, enforced by the server ---------------------------------------------------
@@ -410,11 +453,30 @@ def test_the_server_refuses_what_a_role_may_not_do(clinic_server: Server, tmp_pa
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 own.execute(attempt)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):  # marking is the desk's
+            own.execute("SELECT therapy_timer.mark_exported(ARRAY[%s]::uuid[])", [session_id])
     with psycopg.connect(clinic_server.dsn("desk_front"), autocommit=True) as desk:
-        assert desk.execute("UPDATE therapy_timer.sessions SET exported = true").rowcount == 1
+        # The desk reads everything and marks sessions exported, through the one function
+        # that only ever sets the mark and records who did it...
+        assert desk.execute("SELECT count(*) FROM therapy_timer.audit").fetchone() != (0,)
+        marked = desk.execute(
+            "SELECT therapy_timer.mark_exported(ARRAY[%s]::uuid[])", [session_id]
+        ).fetchall()
+        assert marked == [(session_id,)]
+        # ...and may neither clear a mark nor write sessions, audit, events or settlements.
         for attempt in (
+            "UPDATE therapy_timer.sessions SET exported = false",
+            "UPDATE therapy_timer.sessions SET exported = true",
             "UPDATE therapy_timer.sessions SET patient_ref = 'XX'",
+            "DELETE FROM therapy_timer.sessions",
             "DELETE FROM therapy_timer.audit",
+            "UPDATE therapy_timer.audit SET reason = 'forged'",
+            "INSERT INTO therapy_timer.events (action, entity, entity_id)"
+            " VALUES ('session.export', 'session', 'x')",
+            "UPDATE therapy_timer.conflicts SET resolution = 'accepted', resolved_utc = now()",
+            "INSERT INTO therapy_timer.segments (id, session_id, code, furnished_by, exclusive,"
+            " start_utc, stop_utc) SELECT gen_random_uuid(), id, '97110', 'pt', true, now(),"
+            " now() FROM therapy_timer.sessions",
             "INSERT INTO therapy_timer.sessions (id, date_of_service, patient_ref, clinician,"
             " role, discipline, payer_profile, amended, created_utc, content_hash, record)"
             " VALUES (gen_random_uuid(), '2025-03-10', 'X', 'X', 'PT', 'PT', 'M', false,"
@@ -422,10 +484,20 @@ def test_the_server_refuses_what_a_role_may_not_do(clinic_server: Server, tmp_pa
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 desk.execute(attempt)
-    # Not even the tables' owner may rewrite history.
-    with clinic_server.admin() as owner, pytest.raises(psycopg.errors.InsufficientPrivilege):
-        owner.execute("DELETE FROM therapy_timer.audit")
+    # Not even the tables' owner may rewrite history or clear an export mark.
+    with clinic_server.admin() as owner:
+        for attempt in (
+            "DELETE FROM therapy_timer.audit",
+            "UPDATE therapy_timer.sessions SET exported = false",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                owner.execute(attempt)
     assert clinic_server.one("SELECT patient_ref FROM therapy_timer.sessions") == "MRN1"
+    assert clinic_server.one("SELECT exported FROM therapy_timer.sessions") is True
+    assert clinic_server.one(
+        "SELECT json_agg(json_build_array(actor, entity_id)) FROM therapy_timer.events"
+        " WHERE action = 'session.export'"
+    ) == [["desk_front", session_id]]
     assert (
         clinic_server.one("SELECT count(*) FROM therapy_timer.audit WHERE reason = 'forged'") == 0
     )

@@ -119,16 +119,8 @@ def mark_exported(conn: Connection, session_ids: list[str]) -> int:
     try:
         with conn.transaction():
             changed = conn.execute(
-                "UPDATE therapy_timer.sessions SET exported = true"
-                " WHERE id = ANY(%s::uuid[]) AND NOT exported RETURNING id::text",
-                [session_ids],
+                "SELECT therapy_timer.mark_exported(%s::uuid[])", [session_ids]
             ).fetchall()
-            for (session_id,) in changed:
-                conn.execute(
-                    "INSERT INTO therapy_timer.events (action, entity, entity_id)"
-                    " VALUES ('session.export', 'session', %s)",
-                    [session_id],
-                )
     except psycopg.errors.InsufficientPrivilege as exc:
         raise ServerRefused(
             f"only the desk role may mark sessions exported ({exc.diag.message_primary})"

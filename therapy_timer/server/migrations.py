@@ -262,10 +262,75 @@ REVOKE ALL ON FUNCTION therapy_timer.settle_conflict(bigint, text, text) FROM PU
 GRANT EXECUTE ON FUNCTION therapy_timer.settle_conflict(bigint, text, text) TO {DESK_GROUP};
 """
 
+# The desk's rights shrink to reading and two functions. A column grant let it clear an export
+# mark (UPDATE ... SET exported = false) and write a conflict's resolution without settling
+# it; now the marking is a function that only ever sets the mark and records it, the mark
+# cannot be cleared by anyone, and conflicts are settled through settle_conflict alone.
+# A replaced audit entry is recorded once per content in its own table, so delivering the same
+# diverged log again changes nothing on the server (it used to add an event every time).
+_M004_DESK_MARKS_ONLY = f"""
+REVOKE UPDATE ON therapy_timer.sessions FROM {DESK_GROUP};
+REVOKE UPDATE ON therapy_timer.conflicts FROM {DESK_GROUP};
+REVOKE INSERT ON therapy_timer.events FROM {DESK_GROUP};
+DROP POLICY desk_marks ON therapy_timer.sessions;
+DROP POLICY desk_settles ON therapy_timer.conflicts;
+
+CREATE FUNCTION therapy_timer.keep_export_mark() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.exported AND NOT NEW.exported THEN
+        RAISE EXCEPTION 'session % was exported: the mark cannot be cleared', OLD.id
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER export_mark_stays BEFORE UPDATE OF exported ON therapy_timer.sessions
+    FOR EACH ROW EXECUTE FUNCTION therapy_timer.keep_export_mark();
+
+CREATE FUNCTION therapy_timer.mark_exported(wanted uuid[])
+    RETURNS SETOF text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF NOT pg_has_role(session_user, '{DESK_GROUP}', 'MEMBER') THEN
+        RAISE EXCEPTION 'only the desk marks sessions exported'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN QUERY
+    WITH marked AS (
+        UPDATE therapy_timer.sessions SET exported = true
+        WHERE id = ANY(wanted) AND NOT exported RETURNING id::text
+    ), logged AS (
+        INSERT INTO therapy_timer.events (actor, action, entity, entity_id)
+        SELECT session_user, 'session.export', 'session', id FROM marked
+    )
+    SELECT id FROM marked;
+END $$;
+REVOKE ALL ON FUNCTION therapy_timer.mark_exported(uuid[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION therapy_timer.mark_exported(uuid[]) TO {DESK_GROUP};
+
+CREATE TABLE therapy_timer.diverged_audit (
+    workstation text NOT NULL DEFAULT current_user,
+    local_id bigint NOT NULL,
+    entry_hash text NOT NULL,
+    received_utc timestamptz NOT NULL DEFAULT now(),
+    entry jsonb NOT NULL,
+    PRIMARY KEY (workstation, local_id, entry_hash)
+);
+CREATE TRIGGER diverged_audit_append_only BEFORE UPDATE OR DELETE ON therapy_timer.diverged_audit
+    FOR EACH ROW EXECUTE FUNCTION therapy_timer.refuse_change();
+REVOKE ALL ON therapy_timer.diverged_audit FROM PUBLIC;
+GRANT SELECT, INSERT ON therapy_timer.diverged_audit TO {WORKSTATION_GROUP};
+GRANT SELECT ON therapy_timer.diverged_audit TO {DESK_GROUP};
+ALTER TABLE therapy_timer.diverged_audit ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_rows ON therapy_timer.diverged_audit FOR ALL TO {WORKSTATION_GROUP}
+    USING (workstation = current_user) WITH CHECK (workstation = current_user);
+CREATE POLICY desk_reads ON therapy_timer.diverged_audit FOR SELECT TO {DESK_GROUP} USING (true);
+"""
+
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m001_tables", _M001_TABLES),
     ("m002_least_privilege", _M002_LEAST_PRIVILEGE),
     ("m003_settle_conflicts", _M003_SETTLE_CONFLICTS),
+    ("m004_desk_marks_only", _M004_DESK_MARKS_ONLY),
 )
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -444,13 +444,26 @@ def _push_audit(
             [list(unique)],
         )
     }
-    for row in rows:
-        if held.get(row["id"]) != row["entry_hash"]:
-            # The same local id with other content: the log was replaced (a restored backup).
-            # The server's entry stays; ours is recorded beside it for the desk to see.
-            report.audit_conflicts += 1
-            conn.execute(
-                "INSERT INTO therapy_timer.events (action, entity, entity_id, details)"
-                " VALUES ('audit.diverged', 'audit', %s, %s)",
-                [str(row["id"]), Jsonb(unique[row["id"]])],
+    # The same local id with other content: the log was replaced (a restored backup). The
+    # server's entry stays; ours is kept beside it for the desk, once: sent again, it is
+    # still counted (the sync is not complete) but the server records nothing new.
+    diverged = [row for row in rows if held.get(row["id"]) != row["entry_hash"]]
+    if not diverged:
+        return
+    report.audit_conflicts += len(diverged)
+    conn.execute(
+        "WITH kept AS (INSERT INTO therapy_timer.diverged_audit (local_id, entry_hash, entry)"
+        " SELECT t.id, t.entry_hash, t.entry FROM jsonb_to_recordset(%s)"
+        " AS t(id bigint, entry_hash text, entry jsonb)"
+        " ON CONFLICT DO NOTHING RETURNING local_id, entry)"
+        " INSERT INTO therapy_timer.events (action, entity, entity_id, details)"
+        " SELECT 'audit.diverged', 'audit', local_id::text, entry FROM kept",
+        [
+            Jsonb(
+                [
+                    {"id": row["id"], "entry_hash": row["entry_hash"], "entry": unique[row["id"]]}
+                    for row in diverged
+                ]
             )
+        ],
+    )
