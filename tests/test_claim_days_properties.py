@@ -45,8 +45,7 @@ def session(number: int, profile: PayerProfile) -> Session:
         exported=False,
         created_utc=START,
         closed_utc=START,
-        paused_utc=None,
-        resume=(),
+        pause=None,
     )
 
 

@@ -156,7 +156,8 @@ def test_changes_while_paused_are_stored(
     service.stop(session.id, "97012")
     service.set_furnished_by(session.id, ASSISTANT)
     stored = store.get_session(session.id)
-    assert [(r.code, r.furnished_by) for r in stored.resume] == [("97110", ASSISTANT)]
+    assert stored.pause is not None
+    assert [(r.code, r.furnished_by) for r in stored.pause.resume] == [("97110", ASSISTANT)]
     outcome = service.resume(session.id)
     assert [(s.code, s.furnished_by) for s in outcome.change.opened] == [("97110", ASSISTANT)]
 

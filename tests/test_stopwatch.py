@@ -9,9 +9,8 @@ import pytest
 from tests.fakes import DEFAULT_START, FakeClock
 from therapy_timer.codes import Catalogue, FurnishedBy, builtin_catalogue
 from therapy_timer.errors import InvalidInput, InvalidOperation, UnknownCode
-from therapy_timer.model import Resumable
+from therapy_timer.model import Pause, Resumable
 from therapy_timer.stopwatch import (
-    Paused,
     RoundingPolicy,
     RulesInput,
     Segment,
@@ -164,8 +163,8 @@ def test_pause_and_resume(sw: Stopwatch, clock: FakeClock) -> None:
     assert sorted(change.stopped_codes) == ["97012", "97110"]
     assert change.opened == ()
     assert change.paused_before is None
-    assert change.paused_after == Paused(
-        since=clock.now(),
+    assert change.paused_after == Pause(
+        at_utc=clock.now(),
         resume=(Resumable("97012", THERAPIST), Resumable("97110", THERAPIST)),
     )
     assert sw.state is StopwatchState.PAUSED
@@ -211,7 +210,7 @@ def test_stopping_while_paused_drops_the_code_from_resume(sw: Stopwatch, clock: 
     sw.pause()
     change = sw.stop("97012")
     assert change.closed == () and change.opened == ()
-    assert change.paused_after == Paused(clock.now(), (Resumable("97110", THERAPIST),))
+    assert change.paused_after == Pause(clock.now(), (Resumable("97110", THERAPIST),))
     with pytest.raises(InvalidOperation):
         sw.stop("97012")
     sw.resume()
@@ -283,7 +282,7 @@ def test_furnished_by_while_paused_applies_on_resume(sw: Stopwatch, clock: FakeC
     sw.pause()
     change = sw.set_furnished_by(ASSISTANT)
     assert change.closed == () and change.opened == ()
-    assert change.paused_after == Paused(clock.now(), (Resumable("97110", ASSISTANT),))
+    assert change.paused_after == Pause(clock.now(), (Resumable("97110", ASSISTANT),))
     assert sw.resume().opened[0].furnished_by is ASSISTANT
 
 
@@ -443,7 +442,7 @@ def test_restore_refuses_inconsistent_segments(catalogue: Catalogue, clock: Fake
             catalogue,
             clock,
             [Segment("a", "97110", THERAPIST, t)],
-            paused=Paused(t, (Resumable("97110", THERAPIST),)),
+            paused=Pause(t, (Resumable("97110", THERAPIST),)),
         )
 
 

@@ -12,12 +12,11 @@ import pytest
 from tests.fakes import FakeClock
 from therapy_timer.codes import Discipline, FurnishedBy, Role
 from therapy_timer.errors import InvalidInput, InvalidOperation
-from therapy_timer.model import PayerProfile, Resumable, Session, SessionStatus
+from therapy_timer.model import Pause, PayerProfile, Resumable, Session, SessionStatus
 from therapy_timer.rules import Method
 from therapy_timer.store import (
     KEEP,
     SCHEMA_VERSION,
-    Pause,
     SegmentStart,
     SegmentStop,
     StopwatchChange,
@@ -267,18 +266,18 @@ def test_pause_and_resume_state_survives_reopening(
             action="pause",
         )
     )
-    assert applied.session.paused_utc == paused_at
+    assert applied.session.pause == Pause(paused_at, (Resumable("97530", ASSISTANT),))
     with Store.open(tmp_path / "data", clock=clock) as other:
         seen = other.get_session(session.id)
     assert seen.is_paused
-    assert seen.resume == (Resumable("97530", ASSISTANT),)
+    assert seen.pause == Pause(paused_at, (Resumable("97530", ASSISTANT),))
     with pytest.raises(InvalidOperation, match="already paused"):
         store.apply_stopwatch_change(
             StopwatchChange(session.id, pause=Pause(clock.advance(minutes=1), ()))
         )
     # Re-stating the pause at the same moment changes only what will resume.
     restated = store.apply_stopwatch_change(StopwatchChange(session.id, pause=Pause(paused_at, ())))
-    assert (restated.session.paused_utc, restated.session.resume) == (paused_at, ())
+    assert restated.session.pause == Pause(paused_at, ())
     resumed_at = clock.advance(minutes=3)
     resumed = store.apply_stopwatch_change(
         StopwatchChange(
@@ -289,7 +288,7 @@ def test_pause_and_resume_state_survives_reopening(
         )
     )
     assert not resumed.session.is_paused
-    assert resumed.session.resume == ()
+    assert resumed.session.pause is None
     with pytest.raises(InvalidOperation, match="not paused"):
         store.apply_stopwatch_change(StopwatchChange(session.id, clear_pause=True))
 

@@ -146,8 +146,8 @@ def test_migrates_the_first_schema_version_keeping_every_row(data: Path, clock: 
         ]
         assert [u.code for u in store.untimed_services(closed.id)] == ["97161"]
         paused = store.get_session("5d2e9f40-1a3b-4c6d-8e7f-9a0b1c2d3e4f")
-        assert paused.is_paused
-        assert [r.code for r in paused.resume] == ["97530"]
+        assert paused.is_paused and paused.pause is not None
+        assert [r.code for r in paused.pause.resume] == ["97530"]
         assert store.get_setting("rounding") == "down"
         assert store.last_heartbeat() is not None
         assert [e.action for e in store.audit_entries()] == ["session.create", "session.close"]

@@ -44,7 +44,6 @@ from therapy_timer.model import (
 )
 from therapy_timer.stopwatch import (
     Change,
-    Paused,
     RoundingPolicy,
     RulesInput,
     Stopwatch,
@@ -1865,17 +1864,14 @@ class Clinic:
         if segments is None:
             segments = self._store.segments(session.id)
             heartbeat = self._trusted_heartbeat()
-        paused = None
-        if session.paused_utc is not None:
-            paused = Paused(session.paused_utc, session.resume)
         furnished_by = self._furnished_by.get(session.id)
-        if furnished_by is None and session.resume:
-            furnished_by = session.resume[0].furnished_by
+        if furnished_by is None and session.pause is not None and session.pause.resume:
+            furnished_by = session.pause.resume[0].furnished_by
         return Stopwatch.restore(
             self._catalogue,
             self._clock,
             [_from_store(s) for s in segments],
-            paused=paused,
+            paused=session.pause,
             furnished_by=furnished_by,
             policy=policy or self.policy,
             not_before=heartbeat,
@@ -1943,7 +1939,7 @@ def _store_change(
         action = "switch"
     pause = None
     if change.paused_after is not None and change.pause_changed:
-        pause = st.Pause(change.paused_after.since, change.paused_after.resume)
+        pause = change.paused_after
     return st.StopwatchChange(
         session_id=session_id,
         stops=tuple(_stop(s) for s in change.closed),

@@ -42,6 +42,14 @@ class Resumable:
 
 
 @dataclass(frozen=True)
+class Pause:
+    """A session's pause in force: since when, and which codes ``resume`` restarts."""
+
+    at_utc: datetime
+    resume: tuple[Resumable, ...]
+
+
+@dataclass(frozen=True)
 class Session:
     id: str
     date_of_service: date
@@ -55,10 +63,8 @@ class Session:
     exported: bool
     created_utc: datetime
     closed_utc: datetime | None
-    paused_utc: datetime | None
-    """When the stopwatch was paused; None while not paused."""
-    resume: tuple[Resumable, ...]
-    """What was running at the pause and reopens on resume (empty while not paused)."""
+    pause: Pause | None
+    """The stopwatch's pause in force; None while not paused."""
     allocation: Mapping[str, int] | None = None
     """Timed units per code chosen among equally valid CMS splits (R2.8); None = the default."""
     origin: str | None = None
@@ -70,7 +76,7 @@ class Session:
 
     @property
     def is_paused(self) -> bool:
-        return self.paused_utc is not None
+        return self.pause is not None
 
 
 @dataclass(frozen=True)

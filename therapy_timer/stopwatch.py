@@ -11,7 +11,7 @@ from enum import StrEnum
 from therapy_timer.clock import Clock
 from therapy_timer.codes import Catalogue, Code, FurnishedBy, Kind
 from therapy_timer.errors import InvalidInput, InvalidOperation
-from therapy_timer.model import Resumable
+from therapy_timer.model import Pause, Resumable
 
 _ZERO = timedelta(0)
 _MINUTE_US = 60_000_000
@@ -58,14 +58,6 @@ class Segment:
 
 
 @dataclass(frozen=True)
-class Paused:
-    """The pause in force: since when, and which codes ``resume`` restarts."""
-
-    since: datetime
-    resume: tuple[Resumable, ...]
-
-
-@dataclass(frozen=True)
 class ClockWarning:
     """The clock read earlier than a moment already recorded; time was clamped to ``used``."""
 
@@ -92,8 +84,8 @@ class Change:
 
     closed: tuple[Segment, ...] = ()
     opened: tuple[Segment, ...] = ()
-    paused_before: Paused | None = None
-    paused_after: Paused | None = None
+    paused_before: Pause | None = None
+    paused_after: Pause | None = None
     furnished_by_before: FurnishedBy = FurnishedBy.THERAPIST
     furnished_by_after: FurnishedBy = FurnishedBy.THERAPIST
     warnings: tuple[ClockWarning, ...] = ()
@@ -173,7 +165,7 @@ class Stopwatch:
         self._furnished_by = furnished_by
         self._new_id = new_id
         self._segments: list[Segment] = []
-        self._paused: Paused | None = None
+        self._paused: Pause | None = None
         # The latest moment this stopwatch has used. A clock reading before it is clamped to it,
         # so no duration is negative and time already shown is never taken back.
         self._high_water: datetime | None = None
@@ -187,7 +179,7 @@ class Stopwatch:
         clock: Clock,
         segments: Iterable[Segment],
         *,
-        paused: Paused | None = None,
+        paused: Pause | None = None,
         furnished_by: FurnishedBy | None = None,
         policy: RoundingPolicy = RoundingPolicy.DOWN,
         not_before: datetime | None = None,
@@ -225,14 +217,14 @@ class Stopwatch:
         if paused is not None:
             if open_codes:
                 raise InvalidInput("paused", "a paused session cannot have running segments")
-            paused = Paused(
-                since=_as_utc(paused.since, "paused.since"),
+            paused = Pause(
+                at_utc=_as_utc(paused.at_utc, "paused.at_utc"),
                 resume=tuple(
                     Resumable(catalogue.get(r.code, "paused.resume").code, r.furnished_by)
                     for r in paused.resume
                 ),
             )
-            moments.append(paused.since)
+            moments.append(paused.at_utc)
         stopwatch._paused = paused
         if not_before is not None:
             moments.append(_as_utc(not_before, "not_before"))
@@ -260,7 +252,7 @@ class Stopwatch:
         return None
 
     @property
-    def paused(self) -> Paused | None:
+    def paused(self) -> Pause | None:
         return self._paused
 
     @property
@@ -353,8 +345,8 @@ class Stopwatch:
         rec = _Recorder(self)
         for segment in open_segments:
             rec.close(segment, rec.now)
-        self._paused = Paused(
-            since=rec.now,
+        self._paused = Pause(
+            at_utc=rec.now,
             resume=tuple(Resumable(s.code, s.furnished_by) for s in open_segments),
         )
         return rec.change

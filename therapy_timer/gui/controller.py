@@ -527,8 +527,8 @@ class SessionController(QObject):
         running = self._workspace.stopwatch.running
         if running:
             self._furnished_by = running[0].furnished_by
-        elif session.resume:
-            self._furnished_by = session.resume[0].furnished_by
+        elif session.pause is not None and session.pause.resume:
+            self._furnished_by = session.pause.resume[0].furnished_by
         if changed:
             self._load_favourites()
 

@@ -41,7 +41,6 @@ from therapy_timer.store.migrations import APPLICATION_ID, MIGRATIONS, SCHEMA_VE
 from therapy_timer.store.writes import (
     KEEP,
     AppliedChange,
-    Pause,
     SegmentStart,
     SegmentStop,
     StopwatchChange,
@@ -60,7 +59,6 @@ __all__ = [
     "AppliedChange",
     "AuditEntry",
     "ImportOutcome",
-    "Pause",
     "PayerProfile",
     "RecordBatch",
     "Segment",

@@ -38,6 +38,7 @@ from therapy_timer.errors import (
 )
 from therapy_timer.model import (
     AuditEntry,
+    Pause,
     PayerProfile,
     Resumable,
     Segment,
@@ -266,8 +267,9 @@ def session_of(row: Mapping[str, Any]) -> Session:
         exported=bool(row["exported"]),
         created_utc=dt(row["created_utc"]),
         closed_utc=opt_dt(row["closed_utc"]),
-        paused_utc=opt_dt(row["paused_utc"]),
-        resume=_specs_from_json(row["resume_json"]),
+        pause=None
+        if row["paused_utc"] is None
+        else Pause(dt(row["paused_utc"]), _specs_from_json(row["resume_json"])),
         allocation=_allocation_from_json(row.get("allocation_json")),
         origin=row.get("origin"),
     )

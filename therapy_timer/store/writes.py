@@ -14,8 +14,8 @@ from therapy_timer.codes import Discipline, FurnishedBy, Method, Role, normalize
 from therapy_timer.errors import InvalidInput, InvalidOperation
 from therapy_timer.model import (
     AuditEntry,
+    Pause,
     PayerProfile,
-    Resumable,
     Segment,
     SegmentTimes,
     Session,
@@ -66,14 +66,6 @@ class SegmentStart:
     exclusive: bool
     start_utc: datetime
     id: str | None = None
-
-
-@dataclass(frozen=True)
-class Pause:
-    """Mark the session paused at ``at_utc``; ``resume`` is what to reopen later."""
-
-    at_utc: datetime
-    resume: tuple[Resumable, ...]
 
 
 @dataclass(frozen=True)
@@ -435,7 +427,8 @@ class WritesMixin(QueriesMixin):
             if (
                 change.pause is not None
                 and before.is_paused
-                and change.pause.at_utc != before.paused_utc
+                and before.pause is not None
+                and change.pause.at_utc != before.pause.at_utc
             ):
                 raise InvalidOperation("the stopwatch is already paused")
             if change.clear_pause and not before.is_paused:
@@ -502,11 +495,11 @@ class WritesMixin(QueriesMixin):
                 change.action,
                 "session",
                 session_id,
-                before={"stopped": in_session(stopped_before), "paused_utc": before.paused_utc},
+                before={"stopped": in_session(stopped_before), "paused_utc": _paused_utc(before)},
                 after={
                     "stopped": in_session(stopped),
                     "started": in_session(started),
-                    "paused_utc": after.paused_utc,
+                    "paused_utc": _paused_utc(after),
                 },
                 reason=change.reason.strip(),
                 actor=actor,
@@ -891,3 +884,8 @@ def _gone() -> None:
 
 # create_session and amend_session take a ``patient_ref`` argument, which hides the function.
 _patient_ref = patient_ref
+
+
+def _paused_utc(session: Session) -> datetime | None:
+    """The audit log's record of a stopwatch step names the pause by its moment."""
+    return None if session.pause is None else session.pause.at_utc
