@@ -10,10 +10,42 @@ from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
-from PySide6.QtCore import QMarginsF
-from PySide6.QtGui import QGuiApplication, QPageLayout, QPageSize, QPdfWriter, QTextDocument
+from PySide6.QtCore import QMarginsF, QSizeF
+from PySide6.QtGui import (
+    QGuiApplication,
+    QPageLayout,
+    QPageSize,
+    QPdfWriter,
+    QTextDocument,
+    QTextOption,
+)
 
 from therapy_timer.billing import ClaimDay
+
+NO_BREAK_HYPHEN = "\u2011"
+WORD_JOINER = "\u2060"
+FONT_SIZES = (8.0, 7.5, 7.0, 6.5, 6.0)
+"""Point sizes tried in turn until every column holds its longest word; then landscape."""
+
+
+def _words(text: str) -> str:
+    """``text`` escaped so that a line may break at its spaces only.
+
+    Unicode lets a line break after a hyphen, a dash or a slash: "Montgomery-/Smith", "room-/2",
+    "14:02\u2013/15:08" read as broken words in a narrow column, so those become a no-break
+    hyphen, or are followed by a word joiner (both invisible differences on paper).
+    """
+    return (
+        escape(text)
+        .replace("-", NO_BREAK_HYPHEN)
+        .replace("\u2013", "\u2013" + WORD_JOINER)
+        .replace("/", "/" + WORD_JOINER)
+    )
+
+
+def _cell(content: str, *, nowrap: bool = False, right: bool = False) -> str:
+    style = " style='white-space: nowrap'" if nowrap else ""
+    return f"<td{' align=right' if right else ''}{style}>{content}</td>"
 
 
 def _hhmm(moment: dt.datetime | None) -> str:
@@ -33,9 +65,11 @@ def _lines(day: ClaimDay) -> str:
 def _sessions(day: ClaimDay) -> str:
     # A pooled day is one claim: each visit on its own line, so the desk sees who was seen when.
     return "<br>".join(
-        f"{_hhmm(v.time_in)}&ndash;{_hhmm(v.time_out or v.session.closed_utc)} "
-        f"{escape(v.session.clinician)} ({v.session.role.value})"
-        + (f", from {escape(v.session.origin)}" if v.session.origin else "")
+        _words(
+            f"{_hhmm(v.time_in)}\u2013{_hhmm(v.time_out or v.session.closed_utc)} "
+            f"{v.session.clinician} ({v.session.role.value})"
+            + (f", from {v.session.origin}" if v.session.origin else "")
+        )
         for v in day.visits
     )
 
@@ -48,7 +82,7 @@ def _patient(day: ClaimDay) -> str:
 
 
 def _status(day: ClaimDay) -> str:
-    return escape(day.status + (" (provisional)" if day.provisional else ""))
+    return _words(day.status + (" (provisional)" if day.provisional else ""))
 
 
 def _day_html(day: str, claims: Sequence[ClaimDay], first: bool) -> str:
@@ -56,20 +90,23 @@ def _day_html(day: str, claims: Sequence[ClaimDay], first: bool) -> str:
     rows = []
     for c in claims:
         rows.append(
+            # A reference and a billed code never break; names and words wrap at spaces.
             "<tr>"
-            f"<td style='white-space: nowrap'>{_patient(c)}</td>"
-            f"<td>{_sessions(c)}</td>"
-            f"<td>{escape(c.payer_profile)}<br>{c.discipline.value}</td>"
-            f"<td style='white-space: nowrap'>{_lines(c)}</td>"  # a code never breaks
-            f"<td align=right>{c.result.total_timed_minutes}</td>"
-            f"<td align=right>{c.result.total_treatment_minutes}</td>"
-            f"<td>{_status(c)}</td>"
-            "</tr>"
+            + _cell(_patient(c), nowrap=True)
+            + _cell(_sessions(c))
+            + _cell(f"{_words(c.payer_profile)}<br>{c.discipline.value}")
+            + _cell(_lines(c), nowrap=True)
+            + _cell(str(c.result.total_timed_minutes), nowrap=True, right=True)
+            + _cell(str(c.result.total_treatment_minutes), nowrap=True, right=True)
+            + _cell(_status(c))
+            + "</tr>"
         )
         if c.result.warnings:
             # On paper there is no hover: the biller reads what needs a look under the claim.
+            # The rule number with its short meaning, then the first sentence of the whole.
             listed = "<br>".join(
-                f"&#9888; {escape(w.rule)}: {escape(_first_sentence(w.message))}"
+                f"&#9888; <b>{_words(' '.join(filter(None, (w.rule, w.gist))))}</b> &mdash; "
+                f"{_words(_first_sentence(w.message))}"
                 for w in c.result.warnings
             )
             rows.append(f"<tr><td></td><td colspan=6><i>{listed}</i></td></tr>")
@@ -88,7 +125,7 @@ def _day_html(day: str, claims: Sequence[ClaimDay], first: bool) -> str:
         per_clinician[""][0] += len(c.visits)
     everyone = per_clinician.pop("")
     totals_rows = "".join(
-        f"<tr><td>{escape(name)}</td><td align=right>{t[0]}</td><td align=right>{t[1]}</td>"
+        f"<tr><td>{_words(name)}</td><td align=right>{t[0]}</td><td align=right>{t[1]}</td>"
         f"<td align=right>{t[2]}</td><td align=right>{t[3]}</td></tr>"
         for name, t in sorted(per_clinician.items())
     ) + (
@@ -125,22 +162,14 @@ def _day_html(day: str, claims: Sequence[ClaimDay], first: bool) -> str:
     )
 
 
-HEADERS = (
-    ("Patient", 14),
-    ("Sessions", 25),
-    ("Payer, plan", 17),
-    ("Billed lines", 18),
-    ("Timed<br>min", 6),
-    ("Total<br>min", 6),
-    ("Status", 14),
-)
-"""Column titles and their share of the width in percent."""
+HEADERS = ("Patient", "Sessions", "Payer, plan", "Billed lines", "Timed<br>min", "Total<br>min",
+           "Status")  # fmt: skip
+"""Column titles. No set widths: Qt sizes each column to its content, never narrower than
+its longest word (a fixed share of the page split "exported" and "MRN-4471" mid-word)."""
 
 
 def _header_row() -> str:
-    cells = "".join(
-        f"<th width={share}% style='white-space: nowrap'>{title}</th>" for title, share in HEADERS
-    )
+    cells = "".join(f"<th style='white-space: nowrap'>{title}</th>" for title in HEADERS)
     return f"<tr>{cells}</tr>"
 
 
@@ -181,23 +210,62 @@ def write_pdf(days: Sequence[ClaimDay], path: Path) -> None:
     path.chmod(0o600)  # health information: readable by the user alone
 
 
+def page_layout(orientation: QPageLayout.Orientation) -> QPageLayout:
+    return QPageLayout(
+        QPageSize(QPageSize.PageSizeId.Letter),
+        orientation,
+        QMarginsF(12, 12, 12, 12),
+        QPageLayout.Unit.Millimeter,
+    )
+
+
+def report_document(
+    html: str, page: QSizeF, points: float, wrap: QTextOption.WrapMode
+) -> QTextDocument:
+    """``html`` laid out on a printable area of ``page`` points, in ``points``-point text."""
+    document = QTextDocument()
+    font = document.defaultFont()
+    font.setPointSizeF(points)
+    document.setDefaultFont(font)
+    option = document.defaultTextOption()
+    option.setWrapMode(wrap)
+    document.setDefaultTextOption(option)
+    document.setHtml(html)
+    document.setPageSize(page)
+    return document
+
+
+def loosened(html: str) -> str:
+    """The report letting a line break after a hyphen or slash too (within a compound)."""
+    return html.replace(NO_BREAK_HYPHEN, "-").replace(WORD_JOINER, "")
+
+
+def fitted_document(days: Sequence[ClaimDay]) -> tuple[QTextDocument, QPageLayout]:
+    """The report in the largest text size whose every column holds its longest word across
+    the page, portrait first, then landscape: a wider table would be cut at the margin.
+
+    Lines break at spaces only; names too long for that (80 characters without a space)
+    break after a hyphen or slash of their own, and only a name too long even for that
+    breaks anywhere: Qt's default, which split "exported" in a column of a fixed width.
+    """
+    html = report_html(days)
+    for text in (html, loosened(html)):
+        for orientation in (QPageLayout.Orientation.Portrait, QPageLayout.Orientation.Landscape):
+            layout = page_layout(orientation)
+            page = layout.paintRectPoints().size().toSizeF()
+            for points in FONT_SIZES:
+                document = report_document(text, page, points, QTextOption.WrapMode.WordWrap)
+                if document.size().width() <= page.width():
+                    return document, layout
+    anywhere = QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere
+    return report_document(loosened(html), page, FONT_SIZES[-1], anywhere), layout
+
+
 def _render(days: Sequence[ClaimDay], path: Path) -> None:
     writer = QPdfWriter(str(path))
     writer.setTitle("Therapy Timer day report")
     writer.setCreator("Therapy Timer")
-    writer.setPageLayout(
-        QPageLayout(
-            QPageSize(QPageSize.PageSizeId.Letter),
-            QPageLayout.Orientation.Portrait,
-            QMarginsF(12, 12, 12, 12),
-            QPageLayout.Unit.Millimeter,
-        )
-    )
-    document = QTextDocument()
-    font = document.defaultFont()
-    font.setPointSizeF(8)
-    document.setDefaultFont(font)
-    document.setHtml(report_html(days))
-    # Lay out on the page's printable area in points; print_ then scales it to the device.
-    document.setPageSize(writer.pageLayout().paintRectPoints().size().toSizeF())
+    # Laid out on the page's printable area in points; print_ then scales it to the device.
+    document, layout = fitted_document(days)
+    writer.setPageLayout(layout)
     document.print_(writer)
