@@ -215,8 +215,8 @@ def test_pdf_has_a_page_per_day(
     # On paper: the warnings' rules and gist under their claim, and a total for the day.
     for day in days:
         for warning in day.result.warnings:
-            first = warning.message.partition(". ")[0]
-            assert f"{warning.rule} {warning.gist}</b> &mdash; {first}" in html
+            sentence = warning.message.partition(". ")[0]
+            assert f"{warning.rule} {warning.gist}</b> &mdash; {sentence}" in html
     first = [d for d in days if d.date_of_service == first_day]
     sessions = sum(len(d.visits) for d in first)
     assert f"<b>All clinicians</b></td><td align=right><b>{sessions}</b>" in html
