@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from therapy_timer import rules
 from therapy_timer.codes import Catalogue, Discipline, FurnishedBy, Kind
 from therapy_timer.errors import InvalidInput
-from therapy_timer.model import PayerProfile, Segment, Session, UntimedService
+from therapy_timer.model import PayerProfile, Segment, Session, SessionProblem, UntimedService
 from therapy_timer.stopwatch import RoundingPolicy, RulesInput, Stopwatch
 
 OTHER_METHOD = {rules.Method.CMS: rules.Method.AMA, rules.Method.AMA: rules.Method.CMS}
@@ -34,6 +34,15 @@ class SessionRows:
     stopwatch: Stopwatch
     untimed: Sequence[UntimedService]
     profile: PayerProfile
+    problem: SessionProblem | None = None
+    """Set when the stored rows cannot be read as minutes at all (a code no longer in the
+    catalogue); the stopwatch is then empty."""
+
+
+Problem = Callable[[Session, InvalidInput], SessionProblem]
+"""Turns a refusal of the rules into what a person does about it (Clinic.session_problem)."""
+
+LEFT_OUT_GIST = "Session left out until corrected"
 
 
 def rules_input(
@@ -141,7 +150,8 @@ def concurrent_patients(
             s.id: [
                 (seg.start_utc, seg.stop_utc or now)
                 for seg in segments.get(s.id, [])
-                if catalogue.get(seg.code).timed
+                # A code no longer in the catalogue is the session's problem, shown elsewhere.
+                if seg.code in catalogue and catalogue.get(seg.code).timed
             ]
             for s in group
         }
@@ -214,11 +224,17 @@ class ClaimDay:
     ``result`` is the rules' answer on the day's pooled minutes; while any session is open it
     is provisional. ``changed_after_export``: a session of the day changed after it was
     exported, so the billing system holds out-of-date charges for the whole day.
+
+    ``problems``: sessions of the day the rules refuse as recorded (a timer left running over
+    a weekend, a code no longer in the catalogue). Their minutes are left out of ``result``,
+    which says so in an *act* warning (R1.2: the day is billed without them); they are never
+    marked exported, so once corrected the day is exported again, whole.
     """
 
     visits: tuple[Visit, ...]
     result: rules.Result
     changed_after_export: bool = False
+    problems: tuple[SessionProblem, ...] = ()
 
     @property
     def sessions(self) -> tuple[Session, ...]:
@@ -227,6 +243,12 @@ class ClaimDay:
     @property
     def session_ids(self) -> tuple[str, ...]:
         return tuple(v.session.id for v in self.visits)
+
+    @property
+    def billed_session_ids(self) -> tuple[str, ...]:
+        """The sessions whose minutes ``result`` bills (all but the ``problems``)."""
+        held = {p.session.id for p in self.problems}
+        return tuple(i for i in self.session_ids if i not in held)
 
     @property
     def key(self) -> DayKey:
@@ -281,9 +303,12 @@ class ClaimDay:
         A day some of whose sessions were exported and some not (a visit added later) was
         billed on other minutes than it has now: exported again, like an amendment.
         """
-        sessions = self.sessions
+        held = {p.session.id for p in self.problems}
+        sessions = [s for s in self.sessions if s.id not in held]
         if self.provisional:
             return "open"
+        if not sessions:
+            return "needs correction"
         exported = [s.exported for s in sessions]
         if self.changed_after_export or (any(exported) and not all(exported)):
             return "amended after export"
@@ -297,6 +322,8 @@ class ClaimDay:
         if self.result.lines:
             return None
         result = self.result
+        if self.problems and not result.codes:
+            return "its session(s) cannot be billed until corrected"
         if self.provisional and not result.codes:
             return "still open: nothing recorded yet"
         if not result.codes:
@@ -383,17 +410,22 @@ def evaluate_day(
     policy: RoundingPolicy,
     *,
     concurrent: Sequence[str] = (),
+    problems: Sequence[SessionProblem] = (),
 ) -> rules.Result:
     """The rules' answer for one claim day: every session's minutes pooled, rounded once.
 
     The day is billed under its payer profile; a tie choice (R2.8) stored with its latest
-    session that chose one applies while it still fits the pooled minutes.
+    session that chose one applies while it still fits the pooled minutes. The minutes of
+    ``problems`` (sessions of the day the rules refuse) are left out, and an act warning and
+    the note say which and why.
     """
     if not rows:
         raise ValueError("a claim day has at least one session")
     first = rows[0]
-    sessions = [r.session for r in rows]
-    minutes = pooled_input([(r.stopwatch, r.untimed) for r in rows], catalogue, policy)
+    held = {p.session.id for p in problems}
+    billed = [r for r in rows if r.session.id not in held]
+    sessions = [r.session for r in billed]
+    minutes = pooled_input([(r.stopwatch, r.untimed) for r in billed], catalogue, policy)
     request = rules.Request(
         method=first.profile.method,
         discipline=first.session.discipline,
@@ -406,7 +438,58 @@ def evaluate_day(
     )
     chosen = [s.allocation for s in sessions if s.allocation is not None]
     stored = chosen[-1] if chosen else None
-    return _answer(request, stored, day_remarks(sessions, policy), catalogue, concurrent)
+    notes = day_remarks(sessions or [first.session], policy)
+    left_out = [_left_out(p, partial=bool(billed)) for p in problems]
+    result = _answer(
+        request, stored, [*notes, *(w.message for w in left_out)], catalogue, concurrent
+    )
+    return replace(result, warnings=(*left_out, *result.warnings)) if left_out else result
+
+
+def _left_out(problem: SessionProblem, *, partial: bool) -> rules.RuleWarning:
+    """The act warning of a claim day billed without one of its sessions."""
+    rest = (
+        "The day's other sessions are billed without its minutes; once it is corrected the "
+        "day is exported again, whole."
+        if partial
+        else "Nothing is billed for it until it is corrected."
+    )
+    return rules.RuleWarning(
+        "R1.2",
+        f"Cannot be billed as recorded: {problem.text}. {rest}",
+        rules.Severity.ACT,
+        LEFT_OUT_GIST,
+    )
+
+
+def bill_day(
+    rows: Sequence[SessionRows],
+    catalogue: Catalogue,
+    policy: RoundingPolicy,
+    *,
+    concurrent: Sequence[str] = (),
+    problem: Problem | None = None,
+) -> tuple[rules.Result, tuple[SessionProblem, ...]]:
+    """``evaluate_day``, and with ``problem`` the sessions it had to leave out: those the rules
+    refuse alone or, when each is fine alone but together they hold more minutes than a day
+    can, all that remain."""
+    problems = [r.problem for r in rows if r.problem is not None]
+    while True:
+        try:
+            result = evaluate_day(rows, catalogue, policy, concurrent=concurrent, problems=problems)
+            return result, tuple(problems)
+        except InvalidInput as whole:
+            held = {p.session.id for p in problems}
+            readable = [r for r in rows if r.session.id not in held]
+            if problem is None or not readable:
+                raise
+            alone = []
+            for row in readable:
+                try:
+                    evaluate(row, catalogue, policy)
+                except InvalidInput as exc:
+                    alone.append(problem(row.session, exc))
+            problems.extend(alone or [problem(r.session, whole) for r in readable])
 
 
 def claim_days(
@@ -417,13 +500,16 @@ def claim_days(
     concurrent: Mapping[str, Sequence[str]] | None = None,
     spans: Mapping[str, tuple[datetime | None, datetime | None]] | None = None,
     stale: Iterable[str] = (),
+    problem: Problem | None = None,
 ) -> Iterator[ClaimDay]:
     """Group sessions into claim days and bill each day once, a date at a time.
 
     ``rows`` come in order of date of service (as the store lists them), so only one date's
     sessions are held at once; each date's days come by patient, discipline and payer.
     ``concurrent`` names each session's overlapping patients (R8.3), ``spans`` its first start
-    and last stop, ``stale`` the sessions changed after their export.
+    and last stop, ``stale`` the sessions changed after their export. With ``problem``, a
+    session the rules refuse becomes one of its day's ``problems`` and the rest of the day is
+    billed; without it the refusal is raised.
     """
     overlaps = concurrent or {}
     times = spans or {}
@@ -435,12 +521,16 @@ def claim_days(
         for key in sorted(groups, key=lambda k: (k[1], k[2].value, k[3])):
             members = groups[key]
             others = sorted({p for r in members for p in overlaps.get(r.session.id, ())})
+            result, problems = bill_day(
+                members, catalogue, policy, concurrent=others, problem=problem
+            )
             yield ClaimDay(
                 visits=tuple(
                     Visit(r.session, *times.get(r.session.id, (None, None))) for r in members
                 ),
-                result=evaluate_day(members, catalogue, policy, concurrent=others),
+                result=result,
                 changed_after_export=any(r.session.id in changed for r in members),
+                problems=problems,
             )
         groups.clear()
 

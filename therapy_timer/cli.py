@@ -26,6 +26,7 @@ from therapy_timer.errors import (
     OutputRefused,
     StorageUnavailable,
     TherapyTimerError,
+    UnknownCode,
 )
 from therapy_timer.explain import PAYER_PROFILE_HELP
 from therapy_timer.rules import Method, Result, evaluate, key_text, quote
@@ -357,7 +358,18 @@ def _local(moment: dt.datetime | None, fmt: str = "%H:%M:%S") -> str:
 def _status_json(clinic: Clinic, session: Session) -> dict[str, Any]:
     from therapy_timer.export import session_json
 
-    stopwatch = clinic.stopwatch(session.id)
+    try:
+        stopwatch = clinic.stopwatch(session.id)
+    except UnknownCode:  # a code no longer in the code file: say so, the others still show
+        return {
+            "session": session_json(session),
+            "state": "unreadable",
+            "furnished_by": None,
+            "running": [],
+            "paused_codes": [],
+            "codes": {},
+            **_units_or_problem(clinic.summary_or_problem(session.id)),
+        }
     now = stopwatch.now()
     totals = stopwatch.totals()
     return {
@@ -397,8 +409,9 @@ def _print_status(status: dict[str, Any]) -> None:
     session = status["session"]
     click.echo(
         f"{session['patient_ref']} - {session['clinician']} ({session['role']}), "
-        f"{session['payer_profile']}: {status['state']}, furnished by {status['furnished_by']}"
-        f"  [session {session['id'][:SHORT_ID]}]"
+        f"{session['payer_profile']}: {status['state']}"
+        + (f", furnished by {status['furnished_by']}" if status["furnished_by"] else "")
+        + f"  [session {session['id'][:SHORT_ID]}]"
     )
     for item in status["running"]:
         minutes, seconds = divmod(item["seconds"], 60)
@@ -609,14 +622,10 @@ def session_list(
         when = day.date() if day else here.today()
         clinic = scope.enter_context(here.whole_clinic(when, when)) if clinic_wide else here
         sessions = clinic.list_sessions(day=when)
-        results = clinic.summaries(sessions)
+        results = clinic.summaries_or_problems(sessions)
         states = clinic.session_states(sessions)
         rows = [
-            {
-                **session_json(s),
-                "state": list(states[s.id]),
-                "total_timed_units": results[s.id].total_timed_units,
-            }
+            {**session_json(s), "state": list(states[s.id]), **_units_or_problem(results[s.id])}
             for s in sessions
         ]
     if as_json:
@@ -625,9 +634,14 @@ def session_list(
     if not rows:
         click.echo(f"No sessions on {when.isoformat()}.")
     for row in rows:
+        units = (
+            f"problem: {row['problem']}"
+            if row.get("problem")
+            else f"{row['total_timed_units']} timed units"
+        )
         click.echo(
             f"{row['id'][:SHORT_ID]}  {row['patient_ref']:<10} {row['clinician']} ({row['role']})"
-            f"  {', '.join(row['state'])}  {row['total_timed_units']} timed units"
+            f"  {', '.join(row['state'])}  {units}"
         )
 
 

@@ -432,10 +432,21 @@ class Clinic:
     def end_session(self, session_id: str) -> Session:
         """Stop whatever runs and close the session, in one transaction."""
         session = self._open(session_id)
-        stopwatch = self._restore(session)
         stops: tuple[st.SegmentStop, ...] = ()
-        if stopwatch.running:
-            stops = _store_change(session_id, stopwatch.stop(), "stop", self._catalogue).stops
+        try:
+            stopwatch = self._restore(session)
+        except UnknownCode:
+            # A code no longer in the clinic's code file: the stopwatch cannot be rebuilt, yet
+            # the session must close (its problem is then shown and corrected like any other).
+            now = self._clock.now()
+            stops = tuple(
+                st.SegmentStop(s.id, max(now, s.start_utc))
+                for s in self._store.segments(session_id)
+                if s.stop_utc is None
+            )
+        else:
+            if stopwatch.running:
+                stops = _store_change(session_id, stopwatch.stop(), "stop", self._catalogue).stops
         closed = self._store.close_session(session_id, stops=stops, actor=self._actor)
         self._furnished_by.pop(session_id, None)
         return closed
@@ -1026,11 +1037,8 @@ class Clinic:
             segments = self._store.segments_of(ids)
             untimed = self._store.untimed_services_of(ids)
             rows = [
-                billing.SessionRows(
-                    s,
-                    self._restore(s, segments.get(s.id, []), heartbeat, policy),
-                    untimed.get(s.id, []),
-                    profiles[s.payer_profile],
+                self._session_rows(
+                    s, segments.get(s.id, []), untimed.get(s.id, []), profiles, heartbeat, policy
                 )
                 for s in dated
             ]
@@ -1043,7 +1051,30 @@ class Clinic:
                 stale=self._store.changed_since_export(
                     [s.id for s in dated if s.exported and s.amended]
                 ),
+                problem=self.session_problem,
             )
+
+    def _session_rows(
+        self,
+        session: Session,
+        segments: Sequence[Segment],
+        untimed: Sequence[UntimedService],
+        profiles: Mapping[str, PayerProfile],
+        heartbeat: datetime | None,
+        policy: RoundingPolicy,
+    ) -> billing.SessionRows:
+        """A session's rows for a claim day; rows that cannot even be read as minutes (a code
+        no longer in the catalogue) come as an empty stopwatch and the problem, so the rest of
+        the day still bills."""
+        profile = profiles[session.payer_profile]
+        try:
+            stopwatch = self._restore(session, segments, heartbeat, policy)
+        except InvalidInput as exc:
+            empty = self._restore(session, [], None, policy)
+            return billing.SessionRows(
+                session, empty, (), profile, problem=self.session_problem(session, exc)
+            )
+        return billing.SessionRows(session, stopwatch, untimed, profile)
 
     def _pooled_days(self, sessions: Sequence[Session]) -> dict[str, billing.ClaimDay]:
         """The claim day of each of ``sessions`` that shares its day with another session."""
@@ -1146,7 +1177,9 @@ class Clinic:
             for day in source:
                 counted[0] += len(day.visits)
                 if not day.provisional:
-                    ids.extend(day.session_ids)
+                    # A session left out (its error row) stays unmarked: once corrected, its
+                    # day is exported again whole.
+                    ids.extend(day.billed_session_ids)
                 yield day
 
         source = days if days is not None else self.iter_claim_days(start, end, clinician=clinician)

@@ -16,7 +16,7 @@ from therapy_timer.codes import Discipline
 from therapy_timer.contract import result_json
 from therapy_timer.errors import InvalidInput, InvalidOperation
 from therapy_timer.files import read_regular
-from therapy_timer.model import Segment, Session, label_text
+from therapy_timer.model import Segment, Session, SessionProblem, label_text
 
 CSV_COLUMNS = (
     "date_of_service",
@@ -38,7 +38,12 @@ CSV_COLUMNS = (
 )
 """One row per billable line of a claim day (R1.2: every session of one patient, date of
 service, discipline and payer pooled); a day that bills nothing gets one row of 0 units whose
-remark says why. ``warnings`` lists only what the biller must act on, as "rule: gist"."""
+remark says why. ``warnings`` lists only what the biller must act on, as "rule: gist".
+A session the rules refuse as recorded gets an error row of its own (status "error", the
+remark naming the patient and what to fix); the rest of its day is billed without it and
+its rows say so."""
+
+ERROR_STATUS = "error"
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """A spreadsheet runs a cell starting with one of these as a formula (CSV injection)."""
@@ -125,6 +130,10 @@ class ClaimDayLike(Protocol):
     def status(self) -> str: ...
     @property
     def nothing_billable(self) -> str | None: ...
+    @property
+    def problems(self) -> tuple[SessionProblem, ...]: ...
+    @property
+    def billed_session_ids(self) -> tuple[str, ...]: ...
 
 
 def refuse_open(days: Iterable[ClaimDayLike]) -> None:
@@ -176,20 +185,29 @@ def csv_rows(days: Iterable[ClaimDayLike]) -> Iterator[list[str]]:
             day.discipline.value,
             day.payer_profile,
         ]
+        for problem in day.problems:
+            yield [neutralise(cell) for cell in _error_row(common, problem)]
+        billed = day.billed_session_ids
+        if not billed:
+            continue
         tail = [
             str(result.total_timed_minutes),
             str(result.total_treatment_minutes),
             "; ".join(day.clinicians),
-            " ".join(day.session_ids),
+            " ".join(billed),
             "yes" if any(s.amended for s in day.sessions) else "no",
             act_warnings(result),
             day.status,
         ]
-        remark = "provisional: a session of the day is still open" if day.provisional else ""
+        provisional = "provisional: a session of the day is still open" if day.provisional else ""
+        partial = ""
+        if day.problems:
+            held = ", ".join(p.session.id[:8] for p in day.problems)
+            partial = f"partial day: without session {held} (its error row) until corrected"
         why = day.nothing_billable
         if why is not None:
             row = [*common, "", "", "0", str(result.total_timed_minutes), *tail]
-            row.append(f"nothing billable: {why}")
+            row.append("; ".join(filter(None, [f"nothing billable: {why}", partial])))
             yield [neutralise(cell) for cell in row]
             continue
         for line in result.lines:
@@ -200,9 +218,42 @@ def csv_rows(days: Iterable[ClaimDayLike]) -> Iterator[list[str]]:
                 str(line.units),
                 str(minutes[line.code]),
                 *tail,
-                remark,
+                "; ".join(filter(None, [provisional, partial])),
             ]
             yield [neutralise(cell) for cell in row]
+
+
+def _error_row(common: list[str], problem: SessionProblem) -> list[str]:
+    """A session that cannot be billed as recorded: 0 units, the patient and what to fix."""
+    session = problem.session
+    return [
+        *common,
+        "",
+        "",
+        "0",
+        "",
+        "",
+        "",
+        f"{session.clinician} ({session.role.value})",
+        session.id,
+        "yes" if session.amended else "no",
+        f"R1.2: {problem.field or 'session'}: cannot be billed as recorded",
+        ERROR_STATUS,
+        problem.text,
+    ]
+
+
+def problem_json(problem: SessionProblem) -> dict[str, Any]:
+    """A session the rules refuse, for other programs: where, what, and how to fix it."""
+    return {
+        "session_id": problem.session.id,
+        "patient_ref": problem.session.patient_ref,
+        "clinician": problem.session.clinician,
+        "field": problem.field,
+        "message": problem.message,
+        "fix": problem.fix,
+        "text": problem.text,
+    }
 
 
 def write_csv(days: Iterable[ClaimDayLike], out: TextIO) -> int:
@@ -273,6 +324,8 @@ def claim_day_json(day: ClaimDayLike) -> dict[str, Any]:
         "reference_looks_like_initials": day.initials_only,
         "nothing_billable": day.nothing_billable,
         "session_ids": list(day.session_ids),
+        "billed_session_ids": list(day.billed_session_ids),
+        "problems": [problem_json(p) for p in day.problems],
         "sessions": [
             {
                 **session_json(v.session),

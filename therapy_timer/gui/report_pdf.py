@@ -57,6 +57,11 @@ def _lines(day: ClaimDay) -> str:
         f"{line.units} &times; {escape('-'.join((line.code, *line.modifiers)))}"
         for line in day.result.lines
     ]
+    # A session the rules refuse is its own error line: the claim is billed without it.
+    billed += [
+        f"<b>&#9888; session {escape(p.session.id[:8])}:<br>not billed, needs correction</b>"
+        for p in day.problems
+    ]
     if billed:
         return "<br>".join(billed)
     return f"nothing billable<br><i>{escape(day.nothing_billable or '')}</i>"
@@ -143,6 +148,9 @@ def _day_html(day: str, claims: Sequence[ClaimDay], first: bool) -> str:
         notes.append(f"<b>{still_open} provisional (a session still open)</b>")
     if warned:
         notes.append(f"{warned} with warnings (&#9888;) to look at")
+    held = sum(len(c.problems) for c in claims)
+    if held:
+        notes.append(f"<b>{held} session(s) not billed until corrected</b>")
     return (
         f"<h2{style}>Therapy Timer &mdash; claims of {_long_date(day)}</h2>"
         f"<p>{', '.join(notes)}. Each claim pools one patient's sessions of the day for one plan "
