@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from therapy_timer import __version__
+from therapy_timer.explain import data_folder_text
 from therapy_timer.gui import theme
 from therapy_timer.gui.controller import ForgotToStop, SessionController
 from therapy_timer.gui.view_state import TileState, WindowView, format_elapsed
@@ -78,6 +80,7 @@ class MainWindow(QMainWindow):
         self._close_confirmed = False
         self._pending_recovery: list[Interrupted] = []
         self.summary_dialog: SummaryDialog | None = None
+        self.about_box: QMessageBox | None = None
         self.recovery_dialog: RecoveryDialog | None = None
         self.close_box: QMessageBox | None = None
         self.setWindowTitle("Therapy Timer")
@@ -384,10 +387,11 @@ class MainWindow(QMainWindow):
         self._open_box("Keyboard shortcuts", SHORTCUTS_HELP)
 
     def _on_about_requested(self) -> None:
-        self._open_box(
+        folder = data_folder_text(Path(self._controller.data_dir_text))
+        self.about_box = self._open_box(
             "About Therapy Timer",
             f"Therapy Timer {__version__}\nPer-code treatment stopwatches and billing-correct "
-            "units for PT, OT and SLP.",
+            f"units for PT, OT and SLP.\n\n{folder}",
         )
 
     def _open_box(self, title: str, text: str) -> QMessageBox:

@@ -10,12 +10,15 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QSizePolicy,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from therapy_timer.codes import Role
+from therapy_timer.explain import PAYER_PROFILE_HELP
 from therapy_timer.gui import theme
 from therapy_timer.gui.view_state import Draft, HeaderView
 
@@ -53,6 +56,15 @@ class SessionHeader(QWidget):
         self.discipline.setToolTip("Follows the role: each discipline bills its own plan of care")
         self.payer = QComboBox()
         self.payer.setAccessibleName("Payer profile")
+        self.payer.setToolTip(PAYER_PROFILE_HELP)
+        self.payer.setWhatsThis(PAYER_PROFILE_HELP)
+        # A tooltip needs a mouse: on a touch screen the "?" beside the box says the same.
+        self.payer_help = QToolButton()
+        self.payer_help.setText("?")
+        self.payer_help.setAccessibleName("What a payer profile decides")
+        self.payer_help.setToolTip("What a payer profile decides, and which method to pick")
+        self.payer_help.setMinimumSize(theme.TOUCH_MIN, theme.TOUCH_MIN)
+        self.payer_help_box: QMessageBox | None = None
         self.date = QDateEdit()
         self.date.setCalendarPopup(True)
         self.date.setDisplayFormat("yyyy-MM-dd")
@@ -71,7 +83,10 @@ class SessionHeader(QWidget):
         left.addRow("&Role", self.role)
         right = QFormLayout()
         right.addRow("Discipline", self.discipline)
-        right.addRow("Pa&yer", self.payer)
+        payer_row = QHBoxLayout()
+        payer_row.addWidget(self.payer, 1)
+        payer_row.addWidget(self.payer_help)
+        right.addRow("Pa&yer", payer_row)
         right.addRow("&Date", self.date)
         for form in (left, right):
             form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -111,6 +126,7 @@ class SessionHeader(QWidget):
         self.role.currentIndexChanged.connect(self._on_field_edited)
         self.payer.currentIndexChanged.connect(self._on_field_edited)
         self.date.dateChanged.connect(self._on_field_edited)
+        self.payer_help.clicked.connect(self._on_payer_help_clicked)
 
     def set_view(self, view: HeaderView) -> None:
         self._updating = True
@@ -157,6 +173,18 @@ class SessionHeader(QWidget):
     def _on_field_edited(self) -> None:
         if not self._updating:
             self.draft_edited.emit(self.draft())
+
+    def _on_payer_help_clicked(self) -> None:
+        box = QMessageBox(
+            QMessageBox.Icon.Information, "Payer profiles", PAYER_PROFILE_HELP, parent=self
+        )
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.destroyed.connect(self._on_payer_help_closed)
+        self.payer_help_box = box
+        box.open()
+
+    def _on_payer_help_closed(self, _gone: object = None) -> None:
+        self.payer_help_box = None
 
 
 def _set_text(field: QLineEdit, text: str) -> None:
