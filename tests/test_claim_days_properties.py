@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from tests.fakes import FakeClock
 from therapy_timer import billing, rules
 from therapy_timer.codes import Discipline, FurnishedBy, Method, Role, builtin_catalogue
-from therapy_timer.model import PayerProfile, Session, SessionStatus, UntimedService
-from therapy_timer.stopwatch import RoundingPolicy, Segment, Stopwatch
+from therapy_timer.model import PayerProfile, Segment, Session, SessionStatus, UntimedService
+from therapy_timer.stopwatch import RoundingPolicy, Stopwatch
 
 CATALOGUE = builtin_catalogue()
 CODES = ("97110", "97112", "97140", "97530", "97035", "97010")
@@ -63,7 +63,10 @@ def day_rows(
     moment = START
     for index, ((code, by, seconds), owner) in enumerate(zip(pieces, owners, strict=True)):
         stop = moment + timedelta(seconds=seconds)
-        segments[owner % sessions].append(Segment(f"g{index}", code, by, moment, stop))
+        exclusive = not CATALOGUE.get(code).supervised_modality
+        segments[owner % sessions].append(
+            Segment(f"g{index}", f"s{owner % sessions}", code, by, exclusive, moment, stop)
+        )
         moment = stop + timedelta(minutes=1)
     clock = FakeClock(moment + timedelta(hours=1))
     services: dict[int, list[UntimedService]] = {n: [] for n in range(sessions)}
@@ -74,7 +77,7 @@ def day_rows(
     return [
         billing.SessionRows(
             session(n, profile),
-            Stopwatch.restore(CATALOGUE, clock, segments[n], policy=policy),
+            Stopwatch.restore(CATALOGUE, clock, segments[n], session_id=f"s{n}", policy=policy),
             services[n],
             profile,
         )

@@ -408,7 +408,7 @@ def test_restore_after_the_clock_went_back_before_the_heartbeat(
     assert len(stopwatch.warnings) == 1
     outcome = service.stop(session.id)
     assert outcome.change.warnings
-    assert outcome.change.closed[0].stop == DEFAULT_START
+    assert outcome.change.closed[0].stop_utc == DEFAULT_START
 
 
 # -- a real crash --------------------------------------------------------------------------

@@ -9,11 +9,10 @@ import pytest
 from tests.fakes import DEFAULT_START, FakeClock
 from therapy_timer.codes import Catalogue, FurnishedBy, builtin_catalogue
 from therapy_timer.errors import InvalidInput, InvalidOperation, UnknownCode
-from therapy_timer.model import Pause, Resumable
+from therapy_timer.model import Pause, Resumable, Segment
 from therapy_timer.stopwatch import (
     RoundingPolicy,
     RulesInput,
-    Segment,
     Stopwatch,
     StopwatchState,
 )
@@ -21,6 +20,12 @@ from therapy_timer.stopwatch import (
 THERAPIST = FurnishedBy.THERAPIST
 ASSISTANT = FurnishedBy.ASSISTANT
 TOGETHER = FurnishedBy.TOGETHER
+
+
+def stored(segment_id: str, code: str, start: datetime, stop: datetime | None = None) -> Segment:
+    """A therapist's segment as a store would hand it to ``Stopwatch.restore``."""
+    exclusive = not builtin_catalogue().get(code).supervised_modality
+    return Segment(segment_id, "", code, THERAPIST, exclusive, start, stop)
 
 
 @pytest.fixture
@@ -52,7 +57,7 @@ def test_a_new_stopwatch_is_idle_and_empty(sw: Stopwatch) -> None:
 def test_start_opens_one_segment_at_the_clock_time(sw: Stopwatch, clock: FakeClock) -> None:
     change = sw.start("97110")
     assert change.closed == ()
-    assert [(s.code, s.furnished_by, s.start, s.stop) for s in change.opened] == [
+    assert [(s.code, s.furnished_by, s.start_utc, s.stop_utc) for s in change.opened] == [
         ("97110", THERAPIST, DEFAULT_START, None)
     ]
     assert change.started_codes == ("97110",)
@@ -74,7 +79,9 @@ def test_starting_a_timed_code_stops_the_running_one(sw: Stopwatch, clock: FakeC
     first = sw.start("97110").opened[0]
     clock.advance(minutes=10)
     change = sw.start("97140")
-    assert change.closed == (Segment(first.id, "97110", THERAPIST, DEFAULT_START, clock.now()),)
+    assert change.closed == (
+        Segment(first.id, "", "97110", THERAPIST, True, DEFAULT_START, clock.now()),
+    )
     assert [s.code for s in change.opened] == ["97140"]
     assert change.stopped_codes == ("97110",)
     assert change.started_codes == ("97140",)
@@ -225,10 +232,10 @@ def test_furnished_by_switch_gives_exact_assistant_minutes(sw: Stopwatch, clock:
     sw.start("97110")
     clock.advance(minutes=13)
     change = sw.set_furnished_by(ASSISTANT)
-    assert [(s.code, s.furnished_by, s.stop) for s in change.closed] == [
+    assert [(s.code, s.furnished_by, s.stop_utc) for s in change.closed] == [
         ("97110", THERAPIST, clock.now())
     ]
-    assert [(s.code, s.furnished_by, s.start) for s in change.opened] == [
+    assert [(s.code, s.furnished_by, s.start_utc) for s in change.opened] == [
         ("97110", ASSISTANT, clock.now())
     ]
     assert change.stopped_codes == () and change.started_codes == ()
@@ -374,8 +381,8 @@ def test_clock_going_backwards_never_gives_negative_time(sw: Stopwatch, clock: F
     assert minutes(sw) == {"97110": 10}
     assert len(sw.warnings) == 1  # one warning per jump, not per repaint
     change = sw.start("97140")
-    assert change.closed[0].stop == DEFAULT_START + timedelta(minutes=10)
-    assert change.opened[0].start == DEFAULT_START + timedelta(minutes=10)
+    assert change.closed[0].stop_utc == DEFAULT_START + timedelta(minutes=10)
+    assert change.opened[0].start_utc == DEFAULT_START + timedelta(minutes=10)
     clock.advance(minutes=65)  # the clock is now 5 minutes past the hold
     assert minutes(sw) == {"97110": 10, "97140": 5}
     assert all(s.elapsed(sw.now()) >= timedelta(0) for s in sw.segments)
@@ -397,7 +404,7 @@ def test_restored_stopwatch_clamps_an_open_segment_in_the_future(
     catalogue: Catalogue, clock: FakeClock
 ) -> None:
     later = DEFAULT_START + timedelta(hours=1)
-    sw = Stopwatch.restore(catalogue, clock, [Segment("a", "97110", THERAPIST, later)])
+    sw = Stopwatch.restore(catalogue, clock, [stored("a", "97110", later)])
     assert sw.elapsed("97110") == timedelta(0)
     assert len(sw.warnings) == 1
 
@@ -425,32 +432,44 @@ def test_restore_reproduces_the_state(catalogue: Catalogue, clock: FakeClock) ->
 
 def test_restore_refuses_inconsistent_segments(catalogue: Catalogue, clock: FakeClock) -> None:
     t = DEFAULT_START
-    two_timed = [Segment("a", "97110", THERAPIST, t), Segment("b", "97140", THERAPIST, t)]
+    two_timed = [stored("a", "97110", t), stored("b", "97140", t)]
     with pytest.raises(InvalidInput, match="more than one treatment code"):
         Stopwatch.restore(catalogue, clock, two_timed)
-    same_code = [Segment("a", "97012", THERAPIST, t), Segment("b", "97012", THERAPIST, t)]
+    same_code = [stored("a", "97012", t), stored("b", "97012", t)]
     with pytest.raises(InvalidInput, match="two running segments"):
         Stopwatch.restore(catalogue, clock, same_code)
-    backwards = [Segment("a", "97110", THERAPIST, t, t - timedelta(seconds=1))]
+    backwards = [stored("a", "97110", t, t - timedelta(seconds=1))]
     with pytest.raises(InvalidInput, match="stops before it starts"):
         Stopwatch.restore(catalogue, clock, backwards)
-    naive = [Segment("a", "97110", THERAPIST, datetime(2025, 1, 1))]
+    with pytest.raises(InvalidInput, match="another session"):
+        Stopwatch.restore(catalogue, clock, [stored("a", "97110", t)], session_id="s1")
+    naive = [stored("a", "97110", datetime(2025, 1, 1))]
     with pytest.raises(InvalidInput, match="time zone"):
         Stopwatch.restore(catalogue, clock, naive)
     with pytest.raises(InvalidInput, match="paused"):
         Stopwatch.restore(
             catalogue,
             clock,
-            [Segment("a", "97110", THERAPIST, t)],
+            [stored("a", "97110", t)],
             paused=Pause(t, (Resumable("97110", THERAPIST),)),
         )
+
+
+def test_opened_segments_name_their_session_and_whether_they_run_alone(
+    catalogue: Catalogue, clock: FakeClock
+) -> None:
+    sw = Stopwatch(catalogue, clock, session_id="s1")
+    assert [(s.session_id, s.exclusive) for s in sw.start("97012").opened] == [("s1", False)]
+    assert [(s.session_id, s.exclusive) for s in sw.start("97110").opened] == [("s1", True)]
+    again = Stopwatch.restore(catalogue, clock, sw.segments, session_id="s1")
+    assert again.segments == tuple(sorted(sw.segments, key=lambda s: s.start_utc))
 
 
 def test_restore_not_before_holds_the_clock_at_the_heartbeat(
     catalogue: Catalogue, clock: FakeClock
 ) -> None:
     heartbeat = DEFAULT_START + timedelta(minutes=20)
-    segments = [Segment("a", "97110", THERAPIST, DEFAULT_START)]
+    segments = [stored("a", "97110", DEFAULT_START)]
     sw = Stopwatch.restore(catalogue, clock, segments, not_before=heartbeat)
     assert sw.elapsed("97110") == timedelta(minutes=20)
     assert len(sw.warnings) == 1

@@ -165,7 +165,7 @@ class StopwatchMachine(RuleBasedStateMachine):
 
     @invariant()
     def never_two_treatment_codes_running(self) -> None:
-        open_codes = [s.code for s in self.sw.segments if s.stop is None]
+        open_codes = [s.code for s in self.sw.segments if s.stop_utc is None]
         assert len(open_codes) == len(set(open_codes))
         assert sum(not is_modality(c) for c in open_codes) <= 1
 
@@ -194,7 +194,7 @@ class StopwatchMachine(RuleBasedStateMachine):
         treatment = _ZERO
         modality: dict[str, timedelta] = {}
         for segment in self.sw.segments:
-            assert segment.stop is None or segment.stop >= segment.start
+            assert segment.stop_utc is None or segment.stop_utc >= segment.start_utc
             length = segment.elapsed(now)
             if is_modality(segment.code):
                 modality[segment.code] = modality.get(segment.code, _ZERO) + length
@@ -208,7 +208,7 @@ class StopwatchMachine(RuleBasedStateMachine):
     def segments_of_treatment_codes_never_overlap(self) -> None:
         now = self.sw.now()
         spans = sorted(
-            (s.start, s.stop or now) for s in self.sw.segments if not is_modality(s.code)
+            (s.start_utc, s.stop_utc or now) for s in self.sw.segments if not is_modality(s.code)
         )
         for (_, first_end), (second_start, _) in pairwise(spans):
             assert first_end <= second_start

@@ -48,7 +48,6 @@ from therapy_timer.stopwatch import (
     RulesInput,
     Stopwatch,
 )
-from therapy_timer.stopwatch import Segment as WatchSegment
 from therapy_timer.store.queries import WindowLease
 
 if TYPE_CHECKING:  # the clinic server's types; psycopg itself loads only when a server is used
@@ -964,7 +963,7 @@ class Clinic:
         return entry.timed and not entry.supervised_modality
 
     def _stop_one_on_one_elsewhere(
-        self, session: Session, opened: Sequence[WatchSegment]
+        self, session: Session, opened: Sequence[Segment]
     ) -> tuple[Outcome, ...]:
         people = {_person(session, s.furnished_by) for s in opened}
         stopped: list[Outcome] = []
@@ -1903,7 +1902,8 @@ class Clinic:
         return Stopwatch.restore(
             self._catalogue,
             self._clock,
-            [_from_store(s) for s in segments],
+            segments,
+            session_id=session.id,
             paused=session.pause,
             furnished_by=furnished_by,
             policy=policy or self.policy,
@@ -1938,8 +1938,8 @@ class Clinic:
             # The segments now say who furnishes; a remembered value would only go stale.
             self._furnished_by.pop(session_id, None)
             committed = Change(
-                closed=tuple(_from_store(s) for s in applied.stopped),
-                opened=tuple(_from_store(s) for s in applied.started),
+                closed=applied.stopped,
+                opened=applied.started,
                 paused_before=change.paused_before,
                 paused_after=change.paused_after,
                 furnished_by_before=change.furnished_by_before,
@@ -1981,7 +1981,7 @@ def _store_change(
                 s.code,
                 s.furnished_by,
                 exclusive=not catalogue.get(s.code).supervised_modality,
-                start_utc=s.start,
+                start_utc=s.start_utc,
                 id=s.id,  # the stopwatch's id, so the change it reported names the stored rows
             )
             for s in change.opened
@@ -1992,19 +1992,9 @@ def _store_change(
     )
 
 
-def _stop(segment: WatchSegment) -> st.SegmentStop:
-    assert segment.stop is not None, "only closed segments are written as stops"
-    return st.SegmentStop(segment.id, segment.stop)
-
-
-def _from_store(segment: Segment) -> WatchSegment:
-    return WatchSegment(
-        id=segment.id,
-        code=segment.code,
-        furnished_by=segment.furnished_by,
-        start=segment.start_utc,
-        stop=segment.stop_utc,
-    )
+def _stop(segment: Segment) -> st.SegmentStop:
+    assert segment.stop_utc is not None, "only closed segments are written as stops"
+    return st.SegmentStop(segment.id, segment.stop_utc)
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -7,7 +7,7 @@ import unicodedata
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -98,6 +98,11 @@ class Segment:
     @property
     def running(self) -> bool:
         return self.stop_utc is None
+
+    def elapsed(self, now: datetime) -> timedelta:
+        """Length of the segment, measured to ``now`` while it runs; never negative."""
+        end = now if self.stop_utc is None else self.stop_utc
+        return max(timedelta(0), end - self.start_utc)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from enum import StrEnum
 from therapy_timer.clock import Clock
 from therapy_timer.codes import Catalogue, Code, FurnishedBy, Kind
 from therapy_timer.errors import InvalidInput, InvalidOperation
-from therapy_timer.model import Pause, Resumable
+from therapy_timer.model import Pause, Resumable, Segment
 
 _ZERO = timedelta(0)
 _MINUTE_US = 60_000_000
@@ -35,26 +35,6 @@ class StopwatchState(StrEnum):
     IDLE = "idle"
     RUNNING = "running"
     PAUSED = "paused"
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One stretch of one code furnished by one party; ``stop`` is None while it runs (UTC)."""
-
-    id: str
-    code: str
-    furnished_by: FurnishedBy
-    start: datetime
-    stop: datetime | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.stop is None
-
-    def elapsed(self, now: datetime) -> timedelta:
-        """Length of the segment, measured to ``now`` while it runs; never negative."""
-        end = now if self.stop is None else self.stop
-        return max(_ZERO, end - self.start)
 
 
 @dataclass(frozen=True)
@@ -155,10 +135,13 @@ class Stopwatch:
         catalogue: Catalogue,
         clock: Clock,
         *,
+        session_id: str = "",
         policy: RoundingPolicy = RoundingPolicy.DOWN,
         furnished_by: FurnishedBy = FurnishedBy.THERAPIST,
         new_id: Callable[[], str] = _new_id,
     ) -> None:
+        self.session_id = session_id
+        """The session its segments belong to (empty for one that is never stored)."""
         self._catalogue = catalogue
         self._clock = clock
         self.policy = policy
@@ -179,6 +162,7 @@ class Stopwatch:
         clock: Clock,
         segments: Iterable[Segment],
         *,
+        session_id: str = "",
         paused: Pause | None = None,
         furnished_by: FurnishedBy | None = None,
         policy: RoundingPolicy = RoundingPolicy.DOWN,
@@ -190,19 +174,30 @@ class Stopwatch:
         ``furnished_by`` defaults to that of the latest segment. ``not_before`` (e.g. the last
         heartbeat) is a moment known to have passed, so a clock reading before it is clamped.
         Inconsistent data (two open segments of exclusive codes, a segment open while paused,
-        a stop before its start) raises ``InvalidInput``.
+        a stop before its start, a segment of another session) raises ``InvalidInput``.
         """
-        ordered = sorted(segments, key=lambda s: (s.start, s.stop is None))
+        ordered = sorted(segments, key=lambda s: (s.start_utc, s.stop_utc is None))
         if furnished_by is None:
             furnished_by = ordered[-1].furnished_by if ordered else FurnishedBy.THERAPIST
-        stopwatch = cls(catalogue, clock, policy=policy, furnished_by=furnished_by, new_id=new_id)
+        stopwatch = cls(
+            catalogue,
+            clock,
+            session_id=session_id,
+            policy=policy,
+            furnished_by=furnished_by,
+            new_id=new_id,
+        )
         open_codes: set[str] = set()
         exclusive_open = 0
         moments: list[datetime] = []
         for segment in ordered:
+            if segment.session_id != session_id:
+                raise InvalidInput("segments", f"segment {segment.id} is another session's")
             code = catalogue.get(segment.code, "segments.code")
-            start = _as_utc(segment.start, "segments.start")
-            stop = None if segment.stop is None else _as_utc(segment.stop, "segments.stop")
+            start = _as_utc(segment.start_utc, "segments.start_utc")
+            stop = (
+                None if segment.stop_utc is None else _as_utc(segment.stop_utc, "segments.stop_utc")
+            )
             if stop is not None and stop < start:
                 raise InvalidInput("segments", f"segment {segment.id} stops before it starts")
             if stop is None:
@@ -211,7 +206,9 @@ class Stopwatch:
                 open_codes.add(code.code)
                 exclusive_open += not code.supervised_modality
             moments.append(start if stop is None else stop)
-            stopwatch._segments.append(replace(segment, code=code.code, start=start, stop=stop))
+            stopwatch._segments.append(
+                replace(segment, code=code.code, start_utc=start, stop_utc=stop)
+            )
         if exclusive_open > 1:
             raise InvalidInput("segments", "more than one treatment code is running")
         if paused is not None:
@@ -240,14 +237,14 @@ class Stopwatch:
     @property
     def running(self) -> tuple[Segment, ...]:
         """The open segments, the treatment code (if any) first."""
-        open_segments = [s for s in self._segments if s.stop is None]
+        open_segments = [s for s in self._segments if s.stop_utc is None]
         return tuple(sorted(open_segments, key=lambda s: self._code(s.code).supervised_modality))
 
     @property
     def running_treatment(self) -> Segment | None:
         """The open segment of the one code that is not a supervised modality, if any."""
         for segment in self._segments:
-            if segment.stop is None and not self._code(segment.code).supervised_modality:
+            if segment.stop_utc is None and not self._code(segment.code).supervised_modality:
                 return segment
         return None
 
@@ -259,7 +256,7 @@ class Stopwatch:
     def state(self) -> StopwatchState:
         if self._paused is not None:
             return StopwatchState.PAUSED
-        if any(s.stop is None for s in self._segments):
+        if any(s.stop_utc is None for s in self._segments):
             return StopwatchState.RUNNING
         return StopwatchState.IDLE
 
@@ -404,7 +401,7 @@ class Stopwatch:
             elapsed[segment.code] = elapsed.get(segment.code, _ZERO) + length
             if segment.furnished_by is FurnishedBy.ASSISTANT:
                 assistant[segment.code] = assistant.get(segment.code, _ZERO) + length
-            if segment.stop is None:
+            if segment.stop_utc is None:
                 running.add(segment.code)
         # The therapist's share is rounded and the rest of the code's minutes is the assistant's:
         # a rounding remainder must never become therapist time that was not spent, because
@@ -447,7 +444,7 @@ class Stopwatch:
         return self._catalogue.get(code)
 
     def _open_segments(self) -> list[Segment]:
-        return [s for s in self._segments if s.stop is None]
+        return [s for s in self._segments if s.stop_utc is None]
 
     def _read_clock(self) -> datetime:
         reading = self._clock.now()
@@ -479,13 +476,16 @@ class _Recorder:
         self.now = stopwatch._read_clock()
 
     def close(self, segment: Segment, at: datetime) -> None:
-        closed = replace(segment, stop=max(at, segment.start))
+        closed = replace(segment, stop_utc=max(at, segment.start_utc))
         index = self._sw._segments.index(segment)
         self._sw._segments[index] = closed
         self._closed.append(closed)
 
     def open(self, code: str, furnished_by: FurnishedBy, at: datetime) -> None:
-        segment = Segment(self._sw._new_id(), code, furnished_by, at)
+        exclusive = not self._sw._code(code).supervised_modality
+        segment = Segment(
+            self._sw._new_id(), self._sw.session_id, code, furnished_by, exclusive, at, None
+        )
         self._sw._segments.append(segment)
         self._opened.append(segment)
 

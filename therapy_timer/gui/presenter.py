@@ -54,11 +54,11 @@ def running_run(stopwatch: Stopwatch | None) -> Run | None:
     running = stopwatch.running_treatment if stopwatch is not None else None
     if stopwatch is None or running is None:
         return None
-    start = running.start
+    start = running.start_utc
     # A furnished-by switch splits one run into segments; the run began at the first of them.
-    for segment in sorted(stopwatch.segments, key=lambda s: s.start, reverse=True):
-        if segment.code == running.code and segment.stop == start:
-            start = segment.start
+    for segment in sorted(stopwatch.segments, key=lambda s: s.start_utc, reverse=True):
+        if segment.code == running.code and segment.stop_utc == start:
+            start = segment.start_utc
     return Run(running.code, start, int((stopwatch.now() - start).total_seconds() // 60))
 
 
@@ -236,10 +236,12 @@ def caseload_entry(
     """One patient of the caseload strip, from rows already read (``units``: the payer's)."""
     sw = workspace.stopwatch
     now = sw.now()
-    running = sorted(sw.running, key=lambda s: (catalogue.get(s.code).supervised_modality, s.start))
+    running = sorted(
+        sw.running, key=lambda s: (catalogue.get(s.code).supervised_modality, s.start_utc)
+    )
     if running:
         text = " + ".join(s.code for s in running)
-        elapsed = now - running[0].start
+        elapsed = now - running[0].start_utc
     elif sw.paused is not None and sw.paused.resume:
         text = "Paused: " + " + ".join(r.code for r in sw.paused.resume)
         elapsed = timedelta(0)
@@ -284,7 +286,7 @@ def repaint_delay_ms(stopwatch: Stopwatch | None) -> int | None:
     if stopwatch is None or stopwatch.state is not StopwatchState.RUNNING:
         return None
     segment = stopwatch.running[0]
-    micros = int((stopwatch.now() - segment.start).total_seconds() * 1_000_000)
+    micros = int((stopwatch.now() - segment.start_utc).total_seconds() * 1_000_000)
     return 1000 - (micros // 1000) % 1000 + 5
 
 
