@@ -24,12 +24,19 @@ from therapy_timer import billing, paths, rules
 from therapy_timer import export as ex
 from therapy_timer import store as st
 from therapy_timer.clock import Clock, SystemClock
-from therapy_timer.codes import CLINIC_CODES_FILE, Catalogue, Code, Discipline, FurnishedBy, Role
+from therapy_timer.codes import (
+    CLINIC_CODES_FILE,
+    MAX_DAY_MINUTES,
+    Catalogue,
+    Code,
+    Discipline,
+    FurnishedBy,
+    Role,
+)
 from therapy_timer.codes import load_catalogue as _load_catalogue
 from therapy_timer.errors import InvalidInput, InvalidOperation, StorageUnavailable, UnknownCode
 from therapy_timer.files import check_target, private_output, write_private
 from therapy_timer.model import (
-    MAX_DAY_MINUTES,
     Conflict,
     ConflictStatus,
     Interrupted,

@@ -30,6 +30,10 @@ Documents the form; ``normalize_code`` checks it with string methods (lookups ar
 
 MAX_FILE_BYTES = 1 << 20
 """A clinic's code file larger than this (1 MiB, thousands of codes) is refused unread."""
+MAX_DAY_MINUTES = 24 * 60
+"""No code, service, segment or day holds more minutes than a calendar day has (R1.2); it sits
+here, the lowest layer both ``model`` and ``rules`` import (``rules`` must not load ``model``:
+the command's start-up stays small)."""
 MAX_CODES = 2000
 MAX_FAVOURITES = 40
 MAX_DESCRIPTION = 100

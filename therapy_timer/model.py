@@ -11,13 +11,18 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from therapy_timer.codes import Discipline, FurnishedBy, Method, Role, normalize_code
+from therapy_timer.codes import (
+    MAX_DAY_MINUTES,
+    Discipline,
+    FurnishedBy,
+    Method,
+    Role,
+    normalize_code,
+)
 from therapy_timer.errors import InvalidInput, InvalidOperation
 
 PATIENT_REF_MAX = 20
 _PATIENT_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._#/-]*$")
-MAX_DAY_MINUTES = 24 * 60
-"""No code, service, segment or day holds more minutes than a calendar day has (R1.2)."""
 PATIENT_REF_MISSING = "Type the patient's reference (initials or MRN) first"
 
 

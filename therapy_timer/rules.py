@@ -17,10 +17,16 @@ from itertools import combinations, islice
 from math import comb
 from typing import Any, Final
 
-from therapy_timer.codes import Catalogue, Code, Discipline, Kind, builtin_catalogue
+from therapy_timer.codes import (
+    MAX_DAY_MINUTES,
+    Catalogue,
+    Code,
+    Discipline,
+    Kind,
+    builtin_catalogue,
+)
 from therapy_timer.codes import Method as Method  # re-exported: a Request names its method
 from therapy_timer.errors import InvalidInput
-from therapy_timer.model import MAX_DAY_MINUTES
 
 UNIT_MINUTES = 15
 

@@ -16,9 +16,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from therapy_timer.codes import MAX_DAY_MINUTES
 from therapy_timer.gui import theme
 from therapy_timer.gui.widgets.reason import ReasonDialog
-from therapy_timer.model import MAX_DAY_MINUTES, Segment
+from therapy_timer.model import Segment
 from therapy_timer.stopwatch import RoundingPolicy
 
 
