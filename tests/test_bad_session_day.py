@@ -19,10 +19,15 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from PySide6.QtCore import Qt
 
 from tests.fakes import FakeClock
+from tests.gui_support import CATALOGUE, Bot, build
 from therapy_timer.cli import Context, main
-from therapy_timer.store import DB_FILENAME
+from therapy_timer.clinic import Clinic, Header
+from therapy_timer.codes import Role
+from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
+from therapy_timer.store import DB_FILENAME, Store
 
 DAY = "2025-03-10"  # FakeClock's day
 WEEKEND = 2940  # Friday 14:00 to Monday 15:00
@@ -272,3 +277,59 @@ def test_a_claim_day_with_a_bad_session_bills_the_rest_and_says_so(tmp_path: Pat
     assert [(again["code"], int(again["units"]))] == units_of({"97110": 30})
     done = desk("export", "--date", DAY, "--out", str(out), "--force")
     assert "2 marked exported" in done.stderr
+
+
+# -- the window --------------------------------------------------------------------------------
+
+
+def test_the_window_shows_a_bad_session_and_its_summary_closes_and_corrects_it(
+    qtbot: Bot, tmp_path: Path
+) -> None:
+    """BAD's 97110 ran over the weekend; GOOD is being treated now. The window keeps every
+    tile and both patients, names BAD's problem, and the summary closes and corrects it."""
+    clock = FakeClock()
+    data = tmp_path / "data"
+    with Store.open(data, clock=clock, actor="x") as store:
+        clinic = Clinic(store, CATALOGUE, clock, actor="x")
+        ann = Header("Ann", Role.PT, "Medicare")
+        bad = clinic.session_for_command("BAD", create=ann)
+        clinic.start(bad.id, "97110")
+        clock.advance(minutes=WEEKEND)
+        good = clinic.session_for_command("GOOD", create=ann)
+        clinic.start(good.id, "97112")  # one-on-one: stops BAD's 97110 (issue 12)
+    clock.advance(minutes=20)
+    for rig in build(qtbot, data, clock):
+        window = rig.window
+        assert [e.patient_ref for e in rig.controller.view.caseload] == ["BAD", "GOOD"]
+        first, _second = window.caseload.buttons.values()
+        qtbot.mouseClick(first, Qt.MouseButton.LeftButton)
+        assert rig.controller.session is not None and rig.controller.session.id == bad.id
+        banner = window.message_banner.text.text()
+        assert "Patient BAD cannot be billed" in banner and "more than a day holds" in banner
+        assert rig.tile("97110").isVisible() and rig.tile("97112").isVisible()
+        assert len(rig.controller.view.caseload) == 2  # GOOD still there, still running
+
+        qtbot.mouseClick(window.end_button, Qt.MouseButton.LeftButton)
+        dialog = window.summary_dialog
+        assert isinstance(dialog, SummaryDialog)
+        assert "Patient BAD" in dialog.warnings.text() and "timed.97110" in dialog.warnings.text()
+        assert dialog.answer is None and dialog.table.rowCount() == 0
+        qtbot.mouseClick(dialog.copy_button, Qt.MouseButton.LeftButton)
+        assert not rig.store.get_session(bad.id).is_open
+        assert "Correct it before copying" in dialog.status.text()
+        qtbot.mouseClick(dialog.correct_button, Qt.MouseButton.LeftButton)
+        corrections = dialog.corrections_dialog
+        assert corrections is not None
+        (spin,) = corrections.spins.values()
+        spin.setFocus()
+        spin.selectAll()
+        qtbot.keyClicks(spin, "45")
+        qtbot.mouseClick(corrections.save_button, Qt.MouseButton.LeftButton)
+        reason = corrections.reason_dialog
+        assert reason is not None
+        qtbot.keyClicks(reason.reason, "left running over the weekend")
+        qtbot.mouseClick(reason.ok_button, Qt.MouseButton.LeftButton)
+        answer = dialog.answer
+        assert answer is not None
+        assert [(line.code, line.units) for line in answer.lines] == units_of({"97110": 45})
+        assert dialog.copy_button.isVisible() and "Amended" in dialog.note.toPlainText()

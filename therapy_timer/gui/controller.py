@@ -12,11 +12,11 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from therapy_timer import rules
 from therapy_timer.clinic import HEARTBEAT_INTERVAL_SECONDS, Clinic, Outcome, Workspace
 from therapy_timer.codes import Catalogue, Code, FurnishedBy
-from therapy_timer.errors import InvalidOperation, TherapyTimerError
+from therapy_timer.errors import InvalidInput, InvalidOperation, TherapyTimerError
 from therapy_timer.gui import presenter
 from therapy_timer.gui.presenter import ForgotToStop
 from therapy_timer.gui.view_state import CaseloadEntry, Draft, WindowView
-from therapy_timer.model import Interrupted, RecoveryChoice, Segment, Session
+from therapy_timer.model import Interrupted, RecoveryChoice, Segment, Session, SessionProblem
 from therapy_timer.stopwatch import RoundingPolicy, StopwatchState
 
 POLL_INTERVAL_MS = 1000
@@ -366,8 +366,11 @@ class SessionController(QObject):
 
     def summary(
         self, session_id: str, allocation: Mapping[str, int] | None = None
-    ) -> rules.Result | None:
-        """The rules' answer for a session (None with a message if the store failed)."""
+    ) -> rules.Result | SessionProblem | None:
+        """The rules' answer for a session, or what keeps the rules from answering (None with
+        a message if the store failed)."""
+        if allocation is None:
+            return self._guard(lambda: self._clinic.summary_or_problem(session_id))
         return self._guard(lambda: self._clinic.summary(session_id, allocation))
 
     def close_session(self, session_id: str, allocation: Mapping[str, int] | None = None) -> bool:
@@ -627,9 +630,15 @@ class SessionController(QObject):
             self._clinic.today(),
         )
 
-        def evaluate(method: rules.Method | None) -> rules.Result:
+        problems: list[str] = []
+
+        def evaluate(method: rules.Method | None) -> rules.Result | None:
             assert workspace is not None
-            return self._clinic.evaluate(workspace, method=method)
+            answer = self._answer(workspace, method)
+            if isinstance(answer, str):
+                problems.append(answer)
+                return None
+            return answer
 
         view = presenter.window_view(
             workspace=workspace,
@@ -640,6 +649,8 @@ class SessionController(QObject):
             catalogue=self._catalogue,
             evaluate=evaluate,
         )
+        if problems and not self._message:
+            view = replace(view, message=problems[0])
         return replace(view, caseload=self._caseload(view), undo=self._undo_text)
 
     def _caseload(self, view: WindowView) -> tuple[CaseloadEntry, ...]:
@@ -649,9 +660,12 @@ class SessionController(QObject):
         entries = []
         for index, space in enumerate(spaces, start=1):
             current = shown is not None and space.session.id == shown.session.id
-            units = (
-                view.live.payer_units if current else self._clinic.evaluate(space).total_timed_units
-            )
+            if current:
+                units = view.live.payer_units
+            else:
+                answer = self._answer(space, None)
+                # A session the rules refuse stays in the strip (its long run shows in colour).
+                units = 0 if isinstance(answer, str) else answer.total_timed_units
             entries.append(
                 presenter.caseload_entry(
                     space,
@@ -664,6 +678,15 @@ class SessionController(QObject):
             )
         return tuple(entries)
 
+    def _answer(self, workspace: Workspace, method: rules.Method | None) -> rules.Result | str:
+        """The rules' answer, or (minutes the rules refuse: a timer left running over a weekend)
+        what is wrong and how to put it right, so one bad session never blanks the window."""
+        try:
+            return self._clinic.evaluate(workspace, method=method)
+        except InvalidInput as exc:
+            problem = self._clinic.session_problem(workspace.session, exc)
+            return problem_text(problem)
+
     def _check_forgot_to_stop(self) -> None:
         run = self._run()
         event = self._forgot.observe(run, self.forgot_to_stop_minutes)
@@ -671,3 +694,13 @@ class SessionController(QObject):
             self.forgot_to_stop_cleared.emit()
         elif event is True and run is not None:
             self.forgot_to_stop_raised.emit(ForgotToStop(run.code, run.minutes))
+
+
+def problem_text(problem: SessionProblem) -> str:
+    """A session the rules refuse, in the window's words: who, what, and where to correct it."""
+    where = f"{problem.field}: " if problem.field else ""
+    return (
+        f"Patient {problem.session.patient_ref} cannot be billed as recorded: {where}"
+        f"{problem.message}. End the session, then correct it with Correct minutes… in its "
+        f"summary (or session edit on the command line)."
+    )

@@ -40,8 +40,9 @@ class Run:
     minutes: int
 
 
-Evaluate = Callable[[rules.Method | None], rules.Result]
-"""The rules' answer for the shown session under a method (None: the payer's own)."""
+Evaluate = Callable[[rules.Method | None], rules.Result | None]
+"""The rules' answer for the shown session under a method (None: the payer's own); None when
+the rules refuse its minutes (a session with a problem still shows its tiles and times)."""
 
 
 def default_furnished_by(role: Role) -> FurnishedBy:
@@ -172,7 +173,7 @@ def window_view(
     payer = other = None
     if workspace is not None:
         payer = evaluate(None)
-        other = evaluate(billing.OTHER_METHOD[payer.method])
+        other = None if payer is None else evaluate(billing.OTHER_METHOD[payer.method])
     units = {c.code: c.units for c in payer.codes} if payer is not None else {}
 
     shown = list(favourites)

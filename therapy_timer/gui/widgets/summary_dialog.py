@@ -31,7 +31,7 @@ from therapy_timer import rules
 from therapy_timer.gui import theme
 from therapy_timer.gui.widgets.corrections import CorrectionsDialog
 from therapy_timer.gui.widgets.reason import ReasonDialog
-from therapy_timer.model import Segment, Session
+from therapy_timer.model import Segment, Session, SessionProblem
 from therapy_timer.stopwatch import RoundingPolicy
 
 
@@ -40,7 +40,7 @@ class SummaryActions(Protocol):
 
     def summary(
         self, session_id: str, allocation: Mapping[str, int] | None = None
-    ) -> rules.Result | None: ...
+    ) -> rules.Result | SessionProblem | None: ...
 
     def get_session(self, session_id: str) -> Session | None: ...
 
@@ -251,6 +251,8 @@ class SummaryDialog(QDialog):
             self._closed = True
             self._refresh()
         if self._result is None:
+            if self._closed:
+                self.status.setText("Session closed. Correct it before copying a note.")
             return
         clipboard = QGuiApplication.clipboard()
         clipboard.setText(self._result.note)
@@ -294,6 +296,31 @@ class SummaryDialog(QDialog):
 
     # -- rendering -------------------------------------------------------------------------
 
+    def _show_problem(self, problem: SessionProblem) -> None:
+        """A session the rules refuse as recorded: say what and how to correct it; it can still
+        be closed (nothing to copy until it is corrected)."""
+        self._result = None
+        self._option_list = []
+        self.table.setRowCount(0)
+        self.totals.setText("Cannot be billed as recorded: no units until it is corrected.")
+        where = f"{problem.field}: " if problem.field else ""
+        self.warnings.setText(
+            f"\N{WARNING SIGN} Patient {problem.session.patient_ref}: {where}{problem.message}. "
+            + (
+                "Use Correct minutes… to put the right minutes on it."
+                if self._closed
+                else "Close the session, then use Correct minutes… to put the right minutes on it."
+            )
+        )
+        self.ties.setVisible(False)
+        self.note.setPlainText("")
+        self.back_button.setVisible(not self._closed)
+        self.done_button.setVisible(self._closed)
+        self.correct_button.setVisible(self._closed)
+        self.copy_button.setVisible(not self._closed)
+        self.copy_button.setText("Close &session")
+        self.copy_button.setAccessibleName("Close session")
+
     def _options(self) -> list[dict[str, int]]:
         """The default allocation first, then the equally valid ones (fixed once computed)."""
         return self._option_list
@@ -304,14 +331,17 @@ class SummaryDialog(QDialog):
         if result is None or session is None:
             self.status.setText("The summary could not be read from the database.")
             return
-        self._result = result
-        if self._allocation is None:
-            self._option_list = [dict(result.allocation), *(dict(a) for a in result.alternatives)]
         self._closed = not session.is_open
         self.title.setText(
             f"Patient {session.patient_ref} · {session.date_of_service.isoformat()} · "
             f"{session.clinician} ({session.role.value}) · {session.payer_profile}"
         )
+        if isinstance(result, SessionProblem):
+            self._show_problem(result)
+            return
+        self._result = result
+        if self._allocation is None:
+            self._option_list = [dict(result.allocation), *(dict(a) for a in result.alternatives)]
         self._fill_table(result)
         self.totals.setText(
             f"Total timed minutes {result.total_timed_minutes} · timed units "
@@ -326,6 +356,7 @@ class SummaryDialog(QDialog):
             self.warnings.setText("No warnings.")
         self._fill_ties(result)
         self.note.setPlainText(result.note)
+        self.copy_button.setVisible(True)
         self.back_button.setVisible(not self._closed)
         self.done_button.setVisible(self._closed)
         self.correct_button.setVisible(self._closed)
