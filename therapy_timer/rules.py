@@ -210,26 +210,32 @@ def ama_units(minutes: int) -> int:
     return (minutes + 7) // UNIT_MINUTES
 
 
-@dataclass(frozen=True)
 class CmsSplit:
     """The shape of every valid CMS allocation of a day's timed units (R2.5-R2.8).
 
     Every code gets ``base`` (its whole 15-minute units, R2.5); every code in ``sure`` gets one
     unit more (its leftover beats the cut, R2.6); ``need`` of the ``tied`` codes get one more
     each, and any ``need`` of them will do (R2.8). ``count`` valid allocations exist.
+    A plain class, not a dataclass: one is built per request, and generating a dataclass's
+    methods costs start-up time (issue 13).
     """
 
-    base: Mapping[str, int]
-    sure: tuple[str, ...]
-    tied: tuple[str, ...]
-    need: int
+    __slots__ = ("base", "need", "sure", "tied")
+
+    def __init__(
+        self, base: dict[str, int], sure: tuple[str, ...], tied: tuple[str, ...], need: int
+    ) -> None:
+        self.base = base
+        self.sure = sure
+        self.tied = tied
+        self.need = need
 
     @property
     def count(self) -> int:
         return comb(len(self.tied), self.need)
 
     def allocation(self, chosen: Iterable[str]) -> dict[str, int]:
-        allocation = dict(self.base)
+        allocation = self.base.copy()
         for code in self.sure:
             allocation[code] += 1
         for code in chosen:
@@ -279,13 +285,17 @@ def cms_allocations(
     return tuple(islice(cms_split(minutes).allocations(preference), limit))
 
 
-@dataclass(frozen=True)
 class AssistantSplit:
     """How many of a code's units carry CQ/CO (R7.4-R7.7) and why, for one code."""
 
-    with_modifier: int
-    without_modifier: int
-    warnings: tuple[RuleWarning, ...] = ()
+    __slots__ = ("warnings", "with_modifier", "without_modifier")
+
+    def __init__(
+        self, with_modifier: int, without_modifier: int, warnings: tuple[RuleWarning, ...] = ()
+    ) -> None:
+        self.with_modifier = with_modifier
+        self.without_modifier = without_modifier
+        self.warnings = warnings
 
 
 def _exceeds_ten_percent(assistant: int, total: int) -> bool:
@@ -328,7 +338,7 @@ def assistant_split(
     minutes: int,
     assistant: int,
     modifier: str,
-    date_of_service: dt.date | None,
+    revised: bool,
 ) -> AssistantSplit:
     """Split a timed code's units into those with and without CQ/CO (§7.3 reference algorithm).
 
@@ -336,13 +346,13 @@ def assistant_split(
     R7.6 (2022+): the final unit is billed without the modifier when the therapist furnished 8 or
     more of its minutes. R7.7 (2022+): two remaining units with 9-14 minutes each are billed one
     with and one without. §11 Q2: before 2022 only the 10% test applied. §11 Q1: other splits of
-    two remaining units have no sourced answer, so they are flagged, not guessed.
+    two remaining units have no sourced answer, so they are flagged, not guessed. ``revised``:
+    the date of service is in 2022 or later, or not given (see ``_revised``).
     """
     therapist = minutes - assistant
     full_therapist, full_assistant = therapist // UNIT_MINUTES, assistant // UNIT_MINUTES
     remaining = units - full_therapist - full_assistant
     left_t, left_a = therapist % UNIT_MINUTES, assistant % UNIT_MINUTES
-    revised = date_of_service is None or date_of_service >= CY2022_REVISION_DATE
     # R2.5 gives every code at least its whole blocks, and R2.7(a) at most one unit more.
     assert 0 <= remaining <= 2, (code, units, minutes, assistant)
     if remaining == 0:
@@ -388,38 +398,147 @@ def assistant_split(
 # What depends only on the catalogue or on a set of codes, computed once
 
 
-@dataclass(frozen=True)
+class _Row:
+    """One code's facts for its claim lines and its row of the note, under one plan of care.
+
+    ``outcomes`` caches what the code contributes to an answer (its CodeResult, lines, note row,
+    whether it is billed, its warnings) by the few numbers that decide it: a clinic's days repeat
+    the same minutes per code far more often than they repeat whole requests.
+    """
+
+    __slots__ = (
+        "assisted",
+        "assisted_text",
+        "code",
+        "entry",
+        "head",
+        "outcomes",
+        "plain",
+        "plain_text",
+        "pooled",
+        "untimed",
+    )
+
+    def __init__(self, code: str, entry: Code, discipline: Discipline) -> None:
+        own = entry.own_discipline or discipline  # R6.2: an evaluation keeps its own
+        self.code = code
+        self.entry = entry
+        self.plain = (DISCIPLINE_MODIFIER[own],)  # R6.1
+        self.plain_text = f"{code}-{DISCIPLINE_MODIFIER[own]}"
+        amod = ASSISTANT_MODIFIER.get(own)  # R7.1: CQ only with GP, CO only with GO
+        self.assisted = (DISCIPLINE_MODIFIER[own], amod) if amod else None
+        self.assisted_text = "-".join((code, *(self.assisted or ())))
+        self.head = f"  {code} {entry.description}: "
+        self.pooled = entry.kind is Kind.TIMED  # R2.1: plain 15-minute codes are pooled
+        self.untimed = entry.kind is Kind.UNTIMED
+        self.outcomes: dict[tuple[int | None, ...], _Outcome] = {}
+
+
+_Outcome = tuple["CodeResult", tuple["Line", ...], str, bool, tuple["RuleWarning", ...]]
+"""A code's part of an answer: its result, its lines, its row of the note, billed or not, and
+its warnings (§5.3 for a code counted by hand, R7.4/R7.7 for a CQ/CO split)."""
+
+
+def _row_outcome(
+    row: _Row, given: int | None, units: int, helped: int, cq_allowed: bool, revised: bool
+) -> _Outcome:
+    """One code's lines (R6.1, R7.1-R7.7), result (R1.1: an untimed code is 1 unit) and its row
+    of the note (R4.1: every code, billed or not). ``given`` is None for an untimed code whose
+    minutes nobody gave."""
+    code, entry = row.code, row.entry
+    minutes = given or 0
+    minutes_text = f"{minutes} min" if given is not None else "minutes not recorded"
+    code_result: CodeResult = _record(
+        CodeResult,
+        {
+            "code": code,
+            "description": entry.description,
+            "kind": entry.kind,
+            "minutes": minutes,
+            "assistant_minutes": helped,
+            "units": units,
+            "minutes_recorded": given is not None,
+        },
+    )
+    if helped:
+        minutes_text += f" (therapist {minutes - helped}, assistant {helped})"
+    lines: tuple[Line, ...] = ()
+    warnings: tuple[RuleWarning, ...] = ()
+    if entry.kind is Kind.SPECIAL:
+        billed = bool(minutes)  # counted by hand: assume it is billed (safer for R9.3)
+        outcome = "units counted by hand (not a 15-minute code)"
+        warnings = (
+            RuleWarning(
+                "§5.3",
+                f"{code} ({minutes} min) is not a plain 15-minute code and is not pooled: "
+                f"{entry.handling} Count its units by hand.",
+                Severity.ACT,
+                "Count units by hand",
+            ),
+        )
+    elif units == 0:
+        billed = False
+        outcome = "not billed (0 units)"
+    else:
+        billed = True
+        if not (helped and cq_allowed and row.assisted and entry.assistant_allowed):
+            lines = (_line(code, units, row.plain),)
+            outcome = f"{_units_text(units)}: {units} x {row.plain_text}"
+        else:
+            assisted = row.assisted
+            if not row.untimed:
+                part = assistant_split(code, units, minutes, helped, assisted[1], revised)
+            else:
+                applies, notes = _ten_percent_test(code, helped, minutes, assisted[1])
+                part = AssistantSplit(1, 0, notes) if applies else AssistantSplit(0, 1, notes)
+            warnings = part.warnings
+            parts = []
+            if part.with_modifier:
+                lines += (_line(code, part.with_modifier, assisted),)
+                parts.append(f"{part.with_modifier} x {row.assisted_text}")
+            if part.without_modifier:
+                lines += (_line(code, part.without_modifier, row.plain),)
+                parts.append(f"{part.without_modifier} x {row.plain_text}")
+            outcome = f"{_units_text(units)}: {', '.join(parts)}"
+    return code_result, lines, f"{row.head}{minutes_text} - {outcome}", billed, warnings
+
+
 class _Shape:
     """Facts about one set of codes under one plan of care (they never depend on minutes)."""
 
-    ordered: tuple[str, ...]  # timed codes first, then the others, each by number
-    pooled: tuple[str, ...]  # R2.1: the plain 15-minute codes whose minutes are pooled
-    special: tuple[str, ...]  # §5.3: counted by hand, never pooled
-    plain: Mapping[str, tuple[str, ...]]  # R6.1/R6.2: each code's line modifiers without CQ/CO
-    assisted: Mapping[str, tuple[str, ...] | None]  # R7.1: with CQ/CO, None where none applies
-    warnings: tuple[RuleWarning, ...]  # R6.3, §5.2, §5.3 (unlisted)
-    rows: tuple[_Row, ...]  # per code in ``ordered``: what its line and note row need
+    __slots__ = ("assisted", "pairs", "pooled", "rows", "warnings")
+
+    def __init__(self, discipline: Discipline, entries: Mapping[str, Code]) -> None:
+        # Timed codes first, then the others, each by number.
+        ordered = sorted(entries, key=lambda c: (entries[c].kind is not Kind.TIMED, c))
+        self.rows = tuple(_Row(code, entries[code], discipline) for code in ordered)
+        self.pooled = tuple(row.code for row in self.rows if row.pooled)
+        # R7.1: each code's modifiers with CQ/CO, None where none applies (for ties).
+        self.assisted = {row.code: row.assisted for row in self.rows}
+        self.warnings = tuple(_catalogue_warnings(discipline, entries, ordered))  # R6.3, §5.2
+        # The R8.4/R9.3 warnings by the billed codes, in the order of ``rows``.
+        self.pairs: dict[tuple[str, ...], tuple[RuleWarning, ...]] = {}
 
 
-@dataclass(frozen=True)
-class _Row:
-    """One code's facts for its claim lines and its row of the note."""
+class _Plan:
+    """What the codes of a request decide, checked once for every request naming them alike."""
 
-    code: str
-    entry: Code
-    plain: tuple[str, ...]  # R6.1/R6.2: GP/GO/GN
-    plain_text: str  # e.g. "97110-GP"
-    assisted: tuple[str, ...] | None  # R7.1: with CQ/CO; None where no assistant modifier exists
-    assisted_text: str
-    head: str  # "  97110 Therapeutic exercise: "
+    __slots__ = ("entries", "shape")
+
+    def __init__(self, entries: dict[str, Code], shape: _Shape) -> None:
+        self.entries = entries
+        self.shape = shape
+
+
+_Checked = tuple[_Plan, Mapping[str, int], Mapping[str, int], dict[str, int | None]]
 
 
 class _Memo:
     """Caches for one catalogue.
 
     Profiling 100,000 requests (benchmarks/bench_units.py) showed most of a request's time in
-    work that depends only on which codes a request names: the code-pair warnings (R9.3), a
-    regex per catalogue lookup, sorting codes, and the per-code text of the note.
+    work that depends only on which codes a request names: checking and looking up the codes,
+    the code-pair warnings (R9.3), sorting codes, and the per-code text of the note.
     """
 
     LIMIT = 4096  # entries per cache; a clinic's days name a few hundred code sets at most
@@ -429,6 +548,8 @@ class _Memo:
         self.codes: dict[str, Code] = {}
         self.shapes: dict[tuple[Discipline, frozenset[str]], _Shape] = {}
         self.pairs: dict[frozenset[str], tuple[RuleWarning, ...]] = {}
+        self.plans: dict[tuple[object, ...], _Plan] = {}
+        self.heads: dict[tuple[dt.date | None, Discipline, Method], str] = {}
 
     def code(self, raw: object, where: str, index: int | None = None) -> Code:
         """The catalogue entry for a code someone typed; errors name ``where``."""
@@ -448,11 +569,54 @@ class _Memo:
             self.codes[raw] = entry
         return entry
 
+    def checked(self, request: Request) -> _Checked:
+        """The request's codes and minutes, checked; errors name the field at fault.
+
+        A request that names the same codes as an earlier valid one, each written exactly as
+        the catalogue writes it, only has its numbers checked; anything else, and any number
+        out of bounds, goes through ``_checked``, which finds the first mistake in the order a
+        person reads the request. The codes' order never changes an answer, so it is no part
+        of the key; the untimed list's is, as a list may name a code twice.
+        """
+        timed, untimed_list = request.timed, request.untimed
+        given, helped = request.untimed_minutes, request.assistant_minutes
+        key: tuple[object, ...] | None = None
+        if (
+            type(timed) is dict
+            and type(given) is dict
+            and type(helped) is dict
+            and type(untimed_list) in (tuple, list)
+        ):
+            key = (
+                request.discipline,
+                frozenset(timed),
+                tuple(untimed_list),
+                frozenset(given) if given else None,
+                frozenset(helped) if helped else None,
+            )
+            try:
+                plan = self.plans.get(key)
+            except TypeError:  # an unhashable item in the untimed list: refused below
+                plan = key = None
+            if plan is not None:
+                checked = _numbers(plan, timed, untimed_list, given, helped)
+                if checked is not None:
+                    return checked
+        entries, codes, assistant, untimed = _checked(request, self)
+        plan = _Plan(entries, self.shape(request.discipline, entries))
+        if key is not None and all(
+            raw in entries for group in (timed, untimed_list, given, helped) for raw in group
+        ):
+            if len(self.plans) >= self.LIMIT:
+                self.plans.clear()
+            self.plans[key] = plan
+        return plan, codes, assistant, untimed
+
     def shape(self, discipline: Discipline, entries: Mapping[str, Code]) -> _Shape:
         key = (discipline, frozenset(entries))
         shape = self.shapes.get(key)
         if shape is None:
-            shape = _make_shape(discipline, entries)
+            shape = _Shape(discipline, entries)
             if len(self.shapes) >= self.LIMIT:
                 self.shapes.clear()
             self.shapes[key] = shape
@@ -469,6 +633,49 @@ class _Memo:
             self.pairs[billed] = warnings
         return warnings
 
+    def head(self, request: Request) -> str:
+        """The note's first three lines (R4.1): date of service, plan of care, method."""
+        key = (request.date_of_service, request.discipline, request.method)
+        head = self.heads.get(key)
+        if head is None:
+            dos = request.date_of_service
+            head = (
+                f"Date of service: {dos.isoformat() if dos else 'not given'}\n"
+                f"{_PLAN_LINE[request.discipline]}\n{_METHOD_LINE[request.method]}"
+            )
+            if len(self.heads) >= self.LIMIT:
+                self.heads.clear()
+            self.heads[key] = head
+        return head
+
+
+def _numbers(
+    plan: _Plan,
+    timed: dict[str, int],
+    untimed_list: Sequence[str],
+    given: dict[str, int],
+    helped: dict[str, int],
+) -> _Checked | None:
+    """The minutes of a request whose codes ``plan`` checked, or None if any is out of bounds
+    (then ``_checked`` names it)."""
+    total = 0
+    for value in timed.values():
+        if type(value) is not int or not 0 <= value <= MAX_DAY_MINUTES:
+            return None
+        total += value
+    if total > MAX_DAY_MINUTES:
+        return None
+    untimed: dict[str, int | None] = dict.fromkeys(untimed_list)
+    for code, value in given.items():
+        if type(value) is not int or not 0 <= value <= MAX_DAY_MINUTES:
+            return None
+        untimed[code] = value
+    for code, value in helped.items():
+        own = timed[code] if code in timed else untimed[code]
+        if type(value) is not int or value < 0 or own is None or value > own:
+            return None
+    return plan, timed, helped, untimed
+
 
 _MEMOS: dict[int, _Memo] = {}
 
@@ -482,38 +689,6 @@ def _memo(catalogue: Catalogue) -> _Memo:
             _MEMOS.clear()
         memo = _MEMOS[id(catalogue)] = _Memo(catalogue)
     return memo
-
-
-def _make_shape(discipline: Discipline, entries: Mapping[str, Code]) -> _Shape:
-    ordered = tuple(sorted(entries, key=lambda c: (entries[c].kind is not Kind.TIMED, c)))
-    plain: dict[str, tuple[str, ...]] = {}
-    assisted: dict[str, tuple[str, ...] | None] = {}
-    for code in ordered:
-        own = entries[code].own_discipline or discipline  # R6.2: an evaluation keeps its own
-        plain[code] = (DISCIPLINE_MODIFIER[own],)  # R6.1
-        amod = ASSISTANT_MODIFIER.get(own)  # R7.1: CQ only with GP, CO only with GO
-        assisted[code] = (DISCIPLINE_MODIFIER[own], amod) if amod else None
-    rows = tuple(
-        _Row(
-            code=code,
-            entry=entries[code],
-            plain=plain[code],
-            plain_text="-".join((code, *plain[code])),
-            assisted=assisted[code],
-            assisted_text="-".join((code, *(assisted[code] or ()))),
-            head=f"  {code} {entries[code].description}: ",
-        )
-        for code in ordered
-    )
-    return _Shape(
-        ordered=ordered,
-        pooled=tuple(c for c in ordered if entries[c].kind is Kind.TIMED),
-        special=tuple(sorted(c for c in ordered if entries[c].kind is Kind.SPECIAL)),
-        plain=plain,
-        assisted=assisted,
-        warnings=tuple(_catalogue_warnings(discipline, entries, ordered)),
-        rows=rows,
-    )
 
 
 def _catalogue_warnings(
@@ -811,9 +986,9 @@ def _combination_warnings(billed: Mapping[str, Code]) -> list[RuleWarning]:
 
 
 def _modifier_units(
-    code: str, units: int, minutes: int, assistant: int, modifier: str, dos: dt.date | None
+    code: str, units: int, minutes: int, assistant: int, modifier: str, revised: bool
 ) -> int:
-    return assistant_split(code, units, minutes, assistant, modifier, dos).with_modifier
+    return assistant_split(code, units, minutes, assistant, modifier, revised).with_modifier
 
 
 def _tie_order(
@@ -823,8 +998,8 @@ def _tie_order(
     assisted: Mapping[str, tuple[str, ...] | None],
     entries: Mapping[str, Code],
     cq_allowed: bool,
-    request: Request,
-    catalogue: Catalogue,
+    revised: bool,
+    memo: _Memo,
 ) -> list[str]:
     """The tied codes in the order the default gives them the extra unit (R2.8; docs: "Ties").
 
@@ -842,13 +1017,12 @@ def _tie_order(
             modifiers = assisted[code]
             if helped and modifiers is not None and entries[code].assistant_allowed:
                 base = split.base[code]
-                args = (pooled[code], helped, modifiers[1], request.date_of_service)
+                args = (pooled[code], helped, modifiers[1], revised)
                 extra_modifier_units[code] = _modifier_units(
                     code, base + 1, *args
                 ) - _modifier_units(code, base, *args)
-    return sorted(
-        split.tied, key=lambda c: (extra_modifier_units[c], -pooled[c], catalogue.rank(c))
-    )
+    rank = memo.catalogue.rank
+    return sorted(split.tied, key=lambda c: (extra_modifier_units[c], -pooled[c], rank(c)))
 
 
 def _chosen_allocation(
@@ -907,12 +1081,12 @@ def _tie_warnings(split: CmsSplit, listed: int) -> list[RuleWarning]:
 
 
 def _minute_warnings(
-    method: Method,
-    pooled: Mapping[str, int],
-    allocation: Mapping[str, int],
-    total_timed: int,
+    method: Method, unbilled: Sequence[str], total_timed: int
 ) -> list[RuleWarning]:
-    warnings = []
+    """``unbilled``: each pooled code with minutes and no unit, as "97110 (5 min)"."""
+    warnings: list[RuleWarning] = []
+    if not unbilled and (method is not Method.CMS or total_timed >= 8 or total_timed == 0):
+        return warnings
     under_eight = method is Method.CMS and total_timed < 8
     if under_eight and total_timed > 0:
         warnings.append(
@@ -924,9 +1098,8 @@ def _minute_warnings(
                 "Under 8 minutes: not billed",
             )
         )
-    unbilled = [c for c, m in pooled.items() if m > 0 and allocation[c] == 0]
     if unbilled and not under_eight:
-        listed = ", ".join(f"{c} ({pooled[c]} min)" for c in unbilled)
+        listed = ", ".join(unbilled)
         cms = method is Method.CMS
         warnings.append(
             RuleWarning(
@@ -979,13 +1152,15 @@ def evaluate(
     ``remarks`` are extra sentences for the note that only the caller knows (e.g. how stopwatch
     seconds were rounded, or that a closed session was amended).
     """
-    catalogue = catalogue or builtin_catalogue()
+    if catalogue is None or not catalogue.codes:
+        catalogue = builtin_catalogue()
     memo = _memo(catalogue)
-    entries, timed, assistant, untimed = _checked(request, memo)
-    shape = memo.shape(request.discipline, entries)
+    plan, timed, assistant, untimed = memo.checked(request)
+    shape = plan.shape
     method = request.method
     dos = request.date_of_service
     cq_allowed = request.assistant_modifiers and (dos is None or dos >= CQ_CO_FIRST_DATE)
+    revised = dos is None or dos >= CY2022_REVISION_DATE
     warnings: list[RuleWarning] = []
 
     # §5.3: SPECIAL codes are never pooled. R2.1: untimed minutes never enter the timed total.
@@ -1000,7 +1175,7 @@ def evaluate(
                 allocation, _ = _chosen_allocation(request.allocation, split, pooled, memo)
         else:
             order = _tie_order(
-                split, pooled, assistant, shape.assisted, entries, cq_allowed, request, catalogue
+                split, pooled, assistant, shape.assisted, plan.entries, cq_allowed, revised, memo
             )
             if request.allocation is not None:
                 allocation, picked = _chosen_allocation(request.allocation, split, pooled, memo)
@@ -1019,99 +1194,77 @@ def evaluate(
         allocation = {c: ama_units(m) for c, m in pooled.items()}  # R3.2
     total_units = sum(allocation.values())
 
-    warnings.extend(_minute_warnings(method, pooled, allocation, total_timed))
-    for code in shape.special:
-        warnings.append(
-            RuleWarning(
-                "§5.3",
-                f"{code} ({timed[code]} min) is not a plain 15-minute code and is not pooled: "
-                f"{entries[code].handling} Count its units by hand.",
-                Severity.ACT,
-                "Count units by hand",
-            )
-        )
-
-    # Lines (R6.1, R7.1-R7.7), each code's result (R1.1: an untimed code is 1 unit) and its row
-    # of the note (R4.1: every code, billed or not), in one pass.
-    lines: list[Line] = []
+    # Each code's part of the answer, from the cache of its row (see ``_row_outcome``).
+    mode = 2 * cq_allowed + revised  # all that the date and payer change in a row's outcome
     results: list[CodeResult] = []
+    lines: list[Line] = []
     billed: list[str] = []
     timed_rows: list[str] = []
     untimed_rows: list[str] = []
+    by_hand: list[RuleWarning] = []  # §5.3, before the CQ/CO splits' warnings
+    splits: list[RuleWarning] = []
+    unbilled: list[str] = []
     assistant_total = 0
     for row in shape.rows:
-        code, entry = row.code, row.entry
-        kind = entry.kind
-        if code in timed:
-            minutes = timed[code]
-            units = allocation.get(code, 0)
-            recorded = True
-        else:
+        code = row.code
+        if row.untimed:
             given = untimed[code]
-            minutes = given or 0
             units = 1
-            recorded = given is not None
-        minutes_text = f"{minutes} min" if recorded else "minutes not recorded"
-        helped = assistant.get(code, 0) if assistant else 0
-        code_result = _new(CodeResult)
-        code_result.__dict__.update(
-            code=code,
-            description=entry.description,
-            kind=kind,
-            minutes=minutes,
-            assistant_minutes=helped,
-            units=units,
-            minutes_recorded=recorded,
-        )
-        results.append(code_result)
-        if helped:
-            assistant_total += helped
-            minutes_text += f" (therapist {minutes - helped}, assistant {helped})"
-        if kind is Kind.SPECIAL:
-            if minutes:
-                billed.append(code)  # counted by hand: assume it is billed (safer for R9.3)
-            outcome = "units counted by hand (not a 15-minute code)"
-        elif units == 0:
-            outcome = "not billed (0 units)"
         else:
+            given = timed[code]
+            units = allocation.get(code, 0)
+            if row.pooled and not units and given:
+                unbilled.append(f"{code} ({given} min)")
+        helped = assistant.get(code, 0) if assistant else 0
+        key = (given, units, helped, mode) if helped else (given, units)
+        outcome = row.outcomes.get(key)
+        if outcome is None:
+            outcome = _row_outcome(row, given, units, helped, cq_allowed, revised)
+            if len(row.outcomes) >= _Memo.LIMIT:
+                row.outcomes.clear()
+            row.outcomes[key] = outcome
+        code_result, code_lines, text, is_billed, code_warnings = outcome
+        results.append(code_result)
+        lines += code_lines
+        if row.untimed:
+            untimed_rows.append(text)
+        else:
+            timed_rows.append(text)
+        if is_billed:
             billed.append(code)
-            if not (helped and cq_allowed and row.assisted and entry.assistant_allowed):
-                lines.append(_line(code, units, row.plain))
-                outcome = f"{_units_text(units)}: {units} x {row.plain_text}"
-            else:
-                if code in timed:
-                    part = assistant_split(code, units, minutes, helped, row.assisted[1], dos)
-                else:
-                    applies, notes = _ten_percent_test(code, helped, minutes, row.assisted[1])
-                    part = AssistantSplit(1, 0, notes) if applies else AssistantSplit(0, 1, notes)
-                warnings.extend(part.warnings)
-                parts = []
-                if part.with_modifier:
-                    lines.append(_line(code, part.with_modifier, row.assisted))
-                    parts.append(f"{part.with_modifier} x {row.assisted_text}")
-                if part.without_modifier:
-                    lines.append(_line(code, part.without_modifier, row.plain))
-                    parts.append(f"{part.without_modifier} x {row.plain_text}")
-                outcome = f"{_units_text(units)}: {', '.join(parts)}"
-        text = f"{row.head}{minutes_text} - {outcome}"
-        (untimed_rows if kind is Kind.UNTIMED else timed_rows).append(text)
+        if code_warnings:
+            (splits if row.pooled or row.untimed else by_hand).extend(code_warnings)
+        assistant_total += helped
 
-    warnings.extend(shape.warnings)
+    warnings += _minute_warnings(method, unbilled, total_timed)
+    warnings += by_hand
+    warnings += splits
+    warnings += shape.warnings
     if assistant:
-        warnings.extend(_assistant_warnings(request, entries, assistant))
-    warnings.extend(memo.pair_warnings(frozenset(billed)))
+        warnings.extend(_assistant_warnings(request, plan.entries, assistant))
+    billed_key = tuple(billed)
+    pairs = shape.pairs.get(billed_key)
+    if pairs is None:
+        pairs = shape.pairs[billed_key] = memo.pair_warnings(frozenset(billed))
+    warnings += pairs
 
     total_treatment = sum(timed.values()) + sum(m or 0 for m in untimed.values())  # R4.2
-    note = _note(
-        request,
-        timed_rows,
-        untimed_rows,
-        total_timed,
-        total_units,
-        total_treatment,
-        assistant_total,
-        remarks,
+    note = [memo.head(request)]
+    if timed_rows:
+        note.append("Timed services:")
+        note += timed_rows
+    if untimed_rows:
+        note.append("Untimed services:")
+        note += untimed_rows
+    note.append(
+        f"Total timed code treatment minutes: {total_timed}\n"
+        f"Total treatment minutes: {total_treatment}\n"
+        f"Timed units billed: {total_units}\n"
+        f"Minutes furnished: therapist {total_treatment - assistant_total}, "
+        f"assistant {assistant_total}"
     )
+    note.extend(remarks)
+    note.append("")
     result: Result = _record(
         Result,
         {
@@ -1126,7 +1279,7 @@ def evaluate(
             "allocation": allocation,
             "alternatives": alternatives,
             "warnings": tuple(warnings),
-            "note": note,
+            "note": "\n".join(note),
         },
     )
     return result
@@ -1191,44 +1344,6 @@ def _assistant_warnings(
 
 def _units_text(n: int) -> str:
     return f"{n} unit" if n == 1 else f"{n} units"
-
-
-def _note(
-    request: Request,
-    timed_rows: Sequence[str],
-    untimed_rows: Sequence[str],
-    total_timed: int,
-    total_units: int,
-    total_treatment: int,
-    assistant_total: int,
-    remarks: Iterable[str],
-) -> str:
-    """Plain ASCII text for any EMR: every code billed or not, its minutes, units and modifiers.
-
-    ``timed_rows`` and ``untimed_rows`` are the codes' rows, built beside their claim lines.
-    """
-    dos = request.date_of_service.isoformat() if request.date_of_service else "not given"
-    out = [
-        f"Date of service: {dos}",
-        _PLAN_LINE[request.discipline],
-        _METHOD_LINE[request.method],
-    ]
-    if timed_rows:
-        out.append("Timed services:")
-        out += timed_rows
-    if untimed_rows:
-        out.append("Untimed services:")
-        out += untimed_rows
-    out += [
-        f"Total timed code treatment minutes: {total_timed}",
-        f"Total treatment minutes: {total_treatment}",
-        f"Timed units billed: {total_units}",
-        f"Minutes furnished: therapist {total_treatment - assistant_total}, "
-        f"assistant {assistant_total}",
-    ]
-    out.extend(remarks)
-    out.append("")
-    return "\n".join(out)
 
 
 _PLAN_LINE = {
