@@ -1,15 +1,20 @@
-"""Benchmark the store: durable start/stop latency against bare SQLite, and a year of data.
+"""Benchmark the clinic's recorded time: what a tap costs, a year of data, a busy day's list.
 
 Run: .venv/bin/python benchmarks/bench_store.py [--quick] [--dir DIR]
 
-1. Latency of a durable stopwatch start and stop (``Store.apply_stopwatch_change``: BEGIN
-   IMMEDIATE, checks, segment rows, audit row, COMMIT with synchronous=FULL) as a ratio to a
-   bare ``sqlite3`` INSERT + COMMIT on a connection with the same pragmas, in the same run,
-   alternating blocks so disk noise hits both alike.
+1. A tap as the window and the CLI make it (``Clinic.start``, ``Clinic.stop``,
+   ``Clinic.close_session``: the stopwatch rebuilt from the store, checks, segment and audit
+   rows, COMMIT with synchronous=FULL) on a session already holding 1, 10 or 50 segments,
+   against a bare ``sqlite3`` INSERT + COMMIT with the same pragmas, interleaved in blocks so
+   both see the same disk. Wall time AND CPU time (``time.process_time``) per operation: the
+   disk's fsync swings from 0.3 to several ms and hides what the code itself costs.
 2. A year of a 20-clinician clinic (about 100,000 sessions, three segments each, and a copy
    of the audit entries the store really writes for such a visit) bulk-loaded with plain SQL,
    then: file size, and the time to list one day (``list_sessions(day=...)``) and to load
    that day's segments too.
+3. ``session list`` of a busy day (10, 100, 1,000 sessions on one date): what the command
+   asks the clinic (``list_sessions``, ``summaries``, ``session_states``), CPU per session,
+   which must stay flat as the day grows.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
+from therapy_timer.clinic import Clinic
 from therapy_timer.clock import SystemClock
 from therapy_timer.codes import Discipline, FurnishedBy, Role
 from therapy_timer.store import (
@@ -38,6 +45,8 @@ from therapy_timer.store import (
 CLINICIANS = 20
 WORKDAYS = 250
 TREATMENT_CODES = ("97110", "97112", "97140", "97530", "97116", "97535")
+SEGMENTS_BEFORE = (1, 10, 50)
+BUSY_DAYS = (10, 100, 1000)
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -52,18 +61,41 @@ def timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def bench_latency(folder: Path, ops: int) -> None:
-    store = Store.open(folder / "latency", clock=SystemClock(), actor="bench")
-    session = store.create_session(
-        date_of_service=date.today(),
-        patient_ref="BENCH",
-        clinician="Bench",
-        role=Role.PT,
-        discipline=Discipline.PT,
-        payer_profile="Medicare",
-    )
-    bare_path = folder / "bare.sqlite3"
-    bare = sqlite3.connect(bare_path, isolation_level=None)
+def wall_and_cpu(action: Callable[[], object]) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    action()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+class Timings:
+    """Wall and CPU seconds of each run of one operation."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    def run(self, action: Callable[[], object]) -> None:
+        wall, cpu = wall_and_cpu(action)
+        self.wall.append(wall)
+        self.cpu.append(cpu)
+
+    def line(self, label: str, base: Timings | None) -> str:
+        wall, cpu = statistics.median(self.wall), statistics.median(self.cpu)
+        text = (
+            f"  {label:<28} wall median {wall * 1e3:6.3f} ms"
+            f"  p99 {percentile(self.wall, 99) * 1e3:6.3f} ms"
+            f" | CPU median {cpu * 1e6:6.0f} us  min {min(self.cpu) * 1e6:6.0f} us"
+        )
+        if base is not None:
+            text += (
+                f" | x bare: wall {wall / statistics.median(base.wall):4.2f},"
+                f" CPU {cpu / statistics.median(base.cpu):4.2f}"
+            )
+        return text
+
+
+def _bare(folder: Path) -> tuple[sqlite3.Connection, Callable[[], None]]:
+    bare = sqlite3.connect(folder / "bare.sqlite3", isolation_level=None)
     bare.execute("PRAGMA journal_mode = WAL")
     bare.execute("PRAGMA synchronous = FULL")
     bare.execute("PRAGMA foreign_keys = ON")
@@ -78,49 +110,49 @@ def bench_latency(folder: Path, ops: int) -> None:
         )
         bare.execute("COMMIT")
 
-    running: list[str] = []
+    return bare, bare_op
 
-    def store_start() -> None:
-        now = datetime.now(UTC)
-        change = StopwatchChange(
-            session.id, starts=(SegmentStart("97110", FurnishedBy.THERAPIST, True, now),)
-        )
-        running.append(store.apply_stopwatch_change(change).started[0].id)
 
-    def store_stop() -> None:
-        change = StopwatchChange(
-            session.id, stops=(SegmentStop(running.pop(), datetime.now(UTC)),), action="stop"
-        )
-        store.apply_stopwatch_change(change)
+def bench_latency(folder: Path, ops: int) -> None:
+    """Clinic.start / stop / close_session against a bare commit, wall and CPU per operation."""
+    clinic = Clinic.open(folder / "latency", clock=SystemClock(), actor="bench")
+    bare, bare_op = _bare(folder)
+    patients = iter(range(10**9))
 
-    base: list[float] = []
-    starts: list[float] = []
-    stops: list[float] = []
-    for _ in range(3):  # warm-up: file growth and page cache
-        bare_op()
-        store_start()
-        store_stop()
-    block = 10
-    for _ in range(max(1, ops // block)):
-        base.extend(timed(bare_op) for _ in range(block))
-        for _ in range(block // 2):
-            starts.append(timed(store_start))
-            stops.append(timed(store_stop))
-    store.close()
-    bare.close()
-    both = starts + stops
-    base_median, base_p99 = statistics.median(base), percentile(base, 99)
-    print(f"durable start/stop latency ({len(both)} store ops, {len(base)} bare commits)")
+    def new_session() -> str:
+        return clinic.open_session(
+            patient_ref=f"BENCH-{next(patients)}",
+            clinician="Bench",
+            role=Role.PT,
+            payer_profile="Medicare",
+        ).id
+
     print(
-        f"  bare sqlite3 insert+commit  median {base_median * 1e3:7.3f} ms"
-        f"   p99 {base_p99 * 1e3:7.3f} ms"
+        f"a tap through the clinic (Clinic.start/stop/close_session) vs a bare commit, {ops} each"
     )
-    for name, values in (("start", starts), ("stop", stops), ("start+stop", both)):
-        med, p99 = statistics.median(values), percentile(values, 99)
-        print(
-            f"  store {name:<10}  median {med * 1e3:7.3f} ms ({med / base_median:4.2f}x)"
-            f"   p99 {p99 * 1e3:7.3f} ms ({p99 / base_p99:4.2f}x)"
-        )
+    for before in SEGMENTS_BEFORE:
+        session_id = new_session()
+        for _ in range(before):  # the session's history, which every step rebuilds
+            clinic.start(session_id, "97110")
+            clinic.stop(session_id)
+        base, starts, stops, closes = Timings(), Timings(), Timings(), Timings()
+        block = 10
+        for _ in range(max(1, ops // block)):  # interleaved: disk noise hits every row alike
+            for _ in range(block):
+                base.run(bare_op)
+            for _ in range(block // 2):
+                starts.run(partial(clinic.start, session_id, "97110"))
+                stops.run(partial(clinic.stop, session_id))
+            finished = new_session()
+            clinic.start(finished, "97110")
+            closes.run(partial(clinic.close_session, finished))
+        print(f" a session already holding {before} segment(s):")
+        print(base.line("bare sqlite3 insert+commit", None))
+        print(starts.line("Clinic.start", base))
+        print(stops.line("Clinic.stop", base))
+        print(closes.line("Clinic.close_session", base))
+    clinic.close()
+    bare.close()
 
 
 def _year_rows(sessions: int, seed: int) -> Iterator[tuple[dict[str, object], ...]]:
@@ -307,6 +339,46 @@ def bench_year(folder: Path, sessions: int) -> None:
     print(f"  (for scale: listing the whole year as records takes {cold:5.2f} s)")
 
 
+def load_busy_day(data: Path, sessions: int, day: date) -> None:
+    """``sessions`` closed sessions on one date, 20 clinicians, each a visit every 30 minutes."""
+    with Store.open(data, clock=SystemClock()):  # the real schema, migrated
+        pass
+    conn = sqlite3.connect(database_path(data), isolation_level=None)
+    conn.execute("BEGIN")
+    rng = random.Random(3)
+    first = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=13)
+    for i in range(sessions):
+        at = first + timedelta(minutes=30 * (i // CLINICIANS))
+        rows = _one_session(rng, day, i % CLINICIANS, at)
+        conn.execute(_insert_sql("sessions", rows[0]), list(rows[0].values()))
+        conn.executemany(_insert_sql("segments", rows[1]), [list(r.values()) for r in rows[1:]])
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def bench_busy_day(folder: Path, repeats: int) -> None:
+    """What `session list` asks the clinic, CPU per session at 10, 100 and 1,000 a day."""
+    day = date(2025, 3, 3)
+    print("session list of a busy day (list_sessions + summaries + session_states), CPU:")
+    for size in BUSY_DAYS:
+        data = folder / f"busy-{size}"
+        load_busy_day(data, size, day)
+        with Clinic.open(data, clock=SystemClock()) as clinic:
+
+            def session_list() -> None:
+                sessions = clinic.list_sessions(day=day)
+                clinic.summaries(sessions)
+                clinic.session_states(sessions)
+
+            runs = Timings()
+            for _ in range(repeats):
+                runs.run(session_list)
+        print(
+            f"  {size:>5} sessions: min {min(runs.cpu) / size * 1e6:5.0f} us/session,"
+            f" median {statistics.median(runs.cpu) / size * 1e6:5.0f} us/session"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short run: fewer ops, 10k sessions")
@@ -316,6 +388,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         folder = Path(tmp)
         bench_latency(folder, ops)
+        bench_busy_day(folder, 3 if args.quick else 7)
         bench_year(folder, sessions)
 
 

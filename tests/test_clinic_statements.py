@@ -67,3 +67,37 @@ def test_the_window_repaint_reads_nothing(clinic: Clinic) -> None:
             clinic.clock.advance(seconds=1)  # type: ignore[attr-defined]
             clinic.evaluate(workspace)
     assert seen == []
+
+
+def _day_of(clinic: Clinic, sessions: int) -> None:
+    """``sessions`` closed sessions today, two clinicians, each with a timed code."""
+    for i in range(sessions):
+        session = clinic.open_session(
+            patient_ref=f"MRN{i}", clinician=f"Kim {i % 2}", role=Role.PT, payer_profile="Medicare"
+        )
+        clinic.start(session.id, "97110")
+        clinic.clock.advance(minutes=9)  # type: ignore[attr-defined]
+        clinic.end_session(session.id)
+
+
+def _session_list(clinic: Clinic) -> int:
+    """What `session list` asks the clinic; the number of statements it ran."""
+    with statements(clinic) as seen:
+        sessions = clinic.list_sessions(day=clinic.today())
+        clinic.summaries(sessions)
+        clinic.session_states(sessions)
+    return len(seen)
+
+
+def test_a_days_session_list_runs_as_many_statements_for_3_sessions_as_for_30(
+    tmp_path: Path,
+) -> None:
+    # Issue 13: listing a busy day re-listed the clinician's whole day for each session.
+    counts = []
+    for size in (3, 30):
+        clock = FakeClock()
+        with Store.open(tmp_path / str(size), clock=clock) as store:
+            clinic = Clinic(store, CATALOGUE, clock)
+            _day_of(clinic, size)
+            counts.append(_session_list(clinic))
+    assert counts[0] == counts[1], counts
