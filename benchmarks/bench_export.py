@@ -1,32 +1,43 @@
 """Export a year of a 20-clinician clinic to CSV; compare with the sqlite3 shell writing the rows.
 
-Run: .venv/bin/python benchmarks/bench_export.py [--quick] [--sessions N]
-The baseline is `sqlite3 -csv` (Debian package sqlite3) writing the same joined rows (sessions x
-segments) as CSV, measured in the same run. Ours does more per row: minutes from timestamps, the
-payer's billing method, modifiers, warnings and formula neutralisation.
+Run: .venv/bin/python benchmarks/bench_export.py [--quick] [--sessions N] [--runs N]
+                                                 [--keep-csv FILE] [--compare FILE]
+
+Both sides are whole processes on the same database, interleaved, min and median of ``--runs``:
+the path people use, ``therapy-timer export --date 2025-01-01 --to 2025-12-31 --out FILE``
+(reading, pooling claim days, the rules, writing the file, marking the sessions exported),
+against ``sqlite3 -csv`` (Debian package sqlite3) writing the same joined rows (sessions x
+segments). Peak memory is the export process's own maximum resident set (``os.wait4``).
+Today's backup is made first, by another command: the first command of a day makes it, and a
+year's backup would be timed instead of the export.
+
+``--keep-csv`` keeps the first run's CSV; ``--compare`` checks it byte for byte against a
+file made the same way by another version of the code (the year's data is generated from a
+fixed seed, so only the session ids differ between two loads: compare within one load, e.g.
+``--dir`` on the same folder).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
+import compileall
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_store import load_year
 
-from therapy_timer import export as ex
-from therapy_timer.clinic import Clinic
-from therapy_timer.clock import SystemClock
-from therapy_timer.codes import builtin_catalogue
-from therapy_timer.store import Store, database_path
+from therapy_timer.store import database_path
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {k: v for k, v in os.environ.items() if k != "THERAPY_TIMER_DATA_DIR"}
 
 JOINED_ROWS = """
 SELECT s.date_of_service, s.patient_ref, s.clinician, s.role, s.discipline, s.payer_profile,
@@ -37,46 +48,81 @@ ORDER BY s.date_of_service, s.created_utc, g.start_utc;
 """
 
 
+def run(args: list[str], out: Path | None = None) -> tuple[float, float]:
+    """Wall seconds and peak resident MiB of one process (stdout to ``out`` or discarded)."""
+    sink = out.open("wb") if out is not None else subprocess.DEVNULL
+    try:
+        started = time.perf_counter()
+        child = subprocess.Popen(args, stdout=sink, stderr=subprocess.PIPE, env=ENV, cwd=ROOT)
+        _pid, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+    finally:
+        if out is not None:
+            sink.close()  # type: ignore[union-attr]
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(
+            f"{args[:4]} failed: {child.stderr.read().decode() if child.stderr else ''}"
+        )
+    return wall, usage.ru_maxrss / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10,000 sessions instead of 100,000")
     parser.add_argument("--sessions", type=int)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--dir", type=Path, help="a data folder to reuse (loaded if empty)")
+    parser.add_argument("--keep-csv", type=Path, help="keep the first run's CSV here")
+    parser.add_argument(
+        "--compare", type=Path, help="a CSV the first run must equal, byte for byte"
+    )
     args = parser.parse_args()
     sessions = args.sessions or (10_000 if args.quick else 100_000)
     shell = shutil.which("sqlite3")
     if shell is None:
         sys.exit("the baseline needs the sqlite3 shell: apt-get install sqlite3")
+    compileall.compile_dir(ROOT / "therapy_timer", quiet=1)
 
     with tempfile.TemporaryDirectory() as folder:
-        data = Path(folder) / "year"
-        days, load_seconds, _ = load_year(data, sessions)
-        print(f"{sessions:,} sessions over {len(days)} days loaded in {load_seconds:.1f} s")
+        data = args.dir or Path(folder) / "year"
+        if not database_path(data).exists():
+            days, load_seconds, _ = load_year(data, sessions)
+            print(f"{sessions:,} sessions over {len(days)} days loaded in {load_seconds:.1f} s")
+        tt = [sys.executable, "-m", "therapy_timer", "--data-dir", str(data)]
+        run([*tt, "session", "list", "--date", "2025-01-06"])  # today's backup, made once
+        csv = Path(folder) / "year.csv"
+        base: list[float] = []
+        ours: list[float] = []
+        peaks: list[float] = []
+        for i in range(args.runs):  # interleaved, so both see the same machine load
+            base.append(run([shell, "-csv", "-header", str(database_path(data)), JOINED_ROWS])[0])
+            csv.unlink(missing_ok=True)
+            wall, peak = run(
+                [*tt, "export", "--date", "2025-01-01", "--to", "2025-12-31", "--out", str(csv)]
+            )
+            ours.append(wall)
+            peaks.append(peak)
+            if i == 0 and args.keep_csv is not None:
+                shutil.copyfile(csv, args.keep_csv)
+            if i == 0 and args.compare is not None:
+                same = csv.read_bytes() == args.compare.read_bytes()
+                print(f"CSV byte-identical to {args.compare}: {'yes' if same else 'NO'}")
+        rows = csv.read_bytes().count(b"\r\n") - 1
 
-        started = time.perf_counter()
-        done = subprocess.run(
-            [shell, "-csv", "-header", str(database_path(data)), JOINED_ROWS],
-            capture_output=True,
-            check=True,
-        )
-        base = time.perf_counter() - started
-        base_rows = done.stdout.count(b"\n") - 1
-
-        clock = SystemClock()
-        with Store.open(data, clock=clock) as store:
-            service = Clinic(store, builtin_catalogue(), clock)
-            started = time.perf_counter()
-            # Claim days stream in batches of whole dates: reading, pooling and writing interleave.
-            claims = service.iter_claim_days(date(2025, 1, 1), date(2025, 12, 31))
-            buffer = io.StringIO()
-            rows = ex.write_csv(claims, buffer)
-            ours = time.perf_counter() - started
-
-    print(f"sqlite3 -csv joined rows:  {base:7.2f} s  ({base_rows:,} rows)")
     print(
-        f"therapy-timer export csv:  {ours:7.2f} s  ({rows:,} claim lines, reading, pooling "
-        f"and applying the rules)  = {ours / base:.1f} x the shell"
+        f"sqlite3 -csv joined rows:        min {min(base):6.2f} s,"
+        f" median {statistics.median(base):6.2f} s"
     )
-    print(f"  per session: {ours / sessions * 1e6:.0f} us")
+    print(
+        f"therapy-timer export --out csv:  min {min(ours):6.2f} s,"
+        f" median {statistics.median(ours):6.2f} s"
+        f"  ({rows:,} claim lines), peak {max(peaks):.0f} MiB"
+    )
+    print(
+        f"ratio: min {min(ours) / min(base):.1f} x, median"
+        f" {statistics.median(ours) / statistics.median(base):.1f} x the shell;"
+        f" {min(ours) / sessions * 1e6:.0f} us per session"
+    )
 
 
 if __name__ == "__main__":

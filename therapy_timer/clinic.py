@@ -1000,8 +1000,7 @@ class Clinic:
         """
         if end is not None and end < start:
             raise InvalidInput("to", f"{end.isoformat()} is before {start.isoformat()}")
-        sessions = self._store.list_sessions(start=start, end=end or start)
-        days = self._claim_days_of(sessions)
+        days = self._claim_days_of(self._sessions_by_date(start, end or start))
         if clinician is None:
             return days
         return (d for d in days if any(s.clinician == clinician for s in d.sessions))
@@ -1030,7 +1029,21 @@ class Clinic:
             session_id, reason=reason, patient_ref=patient_ref, actor=self._actor
         )
 
-    def _claim_days_of(self, sessions: Sequence[Session]) -> Iterator[billing.ClaimDay]:
+    def _sessions_by_date(self, start: date, end: date) -> Iterator[Session]:
+        """The sessions of a range in date order, listed a few whole dates (about
+        CLAIM_DAY_BATCH sessions) at a time: a clinic-year never sits in memory at once."""
+        batch: list[date] = []
+        listed = 0
+        for day, count in self._store.sessions_per_date(start, end):
+            if batch and listed + count > CLAIM_DAY_BATCH:
+                yield from self._store.list_sessions(start=batch[0], end=batch[-1])
+                batch, listed = [], 0
+            batch.append(day)
+            listed += count
+        if batch:
+            yield from self._store.list_sessions(start=batch[0], end=batch[-1])
+
+    def _claim_days_of(self, sessions: Iterable[Session]) -> Iterator[billing.ClaimDay]:
         """Claim days of ``sessions`` (in order of date), reading whole dates in batches of
         about CLAIM_DAY_BATCH sessions: a year never sits in memory as segments, and a query
         per date would cost more than the rules (about a millisecond each)."""
@@ -1174,34 +1187,28 @@ class Clinic:
             )
             text: str | None = ex.bundle_text(bundle)
             # A bundle copies sessions to another station; it bills nothing, so marks nothing.
-            return self._write_export(text, None, out, force, ids, len(ids), mark=False)
-        counted: list[int] = [0]
-        ids = []
-
-        def tally(source: Iterable[billing.ClaimDay]) -> Iterator[billing.ClaimDay]:
-            # Only the ids to mark are kept; each day is dropped once written (a year streams).
-            for day in source:
-                counted[0] += len(day.visits)
-                if not day.provisional:
-                    # A session left out (its error row) stays unmarked: once corrected, its
-                    # day is exported again whole.
-                    ids.extend(day.billed_session_ids)
-                yield day
-
+            return self._write_export(text, None, out, force, _Tally(ids), mark=False)
+        tally = _Tally()
         source = days if days is not None else self.iter_claim_days(start, end, clinician=clinician)
-        pdf_days: list[billing.ClaimDay] | None = None
         if fmt == "pdf":
             if out is None:
                 raise InvalidInput("out", "a PDF needs a file name")
             if render_pdf is None:
                 raise InvalidOperation("this program cannot draw PDF reports")
-            pdf_days = list(tally(source))
-            text = None
-        else:
-            text = ex.report_text(tally(source), fmt)
-        return self._write_export(
-            text, (render_pdf, pdf_days), out, force, ids, counted[0], mark=mark
-        )
+            draw, pdf_days = render_pdf, list(tally.days(source))
+            return self._write_export(
+                None, lambda path: draw(pdf_days, path), out, force, tally, mark=mark
+            )
+        if fmt == "csv" and out is not None:
+            # Streamed into the file as the days are billed: a clinic-year's CSV is never
+            # held in memory (the file is still renamed into place only once whole).
+            def stream(path: Path) -> None:
+                with path.open("w", encoding="utf-8", newline="") as handle:
+                    ex.write_csv(tally.days(source), handle)
+
+            return self._write_export(None, stream, out, force, tally, mark=mark)
+        text = ex.report_text(tally.days(source), fmt)
+        return self._write_export(text, None, out, force, tally, mark=mark)
 
     def _open_in_range(
         self, start: date, end: date, clinician: str | None, fmt: str
@@ -1219,29 +1226,30 @@ class Clinic:
     def _write_export(
         self,
         text: str | None,
-        pdf: tuple[PdfRenderer | None, list[billing.ClaimDay] | None] | None,
+        draw: Callable[[Path], None] | None,
         out: Path | None,
         force: bool,
-        ids: Sequence[str],
-        sessions: int,
+        tally: _Tally,
         *,
         mark: bool | None,
     ) -> Exported:
+        """``text``, or what ``draw`` writes into a temporary file, written whole to ``out``;
+        then the sessions ``tally`` counted are marked exported (a preview: only if asked)."""
         written = None
         if out is not None:
             protected = self.owned_paths()
-            if text is None:
-                assert pdf is not None and pdf[0] is not None and pdf[1] is not None
+            if draw is not None:
                 with private_output(out, force=force, protected=protected) as temporary:
-                    pdf[0](pdf[1], temporary)
-                written = out
+                    draw(temporary)
+                written = Path(os.path.abspath(out))
             else:
+                assert text is not None
                 written = write_private(out, text, force=force, protected=protected)
         marked = 0
         if mark if mark is not None else written is not None:
-            self._store.mark_exported(ids, actor=self._actor)
-            marked = len(ids)
-        return Exported(sessions=sessions, path=written, text=text, marked=marked)
+            self._store.mark_exported(tally.ids, actor=self._actor)
+            marked = len(tally.ids)
+        return Exported(sessions=tally.sessions, path=written, text=text, marked=marked)
 
     def import_bundles(self, bundle_paths: Sequence[Path]) -> ex.ImportReport:
         """Merge bundles: an identical session is left alone; a different one with the same id
@@ -1959,7 +1967,25 @@ class Clinic:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _whole_dates(sessions: Sequence[Session], size: int) -> Iterator[list[Session]]:
+class _Tally:
+    """What an export lists as it goes: how many sessions, and which to mark exported."""
+
+    def __init__(self, ids: Sequence[str] = ()) -> None:
+        self.sessions = len(ids)
+        self.ids = list(ids)
+
+    def days(self, source: Iterable[billing.ClaimDay]) -> Iterator[billing.ClaimDay]:
+        # Only the ids to mark are kept; each day is dropped once written (a year streams).
+        for day in source:
+            self.sessions += len(day.visits)
+            if not day.provisional:
+                # A session left out (its error row) stays unmarked: once corrected, its
+                # day is exported again whole.
+                self.ids.extend(day.billed_session_ids)
+            yield day
+
+
+def _whole_dates(sessions: Iterable[Session], size: int) -> Iterator[list[Session]]:
     """Sessions in batches of about ``size``, never splitting a date (a claim day)."""
     batch: list[Session] = []
     for _date, group in groupby(sessions, key=lambda s: s.date_of_service):

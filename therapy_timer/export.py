@@ -47,6 +47,7 @@ ERROR_STATUS = "error"
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """A spreadsheet runs a cell starting with one of these as a formula (CSV injection)."""
+_FORMULA_OR_BLANK = frozenset(" \u00a0" + "".join(FORMULA_STARTS))
 
 BUNDLE_FORMAT = "therapy-timer-bundle"
 BUNDLE_VERSION = 1
@@ -167,6 +168,8 @@ def first_sentence(message: str) -> str:
 
 def neutralise(cell: str) -> str:
     """Keep a spreadsheet from running a cell as a formula (OWASP's CSV-injection advice)."""
+    if not cell or cell[0] not in _FORMULA_OR_BLANK:  # most cells: no need to strip
+        return cell
     # Spreadsheets skip leading blanks before deciding that a cell is a formula.
     return "'" + cell if cell.lstrip(" \u00a0").startswith(FORMULA_STARTS) else cell
 

@@ -89,6 +89,17 @@ class QueriesMixin(StoreBase):
         return [session_of(r) for r in self._rows(sql, params)]
 
     @guarded
+    def sessions_per_date(self, start: date, end: date) -> list[tuple[date, int]]:
+        """How many sessions each date from ``start`` to ``end`` has, in date order: a range
+        can then be read a few whole dates at a time instead of all at once."""
+        rows = self._conn.execute(
+            "SELECT date_of_service, count(*) FROM sessions WHERE date_of_service BETWEEN ? AND ?"
+            " GROUP BY date_of_service ORDER BY date_of_service",
+            [start.isoformat(), end.isoformat()],
+        ).fetchall()
+        return [(date.fromisoformat(day), count) for day, count in rows]
+
+    @guarded
     def open_duplicates(self) -> list[list[Session]]:
         """Open sessions of one patient (references compared case-insensitively) and clinician,
         in groups, oldest first: only an older version could let them in (m006). A person

@@ -265,19 +265,29 @@ class WritesMixin(QueriesMixin):
         with self._write():
             # A session changed after its export goes out again, and that export is audited too.
             again = self._changed_since_export(session_ids)
+            # Read in chunks, not a query per session: a clinic-year's export marks 100,000.
+            exported = {
+                row["id"]: bool(row["exported"])
+                for row in self._rows_in(
+                    "SELECT id, exported FROM sessions WHERE id IN ({ids})",
+                    list(dict.fromkeys(session_ids)),
+                )
+            }
             for session_id in session_ids:
-                session = self._session_row(session_id)
-                if session.exported and session_id not in again:
+                if session_id not in exported:
+                    raise InvalidInput("session", f"there is no session with id {session_id!r}")
+                if exported[session_id] and session_id not in again:
                     continue
                 self._conn.execute("UPDATE sessions SET exported = 1 WHERE id = ?", [session_id])
                 self._audit(
                     "session.export",
                     "session",
                     session_id,
-                    before={"exported": session.exported},
+                    before={"exported": exported[session_id]},
                     after={"exported": True},
                     actor=actor,
                 )
+                exported[session_id] = True
 
     @guarded
     def amend_session(
