@@ -1022,11 +1022,35 @@ class Clinic:
     def change_patient_ref(self, session_id: str, patient_ref: str, *, reason: str) -> Session:
         """Give one session another patient reference (two people shared one), audited.
 
-        Needs a reason; a closed session is marked amended, so an exported day is exported
-        again.
+        Needs a reason; a closed session is marked amended, so the exported day it joins is
+        exported again, and so is the exported day it leaves (``_move``).
         """
+        return self._move(session_id, reason, patient_ref=patient_ref)
+
+    def change_payer(self, session_id: str, payer_profile: str, *, reason: str) -> Session:
+        """Bill one session under another payer profile (the wrong one was chosen), audited;
+        both claim days it moves between are exported again, as with ``change_patient_ref``."""
+        return self._move(session_id, reason, payer_profile=payer_profile)
+
+    def _move(
+        self, session_id: str, reason: str, *, patient_ref: str = "", payer_profile: str = ""
+    ) -> Session:
+        """Change what puts a session on its claim day; the other sessions of the day it
+        leaves are told (their charges went out with this session's minutes pooled in)."""
+        session = self._store.get_session(session_id)
+        key = billing.day_key(session)
+        left_behind = [
+            s.id
+            for s in self._store.list_sessions(day=session.date_of_service)
+            if s.id != session_id and billing.day_key(s) == key
+        ]
         return self._store.amend_session(
-            session_id, reason=reason, patient_ref=patient_ref, actor=self._actor
+            session_id,
+            reason=reason,
+            patient_ref=patient_ref or None,
+            payer_profile=payer_profile or None,
+            actor=self._actor,
+            left_behind=left_behind,
         )
 
     def _sessions_by_date(self, start: date, end: date) -> Iterator[Session]:

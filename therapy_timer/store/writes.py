@@ -299,8 +299,14 @@ class WritesMixin(QueriesMixin):
         payer_profile: str | None = None,
         date_of_service: date | None = None,
         actor: str | None = None,
+        left_behind: Sequence[str] = (),
     ) -> Session:
-        """Change a session's header; needs a reason; marks a closed session amended."""
+        """Change a session's header; needs a reason; marks a closed session amended.
+
+        ``left_behind``: the other sessions of its claim day. When the change takes it off that
+        day, each of them that was exported is marked amended and audited
+        ("session.day_changed") in the same transaction, so the day it left is exported again.
+        """
         why = reason_text(reason)
         changes: dict[str, object] = {}
         if patient_ref is not None:
@@ -321,6 +327,21 @@ class WritesMixin(QueriesMixin):
             self._conn.execute(
                 f"UPDATE sessions SET {assignments} WHERE id = ?", [*changes.values(), session_id]
             )
+            after = self._session_row(session_id)
+            moved = _claim_day_part(after) != _claim_day_part(before)
+            for other_id in left_behind if moved else ():
+                other = self._session_row(other_id)
+                if not other.exported:
+                    continue  # nothing billed yet, nothing out of date
+                self._amended(
+                    other,
+                    "session.day_changed",
+                    "session",
+                    other_id,
+                    after=lambda: None,
+                    reason=f"{why} (session {session_id[:8]} left this claim day)",
+                    actor=actor,
+                )
             return self._amended(
                 before,
                 "session.amend",
@@ -885,6 +906,12 @@ class WritesMixin(QueriesMixin):
                 )
             self._conn.execute("DELETE FROM payer_profiles WHERE name = ?", [name])
             self._audit("payer_profile.delete", "payer_profile", name, before=before, actor=actor)
+
+
+def _claim_day_part(session: Session) -> tuple[str, str, date]:
+    """What of a session's header puts it on its claim day (billing.day_key; the discipline
+    never changes after it is opened): the reference as compared, the payer, the date."""
+    return (session.patient_ref.strip().lower(), session.payer_profile, session.date_of_service)
 
 
 def _gone() -> None:
