@@ -34,7 +34,13 @@ from therapy_timer.codes import (
     Role,
 )
 from therapy_timer.codes import load_catalogue as _load_catalogue
-from therapy_timer.errors import InvalidInput, InvalidOperation, StorageUnavailable, UnknownCode
+from therapy_timer.errors import (
+    InvalidInput,
+    InvalidOperation,
+    StorageUnavailable,
+    TherapyTimerError,
+    UnknownCode,
+)
 from therapy_timer.files import check_target, private_output, write_private
 from therapy_timer.model import (
     Conflict,
@@ -144,6 +150,53 @@ class Exported:
     path: Path | None = None
     text: str | None = None
     marked: int = 0
+
+
+@dataclass(frozen=True)
+class SessionVersion:
+    """One version of a session as the desk compares two: who, when, what was timed, what it
+    bills on its own. ``fields`` are (label, value) pairs in the same order for every version."""
+
+    title: str
+    fields: tuple[tuple[str, str], ...]
+    segments: tuple[str, ...]
+    untimed: tuple[str, ...]
+    billed: str
+
+
+@dataclass(frozen=True)
+class ConflictComparison:
+    """A kept-aside version beside the session kept here (None: not here any more)."""
+
+    conflict: Conflict
+    here: SessionVersion | None
+    incoming: SessionVersion
+
+    @property
+    def differing(self) -> frozenset[str]:
+        """The labels of what the two versions disagree on ("Timed", "Untimed", "Bills" too)."""
+        if self.here is None:
+            return frozenset()
+        pairs = [(dict(self.here.fields), dict(self.incoming.fields))]
+        found = {k for a, b in pairs for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+        for label, ours, theirs in (
+            ("Timed", self.here.segments, self.incoming.segments),
+            ("Untimed", self.here.untimed, self.incoming.untimed),
+            ("Bills", self.here.billed, self.incoming.billed),
+        ):
+            if ours != theirs:
+                found.add(label)
+        return frozenset(found)
+
+
+@dataclass(frozen=True)
+class ClinicRead:
+    """What the desk read from the clinic server for a range: the session records this role
+    may read (each with its ``workstation``) and every workstation's last sync and running
+    codes."""
+
+    records: tuple[dict[str, object], ...]
+    workstations: tuple[server.WorkstationState, ...]
 
 
 PdfRenderer = Callable[[Sequence[billing.ClaimDay], Path], None]
@@ -1623,6 +1676,81 @@ class Clinic:
             _conflict_number(conflict_id), reason=reason, actor=self._actor
         )
 
+    def compare_conflict(self, conflict_id: int | str) -> ConflictComparison:
+        """The kept-aside version beside the one kept here, each billed on its own by the
+        same rules, for the desk to choose between."""
+        conflict = self.conflict(conflict_id)
+        incoming = self._version(conflict.record, f"Incoming, from {conflict.origin}")
+        try:
+            session = self._store.get_session(conflict.session_id)
+        except InvalidInput:
+            return ConflictComparison(conflict, None, incoming)
+        if session.is_open:
+            record: Mapping[str, object] = {
+                **{name: getattr(session, name) for name in _VERSION_FIELDS},
+                "payer": self._store.get_payer_profile(session.payer_profile),
+                "segments": [
+                    {
+                        "code": s.code,
+                        "furnished_by": s.furnished_by.value,
+                        "start_utc": s.start_utc,
+                        "stop_utc": s.stop_utc,
+                    }
+                    for s in self.segments(session.id)
+                ],
+                "untimed": [
+                    {"code": u.code, "minutes": u.minutes, "furnished_by": u.furnished_by.value}
+                    for u in self.untimed_services(session.id)
+                ],
+            }
+            here = self._version(record, "Kept here (still open: close it to accept)", bill=False)
+        else:
+            record = self._store.session_records([session.id])[0]
+            here = self._version(record, "Kept here, on this workstation")
+        return ConflictComparison(conflict, here, incoming)
+
+    def _version(
+        self, record: Mapping[str, object], title: str, *, bill: bool = True
+    ) -> SessionVersion:
+        payer = record["payer"]
+        if isinstance(payer, Mapping):
+            payer = PayerProfile(
+                str(payer["name"]),
+                rules.Method(payer["method"]),
+                bool(payer["assistant_modifiers"]),
+            )
+        assert isinstance(payer, PayerProfile)
+        closed = record.get("closed_utc")
+        fields = (
+            ("Patient", str(record["patient_ref"])),
+            ("Date of service", str(record["date_of_service"])),
+            ("Clinician", f"{record['clinician']} ({_value(record['role'])})"),
+            ("Payer", f"{payer.name}: {describe_profile(payer)}"),
+            ("Closed", _local_hm(_moment(closed)) if closed else "still open"),
+            ("Amended", "yes" if record.get("amended") else "no"),
+        )
+        segments = tuple(_segment_line(s) for s in _items(record["segments"]))
+        untimed = tuple(_untimed_line(u) for u in _items(record["untimed"]))
+        billed = self._billed_alone(record) if bill else "not billed while open"
+        return SessionVersion(title, fields, segments, untimed, billed)
+
+    def _billed_alone(self, record: Mapping[str, object]) -> str:
+        """What one closed session record bills on its own (not pooled with its day), through
+        the same import checks and rules, in a scratch database."""
+        with tempfile.TemporaryDirectory(prefix="therapy-timer-compare-") as scratch:
+            alone_store = st.Store.open(Path(scratch), clock=self._clock, actor=self._actor)
+            with Clinic(alone_store, self._catalogue, self._clock, policy=self.policy) as alone:
+                try:
+                    (outcome,) = alone_store.import_batches(
+                        [st.RecordBatch([record], origin="comparison", source="comparison")]
+                    )
+                    if not outcome.added:
+                        return f"cannot be billed here: {next(iter(outcome.why.values()), '')}"
+                    result = alone.summary(str(record["id"]))
+                except TherapyTimerError as exc:
+                    return f"cannot be billed here: {exc}"
+        return billing.lines_text(result) or "nothing billable"
+
     # -- clinic server -------------------------------------------------------------------------
     # psycopg is imported only here and only when a server is used: it costs start-up time.
 
@@ -1733,14 +1861,37 @@ class Clinic:
         with server.connect(self._required_server_dsn()) as conn:
             return server.clinic_records(conn, start, end)
 
+    @staticmethod
+    def read_clinic_server(dsn: str, start: date, end: date) -> ClinicRead:
+        """The server's sessions of ``start``..``end`` and every workstation's state, in one
+        connection. Touches no local database, so a window runs it in a worker thread (its
+        timers never wait on the network); ``server_dsn()`` gives ``dsn``."""
+        from therapy_timer import server
+
+        with server.connect(dsn) as conn:
+            records = server.clinic_records(conn, start, end)
+            stations = server.workstations(conn)
+        return ClinicRead(tuple(records), tuple(stations))
+
+    def pooled_claim_days(self, read: ClinicRead, start: date, end: date) -> list[billing.ClaimDay]:
+        """The claim days of sessions read from the clinic server, pooled across workstations
+        and billed as ``whole_clinic`` bills them."""
+        with self._pooled(read.records) as pooled:
+            return pooled.claim_days(start, end)
+
     @contextmanager
     def whole_clinic(self, start: date, end: date) -> Iterator[Clinic]:
         """A scratch Clinic holding the clinic server's sessions of ``start``..``end`` (each
         from its workstation, exported as the desk marked it), read and billed exactly as a
         workstation would; nothing done to it reaches this workstation or the server."""
+        with self._pooled(self.clinic_records(start, end)) as pooled:
+            yield pooled
+
+    @contextmanager
+    def _pooled(self, records: Iterable[Mapping[str, object]]) -> Iterator[Clinic]:
         by_station: dict[str, list[dict[str, object]]] = {}
         exported: list[str] = []
-        for record in self.clinic_records(start, end):
+        for record in records:
             clean = {k: v for k, v in record.items() if k not in ("workstation", "exported")}
             by_station.setdefault(str(record["workstation"]), []).append(clean)
             if record["exported"]:
@@ -2194,6 +2345,45 @@ def _whole_minutes(minutes: int, *, low: int) -> int:
 
 def _local_hm(moment: datetime) -> str:
     return moment.astimezone().strftime("%H:%M")
+
+
+_VERSION_FIELDS = ("id", "patient_ref", "date_of_service", "clinician", "role", "amended")
+"""A Session's attributes that a session record holds under the same names."""
+
+
+def _value(field: object) -> str:
+    """An enum's value or a record's plain string, alike."""
+    return str(getattr(field, "value", field))
+
+
+def _moment(raw: object) -> datetime:
+    return raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw))
+
+
+def _items(raw: object) -> list[Mapping[str, object]]:
+    return [item for item in raw if isinstance(item, Mapping)] if isinstance(raw, list) else []
+
+
+def _segment_line(segment: Mapping[str, object]) -> str:
+    """ "97110 14:02-14:32 (30:12), therapist": what a person checks a timed segment by."""
+    start = _moment(segment["start_utc"])
+    stop = segment.get("stop_utc")
+    if stop is None:
+        span = f"{_local_hm(start)}\N{EN DASH} running"
+    else:
+        seconds = int((_moment(stop) - start).total_seconds())
+        length = f"{seconds // 60}:{seconds % 60:02d}"
+        span = f"{_local_hm(start)}\N{EN DASH}{_local_hm(_moment(stop))} ({length})"
+    return f"{segment['code']} {span}, {segment['furnished_by']}"
+
+
+def _untimed_line(service: Mapping[str, object]) -> str:
+    minutes = service.get("minutes")
+    return (
+        f"{service['code']}"
+        + (f" {minutes} min" if minutes is not None else "")
+        + (f", {service['furnished_by']}")
+    )
 
 
 def _minutes_text(delta: timedelta) -> str:

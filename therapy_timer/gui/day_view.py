@@ -1,15 +1,19 @@
-"""The front desk's day view: the claim days of a date range, filters, the note, export buttons."""
+"""The front desk's day view: the claim days of a date range (this workstation's, or the whole
+clinic's from the clinic server), filters, the note, exports, bundles and kept-aside versions."""
 
 from __future__ import annotations
 
 import datetime as dt
+import socket
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from PySide6.QtCore import QDate, Qt
-from PySide6.QtGui import QKeySequence
+from PySide6.QtCore import QDate, Qt, Signal
+from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QButtonGroup,
     QComboBox,
     QDateEdit,
     QDialog,
@@ -19,8 +23,12 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
+    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -30,11 +38,13 @@ from PySide6.QtWidgets import (
 from therapy_timer import export as ex
 from therapy_timer import rules
 from therapy_timer.billing import ClaimDay, lines_text, visit_text
-from therapy_timer.clinic import Clinic
+from therapy_timer.clinic import Clinic, ClinicRead
 from therapy_timer.errors import TherapyTimerError
 from therapy_timer.gui import theme
+from therapy_timer.gui.conflict_dialog import ConflictDialog
 from therapy_timer.gui.report_pdf import write_pdf
 from therapy_timer.gui.widgets.reason import ReasonDialog
+from therapy_timer.model import Conflict
 
 COLUMNS = ("Patient", "Sessions", "Billed lines", "Timed min", "Total min", "Status",
            "Warnings")  # fmt: skip
@@ -44,11 +54,30 @@ STATUSES = (ALL, *ex.STATUSES, "imported")
 
 FileAsker = Callable[[QWidget, str, str], str]
 """(parent, suggested name, filter) -> chosen path or "" — QFileDialog unless a test swaps it."""
+FilesAsker = Callable[[QWidget], list[str]]
+"""(parent) -> the bundle files chosen to import, or none — QFileDialog unless a test swaps it."""
+
+THIS_WORKSTATION, WHOLE_CLINIC = "This workstation", "Whole clinic"
+NO_SERVER = (
+    "Whole clinic: no clinic server is set up for this workstation, so the day view shows "
+    "the sessions recorded here. To see every workstation's, set one up: "
+    "therapy-timer clinic connect DSN (see docs/clinic-server.md)."
+)
 
 
 def _ask_file(parent: QWidget, suggested: str, filter_: str) -> str:
-    path, _ = QFileDialog.getSaveFileName(parent, "Export", suggested, filter_)
+    # The day view asks before replacing a file itself, the same for every format.
+    path, _ = QFileDialog.getSaveFileName(
+        parent, "Export", suggested, filter_, options=QFileDialog.Option.DontConfirmOverwrite
+    )
     return path
+
+
+def _ask_bundles(parent: QWidget) -> list[str]:
+    paths, _ = QFileDialog.getOpenFileNames(
+        parent, "Import bundles", "", "Bundles (*.json);;All files (*)"
+    )
+    return paths
 
 
 def _qdate(day: dt.date) -> QDate:
@@ -194,25 +223,78 @@ class PatientRefDialog(QDialog):
         self.ok_button.setEnabled(bool(text.strip()))
 
 
+def conflict_text(conflict: Conflict) -> str:
+    """One kept-aside version in the list beside the day: whose, which day, from where, why."""
+    record = conflict.record
+    return (
+        f"{record.get('patient_ref')} {record.get('date_of_service')}, from {conflict.origin}:"
+        f" {conflict.why}"
+    )
+
+
+def _ago(moment: dt.datetime | None, now: dt.datetime) -> str:
+    if moment is None:
+        return "never"
+    minutes = int((now - moment).total_seconds() // 60)
+    when = f"{moment.astimezone():%H:%M}"
+    if moment.astimezone().date() != now.astimezone().date():
+        when = f"{moment.astimezone():%Y-%m-%d %H:%M}"
+    return f"{when} ({minutes} min ago)" if 0 <= minutes < 24 * 60 else when
+
+
+def stations_text(read: ClinicRead, now: dt.datetime) -> str:
+    """Each workstation's last sync and who is running what there right now."""
+    lines = []
+    for station in read.workstations:
+        running = "; ".join(
+            f"{r.get('clinician')}: {r.get('patient_ref')} {r.get('code')}"
+            f" since {_ago(_utc(r.get('since_utc')), now).split(' (')[0]}"
+            for r in station.running
+        )
+        lines.append(
+            f"{station.name}: last sync {_ago(station.last_sync_utc, now)}; "
+            + (f"running {running}" if running else "nothing running")
+        )
+    return "\n".join(lines) or "No workstation has synced to the clinic server yet."
+
+
+def _utc(raw: object) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(str(raw))
+    except ValueError:
+        return None
+
+
 class DayView(QWidget):
     """Claim days of a date range: what is billable, amended, pooled or needs a look."""
+
+    server_read = Signal(int, object)  # (request number, Future[ClinicRead]) from the worker
 
     def __init__(
         self,
         clinic: Clinic,
         parent: QWidget | None = None,
         ask_file: FileAsker = _ask_file,
+        ask_bundles: FilesAsker = _ask_bundles,
     ) -> None:
         super().__init__(parent)
         self._clinic = clinic
         self._ask_file = ask_file
+        self._ask_bundles = ask_bundles
         self._days: list[ClaimDay] = []
         self._shown: list[ClaimDay] = []
+        self._conflicts: list[Conflict] = []
+        # One worker reads the clinic server, so the window's timers never wait on the network.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="desk-read")
+        self._request = 0
         self.note_dialog: NoteDialog | None = None
         self.ref_dialog: PatientRefDialog | None = None
         self.reason_dialog: ReasonDialog | None = None
+        self.conflict_dialog: ConflictDialog | None = None
+        self.replace_box: QMessageBox | None = None
         self.setWindowTitle("Therapy Timer - day view")
-        self.setMinimumSize(theme.TOUCH_MIN * 22, theme.TOUCH_MIN * 12)
+        # Usable on a 1024x600 tablet: the table and the side list scroll, the buttons stay.
+        self.setMinimumSize(theme.TOUCH_MIN * 20, theme.TOUCH_MIN * 11)
 
         today = clinic.today()
         self.from_date = QDateEdit(_qdate(today))
@@ -223,6 +305,16 @@ class DayView(QWidget):
         self.clinician = QComboBox()
         self.status = QComboBox()
         self.status.addItems(list(STATUSES))
+        self.here_button = QPushButton(THIS_WORKSTATION)
+        self.clinic_button = QPushButton(WHOLE_CLINIC)
+        self.scope = QButtonGroup(self)
+        for button in (self.here_button, self.clinic_button):
+            button.setCheckable(True)
+            self.scope.addButton(button)
+        self.here_button.setChecked(True)
+        self.scope_note = QLabel()
+        self.scope_note.setWordWrap(True)
+        self.scope_note.setAccessibleName("Whole clinic status")
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -233,6 +325,19 @@ class DayView(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        # Versions an import kept aside, beside the day until the desk settles them.
+        self.conflict_list = QListWidget()
+        self.conflict_list.setWordWrap(True)
+        self.conflict_list.setAccessibleName("Kept-aside versions")
+        self.compare_button = QPushButton("Co&mpare and settle…")
+        self.conflict_panel = QWidget()
+        panel = QVBoxLayout(self.conflict_panel)
+        panel.setContentsMargins(0, 0, 0, 0)
+        self.conflict_title = QLabel()
+        self.conflict_title.setWordWrap(True)
+        panel.addWidget(self.conflict_title)
+        panel.addWidget(self.conflict_list, 1)
+        panel.addWidget(self.compare_button)
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.setAccessibleName("Day view status")
@@ -247,6 +352,8 @@ class DayView(QWidget):
         self.csv_button = QPushButton("Export &CSV…")
         self.pdf_button = QPushButton("Export &PDF…")
         self.json_button = QPushButton("Export &JSON…")
+        self.bundle_button = QPushButton("Export &bundle…")
+        self.import_button = QPushButton("&Import bundles…")
         names = {
             self.from_date: "From date",
             self.to_date: "To date",
@@ -257,16 +364,12 @@ class DayView(QWidget):
         for widget, name in names.items():
             widget.setAccessibleName(name)
             widget.setMinimumHeight(theme.TOUCH_MIN)
-        buttons = (
-            self.refresh_button,
-            self.note_button,
-            self.exported_button,
-            self.separate_button,
-            self.csv_button,
-            self.pdf_button,
-            self.json_button,
-        )
-        for button in buttons:
+        day_buttons = (self.refresh_button, self.note_button, self.separate_button,
+                       self.exported_button)  # fmt: skip
+        file_buttons = (self.csv_button, self.pdf_button, self.json_button, self.bundle_button,
+                        self.import_button)  # fmt: skip
+        for button in (*day_buttons, *file_buttons, self.compare_button,
+                       self.here_button, self.clinic_button):  # fmt: skip
             button.setMinimumHeight(theme.TOUCH_MIN)
             button.setAccessibleName(button.text().replace("&", "").rstrip("…"))
 
@@ -276,20 +379,33 @@ class DayView(QWidget):
             filters.addWidget(QLabel(label))
             filters.addWidget(widget)
         filters.addStretch(1)
-        actions = QHBoxLayout()
-        for button in buttons:
-            actions.addWidget(button)
-        actions.addStretch(1)
+        filters.addWidget(self.here_button)
+        filters.addWidget(self.clinic_button)
+        self.split = QSplitter(Qt.Orientation.Horizontal)
+        self.split.addWidget(self.table)
+        self.split.addWidget(self.conflict_panel)
+        self.split.setStretchFactor(0, 3)
+        self.split.setStretchFactor(1, 1)
+        self.split.setChildrenCollapsible(False)
         column = QVBoxLayout(self)
         column.addLayout(filters)
-        column.addWidget(self.table, 1)
+        column.addWidget(self.scope_note)
+        column.addWidget(self.split, 1)
         column.addWidget(self.message)
-        column.addLayout(actions)
+        for row_buttons in (day_buttons, file_buttons):
+            actions = QHBoxLayout()
+            for button in row_buttons:
+                actions.addWidget(button)
+            actions.addStretch(1)
+            column.addLayout(actions)
 
         self.from_date.dateChanged.connect(self._on_range_changed)
         self.to_date.dateChanged.connect(self._on_range_changed)
         self.clinician.currentTextChanged.connect(self._on_filter_changed)
         self.status.currentTextChanged.connect(self._on_filter_changed)
+        self.here_button.clicked.connect(self._on_scope_clicked)
+        self.clinic_button.clicked.connect(self._on_scope_clicked)
+        self.server_read.connect(self._on_server_read)
         self.refresh_button.clicked.connect(self._on_refresh_clicked)
         self.note_button.clicked.connect(self._on_note_clicked)
         self.table.cellDoubleClicked.connect(lambda _row, _col: self._on_note_clicked())
@@ -298,6 +414,11 @@ class DayView(QWidget):
         self.csv_button.clicked.connect(lambda: self._on_export_clicked("csv"))
         self.pdf_button.clicked.connect(lambda: self._on_export_clicked("pdf"))
         self.json_button.clicked.connect(lambda: self._on_export_clicked("json"))
+        self.bundle_button.clicked.connect(self._on_bundle_clicked)
+        self.import_button.clicked.connect(self._on_import_clicked)
+        self.compare_button.clicked.connect(self._on_compare_clicked)
+        self.conflict_list.itemDoubleClicked.connect(lambda _item: self._on_compare_clicked())
+        self._show_scope_state()
         self.reload()
 
     # -- data --------------------------------------------------------------------------------
@@ -306,13 +427,33 @@ class DayView(QWidget):
     def shown(self) -> list[ClaimDay]:
         return list(self._shown)
 
+    @property
+    def whole_clinic(self) -> bool:
+        return self.clinic_button.isChecked()
+
     def reload(self) -> None:
+        self._reload_conflicts()
         start, end = _pydate(self.from_date.date()), _pydate(self.to_date.date())
+        self._request += 1
+        if self.whole_clinic:
+            dsn = self._clinic.server_dsn()
+            if dsn is not None:
+                self.message.setText("Reading the whole clinic from the clinic server…")
+                request = self._request
+                future = self._worker.submit(Clinic.read_clinic_server, dsn, start, end)
+                future.add_done_callback(lambda done: self.server_read.emit(request, done))
+                return
+            self.here_button.setChecked(True)  # disconnected meanwhile
+            self._show_scope_state()
         try:
-            self._days = self._clinic.claim_days(start, end)
+            days = self._clinic.claim_days(start, end)
         except TherapyTimerError as exc:
-            self._days = []
+            days = []
             self.message.setText(str(exc))
+        self._show_days(days)
+
+    def _show_days(self, days: list[ClaimDay]) -> None:
+        self._days = days
         names = sorted({s.clinician for d in self._days for s in d.sessions})
         current = self.clinician.currentText() or ALL
         self.clinician.blockSignals(True)
@@ -321,6 +462,47 @@ class DayView(QWidget):
         self.clinician.setCurrentText(current if current in names else ALL)
         self.clinician.blockSignals(False)
         self._fill()
+
+    def _reload_conflicts(self) -> None:
+        try:
+            self._conflicts = self._clinic.conflicts()
+        except TherapyTimerError as exc:
+            self._conflicts = []
+            self.message.setText(str(exc))
+        self.conflict_list.clear()
+        for conflict in self._conflicts:
+            item = QListWidgetItem(conflict_text(conflict))
+            item.setData(Qt.ItemDataRole.UserRole, conflict.id)
+            self.conflict_list.addItem(item)
+        if self._conflicts:
+            self.conflict_list.setCurrentRow(0)
+        count = len(self._conflicts)
+        self.conflict_title.setText(
+            f"<b>{count} version(s) kept aside</b> by imports: compare each with the session "
+            "here and keep one."
+        )
+        self.conflict_panel.setVisible(bool(count))
+        if count and self.split.sizes()[1] == 0:
+            # Hidden when the splitter first shared the width out: give it a quarter now.
+            width = max(self.split.width(), theme.TOUCH_MIN * 16)
+            self.split.setSizes([width - width // 4, width // 4])
+
+    def _show_scope_state(self) -> None:
+        connected = self._clinic.server_dsn() is not None
+        self.clinic_button.setEnabled(connected)
+        self.clinic_button.setToolTip(
+            "The sessions of every workstation, from the clinic server" if connected else NO_SERVER
+        )
+        if not connected:
+            self.scope_note.setText(NO_SERVER)
+        elif not self.whole_clinic:
+            self.scope_note.setText("")
+        self.scope_note.setVisible(bool(self.scope_note.text()))
+        # These change this workstation's own records: the whole clinic is read-only here.
+        local_only = "Works on this workstation's sessions: switch to This workstation"
+        for button in (self.exported_button, self.separate_button, self.bundle_button):
+            button.setEnabled(not self.whole_clinic)
+            button.setToolTip(local_only if self.whole_clinic else "")
 
     def _fill(self) -> None:
         clinician, status = self.clinician.currentText(), self.status.currentText()
@@ -348,11 +530,16 @@ class DayView(QWidget):
             if result.warnings:
                 # The gists fit the row; the words are a hover (or the note dialog) away.
                 self.table.item(row, len(cells) - 1).setToolTip(  # type: ignore[union-attr]
-                    "\n".join(f"{w.rule}: {w.message}" for w in result.warnings)
+                    "\n".join(
+                        f"{w.rule} ({w.gist}): {w.message}" if w.gist else f"{w.rule}: {w.message}"
+                        for w in result.warnings
+                    )
                 )
         self.table.resizeRowsToContents()
         sessions = sum(len(d.visits) for d in self._shown)
         summary = f"{len(self._shown)} claim day(s), {sessions} session(s)"
+        if self.whole_clinic:
+            summary += " on the clinic server"
         pooled = sum(d.pooled for d in self._shown)
         if pooled:
             summary += f", {pooled} pooling several sessions"
@@ -372,6 +559,32 @@ class DayView(QWidget):
         rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
         return [self._shown[row] for row in rows if row < len(self._shown)]
 
+    def _then_write(self, path: str, write: Callable[[bool], None]) -> None:
+        """Ask before replacing an existing file (the same for every format), then write."""
+        if not Path(path).exists():
+            write(False)
+            return
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Replace the file?",
+            f"{path} already exists. Replace it?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            self,
+        )
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def answered(button: int) -> None:
+            self.replace_box = None
+            if button == QMessageBox.StandardButton.Yes:
+                write(True)
+            else:
+                self.message.setText(f"Not exported: {path} was left as it was.")
+
+        box.finished.connect(answered)
+        self.replace_box = box
+        box.open()
+
     # -- slots -------------------------------------------------------------------------------
 
     def _on_range_changed(self) -> None:
@@ -381,6 +594,31 @@ class DayView(QWidget):
 
     def _on_filter_changed(self) -> None:
         self._fill()
+
+    def _on_scope_clicked(self) -> None:
+        self._show_scope_state()
+        self.reload()
+
+    def _on_server_read(self, request: int, done: Future[ClinicRead]) -> None:
+        if request != self._request or not self.whole_clinic:
+            return  # the range or the switch changed while it was read
+        start, end = _pydate(self.from_date.date()), _pydate(self.to_date.date())
+        try:
+            read = done.result()
+            days = self._clinic.pooled_claim_days(read, start, end)
+        except TherapyTimerError as exc:
+            # Say so plainly and go on with what this workstation has.
+            self.here_button.setChecked(True)
+            self._show_scope_state()
+            self.reload()
+            self.message.setText(
+                f"The whole clinic could not be read ({exc}); showing this workstation's "
+                "sessions instead."
+            )
+            return
+        self.scope_note.setText(stations_text(read, self._clinic.clock.now()))
+        self.scope_note.setVisible(True)
+        self._show_days(days)
 
     def _on_refresh_clicked(self) -> None:
         self.reload()
@@ -449,27 +687,128 @@ class DayView(QWidget):
         except TherapyTimerError as exc:
             self.message.setText(str(exc))
             return
-        start = _pydate(self.from_date.date())
+        start, end = _pydate(self.from_date.date()), _pydate(self.to_date.date())
         filters = {"csv": "CSV (*.csv)", "pdf": "PDF (*.pdf)", "json": "JSON (*.json)"}
-        path = self._ask_file(self, f"therapy-timer-{start.isoformat()}.{fmt}", filters[fmt])
+        scope = "clinic-" if self.whole_clinic else ""
+        path = self._ask_file(self, f"therapy-timer-{scope}{start.isoformat()}.{fmt}", filters[fmt])
         if not path:
             return
-        try:
-            # The file dialog has already asked before replacing a file.
-            done = self._clinic.export(
-                fmt,
-                start,
-                _pydate(self.to_date.date()),
-                out=Path(path),
-                force=True,
-                days=self._shown,
-                render_pdf=write_pdf,
+        whole_clinic = self.whole_clinic
+        clinician = self.clinician.currentText()
+
+        def write(force: bool) -> None:
+            try:
+                if whole_clinic:
+                    # Every workstation's days of the range, marked exported on the server.
+                    done = self._clinic.clinic_export(
+                        fmt,
+                        start,
+                        end,
+                        out=Path(path),
+                        clinician=None if clinician == ALL else clinician,
+                        force=force,
+                        render_pdf=write_pdf,
+                    )
+                else:
+                    done = self._clinic.export(
+                        fmt,
+                        start,
+                        end,
+                        out=Path(path),
+                        force=force,
+                        days=self._shown,
+                        render_pdf=write_pdf,
+                    )
+            except TherapyTimerError as exc:
+                self.message.setText(f"Could not export: {exc}")
+                return
+            self.reload()
+            where = " of the whole clinic" if whole_clinic else ""
+            self.message.setText(
+                f"Exported {done.sessions} session(s){where} to {done.path}; "
+                f"{done.marked} marked exported."
             )
-        except TherapyTimerError as exc:
-            self.message.setText(f"Could not export: {exc}")
-            return
-        days = len(self._shown)
-        self.reload()
-        self.message.setText(
-            f"Exported {days} claim day(s), {done.sessions} session(s), to {done.path}."
+
+        self._then_write(path, write)
+
+    def _on_bundle_clicked(self) -> None:
+        days = self._shown
+        start = _pydate(self.from_date.date())
+        path = self._ask_file(
+            self, f"therapy-timer-bundle-{start.isoformat()}.json", "Bundle (*.json)"
         )
+        if not path:
+            return
+
+        def write(force: bool) -> None:
+            try:
+                done = self._clinic.export(
+                    "bundle",
+                    start,
+                    _pydate(self.to_date.date()),
+                    out=Path(path),
+                    force=force,
+                    days=days,
+                    workstation=socket.gethostname(),
+                )
+            except TherapyTimerError as exc:
+                self.message.setText(f"Could not export the bundle: {exc}")
+                return
+            self.message.setText(
+                f"Wrote a bundle of {done.sessions} session(s) to {done.path}: import it on "
+                "another workstation (a bundle bills nothing and marks nothing exported)."
+            )
+
+        self._then_write(path, write)
+
+    def _on_import_clicked(self) -> None:
+        paths = self._ask_bundles(self)
+        if not paths:
+            return
+        try:
+            report = self._clinic.import_bundles([Path(p) for p in paths])
+        except TherapyTimerError as exc:
+            self.message.setText(f"Nothing imported: {exc}")
+            return
+        self.reload()
+        text = (
+            f"Imported {len(paths)} bundle(s): {len(report.added)} session(s) added, "
+            f"{len(report.unchanged)} already here."
+        )
+        if report.conflicts:
+            text += (
+                f" {len(report.conflicts)} differ from the session here: kept aside, listed "
+                "beside the day to compare and settle."
+            )
+        self.message.setText(text)
+
+    def _on_compare_clicked(self) -> None:
+        item = self.conflict_list.currentItem()
+        if item is None:
+            self.message.setText("Choose a kept-aside version first.")
+            return
+        conflict_id = int(item.data(Qt.ItemDataRole.UserRole))
+        try:
+            comparison = self._clinic.compare_conflict(conflict_id)
+        except TherapyTimerError as exc:
+            self.message.setText(str(exc))
+            return
+
+        def decide(decision: str, reason: str) -> None:
+            if decision == "accept":
+                session = self._clinic.accept_conflict(conflict_id, reason)
+                done = f"The version from {comparison.conflict.origin} now holds session "
+                done += f"{session.id[:8]} ({session.patient_ref}); the replaced one is audited."
+            else:
+                self._clinic.drop_conflict(conflict_id, reason)
+                done = f"Kept the version here; the one from {comparison.conflict.origin} is "
+                done += "recorded as dropped."
+            self.reload()
+            self.message.setText(done)
+
+        self.conflict_dialog = ConflictDialog.show_for(self, comparison, decide)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._request += 1  # a read still under way is ignored when it lands
+        self._worker.shutdown(wait=False)
+        super().closeEvent(event)
