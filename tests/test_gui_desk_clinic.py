@@ -1,0 +1,110 @@
+"""The day view's Whole clinic switch against a real PostgreSQL the tests start: the clinic's
+claim days pooled across workstations, each station's last sync and running codes, and a plain
+fallback to this workstation's sessions when the server is away."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from tests import test_server
+from tests.fakes import FakeClock
+from tests.gui_support import Bot
+from tests.test_server import DAY, Server, Station
+from therapy_timer.clinic import Clinic
+from therapy_timer.codes import Role
+from therapy_timer.gui.day_view import DayView
+
+LEFT = Qt.MouseButton.LeftButton
+# The clinic server's fixtures, found by pytest under these names (a cluster of this module's).
+cluster = test_server.cluster
+clinic_template = test_server.clinic_template
+clinic_server = test_server.clinic_server
+
+
+@pytest.fixture
+def stations(clinic_server: Server, tmp_path: Path) -> Iterator[tuple[Station, Station, Clinic]]:
+    """Room 1 and room 2 connected as their own roles, and the desk's Clinic as the desk."""
+    room1, room2 = Station(tmp_path / "room1"), Station(tmp_path / "room2")
+    desk = Station(tmp_path / "desk")
+    for station, role in ((room1, "ws_room1"), (room2, "ws_room2"), (desk, "desk_front")):
+        station("clinic", "connect", clinic_server.dsn(role))
+    with desk.clinic() as at_desk:
+        yield room1, room2, at_desk
+
+
+def _view(qtbot: Bot, clinic: Clinic) -> DayView:
+    view = DayView(clinic)
+    qtbot.add_widget(view)
+    view.show()
+    return view
+
+
+def test_the_whole_clinic_pools_a_patient_across_workstations(
+    qtbot: Bot, stations: tuple[Station, Station, Clinic]
+) -> None:
+    room1, room2, desk = stations
+    # The same patient: the PT in room 1 in the morning, the PTA in room 2 in the afternoon.
+    room1.treat("MRN1", "Pat Lee", "pt", {"97110": 10, "97140": 4})
+    room2.clock.advance(minutes=300)
+    room2.treat("MRN1", "Sam Diaz", "pta", {"97110": 5})
+    room1("timer", "start", "97530", "--patient", "MRN7", "--clinician", "Pat Lee", "--role", "pt")
+    room1("clinic", "sync", status=0)
+    room2("clinic", "sync")
+
+    view = _view(qtbot, desk)
+    assert view.table.rowCount() == 0  # nothing was recorded at the desk itself
+    assert view.clinic_button.isEnabled() and not view.scope_note.isVisible()
+    qtbot.mouseClick(view.clinic_button, LEFT)
+    qtbot.waitUntil(lambda: "on the clinic server" in view.message.text(), timeout=10_000)
+    (day,) = view.shown
+    assert day.patient_ref == "MRN1" and day.pooled
+    assert [s.origin for s in day.sessions] == ["ws_room1", "ws_room2"]
+    # Both stations' minutes on one claim: 10 + 4 + 5, where room 1 alone has 10 + 4.
+    assert day.result.total_timed_minutes == 19
+    with Clinic.open(room1.data_dir, clock=room1.clock) as here:
+        assert sum(d.result.total_timed_minutes for d in here.claim_days(DAY)) == 14
+    sessions = view.table.item(0, 1)
+    assert sessions is not None
+    assert "Pat Lee (PT), from ws_room1" in sessions.text()
+    assert "Sam Diaz (PTA), from ws_room2" in sessions.text()
+    stations_shown = view.scope_note.text()
+    assert view.scope_note.isVisible()
+    assert "ws_room1: last sync" in stations_shown
+    assert "running Pat Lee: MRN7 97530" in stations_shown
+    assert "ws_room2: last sync" in stations_shown and "nothing running" in stations_shown
+    # What changes this workstation's records is off while the clinic is shown.
+    assert not view.exported_button.isEnabled() and not view.bundle_button.isEnabled()
+
+    qtbot.mouseClick(view.here_button, LEFT)
+    assert view.table.rowCount() == 0 and view.exported_button.isEnabled()
+
+
+def test_an_unreachable_server_is_said_plainly_and_the_desk_goes_on_locally(
+    qtbot: Bot, clinic_server: Server, stations: tuple[Station, Station, Clinic]
+) -> None:
+    _room1, _room2, desk = stations
+    session = desk.open_session(
+        patient_ref="MRN9", clinician="Ann", role=Role.PT, payer_profile="Medicare"
+    )
+    desk.start(session.id, "97110")
+    clock = desk.clock
+    assert isinstance(clock, FakeClock)
+    clock.advance(minutes=12)
+    desk.end_session(session.id)
+    view = _view(qtbot, desk)
+    assert view.table.rowCount() == 1
+    clinic_server.cluster.stop()
+    try:
+        qtbot.mouseClick(view.clinic_button, LEFT)
+        qtbot.waitUntil(lambda: view.here_button.isChecked(), timeout=15_000)
+    finally:
+        clinic_server.cluster.start()
+    text = view.message.text()
+    assert text.startswith("The whole clinic could not be read (the clinic server cannot be")
+    assert text.endswith("showing this workstation's sessions instead.")
+    assert "Traceback" not in text and "password" not in text
+    assert [d.patient_ref for d in view.shown] == ["MRN9"]
