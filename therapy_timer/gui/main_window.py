@@ -35,17 +35,18 @@ from therapy_timer.gui.widgets.furnished import FurnishedBySwitch
 from therapy_timer.gui.widgets.header import SessionHeader
 from therapy_timer.gui.widgets.live_strip import LiveStrip
 from therapy_timer.gui.widgets.mini_view import MiniView
-from therapy_timer.gui.widgets.recovery_dialog import RecoveryDialog
 from therapy_timer.gui.widgets.search import CodeSearch
-from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
 from therapy_timer.gui.widgets.tiles import TileGrid
 from therapy_timer.gui.widgets.untimed import UntimedList
 from therapy_timer.model import Interrupted, RecoveryChoice
 
 if TYPE_CHECKING:
-    # Annotations only: app.py imports the day view (and its PDF writer) on first use, so a
-    # start does not pay for them (issue 13).
+    # Annotations only: app.py imports the day view (and its PDF writer) on first use, and
+    # the summary and recovery dialogs are imported when first opened, so a start does not
+    # pay for them (issue 13).
     from therapy_timer.gui.day_view import DayView
+    from therapy_timer.gui.widgets.recovery_dialog import RecoveryDialog
+    from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
 
 SHORTCUTS_HELP = (
     "1 to 9: start the tile with that number (the running code stops)\n"
@@ -344,6 +345,8 @@ class MainWindow(QMainWindow):
     def _on_end_requested(self) -> None:
         session_id = self._controller.prepare_end()
         if session_id is not None:
+            from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
+
             self.summary_dialog = SummaryDialog.show_for(self, self._controller, session_id)
 
     def _on_mini_requested(self) -> None:
@@ -416,6 +419,8 @@ class MainWindow(QMainWindow):
         def chosen(choice: RecoveryChoice) -> None:
             self._controller.recover(interrupted.session.id, choice)
             self._offer_next_recovery()
+
+        from therapy_timer.gui.widgets.recovery_dialog import RecoveryDialog
 
         self.recovery_dialog = RecoveryDialog.show_for(self, interrupted, chosen)
 
