@@ -27,6 +27,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -34,13 +35,14 @@ from pathlib import Path
 from therapy_timer.clinic import Clinic
 from therapy_timer.clock import SystemClock
 from therapy_timer.codes import Discipline, FurnishedBy, Role
-from therapy_timer.store import (
-    SegmentStart,
-    SegmentStop,
-    StopwatchChange,
-    Store,
-    database_path,
-)
+from therapy_timer.model import Change, Segment
+from therapy_timer.store import Store, database_path
+
+
+def opening(session_id: str, code: str, at: datetime, *, exclusive: bool = True) -> Segment:
+    """A therapist's segment as the stopwatch opens it."""
+    return Segment(uuid.uuid4().hex, session_id, code, FurnishedBy.THERAPIST, exclusive, at, None)
+
 
 CLINICIANS = 20
 WORKDAYS = 250
@@ -239,21 +241,17 @@ def _real_audit_template(store: Store) -> list[tuple[object, ...]]:
         payer_profile="Medicare",
     )
     t = datetime(2025, 1, 6, 13, 0, tzinfo=UTC)
-    therapist = FurnishedBy.THERAPIST
-
-    def step(**kwargs: object) -> list[str]:
-        change = StopwatchChange(session.id, **kwargs)  # type: ignore[arg-type]
-        return [s.id for s in store.apply_stopwatch_change(change).started]
-
-    (a,) = step(starts=(SegmentStart("97110", therapist, True, t),), action="start")
-    (m,) = step(starts=(SegmentStart("97012", therapist, False, t),), action="start")
+    a = opening(session.id, "97110", t)
+    m = opening(session.id, "97012", t, exclusive=False)
+    store.apply_stopwatch_change(Change(session.id, opened=(a,)), action="start")
+    store.apply_stopwatch_change(Change(session.id, opened=(m,)), action="start")
     t += timedelta(minutes=15)
-    (b,) = step(
-        stops=(SegmentStop(a, t), SegmentStop(m, t)),
-        starts=(SegmentStart("97140", therapist, True, t),),
+    b = opening(session.id, "97140", t)
+    store.apply_stopwatch_change(
+        Change(session.id, closed=(replace(a, stop_utc=t), replace(m, stop_utc=t)), opened=(b,)),
         action="switch",
     )
-    store.close_session(session.id, stops=[SegmentStop(b, t + timedelta(minutes=12))])
+    store.close_session(session.id, stops=[replace(b, stop_utc=t + timedelta(minutes=12))])
     rows = store._conn.execute(
         "SELECT at_utc, actor, action, entity, before_json, after_json, reason FROM audit_log"
         " WHERE entity_id = ? ORDER BY id",

@@ -1,8 +1,15 @@
-"""Test doubles shared by the test modules: a FakeClock that only moves when told to."""
+"""Test doubles shared by the test modules: a FakeClock that only moves when told to, and
+segments as a stopwatch makes them."""
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from therapy_timer.codes import FurnishedBy
+from therapy_timer.model import Segment
 
 DEFAULT_START = datetime(2025, 3, 10, 14, 0, 0, tzinfo=UTC)
 
@@ -30,3 +37,26 @@ def _require_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise ValueError("FakeClock needs a timezone-aware datetime")
     return moment.astimezone(UTC)
+
+
+def new_segment(
+    session_id: str,
+    code: str,
+    start: datetime,
+    *,
+    by: FurnishedBy = FurnishedBy.THERAPIST,
+    exclusive: bool = True,
+    segment_id: str | None = None,
+) -> Segment:
+    """A running segment as a stopwatch opens it (a fresh id unless one is given), for tests
+    that write stopwatch steps straight to the store."""
+    return Segment(segment_id or uuid.uuid4().hex, session_id, code, by, exclusive, start, None)
+
+
+def ended(store: SegmentReader, segment_id: str, stop: datetime) -> Segment:
+    """A stored segment as a stopwatch closes it at ``stop``."""
+    return replace(store.get_segment(segment_id), stop_utc=stop)
+
+
+class SegmentReader(Protocol):
+    def get_segment(self, segment_id: str) -> Segment: ...

@@ -14,20 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import DEFAULT_START, FakeClock
+from tests.fakes import DEFAULT_START, FakeClock, new_segment
 from therapy_timer import rules
 from therapy_timer.clinic import Clinic
 from therapy_timer.codes import Discipline, FurnishedBy, Role, builtin_catalogue
 from therapy_timer.errors import InvalidInput, InvalidOperation, StorageUnavailable
-from therapy_timer.model import RecoveryChoice
+from therapy_timer.model import Change, RecoveryChoice
 from therapy_timer.stopwatch import RoundingPolicy, StopwatchState
-from therapy_timer.store import (
-    AppliedChange,
-    SegmentStart,
-    Session,
-    StopwatchChange,
-    Store,
-)
+from therapy_timer.store import Session, Store
 
 CATALOGUE = builtin_catalogue()
 ASSISTANT = FurnishedBy.ASSISTANT
@@ -249,12 +243,17 @@ class RacingStore(Store):
     rival: Clinic | None = None
 
     def apply_stopwatch_change(
-        self, change: StopwatchChange, *, actor: str | None = None
-    ) -> AppliedChange:
+        self,
+        change: Change,
+        *,
+        action: str = "stopwatch",
+        reason: str = "",
+        actor: str | None = None,
+    ) -> Session:
         rival, self.rival = self.rival, None
         if rival is not None:
             rival.start(change.session_id, "97530")
-        return super().apply_stopwatch_change(change, actor=actor)
+        return super().apply_stopwatch_change(change, action=action, reason=reason, actor=actor)
 
 
 def test_a_race_with_another_program_never_leaves_two_timed_codes_running(
@@ -277,9 +276,7 @@ def test_the_store_refuses_a_second_timed_code_even_from_a_stale_writer(
     service.start(session.id, "97110")
     with pytest.raises(InvalidOperation, match="already running"):
         store.apply_stopwatch_change(
-            StopwatchChange(
-                session.id, starts=(SegmentStart("97140", THERAPIST, True, DEFAULT_START),)
-            )
+            Change(session.id, opened=(new_segment(session.id, "97140", DEFAULT_START),))
         )
 
 
@@ -648,10 +645,7 @@ def test_one_clinician_timing_two_patients_at_once_is_flagged_r8_3(
     # Clinic.start no longer lets Ann time two patients at once (it stops AA's code), but rows
     # from an older version or another workstation's bundle may still overlap: write them raw.
     store.apply_stopwatch_change(
-        StopwatchChange(
-            session_id=second.id,
-            starts=(SegmentStart("97110", THERAPIST, exclusive=True, start_utc=clock.now()),),
-        )
+        Change(second.id, opened=(new_segment(second.id, "97110", clock.now()),))
     )
     service.start(elsewhere.id, "97110")  # another clinician: no problem
     clock.advance(minutes=10)

@@ -9,17 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, ended, new_segment
 from therapy_timer.codes import Discipline, FurnishedBy, Role
 from therapy_timer.errors import InvalidInput, InvalidOperation
-from therapy_timer.model import Pause, PayerProfile, Resumable, Session, SessionStatus
+from therapy_timer.model import Change, Pause, PayerProfile, Resumable, Session, SessionStatus
 from therapy_timer.rules import Method
 from therapy_timer.store import (
     KEEP,
     SCHEMA_VERSION,
-    SegmentStart,
-    SegmentStop,
-    StopwatchChange,
     Store,
     database_path,
 )
@@ -63,14 +60,9 @@ def start(
     by: FurnishedBy = THERAPIST,
     seg_id: str | None = None,
 ) -> str:
-    applied = store.apply_stopwatch_change(
-        StopwatchChange(
-            session.id,
-            starts=(SegmentStart(code, by, exclusive, at, seg_id),),
-            action="start",
-        )
-    )
-    return applied.started[0].id
+    opened = new_segment(session.id, code, at, by=by, exclusive=exclusive, segment_id=seg_id)
+    store.apply_stopwatch_change(Change(session.id, opened=(opened,)), action="start")
+    return opened.id
 
 
 def raw(store: Store) -> sqlite3.Connection:
@@ -161,23 +153,16 @@ def test_start_switch_and_stop_are_recorded_with_audit(store: Store, clock: Fake
     first = start(store, session, "97110", t0, seg_id="seg-1")
     assert first == "seg-1"
     t1 = clock.advance(minutes=12)
-    switched = store.apply_stopwatch_change(
-        StopwatchChange(
-            session.id,
-            stops=(SegmentStop(first, t1),),
-            starts=(SegmentStart("97140", THERAPIST, True, t1),),
-            action="switch",
-        )
+    second = new_segment(session.id, "97140", t1)
+    store.apply_stopwatch_change(
+        Change(session.id, closed=(ended(store, first, t1),), opened=(second,)), action="switch"
     )
-    assert [s.code for s in switched.stopped] == ["97110"]
-    assert switched.stopped[0].stop_utc == t1
-    assert [s.code for s in switched.started] == ["97140"]
     segments = store.segments(session.id)
     assert [(s.code, s.start_utc, s.stop_utc) for s in segments] == [
         ("97110", t0, t1),
         ("97140", t1, None),
     ]
-    assert [s.id for s in store.open_segments()] == [switched.started[0].id]
+    assert [s.id for s in store.open_segments()] == [second.id]
     actions = [e.action for e in store.audit_entries(entity="session", entity_id=session.id)]
     assert actions == ["session.create", "start", "switch"]
     switch_entry = store.audit_entries(limit=1)[0]
@@ -185,7 +170,7 @@ def test_start_switch_and_stop_are_recorded_with_audit(store: Store, clock: Fake
     assert switch_entry.after is not None
     assert switch_entry.after["started"] == [
         {
-            "id": switched.started[0].id,
+            "id": second.id,
             "code": "97140",
             "furnished_by": "therapist",
             "exclusive": True,
@@ -213,12 +198,12 @@ def test_second_treatment_code_is_refused_and_nothing_is_written(
     # A valid stop paired with an invalid start must not half-apply.
     with pytest.raises(InvalidOperation):
         store.apply_stopwatch_change(
-            StopwatchChange(
+            Change(
                 session.id,
-                stops=(SegmentStop(running, clock.now()),),
-                starts=(
-                    SegmentStart("97140", THERAPIST, True, clock.now()),
-                    SegmentStart("97530", THERAPIST, True, clock.now()),
+                closed=(ended(store, running, clock.now()),),
+                opened=(
+                    new_segment(session.id, "97140", clock.now()),
+                    new_segment(session.id, "97530", clock.now()),
                 ),
             )
         )
@@ -236,7 +221,7 @@ def test_same_code_cannot_run_twice(store: Store, clock: FakeClock) -> None:
 def test_stopping_a_segment_someone_else_stopped_is_refused(store: Store, clock: FakeClock) -> None:
     session = new_session(store)
     seg = start(store, session, "97110", clock.now())
-    stop = StopwatchChange(session.id, stops=(SegmentStop(seg, clock.advance(minutes=5)),))
+    stop = Change(session.id, closed=(ended(store, seg, clock.advance(minutes=5)),))
     store.apply_stopwatch_change(stop)
     with pytest.raises(InvalidOperation, match="already stopped"):
         store.apply_stopwatch_change(stop)
@@ -247,7 +232,7 @@ def test_stop_before_start_is_invalid(store: Store, clock: FakeClock) -> None:
     seg = start(store, session, "97110", clock.now())
     with pytest.raises(InvalidInput):
         store.apply_stopwatch_change(
-            StopwatchChange(session.id, stops=(SegmentStop(seg, clock.now() - timedelta(1)),))
+            Change(session.id, closed=(ended(store, seg, clock.now() - timedelta(1)),))
         )
     assert store.open_segments()[0].id == seg
 
@@ -258,39 +243,38 @@ def test_pause_and_resume_state_survives_reopening(
     session = new_session(store)
     seg = start(store, session, "97530", clock.now(), by=ASSISTANT)
     paused_at = clock.advance(minutes=8)
+    pause = Pause(paused_at, (Resumable("97530", ASSISTANT),))
     applied = store.apply_stopwatch_change(
-        StopwatchChange(
-            session.id,
-            stops=(SegmentStop(seg, paused_at),),
-            pause=Pause(paused_at, (Resumable("97530", ASSISTANT),)),
-            action="pause",
-        )
+        Change(session.id, closed=(ended(store, seg, paused_at),), paused_after=pause),
+        action="pause",
     )
-    assert applied.session.pause == Pause(paused_at, (Resumable("97530", ASSISTANT),))
+    assert applied.pause == Pause(paused_at, (Resumable("97530", ASSISTANT),))
     with Store.open(tmp_path / "data", clock=clock) as other:
         seen = other.get_session(session.id)
     assert seen.is_paused
     assert seen.pause == Pause(paused_at, (Resumable("97530", ASSISTANT),))
     with pytest.raises(InvalidOperation, match="already paused"):
         store.apply_stopwatch_change(
-            StopwatchChange(session.id, pause=Pause(clock.advance(minutes=1), ()))
+            Change(session.id, paused_after=Pause(clock.advance(minutes=1), ()))
         )
     # Re-stating the pause at the same moment changes only what will resume.
-    restated = store.apply_stopwatch_change(StopwatchChange(session.id, pause=Pause(paused_at, ())))
-    assert restated.session.pause == Pause(paused_at, ())
+    restated = store.apply_stopwatch_change(
+        Change(session.id, paused_before=pause, paused_after=Pause(paused_at, ()))
+    )
+    assert restated.pause == Pause(paused_at, ())
     resumed_at = clock.advance(minutes=3)
     resumed = store.apply_stopwatch_change(
-        StopwatchChange(
+        Change(
             session.id,
-            starts=(SegmentStart("97530", ASSISTANT, True, resumed_at),),
-            clear_pause=True,
-            action="resume",
-        )
+            opened=(new_segment(session.id, "97530", resumed_at, by=ASSISTANT),),
+            paused_before=Pause(paused_at, ()),
+        ),
+        action="resume",
     )
-    assert not resumed.session.is_paused
-    assert resumed.session.pause is None
+    assert not resumed.is_paused
+    assert resumed.pause is None
     with pytest.raises(InvalidOperation, match="not paused"):
-        store.apply_stopwatch_change(StopwatchChange(session.id, clear_pause=True))
+        store.apply_stopwatch_change(Change(session.id, paused_before=Pause(paused_at, ())))
 
 
 def test_sql_refuses_two_running_treatment_codes_even_behind_the_stores_back(
@@ -315,7 +299,7 @@ def test_close_session_stops_in_the_same_transaction(store: Store, clock: FakeCl
         store.close_session(session.id)
     assert store.get_session(session.id).is_open
     end = clock.advance(minutes=20)
-    closed = store.close_session(session.id, stops=[SegmentStop(seg, end)])
+    closed = store.close_session(session.id, stops=[ended(store, seg, end)])
     assert closed.status is SessionStatus.CLOSED
     assert closed.closed_utc == end
     assert store.segments(session.id)[0].stop_utc == end
@@ -340,14 +324,9 @@ def closed(store: Store, clock: FakeClock) -> tuple[Session, str, str]:
     session = new_session(store)
     a = start(store, session, "97110", clock.now())
     t1 = clock.advance(minutes=15)
-    b = store.apply_stopwatch_change(
-        StopwatchChange(
-            session.id,
-            stops=(SegmentStop(a, t1),),
-            starts=(SegmentStart("97140", THERAPIST, True, t1),),
-        )
-    ).started[0]
-    store.close_session(session.id, stops=[SegmentStop(b.id, clock.advance(minutes=10))])
+    b = new_segment(session.id, "97140", t1)
+    store.apply_stopwatch_change(Change(session.id, closed=(ended(store, a, t1),), opened=(b,)))
+    store.close_session(session.id, stops=[ended(store, b.id, clock.advance(minutes=10))])
     return store.get_session(session.id), a, b.id
 
 

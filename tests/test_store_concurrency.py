@@ -15,11 +15,12 @@ from typing import cast
 
 import pytest
 
+from tests.fakes import ended, new_segment
 from therapy_timer.clock import SystemClock
-from therapy_timer.codes import Discipline, FurnishedBy, Role
+from therapy_timer.codes import Discipline, Role
 from therapy_timer.errors import InvalidOperation
-from therapy_timer.model import AuditEntry
-from therapy_timer.store import SegmentStart, SegmentStop, StopwatchChange, Store
+from therapy_timer.model import AuditEntry, Change
+from therapy_timer.store import Store
 
 ROUNDS = 25
 NOW = datetime(2025, 3, 10, 14, 0, tzinfo=UTC)
@@ -36,12 +37,8 @@ def _race(
     wins: list[str] = []
     with Store.open(Path(data), clock=SystemClock()) as store:
         for session_id, running in plan:
-            stops = () if running is None else (SegmentStop(running, NOW),)
-            change = StopwatchChange(
-                session_id,
-                stops=stops,
-                starts=(SegmentStart(code, FurnishedBy.THERAPIST, True, NOW),),
-            )
+            stops = () if running is None else (ended(store, running, NOW),)
+            change = Change(session_id, closed=stops, opened=(new_segment(session_id, code, NOW),))
             barrier.wait(timeout=30)
             try:
                 store.apply_stopwatch_change(change)
@@ -69,16 +66,9 @@ def test_two_processes_never_leave_two_treatment_codes_running(
             )
             running = None
             if switch:
-                running = (
-                    store.apply_stopwatch_change(
-                        StopwatchChange(
-                            session.id,
-                            starts=(SegmentStart("97530", FurnishedBy.THERAPIST, True, NOW),),
-                        )
-                    )
-                    .started[0]
-                    .id
-                )
+                opened = new_segment(session.id, "97530", NOW)
+                store.apply_stopwatch_change(Change(session.id, opened=(opened,)))
+                running = opened.id
             plan.append((session.id, running))
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(2)
@@ -108,23 +98,28 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from therapy_timer.clock import SystemClock
 from therapy_timer.codes import Discipline, FurnishedBy, Role
-from therapy_timer.store import SegmentStart, SegmentStop, StopwatchChange, Store
+from therapy_timer.model import Change, Segment
+from therapy_timer.store import Store
+import uuid
+from dataclasses import replace
 
 store = Store.open(Path(sys.argv[1]), clock=SystemClock())
 session = store.create_session(date_of_service=date(2025, 3, 10), patient_ref="K9",
     clinician="Pat Lee", role=Role.PT, discipline=Discipline.PT, payer_profile="Medicare")
 at = datetime(2025, 3, 10, 14, 0, tzinfo=UTC)
-running = store.apply_stopwatch_change(StopwatchChange(session.id, starts=(
-    SegmentStart("97110", FurnishedBy.THERAPIST, True, at),))).started[0].id
+def opening(code, at):
+    return Segment(uuid.uuid4().hex, session.id, code, FurnishedBy.THERAPIST, True, at, None)
+running = opening("97110", at)
+store.apply_stopwatch_change(Change(session.id, opened=(running,)))
 print("ready", flush=True)
 codes = ["97140", "97110"]
 i = 0
 while True:
     at += timedelta(seconds=1)
-    running = store.apply_stopwatch_change(StopwatchChange(session.id,
-        stops=(SegmentStop(running, at),),
-        starts=(SegmentStart(codes[i % 2], FurnishedBy.THERAPIST, True, at),),
-        action="switch")).started[0].id
+    following = opening(codes[i % 2], at)
+    store.apply_stopwatch_change(Change(session.id, closed=(replace(running, stop_utc=at),),
+        opened=(following,)), action="switch")
+    running = following
     i += 1
 """
 

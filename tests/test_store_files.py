@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, new_segment
 from therapy_timer.codes import Discipline, FurnishedBy, Role
 from therapy_timer.errors import (
     DatabaseCorrupt,
@@ -31,13 +31,11 @@ from therapy_timer.errors import (
     InvalidOperation,
     StorageUnavailable,
 )
-from therapy_timer.model import Session
+from therapy_timer.model import Change, Session
 from therapy_timer.store import (
     APPLICATION_ID,
     BACKUPS_KEPT,
     SCHEMA_VERSION,
-    SegmentStart,
-    StopwatchChange,
     Store,
     backups_dir,
     database_path,
@@ -499,15 +497,11 @@ def test_two_connections_never_run_two_treatment_codes(data: Path, clock: FakeCl
         session = new_session(window)
         now = clock.now()
         window.apply_stopwatch_change(
-            StopwatchChange(
-                session.id, starts=(SegmentStart("97110", FurnishedBy.THERAPIST, True, now),)
-            )
+            Change(session.id, opened=(new_segment(session.id, "97110", now),))
         )
         with pytest.raises(Exception, match="already running"):
             pedal.apply_stopwatch_change(
-                StopwatchChange(
-                    session.id, starts=(SegmentStart("97140", FurnishedBy.THERAPIST, True, now),)
-                )
+                Change(session.id, opened=(new_segment(session.id, "97140", now),))
             )
         assert [s.code for s in pedal.open_segments()] == ["97110"]
 

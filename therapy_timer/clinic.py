@@ -43,6 +43,7 @@ from therapy_timer.errors import (
 )
 from therapy_timer.files import check_target, private_output, write_private
 from therapy_timer.model import (
+    Change,
     Conflict,
     ConflictStatus,
     Interrupted,
@@ -56,7 +57,6 @@ from therapy_timer.model import (
     reason_text,
 )
 from therapy_timer.stopwatch import (
-    Change,
     RoundingPolicy,
     RulesInput,
     Stopwatch,
@@ -491,7 +491,7 @@ class Clinic:
     def end_session(self, session_id: str) -> Session:
         """Stop whatever runs and close the session, in one transaction."""
         session = self._open(session_id)
-        stops: tuple[st.SegmentStop, ...] = ()
+        stops: tuple[Segment, ...] = ()
         try:
             stopwatch = self._restore(session)
         except UnknownCode:
@@ -499,13 +499,13 @@ class Clinic:
             # the session must close (its problem is then shown and corrected like any other).
             now = self._clock.now()
             stops = tuple(
-                st.SegmentStop(s.id, max(now, s.start_utc))
+                replace(s, stop_utc=max(now, s.start_utc))
                 for s in self._store.segments(session_id)
                 if s.stop_utc is None
             )
         else:
             if stopwatch.running:
-                stops = _store_change(session_id, stopwatch.stop(), "stop", self._catalogue).stops
+                stops = stopwatch.stop().closed
         closed = self._store.close_session(session_id, stops=stops, actor=self._actor)
         self._furnished_by.pop(session_id, None)
         return closed
@@ -933,18 +933,16 @@ class Clinic:
             )
             return interrupted.segments
         if choice is RecoveryChoice.STOP_AT_HEARTBEAT:
-            applied = self._store.apply_stopwatch_change(
-                st.StopwatchChange(
-                    session_id=session_id,
-                    stops=tuple(
-                        st.SegmentStop(s.id, interrupted.stop_at(s)) for s in interrupted.segments
-                    ),
-                    action="recovery.stop_at_heartbeat",
-                    reason=reason,
+            change = Change(
+                session_id,
+                closed=tuple(
+                    replace(s, stop_utc=interrupted.stop_at(s)) for s in interrupted.segments
                 ),
-                actor=self._actor,
             )
-            return applied.stopped
+            self._store.apply_stopwatch_change(
+                change, action="recovery.stop_at_heartbeat", reason=reason, actor=self._actor
+            )
+            return change.closed
         return tuple(
             self._store.discard_segment(s.id, reason=reason or DISCARD_REASON, actor=self._actor)
             for s in interrupted.segments
@@ -2113,32 +2111,24 @@ class Clinic:
             session = self._open(session_id)
             stopwatch = self._restore(session)
             change = operation(session, stopwatch)
-            request = _store_change(session_id, change, action, self._catalogue)
-            if not (request.stops or request.starts or request.pause or request.clear_pause):
+            if change.writes_nothing:
                 if change.furnished_by_changed:
                     # Nothing runs, so no segment records it: remember it for the next start.
                     self._furnished_by[session_id] = change.furnished_by_after
                 return Outcome(session, change, stopwatch)
+            if action == "start" and change.stopped_codes:
+                action = "switch"
             try:
-                applied = self._store.apply_stopwatch_change(request, actor=self._actor)
+                after = self._store.apply_stopwatch_change(change, action=action, actor=self._actor)
             except InvalidOperation:
                 if attempt:
                     raise
                 continue
             # The segments now say who furnishes; a remembered value would only go stale.
             self._furnished_by.pop(session_id, None)
-            committed = Change(
-                closed=applied.stopped,
-                opened=applied.started,
-                paused_before=change.paused_before,
-                paused_after=change.paused_after,
-                furnished_by_before=change.furnished_by_before,
-                furnished_by_after=change.furnished_by_after,
-                warnings=change.warnings,
-            )
-            # The stopwatch already holds what was written (the same ids and moments): no
-            # second read of the segments just committed.
-            return Outcome(applied.session, committed, stopwatch)
+            # The store wrote the change as the stopwatch made it (the same ids and moments),
+            # so the stopwatch already holds the committed state: no second read.
+            return Outcome(after, change, stopwatch)
         raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -2171,38 +2161,6 @@ def _whole_dates(sessions: Iterable[Session], size: int) -> Iterator[list[Sessio
         batch.extend(dated)
     if batch:
         yield batch
-
-
-def _store_change(
-    session_id: str, change: Change, action: str, catalogue: Catalogue
-) -> st.StopwatchChange:
-    if action == "start" and change.stopped_codes:
-        action = "switch"
-    pause = None
-    if change.paused_after is not None and change.pause_changed:
-        pause = change.paused_after
-    return st.StopwatchChange(
-        session_id=session_id,
-        stops=tuple(_stop(s) for s in change.closed),
-        starts=tuple(
-            st.SegmentStart(
-                s.code,
-                s.furnished_by,
-                exclusive=not catalogue.get(s.code).supervised_modality,
-                start_utc=s.start_utc,
-                id=s.id,  # the stopwatch's id, so the change it reported names the stored rows
-            )
-            for s in change.opened
-        ),
-        pause=pause,
-        clear_pause=change.paused_before is not None and change.paused_after is None,
-        action=action,
-    )
-
-
-def _stop(segment: Segment) -> st.SegmentStop:
-    assert segment.stop_utc is not None, "only closed segments are written as stops"
-    return st.SegmentStop(segment.id, segment.stop_utc)
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -111,6 +111,70 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class ClockWarning:
+    """The clock read earlier than a moment already recorded; time was clamped to ``used``."""
+
+    reading: datetime
+    used: datetime
+
+    @property
+    def message(self) -> str:
+        behind = int((self.used - self.reading).total_seconds())
+        return (
+            f"The computer's clock went back by {behind} seconds. Timers were held at the last "
+            "known time instead of counting backwards; check the minutes before billing."
+        )
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one operation did, so a store can write exactly that and a screen redraw only that.
+
+    ``closed`` holds segments as they are after closing (with their stop time); ``opened`` the
+    new running segments. ``paused_before``/``paused_after`` and ``furnished_by_before/after``
+    differ only when the operation changed them. The store writes it as one transaction.
+    """
+
+    session_id: str = ""
+    closed: tuple[Segment, ...] = ()
+    opened: tuple[Segment, ...] = ()
+    paused_before: Pause | None = None
+    paused_after: Pause | None = None
+    furnished_by_before: FurnishedBy = FurnishedBy.THERAPIST
+    furnished_by_after: FurnishedBy = FurnishedBy.THERAPIST
+    warnings: tuple[ClockWarning, ...] = ()
+
+    @property
+    def stopped_codes(self) -> tuple[str, ...]:
+        """Codes no longer running after the operation (a furnished-by switch stops none)."""
+        reopened = {s.code for s in self.opened}
+        return tuple(s.code for s in self.closed if s.code not in reopened)
+
+    @property
+    def started_codes(self) -> tuple[str, ...]:
+        """Codes running after the operation that were not running before."""
+        was_running = {s.code for s in self.closed}
+        return tuple(s.code for s in self.opened if s.code not in was_running)
+
+    @property
+    def pause_changed(self) -> bool:
+        return self.paused_before != self.paused_after
+
+    @property
+    def furnished_by_changed(self) -> bool:
+        return self.furnished_by_before is not self.furnished_by_after
+
+    @property
+    def writes_nothing(self) -> bool:
+        """No segment and no pause changed (at most who furnishes the next start did)."""
+        return not (self.closed or self.opened or self.pause_changed)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.closed or self.opened or self.pause_changed or self.furnished_by_changed)
+
+
+@dataclass(frozen=True)
 class UntimedService:
     """An untimed service entered by hand (e.g. an evaluation); minutes are optional."""
 

@@ -11,7 +11,7 @@ from enum import StrEnum
 from therapy_timer.clock import Clock
 from therapy_timer.codes import Catalogue, Code, FurnishedBy, Kind
 from therapy_timer.errors import InvalidInput, InvalidOperation
-from therapy_timer.model import Pause, Resumable, Segment
+from therapy_timer.model import Change, ClockWarning, Pause, Resumable, Segment
 
 _ZERO = timedelta(0)
 _MINUTE_US = 60_000_000
@@ -35,64 +35,6 @@ class StopwatchState(StrEnum):
     IDLE = "idle"
     RUNNING = "running"
     PAUSED = "paused"
-
-
-@dataclass(frozen=True)
-class ClockWarning:
-    """The clock read earlier than a moment already recorded; time was clamped to ``used``."""
-
-    reading: datetime
-    used: datetime
-
-    @property
-    def message(self) -> str:
-        behind = int((self.used - self.reading).total_seconds())
-        return (
-            f"The computer's clock went back by {behind} seconds. Timers were held at the last "
-            "known time instead of counting backwards; check the minutes before billing."
-        )
-
-
-@dataclass(frozen=True)
-class Change:
-    """What one operation did, so a store can write exactly that and a screen redraw only that.
-
-    ``closed`` holds segments as they are after closing (with their stop time); ``opened`` the
-    new running segments. ``paused_before``/``paused_after`` and ``furnished_by_before/after``
-    differ only when the operation changed them.
-    """
-
-    closed: tuple[Segment, ...] = ()
-    opened: tuple[Segment, ...] = ()
-    paused_before: Pause | None = None
-    paused_after: Pause | None = None
-    furnished_by_before: FurnishedBy = FurnishedBy.THERAPIST
-    furnished_by_after: FurnishedBy = FurnishedBy.THERAPIST
-    warnings: tuple[ClockWarning, ...] = ()
-
-    @property
-    def stopped_codes(self) -> tuple[str, ...]:
-        """Codes no longer running after the operation (a furnished-by switch stops none)."""
-        reopened = {s.code for s in self.opened}
-        return tuple(s.code for s in self.closed if s.code not in reopened)
-
-    @property
-    def started_codes(self) -> tuple[str, ...]:
-        """Codes running after the operation that were not running before."""
-        was_running = {s.code for s in self.closed}
-        return tuple(s.code for s in self.opened if s.code not in was_running)
-
-    @property
-    def pause_changed(self) -> bool:
-        return self.paused_before != self.paused_after
-
-    @property
-    def furnished_by_changed(self) -> bool:
-        return self.furnished_by_before is not self.furnished_by_after
-
-    @property
-    def empty(self) -> bool:
-        return not (self.closed or self.opened or self.pause_changed or self.furnished_by_changed)
 
 
 @dataclass(frozen=True)
@@ -493,6 +435,7 @@ class _Recorder:
     def change(self) -> Change:
         sw = self._sw
         return Change(
+            session_id=sw.session_id,
             closed=tuple(self._closed),
             opened=tuple(self._opened),
             paused_before=self._paused_before,

@@ -40,10 +40,6 @@ from therapy_timer.store.bundles import (
 from therapy_timer.store.migrations import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from therapy_timer.store.writes import (
     KEEP,
-    AppliedChange,
-    SegmentStart,
-    SegmentStop,
-    StopwatchChange,
     WritesMixin,
 )
 
@@ -56,17 +52,13 @@ __all__ = [
     "MIGRATIONS",
     "PATIENT_REF_MAX",
     "SCHEMA_VERSION",
-    "AppliedChange",
     "AuditEntry",
     "ImportOutcome",
     "PayerProfile",
     "RecordBatch",
     "Segment",
-    "SegmentStart",
-    "SegmentStop",
     "Session",
     "SessionStatus",
-    "StopwatchChange",
     "Store",
     "UntimedService",
     "backups_dir",

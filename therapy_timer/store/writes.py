@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import date, datetime
 from enum import Enum
 from typing import TypeVar
@@ -14,7 +14,7 @@ from therapy_timer.codes import Discipline, FurnishedBy, Method, Role, normalize
 from therapy_timer.errors import InvalidInput, InvalidOperation
 from therapy_timer.model import (
     AuditEntry,
-    Pause,
+    Change,
     PayerProfile,
     Segment,
     SegmentTimes,
@@ -49,49 +49,6 @@ class _Keep(Enum):
 
 KEEP = _Keep.KEEP
 """Default of an amendment argument that may legitimately be None: leave the value as it is."""
-
-
-@dataclass(frozen=True)
-class SegmentStop:
-    segment_id: str
-    stop_utc: datetime
-
-
-@dataclass(frozen=True)
-class SegmentStart:
-    """A segment to open; ``id`` is the stopwatch's segment id (a fresh UUID when None)."""
-
-    code: str
-    furnished_by: FurnishedBy
-    exclusive: bool
-    start_utc: datetime
-    id: str | None = None
-
-
-@dataclass(frozen=True)
-class StopwatchChange:
-    """One stopwatch step, applied atomically: stop these segments, start those, (un)pause.
-
-    ``action`` names the step in the audit log (e.g. "start", "switch", "pause", "resume",
-    "furnished_by", "recovery.stop_at_heartbeat"); ``reason`` is optional here.
-    """
-
-    session_id: str
-    stops: tuple[SegmentStop, ...] = ()
-    starts: tuple[SegmentStart, ...] = ()
-    pause: Pause | None = None
-    clear_pause: bool = False
-    action: str = "stopwatch"
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class AppliedChange:
-    """What a stopwatch change did: the session after it, the segments it closed and opened."""
-
-    session: Session
-    stopped: tuple[Segment, ...]
-    started: tuple[Segment, ...]
 
 
 class WritesMixin(QueriesMixin):
@@ -225,9 +182,10 @@ class WritesMixin(QueriesMixin):
 
     @guarded
     def close_session(
-        self, session_id: str, *, stops: Sequence[SegmentStop] = (), actor: str | None = None
+        self, session_id: str, *, stops: Sequence[Segment] = (), actor: str | None = None
     ) -> Session:
-        """Stop ``stops`` and close the session in one transaction; refuses if any still runs."""
+        """Stop ``stops`` (segments as closed, with their stop) and close the session in one
+        transaction; refuses if any still runs."""
         with self._write():
             before = self._session_row(session_id)
             if not before.is_open:
@@ -396,13 +354,16 @@ class WritesMixin(QueriesMixin):
     # segments -------------------------------------------------------------------------------
 
     def _stop_segments(
-        self, session_id: str, stops: Sequence[SegmentStop]
+        self, session_id: str, stops: Sequence[Segment]
     ) -> tuple[list[Segment], list[Segment]]:
-        """Inside a transaction: stop each segment; (before, after) records."""
+        """Inside a transaction: stop each running segment at the stop ``stops`` gives it;
+        (before, after) records."""
         befores: list[Segment] = []
         afters: list[Segment] = []
         for stop in stops:
-            segment = self._segment_row(stop.segment_id)
+            if stop.stop_utc is None:
+                raise ValueError(f"segment {stop.id} to stop has no stop time")
+            segment = self._segment_row(stop.id)
             if segment.session_id != session_id:
                 raise InvalidInput("segment", f"segment {segment.id} belongs to another session")
             if not segment.running:
@@ -432,98 +393,97 @@ class WritesMixin(QueriesMixin):
 
     @guarded
     def apply_stopwatch_change(
-        self, change: StopwatchChange, *, actor: str | None = None
-    ) -> AppliedChange:
-        """Apply a stopwatch step in ONE write transaction (BEGIN IMMEDIATE), audited.
+        self,
+        change: Change,
+        *,
+        action: str = "stopwatch",
+        reason: str = "",
+        actor: str | None = None,
+    ) -> Session:
+        """Apply a stopwatch step in ONE write transaction (BEGIN IMMEDIATE), audited; return
+        the session after it.
+
+        ``closed`` segments are stopped at their stop, ``opened`` ones inserted with their ids, a
+        changed pause written. ``action`` names the step in the audit log (e.g. "start",
+        "switch", "pause", "recovery.stop_at_heartbeat"); ``reason`` is optional here.
 
         Re-checks inside the transaction that after the change at most one exclusive segment of
         the session runs, so two processes can never both start a treatment code: the loser
         gets InvalidOperation. Segments to stop must still be running (else InvalidOperation:
         another process changed the stopwatch first).
         """
-        if change.pause is not None and change.clear_pause:
-            raise ValueError("a stopwatch change cannot both pause and resume")
+        pause = change.paused_after if change.pause_changed else None
+        clear_pause = change.paused_before is not None and change.paused_after is None
         starts = [
-            (normalize_code(s.code, "code"), FurnishedBy(s.furnished_by), bool(s.exclusive), s)
-            for s in change.starts
+            replace(
+                s, code=normalize_code(s.code, "code"), furnished_by=FurnishedBy(s.furnished_by)
+            )
+            for s in change.opened
         ]
-        start_texts = [ts(s.start_utc, "start_utc") for s in change.starts]
+        start_texts = [ts(s.start_utc, "start_utc") for s in starts]
         session_id = change.session_id
         with self._write():
             before = self._session_row(session_id)
             if not before.is_open:
                 raise InvalidOperation("this session is closed; amend it instead")
-            # [sessions.py] Re-stating the pause at the same moment changes what will resume
-            # (a code stopped, or furnished-by changed, while paused); any other pause is a clash.
+            # Re-stating the pause at the same moment changes what will resume (a code stopped,
+            # or furnished-by changed, while paused); any other pause is a clash.
             if (
-                change.pause is not None
-                and before.is_paused
+                pause is not None
                 and before.pause is not None
-                and change.pause.at_utc != before.pause.at_utc
+                and pause.at_utc != before.pause.at_utc
             ):
                 raise InvalidOperation("the stopwatch is already paused")
-            if change.clear_pause and not before.is_paused:
+            if clear_pause and not before.is_paused:
                 raise InvalidOperation("the stopwatch is not paused")
-            stopping = {s.segment_id for s in change.stops}
+            stopping = {s.id for s in change.closed}
             running = [seg for seg in self.open_segments(session_id) if seg.id not in stopping]
             running_codes = {seg.code for seg in running}
             exclusive_running = [seg for seg in running if seg.exclusive]
-            new_exclusive = [code for code, _, exclusive, _ in starts if exclusive]
+            new_exclusive = [s.code for s in starts if s.exclusive]
             if len(exclusive_running) + len(new_exclusive) > 1:
                 other = exclusive_running[0].code if exclusive_running else new_exclusive[0]
                 raise InvalidOperation(
                     f"treatment code {other} is already running in this session (perhaps started"
                     " by another window or command); stop it first"
                 )
-            new_codes = [code for code, _, _, _ in starts]
+            new_codes = [s.code for s in starts]
             duplicate = running_codes.intersection(new_codes) or (
                 set() if len(set(new_codes)) == len(new_codes) else set(new_codes)
             )
             if duplicate:
                 raise InvalidOperation(f"{sorted(duplicate)[0]} is already running")
-            stopped_before, stopped = self._stop_segments(session_id, change.stops)
+            stopped_before, stopped = self._stop_segments(session_id, change.closed)
             started: list[Segment] = []
-            for (code, furnished_by, exclusive, spec), start_text in zip(
-                starts, start_texts, strict=True
-            ):
-                segment_id = spec.id or uuid.uuid4().hex
+            for segment, start_text in zip(starts, start_texts, strict=True):
                 self._conn.execute(
                     "INSERT INTO segments (id, session_id, code, furnished_by, exclusive,"
                     " start_utc) VALUES (?, ?, ?, ?, ?, ?)",
-                    [segment_id, session_id, code, furnished_by.value, int(exclusive), start_text],
-                )
-                started.append(
-                    Segment(
-                        segment_id,
-                        session_id,
-                        code,
-                        furnished_by,
-                        exclusive,
-                        dt(start_text),
-                        None,
-                    )
-                )
-            if change.pause is not None:
-                self._conn.execute(
-                    "UPDATE sessions SET paused_utc = ?, resume_json = ? WHERE id = ?",
                     [
-                        ts(change.pause.at_utc, "pause.at_utc"),
-                        spec_json(change.pause.resume),
+                        segment.id,
                         session_id,
+                        segment.code,
+                        segment.furnished_by.value,
+                        int(segment.exclusive),
+                        start_text,
                     ],
                 )
-            elif change.clear_pause:
+                started.append(
+                    replace(segment, session_id=session_id, start_utc=dt(start_text), stop_utc=None)
+                )
+            if pause is not None:
+                self._conn.execute(
+                    "UPDATE sessions SET paused_utc = ?, resume_json = ? WHERE id = ?",
+                    [ts(pause.at_utc, "pause.at_utc"), spec_json(pause.resume), session_id],
+                )
+            elif clear_pause:
                 self._conn.execute(
                     "UPDATE sessions SET paused_utc = NULL, resume_json = '[]' WHERE id = ?",
                     [session_id],
                 )
-            after = (
-                self._session_row(session_id)
-                if change.pause is not None or change.clear_pause
-                else before
-            )
+            after = self._session_row(session_id) if pause is not None or clear_pause else before
             self._audit(
-                change.action,
+                action,
                 "session",
                 session_id,
                 before={"stopped": in_session(stopped_before), "paused_utc": _paused_utc(before)},
@@ -532,10 +492,10 @@ class WritesMixin(QueriesMixin):
                     "started": in_session(started),
                     "paused_utc": _paused_utc(after),
                 },
-                reason=change.reason.strip(),
+                reason=reason.strip(),
                 actor=actor,
             )
-        return AppliedChange(after, tuple(stopped), tuple(started))
+        return after
 
     @guarded
     def discard_segment(self, segment_id: str, *, reason: str, actor: str | None = None) -> Segment:
