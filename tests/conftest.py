@@ -8,6 +8,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
 
+# The clinic-server fixtures (a PostgreSQL cluster the tests start once per run), shared by
+# every tests/test_server*.py module.
+pytest_plugins = ("tests.server_support",)
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Mark every test that uses qtbot as "gui" so `pytest -m "not gui"` runs the Qt-free core alone.

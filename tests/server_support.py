@@ -1,15 +1,32 @@
-"""A throw-away PostgreSQL cluster for the server tests: initdb + pg_ctl on a free local port."""
+"""A throw-away PostgreSQL cluster for the server tests (initdb + pg_ctl on a free local port),
+its fixtures, and a data folder driven through the command line."""
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from click.testing import CliRunner, Result
+
+from tests.fakes import FakeClock
+from therapy_timer import server
+from therapy_timer.cli import Context, main
+from therapy_timer.clinic import Clinic
+
+DAY = date(2025, 3, 10)
+MORNING = datetime(2025, 3, 10, 14, 0, tzinfo=UTC)  # 9:00 in the clinic's US time
 
 
 def _pg_bin() -> Path:
@@ -121,3 +138,104 @@ def remove_cluster(cluster: Cluster) -> None:
         cluster.stop()
     finally:
         shutil.rmtree(cluster.folder, ignore_errors=True)
+
+
+# -- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    missing = binaries_missing()
+    if missing:
+        pytest.skip(missing)
+    started = start_cluster()
+    try:
+        yield started
+    finally:
+        remove_cluster(started)
+
+
+_databases = itertools.count(1)
+
+
+def next_database() -> str:
+    """A database name not used yet on the test cluster."""
+    return f"clinic_{next(_databases)}"
+
+
+class Server:
+    """One clinic database on the test cluster, set up by init-server with two workstation
+    roles and a desk role."""
+
+    def __init__(self, cluster: Cluster, dbname: str) -> None:
+        self.cluster = cluster
+        self.dbname = dbname
+
+    def dsn(self, role: str = "postgres") -> str:
+        return self.cluster.dsn(user=role, dbname=self.dbname)
+
+    def admin(self) -> psycopg.Connection[tuple[Any, ...]]:
+        return psycopg.connect(self.dsn(), autocommit=True)
+
+    def one(self, query: str, params: Any = None) -> Any:
+        with self.admin() as conn:
+            row = conn.execute(query, params).fetchone()
+        assert row is not None
+        return row[0]
+
+
+@pytest.fixture(scope="session")
+def clinic_template(cluster: Cluster) -> str:
+    """A database set up by init-server once; each test gets a copy (a file copy: fast)."""
+    cluster.psql("CREATE DATABASE clinic_template")
+    made = server.init_server(
+        cluster.dsn(dbname="clinic_template"),
+        workstations=["ws_room1", "ws_room2"],
+        desks=["desk_front"],
+    )
+    assert made.superuser and made.version == server.LATEST_VERSION
+    return "clinic_template"
+
+
+@pytest.fixture
+def clinic_server(cluster: Cluster, clinic_template: str) -> Server:
+    dbname = next_database()
+    with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {dbname} TEMPLATE {clinic_template}")
+    return Server(cluster, dbname)
+
+
+class Station:
+    """One data folder driven through the command line, with its own fake clock."""
+
+    def __init__(self, data_dir: Path, clock: FakeClock | None = None) -> None:
+        self.data_dir = data_dir
+        self.clock = clock or FakeClock(MORNING)
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, status: int = 0) -> Result:
+        result = self.runner.invoke(main, list(args), obj=Context(self.data_dir, self.clock))
+        assert result.exit_code == status, (result.stdout, result.stderr, result.exception)
+        return result
+
+    def json(self, *args: str, status: int = 0) -> Any:
+        return json.loads(self(*args, status=status).stdout)
+
+    def treat(self, patient: str, clinician: str, role: str, minutes: dict[str, int]) -> None:
+        for code, length in minutes.items():
+            self(
+                "timer",
+                "start",
+                code,
+                "--patient",
+                patient,
+                "--clinician",
+                clinician,
+                "--role",
+                role,
+            )
+            self.clock.advance(minutes=length)
+        self("session", "end", "--patient", patient)
+
+    def clinic(self) -> Clinic:
+        return Clinic.open(self.data_dir, clock=self.clock)

@@ -3,8 +3,6 @@ privilege enforced by the server, idempotent and resumable sync, conflicts kept 
 
 from __future__ import annotations
 
-import itertools
-import json
 import os
 import re
 import signal
@@ -12,119 +10,29 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from click.testing import CliRunner, Result
 
 from tests.fakes import FakeClock
-from tests.server_support import Cluster, binaries_missing, remove_cluster, start_cluster
+from tests.server_support import (
+    DAY,
+    MORNING,
+    Cluster,
+    Server,
+    Station,
+    next_database,
+)
 from therapy_timer import server
-from therapy_timer.cli import Context, main
 from therapy_timer.clinic import Clinic
 from therapy_timer.codes import Role
 from therapy_timer.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
-DAY = date(2025, 3, 10)
-MORNING = datetime(2025, 3, 10, 14, 0, tzinfo=UTC)  # 9:00 in the clinic's US time
-
-
-@pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
-    missing = binaries_missing()
-    if missing:
-        pytest.skip(missing)
-    started = start_cluster()
-    try:
-        yield started
-    finally:
-        remove_cluster(started)
-
-
-_databases = itertools.count(1)
-
-
-class Server:
-    """One clinic database on the test cluster, set up by init-server with two workstation
-    roles and a desk role."""
-
-    def __init__(self, cluster: Cluster, dbname: str) -> None:
-        self.cluster = cluster
-        self.dbname = dbname
-
-    def dsn(self, role: str = "postgres") -> str:
-        return self.cluster.dsn(user=role, dbname=self.dbname)
-
-    def admin(self) -> psycopg.Connection[tuple[Any, ...]]:
-        return psycopg.connect(self.dsn(), autocommit=True)
-
-    def one(self, query: str, params: Any = None) -> Any:
-        with self.admin() as conn:
-            row = conn.execute(query, params).fetchone()
-        assert row is not None
-        return row[0]
-
-
-@pytest.fixture(scope="session")
-def clinic_template(cluster: Cluster) -> str:
-    """A database set up by init-server once; each test gets a copy (a file copy: fast)."""
-    cluster.psql("CREATE DATABASE clinic_template")
-    made = server.init_server(
-        cluster.dsn(dbname="clinic_template"),
-        workstations=["ws_room1", "ws_room2"],
-        desks=["desk_front"],
-    )
-    assert made.superuser and made.version == server.LATEST_VERSION
-    return "clinic_template"
-
-
-@pytest.fixture
-def clinic_server(cluster: Cluster, clinic_template: str) -> Server:
-    dbname = f"clinic_{next(_databases)}"
-    with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {dbname} TEMPLATE {clinic_template}")
-    return Server(cluster, dbname)
-
-
-class Station:
-    """One data folder driven through the command line, with its own fake clock."""
-
-    def __init__(self, data_dir: Path, clock: FakeClock | None = None) -> None:
-        self.data_dir = data_dir
-        self.clock = clock or FakeClock(MORNING)
-        self.runner = CliRunner()
-
-    def __call__(self, *args: str, status: int = 0) -> Result:
-        result = self.runner.invoke(main, list(args), obj=Context(self.data_dir, self.clock))
-        assert result.exit_code == status, (result.stdout, result.stderr, result.exception)
-        return result
-
-    def json(self, *args: str, status: int = 0) -> Any:
-        return json.loads(self(*args, status=status).stdout)
-
-    def treat(self, patient: str, clinician: str, role: str, minutes: dict[str, int]) -> None:
-        for code, length in minutes.items():
-            self(
-                "timer",
-                "start",
-                code,
-                "--patient",
-                patient,
-                "--clinician",
-                clinician,
-                "--role",
-                role,
-            )
-            self.clock.advance(minutes=length)
-        self("session", "end", "--patient", patient)
-
-    def clinic(self) -> Clinic:
-        return Clinic.open(self.data_dir, clock=self.clock)
 
 
 def _minutes(record: dict[str, Any]) -> dict[str, int]:
@@ -142,7 +50,7 @@ def _minutes(record: dict[str, Any]) -> dict[str, int]:
 def test_the_schema_upgrades_from_its_first_version_keeping_rows(cluster: Cluster) -> None:
     # The roles are the cluster's: m002 grants to the groups, the test logs in as stations.
     server.init_server(cluster.dsn(dbname="postgres"), workstations=["ws_room1", "ws_room2"])
-    dbname = f"clinic_{next(_databases)}"
+    dbname = next_database()
     cluster.psql(f"CREATE DATABASE {dbname}")
     with psycopg.connect(cluster.dsn(dbname=dbname)) as conn:
         assert server.schema_version(conn) is None
@@ -172,7 +80,7 @@ def test_the_schema_upgrades_from_its_first_version_keeping_rows(cluster: Cluste
 
 def test_a_workstation_role_cannot_create_the_schema(cluster: Cluster, tmp_path: Path) -> None:
     server.init_server(cluster.dsn(dbname="postgres"), workstations=["ws_room1"])
-    dbname = f"clinic_{next(_databases)}"
+    dbname = next_database()
     cluster.psql(f"CREATE DATABASE {dbname}")
     cluster.psql(f"REVOKE CREATE ON DATABASE {dbname} FROM PUBLIC")
     station = Station(tmp_path)

@@ -1949,9 +1949,18 @@ class Clinic:
                 server.mark_exported(conn, marked)
         return done
 
-    def background_sync(self, interval_s: float = 10.0) -> server.BackgroundSync:
+    @staticmethod
+    def load_server_support() -> None:
+        """Import the clinic-server code (psycopg: ~120 ms) without touching any Clinic, so a
+        window can do it in a worker thread before ``background_sync``."""
+        from therapy_timer import server  # noqa: F401
+
+    def background_sync(
+        self, interval_s: float = 10.0, *, on_round: Callable[[], None] | None = None
+    ) -> server.BackgroundSync:
         """A started thread pushing to the clinic server every ``interval_s`` seconds and at
         each ``request()`` (call it when a session closes); ``stop()`` it on quitting.
+        ``on_round`` is called in that thread after each round.
 
         Each round opens this data folder in the worker thread, so the window's own
         connection and its timers never wait on the network.
@@ -1965,7 +1974,7 @@ class Clinic:
             with Clinic.open(folder, clock=clock, catalogue=catalogue, actor=actor) as worker:
                 return worker.sync_server()
 
-        return server.BackgroundSync(push, interval_s=interval_s).start()
+        return server.BackgroundSync(push, interval_s=interval_s, on_round=on_round).start()
 
     def server_conflicts(self, *, settled: bool = False) -> list[server.KeptAside]:
         """Versions the clinic server kept aside rather than write over (waiting ones)."""

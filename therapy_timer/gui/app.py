@@ -22,6 +22,7 @@ from therapy_timer.clinic import Clinic, load_catalogue
 from therapy_timer.clock import Clock, SystemClock
 from therapy_timer.codes import Catalogue
 from therapy_timer.errors import DatabaseCorrupt, InvalidInput, StorageUnavailable
+from therapy_timer.gui.clinic_sync import ClinicSync
 from therapy_timer.gui.controller import SessionController
 from therapy_timer.gui.main_window import MainWindow
 
@@ -226,6 +227,7 @@ def run(
         report("Therapy Timer cannot open its data", f"{exc}\n\nData folder: {folder}")
         return 1
     backup: DailyBackup | None = None
+    sync: ClinicSync | None = None
     try:
         controller = SessionController(clinic)
         controller.load()
@@ -238,6 +240,10 @@ def run(
         # After the first paint, so that neither the window nor a first tap waits for it.
         watcher = _FirstPaint(backup.start)
         window.installEventFilter(watcher)
+        sync = ClinicSync.attach(clinic, controller, window)  # None without a clinic server
+        if sync is not None:
+            sync_watcher = _FirstPaint(sync.start)
+            window.installEventFilter(sync_watcher)
         window.show()
         if window.tray is not None:
             window.tray.show()
@@ -245,6 +251,8 @@ def run(
         window.offer_recovery()
         return app.exec()
     finally:
+        if sync is not None:
+            sync.finish()  # one last push, bounded: quitting never hangs on the network
         if backup is not None:
             backup.wait()  # a half-made backup is never left behind (it is written then renamed)
         clinic.close()

@@ -3,11 +3,14 @@ makes its caller (a window's timers) wait on the network."""
 
 from __future__ import annotations
 
+import sys
 import threading
+import traceback
 from collections.abc import Callable
 from datetime import datetime
 
 from therapy_timer.errors import StorageUnavailable
+from therapy_timer.server.connection import ServerUnavailable
 from therapy_timer.server.sync import SyncReport
 
 DEFAULT_INTERVAL_S = 10.0
@@ -18,19 +21,30 @@ class BackgroundSync:
 
     ``push`` runs in the worker thread and must open its own database connection there
     (SQLite connections belong to one thread). A server that is away is a ``problem`` to
-    show, never an exception in the caller; the next round tries again.
+    show, never an exception in the caller; the next round tries again. ``on_round`` is
+    called in the worker thread after each round (a window queues a repaint from it). Every
+    reading property takes a lock that is never held across the network, so a caller never
+    waits for a round under way.
     """
 
     def __init__(
-        self, push: Callable[[], SyncReport], *, interval_s: float = DEFAULT_INTERVAL_S
+        self,
+        push: Callable[[], SyncReport],
+        *,
+        interval_s: float = DEFAULT_INTERVAL_S,
+        on_round: Callable[[], None] | None = None,
     ) -> None:
         self._push = push
         self._interval_s = interval_s
+        self._on_round = on_round
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._last_round = False
         self._lock = threading.Lock()
         self._last: SyncReport | None = None
         self._problem = ""
+        self._unreachable = False
+        self._busy = False
         self._rounds = 0
         self._thread = threading.Thread(target=self._run, name="clinic-sync", daemon=True)
 
@@ -42,12 +56,17 @@ class BackgroundSync:
         """Sync now (e.g. a session was closed); returns at once."""
         self._wake.set()
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Finish the round under way, if any, and end the thread."""
+    def stop(self, timeout_s: float = 10.0, *, last_round: bool = False) -> bool:
+        """End the thread after the round under way, if any, and with ``last_round`` after one
+        more (what changed since, e.g. a session closed as the window quits); waits at most
+        ``timeout_s``. Whether the thread ended: a server that hangs leaves it behind (it is a
+        daemon, and what it did not push the next start pushes)."""
+        self._last_round = last_round
         self._stopping.set()
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout_s)
+        return not self._thread.is_alive()
 
     @property
     def last_report(self) -> SyncReport | None:
@@ -61,6 +80,18 @@ class BackgroundSync:
             return self._problem
 
     @property
+    def unreachable(self) -> bool:
+        """Whether the last round failed because the server could not be reached."""
+        with self._lock:
+            return self._unreachable
+
+    @property
+    def busy(self) -> bool:
+        """Whether a round is under way (waiting on the server, perhaps)."""
+        with self._lock:
+            return self._busy
+
+    @property
     def rounds(self) -> int:
         with self._lock:
             return self._rounds
@@ -71,17 +102,35 @@ class BackgroundSync:
         return None if report is None else report.at_utc
 
     def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                report = self._push()
-            except StorageUnavailable as exc:  # server away, local disk trouble: say, retry
-                with self._lock:
-                    self._problem = str(exc)
-                    self._rounds += 1
-            else:
-                with self._lock:
-                    self._last = report
-                    self._problem = ""
-                    self._rounds += 1
-            self._wake.wait(self._interval_s)
-            self._wake.clear()
+        while True:
+            self._round()
+            if not self._stopping.is_set():
+                self._wake.wait(self._interval_s)
+                self._wake.clear()
+            if self._stopping.is_set():
+                if self._last_round:
+                    self._round()
+                return
+
+    def _round(self) -> None:
+        with self._lock:
+            self._busy = True
+        report: SyncReport | None = None
+        problem = ""
+        away = False
+        try:
+            report = self._push()
+        except StorageUnavailable as exc:  # server away, local disk trouble: say, retry
+            problem, away = str(exc), isinstance(exc, ServerUnavailable)
+        except Exception as exc:  # a bug: printed for support, never a silently dead thread
+            traceback.print_exception(exc, file=sys.stderr)
+            problem = f"the sync failed ({type(exc).__name__}: {exc}); it is tried again"
+        with self._lock:
+            if report is not None:
+                self._last = report
+            self._problem = problem
+            self._unreachable = away
+            self._busy = False
+            self._rounds += 1
+        if self._on_round is not None:
+            self._on_round()
