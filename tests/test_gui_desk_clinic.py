@@ -10,19 +10,16 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from tests import test_server
 from tests.fakes import FakeClock
 from tests.gui_support import Bot
-from tests.test_server import DAY, Server, Station
+from tests.server_support import DAY, Server, Station
 from therapy_timer.clinic import Clinic
 from therapy_timer.codes import Role
 from therapy_timer.gui.day_view import DayView
 
 LEFT = Qt.MouseButton.LeftButton
-# The clinic server's fixtures, found by pytest under these names (a cluster of this module's).
-cluster = test_server.cluster
-clinic_template = test_server.clinic_template
-clinic_server = test_server.clinic_server
+# The clinic server's fixtures (cluster, clinic_server) come from tests/server_support.py,
+# loaded as a plugin by conftest: one cluster for every module that needs one.
 
 
 @pytest.fixture
