@@ -8,12 +8,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication, QStyleFactory, QWidget
 
 from therapy_timer.clinic import Clinic
@@ -201,13 +203,10 @@ FRONT_DESK_DAY = (
 )  # fmt: skip
 
 
-def shoot_front_desk(data_dir: Path) -> None:
-    """The day view and the printed day report on a small, fixed day."""
-    clock = ScriptClock()
-    catalogue = builtin_catalogue()
-    store = Store.open(data_dir, clock=clock, actor="screenshots")
-    service = Clinic(store, catalogue, clock, actor="screenshots")
-    for patient, clinician, role, payer, steps, untimed in FRONT_DESK_DAY:
+def record_day(
+    service: Clinic, store: Store, clock: ScriptClock, day: tuple = FRONT_DESK_DAY
+) -> None:  # type: ignore[type-arg]
+    for patient, clinician, role, payer, steps, untimed in day:
         session = service.open_session(
             patient_ref=patient, clinician=clinician, role=role, payer_profile=payer
         )
@@ -218,6 +217,15 @@ def shoot_front_desk(data_dir: Path) -> None:
             store.add_untimed(session.id, code=untimed, minutes=30)
         service.end_session(session.id)
         clock.advance(minutes=5)
+
+
+def shoot_front_desk(data_dir: Path) -> None:
+    """The day view and the printed day report on a small, fixed day."""
+    clock = ScriptClock()
+    catalogue = builtin_catalogue()
+    store = Store.open(data_dir, clock=clock, actor="screenshots")
+    service = Clinic(store, catalogue, clock, actor="screenshots")
+    record_day(service, store, clock)
     service.open_session(patient_ref="LM", clinician="Bo Chen", role=Role.OTA,
                          payer_profile="Medicare")  # fmt: skip
     view = DayView(service)
@@ -236,6 +244,133 @@ def shoot_front_desk(data_dir: Path) -> None:
     store.close()
 
 
+ROOM_2_DAY = (
+    ("MRN-6030", "Eve Ruiz", Role.PTA, "Medicare",
+     [("97110", "assistant", 25), ("97140", "assistant", 12)], None),
+    ("MRN-4471", "Eve Ruiz", Role.PTA, "Medicare", [("97116", "assistant", 16)], None),
+)  # fmt: skip
+
+
+def _scaled(app: QApplication, base: QFont, scale: float) -> None:
+    font = QFont(base)
+    if scale != 1.0:
+        font.setPointSizeF(base.pointSizeF() * scale)
+    app.setFont(font)
+
+
+def _wait(condition: Callable[[], bool], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the day view did not finish reading the clinic server")
+        QApplication.processEvents()
+        time.sleep(0.02)
+
+
+def shoot_bundles_and_conflicts(data_dir: Path) -> None:
+    """The day view with a version kept aside beside the day, and the two versions side by
+    side, at a laptop's and a tablet's size."""
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    base = app.font()
+    for name, width, height, scale in CASELOAD_SIZES:
+        _scaled(app, base, scale)
+        clock = ScriptClock()
+        folder = data_dir / name
+        store = Store.open(folder / "desk", clock=clock, actor="front-desk")
+        desk = Clinic(store, builtin_catalogue(), clock, actor="front-desk")
+        record_day(desk, store, clock)
+        room_store = Store.open(folder / "room-2", clock=clock, actor="room-2")
+        room = Clinic(room_store, builtin_catalogue(), clock, actor="room-2")
+        record_day(room, room_store, clock, ROOM_2_DAY)
+        first = room.export("bundle", clock.now().date(), out=folder / "first.json",
+                            workstation="room-2")  # fmt: skip
+        assert first.path is not None
+        desk.import_bundles([first.path])
+        # Room 2 finds its gait training stopped late and corrects it after the desk merged it.
+        (later,) = [s for s in room.list_sessions(day=clock.now().date())
+                    if s.patient_ref == "MRN-6030"]  # fmt: skip
+        segment = room.segments(later.id)[1]
+        room.amend_segment(segment.id, reason="stopped late: 8 minutes", minutes=8)
+        second = room.export("bundle", clock.now().date(), out=folder / "later.json",
+                             workstation="room-2")  # fmt: skip
+        assert second.path is not None
+        desk.import_bundles([second.path])
+        view = DayView(desk)
+        view.resize(width, height)
+        view.show()
+        save(view, f"day-view-conflict-{name}.png")
+        view.compare_button.click()
+        dialog = view.conflict_dialog
+        assert dialog is not None
+        dialog.resize(min(width, 1100), height)
+        save(dialog, f"conflict-{name}.png")
+        dialog.close()
+        view.close()
+        view.deleteLater()
+        room_store.close()
+        store.close()
+    app.setFont(base)
+
+
+def shoot_whole_clinic(data_dir: Path) -> None:
+    """The desk's Whole clinic view: two workstations on a real local PostgreSQL (Debian's
+    binaries, as the tests start it), a patient seen at both, one code running in room 1."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.server_support import binaries_missing, remove_cluster, start_cluster
+
+    missing = binaries_missing()
+    if missing:
+        print(f"skipped the whole-clinic screenshots: {missing}")
+        return
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    base = app.font()
+    cluster = start_cluster()
+    try:
+        for n, (name, width, height, scale) in enumerate(CASELOAD_SIZES):
+            _scaled(app, base, scale)
+            database = f"clinic_{n}"
+            cluster.psql(f"CREATE DATABASE {database}")
+            Clinic.init_server(
+                cluster.dsn(dbname=database),
+                workstations=["ws_room1", "ws_room2"],
+                desks=["desk_front"],
+            )
+            clock = ScriptClock()
+            stores = []
+            for station, day in (("ws_room1", FRONT_DESK_DAY), ("ws_room2", ROOM_2_DAY)):
+                station_store = Store.open(data_dir / name / station, clock=clock, actor=station)
+                stores.append(station_store)
+                here = Clinic(station_store, builtin_catalogue(), clock, actor=station)
+                here.connect_server(cluster.dsn(user=station, dbname=database))
+                record_day(here, station_store, clock, day)
+                if station == "ws_room1":
+                    running = here.open_session(patient_ref="KB-7", clinician="Ann Lee",
+                                                role=Role.PT, payer_profile="Medicare")  # fmt: skip
+                    here.start(running.id, "97140")
+                    clock.advance(minutes=6)
+                here.sync_server()
+                clock.advance(minutes=3)
+            desk_store = Store.open(data_dir / name / "desk", clock=clock, actor="front-desk")
+            stores.append(desk_store)
+            desk = Clinic(desk_store, builtin_catalogue(), clock, actor="front-desk")
+            desk.connect_server(cluster.dsn(user="desk_front", dbname=database))
+            view = DayView(desk)
+            view.resize(width, height)
+            view.show()
+            view.clinic_button.click()
+            _wait(lambda view=view: "on the clinic server" in view.message.text())
+            save(view, f"whole-clinic-{name}.png")
+            view.close()
+            view.deleteLater()
+            for opened in stores:
+                opened.close()
+    finally:
+        remove_cluster(cluster)
+        app.setFont(base)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dark", action="store_true", help="also shoot with a dark palette")
@@ -247,6 +382,8 @@ def main() -> None:
         shoot(Path(folder) / "light")
         shoot_caseload(Path(folder) / "caseload")
         shoot_front_desk(Path(folder) / "desk")
+        shoot_bundles_and_conflicts(Path(folder) / "bundles")
+        shoot_whole_clinic(Path(folder) / "clinic")
     if args.dark:
         app.setPalette(dark_palette())
         with tempfile.TemporaryDirectory() as folder:

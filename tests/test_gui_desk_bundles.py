@@ -272,4 +272,5 @@ def test_without_a_clinic_server_the_whole_clinic_switch_says_why(desk: Desk) ->
     assert not view.clinic_button.isEnabled()
     assert view.scope_note.isVisible()
     assert "no clinic server is set up for this workstation" in view.scope_note.text()
+    assert "therapy-timer clinic connect DSN" in view.scope_note.text()
     assert "therapy-timer clinic connect DSN" in view.clinic_button.toolTip()

@@ -59,9 +59,13 @@ FilesAsker = Callable[[QWidget], list[str]]
 
 THIS_WORKSTATION, WHOLE_CLINIC = "This workstation", "Whole clinic"
 NO_SERVER = (
-    "Whole clinic: no clinic server is set up for this workstation, so the day view shows "
-    "the sessions recorded here. To see every workstation's, set one up: "
-    "therapy-timer clinic connect DSN (see docs/clinic-server.md)."
+    "Whole clinic: no clinic server is set up for this workstation (therapy-timer clinic "
+    "connect DSN); these are the sessions recorded here."
+)
+NO_SERVER_TIP = (
+    "No clinic server is set up for this workstation, so the day view shows the sessions "
+    "recorded here. To see every workstation's, set one up with: therapy-timer clinic "
+    "connect DSN (see docs/clinic-server.md)."
 )
 
 
@@ -323,8 +327,9 @@ class DayView(QWidget):
         self.table.setWordWrap(False)  # one billed line per text line; rows as tall as needed
         self.table.verticalHeader().setVisible(False)
         header = self.table.horizontalHeader()
+        # Every column as wide as its text: nothing is cut short ("1 x 9711..."); a narrow
+        # screen scrolls sideways to the warnings.
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         # Versions an import kept aside, beside the day until the desk settles them.
         self.conflict_list = QListWidget()
         self.conflict_list.setWordWrap(True)
@@ -483,15 +488,18 @@ class DayView(QWidget):
         )
         self.conflict_panel.setVisible(bool(count))
         if count and self.split.sizes()[1] == 0:
-            # Hidden when the splitter first shared the width out: give it a quarter now.
+            # Hidden when the splitter first shared the width out: give it a fifth now.
             width = max(self.split.width(), theme.TOUCH_MIN * 16)
-            self.split.setSizes([width - width // 4, width // 4])
+            side = max(width // 5, theme.TOUCH_MIN * 4)
+            self.split.setSizes([width - side, side])
 
     def _show_scope_state(self) -> None:
         connected = self._clinic.server_dsn() is not None
         self.clinic_button.setEnabled(connected)
         self.clinic_button.setToolTip(
-            "The sessions of every workstation, from the clinic server" if connected else NO_SERVER
+            "The sessions of every workstation, from the clinic server"
+            if connected
+            else NO_SERVER_TIP
         )
         if not connected:
             self.scope_note.setText(NO_SERVER)
