@@ -104,5 +104,5 @@ def test_the_printed_report_has_one_row_per_claim_day(qtbot: Bot, rig: Rig) -> N
     assert "Ann Lee (PT)" in html and "Bo Chen (PTA)" in html
     assert "initials:<br>one person?" in html
     # 5 + 5 minutes: one unit; the assistant furnished 5 of 10, so CQ applies (R7.6).
-    assert "1 &times; 97110-GP-CQ" in html
+    assert "1 \N{MULTIPLICATION SIGN} 97110-GP-CQ" in html
     assert "1 claim(s), 2 session(s), 1 pooling several sessions" in html

@@ -547,10 +547,7 @@ def claim_days(
 
 def lines_text(result: rules.Result) -> str:
     """A result's billed lines in one line of text, e.g. "1 x 97110-GP, 2 x 97140-GP-CQ"."""
-    return ", ".join(
-        f"{line.units} \N{MULTIPLICATION SIGN} {'-'.join((line.code, *line.modifiers))}"
-        for line in result.lines
-    )
+    return ", ".join(line.label for line in result.lines)
 
 
 def visit_text(visit: Visit) -> str:

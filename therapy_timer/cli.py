@@ -29,7 +29,7 @@ from therapy_timer.errors import (
     UnknownCode,
 )
 from therapy_timer.explain import PAYER_PROFILE_HELP
-from therapy_timer.rules import Method, Result, evaluate, key_text, quote
+from therapy_timer.rules import Method, Result, billed_code, evaluate, key_text, quote
 
 # Start-up (issue 13): `units` and `--version` must start about as fast as click itself, so the
 # clinic, the store, export and the records load only inside the commands that use them.
@@ -203,7 +203,7 @@ def _print_result(result: Result) -> None:
     if not result.lines:
         click.echo("  (nothing billable)")
     for line in result.lines:
-        click.echo(f"  {'-'.join((line.code, *line.modifiers)):<16} {line.units} unit(s)")
+        click.echo(f"  {billed_code(line.code, line.modifiers):<16} {line.units} unit(s)")
     if result.alternatives:
         click.echo("Equally valid allocations of the timed units (R2.8):")
         for alternative in result.alternatives:

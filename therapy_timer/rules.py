@@ -116,6 +116,21 @@ class Line:
     units: int
     modifiers: tuple[str, ...]
 
+    @property
+    def label(self) -> str:
+        """The line as every screen, report and day line shows it: the units, a multiplication
+        sign and the billed code, e.g. "2 (times) 97110-GP-CQ".
+
+        The note writes the same line with a plain "x" (it is pasted into charts as ASCII text,
+        and the answers of ``units`` are fixed by the golden file); both use ``billed_code``.
+        """
+        return f"{self.units} \N{MULTIPLICATION SIGN} {billed_code(self.code, self.modifiers)}"
+
+
+def billed_code(code: str, modifiers: Iterable[str]) -> str:
+    """A code as a claim line bills it, its modifiers after it: "97110-GP-CQ" (R6.1, R7.1)."""
+    return "-".join((code, *modifiers))
+
 
 @dataclass(frozen=True)
 class Result:
@@ -424,10 +439,10 @@ class _Row:
         self.code = code
         self.entry = entry
         self.plain = (DISCIPLINE_MODIFIER[own],)  # R6.1
-        self.plain_text = f"{code}-{DISCIPLINE_MODIFIER[own]}"
+        self.plain_text = billed_code(code, self.plain)
         amod = ASSISTANT_MODIFIER.get(own)  # R7.1: CQ only with GP, CO only with GO
         self.assisted = (DISCIPLINE_MODIFIER[own], amod) if amod else None
-        self.assisted_text = "-".join((code, *(self.assisted or ())))
+        self.assisted_text = billed_code(code, self.assisted or ())
         self.head = f"  {code} {entry.description}: "
         self.pooled = entry.kind is Kind.TIMED  # R2.1: plain 15-minute codes are pooled
         self.untimed = entry.kind is Kind.UNTIMED

@@ -53,10 +53,7 @@ def _hhmm(moment: dt.datetime | None) -> str:
 
 
 def _lines(day: ClaimDay) -> str:
-    billed = [
-        f"{line.units} &times; {escape('-'.join((line.code, *line.modifiers)))}"
-        for line in day.result.lines
-    ]
+    billed = [escape(line.label) for line in day.result.lines]
     # A session the rules refuse is its own error line: the claim is billed without it.
     billed += [
         f"<b>&#9888; session {escape(p.session.id[:8])}:<br>not billed, needs correction</b>"

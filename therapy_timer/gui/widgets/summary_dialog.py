@@ -372,9 +372,7 @@ class SummaryDialog(QDialog):
     def _fill_table(self, result: rules.Result) -> None:
         lines: dict[str, list[str]] = {}
         for line in result.lines:
-            lines.setdefault(line.code, []).append(
-                f"{line.units} \N{MULTIPLICATION SIGN} {'-'.join((line.code, *line.modifiers))}"
-            )
+            lines.setdefault(line.code, []).append(line.label)
         self.table.setRowCount(len(result.codes))
         for row, code in enumerate(result.codes):
             minutes = str(code.minutes) if code.minutes_recorded else "\N{EN DASH}"
