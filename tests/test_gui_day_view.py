@@ -16,10 +16,11 @@ from tests.fakes import FakeClock
 from tests.gui_support import Bot
 from tests.test_export import CATALOGUE, bundle_file, generate_day
 from therapy_timer import export as ex
+from therapy_timer import rules
 from therapy_timer.clinic import Clinic
 from therapy_timer.codes import Role
 from therapy_timer.gui.controller import SessionController
-from therapy_timer.gui.day_view import DayView
+from therapy_timer.gui.day_view import COLUMNS, DayView
 from therapy_timer.gui.main_window import MainWindow
 from therapy_timer.store import Store
 
@@ -257,3 +258,20 @@ def test_separating_needs_a_pooled_day(
     qtbot.mouseClick(view.separate_button, LEFT)
     assert view.ref_dialog is None
     assert "one session" in view.message.text()
+
+
+def test_each_rule_number_shown_comes_with_its_short_meaning(
+    desk: tuple[DayView, Store, Clinic, list[Path]],
+) -> None:
+    view = desk[0]
+    warned = 0
+    for row, day in enumerate(view.shown):
+        cell = view.table.item(row, len(COLUMNS) - 1)
+        assert cell is not None
+        for warning in day.result.warnings:
+            assert warning.gist  # every rule has its few plain words
+            assert f"{warning.rule} ({warning.gist}): {warning.message}" in cell.toolTip()
+            if warning.severity is rules.Severity.ACT:
+                assert f"{warning.rule}: {warning.gist}" in cell.text().splitlines()
+                warned += 1
+    assert warned  # the generated day has warnings to act on

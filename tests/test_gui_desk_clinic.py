@@ -33,15 +33,18 @@ def stations(clinic_server: Server, tmp_path: Path) -> Iterator[tuple[Station, S
         yield room1, room2, at_desk
 
 
-def _view(qtbot: Bot, clinic: Clinic) -> DayView:
-    view = DayView(clinic)
+def _view(qtbot: Bot, clinic: Clinic, save_as: Path | None = None) -> DayView:
+    view = DayView(clinic, ask_file=lambda _parent, _name, _filter: str(save_as or ""))
     qtbot.add_widget(view)
     view.show()
     return view
 
 
 def test_the_whole_clinic_pools_a_patient_across_workstations(
-    qtbot: Bot, stations: tuple[Station, Station, Clinic]
+    qtbot: Bot,
+    clinic_server: Server,
+    stations: tuple[Station, Station, Clinic],
+    tmp_path: Path,
 ) -> None:
     room1, room2, desk = stations
     # The same patient: the PT in room 1 in the morning, the PTA in room 2 in the afternoon.
@@ -52,7 +55,8 @@ def test_the_whole_clinic_pools_a_patient_across_workstations(
     room1("clinic", "sync", status=0)
     room2("clinic", "sync")
 
-    view = _view(qtbot, desk)
+    out = tmp_path / "clinic.csv"
+    view = _view(qtbot, desk, out)
     assert view.table.rowCount() == 0  # nothing was recorded at the desk itself
     assert view.clinic_button.isEnabled() and not view.scope_note.isVisible()
     qtbot.mouseClick(view.clinic_button, LEFT)
@@ -75,6 +79,18 @@ def test_the_whole_clinic_pools_a_patient_across_workstations(
     assert "ws_room2: last sync" in stations_shown and "nothing running" in stations_shown
     # What changes this workstation's records is off while the clinic is shown.
     assert not view.exported_button.isEnabled() and not view.bundle_button.isEnabled()
+    # An export bills the clinic's days and marks them exported on the server.
+    qtbot.mouseClick(view.csv_button, LEFT)
+    rows = out.read_text(encoding="utf-8").splitlines()[1:]
+    assert rows and all(",MRN1," in row for row in rows)
+    # Said once the clinic is read again, not overwritten by that read.
+    qtbot.waitUntil(lambda: "on the clinic server" in view.message.text(), timeout=10_000)
+    assert view.message.text().startswith("Exported 2 session(s) of the whole clinic to ")
+    assert (
+        "2 marked exported. 1 claim day(s), 2 session(s) on the clinic server"
+        in view.message.text()
+    )
+    assert clinic_server.one("SELECT bool_and(exported) FROM therapy_timer.sessions") is True
 
     qtbot.mouseClick(view.here_button, LEFT)
     assert view.table.rowCount() == 0 and view.exported_button.isEnabled()

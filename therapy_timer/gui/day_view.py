@@ -291,6 +291,7 @@ class DayView(QWidget):
         # One worker reads the clinic server, so the window's timers never wait on the network.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="desk-read")
         self._request = 0
+        self._then = ""
         self.note_dialog: NoteDialog | None = None
         self.ref_dialog: PatientRefDialog | None = None
         self.reason_dialog: ReasonDialog | None = None
@@ -436,7 +437,9 @@ class DayView(QWidget):
     def whole_clinic(self) -> bool:
         return self.clinic_button.isChecked()
 
-    def reload(self) -> None:
+    def reload(self, then: str = "") -> None:
+        """Read the days again; ``then`` is said once they are shown (what an action did)."""
+        self._then = then
         self._reload_conflicts()
         start, end = _pydate(self.from_date.date()), _pydate(self.to_date.date())
         self._request += 1
@@ -456,6 +459,8 @@ class DayView(QWidget):
             days = []
             self.message.setText(str(exc))
         self._show_days(days)
+        if then:
+            self.message.setText(then)
 
     def _show_days(self, days: list[ClaimDay]) -> None:
         self._days = days
@@ -627,6 +632,8 @@ class DayView(QWidget):
         self.scope_note.setText(stations_text(read, self._clinic.clock.now()))
         self.scope_note.setVisible(True)
         self._show_days(days)
+        if self._then:
+            self.message.setText(f"{self._then} {self.message.text()}.")
 
     def _on_refresh_clicked(self) -> None:
         self.reload()
@@ -651,12 +658,11 @@ class DayView(QWidget):
         except TherapyTimerError as exc:
             self.message.setText(str(exc))
             return
-        self.reload()
         provisional = sum(d.provisional for d in chosen)
         text = f"Marked {len(chosen) - provisional} claim day(s) exported."
         if provisional:
             text += f" {provisional} still open, not marked."
-        self.message.setText(text)
+        self.reload(then=text)
 
     def _on_separate_clicked(self) -> None:
         day = self._selected()
@@ -674,9 +680,8 @@ class DayView(QWidget):
                 except TherapyTimerError as exc:
                     self.message.setText(f"Not changed: {exc}")
                     return
-                self.reload()
-                self.message.setText(
-                    f"Session {session_id[:8]} is now billed as {patient_ref}; "
+                self.reload(
+                    then=f"Session {session_id[:8]} is now billed as {patient_ref}; "
                     "the change is in the audit log."
                 )
 
@@ -730,10 +735,9 @@ class DayView(QWidget):
             except TherapyTimerError as exc:
                 self.message.setText(f"Could not export: {exc}")
                 return
-            self.reload()
             where = " of the whole clinic" if whole_clinic else ""
-            self.message.setText(
-                f"Exported {done.sessions} session(s){where} to {done.path}; "
+            self.reload(
+                then=f"Exported {done.sessions} session(s){where} to {done.path}; "
                 f"{done.marked} marked exported."
             )
 
@@ -778,7 +782,6 @@ class DayView(QWidget):
         except TherapyTimerError as exc:
             self.message.setText(f"Nothing imported: {exc}")
             return
-        self.reload()
         text = (
             f"Imported {len(paths)} bundle(s): {len(report.added)} session(s) added, "
             f"{len(report.unchanged)} already here."
@@ -788,7 +791,7 @@ class DayView(QWidget):
                 f" {len(report.conflicts)} differ from the session here: kept aside, listed "
                 "beside the day to compare and settle."
             )
-        self.message.setText(text)
+        self.reload(then=text)
 
     def _on_compare_clicked(self) -> None:
         item = self.conflict_list.currentItem()
@@ -811,8 +814,7 @@ class DayView(QWidget):
                 self._clinic.drop_conflict(conflict_id, reason)
                 done = f"Kept the version here; the one from {comparison.conflict.origin} is "
                 done += "recorded as dropped."
-            self.reload()
-            self.message.setText(done)
+            self.reload(then=done)
 
         self.conflict_dialog = ConflictDialog.show_for(self, comparison, decide)
 
