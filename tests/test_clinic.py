@@ -304,22 +304,6 @@ def test_end_session_while_paused(
     assert not closed.is_open and not closed.is_paused
 
 
-def test_sessions_left_open_from_an_earlier_day_are_flagged_not_closed(
-    service: Clinic, session: Session, clock: FakeClock
-) -> None:
-    assert service.stale_sessions() == []
-    service.start(session.id, "97110")
-    clock.advance(minutes=60 * 24 * 2)
-    stale = service.stale_sessions()
-    assert [s.id for s in stale] == [session.id]
-    assert stale[0].is_open
-    fresh = service.open_session(
-        patient_ref="AB", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
-    )
-    assert fresh.date_of_service > session.date_of_service
-    assert [s.id for s in service.stale_sessions()] == [session.id]
-
-
 def test_heartbeat_is_written_at_the_clock_time(
     store: Store, service: Clinic, clock: FakeClock
 ) -> None:

@@ -202,8 +202,6 @@ def test_a_dead_windows_timers_are_offered_but_not_those_started_after_it_died(
     assert found.last_heartbeat == beat
     (stopped,) = clinic.recover(session.id, RecoveryChoice.STOP_AT_HEARTBEAT)
     assert stopped.stop_utc == DEFAULT_START + timedelta(minutes=6)
-    clinic.forget_abandoned_lease()
-    assert store.window_lease() is None
     assert {s.code for s in store.open_segments()} == {"97110"}
 
 

@@ -354,9 +354,11 @@ def test_a_range_is_inclusive(service: Clinic, store: Store, clock: FakeClock) -
     generate_day(service, store, clock, 1)
     clock.advance(minutes=2 * 24 * 60)
     generate_day(service, store, clock, 1, seed=3)
-    assert len(service.day_reports(start, start + timedelta(days=2))) == 2
-    assert len(service.day_reports(start)) == 1
-    assert service.day_reports(date(2000, 1, 1)) == []
+    assert len(service.claim_days(start, start + timedelta(days=2))) == 2
+    assert len(service.claim_days(start)) == 1
+    assert service.claim_days(date(2000, 1, 1)) == []
+    with pytest.raises(InvalidInput, match="before"):
+        service.claim_days(start, start - timedelta(days=1))
 
 
 def test_a_bundle_carries_the_audit_of_removed_and_discarded_children(
@@ -372,7 +374,6 @@ def test_a_bundle_carries_the_audit_of_removed_and_discarded_children(
     assert "segment.discard" in actions
     assert actions.count("untimed.add") >= 1 and "untimed.remove" in actions
     assert [e["id"] for e in record["audit"]] == sorted(e["id"] for e in record["audit"])
-    assert record == store.session_record(session_id)
     assert segment.id not in {s["id"] for s in record["segments"]}
 
 
@@ -403,17 +404,15 @@ def test_a_session_changed_after_export_is_flagged_and_exported_again(
     (session_id,) = generate_day(service, store, clock, 1, seed=5)
     day = clock.now().astimezone().date()
     store.mark_exported([session_id])
-    assert [r.status for r in service.day_reports(day)] == ["exported"]
+    assert [c.status for c in service.claim_days(day)] == ["exported"]
     clock.advance(minutes=60)
     service.amend_segment(store.segments(session_id)[0].id, reason="stopped late", minutes=2)
-    (report,) = service.day_reports(day)
-    assert report.status == ex.AMENDED_AFTER_EXPORT
     (claim,) = service.claim_days(day)
     assert claim.status == ex.AMENDED_AFTER_EXPORT
     (row, *_) = csv.DictReader(io.StringIO(ex.report_text([claim], "csv").lstrip("\ufeff")))
     assert row["status"] == "amended after export" and row["amended"] == "yes"
     store.mark_exported([session_id])
-    assert [r.status for r in service.day_reports(day)] == ["exported"]
+    assert [c.status for c in service.claim_days(day)] == ["exported"]
     exports = store.audit_entries(entity="session", entity_id=session_id)
     assert [e.action for e in exports].count("session.export") == 2
 

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from itertools import groupby
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from therapy_timer import billing, paths, rules
 from therapy_timer import export as ex
@@ -458,11 +458,6 @@ class Clinic:
 
     def open_sessions(self) -> list[Session]:
         return self._store.list_sessions(status=SessionStatus.OPEN)
-
-    def stale_sessions(self) -> list[Session]:
-        """Open sessions from an earlier day: flagged for a person to close, never closed here."""
-        today = self.today()
-        return [s for s in self.open_sessions() if s.date_of_service < today]
 
     def session_for_command(self, patient: str | None, *, create: Header | None = None) -> Session:
         """The open session for ``patient``, or the only open session; create one when asked."""
@@ -997,12 +992,6 @@ class Clinic:
             for session_id, segments in by_session.items()
         ]
 
-    def forget_abandoned_lease(self) -> None:
-        """Once the user has answered for a dead window, its lease is settled (not asked again)."""
-        lease = self._store.window_lease()
-        if lease is not None and not _process_alive(lease):
-            self._store.release_window_lease(lease)
-
     def undo_elsewhere(self, outcome: Outcome, *, reason: str = "") -> None:
         """Take back a start that stopped one-on-one time for other patients (a mistaken tap):
         the codes it opened are discarded (audited), what it stopped in its own session and
@@ -1061,14 +1050,6 @@ class Clinic:
     ) -> list[billing.ClaimDay]:
         """``iter_claim_days`` as a list (a screen shows them all)."""
         return list(self.iter_claim_days(start, end, clinician=clinician))
-
-    def claim_day(self, session_id: str) -> billing.ClaimDay:
-        """The claim day a session is billed on (alone, or pooled with others)."""
-        session = self._store.get_session(session_id)
-        key = billing.day_key(session)
-        same_date = self._store.list_sessions(day=session.date_of_service)
-        (day,) = [d for d in self._claim_days_of(same_date) if d.key == key]
-        return day
 
     def change_patient_ref(self, session_id: str, patient_ref: str, *, reason: str) -> Session:
         """Give one session another patient reference (two people shared one), audited.
@@ -1187,32 +1168,6 @@ class Clinic:
         return {sid: day for day in self._claim_days_of(shared) for sid in day.session_ids}
 
     # -- the front desk ------------------------------------------------------------------------
-
-    def day_reports(
-        self, start: date, end: date | None = None, *, clinician: str | None = None
-    ) -> list[ex.SessionReport]:
-        """Every session with a date of service from ``start`` to ``end`` (inclusive)."""
-        if end is not None and end < start:
-            raise InvalidInput("to", f"{end.isoformat()} is before {start.isoformat()}")
-        sessions = self._store.list_sessions(start=start, end=end or start, clinician=clinician)
-        results = self.summaries(sessions)
-        spans = self._store.segment_spans([s.id for s in sessions])
-        stale = self._store.changed_since_export(
-            [s.id for s in sessions if s.exported and s.amended]
-        )
-        reports = []
-        for session in sessions:
-            time_in, last_stop = spans.get(session.id, (None, None))
-            reports.append(
-                ex.SessionReport(
-                    session=session,
-                    result=results[session.id],
-                    time_in=time_in,
-                    time_out=last_stop or session.closed_utc,
-                    changed_after_export=session.id in stale,
-                )
-            )
-        return reports
 
     def export(
         self,
@@ -1400,42 +1355,14 @@ class Clinic:
         """
         text = _typed_id(typed, "session")
         found = self._store.sessions_by_prefix(text, limit=AMBIGUOUS_SHOWN + 1)
-        exact = [s for s in found if s.id.casefold() == text.casefold()]
-        if exact:
-            return exact[0]
-        if len(found) == 1:
-            return found[0]
-        if not found:
-            raise InvalidInput(
-                "session",
-                f"no session id starts with {rules.quote(text)}; session list shows the ids",
-            )
-        raise InvalidInput(
-            "session",
-            f"{rules.quote(text)} matches {_several(found)} sessions: "
-            + "; ".join(session_label(s) for s in found[:AMBIGUOUS_SHOWN])
-            + ". Type more of the id",
-        )
+        return _one_by_prefix(text, "session", found, session_label, "session list shows the ids")
 
     def find_segment(self, typed: str) -> Segment:
         """The segment whose id is ``typed`` or starts with it (``session show`` lists them)."""
         text = _typed_id(typed, "segment")
         found = self._store.segments_by_prefix(text, limit=AMBIGUOUS_SHOWN + 1)
-        exact = [s for s in found if s.id.casefold() == text.casefold()]
-        if exact:
-            return exact[0]
-        if len(found) == 1:
-            return found[0]
-        if not found:
-            raise InvalidInput(
-                "segment",
-                f"no segment id starts with {rules.quote(text)}; session show SESSION lists them",
-            )
-        raise InvalidInput(
-            "segment",
-            f"{rules.quote(text)} matches {_several(found)} segments: "
-            + "; ".join(segment_label(s) for s in found[:AMBIGUOUS_SHOWN])
-            + ". Type more of the id",
+        return _one_by_prefix(
+            text, "segment", found, segment_label, "session show SESSION lists them"
         )
 
     def session_to_act_on(
@@ -2291,6 +2218,29 @@ def _typed_id(typed: str, what: str) -> str:
     if not text:
         raise InvalidInput(what, f"type the {what} id, or its first characters")
     return text
+
+
+_Found = TypeVar("_Found", Session, Segment)
+
+
+def _one_by_prefix(
+    text: str, what: str, found: Sequence[_Found], label: Callable[[_Found], str], where: str
+) -> _Found:
+    """The one record whose id is ``text`` or starts with it; InvalidInput saying ``where`` the
+    ids are listed when none does, or naming the first matches when several do."""
+    exact = [f for f in found if f.id.casefold() == text.casefold()]
+    if exact:
+        return exact[0]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise InvalidInput(what, f"no {what} id starts with {rules.quote(text)}; {where}")
+    raise InvalidInput(
+        what,
+        f"{rules.quote(text)} matches {_several(found)} {what}s: "
+        + "; ".join(label(f) for f in found[:AMBIGUOUS_SHOWN])
+        + ". Type more of the id",
+    )
 
 
 def _several(found: Sequence[object]) -> str:

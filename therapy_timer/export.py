@@ -60,33 +60,11 @@ CONFLICTS_DIRNAME = "conflicts"
 
 AMENDED_AFTER_EXPORT = "amended after export"
 STATUSES = ("open", "closed", "amended", "exported", AMENDED_AFTER_EXPORT)
-"""What SessionReport.status can say."""
+"""What a claim day's status can say (the day view filters on them)."""
 
 
 class OpenSessionsInRange(InvalidOperation):
     """Open sessions are never exported silently: the front desk must see them first."""
-
-
-@dataclass(frozen=True)
-class SessionReport:
-    """One session of the day with its billing answer and its time in and out."""
-
-    session: Session
-    result: rules.Result
-    time_in: dt.datetime | None  # first segment start, UTC
-    time_out: dt.datetime | None  # last segment stop (or the close), UTC
-    changed_after_export: bool = False  # the billing system holds out-of-date charges
-
-    @property
-    def status(self) -> str:
-        """open / amended after export / exported / amended / closed, the most telling first."""
-        if self.session.is_open:
-            return "open"
-        if self.changed_after_export:
-            return AMENDED_AFTER_EXPORT
-        if self.session.exported:
-            return "exported"
-        return "amended" if self.session.amended else "closed"
 
 
 class VisitLike(Protocol):

@@ -111,10 +111,6 @@ class SessionController(QObject):
         return self._repaint_timer
 
     @property
-    def poll_timer(self) -> QTimer:
-        return self._poll_timer
-
-    @property
     def view(self) -> WindowView:
         return self._last_view
 
@@ -248,11 +244,6 @@ class SessionController(QObject):
         self._forget_session()
         self._message = ""
         self._guard(self._load_favourites)
-        self._publish()
-
-    def same_patient_again(self, patient_ref: str) -> None:
-        """Put a patient's reference back in the empty header (a second visit the same day)."""
-        self._draft = replace(self._draft, patient_ref=patient_ref)
         self._publish()
 
     def undo_elsewhere(self) -> None:

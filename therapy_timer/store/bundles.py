@@ -140,12 +140,6 @@ class BundlesMixin(QueriesMixin):
     """Closed sessions out as plain JSON data, and in from other workstations' bundles."""
 
     @guarded
-    def session_record(self, session_id: str) -> dict[str, Any]:
-        """A closed session as plain JSON data, with its segments, untimed services and audit."""
-        (record,) = self.session_records([session_id])
-        return record
-
-    @guarded
     def session_records(self, session_ids: Sequence[str]) -> list[dict[str, Any]]:
         """Closed sessions as plain JSON data, in the order asked, read in a few queries.
 

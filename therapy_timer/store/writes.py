@@ -850,23 +850,6 @@ class WritesMixin(QueriesMixin):
             )
         return clean
 
-    @guarded
-    def delete_payer_profile(self, name: str, *, actor: str | None = None) -> None:
-        """Delete an unused profile; InvalidOperation if sessions refer to it."""
-        with self._write():
-            before = self._profile_row(name)
-            used = int(
-                self._conn.execute(
-                    "SELECT count(*) FROM sessions WHERE payer_profile = ?", [name]
-                ).fetchone()[0]
-            )
-            if used:
-                raise InvalidOperation(
-                    f"payer profile {name!r} is used by {used} session(s) and cannot be deleted"
-                )
-            self._conn.execute("DELETE FROM payer_profiles WHERE name = ?", [name])
-            self._audit("payer_profile.delete", "payer_profile", name, before=before, actor=actor)
-
 
 def _claim_day_part(session: Session) -> tuple[str, str, date]:
     """What of a session's header puts it on its claim day (billing.day_key; the discipline
