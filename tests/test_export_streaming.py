@@ -3,6 +3,7 @@ is billed, the marks read a chunk at a time; never timed here, only what is read
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -81,9 +82,11 @@ def test_an_export_that_fails_half_way_leaves_no_file_and_marks_nothing(
     sessions = _visits(clinic, clock, [1, 1, 1])
     real = clinic._store.segments_of
     calls: list[int] = []
+    collecting: list[bool] = []
 
     def fails_on_the_third_batch(ids: list[str]) -> object:
         calls.append(len(ids))
+        collecting.append(gc.isenabled())
         if len(calls) == 3:
             raise sqlite3.OperationalError("disk I/O error")
         return real(ids)
@@ -93,6 +96,8 @@ def test_an_export_that_fails_half_way_leaves_no_file_and_marks_nothing(
     with pytest.raises(sqlite3.OperationalError):
         clinic.export("csv", sessions[0].date_of_service, sessions[-1].date_of_service, out=out)
     assert len(calls) == 3  # two dates were already written to the temporary file
+    # The cyclic collector was paused while the days were billed, and is back on after.
+    assert collecting == [False, False, False] and gc.isenabled()
     assert list(tmp_path.iterdir()) == [tmp_path / "data"]
     assert not any(s.exported for s in clinic.list_sessions(start=date.min, end=date.max))
 

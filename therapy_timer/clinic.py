@@ -7,6 +7,7 @@ changes) in one place, commits before it returns, and says what changed.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -1233,11 +1234,12 @@ class Clinic:
             # Streamed into the file as the days are billed: a clinic-year's CSV is never
             # held in memory (the file is still renamed into place only once whole).
             def stream(path: Path) -> None:
-                with path.open("w", encoding="utf-8", newline="") as handle:
+                with path.open("w", encoding="utf-8", newline="") as handle, _gc_paused():
                     ex.write_csv(tally.days(source), handle)
 
             return self._write_export(None, stream, out, force, tally, mark=mark)
-        text = ex.report_text(tally.days(source), fmt)
+        with _gc_paused():
+            text = ex.report_text(tally.days(source), fmt)
         return self._write_export(text, None, out, force, tally, mark=mark)
 
     def _open_in_range(
@@ -2066,6 +2068,19 @@ class Clinic:
             # so the stopwatch already holds the committed state: no second read.
             return Outcome(after, change, stopwatch)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused while days are billed and written: they make no
+    reference cycles, and its passes over the objects of a clinic-year cost ~7% of an export."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 class _Tally:
