@@ -18,7 +18,7 @@ import pytest
 from tests.fakes import FakeClock
 from tests.gui_support import Bot
 from therapy_timer.clinic import Clinic
-from therapy_timer.codes import builtin_catalogue
+from therapy_timer.codes import Role, builtin_catalogue
 from therapy_timer.errors import DatabaseCorrupt, DiskFull
 from therapy_timer.gui.app import DailyBackup
 from therapy_timer.store import Store, list_backups
@@ -161,3 +161,49 @@ def test_the_window_paints_and_runs_before_a_slow_backup_ends(tmp_path: Path) ->
             "backup done",  # run() waits for it before closing: no half-made backup
         ],
     }
+
+
+def test_a_tap_is_recorded_while_the_real_backup_is_inside_its_sqlite_work(
+    qtbot: Bot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The daily backup never delays a timer (issue 13): the worker's own connection reads
+    # (quick_check, then the copy) while the window's connection writes a tap (WAL).
+    clock = FakeClock()
+    inside, release = threading.Event(), threading.Event()
+    real = Clinic.daily_backup
+
+    def held_inside_sqlite(self: Clinic) -> Path | None:
+        def hold() -> int:
+            if not inside.is_set():  # the first SQLite step of the backup waits for the tap
+                inside.set()
+                release.wait(20)
+            return 0
+
+        conn = self._store._conn
+        conn.set_progress_handler(hold, 1)
+        try:
+            return real(self)
+        finally:
+            conn.set_progress_handler(None, 1)
+
+    monkeypatch.setattr(Clinic, "daily_backup", held_inside_sqlite)
+    with Clinic.open(tmp_path, clock=clock, catalogue=builtin_catalogue()) as window_clinic:
+        session = window_clinic.open_session(
+            patient_ref="MRN1", clinician="Kim", role=Role.PT, payer_profile="Medicare"
+        )
+        shown: list[str] = []
+        backup = DailyBackup(tmp_path, clock, builtin_catalogue(), lambda t, _m: shown.append(t))
+        ended: list[bool] = []
+        backup.finished.connect(lambda: ended.append(True))
+        backup.start()
+        assert inside.wait(20)
+        tapped = clock.now()
+        outcome = window_clinic.start(session.id, "97110")  # while the backup is mid-statement
+        assert not backup.wait(0)  # the backup was still running when the tap was committed
+        release.set()
+        qtbot.waitUntil(lambda: bool(ended), timeout=30_000)
+        [segment] = window_clinic.segments(session.id)
+    assert [s.code for s in outcome.change.opened] == ["97110"]
+    assert segment.start_utc == tapped and segment.stop_utc is None
+    assert shown == []
+    assert len(list_backups(tmp_path)) == 1
