@@ -6,7 +6,19 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import pytest
+
+from tests.fakes import FakeClock
+from therapy_timer.clinic import Clinic
+from therapy_timer.codes import Catalogue, builtin_catalogue
+from therapy_timer.store import Store
+
+if TYPE_CHECKING:  # Qt loads only in the tests that draw a window
+    from tests.gui_support import Bot, Rig
 
 # The clinic-server fixtures (a PostgreSQL cluster the tests start once per run), shared by
 # every tests/test_server*.py module.
@@ -18,3 +30,48 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "qtbot" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.gui)
+
+
+# -- what most tests share: a clock, the catalogue, a data folder, its store, the front door,
+# and the window. A module needing another actor or folder overrides ``actor`` or ``data``.
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def catalogue() -> Catalogue:
+    return builtin_catalogue()
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    """The data folder of ``store`` and ``clinic`` (made when the store opens)."""
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def actor() -> str:
+    """Who ``store`` and ``clinic`` write into the audit log."""
+    return "test"
+
+
+@pytest.fixture
+def store(data: Path, clock: FakeClock, actor: str) -> Iterator[Store]:
+    with Store.open(data, clock=clock, actor=actor) as opened:
+        yield opened
+
+
+@pytest.fixture
+def clinic(store: Store, clock: FakeClock, catalogue: Catalogue, actor: str) -> Clinic:
+    return Clinic(store, catalogue, clock, actor=actor)
+
+
+@pytest.fixture
+def rig(qtbot: Bot, data: Path) -> Iterator[Rig]:
+    """The main window, shown offscreen over its own data folder."""
+    from tests.gui_support import build
+
+    yield from build(qtbot, data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -27,22 +27,6 @@ from therapy_timer.store import Store
 CATALOGUE = builtin_catalogue()
 T, A = FurnishedBy.THERAPIST, FurnishedBy.ASSISTANT
 COMMERCIAL = "Commercial (per-code)"
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
-    with Store.open(tmp_path / "data", clock=clock, actor="desk") as opened:
-        yield opened
-
-
-@pytest.fixture
-def clinic(store: Store, clock: FakeClock) -> Clinic:
-    return Clinic(store, CATALOGUE, clock, actor="desk")
 
 
 @dataclass(frozen=True)

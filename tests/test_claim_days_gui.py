@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
 
-from tests.gui_support import Bot, Rig, build, type_patient
+from tests.gui_support import Bot, Rig, type_patient
 from tests.test_gui_summary import end_session, run_codes
 from therapy_timer.codes import FurnishedBy, Role
 from therapy_timer.gui.widgets.corrections import CorrectionsDialog
@@ -17,11 +15,6 @@ from therapy_timer.model import Segment
 from therapy_timer.stopwatch import RoundingPolicy
 
 LEFT = Qt.MouseButton.LeftButton
-
-
-@pytest.fixture
-def rig(qtbot: Bot, tmp_path: Path) -> Iterator[Rig]:
-    yield from build(qtbot, tmp_path)
 
 
 # The offscreen platform has no window manager to pass size hints to.

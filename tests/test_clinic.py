@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -29,49 +28,33 @@ THERAPIST = FurnishedBy.THERAPIST
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
-    with Store.open(tmp_path, clock=clock, actor="test") as opened:
-        yield opened
-
-
-@pytest.fixture
-def service(store: Store, clock: FakeClock) -> Clinic:
-    return Clinic(store, CATALOGUE, clock, actor="test")
-
-
-@pytest.fixture
-def session(service: Clinic) -> Session:
-    return service.open_session(
+def session(clinic: Clinic) -> Session:
+    return clinic.open_session(
         patient_ref="JD-1", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
     )
 
 
-def other_process(tmp_path: Path, clock: FakeClock) -> tuple[Store, Clinic]:
-    """A second connection and service: what a command run beside the window looks like."""
-    other = Store.open(tmp_path, clock=clock, actor="other")
+def other_process(data: Path, clock: FakeClock) -> tuple[Store, Clinic]:
+    """A second connection and clinic: what a command run beside the window looks like."""
+    other = Store.open(data, clock=clock, actor="other")
     return other, Clinic(other, CATALOGUE, clock, actor="other")
 
 
 def test_open_session_uses_the_local_date_and_the_role_discipline(
-    service: Clinic, session: Session
+    clinic: Clinic, session: Session
 ) -> None:
     assert session.date_of_service == DEFAULT_START.astimezone().date()
     assert session.discipline is Discipline.PT
     assert session.is_open
-    assert [s.id for s in service.open_sessions()] == [session.id]
+    assert [s.id for s in clinic.open_sessions()] == [session.id]
 
 
 def test_every_step_is_committed_before_it_returns(
-    tmp_path: Path, clock: FakeClock, service: Clinic, session: Session
+    data: Path, clock: FakeClock, clinic: Clinic, session: Session
 ) -> None:
-    other, _ = other_process(tmp_path, clock)
+    other, _ = other_process(data, clock)
     with other:
-        outcome = service.start(session.id, "97110")
+        outcome = clinic.start(session.id, "97110")
         (opened,) = outcome.change.opened
         # Read through another connection: the row is there the moment start() returned.
         (row,) = other.open_segments(session.id)
@@ -82,7 +65,7 @@ def test_every_step_is_committed_before_it_returns(
             True,
         )
         clock.advance(minutes=10)
-        outcome = service.start(session.id, "97140")
+        outcome = clinic.start(session.id, "97140")
         assert outcome.change.stopped_codes == ("97110",)
         rows = other.segments(session.id)
         assert [(r.code, r.stop_utc) for r in rows] == [
@@ -93,11 +76,11 @@ def test_every_step_is_committed_before_it_returns(
 
 
 def test_outcome_reports_store_ids_and_the_rebuilt_stopwatch(
-    store: Store, service: Clinic, session: Session, clock: FakeClock
+    store: Store, clinic: Clinic, session: Session, clock: FakeClock
 ) -> None:
-    service.start(session.id, "97012")
+    clinic.start(session.id, "97012")
     clock.advance(minutes=3)
-    outcome = service.start(session.id, "97110")
+    outcome = clinic.start(session.id, "97110")
     assert outcome.change.closed == ()
     assert [s.code for s in outcome.change.opened] == ["97110"]
     ids = {s.id for s in store.segments(session.id)}
@@ -106,24 +89,24 @@ def test_outcome_reports_store_ids_and_the_rebuilt_stopwatch(
 
 
 def test_starting_the_running_code_again_writes_nothing(
-    store: Store, service: Clinic, session: Session
+    store: Store, clinic: Clinic, session: Session
 ) -> None:
-    service.start(session.id, "97110")
+    clinic.start(session.id, "97110")
     entries = len(store.audit_entries())
-    assert service.start(session.id, "97110").change.empty
+    assert clinic.start(session.id, "97110").change.empty
     assert len(store.audit_entries()) == entries
     assert len(store.segments(session.id)) == 1
 
 
 def test_pause_and_resume_survive_a_restart(
-    tmp_path: Path, clock: FakeClock, service: Clinic, session: Session
+    data: Path, clock: FakeClock, clinic: Clinic, session: Session
 ) -> None:
-    service.start(session.id, "97012")
-    service.start(session.id, "97110")
+    clinic.start(session.id, "97012")
+    clinic.start(session.id, "97110")
     clock.advance(minutes=5)
-    assert service.pause(session.id).change.paused_after is not None
+    assert clinic.pause(session.id).change.paused_after is not None
     clock.advance(minutes=20)
-    other, again = other_process(tmp_path, clock)
+    other, again = other_process(data, clock)
     with other:
         rebuilt = again.stopwatch(session.id)
         assert rebuilt.state is StopwatchState.PAUSED
@@ -134,39 +117,39 @@ def test_pause_and_resume_survive_a_restart(
         outcome = again.resume(session.id)
         assert sorted(outcome.change.started_codes) == ["97012", "97110"]
     clock.advance(minutes=5)
-    assert {t.code: t.minutes for t in service.stopwatch(session.id).totals().values()} == {
+    assert {t.code: t.minutes for t in clinic.stopwatch(session.id).totals().values()} == {
         "97110": 10,
         "97012": 10,
     }
 
 
 def test_changes_while_paused_are_stored(
-    store: Store, service: Clinic, session: Session, clock: FakeClock
+    store: Store, clinic: Clinic, session: Session, clock: FakeClock
 ) -> None:
-    service.start(session.id, "97012")
-    service.start(session.id, "97110")
+    clinic.start(session.id, "97012")
+    clinic.start(session.id, "97110")
     clock.advance(minutes=5)
-    service.pause(session.id)
-    service.stop(session.id, "97012")
-    service.set_furnished_by(session.id, ASSISTANT)
+    clinic.pause(session.id)
+    clinic.stop(session.id, "97012")
+    clinic.set_furnished_by(session.id, ASSISTANT)
     stored = store.get_session(session.id)
     assert stored.pause is not None
     assert [(r.code, r.furnished_by) for r in stored.pause.resume] == [("97110", ASSISTANT)]
-    outcome = service.resume(session.id)
+    outcome = clinic.resume(session.id)
     assert [(s.code, s.furnished_by) for s in outcome.change.opened] == [("97110", ASSISTANT)]
 
 
 def test_furnished_by_switch_gives_assistant_minutes_from_the_store(
-    tmp_path: Path, clock: FakeClock, service: Clinic, session: Session
+    data: Path, clock: FakeClock, clinic: Clinic, session: Session
 ) -> None:
-    service.start(session.id, "97110")
+    clinic.start(session.id, "97110")
     clock.advance(minutes=13)
-    service.set_furnished_by(session.id, ASSISTANT)
+    clinic.set_furnished_by(session.id, ASSISTANT)
     clock.advance(minutes=23)
-    service.start(session.id, "97140", furnished_by=THERAPIST)
+    clinic.start(session.id, "97140", furnished_by=THERAPIST)
     clock.advance(minutes=30)
-    service.stop(session.id)
-    other, again = other_process(tmp_path, clock)
+    clinic.stop(session.id)
+    other, again = other_process(data, clock)
     with other:
         result = again.rules_input(session.id)
     assert result.timed == {"97110": 36, "97140": 30}
@@ -174,24 +157,24 @@ def test_furnished_by_switch_gives_assistant_minutes_from_the_store(
 
 
 def test_furnished_by_with_nothing_running_applies_to_the_next_start(
-    service: Clinic, session: Session
+    clinic: Clinic, session: Session
 ) -> None:
-    outcome = service.set_furnished_by(session.id, ASSISTANT)
+    outcome = clinic.set_furnished_by(session.id, ASSISTANT)
     assert outcome.change.furnished_by_changed
-    assert service.start(session.id, "97110").change.opened[0].furnished_by is ASSISTANT
+    assert clinic.start(session.id, "97110").change.opened[0].furnished_by is ASSISTANT
 
 
 def test_rules_input_adds_untimed_services_and_feeds_the_rules(
-    store: Store, service: Clinic, session: Session, clock: FakeClock
+    store: Store, clinic: Clinic, session: Session, clock: FakeClock
 ) -> None:
-    service.start(session.id, "97110")
+    clinic.start(session.id, "97110")
     clock.advance(minutes=23)
-    service.start(session.id, "97012")
+    clinic.start(session.id, "97012")
     clock.advance(minutes=10)
-    service.stop(session.id)
+    clinic.stop(session.id)
     store.add_untimed(session.id, code="97161", minutes=30)
     store.add_untimed(session.id, code="97012", minutes=5, furnished_by=ASSISTANT)
-    result = service.rules_input(session.id)
+    result = clinic.rules_input(session.id)
     assert result.timed == {"97110": 33}
     assert result.untimed == ["97161", "97012"]  # catalogue order
     assert result.untimed_minutes == {"97012": 15, "97161": 30}
@@ -211,30 +194,30 @@ def test_rules_input_adds_untimed_services_and_feeds_the_rules(
 
 
 def test_rounding_policy_comes_from_the_clinic_setting(
-    store: Store, service: Clinic, session: Session, clock: FakeClock
+    store: Store, clinic: Clinic, session: Session, clock: FakeClock
 ) -> None:
-    service.start(session.id, "97110")
+    clinic.start(session.id, "97110")
     clock.advance(minutes=7, seconds=30)
-    assert service.policy is RoundingPolicy.DOWN
-    assert service.rules_input(session.id).timed == {"97110": 7}
+    assert clinic.policy is RoundingPolicy.DOWN
+    assert clinic.rules_input(session.id).timed == {"97110": 7}
     store.set_setting("rounding_policy", "nearest")
-    assert service.rules_input(session.id).timed == {"97110": 8}
+    assert clinic.rules_input(session.id).timed == {"97110": 8}
     forced = Clinic(store, CATALOGUE, clock, policy=RoundingPolicy.DOWN)
     assert forced.rules_input(session.id).timed == {"97110": 7}
 
 
 def test_a_failed_write_leaves_nothing_shown_as_done(
-    tmp_path: Path, clock: FakeClock, service: Clinic, session: Session
+    data: Path, clock: FakeClock, clinic: Clinic, session: Session
 ) -> None:
-    service.start(session.id, "97110")
-    with Store.open(tmp_path, clock=clock, read_only=True) as read_only:
+    clinic.start(session.id, "97110")
+    with Store.open(data, clock=clock, read_only=True) as read_only:
         viewer = Clinic(read_only, CATALOGUE, clock)
         clock.advance(minutes=1)
         with pytest.raises(StorageUnavailable):
             viewer.start(session.id, "97140")
         # The failed switch is nowhere: not in the file, not in a rebuilt stopwatch.
         assert [s.code for s in viewer.stopwatch(session.id).running] == ["97110"]
-    assert [s.code for s in service.stopwatch(session.id).running] == ["97110"]
+    assert [s.code for s in clinic.stopwatch(session.id).running] == ["97110"]
 
 
 class RacingStore(Store):
@@ -257,23 +240,23 @@ class RacingStore(Store):
 
 
 def test_a_race_with_another_program_never_leaves_two_timed_codes_running(
-    tmp_path: Path, clock: FakeClock, session: Session
+    data: Path, clock: FakeClock, session: Session
 ) -> None:
-    other, rival = other_process(tmp_path, clock)
-    with other, RacingStore.open(tmp_path, clock=clock, actor="racer") as racing:
+    other, rival = other_process(data, clock)
+    with other, RacingStore.open(data, clock=clock, actor="racer") as racing:
         assert isinstance(racing, RacingStore)
-        service = Clinic(racing, CATALOGUE, clock)
+        clinic = Clinic(racing, CATALOGUE, clock)
         racing.rival = rival
-        outcome = service.start(session.id, "97110")
+        outcome = clinic.start(session.id, "97110")
         # The rival's 97530 got in first; the retry on fresh state switched away from it.
         assert outcome.change.stopped_codes == ("97530",)
         assert [s.code for s in other.open_segments(session.id)] == ["97110"]
 
 
 def test_the_store_refuses_a_second_timed_code_even_from_a_stale_writer(
-    store: Store, service: Clinic, session: Session
+    store: Store, clinic: Clinic, session: Session
 ) -> None:
-    service.start(session.id, "97110")
+    clinic.start(session.id, "97110")
     with pytest.raises(InvalidOperation, match="already running"):
         store.apply_stopwatch_change(
             Change(session.id, opened=(new_segment(session.id, "97140", DEFAULT_START),))
@@ -281,92 +264,92 @@ def test_the_store_refuses_a_second_timed_code_even_from_a_stale_writer(
 
 
 def test_end_session_stops_everything_and_closes(
-    store: Store, service: Clinic, session: Session, clock: FakeClock
+    store: Store, clinic: Clinic, session: Session, clock: FakeClock
 ) -> None:
-    service.start(session.id, "97110")
-    service.start(session.id, "97012")
+    clinic.start(session.id, "97110")
+    clinic.start(session.id, "97012")
     clock.advance(minutes=12)
-    closed = service.end_session(session.id)
+    closed = clinic.end_session(session.id)
     assert not closed.is_open
     assert store.open_segments(session.id) == []
     assert all(s.stop_utc == clock.now() for s in store.segments(session.id))
     with pytest.raises(InvalidOperation, match="closed"):
-        service.start(session.id, "97110")
+        clinic.start(session.id, "97110")
 
 
 def test_end_session_while_paused(
-    store: Store, service: Clinic, session: Session, clock: FakeClock
+    store: Store, clinic: Clinic, session: Session, clock: FakeClock
 ) -> None:
-    service.start(session.id, "97110")
+    clinic.start(session.id, "97110")
     clock.advance(minutes=3)
-    service.pause(session.id)
-    closed = service.end_session(session.id)
+    clinic.pause(session.id)
+    closed = clinic.end_session(session.id)
     assert not closed.is_open and not closed.is_paused
 
 
 def test_heartbeat_is_written_at_the_clock_time(
-    store: Store, service: Clinic, clock: FakeClock
+    store: Store, clinic: Clinic, clock: FakeClock
 ) -> None:
     assert store.last_heartbeat() is None
     clock.advance(seconds=30)
-    assert service.heartbeat() == clock.now()
+    assert clinic.heartbeat() == clock.now()
     assert store.last_heartbeat() == clock.now()
 
 
 def test_interrupted_lists_running_segments_with_choices(
-    service: Clinic, session: Session, clock: FakeClock
+    clinic: Clinic, session: Session, clock: FakeClock
 ) -> None:
-    assert service.interrupted() == []
-    service.start(session.id, "97110")
-    (found,) = service.interrupted()
+    assert clinic.interrupted() == []
+    clinic.start(session.id, "97110")
+    (found,) = clinic.interrupted()
     assert found.session.id == session.id
     assert [s.code for s in found.segments] == ["97110"]
     assert found.choices == (RecoveryChoice.KEEP_RUNNING, RecoveryChoice.DISCARD)
     with pytest.raises(InvalidOperation, match="heartbeat"):
         found.stop_at(found.segments[0])
     clock.advance(minutes=2)
-    service.heartbeat()
-    (found,) = service.interrupted()
+    clinic.heartbeat()
+    (found,) = clinic.interrupted()
     assert found.choices == tuple(RecoveryChoice)
     assert found.stop_at(found.segments[0]) == DEFAULT_START + timedelta(minutes=2)
 
 
 def test_recover_keep_running_is_audited_and_changes_nothing(
-    store: Store, service: Clinic, session: Session, clock: FakeClock
+    store: Store, clinic: Clinic, session: Session, clock: FakeClock
 ) -> None:
-    service.start(session.id, "97110")
+    clinic.start(session.id, "97110")
     clock.advance(minutes=5)
-    kept = service.recover(session.id, RecoveryChoice.KEEP_RUNNING, reason="still treating")
+    kept = clinic.recover(session.id, RecoveryChoice.KEEP_RUNNING, reason="still treating")
     assert [s.code for s in kept] == ["97110"] and kept[0].running
     entry = store.audit_entries(entity="session", entity_id=session.id)[-1]
     assert (entry.action, entry.reason) == ("recovery.keep_running", "still treating")
-    assert service.stopwatch(session.id).elapsed("97110") == timedelta(minutes=5)
+    assert clinic.stopwatch(session.id).elapsed("97110") == timedelta(minutes=5)
 
 
 def test_recover_stop_at_heartbeat(
-    store: Store, service: Clinic, session: Session, clock: FakeClock
+    store: Store, clinic: Clinic, session: Session, clock: FakeClock
 ) -> None:
-    service.start(session.id, "97110")
-    service.start(session.id, "97012")
+    clinic.start(session.id, "97110")
+    clinic.start(session.id, "97012")
     clock.advance(minutes=8)
-    service.heartbeat()
+    clinic.heartbeat()
     clock.advance(minutes=90)  # the app was dead for an hour and a half
-    stopped = service.recover(session.id, RecoveryChoice.STOP_AT_HEARTBEAT)
+    stopped = clinic.recover(session.id, RecoveryChoice.STOP_AT_HEARTBEAT)
     assert {s.stop_utc for s in stopped} == {DEFAULT_START + timedelta(minutes=8)}
     assert store.open_segments() == []
     assert store.audit_entries(entity="session")[-1].action == "recovery.stop_at_heartbeat"
-    assert service.rules_input(session.id).timed == {"97110": 8}
+    assert clinic.rules_input(session.id).timed == {"97110": 8}
     with pytest.raises(InvalidOperation, match="no running segments"):
-        service.recover(session.id, RecoveryChoice.STOP_AT_HEARTBEAT)
+        clinic.recover(session.id, RecoveryChoice.STOP_AT_HEARTBEAT)
 
 
 def test_recover_discard_removes_the_segments_and_keeps_them_in_the_audit(
-    store: Store, service: Clinic, session: Session, clock: FakeClock
+    store: Store, clinic: Clinic, session: Session, clock: FakeClock
 ) -> None:
-    service.start(session.id, "97110")
+    clinic.start(session.id, "97110")
     clock.advance(minutes=4)
-    service.start(session.id, "97140")
-    (discarded,) = service.recover(session.id, RecoveryChoice.DISCARD)
+    clinic.start(session.id, "97140")
+    (discarded,) = clinic.recover(session.id, RecoveryChoice.DISCARD)
     assert discarded.code == "97140"
     assert [s.code for s in store.segments(session.id)] == ["97110"]
     entry = store.audit_entries(entity="segment", entity_id=discarded.id)[-1]
@@ -375,19 +358,19 @@ def test_recover_discard_removes_the_segments_and_keeps_them_in_the_audit(
 
 
 def test_restore_after_the_clock_went_back_before_the_heartbeat(
-    service: Clinic, session: Session, clock: FakeClock
+    clinic: Clinic, session: Session, clock: FakeClock
 ) -> None:
     # A heartbeat ahead of the clock is indistinguishable from one a fast clock wrote, so it is
     # never a lower bound (records issue, item 9): the stopwatch holds at its own last recorded
     # moment instead, and says the clock went back so the minutes are checked before billing.
-    service.start(session.id, "97110")
+    clinic.start(session.id, "97110")
     clock.advance(minutes=10)
-    service.heartbeat()
+    clinic.heartbeat()
     clock.advance(minutes=-30)
-    stopwatch = service.stopwatch(session.id)
+    stopwatch = clinic.stopwatch(session.id)
     assert stopwatch.elapsed("97110") == timedelta(0)
     assert len(stopwatch.warnings) == 1
-    outcome = service.stop(session.id)
+    outcome = clinic.stop(session.id)
     assert outcome.change.warnings
     assert outcome.change.closed[0].stop_utc == DEFAULT_START
 
@@ -405,18 +388,18 @@ CHILD = textwrap.dedent(
 
     clock = SystemClock()
     store = Store.open(Path(sys.argv[1]), clock=clock, actor="child")
-    service = Clinic(store, builtin_catalogue(), clock, actor="child")
-    session = service.open_session(
+    clinic = Clinic(store, builtin_catalogue(), clock, actor="child")
+    session = clinic.open_session(
         patient_ref="JD", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
     )
-    service.start(session.id, "97012")
-    beat = service.heartbeat()
+    clinic.start(session.id, "97012")
+    beat = clinic.heartbeat()
     print("ready", session.id, beat.isoformat(), flush=True)
     # Then switch codes as fast as possible, reporting each step once start() has returned.
     codes = ["97110", "97140", "97530"]
     i = 0
     while True:
-        outcome = service.start(session.id, codes[i % 3])
+        outcome = clinic.start(session.id, codes[i % 3])
         print("started", outcome.change.opened[0].id, flush=True)
         i += 1
     """
@@ -432,9 +415,9 @@ def _read_line(proc: subprocess.Popen[str], timeout: float = 30) -> str:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
-def test_a_timer_survives_sigkill_and_is_recovered(tmp_path: Path) -> None:
+def test_a_timer_survives_sigkill_and_is_recovered(data: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(tmp_path)],
+        [sys.executable, "-c", CHILD, str(data)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -458,30 +441,30 @@ def test_a_timer_survives_sigkill_and_is_recovered(tmp_path: Path) -> None:
 
     heartbeat = datetime.fromisoformat(beat_text)
     clock = FakeClock(heartbeat + timedelta(hours=1))
-    with Store.open(tmp_path, clock=clock, actor="parent") as store:
+    with Store.open(data, clock=clock, actor="parent") as store:
         store.check_integrity()
         ids = {s.id for s in store.segments(session_id)}
         # Every step the child reported as done is in the file: nothing was lost.
         assert set(reported) <= ids
-        service = Clinic(store, CATALOGUE, clock, actor="parent")
-        (found,) = service.interrupted()
+        clinic = Clinic(store, CATALOGUE, clock, actor="parent")
+        (found,) = clinic.interrupted()
         assert found.session.id == session_id
         assert found.last_heartbeat == heartbeat
         running = sorted(s.code for s in found.segments)
         # The modality and exactly one timed code were running when the child died.
         assert len(running) == 2 and running[0] == "97012"
         assert sum(s.exclusive for s in found.segments) == 1
-        stopped = service.recover(session_id, RecoveryChoice.STOP_AT_HEARTBEAT)
+        stopped = clinic.recover(session_id, RecoveryChoice.STOP_AT_HEARTBEAT)
         assert {s.id for s in stopped} == {s.id for s in found.segments}
         modality = next(s for s in stopped if s.code == "97012")
         assert modality.stop_utc == heartbeat
         assert store.open_segments() == []
         assert store.audit_entries(entity="session")[-1].action == "recovery.stop_at_heartbeat"
-        assert service.stopwatch(session_id).state is StopwatchState.IDLE
+        assert clinic.stopwatch(session_id).state is StopwatchState.IDLE
 
 
-def test_date_of_service_can_be_given(service: Clinic) -> None:
-    session = service.open_session(
+def test_date_of_service_can_be_given(clinic: Clinic) -> None:
+    session = clinic.open_session(
         patient_ref="X",
         clinician="Bo",
         role=Role.OTA,
@@ -492,16 +475,16 @@ def test_date_of_service_can_be_given(service: Clinic) -> None:
 
 
 def test_summary_bills_the_stored_minutes_under_the_payer_method(
-    service: Clinic, session: Session, clock: FakeClock
+    clinic: Clinic, session: Session, clock: FakeClock
 ) -> None:
     # §7.4 scenario 1 driven through the stopwatch: PTA 23 + PT 13 of 97110, then PT 30 of 97140.
-    service.start(session.id, "97110", ASSISTANT)
+    clinic.start(session.id, "97110", ASSISTANT)
     clock.advance(minutes=23)
-    service.set_furnished_by(session.id, THERAPIST)
+    clinic.set_furnished_by(session.id, THERAPIST)
     clock.advance(minutes=13)
-    service.start(session.id, "97140")
+    clinic.start(session.id, "97140")
     clock.advance(minutes=30, seconds=40)
-    result = service.summary(session.id)
+    result = clinic.summary(session.id)
     assert {(ln.code, ln.units, ln.modifiers) for ln in result.lines} == {
         ("97110", 1, ("GP", "CQ")),
         ("97110", 1, ("GP",)),
@@ -510,105 +493,103 @@ def test_summary_bills_the_stored_minutes_under_the_payer_method(
     assert "Provisional: the session is still open." in result.note
     assert "rounded down to whole minutes" in result.note
     assert "Clinician: Ann Lee (PT)" in result.note
-    service.end_session(session.id)
-    assert "Provisional" not in service.summary(session.id).note
+    clinic.end_session(session.id)
+    assert "Provisional" not in clinic.summary(session.id).note
 
 
 def test_summary_uses_the_per_code_method_of_a_commercial_profile(
-    service: Clinic, store: Store, clock: FakeClock
+    clinic: Clinic, store: Store, clock: FakeClock
 ) -> None:
     commercial = next(p for p in store.payer_profiles() if p.method.value == "ama")
-    session = service.open_session(
+    session = clinic.open_session(
         patient_ref="MRN42", clinician="Ann Lee", role=Role.PT, payer_profile=commercial.name
     )
-    service.start(session.id, "97110")
+    clinic.start(session.id, "97110")
     clock.advance(minutes=8)
-    service.start(session.id, "97140")
+    clinic.start(session.id, "97140")
     clock.advance(minutes=8)
-    result = service.summary(session.id)
+    result = clinic.summary(session.id)
     assert result.method is rules.Method.AMA
     assert result.total_timed_units == 2  # R3.4: 8 + 8 is 2 units per code, 1 under CMS
 
 
-def test_default_payer_profile_is_the_setting_else_medicare(service: Clinic, store: Store) -> None:
-    assert service.default_payer_profile() == "Medicare"  # not the alphabetically first
+def test_default_payer_profile_is_the_setting_else_medicare(clinic: Clinic, store: Store) -> None:
+    assert clinic.default_payer_profile() == "Medicare"  # not the alphabetically first
     store.set_setting("default_payer", "Commercial (per-code)")
-    assert service.default_payer_profile() == "Commercial (per-code)"
+    assert clinic.default_payer_profile() == "Commercial (per-code)"
     store.set_setting("default_payer", "A profile that was deleted")
-    assert service.default_payer_profile() == "Medicare"
+    assert clinic.default_payer_profile() == "Medicare"
 
 
 def test_a_tie_choice_is_stored_and_billed(
-    service: Clinic, store: Store, session: Session, clock: FakeClock
+    clinic: Clinic, store: Store, session: Session, clock: FakeClock
 ) -> None:
     # 8 + 8 minutes: one CMS unit that either code may take (R2.8).
-    service.start(session.id, "97110")
+    clinic.start(session.id, "97110")
     clock.advance(minutes=8)
-    service.start(session.id, "97140")
+    clinic.start(session.id, "97140")
     clock.advance(minutes=8)
-    assert dict(service.summary(session.id).allocation) == {"97110": 1, "97140": 0}
+    assert dict(clinic.summary(session.id).allocation) == {"97110": 1, "97140": 0}
     with pytest.raises(InvalidInput, match="allocation"):
-        service.choose_allocation(session.id, {"97110": 1, "97140": 1})
+        clinic.choose_allocation(session.id, {"97110": 1, "97140": 1})
     assert store.get_session(session.id).allocation is None  # nothing stored for a bad choice
 
-    chosen = service.choose_allocation(session.id, {"97140": 1})
+    chosen = clinic.choose_allocation(session.id, {"97140": 1})
     assert dict(chosen.allocation) == {"97110": 0, "97140": 1}
     assert store.get_session(session.id).allocation == {"97110": 0, "97140": 1}
-    service.end_session(session.id)
-    assert [ln.code for ln in service.summary(session.id).lines] == ["97140"]
+    clinic.end_session(session.id)
+    assert [ln.code for ln in clinic.summary(session.id).lines] == ["97140"]
 
     with pytest.raises(InvalidInput, match="reason"):
-        service.choose_allocation(session.id, {"97110": 1})
-    service.choose_allocation(session.id, {"97110": 1}, reason="97110 was the main service")
+        clinic.choose_allocation(session.id, {"97110": 1})
+    clinic.choose_allocation(session.id, {"97110": 1}, reason="97110 was the main clinic")
     assert store.get_session(session.id).amended
-    assert [ln.code for ln in service.summary(session.id).lines] == ["97110"]
+    assert [ln.code for ln in clinic.summary(session.id).lines] == ["97110"]
 
 
 def test_a_stale_tie_choice_falls_back_to_the_default_and_says_so(
-    service: Clinic, store: Store, session: Session, clock: FakeClock
+    clinic: Clinic, store: Store, session: Session, clock: FakeClock
 ) -> None:
-    service.start(session.id, "97110")
+    clinic.start(session.id, "97110")
     clock.advance(minutes=8)
-    service.start(session.id, "97140")
+    clinic.start(session.id, "97140")
     clock.advance(minutes=8)
-    service.choose_allocation(session.id, {"97140": 1})
-    service.start(session.id, "97110")  # more minutes: the tie is gone
+    clinic.choose_allocation(session.id, {"97140": 1})
+    clinic.start(session.id, "97110")  # more minutes: the tie is gone
     clock.advance(minutes=10)
-    result = service.summary(session.id)  # 18 + 8 minutes: two units, one each (R2.6)
+    result = clinic.summary(session.id)  # 18 + 8 minutes: two units, one each (R2.6)
     assert dict(result.allocation) == {"97110": 1, "97140": 1}
     assert "no longer fits the minutes" in result.note
 
 
-def test_summaries_in_bulk_equal_one_by_one(
-    service: Clinic, store: Store, clock: FakeClock
-) -> None:
+def test_summaries_in_bulk_equal_one_by_one(clinic: Clinic, store: Store, clock: FakeClock) -> None:
     sessions = []
     for ref, codes in (("AA", {"97110": 20, "97140": 20}), ("BB", {"97530": 9}), ("CC", {})):
-        opened = service.open_session(
+        opened = clinic.open_session(
             patient_ref=ref, clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
         )
         for code, minutes in codes.items():
-            service.start(opened.id, code)
+            clinic.start(opened.id, code)
             clock.advance(minutes=minutes)
         store.add_untimed(opened.id, code="97161", minutes=30)
-        service.end_session(opened.id)
+        clinic.end_session(opened.id)
         sessions.append(store.get_session(opened.id))
-    bulk = service.summaries(sessions)
+    bulk = clinic.summaries(sessions)
     assert list(bulk) == [s.id for s in sessions]
     for session in sessions:
-        assert bulk[session.id] == service.summary(session.id)
+        assert bulk[session.id] == clinic.summary(session.id)
 
 
 def test_rounding_never_turns_assistant_seconds_into_a_therapists_final_unit(
-    service: Clinic, session: Session, clock: FakeClock
+    clinic: Clinic, session: Session, clock: FakeClock
 ) -> None:
     # PT 7:40 then PTA 7:40 of 97110: 15 minutes, one unit. The therapist did not reach the
     # 8 minutes of R7.6, so the unit keeps CQ; rounding must not hand the therapist 8.
-    service.start(session.id, "97110", THERAPIST)
+    clinic.start(session.id, "97110", THERAPIST)
     clock.advance(minutes=7, seconds=40)
-    service.set_furnished_by(session.id, ASSISTANT)
+    clinic.set_furnished_by(session.id, ASSISTANT)
     clock.advance(minutes=7, seconds=40)
-    result = service.summary(session.id)
+    result = clinic.summary(session.id)
     assert [(ln.code, ln.units, ln.modifiers) for ln in result.lines] == [
         ("97110", 1, ("GP", "CQ"))
     ]
@@ -616,49 +597,49 @@ def test_rounding_never_turns_assistant_seconds_into_a_therapists_final_unit(
 
 
 def test_one_clinician_timing_two_patients_at_once_is_flagged_r8_3(
-    service: Clinic, store: Store, clock: FakeClock
+    clinic: Clinic, store: Store, clock: FakeClock
 ) -> None:
     def open_for(ref: str, clinician: str = "Ann Lee") -> Session:
-        return service.open_session(
+        return clinic.open_session(
             patient_ref=ref, clinician=clinician, role=Role.PT, payer_profile="Medicare"
         )
 
     first, second, elsewhere = open_for("AA"), open_for("BB"), open_for("CC", "Bo Chen")
-    service.start(first.id, "97110")
+    clinic.start(first.id, "97110")
     clock.advance(minutes=10)
     # Clinic.start no longer lets Ann time two patients at once (it stops AA's code), but rows
     # from an older version or another workstation's bundle may still overlap: write them raw.
     store.apply_stopwatch_change(
         Change(second.id, opened=(new_segment(second.id, "97110", clock.now()),))
     )
-    service.start(elsewhere.id, "97110")  # another clinician: no problem
+    clinic.start(elsewhere.id, "97110")  # another clinician: no problem
     clock.advance(minutes=10)
     for session in (first, second, elsewhere):
-        service.end_session(session.id)
+        clinic.end_session(session.id)
     later = open_for("DD")
-    service.start(later.id, "97140")  # after the others: sequential, not concurrent
+    clinic.start(later.id, "97140")  # after the others: sequential, not concurrent
     clock.advance(minutes=10)
-    service.end_session(later.id)
+    clinic.end_session(later.id)
 
     def flagged(result: rules.Result) -> list[str]:
         return [w.message for w in result.warnings if w.rule == "R8.3"]
 
-    assert "BB" in flagged(service.summary(first.id))[0]
-    assert "AA" in flagged(service.summary(second.id))[0]
-    assert flagged(service.summary(elsewhere.id)) == []
-    assert flagged(service.summary(later.id)) == []
+    assert "BB" in flagged(clinic.summary(first.id))[0]
+    assert "AA" in flagged(clinic.summary(second.id))[0]
+    assert flagged(clinic.summary(elsewhere.id)) == []
+    assert flagged(clinic.summary(later.id)) == []
     everyone = [store.get_session(s.id) for s in (first, second, elsewhere, later)]
-    bulk = service.summaries(everyone)
+    bulk = clinic.summaries(everyone)
     for session in everyone:
-        assert bulk[session.id] == service.summary(session.id)
+        assert bulk[session.id] == clinic.summary(session.id)
 
 
 # -- R7.9: an evaluation is the therapist's alone, refused in every path where it is recorded --
 
 
 @pytest.fixture
-def pta_session(service: Clinic) -> Session:
-    return service.open_session(
+def pta_session(clinic: Clinic) -> Session:
+    return clinic.open_session(
         patient_ref="JD-2", clinician="Pat Ng", role=Role.PTA, payer_profile="Medicare"
     )
 
@@ -674,57 +655,57 @@ def pta_session(service: Clinic) -> Session:
     ids=["untimed add", "untimed toggle", "untimed minutes", "re-evaluation in a PTA session"],
 )
 def test_an_assistant_evaluation_is_refused_wherever_it_is_recorded(
-    service: Clinic, store: Store, pta_session: Session, record: object
+    clinic: Clinic, store: Store, pta_session: Session, record: object
 ) -> None:
     with pytest.raises(InvalidOperation, match=r"R7\.9"):
-        record(service, pta_session)  # type: ignore[operator]
+        record(clinic, pta_session)  # type: ignore[operator]
     assert store.untimed_services(pta_session.id) == []
 
 
 def test_a_therapist_cannot_tag_an_evaluation_as_the_assistant_s(
-    service: Clinic, store: Store, session: Session
+    clinic: Clinic, store: Store, session: Session
 ) -> None:
     with pytest.raises(InvalidOperation, match=r"R7\.9"):
-        service.add_untimed(session.id, "97161", furnished_by=ASSISTANT)
-    added = service.add_untimed(session.id, "97161", minutes=30)
+        clinic.add_untimed(session.id, "97161", furnished_by=ASSISTANT)
+    added = clinic.add_untimed(session.id, "97161", minutes=30)
     assert added.furnished_by is THERAPIST
     assert [u.code for u in store.untimed_services(session.id)] == ["97161"]
 
 
 def test_a_corrected_segment_cannot_become_an_assistant_evaluation(
-    service: Clinic, store: Store, session: Session, clock: FakeClock
+    clinic: Clinic, store: Store, session: Session, clock: FakeClock
 ) -> None:
-    service.start(session.id, "97110", ASSISTANT)
+    clinic.start(session.id, "97110", ASSISTANT)
     clock.advance(minutes=10)
-    service.end_session(session.id)
+    clinic.end_session(session.id)
     (segment,) = store.segments(session.id)
     with pytest.raises(InvalidOperation, match=r"R7\.9"):
-        service.amend_segment(segment.id, reason="wrong code", code="97161")
+        clinic.amend_segment(segment.id, reason="wrong code", code="97161")
     assert store.get_segment(segment.id).code == "97110"
 
 
 def test_timed_codes_still_go_through_the_stopwatch_not_untimed_add(
-    service: Clinic, session: Session
+    clinic: Clinic, session: Session
 ) -> None:
     with pytest.raises(InvalidInput, match="timer start 97110"):
-        service.add_untimed(session.id, "97110")
+        clinic.add_untimed(session.id, "97110")
 
 
 def test_a_heartbeat_from_a_fast_clock_never_zeroes_later_minutes(
-    service: Clinic, store: Store, session: Session, clock: FakeClock
+    clinic: Clinic, store: Store, session: Session, clock: FakeClock
 ) -> None:
     # Records issue, item 9: a window three hours fast wrote its heartbeat, then closed.
     store.write_heartbeat(clock.now() + timedelta(hours=3))
-    service.start(session.id, "97110")
+    clinic.start(session.id, "97110")
     clock.advance(minutes=40)
-    assert service.rules_input(session.id).timed == {"97110": 40}
-    closed = service.end_session(session.id)
-    assert service.summary(closed.id).total_timed_units == 3
+    assert clinic.rules_input(session.id).timed == {"97110": 40}
+    closed = clinic.end_session(session.id)
+    assert clinic.summary(closed.id).total_timed_units == 3
     # Nor is it offered as the moment to stop a forgotten timer at.
-    other = service.open_session(
+    other = clinic.open_session(
         patient_ref="JD-9", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
     )
-    service.start(other.id, "97110")
+    clinic.start(other.id, "97110")
     store.write_heartbeat(clock.now() + timedelta(hours=3))
-    (interrupted,) = service.interrupted()
+    (interrupted,) = clinic.interrupted()
     assert RecoveryChoice.STOP_AT_HEARTBEAT not in interrupted.choices

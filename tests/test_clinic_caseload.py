@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -18,22 +16,6 @@ from therapy_timer.store import Store
 from therapy_timer.store.queries import WindowLease
 
 CATALOGUE = builtin_catalogue()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
-    with Store.open(tmp_path, clock=clock, actor="test") as opened:
-        yield opened
-
-
-@pytest.fixture
-def clinic(store: Store, clock: FakeClock) -> Clinic:
-    return Clinic(store, CATALOGUE, clock, actor="test")
 
 
 def open_for(clinic: Clinic, ref: str, clinician: str = "Ann Lee", role: Role = Role.PT) -> Session:

@@ -7,8 +7,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
 from tests.fakes import FakeClock
 from therapy_timer.clinic import Clinic
 from therapy_timer.codes import Role, builtin_catalogue
@@ -27,13 +25,6 @@ def statements(clinic: Clinic) -> Iterator[list[str]]:
         yield seen
     finally:
         conn.set_trace_callback(None)
-
-
-@pytest.fixture
-def clinic(tmp_path: Path) -> Iterator[Clinic]:
-    clock = FakeClock()
-    with Store.open(tmp_path, clock=clock) as store:
-        yield Clinic(store, CATALOGUE, clock)
 
 
 def _writes(seen: list[str]) -> int:

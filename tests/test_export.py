@@ -7,7 +7,6 @@ import io
 import json
 import random
 import re
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -27,31 +26,15 @@ CATALOGUE = builtin_catalogue()
 TIMED = ["97110", "97112", "97116", "97140", "97530", "97035"]
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
-    with Store.open(tmp_path / "here", clock=clock, actor="desk") as opened:
-        yield opened
-
-
-@pytest.fixture
-def service(store: Store, clock: FakeClock) -> Clinic:
-    return Clinic(store, CATALOGUE, clock, actor="desk")
-
-
 def generate_day(
-    service: Clinic, store: Store, clock: FakeClock, count: int, seed: int = 7
+    clinic: Clinic, store: Store, clock: FakeClock, count: int, seed: int = 7
 ) -> list[str]:
     """Closed sessions with random codes, furnished-by switches and untimed services."""
     rng = random.Random(seed)
     ids = []
     for n in range(count):
         role = rng.choice([Role.PT, Role.PTA, Role.OT])
-        session = service.open_session(
+        session = clinic.open_session(
             patient_ref=f"P{n:03d}",
             clinician=f"Clin {n % 3}",
             role=role,
@@ -59,23 +42,23 @@ def generate_day(
         )
         for code in rng.sample(TIMED, rng.randint(1, 3)):
             by = rng.choice(list(FurnishedBy))
-            service.start(session.id, code, by)
+            clinic.start(session.id, code, by)
             clock.advance(minutes=rng.randint(3, 25), seconds=rng.randint(0, 59))
         if rng.random() < 0.4:
             store.add_untimed(session.id, code="97161", minutes=rng.choice([None, 30]))
-        service.end_session(session.id)
+        clinic.end_session(session.id)
         ids.append(session.id)
     return ids
 
 
 def test_csv_rows_match_the_rules_line_by_line(
-    service: Clinic, store: Store, clock: FakeClock
+    clinic: Clinic, store: Store, clock: FakeClock
 ) -> None:
     # Rows are claim days now (issue 11, R1.2); every patient of generate_day is seen once, so
     # each day is one session and its lines are that session's summary. A day billing nothing
     # still appears, on one 0-unit row that says why, so the desk sees every visit.
-    ids = generate_day(service, store, clock, 12)
-    days = service.claim_days(clock.now().astimezone().date())
+    ids = generate_day(clinic, store, clock, 12)
+    days = clinic.claim_days(clock.now().astimezone().date())
     assert sorted(d.session_ids for d in days) == sorted((i,) for i in ids)
     buffer = io.StringIO()
     count = ex.write_csv(days, buffer)
@@ -87,7 +70,7 @@ def test_csv_rows_match_the_rules_line_by_line(
     expected = []
     for session_id in [d.session_ids[0] for d in days]:
         session = store.get_session(session_id)
-        result = service.summary(session_id)
+        result = clinic.summary(session_id)
         minutes = {c.code: c.minutes for c in result.codes}
         common = {
             "date_of_service": session.date_of_service.isoformat(),
@@ -164,28 +147,28 @@ def test_formula_cells_are_neutralised(cell: str, safe: str) -> None:
 
 
 def test_a_formula_in_a_clinician_name_reaches_the_csv_neutralised(
-    service: Clinic, store: Store, clock: FakeClock
+    clinic: Clinic, store: Store, clock: FakeClock
 ) -> None:
-    session = service.open_session(
+    session = clinic.open_session(
         patient_ref="JD", clinician="=cmd|' /C calc'!A0", role=Role.PT, payer_profile="Medicare"
     )
-    service.start(session.id, "97110")
+    clinic.start(session.id, "97110")
     clock.advance(minutes=20)
-    service.end_session(session.id)
+    clinic.end_session(session.id)
     buffer = io.StringIO()
-    ex.write_csv(service.claim_days(clock.now().astimezone().date()), buffer)
+    ex.write_csv(clinic.claim_days(clock.now().astimezone().date()), buffer)
     (row,) = csv.DictReader(io.StringIO(buffer.getvalue().lstrip("\ufeff")))
     assert row["clinicians"] == "'=cmd|' /C calc'!A0 (PT)"
 
 
 def test_open_sessions_are_never_exported_silently(
-    service: Clinic, store: Store, clock: FakeClock
+    clinic: Clinic, store: Store, clock: FakeClock
 ) -> None:
-    generate_day(service, store, clock, 2)
-    still = service.open_session(
+    generate_day(clinic, store, clock, 2)
+    still = clinic.open_session(
         patient_ref="OPEN1", clinician="Ann", role=Role.PT, payer_profile="Medicare"
     )
-    days = service.claim_days(clock.now().astimezone().date())
+    days = clinic.claim_days(clock.now().astimezone().date())
     with pytest.raises(ex.OpenSessionsInRange, match="OPEN1"):
         ex.refuse_open(days)
     assert [d.status for d in days if still.id in d.session_ids] == ["open"]
@@ -196,15 +179,15 @@ def pdf_pages(path: Path) -> int:
 
 
 def test_pdf_has_a_page_per_day(
-    qtbot: object, service: Clinic, store: Store, clock: FakeClock, tmp_path: Path
+    qtbot: object, clinic: Clinic, store: Store, clock: FakeClock, tmp_path: Path
 ) -> None:
     from therapy_timer.gui.report_pdf import loosened, report_html, write_pdf
 
     first_day = clock.now().astimezone().date()
-    generate_day(service, store, clock, 3)
+    generate_day(clinic, store, clock, 3)
     clock.advance(minutes=24 * 60)
-    generate_day(service, store, clock, 2, seed=8)
-    days = service.claim_days(first_day, first_day + timedelta(days=1))
+    generate_day(clinic, store, clock, 2, seed=8)
+    days = clinic.claim_days(first_day, first_day + timedelta(days=1))
     out = tmp_path / "day.pdf"
     write_pdf(days, out)
     assert out.read_bytes().startswith(b"%PDF")
@@ -230,9 +213,9 @@ def bundle_file(store: Store, clock: FakeClock, path: Path, workstation: str = "
 
 
 def test_bundles_import_idempotently_and_report_conflicts(
-    service: Clinic, store: Store, clock: FakeClock, tmp_path: Path
+    clinic: Clinic, store: Store, clock: FakeClock, tmp_path: Path
 ) -> None:
-    ids = generate_day(service, store, clock, 4)
+    ids = generate_day(clinic, store, clock, 4)
     bundle = bundle_file(store, clock, tmp_path / "room2.json")
     with Store.open(tmp_path / "desk", clock=clock, actor="desk") as desk:
         report = Clinic(desk, CATALOGUE, clock).import_bundles([bundle])
@@ -240,7 +223,7 @@ def test_bundles_import_idempotently_and_report_conflicts(
         desk_service = Clinic(desk, CATALOGUE, clock)
         for session_id in ids:
             assert desk.get_session(session_id).origin == "room-2"
-            assert desk_service.summary(session_id).lines == service.summary(session_id).lines
+            assert desk_service.summary(session_id).lines == clinic.summary(session_id).lines
         audit_before = len(desk.audit_entries())
         again = Clinic(desk, CATALOGUE, clock).import_bundles([bundle])
         assert set(again.unchanged) == set(ids) and not again.added and not again.conflicts
@@ -248,7 +231,7 @@ def test_bundles_import_idempotently_and_report_conflicts(
 
         # The same session amended at the station afterwards: a conflict, kept aside.
         segment = store.segments(ids[0])[0]
-        service.amend_segment(segment.id, reason="started late", minutes=1)
+        clinic.amend_segment(segment.id, reason="started late", minutes=1)
         changed = bundle_file(store, clock, tmp_path / "room2-later.json")
         lines_before = desk_service.summary(ids[0]).lines
         third = Clinic(desk, CATALOGUE, clock).import_bundles([changed])
@@ -278,14 +261,14 @@ def test_bundles_import_idempotently_and_report_conflicts(
     ],
 )
 def test_bad_bundles_are_named_and_change_nothing(
-    service: Clinic,
+    clinic: Clinic,
     store: Store,
     clock: FakeClock,
     tmp_path: Path,
     content: str,
     message: str,
 ) -> None:
-    generate_day(service, store, clock, 2)
+    generate_day(clinic, store, clock, 2)
     good = bundle_file(store, clock, tmp_path / "good.json")
     bad = tmp_path / "bad.json"
     if content.startswith("GOOD-BUT"):  # a real bundle damaged in one place
@@ -349,22 +332,22 @@ def test_export_and_import_commands(tmp_path: Path) -> None:
     )
 
 
-def test_a_range_is_inclusive(service: Clinic, store: Store, clock: FakeClock) -> None:
+def test_a_range_is_inclusive(clinic: Clinic, store: Store, clock: FakeClock) -> None:
     start = clock.now().astimezone().date()
-    generate_day(service, store, clock, 1)
+    generate_day(clinic, store, clock, 1)
     clock.advance(minutes=2 * 24 * 60)
-    generate_day(service, store, clock, 1, seed=3)
-    assert len(service.claim_days(start, start + timedelta(days=2))) == 2
-    assert len(service.claim_days(start)) == 1
-    assert service.claim_days(date(2000, 1, 1)) == []
+    generate_day(clinic, store, clock, 1, seed=3)
+    assert len(clinic.claim_days(start, start + timedelta(days=2))) == 2
+    assert len(clinic.claim_days(start)) == 1
+    assert clinic.claim_days(date(2000, 1, 1)) == []
     with pytest.raises(InvalidInput, match="before"):
-        service.claim_days(start, start - timedelta(days=1))
+        clinic.claim_days(start, start - timedelta(days=1))
 
 
 def test_a_bundle_carries_the_audit_of_removed_and_discarded_children(
-    service: Clinic, store: Store, clock: FakeClock
+    clinic: Clinic, store: Store, clock: FakeClock
 ) -> None:
-    (session_id,) = generate_day(service, store, clock, 1, seed=1)
+    (session_id,) = generate_day(clinic, store, clock, 1, seed=1)
     segment = store.segments(session_id)[0]
     store.discard_segment(segment.id, reason="started by mistake")
     service_ = store.add_untimed(session_id, code="97161", reason="eval on paper")
@@ -378,9 +361,9 @@ def test_a_bundle_carries_the_audit_of_removed_and_discarded_children(
 
 
 def test_import_merges_many_files_and_says_why_a_conflict_was_kept_aside(
-    service: Clinic, store: Store, clock: FakeClock, tmp_path: Path
+    clinic: Clinic, store: Store, clock: FakeClock, tmp_path: Path
 ) -> None:
-    ids = generate_day(service, store, clock, 6, seed=8)
+    ids = generate_day(clinic, store, clock, 6, seed=8)
     one = bundle_file(store, clock, tmp_path / "one.json")
     same = bundle_file(store, clock, tmp_path / "same.json", workstation="room-3")
     # A payer profile of the same name with other rules at the desk: not this session's rules.
@@ -399,20 +382,20 @@ def test_import_merges_many_files_and_says_why_a_conflict_was_kept_aside(
 
 
 def test_a_session_changed_after_export_is_flagged_and_exported_again(
-    service: Clinic, store: Store, clock: FakeClock
+    clinic: Clinic, store: Store, clock: FakeClock
 ) -> None:
-    (session_id,) = generate_day(service, store, clock, 1, seed=5)
+    (session_id,) = generate_day(clinic, store, clock, 1, seed=5)
     day = clock.now().astimezone().date()
     store.mark_exported([session_id])
-    assert [c.status for c in service.claim_days(day)] == ["exported"]
+    assert [c.status for c in clinic.claim_days(day)] == ["exported"]
     clock.advance(minutes=60)
-    service.amend_segment(store.segments(session_id)[0].id, reason="stopped late", minutes=2)
-    (claim,) = service.claim_days(day)
+    clinic.amend_segment(store.segments(session_id)[0].id, reason="stopped late", minutes=2)
+    (claim,) = clinic.claim_days(day)
     assert claim.status == ex.AMENDED_AFTER_EXPORT
     (row, *_) = csv.DictReader(io.StringIO(ex.report_text([claim], "csv").lstrip("\ufeff")))
     assert row["status"] == "amended after export" and row["amended"] == "yes"
     store.mark_exported([session_id])
-    assert [c.status for c in service.claim_days(day)] == ["exported"]
+    assert [c.status for c in clinic.claim_days(day)] == ["exported"]
     exports = store.audit_entries(entity="session", entity_id=session_id)
     assert [e.action for e in exports].count("session.export") == 2
 

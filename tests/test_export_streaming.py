@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import sqlite3
-from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -15,20 +14,8 @@ from tests.fakes import FakeClock
 from therapy_timer.clinic import Clinic
 from therapy_timer.codes import Role, builtin_catalogue
 from therapy_timer.model import Session
-from therapy_timer.store import Store
 
 CATALOGUE = builtin_catalogue()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def clinic(tmp_path: Path, clock: FakeClock) -> Iterator[Clinic]:
-    with Store.open(tmp_path / "data", clock=clock) as store:
-        yield Clinic(store, CATALOGUE, clock)
 
 
 def _visits(clinic: Clinic, clock: FakeClock, per_day: list[int]) -> list[Session]:

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from PySide6.QtCore import Qt
 
-from tests.gui_support import Bot, Rig, build, type_patient
+from tests.gui_support import Bot, Rig, type_patient
 from therapy_timer.codes import Role
 
 LEFT = Qt.MouseButton.LeftButton
 CTRL = Qt.KeyboardModifier.ControlModifier
-
-
-@pytest.fixture
-def rig(qtbot: Bot, tmp_path: Path) -> Iterator[Rig]:
-    yield from build(qtbot, tmp_path)
 
 
 def running(rig: Rig) -> dict[str, set[str]]:

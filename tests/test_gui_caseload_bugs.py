@@ -30,11 +30,6 @@ TITLE_AND_PANEL = 60
 """What a window manager's title bar and a taskbar take from 600 pixels (Openbox/LXQt: ~55)."""
 
 
-@pytest.fixture
-def rig(qtbot: Bot, tmp_path: Path) -> Iterator[Rig]:
-    yield from build(qtbot, tmp_path)
-
-
 # -- bug 2: no false "Therapy Timer stopped" question ----------------------------------------
 
 

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
 from tests.fakes import DEFAULT_START
-from tests.gui_support import Bot, Rig, build, type_patient
+from tests.gui_support import Bot, Rig, type_patient
 from therapy_timer import rules
 from therapy_timer.codes import Discipline
 from therapy_timer.gui.widgets.reason import ReasonDialog
@@ -19,11 +15,6 @@ from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
 
 LEFT = Qt.MouseButton.LeftButton
 CTRL = Qt.KeyboardModifier.ControlModifier
-
-
-@pytest.fixture
-def rig(qtbot: Bot, tmp_path: Path) -> Iterator[Rig]:
-    yield from build(qtbot, tmp_path)
 
 
 def run_codes(qtbot: Bot, rig: Rig, minutes: dict[str, int]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,11 +27,6 @@ from therapy_timer.model import RecoveryChoice
 from therapy_timer.stopwatch import StopwatchState
 
 LEFT = Qt.MouseButton.LeftButton
-
-
-@pytest.fixture
-def rig(qtbot: Bot, tmp_path: Path) -> Iterator[Rig]:
-    yield from build(qtbot, tmp_path)
 
 
 def open_codes(rig: Rig) -> dict[str, FurnishedBy]:

@@ -29,16 +29,6 @@ def stored(segment_id: str, code: str, start: datetime, stop: datetime | None = 
 
 
 @pytest.fixture
-def catalogue() -> Catalogue:
-    return builtin_catalogue()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def sw(catalogue: Catalogue, clock: FakeClock) -> Stopwatch:
     return Stopwatch(catalogue, clock)
 

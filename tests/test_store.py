@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -27,14 +26,8 @@ DOS = date(2025, 3, 10)
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
-    with Store.open(tmp_path / "data", clock=clock, actor="pat") as opened:
-        yield opened
+def actor() -> str:
+    return "pat"
 
 
 def new_session(store: Store, **overrides: object) -> Session:

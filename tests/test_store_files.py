@@ -81,19 +81,8 @@ def as_unprivileged_user(test: Callable[..., None]) -> Callable[..., None]:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
-
-@pytest.fixture
-def store(data: Path, clock: FakeClock) -> Iterator[Store]:
-    with Store.open(data, clock=clock, actor="pat") as opened:
-        yield opened
+def actor() -> str:
+    return "pat"
 
 
 def new_session(store: Store, ref: str = "JS") -> Session:
