@@ -92,6 +92,13 @@ def test_the_whole_clinic_pools_a_patient_across_workstations(
     )
     assert clinic_server.one("SELECT bool_and(exported) FROM therapy_timer.sessions") is True
 
+    # Closed and opened again from the window (Ctrl+D reloads the same view): read anew.
+    view.close()
+    view.reload()
+    view.show()
+    qtbot.waitUntil(lambda: "on the clinic server" in view.message.text(), timeout=10_000)
+    assert [d.patient_ref for d in view.shown] == ["MRN1"]
+
     qtbot.mouseClick(view.here_button, LEFT)
     assert view.table.rowCount() == 0 and view.exported_button.isEnabled()
 

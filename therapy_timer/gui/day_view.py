@@ -289,7 +289,7 @@ class DayView(QWidget):
         self._shown: list[ClaimDay] = []
         self._conflicts: list[Conflict] = []
         # One worker reads the clinic server, so the window's timers never wait on the network.
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="desk-read")
+        self._worker: ThreadPoolExecutor | None = None
         self._request = 0
         self._then = ""
         self.note_dialog: NoteDialog | None = None
@@ -448,6 +448,8 @@ class DayView(QWidget):
             if dsn is not None:
                 self.message.setText("Reading the whole clinic from the clinic server…")
                 request = self._request
+                if self._worker is None:
+                    self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="desk")
                 future = self._worker.submit(Clinic.read_clinic_server, dsn, start, end)
                 future.add_done_callback(lambda done: self.server_read.emit(request, done))
                 return
@@ -820,5 +822,7 @@ class DayView(QWidget):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._request += 1  # a read still under way is ignored when it lands
-        self._worker.shutdown(wait=False)
+        if self._worker is not None:  # the window may open this view again: a new one then
+            self._worker.shutdown(wait=False, cancel_futures=True)
+            self._worker = None
         super().closeEvent(event)
