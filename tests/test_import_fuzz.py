@@ -22,8 +22,7 @@ from therapy_timer import export as ex
 from therapy_timer.clinic import Clinic
 from therapy_timer.codes import FurnishedBy, Role, builtin_catalogue
 from therapy_timer.errors import InvalidInput
-from therapy_timer.model import SegmentTimes as Times
-from therapy_timer.model import check_session_record, exclusive_clash
+from therapy_timer.model import check_session_record, exclusive_clash, segment_of_record
 from therapy_timer.store import DB_FILENAME, Store
 
 CATALOGUE = builtin_catalogue()
@@ -210,10 +209,7 @@ def test_a_mutated_bundle_is_refused_plainly_or_imported_correctly(
             for record in desk.session_records([s.id for s in sessions]):
                 checked = check_session_record(record, "stored")
                 assert checked["id"] == record["id"]
-                times = [
-                    Times(s["id"], s["code"], s["exclusive"], s["start_utc"], s["stop_utc"])
-                    for s in checked["segments"]
-                ]
+                times = [segment_of_record(s, checked["id"]) for s in checked["segments"]]
                 assert exclusive_clash(times) is None, done
             # And the same file again changes nothing.
             again = clinic.import_bundles([bundle_path])

@@ -356,18 +356,7 @@ def aware_moment(raw: object, field: str) -> datetime:
     )
 
 
-@dataclass(frozen=True)
-class SegmentTimes:
-    """What the overlap check needs of a segment (stored, imported or about to be written)."""
-
-    id: str
-    code: str
-    exclusive: bool
-    start_utc: datetime
-    stop_utc: datetime | None
-
-
-def check_segment_times(segments: Sequence[SegmentTimes], field: str = "segments") -> None:
+def check_segment_times(segments: Sequence[Segment], field: str = "segments") -> None:
     """One id per segment, none stopping before it starts, no two exclusive ones overlapping.
 
     Exclusive codes run one at a time (R8.1): overlapping ones would bill the same minutes
@@ -390,13 +379,11 @@ def check_segment_times(segments: Sequence[SegmentTimes], field: str = "segments
         )
 
 
-def exclusive_clash(
-    segments: Sequence[SegmentTimes],
-) -> tuple[SegmentTimes, SegmentTimes] | None:
+def exclusive_clash(segments: Sequence[Segment]) -> tuple[Segment, Segment] | None:
     """The first two exclusive segments (in start order) whose times overlap, or None."""
     exclusive = sorted((s for s in segments if s.exclusive), key=lambda s: s.start_utc)
     # The segment reaching furthest so far: a long one can overlap several after it.
-    reach: SegmentTimes | None = None
+    reach: Segment | None = None
     for later in exclusive:
         if reach is not None and (reach.stop_utc is None or reach.stop_utc > later.start_utc):
             return reach, later
@@ -407,6 +394,19 @@ def exclusive_clash(
         ):
             reach = later
     return None
+
+
+def segment_of_record(record: Mapping[str, Any], session_id: str) -> Segment:
+    """A segment of a checked session record (``check_session_record``'s form)."""
+    return Segment(
+        record["id"],
+        session_id,
+        record["code"],
+        FurnishedBy(record["furnished_by"]),
+        record["exclusive"],
+        record["start_utc"],
+        record["stop_utc"],
+    )
 
 
 def check_session_record(record: object, where: str) -> dict[str, Any]:
@@ -473,12 +473,7 @@ def _checked(record: Mapping[str, Any], where: str) -> dict[str, Any]:
         }
         for s in _of(record["segments"], list, "segments")
     ]
-    check_segment_times(
-        [
-            SegmentTimes(s["id"], s["code"], s["exclusive"], s["start_utc"], s["stop_utc"])
-            for s in segments
-        ]
-    )
+    check_segment_times([segment_of_record(s, sid) for s in segments])
     untimed = [
         {
             "code": normalize_code(u["code"], "untimed code"),

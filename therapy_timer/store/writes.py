@@ -17,7 +17,6 @@ from therapy_timer.model import (
     Change,
     PayerProfile,
     Segment,
-    SegmentTimes,
     Session,
     SessionStatus,
     UntimedService,
@@ -98,19 +97,10 @@ class WritesMixin(QueriesMixin):
                 f" (session {rows[0]['id']}); continue or close that one instead"
             )
 
-    def _check_no_exclusive_overlap(
-        self, session_id: str, start: str, stop: str | None, ignore_id: str | None
-    ) -> None:
-        """The session's segments with this one changed pass ``model.exclusive_clash``, the
+    def _check_no_exclusive_overlap(self, mine: Segment) -> None:
+        """The session's segments with ``mine`` as it will be pass ``model.exclusive_clash``, the
         check an imported session passes; InvalidOperation names the segment in the way."""
-        mine = SegmentTimes(
-            ignore_id or "", "", True, dt(start), None if stop is None else dt(stop)
-        )
-        others = [
-            SegmentTimes(s.id, s.code, s.exclusive, s.start_utc, s.stop_utc)
-            for s in self.segments(session_id)
-            if s.id != ignore_id
-        ]
+        others = [s for s in self.segments(mine.session_id) if s.id != mine.id]
         # Pair by pair: an old overlap between two other segments must not block every edit.
         other = next((o for o in others if exclusive_clash([mine, o]) is not None), None)
         if other is not None:
@@ -551,7 +541,15 @@ class WritesMixin(QueriesMixin):
             if stop != (None if before.stop_utc is None else ts(before.stop_utc, "stop_utc")):
                 self._check_happened(session, stop)
             if is_exclusive:
-                self._check_no_exclusive_overlap(session.id, start, stop, segment_id)
+                self._check_no_exclusive_overlap(
+                    replace(
+                        before,
+                        code=new_code or before.code,
+                        exclusive=True,
+                        start_utc=dt(start),
+                        stop_utc=None if stop is None else dt(stop),
+                    )
+                )
             self._conn.execute(
                 "UPDATE segments SET start_utc = ?, stop_utc = ?, code = ?, furnished_by = ?,"
                 " exclusive = ? WHERE id = ?",
@@ -596,9 +594,19 @@ class WritesMixin(QueriesMixin):
             raise InvalidInput("stop_utc", "a segment cannot stop before it starts")
         with self._write():
             session = self._session_row(session_id)
-            if exclusive:
-                self._check_no_exclusive_overlap(session_id, start, stop, None)
             segment_id = uuid.uuid4().hex
+            if exclusive:
+                self._check_no_exclusive_overlap(
+                    Segment(
+                        segment_id,
+                        session_id,
+                        clean_code,
+                        FurnishedBy(furnished_by),
+                        True,
+                        dt(start),
+                        dt(stop),
+                    )
+                )
             self._conn.execute(
                 "INSERT INTO segments (id, session_id, code, furnished_by, exclusive, start_utc,"
                 " stop_utc) VALUES (?, ?, ?, ?, ?, ?, ?)",
