@@ -18,6 +18,7 @@ from tests.gui_support import Bot
 from tests.test_export import CATALOGUE, bundle_file, generate_day
 from therapy_timer import export as ex
 from therapy_timer.clinic import Clinic
+from therapy_timer.codes import Role
 from therapy_timer.gui.day_view import DayView
 from therapy_timer.model import ConflictStatus
 from therapy_timer.store import Store
@@ -274,3 +275,39 @@ def test_without_a_clinic_server_the_whole_clinic_switch_says_why(desk: Desk) ->
     assert "no clinic server is set up for this workstation" in view.scope_note.text()
     assert "therapy-timer clinic connect DSN" in view.scope_note.text()
     assert "therapy-timer clinic connect DSN" in view.clinic_button.toolTip()
+
+
+def test_a_version_of_a_session_still_open_here_can_only_be_dropped(qtbot: Bot, desk: Desk) -> None:
+    # A data folder copied while a session ran: the copy closed it and sends it back here,
+    # where it still runs. It cannot be replaced while open; the desk may drop that version.
+    view = desk.view
+    session = desk.clinic.open_session(
+        patient_ref="MRN-77", clinician="Ann", role=Role.PT, payer_profile="Medicare"
+    )
+    desk.clinic.start(session.id, "97110")
+    desk.clock.advance(minutes=20)
+    copied = desk.tmp / "copied"
+    copied.mkdir()
+    desk.clinic.backup(copied / desk.store.path.name)
+    with Clinic.open(copied, clock=desk.clock, catalogue=CATALOGUE, actor="room-9") as room:
+        room.end_session(session.id)
+        sent = room.export(
+            "bundle", desk.clinic.today(), out=desk.tmp / "back.json", workstation="room-9"
+        )
+    assert sent.path is not None
+    desk.bundles.append([sent.path])
+    qtbot.mouseClick(view.import_button, LEFT)
+    assert view.conflict_list.count() == 1
+    qtbot.mouseClick(view.compare_button, LEFT)
+    dialog = view.conflict_dialog
+    assert dialog is not None
+    assert not dialog.use_button.isEnabled() and dialog.keep_button.isEnabled()
+    assert "not billed while open" in dialog.here_text.text()
+    assert "1 \N{MULTIPLICATION SIGN} 97110" in dialog.incoming_text.text()
+    qtbot.mouseClick(dialog.keep_button, LEFT)
+    reason = dialog.reason_dialog
+    assert reason is not None
+    qtbot.keyClicks(reason.reason, "still treating the patient here")
+    qtbot.mouseClick(reason.ok_button, LEFT)
+    assert desk.store.get_session(session.id).is_open
+    assert not view.conflict_panel.isVisible()

@@ -163,6 +163,8 @@ class SessionVersion:
     segments: tuple[str, ...]
     untimed: tuple[str, ...]
     billed: str
+    still_open: bool = False
+    """Open here: it cannot be replaced until it is closed."""
 
 
 @dataclass(frozen=True)
@@ -1659,7 +1661,7 @@ class Clinic:
         segments = tuple(_segment_line(s) for s in _items(record["segments"]))
         untimed = tuple(_untimed_line(u) for u in _items(record["untimed"]))
         billed = self._billed_alone(record) if bill else "not billed while open"
-        return SessionVersion(title, fields, segments, untimed, billed)
+        return SessionVersion(title, fields, segments, untimed, billed, still_open=not bill)
 
     def _billed_alone(self, record: Mapping[str, object]) -> str:
         """What one closed session record bills on its own (not pooled with its day), through

@@ -87,7 +87,7 @@ class ConflictDialog(QDialog):
         self.use_button.setToolTip("It replaces the version here, which stays in the audit log")
         # Nothing to replace, or a session still running here: only dropping makes sense.
         here = comparison.here
-        self.use_button.setEnabled(here is not None and "still open" not in here.title)
+        self.use_button.setEnabled(here is not None and not here.still_open)
         self.close_button = QPushButton("Decide &later")
         self.status = QLabel()
         self.status.setWordWrap(True)
