@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QResizeEvent, QShortcut
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QFrame,
     QHBoxLayout,
     QInputDialog,
@@ -120,7 +121,6 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_shortcuts()
         self._connect_signals()
-        self.resize(1100, 860)
         self._render(controller.view)
         # The window's minimum size is fixed here rather than recomputed by the layout whenever
         # a banner or tile appears: the offscreen platform (tests, smoke test) warns on every
@@ -129,19 +129,25 @@ class MainWindow(QMainWindow):
         if layout is not None:
             layout.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
         self.setMinimumSize(480, 420)
+        # Last: maximizing may create the native window, and hints set after it would warn.
+        theme.fit_to_screen(self, 1100, 860)
 
     # -- construction --------------------------------------------------------------------------
 
     def _build_layout(self) -> None:
-        controls = QHBoxLayout()
+        # Furnished-by and the session's buttons share a row where it has room; on a narrow
+        # screen (1024x600 at 125% font) the buttons take a row of their own (resizeEvent).
+        actions = QHBoxLayout()
+        actions.addStretch(1)
+        actions.addWidget(self.pause_button)
+        actions.addWidget(self.mini_button)
+        actions.addWidget(self.end_button)
+        controls = self._controls = QBoxLayout(QBoxLayout.Direction.LeftToRight)
         controls.addWidget(self.furnished)
-        controls.addStretch(1)
-        controls.addWidget(self.pause_button)
-        controls.addWidget(self.mini_button)
-        controls.addWidget(self.end_button)
+        controls.addLayout(actions)
 
         body = QWidget()
-        column = QVBoxLayout(body)
+        column = self._column = QVBoxLayout(body)
         column.addWidget(self.header)
         line = QFrame()
         line.setFrameShape(QFrame.Shape.HLine)
@@ -171,6 +177,25 @@ class MainWindow(QMainWindow):
         outer.addWidget(scroll, 1)
         outer.addWidget(self.live)
         self.setCentralWidget(central)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        spacing = max(0, self._controls.spacing())
+        needed = (
+            self.furnished.sizeHint().width()
+            + spacing
+            + sum(
+                b.sizeHint().width() + spacing
+                for b in (self.pause_button, self.mini_button, self.end_button)
+            )
+        )
+        margins = self._column.contentsMargins()
+        room = self.body_scroll.viewport().width() - margins.left() - margins.right()
+        wanted = (
+            QBoxLayout.Direction.LeftToRight if needed <= room else QBoxLayout.Direction.TopToBottom
+        )
+        if self._controls.direction() != wanted:
+            self._controls.setDirection(wanted)
 
     def _build_menus(self) -> None:
         menu_bar = self.menuBar()
@@ -370,6 +395,8 @@ class MainWindow(QMainWindow):
         if self.day_view is None:
             self.day_view = self._day_view_factory()
             self.day_view.setWindowFlag(Qt.WindowType.Window)
+            hint = self.day_view.sizeHint()
+            theme.fit_to_screen(self.day_view, hint.width(), hint.height())
         else:
             self.day_view.reload()
         self.day_view.show()

@@ -44,6 +44,19 @@ def settle_layout(widget: QWidget) -> None:
         layout.activate()
 
 
+def fit_to_screen(widget: QWidget, width: int, height: int) -> None:
+    """Open a top-level window at ``width`` x ``height``, or maximized where the screen has no
+    room for that (a 1024x600 tablet at 125% font scale): a window manager does not shrink a
+    window to its screen, so it would open with its buttons past the edges."""
+    screen = widget.screen()
+    room = screen.availableGeometry().size() if screen is not None else None
+    if room is None or (width <= room.width() and height <= room.height()):
+        widget.resize(width, height)
+        return
+    widget.resize(min(width, room.width()), min(height, room.height()))
+    widget.setWindowState(widget.windowState() | Qt.WindowState.WindowMaximized)
+
+
 def scaled_font(widget: QWidget, factor: float, bold: bool = False) -> QFont:
     """The widget's font scaled by ``factor``, so the user's font size setting carries through."""
     font = QFont(widget.font())

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QSize, Signal
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QSpinBox, QWidget
 
 from therapy_timer.gui import theme
@@ -41,6 +42,7 @@ class UntimedList(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._rows: dict[str, _Row] = {}
+        self._columns = 2
         self._grid = QGridLayout(self)
         self._grid.setContentsMargins(0, 0, 0, 0)
         self._grid.setColumnStretch(0, 1)
@@ -69,6 +71,40 @@ class UntimedList(QWidget):
                 row.minutes.setValue(view.minutes or 0)
                 row.minutes.blockSignals(False)
 
+    def minimumSizeHint(self) -> QSize:
+        # As narrow as one service per row: two per row only where they fit (resizeEvent), so a
+        # 1024x600 screen at 125% font never scrolls sideways to reach a button.
+        hint = super().minimumSizeHint()
+        return QSize(min(hint.width(), self._width_for(1)), hint.height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        columns = 2 if event.size().width() >= self._width_for(2) else 1
+        if columns != self._columns:
+            self._columns = columns
+            self._place()
+
+    def _width_for(self, columns: int) -> int:
+        """The least width of ``columns`` services per row, each at its natural width."""
+        spacing = max(0, self._grid.horizontalSpacing())
+        widest = max(
+            (
+                r.toggle.sizeHint().width() + spacing + r.minutes.minimumWidth()
+                for r in self._rows.values()
+            ),
+            default=0,
+        )
+        return columns * widest + (columns - 1) * spacing
+
+    def _place(self) -> None:
+        for row in self._rows.values():
+            self._grid.removeWidget(row.toggle)
+            self._grid.removeWidget(row.minutes)
+        for index, row in enumerate(self._rows.values()):
+            line, column = divmod(index, self._columns)
+            self._grid.addWidget(row.toggle, line + 1, column * 2)
+            self._grid.addWidget(row.minutes, line + 1, column * 2 + 1)
+
     def _rebuild(self, views: tuple[UntimedView, ...]) -> None:
         for row in self._rows.values():
             for widget in (row.toggle, row.minutes):
@@ -76,12 +112,8 @@ class UntimedList(QWidget):
                 widget.deleteLater()
         self._rows = {}
         self._empty.setVisible(not views)
-        for index, view in enumerate(views):
+        for view in views:
             row = _Row(view, self)
-            # Two services per row: a long list would push the tiles off a small screen.
-            line, column = divmod(index, 2)
-            self._grid.addWidget(row.toggle, line + 1, column * 2)
-            self._grid.addWidget(row.minutes, line + 1, column * 2 + 1)
             row.toggle.toggled.connect(
                 lambda checked, row=row: self.toggled.emit(row.code, checked, _value(row))
             )
@@ -89,6 +121,10 @@ class UntimedList(QWidget):
                 lambda row=row: self.minutes_edited.emit(row.code, _value(row))
             )
             self._rows[view.code] = row
+        # Two services per row where they fit: a long list would push the tiles off a small
+        # screen.
+        self._columns = 2 if self.width() >= self._width_for(2) else 1
+        self._place()
 
 
 def _value(row: _Row) -> int | None:
