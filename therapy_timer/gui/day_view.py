@@ -386,8 +386,12 @@ class DayView(QWidget):
             filters.addWidget(QLabel(label))
             filters.addWidget(widget)
         filters.addStretch(1)
-        filters.addWidget(self.here_button)
-        filters.addWidget(self.clinic_button)
+        # Where the days come from, beside the words saying so: on the filters' row they made
+        # the day view wider than a 1024x600 screen at 125% scale.
+        scope = QHBoxLayout()
+        scope.addWidget(self.scope_note, 1)
+        scope.addWidget(self.here_button)
+        scope.addWidget(self.clinic_button)
         self.split = QSplitter(Qt.Orientation.Horizontal)
         self.split.addWidget(self.table)
         self.split.addWidget(self.conflict_panel)
@@ -396,7 +400,7 @@ class DayView(QWidget):
         self.split.setChildrenCollapsible(False)
         column = QVBoxLayout(self)
         column.addLayout(filters)
-        column.addWidget(self.scope_note)
+        column.addLayout(scope)
         column.addWidget(self.split, 1)
         column.addWidget(self.message)
         for row_buttons in (day_buttons, file_buttons):
