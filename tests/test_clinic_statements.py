@@ -44,7 +44,7 @@ def test_a_tile_tap_is_one_write_transaction_and_a_handful_of_statements(clinic:
     # Issue 12: one more read after the commit, for one-on-one time running for another patient
     # (the running-segments index); it is the only statement after the write.
     assert seen[-1].startswith("SELECT * FROM segments WHERE stop_utc IS NULL")
-    assert len(seen) <= 13, "\n".join(seen)
+    assert len(seen) <= 12, "\n".join(seen)
 
 
 def test_the_window_repaint_reads_nothing(clinic: Clinic) -> None:

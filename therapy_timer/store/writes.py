@@ -344,16 +344,21 @@ class WritesMixin(QueriesMixin):
     # segments -------------------------------------------------------------------------------
 
     def _stop_segments(
-        self, session_id: str, stops: Sequence[Segment]
+        self,
+        session_id: str,
+        stops: Sequence[Segment],
+        running: Mapping[str, Segment] | None = None,
     ) -> tuple[list[Segment], list[Segment]]:
         """Inside a transaction: stop each running segment at the stop ``stops`` gives it;
-        (before, after) records."""
+        (before, after) records. ``running``: the session's running segments by id, when the
+        transaction has just read them (one read less per stop); others are read here."""
         befores: list[Segment] = []
         afters: list[Segment] = []
         for stop in stops:
             if stop.stop_utc is None:
                 raise ValueError(f"segment {stop.id} to stop has no stop time")
-            segment = self._segment_row(stop.id)
+            found = None if running is None else running.get(stop.id)
+            segment = found if found is not None else self._segment_row(stop.id)
             if segment.session_id != session_id:
                 raise InvalidInput("segment", f"segment {segment.id} belongs to another session")
             if not segment.running:
@@ -427,7 +432,8 @@ class WritesMixin(QueriesMixin):
             if clear_pause and not before.is_paused:
                 raise InvalidOperation("the stopwatch is not paused")
             stopping = {s.id for s in change.closed}
-            running = [seg for seg in self.open_segments(session_id) if seg.id not in stopping]
+            open_now = {seg.id: seg for seg in self.open_segments(session_id)}
+            running = [seg for seg in open_now.values() if seg.id not in stopping]
             running_codes = {seg.code for seg in running}
             exclusive_running = [seg for seg in running if seg.exclusive]
             new_exclusive = [s.code for s in starts if s.exclusive]
@@ -443,7 +449,7 @@ class WritesMixin(QueriesMixin):
             )
             if duplicate:
                 raise InvalidOperation(f"{sorted(duplicate)[0]} is already running")
-            stopped_before, stopped = self._stop_segments(session_id, change.closed)
+            stopped_before, stopped = self._stop_segments(session_id, change.closed, open_now)
             started: list[Segment] = []
             for segment, start_text in zip(starts, start_texts, strict=True):
                 self._conn.execute(
