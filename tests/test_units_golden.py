@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from tests.fixtures.make_units_golden import OUT, answer
-from therapy_timer.contract import answer_batch, dumps
+from therapy_timer.cli import main
+from therapy_timer.contract import answer_batch, answer_batch_text, dumps
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +36,37 @@ def test_every_answer_and_result_is_what_the_earlier_code_gave(cases: list[dict[
         )
 
 
-def test_one_batch_of_all_requests_answers_the_same_text(cases: list[dict[str, Any]]) -> None:
-    # The command's path: one array in, one JSON text out, errors numbered by position.
+def numbered(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The golden answers as one batch answers them: errors numbered by position."""
     expected = []
     for i, case in enumerate(cases):
         wanted = case["answer"]
         if "error" in wanted:
             wanted = {"error": wanted["error"].replace("[0]", f"[{i}]", 1)}
         expected.append(wanted)
-    got = dumps(answer_batch([case["request"] for case in cases]), pretty=False)
-    assert got == json.dumps(expected)
+    return expected
+
+
+def test_one_batch_of_all_requests_answers_the_same_text(cases: list[dict[str, Any]]) -> None:
+    expected = numbered(cases)
+    requests = [case["request"] for case in cases]
+    assert dumps(answer_batch(requests), pretty=False) == json.dumps(expected)
+    # The command writes an array's answers as text built from cached parts: the same bytes,
+    # also the second time round, when every part comes from the cache.
+    refused = sum("error" in answer for answer in expected)
+    first, second = answer_batch_text(requests), answer_batch_text(requests)
+    assert first == second == (json.dumps(expected), refused)
+
+
+@pytest.mark.parametrize("count", [2, 600])
+def test_the_command_prints_the_same_bytes_for_an_array(
+    cases: list[dict[str, Any]], count: int, tmp_path: Path
+) -> None:
+    chosen = cases[:count]
+    request = tmp_path / "batch.json"
+    request.write_text(json.dumps([case["request"] for case in chosen]))
+    run = CliRunner(env={"THERAPY_TIMER_DATA_DIR": str(tmp_path)})
+    done = run.invoke(main, ["units", "--request", str(request), "--json"])
+    expected = numbered(chosen)
+    assert done.stdout == json.dumps(expected) + "\n"
+    assert done.exit_code == (2 if any("error" in answer for answer in expected) else 0)

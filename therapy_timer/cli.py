@@ -17,7 +17,13 @@ import click
 from therapy_timer import __version__, paths
 from therapy_timer.clock import Clock, SystemClock
 from therapy_timer.codes import Catalogue, Discipline, FurnishedBy, Role
-from therapy_timer.contract import answer_batch, answer_json, request_from_json, result_json
+from therapy_timer.contract import (
+    answer_batch,
+    answer_batch_text,
+    answer_json,
+    request_from_json,
+    result_json,
+)
 from therapy_timer.contract import dumps as answer_text
 from therapy_timer.contract import loads as load_request
 from therapy_timer.errors import (
@@ -304,11 +310,14 @@ def _answer_file(request_file: Any, catalogue: Catalogue, as_json: bool) -> None
     except InvalidInput as exc:
         _fail(exc)
     if isinstance(payload, list):
-        answers = answer_batch(payload, catalogue)
-        # One dumps call: json.dump writes through the pure-Python encoder, dumps uses C.
-        sys.stdout.write(answer_text(answers, pretty=len(answers) <= 1))
+        if len(payload) <= 1:  # one answer is printed indented, for a person
+            answers = answer_batch(payload, catalogue)
+            text, refused = answer_text(answers, pretty=True), sum("error" in a for a in answers)
+        else:  # the same text as dumps(answer_batch(...)), from cached parts (issue 13)
+            text, refused = answer_batch_text(payload, catalogue)
+        sys.stdout.write(text)
         sys.stdout.write("\n")
-        if any("error" in a for a in answers):
+        if refused:
             sys.exit(BAD_INPUT_STATUS)
         return
     try:

@@ -11,12 +11,23 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from therapy_timer.codes import Catalogue, Discipline
 from therapy_timer.errors import InvalidInput
-from therapy_timer.rules import Method, Request, Result, evaluate, key_text, quote
+from therapy_timer.rules import (
+    CodeResult,
+    Line,
+    Method,
+    Request,
+    Result,
+    RuleWarning,
+    evaluate,
+    key_text,
+    quote,
+)
 
 REQUEST_FIELDS = frozenset(
     {
@@ -80,7 +91,8 @@ def loads(text: bytes | str, source: str = "request") -> Any:
                 source, f"is not UTF-8 text (byte {exc.object[exc.start]:#04x} at {exc.start})"
             ) from None
     try:
-        return json.loads(text, object_pairs_hook=_object)
+        with _collector_paused():
+            return json.loads(text, object_pairs_hook=_object)
     except json.JSONDecodeError as exc:
         raise InvalidInput(
             source, f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
@@ -122,14 +134,22 @@ def _no_repeats(value: object, where: str) -> None:
 
 
 _EMPTY: dict[str, Any] = {}  # shared, never changed: the rules only read a request
+_NO_CODES: list[str] = []
 
 
 def _mapping(data: Mapping[str, Any], key: str) -> dict[str, Any]:
     value = data.get(key, _EMPTY)
+    if type(value) is dict:  # the common case: a plain object (a repeated key makes a subclass)
+        return value
     if not isinstance(value, dict):
         raise InvalidInput(key, f"must be an object of code: number, got {quote(value)}")
     _no_repeats(value, key)
     return value
+
+
+_METHODS: dict[str, Method] = _CHOICES[Method]
+_DISCIPLINES: dict[str, Discipline] = _CHOICES[Discipline]
+_new = object.__new__
 
 
 def request_from_json(data: object) -> Request:
@@ -152,24 +172,37 @@ def request_from_json(data: object) -> Request:
             date_of_service = None
         if date_of_service is None or len(raw) != 10:
             raise InvalidInput("date_of_service", f"must be a date as YYYY-MM-DD, got {quote(raw)}")
-    untimed = data.get("untimed", [])
+    untimed = data.get("untimed", _NO_CODES)
     if not isinstance(untimed, list):
         raise InvalidInput("untimed", f"must be a list of codes, got {quote(untimed)}")
     modifiers = data.get("assistant_modifiers", True)
-    if not isinstance(modifiers, bool):
+    if modifiers is not True and modifiers is not False:
         raise InvalidInput("assistant_modifiers", f"must be true or false, got {quote(modifiers)}")
     allocation = None if data.get("allocation") is None else _mapping(data, "allocation")
-    return Request(
-        method=_enum(Method, data["method"], "method"),
-        discipline=_enum(Discipline, data["discipline"], "discipline"),
-        timed=_mapping(data, "timed"),
-        assistant_minutes=_mapping(data, "assistant_minutes"),
+    method = data["method"]
+    method = (type(method) is str and _METHODS.get(method)) or _enum(Method, method, "method")
+    discipline = data["discipline"]
+    discipline = (type(discipline) is str and _DISCIPLINES.get(discipline)) or _enum(
+        Discipline, discipline, "discipline"
+    )
+    timed = _mapping(data, "timed")
+    assistant_minutes = _mapping(data, "assistant_minutes")
+    untimed_minutes = _mapping(data, "untimed_minutes")
+    # Request's generated __init__ sets each of its nine fields through object.__setattr__ (it
+    # is frozen): a third of parsing a request. Every field is given here, and checked above.
+    request: Request = _new(Request)
+    request.__dict__.update(
+        method=method,
+        discipline=discipline,
+        timed=timed,
+        assistant_minutes=assistant_minutes,
         untimed=tuple(untimed),
-        untimed_minutes=_mapping(data, "untimed_minutes"),
+        untimed_minutes=untimed_minutes,
         date_of_service=date_of_service,
         assistant_modifiers=modifiers,
         allocation=allocation,
     )
+    return request
 
 
 def _json_type(value: object) -> str:
@@ -185,25 +218,82 @@ def result_json(result: Result) -> dict[str, Any]:
     """The answer of the ``units --json`` contract; keys only ever get added.
 
     Warnings carry ``severity`` ("act" or "info") and a short ``gist`` beside ``rule`` and
-    ``message``.
+    ``message``. ``_result_text`` writes the same answer as text: change both together.
     """
     return {
         "method": result.method.value,
         "total_timed_minutes": result.total_timed_minutes,
         "total_timed_units": result.total_timed_units,
         "total_treatment_minutes": result.total_treatment_minutes,
-        "codes": {c.code: {"minutes": c.minutes, "units": c.units} for c in result.codes},
-        "lines": [
-            {"code": line.code, "units": line.units, "modifiers": list(line.modifiers)}
-            for line in result.lines
-        ],
+        "codes": {c.code: _code_json(c) for c in result.codes},
+        "lines": [_line_json(line) for line in result.lines],
         "alternatives": [dict(a) for a in result.alternatives],
-        "warnings": [
-            {"rule": w.rule, "message": w.message, "severity": w.severity.value, "gist": w.gist}
-            for w in result.warnings
-        ],
+        "warnings": [_warning_json(w) for w in result.warnings],
         "note": result.note,
     }
+
+
+def _code_json(code: CodeResult) -> dict[str, Any]:
+    return {"minutes": code.minutes, "units": code.units}
+
+
+def _line_json(line: Line) -> dict[str, Any]:
+    return {"code": line.code, "units": line.units, "modifiers": list(line.modifiers)}
+
+
+def _warning_json(w: RuleWarning) -> dict[str, Any]:
+    return {"rule": w.rule, "message": w.message, "severity": w.severity.value, "gist": w.gist}
+
+
+# The text of the parts of answers, by the record they encode. The engine hands out the same
+# record objects for the same codes and minutes (rules._row_outcome, its warning caches), so
+# most parts of an answer are encoded once. Keyed by id(): hashing a frozen dataclass calls its
+# Python __hash__. The record is kept beside its text, so an id is never reused while cached.
+_TEXTS: dict[int, tuple[object, str]] = {}
+_TEXTS_LIMIT = 1 << 17
+_METHOD_TEXT = {m: json.dumps(m.value) for m in Method}
+_encode_text = json.encoder.encode_basestring_ascii
+
+
+def _code_text(code: CodeResult) -> str:
+    return f"{_encode_text(code.code)}: {json.dumps(_code_json(code))}"
+
+
+def _line_text(line: Line) -> str:
+    return json.dumps(_line_json(line))
+
+
+def _warning_text(warning: RuleWarning) -> str:
+    return json.dumps(_warning_json(warning))
+
+
+def _parts(records: Sequence[Any], encode: Callable[[Any], str]) -> str:
+    texts = _TEXTS
+    out = []
+    for record in records:
+        cached = texts.get(id(record))
+        if cached is None or cached[0] is not record:
+            if len(texts) >= _TEXTS_LIMIT:
+                texts.clear()
+            cached = texts[id(record)] = (record, encode(record))
+        out.append(cached[1])
+    return ", ".join(out)
+
+
+def _result_text(result: Result) -> str:
+    """``json.dumps(result_json(result))``, built from the cached text of its parts."""
+    alternatives = ", ".join([json.dumps(dict(a)) for a in result.alternatives])
+    return (
+        f'{{"method": {_METHOD_TEXT[result.method]}, '
+        f'"total_timed_minutes": {result.total_timed_minutes}, '
+        f'"total_timed_units": {result.total_timed_units}, '
+        f'"total_treatment_minutes": {result.total_treatment_minutes}, '
+        f'"codes": {{{_parts(result.codes, _code_text)}}}, '
+        f'"lines": [{_parts(result.lines, _line_text)}], '
+        f'"alternatives": [{alternatives}], '
+        f'"warnings": [{_parts(result.warnings, _warning_text)}], '
+        f'"note": {_encode_text(result.note)}}}'
+    )
 
 
 def answer_json(data: object, catalogue: Catalogue | None = None) -> dict[str, Any]:
@@ -211,27 +301,75 @@ def answer_json(data: object, catalogue: Catalogue | None = None) -> dict[str, A
     return result_json(evaluate(request_from_json(data), catalogue))
 
 
+_T = TypeVar("_T")
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector, and put it back as it was even if the body raises.
+
+    Reading a request file and answering a batch build many small objects and no reference
+    cycles, so the collector only rescans the growing lists over and over (~20% of a batch's
+    time, issue 13).
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _each(
+    items: Sequence[object],
+    catalogue: Catalogue | None,
+    encode: Callable[[Result], _T],
+    refuse: Callable[[str], _T],
+) -> tuple[list[_T], int]:
+    """Answer each item in order; a bad item answers ``refuse(message)`` and the rest go on.
+
+    Returns the answers and how many items were refused.
+    """
+    answers: list[_T] = []
+    append = answers.append
+    refused = 0
+    with _collector_paused():
+        for i, item in enumerate(items):
+            try:
+                append(encode(evaluate(request_from_json(item), catalogue)))
+            except InvalidInput as exc:
+                append(refuse(f"[{i}] {exc}"))
+                refused += 1
+    return answers, refused
+
+
 def answer_batch(
     items: Sequence[object], catalogue: Catalogue | None = None
 ) -> list[dict[str, Any]]:
     """Answer a JSON array in order; a bad item answers ``{"error": ...}`` and the rest go on."""
-    answers: list[dict[str, Any]] = []
-    append = answers.append
-    # The batch builds many small objects and no reference cycles, so the cyclic collector only
-    # rescans the growing answer list over and over (~20% of a batch's time, issue 13): paused
-    # for the batch, and put back as it was even if an answer raises.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        for i, item in enumerate(items):
-            try:
-                append(result_json(evaluate(request_from_json(item), catalogue)))
-            except InvalidInput as exc:
-                append({"error": f"[{i}] {exc}"})
-    finally:
-        if collecting:
-            gc.enable()
-    return answers
+    return _each(items, catalogue, result_json, _refusal)[0]
+
+
+def answer_batch_text(
+    items: Sequence[object], catalogue: Catalogue | None = None
+) -> tuple[str, int]:
+    """``dumps(answer_batch(items, catalogue), pretty=False)`` without building the answers,
+    and how many items were refused.
+
+    The ``units --request`` command's path for an array: most of an answer's text is the same
+    from one request to the next (see ``_TEXTS``), so it is encoded once, not per answer.
+    """
+    answers, refused = _each(items, catalogue, _result_text, _refusal_text)
+    return f"[{', '.join(answers)}]", refused
+
+
+def _refusal(message: str) -> dict[str, Any]:
+    return {"error": message}
+
+
+def _refusal_text(message: str) -> str:
+    return json.dumps(_refusal(message))
 
 
 def dumps(answer: object, pretty: bool) -> str:

@@ -149,6 +149,7 @@ class Result:
 
 
 _new = object.__new__
+_set = object.__setattr__
 
 
 def _record(cls: type[Any], values: dict[str, Any]) -> Any:
@@ -158,7 +159,7 @@ def _record(cls: type[Any], values: dict[str, Any]) -> Any:
     most of the cost of a short record; the caller passes every field, so nothing is skipped.
     """
     obj = _new(cls)
-    obj.__dict__.update(values)
+    _set(obj, "__dict__", values)  # the caller's fresh dict becomes the record's own
     return obj
 
 
@@ -275,11 +276,20 @@ def cms_split(minutes: Mapping[str, int]) -> CmsSplit:
     combination; they are returned as ``tied`` rather than enumerated (20 tied codes would make
     184,756 allocations).
     """
-    base = {code: m // UNIT_MINUTES for code, m in minutes.items()}
-    extra = cms_total_units(sum(minutes.values())) - sum(base.values())
+    base: dict[str, int] = {}
+    leftover: dict[str, int] = {}
+    total = whole = 0
+    for code, m in minutes.items():
+        units = base[code] = m // UNIT_MINUTES
+        whole += units
+        total += m
+        if m % UNIT_MINUTES:
+            leftover[code] = m % UNIT_MINUTES
+    extra = cms_total_units(total) - whole
     if extra == 0:
         return CmsSplit(base, (), (), 0)
-    leftover = {code: m % UNIT_MINUTES for code, m in minutes.items() if m % UNIT_MINUTES}
+    if extra == len(leftover):  # every code with a leftover gets its unit: nothing to choose
+        return CmsSplit(base, tuple(leftover), (), 0)
     cut = sorted(leftover.values(), reverse=True)[extra - 1]
     sure = tuple(c for c, left in leftover.items() if left > cut)
     tied = tuple(c for c, left in leftover.items() if left == cut)
@@ -523,10 +533,16 @@ class _Shape:
 
     __slots__ = ("assisted", "pairs", "pooled", "rows", "warnings")
 
-    def __init__(self, discipline: Discipline, entries: Mapping[str, Code]) -> None:
-        # Timed codes first, then the others, each by number.
+    def __init__(
+        self, discipline: Discipline, entries: Mapping[str, Code], rows: dict[str, _Row]
+    ) -> None:
+        # Timed codes first, then the others, each by number. ``rows``: the plan of care's rows
+        # so far, shared by every set of codes (a code's outcome does not depend on the others).
         ordered = sorted(entries, key=lambda c: (entries[c].kind is not Kind.TIMED, c))
-        self.rows = tuple(_Row(code, entries[code], discipline) for code in ordered)
+        for code in ordered:
+            if code not in rows:
+                rows[code] = _Row(code, entries[code], discipline)
+        self.rows = tuple(rows[code] for code in ordered)
         self.pooled = tuple(row.code for row in self.rows if row.pooled)
         # R7.1: each code's modifiers with CQ/CO, None where none applies (for ties).
         self.assisted = {row.code: row.assisted for row in self.rows}
@@ -565,6 +581,8 @@ class _Memo:
         self.pairs: dict[frozenset[str], tuple[RuleWarning, ...]] = {}
         self.plans: dict[tuple[object, ...], _Plan] = {}
         self.heads: dict[tuple[dt.date | None, Discipline, Method], str] = {}
+        self.minutes: dict[tuple[object, ...], tuple[RuleWarning, ...]] = {}
+        self.rows: dict[Discipline, dict[str, _Row]] = {}
 
     def code(self, raw: object, where: str, index: int | None = None) -> Code:
         """The catalogue entry for a code someone typed; errors name ``where``."""
@@ -631,7 +649,7 @@ class _Memo:
         key = (discipline, frozenset(entries))
         shape = self.shapes.get(key)
         if shape is None:
-            shape = _Shape(discipline, entries)
+            shape = _Shape(discipline, entries, self.rows.setdefault(discipline, {}))
             if len(self.shapes) >= self.LIMIT:
                 self.shapes.clear()
             self.shapes[key] = shape
@@ -646,6 +664,20 @@ class _Memo:
             if len(self.pairs) >= self.LIMIT:
                 self.pairs.clear()
             self.pairs[billed] = warnings
+        return warnings
+
+    def minute_warnings(
+        self, method: Method, unbilled: list[str], total_timed: int
+    ) -> tuple[RuleWarning, ...]:
+        """R2.4, R2.10, R3.2: they depend on the unbilled codes' minutes, and on the total only
+        under 8 minutes, so one warning object serves every day with the same minutes."""
+        key = (method, min(total_timed, 8), *unbilled)
+        warnings = self.minutes.get(key)
+        if warnings is None:
+            warnings = tuple(_minute_warnings(method, unbilled, total_timed))
+            if len(self.minutes) >= self.LIMIT:
+                self.minutes.clear()
+            self.minutes[key] = warnings
         return warnings
 
     def head(self, request: Request) -> str:
@@ -1100,8 +1132,6 @@ def _minute_warnings(
 ) -> list[RuleWarning]:
     """``unbilled``: each pooled code with minutes and no unit, as "97110 (5 min)"."""
     warnings: list[RuleWarning] = []
-    if not unbilled and (method is not Method.CMS or total_timed >= 8 or total_timed == 0):
-        return warnings
     under_eight = method is Method.CMS and total_timed < 8
     if under_eight and total_timed > 0:
         warnings.append(
@@ -1251,7 +1281,8 @@ def evaluate(
             (splits if row.pooled or row.untimed else by_hand).extend(code_warnings)
         assistant_total += helped
 
-    warnings += _minute_warnings(method, unbilled, total_timed)
+    if unbilled or (method is Method.CMS and 0 < total_timed < 8):
+        warnings += memo.minute_warnings(method, unbilled, total_timed)
     warnings += by_hand
     warnings += splits
     warnings += shape.warnings
@@ -1263,7 +1294,9 @@ def evaluate(
         pairs = shape.pairs[billed_key] = memo.pair_warnings(frozenset(billed))
     warnings += pairs
 
-    total_treatment = sum(timed.values()) + sum(m or 0 for m in untimed.values())  # R4.2
+    total_treatment = sum(timed.values())  # R4.2
+    if untimed:
+        total_treatment += sum(m for m in untimed.values() if m)
     note = [memo.head(request)]
     if timed_rows:
         note.append("Timed services:")
@@ -1300,6 +1333,28 @@ def evaluate(
     return result
 
 
+_NO_SLP_ASSISTANT_MODIFIER = RuleWarning(
+    "R7.1",
+    "Assistant minutes under a speech-language pathology plan of care: there is no "
+    "SLP assistant modifier. Review who may bill these minutes.",
+    Severity.ACT,
+    "No SLP assistant modifier",
+)
+_BEFORE_CQ_CO = RuleWarning(
+    "R7.1",
+    "CQ/CO apply from dates of service on 1 January 2020; none added.",
+    Severity.INFO,
+    "Before 2020: no CQ/CO",
+)
+_BEFORE_2022 = RuleWarning(
+    "R7.4",
+    "Date of service before 2022: CQ/CO follow the 10% test alone, without the 2022 "
+    "final-unit and 9-14 minute rules (§11 Q2).",
+    Severity.INFO,
+    "Before 2022: 10% test only",
+)
+
+
 def _assistant_warnings(
     request: Request, entries: Mapping[str, Code], assistant: Mapping[str, int]
 ) -> list[RuleWarning]:
@@ -1320,36 +1375,13 @@ def _assistant_warnings(
         return warnings
     dos = request.date_of_service
     if request.discipline is Discipline.SLP:
-        warnings.append(
-            RuleWarning(
-                "R7.1",
-                "Assistant minutes under a speech-language pathology plan of care: there is no "
-                "SLP assistant modifier. Review who may bill these minutes.",
-                Severity.ACT,
-                "No SLP assistant modifier",
-            )
-        )
+        warnings.append(_NO_SLP_ASSISTANT_MODIFIER)
     elif not request.assistant_modifiers:
         pass  # R7.10: this payer does not use CQ/CO; nothing to say
     elif dos is not None and dos < CQ_CO_FIRST_DATE:
-        warnings.append(
-            RuleWarning(
-                "R7.1",
-                "CQ/CO apply from dates of service on 1 January 2020; none added.",
-                Severity.INFO,
-                "Before 2020: no CQ/CO",
-            )
-        )
+        warnings.append(_BEFORE_CQ_CO)
     elif dos is not None and dos < CY2022_REVISION_DATE:
-        warnings.append(
-            RuleWarning(
-                "R7.4",
-                "Date of service before 2022: CQ/CO follow the 10% test alone, without the 2022 "
-                "final-unit and 9-14 minute rules (§11 Q2).",
-                Severity.INFO,
-                "Before 2022: 10% test only",
-            )
-        )
+        warnings.append(_BEFORE_2022)
     return warnings
 
 
