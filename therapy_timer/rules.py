@@ -168,13 +168,6 @@ def _line(code: str, units: int, modifiers: tuple[str, ...]) -> Line:
     return line
 
 
-def _warning(rule: str, message: str, severity: Severity, gist: str) -> RuleWarning:
-    warning: RuleWarning = _record(
-        RuleWarning, {"rule": rule, "message": message, "severity": severity, "gist": gist}
-    )
-    return warning
-
-
 # --------------------------------------------------------------------------------------------
 # Quoting what a person gave, briefly
 
@@ -297,17 +290,6 @@ def cms_split(minutes: Mapping[str, int]) -> CmsSplit:
     if need == len(tied):  # every tied code gets its unit: no choice to make
         return CmsSplit(base, sure + tied, (), 0)
     return CmsSplit(base, sure, tied, need)
-
-
-def cms_allocations(
-    minutes: Mapping[str, int], preference: Sequence[str], limit: int | None = None
-) -> tuple[dict[str, int], ...]:
-    """Valid CMS splits of the day's timed units among codes (R2.5-R2.8), the default first.
-
-    ``preference`` orders the tied codes for the default (the caller's documented rule);
-    ``limit`` stops after that many (the count is ``cms_split(minutes).count``).
-    """
-    return tuple(islice(cms_split(minutes).allocations(preference), limit))
 
 
 class AssistantSplit:
