@@ -1,4 +1,5 @@
-"""The frozen records every layer shares (sessions, segments, services, audit) and their checks."""
+"""The frozen records every layer shares (sessions, segments, pauses, stopwatch changes, services,
+audit) and their checks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The per-code stopwatches of one treatment session: a pure state machine over time segments."""
+"""The per-code stopwatches of one treatment session: a pure state machine over model.Segment."""
 
 from __future__ import annotations
 
