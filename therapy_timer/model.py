@@ -1,5 +1,4 @@
-"""The frozen records every layer shares (sessions, segments, pauses, stopwatch changes, services,
-audit) and their checks."""
+"""The frozen records every layer shares (sessions, segments, pauses, changes, audit); checks."""
 
 from __future__ import annotations
 
