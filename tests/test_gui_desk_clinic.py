@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt
 from tests.fakes import FakeClock
 from tests.gui_support import Bot
 from tests.server_support import DAY, Server, Station
+from tests.test_server import _minutes
 from therapy_timer.clinic import Clinic
 from therapy_timer.codes import Role
 from therapy_timer.gui.day_view import DayView
@@ -128,3 +129,73 @@ def test_an_unreachable_server_is_said_plainly_and_the_desk_goes_on_locally(
     assert text.endswith("showing this workstation's sessions instead.")
     assert "Traceback" not in text and "password" not in text
     assert [d.patient_ref for d in view.shown] == ["MRN9"]
+
+
+def _server_conflict(room1: Station, room2: Station, tmp_path: Path) -> str:
+    """Room 1's session, merged at room 2 from a bundle and corrected there to 20 minutes:
+    room 2's sync leaves it kept aside on the server. The session's id."""
+    room1.treat("MRN1", "Pat Lee", "pt", {"97110": 30})
+    room1("clinic", "sync")
+    bundle = tmp_path / "room1.json"
+    room1("export", "--date", DAY.isoformat(), "--format", "bundle", "--out", str(bundle))
+    room2("import", str(bundle))
+    with room2.clinic() as here:
+        (session,) = here.list_sessions(day=DAY)
+        segment = here.segments(session.id)[0]
+    room2("session", "edit", segment.id, "--minutes", "20", "--reason", "wrong patient time")
+    room2("clinic", "sync", status=1)
+    return session.id
+
+
+@pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+@pytest.mark.parametrize("choice", ["use", "keep"])
+def test_a_version_the_server_kept_aside_is_settled_side_by_side(
+    qtbot: Bot,
+    clinic_server: Server,
+    stations: tuple[Station, Station, Clinic],
+    tmp_path: Path,
+    choice: str,
+) -> None:
+    room1, room2, desk = stations
+    session_id = _server_conflict(room1, room2, tmp_path)
+    view = _view(qtbot, desk)
+    assert not view.conflict_panel.isVisible()  # nothing kept aside by imports here
+    qtbot.mouseClick(view.clinic_button, LEFT)
+    qtbot.waitUntil(lambda: "on the clinic server" in view.message.text(), timeout=10_000)
+    assert view.conflict_panel.isVisible()
+    assert "kept aside</b> on the clinic server" in view.conflict_title.text()
+    item = view.conflict_list.item(0)
+    assert item is not None and item.text().startswith("MRN1 2025-03-10, from ws_room2: ")
+
+    qtbot.mouseClick(view.compare_button, LEFT)
+    dialog = view.conflict_dialog
+    assert dialog is not None
+    assert "ws_room2 sent the clinic server another version" in dialog.why.text()
+    assert "(30:00)" in dialog.here_text.text() and "(20:00)" in dialog.incoming_text.text()
+    assert "2 \N{MULTIPLICATION SIGN} 97110-GP" in dialog.here_text.text()  # 30 minutes
+    assert "1 \N{MULTIPLICATION SIGN} 97110-GP" in dialog.incoming_text.text()  # 20 minutes
+    button = dialog.use_button if choice == "use" else dialog.keep_button
+    qtbot.mouseClick(button, LEFT)
+    reason = dialog.reason_dialog
+    assert reason is not None
+    qtbot.keyClicks(reason.reason, "checked with the PT")
+    qtbot.mouseClick(reason.ok_button, LEFT)
+
+    record = clinic_server.one(
+        "SELECT record FROM therapy_timer.sessions WHERE id = %s", [session_id]
+    )
+    assert _minutes(record) == {"97110": 20 if choice == "use" else 30}
+    action = "conflict.accepted" if choice == "use" else "conflict.dropped"
+    assert (
+        clinic_server.one(
+            "SELECT details->>'reason' FROM therapy_timer.events WHERE action = %s"
+            " AND actor = 'desk_front'",
+            [action],
+        )
+        == "checked with the PT"
+    )
+    done = "accepted" if choice == "use" else "dropped"
+    said = f"The version from ws_room2 was {done} on the clinic server (session {session_id[:8]})"
+    qtbot.waitUntil(lambda: view.message.text().startswith(said), timeout=10_000)
+    assert "on the clinic server." in view.message.text()  # read again after settling
+    assert not view.conflict_panel.isVisible()

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import groupby
 from pathlib import Path
@@ -174,6 +174,8 @@ class ConflictComparison:
     conflict: Conflict
     here: SessionVersion | None
     incoming: SessionVersion
+    on_server: bool = False
+    """Kept aside by the clinic server (a sync), not by an import here."""
 
     @property
     def differing(self) -> frozenset[str]:
@@ -200,6 +202,10 @@ class ClinicRead:
 
     records: tuple[dict[str, object], ...]
     workstations: tuple[server.WorkstationState, ...]
+    kept_aside: tuple[server.KeptAside, ...] = ()
+    """Versions the server would not write over, waiting for the desk."""
+    copies: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    """The server's copy of each kept-aside version's session, by session id."""
 
 
 PdfRenderer = Callable[[Sequence[billing.ClaimDay], Path], None]
@@ -1800,7 +1806,36 @@ class Clinic:
         with server.connect(dsn) as conn:
             records = server.clinic_records(conn, start, end)
             stations = server.workstations(conn)
-        return ClinicRead(tuple(records), tuple(stations))
+            kept = server.kept_aside(conn)
+            copies = server.session_records(conn, [k.session_id for k in kept])
+        by_id = {str(c["id"]): c for c in copies}
+        return ClinicRead(tuple(records), tuple(stations), tuple(kept), by_id)
+
+    def compare_server_conflict(self, read: ClinicRead, conflict_id: int) -> ConflictComparison:
+        """A version the clinic server kept aside beside the server's copy of the session,
+        each billed on its own as ``compare_conflict`` bills an import's."""
+        found = [k for k in read.kept_aside if k.id == conflict_id]
+        if not found:
+            raise InvalidInput("conflict", f"there is no kept-aside version {conflict_id}")
+        kept = found[0]
+        conflict = Conflict(
+            id=kept.id,
+            session_id=kept.session_id,
+            origin=kept.workstation,
+            source="the clinic server",
+            why=kept.why,
+            received_utc=kept.received_utc,
+            status=ConflictStatus.OPEN,
+            decided_utc=None,
+            record=kept.record,
+        )
+        incoming = self._version(kept.record, f"Kept aside, from {kept.workstation}")
+        copy = read.copies.get(kept.session_id)
+        if copy is None:
+            return ConflictComparison(conflict, None, incoming, on_server=True)
+        record = {k: v for k, v in copy.items() if k not in ("workstation", "exported")}
+        here = self._version(record, f"On the clinic server, from {copy['workstation']}")
+        return ConflictComparison(conflict, here, incoming, on_server=True)
 
     def pooled_claim_days(self, read: ClinicRead, start: date, end: date) -> list[billing.ClaimDay]:
         """The claim days of sessions read from the clinic server, pooled across workstations

@@ -37,7 +37,7 @@ DIFFERS = "\N{BLACK DIAMOND} differs"
 def version_html(version: SessionVersion | None, differing: frozenset[str]) -> str:
     """A version as a small table; what the other version says otherwise is bold and marked."""
     if version is None:
-        return "<p>This session is no longer on this workstation.</p>"
+        return "<p>This session is not here any more.</p>"
 
     def row(label: str, value: str) -> str:
         mark = f" <i>({DIFFERS})</i>" if label in differing else ""
@@ -70,11 +70,16 @@ class ConflictDialog(QDialog):
         when = dict(incoming.fields).get("Date of service", "")
         self.setWindowTitle(f"Two versions of {patient}'s session of {when}")
         received = conflict.received_utc.astimezone()
+        came = (
+            f"{conflict.origin} sent the clinic server another version of session"
+            if comparison.on_server
+            else f"An import from {conflict.origin} brought another version of session"
+        )
+        kept = "the server's events" if comparison.on_server else "the audit log"
         self.why = QLabel(
-            f"An import from {conflict.origin} brought another version of session "
-            f"{conflict.session_id[:8]} ({conflict.why}) on {received:%Y-%m-%d %H:%M}. "
-            "Nothing was overwritten: keep one of them. Your choice and its reason go to the "
-            "audit log."
+            f"{came} {conflict.session_id[:8]} ({conflict.why}) on "
+            f"{received:%Y-%m-%d %H:%M}. Nothing was overwritten: keep one of them. Your "
+            f"choice and its reason go to {kept}."
         )
         self.why.setWordWrap(True)
         self.why.setAccessibleName("Why two versions")

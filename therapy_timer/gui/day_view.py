@@ -8,6 +8,7 @@ import socket
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QDate, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence
@@ -45,6 +46,9 @@ from therapy_timer.gui.conflict_dialog import ConflictDialog
 from therapy_timer.gui.report_pdf import write_pdf
 from therapy_timer.gui.widgets.reason import ReasonDialog
 from therapy_timer.model import Conflict
+
+if TYPE_CHECKING:  # psycopg loads only when a clinic server is read
+    from therapy_timer.server import KeptAside
 
 COLUMNS = ("Patient", "Sessions", "Billed lines", "Timed min", "Total min", "Status",
            "Warnings")  # fmt: skip
@@ -236,6 +240,15 @@ def conflict_text(conflict: Conflict) -> str:
     )
 
 
+def kept_text(kept: KeptAside) -> str:
+    """A version the clinic server kept aside, in the list beside the whole clinic's days."""
+    record = kept.record
+    return (
+        f"{record.get('patient_ref')} {record.get('date_of_service')}, from {kept.workstation}:"
+        f" {kept.why}"
+    )
+
+
 def _ago(moment: dt.datetime | None, now: dt.datetime) -> str:
     if moment is None:
         return "never"
@@ -291,6 +304,7 @@ class DayView(QWidget):
         # One worker reads the clinic server, so the window's timers never wait on the network.
         self._worker: ThreadPoolExecutor | None = None
         self._request = 0
+        self._read: ClinicRead | None = None
         self._then = ""
         self.note_dialog: NoteDialog | None = None
         self.ref_dialog: PatientRefDialog | None = None
@@ -481,23 +495,29 @@ class DayView(QWidget):
         self._fill()
 
     def _reload_conflicts(self) -> None:
+        if self.whole_clinic:
+            self._show_conflicts([], "")  # the server's list comes with its read
+            return
         try:
             self._conflicts = self._clinic.conflicts()
         except TherapyTimerError as exc:
             self._conflicts = []
             self.message.setText(str(exc))
-        self.conflict_list.clear()
-        for conflict in self._conflicts:
-            item = QListWidgetItem(conflict_text(conflict))
-            item.setData(Qt.ItemDataRole.UserRole, conflict.id)
-            self.conflict_list.addItem(item)
-        if self._conflicts:
-            self.conflict_list.setCurrentRow(0)
-        count = len(self._conflicts)
-        self.conflict_title.setText(
-            f"<b>{count} version(s) kept aside</b> by imports: compare each with the session "
-            "here and keep one."
+        self._show_conflicts(
+            [(c.id, conflict_text(c)) for c in self._conflicts],
+            "by imports: compare each with the session here and keep one.",
         )
+
+    def _show_conflicts(self, items: list[tuple[int, str]], where: str) -> None:
+        self.conflict_list.clear()
+        for number, text in items:
+            item = QListWidgetItem(text)
+            item.setData(Qt.ItemDataRole.UserRole, number)
+            self.conflict_list.addItem(item)
+        if items:
+            self.conflict_list.setCurrentRow(0)
+        count = len(items)
+        self.conflict_title.setText(f"<b>{count} version(s) kept aside</b> {where}")
         self.conflict_panel.setVisible(bool(count))
         if count and self.split.sizes()[1] == 0:
             # Hidden when the splitter first shared the width out: give it a fifth now.
@@ -636,8 +656,13 @@ class DayView(QWidget):
                 "sessions instead."
             )
             return
+        self._read = read
         self.scope_note.setText(stations_text(read, self._clinic.clock.now()))
         self.scope_note.setVisible(True)
+        self._show_conflicts(
+            [(k.id, kept_text(k)) for k in read.kept_aside],
+            "on the clinic server: compare each with the server's copy and keep one.",
+        )
         self._show_days(days)
         if self._then:
             self.message.setText(f"{self._then} {self.message.text()}.")
@@ -805,23 +830,34 @@ class DayView(QWidget):
         if item is None:
             self.message.setText("Choose a kept-aside version first.")
             return
-        conflict_id = int(item.data(Qt.ItemDataRole.UserRole))
+        number = int(item.data(Qt.ItemDataRole.UserRole))
+        on_server = self.whole_clinic and self._read is not None
         try:
-            comparison = self._clinic.compare_conflict(conflict_id)
+            if on_server:
+                assert self._read is not None
+                comparison = self._clinic.compare_server_conflict(self._read, number)
+            else:
+                comparison = self._clinic.compare_conflict(number)
         except TherapyTimerError as exc:
             self.message.setText(str(exc))
             return
+        origin = comparison.conflict.origin
 
         def decide(decision: str, reason: str) -> None:
-            if decision == "accept":
-                session = self._clinic.accept_conflict(conflict_id, reason)
-                done = f"The version from {comparison.conflict.origin} now holds session "
-                done += f"{session.id[:8]} ({session.patient_ref}); the replaced one is audited."
+            if on_server:
+                # The server keeps the copy it replaces, and the decision in its events.
+                done = {"accept": "accepted", "drop": "dropped"}[decision]
+                session_id = self._clinic.settle_server_conflict(number, done, reason)
+                said = f"The version from {origin} was {done} on the clinic server"
+                said += f" (session {session_id[:8]}); the decision is in its events."
+            elif decision == "accept":
+                session = self._clinic.accept_conflict(number, reason)
+                said = f"The version from {origin} now holds session {session.id[:8]}"
+                said += f" ({session.patient_ref}); the replaced one is audited."
             else:
-                self._clinic.drop_conflict(conflict_id, reason)
-                done = f"Kept the version here; the one from {comparison.conflict.origin} is "
-                done += "recorded as dropped."
-            self.reload(then=done)
+                self._clinic.drop_conflict(number, reason)
+                said = f"Kept the version here; the one from {origin} is recorded as dropped."
+            self.reload(then=said)
 
         self.conflict_dialog = ConflictDialog.show_for(self, comparison, decide)
 

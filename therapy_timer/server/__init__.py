@@ -26,6 +26,7 @@ from therapy_timer.server.desk import (
     kept_aside,
     mark_exported,
     pushed_mark,
+    session_records,
     settle,
     workstations,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "push",
     "pushed_mark",
     "schema_version",
+    "session_records",
     "settle",
     "upgrade",
     "workstations",

@@ -73,6 +73,23 @@ def clinic_records(conn: Connection, start: date, end: date) -> list[dict[str, A
     return [{**r[0], "workstation": r[1], "exported": r[2]} for r in rows]
 
 
+def session_records(conn: Connection, session_ids: list[str]) -> list[dict[str, Any]]:
+    """The server's copy of each of these sessions this role may read, as ``clinic_records``
+    gives them (a kept-aside version is compared with it, whatever its date)."""
+    if not session_ids:
+        return []
+    try:
+        with conn.transaction():
+            rows = conn.execute(
+                "SELECT record, workstation, exported FROM therapy_timer.sessions"
+                " WHERE id = ANY(%s::uuid[]) ORDER BY id",
+                [session_ids],
+            ).fetchall()
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise ServerRefused(f"the clinic server refused: {exc.diag.message_primary}") from None
+    return [{**r[0], "workstation": r[1], "exported": r[2]} for r in rows]
+
+
 @dataclass(frozen=True)
 class ServerStatus:
     """``clinic status``: the server as this workstation sees it, reachable or not."""
