@@ -107,8 +107,54 @@ def test_undo_puts_the_one_on_one_time_back(clinic: Clinic, store: Store, clock:
     assert running_codes(store, b) == set()
     assert store.segments(b.id) == []
     clock.advance(minutes=5)
-    # 5 minutes, 4 unbilled seconds, then 5 more: the same code, two segments.
-    assert clinic.stopwatch(a.id).elapsed("97110") == timedelta(minutes=10)
+    # As if never stopped (issue 12): one segment, the 4 seconds of the mistaken tap included.
+    (segment,) = store.segments(a.id)
+    assert (segment.start_utc, segment.stop_utc) == (DEFAULT_START, None)
+    assert clinic.stopwatch(a.id).elapsed("97110") == timedelta(minutes=10, seconds=4)
+    (reopened,) = [
+        e for e in store.audit_entries(entity_id=segment.id) if e.action != "segment.start"
+    ][-1:]
+    assert reopened.action == "segment.reopen" and reopened.reason
+
+
+def test_undo_also_restores_what_the_tap_stopped_in_its_own_session(
+    clinic: Clinic, store: Store, clock: FakeClock
+) -> None:
+    a, b = open_for(clinic, "AA-1"), open_for(clinic, "BB-2")
+    clinic.start(a.id, "97110")
+    clock.advance(minutes=3)
+    clinic.undo_elsewhere(clinic.start(b.id, "97112"))  # a first mistaken tap, undone
+    clock.advance(minutes=2)
+    outcome = clinic.start(b.id, "97140")  # stops A's 97110 (elsewhere), nothing of B's
+    assert [o.session.id for o in outcome.elsewhere] == [a.id]
+    clock.advance(seconds=7)
+    clinic.undo_elsewhere(outcome)
+    clock.advance(minutes=1)
+    # Independently: A's 97110 has run since 14:00, never stopped; B has nothing.
+    assert clinic.stopwatch(a.id).elapsed("97110") == clock.now() - DEFAULT_START
+    assert len(store.segments(a.id)) == 1 and store.segments(b.id) == []
+
+
+def test_a_late_undo_starts_afresh_when_the_session_moved_on(
+    clinic: Clinic, store: Store, clock: FakeClock
+) -> None:
+    """Documented limit: if the other patient's session started a code meanwhile (a foot
+    pedal), the stopped code cannot have run all along (two one-on-one codes at once): it
+    starts again at the undo, and only the seconds before the pedal are lost."""
+    a, b = open_for(clinic, "AA-1"), open_for(clinic, "BB-2")
+    clinic.start(a.id, "97110")
+    clock.advance(minutes=5)
+    outcome = clinic.start(b.id, "97140")  # stops A's 97110 at 14:05
+    clock.advance(seconds=3)
+    clinic.start(a.id, "97112")  # the pedal, at 14:05:03 (stops B's 97140 in turn)
+    clock.advance(seconds=2)
+    clinic.undo_elsewhere(outcome)  # at 14:05:05
+    assert running_codes(store, a) == {"97110"} and running_codes(store, b) == set()
+    clock.advance(minutes=1)
+    watch = clinic.stopwatch(a.id)
+    assert watch.elapsed("97110") == timedelta(minutes=6)
+    assert watch.elapsed("97112") == timedelta(seconds=2)
+    assert store.segments(b.id) == []
 
 
 def test_running_lists_every_running_patient(clinic: Clinic, clock: FakeClock) -> None:

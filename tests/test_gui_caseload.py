@@ -60,11 +60,18 @@ def test_two_patients_overlap_and_the_hot_pack_keeps_running(qtbot: Bot, rig: Ri
 
 def test_undo_gives_the_time_back_to_the_first_patient(qtbot: Bot, rig: Rig) -> None:
     start_patient(qtbot, rig, "AA-1", "97110")
+    started = rig.clock.now()
+    rig.clock.advance(minutes=9)
     start_patient(qtbot, rig, "BB-2", "97140")
     assert running(rig) == {"BB-2": {"97140"}}
+    rig.clock.advance(seconds=6)  # the therapist notices the wrong patient
     qtbot.mouseClick(rig.window.undo_banner.primary, LEFT)
     assert running(rig) == {"AA-1": {"97110"}}
     assert not rig.window.undo_banner.isVisible()
+    # As if never stopped: AA's 97110 has run since it started, the 6 seconds included.
+    rig.clock.advance(minutes=1)
+    aa = next(s for s in rig.store.list_sessions() if s.patient_ref == "AA-1")
+    assert rig.service.stopwatch(aa.id).elapsed("97110") == rig.clock.now() - started
 
 
 def test_the_undo_offer_goes_after_a_few_seconds(qtbot: Bot, rig: Rig) -> None:
@@ -145,6 +152,18 @@ def test_the_tray_and_the_mini_view_list_every_running_patient(qtbot: Bot, rig: 
 
     lines = caseload_summary(rig.controller.view).splitlines()
     assert [line.split(":")[0] for line in lines] == ["AA-1", "BB-2"]
+    # The tray's menu lists them too, and a tap there shows that patient.
+    menu = rig.window.tray_menu
+    patients = [a for a in menu.actions() if a in rig.window.tray_patient_actions]
+    assert [a.text().split(":")[0] for a in patients] == ["AA-1", "BB-2"]
+    assert "97010" in patients[0].text() and "97110" in patients[1].text()
+    assert menu.actions().index(patients[-1]) < menu.actions().index(rig.window.tray_show_action)
+    patients[0].trigger()
+    session = rig.controller.session
+    assert session is not None and session.patient_ref == "AA-1"
+    rig.clock.advance(seconds=1)
+    rig.controller.tick()
+    assert [a.text().split(":")[0] for a in rig.window.tray_patient_actions] == ["AA-1", "BB-2"]
 
 
 def test_a_long_run_turns_the_strip_entry_to_the_warning_colour(qtbot: Bot, rig: Rig) -> None:

@@ -1003,16 +1003,20 @@ class Clinic:
 
     def undo_elsewhere(self, outcome: Outcome, *, reason: str = "") -> None:
         """Take back a start that stopped one-on-one time for other patients (a mistaken tap):
-        the codes it opened are discarded (audited), what it stopped in its own session and
-        elsewhere starts again. The seconds between the tap and the undo stay unbilled."""
+        the codes it opened are discarded (audited), and what it stopped, in its own session
+        and elsewhere, runs on as if never stopped: the same segment, the seconds between the
+        tap and the undo included (audited as "segment.reopen"). A stopped code whose session
+        has moved on meanwhile (paused, or another code started there) starts afresh."""
         why = reason or UNDO_ELSEWHERE_REASON
         for segment in outcome.change.opened:
             self._store.discard_segment(segment.id, reason=why, actor=self._actor)
-        for segment in outcome.change.closed:
-            self.start(outcome.session.id, segment.code, segment.furnished_by)
-        for other in outcome.elsewhere:
-            for segment in other.change.closed:
-                self.start(other.session.id, segment.code, segment.furnished_by)
+        stopped = [(outcome.session.id, s) for s in outcome.change.closed]
+        stopped += [(o.session.id, s) for o in outcome.elsewhere for s in o.change.closed]
+        for session_id, segment in stopped:
+            try:
+                self._store.reopen_segment(segment.id, reason=why, actor=self._actor)
+            except InvalidOperation:
+                self.start(session_id, segment.code, segment.furnished_by)
 
     def _one_on_one(self, code: str) -> bool:
         entry = self._catalogue.get(code)

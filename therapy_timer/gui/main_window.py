@@ -29,7 +29,7 @@ from therapy_timer import __version__
 from therapy_timer.explain import data_folder_text
 from therapy_timer.gui import theme
 from therapy_timer.gui.controller import ForgotToStop, SessionController
-from therapy_timer.gui.view_state import TileState, WindowView, format_elapsed
+from therapy_timer.gui.view_state import CaseloadEntry, TileState, WindowView, format_elapsed
 from therapy_timer.gui.widgets.banner import Banner
 from therapy_timer.gui.widgets.caseload import CaseloadStrip
 from therapy_timer.gui.widgets.furnished import FurnishedBySwitch
@@ -230,11 +230,15 @@ class MainWindow(QMainWindow):
         self.about_action = QAction("&About Therapy Timer", self)
         help_menu.addAction(self.keys_action)
         help_menu.addAction(self.about_action)
+        # The tray's menu: every running patient first (a tap shows that patient), then the
+        # window's actions. Built even without a tray, so it is the same everywhere.
+        menu = self.tray_menu = QMenu(self)
+        self.tray_patient_actions: list[QAction] = []
+        self.tray_patients_end = menu.addSeparator()
+        self.tray_show_action = menu.addAction("Show window")
+        self.tray_pause_action = menu.addAction("Pause or resume")
+        self.tray_mini_action = menu.addAction("Mini view")
         if self.tray is not None:
-            menu = QMenu(self)
-            self.tray_show_action = menu.addAction("Show window")
-            self.tray_pause_action = menu.addAction("Pause or resume")
-            self.tray_mini_action = menu.addAction("Mini view")
             self.tray.setContextMenu(menu)
 
     def _build_shortcuts(self) -> None:
@@ -291,11 +295,11 @@ class MainWindow(QMainWindow):
         self.mini.code_tapped.connect(c.start_code)
         self.mini.pause_tapped.connect(c.toggle_pause)
         self.mini.expand_tapped.connect(self._on_mini_expand_tapped)
+        self.tray_show_action.triggered.connect(self._on_mini_expand_tapped)
+        self.tray_pause_action.triggered.connect(c.toggle_pause)
+        self.tray_mini_action.triggered.connect(self._on_mini_requested)
         if self.tray is not None:
             self.tray.activated.connect(self._on_tray_activated)
-            self.tray_show_action.triggered.connect(self._on_mini_expand_tapped)
-            self.tray_pause_action.triggered.connect(c.toggle_pause)
-            self.tray_mini_action.triggered.connect(self._on_mini_requested)
 
     # -- rendering -----------------------------------------------------------------------------
 
@@ -329,6 +333,7 @@ class MainWindow(QMainWindow):
             status = "Nothing running"
         patient = view.header.patient_ref if view.header.session_open else "New patient"
         self.setWindowTitle(f"{patient}: {status} · Therapy Timer")
+        self._render_tray_patients(view)
         if self.tray is not None:
             self.tray.setToolTip(caseload_summary(view) or "Therapy Timer: nothing running")
         if self.mini.isVisible():
@@ -384,6 +389,30 @@ class MainWindow(QMainWindow):
         self.showNormal()
         self.raise_()
         self.activateWindow()
+
+    def _render_tray_patients(self, view: WindowView) -> None:
+        running = [e for e in view.caseload if e.is_running]
+        actions = self.tray_patient_actions
+        if [a.data() for a in actions] != [e.session_id for e in running]:
+            for action in actions:
+                self.tray_menu.removeAction(action)
+                action.deleteLater()
+            actions.clear()
+            for entry in running:
+                action = QAction(self.tray_menu)
+                action.setData(entry.session_id)
+                action.triggered.connect(
+                    lambda _checked=False, sid=entry.session_id: self._on_tray_patient_chosen(sid)
+                )
+                self.tray_menu.insertAction(self.tray_patients_end, action)
+                actions.append(action)
+        for action, entry in zip(actions, running, strict=True):
+            action.setText(caseload_line(entry))
+        self.tray_patients_end.setVisible(bool(running))
+
+    def _on_tray_patient_chosen(self, session_id: str) -> None:
+        self._controller.switch_to(session_id)
+        self._on_mini_expand_tapped()
 
     def _on_tray_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason is QSystemTrayIcon.ActivationReason.Trigger:
@@ -494,8 +523,9 @@ class MainWindow(QMainWindow):
 
 def caseload_summary(view: WindowView) -> str:
     """Every running patient in a line each, for the tray's tooltip."""
-    return "\n".join(
-        f"{e.patient_ref}: {e.running} {format_elapsed(e.elapsed)}"
-        for e in view.caseload
-        if e.is_running
-    )
+    return "\n".join(caseload_line(e) for e in view.caseload if e.is_running)
+
+
+def caseload_line(entry: CaseloadEntry) -> str:
+    """One running patient as the tray names it: who, what runs, for how long."""
+    return f"{entry.patient_ref}: {entry.running} {format_elapsed(entry.elapsed)}"

@@ -514,6 +514,32 @@ class WritesMixin(QueriesMixin):
         return segment
 
     @guarded
+    def reopen_segment(self, segment_id: str, *, reason: str, actor: str | None = None) -> Segment:
+        """Make a stopped segment of an open session run again from its own start, as if it
+        had never stopped (an undone stop); audited. Refused when the session is paused or a
+        segment it excludes has started since (the time is then another code's)."""
+        why = reason_text(reason)
+        with self._write():
+            before = self._segment_row(segment_id)
+            session = self._session_row(before.session_id)
+            if not session.is_open or session.is_paused or before.running:
+                raise InvalidOperation(f"{before.code} cannot run again in this session now")
+            running = replace(before, stop_utc=None)
+            if before.exclusive:
+                self._check_no_exclusive_overlap(running)
+            self._conn.execute("UPDATE segments SET stop_utc = NULL WHERE id = ?", [segment_id])
+            return self._amended(
+                session,
+                "segment.reopen",
+                "segment",
+                str(segment_id),
+                after=lambda: self._segment_row(segment_id),
+                before=before,
+                reason=why,
+                actor=actor,
+            )
+
+    @guarded
     def amend_segment(
         self,
         segment_id: str,
