@@ -117,6 +117,10 @@ def test_controls_are_named_and_big_enough(
         view.csv_button,
         view.pdf_button,
         view.json_button,
+        view.bundle_button,
+        view.import_button,
+        view.here_button,
+        view.clinic_button,
     ):
         assert widget.accessibleName()
         assert widget.height() >= 44

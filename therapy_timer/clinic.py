@@ -1619,7 +1619,11 @@ class Clinic:
         """The kept-aside version beside the one kept here, each billed on its own by the
         same rules, for the desk to choose between."""
         conflict = self.conflict(conflict_id)
-        incoming = self._version(conflict.record, f"Incoming, from {conflict.origin}")
+        incoming = self._version(
+            conflict.record,
+            f"Incoming, from {conflict.origin}",
+            self._billed_alone(conflict.record),
+        )
         try:
             session = self._store.get_session(conflict.session_id)
         except InvalidInput:
@@ -1642,15 +1646,19 @@ class Clinic:
                     for u in self.untimed_services(session.id)
                 ],
             }
-            here = self._version(record, "Kept here (still open: close it to accept)", bill=False)
+            here = self._version(
+                record, "Kept here (still open: close it to accept)", "not billed while open"
+            )
         else:
             record = self._store.session_records([session.id])[0]
-            here = self._version(record, "Kept here, on this workstation")
+            try:
+                billed = billing.lines_text(self.summary(session.id)) or "nothing billable"
+            except TherapyTimerError as exc:
+                billed = f"cannot be billed here: {exc}"
+            here = self._version(record, "Kept here, on this workstation", billed)
         return ConflictComparison(conflict, here, incoming)
 
-    def _version(
-        self, record: Mapping[str, object], title: str, *, bill: bool = True
-    ) -> SessionVersion:
+    def _version(self, record: Mapping[str, object], title: str, billed: str) -> SessionVersion:
         payer = record["payer"]
         if isinstance(payer, Mapping):
             payer = PayerProfile(
@@ -1670,8 +1678,7 @@ class Clinic:
         )
         segments = tuple(_segment_line(s) for s in _items(record["segments"]))
         untimed = tuple(_untimed_line(u) for u in _items(record["untimed"]))
-        billed = self._billed_alone(record) if bill else "not billed while open"
-        return SessionVersion(title, fields, segments, untimed, billed, still_open=not bill)
+        return SessionVersion(title, fields, segments, untimed, billed, still_open=not closed)
 
     def _billed_alone(self, record: Mapping[str, object]) -> str:
         """What one closed session record bills on its own (not pooled with its day), through
@@ -1833,12 +1840,16 @@ class Clinic:
             decided_utc=None,
             record=kept.record,
         )
-        incoming = self._version(kept.record, f"Kept aside, from {kept.workstation}")
+        incoming = self._version(
+            kept.record, f"Kept aside, from {kept.workstation}", self._billed_alone(kept.record)
+        )
         copy = read.copies.get(kept.session_id)
         if copy is None:
             return ConflictComparison(conflict, None, incoming, on_server=True)
         record = {k: v for k, v in copy.items() if k not in ("workstation", "exported")}
-        here = self._version(record, f"On the clinic server, from {copy['workstation']}")
+        here = self._version(
+            record, f"On the clinic server, from {copy['workstation']}", self._billed_alone(record)
+        )
         return ConflictComparison(conflict, here, incoming, on_server=True)
 
     def pooled_claim_days(self, read: ClinicRead, start: date, end: date) -> list[billing.ClaimDay]:
