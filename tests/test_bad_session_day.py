@@ -267,7 +267,7 @@ def test_a_claim_day_with_a_bad_session_bills_the_rest_and_says_so(tmp_path: Pat
     assert billed["session_ids"] == morning  # the bad session's minutes are not in the line
     assert [(billed["code"], int(billed["units"]))] == units_of({"97110": 20})
     assert "partial day" in billed["remark"] and afternoon[:8] in billed["remark"]
-    assert "R1.2: Session left out until corrected" in billed["warnings"]
+    assert f"R1.2: Session {afternoon[:8]} not billed until corrected" in billed["warnings"]
 
     (segment,) = show(desk, afternoon)["segments"]
     desk("session", "edit", segment["id"][:8], "--minutes", "10", "--reason", "left running")

@@ -42,8 +42,6 @@ class SessionRows:
 Problem = Callable[[Session, InvalidInput], SessionProblem]
 """Turns a refusal of the rules into what a person does about it (Clinic.session_problem)."""
 
-LEFT_OUT_GIST = "Session left out until corrected"
-
 
 def rules_input(
     stopwatch: Stopwatch, untimed: Sequence[UntimedService], catalogue: Catalogue
@@ -458,7 +456,8 @@ def _left_out(problem: SessionProblem, *, partial: bool) -> rules.RuleWarning:
         "R1.2",
         f"Cannot be billed as recorded: {problem.text}. {rest}",
         rules.Severity.ACT,
-        LEFT_OUT_GIST,
+        # The short id in the gist: a day view shows only the gist, and the desk must find it.
+        f"Session {problem.session.id[:8]} not billed until corrected",
     )
 
 
