@@ -333,3 +333,23 @@ def test_the_window_shows_a_bad_session_and_its_summary_closes_and_corrects_it(
         assert answer is not None
         assert [(line.code, line.units) for line in answer.lines] == units_of({"97110": 45})
         assert dialog.copy_button.isVisible() and "Amended" in dialog.note.toPlainText()
+
+
+def test_the_window_shows_every_other_patient_when_one_session_uses_a_removed_code(
+    qtbot: Bot, tmp_path: Path
+) -> None:
+    desk = Desk(tmp_path)
+    (desk.data / "codes.toml").write_text(CLINIC_CODES)
+    desk("timer", "start", "97799", "--patient", "BAD", "--clinician", "Ann", "--role", "PT")
+    desk.clock.advance(minutes=10)
+    desk("timer", "start", "97112", "--patient", "GOOD", "--clinician", "Bo", "--role", "PTA")
+    (bad,) = [s["id"] for s in sessions(desk) if s["patient_ref"] == "BAD"]
+    (desk.data / "codes.toml").write_text("")  # the clinic dropped 97799 while BAD was running
+    for rig in build(qtbot, desk.data, desk.clock):
+        assert [e.patient_ref for e in rig.controller.view.caseload] == ["GOOD"]
+        assert rig.tile("97112").isVisible()
+        banner = rig.window.message_banner.text.text()
+        assert "Patient BAD" in banner and "97799" in banner and bad[:8] in banner
+    # The command the banner names closes it.
+    ended = desk("session", "end", "--session", bad[:8]).stdout
+    assert "Session closed" in ended and "code file" in ended

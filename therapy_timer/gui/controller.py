@@ -12,7 +12,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from therapy_timer import rules
 from therapy_timer.clinic import HEARTBEAT_INTERVAL_SECONDS, Clinic, Outcome, Workspace
 from therapy_timer.codes import Catalogue, Code, FurnishedBy
-from therapy_timer.errors import InvalidInput, InvalidOperation, TherapyTimerError
+from therapy_timer.errors import InvalidInput, InvalidOperation, TherapyTimerError, UnknownCode
 from therapy_timer.gui import presenter
 from therapy_timer.gui.presenter import ForgotToStop
 from therapy_timer.gui.view_state import CaseloadEntry, Draft, WindowView
@@ -494,7 +494,25 @@ class SessionController(QObject):
                 )
                 self.session_closed.emit(session.id)
                 session = None
-        open_sessions = clinic.open_sessions()
+        open_sessions = []
+        read: dict[str, Workspace] = {}
+        for candidate in clinic.open_sessions():
+            try:
+                workspace = clinic.workspace(candidate.id)
+            except UnknownCode as exc:
+                # Not one session's unreadable rows (a code the clinic's code file dropped)
+                # should keep the window from showing every other patient.
+                self._message = (
+                    f"Patient {candidate.patient_ref}'s session uses {exc.code}, which the"
+                    " clinic's code file no longer lists, so it cannot be shown here: end it"
+                    f" with 'therapy-timer session end --session {candidate.id[:8]}' and"
+                    " correct its code, or add the code back to the code file."
+                )
+                if session is not None and session.id == candidate.id:
+                    session = None
+                continue
+            open_sessions.append(workspace.session)
+            read[candidate.id] = workspace
         if session is None and not self._new_patient:
             session = open_sessions[-1] if open_sessions else None
             if session is not None and session.date_of_service < clinic.today():
@@ -506,18 +524,16 @@ class SessionController(QObject):
             self._workspace = None
             self._load_favourites()
         else:
-            self._take_session(session)
+            self._take_session(session, read.get(session.id))
         self._others = {
-            s.id: clinic.workspace(s.id)
-            for s in open_sessions
-            if session is None or s.id != session.id
+            s.id: read[s.id] for s in open_sessions if session is None or s.id != session.id
         }
         self._publish()
 
-    def _take_session(self, session: Session) -> None:
+    def _take_session(self, session: Session, workspace: Workspace | None = None) -> None:
         changed = self.session is None or self.session.id != session.id
         self._new_patient = False
-        self._workspace = self._clinic.workspace(session.id)
+        self._workspace = workspace or self._clinic.workspace(session.id)
         running = self._workspace.stopwatch.running
         if running:
             self._furnished_by = running[0].furnished_by
