@@ -11,7 +11,12 @@ workstation, and times with the wall clock:
 3. the whole day delivered again (the server's mark reset: every session compared, none written);
 4. ten amended sessions;
 5. the desk reading the day (``clinic_records``), and the day's CSV exported from the server
-   (``export --clinic``) against the same export from the local database (checked equal).
+   (``export --clinic``) against the same export from the local database (checked equal);
+6. a clinic-year (``--year-sessions``, 100,000 by default: 20 clinicians, 250 days, loaded
+   by bench_store.load_year and pushed with the real sync): the desk's CSV export of the year
+   read from PostgreSQL (``Clinic.clinic_export``) against the same export from the local
+   SQLite database (``Clinic.export``), both written to a file and marking nothing,
+   interleaved, min and median of ``--runs``, the two files checked byte-identical.
 
 Baseline, in the same run: the day's bundle records read locally (``Store.session_records``)
 plus one ``executemany`` INSERT of them as JSON into a bare table in one transaction — the
@@ -21,6 +26,7 @@ least any push of those records could cost.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -30,11 +36,13 @@ from pathlib import Path
 from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psycopg
+from bench_store import load_year
 from psycopg.types.json import Jsonb
 
-from tests.server_support import binaries_missing, remove_cluster, start_cluster
+from tests.server_support import Cluster, binaries_missing, remove_cluster, start_cluster
 from therapy_timer.clinic import Clinic
 from therapy_timer.codes import Role
 from therapy_timer.store import Store
@@ -82,16 +90,75 @@ def record_day(folder: Path, sessions: int, clinicians: int) -> float:
     return time.perf_counter() - began
 
 
+def bench_year(cluster: Cluster, sessions: int, runs: int) -> None:
+    """The desk's export of a clinic-year from the server against the same from SQLite."""
+    cluster.psql("CREATE DATABASE year")
+    Clinic.init_server(cluster.dsn(dbname="year"), workstations=["ws_year"], desks=["desk_year"])
+    first, last = date(2025, 1, 1), date(2025, 12, 31)
+    with tempfile.TemporaryDirectory() as scratch:
+        station, desk = Path(scratch) / "station", Path(scratch) / "desk"
+        days, _load_s, _audit = load_year(station, sessions)
+        with Clinic.open(station, clock=Clock()) as here:
+            # load_year's sessions are billed already, the one it records for its audit
+            # template not yet: bill that too, so the desk's marks below match every one.
+            here.mark_exported(
+                [s.id for s in here.list_sessions(start=first, end=last) if not s.exported]
+            )
+            here.connect_server(cluster.dsn("ws_year", "year"))
+            push_s, pushed = _timed(here.sync_server)
+        print(
+            f"clinic-year: {sessions:,} sessions over {len(days)} days;"
+            f" pushed in {push_s:.1f} s ({pushed.added:,} added)"
+        )
+        # The loaded year was billed at the workstation: the desk's marks say so too (the
+        # status column reads them), set here by the administrator, not timed.
+        cluster.psql("UPDATE therapy_timer.sessions SET exported = true", dbname="year")
+        with Clinic.open(desk, clock=Clock()) as at_desk:
+            at_desk.connect_server(cluster.dsn("desk_year", "year"))
+        local_csv, server_csv = Path(scratch) / "local.csv", Path(scratch) / "server.csv"
+
+        def local() -> None:
+            with Clinic.open(station, clock=Clock()) as here:
+                here.export("csv", first, last, out=local_csv, force=True, mark=False)
+
+        def from_server() -> None:
+            with Clinic.open(desk, clock=Clock()) as at_desk:
+                at_desk.clinic_export("csv", first, last, out=server_csv, force=True, mark=False)
+
+        times: dict[str, list[float]] = {"sqlite": [], "server": []}
+        for _ in range(runs):
+            times["sqlite"].append(_timed(local)[0])
+            times["server"].append(_timed(from_server)[0])
+        if local_csv.read_bytes() != server_csv.read_bytes():
+            kept = Path(tempfile.mkdtemp(prefix="bench-server-"))
+            for made in (local_csv, server_csv):
+                made.replace(kept / made.name)
+            sys.exit(f"the desk bills the year differently: both files are in {kept}")
+        size = local_csv.stat().st_size
+    lo, hi = times["sqlite"], times["server"]
+    print(
+        f"year's CSV ({size / 2**20:.1f} MiB, identical): local SQLite min {min(lo):.2f} s"
+        f" (median {statistics.median(lo):.2f}); from PostgreSQL (--clinic) min {min(hi):.2f} s"
+        f" (median {statistics.median(hi):.2f}); server / local = {min(hi) / min(lo):.2f}x"
+        f" (medians {statistics.median(hi) / statistics.median(lo):.2f}x), {runs} runs"
+        " interleaved"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=400)
     parser.add_argument("--clinicians", type=int, default=20)
+    parser.add_argument("--year-sessions", type=int, default=100_000, help="0: skip the year")
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     missing = binaries_missing()
     if missing:
         sys.exit(missing)
     cluster = start_cluster()
     try:
+        if args.year_sessions:
+            bench_year(cluster, args.year_sessions, args.runs)
         cluster.psql("CREATE DATABASE bench")
         Clinic.init_server(cluster.dsn(dbname="bench"), workstations=["ws_bench"])
         dsn = cluster.dsn("ws_bench", "bench")

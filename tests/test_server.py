@@ -3,6 +3,9 @@ privilege enforced by the server, idempotent and resumable sync, conflicts kept 
 
 from __future__ import annotations
 
+import csv
+import functools
+import io
 import os
 import re
 import signal
@@ -27,9 +30,9 @@ from tests.server_support import (
     Station,
     next_database,
 )
-from therapy_timer import server
+from therapy_timer import rules, server
 from therapy_timer.clinic import Clinic
-from therapy_timer.codes import Role
+from therapy_timer.codes import Discipline, Role
 from therapy_timer.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -228,6 +231,10 @@ def test_server_stopped_while_timers_run_then_sync_catches_up(
     record = clinic_server.one("SELECT record FROM therapy_timer.sessions")
     assert _minutes(record) == {"97110": 25, "97140": 12}
     assert room1.json("clinic", "status", "--json")["pending_sessions"] == 0
+    with Store.open(tmp_path, clock=FakeClock()) as store:
+        assert clinic_server.one("SELECT count(*) FROM therapy_timer.audit") == len(
+            store.audit_entries()
+        )
 
 
 _HELD = ("sessions", "segments", "untimed", "audit", "conflicts", "diverged_audit", "events")
@@ -534,7 +541,7 @@ def test_kill_9_in_the_middle_of_a_sync_loses_and_doubles_nothing(
     script = textwrap.dedent(
         f"""
         import os, signal
-        from therapy_timer import server
+        from therapy_timer import rules, server
         from therapy_timer.clock import SystemClock
         from therapy_timer.store import Store
         store = Store.open({str(tmp_path)!r}, clock=SystemClock())
@@ -678,6 +685,68 @@ def test_the_desk_exports_what_one_workstation_would_have_billed(
         "export", "--date", DAY.isoformat(), "--out", str(tmp_path / "r1.csv"), "--clinic", status=1
     )
     assert "only the desk role" in refused.stderr
+
+
+def test_the_desk_reads_the_server_a_few_records_at_a_time_and_bills_the_same(
+    clinic_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    room1, room2 = Station(tmp_path / "room1"), Station(tmp_path / "room2")
+    desk = Station(tmp_path / "desk")
+    for station, role in ((room1, "ws_room1"), (room2, "ws_room2"), (desk, "desk_front")):
+        station("clinic", "connect", clinic_server.dsn(role))
+    _day_of_mrn1(room1, room2)
+    room1.treat("MRN2", "Pat Lee", "pt", {"97112": 25})
+    for station in (room1, room2):
+        station("clinic", "sync")
+    whole = _csv_of(desk, clinic=True)
+    with psycopg.connect(clinic_server.dsn("desk_front")) as conn:
+        chunks = list(server.stream_clinic_records(conn, DAY, DAY, batch=1))
+        assert [len(c) for c in chunks] == [1, 1, 1]
+        assert [r for c in chunks for r in c] == server.clinic_records(conn, DAY, DAY)
+    assert all("audit" not in r for c in chunks for r in c)  # the audit stays on the server
+    # MRN1's two sessions arrive in different chunks and are still one claim day.
+    one_by_one = functools.partial(server.stream_clinic_records, batch=1)
+    monkeypatch.setattr(server, "stream_clinic_records", one_by_one)
+    assert _csv_of(desk, clinic=True) == whole
+    assert "Pat Lee (PT); Sam Diaz (PTA)" in whole
+
+
+def test_pooling_across_workstations_bills_what_neither_session_would_alone(
+    clinic_server: Server, tmp_path: Path
+) -> None:
+    # Seven minutes of 97110 at each station: nothing billable on its own (under the 8 of a
+    # unit), one unit as the one claim day the payer sees (R1.2).
+    room1, room2 = Station(tmp_path / "room1"), Station(tmp_path / "room2")
+    desk = Station(tmp_path / "desk")
+    for station, role in ((room1, "ws_room1"), (room2, "ws_room2"), (desk, "desk_front")):
+        station("clinic", "connect", clinic_server.dsn(role))
+    room1.treat("MRN3", "Pat Lee", "pt", {"97110": 7})
+    room2.clock.set(datetime(2025, 3, 10, 18, 0, tzinfo=UTC))
+    room2.treat("MRN3", "Kim Ruiz", "pt", {"97110": 7})
+    for station in (room1, room2):
+        station("clinic", "sync")
+        alone = list(csv.DictReader(io.StringIO(_csv_of(station, clinic=False))))
+        assert [(r["code"], r["units"]) for r in alone] == [("", "0")]
+
+    want = rules.evaluate(
+        rules.Request(
+            method=rules.Method.CMS,
+            discipline=Discipline.PT,
+            timed={"97110": 14},
+            date_of_service=DAY,
+        )
+    )
+    (row,) = csv.DictReader(io.StringIO(_csv_of(desk, clinic=True)))
+    assert (row["patient_ref"], row["code"], row["minutes"]) == ("MRN3", "97110", "14")
+    assert int(row["units"]) == want.total_timed_units == 1
+    assert row["clinicians"] == "Pat Lee (PT); Kim Ruiz (PT)"
+    assert len(row["session_ids"].split()) == 2
+
+
+def _csv_of(station: Station, *, clinic: bool) -> str:
+    args = ["export", "--date", DAY.isoformat(), "--format", "csv"]
+    text = station(*args, *(["--clinic"] if clinic else [])).stdout
+    return text.lstrip("\ufeff")
 
 
 # -- in the background --------------------------------------------------------------------------

@@ -1855,19 +1855,37 @@ class Clinic:
     def pooled_claim_days(self, read: ClinicRead, start: date, end: date) -> list[billing.ClaimDay]:
         """The claim days of sessions read from the clinic server, pooled across workstations
         and billed as ``whole_clinic`` bills them."""
-        with self._pooled(read.records) as pooled:
+        with self._scratch_clinic() as pooled:
+            pooled._take_from_server(read.records)
             return pooled.claim_days(start, end)
 
     @contextmanager
     def whole_clinic(self, start: date, end: date) -> Iterator[Clinic]:
         """A scratch Clinic holding the clinic server's sessions of ``start``..``end`` (each
         from its workstation, exported as the desk marked it), read and billed exactly as a
-        workstation would; nothing done to it reaches this workstation or the server."""
-        with self._pooled(self.clinic_records(start, end)) as pooled:
+        workstation would; nothing done to it reaches this workstation or the server.
+
+        The server's records come a few thousand at a time and go into the scratch database
+        as they come (a clinic-year is never held in memory); the connection is closed
+        before the caller reads the scratch Clinic."""
+        from therapy_timer import server
+
+        with self._scratch_clinic() as pooled:
+            with server.connect(self._required_server_dsn()) as conn:
+                for chunk in server.stream_clinic_records(conn, start, end):
+                    pooled._take_from_server(chunk)
             yield pooled
 
     @contextmanager
-    def _pooled(self, records: Iterable[Mapping[str, object]]) -> Iterator[Clinic]:
+    def _scratch_clinic(self) -> Iterator[Clinic]:
+        with tempfile.TemporaryDirectory(prefix="therapy-timer-clinic-") as scratch:
+            pooled_store = st.Store.open(Path(scratch), clock=self._clock, actor=self._actor)
+            with Clinic(pooled_store, self._catalogue, self._clock, policy=self.policy) as pooled:
+                yield pooled
+
+    def _take_from_server(self, records: Iterable[Mapping[str, object]]) -> None:
+        """Merge server records into this (scratch) Clinic, each as imported from its
+        workstation, with the desk's export marks."""
         by_station: dict[str, list[dict[str, object]]] = {}
         exported: list[str] = []
         for record in records:
@@ -1875,18 +1893,14 @@ class Clinic:
             by_station.setdefault(str(record["workstation"]), []).append(clean)
             if record["exported"]:
                 exported.append(str(record["id"]))
-        with tempfile.TemporaryDirectory(prefix="therapy-timer-clinic-") as scratch:
-            pooled_store = st.Store.open(Path(scratch), clock=self._clock, actor=self._actor)
-            with Clinic(pooled_store, self._catalogue, self._clock, policy=self.policy) as pooled:
-                pooled_store.import_batches(
-                    [
-                        st.RecordBatch(rows, origin=station, source=f"clinic server ({station})")
-                        for station, rows in by_station.items()
-                    ]
-                )
-                if exported:
-                    pooled_store.mark_exported(exported)
-                yield pooled
+        self._store.import_batches(
+            [
+                st.RecordBatch(rows, origin=station, source=f"clinic server ({station})")
+                for station, rows in by_station.items()
+            ]
+        )
+        if exported:
+            self._store.mark_exported(exported)
 
     def clinic_export(
         self,

@@ -28,6 +28,7 @@ from therapy_timer.server.desk import (
     pushed_mark,
     session_records,
     settle,
+    stream_clinic_records,
     workstations,
 )
 from therapy_timer.server.local import StoreReader, StoreRecords, pending
@@ -73,6 +74,7 @@ __all__ = [
     "schema_version",
     "session_records",
     "settle",
+    "stream_clinic_records",
     "upgrade",
     "workstations",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -59,18 +60,31 @@ def workstations(conn: Connection) -> list[WorkstationState]:
 
 def clinic_records(conn: Connection, start: date, end: date) -> list[dict[str, Any]]:
     """The session records of ``start``..``end`` this role may read, oldest first, each with
-    ``workstation`` and the desk's ``exported`` flag added."""
+    ``workstation`` and the desk's ``exported`` flag added (``stream_clinic_records``, whole)."""
+    return [r for chunk in stream_clinic_records(conn, start, end) for r in chunk]
+
+
+def stream_clinic_records(
+    conn: Connection, start: date, end: date, *, batch: int = 2000
+) -> Iterator[list[dict[str, Any]]]:
+    """``clinic_records`` ``batch`` at a time through a server-side cursor: a clinic-year is
+    never held whole, neither by the server's reply nor here.
+
+    Without their audit entries: those stay on the server (``therapy_timer.audit``), and
+    nothing the desk bills or shows reads them; sending them made a clinic-year's read and
+    pooling several times slower."""
     try:
-        with conn.transaction():
-            rows = conn.execute(
-                "SELECT record, workstation, exported FROM therapy_timer.sessions"
+        with conn.transaction(), conn.cursor(name="clinic_records") as cursor:
+            cursor.execute(
+                "SELECT record - 'audit', workstation, exported FROM therapy_timer.sessions"
                 " WHERE date_of_service BETWEEN %s AND %s"
                 " ORDER BY date_of_service, created_utc, id",
                 [start, end],
-            ).fetchall()
+            )
+            while rows := cursor.fetchmany(batch):
+                yield [{**r[0], "workstation": r[1], "exported": r[2]} for r in rows]
     except psycopg.errors.InsufficientPrivilege as exc:
         raise ServerRefused(f"the clinic server refused: {exc.diag.message_primary}") from None
-    return [{**r[0], "workstation": r[1], "exported": r[2]} for r in rows]
 
 
 def session_records(conn: Connection, session_ids: list[str]) -> list[dict[str, Any]]:

@@ -489,7 +489,8 @@ class BundlesMixin(QueriesMixin):
 
     def _insert_record(self, record: Mapping[str, Any], origin: str) -> None:
         allocation = record.get("allocation")
-        self._db.table("sessions").insert(
+        self._insert_row(
+            "sessions",
             {
                 "id": record["id"],
                 "date_of_service": record["date_of_service"],
@@ -509,7 +510,7 @@ class BundlesMixin(QueriesMixin):
                 if allocation is None
                 else json.dumps(allocation, sort_keys=True),
                 "origin": origin,
-            }
+            },
         )
         self._insert_parts(record)
         for entry in record.get("audit", []):
@@ -531,7 +532,8 @@ class BundlesMixin(QueriesMixin):
     def _insert_parts(self, record: Mapping[str, Any]) -> None:
         """A checked record's segments and untimed services (already in the stored form)."""
         for segment in record["segments"]:
-            self._db.table("segments").insert(
+            self._insert_row(
+                "segments",
                 {
                     "id": str(segment["id"]),
                     "code": normalize_code(segment["code"], "code"),
@@ -540,15 +542,24 @@ class BundlesMixin(QueriesMixin):
                     "start_utc": norm_ts(segment["start_utc"]),
                     "stop_utc": norm_ts(segment["stop_utc"]),
                     "session_id": record["id"],
-                }
+                },
             )
         for service in record["untimed"]:
-            self._db.table("untimed_services").insert(
+            self._insert_row(
+                "untimed_services",
                 {
                     "code": normalize_code(service["code"], "code"),
                     "minutes": service["minutes"],
                     "furnished_by": FurnishedBy(service["furnished_by"]).value,
                     "created_utc": norm_ts(service["created_utc"]),
                     "session_id": record["id"],
-                }
+                },
             )
+
+    def _insert_row(self, table: str, row: Mapping[str, object]) -> None:
+        # Plain SQL: sqlite_utils' insert rebuilt its query for every row, most of the time a
+        # clinic-year's import (the desk pools every workstation's sessions this way) took.
+        self._conn.execute(
+            f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            list(row.values()),
+        )
