@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import getpass
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -491,6 +490,9 @@ def timer_start(
 
 
 def _login() -> str:
+    """Who runs the command; getpass is imported only by the commands that ask (start-up)."""
+    import getpass
+
     return getpass.getuser()
 
 

@@ -6,10 +6,10 @@ import codecs
 import datetime as dt
 import errno
 import functools
+import json
 import os
 import re
 import stat
-import tomllib
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -605,6 +605,8 @@ def _decode(label: str, data: bytes) -> str:
 
 def _parse(label: str, data: bytes, base: Catalogue | None) -> Catalogue:
     """A catalogue from a code file's bytes: ``base`` plus the file, or the file alone."""
+    import tomllib  # here, not at the top: the built-in catalogue is read precompiled
+
     text = _decode(label, data)
     try:
         parsed = tomllib.loads(text)
@@ -737,10 +739,64 @@ class Catalogue:
 CLINIC_CODES_FILE = "codes.toml"
 
 
+BUILTIN_CODES_FILE = "codes.toml"
+PRECOMPILED_CODES_FILE = "codes.precompiled.json"
+"""resources/codes.toml's checked catalogue with the text it was made from
+(packaging/precompile_codes.py); tests/test_startup_units.py fails when it is out of date."""
+
+
 @functools.cache
 def builtin_catalogue() -> Catalogue:
-    """The catalogue shipped in resources/codes.toml, parsed once, on first use."""
-    return Catalogue.from_toml(resource_path("codes.toml"))
+    """The catalogue shipped in resources/codes.toml, read once, on first use."""
+    return load_builtin(resource_path(BUILTIN_CODES_FILE), resource_path(PRECOMPILED_CODES_FILE))
+
+
+def load_builtin(toml: Path, precompiled: Path) -> Catalogue:
+    """The catalogue of the code file ``toml``, from ``precompiled`` when that was made from
+    exactly the file's text, else parsed and checked from the file itself.
+
+    Parsing the TOML was most of a ``units`` command's start-up after its imports (issue 13);
+    reading the stored catalogue takes a fraction of it. A stored catalogue made from any other
+    text, or one that cannot be read, is never used.
+    """
+    data = _read_code_file(toml)
+    if data is None:
+        raise InvalidInput(str(toml), "does not exist")
+    stored = _stored_catalogue(precompiled, data)
+    return stored if stored is not None else _parse(str(toml), data, None)
+
+
+def precompiled_form(catalogue: Catalogue, data: bytes) -> str:
+    """The text of a stored catalogue for the code file whose bytes are ``data``."""
+    codes = []
+    for entry in catalogue:
+        fields = {
+            name: getattr(entry, name)
+            for name in (*_BOOL_FLAGS, *_NOTES)
+            if getattr(entry, name) != getattr(_DEFAULTS, name)
+        }
+        disciplines = [d.value for d in Discipline if d in entry.disciplines]
+        codes.append([entry.code, entry.kind.value, entry.description, disciplines, fields])
+    favourites = {d.value: list(c) for d, c in catalogue.favourite_lists.items()}
+    source = data.decode("utf-8")
+    return json.dumps({"source": source, "codes": codes, "favourites": favourites}, indent=1)
+
+
+_DEFAULTS = Code("00000", Kind.TIMED, "", frozenset())
+
+
+def _stored_catalogue(path: Path, data: bytes) -> Catalogue | None:
+    try:
+        stored = json.loads(path.read_bytes())
+        if stored["source"] != data.decode("utf-8"):
+            return None
+        codes = tuple(
+            Code(code, Kind(kind), description, frozenset(map(Discipline, disciplines)), **fields)
+            for code, kind, description, disciplines, fields in stored["codes"]
+        )
+        return Catalogue(codes, stored["favourites"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # missing or unreadable (e.g. a hand-made bundle): parse the file instead
 
 
 def load_catalogue(clinic_file: Path | None = None) -> Catalogue:

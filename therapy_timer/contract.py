@@ -147,8 +147,9 @@ def _mapping(data: Mapping[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-_METHODS: dict[str, Method] = _CHOICES[Method]
-_DISCIPLINES: dict[str, Discipline] = _CHOICES[Discipline]
+# The values exactly as the contract spells them ("cms", "PT"), for the common case.
+_METHODS: dict[str, Method] = {m.value: m for m in Method}
+_DISCIPLINES: dict[str, Discipline] = {d.value: d for d in Discipline}
 _new = object.__new__
 
 

@@ -6,8 +6,6 @@ import os
 import sys
 from pathlib import Path
 
-import platformdirs
-
 APP_NAME = "therapy-timer"
 APP_ID = "org.therapytimer.TherapyTimer"  # reverse-DNS: .desktop file, icon name, metainfo
 DATA_DIR_ENV = "THERAPY_TIMER_DATA_DIR"
@@ -26,6 +24,9 @@ def data_dir(override: Path | str | None = None) -> Path:
     elif os.environ.get(DATA_DIR_ENV):
         path = Path(os.environ[DATA_DIR_ENV])
     else:
+        # Imported here: it costs a fast command (`units --data-dir`, `--version`) ~7 ms to load.
+        import platformdirs
+
         path = platformdirs.user_data_path(APP_NAME, appauthor=False)
     return path.expanduser()
 
