@@ -33,7 +33,7 @@ from tests.server_support import (
 from therapy_timer import rules, server
 from therapy_timer.clinic import Clinic
 from therapy_timer.codes import Discipline, Role
-from therapy_timer.store import Store
+from therapy_timer.store import Store, database_path
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -162,21 +162,55 @@ def test_the_desk_sees_each_station_its_last_sync_and_who_is_running_what(
         assert [s.name for s in at_room2.clinic_stations()] == ["ws_room2"]
 
 
+@pytest.mark.parametrize("form", ["key=value", "uri"])
 def test_the_remembered_dsn_has_no_password_and_none_is_printed(
-    clinic_server: Server, tmp_path: Path
+    clinic_server: Server, tmp_path: Path, form: str
 ) -> None:
     station = Station(tmp_path)
     secret = "s3cret-Pa55"
-    result = station("clinic", "connect", clinic_server.dsn("ws_room1") + f" password={secret}")
-    assert secret not in result.output
+    cluster = clinic_server.cluster
+    dsn = (
+        clinic_server.dsn("ws_room1") + f" password={secret}"
+        if form == "key=value"
+        else f"postgresql://ws_room1:{secret}@127.0.0.1:{cluster.port}/{clinic_server.dbname}"
+    )
+    printed = [station("clinic", "connect", dsn).output]
     with station.clinic() as here:
         remembered = here.server_dsn()
     assert remembered is not None and "password" not in remembered
-    assert remembered == server.password_free(clinic_server.dsn("ws_room1"))
-    for stored in tmp_path.iterdir():
-        if stored.is_file():
-            assert secret.encode() not in stored.read_bytes(), stored
-    assert secret not in station("clinic", "status").output
+    assert server.password_free(remembered) == server.password_free(dsn) == remembered
+    station.treat("MRN1", "Pat", "pt", {"97110": 30})
+    for args in (("clinic", "sync"), ("clinic", "status"), ("clinic", "status", "--json")):
+        printed.append(station(*args).output)
+    status = station.json("clinic", "status", "--json")
+    assert status["server"] == remembered and status["reachable"]
+    # Nor when the server is away: the errors name it, never the password.
+    cluster.stop()
+    try:
+        printed.append(station("clinic", "sync", status=1).output)
+        printed.append(station("clinic", "status").output)
+        printed.append(station("clinic", "connect", dsn, status=1).output)
+    finally:
+        cluster.start()
+    assert all(secret not in text for text in printed), printed
+    # Nothing in the data folder holds it: the database, its WAL, backups, sync state.
+    stored = [f for f in tmp_path.rglob("*") if f.is_file()]
+    assert database_path(tmp_path) in stored
+    for file in stored:
+        assert secret.encode() not in file.read_bytes(), file
+
+
+def test_setting_the_server_up_prints_no_password(clinic_server: Server, tmp_path: Path) -> None:
+    secret = "adm1n-Pa55"
+    made = Station(tmp_path)(
+        "clinic",
+        "init-server",
+        clinic_server.dsn() + f" password='{secret}'",
+        "--workstation",
+        "ws_room3",
+    )
+    assert secret not in made.output and "ws_room3" in made.output
+    assert not any(secret.encode() in f.read_bytes() for f in tmp_path.rglob("*") if f.is_file())
 
 
 def test_a_role_without_grants_is_refused_in_plain_words(
@@ -543,7 +577,7 @@ def test_kill_9_in_the_middle_of_a_sync_loses_and_doubles_nothing(
         import os, signal
         from therapy_timer import rules, server
         from therapy_timer.clock import SystemClock
-        from therapy_timer.store import Store
+        from therapy_timer.store import Store, database_path
         store = Store.open({str(tmp_path)!r}, clock=SystemClock())
         local = server.StoreRecords(store)
         read = getattr(local, {hook!r})
@@ -588,6 +622,9 @@ def test_kill_9_in_the_middle_of_a_sync_loses_and_doubles_nothing(
     [
         (["clinic", "connect", "host=127.0.0.1 port=notaport =x"], "DSN:"),
         (["clinic", "connect", "password=hunter2 = broken"], "DSN:"),
+        # libpq quotes a URI it cannot parse, the password in it too: scrubbed.
+        (["clinic", "connect", "postgresql://ws_room1:hunter2@[::1:5432/db"], "DSN:"),
+        (["clinic", "connect", "postgresql://ws_room1:hunter2@h/db?bogus=1"], "DSN:"),
         (["clinic", "init-server", "host=x", "--workstation", "Gym 1"], "--workstation:"),
         (
             ["clinic", "init-server", "host=x", "--workstation", "a", "--desk", "a"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import psycopg
@@ -28,6 +29,17 @@ class ServerVersionError(StorageUnavailable):
     """The server's schema is older than this app and this role may not upgrade it, or newer."""
 
 
+# A password in a URI's user part (postgresql://user:SECRET@host) or a key=value pair.
+_URI_SECRET = re.compile(r"(?i)(postgres(?:ql)?://[^:@/\s\"]*):[^@\s\"]*@")
+_KEY_SECRET = re.compile(r"(?i)\b((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
+
+
+def scrubbed(text: str) -> str:
+    """``text`` with any password it quotes replaced by ***: libpq's messages quote the
+    connection string they could not parse, a URI's password included."""
+    return _KEY_SECRET.sub(r"\1***", _URI_SECRET.sub(r"\1:***@", text))
+
+
 def _parsed(dsn: str) -> dict[str, Any]:
     try:
         return dict(conninfo_to_dict(dsn))
@@ -36,7 +48,7 @@ def _parsed(dsn: str) -> dict[str, Any]:
         first = str(exc).splitlines()[0] if str(exc) else "not a connection string"
         if "password" in dsn.lower():
             first = "not a valid connection string"
-        raise InvalidInput("DSN", first) from None
+        raise InvalidInput("DSN", scrubbed(first)) from None
 
 
 def password_free(dsn: str) -> str:
@@ -57,11 +69,10 @@ def connect(dsn: str) -> psycopg.Connection[tuple[Any, ...]]:
     try:
         return psycopg.connect(make_conninfo("", **params))
     except psycopg.OperationalError as exc:
-        raise ServerUnavailable(
-            f"the clinic server cannot be reached: {_first_line(exc)}"
-        ) from None
+        raise ServerUnavailable(f"the clinic server cannot be reached: {first_line(exc)}") from None
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """An error's first line, any password it quotes scrubbed."""
     text = str(exc).strip()
-    return text.splitlines()[0].strip() if text else type(exc).__name__
+    return scrubbed(text.splitlines()[0].strip()) if text else type(exc).__name__

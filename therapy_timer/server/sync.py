@@ -20,7 +20,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from therapy_timer.model import AuditEntry
-from therapy_timer.server.connection import ServerRefused, ServerUnavailable
+from therapy_timer.server.connection import ServerRefused, ServerUnavailable, first_line
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
@@ -166,11 +166,9 @@ def push(
             " is this role a member of therapy_timer_workstation?"
         ) from None
     except psycopg.OperationalError as exc:
-        text = str(exc).strip().splitlines()
         raise ServerUnavailable(
             "the connection to the clinic server was lost during the sync"
-            f" ({text[0] if text else type(exc).__name__}); nothing is lost, the next sync"
-            " resumes"
+            f" ({first_line(exc)}); nothing is lost, the next sync resumes"
         ) from None
     return report
 
