@@ -60,7 +60,10 @@ def test_the_whole_clinic_pools_a_patient_across_workstations(
     view = _view(qtbot, desk, out)
     assert view.table.rowCount() == 0  # nothing was recorded at the desk itself
     assert view.clinic_button.isEnabled() and not view.scope_note.isVisible()
+    assert view.here_button.text() == "\N{CHECK MARK} This workstation"
     qtbot.mouseClick(view.clinic_button, LEFT)
+    assert view.clinic_button.text() == "\N{CHECK MARK} Whole clinic"
+    assert view.here_button.text() == "This workstation"
     qtbot.waitUntil(lambda: "on the clinic server" in view.message.text(), timeout=10_000)
     (day,) = view.shown
     assert day.patient_ref == "MRN1" and day.pooled

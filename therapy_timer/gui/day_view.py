@@ -526,6 +526,11 @@ class DayView(QWidget):
             self.split.setSizes([width - side, side])
 
     def _show_scope_state(self) -> None:
+        # A tick on the one that is on: a checked button's shade alone is easy to misread
+        # (the furnished-by switch does the same).
+        for button, name in ((self.here_button, THIS_WORKSTATION),
+                             (self.clinic_button, WHOLE_CLINIC)):  # fmt: skip
+            button.setText(f"\N{CHECK MARK} {name}" if button.isChecked() else name)
         connected = self._clinic.server_dsn() is not None
         self.clinic_button.setEnabled(connected)
         self.clinic_button.setToolTip(
