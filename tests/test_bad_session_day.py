@@ -257,6 +257,7 @@ def test_a_claim_day_with_a_bad_session_bills_the_rest_and_says_so(tmp_path: Pat
     morning_shown = show(desk, morning)
     assert "problem" not in morning_shown
     assert [(x["code"], x["units"]) for x in morning_shown["lines"]] == units_of({"97110": 20})
+    assert f"Until session {afternoon[:8]} is corrected" in morning_shown["note"]
 
     out = desk.out / "day.csv"
     done = desk("export", "--date", DAY, "--out", str(out))

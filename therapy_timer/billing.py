@@ -567,10 +567,16 @@ def with_claim_day(result: rules.Result, session_id: str, day: ClaimDay) -> rule
     others = [visit_text(v) for v in day.visits if v.session.id != session_id]
     billed = lines_text(day.result) or f"nothing billable ({day.nothing_billable})"
     provisional = " (provisional: a session of the day is still open)" if day.provisional else ""
+    held = [p.session.id[:8] for p in day.problems if p.session.id != session_id]
+    partial = (
+        f" Until session {', '.join(held)} is corrected, its minutes are left out of them."
+        if held
+        else ""
+    )
     message = (
         f"These codes are billed on one claim day with {len(others)} other session(s) of "
         f"{day.patient_ref} on {day.date_of_service.isoformat()} ({'; '.join(others)}): minutes "
-        f"are pooled for the day (R1.2). The day's lines{provisional}: {billed}."
+        f"are pooled for the day (R1.2). The day's lines{provisional}: {billed}.{partial}"
     )
     warning = rules.RuleWarning("R1.2", message, rules.Severity.INFO, "Billed on a pooled day")
     return replace(
