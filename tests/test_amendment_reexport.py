@@ -14,8 +14,10 @@ from datetime import date, time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from tests.fakes import FakeClock
+from therapy_timer.cli import Context, main
 from therapy_timer.clinic import Clinic, Header
 from therapy_timer.codes import Role, builtin_catalogue
 from therapy_timer.export import AMENDED_AFTER_EXPORT
@@ -169,3 +171,21 @@ def test_moving_a_session_off_a_day_never_exported_marks_nothing(day: Day) -> No
     day.clinic.change_patient_ref(fresh.id, "MRN5", reason=REASON)
     assert day.statuses()[("MRN5", "Medicare")] == "amended"
     assert day.day_changes(day.first) == day.day_changes(day.second) == []
+
+
+def test_the_command_line_moves_a_session_and_both_days_are_due_again(day: Day) -> None:
+    def cli(*args: str) -> str:
+        result = CliRunner().invoke(main, list(args), obj=Context(day.store.data_dir, day.clock))
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    said = cli("session", "amend", day.second.id[:8], "--payer", "Commercial", "--reason", REASON)
+    assert "payer Commercial" in said
+    assert day.statuses()[("MRN1", "Medicare")] == AMENDED_AFTER_EXPORT
+    assert day.statuses()[("MRN1", "Commercial")] == AMENDED_AFTER_EXPORT
+    refused = CliRunner().invoke(
+        main,
+        ["session", "amend", day.second.id[:8], "--reason", REASON],
+        obj=Context(day.store.data_dir, day.clock),
+    )
+    assert refused.exit_code == 2 and "--patient or --payer" in refused.output

@@ -807,6 +807,38 @@ def session_add_segment(
         )
 
 
+@session.command("amend")
+@click.argument("session_id", metavar="SESSION")
+@click.option("--patient", "patient_ref", help="Another patient reference (two shared one).")
+@click.option("--payer", "payer_profile", help="Another payer profile (the wrong one was used).")
+@click.option("--reason", required=True, help="Why (kept in the audit log).")
+@pass_context
+@plain_errors
+def session_amend(
+    context: Context,
+    session_id: str,
+    patient_ref: str | None,
+    payer_profile: str | None,
+    reason: str,
+) -> None:
+    """Give a session another patient reference or payer: the claim days it leaves and joins
+    are both due to be exported again."""
+    from therapy_timer.clinic import SHORT_ID
+
+    if patient_ref is None and payer_profile is None:
+        raise BadInput("--patient or --payer: say what to change")
+    with context.clinic() as clinic:
+        chosen = clinic.find_session(session_id)
+        if patient_ref is not None:
+            chosen = clinic.change_patient_ref(chosen.id, patient_ref, reason=reason)
+        if payer_profile is not None:
+            chosen = clinic.change_payer(chosen.id, payer_profile, reason=reason)
+    click.echo(
+        f"session {chosen.id[:SHORT_ID]}: patient {chosen.patient_ref}, payer"
+        f" {chosen.payer_profile}"
+    )
+
+
 @main.group()
 def untimed() -> None:
     """Untimed services (evaluations, group therapy, supervised modalities)."""
