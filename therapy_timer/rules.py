@@ -850,58 +850,73 @@ def _checked(
 # Warnings about code combinations (R8.4, R9.3), only for codes actually billed
 
 
-@dataclass(frozen=True)
+class _Codes:
+    """Codes from 'A' or 'A-B' (numeric ranges of five-digit codes, or letter+4 digits).
+
+    Tested without listing them (listing 97010-97799 cost start-up, issue 13): the ends of a
+    range and every catalogue code are five characters of one form (``normalize_code``), so
+    comparing their text compares their numbers, and a letter never falls in a digit range.
+    """
+
+    __slots__ = ("ranges",)
+
+    def __init__(self, *items: str) -> None:
+        ends = (item.partition("-") for item in items)
+        self.ranges = tuple((low, high or low) for low, _, high in ends)
+
+    def __contains__(self, code: str) -> bool:
+        return len(code) == 5 and any(low <= code <= high for low, high in self.ranges)
+
+    def among(self, codes: Iterable[str]) -> list[str]:
+        """Those of ``codes`` in this set, sorted."""
+        return sorted(c for c in codes if c in self)
+
+
 class _Pair:
-    first: frozenset[str]
-    second: frozenset[str]
-    message: str
-    gist: str = "NCCI pair: modifier 59/X may apply"
+    __slots__ = ("first", "gist", "message", "second")
+
+    def __init__(
+        self,
+        first: _Codes,
+        second: _Codes,
+        message: str,
+        gist: str = "NCCI pair: modifier 59/X may apply",
+    ) -> None:
+        self.first = first
+        self.second = second
+        self.message = message
+        self.gist = gist
 
 
-def _codes(*ranges: str) -> frozenset[str]:
-    """Codes from 'A' or 'A-B' (numeric ranges of five-digit codes, or letter+4 digits)."""
-    out: set[str] = set()
-    for item in ranges:
-        low, _, high = item.partition("-")
-        if not high:
-            out.add(low)
-            continue
-        prefix = low[0] if low[0].isalpha() else ""
-        start, stop = int(low[len(prefix) :]), int(high[len(prefix) :])
-        width = len(low) - len(prefix)
-        out.update(f"{prefix}{n:0{width}d}" for n in range(start, stop + 1))
-    return frozenset(out)
-
-
-PT_EVALUATIONS = _codes("97161-97163")
-ALL_EVALUATIONS = _codes("97161-97168")
-REEVALUATIONS = _codes("97164", "97168")
+PT_EVALUATIONS = _Codes("97161-97163")
+ALL_EVALUATIONS = _Codes("97161-97168")
+REEVALUATIONS = _Codes("97164", "97168")
 
 # R9.3: only pairs with a source in billing-rules.md; 59/X{EPSU} is suggested, never applied (R9.2).
 NCCI_PAIRS: tuple[_Pair, ...] = (
     _Pair(
-        _codes("97140"),
+        _Codes("97140"),
         PT_EVALUATIONS,
         "NCCI pairs 97140 with a PT evaluation (since January 2020): report both only if the "
         "manual therapy was a separate service, with 59 or an X modifier on 97140 (suggested, "
         "not applied).",
     ),
     _Pair(
-        _codes("97530", "97150"),
-        _codes("97164"),
+        _Codes("97530", "97150"),
+        _Codes("97164"),
         "NCCI pairs this code with the PT re-evaluation 97164: 59 or an X modifier is required "
         "to report both (suggested, not applied).",
     ),
     _Pair(
-        _codes("97530", "97150"),
-        _codes("97161-97163", "97165-97167"),
+        _Codes("97530", "97150"),
+        _Codes("97161-97163", "97165-97167"),
         "NCCI introduced hard edits for this code with an evaluation in 2020, withdrew them and "
         "announced their return; their current status is not confirmed. Check the current "
         "quarterly PTP table before billing both.",
         "NCCI edit: check the current PTP table",
     ),
     _Pair(
-        _codes("97750", "97755", "97763"),
+        _Codes("97750", "97755", "97763"),
         ALL_EVALUATIONS,
         "Not separately reportable with an evaluation or re-evaluation on the same date by the "
         "same practitioner or specialty; a different discipline may report both with an "
@@ -909,40 +924,40 @@ NCCI_PAIRS: tuple[_Pair, ...] = (
         "NCCI: not billed together",
     ),
     _Pair(
-        _codes("97760", "97761"),
+        _Codes("97760", "97761"),
         REEVALUATIONS,
         "Not separately reportable with a re-evaluation on the same date by the same practitioner "
         "or specialty; a different discipline may report both with an NCCI-associated modifier.",
         "NCCI: not billed together",
     ),
     _Pair(
-        _codes("97140"),
-        _codes("97530"),
+        _Codes("97140"),
+        _Codes("97530"),
         "NCCI pairs 97140 and 97530: 59 is appropriate only if they were done in distinct "
         "15-minute blocks (split blocks allowed), never in the same block. Some commercial "
         "payers deny 97530-59.",
     ),
     _Pair(
-        _codes("97112", "97124", "97140"),
-        _codes("98940-98942"),
+        _Codes("97112", "97124", "97140"),
+        _Codes("98940-98942"),
         "Not separately reportable in a spinal region treated with chiropractic manipulation; "
         "a different region may take 59 or XS (suggested, not applied).",
     ),
     _Pair(
-        _codes("97597-97602"),
-        _codes("11042-11047"),
+        _Codes("97597-97602"),
+        _Codes("11042-11047"),
         "Active wound care is not reported with surgical debridement of the same wound.",
         "NCCI: not billed together",
     ),
     _Pair(
-        _codes("97602"),
-        _codes("97597", "97598"),
+        _Codes("97602"),
+        _Codes("97597", "97598"),
         "97602 is not reported with 97597/97598.",
         "NCCI: not billed together",
     ),
     _Pair(
-        _codes("97010-97799"),
-        _codes("G0237-G0239"),
+        _Codes("97010-97799"),
+        _Codes("G0237-G0239"),
         "Therapy at the same encounter as respiratory therapy G0237-G0239 is included, not "
         "separately reportable; a separate encounter takes an NCCI-associated modifier.",
         "NCCI: included, not billed separately",
@@ -955,15 +970,15 @@ def _combination_warnings(billed: Mapping[str, Code]) -> list[RuleWarning]:
     warnings = []
     codes = set(billed)
     for pair in NCCI_PAIRS:
-        for first in sorted(codes & pair.first):
-            for second in sorted((codes & pair.second) - {first}):
+        for first in pair.first.among(codes):
+            for second in (c for c in pair.second.among(codes) if c != first):
                 warnings.append(
                     RuleWarning(
                         "R9.3", f"{first} with {second}: {pair.message}", Severity.ACT, pair.gist
                     )
                 )
-    reevaluations = sorted(codes & REEVALUATIONS)
-    others = sorted(c for c in codes - REEVALUATIONS if c.startswith("97"))
+    reevaluations = REEVALUATIONS.among(codes)
+    others = sorted(c for c in codes if c not in REEVALUATIONS and c.startswith("97"))
     for reeval in reevaluations:
         if others:
             warnings.append(
