@@ -232,10 +232,13 @@ def test_a_removed_code_on_an_open_session_still_shows_and_closes(tmp_path: Path
     (desk.data / "codes.toml").write_text("")
     status = desk("timer", "status").stdout
     assert "problem: patient BAD" in status and "97799" in status
+    # Every other patient's timers still start (the dropped code cannot be stopped for them).
+    desk("timer", "start", "97110", "--patient", "GOOD")
+    assert "GOOD" in desk("timer", "status", "--patient", "GOOD").stdout
     assert json.loads(desk("timer", "status", "--patient", "BAD", "--json").stdout)["problem"]
     ended = desk("session", "end", "--patient", "BAD").stdout
     assert "Session closed" in ended and "code file" in ended
-    (bad,) = sessions(desk)
+    (bad,) = [s for s in sessions(desk) if s["patient_ref"] == "BAD"]
     (segment,) = show(desk, bad["id"])["segments"]
     assert segment["stop_utc"] == desk.clock.now().isoformat()  # stopped when it was closed
     desk("session", "edit", segment["id"][:8], "--code", "97110", "--reason", "code retired")

@@ -1019,6 +1019,10 @@ class Clinic:
                 self.start(session_id, segment.code, segment.furnished_by)
 
     def _one_on_one(self, code: str) -> bool:
+        if code not in self._catalogue:
+            # A code the clinic's code file dropped: its session cannot be rebuilt to stop it
+            # (ending that session stops it), and it must not keep every other patient's start.
+            return False
         entry = self._catalogue.get(code)
         return entry.timed and not entry.supervised_modality
 
