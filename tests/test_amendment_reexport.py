@@ -189,3 +189,21 @@ def test_the_command_line_moves_a_session_and_both_days_are_due_again(day: Day) 
         obj=Context(day.store.data_dir, day.clock),
     )
     assert refused.exit_code == 2 and "--patient or --payer" in refused.output
+
+
+def test_a_tie_choice_after_the_export_makes_the_day_due_again(day: Day) -> None:
+    """8 minutes each of 97110 and 97140 bill one unit, either code's (R2.8): choosing the
+    other one after the export changes the charge."""
+    ann = Header("Ann", Role.PT, "Medicare")
+    tie = day.clinic.session_for_command("MRN9", create=ann)
+    for code in ("97110", "97140"):
+        day.clinic.start(tie.id, code)
+        day.clock.advance(minutes=8)
+    day.clinic.end_session(tie.id)
+    answer = day.clinic.summary(tie.id)
+    assert answer.alternatives  # a tie
+    day.export()
+    assert day.statuses()[("MRN9", "Medicare")] == "exported"
+    day.clinic.choose_allocation(tie.id, dict(answer.alternatives[0]), reason=REASON)
+    assert day.statuses()[("MRN9", "Medicare")] == AMENDED_AFTER_EXPORT
+    assert day.statuses()[("MRN1", "Medicare")] == "exported"
