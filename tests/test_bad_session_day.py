@@ -19,13 +19,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QDate, Qt
 
 from tests.fakes import FakeClock
 from tests.gui_support import CATALOGUE, Bot, build
 from therapy_timer.cli import Context, main
 from therapy_timer.clinic import Clinic, Header
 from therapy_timer.codes import Role
+from therapy_timer.gui.day_view import DayView
 from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
 from therapy_timer.store import DB_FILENAME, Store
 
@@ -357,3 +358,25 @@ def test_the_window_shows_every_other_patient_when_one_session_uses_a_removed_co
     # The command the banner names closes it.
     ended = desk("session", "end", "--session", bad[:8]).stdout
     assert "Session closed" in ended and "code file" in ended
+
+
+def test_the_day_view_marks_a_partial_day_without_its_bad_session(
+    qtbot: Bot, tmp_path: Path
+) -> None:
+    desk = Desk(tmp_path)
+    morning = desk.visit("MRN7", "97110", 20)
+    desk("timer", "start", "97110", "--patient", "MRN7")
+    desk.clock.advance(minutes=WEEKEND)
+    desk("session", "end", "--patient", "MRN7")
+    with Clinic.open(desk.data, clock=desk.clock) as clinic:
+        view = DayView(clinic)
+        qtbot.add_widget(view)
+        view.from_date.setDate(QDate(2025, 3, 10))
+        view.to_date.setDate(QDate(2025, 3, 10))
+        (day,) = view.shown
+        assert "not billed until corrected" in " ".join(w.gist for w in day.result.warnings)
+        view.table.selectAll()
+        qtbot.mouseClick(view.exported_button, Qt.MouseButton.LeftButton)
+    listed = {s["id"]: s["exported"] for s in sessions(desk)}
+    assert listed.pop(morning) is True
+    assert list(listed.values()) == [False]  # the weekend session: not billed, not marked

@@ -688,8 +688,9 @@ class DayView(QWidget):
         if not chosen:
             self.message.setText("Choose the claim days to mark first (Ctrl+A: all shown).")
             return
-        # A provisional day may still change: none of its sessions is marked.
-        closed = [sid for d in chosen if not d.provisional for sid in d.session_ids]
+        # A provisional day may still change, and a session the rules refuse is not billed
+        # (its day is billed without it): neither is marked.
+        closed = [sid for d in chosen if not d.provisional for sid in d.billed_session_ids]
         try:
             self._clinic.mark_exported(closed)
         except TherapyTimerError as exc:
