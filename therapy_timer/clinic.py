@@ -1139,7 +1139,7 @@ class Clinic:
                 self._catalogue,
                 policy,
                 concurrent=billing.concurrent_patients(dated, segments, self._catalogue, now),
-                spans=self._store.segment_spans(ids),
+                spans=_spans(segments),
                 stale=self._store.changed_since_export(
                     [s.id for s in dated if s.exported and s.amended]
                 ),
@@ -2138,6 +2138,18 @@ class Clinic:
             # so the stopwatch already holds the committed state: no second read.
             return Outcome(after, change, stopwatch)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _spans(
+    segments: Mapping[str, Sequence[Segment]],
+) -> dict[str, tuple[datetime | None, datetime | None]]:
+    """Each session's first segment start and last segment stop (None if none stopped), from
+    the segments already read for its stopwatch."""
+    found: dict[str, tuple[datetime | None, datetime | None]] = {}
+    for session_id, listed in segments.items():
+        stops = [s.stop_utc for s in listed if s.stop_utc is not None]
+        found[session_id] = (min(s.start_utc for s in listed), max(stops, default=None))
+    return found
 
 
 @contextmanager

@@ -19,7 +19,6 @@ from therapy_timer.store._db import (
     audit_entry_of,
     dt,
     guarded,
-    opt_dt,
     profile_of,
     segment_of,
     session_of,
@@ -152,21 +151,6 @@ class QueriesMixin(StoreBase):
         ):
             found.setdefault(row["session_id"], []).append(segment_of(row))
         return found
-
-    @guarded
-    def segment_spans(
-        self, session_ids: Sequence[str]
-    ) -> dict[str, tuple[datetime, datetime | None]]:
-        """Each session's first segment start and last segment stop (None if none stopped),
-        computed by SQLite: a year's export needs the times, not 300,000 segment objects."""
-        return {
-            row["session_id"]: (dt(row["first"]), opt_dt(row["last"]))
-            for row in self._rows_in(
-                "SELECT session_id, min(start_utc) AS first, max(stop_utc) AS last FROM segments"
-                " WHERE session_id IN ({ids}) GROUP BY session_id",
-                session_ids,
-            )
-        }
 
     # untimed services ------------------------------------------------------------------------
 
