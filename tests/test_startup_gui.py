@@ -207,3 +207,57 @@ def test_a_tap_is_recorded_while_the_real_backup_is_inside_its_sqlite_work(
     assert segment.start_utc == tapped and segment.stop_utc is None
     assert shown == []
     assert len(list_backups(tmp_path)) == 1
+
+
+LEASE_SCRIPT = """
+import json, sys
+from pathlib import Path
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QApplication
+from therapy_timer.clinic import Clinic
+from therapy_timer.gui import app as gui_app
+from therapy_timer.gui.main_window import MainWindow
+
+events = []
+real_hold = Clinic.hold_window
+
+def hold(self):
+    events.append("lease written")
+    QTimer.singleShot(0, lambda: qapp.exit(0))
+    return real_hold(self)
+
+Clinic.hold_window = hold
+Clinic.daily_backup = lambda self: None
+qapp = QApplication([])
+
+class Watch(QObject):
+    def eventFilter(self, watched, event):
+        if event.type() == QEvent.Type.Paint and isinstance(watched, MainWindow):
+            if "painted" not in events:
+                events.append("painted")
+        return False
+
+watch = Watch()
+qapp.installEventFilter(watch)
+QTimer.singleShot(20_000, lambda: qapp.exit(3))
+status = gui_app.run(Path(sys.argv[1]), show_error=lambda t, m: events.append(t))
+print(json.dumps({"status": status, "events": events}))
+"""
+
+
+@pytest.mark.slow
+def test_the_windows_lease_is_written_after_the_first_paint(tmp_path: Path) -> None:
+    # The lease is a committed, fsynced write: on a slow disk it would hold the first paint.
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    env.pop("THERAPY_TIMER_DATA_DIR", None)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(LEASE_SCRIPT), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome == {"status": 0, "events": ["painted", "lease written"]}

@@ -237,8 +237,14 @@ def run(
         shower = show_error or _non_blocking_box(window)
         install_excepthook(shower)
         backup = DailyBackup(folder, clock, catalogue, shower)
-        # After the first paint, so that neither the window nor a first tap waits for it.
-        watcher = _FirstPaint(backup.start)
+
+        def after_first_paint() -> None:
+            # The window's lease (a committed, fsynced write) and the polling, then the backup
+            # in its worker: none of them makes the first paint wait.
+            controller.start_background()
+            backup.start()
+
+        watcher = _FirstPaint(after_first_paint)
         window.installEventFilter(watcher)
         sync = ClinicSync.attach(clinic, controller, window)  # None without a clinic server
         if sync is not None:
@@ -247,7 +253,6 @@ def run(
         window.show()
         if window.tray is not None:
             window.tray.show()
-        controller.start_background()
         window.offer_recovery()
         return app.exec()
     finally:
