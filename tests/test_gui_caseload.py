@@ -99,6 +99,19 @@ def test_a_tap_or_ctrl_digit_switches_the_main_view(qtbot: Bot, rig: Rig) -> Non
     assert running(rig) == {"AA-1": {"97010"}, "BB-2": {"97012"}}
 
 
+def test_ctrl_e_ends_the_patient_just_chosen_in_the_strip(qtbot: Bot, rig: Rig) -> None:
+    # The strip's entry keeps the focus after a tap; the window's keys must still reach the window.
+    start_patient(qtbot, rig, "AA-1", "97010")
+    rig.clock.advance(seconds=1)
+    start_patient(qtbot, rig, "BB-2", "97012")
+    first, _second = rig.window.caseload.buttons.values()
+    qtbot.mouseClick(first, LEFT)
+    qtbot.keyClick(first, Qt.Key.Key_E, CTRL)
+    dialog = rig.window.summary_dialog
+    assert dialog is not None and dialog.isVisible()
+    assert "AA-1" in dialog.title.text() and "BB-2" not in dialog.title.text()
+
+
 def test_a_pt_and_a_pta_run_one_on_one_time_at_once(qtbot: Bot, rig: Rig) -> None:
     start_patient(qtbot, rig, "AA-1", "97110")
     qtbot.mouseClick(rig.window.caseload.new_button, LEFT)
