@@ -251,7 +251,7 @@ def _warning_json(w: RuleWarning) -> dict[str, Any]:
 # most parts of an answer are encoded once. Keyed by id(): hashing a frozen dataclass calls its
 # Python __hash__. The record is kept beside its text, so an id is never reused while cached.
 _TEXTS: dict[int, tuple[object, str]] = {}
-_TEXTS_LIMIT = 1 << 17
+_TEXTS_LIMIT = 1 << 16  # ~0.5 KB each, with the record it keeps alive
 _METHOD_TEXT = {m: json.dumps(m.value) for m in Method}
 _encode_text = json.encoder.encode_basestring_ascii
 

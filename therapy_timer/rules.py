@@ -413,6 +413,9 @@ class _Row:
     the same minutes per code far more often than they repeat whole requests.
     """
 
+    # Outcomes kept per code (~1 KB each): a day's minutes per code take a few hundred values.
+    LIMIT = 1024
+
     __slots__ = (
         "assisted",
         "assisted_text",
@@ -1262,7 +1265,7 @@ def evaluate(
         outcome = row.outcomes.get(key)
         if outcome is None:
             outcome = _row_outcome(row, given, units, helped, cq_allowed, revised)
-            if len(row.outcomes) >= _Memo.LIMIT:
+            if len(row.outcomes) >= _Row.LIMIT:
                 row.outcomes.clear()
             row.outcomes[key] = outcome
         code_result, code_lines, text, is_billed, code_warnings = outcome
