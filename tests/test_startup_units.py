@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_startup import loaded_after
 from therapy_timer import codes, contract
 from therapy_timer.codes import (
     BUILTIN_CODES_FILE,
@@ -148,3 +149,16 @@ def test_a_damaged_precompiled_catalogue_for_the_same_text_falls_back_to_the_tom
         precompiled = tmp_path / "codes.precompiled.json"
         precompiled.write_text(json.dumps({**good, **damage}), "utf-8")
         assert load_builtin(builtin_toml(), precompiled) == Catalogue.from_toml(builtin_toml())
+
+
+def test_units_and_version_parse_no_toml_and_look_up_no_platform_folders(tmp_path: Path) -> None:
+    for args in (["units", "97110=20", "97140=10"], ["--version"]):
+        loaded = loaded_after(
+            f"""
+            from click.testing import CliRunner
+            from therapy_timer.cli import main
+            result = CliRunner().invoke(main, ["--data-dir", {str(tmp_path)!r}, *{args!r}])
+            assert result.exit_code == 0, result.output
+            """
+        )
+        assert not loaded & {"tomllib", "platformdirs", "getpass"}, args
