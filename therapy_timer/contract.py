@@ -43,8 +43,6 @@ REQUEST_FIELDS = frozenset(
     }
 )
 
-_MAPPINGS = ("timed", "assistant_minutes", "untimed_minutes")
-
 
 # --------------------------------------------------------------------------------------------
 # Reading JSON text

@@ -251,13 +251,6 @@ class CmsSplit:
             allocation[code] += 1
         return allocation
 
-    def allocations(self, order: Sequence[str]) -> Iterator[dict[str, int]]:
-        """Every valid allocation, lazily; ``order`` ranks the tied codes, its choice first."""
-        position = {code: i for i, code in enumerate(order)}
-        tied = sorted(self.tied, key=position.__getitem__)
-        for chosen in combinations(tied, self.need):
-            yield self.allocation(chosen)
-
 
 def cms_split(minutes: Mapping[str, int]) -> CmsSplit:
     """R2.5-R2.8 for one claim day's pooled timed minutes.
