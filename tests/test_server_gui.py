@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -206,6 +207,23 @@ def test_quitting_pushes_once_more_after_the_round_under_way() -> None:
     quiet = BackgroundSync(push, interval_s=3600).start()
     assert quiet.stop(10)
     assert len(pushed) == 3  # without last_round: only the round it started with
+
+
+def test_a_round_left_behind_on_a_hung_server_never_calls_back_after_stop() -> None:
+    release = threading.Event()
+    called: list[int] = []
+
+    def hung() -> SyncReport:
+        release.wait(10)  # a server that does not answer, until the test lets it
+        return SyncReport(at_utc=datetime(2025, 3, 10, tzinfo=UTC))
+
+    worker = BackgroundSync(hung, interval_s=3600, on_round=lambda: called.append(1)).start()
+    assert not worker.stop(0.2, last_round=True)  # the window quits; the round is still hung
+    release.set()
+    deadline = time.monotonic() + 10
+    while worker.rounds < 2 and time.monotonic() < deadline:  # the hung round, then the last
+        time.sleep(0.01)
+    assert worker.rounds == 2 and called == []
 
 
 def test_a_bug_in_a_round_is_a_problem_to_show_and_the_next_round_runs(

@@ -41,6 +41,7 @@ class BackgroundSync:
         self._stopping = threading.Event()
         self._last_round = False
         self._lock = threading.Lock()
+        self._callback_lock = threading.Lock()
         self._last: SyncReport | None = None
         self._problem = ""
         self._unreachable = False
@@ -66,6 +67,10 @@ class BackgroundSync:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout_s)
+        # A thread left behind on a hung server must never call back into a caller that is
+        # gone (a closed window's objects): once this returns, ``on_round`` is not called.
+        with self._callback_lock:
+            self._on_round = None
         return not self._thread.is_alive()
 
     @property
@@ -132,5 +137,6 @@ class BackgroundSync:
             self._unreachable = away
             self._busy = False
             self._rounds += 1
-        if self._on_round is not None:
-            self._on_round()
+        with self._callback_lock:
+            if self._on_round is not None:
+                self._on_round()
