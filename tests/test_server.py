@@ -389,6 +389,27 @@ def test_the_server_refuses_what_a_role_may_not_do(clinic_server: Server, tmp_pa
             )
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             other.execute("INSERT INTO therapy_timer.workstations (name) VALUES ('ws_room9')")
+        for table, columns, values in (
+            (
+                "sessions",
+                "id, workstation, date_of_service, patient_ref, clinician, role,"
+                " discipline, payer_profile, amended, created_utc, content_hash, record",
+                "gen_random_uuid(), 'ws_room1', '2025-03-10', 'X', 'X', 'PT', 'PT', 'M', false,"
+                " now(), 'x', '{}'",
+            ),
+            (
+                "diverged_audit",
+                "workstation, local_id, entry_hash, entry",
+                "'ws_room1', 1, 'x', '{}'",
+            ),
+            (
+                "conflicts",
+                "workstation, session_id, content_hash, why, record",
+                "'ws_room1', gen_random_uuid(), 'x', 'x', '{}'",
+            ),
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                other.execute(f"INSERT INTO therapy_timer.{table} ({columns}) VALUES ({values})")
         assert (
             other.execute("UPDATE therapy_timer.workstations SET pushed_audit_id = 0").rowcount == 0
         )
