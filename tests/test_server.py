@@ -503,6 +503,10 @@ def test_another_version_of_a_session_is_kept_aside_never_written_over(
         [session.id],
         False,
     )
+    assert kept["waiting_for_the_desk"] == 1
+    # Nothing new to push: still waiting, and the station is told so until the desk settles.
+    later = room2("clinic", "sync")
+    assert "1 kept-aside version(s) of this workstation wait for the desk" in later.stdout
     assert _minutes(clinic_server.one("SELECT record FROM therapy_timer.sessions")) == {"97110": 30}
     conflict = clinic_server.one(
         "SELECT json_build_array(workstation, session_id, why, record) FROM therapy_timer.conflicts"
@@ -557,6 +561,7 @@ def test_another_version_of_a_session_is_kept_aside_never_written_over(
         == "room 2 timed it right"
     )
     assert desk.json("clinic", "conflicts", "--json") == []
+    assert room2.json("clinic", "sync", "--json")["waiting_for_the_desk"] == 0
     again = desk("clinic", "settle", number, "drop", "--reason", "oops", status=2)
     assert "already accepted" in again.stderr
 

@@ -188,6 +188,28 @@ def test_the_app_syncs_in_the_background_and_once_more_when_it_quits(
     assert _sessions_on(clinic_server) == 2
 
 
+def test_the_status_line_keeps_saying_a_version_waits_for_the_desk(
+    qtbot: Bot, rig: Rig, sync: ClinicSync, clinic_server: Server
+) -> None:
+    type_patient(qtbot, rig)
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    rig.clock.advance(minutes=30)
+    _end_with_ctrl_c(qtbot, rig)
+    qtbot.waitUntil(lambda: _sessions_on(clinic_server) == 1, timeout=20_000)
+    # Another station already put another version of it on the server: it is kept aside.
+    with clinic_server.admin() as conn:
+        conn.execute(
+            "INSERT INTO therapy_timer.conflicts (workstation, session_id, content_hash, why,"
+            " record) SELECT workstation, id, 'other', 'test', record FROM therapy_timer.sessions"
+        )
+    rounds = sync.worker.rounds if sync.worker else 0
+    qtbot.waitUntil(lambda: sync.worker is not None and sync.worker.rounds >= rounds + 2)
+    assert sync.label.text().endswith("1 session kept aside for the desk") and sync.view.warning
+    with clinic_server.admin() as conn:
+        conn.execute("UPDATE therapy_timer.conflicts SET resolved_utc = now()")
+    qtbot.waitUntil(lambda: "kept aside" not in sync.label.text(), timeout=10_000)
+
+
 # -- without a server ---------------------------------------------------------------------------
 
 

@@ -1283,6 +1283,11 @@ def clinic_sync(context: Context, as_json: bool) -> None:
             click.echo(f"conflict, kept aside on the server for the desk: session {session_id}")
         if report.audit_conflicts:
             click.echo(f"{report.audit_conflicts} audit entries differ from the server's copy")
+        if report.waiting:
+            click.echo(
+                f"{report.waiting} kept-aside version(s) of this workstation wait for the desk"
+                " (therapy-timer clinic conflicts, at the desk)"
+            )
     if not report.complete:
         sys.exit(1)
 

@@ -169,7 +169,7 @@ class ClinicSync(QObject):
                 last_sync_utc=worker.last_sync_utc,
                 problem=worker.problem,
                 unreachable=worker.unreachable,
-                kept_aside=0 if report is None else report.conflicts,
+                kept_aside=0 if report is None else report.waiting,
                 busy=worker.busy,
             )
         )

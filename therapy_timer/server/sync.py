@@ -56,6 +56,7 @@ class SyncReport:
     audit_conflicts: int = 0
     resent_all: bool = False
     pushed_audit_id: int = 0
+    waiting: int = 0  # this workstation's kept-aside versions the desk has not settled yet
     at_utc: datetime | None = None
     conflict_ids: list[str] = field(default_factory=list)
 
@@ -75,6 +76,7 @@ class SyncReport:
             "audit_conflicts": self.audit_conflicts,
             "resent_all": self.resent_all,
             "pushed_audit_id": self.pushed_audit_id,
+            "waiting_for_the_desk": self.waiting,
             "at_utc": None if self.at_utc is None else self.at_utc.isoformat(),
             "complete": self.complete,
         }
@@ -220,6 +222,11 @@ def _push(
             },
         )
         report.pushed_audit_id = last.id if last else mark
+        waiting = conn.execute(
+            "SELECT count(*) FROM therapy_timer.conflicts"
+            " WHERE workstation = current_user AND resolved_utc IS NULL"
+        ).fetchone()
+        report.waiting = int(waiting[0]) if waiting else 0
 
 
 def _session_row(record: Mapping[str, Any], digest: str) -> dict[str, object]:
