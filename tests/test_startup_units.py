@@ -162,3 +162,16 @@ def test_units_and_version_parse_no_toml_and_look_up_no_platform_folders(tmp_pat
             """
         )
         assert not loaded & {"tomllib", "platformdirs", "getpass"}, args
+
+
+def test_version_loads_neither_the_rules_nor_the_units_contract(tmp_path: Path) -> None:
+    loaded = loaded_after(
+        f"""
+        from click.testing import CliRunner
+        from therapy_timer.cli import main
+        result = CliRunner().invoke(main, ["--data-dir", {str(tmp_path)!r}, "--version"])
+        assert result.exit_code == 0 and "version" in result.output, result.output
+        """
+    )
+    assert "therapy_timer.cli" in loaded
+    assert not loaded & {"therapy_timer.rules", "therapy_timer.contract"}

@@ -15,16 +15,7 @@ import click
 
 from therapy_timer import __version__, paths
 from therapy_timer.clock import Clock, SystemClock
-from therapy_timer.codes import Catalogue, Discipline, FurnishedBy, Role
-from therapy_timer.contract import (
-    answer_batch,
-    answer_batch_text,
-    answer_json,
-    request_from_json,
-    result_json,
-)
-from therapy_timer.contract import dumps as answer_text
-from therapy_timer.contract import loads as load_request
+from therapy_timer.codes import Catalogue, Discipline, FurnishedBy, Method, Role
 from therapy_timer.errors import (
     InvalidInput,
     InvalidOperation,
@@ -34,13 +25,14 @@ from therapy_timer.errors import (
     UnknownCode,
 )
 from therapy_timer.explain import PAYER_PROFILE_HELP
-from therapy_timer.rules import Method, Result, billed_code, evaluate, key_text, quote
 
 # Start-up (issue 13): `units` and `--version` must start about as fast as click itself, so the
-# clinic, the store, export and the records load only inside the commands that use them.
+# clinic, the store, export and the records load only inside the commands that use them, and
+# the rules and the units contract (a third of `--version`'s imports) only where answers are made.
 if TYPE_CHECKING:
     from therapy_timer.clinic import Clinic, Header, PdfRenderer
     from therapy_timer.model import Conflict, PayerProfile, Session, SessionProblem
+    from therapy_timer.rules import Result
 
 
 def _hostname() -> str:
@@ -132,6 +124,8 @@ def _code_minutes(
 
     A code given twice is refused, never last-wins ("Records that cannot be lost", item 13).
     """
+    from therapy_timer.rules import key_text, quote
+
     parsed: dict[str, Any] = {}
     given: dict[str, str] = {}
     for pair in pairs:
@@ -204,6 +198,8 @@ def plain_message(exc: InvalidInput) -> str:
 
 
 def _print_result(result: Result) -> None:
+    from therapy_timer.rules import billed_code
+
     click.echo("Lines:")
     if not result.lines:
         click.echo("  (nothing billable)")
@@ -274,6 +270,9 @@ def units(
     therapy-timer units 97110=33 97140=7 --untimed 97161 --method cms --discipline PT
     therapy-timer units --request FILE --json      (FILE: one request or an array; '-' = stdin)
     """
+    from therapy_timer.contract import answer_json, request_from_json
+    from therapy_timer.rules import evaluate
+
     catalogue = context.catalogue()
     if request_file is not None:
         if timed or assistant or untimed:
@@ -302,6 +301,11 @@ def units(
 
 
 def _answer_file(request_file: Any, catalogue: Catalogue, as_json: bool) -> None:
+    from therapy_timer.contract import answer_batch, answer_batch_text, answer_json
+    from therapy_timer.contract import dumps as answer_text
+    from therapy_timer.contract import loads as load_request
+    from therapy_timer.rules import quote
+
     name = getattr(request_file, "name", "-")
     source = "request" if name in ("-", "<stdin>") else f"request file {quote(name)}"
     try:
@@ -591,6 +595,7 @@ def session_end(
     context: Context, patient: str | None, session_ref: str | None, as_json: bool
 ) -> None:
     """Stop everything, close the open session, print its units and note."""
+    from therapy_timer.contract import result_json
     from therapy_timer.export import session_json
     from therapy_timer.model import SessionProblem
 
@@ -664,6 +669,7 @@ def session_list(
 def session_show(context: Context, session_id: str, as_json: bool) -> None:
     """One session: who, which payer, its segments (local times), untimed services, units, note."""
     from therapy_timer.clinic import SHORT_ID, describe_profile
+    from therapy_timer.contract import result_json
     from therapy_timer.export import segment_json, session_json
     from therapy_timer.model import SessionProblem
 
