@@ -66,12 +66,19 @@ def test_the_schema_upgrades_from_its_first_version_keeping_rows(cluster: Cluste
                 " 'MRN1', 'Pat', 'PT', 'PT', 'Medicare', false, now(), 'x', '{}')"
             )
         assert server.schema_version(conn) == 1
-        assert server.upgrade(conn) == [
+        assert server.upgrade(conn, target=4) == [
             "m002_least_privilege",
             "m003_settle_conflicts",
             "m004_desk_marks_only",
         ]
+        with conn.transaction():  # the desk billed it under version 4
+            conn.execute("UPDATE therapy_timer.sessions SET exported = true")
+        assert server.upgrade(conn) == ["m005_mark_remembers_content"]
         assert server.upgrade(conn) == []
+        # A session exported before m005 is not taken for one amended since.
+        assert conn.execute(
+            "SELECT exported, exported_content_hash = content_hash FROM therapy_timer.sessions"
+        ).fetchall() == [(True, True)]
         assert server.schema_version(conn) == server.LATEST_VERSION
     with psycopg.connect(cluster.dsn("ws_room1", dbname)) as conn:
         assert conn.execute("SELECT patient_ref FROM therapy_timer.sessions").fetchall() == [
@@ -748,6 +755,48 @@ def test_the_desk_exports_what_one_workstation_would_have_billed(
         "export", "--date", DAY.isoformat(), "--out", str(tmp_path / "r1.csv"), "--clinic", status=1
     )
     assert "only the desk role" in refused.stderr
+
+
+def test_a_session_amended_after_the_desk_exported_it_is_due_again_at_the_desk(
+    clinic_server: Server, tmp_path: Path
+) -> None:
+    # Issue 11's rule across the server: a correction made at a workstation after the desk
+    # billed the day must reach the billing system, so the desk sees the day due again.
+    room1, room2 = Station(tmp_path / "room1"), Station(tmp_path / "room2")
+    desk = Station(tmp_path / "desk")
+    for station, role in ((room1, "ws_room1"), (room2, "ws_room2"), (desk, "desk_front")):
+        station("clinic", "connect", clinic_server.dsn(role))
+    _day_of_mrn1(room1, room2)
+    for station in (room1, room2):
+        station("clinic", "sync")
+    day = DAY.isoformat()
+    desk("export", "--date", day, "--out", str(tmp_path / "first.csv"), "--clinic")
+    assert _due(desk, day) == {"Pat Lee": False, "Sam Diaz": False}
+
+    # Room 2 corrects its PTA's 97110 from 14 to 10 minutes, and syncs.
+    [pta] = room2.json("session", "list", "--date", day, "--json")
+    shown = room2.json("session", "show", pta["id"], "--json")
+    [segment] = [g for g in shown["segments"] if g["code"] == "97110"]
+    room2("session", "edit", segment["id"], "--minutes", "10", "--reason", "typed too much")
+    room2("clinic", "sync")
+
+    assert _due(desk, day) == {"Pat Lee": False, "Sam Diaz": True}
+    again = tmp_path / "again.csv"
+    desk("export", "--date", day, "--out", str(again), "--clinic")
+    rows = list(csv.DictReader(again.read_text(encoding="utf-8-sig").splitlines()))
+    assert rows and {r["status"] for r in rows} == {"amended after export"}
+    # The day now holds 20 + 9 + 10 + 8 = 47 timed minutes (independently: 3 units by R2.3).
+    assert {r["total_timed_minutes"] for r in rows} == {"47"}
+    # Marked again on the server: exported, and no longer due.
+    assert _due(desk, day) == {"Pat Lee": False, "Sam Diaz": False}
+
+
+def _due(desk: Station, day: str) -> dict[str, bool]:
+    """Each clinician's session of the day at the desk: whether it is to be exported again
+    (every one of them must be marked exported)."""
+    listed = desk.json("session", "list", "--date", day, "--json", "--clinic")
+    assert all({"exported", "amended after export"} & set(r["state"]) for r in listed), listed
+    return {r["clinician"]: "amended after export" in r["state"] for r in listed}
 
 
 def test_the_desk_reads_the_server_a_few_records_at_a_time_and_bills_the_same(

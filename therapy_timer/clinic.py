@@ -1850,7 +1850,7 @@ class Clinic:
         copy = read.copies.get(kept.session_id)
         if copy is None:
             return ConflictComparison(conflict, None, incoming, on_server=True)
-        record = {k: v for k, v in copy.items() if k not in ("workstation", "exported")}
+        record = _without_server_marks(copy)
         here = self._version(
             record, f"On the clinic server, from {copy['workstation']}", self._billed_alone(record)
         )
@@ -1892,11 +1892,15 @@ class Clinic:
         workstation, with the desk's export marks."""
         by_station: dict[str, list[dict[str, object]]] = {}
         exported: list[str] = []
+        changed: list[str] = []
         for record in records:
-            clean = {k: v for k, v in record.items() if k not in ("workstation", "exported")}
-            by_station.setdefault(str(record["workstation"]), []).append(clean)
+            by_station.setdefault(str(record["workstation"]), []).append(
+                _without_server_marks(record)
+            )
             if record["exported"]:
                 exported.append(str(record["id"]))
+                if record.get("changed_after_export"):
+                    changed.append(str(record["id"]))
         self._store.import_batches(
             [
                 st.RecordBatch(rows, origin=station, source=f"clinic server ({station})")
@@ -1905,6 +1909,8 @@ class Clinic:
         )
         if exported:
             self._store.mark_exported(exported)
+        if changed:
+            self._store.mark_changed_after_export(changed, where="at its workstation")
 
     def clinic_export(
         self,
@@ -2194,6 +2200,14 @@ def _whole_dates(sessions: Iterable[Session], size: int) -> Iterator[list[Sessio
         batch.extend(dated)
     if batch:
         yield batch
+
+
+_SERVER_MARKS = ("workstation", "exported", "changed_after_export")
+
+
+def _without_server_marks(record: Mapping[str, object]) -> dict[str, object]:
+    """A server record as a workstation sent it: without what the server says of it."""
+    return {k: v for k, v in record.items() if k not in _SERVER_MARKS}
 
 
 def _iso(moment: datetime | None) -> str | None:

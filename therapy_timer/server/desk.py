@@ -58,9 +58,25 @@ def workstations(conn: Connection) -> list[WorkstationState]:
     ]
 
 
+# Where a record came from and what the desk did with it. ``changed_after_export``: its
+# workstation amended it after the desk's export, so the day is to be billed again.
+_MARKS = "workstation, exported, exported AND exported_content_hash IS DISTINCT FROM content_hash"
+
+
+def _with_marks(row: tuple[Any, ...]) -> dict[str, Any]:
+    record, workstation, exported, changed = row
+    return {
+        **record,
+        "workstation": workstation,
+        "exported": exported,
+        "changed_after_export": changed,
+    }
+
+
 def clinic_records(conn: Connection, start: date, end: date) -> list[dict[str, Any]]:
     """The session records of ``start``..``end`` this role may read, oldest first, each with
-    ``workstation`` and the desk's ``exported`` flag added (``stream_clinic_records``, whole)."""
+    ``workstation``, the desk's ``exported`` flag and ``changed_after_export`` added
+    (``stream_clinic_records``, whole)."""
     return [r for chunk in stream_clinic_records(conn, start, end) for r in chunk]
 
 
@@ -76,13 +92,13 @@ def stream_clinic_records(
     try:
         with conn.transaction(), conn.cursor(name="clinic_records") as cursor:
             cursor.execute(
-                "SELECT record - 'audit', workstation, exported FROM therapy_timer.sessions"
+                f"SELECT record - 'audit', {_MARKS} FROM therapy_timer.sessions"
                 " WHERE date_of_service BETWEEN %s AND %s"
                 " ORDER BY date_of_service, created_utc, id",
                 [start, end],
             )
             while rows := cursor.fetchmany(batch):
-                yield [{**r[0], "workstation": r[1], "exported": r[2]} for r in rows]
+                yield [_with_marks(r) for r in rows]
     except psycopg.errors.InsufficientPrivilege as exc:
         raise ServerRefused(f"the clinic server refused: {exc.diag.message_primary}") from None
 
@@ -95,13 +111,13 @@ def session_records(conn: Connection, session_ids: list[str]) -> list[dict[str, 
     try:
         with conn.transaction():
             rows = conn.execute(
-                "SELECT record, workstation, exported FROM therapy_timer.sessions"
+                f"SELECT record, {_MARKS} FROM therapy_timer.sessions"
                 " WHERE id = ANY(%s::uuid[]) ORDER BY id",
                 [session_ids],
             ).fetchall()
     except psycopg.errors.InsufficientPrivilege as exc:
         raise ServerRefused(f"the clinic server refused: {exc.diag.message_primary}") from None
-    return [{**r[0], "workstation": r[1], "exported": r[2]} for r in rows]
+    return [_with_marks(r) for r in rows]
 
 
 @dataclass(frozen=True)

@@ -326,11 +326,42 @@ CREATE POLICY own_rows ON therapy_timer.diverged_audit FOR ALL TO {WORKSTATION_G
 CREATE POLICY desk_reads ON therapy_timer.diverged_audit FOR SELECT TO {DESK_GROUP} USING (true);
 """
 
+# A session a workstation amends after the desk billed it must be billed again (the rule of
+# issue 11, now across workstations): the mark remembers the content it was set on, so a
+# later content is "amended after export" until the desk marks it again.
+_M005_MARK_REMEMBERS_CONTENT = f"""
+ALTER TABLE therapy_timer.sessions ADD COLUMN exported_content_hash text;
+UPDATE therapy_timer.sessions SET exported_content_hash = content_hash WHERE exported;
+
+CREATE OR REPLACE FUNCTION therapy_timer.mark_exported(wanted uuid[])
+    RETURNS SETOF text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF NOT pg_has_role(session_user, '{DESK_GROUP}', 'MEMBER') THEN
+        RAISE EXCEPTION 'only the desk marks sessions exported'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN QUERY
+    WITH marked AS (
+        UPDATE therapy_timer.sessions
+        SET exported = true, exported_content_hash = content_hash
+        WHERE id = ANY(wanted)
+            AND (NOT exported OR exported_content_hash IS DISTINCT FROM content_hash)
+        RETURNING id::text
+    ), logged AS (
+        INSERT INTO therapy_timer.events (actor, action, entity, entity_id)
+        SELECT session_user, 'session.export', 'session', id FROM marked
+    )
+    SELECT id FROM marked;
+END $$;
+"""
+
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m001_tables", _M001_TABLES),
     ("m002_least_privilege", _M002_LEAST_PRIVILEGE),
     ("m003_settle_conflicts", _M003_SETTLE_CONFLICTS),
     ("m004_desk_marks_only", _M004_DESK_MARKS_ONLY),
+    ("m005_mark_remembers_content", _M005_MARK_REMEMBERS_CONTENT),
 )
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -238,6 +238,27 @@ class WritesMixin(QueriesMixin):
                 exported[session_id] = True
 
     @guarded
+    def mark_changed_after_export(self, session_ids: Sequence[str], *, where: str) -> None:
+        """Exported sessions whose content changed ``where`` (e.g. at a workstation of the clinic
+        server) after the export: due to be exported again, as an amendment here would be."""
+        with self._write():
+            for session_id in dict.fromkeys(session_ids):
+                updated = self._conn.execute(
+                    "UPDATE sessions SET amended = 1 WHERE id = ? AND exported = 1", [session_id]
+                )
+                if updated.rowcount != 1:
+                    raise InvalidInput(
+                        "session", f"there is no exported session with id {session_id!r}"
+                    )
+                self._audit(
+                    "session.changed_after_export",
+                    "session",
+                    session_id,
+                    after={"amended": True},
+                    reason=f"amended {where} after the export",
+                )
+
+    @guarded
     def amend_session(
         self,
         session_id: str,
