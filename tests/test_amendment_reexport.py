@@ -191,6 +191,24 @@ def test_the_command_line_moves_a_session_and_both_days_are_due_again(day: Day) 
     assert refused.exit_code == 2 and "--patient or --payer" in refused.output
 
 
+@pytest.mark.parametrize(
+    ("option", "named"), [("--patient", "patient's reference"), ("--payer", "payer")]
+)
+def test_an_empty_patient_or_payer_is_refused_not_taken_for_no_change(
+    day: Day, option: str, named: str
+) -> None:
+    before = day.statuses()
+    refused = CliRunner().invoke(
+        main,
+        ["session", "amend", day.second.id[:8], option, "", "--reason", REASON],
+        obj=Context(day.store.data_dir, day.clock),
+    )
+    assert refused.exit_code == 2, refused.output
+    assert named in refused.output and "Traceback" not in refused.output
+    assert day.statuses() == before
+    assert day.day_changes(day.first) == []
+
+
 def test_a_tie_choice_after_the_export_makes_the_day_due_again(day: Day) -> None:
     """8 minutes each of 97110 and 97140 bill one unit, either code's (R2.8): choosing the
     other one after the export changes the charge."""

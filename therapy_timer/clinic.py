@@ -1082,7 +1082,12 @@ class Clinic:
         return self._move(session_id, reason, payer_profile=payer_profile)
 
     def _move(
-        self, session_id: str, reason: str, *, patient_ref: str = "", payer_profile: str = ""
+        self,
+        session_id: str,
+        reason: str,
+        *,
+        patient_ref: str | None = None,
+        payer_profile: str | None = None,
     ) -> Session:
         """Change what puts a session on its claim day; the other sessions of the day it
         leaves are told (their charges went out with this session's minutes pooled in)."""
@@ -1096,8 +1101,8 @@ class Clinic:
         return self._store.amend_session(
             session_id,
             reason=reason,
-            patient_ref=patient_ref or None,
-            payer_profile=payer_profile or None,
+            patient_ref=patient_ref,
+            payer_profile=payer_profile,
             actor=self._actor,
             left_behind=left_behind,
         )
