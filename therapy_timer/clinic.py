@@ -7,7 +7,6 @@ changes) in one place, commits before it returns, and says what changed.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import sys
@@ -35,6 +34,7 @@ from therapy_timer.codes import (
     Role,
 )
 from therapy_timer.codes import load_catalogue as _load_catalogue
+from therapy_timer.contract import collector_paused
 from therapy_timer.errors import (
     InvalidInput,
     InvalidOperation,
@@ -1255,11 +1255,11 @@ class Clinic:
             # Streamed into the file as the days are billed: a clinic-year's CSV is never
             # held in memory (the file is still renamed into place only once whole).
             def stream(path: Path) -> None:
-                with path.open("w", encoding="utf-8", newline="") as handle, _gc_paused():
+                with path.open("w", encoding="utf-8", newline="") as handle, collector_paused():
                     ex.write_csv(tally.days(source), handle)
 
             return self._write_export(None, stream, out, force, tally, mark=mark)
-        with _gc_paused():
+        with collector_paused():
             text = ex.report_text(tally.days(source), fmt)
         return self._write_export(text, None, out, force, tally, mark=mark)
 
@@ -2161,19 +2161,6 @@ def _spans(
         stops = [s.stop_utc for s in listed if s.stop_utc is not None]
         found[session_id] = (min(s.start_utc for s in listed), max(stops, default=None))
     return found
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector paused while days are billed and written: they make no
-    reference cycles, and its passes over the objects of a clinic-year cost ~7% of an export."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
 
 
 class _Tally:
