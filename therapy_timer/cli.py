@@ -88,7 +88,45 @@ class Context:
 pass_context = click.make_pass_decorator(Context)
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+class _TextOnly(click.Group):
+    """The command line: every word must be text before any command sees it."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for n, word in enumerate(args):
+            _require_text(word, args[n - 1] if n else "")
+        return super().parse_args(ctx, args)
+
+
+def _require_text(word: str, before: str) -> None:
+    """BadInput naming the option (or position) of a word holding bytes that are not UTF-8.
+
+    Python passes such bytes on as lone surrogates (PEP 383); SQLite, the audit log and the
+    terminal cannot encode them, and deep inside a command they surface as a traceback.
+    """
+    try:
+        word.encode("utf-8")
+    except UnicodeEncodeError:
+        from therapy_timer.rules import quote
+
+        option, _, _ = word.partition("=")
+        if word.startswith("--") and "=" in word:
+            name = option
+        elif before.startswith("-") and "=" not in before:
+            name = before
+        else:
+            name = "a word"
+        readable = word.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        raise BadInput(
+            f"{name}: {quote(readable)} is not UTF-8 text; type it again (or set the"
+            " terminal to UTF-8)"
+        ) from None
+
+
+@click.group(
+    cls=_TextOnly,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="therapy-timer")
 @click.option(
     "--data-dir",
@@ -749,19 +787,22 @@ def session_edit(
 
     with context.clinic() as clinic:
         segment = clinic.find_segment(segment_id)
+        by = FurnishedBy(furnished_by.lower()) if furnished_by else None
         changed = []
-        if code is not None or furnished_by is not None:
-            segment = clinic.amend_segment(
-                segment.id,
-                reason=reason,
-                code=code,
-                furnished_by=FurnishedBy(furnished_by.lower()) if furnished_by else None,
-            )
-        if minutes is not None:
+        if minutes is not None:  # one write with the code and furnisher: all or nothing
             changed = list(
-                clinic.lengthen_segment(segment.id, minutes, reason=reason, shift_later=shift_later)
+                clinic.lengthen_segment(
+                    segment.id,
+                    minutes,
+                    reason=reason,
+                    shift_later=shift_later,
+                    code=code,
+                    furnished_by=by,
+                )
             )
             segment = changed[0]
+        elif code is not None or by is not None:
+            segment = clinic.amend_segment(segment.id, reason=reason, code=code, furnished_by=by)
         click.echo(f"changed segment {segment.id[:SHORT_ID]} of session {segment.session_id}")
         for moved in changed[1:]:
             click.echo(
@@ -834,11 +875,12 @@ def session_amend(
     if patient_ref is None and payer_profile is None:
         raise BadInput("--patient or --payer: say what to change")
     with context.clinic() as clinic:
-        chosen = clinic.find_session(session_id)
-        if patient_ref is not None:
-            chosen = clinic.change_patient_ref(chosen.id, patient_ref, reason=reason)
-        if payer_profile is not None:
-            chosen = clinic.change_payer(chosen.id, payer_profile, reason=reason)
+        chosen = clinic.move_session(
+            clinic.find_session(session_id).id,
+            reason=reason,
+            patient_ref=patient_ref,
+            payer_profile=payer_profile,
+        )
     click.echo(
         f"session {chosen.id[:SHORT_ID]}: patient {chosen.patient_ref}, payer"
         f" {chosen.payer_profile}"

@@ -7,6 +7,7 @@ changes) in one place, commits before it returns, and says what changed.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -1081,6 +1082,17 @@ class Clinic:
         both claim days it moves between are exported again, as with ``change_patient_ref``."""
         return self._move(session_id, reason, payer_profile=payer_profile)
 
+    def move_session(
+        self,
+        session_id: str,
+        *,
+        reason: str,
+        patient_ref: str | None = None,
+        payer_profile: str | None = None,
+    ) -> Session:
+        """``change_patient_ref`` and ``change_payer`` at once: both or neither."""
+        return self._move(session_id, reason, patient_ref=patient_ref, payer_profile=payer_profile)
+
     def _move(
         self,
         session_id: str,
@@ -1089,7 +1101,8 @@ class Clinic:
         patient_ref: str | None = None,
         payer_profile: str | None = None,
     ) -> Session:
-        """Change what puts a session on its claim day; the other sessions of the day it
+        """Change what puts a session on its claim day, both fields in one audited write (a
+        wrong payer leaves the patient unchanged too); the other sessions of the day it
         leaves are told (their charges went out with this session's minutes pooled in)."""
         session = self._store.get_session(session_id)
         key = billing.day_key(session)
@@ -1508,9 +1521,17 @@ class Clinic:
         )
 
     def lengthen_segment(
-        self, segment_id: str, minutes: int, *, reason: str, shift_later: bool = False
+        self,
+        segment_id: str,
+        minutes: int,
+        *,
+        reason: str,
+        shift_later: bool = False,
+        code: str | None = None,
+        furnished_by: FurnishedBy | None = None,
     ) -> tuple[Segment, ...]:
-        """Give a recorded segment ``minutes`` from its start; returns every segment changed.
+        """Give a recorded segment ``minutes`` from its start (and ``code`` or ``furnished_by``
+        in the same write); returns every segment changed.
 
         A longer segment that would run into a later one is refused naming that segment,
         unless ``shift_later``: then the later segments of the session move later by the same
@@ -1519,6 +1540,11 @@ class Clinic:
         segment = self.find_segment(segment_id)
         _whole_minutes(minutes, low=0)
         reason = reason_text(reason)
+        exclusive = (
+            segment.exclusive
+            if code is None
+            else not self._catalogue.get(code, "code").supervised_modality
+        )
         if segment.stop_utc is None:
             raise InvalidOperation(f"{segment.code} is still running; stop it first")
         new_stop = segment.start_utc + timedelta(minutes=minutes)
@@ -1528,9 +1554,17 @@ class Clinic:
             for s in self._store.segments(segment.session_id)
             if s.id != segment.id and s.start_utc >= segment.stop_utc
         ]
-        in_way = [s for s in later if s.exclusive and segment.exclusive and s.start_utc < new_stop]
+        in_way = [s for s in later if s.exclusive and exclusive and s.start_utc < new_stop]
+        amend = functools.partial(
+            self.amend_segment,
+            segment.id,
+            reason=reason,
+            minutes=minutes,
+            code=code,
+            furnished_by=furnished_by,
+        )
         if delta <= timedelta(0) or not in_way:
-            return (self.amend_segment(segment.id, reason=reason, minutes=minutes),)
+            return (amend(),)
         if not shift_later:
             first = in_way[0]
             raise InvalidOperation(
@@ -1574,7 +1608,7 @@ class Clinic:
                     actor=self._actor,
                 )
             )
-        changed.append(self.amend_segment(segment.id, reason=reason, minutes=minutes))
+        changed.append(amend())
         return (changed[-1], *reversed(changed[:-1]))
 
     def remove_untimed(
@@ -2278,6 +2312,12 @@ AMBIGUOUS_SHOWN = 10
 SHORT_ID = 8
 """Characters of an id shown in lists and messages (enough to type back as a prefix)."""
 
+MAX_ID_CHARS = 64
+"""Longer than any session id (a UUID, 36) or segment id (32 hex digits) ever stored."""
+
+MAX_CONFLICT_NUMBER = 2**63 - 1
+"""The largest number SQLite stores (a kept-aside version's number is a rowid)."""
+
 
 def session_label(session: Session) -> str:
     """One session in a line: short id, patient, date, clinician and whether it is open."""
@@ -2320,6 +2360,9 @@ def _typed_id(typed: str, what: str) -> str:
     text = typed.strip() if isinstance(typed, str) else ""
     if not text:
         raise InvalidInput(what, f"type the {what} id, or its first characters")
+    # No id is longer; and SQLite refuses a LIKE pattern over 50,000 bytes with an error.
+    if len(text) > MAX_ID_CHARS:
+        raise InvalidInput(what, f"no {what} id starts with {rules.quote(text)}")
     return text
 
 
@@ -2413,9 +2456,11 @@ def _minutes_text(delta: timedelta) -> str:
 
 def _conflict_number(raw: object) -> int:
     """A kept-aside version's number as typed (``3`` or ``"3"``); InvalidInput otherwise."""
-    if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0:
+    if isinstance(raw, int) and not isinstance(raw, bool) and 0 < raw <= MAX_CONFLICT_NUMBER:
         return raw
     if isinstance(raw, str) and raw.strip().isascii() and raw.strip().isdigit():
-        return int(raw.strip())
+        number = int(raw.strip())
+        if 0 < number <= MAX_CONFLICT_NUMBER:
+            return number
     text = repr(raw)
     raise InvalidInput("conflict", f"{text[:80]} is not the number of a kept-aside version")

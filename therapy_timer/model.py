@@ -222,12 +222,17 @@ def patient_ref(raw: str) -> str:
     return ref
 
 
+REASON_MAX = 1000
+"""Characters of a reason: a sentence or a short paragraph, never a pasted document."""
+
+
 def reason_text(raw: str) -> str:
-    """The stripped reason for a change to recorded time; InvalidInput if there is none."""
+    """The stripped reason for a change to recorded time, one line of at most REASON_MAX
+    characters (the audit log shows it in one row); InvalidInput if there is none."""
     reason = raw.strip() if isinstance(raw, str) else ""
     if not reason:
         raise InvalidInput("reason", "a change to recorded time needs a reason (what and why)")
-    return reason
+    return label_text(reason, "reason", REASON_MAX)
 
 
 def label_text(raw: str, field: str, max_len: int = 80) -> str:

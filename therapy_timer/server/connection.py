@@ -40,7 +40,16 @@ def scrubbed(text: str) -> str:
     return _KEY_SECRET.sub(r"\1***", _URI_SECRET.sub(r"\1:***@", text))
 
 
+DSN_EXAMPLE = "postgresql://ROLE@HOST/DATABASE"
+
+
 def _parsed(dsn: str) -> dict[str, Any]:
+    # libpq reads an empty string as "this machine, my login" and stops reading at a NUL
+    # ("host=db\0.example" would reach host db): neither is the server the user meant.
+    if not dsn.strip():
+        raise InvalidInput("DSN", f"type the clinic server's address, like {DSN_EXAMPLE}")
+    if any(ord(ch) < 32 and ch not in " \t" for ch in dsn):
+        raise InvalidInput("DSN", "a connection string is one line without control characters")
     try:
         return dict(conninfo_to_dict(dsn))
     except psycopg.ProgrammingError as exc:
@@ -48,7 +57,8 @@ def _parsed(dsn: str) -> dict[str, Any]:
         first = str(exc).splitlines()[0] if str(exc) else "not a connection string"
         if "password" in dsn.lower():
             first = "not a valid connection string"
-        raise InvalidInput("DSN", scrubbed(first)) from None
+        first = scrubbed(first)
+        raise InvalidInput("DSN", first if len(first) <= 120 else f"{first[:117]}...") from None
 
 
 def password_free(dsn: str) -> str:

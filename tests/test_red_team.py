@@ -1,0 +1,184 @@
+"""Hostile input against the front desk's and the therapist's commands: every refusal is one
+plain sentence (exit 2) naming the field, never a traceback, and nothing is half-written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli_usability import Cli, _closed_session
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path / "data")
+
+
+def _show(cli: Cli, session_id: str) -> dict[str, object]:
+    shown: dict[str, object] = cli.json("session", "show", session_id, "--json")
+    return shown
+
+
+def _audit_count(cli: Cli) -> int:
+    with cli.store() as store:
+        return len(store.audit_entries())
+
+
+# -- ids typed by a person ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["session", "show", "{ID}"],
+        ["session", "amend", "{ID}", "--patient", "K", "--reason", "r"],
+        ["session", "edit", "{ID}", "--minutes", "3", "--reason", "r"],
+        ["session", "add-segment", "{ID}", "97530", "--start", "14:40", "--minutes", "5",
+         "--reason", "r"],
+        ["timer", "stop", "--session", "{ID}"],
+        ["untimed", "remove", "97161", "--session", "{ID}", "--reason", "r"],
+    ],
+)  # fmt: skip
+def test_a_very_long_id_is_no_id_not_a_database_error(cli: Cli, command: list[str]) -> None:
+    """SQLite refuses LIKE patterns over 50,000 bytes ('LIKE or GLOB pattern too complex')."""
+    _closed_session(cli, "JD", [("97110", 20)])
+    typed = "a" * 60_000
+    error = cli(*[typed if word == "{ID}" else word for word in command], status=2).stderr
+    assert "id starts with" in error
+    assert len(error) < 300
+
+
+@pytest.mark.parametrize("verb", ["show", "accept", "drop"])
+def test_a_conflict_number_too_big_for_the_database_is_refused(cli: Cli, verb: str) -> None:
+    args = ["conflicts", verb, "9" * 20] + ([] if verb == "show" else ["--reason", "r"])
+    assert "conflict" in cli(*args, status=2).stderr
+
+
+# -- arguments that are not text ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["session", "show", "\udcff"],
+        ["session", "amend", "{S}", "--patient", "K", "--reason", "bad \udcff byte"],
+        ["session", "amend", "{S}", "--payer", "\udcff", "--reason", "r"],
+        ["payer", "add", "Acme\udcff", "--method", "cms"],
+        ["timer", "start", "97110", "--session", "\udcff"],
+        ["untimed", "add", "97161", "--session", "{S}", "--reason", "\udce9t\udce9"],
+        ["clinic", "connect", "host=\udcff"],
+    ],
+)
+def test_bytes_that_are_not_utf8_are_refused_naming_the_argument(
+    cli: Cli, command: list[str]
+) -> None:
+    """A shell hands Python undecodable bytes as lone surrogates (PEP 383); SQLite and the
+    audit log cannot store them."""
+    session_id = _closed_session(cli, "JD", [("97110", 20)])
+    before = _audit_count(cli)
+    args = [session_id if word == "{S}" else word for word in command]
+    error = cli(*args, status=2).stderr
+    assert "UTF-8" in error
+    assert "\udcff" not in error
+    assert _audit_count(cli) == before
+
+
+def test_non_utf8_bytes_from_a_real_shell(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "therapy_timer", "--data-dir", str(tmp_path), "payer", "add",
+         b"Acme\xff".decode("utf-8", "surrogateescape"), "--method", "cms"],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "is not UTF-8 text" in done.stderr.splitlines()[-1]
+
+
+# -- reasons kept in the audit log -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reason", ["a\x00b", "line one\nline two", "esc \x1b[31m red", "x" * 5000])
+def test_a_reason_is_one_bounded_line(cli: Cli, reason: str) -> None:
+    session_id = _closed_session(cli, "JD", [("97110", 20)])
+    before = _audit_count(cli)
+    error = cli("session", "amend", session_id, "--patient", "K", "--reason", reason, status=2)
+    assert "reason" in error.stderr
+    assert len(error.stderr) < 300
+    assert _show(cli, session_id)["session"]["patient_ref"] == "JD"  # type: ignore[index]
+    assert _audit_count(cli) == before
+
+
+# -- one command, one change -------------------------------------------------------------------
+
+
+def test_amend_patient_and_a_wrong_payer_changes_nothing(cli: Cli) -> None:
+    session_id = _closed_session(cli, "JD", [("97110", 20)])
+    before = _audit_count(cli)
+    error = cli(
+        "session", "amend", session_id, "--patient", "NEW", "--payer", "Bogus", "--reason", "r",
+        status=2,
+    ).stderr  # fmt: skip
+    assert "Bogus" in error
+    assert _show(cli, session_id)["session"]["patient_ref"] == "JD"  # type: ignore[index]
+    assert _audit_count(cli) == before
+
+
+def test_amend_patient_and_payer_together_is_one_audited_change(cli: Cli) -> None:
+    cli("payer", "add", "Acme", "--method", "ama")
+    session_id = _closed_session(cli, "JD", [("97110", 20)])
+    before = _audit_count(cli)
+    cli("session", "amend", session_id, "--patient", "NEW", "--payer", "Acme", "--reason", "mixup")
+    session = _show(cli, session_id)["session"]
+    assert session["patient_ref"] == "NEW" and session["payer_profile"] == "Acme"  # type: ignore[index]
+    assert _audit_count(cli) == before + 1
+
+
+def test_edit_code_with_minutes_that_do_not_fit_changes_nothing(cli: Cli) -> None:
+    session_id = _closed_session(cli, "JD", [("97110", 20), ("97140", 15)])
+    first = _show(cli, session_id)["segments"][0]["id"]  # type: ignore[index]
+    before = _audit_count(cli)
+    error = cli(
+        "session", "edit", first, "--code", "97530", "--minutes", "50", "--reason", "r", status=1
+    ).stderr
+    assert "--shift-later" in error
+    segment = _show(cli, session_id)["segments"][0]  # type: ignore[index]
+    assert (segment["code"], segment["id"]) == ("97110", first)
+    assert _audit_count(cli) == before
+
+
+def test_edit_code_and_minutes_together(cli: Cli) -> None:
+    session_id = _closed_session(cli, "JD", [("97110", 20), ("97140", 15)])
+    first = _show(cli, session_id)["segments"][0]["id"]  # type: ignore[index]
+    cli("session", "edit", first, "--code", "97530", "--minutes", "18", "--reason", "r")
+    shown = _show(cli, session_id)
+    assert shown["codes"]["97530"]["minutes"] == 18  # type: ignore[index]
+    assert "97110" not in shown["codes"]  # type: ignore[operator]
+
+
+# -- the clinic server's address ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dsn", ["", "   ", "\t", "host=db\x00.example"])
+def test_an_empty_dsn_is_refused_not_taken_for_the_local_default(cli: Cli, dsn: str) -> None:
+    """libpq reads an empty connection string as 'this machine, default port, my login'."""
+    error = cli("clinic", "connect", dsn, status=2).stderr
+    assert error.startswith("Error: DSN:")
+    with cli.store() as store:
+        assert not store.get_setting("clinic.server")
+
+
+def test_a_long_unparsable_dsn_is_quoted_briefly(cli: Cli) -> None:
+    error = cli("clinic", "connect", "x" * 100_000, status=2).stderr
+    assert error.startswith("Error: DSN:")
+    assert len(error) < 300
+
+
+def test_a_dsn_message_never_shows_a_password(cli: Cli) -> None:
+    error = cli("clinic", "connect", "password=hunter2 host=" + "x" * 200 + " =", status=2).stderr
+    assert "hunter2" not in error
