@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from tests.test_cli_usability import Cli, _closed_session
+from tests.test_cli_usability import Cli, _closed_session, new_york  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
@@ -182,3 +183,28 @@ def test_a_long_unparsable_dsn_is_quoted_briefly(cli: Cli) -> None:
 def test_a_dsn_message_never_shows_a_password(cli: Cli) -> None:
     error = cli("clinic", "connect", "password=hunter2 host=" + "x" * 200 + " =", status=2).stderr
     assert "hunter2" not in error
+
+
+# -- local times a person types ----------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("new_york")
+def test_a_forgotten_segment_at_a_time_the_clocks_skipped_is_refused(cli: Cli) -> None:
+    """02:30 never happened in New York on 9 March 2025 (02:00 became 03:00); it was stored
+    as 01:30-01:40, an hour away from what was typed."""
+    cli.clock.set(datetime(2025, 3, 9, 12, 0, tzinfo=UTC))
+    session_id = _closed_session(cli, "JD", [("97110", 20)])
+    before = _audit_count(cli)
+    error = cli(
+        "session", "add-segment", session_id, "97530", "--start", "02:30", "--minutes", "10",
+        "--reason", "forgot", status=2,
+    ).stderr  # fmt: skip
+    assert "02:30" in error and "2025-03-09" in error
+    assert [s["code"] for s in _show(cli, session_id)["segments"]] == ["97110"]  # type: ignore[attr-defined]
+    assert _audit_count(cli) == before
+    cli(
+        "session", "add-segment", session_id, "97530", "--start", "03:00", "--minutes", "10",
+        "--reason", "forgot",
+    )  # fmt: skip
+    added = [s for s in _show(cli, session_id)["segments"] if s["code"] == "97530"]  # type: ignore[attr-defined]
+    assert added[0]["start_utc"] == "2025-03-09T07:00:00+00:00"  # 03:00 EDT

@@ -1500,7 +1500,15 @@ class Clinic:
         session = self.find_session(session_id)
         entry = self._catalogue.get(code, "code")
         _whole_minutes(minutes, low=1)
-        begin = datetime.combine(session.date_of_service, start).astimezone()
+        typed = datetime.combine(session.date_of_service, start)
+        begin = typed.astimezone()
+        # A time the clocks skipped (02:30 when 02:00 became 03:00) comes back as another hour.
+        if begin.replace(tzinfo=None) != typed:
+            raise InvalidInput(
+                "start",
+                f"{start:%H:%M} did not happen on {session.date_of_service} here (the clocks"
+                " were put forward); type the time the clock showed",
+            )
         end = begin + timedelta(minutes=minutes)
         if end > self._clock.now():
             raise InvalidInput(
