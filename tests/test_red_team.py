@@ -208,3 +208,28 @@ def test_a_forgotten_segment_at_a_time_the_clocks_skipped_is_refused(cli: Cli) -
     )  # fmt: skip
     added = [s for s in _show(cli, session_id)["segments"] if s["code"] == "97530"]  # type: ignore[attr-defined]
     assert added[0]["start_utc"] == "2025-03-09T07:00:00+00:00"  # 03:00 EDT
+
+
+# -- names that look like other names ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["Ac\u200bme", "\u202eemcA", "Acme\ufeff", "Me\u00addicare"])
+def test_a_payer_name_with_invisible_characters_is_refused(cli: Cli, name: str) -> None:
+    """A zero-width space or a right-to-left override makes a second 'Acme' the desk cannot
+    tell from the first (or shows a name backwards)."""
+    error = cli("payer", "add", name, "--method", "cms", status=2).stderr
+    assert "payer" in error
+    assert name not in cli("payer", "list").stdout
+
+
+def test_an_amendment_that_changes_nothing_is_not_an_amendment(cli: Cli, tmp_path: Path) -> None:
+    """Amending to the same patient marked an exported session amended, due again."""
+    session_id = _closed_session(cli, "JD", [("97110", 20)])
+    cli("export", "--date", "2025-03-10", "--out", str(tmp_path / "day.csv"))
+    before = _audit_count(cli)
+    said = cli("session", "amend", session_id, "--patient", "JD", "--payer", "Medicare",
+               "--reason", "checking").stdout  # fmt: skip
+    assert "nothing changed" in said
+    session = _show(cli, session_id)["session"]
+    assert session["exported"] and not session["amended"]  # type: ignore[index]
+    assert _audit_count(cli) == before

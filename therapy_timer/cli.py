@@ -875,15 +875,14 @@ def session_amend(
     if patient_ref is None and payer_profile is None:
         raise BadInput("--patient or --payer: say what to change")
     with context.clinic() as clinic:
+        before = clinic.find_session(session_id)
         chosen = clinic.move_session(
-            clinic.find_session(session_id).id,
-            reason=reason,
-            patient_ref=patient_ref,
-            payer_profile=payer_profile,
+            before.id, reason=reason, patient_ref=patient_ref, payer_profile=payer_profile
         )
     click.echo(
         f"session {chosen.id[:SHORT_ID]}: patient {chosen.patient_ref}, payer"
         f" {chosen.payer_profile}"
+        + (" (it said so already: nothing changed)" if chosen == before else "")
     )
 
 

@@ -290,6 +290,13 @@ class WritesMixin(QueriesMixin):
                 )
             if payer_profile is not None:
                 changes["payer_profile"] = self._profile_row(payer_profile).name
+            # What it already says is no change: an exported session stays exported.
+            current = {
+                "patient_ref": before.patient_ref,
+                "payer_profile": before.payer_profile,
+                "date_of_service": before.date_of_service.isoformat(),
+            }
+            changes = {k: v for k, v in changes.items() if current[k] != v}
             if not changes:
                 return before
             assignments = ", ".join(f"{column} = ?" for column in changes)
