@@ -233,3 +233,23 @@ def test_an_amendment_that_changes_nothing_is_not_an_amendment(cli: Cli, tmp_pat
     session = _show(cli, session_id)["session"]
     assert session["exported"] and not session["amended"]  # type: ignore[index]
     assert _audit_count(cli) == before
+
+
+def test_shift_later_moves_nothing_when_the_segment_itself_is_refused(cli: Cli) -> None:
+    """The later segments moved (one write each) before R7.9 refused the segment's own change."""
+    cli("timer", "start", "97110", "--patient", "JD")
+    cli.clock.advance(minutes=20)
+    cli("timer", "start", "97140", "--patient", "JD")
+    cli.clock.advance(minutes=15)
+    cli("timer", "stop", "--patient", "JD")
+    cli.clock.advance(minutes=20)
+    session_id = cli.json("session", "end", "--patient", "JD", "--json")["session"]["id"]
+    segments = _show(cli, session_id)["segments"]
+    before = _audit_count(cli)
+    error = cli(
+        "session", "edit", segments[0]["id"], "--minutes", "25", "--shift-later",  # type: ignore[index]
+        "--code", "97161", "--by", "assistant", "--reason", "r", status=1,
+    ).stderr  # fmt: skip
+    assert "R7.9" in error
+    assert _show(cli, session_id)["segments"] == segments
+    assert _audit_count(cli) == before

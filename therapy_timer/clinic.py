@@ -1604,6 +1604,19 @@ class Clinic:
                 f" {'is' if end - last_stop == timedelta(minutes=1) else 'are'} only"
                 f" {_minutes_text(max(end - last_stop, timedelta(0)))} after the last segment"
             )
+        # Each move is its own write: whatever would refuse the segment's own change (R7.9, the
+        # same person's one-on-one time elsewhere) is checked before anything moves.
+        entry = self._catalogue.get(code or segment.code, "code")
+        by = furnished_by or segment.furnished_by
+        self._check_furnisher(session, entry, by)
+        self._check_room(
+            session,
+            segment,
+            new_stop,
+            exclusive=False,  # the later segments of the session are about to make room
+            one_on_one=self._one_on_one(entry.code),
+            furnished_by=by,
+        )
         changed = []
         for s in sorted(later, key=lambda s: s.start_utc, reverse=True):
             assert s.stop_utc is not None
