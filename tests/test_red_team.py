@@ -253,3 +253,18 @@ def test_shift_later_moves_nothing_when_the_segment_itself_is_refused(cli: Cli) 
     assert "R7.9" in error
     assert _show(cli, session_id)["segments"] == segments
     assert _audit_count(cli) == before
+
+
+@pytest.mark.parametrize("verb", ["add", "remove"])
+def test_untimed_with_a_session_of_another_patient_is_refused(cli: Cli, verb: str) -> None:
+    """--patient was ignored beside --session (the timer commands refuse the mismatch)."""
+    session_id = _closed_session(cli, "JD", [("97110", 20)])
+    cli("untimed", "add", "97161", "--session", session_id, "--reason", "eval")
+    before = _audit_count(cli)
+    error = cli(
+        "untimed", verb, "97161", "--session", session_id[:8], "--patient", "KD",
+        "--reason", "r", status=2,
+    ).stderr  # fmt: skip
+    assert "is patient JD's, not 'KD''s" in error
+    assert _audit_count(cli) == before
+    cli("untimed", verb, "97161", "--session", session_id[:8], "--patient", "jd", "--reason", "r")

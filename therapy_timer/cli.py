@@ -912,7 +912,7 @@ def untimed_add(
     """Record an untimed service on the open session, or on any --session with a --reason."""
     with context.clinic() as clinic:
         if session_ref is not None:
-            target = clinic.find_session(session_ref)
+            target = clinic.find_session(session_ref, patient=patient)
         else:
             target = clinic.session_for_command(patient)
         added = clinic.add_untimed(
@@ -938,7 +938,7 @@ def untimed_remove(
     """Remove an untimed service from the open session, or from any --session."""
     with context.clinic() as clinic:
         if session_ref is not None:
-            target = clinic.find_session(session_ref)
+            target = clinic.find_session(session_ref, patient=patient)
         else:
             target = clinic.session_for_command(patient)
         removed = clinic.remove_untimed(target.id, code, reason=reason)

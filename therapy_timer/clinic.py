@@ -1384,14 +1384,23 @@ class Clinic:
 
     # -- finding sessions ----------------------------------------------------------------------
 
-    def find_session(self, typed: str) -> Session:
+    def find_session(self, typed: str, *, patient: str | None = None) -> Session:
         """The session whose id is ``typed`` or starts with it, as git finds commits.
 
-        InvalidInput when none matches, or naming the matching sessions when several do.
+        InvalidInput when none matches, or naming the matching sessions when several do, or
+        when ``patient`` is given and the session is another patient's (never one ignored).
         """
         text = _typed_id(typed, "session")
         found = self._store.sessions_by_prefix(text, limit=AMBIGUOUS_SHOWN + 1)
-        return _one_by_prefix(text, "session", found, session_label, "session list shows the ids")
+        chosen = _one_by_prefix(text, "session", found, session_label, "session list shows the ids")
+        if patient is not None and chosen.patient_ref.casefold() != patient.strip().casefold():
+            raise InvalidInput(
+                "session",
+                f"session {chosen.id[:SHORT_ID]} is patient {chosen.patient_ref}'s, not"
+                f" {rules.quote(patient.strip())}'s; give --session or --patient, or both for"
+                " the same patient",
+            )
+        return chosen
 
     def find_segment(self, typed: str) -> Segment:
         """The segment whose id is ``typed`` or starts with it (``session show`` lists them)."""
@@ -1445,14 +1454,7 @@ class Clinic:
             raise InvalidOperation(
                 f"no open session{who}{with_whom}; start one with: timer start CODE --patient REF"
             )
-        chosen = self.find_session(session)
-        if patient is not None and chosen.patient_ref.casefold() != patient.strip().casefold():
-            raise InvalidInput(
-                "session",
-                f"session {chosen.id[:SHORT_ID]} is patient {chosen.patient_ref}'s, not"
-                f" {rules.quote(patient.strip())}'s; give --session or --patient, or both for"
-                " the same patient",
-            )
+        chosen = self.find_session(session, patient=patient)
         if not chosen.is_open:
             raise InvalidOperation(
                 f"session {chosen.id[:SHORT_ID]} ({chosen.patient_ref}) is closed; correct it with"
