@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from functools import cached_property
 
 from therapy_timer import rules
 from therapy_timer.codes import Catalogue, Discipline, FurnishedBy, Kind
@@ -234,11 +235,12 @@ class ClaimDay:
     changed_after_export: bool = False
     problems: tuple[SessionProblem, ...] = ()
 
-    @property
+    # Cached: the status, the CSV row and the day view each ask several times per day.
+    @cached_property
     def sessions(self) -> tuple[Session, ...]:
         return tuple(v.session for v in self.visits)
 
-    @property
+    @cached_property
     def session_ids(self) -> tuple[str, ...]:
         return tuple(v.session.id for v in self.visits)
 
@@ -348,9 +350,10 @@ def pooled_input(
     elapsed: dict[str, timedelta] = {}
     assistant: dict[str, timedelta] = {}
     for stopwatch, _untimed in parts:
-        for code, total in stopwatch.totals().items():
-            elapsed[code] = elapsed.get(code, _ZERO) + total.elapsed
-            assistant[code] = assistant.get(code, _ZERO) + total.assistant_elapsed
+        exact, helped, _running = stopwatch.exact_totals()
+        for code, total in exact.items():
+            elapsed[code] = elapsed.get(code, _ZERO) + total
+            assistant[code] = assistant.get(code, _ZERO) + helped.get(code, _ZERO)
     result = RulesInput()
     for code in sorted(elapsed, key=catalogue.rank):
         minutes = policy.minutes(elapsed[code])

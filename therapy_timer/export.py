@@ -160,25 +160,29 @@ def csv_rows(days: Iterable[ClaimDayLike]) -> Iterator[list[str]]:
     for day in days:
         result = day.result
         minutes = {c.code: c.minutes for c in result.codes}
+        # The cells a day's rows share are neutralised once per day, not once per row.
         common = [
-            day.date_of_service.isoformat(),
-            day.patient_ref,
-            day.discipline.value,
-            day.payer_profile,
+            neutralise(day.date_of_service.isoformat()),
+            neutralise(day.patient_ref),
+            neutralise(day.discipline.value),
+            neutralise(day.payer_profile),
         ]
-        for problem in day.problems:
+        for problem in day.problems:  # (neutralising a neutralised cell changes nothing)
             yield [neutralise(cell) for cell in _error_row(common, problem)]
         billed = day.billed_session_ids
         if not billed:
             continue
         tail = [
-            str(result.total_timed_minutes),
-            str(result.total_treatment_minutes),
-            "; ".join(day.clinicians),
-            " ".join(billed),
-            "yes" if any(s.amended for s in day.sessions) else "no",
-            act_warnings(result),
-            day.status,
+            neutralise(cell)
+            for cell in (
+                str(result.total_timed_minutes),
+                str(result.total_treatment_minutes),
+                "; ".join(day.clinicians),
+                " ".join(billed),
+                "yes" if any(s.amended for s in day.sessions) else "no",
+                act_warnings(result),
+                day.status,
+            )
         ]
         provisional = "provisional: a session of the day is still open" if day.provisional else ""
         partial = ""
@@ -187,21 +191,21 @@ def csv_rows(days: Iterable[ClaimDayLike]) -> Iterator[list[str]]:
             partial = f"partial day: without session {held} (its error row) until corrected"
         why = day.nothing_billable
         if why is not None:
-            row = [*common, "", "", "0", str(result.total_timed_minutes), *tail]
-            row.append("; ".join(filter(None, [f"nothing billable: {why}", partial])))
-            yield [neutralise(cell) for cell in row]
+            row = [*common, "", "", "0", neutralise(str(result.total_timed_minutes)), *tail]
+            row.append(neutralise("; ".join(filter(None, [f"nothing billable: {why}", partial]))))
+            yield row
             continue
+        remark = neutralise("; ".join(filter(None, [provisional, partial])))
         for line in result.lines:
-            row = [
+            yield [
                 *common,
-                line.code,
-                " ".join(line.modifiers),
-                str(line.units),
-                str(minutes[line.code]),
+                neutralise(line.code),
+                neutralise(" ".join(line.modifiers)),
+                neutralise(str(line.units)),
+                neutralise(str(minutes[line.code])),
                 *tail,
-                "; ".join(filter(None, [provisional, partial])),
+                remark,
             ]
-            yield [neutralise(cell) for cell in row]
 
 
 def _error_row(common: list[str], problem: SessionProblem) -> list[str]:

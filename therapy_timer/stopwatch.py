@@ -148,9 +148,13 @@ class Stopwatch:
                 open_codes.add(code.code)
                 exclusive_open += not code.supervised_modality
             moments.append(start if stop is None else stop)
-            stopwatch._segments.append(
-                replace(segment, code=code.code, start_utc=start, stop_utc=stop)
-            )
+            # Stored rows are mostly canonical already (astimezone(UTC) of a UTC time is the
+            # same object): copying each one was a third of restoring a clinic-year's sessions.
+            if code.code != segment.code or start is not segment.start_utc or (
+                stop is not segment.stop_utc
+            ):
+                segment = replace(segment, code=code.code, start_utc=start, stop_utc=stop)
+            stopwatch._segments.append(segment)
         if exclusive_open > 1:
             raise InvalidInput("segments", "more than one treatment code is running")
         if paused is not None:
@@ -332,8 +336,10 @@ class Stopwatch:
         now = self._read_clock()
         return sum((s.elapsed(now) for s in self._segments if s.code == target), _ZERO)
 
-    def totals(self) -> dict[str, CodeTotal]:
-        """Time per code that has a segment, in catalogue order."""
+    def exact_totals(self) -> tuple[dict[str, timedelta], dict[str, timedelta], set[str]]:
+        """Exact time per code, the assistant's share of it, and the running codes (in the
+        order codes were first recorded): what ``totals`` rounds, and what a claim day pools
+        before rounding once."""
         now = self._read_clock()
         elapsed: dict[str, timedelta] = {}
         assistant: dict[str, timedelta] = {}
@@ -345,6 +351,11 @@ class Stopwatch:
                 assistant[segment.code] = assistant.get(segment.code, _ZERO) + length
             if segment.stop_utc is None:
                 running.add(segment.code)
+        return elapsed, assistant, running
+
+    def totals(self) -> dict[str, CodeTotal]:
+        """Time per code that has a segment, in catalogue order."""
+        elapsed, assistant, running = self.exact_totals()
         # The therapist's share is rounded and the rest of the code's minutes is the assistant's:
         # a rounding remainder must never become therapist time that was not spent, because
         # "therapist 8 minutes of the final unit" drops CQ/CO (R7.6) and could overbill.
