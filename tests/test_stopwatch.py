@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -418,6 +419,25 @@ def test_restore_reproduces_the_state(catalogue: Catalogue, clock: FakeClock) ->
     paused = Stopwatch.restore(catalogue, clock, sw.segments, paused=sw.paused)
     assert paused.state is StopwatchState.PAUSED
     assert {s.code for s in paused.resume().opened} == {"97012", "97140"}
+
+
+def test_restore_keeps_canonical_rows_and_normalises_the_rest(
+    catalogue: Catalogue, clock: FakeClock
+) -> None:
+    """A stored row already in canonical form (code as catalogued, UTC times) is kept as it
+    is; one that is not (a lower-case code, another offset) is still normalised."""
+    t = DEFAULT_START - timedelta(hours=1)
+    east = timezone(timedelta(hours=2))
+    canonical = stored("a", "97110", t, t + timedelta(minutes=8))
+    other = stored("b", "97140", t + timedelta(minutes=8))
+    loose = replace(other, code=" 97140 ", start_utc=other.start_utc.astimezone(east))
+    sw = Stopwatch.restore(catalogue, clock, [loose, canonical])
+    assert sw.segments[0] is canonical
+    assert sw.segments[1] == other
+    assert sw.segments[1].start_utc.tzinfo is UTC
+    elapsed, assistant, running = sw.exact_totals()
+    assert elapsed == {c: t.elapsed for c, t in sw.totals().items()}
+    assert assistant == {} and running == {"97140"}
 
 
 def test_restore_refuses_inconsistent_segments(catalogue: Catalogue, clock: FakeClock) -> None:

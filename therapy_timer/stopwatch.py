@@ -150,8 +150,10 @@ class Stopwatch:
             moments.append(start if stop is None else stop)
             # Stored rows are mostly canonical already (astimezone(UTC) of a UTC time is the
             # same object): copying each one was a third of restoring a clinic-year's sessions.
-            if code.code != segment.code or start is not segment.start_utc or (
-                stop is not segment.stop_utc
+            if (
+                code.code != segment.code
+                or start is not segment.start_utc
+                or stop is not segment.stop_utc
             ):
                 segment = replace(segment, code=code.code, start_utc=start, stop_utc=stop)
             stopwatch._segments.append(segment)
