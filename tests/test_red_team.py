@@ -268,3 +268,22 @@ def test_untimed_with_a_session_of_another_patient_is_refused(cli: Cli, verb: st
     assert "is patient JD's, not 'KD''s" in error
     assert _audit_count(cli) == before
     cli("untimed", verb, "97161", "--session", session_id[:8], "--patient", "jd", "--reason", "r")
+
+
+# -- a clock put back --------------------------------------------------------------------------
+
+
+def test_a_clock_put_back_is_warned_about_where_the_minutes_are_shown(cli: Cli) -> None:
+    """A dead CMOS battery sets the clock to 2000 while a timer runs: the timer is held at its
+    start (never counted back), so the 25 minutes shown are lost; status and end said nothing."""
+    cli("timer", "start", "97110", "--patient", "AA")
+    cli.clock.advance(minutes=25)
+    assert "warning" not in cli("timer", "status").stdout
+    cli.clock.set(datetime(2000, 1, 1, tzinfo=UTC))
+    assert "clock went back" in cli("timer", "status").stdout
+    assert (
+        "clock went back"
+        in cli.json("timer", "status", "--patient", "AA", "--json")["clock_warning"]
+    )
+    ended = cli("session", "end", "--patient", "AA")
+    assert "warning: The computer's clock went back" in ended.stderr

@@ -422,8 +422,10 @@ def _status_json(clinic: Clinic, session: Session) -> dict[str, Any]:
         }
     now = stopwatch.now()
     totals = stopwatch.totals()
+    behind = clinic.clock_warning(session.id)
     return {
         "session": session_json(session),
+        "clock_warning": None if behind is None else behind.message,
         "state": stopwatch.state.value,
         "furnished_by": stopwatch.furnished_by.value,
         "running": [
@@ -470,6 +472,8 @@ def _print_status(status: dict[str, Any]) -> None:
         click.echo(f"  paused {code}")
     for code, figures in status["codes"].items():
         click.echo(f"  {code}: {figures['minutes']} min")
+    if status.get("clock_warning"):
+        click.echo(f"  warning: {status['clock_warning']}")
     if status.get("problem"):
         click.echo(f"  problem: {status['problem']}")
     else:
@@ -638,8 +642,12 @@ def session_end(
     from therapy_timer.model import SessionProblem
 
     with context.clinic() as clinic:
-        closed = clinic.end_session(_session(clinic, patient, session_ref).id)
+        chosen = _session(clinic, patient, session_ref)
+        behind = clinic.clock_warning(chosen.id)
+        closed = clinic.end_session(chosen.id)
         result = clinic.summary_or_problem(closed.id)
+    if behind is not None:
+        click.echo(f"warning: {behind.message}", err=True)
     if isinstance(result, SessionProblem):  # closed all the same: say what to correct
         if as_json:
             click.echo(json.dumps({"session": session_json(closed), "problem": result.text}))

@@ -46,6 +46,7 @@ from therapy_timer.errors import (
 from therapy_timer.files import check_target, private_output, write_private
 from therapy_timer.model import (
     Change,
+    ClockWarning,
     Conflict,
     ConflictStatus,
     Interrupted,
@@ -540,6 +541,20 @@ class Clinic:
             profile=self._store.get_payer_profile(session.payer_profile),
             policy=policy,
         )
+
+    def clock_warning(self, session_id: str) -> ClockWarning | None:
+        """Set when the clock reads earlier than a moment the session already recorded (a
+        clock put back, a dead CMOS battery): its timers are held there, not counted back, so
+        the minutes since shown are lost and a person must check them."""
+        moments = [
+            moment
+            for segment in self._store.segments(session_id)
+            for moment in (segment.start_utc, segment.stop_utc)
+            if moment is not None
+        ]
+        now = self._clock.now()
+        latest = max(moments, default=now)
+        return ClockWarning(reading=now, used=latest) if now < latest else None
 
     def stopwatch(self, session_id: str) -> Stopwatch:
         """The session's stopwatch as stored now (for display; operations go through here)."""
