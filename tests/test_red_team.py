@@ -287,3 +287,21 @@ def test_a_clock_put_back_is_warned_about_where_the_minutes_are_shown(cli: Cli) 
     )
     ended = cli("session", "end", "--patient", "AA")
     assert "warning: The computer's clock went back" in ended.stderr
+
+
+@pytest.mark.usefixtures("new_york")
+def test_a_forgotten_segment_at_a_time_that_happened_twice_is_refused(cli: Cli) -> None:
+    """01:30 happened twice in New York on 2 November 2025; the first was taken silently."""
+    cli.clock.set(datetime(2025, 11, 2, 14, 0, tzinfo=UTC))
+    session_id = _closed_session(cli, "JD", [("97110", 20)])
+    error = cli(
+        "session", "add-segment", session_id, "97530", "--start", "01:30", "--minutes", "10",
+        "--reason", "forgot", status=2,
+    ).stderr  # fmt: skip
+    assert "01:30 happened twice on 2025-11-02" in error
+    cli(
+        "session", "add-segment", session_id, "97530", "--start", "02:30", "--minutes", "10",
+        "--reason", "forgot",
+    )  # fmt: skip
+    added = [s for s in _show(cli, session_id)["segments"] if s["code"] == "97530"]  # type: ignore[attr-defined]
+    assert [s["start_utc"] for s in added] == ["2025-11-02T07:30:00+00:00"]  # 02:30 EST

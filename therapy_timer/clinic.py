@@ -1526,6 +1526,13 @@ class Clinic:
                 f"{start:%H:%M} did not happen on {session.date_of_service} here (the clocks"
                 " were put forward); type the time the clock showed",
             )
+        # One the clocks repeated (01:30 twice when 02:00 became 01:00) names two moments.
+        if typed.replace(fold=1).astimezone() != begin:
+            raise InvalidInput(
+                "start",
+                f"{start:%H:%M} happened twice on {session.date_of_service} here (the clocks"
+                " were put back), so it does not say which; give a start outside that hour",
+            )
         end = begin + timedelta(minutes=minutes)
         if end > self._clock.now():
             raise InvalidInput(
