@@ -305,3 +305,21 @@ def test_a_forgotten_segment_at_a_time_that_happened_twice_is_refused(cli: Cli) 
     )  # fmt: skip
     added = [s for s in _show(cli, session_id)["segments"] if s["code"] == "97530"]  # type: ignore[attr-defined]
     assert [s["start_utc"] for s in added] == ["2025-11-02T07:30:00+00:00"]  # 02:30 EST
+
+
+def test_a_removed_code_is_named_in_the_users_words(cli: Cli) -> None:
+    """'segments.code: unknown billing code' named a database column (issue 15, item 7)."""
+    from tests.test_bad_session_day import CLINIC_CODES
+
+    cli("session", "list")
+    (cli.data_dir / "codes.toml").write_text(CLINIC_CODES)
+    cli("timer", "start", "97799", "--patient", "JD")
+    cli.clock.advance(minutes=5)
+    (cli.data_dir / "codes.toml").write_text("")
+    for said in (
+        cli("timer", "stop", "--patient", "JD", status=2).stderr,
+        cli("timer", "status").stdout,
+        cli("session", "end", "--patient", "JD").stdout,
+    ):
+        assert "unknown billing code '97799'" in said
+        assert "segments." not in said

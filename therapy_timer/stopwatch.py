@@ -135,7 +135,7 @@ class Stopwatch:
         for segment in ordered:
             if segment.session_id != session_id:
                 raise InvalidInput("segments", f"segment {segment.id} is another session's")
-            code = catalogue.get(segment.code, "segments.code")
+            code = catalogue.get(segment.code, "code")
             start = _as_utc(segment.start_utc, "segments.start_utc")
             stop = (
                 None if segment.stop_utc is None else _as_utc(segment.stop_utc, "segments.stop_utc")
