@@ -323,3 +323,13 @@ def test_a_removed_code_is_named_in_the_users_words(cli: Cli) -> None:
     ):
         assert "unknown billing code '97799'" in said
         assert "segments." not in said
+
+
+def test_a_clock_in_year_one_makes_one_dated_backup_not_one_per_command(cli: Cli) -> None:
+    """strftime wrote year 1 as '1': 'therapy-timer-10102-…' was no backup name, so each
+    command made another and rotation never saw them."""
+    cli.clock.set(datetime(1, 1, 2, tzinfo=UTC))
+    for _ in range(3):
+        cli("session", "list")
+    names = sorted(p.name for p in (cli.data_dir / "backups").iterdir())
+    assert names == ["therapy-timer-00010102-000000Z.sqlite3"]

@@ -77,9 +77,16 @@ def _backup_time(path: Path) -> datetime:
     return datetime.strptime(stamp, "%Y%m%d-%H%M%S").replace(tzinfo=UTC)
 
 
+def _stamp(now: datetime) -> str:
+    """``now`` in UTC as a backup name's YYYYMMDD-HHMMSS: the year always four digits (strftime
+    writes year 1 as "1", a name no date is read back from, so every command made another)."""
+    moment = now.astimezone(UTC)
+    return f"{moment.year:04d}{moment:%m%d-%H%M%S}"
+
+
 def _new_backup_path(data_dir: Path, now: datetime) -> Path:
     folder = backups_dir(data_dir)
-    stamp = now.astimezone(UTC).strftime("%Y%m%d-%H%M%S")
+    stamp = _stamp(now)
     candidate = folder / f"therapy-timer-{stamp}Z.sqlite3"
     n = 1
     while candidate.exists():
@@ -174,7 +181,7 @@ def restore(
         # Copying it would open and close a descriptor on a live database (lost locks).
         raise InvalidInput("file", f"{file} is a database in use, not a backup; choose a backup")
     now = clock.now()
-    stamp = now.astimezone(UTC).strftime("%Y%m%d-%H%M%S")
+    stamp = _stamp(now)
     with translated(db_path):
         private_dir(folder)
         private_dir(backups_dir(folder))
