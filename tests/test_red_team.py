@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import FakeClock
 from tests.test_cli_usability import Cli, _closed_session, new_york  # noqa: F401 (a fixture)
+from therapy_timer import store as st
 
 
 @pytest.fixture
@@ -325,11 +327,27 @@ def test_a_removed_code_is_named_in_the_users_words(cli: Cli) -> None:
         assert "segments." not in said
 
 
-def test_a_clock_in_year_one_makes_one_dated_backup_not_one_per_command(cli: Cli) -> None:
+def test_a_clock_in_year_one_makes_one_dated_backup_not_one_per_command(tmp_path: Path) -> None:
     """strftime wrote year 1 as '1': 'therapy-timer-10102-…' was no backup name, so each
     command made another and rotation never saw them."""
-    cli.clock.set(datetime(1, 1, 2, tzinfo=UTC))
+    clock = FakeClock(datetime(1, 1, 2, tzinfo=UTC))
     for _ in range(3):
-        cli("session", "list")
-    names = sorted(p.name for p in (cli.data_dir / "backups").iterdir())
+        with st.Store.open(tmp_path, clock=clock) as store:
+            store.daily_backup()
+    names = sorted(p.name for p in (tmp_path / "backups").iterdir())
     assert names == ["therapy-timer-00010102-000000Z.sqlite3"]
+
+
+@pytest.mark.usefixtures("new_york")
+@pytest.mark.parametrize(
+    "moment", [datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC)]
+)
+@pytest.mark.parametrize(
+    "command", [["session", "list"], ["timer", "start", "97110", "--patient", "AA"], ["backup"]]
+)
+def test_a_broken_clock_is_refused_plainly(cli: Cli, moment: datetime, command: list[str]) -> None:
+    """Year 1 in New York is before datetime's first day: OverflowError tracebacks."""
+    cli.clock.set(moment)
+    error = cli(*command, status=1).stderr
+    assert f"the computer's clock reads {moment:%Y-%m-%d}" in error
+    assert not (cli.data_dir / "therapy-timer.sqlite3").exists()

@@ -262,6 +262,7 @@ class Clinic:
         folder = paths.data_dir(data_dir)
         codes = catalogue if catalogue is not None else load_catalogue(folder)
         moment = clock or SystemClock()
+        _check_clock(moment)
         return cls(st.Store.open(folder, clock=moment, actor=actor), codes, moment, actor=actor)
 
     def close(self) -> None:
@@ -2399,6 +2400,21 @@ def _method(value: rules.Method | str) -> rules.Method:
         raise InvalidInput(
             "method", f"{rules.quote(value)} is not a billing method: use cms or ama"
         ) from None
+
+
+CLOCK_YEARS = range(1970, 9000)
+"""Years a clock may read: outside them it is broken (local dates near year 1 or 9999
+overflow), and nothing it would record could be billed."""
+
+
+def _check_clock(clock: Clock) -> None:
+    """StorageUnavailable (the environment's fault, said plainly) when the clock is broken."""
+    now = clock.now()
+    if now.year not in CLOCK_YEARS:
+        raise StorageUnavailable(
+            f"the computer's clock reads {now:%Y-%m-%d %H:%M} UTC; set the date and time"
+            " first (nothing was opened or recorded)"
+        )
 
 
 def _typed_id(typed: str, what: str) -> str:
