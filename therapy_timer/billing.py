@@ -6,7 +6,6 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from functools import cached_property
 
 from therapy_timer import rules
 from therapy_timer.codes import Catalogue, Discipline, FurnishedBy, Kind
@@ -235,12 +234,11 @@ class ClaimDay:
     changed_after_export: bool = False
     problems: tuple[SessionProblem, ...] = ()
 
-    # Cached: the status, the CSV row and the day view each ask several times per day.
-    @cached_property
+    @property
     def sessions(self) -> tuple[Session, ...]:
         return tuple(v.session for v in self.visits)
 
-    @cached_property
+    @property
     def session_ids(self) -> tuple[str, ...]:
         return tuple(v.session.id for v in self.visits)
 
