@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -132,6 +133,16 @@ def _set(path: tuple[Any, ...], value: Any) -> Callable[[Bundle], None]:
     return mutate
 
 
+def _drop(path: tuple[str | int, ...]) -> Callable[[Bundle], None]:
+    def mutate(bundle: Bundle) -> None:
+        target: Any = bundle["sessions"][0]
+        for key in path[:-1]:
+            target = target[key]
+        del target[path[-1]]
+
+    return mutate
+
+
 def _overlap(bundle: Bundle) -> None:
     first, second = bundle["sessions"][0]["segments"][:2]
     second["start_utc"] = first["start_utc"]  # 97140 over 97110's minutes
@@ -167,6 +178,8 @@ HOSTILE: list[tuple[str, Callable[[Bundle], None], str]] = [
     ("empty clinician", _set(("clinician",), "  "), "clinician"),
     ("audit about a local session", _audit_about("LOCAL"), "audit"),
     ("open", _set(("status",), "open"), "open session"),
+    ("missing field", _drop(("amended",)), "its field 'amended' is missing"),
+    ("flag of another type", _set(("amended",), "yes"), "amended is 'yes', not bool"),
 ]
 
 
@@ -180,6 +193,7 @@ def test_hostile_bundles_are_refused_plainly_and_write_nothing(
     before = _desk_counts(two)
     message = two.cli(two.desk, "import", str(path), status=2)
     assert "hostile.json" in message and words in message
+    assert not re.search(r"\b(Key|Type|Value|Attribute)Error\b", message)  # Python's words
     assert len(message) < 400  # a 10 MB name is not echoed back
     assert _desk_counts(two) == before
 

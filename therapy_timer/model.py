@@ -432,8 +432,12 @@ def check_session_record(record: object, where: str) -> dict[str, Any]:
         if exc.field.startswith(where):
             raise
         raise InvalidInput(f"{where} {exc.field}".strip(), exc.message) from None
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InvalidInput(where, f"is damaged ({type(exc).__name__}: {exc})") from None
+    except KeyError as exc:
+        raise InvalidInput(where, f"is damaged: its field {exc.args[0]!r} is missing") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        # The checks' own TypeErrors name the field ("amended is 'x', not bool"); Python's
+        # exception names mean nothing to the person reading this.
+        raise InvalidInput(where, f"is damaged: {exc}") from None
 
 
 def _of(value: object, kind: type, name: str) -> Any:
