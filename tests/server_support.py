@@ -239,3 +239,11 @@ class Station:
 
     def clinic(self) -> Clinic:
         return Clinic.open(self.data_dir, clock=self.clock)
+
+
+def two_rooms_and_a_desk(server: Server, folder: Path) -> tuple[Station, Station, Station]:
+    """Room 1, room 2 and the desk, each its own data folder connected as its own role."""
+    room1, room2, desk = (Station(folder / name) for name in ("room1", "room2", "desk"))
+    for station, role in ((room1, "ws_room1"), (room2, "ws_room2"), (desk, "desk_front")):
+        station("clinic", "connect", server.dsn(role))
+    return room1, room2, desk

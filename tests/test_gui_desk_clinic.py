@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 
 from tests.fakes import FakeClock
 from tests.gui_support import Bot
-from tests.server_support import DAY, Server, Station
+from tests.server_support import DAY, Server, Station, two_rooms_and_a_desk
 from tests.test_server import _minutes
 from therapy_timer.clinic import Clinic
 from therapy_timer.codes import Role
@@ -26,10 +26,7 @@ LEFT = Qt.MouseButton.LeftButton
 @pytest.fixture
 def stations(clinic_server: Server, tmp_path: Path) -> Iterator[tuple[Station, Station, Clinic]]:
     """Room 1 and room 2 connected as their own roles, and the desk's Clinic as the desk."""
-    room1, room2 = Station(tmp_path / "room1"), Station(tmp_path / "room2")
-    desk = Station(tmp_path / "desk")
-    for station, role in ((room1, "ws_room1"), (room2, "ws_room2"), (desk, "desk_front")):
-        station("clinic", "connect", clinic_server.dsn(role))
+    room1, room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
     with desk.clinic() as at_desk:
         yield room1, room2, at_desk
 

@@ -29,6 +29,7 @@ from tests.server_support import (
     Server,
     Station,
     next_database,
+    two_rooms_and_a_desk,
 )
 from therapy_timer import rules, server
 from therapy_timer.clinic import Clinic
@@ -147,10 +148,7 @@ def test_two_workstations_and_a_desk(clinic_server: Server, tmp_path: Path) -> N
 def test_the_desk_sees_each_station_its_last_sync_and_who_is_running_what(
     clinic_server: Server, tmp_path: Path
 ) -> None:
-    room1, room2 = Station(tmp_path / "room1"), Station(tmp_path / "room2")
-    desk = Station(tmp_path / "desk")
-    for station, role in ((room1, "ws_room1"), (room2, "ws_room2"), (desk, "desk_front")):
-        station("clinic", "connect", clinic_server.dsn(role))
+    room1, room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
     room1.treat("MRN1", "Pat Lee", "pt", {"97110": 30})
     room1("timer", "start", "97140", "--patient", "MRN2", "--clinician", "Pat Lee", "--role", "pt")
     room1.clock.advance(minutes=4)
@@ -713,10 +711,7 @@ def _day_of_mrn1(room1: Station, room2: Station) -> None:
 def test_the_desk_exports_what_one_workstation_would_have_billed(
     clinic_server: Server, tmp_path: Path
 ) -> None:
-    room1, room2 = Station(tmp_path / "room1"), Station(tmp_path / "room2")
-    desk = Station(tmp_path / "desk")
-    for station, role in ((room1, "ws_room1"), (room2, "ws_room2"), (desk, "desk_front")):
-        station("clinic", "connect", clinic_server.dsn(role))
+    room1, room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
     _day_of_mrn1(room1, room2)
     room1("clinic", "sync")
     room2("clinic", "sync")
@@ -762,10 +757,7 @@ def test_a_session_amended_after_the_desk_exported_it_is_due_again_at_the_desk(
 ) -> None:
     # Issue 11's rule across the server: a correction made at a workstation after the desk
     # billed the day must reach the billing system, so the desk sees the day due again.
-    room1, room2 = Station(tmp_path / "room1"), Station(tmp_path / "room2")
-    desk = Station(tmp_path / "desk")
-    for station, role in ((room1, "ws_room1"), (room2, "ws_room2"), (desk, "desk_front")):
-        station("clinic", "connect", clinic_server.dsn(role))
+    room1, room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
     _day_of_mrn1(room1, room2)
     for station in (room1, room2):
         station("clinic", "sync")
@@ -802,10 +794,7 @@ def _due(desk: Station, day: str) -> dict[str, bool]:
 def test_the_desk_reads_the_server_a_few_records_at_a_time_and_bills_the_same(
     clinic_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    room1, room2 = Station(tmp_path / "room1"), Station(tmp_path / "room2")
-    desk = Station(tmp_path / "desk")
-    for station, role in ((room1, "ws_room1"), (room2, "ws_room2"), (desk, "desk_front")):
-        station("clinic", "connect", clinic_server.dsn(role))
+    room1, room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
     _day_of_mrn1(room1, room2)
     room1.treat("MRN2", "Pat Lee", "pt", {"97112": 25})
     for station in (room1, room2):
@@ -828,10 +817,7 @@ def test_pooling_across_workstations_bills_what_neither_session_would_alone(
 ) -> None:
     # Seven minutes of 97110 at each station: nothing billable on its own (under the 8 of a
     # unit), one unit as the one claim day the payer sees (R1.2).
-    room1, room2 = Station(tmp_path / "room1"), Station(tmp_path / "room2")
-    desk = Station(tmp_path / "desk")
-    for station, role in ((room1, "ws_room1"), (room2, "ws_room2"), (desk, "desk_front")):
-        station("clinic", "connect", clinic_server.dsn(role))
+    room1, room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
     room1.treat("MRN3", "Pat Lee", "pt", {"97110": 7})
     room2.clock.set(datetime(2025, 3, 10, 18, 0, tzinfo=UTC))
     room2.treat("MRN3", "Kim Ruiz", "pt", {"97110": 7})
