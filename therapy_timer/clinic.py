@@ -1089,14 +1089,14 @@ class Clinic:
         """Give one session another patient reference (two people shared one), audited.
 
         Needs a reason; a closed session is marked amended, so the exported day it joins is
-        exported again, and so is the exported day it leaves (``_move``).
+        exported again, and so is the exported day it leaves (``move_session``).
         """
-        return self._move(session_id, reason, patient_ref=patient_ref)
+        return self.move_session(session_id, reason=reason, patient_ref=patient_ref)
 
     def change_payer(self, session_id: str, payer_profile: str, *, reason: str) -> Session:
         """Bill one session under another payer profile (the wrong one was chosen), audited;
         both claim days it moves between are exported again, as with ``change_patient_ref``."""
-        return self._move(session_id, reason, payer_profile=payer_profile)
+        return self.move_session(session_id, reason=reason, payer_profile=payer_profile)
 
     def move_session(
         self,
@@ -1106,20 +1106,10 @@ class Clinic:
         patient_ref: str | None = None,
         payer_profile: str | None = None,
     ) -> Session:
-        """``change_patient_ref`` and ``change_payer`` at once: both or neither."""
-        return self._move(session_id, reason, patient_ref=patient_ref, payer_profile=payer_profile)
-
-    def _move(
-        self,
-        session_id: str,
-        reason: str,
-        *,
-        patient_ref: str | None = None,
-        payer_profile: str | None = None,
-    ) -> Session:
-        """Change what puts a session on its claim day, both fields in one audited write (a
-        wrong payer leaves the patient unchanged too); the other sessions of the day it
-        leaves are told (their charges went out with this session's minutes pooled in)."""
+        """Change what puts a session on its claim day (``change_patient_ref`` and
+        ``change_payer`` at once), both fields in one audited write (a wrong payer leaves the
+        patient unchanged too); the other sessions of the day it leaves are told (their charges
+        went out with this session's minutes pooled in)."""
         session = self._store.get_session(session_id)
         key = billing.day_key(session)
         left_behind = [
