@@ -12,6 +12,7 @@ import sys
 import textwrap
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -138,12 +139,12 @@ print(json.dumps({"status": status, "events": events}))
 """
 
 
-@pytest.mark.slow
-def test_the_window_paints_and_runs_before_a_slow_backup_ends(tmp_path: Path) -> None:
+def _run_window_script(script: str, data_dir: Path) -> Any:
+    """Run ``script`` (a whole window start) offscreen in its own process; the JSON it prints last."""
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     env.pop("THERAPY_TIMER_DATA_DIR", None)
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(WINDOW_SCRIPT), str(tmp_path)],
+        [sys.executable, "-c", textwrap.dedent(script), str(data_dir)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -151,7 +152,12 @@ def test_the_window_paints_and_runs_before_a_slow_backup_ends(tmp_path: Path) ->
         cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr
-    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_the_window_paints_and_runs_before_a_slow_backup_ends(tmp_path: Path) -> None:
+    outcome = _run_window_script(WINDOW_SCRIPT, tmp_path)
     assert outcome == {
         "status": 0,
         "events": [
@@ -248,16 +254,5 @@ print(json.dumps({"status": status, "events": events}))
 @pytest.mark.slow
 def test_the_windows_lease_is_written_after_the_first_paint(tmp_path: Path) -> None:
     # The lease is a committed, fsynced write: on a slow disk it would hold the first paint.
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-    env.pop("THERAPY_TIMER_DATA_DIR", None)
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(LEASE_SCRIPT), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr
-    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    outcome = _run_window_script(LEASE_SCRIPT, tmp_path)
     assert outcome == {"status": 0, "events": ["painted", "lease written"]}
