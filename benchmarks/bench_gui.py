@@ -1,4 +1,14 @@
-"""Window benchmarks: --smoke-test ready_ms against a bare QMainWindow, CPU with a timer running."""
+"""Window start against a bare QMainWindow with as many buttons; CPU with a timer running.
+
+Run: .venv/bin/python benchmarks/bench_gui.py [--runs N] [--no-cpu]
+
+Each start is a whole process, offscreen: the window as the desktop file starts it (the installed
+``therapy-timer-gui`` script) and through ``therapy-timer``, interleaved with a bare QMainWindow
+in a minimal process of its own (bare_window.py). Every child prints the wall clock at its first
+paint; the figures count from the moment this process spawned it (first paint and exit), with the
+child's CPU time beside them; min and median. Bytecode is compiled first (this machine may set
+PYTHONDONTWRITEBYTECODE, which would otherwise make every start compile the package).
+"""
 
 from __future__ import annotations
 
@@ -12,11 +22,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+"""Where the installed console scripts are (the virtual environment's bin)."""
 ENV = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-GUI_ENTRY = "import sys; from therapy_timer.gui.app import main; main(sys.argv[1:])"
-"""What the therapy-timer-gui script runs (the desktop file's Exec)."""
 ENV.pop("THERAPY_TIMER_DATA_DIR", None)
 
 
@@ -51,40 +63,6 @@ def child_count_buttons(data_dir: str) -> None:
         print(len(window.findChildren(QAbstractButton)))
         window.deleteLater()
     app.processEvents()
-
-
-def child_bare(buttons: int) -> None:
-    """A bare QMainWindow with ``buttons`` push buttons, timed like ``--smoke-test``."""
-    from PySide6.QtCore import QEvent, QObject, QTimer
-    from PySide6.QtWidgets import QApplication, QGridLayout, QMainWindow, QPushButton, QWidget
-
-    started = time.perf_counter()
-    app = QApplication([])
-    window = QMainWindow()
-    central = QWidget()
-    grid = QGridLayout(central)
-    for i in range(buttons):
-        grid.addWidget(QPushButton(f"Button {i}"), i // 6, i % 6)
-    window.setCentralWidget(central)
-    result: dict[str, float] = {}
-
-    class FirstPaint(QObject):
-        def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-            if event.type() == QEvent.Type.Paint and not result:
-                result["ready_ms"] = -1
-
-                def done() -> None:
-                    result["ready_ms"] = round((time.perf_counter() - started) * 1000, 1)
-                    app.exit(0)
-
-                QTimer.singleShot(0, done)
-            return False
-
-    watcher = FirstPaint()
-    window.installEventFilter(watcher)
-    window.show()
-    app.exec()
-    print(json.dumps(result))
 
 
 def child_cpu(data_dir: str, seconds: float) -> None:
@@ -136,61 +114,75 @@ def child_cpu(data_dir: str, seconds: float) -> None:
 # -- the benchmark ------------------------------------------------------------------------------
 
 
+def timed_start(command: Sequence[str]) -> tuple[float, float, float]:
+    """Spawn a window process that prints ``painted_at`` (wall clock at first paint) and exits.
+
+    Spawn to first paint, spawn to exit, and the child's CPU time (user + system, which does
+    not count waiting for a shared core), all in ms.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    spawned = time.time()
+    done = subprocess.run(list(command), capture_output=True, text=True, env=ENV, check=True)
+    ended = time.time()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    painted_at = json.loads(done.stdout.strip().splitlines()[-1])["painted_at"]
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return (painted_at - spawned) * 1000, (ended - spawned) * 1000, cpu * 1000
+
+
 def main() -> None:
-    # Whole-process figures must not include compiling the package (PYTHONDONTWRITEBYTECODE).
-    compileall.compile_dir(Path(__file__).resolve().parent.parent / "therapy_timer", quiet=1)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=60.0, help="CPU measurement length")
-    parser.add_argument("--runs", type=int, default=5, help="start-ups of each window")
+    parser.add_argument("--runs", type=int, default=11, help="start-ups of each window")
+    parser.add_argument("--no-cpu", action="store_true", help="skip the stopwatch CPU run")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
         if kind == "count":
             child_count_buttons(rest[0])
-        elif kind == "bare":
-            child_bare(int(rest[0]))
         elif kind == "cpu":
             child_cpu(rest[0], float(rest[1]))
         return
 
+    # Whole-process figures must not include compiling the package (PYTHONDONTWRITEBYTECODE).
+    compileall.compile_dir(ROOT / "therapy_timer", quiet=1)
     with tempfile.TemporaryDirectory() as folder:
         buttons = int(_child("--child", "count", folder))
-        # The desktop file launches therapy-timer-gui (gui.app.main); `therapy-timer` with no
-        # command opens the same window through click.
-        starts = {
-            "therapy-timer-gui": [sys.executable, "-c", GUI_ENTRY, "--data-dir", folder],
-            "therapy-timer": [sys.executable, "-m", "therapy_timer", "--data-dir", folder],
+        # The desktop file launches the therapy-timer-gui script; `therapy-timer` with no
+        # command opens the same window through click. Both as installed (console scripts).
+        starts: dict[str, list[str]] = {
+            name: [str(BIN / name), "--data-dir", folder, "--smoke-test"]
+            for name in ("therapy-timer-gui", "therapy-timer")
         }
-        ready: dict[str, list[float]] = {name: [] for name in (*starts, "bare")}
-        wall: dict[str, list[float]] = {name: [] for name in (*starts, "bare")}
-        for _ in range(args.runs):  # interleaved, so all see the same machine load
-            for name, command in starts.items():
-                t0 = time.perf_counter()
-                done = subprocess.run(
-                    [*command, "--smoke-test"], capture_output=True, text=True, env=ENV, check=True
-                )
-                wall[name].append((time.perf_counter() - t0) * 1000)
-                ready[name].append(json.loads(done.stdout.strip().splitlines()[-1])["ready_ms"])
-            t0 = time.perf_counter()
-            ready["bare"].append(json.loads(_child("--child", "bare", str(buttons)))["ready_ms"])
-            wall["bare"].append((time.perf_counter() - t0) * 1000)
-        print(f"buttons in the window: {buttons}; {args.runs} interleaved runs")
-        base_ready, base_wall = statistics.median(ready["bare"]), statistics.median(wall["bare"])
+        # The baseline in a process of its own that imports only what the window needs.
+        starts["bare"] = [sys.executable, str(ROOT / "benchmarks" / "bare_window.py"), str(buttons)]
+        for command in starts.values():  # warm the disk cache (and make the database) first
+            timed_start(command)
+        figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name in starts}
+        names = list(starts)
+        for run in range(args.runs):  # interleaved, in a rotating order, so all see the same load
+            for name in names[run % 3 :] + names[: run % 3]:
+                figures[name].append(timed_start(starts[name]))
         print(
-            f"bare QMainWindow: ready_ms median {base_ready:.1f}; whole process median"
-            f" {base_wall:.0f} ms, min {min(wall['bare']):.0f} ms"
+            f"buttons in the window: {buttons}; {args.runs} interleaved runs; ms from spawn;"
+            " ratio to the bare window's figure in brackets"
         )
-        for name in starts:
-            mid, mid_ready = statistics.median(wall[name]), statistics.median(ready[name])
-            print(
-                f"{name}: ready_ms (QApplication to first paint) median"
-                f" {mid_ready:.1f} ({mid_ready / base_ready:.2f}"
-                f" x bare); whole process (interpreter start to exit) median {mid:.0f} ms"
-                f" ({mid / base_wall:.2f} x bare), min {min(wall[name]):.0f} ms"
-                f" ({min(wall[name]) / min(wall['bare']):.2f} x bare)"
-            )
+        what = ("first paint", "exit", "CPU")
+        for name, runs in figures.items():
+            parts = []
+            for i, label in enumerate(what):
+                values = [r[i] for r in runs]
+                base = [r[i] for r in figures["bare"]]
+                lo, mid = min(values), statistics.median(values)
+                text = f"{label} min {lo:.0f} median {mid:.0f}"
+                if name != "bare":
+                    text += f" ({lo / min(base):.2f}x / {mid / statistics.median(base):.2f}x)"
+                parts.append(text)
+            print(f"{name:>17}: " + "; ".join(parts))
 
+    if args.no_cpu:
+        return
     with tempfile.TemporaryDirectory() as folder:
         cpu = json.loads(_child("--child", "cpu", folder, str(args.seconds)))
         share = 100 * cpu["cpu_s"] / cpu["wall_s"]

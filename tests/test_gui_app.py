@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -38,13 +39,18 @@ def run_process(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     ids=["therapy-timer", "therapy-timer-gui"],
 )
 def test_smoke_test_prints_ready_ms(tmp_path: Path, entry: tuple[str, ...]) -> None:
+    spawned = time.time()
     done = run_process(*entry, data_dir=tmp_path)
+    ended = time.time()
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1
     answer = json.loads(lines[0])
-    assert set(answer) == {"ready_ms"}
+    assert set(answer) == {"ready_ms", "painted_at"}
     assert 0 < answer["ready_ms"] < TIMEOUT * 1000
+    # The wall clock at first paint, which bench_gui counts from the moment it spawned.
+    assert spawned < answer["painted_at"] < ended
+    assert answer["ready_ms"] / 1000 < answer["painted_at"] - spawned
     assert database_path(tmp_path).exists()  # built against the real data folder
 
 

@@ -271,10 +271,15 @@ def _day_view(clinic: Clinic) -> DayView:
 
 
 def _smoke_test(app: QApplication, window: MainWindow, started: float) -> int:
-    """Show the window, wait for its first paint, print ``{"ready_ms": N}``."""
+    """Show the window, wait for its first paint, print ``{"ready_ms": N, "painted_at": T}``.
+
+    ``ready_ms`` counts from ``run()``; ``painted_at`` is the wall clock (``time.time()``) at the
+    first paint, so a benchmark can count from the moment it spawned the process.
+    """
     outcome: dict[str, float] = {}
 
     def painted() -> None:
+        outcome["painted_at"] = time.time()
         outcome["ready_ms"] = round((time.perf_counter() - started) * 1000, 1)
         # exit(), not quit(): Qt 6's quit() first asks the windows to close, and the window
         # refuses (it asks the user) while a stopwatch is running.
@@ -290,7 +295,7 @@ def _smoke_test(app: QApplication, window: MainWindow, started: float) -> int:
     if "ready_ms" not in outcome:
         print(f"the window did not paint within {SMOKE_TEST_TIMEOUT_MS} ms", file=sys.stderr)
         return 1
-    print(json.dumps({"ready_ms": outcome["ready_ms"]}), flush=True)
+    print(json.dumps(outcome), flush=True)
     return 0
 
 
