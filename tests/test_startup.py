@@ -174,3 +174,63 @@ def test_the_window_module_leaves_the_day_view_pdf_and_sqlite_utils_for_later() 
         "therapy_timer.gui.widgets.recovery_dialog",  # opened after a crash only
     }
     assert not {name for name in loaded if name.split(".")[0] in HEAVY[:-1]}  # all but Qt
+
+
+def _window_start_modules(data_dir: Path, entry: str) -> list[str]:
+    """The modules a smoke-test start of the window loaded, in the order they were loaded."""
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        {entry}
+        try:
+            main(["--data-dir", sys.argv[1], "--smoke-test"])
+        except SystemExit as done:
+            assert not done.code, done.code
+        finally:
+            print(json.dumps(list(sys.modules)))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(data_dir)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+        check=True,
+    )
+    loaded: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return loaded
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "from therapy_timer.gui.app import main",  # therapy-timer-gui
+        "from therapy_timer.cli import main",  # therapy-timer (click), no command
+    ],
+    ids=["therapy-timer-gui", "therapy-timer"],
+)
+def test_a_window_start_loads_the_qt_free_layers_before_pyside6(tmp_path: Path, entry: str) -> None:
+    # PySide6's import hook reads the source of every module imported after PySide6 (issue 13).
+    loaded = _window_start_modules(tmp_path, entry)
+    first_qt = loaded.index("PySide6")
+    ours = [m for m in loaded if m.startswith("therapy_timer")]
+    qt_free = [m for m in ours if not m.startswith("therapy_timer.gui.") or m in QT_FREE_GUI]
+    assert "therapy_timer.clinic" in qt_free and "therapy_timer.gui.presenter" in qt_free
+    assert [m for m in qt_free if loaded.index(m) > first_qt] == []
+
+
+QT_FREE_GUI = {"therapy_timer.gui.presenter", "therapy_timer.gui.view_state"}
+
+
+def test_a_window_start_leaves_what_the_first_paint_does_not_need(tmp_path: Path) -> None:
+    with Store.open(tmp_path, clock=FakeClock()):  # made and migrated (sqlite_utils): every
+        pass  # start but the very first
+    loaded = set(_window_start_modules(tmp_path, "from therapy_timer.gui.app import main"))
+    assert "therapy_timer.gui.main_window" in loaded
+    assert not loaded & {
+        "therapy_timer.gui.clinic_sync",  # only with a clinic server
+        "uuid",  # ids are made by taps, not by a start
+        "platform",  # uuid's
+        "hashlib",  # bundles' version hashes
+    }

@@ -22,11 +22,11 @@ from therapy_timer.clinic import Clinic, load_catalogue
 from therapy_timer.clock import Clock, SystemClock
 from therapy_timer.codes import Catalogue
 from therapy_timer.errors import DatabaseCorrupt, InvalidInput, StorageUnavailable
-from therapy_timer.gui.clinic_sync import ClinicSync
 from therapy_timer.gui.controller import SessionController
 from therapy_timer.gui.main_window import MainWindow
 
 if TYPE_CHECKING:
+    from therapy_timer.gui.clinic_sync import ClinicSync
     from therapy_timer.gui.day_view import DayView
 
 SMOKE_TEST_TIMEOUT_MS = 20_000
@@ -246,7 +246,10 @@ def run(
 
         watcher = _FirstPaint(after_first_paint)
         window.installEventFilter(watcher)
-        sync = ClinicSync.attach(clinic, controller, window)  # None without a clinic server
+        if clinic.server_dsn() is not None:  # the sync's module loads only with a server
+            from therapy_timer.gui.clinic_sync import ClinicSync
+
+            sync = ClinicSync.attach(clinic, controller, window)
         if sync is not None:
             sync_watcher = _FirstPaint(sync.start)
             window.installEventFilter(sync_watcher)

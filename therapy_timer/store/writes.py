@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
@@ -136,6 +135,8 @@ class WritesMixin(QueriesMixin):
         actor: str | None = None,
     ) -> Session:
         """Insert an open session with a fresh UUID; patient_ref is a short label (InvalidInput)."""
+        import uuid  # here: ~3 ms of the window's start, which creates nothing (issue 13)
+
         ref = _patient_ref(patient_ref)
         who = label_text(clinician, "clinician")
         role = Role(role)
@@ -647,6 +648,8 @@ class WritesMixin(QueriesMixin):
         actor: str | None = None,
     ) -> Segment:
         """Add a finished segment by hand (a forgotten code); needs a reason."""
+        import uuid  # here, as in create_session
+
         why = reason_text(reason)
         clean_code = normalize_code(code, "code")
         start, stop = ts(start_utc, "start_utc"), ts(stop_utc, "stop_utc")
