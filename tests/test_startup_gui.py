@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 
 from tests.fakes import FakeClock
-from tests.gui_support import Bot
+from tests.gui_support import Bot, build, type_patient
 from therapy_timer.clinic import Clinic
 from therapy_timer.codes import Role, builtin_catalogue
 from therapy_timer.errors import DatabaseCorrupt, DiskFull
@@ -26,6 +28,7 @@ from therapy_timer.store import Store, list_backups
 
 ROOT = Path(__file__).resolve().parent.parent
 Shown = list[tuple[str, str, bool]]
+Size = tuple[int, int]
 
 
 def _backup(folder: Path, shown: Shown) -> DailyBackup:
@@ -256,3 +259,23 @@ def test_the_windows_lease_is_written_after_the_first_paint(tmp_path: Path) -> N
     # The lease is a committed, fsynced write: on a slow disk it would hold the first paint.
     outcome = _run_window_script(LEASE_SCRIPT, tmp_path)
     assert outcome == {"status": 0, "events": ["painted", "lease written"]}
+
+
+@pytest.mark.parametrize(
+    ("size", "scrolls"),
+    [((1600, 1400), False), ((1366, 768), True), ((1024, 600), True), ((560, 420), True)],
+)
+def test_the_body_room_is_its_viewports_width(
+    qtbot: Bot, tmp_path: Path, size: Size, scrolls: bool
+) -> None:
+    # MainWindow.body_room computes the width without wrapping the Qt-made viewport (which
+    # loads every widget class of QtWidgets at start): it must be what the viewport says.
+    for rig in build(qtbot, tmp_path):
+        type_patient(qtbot, rig)
+        for code in ("97010", "97110", "97140"):
+            qtbot.mouseClick(rig.tile(code), Qt.MouseButton.LeftButton)
+        rig.window.resize(*size)
+        QApplication.processEvents()
+        scroll = rig.window.body_scroll
+        assert rig.window.body_room() == scroll.viewport().width()
+        assert scroll.verticalScrollBar().isVisible() == scrolls  # with and without the bar
