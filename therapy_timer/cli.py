@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 import click
@@ -30,6 +30,8 @@ from therapy_timer.explain import PAYER_PROFILE_HELP
 # clinic, the store, export and the records load only inside the commands that use them, and
 # the rules and the units contract (a third of `--version`'s imports) only where answers are made.
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from therapy_timer.clinic import Clinic, Header, PdfRenderer
     from therapy_timer.model import Conflict, PayerProfile, Session, SessionProblem
     from therapy_timer.rules import Result
@@ -57,9 +59,16 @@ class BadInput(click.ClickException):
 class Context:
     """What every subcommand shares: where the data lives, and the clock."""
 
-    def __init__(self, data_dir: Path | None, clock: Clock | None = None) -> None:
-        self.data_dir = paths.data_dir(data_dir)
+    def __init__(self, data_dir: Path | str | None, clock: Clock | None = None) -> None:
+        # As text: pathlib is not needed to answer `units` (see paths.data_folder).
+        self.data_folder = paths.data_folder(data_dir)
         self.clock: Clock = clock or SystemClock()
+
+    @property
+    def data_dir(self) -> Path:
+        from pathlib import Path
+
+        return Path(self.data_folder)
 
     @contextmanager
     def clinic(self) -> Iterator[Clinic]:
@@ -80,12 +89,27 @@ class Context:
         from therapy_timer.codes import CLINIC_CODES_FILE, load_catalogue
 
         try:
-            return load_catalogue(self.data_dir / CLINIC_CODES_FILE)
+            return load_catalogue(os.path.join(self.data_folder, CLINIC_CODES_FILE))
         except InvalidInput as exc:
             raise BadInput(f"clinic code file: {exc}") from None
 
 
 pass_context = click.make_pass_decorator(Context)
+
+
+class _PathType(click.Path):
+    """``click.Path(path_type=pathlib.Path)``, loading pathlib only when a command is given a
+    path: commands that take none (``units``, ``--version``) start without it (issue 13)."""
+
+    def convert(
+        self,
+        value: str | os.PathLike[str],
+        param: click.Parameter | None,
+        ctx: click.Context | None,
+    ) -> Path:
+        from pathlib import Path
+
+        return Path(os.fsdecode(super().convert(value, param, ctx)))
 
 
 class _TextOnly(click.Group):
@@ -130,7 +154,7 @@ def _require_text(word: str, before: str) -> None:
 @click.version_option(__version__, prog_name="therapy-timer")
 @click.option(
     "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(file_okay=False),
     envvar=paths.DATA_DIR_ENV,
     help=f"Folder for the database and clinic files (default: per-user data folder; "
     f"env {paths.DATA_DIR_ENV}).",
@@ -141,7 +165,7 @@ def _require_text(word: str, before: str) -> None:
     help='Build the window, wait for its first paint, print {"ready_ms": N} and exit.',
 )
 @click.pass_context
-def main(ctx: click.Context, data_dir: Path | None, smoke_test: bool) -> None:
+def main(ctx: click.Context, data_dir: str | None, smoke_test: bool) -> None:
     """Per-code treatment stopwatches and billing-correct units for PT, OT and SLP.
 
     With no command, opens the window.
@@ -1041,7 +1065,7 @@ def _profile_json(profile: PayerProfile, is_default: bool) -> dict[str, Any]:
 
 
 @main.command()
-@click.option("--to", "dest", type=click.Path(path_type=Path), help="Backup file.")
+@click.option("--to", "dest", type=_PathType(), help="Backup file.")
 @click.option("--force", is_flag=True, help="Replace an existing file.")
 @pass_context
 @plain_errors
@@ -1054,7 +1078,7 @@ def backup(context: Context, dest: Path | None, force: bool) -> None:
 
 
 @main.command()
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", type=_PathType())
 @pass_context
 @plain_errors
 def restore(context: Context, file: Path) -> None:
@@ -1085,7 +1109,7 @@ DATE = click.DateTime(["%Y-%m-%d"])
 )
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
+    type=_PathType(),
     help="File to write (default: a preview on the terminal that marks nothing).",
 )
 @click.option("--force", is_flag=True, help="Replace an existing --out file.")
@@ -1167,7 +1191,7 @@ def export(
 
 
 @main.command("import")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=_PathType())
 @pass_context
 @plain_errors
 def import_(context: Context, files: tuple[Path, ...]) -> None:

@@ -12,21 +12,27 @@ import re
 import stat
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from enum import StrEnum
 from functools import partial
-from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from therapy_timer.errors import InvalidInput, UnknownCode
-from therapy_timer.paths import resource_path
+from therapy_timer.frozen import frozen_record
+from therapy_timer.paths import resource_file
 
-CODE_PATTERN = re.compile(r"^(?:\d{5}|[A-Z]\d{4})$")
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    FilePath = str | os.PathLike[str]
+
+CODE_PATTERN = r"^(?:\d{5}|[A-Z]\d{4})$"
 """CPT codes are five digits; HCPCS level II codes are a letter and four digits (e.g. G0283).
 
-Documents the form; ``normalize_code`` checks it with string methods (lookups are hot).
-"""
+Documents the form; ``normalize_code`` checks it with string methods (lookups are hot). The
+patterns of this module are text, compiled by ``re`` on first use: compiling them at import
+cost every start-up ~1 ms each (issue 13), and only the code file's checks use them."""
 
 MAX_FILE_BYTES = 1 << 20
 """A clinic's code file larger than this (1 MiB, thousands of codes) is refused unread."""
@@ -96,7 +102,7 @@ class Kind(StrEnum):
     SPECIAL = "special"  # not a plain 15-minute code: counted by hand (§5.3)
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Code:
     """One billing code and the facts the rules need about it."""
 
@@ -113,6 +119,42 @@ class Code:
     unlisted: bool = False
     medicare_note: str = ""
     handling: str = ""
+
+    def __init__(
+        self,
+        code: str,
+        kind: Kind,
+        description: str,
+        disciplines: frozenset[Discipline],
+        constant_attendance: bool = False,
+        supervised_modality: bool = False,
+        evaluation: bool = False,
+        reevaluation: bool = False,
+        assistant_allowed: bool = True,
+        group: bool = False,
+        unlisted: bool = False,
+        medicare_note: str = "",
+        handling: str = "",
+    ) -> None:
+        object.__setattr__(
+            self,
+            "__dict__",
+            {
+                "code": code,
+                "kind": kind,
+                "description": description,
+                "disciplines": disciplines,
+                "constant_attendance": constant_attendance,
+                "supervised_modality": supervised_modality,
+                "evaluation": evaluation,
+                "reevaluation": reevaluation,
+                "assistant_allowed": assistant_allowed,
+                "group": group,
+                "unlisted": unlisted,
+                "medicare_note": medicare_note,
+                "handling": handling,
+            },
+        )
 
     @property
     def timed(self) -> bool:
@@ -208,7 +250,7 @@ def _show(value: object) -> str:
 
 # A table header line: [name] or [[name]] with a plain or quoted dotted key (no commas, so the
 # lines of a multi-line array of arrays are not mistaken for headers).
-_HEADER = re.compile(r"""^[ \t]*\[(\[?)[ \t]*([A-Za-z0-9_\-."' \t]+?)[ \t]*\]""")
+_HEADER = r"""^[ \t]*\[(\[?)[ \t]*([A-Za-z0-9_\-."' \t]+?)[ \t]*\]"""
 
 
 class _Lines:
@@ -223,7 +265,7 @@ class _Lines:
         self._lines = text.split("\n")
         self._headers: list[tuple[int, bool, str]] = []  # (0-based index, [[array]]?, name)
         for index, line in enumerate(self._lines):
-            match = _HEADER.match(line)
+            match = re.match(_HEADER, line)
             if match:
                 name = re.sub(r"""[\s"']""", "", match.group(2))
                 self._headers.append((index, bool(match.group(1)), name))
@@ -530,10 +572,10 @@ class _Checker:
         return catalogue
 
 
-_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+_TOML_POSITION = r"\s*\(at line (\d+), column (\d+)\)$"
 
 
-def _read_code_file(path: Path) -> bytes | None:
+def _read_code_file(path: FilePath) -> bytes | None:
     """The file's bytes, or None when there is none; refuses all but a small regular file."""
     label = str(path)
     try:
@@ -613,9 +655,9 @@ def _parse(label: str, data: bytes, base: Catalogue | None) -> Catalogue:
     except tomllib.TOMLDecodeError as exc:
         reason = str(exc)
         # Python 3.11's TOMLDecodeError has no lineno attribute (3.14 adds it): read the text.
-        position = _TOML_POSITION.search(reason)
+        position = re.search(_TOML_POSITION, reason)
         line = int(position.group(1)) if position else text.count("\n") + 1
-        reason = _TOML_POSITION.sub("", reason).removesuffix(" (at end of document)")
+        reason = re.sub(_TOML_POSITION, "", reason).removesuffix(" (at end of document)")
         column = f" at column {position.group(2)}" if position else " at the end"
         raise InvalidInput(
             f"{label}, line {line}", f"not a valid code file (TOML): {reason}{column}"
@@ -627,7 +669,7 @@ def _parse(label: str, data: bytes, base: Catalogue | None) -> Catalogue:
     return _Checker(label, text).catalogue(parsed, base)
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Catalogue:
     """An ordered, read-only set of codes; the order is the last tie-break of R2.8.
 
@@ -638,6 +680,17 @@ class Catalogue:
     favourite_lists: Mapping[Discipline, tuple[str, ...]] = field(default_factory=dict, hash=False)
     _by_code: dict[str, Code] = field(init=False, repr=False, compare=False)
     _rank: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __init__(
+        self,
+        codes: tuple[Code, ...],
+        favourite_lists: Mapping[Discipline, tuple[str, ...]] | None = None,
+    ) -> None:
+        object.__setattr__(self, "codes", codes)
+        object.__setattr__(
+            self, "favourite_lists", {} if favourite_lists is None else favourite_lists
+        )
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         by_code: dict[str, Code] = {}
@@ -748,10 +801,10 @@ PRECOMPILED_CODES_FILE = "codes.precompiled.json"
 @functools.cache
 def builtin_catalogue() -> Catalogue:
     """The catalogue shipped in resources/codes.toml, read once, on first use."""
-    return load_builtin(resource_path(BUILTIN_CODES_FILE), resource_path(PRECOMPILED_CODES_FILE))
+    return load_builtin(resource_file(BUILTIN_CODES_FILE), resource_file(PRECOMPILED_CODES_FILE))
 
 
-def load_builtin(toml: Path, precompiled: Path) -> Catalogue:
+def load_builtin(toml: FilePath, precompiled: FilePath) -> Catalogue:
     """The catalogue of the code file ``toml``, from ``precompiled`` when that was made from
     exactly the file's text, else parsed and checked from the file itself.
 
@@ -785,9 +838,10 @@ def precompiled_form(catalogue: Catalogue, data: bytes) -> str:
 _DEFAULTS = Code("00000", Kind.TIMED, "", frozenset())
 
 
-def _stored_catalogue(path: Path, data: bytes) -> Catalogue | None:
+def _stored_catalogue(path: FilePath, data: bytes) -> Catalogue | None:
     try:
-        stored = json.loads(path.read_bytes())
+        with open(path, "rb") as file:
+            stored = json.loads(file.read())
         if stored["source"] != data.decode("utf-8"):
             return None
         codes = tuple(
@@ -799,7 +853,7 @@ def _stored_catalogue(path: Path, data: bytes) -> Catalogue | None:
         return None  # missing or unreadable (e.g. a hand-made bundle): parse the file instead
 
 
-def load_catalogue(clinic_file: Path | None = None) -> Catalogue:
+def load_catalogue(clinic_file: FilePath | None = None) -> Catalogue:
     """The built-in catalogue, extended with a clinic's own code file when it exists.
 
     Every problem with the clinic's file raises InvalidInput whose field names the file, the

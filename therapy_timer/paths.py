@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 APP_NAME = "therapy-timer"
 APP_ID = "org.therapytimer.TherapyTimer"  # reverse-DNS: .desktop file, icon name, metainfo
 DATA_DIR_ENV = "THERAPY_TIMER_DATA_DIR"
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
+# Folders are worked out as text, and pathlib is imported only by the functions that return a
+# Path: with urllib.parse it is ~7 ms of a `units` command's start-up, which needs neither
+# (issue 13).
+_PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))
 
 
 def data_dir(override: Path | str | None = None) -> Path:
@@ -19,34 +25,54 @@ def data_dir(override: Path | str | None = None) -> Path:
     Only the path: the store creates the folder, readable by the user alone (0700), because it
     holds health information.
     """
+    from pathlib import Path
+
+    return Path(data_folder(override))
+
+
+def data_folder(override: Path | str | None = None) -> str:
+    """``data_dir`` as text (a leading ``~`` expanded)."""
     if override is not None:
-        path = Path(override)
+        folder = os.fspath(override)
     elif os.environ.get(DATA_DIR_ENV):
-        path = Path(os.environ[DATA_DIR_ENV])
+        folder = os.environ[DATA_DIR_ENV]
     else:
         # Imported here: it costs a fast command (`units --data-dir`, `--version`) ~7 ms to load.
         import platformdirs
 
-        path = platformdirs.user_data_path(APP_NAME, appauthor=False)
-    return path.expanduser()
+        folder = platformdirs.user_data_dir(APP_NAME, appauthor=False)
+    return os.path.expanduser(folder)
 
 
-def resources_dir() -> Path:
-    """The bundled ``resources/`` folder.
+def resources_folder() -> str:
+    """The bundled ``resources/`` folder, as text.
 
     A wheel or a PyInstaller bundle carries it inside the package; an editable install does not
     (hatchling's force-include is skipped there), so fall back to the repository's copy.
     """
-    candidates = [_PACKAGE_DIR / "resources", _PACKAGE_DIR.parent / "resources"]
+    candidates = [
+        os.path.join(_PACKAGE_DIR, "resources"),
+        os.path.join(os.path.dirname(_PACKAGE_DIR), "resources"),
+    ]
     bundle_root = getattr(sys, "_MEIPASS", None)
     if bundle_root is not None:
-        candidates.insert(0, Path(bundle_root) / "therapy_timer" / "resources")
+        candidates.insert(0, os.path.join(bundle_root, "therapy_timer", "resources"))
     for candidate in candidates:
-        if candidate.is_dir():
+        if os.path.isdir(candidate):
             return candidate
-    raise FileNotFoundError(
-        f"resources folder not found; looked in {', '.join(map(str, candidates))}"
-    )
+    raise FileNotFoundError(f"resources folder not found; looked in {', '.join(candidates)}")
+
+
+def resources_dir() -> Path:
+    """The bundled ``resources/`` folder (``resources_folder``)."""
+    from pathlib import Path
+
+    return Path(resources_folder())
+
+
+def resource_file(name: str) -> str:
+    """A file under ``resources/``, as text."""
+    return os.path.join(resources_folder(), name)
 
 
 def resource_path(name: str) -> Path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import reprlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 from itertools import combinations, islice
 from math import comb
@@ -27,6 +27,7 @@ from therapy_timer.codes import (
 )
 from therapy_timer.codes import Method as Method  # re-exported: a Request names its method
 from therapy_timer.errors import InvalidInput
+from therapy_timer.frozen import frozen_record
 
 UNIT_MINUTES = 15
 
@@ -54,6 +55,9 @@ METHOD_NAME = {
 }
 
 
+_set = object.__setattr__  # the records are frozen: their own __init__ sets fields through this
+
+
 class Severity(StrEnum):
     """How urgently a warning needs a person (docs/billing-rules.md, "Warnings")."""
 
@@ -61,7 +65,7 @@ class Severity(StrEnum):
     INFO = "info"  # worth knowing; the billing is right as it stands
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Request:
     """One patient's claim day under one plan of care, as minutes per code.
 
@@ -82,8 +86,37 @@ class Request:
     assistant_modifiers: bool = True  # R7.10: a payer profile may not use CQ/CO
     allocation: Mapping[str, int] | None = None
 
+    def __init__(
+        self,
+        method: Method,
+        discipline: Discipline,
+        timed: Mapping[str, int],
+        assistant_minutes: Mapping[str, int] | None = None,
+        untimed: Sequence[str] = (),
+        untimed_minutes: Mapping[str, int] | None = None,
+        date_of_service: dt.date | None = None,
+        assistant_modifiers: bool = True,
+        allocation: Mapping[str, int] | None = None,
+    ) -> None:
+        # None stands for the field's default_factory: a new empty dict each time.
+        _set(
+            self,
+            "__dict__",
+            {
+                "method": method,
+                "discipline": discipline,
+                "timed": timed,
+                "assistant_minutes": {} if assistant_minutes is None else assistant_minutes,
+                "untimed": untimed,
+                "untimed_minutes": {} if untimed_minutes is None else untimed_minutes,
+                "date_of_service": date_of_service,
+                "assistant_modifiers": assistant_modifiers,
+                "allocation": allocation,
+            },
+        )
 
-@dataclass(frozen=True)
+
+@frozen_record
 class RuleWarning:
     """Something a person should look at; never a silent change to the billing.
 
@@ -96,9 +129,18 @@ class RuleWarning:
     severity: Severity = Severity.ACT
     gist: str = ""
 
+    def __init__(
+        self, rule: str, message: str, severity: Severity = Severity.ACT, gist: str = ""
+    ) -> None:
+        _set(
+            self, "__dict__", {"rule": rule, "message": message, "severity": severity, "gist": gist}
+        )
 
-@dataclass(frozen=True)
+
+@frozen_record
 class CodeResult:
+    """One code's minutes and units in an answer."""
+
     code: str
     description: str
     kind: Kind
@@ -107,14 +149,41 @@ class CodeResult:
     units: int
     minutes_recorded: bool = True  # False for an untimed code whose minutes nobody gave
 
+    def __init__(
+        self,
+        code: str,
+        description: str,
+        kind: Kind,
+        minutes: int,
+        assistant_minutes: int,
+        units: int,
+        minutes_recorded: bool = True,
+    ) -> None:
+        _set(
+            self,
+            "__dict__",
+            {
+                "code": code,
+                "description": description,
+                "kind": kind,
+                "minutes": minutes,
+                "assistant_minutes": assistant_minutes,
+                "units": units,
+                "minutes_recorded": minutes_recorded,
+            },
+        )
 
-@dataclass(frozen=True)
+
+@frozen_record
 class Line:
     """One billable claim line: a code, its units and its modifiers (GP/GO/GN, CQ/CO only)."""
 
     code: str
     units: int
     modifiers: tuple[str, ...]
+
+    def __init__(self, code: str, units: int, modifiers: tuple[str, ...]) -> None:
+        _set(self, "__dict__", {"code": code, "units": units, "modifiers": modifiers})
 
     @property
     def label(self) -> str:
@@ -132,8 +201,10 @@ def billed_code(code: str, modifiers: Iterable[str]) -> str:
     return "-".join((code, *modifiers))
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Result:
+    """The whole answer for one claim day (``evaluate``)."""
+
     method: Method
     discipline: Discipline
     date_of_service: dt.date | None
@@ -147,9 +218,42 @@ class Result:
     warnings: tuple[RuleWarning, ...]
     note: str
 
+    def __init__(
+        self,
+        method: Method,
+        discipline: Discipline,
+        date_of_service: dt.date | None,
+        total_timed_minutes: int,
+        total_timed_units: int,
+        total_treatment_minutes: int,
+        codes: tuple[CodeResult, ...],
+        lines: tuple[Line, ...],
+        allocation: Mapping[str, int],
+        alternatives: tuple[Mapping[str, int], ...],
+        warnings: tuple[RuleWarning, ...],
+        note: str,
+    ) -> None:
+        _set(
+            self,
+            "__dict__",
+            {
+                "method": method,
+                "discipline": discipline,
+                "date_of_service": date_of_service,
+                "total_timed_minutes": total_timed_minutes,
+                "total_timed_units": total_timed_units,
+                "total_treatment_minutes": total_treatment_minutes,
+                "codes": codes,
+                "lines": lines,
+                "allocation": allocation,
+                "alternatives": alternatives,
+                "warnings": warnings,
+                "note": note,
+            },
+        )
+
 
 _new = object.__new__
-_set = object.__setattr__
 
 
 def _record(cls: type[Any], values: dict[str, Any]) -> Any:
