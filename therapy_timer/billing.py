@@ -5,12 +5,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 
 from therapy_timer import rules
 from therapy_timer.codes import Catalogue, Discipline, FurnishedBy, Kind
 from therapy_timer.errors import InvalidInput
-from therapy_timer.model import PayerProfile, Segment, Session, SessionProblem, UntimedService
+from therapy_timer.model import (
+    PayerProfile,
+    Segment,
+    Session,
+    SessionProblem,
+    UntimedService,
+)
 from therapy_timer.stopwatch import RoundingPolicy, RulesInput, Stopwatch
 
 OTHER_METHOD = {rules.Method.CMS: rules.Method.AMA, rules.Method.AMA: rules.Method.CMS}
@@ -26,12 +33,81 @@ STALE_ALLOCATION_REMARK = (
 )
 
 
+ExactTotals = tuple[dict[str, timedelta], dict[str, timedelta], set[str]]
+"""Exact time per code, the assistant's share, the running codes (``Stopwatch.exact_totals``)."""
+
+
+class Timing(Protocol):
+    """What billing reads of a session's stopwatch: its exact time and minutes per code."""
+
+    def exact_totals(self) -> ExactTotals: ...
+    def rules_input(self) -> RulesInput: ...
+
+
+class StoppedTotals:
+    """``exact_totals`` of a session whose segments have all stopped, summed from its stored
+    times: no clock, pause or running code changes them, so a closed session is billed
+    without restoring a stopwatch (``stopped_totals`` says when that gives the same)."""
+
+    __slots__ = ("_assistant", "_catalogue", "_elapsed", "_policy")
+
+    def __init__(
+        self,
+        elapsed: dict[str, timedelta],
+        assistant: dict[str, timedelta],
+        catalogue: Catalogue,
+        policy: RoundingPolicy,
+    ) -> None:
+        self._elapsed = elapsed
+        self._assistant = assistant
+        self._catalogue = catalogue
+        self._policy = policy
+
+    def exact_totals(self) -> ExactTotals:
+        return self._elapsed, self._assistant, set()
+
+    def rules_input(self) -> RulesInput:
+        """``Stopwatch.rules_input``: these totals rounded under the policy."""
+        return pooled_input([(self, ())], self._catalogue, self._policy)
+
+
+def stopped_totals(
+    segments: Iterable[Segment],
+    catalogue: Catalogue,
+    policy: RoundingPolicy,
+    canonical: dict[str, str],
+) -> StoppedTotals | None:
+    """What the session's restored stopwatch would total, or None when restoring does more
+    than add stopped segments up: a running segment, a code not in the catalogue, a time not
+    in UTC, a stop before its start (``Stopwatch.restore`` then decides, or refuses).
+
+    ``canonical`` caches each code as the catalogue writes it (as ``restore`` maps it).
+    """
+    elapsed: dict[str, timedelta] = {}
+    assistant: dict[str, timedelta] = {}
+    for segment in segments:
+        start, stop = segment.start_utc, segment.stop_utc
+        if stop is None or start.tzinfo is not UTC or stop.tzinfo is not UTC or stop < start:
+            return None
+        code = canonical.get(segment.code)
+        if code is None:
+            if segment.code not in catalogue:
+                return None
+            code = canonical[segment.code] = catalogue.get(segment.code).code
+        length = stop - start
+        elapsed[code] = elapsed[code] + length if code in elapsed else length
+        if segment.furnished_by == FurnishedBy.ASSISTANT:
+            assistant[code] = assistant[code] + length if code in assistant else length
+    return StoppedTotals(elapsed, assistant, catalogue, policy)
+
+
 @dataclass(frozen=True)
 class SessionRows:
     """Everything the rules need about one session, as read from the store."""
 
     session: Session
-    stopwatch: Stopwatch
+    stopwatch: Timing
+    """Its stopwatch, or for a closed session read in bulk its ``StoppedTotals``."""
     untimed: Sequence[UntimedService]
     profile: PayerProfile
     problem: SessionProblem | None = None
@@ -47,18 +123,7 @@ def rules_input(
     stopwatch: Stopwatch, untimed: Sequence[UntimedService], catalogue: Catalogue
 ) -> RulesInput:
     """Minutes for ``rules.py``: the stopwatches plus untimed services entered by hand."""
-    result = stopwatch.rules_input()
-    for service in untimed:
-        code = catalogue.get(service.code).code
-        if code not in result.untimed:
-            result.untimed.append(code)
-        if service.minutes is None:
-            continue
-        result.untimed_minutes[code] = result.untimed_minutes.get(code, 0) + service.minutes
-        if service.furnished_by is FurnishedBy.ASSISTANT:
-            result.assistant_minutes[code] = result.assistant_minutes.get(code, 0) + service.minutes
-    result.untimed.sort(key=catalogue.rank)
-    return result
+    return pooled_input([(stopwatch, untimed)], catalogue, stopwatch.policy)
 
 
 def remarks(session: Session, policy: RoundingPolicy) -> list[str]:
@@ -91,7 +156,7 @@ def evaluate(
     ``concurrent`` names patients whose timed minutes overlapped this session's (R8.3).
     """
     session, profile = rows.session, rows.profile
-    minutes = rules_input(rows.stopwatch, rows.untimed, catalogue)
+    minutes = pooled_input([(rows.stopwatch, rows.untimed)], catalogue, policy)
     request = rules.Request(
         method=profile.method if method is None else method,
         discipline=session.discipline,
@@ -110,21 +175,30 @@ def evaluate(
 def _answer(
     request: rules.Request,
     stored: Mapping[str, int] | None,
-    notes: list[str],
+    notes: list[str] | None,
     catalogue: Catalogue,
     concurrent: Sequence[str],
 ) -> rules.Result:
-    """The rules' answer with a stored tie choice if it still fits, plus the R8.3 flag."""
+    """The rules' answer with a stored tie choice if it still fits, plus the R8.3 flag.
+
+    With ``notes`` None the answer has no note (``rules.evaluate_without_note``)."""
+
+    def evaluate(request: rules.Request) -> rules.Result:
+        if notes is None:
+            return rules.evaluate_without_note(request, catalogue)
+        return rules.evaluate(request, catalogue, notes)
+
     result = None
     if stored is not None:
         try:
-            result = rules.evaluate(replace(request, allocation=stored), catalogue, notes)
+            result = evaluate(replace(request, allocation=stored))
         except InvalidInput:
             # The minutes changed since the choice (an amendment): the old choice no longer
             # splits these units, so say so and fall back to the default.
-            notes.append(STALE_ALLOCATION_REMARK)
+            if notes is not None:
+                notes.append(STALE_ALLOCATION_REMARK)
     if result is None:
-        result = rules.evaluate(request, catalogue, notes)
+        result = evaluate(request)
     if not concurrent:
         return result
     return replace(result, warnings=(*result.warnings, rules.concurrent_warning(concurrent)))
@@ -140,23 +214,52 @@ def concurrent_patients(
     groups: dict[tuple[str, date], list[Session]] = {}
     for session in sessions:
         groups.setdefault((session.clinician, session.date_of_service), []).append(session)
+    timed: dict[str, bool] = {}
     found: dict[str, tuple[str, ...]] = {}
     for group in groups.values():
         if len(group) < 2:
             continue
-        spans = {
-            s.id: [
-                (seg.start_utc, seg.stop_utc or now)
-                for seg in segments.get(s.id, [])
-                # A code no longer in the catalogue is the session's problem, shown elsewhere.
-                if seg.code in catalogue and catalogue.get(seg.code).timed
-            ]
-            for s in group
-        }
+        spans: dict[str, list[rules.Interval]] = {}
+        for s in group:
+            listed = []
+            for seg in segments.get(s.id, ()):
+                is_timed = timed.get(seg.code)
+                if is_timed is None:
+                    # A code no longer in the catalogue is the session's problem, shown elsewhere.
+                    is_timed = timed[seg.code] = (
+                        seg.code in catalogue and catalogue.get(seg.code).timed
+                    )
+                if is_timed:
+                    listed.append((seg.start_utc, seg.stop_utc or now))
+            if listed:
+                spans[s.id] = listed
         refs = {s.id: s.patient_ref for s in group}
-        for session_id, others in rules.concurrent_sessions(spans).items():
-            found[session_id] = tuple(sorted(refs[o] for o in others))
+        for part in _overlapping(spans):
+            for session_id, others in rules.concurrent_sessions(part).items():
+                found[session_id] = tuple(sorted(refs[o] for o in others))
     return found
+
+
+def _overlapping(
+    spans: Mapping[str, Sequence[rules.Interval]],
+) -> Iterator[dict[str, Sequence[rules.Interval]]]:
+    """The sessions in groups whose first start to last stop overlap in a chain: minutes of
+    two sessions in different groups cannot overlap, so a clinician's busy day is checked pair
+    by pair only within each group, not among all its sessions."""
+    envelopes = sorted(
+        (min(a for a, _ in listed), max(b for _, b in listed), sid) for sid, listed in spans.items()
+    )
+    group: dict[str, Sequence[rules.Interval]] = {}
+    reach: datetime | None = None
+    for start, stop, sid in envelopes:
+        if reach is not None and start >= reach:
+            if len(group) > 1:
+                yield group
+            group, reach = {}, None
+        group[sid] = spans[sid]
+        reach = stop if reach is None else max(reach, stop)
+    if len(group) > 1:
+        yield group
 
 
 def minutes_to_next_unit(result: rules.Result, running_code: str | None) -> int | None:
@@ -335,7 +438,7 @@ class ClaimDay:
 
 
 def pooled_input(
-    parts: Sequence[tuple[Stopwatch, Sequence[UntimedService]]],
+    parts: Sequence[tuple[Timing, Sequence[UntimedService]]],
     catalogue: Catalogue,
     policy: RoundingPolicy,
 ) -> RulesInput:
@@ -410,13 +513,14 @@ def evaluate_day(
     *,
     concurrent: Sequence[str] = (),
     problems: Sequence[SessionProblem] = (),
+    note: bool = True,
 ) -> rules.Result:
     """The rules' answer for one claim day: every session's minutes pooled, rounded once.
 
     The day is billed under its payer profile; a tie choice (R2.8) stored with its latest
     session that chose one applies while it still fits the pooled minutes. The minutes of
     ``problems`` (sessions of the day the rules refuse) are left out, and an act warning and
-    the note say which and why.
+    the note say which and why. Without ``note`` the answer's note is empty.
     """
     if not rows:
         raise ValueError("a claim day has at least one session")
@@ -437,11 +541,11 @@ def evaluate_day(
     )
     chosen = [s.allocation for s in sessions if s.allocation is not None]
     stored = chosen[-1] if chosen else None
-    notes = day_remarks(sessions or [first.session], policy)
     left_out = [_left_out(p, partial=bool(billed)) for p in problems]
-    result = _answer(
-        request, stored, [*notes, *(w.message for w in left_out)], catalogue, concurrent
-    )
+    notes = None
+    if note:
+        notes = [*day_remarks(sessions or [first.session], policy), *(w.message for w in left_out)]
+    result = _answer(request, stored, notes, catalogue, concurrent)
     return replace(result, warnings=(*left_out, *result.warnings)) if left_out else result
 
 
@@ -469,6 +573,7 @@ def bill_day(
     *,
     concurrent: Sequence[str] = (),
     problem: Problem | None = None,
+    note: bool = True,
 ) -> tuple[rules.Result, tuple[SessionProblem, ...]]:
     """``evaluate_day``, and with ``problem`` the sessions it had to leave out: those the rules
     refuse alone or, when each is fine alone but together they hold more minutes than a day
@@ -476,7 +581,9 @@ def bill_day(
     problems = [r.problem for r in rows if r.problem is not None]
     while True:
         try:
-            result = evaluate_day(rows, catalogue, policy, concurrent=concurrent, problems=problems)
+            result = evaluate_day(
+                rows, catalogue, policy, concurrent=concurrent, problems=problems, note=note
+            )
             return result, tuple(problems)
         except InvalidInput as whole:
             held = {p.session.id for p in problems}
@@ -501,6 +608,7 @@ def claim_days(
     spans: Mapping[str, tuple[datetime | None, datetime | None]] | None = None,
     stale: Iterable[str] = (),
     problem: Problem | None = None,
+    note: bool = True,
 ) -> Iterator[ClaimDay]:
     """Group sessions into claim days and bill each day once, a date at a time.
 
@@ -509,7 +617,8 @@ def claim_days(
     ``concurrent`` names each session's overlapping patients (R8.3), ``spans`` its first start
     and last stop, ``stale`` the sessions changed after their export. With ``problem``, a
     session the rules refuse becomes one of its day's ``problems`` and the rest of the day is
-    billed; without it the refusal is raised.
+    billed; without it the refusal is raised. Without ``note`` the days' answers have no
+    note (a CSV never shows it, and the rest of an answer is then memoised).
     """
     overlaps = concurrent or {}
     times = spans or {}
@@ -522,7 +631,7 @@ def claim_days(
             members = groups[key]
             others = sorted({p for r in members for p in overlaps.get(r.session.id, ())})
             result, problems = bill_day(
-                members, catalogue, policy, concurrent=others, problem=problem
+                members, catalogue, policy, concurrent=others, problem=problem, note=note
             )
             yield ClaimDay(
                 visits=tuple(

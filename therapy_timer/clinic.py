@@ -1064,17 +1064,23 @@ class Clinic:
     # -- claim days ----------------------------------------------------------------------------
 
     def iter_claim_days(
-        self, start: date, end: date | None = None, *, clinician: str | None = None
+        self,
+        start: date,
+        end: date | None = None,
+        *,
+        clinician: str | None = None,
+        note: bool = True,
     ) -> Iterator[billing.ClaimDay]:
         """Claim days (R1.2) with a date of service from ``start`` to ``end`` (inclusive).
 
         A day pools every session of one patient reference (compared as the store compares
         them), date, discipline and payer, whoever furnished it; with ``clinician``, the days
         in which that clinician saw the patient, still billed whole. Read a date at a time.
+        Without ``note`` the answers' notes are empty (a CSV does not show them).
         """
         if end is not None and end < start:
             raise InvalidInput("to", f"{end.isoformat()} is before {start.isoformat()}")
-        days = self._claim_days_of(self._sessions_by_date(start, end or start))
+        days = self._claim_days_of(self._sessions_by_date(start, end or start), note=note)
         if clinician is None:
             return days
         return (d for d in days if any(s.clinician == clinician for s in d.sessions))
@@ -1140,24 +1146,45 @@ class Clinic:
         if batch:
             yield from self._store.list_sessions(start=batch[0], end=batch[-1])
 
-    def _claim_days_of(self, sessions: Iterable[Session]) -> Iterator[billing.ClaimDay]:
+    def _claim_days_of(
+        self, sessions: Iterable[Session], *, note: bool = True
+    ) -> Iterator[billing.ClaimDay]:
         """Claim days of ``sessions`` (in order of date), reading whole dates in batches of
         about CLAIM_DAY_BATCH sessions: a year never sits in memory as segments, and a query
-        per date would cost more than the rules (about a millisecond each)."""
+        per date would cost more than the rules (about a millisecond each).
+
+        A session whose segments have all stopped is billed on their summed times; only the
+        others (a timer running, a pause, rows the stopwatch must check) restore a stopwatch."""
         policy = self.policy
         heartbeat = self._trusted_heartbeat()
         profiles = {p.name: p for p in self._store.payer_profiles()}
         now = self._clock.now()
+        canonical: dict[str, str] = {}
         for dated in _whole_dates(sessions, CLAIM_DAY_BATCH):
             ids = [s.id for s in dated]
             segments = self._store.segments_of(ids)
             untimed = self._store.untimed_services_of(ids)
-            rows = [
-                self._session_rows(
-                    s, segments.get(s.id, []), untimed.get(s.id, []), profiles, heartbeat, policy
-                )
-                for s in dated
-            ]
+            rows = []
+            for s in dated:
+                totals = None
+                if s.pause is None:
+                    totals = billing.stopped_totals(
+                        segments.get(s.id, ()), self._catalogue, policy, canonical
+                    )
+                if totals is None:
+                    row = self._session_rows(
+                        s,
+                        segments.get(s.id, []),
+                        untimed.get(s.id, []),
+                        profiles,
+                        heartbeat,
+                        policy,
+                    )
+                else:
+                    row = billing.SessionRows(
+                        s, totals, untimed.get(s.id, ()), profiles[s.payer_profile]
+                    )
+                rows.append(row)
             yield from billing.claim_days(
                 rows,
                 self._catalogue,
@@ -1168,6 +1195,7 @@ class Clinic:
                     [s.id for s in dated if s.exported and s.amended]
                 ),
                 problem=self.session_problem,
+                note=note,
             )
 
     def _session_rows(
@@ -1260,7 +1288,12 @@ class Clinic:
             # A bundle copies sessions to another station; it bills nothing, so marks nothing.
             return self._write_export(text, None, out, force, _Tally(ids), mark=False)
         tally = _Tally()
-        source = days if days is not None else self.iter_claim_days(start, end, clinician=clinician)
+        if days is not None:
+            source: Iterable[billing.ClaimDay] = days
+        else:
+            # Only JSON and PDF show the answers' notes.
+            note = fmt in ("json", "pdf")
+            source = self.iter_claim_days(start, end, clinician=clinician, note=note)
         if fmt == "pdf":
             if out is None:
                 raise InvalidInput("out", "a PDF needs a file name")

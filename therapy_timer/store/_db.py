@@ -253,37 +253,83 @@ def _allocation_from_json(text: str | None) -> dict[str, int] | None:
     return None if text is None else {str(c): int(u) for c, u in json.loads(text).items()}
 
 
+_ROLES = {r.value: r for r in Role}
+_DISCIPLINES = {d.value: d for d in Discipline}
+_STATUSES = {s.value: s for s in SessionStatus}
+_FURNISHERS = {f.value: f for f in FurnishedBy}
+_new = object.__new__
+_set = object.__setattr__
+
+RecordT = TypeVar("RecordT")
+
+
+def _record(cls: type[RecordT], fields: dict[str, Any]) -> RecordT:
+    """A frozen model record built without its generated ``__init__``, which sets each field
+    through ``object.__setattr__``: most of reading a clinic-year's 100,000 sessions and
+    300,000 segments. ``fields`` names every field (the model records have no __post_init__)."""
+    record = _new(cls)
+    _set(record, "__dict__", fields)
+    return record
+
+
 def session_of(row: Mapping[str, Any]) -> Session:
-    return Session(
-        id=row["id"],
-        date_of_service=date.fromisoformat(row["date_of_service"]),
-        patient_ref=row["patient_ref"],
-        clinician=row["clinician"],
-        role=Role(row["role"]),
-        discipline=Discipline(row["discipline"]),
-        payer_profile=row["payer_profile"],
-        status=SessionStatus(row["status"]),
-        amended=bool(row["amended"]),
-        exported=bool(row["exported"]),
-        created_utc=dt(row["created_utc"]),
-        closed_utc=opt_dt(row["closed_utc"]),
-        pause=None
-        if row["paused_utc"] is None
-        else Pause(dt(row["paused_utc"]), _specs_from_json(row["resume_json"])),
-        allocation=_allocation_from_json(row.get("allocation_json")),
-        origin=row.get("origin"),
+    paused = row["paused_utc"]
+    return _record(
+        Session,
+        {
+            "id": row["id"],
+            "date_of_service": date.fromisoformat(row["date_of_service"]),
+            "patient_ref": row["patient_ref"],
+            "clinician": row["clinician"],
+            "role": _ROLES.get(row["role"]) or Role(row["role"]),
+            "discipline": _DISCIPLINES.get(row["discipline"]) or Discipline(row["discipline"]),
+            "payer_profile": row["payer_profile"],
+            "status": _STATUSES.get(row["status"]) or SessionStatus(row["status"]),
+            "amended": bool(row["amended"]),
+            "exported": bool(row["exported"]),
+            "created_utc": dt(row["created_utc"]),
+            "closed_utc": opt_dt(row["closed_utc"]),
+            "pause": None
+            if paused is None
+            else Pause(dt(paused), _specs_from_json(row["resume_json"])),
+            "allocation": _allocation_from_json(row.get("allocation_json")),
+            "origin": row.get("origin"),
+        },
     )
 
 
+SEGMENT_COLUMNS = "id, session_id, code, furnished_by, exclusive, start_utc, stop_utc"
+"""A segment row's columns in the order ``segment_from`` takes them."""
+
+
 def segment_of(row: Mapping[str, Any]) -> Segment:
-    return Segment(
-        id=row["id"],
-        session_id=row["session_id"],
-        code=row["code"],
-        furnished_by=FurnishedBy(row["furnished_by"]),
-        exclusive=bool(row["exclusive"]),
-        start_utc=dt(row["start_utc"]),
-        stop_utc=opt_dt(row["stop_utc"]),
+    return segment_from(
+        (
+            row["id"],
+            row["session_id"],
+            row["code"],
+            row["furnished_by"],
+            row["exclusive"],
+            row["start_utc"],
+            row["stop_utc"],
+        )
+    )
+
+
+def segment_from(values: Sequence[Any]) -> Segment:
+    """A segment from its row's values in SEGMENT_COLUMNS order (a bulk read's tuples)."""
+    segment_id, session_id, code, furnished_by, exclusive, start, stop = values
+    return _record(
+        Segment,
+        {
+            "id": segment_id,
+            "session_id": session_id,
+            "code": code,
+            "furnished_by": _FURNISHERS.get(furnished_by) or FurnishedBy(furnished_by),
+            "exclusive": bool(exclusive),
+            "start_utc": dt(start),
+            "stop_utc": None if stop is None else dt(stop),
+        },
     )
 
 
@@ -341,6 +387,16 @@ def open_here(path: Path) -> bool:
 
 
 _CHUNK = 500
+
+
+def _chunked(sql: str, ids: Sequence[str]) -> Iterator[tuple[str, list[str]]]:
+    """``sql`` for a bounded chunk of ``ids`` at a time: each ``{ids}`` becomes ``?, ?, ...``."""
+    slots = sql.count("{ids}")
+    for start in range(0, len(ids), _CHUNK):
+        chunk = list(ids[start : start + _CHUNK])
+        yield sql.replace("{ids}", ", ".join("?" * len(chunk))), chunk * slots
+
+
 """Bound on SQL parameters per query (SQLite allows 32,766 since 3.32; older ones 999)."""
 
 
@@ -473,11 +529,13 @@ class StoreBase:
         Each ``{ids}`` in ``sql`` becomes ``?, ?, ...`` and takes the chunk's ids as parameters;
         ``ORDER BY`` holds within a chunk only.
         """
-        slots = sql.count("{ids}")
-        for start in range(0, len(ids), _CHUNK):
-            chunk = list(ids[start : start + _CHUNK])
-            marks = ", ".join("?" * len(chunk))
-            yield from self._rows(sql.replace("{ids}", marks), chunk * slots)
+        for query, params in _chunked(sql, ids):
+            yield from self._rows(query, params)
+
+    def _tuples_in(self, sql: str, ids: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+        """``_rows_in`` as plain tuples in the order ``sql`` selects (bulk reads of a year)."""
+        for query, params in _chunked(sql, ids):
+            yield from self._conn.execute(query, params)
 
     def _audit(
         self,

@@ -15,11 +15,13 @@ from therapy_timer.model import (
     UntimedService,
 )
 from therapy_timer.store._db import (
+    SEGMENT_COLUMNS,
     StoreBase,
     audit_entry_of,
     dt,
     guarded,
     profile_of,
+    segment_from,
     segment_of,
     session_of,
     ts,
@@ -145,11 +147,12 @@ class QueriesMixin(StoreBase):
     def segments_of(self, session_ids: Sequence[str]) -> dict[str, list[Segment]]:
         """Segments of many sessions in one query, by session id, each in start order."""
         found: dict[str, list[Segment]] = {}
-        for row in self._rows_in(
-            "SELECT * FROM segments WHERE session_id IN ({ids}) ORDER BY session_id, start_utc, id",
+        for values in self._tuples_in(
+            f"SELECT {SEGMENT_COLUMNS} FROM segments WHERE session_id IN ({{ids}})"
+            " ORDER BY session_id, start_utc, id",
             session_ids,
         ):
-            found.setdefault(row["session_id"], []).append(segment_of(row))
+            found.setdefault(values[1], []).append(segment_from(values))
         return found
 
     # untimed services ------------------------------------------------------------------------

@@ -1,0 +1,276 @@
+"""The clinic-year export's fast path (issue 13) bills exactly as the full path does.
+
+The fast path sums a session's stopped segments without restoring a stopwatch
+(``billing.stopped_totals``) and, for a CSV, takes the rules' answers without their note
+(``rules.evaluate_without_note``, memoised). Here generated databases (amended, open,
+paused and bad sessions, assistant minutes, overlapping sessions of one clinician (R8.3),
+several plans of care and payers, untimed codes, times off the minute, dates under older
+rules) are billed both ways: every claim day and the CSV must come out the same.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.fakes import FakeClock
+from therapy_timer import billing, rules
+from therapy_timer import export as ex
+from therapy_timer.clinic import Clinic
+from therapy_timer.codes import Discipline, FurnishedBy, Role, builtin_catalogue
+from therapy_timer.model import Segment, Session, SessionStatus
+from therapy_timer.stopwatch import RoundingPolicy
+from therapy_timer.store import Store
+
+CATALOGUE = builtin_catalogue()
+DATES = (date(2019, 6, 3), date(2021, 5, 5), date(2025, 3, 10), date(2025, 3, 11))
+"""Before CQ/CO, before the 2022 revision, and two days under today's rules."""
+NOW = datetime(2025, 3, 12, 9, 0, tzinfo=UTC)
+CODES = ("97110", "97140", "97530", "97012", "97161", "97165", "97150", "97799")
+"""Timed, a supervised modality, PT and OT evaluations, group, and one not in the catalogue."""
+PAYERS = ("Medicare", "Commercial (per-code)", "No CQ")
+PLUS_ONE = timezone(timedelta(hours=1))
+
+segment = st.fixed_dictionaries(
+    {
+        # Now and then a code not in the catalogue, or a stretch longer than a day can hold.
+        "code": st.sampled_from(CODES[:4] * 6 + CODES[4:]),
+        "by": st.sampled_from(("therapist", "assistant", "together")),
+        "offset": st.integers(0, 240 * 60_000_000),  # microseconds after the session's hour
+        "length": st.integers(0, 19).flatmap(
+            lambda n: st.integers(0, (1500 if n == 0 else 40) * 60_000_000)
+        ),
+    }
+)
+session = st.fixed_dictionaries(
+    {
+        "day": st.sampled_from(DATES[2:] * 3 + DATES[:2]),
+        "patient": st.sampled_from(("AB", "MRN1", "mrn1", "MRN2")),
+        "clinician": st.sampled_from(("Ann", "Bob")),
+        "role": st.sampled_from(("PT", "PTA")),
+        "discipline": st.sampled_from(("PT", "PT", "PT", "OT")),
+        "payer": st.sampled_from(PAYERS[:1] * 4 + PAYERS[1:]),
+        "state": st.sampled_from(("closed",) * 5 + ("open", "running", "paused")),
+        "amended": st.booleans(),
+        "exported": st.booleans(),
+        "plus_one": st.integers(0, 9).map(lambda n: n == 0),  # times written at +01:00
+        "allocation": st.none() | st.just({"97110": 1}),
+        "segments": st.lists(segment, max_size=4),
+        "untimed": st.lists(
+            st.tuples(
+                st.sampled_from(("97150", "97012", "97150", "97012", "97161")),
+                st.none() | st.integers(0, 60),
+                st.sampled_from(("therapist", "assistant")),
+            ),
+            max_size=2,
+        ),
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    data: Path = tmp_path_factory.mktemp("fast") / "data"
+    with Store.open(data, clock=FakeClock(NOW), actor="test") as opened:
+        Clinic(opened, CATALOGUE, FakeClock(NOW)).add_payer_profile(
+            "No CQ", "cms", assistant_modifiers=False
+        )
+        yield opened
+
+
+def _moment(at: datetime, plus_one: bool) -> str:
+    return (at.astimezone(PLUS_ONE) if plus_one else at).isoformat(timespec="microseconds")
+
+
+def _load(store: Store, sessions: list[dict[str, object]]) -> None:
+    """The generated sessions as rows, written as they are stored (raw SQL: any shape)."""
+    conn = store._conn
+    with conn:
+        for table in ("untimed_services", "segments", "sessions"):
+            conn.execute(f"DELETE FROM {table}")
+        for n, s in enumerate(sessions):
+            sid = f"{n:02d}" + "0" * 30
+            day = s["day"]
+            assert isinstance(day, date)
+            hour = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=13)
+            state = s["state"]
+            running = state == "running"
+            segments = list(s["segments"])  # type: ignore[call-overload]
+            plus_one = bool(s["plus_one"])
+            conn.execute(
+                "INSERT INTO sessions (id, date_of_service, patient_ref, clinician, role,"
+                " discipline, payer_profile, status, amended, exported, created_utc,"
+                " closed_utc, paused_utc, resume_json, allocation_json, open_duplicate)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    sid,
+                    day.isoformat(),
+                    s["patient"],
+                    s["clinician"],
+                    s["role"],
+                    s["discipline"],
+                    s["payer"],
+                    "closed" if state == "closed" else "open",
+                    int(bool(s["amended"])),
+                    int(bool(s["exported"])),
+                    _moment(hour + timedelta(microseconds=n), plus_one),
+                    _moment(hour + timedelta(hours=5), plus_one) if state == "closed" else None,
+                    _moment(hour + timedelta(hours=4), plus_one) if state == "paused" else None,
+                    json.dumps([{"code": "97110", "furnished_by": "therapist"}])
+                    if state == "paused"
+                    else "[]",
+                    None if s["allocation"] is None else json.dumps(s["allocation"]),
+                    n,  # open sessions of one patient may repeat here
+                ],
+            )
+            running_codes: set[str] = set()
+            for k, g in enumerate(segments):
+                start = hour + timedelta(microseconds=g["offset"])
+                exclusive = g["code"] not in ("97012",)
+                stop: str | None = _moment(start + timedelta(microseconds=g["length"]), plus_one)
+                last = k == len(segments) - 1
+                if running and last and g["code"] not in running_codes:
+                    stop = None
+                    running_codes.add(g["code"])
+                conn.execute(
+                    "INSERT INTO segments (id, session_id, code, furnished_by, exclusive,"
+                    " start_utc, stop_utc) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        f"{sid}-{k}",
+                        sid,
+                        g["code"],
+                        g["by"],
+                        int(exclusive),
+                        _moment(start, plus_one),
+                        stop,
+                    ],
+                )
+            for code, minutes, by in s["untimed"]:  # type: ignore[attr-defined]
+                conn.execute(
+                    "INSERT INTO untimed_services (session_id, code, minutes, furnished_by,"
+                    " created_utc) VALUES (?, ?, ?, ?, ?)",
+                    [sid, code, minutes, by, _moment(hour, False)],
+                )
+
+
+def _without_note(day: billing.ClaimDay) -> billing.ClaimDay:
+    return replace(day, result=replace(day.result, note=""))
+
+
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    sessions=st.lists(session, min_size=1, max_size=12),
+    policy=st.sampled_from(list(RoundingPolicy)),
+)
+def test_the_fast_export_bills_every_day_as_the_full_path_does(
+    store: Store, sessions: list[dict[str, object]], policy: RoundingPolicy
+) -> None:
+    _load(store, sessions)
+    clinic = Clinic(store, CATALOGUE, FakeClock(NOW), policy=policy)
+    first, last = DATES[0], DATES[-1]
+    # The full path: every session's stopwatch restored, every answer with its note.
+    with mock.patch.object(billing, "stopped_totals", return_value=None):
+        full = list(clinic.iter_claim_days(first, last))
+    assert full, "every generated session belongs to a claim day"
+    # Summed stopped segments give the same days, notes included (the day view's path).
+    assert list(clinic.iter_claim_days(first, last)) == full
+    # The CSV's path: no note, answers memoised; everything else the same.
+    fast = list(clinic.iter_claim_days(first, last, note=False))
+    assert [_without_note(d) for d in fast] == [_without_note(d) for d in full]
+    exported = clinic.export("csv", first, last, include_open=True, mark=False).text
+    assert exported == ex.report_text(full, "csv")
+
+
+def test_an_answer_without_its_note_is_the_answer_under_each_dates_rules() -> None:
+    """The memo answers for every date alike only where the same rules apply."""
+    asked = rules.Request(
+        method=rules.Method.CMS,
+        discipline=Discipline.PT,
+        timed={"97110": 23, "97140": 9},
+        assistant_minutes={"97110": 12},
+        date_of_service=date(2025, 3, 10),
+    )
+    for day in (*DATES, date(2019, 12, 31), date(2020, 1, 1), date(2022, 1, 1), None):
+        request = replace(asked, date_of_service=day)
+        full = rules.evaluate(request, CATALOGUE, ["a remark"])
+        assert rules.evaluate_without_note(request, CATALOGUE) == replace(full, note="")
+
+
+span = st.tuples(st.integers(0, 600), st.none() | st.integers(0, 60))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sessions=st.lists(
+        st.tuples(
+            st.sampled_from(("Ann", "Bob")),
+            st.lists(st.tuples(span, st.sampled_from(CODES)), max_size=3),
+        ),
+        max_size=8,
+    )
+)
+def test_overlapping_patients_are_those_found_by_checking_every_pair(
+    sessions: list[tuple[str, list[tuple[tuple[int, int | None], str]]]],
+) -> None:
+    """R8.3 checks pairs only among sessions whose first start to last stop overlap; what it
+    finds must be what checking every pair of a clinician's day finds."""
+    hour = datetime(2025, 3, 10, 13, tzinfo=UTC)
+    now = hour + timedelta(minutes=630)
+    listed, segments = [], {}
+    for n, (clinician, spans) in enumerate(sessions):
+        sid = f"s{n}"
+        listed.append(
+            Session(
+                sid,
+                DATES[2],
+                f"P{n}",
+                clinician,
+                Role.PT,
+                Discipline.PT,
+                "Medicare",
+                SessionStatus.CLOSED,
+                False,
+                False,
+                hour,
+                None,
+                None,
+            )
+        )
+        segments[sid] = [
+            Segment(
+                f"{sid}-{k}",
+                sid,
+                code,
+                FurnishedBy.THERAPIST,
+                True,
+                hour + timedelta(minutes=start),
+                None if length is None else hour + timedelta(minutes=start + length),
+            )
+            for k, ((start, length), code) in enumerate(spans)
+        ]
+    expected: dict[str, tuple[str, ...]] = {}
+    for clinician in ("Ann", "Bob"):
+        theirs = [s for s in listed if s.clinician == clinician]
+        every = {
+            s.id: [
+                (g.start_utc, g.stop_utc or now)
+                for g in segments[s.id]
+                if g.code in CATALOGUE and CATALOGUE.get(g.code).timed
+            ]
+            for s in theirs
+        }
+        for sid, others in rules.concurrent_sessions(every).items():
+            expected[sid] = tuple(sorted(f"P{o[1:]}" for o in others))
+    assert billing.concurrent_patients(listed, segments, CATALOGUE, now) == expected
