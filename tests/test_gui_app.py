@@ -34,7 +34,7 @@ def run_process(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     "entry",
     [
         ("-m", "therapy_timer"),  # the therapy-timer command, no subcommand
-        ("-c", "import sys; from therapy_timer.gui.app import main; main(sys.argv[1:])"),
+        ("-c", "import sys; from therapy_timer.gui.launch import main; main(sys.argv[1:])"),
     ],
     ids=["therapy-timer", "therapy-timer-gui"],
 )

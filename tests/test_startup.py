@@ -14,6 +14,7 @@ import sys
 import textwrap
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -205,7 +206,7 @@ def _window_start_modules(data_dir: Path, entry: str) -> list[str]:
 @pytest.mark.parametrize(
     "entry",
     [
-        "from therapy_timer.gui.app import main",  # therapy-timer-gui
+        "from therapy_timer.gui.launch import main",  # therapy-timer-gui
         "from therapy_timer.cli import main",  # therapy-timer (click), no command
     ],
     ids=["therapy-timer-gui", "therapy-timer"],
@@ -226,7 +227,7 @@ QT_FREE_GUI = {"therapy_timer.gui.presenter", "therapy_timer.gui.view_state"}
 def test_a_window_start_leaves_what_the_first_paint_does_not_need(tmp_path: Path) -> None:
     with Store.open(tmp_path, clock=FakeClock()):  # made and migrated (sqlite_utils): every
         pass  # start but the very first
-    loaded = set(_window_start_modules(tmp_path, "from therapy_timer.gui.app import main"))
+    loaded = set(_window_start_modules(tmp_path, "from therapy_timer.gui.launch import main"))
     assert "therapy_timer.gui.main_window" in loaded
     assert not loaded & {
         "therapy_timer.gui.clinic_sync",  # only with a clinic server
@@ -234,3 +235,59 @@ def test_a_window_start_leaves_what_the_first_paint_does_not_need(tmp_path: Path
         "platform",  # uuid's
         "hashlib",  # bundles' version hashes
     }
+
+
+COLLECTOR_SCRIPT = """
+import gc, json, sys, time
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(time.time()))
+from therapy_timer.gui.launch import main
+started = time.time()
+try:
+    main(["--data-dir", sys.argv[1], "--smoke-test"])
+except SystemExit as done:
+    status = done.code
+print(json.dumps({
+    "status": status, "started": started, "collections": collections,
+    "enabled": gc.isenabled(), "frozen": gc.get_freeze_count(),
+}))
+"""
+
+
+def _collector_during_start(data_dir: Path) -> tuple[dict[str, Any], float | None]:
+    done = subprocess.run(
+        [sys.executable, "-c", COLLECTOR_SCRIPT, str(data_dir)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+        check=True,
+    )
+    lines = [json.loads(line) for line in done.stdout.strip().splitlines()]
+    painted = next((line["painted_at"] for line in lines if "painted_at" in line), None)
+    return lines[-1], painted
+
+
+def test_the_collector_is_paused_until_the_first_paint_then_freezes_the_start(
+    tmp_path: Path,
+) -> None:
+    with Store.open(tmp_path, clock=FakeClock()):
+        pass
+    outcome, painted = _collector_during_start(tmp_path)
+    assert outcome["status"] in (0, None) and painted is not None
+    assert [t for t in outcome["collections"] if outcome["started"] < t < painted] == []
+    assert outcome["enabled"]
+    assert outcome["frozen"] > 10_000  # the classes, enums and widgets of the start
+
+
+def test_a_start_that_fails_gives_the_collector_back(tmp_path: Path) -> None:
+    database_path(tmp_path).write_bytes(b"this is not a database" * 100)
+    outcome, painted = _collector_during_start(tmp_path)
+    assert outcome["status"] == 1 and painted is None
+    assert outcome["enabled"]
+
+
+def test_the_launcher_is_qt_free() -> None:
+    loaded = loaded_after("import therapy_timer.gui.launch")
+    assert "therapy_timer.gui.launch" in loaded
+    assert "PySide6" not in loaded

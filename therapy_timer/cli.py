@@ -174,7 +174,7 @@ def main(ctx: click.Context, data_dir: str | None, smoke_test: bool) -> None:
         ctx.obj = Context(data_dir)
     if ctx.invoked_subcommand is None:
         # Imported here so that the command-line jobs never load Qt.
-        from therapy_timer.gui.app import run
+        from therapy_timer.gui.launch import run
 
         ctx.exit(run(ctx.obj.data_dir, smoke_test=smoke_test))
 

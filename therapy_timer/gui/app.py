@@ -23,6 +23,7 @@ from therapy_timer.clock import Clock, SystemClock
 from therapy_timer.codes import Catalogue
 from therapy_timer.errors import DatabaseCorrupt, InvalidInput, StorageUnavailable
 from therapy_timer.gui.controller import SessionController
+from therapy_timer.gui.launch import resume_collector
 from therapy_timer.gui.main_window import MainWindow
 
 if TYPE_CHECKING:
@@ -239,6 +240,7 @@ def run(
         backup = DailyBackup(folder, clock, catalogue, shower)
 
         def after_first_paint() -> None:
+            resume_collector()
             # The window's lease (a committed, fsynced write) and the polling, then the backup
             # in its worker: none of them makes the first paint wait.
             controller.start_background()
@@ -282,6 +284,7 @@ def _smoke_test(app: QApplication, window: MainWindow, started: float) -> int:
     outcome: dict[str, float] = {}
 
     def painted() -> None:
+        resume_collector()
         outcome["painted_at"] = time.time()
         outcome["ready_ms"] = round((time.perf_counter() - started) * 1000, 1)
         # exit(), not quit(): Qt 6's quit() first asks the windows to close, and the window

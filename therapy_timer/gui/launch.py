@@ -1,0 +1,75 @@
+"""How the window starts: the order of a start that makes the first paint quick (issue 13).
+
+Both ways of opening the window (the ``therapy-timer-gui`` executable and ``therapy-timer`` with
+no command) come through here before PySide6 is imported:
+
+- the cyclic garbage collector is paused until the window's first paint: a start builds
+  thousands of objects that live as long as the window (classes, enums, widgets) and almost no
+  garbage, and the ~70 collections it triggered cost ~17 ms. At the first paint what the start
+  built is frozen (``gc.freeze``: never scanned again, as the issue's profile suggested) and the
+  collector resumes for what the window does next;
+- the Qt-free modules the window needs are imported before PySide6: once PySide6 is loaded,
+  its import hook (``shibokensupport.feature``) reads the source of every module imported
+  after it, which cost ~50 ms.
+
+This module stays Qt-free (tests/test_startup.py checks the order and the collector).
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Sequence
+from pathlib import Path
+
+_paused = False
+
+
+def pause_collector() -> None:
+    """Pause the cyclic garbage collector for the start (if it runs)."""
+    global _paused
+    if gc.isenabled():
+        gc.disable()
+        _paused = True
+
+
+def resume_collector() -> None:
+    """Give the collector back, if this module paused it: at the first paint (app.py), or when
+    a start ends without one.
+
+    The start's objects are frozen first: otherwise the first collection after the pause
+    would scan them all (~20 ms after the first paint), and every full one again later.
+    """
+    global _paused
+    if _paused:
+        _paused = False
+        gc.freeze()
+        gc.enable()
+
+
+def _load_the_qt_free_layers() -> None:
+    from therapy_timer import explain  # noqa: F401
+    from therapy_timer.gui import presenter  # noqa: F401  (the clinic and all below it)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The ``therapy-timer-gui`` executable."""
+    pause_collector()
+    try:
+        _load_the_qt_free_layers()
+        from therapy_timer.gui import app
+
+        app.main(argv)
+    finally:  # a start that ended before its first paint (a folder that cannot be opened)
+        resume_collector()
+
+
+def run(data_dir: Path | None, *, smoke_test: bool = False) -> int:
+    """The window for ``therapy-timer`` with no command; the process exit status."""
+    pause_collector()
+    try:
+        _load_the_qt_free_layers()
+        from therapy_timer.gui import app
+
+        return app.run(data_dir, smoke_test=smoke_test)
+    finally:
+        resume_collector()
