@@ -10,6 +10,8 @@ rules) are billed both ways: every claim day and the CSV must come out the same.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import replace
@@ -274,3 +276,18 @@ def test_overlapping_patients_are_those_found_by_checking_every_pair(
         for sid, others in rules.concurrent_sessions(every).items():
             expected[sid] = tuple(sorted(f"P{o[1:]}" for o in others))
     assert billing.concurrent_patients(listed, segments, CATALOGUE, now) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.text(alphabet=st.sampled_from(',"\r\n\t a=é\u00a0'), max_size=4), max_size=5),
+        max_size=4,
+    )
+)
+def test_csv_lines_are_what_the_csv_writer_writes(rows: list[list[str]]) -> None:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    for row in rows:
+        writer.writerow(row)
+    assert "".join(ex.csv_lines(rows)) == out.getvalue()

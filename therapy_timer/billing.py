@@ -182,26 +182,34 @@ def _answer(
     """The rules' answer with a stored tie choice if it still fits, plus the R8.3 flag.
 
     With ``notes`` None the answer has no note (``rules.evaluate_without_note``)."""
-
-    def evaluate(request: rules.Request) -> rules.Result:
-        if notes is None:
-            return rules.evaluate_without_note(request, catalogue)
-        return rules.evaluate(request, catalogue, notes)
-
     result = None
     if stored is not None:
         try:
-            result = evaluate(replace(request, allocation=stored))
+            result = _evaluate(replace(request, allocation=stored), catalogue, notes)
         except InvalidInput:
             # The minutes changed since the choice (an amendment): the old choice no longer
             # splits these units, so say so and fall back to the default.
             if notes is not None:
                 notes.append(STALE_ALLOCATION_REMARK)
     if result is None:
-        result = evaluate(request)
+        result = _evaluate(request, catalogue, notes)
     if not concurrent:
         return result
-    return replace(result, warnings=(*result.warnings, rules.concurrent_warning(concurrent)))
+    return _with_warnings(result, (*result.warnings, rules.concurrent_warning(concurrent)))
+
+
+def _evaluate(
+    request: rules.Request, catalogue: Catalogue, notes: list[str] | None
+) -> rules.Result:
+    if notes is None:
+        return rules.evaluate_without_note(request, catalogue)
+    return rules.evaluate(request, catalogue, notes)
+
+
+def _with_warnings(result: rules.Result, warnings: tuple[rules.RuleWarning, ...]) -> rules.Result:
+    """``replace(result, warnings=...)`` without ``replace``'s look at every field (a year's
+    export adds an R8.3 flag to most days)."""
+    return rules.Result(**{**vars(result), "warnings": warnings})
 
 
 def concurrent_patients(
@@ -339,15 +347,17 @@ class ClaimDay:
 
     @property
     def sessions(self) -> tuple[Session, ...]:
-        return tuple(v.session for v in self.visits)
+        return tuple([v.session for v in self.visits])
 
     @property
     def session_ids(self) -> tuple[str, ...]:
-        return tuple(v.session.id for v in self.visits)
+        return tuple([v.session.id for v in self.visits])
 
     @property
     def billed_session_ids(self) -> tuple[str, ...]:
         """The sessions whose minutes ``result`` bills (all but the ``problems``)."""
+        if not self.problems:
+            return self.session_ids
         held = {p.session.id for p in self.problems}
         return tuple(i for i in self.session_ids if i not in held)
 
@@ -378,7 +388,7 @@ class ClaimDay:
     @property
     def provisional(self) -> bool:
         """Some session of the day is still open: its lines may still change."""
-        return any(s.is_open for s in self.sessions)
+        return any([v.session.is_open for v in self.visits])
 
     @property
     def initials_only(self) -> bool:
@@ -404,8 +414,11 @@ class ClaimDay:
         A day some of whose sessions were exported and some not (a visit added later) was
         billed on other minutes than it has now: exported again, like an amendment.
         """
-        held = {p.session.id for p in self.problems}
-        sessions = [s for s in self.sessions if s.id not in held]
+        if self.problems:
+            held = {p.session.id for p in self.problems}
+            sessions = [s for s in self.sessions if s.id not in held]
+        else:
+            sessions = list(self.sessions)
         if self.provisional:
             return "open"
         if not sessions:
@@ -450,17 +463,22 @@ def pooled_input(
     """
     elapsed: dict[str, timedelta] = {}
     assistant: dict[str, timedelta] = {}
-    for stopwatch, _untimed in parts:
-        exact, helped, _running = stopwatch.exact_totals()
-        for code, total in exact.items():
-            elapsed[code] = elapsed.get(code, _ZERO) + total
-            assistant[code] = assistant.get(code, _ZERO) + helped.get(code, _ZERO)
+    if len(parts) == 1:  # most claim days: one session, nothing to add up
+        elapsed, assistant, _running = parts[0][0].exact_totals()
+    else:
+        for stopwatch, _untimed in parts:
+            exact, helped, _running = stopwatch.exact_totals()
+            for code, total in exact.items():
+                elapsed[code] = elapsed.get(code, _ZERO) + total
+                assistant[code] = assistant.get(code, _ZERO) + helped.get(code, _ZERO)
     result = RulesInput()
+    rounded = policy.minutes
     for code in sorted(elapsed, key=catalogue.rank):
-        minutes = policy.minutes(elapsed[code])
+        minutes = rounded(elapsed[code])
+        share = assistant.get(code)
         # As in Stopwatch.totals: the therapist's share is rounded and the rest is the
         # assistant's, so a rounding remainder never becomes therapist time (R7.6).
-        therapist = min(minutes, policy.minutes(elapsed[code] - assistant[code]))
+        therapist = minutes if not share else min(minutes, rounded(elapsed[code] - share))
         result.assistant_minutes[code] = minutes - therapist
         if catalogue.get(code).kind is Kind.UNTIMED:
             result.untimed.append(code)
@@ -525,8 +543,10 @@ def evaluate_day(
     if not rows:
         raise ValueError("a claim day has at least one session")
     first = rows[0]
-    held = {p.session.id for p in problems}
-    billed = [r for r in rows if r.session.id not in held]
+    billed = rows
+    if problems:
+        held = {p.session.id for p in problems}
+        billed = [r for r in rows if r.session.id not in held]
     sessions = [r.session for r in billed]
     minutes = pooled_input([(r.stopwatch, r.untimed) for r in billed], catalogue, policy)
     request = rules.Request(
@@ -546,7 +566,7 @@ def evaluate_day(
     if note:
         notes = [*day_remarks(sessions or [first.session], policy), *(w.message for w in left_out)]
     result = _answer(request, stored, notes, catalogue, concurrent)
-    return replace(result, warnings=(*left_out, *result.warnings)) if left_out else result
+    return _with_warnings(result, (*left_out, *result.warnings)) if left_out else result
 
 
 def _left_out(problem: SessionProblem, *, partial: bool) -> rules.RuleWarning:

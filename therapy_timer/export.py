@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -155,54 +156,56 @@ def neutralise(cell: str) -> str:
 def csv_rows(days: Iterable[ClaimDayLike]) -> Iterator[list[str]]:
     """One row per billable line of each claim day; a day billing nothing gets one 0-unit row.
 
-    Zero-unit codes of a billing day stay in the note, not among the rows.
+    Zero-unit codes of a billing day stay in the note, not among the rows. Cells that cannot
+    start with a formula's character (dates, plan-of-care names, counts, yes/no, statuses) are
+    written as they are; every other cell is neutralised, once per day where rows share it.
     """
     for day in days:
         result = day.result
-        minutes = {c.code: c.minutes for c in result.codes}
-        # The cells a day's rows share are neutralised once per day, not once per row.
+        problems = day.problems
         common = [
-            neutralise(day.date_of_service.isoformat()),
+            day.date_of_service.isoformat(),
             neutralise(day.patient_ref),
-            neutralise(day.discipline.value),
+            day.discipline.value,
             neutralise(day.payer_profile),
         ]
-        for problem in day.problems:  # (neutralising a neutralised cell changes nothing)
+        for problem in problems:  # (neutralising a neutralised cell changes nothing)
             yield [neutralise(cell) for cell in _error_row(common, problem)]
         billed = day.billed_session_ids
         if not billed:
             continue
+        timed = str(result.total_timed_minutes)
         tail = [
-            neutralise(cell)
-            for cell in (
-                str(result.total_timed_minutes),
-                str(result.total_treatment_minutes),
-                "; ".join(day.clinicians),
-                " ".join(billed),
-                "yes" if any(s.amended for s in day.sessions) else "no",
-                act_warnings(result),
-                day.status,
-            )
+            timed,
+            str(result.total_treatment_minutes),
+            neutralise("; ".join(day.clinicians)),
+            neutralise(" ".join(billed)),
+            "yes" if any([s.amended for s in day.sessions]) else "no",
+            neutralise(act_warnings(result)),
+            day.status,
         ]
         provisional = "provisional: a session of the day is still open" if day.provisional else ""
         partial = ""
-        if day.problems:
-            held = ", ".join(p.session.id[:8] for p in day.problems)
+        if problems:
+            held = ", ".join(p.session.id[:8] for p in problems)
             partial = f"partial day: without session {held} (its error row) until corrected"
         why = day.nothing_billable
         if why is not None:
-            row = [*common, "", "", "0", neutralise(str(result.total_timed_minutes)), *tail]
+            row = [*common, "", "", "0", timed, *tail]
             row.append(neutralise("; ".join(filter(None, [f"nothing billable: {why}", partial]))))
             yield row
             continue
-        remark = neutralise("; ".join(filter(None, [provisional, partial])))
+        remark = neutralise(
+            f"{provisional}; {partial}" if provisional and partial else provisional or partial
+        )
+        minutes = {c.code: c.minutes for c in result.codes}
         for line in result.lines:
             yield [
                 *common,
                 neutralise(line.code),
                 neutralise(" ".join(line.modifiers)),
-                neutralise(str(line.units)),
-                neutralise(str(minutes[line.code])),
+                str(line.units),
+                str(minutes[line.code]),
                 *tail,
                 remark,
             ]
@@ -244,13 +247,33 @@ def problem_json(problem: SessionProblem) -> dict[str, Any]:
 def write_csv(days: Iterable[ClaimDayLike], out: TextIO) -> int:
     """CSV that Excel and LibreOffice open cleanly (UTF-8 BOM, CRLF); returns the row count."""
     out.write("\ufeff")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    count = 0
-    for row in csv_rows(days):
-        writer.writerow(row)
+    lines: list[str] = []
+    count = -1  # the header is no row
+    for line in csv_lines(itertools.chain([CSV_COLUMNS], csv_rows(days))):
+        lines.append(line)
+        if len(lines) >= 1024:  # a year's rows go out in pieces, never held whole
+            out.write("".join(lines))
+            lines.clear()
         count += 1
+    out.write("".join(lines))
     return count
+
+
+def csv_lines(rows: Iterable[Sequence[str]]) -> Iterator[str]:
+    """Each row as ``csv.writer`` writes it (CRLF), without the writer for a row whose cells
+    need no quoting: it quotes only a cell holding a comma, a quote or a line break (and a
+    row of one empty cell), so such a row is its cells and commas."""
+    spare = io.StringIO()
+    writer = csv.writer(spare, lineterminator="\r\n")
+    for row in rows:
+        line = ",".join(row)
+        if not line or '"' in line or "\n" in line or "\r" in line or line.count(",") >= len(row):
+            spare.seek(0)
+            spare.truncate()
+            writer.writerow(row)
+            yield spare.getvalue()
+        else:
+            yield line + "\r\n"
 
 
 def report_text(days: Iterable[ClaimDayLike], fmt: str) -> str:

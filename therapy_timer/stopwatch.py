@@ -14,6 +14,7 @@ from therapy_timer.model import Change, ClockWarning, Pause, Resumable, Segment
 
 _ZERO = timedelta(0)
 _MINUTE_US = 60_000_000
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class RoundingPolicy(StrEnum):
@@ -24,7 +25,7 @@ class RoundingPolicy(StrEnum):
 
     def minutes(self, elapsed: timedelta) -> int:
         # Whole microseconds, so that the rounding never depends on float error.
-        micros = max(0, _micros(elapsed))
+        micros = max(0, elapsed // _MICROSECOND)
         if self is RoundingPolicy.NEAREST:
             return (micros + _MINUTE_US // 2) // _MINUTE_US
         return micros // _MINUTE_US
@@ -458,10 +459,6 @@ class _Recorder:
             furnished_by_after=sw._furnished_by,
             warnings=tuple(sw._warnings[self._warnings_before :]),
         )
-
-
-def _micros(delta: timedelta) -> int:
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _as_utc(moment: datetime, field_name: str) -> datetime:
