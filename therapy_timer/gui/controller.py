@@ -657,8 +657,8 @@ class SessionController(QObject):
             evaluate=evaluate,
         )
         if problems and not self._message:
-            view = replace(view, message=problems[0])
-        return replace(view, caseload=self._caseload(view), undo=self._undo_text)
+            view = view._replace(message=problems[0])
+        return view._replace(caseload=self._caseload(view), undo=self._undo_text)
 
     def _caseload(self, view: WindowView) -> tuple[CaseloadEntry, ...]:
         shown = self._workspace

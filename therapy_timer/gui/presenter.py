@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 from therapy_timer import billing, rules
 from therapy_timer.clinic import Workspace
@@ -23,16 +23,14 @@ from therapy_timer.gui.view_state import (
 from therapy_timer.stopwatch import Stopwatch, StopwatchState
 
 
-@dataclass(frozen=True)
-class ForgotToStop:
+class ForgotToStop(NamedTuple):
     """A treatment code has run without a break longer than the clinic's limit."""
 
     code: str
     minutes: int
 
 
-@dataclass(frozen=True)
-class Run:
+class Run(NamedTuple):
     """The running treatment code, when its run began and its whole minutes so far."""
 
     code: str
@@ -297,4 +295,4 @@ def plain(text: str) -> str:
 
 
 def _number(views: list[TileView], first: int) -> list[TileView]:
-    return [replace(v, number=first + i if first + i <= 9 else None) for i, v in enumerate(views)]
+    return [v._replace(number=first + i if first + i <= 9 else None) for i, v in enumerate(views)]

@@ -1,17 +1,20 @@
-"""Plain snapshots of what the window shows, computed by the controller and rendered by widgets."""
+"""Plain snapshots of what the window shows, computed by the controller and rendered by widgets.
+
+Immutable records as ``NamedTuple``s: defining one costs a tenth of a frozen dataclass, which
+generates and compiles six methods at import (~1 ms each on the window's start, issue 13).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 
 from therapy_timer.codes import Discipline, FurnishedBy, Role
 from therapy_timer.rules import Method
 
 
-@dataclass(frozen=True)
-class Draft:
+class Draft(NamedTuple):
     """The header as typed before a session exists; tapping a tile opens a session from it."""
 
     patient_ref: str = ""
@@ -27,8 +30,7 @@ class TileState(StrEnum):
     PAUSED = "paused"  # was running when the session was paused; resumes with it
 
 
-@dataclass(frozen=True)
-class TileView:
+class TileView(NamedTuple):
     """One stopwatch tile: a timed code, or a supervised modality that runs beside one."""
 
     code: str
@@ -41,8 +43,7 @@ class TileView:
     number: int | None = None  # the digit key that starts it (1-9)
 
 
-@dataclass(frozen=True)
-class UntimedView:
+class UntimedView(NamedTuple):
     """An untimed service toggle (an evaluation, a group code) with its optional minutes."""
 
     code: str
@@ -51,8 +52,7 @@ class UntimedView:
     minutes: int | None
 
 
-@dataclass(frozen=True)
-class LiveView:
+class LiveView(NamedTuple):
     """The live strip: totals, units under both methods, and minutes to the next unit."""
 
     total_timed_minutes: int = 0
@@ -64,8 +64,7 @@ class LiveView:
     paused: bool = False
 
 
-@dataclass(frozen=True)
-class HeaderView:
+class HeaderView(NamedTuple):
     """The session header: who, for whom, under which payer, on which date."""
 
     session_open: bool = False
@@ -79,8 +78,7 @@ class HeaderView:
     opened_at: datetime | None = None  # local time
 
 
-@dataclass(frozen=True)
-class CaseloadEntry:
+class CaseloadEntry(NamedTuple):
     """One open session in the caseload strip: whose, what runs, for how long, units so far."""
 
     session_id: str
@@ -101,15 +99,14 @@ class CaseloadEntry:
 NOTHING_RUNNING = "Nothing running"
 
 
-@dataclass(frozen=True)
-class WindowView:
+class WindowView(NamedTuple):
     """Everything the main window shows at one moment."""
 
-    header: HeaderView = field(default_factory=HeaderView)
+    header: HeaderView = HeaderView()
     tiles: tuple[TileView, ...] = ()
     beside: tuple[TileView, ...] = ()
     untimed: tuple[UntimedView, ...] = ()
-    live: LiveView = field(default_factory=LiveView)
+    live: LiveView = LiveView()
     furnished_by: FurnishedBy = FurnishedBy.THERAPIST
     paused: bool = False
     message: str = ""  # a plain-language status line (errors from the store, hints)
