@@ -291,3 +291,36 @@ def test_the_launcher_is_qt_free() -> None:
     loaded = loaded_after("import therapy_timer.gui.launch")
     assert "therapy_timer.gui.launch" in loaded
     assert "PySide6" not in loaded
+
+
+BUILT_SCRIPT = """
+import json, sys
+from therapy_timer.gui.launch import main
+try:
+    main(["--data-dir", sys.argv[1], "--smoke-test"])
+except SystemExit as done:
+    assert not done.code, done.code
+import PySide6.QtWidgets
+print(json.dumps(sorted(PySide6.QtWidgets.__dict__)))
+"""
+
+
+def test_a_window_start_builds_no_dialog_class_and_no_widget_it_does_not_show(
+    tmp_path: Path,
+) -> None:
+    # PySide6 builds a Qt class (and its enums) the first time Python touches it; a class is in
+    # its module's namespace once built. Wrapping a widget Qt made (a scroll area's viewport)
+    # builds every widget class to find its type: the QWizard below stands for all of them.
+    with Store.open(tmp_path, clock=FakeClock()):
+        pass
+    done = subprocess.run(
+        [sys.executable, "-c", BUILT_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+        check=True,
+    )
+    built = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert {"QMainWindow", "QPushButton", "QScrollArea"} <= built
+    assert not built & {"QDialog", "QMessageBox", "QInputDialog", "QWizard", "QTextEdit"}

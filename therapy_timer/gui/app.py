@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QGuiApplication, QIcon
-from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+from PySide6.QtWidgets import QApplication, QWidget
 
 from therapy_timer import paths
 from therapy_timer.clinic import Clinic, load_catalogue
@@ -53,6 +53,8 @@ def app_icon() -> QIcon:
 
 def show_error_box(title: str, message: str) -> None:
     """A blocking message box: used before the window exists, when there is nothing else."""
+    from PySide6.QtWidgets import QMessageBox  # here: PySide6 builds it on first use (issue 13)
+
     box = QMessageBox(QMessageBox.Icon.Critical, title, message)
     box.exec()
 
@@ -77,6 +79,8 @@ def install_excepthook(show: ErrorShower) -> None:
 
 def _non_blocking_box(parent: QWidget | None) -> ErrorShower:
     def show(title: str, message: str) -> None:
+        from PySide6.QtWidgets import QMessageBox
+
         box = QMessageBox(QMessageBox.Icon.Critical, title, message, parent=parent)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()

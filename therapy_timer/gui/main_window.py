@@ -12,12 +12,10 @@ from PySide6.QtWidgets import (
     QBoxLayout,
     QFrame,
     QHBoxLayout,
-    QInputDialog,
     QLabel,
     QLayout,
     QMainWindow,
     QMenu,
-    QMessageBox,
     QPushButton,
     QScrollArea,
     QSystemTrayIcon,
@@ -44,7 +42,10 @@ from therapy_timer.model import Interrupted, RecoveryChoice
 if TYPE_CHECKING:
     # Annotations only: app.py imports the day view (and its PDF writer) on first use, and
     # the summary and recovery dialogs are imported when first opened, so a start does not
-    # pay for them (issue 13).
+    # pay for them (issue 13). So are the message boxes and the input dialog: PySide6 builds
+    # a class and its enums on first use, and a QDialog's cost a start ~5-10 ms.
+    from PySide6.QtWidgets import QMessageBox
+
     from therapy_timer.gui.day_view import DayView
     from therapy_timer.gui.widgets.recovery_dialog import RecoveryDialog
     from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
@@ -448,6 +449,8 @@ class MainWindow(QMainWindow):
         self.day_view.raise_()
 
     def _on_limit_requested(self) -> None:
+        from PySide6.QtWidgets import QInputDialog
+
         dialog = QInputDialog(self)
         dialog.setWindowTitle("Forgot-to-stop alert")
         dialog.setLabelText("Alert when one code has run this many minutes without a break:")
@@ -470,6 +473,8 @@ class MainWindow(QMainWindow):
         )
 
     def _open_box(self, title: str, text: str) -> QMessageBox:
+        from PySide6.QtWidgets import QMessageBox
+
         box = QMessageBox(QMessageBox.Icon.Information, title, text, parent=self)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
@@ -506,6 +511,8 @@ class MainWindow(QMainWindow):
             event.accept()
             return
         event.ignore()
+        from PySide6.QtWidgets import QMessageBox
+
         box = QMessageBox(
             QMessageBox.Icon.Warning,
             "A stopwatch is running",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import QDate, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -10,7 +12,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QSizePolicy,
     QToolButton,
     QVBoxLayout,
@@ -21,6 +22,9 @@ from therapy_timer.codes import Role
 from therapy_timer.explain import PAYER_PROFILE_HELP
 from therapy_timer.gui import theme
 from therapy_timer.gui.view_state import Draft, HeaderView
+
+if TYPE_CHECKING:  # imported where opened: PySide6 builds a dialog class on first use (issue 13)
+    from PySide6.QtWidgets import QMessageBox
 
 ROLE_NAMES = {
     Role.PT: "PT (physical therapist)",
@@ -175,6 +179,8 @@ class SessionHeader(QWidget):
             self.draft_edited.emit(self.draft())
 
     def _on_payer_help_clicked(self) -> None:
+        from PySide6.QtWidgets import QMessageBox
+
         box = QMessageBox(
             QMessageBox.Icon.Information, "Payer profiles", PAYER_PROFILE_HELP, parent=self
         )
