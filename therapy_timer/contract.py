@@ -24,6 +24,7 @@ from therapy_timer.rules import (
     Request,
     Result,
     RuleWarning,
+    Severity,
     evaluate,
     key_text,
     quote,
@@ -148,29 +149,36 @@ def _mapping(data: Mapping[str, Any], key: str) -> dict[str, Any]:
 # The values exactly as the contract spells them ("cms", "PT"), for the common case.
 _METHODS: dict[str, Method] = {m.value: m for m in Method}
 _DISCIPLINES: dict[str, Discipline] = {d.value: d for d in Discipline}
-_new = object.__new__
+
+# Dates of service already read, by their text: a batch names a few dates many times.
+_DATES: dict[str, dt.date] = {}
+_DATES_LIMIT = 4096
 
 
 def request_from_json(data: object) -> Request:
     """Parse one request object of the JSON contract; errors name the field at fault."""
-    if not isinstance(data, dict):
-        raise InvalidInput("request", f"must be a JSON object, got {_json_type(data)}")
-    _no_repeats(data, "")
+    if type(data) is not dict:  # the common case is a plain object: no call
+        if not isinstance(data, dict):
+            raise InvalidInput("request", f"must be a JSON object, got {_json_type(data)}")
+        _no_repeats(data, "")
     if not REQUEST_FIELDS.issuperset(data):
         unknown = sorted(data.keys() - REQUEST_FIELDS)
         raise InvalidInput(key_text(unknown[0]), "is not a field of a units request")
     for required in ("method", "discipline"):
         if required not in data:
             raise InvalidInput(required, "is required")
-    date_of_service = None
     raw = data.get("date_of_service")
-    if raw is not None:
+    date_of_service = _DATES.get(raw) if type(raw) is str else None
+    if date_of_service is None and raw is not None:
         try:
             date_of_service = dt.date.fromisoformat(raw) if isinstance(raw, str) else None
         except ValueError:
             date_of_service = None
         if date_of_service is None or len(raw) != 10:
             raise InvalidInput("date_of_service", f"must be a date as YYYY-MM-DD, got {quote(raw)}")
+        if len(_DATES) >= _DATES_LIMIT:
+            _DATES.clear()
+        _DATES[raw] = date_of_service
     untimed = data.get("untimed", _NO_CODES)
     if not isinstance(untimed, list):
         raise InvalidInput("untimed", f"must be a list of codes, got {quote(untimed)}")
@@ -184,24 +192,29 @@ def request_from_json(data: object) -> Request:
     discipline = (type(discipline) is str and _DISCIPLINES.get(discipline)) or _enum(
         Discipline, discipline, "discipline"
     )
-    timed = _mapping(data, "timed")
-    assistant_minutes = _mapping(data, "assistant_minutes")
-    untimed_minutes = _mapping(data, "untimed_minutes")
-    # Request's generated __init__ sets each of its nine fields through object.__setattr__ (it
-    # is frozen): a third of parsing a request. Every field is given here, and checked above.
-    request: Request = _new(Request)
-    request.__dict__.update(
-        method=method,
-        discipline=discipline,
-        timed=timed,
-        assistant_minutes=assistant_minutes,
-        untimed=tuple(untimed),
-        untimed_minutes=untimed_minutes,
-        date_of_service=date_of_service,
-        assistant_modifiers=modifiers,
-        allocation=allocation,
+    # _mapping's first test, here: most requests' objects are plain, and calls cost.
+    timed = data.get("timed", _EMPTY)
+    if type(timed) is not dict:
+        timed = _mapping(data, "timed")
+    assistant_minutes = data.get("assistant_minutes", _EMPTY)
+    if type(assistant_minutes) is not dict:
+        assistant_minutes = _mapping(data, "assistant_minutes")
+    untimed_minutes = data.get("untimed_minutes", _EMPTY)
+    if type(untimed_minutes) is not dict:
+        untimed_minutes = _mapping(data, "untimed_minutes")
+    # By position, in the order of Request's fields: nine keywords cost ~2 us more per call
+    # here (issue 13); the golden answers would show any two mappings swapped.
+    return Request(
+        method,
+        discipline,
+        timed,
+        assistant_minutes,
+        tuple(untimed),
+        untimed_minutes,
+        date_of_service,
+        modifiers,
+        allocation,
     )
-    return request
 
 
 def _json_type(value: object) -> str:
@@ -246,27 +259,46 @@ def _warning_json(w: RuleWarning) -> dict[str, Any]:
 
 # The text of the parts of answers, by the record they encode. The engine hands out the same
 # record objects for the same codes and minutes (rules._row_outcome, its warning caches), so
-# most parts of an answer are encoded once. Keyed by id(): hashing a frozen dataclass calls its
+# most parts of an answer are encoded once. Keyed by id(): hashing a frozen record calls its
 # Python __hash__. The record is kept beside its text, so an id is never reused while cached.
 _TEXTS: dict[int, tuple[object, str]] = {}
 _TEXTS_LIMIT = 1 << 16  # ~0.5 KB each, with the record it keeps alive
 _METHOD_TEXT = {m: json.dumps(m.value) for m in Method}
+_SEVERITY_TEXT = {s: json.dumps(s.value) for s in Severity}
 _encode_text = json.encoder.encode_basestring_ascii
+
+# The parts are written with f-strings, not json.dumps: each dumps call builds an encoder
+# (~7 us here against ~2 us), and a cold batch encodes tens of thousands of parts. What they
+# write is what json.dumps writes (default separators, ASCII escapes, ints by repr): the
+# golden answers and the check against dumps(answer_batch(...)) in tests/test_units_golden.py hold
+# them to it.
 
 
 def _code_text(code: CodeResult) -> str:
-    return f"{_encode_text(code.code)}: {json.dumps(_code_json(code))}"
+    return f'{_encode_text(code.code)}: {{"minutes": {code.minutes}, "units": {code.units}}}'
 
 
 def _line_text(line: Line) -> str:
-    return json.dumps(_line_json(line))
+    modifiers = ", ".join([_encode_text(m) for m in line.modifiers])
+    return (
+        f'{{"code": {_encode_text(line.code)}, "units": {line.units}, "modifiers": [{modifiers}]}}'
+    )
 
 
-def _warning_text(warning: RuleWarning) -> str:
-    return json.dumps(_warning_json(warning))
+def _warning_text(w: RuleWarning) -> str:
+    return (
+        f'{{"rule": {_encode_text(w.rule)}, "message": {_encode_text(w.message)}, '
+        f'"severity": {_SEVERITY_TEXT[w.severity]}, "gist": {_encode_text(w.gist)}}}'
+    )
+
+
+def _allocation_text(allocation: Mapping[str, int]) -> str:
+    return f"{{{', '.join([f'{_encode_text(c)}: {u}' for c, u in allocation.items()])}}}"
 
 
 def _parts(records: Sequence[Any], encode: Callable[[Any], str]) -> str:
+    if not records:
+        return ""
     texts = _TEXTS
     out = []
     for record in records:
@@ -281,7 +313,7 @@ def _parts(records: Sequence[Any], encode: Callable[[Any], str]) -> str:
 
 def _result_text(result: Result) -> str:
     """``json.dumps(result_json(result))``, built from the cached text of its parts."""
-    alternatives = ", ".join([json.dumps(dict(a)) for a in result.alternatives])
+    alternatives = ", ".join(map(_allocation_text, result.alternatives))
     return (
         f'{{"method": {_METHOD_TEXT[result.method]}, '
         f'"total_timed_minutes": {result.total_timed_minutes}, '

@@ -257,10 +257,10 @@ _new = object.__new__
 
 
 def _record(cls: type[Any], values: dict[str, Any]) -> Any:
-    """Build a frozen record without its generated ``__init__`` (hot path of evaluate).
+    """Build a record from its fields by name without calling its ``__init__`` (hot path of
+    evaluate): calling one with a dozen keywords costs three times as much here (issue 13).
 
-    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``, which is
-    most of the cost of a short record; the caller passes every field, so nothing is skipped.
+    The caller passes every field, so nothing is skipped.
     """
     obj = _new(cls)
     _set(obj, "__dict__", values)  # the caller's fresh dict becomes the record's own
@@ -373,9 +373,9 @@ def cms_split(minutes: Mapping[str, int]) -> CmsSplit:
         units = base[code] = m // UNIT_MINUTES
         whole += units
         total += m
-        if m % UNIT_MINUTES:
-            leftover[code] = m % UNIT_MINUTES
-    extra = cms_total_units(total) - whole
+        if m != units * UNIT_MINUTES:
+            leftover[code] = m - units * UNIT_MINUTES
+    extra = (total + 7) // UNIT_MINUTES - whole  # cms_total_units, inline: called per request
     if extra == 0:
         return CmsSplit(base, (), (), 0)
     if extra == len(leftover):  # every code with a leftover gets its unit: nothing to choose
@@ -518,6 +518,7 @@ class _Row:
     __slots__ = (
         "assisted",
         "assisted_text",
+        "bit",
         "code",
         "entry",
         "head",
@@ -528,9 +529,10 @@ class _Row:
         "untimed",
     )
 
-    def __init__(self, code: str, entry: Code, discipline: Discipline) -> None:
+    def __init__(self, code: str, entry: Code, discipline: Discipline, bit: int) -> None:
         own = entry.own_discipline or discipline  # R6.2: an evaluation keeps its own
         self.code = code
+        self.bit = bit  # the code's bit in a set of billed codes (``_Memo.bit``)
         self.entry = entry
         self.plain = (DISCIPLINE_MODIFIER[own],)  # R6.1
         self.plain_text = billed_code(code, self.plain)
@@ -543,9 +545,10 @@ class _Row:
         self.outcomes: dict[tuple[int | None, ...], _Outcome] = {}
 
 
-_Outcome = tuple["CodeResult", tuple["Line", ...], str, bool, tuple["RuleWarning", ...]]
-"""A code's part of an answer: its result, its lines, its row of the note, billed or not, and
-its warnings (§5.3 for a code counted by hand, R7.4/R7.7 for a CQ/CO split)."""
+_Outcome = tuple["CodeResult", tuple["Line", ...], str, int, tuple["RuleWarning", ...]]
+"""A code's part of an answer: its result, its lines, its row of the note, its bit if it is
+billed (else 0), and its warnings (§5.3 for a code counted by hand, R7.4/R7.7 for a CQ/CO
+split)."""
 
 
 def _row_outcome(
@@ -609,30 +612,40 @@ def _row_outcome(
                 lines += (_line(code, part.without_modifier, row.plain),)
                 parts.append(f"{part.without_modifier} x {row.plain_text}")
             outcome = f"{_units_text(units)}: {', '.join(parts)}"
-    return code_result, lines, f"{row.head}{minutes_text} - {outcome}", billed, warnings
+    bit = row.bit if billed else 0
+    return code_result, lines, f"{row.head}{minutes_text} - {outcome}", bit, warnings
 
 
 class _Shape:
     """Facts about one set of codes under one plan of care (they never depend on minutes)."""
 
-    __slots__ = ("assisted", "pairs", "pooled", "rows", "warnings")
+    __slots__ = ("assisted", "evaluations", "note_rows", "pooled", "rows", "warnings")
 
     def __init__(
-        self, discipline: Discipline, entries: Mapping[str, Code], rows: dict[str, _Row]
+        self,
+        discipline: Discipline,
+        entries: Mapping[str, Code],
+        rows: dict[str, _Row],
+        memo: _Memo,
     ) -> None:
         # Timed codes first, then the others, each by number. ``rows``: the plan of care's rows
         # so far, shared by every set of codes (a code's outcome does not depend on the others).
         ordered = sorted(entries, key=lambda c: (entries[c].kind is not Kind.TIMED, c))
         for code in ordered:
             if code not in rows:
-                rows[code] = _Row(code, entries[code], discipline)
+                rows[code] = _Row(code, entries[code], discipline, memo.bit(code))
         self.rows = tuple(rows[code] for code in ordered)
         self.pooled = tuple(row.code for row in self.rows if row.pooled)
+        # The note lists the timed (and special) rows, then the untimed: which rows are which,
+        # None when no row is untimed.
+        untimed = tuple(i for i, row in enumerate(self.rows) if row.untimed)
+        timed = tuple(i for i, row in enumerate(self.rows) if not row.untimed)
+        self.note_rows = (timed, untimed) if untimed else None
         # R7.1: each code's modifiers with CQ/CO, None where none applies (for ties).
         self.assisted = {row.code: row.assisted for row in self.rows}
+        # R7.9: the codes only a therapist may furnish (evaluations), by number.
+        self.evaluations = tuple(c for c in sorted(entries) if not entries[c].assistant_allowed)
         self.warnings = tuple(_catalogue_warnings(discipline, entries, ordered))  # R6.3, §5.2
-        # The R8.4/R9.3 warnings by the billed codes, in the order of ``rows``.
-        self.pairs: dict[tuple[str, ...], tuple[RuleWarning, ...]] = {}
 
 
 class _Plan:
@@ -662,7 +675,8 @@ class _Memo:
         self.catalogue = catalogue
         self.codes: dict[str, Code] = {}
         self.shapes: dict[tuple[Discipline, frozenset[str]], _Shape] = {}
-        self.pairs: dict[frozenset[str], tuple[RuleWarning, ...]] = {}
+        self.bits: dict[str, int] = {}
+        self.pairs: dict[int, tuple[RuleWarning, ...]] = {}
         self.plans: dict[tuple[object, ...], _Plan] = {}
         self.heads: dict[tuple[dt.date | None, Discipline, Method], str] = {}
         self.minutes: dict[tuple[object, ...], tuple[RuleWarning, ...]] = {}
@@ -698,7 +712,20 @@ class _Memo:
         timed, untimed_list = request.timed, request.untimed
         given, helped = request.untimed_minutes, request.assistant_minutes
         key: tuple[object, ...] | None = None
-        if (
+        if not (untimed_list or given or helped) and type(timed) is dict:
+            # Timed minutes alone, the most common request: a shorter key, only they to check.
+            key = (request.discipline, frozenset(timed))
+            plan = self.plans.get(key)
+            if plan is not None:
+                total = 0
+                for value in timed.values():
+                    if type(value) is not int or value < 0:
+                        break
+                    total += value
+                else:
+                    if total <= MAX_DAY_MINUTES:  # then so is each value
+                        return plan, timed, helped, _NO_UNTIMED
+        elif (
             type(timed) is dict
             and type(given) is dict
             and type(helped) is dict
@@ -733,17 +760,26 @@ class _Memo:
         key = (discipline, frozenset(entries))
         shape = self.shapes.get(key)
         if shape is None:
-            shape = _Shape(discipline, entries, self.rows.setdefault(discipline, {}))
+            shape = _Shape(discipline, entries, self.rows.setdefault(discipline, {}), self)
             if len(self.shapes) >= self.LIMIT:
                 self.shapes.clear()
             self.shapes[key] = shape
         return shape
 
-    def pair_warnings(self, billed: frozenset[str]) -> tuple[RuleWarning, ...]:
-        """R8.4/R9.3 warnings depend only on the set of billed codes."""
+    def bit(self, code: str) -> int:
+        """The code's bit: a set of billed codes is the sum of their bits (an int is cheaper to
+        gather and to look up than a tuple or frozenset of codes)."""
+        bit = self.bits.get(code)
+        if bit is None:
+            bit = self.bits[code] = 1 << len(self.bits)
+        return bit
+
+    def pair_warnings(self, billed: int, rows: Sequence[_Row]) -> tuple[RuleWarning, ...]:
+        """R8.4/R9.3 warnings depend only on the set of billed codes (``billed``: their bits;
+        ``rows``: the request's rows, among which they are)."""
         warnings = self.pairs.get(billed)
         if warnings is None:
-            entries = {c: self.catalogue.get(c) for c in billed}
+            entries = {row.code: row.entry for row in rows if row.bit & billed}
             warnings = tuple(_combination_warnings(entries))
             if len(self.pairs) >= self.LIMIT:
                 self.pairs.clear()
@@ -808,6 +844,7 @@ def _numbers(
     return plan, timed, helped, untimed
 
 
+_NO_UNTIMED: dict[str, int | None] = {}  # shared, never changed: evaluate only reads it
 _MEMOS: dict[int, _Memo] = {}
 
 
@@ -1342,9 +1379,8 @@ def evaluate(
     mode = 2 * cq_allowed + revised  # all that the date and payer change in a row's outcome
     results: list[CodeResult] = []
     lines: list[Line] = []
-    billed: list[str] = []
-    timed_rows: list[str] = []
-    untimed_rows: list[str] = []
+    rows: list[str] = []
+    billed = 0  # the bits of the billed codes
     by_hand: list[RuleWarning] = []  # §5.3, before the CQ/CO splits' warnings
     splits: list[RuleWarning] = []
     unbilled: list[str] = []
@@ -1357,52 +1393,55 @@ def evaluate(
         else:
             given = timed[code]
             units = allocation.get(code, 0)
-            if row.pooled and not units and given:
+            if not units and given and row.pooled:
                 unbilled.append(f"{code} ({given} min)")
-        helped = assistant.get(code, 0) if assistant else 0
-        key = (given, units, helped, mode) if helped else (given, units)
+        if assistant:
+            helped = assistant.get(code, 0)
+            key: tuple[int | None, ...] = (given, units, helped, mode) if helped else (given, units)
+            assistant_total += helped
+        else:
+            helped = 0
+            key = (given, units)
         outcome = row.outcomes.get(key)
         if outcome is None:
             outcome = _row_outcome(row, given, units, helped, cq_allowed, revised)
             if len(row.outcomes) >= _Row.LIMIT:
                 row.outcomes.clear()
             row.outcomes[key] = outcome
-        code_result, code_lines, text, is_billed, code_warnings = outcome
-        results.append(code_result)
-        lines += code_lines
-        if row.untimed:
-            untimed_rows.append(text)
-        else:
-            timed_rows.append(text)
-        if is_billed:
-            billed.append(code)
-        if code_warnings:
-            (splits if row.pooled or row.untimed else by_hand).extend(code_warnings)
-        assistant_total += helped
+        results.append(outcome[0])
+        lines += outcome[1]
+        rows.append(outcome[2])
+        billed |= outcome[3]
+        if outcome[4]:
+            (splits if row.pooled or row.untimed else by_hand).extend(outcome[4])
 
     if unbilled or (method is Method.CMS and 0 < total_timed < 8):
         warnings += memo.minute_warnings(method, unbilled, total_timed)
     warnings += by_hand
     warnings += splits
     warnings += shape.warnings
-    if assistant:
-        warnings.extend(_assistant_warnings(request, plan.entries, assistant))
-    billed_key = tuple(billed)
-    pairs = shape.pairs.get(billed_key)
+    if assistant_total:  # some code has assistant minutes (R7.1, R7.9)
+        warnings += _assistant_warnings(request, shape.evaluations, assistant)
+    pairs = memo.pairs.get(billed)
     if pairs is None:
-        pairs = shape.pairs[billed_key] = memo.pair_warnings(frozenset(billed))
+        pairs = memo.pair_warnings(billed, shape.rows)
     warnings += pairs
 
     total_treatment = sum(timed.values())  # R4.2
     if untimed:
         total_treatment += sum(m for m in untimed.values() if m)
     note = [memo.head(request)]
-    if timed_rows:
-        note.append("Timed services:")
-        note += timed_rows
-    if untimed_rows:
+    if shape.note_rows is None:
+        if rows:
+            note.append("Timed services:")
+            note += rows
+    else:
+        timed_rows, untimed_rows = shape.note_rows
+        if timed_rows:
+            note.append("Timed services:")
+            note += [rows[i] for i in timed_rows]
         note.append("Untimed services:")
-        note += untimed_rows
+        note += [rows[i] for i in untimed_rows]
     note.append(
         f"Total timed code treatment minutes: {total_timed}\n"
         f"Total treatment minutes: {total_treatment}\n"
@@ -1504,12 +1543,13 @@ _BEFORE_2022 = RuleWarning(
 
 
 def _assistant_warnings(
-    request: Request, entries: Mapping[str, Code], assistant: Mapping[str, int]
+    request: Request, evaluations: Sequence[str], assistant: Mapping[str, int]
 ) -> list[RuleWarning]:
+    """For a request in which some code has assistant minutes; ``evaluations``: its codes an
+    assistant may not furnish, by number."""
     warnings = []
-    assisted = sorted(c for c, m in assistant.items() if m > 0)
-    for code in assisted:
-        if not entries[code].assistant_allowed:
+    for code in evaluations:
+        if assistant.get(code, 0) > 0:
             warnings.append(
                 RuleWarning(
                     "R7.9",
@@ -1519,8 +1559,6 @@ def _assistant_warnings(
                     "Assistant time on an evaluation",
                 )
             )
-    if not assisted:
-        return warnings
     dos = request.date_of_service
     if request.discipline is Discipline.SLP:
         warnings.append(_NO_SLP_ASSISTANT_MODIFIER)
