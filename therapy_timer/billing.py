@@ -241,10 +241,12 @@ def concurrent_patients(
                     listed.append((seg.start_utc, seg.stop_utc or now))
             if listed:
                 spans[s.id] = listed
+        if len(spans) < 2:
+            continue
         refs = {s.id: s.patient_ref for s in group}
         for part in _overlapping(spans):
             for session_id, others in rules.concurrent_sessions(part).items():
-                found[session_id] = tuple(sorted(refs[o] for o in others))
+                found[session_id] = tuple(sorted([refs[o] for o in others]))
     return found
 
 
@@ -255,7 +257,7 @@ def _overlapping(
     two sessions in different groups cannot overlap, so a clinician's busy day is checked pair
     by pair only within each group, not among all its sessions."""
     envelopes = sorted(
-        (min(a for a, _ in listed), max(b for _, b in listed), sid) for sid, listed in spans.items()
+        [(min([a for a, _ in v]), max([b for _, b in v]), sid) for sid, v in spans.items()]
     )
     group: dict[str, Sequence[rules.Interval]] = {}
     reach: datetime | None = None
@@ -647,18 +649,19 @@ def claim_days(
     groups: dict[DayKey, list[SessionRows]] = {}
 
     def flush() -> Iterator[ClaimDay]:
-        for key in sorted(groups, key=lambda k: (k[1], k[2].value, k[3])):
+        for key in sorted(groups, key=_day_order):
             members = groups[key]
-            others = sorted({p for r in members for p in overlaps.get(r.session.id, ())})
+            ids = [r.session.id for r in members]
+            others = sorted({p for i in ids for p in overlaps.get(i, ())}) if overlaps else []
             result, problems = bill_day(
                 members, catalogue, policy, concurrent=others, problem=problem, note=note
             )
             yield ClaimDay(
                 visits=tuple(
-                    Visit(r.session, *times.get(r.session.id, (None, None))) for r in members
+                    [Visit(r.session, *times.get(r.session.id, _NO_SPAN)) for r in members]
                 ),
                 result=result,
-                changed_after_export=any(r.session.id in changed for r in members),
+                changed_after_export=bool(changed) and any([i in changed for i in ids]),
                 problems=problems,
             )
         groups.clear()
@@ -672,6 +675,14 @@ def claim_days(
             current = day
         groups.setdefault(day_key(row.session), []).append(row)
     yield from flush()
+
+
+_NO_SPAN = (None, None)
+
+
+def _day_order(key: DayKey) -> tuple[str, str, str]:
+    """A date's claim days by patient, plan of care and payer."""
+    return key[1], key[2].value, key[3]
 
 
 def lines_text(result: rules.Result) -> str:

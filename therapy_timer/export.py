@@ -160,6 +160,9 @@ def csv_rows(days: Iterable[ClaimDayLike]) -> Iterator[list[str]]:
     start with a formula's character (dates, plan-of-care names, counts, yes/no, statuses) are
     written as they are; every other cell is neutralised, once per day where rows share it.
     """
+    # A line's own cells come from its answer's lines and codes, which answers memoised for
+    # many days share (the entry holds them, so their ids stay theirs).
+    line_cells: dict[tuple[int, int], tuple[object, object, list[list[str]]]] = {}
     for day in days:
         result = day.result
         problems = day.problems
@@ -198,17 +201,24 @@ def csv_rows(days: Iterable[ClaimDayLike]) -> Iterator[list[str]]:
         remark = neutralise(
             f"{provisional}; {partial}" if provisional and partial else provisional or partial
         )
-        minutes = {c.code: c.minutes for c in result.codes}
-        for line in result.lines:
-            yield [
-                *common,
-                neutralise(line.code),
-                neutralise(" ".join(line.modifiers)),
-                str(line.units),
-                str(minutes[line.code]),
-                *tail,
-                remark,
+        key = (id(result.lines), id(result.codes))
+        known = line_cells.get(key)
+        if known is None or known[0] is not result.lines or known[1] is not result.codes:
+            minutes = {c.code: c.minutes for c in result.codes}
+            cells = [
+                [
+                    neutralise(line.code),
+                    neutralise(" ".join(line.modifiers)),
+                    str(line.units),
+                    str(minutes[line.code]),
+                ]
+                for line in result.lines
             ]
+            if len(line_cells) >= 65_536:  # a clinic-year's answers are ~10,000
+                line_cells.clear()
+            known = line_cells[key] = (result.lines, result.codes, cells)
+        for own in known[2]:
+            yield [*common, *own, *tail, remark]
 
 
 def _error_row(common: list[str], problem: SessionProblem) -> list[str]:

@@ -259,6 +259,7 @@ _STATUSES = {s.value: s for s in SessionStatus}
 _FURNISHERS = {f.value: f for f in FurnishedBy}
 _new = object.__new__
 _set = object.__setattr__
+_parse = datetime.fromisoformat
 
 RecordT = TypeVar("RecordT")
 
@@ -272,28 +273,69 @@ def _record(cls: type[RecordT], fields: dict[str, Any]) -> RecordT:
     return record
 
 
+_SESSION_FIELDS = (
+    "id",
+    "date_of_service",
+    "patient_ref",
+    "clinician",
+    "role",
+    "discipline",
+    "payer_profile",
+    "status",
+    "amended",
+    "exported",
+    "created_utc",
+    "closed_utc",
+    "paused_utc",
+    "resume_json",
+)
+_LATER_FIELDS = ("allocation_json", "origin")  # columns later migrations added
+SESSION_COLUMNS = ", ".join((*_SESSION_FIELDS, *_LATER_FIELDS))
+"""A session row's columns in the order ``session_from`` takes them."""
+
+
 def session_of(row: Mapping[str, Any]) -> Session:
-    paused = row["paused_utc"]
+    return session_from([*(row[c] for c in _SESSION_FIELDS), *map(row.get, _LATER_FIELDS)])
+
+
+def session_from(values: Sequence[Any]) -> Session:
+    """A session from its row's values in SESSION_COLUMNS order (a bulk read's tuples)."""
+    (
+        session_id,
+        day,
+        patient_ref,
+        clinician,
+        role,
+        discipline,
+        payer_profile,
+        status,
+        amended,
+        exported,
+        created,
+        closed,
+        paused,
+        resume,
+        allocation,
+        origin,
+    ) = values
     return _record(
         Session,
         {
-            "id": row["id"],
-            "date_of_service": date.fromisoformat(row["date_of_service"]),
-            "patient_ref": row["patient_ref"],
-            "clinician": row["clinician"],
-            "role": _ROLES.get(row["role"]) or Role(row["role"]),
-            "discipline": _DISCIPLINES.get(row["discipline"]) or Discipline(row["discipline"]),
-            "payer_profile": row["payer_profile"],
-            "status": _STATUSES.get(row["status"]) or SessionStatus(row["status"]),
-            "amended": bool(row["amended"]),
-            "exported": bool(row["exported"]),
-            "created_utc": dt(row["created_utc"]),
-            "closed_utc": opt_dt(row["closed_utc"]),
-            "pause": None
-            if paused is None
-            else Pause(dt(paused), _specs_from_json(row["resume_json"])),
-            "allocation": _allocation_from_json(row.get("allocation_json")),
-            "origin": row.get("origin"),
+            "id": session_id,
+            "date_of_service": date.fromisoformat(day),
+            "patient_ref": patient_ref,
+            "clinician": clinician,
+            "role": _ROLES.get(role) or Role(role),
+            "discipline": _DISCIPLINES.get(discipline) or Discipline(discipline),
+            "payer_profile": payer_profile,
+            "status": _STATUSES.get(status) or SessionStatus(status),
+            "amended": bool(amended),
+            "exported": bool(exported),
+            "created_utc": dt(created),
+            "closed_utc": opt_dt(closed),
+            "pause": None if paused is None else Pause(dt(paused), _specs_from_json(resume)),
+            "allocation": _allocation_from_json(allocation),
+            "origin": origin,
         },
     )
 
@@ -327,8 +369,8 @@ def segment_from(values: Sequence[Any]) -> Segment:
             "code": code,
             "furnished_by": _FURNISHERS.get(furnished_by) or FurnishedBy(furnished_by),
             "exclusive": bool(exclusive),
-            "start_utc": dt(start),
-            "stop_utc": None if stop is None else dt(stop),
+            "start_utc": _parse(start),
+            "stop_utc": None if stop is None else _parse(stop),
         },
     )
 

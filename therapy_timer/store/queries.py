@@ -16,6 +16,7 @@ from therapy_timer.model import (
 )
 from therapy_timer.store._db import (
     SEGMENT_COLUMNS,
+    SESSION_COLUMNS,
     StoreBase,
     audit_entry_of,
     dt,
@@ -23,6 +24,7 @@ from therapy_timer.store._db import (
     profile_of,
     segment_from,
     segment_of,
+    session_from,
     session_of,
     ts,
     untimed_of,
@@ -83,11 +85,11 @@ class QueriesMixin(StoreBase):
         if clinician is not None:
             where.append("clinician = ?")
             params.append(clinician)
-        sql = "SELECT * FROM sessions"
+        sql = f"SELECT {SESSION_COLUMNS} FROM sessions"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY date_of_service, created_utc, id"
-        return [session_of(r) for r in self._rows(sql, params)]
+        return [session_from(values) for values in self._conn.execute(sql, params)]
 
     @guarded
     def sessions_per_date(self, start: date, end: date) -> list[tuple[date, int]]:
@@ -234,12 +236,16 @@ class QueriesMixin(StoreBase):
     def _changed_since_export(self, session_ids: Sequence[str]) -> set[str]:
         # Every change to a closed session marks it amended, so only those need their audit read.
         suspects = [
-            row["id"]
-            for row in self._rows_in(
+            row[0]
+            for row in self._tuples_in(
                 "SELECT id FROM sessions WHERE exported = 1 AND amended = 1 AND id IN ({ids})",
                 list(dict.fromkeys(session_ids)),
             )
         ]
+        return self._changed_among(suspects)
+
+    def _changed_among(self, suspects: Sequence[str]) -> set[str]:
+        """Those of ``suspects`` (exported, amended sessions) changed after their last export."""
         changed = set()
         for session_id, entries in self._audit_of_sessions(suspects).items():
             exports = [e.id for e in entries if e.action == "session.export"]

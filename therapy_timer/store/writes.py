@@ -212,16 +212,18 @@ class WritesMixin(QueriesMixin):
     @guarded
     def mark_exported(self, session_ids: Sequence[str], *, actor: str | None = None) -> None:
         with self._write():
-            # A session changed after its export goes out again, and that export is audited too.
-            again = self._changed_since_export(session_ids)
             # Read in chunks, not a query per session: a clinic-year's export marks 100,000.
-            exported = {
-                row["id"]: bool(row["exported"])
-                for row in self._rows_in(
-                    "SELECT id, exported FROM sessions WHERE id IN ({ids})",
-                    list(dict.fromkeys(session_ids)),
-                )
-            }
+            exported: dict[str, bool] = {}
+            suspects = []
+            for session_id, was_exported, amended in self._tuples_in(
+                "SELECT id, exported, amended FROM sessions WHERE id IN ({ids})",
+                list(dict.fromkeys(session_ids)),
+            ):
+                exported[session_id] = bool(was_exported)
+                if was_exported and amended:
+                    suspects.append(session_id)
+            # A session changed after its export goes out again, and that export is audited too.
+            again = self._changed_among(suspects)
             for session_id in session_ids:
                 if session_id not in exported:
                     raise InvalidInput("session", f"there is no session with id {session_id!r}")
