@@ -324,3 +324,43 @@ def test_a_window_start_builds_no_dialog_class_and_no_widget_it_does_not_show(
     built = set(json.loads(done.stdout.strip().splitlines()[-1]))
     assert {"QMainWindow", "QPushButton", "QScrollArea"} <= built
     assert not built & {"QDialog", "QMessageBox", "QInputDialog", "QWizard", "QTextEdit"}
+
+
+DATACLASS_SCRIPT = """
+import dataclasses, json, sys
+made = set()
+real = dataclasses._process_class
+def spy(cls, *args, **kwargs):
+    if kwargs.get("init", args[0] if args else True):  # frozen_record asks for no methods
+        made.add(cls.__module__)
+    return real(cls, *args, **kwargs)
+dataclasses._process_class = spy
+from therapy_timer.gui.launch import main
+try:
+    main(["--data-dir", sys.argv[1], "--smoke-test"])
+except SystemExit as done:
+    assert not done.code, done.code
+print(json.dumps(sorted(made)))
+"""
+
+
+def test_a_window_start_compiles_no_record_methods_of_the_model_or_the_views(
+    tmp_path: Path,
+) -> None:
+    with Store.open(tmp_path, clock=FakeClock()):
+        pass
+    done = subprocess.run(
+        [sys.executable, "-c", DATACLASS_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+        check=True,
+    )
+    generated = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert "therapy_timer.clinic" in generated  # the spy sees what it should
+    assert not generated & {
+        "therapy_timer.model",
+        "therapy_timer.gui.view_state",
+        "therapy_timer.gui.presenter",
+    }

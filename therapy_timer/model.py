@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from therapy_timer.codes import (
     normalize_code,
 )
 from therapy_timer.errors import InvalidInput, InvalidOperation
+from therapy_timer.frozen import frozen_record
 
 if TYPE_CHECKING:
     import uuid
@@ -33,30 +33,43 @@ class SessionStatus(StrEnum):
     CLOSED = "closed"
 
 
-@dataclass(frozen=True)
+@frozen_record
 class PayerProfile:
     name: str
     method: Method
     assistant_modifiers: bool
 
+    def __init__(self, name: str, method: Method, assistant_modifiers: bool) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "method", method)
+        object.__setattr__(self, "assistant_modifiers", assistant_modifiers)
 
-@dataclass(frozen=True)
+
+@frozen_record
 class Resumable:
     """A code that was running when the session was paused, and who was furnishing it."""
 
     code: str
     furnished_by: FurnishedBy
 
+    def __init__(self, code: str, furnished_by: FurnishedBy) -> None:
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "furnished_by", furnished_by)
 
-@dataclass(frozen=True)
+
+@frozen_record
 class Pause:
     """A session's pause in force: since when, and which codes ``resume`` restarts."""
 
     at_utc: datetime
     resume: tuple[Resumable, ...]
 
+    def __init__(self, at_utc: datetime, resume: tuple[Resumable, ...]) -> None:
+        object.__setattr__(self, "at_utc", at_utc)
+        object.__setattr__(self, "resume", resume)
 
-@dataclass(frozen=True)
+
+@frozen_record
 class Session:
     id: str
     date_of_service: date
@@ -77,6 +90,40 @@ class Session:
     origin: str | None = None
     """The workstation a session was imported from; None for one recorded here."""
 
+    def __init__(
+        self,
+        id: str,
+        date_of_service: date,
+        patient_ref: str,
+        clinician: str,
+        role: Role,
+        discipline: Discipline,
+        payer_profile: str,
+        status: SessionStatus,
+        amended: bool,
+        exported: bool,
+        created_utc: datetime,
+        closed_utc: datetime | None,
+        pause: Pause | None,
+        allocation: Mapping[str, int] | None = None,
+        origin: str | None = None,
+    ) -> None:
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "date_of_service", date_of_service)
+        object.__setattr__(self, "patient_ref", patient_ref)
+        object.__setattr__(self, "clinician", clinician)
+        object.__setattr__(self, "role", role)
+        object.__setattr__(self, "discipline", discipline)
+        object.__setattr__(self, "payer_profile", payer_profile)
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "amended", amended)
+        object.__setattr__(self, "exported", exported)
+        object.__setattr__(self, "created_utc", created_utc)
+        object.__setattr__(self, "closed_utc", closed_utc)
+        object.__setattr__(self, "pause", pause)
+        object.__setattr__(self, "allocation", allocation)
+        object.__setattr__(self, "origin", origin)
+
     @property
     def is_open(self) -> bool:
         return self.status is SessionStatus.OPEN
@@ -86,7 +133,7 @@ class Session:
         return self.pause is not None
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Segment:
     """A stretch of one code furnished by one party; ``stop_utc`` is None while it runs.
 
@@ -102,6 +149,24 @@ class Segment:
     start_utc: datetime
     stop_utc: datetime | None
 
+    def __init__(
+        self,
+        id: str,
+        session_id: str,
+        code: str,
+        furnished_by: FurnishedBy,
+        exclusive: bool,
+        start_utc: datetime,
+        stop_utc: datetime | None,
+    ) -> None:
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "session_id", session_id)
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "furnished_by", furnished_by)
+        object.__setattr__(self, "exclusive", exclusive)
+        object.__setattr__(self, "start_utc", start_utc)
+        object.__setattr__(self, "stop_utc", stop_utc)
+
     @property
     def running(self) -> bool:
         return self.stop_utc is None
@@ -112,12 +177,16 @@ class Segment:
         return max(timedelta(0), end - self.start_utc)
 
 
-@dataclass(frozen=True)
+@frozen_record
 class ClockWarning:
     """The clock read earlier than a moment already recorded; time was clamped to ``used``."""
 
     reading: datetime
     used: datetime
+
+    def __init__(self, reading: datetime, used: datetime) -> None:
+        object.__setattr__(self, "reading", reading)
+        object.__setattr__(self, "used", used)
 
     @property
     def message(self) -> str:
@@ -128,7 +197,7 @@ class ClockWarning:
         )
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Change:
     """What one operation did, so a store can write exactly that and a screen redraw only that.
 
@@ -145,6 +214,26 @@ class Change:
     furnished_by_before: FurnishedBy = FurnishedBy.THERAPIST
     furnished_by_after: FurnishedBy = FurnishedBy.THERAPIST
     warnings: tuple[ClockWarning, ...] = ()
+
+    def __init__(
+        self,
+        session_id: str = "",
+        closed: tuple[Segment, ...] = (),
+        opened: tuple[Segment, ...] = (),
+        paused_before: Pause | None = None,
+        paused_after: Pause | None = None,
+        furnished_by_before: FurnishedBy = FurnishedBy.THERAPIST,
+        furnished_by_after: FurnishedBy = FurnishedBy.THERAPIST,
+        warnings: tuple[ClockWarning, ...] = (),
+    ) -> None:
+        object.__setattr__(self, "session_id", session_id)
+        object.__setattr__(self, "closed", closed)
+        object.__setattr__(self, "opened", opened)
+        object.__setattr__(self, "paused_before", paused_before)
+        object.__setattr__(self, "paused_after", paused_after)
+        object.__setattr__(self, "furnished_by_before", furnished_by_before)
+        object.__setattr__(self, "furnished_by_after", furnished_by_after)
+        object.__setattr__(self, "warnings", warnings)
 
     @property
     def stopped_codes(self) -> tuple[str, ...]:
@@ -176,7 +265,7 @@ class Change:
         return not (self.closed or self.opened or self.pause_changed or self.furnished_by_changed)
 
 
-@dataclass(frozen=True)
+@frozen_record
 class UntimedService:
     """An untimed service entered by hand (e.g. an evaluation); minutes are optional."""
 
@@ -187,8 +276,24 @@ class UntimedService:
     furnished_by: FurnishedBy
     created_utc: datetime
 
+    def __init__(
+        self,
+        id: int,
+        session_id: str,
+        code: str,
+        minutes: int | None,
+        furnished_by: FurnishedBy,
+        created_utc: datetime,
+    ) -> None:
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "session_id", session_id)
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "minutes", minutes)
+        object.__setattr__(self, "furnished_by", furnished_by)
+        object.__setattr__(self, "created_utc", created_utc)
 
-@dataclass(frozen=True)
+
+@frozen_record
 class AuditEntry:
     id: int
     at_utc: datetime
@@ -199,6 +304,28 @@ class AuditEntry:
     before: Mapping[str, object] | None
     after: Mapping[str, object] | None
     reason: str
+
+    def __init__(
+        self,
+        id: int,
+        at_utc: datetime,
+        actor: str,
+        action: str,
+        entity: str,
+        entity_id: str,
+        before: Mapping[str, object] | None,
+        after: Mapping[str, object] | None,
+        reason: str,
+    ) -> None:
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "at_utc", at_utc)
+        object.__setattr__(self, "actor", actor)
+        object.__setattr__(self, "action", action)
+        object.__setattr__(self, "entity", entity)
+        object.__setattr__(self, "entity_id", entity_id)
+        object.__setattr__(self, "before", before)
+        object.__setattr__(self, "after", after)
+        object.__setattr__(self, "reason", reason)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,13 +412,23 @@ class RecoveryChoice(StrEnum):
     DISCARD = "discard"  # the time is not trustworthy: remove them (kept in the audit log)
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Interrupted:
     """An open session with segments still running, found when the app starts."""
 
     session: Session
     segments: tuple[Segment, ...]
     last_heartbeat: datetime | None
+
+    def __init__(
+        self,
+        session: Session,
+        segments: tuple[Segment, ...],
+        last_heartbeat: datetime | None,
+    ) -> None:
+        object.__setattr__(self, "session", session)
+        object.__setattr__(self, "segments", segments)
+        object.__setattr__(self, "last_heartbeat", last_heartbeat)
 
     def stop_at(self, segment: Segment) -> datetime:
         """Where ``STOP_AT_HEARTBEAT`` ends ``segment``: the heartbeat, never before its start."""
@@ -575,7 +712,7 @@ class ConflictStatus(StrEnum):
     DROPPED = "dropped"
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Conflict:
     """Another version of a session an import met, kept as received for the front desk."""
 
@@ -592,8 +729,30 @@ class Conflict:
     record: Mapping[str, Any]
     """The session as that workstation recorded it (the bundle's checked record)."""
 
+    def __init__(
+        self,
+        id: int,
+        session_id: str,
+        origin: str,
+        source: str,
+        why: str,
+        received_utc: datetime,
+        status: ConflictStatus,
+        decided_utc: datetime | None,
+        record: Mapping[str, Any],
+    ) -> None:
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "session_id", session_id)
+        object.__setattr__(self, "origin", origin)
+        object.__setattr__(self, "source", source)
+        object.__setattr__(self, "why", why)
+        object.__setattr__(self, "received_utc", received_utc)
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "decided_utc", decided_utc)
+        object.__setattr__(self, "record", record)
 
-@dataclass(frozen=True)
+
+@frozen_record
 class SessionProblem:
     """A session whose minutes the rules refuse (a timer left running over a weekend, a typo in
     a correction, a code no longer in the catalogue): shown and exported as an error row naming
@@ -605,6 +764,12 @@ class SessionProblem:
     message: str
     fix: str
     """What a person does about it, in words."""
+
+    def __init__(self, session: Session, field: str, message: str, fix: str) -> None:
+        object.__setattr__(self, "session", session)
+        object.__setattr__(self, "field", field)
+        object.__setattr__(self, "message", message)
+        object.__setattr__(self, "fix", fix)
 
     @property
     def text(self) -> str:

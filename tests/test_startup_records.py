@@ -1,0 +1,106 @@
+"""The model's records are frozen_record classes (issue 13: a window start compiled the
+generated methods of all twelve, ~15 ms): each must behave as its ``@dataclass(frozen=True)``
+twin, by tests/test_frozen.py's own check."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from tests import test_frozen
+from therapy_timer.codes import Discipline, FurnishedBy, Method, Role
+from therapy_timer.model import (
+    AuditEntry,
+    Change,
+    ClockWarning,
+    Conflict,
+    ConflictStatus,
+    Interrupted,
+    Pause,
+    PayerProfile,
+    Resumable,
+    Segment,
+    Session,
+    SessionProblem,
+    SessionStatus,
+    UntimedService,
+)
+
+AT = dt.datetime(2026, 11, 20, 14, 30, tzinfo=dt.UTC)
+RESUMABLE = Resumable("97110", FurnishedBy.ASSISTANT)
+PAUSE = Pause(AT, (RESUMABLE,))
+SESSION_ARGS = (
+    "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+    dt.date(2026, 11, 20),
+    "JD-1",
+    "Ann Lee",
+    Role.PT,
+    Discipline.PT,
+    "Medicare",
+    SessionStatus.OPEN,
+    False,
+    False,
+    AT,
+    None,
+    None,
+)
+SESSION = Session(*SESSION_ARGS)
+SEGMENT = Segment("a" * 32, SESSION.id, "97110", FurnishedBy.THERAPIST, True, AT, None)
+WARNING = ClockWarning(AT, AT + dt.timedelta(seconds=30))
+
+SAMPLES: list[tuple[type[Any], tuple[Any, ...], dict[str, Any]]] = [
+    (PayerProfile, ("Medicare", Method.CMS, True), {}),
+    (Resumable, ("97110", FurnishedBy.ASSISTANT), {}),
+    (Pause, (AT, (RESUMABLE,)), {}),
+    (Session, SESSION_ARGS, {}),
+    (Session, (*SESSION_ARGS[:-1], PAUSE), {"allocation": {"97110": 2}, "origin": "room 2"}),
+    (Segment, ("a" * 32, SESSION.id, "97110", FurnishedBy.THERAPIST, True, AT, None), {}),
+    (ClockWarning, (AT, AT + dt.timedelta(seconds=30)), {}),
+    (Change, (), {}),
+    (
+        Change,
+        (SESSION.id, (SEGMENT,), (SEGMENT,), None, PAUSE),
+        {
+            "furnished_by_before": FurnishedBy.ASSISTANT,
+            "furnished_by_after": FurnishedBy.THERAPIST,
+            "warnings": (WARNING,),
+        },
+    ),
+    (UntimedService, (1, SESSION.id, "97161", 30, FurnishedBy.THERAPIST, AT), {}),
+    (
+        AuditEntry,
+        (7, AT, "ann", "update", "segment", SEGMENT.id, {"a": 1}, None, "typo"),
+        {},
+    ),
+    (Interrupted, (SESSION, (SEGMENT,), AT), {}),
+    (
+        Conflict,
+        (3, SESSION.id, "room 2", "bundle.json", "amended here", AT, ConflictStatus.OPEN),
+        {"decided_utc": None, "record": {"id": SESSION.id}},
+    ),
+    (SessionProblem, (SESSION, "timed.97110", "too long", "correct it"), {}),
+]
+
+
+@pytest.mark.parametrize(("record", "args", "kwargs"), SAMPLES)
+def test_a_model_record_behaves_as_its_generated_twin(
+    record: type[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    test_frozen.test_a_record_behaves_as_its_generated_twin(record, args, kwargs)
+
+
+def test_every_model_record_is_sampled() -> None:
+    import dataclasses
+
+    from therapy_timer import model
+
+    records = {
+        value
+        for value in vars(model).values()
+        if isinstance(value, type)
+        and dataclasses.is_dataclass(value)
+        and value.__module__ == model.__name__
+    }
+    assert records == {record for record, _args, _kwargs in SAMPLES}
