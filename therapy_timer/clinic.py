@@ -14,7 +14,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import groupby
 from pathlib import Path
@@ -44,6 +44,7 @@ from therapy_timer.errors import (
     UnknownCode,
 )
 from therapy_timer.files import check_target, private_output, write_private
+from therapy_timer.frozen import frozen_record
 from therapy_timer.model import (
     Change,
     ClockWarning,
@@ -105,7 +106,7 @@ COMMAND_DEFAULTS = {
 """Settings keys a command-line session falls back on (a foot pedal names no clinician)."""
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Outcome:
     """A committed stopwatch step: the session and stopwatch after it, and what changed.
 
@@ -120,8 +121,20 @@ class Outcome:
     stopwatch: Stopwatch
     elsewhere: tuple[Outcome, ...] = ()
 
+    def __init__(
+        self,
+        session: Session,
+        change: Change,
+        stopwatch: Stopwatch,
+        elsewhere: tuple[Outcome, ...] = (),
+    ) -> None:
+        object.__setattr__(self, "session", session)
+        object.__setattr__(self, "change", change)
+        object.__setattr__(self, "stopwatch", stopwatch)
+        object.__setattr__(self, "elsewhere", elsewhere)
 
-@dataclass(frozen=True)
+
+@frozen_record
 class Header:
     """What a workstation remembers between sessions: who works here and for which payer."""
 
@@ -129,8 +142,13 @@ class Header:
     role: Role = Role.PT
     payer_profile: str = ""
 
+    def __init__(self, clinician: str = "", role: Role = Role.PT, payer_profile: str = "") -> None:
+        object.__setattr__(self, "clinician", clinician)
+        object.__setattr__(self, "role", role)
+        object.__setattr__(self, "payer_profile", payer_profile)
 
-@dataclass(frozen=True)
+
+@frozen_record
 class Workspace:
     """One open session as the window shows it: read once, re-evaluated on every repaint."""
 
@@ -140,12 +158,26 @@ class Workspace:
     profile: PayerProfile
     policy: RoundingPolicy
 
+    def __init__(
+        self,
+        session: Session,
+        stopwatch: Stopwatch,
+        untimed: tuple[UntimedService, ...],
+        profile: PayerProfile,
+        policy: RoundingPolicy,
+    ) -> None:
+        object.__setattr__(self, "session", session)
+        object.__setattr__(self, "stopwatch", stopwatch)
+        object.__setattr__(self, "untimed", untimed)
+        object.__setattr__(self, "profile", profile)
+        object.__setattr__(self, "policy", policy)
+
     @property
     def rows(self) -> billing.SessionRows:
         return billing.SessionRows(self.session, self.stopwatch, self.untimed, self.profile)
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Exported:
     """What an export did: the text (a preview on the terminal) or the file, and the count."""
 
@@ -154,8 +186,20 @@ class Exported:
     text: str | None = None
     marked: int = 0
 
+    def __init__(
+        self,
+        sessions: int,
+        path: Path | None = None,
+        text: str | None = None,
+        marked: int = 0,
+    ) -> None:
+        object.__setattr__(self, "sessions", sessions)
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "text", text)
+        object.__setattr__(self, "marked", marked)
 
-@dataclass(frozen=True)
+
+@frozen_record
 class SessionVersion:
     """One version of a session as the desk compares two: who, when, what was timed, what it
     bills on its own. ``fields`` are (label, value) pairs in the same order for every version."""
@@ -168,8 +212,24 @@ class SessionVersion:
     still_open: bool = False
     """Open here: it cannot be replaced until it is closed."""
 
+    def __init__(
+        self,
+        title: str,
+        fields: tuple[tuple[str, str], ...],
+        segments: tuple[str, ...],
+        untimed: tuple[str, ...],
+        billed: str,
+        still_open: bool = False,
+    ) -> None:
+        object.__setattr__(self, "title", title)
+        object.__setattr__(self, "fields", fields)
+        object.__setattr__(self, "segments", segments)
+        object.__setattr__(self, "untimed", untimed)
+        object.__setattr__(self, "billed", billed)
+        object.__setattr__(self, "still_open", still_open)
 
-@dataclass(frozen=True)
+
+@frozen_record
 class ConflictComparison:
     """A kept-aside version beside the session kept here (None: not here any more)."""
 
@@ -178,6 +238,18 @@ class ConflictComparison:
     incoming: SessionVersion
     on_server: bool = False
     """Kept aside by the clinic server (a sync), not by an import here."""
+
+    def __init__(
+        self,
+        conflict: Conflict,
+        here: SessionVersion | None,
+        incoming: SessionVersion,
+        on_server: bool = False,
+    ) -> None:
+        object.__setattr__(self, "conflict", conflict)
+        object.__setattr__(self, "here", here)
+        object.__setattr__(self, "incoming", incoming)
+        object.__setattr__(self, "on_server", on_server)
 
     @property
     def differing(self) -> frozenset[str]:
@@ -196,7 +268,7 @@ class ConflictComparison:
         return frozenset(found)
 
 
-@dataclass(frozen=True)
+@frozen_record
 class ClinicRead:
     """What the desk read from the clinic server for a range: the session records this role
     may read (each with its ``workstation``) and every workstation's last sync and running
@@ -208,6 +280,18 @@ class ClinicRead:
     """Versions the server would not write over, waiting for the desk."""
     copies: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     """The server's copy of each kept-aside version's session, by session id."""
+
+    def __init__(
+        self,
+        records: tuple[dict[str, object], ...],
+        workstations: tuple[server.WorkstationState, ...],
+        kept_aside: tuple[server.KeptAside, ...] = (),
+        copies: Mapping[str, Mapping[str, object]] | None = None,
+    ) -> None:
+        object.__setattr__(self, "records", records)
+        object.__setattr__(self, "workstations", workstations)
+        object.__setattr__(self, "kept_aside", kept_aside)
+        object.__setattr__(self, "copies", {} if copies is None else copies)
 
 
 PdfRenderer = Callable[[Sequence[billing.ClaimDay], Path], None]
@@ -2322,12 +2406,16 @@ UNDO_ELSEWHERE_REASON = "undone: the tap went to the wrong patient"
 _BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 
 
-@dataclass(frozen=True)
+@frozen_record
 class RunningPatient:
     """An open session with running segments (or a pause): one entry of the caseload."""
 
     session: Session
     segments: tuple[Segment, ...]
+
+    def __init__(self, session: Session, segments: tuple[Segment, ...]) -> None:
+        object.__setattr__(self, "session", session)
+        object.__setattr__(self, "segments", segments)
 
 
 def _person(session: Session, furnished_by: FurnishedBy) -> tuple[str, bool]:
