@@ -22,7 +22,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
 from therapy_timer import billing, paths, rules
-from therapy_timer import export as ex
 from therapy_timer import store as st
 from therapy_timer.clock import Clock, SystemClock
 from therapy_timer.codes import (
@@ -67,7 +66,11 @@ from therapy_timer.stopwatch import (
 )
 from therapy_timer.store.queries import WindowLease
 
-if TYPE_CHECKING:  # the clinic server's types; psycopg itself loads only when a server is used
+if TYPE_CHECKING:
+    # Both load where they are used: the clinic server's psycopg only when a server is used,
+    # export (and csv) only where a file is written, read or listed (a window start uses
+    # neither, issue 13).
+    from therapy_timer import export as ex
     from therapy_timer import server
 
 CLAIM_DAY_BATCH = 2000
@@ -1347,6 +1350,8 @@ class Clinic:
         clinic's own files. ``days`` are the days a screen shows (filtered); by default every
         day of the range, read a date at a time.
         """
+        from therapy_timer import export as ex
+
         fmt = fmt.lower()
         if fmt not in ex.EXPORT_FORMATS:
             raise InvalidInput("format", f"{fmt!r} is not one of {', '.join(ex.EXPORT_FORMATS)}")
@@ -1447,6 +1452,8 @@ class Clinic:
         All files are read and checked before anything is written, and merged in one
         transaction.
         """
+        from therapy_timer import export as ex
+
         bundles = [(path, ex.read_bundle(path)) for path in bundle_paths]
         batches = [
             st.RecordBatch(bundle["sessions"], origin=bundle["workstation"], source=str(path))
@@ -1480,6 +1487,8 @@ class Clinic:
 
     def owned_paths(self) -> list[Path]:
         """The files and folders of the clinic's data no export or copy may ever replace."""
+        from therapy_timer import export as ex
+
         database = self._store.path
         companions = [Path(f"{database}{suffix}") for suffix in ("-wal", "-shm", "-journal")]
         folders = [st.backups_dir(self.data_dir), self.data_dir / ex.CONFLICTS_DIRNAME]
@@ -1589,6 +1598,8 @@ class Clinic:
         """What a person asks about each session: open or closed, then amended, exported (and
         amended after export), imported, and "conflict" while another version an import
         kept aside waits for a decision (conflicts list), in that order."""
+        from therapy_timer import export as ex
+
         stale = self._store.changed_since_export([s.id for s in sessions if s.exported])
         waiting = {c.session_id for c in self.conflicts()}
         states: dict[str, tuple[str, ...]] = {}
