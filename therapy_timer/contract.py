@@ -313,7 +313,9 @@ def _parts(records: Sequence[Any], encode: Callable[[Any], str]) -> str:
 
 def _result_text(result: Result) -> str:
     """``json.dumps(result_json(result))``, built from the cached text of its parts."""
-    alternatives = ", ".join(map(_allocation_text, result.alternatives))
+    alternatives = (
+        ", ".join(map(_allocation_text, result.alternatives)) if result.alternatives else ""
+    )
     return (
         f'{{"method": {_METHOD_TEXT[result.method]}, '
         f'"total_timed_minutes": {result.total_timed_minutes}, '

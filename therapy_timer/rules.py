@@ -375,7 +375,7 @@ def cms_split(minutes: Mapping[str, int]) -> CmsSplit:
         total += m
         if m != units * UNIT_MINUTES:
             leftover[code] = m - units * UNIT_MINUTES
-    extra = (total + 7) // UNIT_MINUTES - whole  # cms_total_units, inline: called per request
+    extra = cms_total_units(total) - whole
     if extra == 0:
         return CmsSplit(base, (), (), 0)
     if extra == len(leftover):  # every code with a leftover gets its unit: nothing to choose
