@@ -473,7 +473,7 @@ def pooled_input(
             for code, total in exact.items():
                 elapsed[code] = elapsed.get(code, _ZERO) + total
                 assistant[code] = assistant.get(code, _ZERO) + helped.get(code, _ZERO)
-    result = RulesInput()
+    result = RulesInput({}, {}, [], {})
     rounded = policy.minutes
     for code in sorted(elapsed, key=catalogue.rank):
         minutes = rounded(elapsed[code])
@@ -551,18 +551,21 @@ def evaluate_day(
         billed = [r for r in rows if r.session.id not in held]
     sessions = [r.session for r in billed]
     minutes = pooled_input([(r.stopwatch, r.untimed) for r in billed], catalogue, policy)
+    profile, session = first.profile, first.session
     request = rules.Request(
-        method=first.profile.method,
-        discipline=first.session.discipline,
-        timed=minutes.timed,
-        assistant_minutes={c: m for c, m in minutes.assistant_minutes.items() if m},
-        untimed=tuple(minutes.untimed),
-        untimed_minutes=minutes.untimed_minutes,
-        date_of_service=first.session.date_of_service,
-        assistant_modifiers=first.profile.assistant_modifiers,
+        profile.method,
+        session.discipline,
+        minutes.timed,
+        {c: m for c, m in minutes.assistant_minutes.items() if m},
+        tuple(minutes.untimed),
+        minutes.untimed_minutes,
+        session.date_of_service,
+        profile.assistant_modifiers,
     )
-    chosen = [s.allocation for s in sessions if s.allocation is not None]
-    stored = chosen[-1] if chosen else None
+    stored = None  # the tie choice of the latest session that made one
+    for s in sessions:
+        if s.allocation is not None:
+            stored = s.allocation
     left_out = [_left_out(p, partial=bool(billed)) for p in problems]
     notes = None
     if note:

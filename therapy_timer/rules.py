@@ -1472,7 +1472,7 @@ def evaluate(
 
 
 _ANSWERS: dict[int, tuple[Catalogue, dict[tuple[object, ...], Result]]] = {}
-_ANSWERS_LIMIT = 65_536
+_ANSWERS_LIMIT = 16_384  # a clinic-year asks ~10,000 distinct questions; a window keeps these
 
 
 def evaluate_without_note(request: Request, catalogue: Catalogue | None = None) -> Result:
