@@ -1,6 +1,6 @@
-"""The model's and the clinic's records are frozen_record classes (issue 13: a window start
-compiled the generated methods of all twenty, ~25 ms): each must behave as its
-``@dataclass(frozen=True)`` twin, by tests/test_frozen.py's own check."""
+"""The records of the model, the clinic and the stopwatch are frozen_record classes (issue 13:
+a window start compiled the generated methods of all twenty-two, ~28 ms): each must behave as
+its ``@dataclass(frozen=True)`` twin, by tests/test_frozen.py's own check."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests import test_frozen
-from therapy_timer import clinic
+from therapy_timer import clinic, stopwatch
 from therapy_timer.codes import Discipline, FurnishedBy, Method, Role
 from therapy_timer.model import (
     AuditEntry,
@@ -100,6 +100,13 @@ SAMPLES: list[tuple[type[Any], tuple[Any, ...], dict[str, Any]]] = [
     (clinic.RunningPatient, (SESSION, (SEGMENT,)), {}),
     (clinic.ClinicRead, ((), ()), {}),
     (clinic.ClinicRead, (({"id": 1},), ("room 2",), ("kept",)), {"copies": {"a": {"b": 1}}}),
+    (
+        stopwatch.CodeTotal,
+        ("97110", dt.timedelta(minutes=9), dt.timedelta(minutes=2), 9, 2, True),
+        {},
+    ),
+    (stopwatch.RulesInput, (), {}),
+    (stopwatch.RulesInput, ({"97110": 9}, {"97110": 2}, ["97161"], {"97161": 30}), {}),
 ]
 
 
@@ -110,17 +117,23 @@ def test_a_model_record_behaves_as_its_generated_twin(
     test_frozen.test_a_record_behaves_as_its_generated_twin(record, args, kwargs)
 
 
-def test_every_model_and_clinic_record_is_sampled() -> None:
+def test_every_model_clinic_and_stopwatch_record_is_sampled() -> None:
     import dataclasses
 
     from therapy_timer import model
 
     records = {
         value
-        for module in (model, clinic)
+        for module in (model, clinic, stopwatch)
         for value in vars(module).values()
         if isinstance(value, type)
         and dataclasses.is_dataclass(value)
         and value.__module__ == module.__name__
     }
     assert records == {record for record, _args, _kwargs in SAMPLES}
+
+
+def test_each_rules_input_gets_its_own_empty_minutes() -> None:
+    first, second = stopwatch.RulesInput(), stopwatch.RulesInput()
+    assert first.timed == {} and first.untimed == [] and type(first.untimed) is list
+    assert first.timed is not second.timed and first.untimed is not second.untimed

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from therapy_timer.clock import Clock
 from therapy_timer.codes import Catalogue, Code, FurnishedBy, Kind
 from therapy_timer.errors import InvalidInput, InvalidOperation
+from therapy_timer.frozen import frozen_record
 from therapy_timer.model import Change, ClockWarning, Pause, Resumable, Segment
 
 _ZERO = timedelta(0)
@@ -40,7 +41,7 @@ class StopwatchState(StrEnum):
     PAUSED = "paused"
 
 
-@dataclass(frozen=True)
+@frozen_record
 class CodeTotal:
     """Time recorded for one code, exact and in whole minutes under the rounding policy."""
 
@@ -51,8 +52,24 @@ class CodeTotal:
     assistant_minutes: int
     running: bool
 
+    def __init__(
+        self,
+        code: str,
+        elapsed: timedelta,
+        assistant_elapsed: timedelta,
+        minutes: int,
+        assistant_minutes: int,
+        running: bool,
+    ) -> None:
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "elapsed", elapsed)
+        object.__setattr__(self, "assistant_elapsed", assistant_elapsed)
+        object.__setattr__(self, "minutes", minutes)
+        object.__setattr__(self, "assistant_minutes", assistant_minutes)
+        object.__setattr__(self, "running", running)
 
-@dataclass(frozen=True)
+
+@frozen_record
 class RulesInput:
     """Minutes in the shape ``rules.py`` takes them (plain dicts, catalogue order)."""
 
@@ -60,6 +77,22 @@ class RulesInput:
     assistant_minutes: dict[str, int] = field(default_factory=dict)
     untimed: list[str] = field(default_factory=list)
     untimed_minutes: dict[str, int] = field(default_factory=dict)
+
+    def __init__(
+        self,
+        timed: dict[str, int] | None = None,
+        assistant_minutes: dict[str, int] | None = None,
+        untimed: list[str] | None = None,
+        untimed_minutes: dict[str, int] | None = None,
+    ) -> None:
+        object.__setattr__(self, "timed", {} if timed is None else timed)
+        object.__setattr__(
+            self, "assistant_minutes", {} if assistant_minutes is None else assistant_minutes
+        )
+        object.__setattr__(self, "untimed", [] if untimed is None else untimed)
+        object.__setattr__(
+            self, "untimed_minutes", {} if untimed_minutes is None else untimed_minutes
+        )
 
 
 def _new_id() -> str:
