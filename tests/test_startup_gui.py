@@ -279,3 +279,27 @@ def test_the_body_room_is_its_viewports_width(
         scroll = rig.window.body_scroll
         assert rig.window.body_room() == scroll.viewport().width()
         assert scroll.verticalScrollBar().isVisible() == scrolls  # with and without the bar
+
+
+# A message box asks the window manager for its size; offscreen has none.
+@pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+def test_the_boxes_a_start_leaves_unbuilt_open_at_the_first_tap(qtbot: Bot, tmp_path: Path) -> None:
+    # Message boxes and the input dialog are imported where they open (issue 13): each must
+    # open right after the window shows, with nothing built for it beforehand.
+    from PySide6.QtWidgets import QInputDialog, QMessageBox
+
+    from therapy_timer.gui.app import _non_blocking_box
+
+    for rig in build(qtbot, tmp_path):
+        window = rig.window
+        window.keys_action.trigger()
+        window.limit_action.trigger()
+        _non_blocking_box(window)("Today's backup could not be made", "The disk is full.")
+        QApplication.processEvents()
+        boxes = {b.windowTitle() for b in window.findChildren(QMessageBox) if b.isVisible()}
+        assert boxes == {"Keyboard shortcuts", "Today's backup could not be made"}
+        [limit] = [d for d in window.findChildren(QInputDialog) if d.isVisible()]
+        assert limit.intValue() == rig.controller.forgot_to_stop_minutes
+        for box in window.findChildren(QMessageBox):
+            box.close()
+        limit.close()
