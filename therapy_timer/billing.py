@@ -11,13 +11,7 @@ from typing import Protocol
 from therapy_timer import rules
 from therapy_timer.codes import Catalogue, Discipline, FurnishedBy, Kind
 from therapy_timer.errors import InvalidInput
-from therapy_timer.model import (
-    PayerProfile,
-    Segment,
-    Session,
-    SessionProblem,
-    UntimedService,
-)
+from therapy_timer.model import PayerProfile, Segment, Session, SessionProblem, UntimedService
 from therapy_timer.stopwatch import RoundingPolicy, RulesInput, Stopwatch
 
 OTHER_METHOD = {rules.Method.CMS: rules.Method.AMA, rules.Method.AMA: rules.Method.CMS}
