@@ -1,7 +1,7 @@
 """Export a year of a 20-clinician clinic to CSV; compare with the sqlite3 shell writing the rows.
 
 Run: .venv/bin/python benchmarks/bench_export.py [--quick] [--sessions N] [--runs N]
-                                                 [--keep-csv FILE] [--compare FILE]
+                                                 [--keep-csv FILE] [--compare FILE] [--also DIR]
 
 Both sides are whole processes on the same database, interleaved, min and median of ``--runs``:
 the path people use, ``therapy-timer export --date 2025-01-01 --to 2025-12-31 --out FILE``
@@ -14,7 +14,9 @@ year's backup would be timed instead of the export.
 ``--keep-csv`` keeps the first run's CSV; ``--compare`` checks it byte for byte against a
 file made the same way by another version of the code (the year's data is generated from a
 fixed seed, so only the session ids differ between two loads: compare within one load, e.g.
-``--dir`` on the same folder).
+``--dir`` on the same folder). ``--also DIR`` times another checkout's export (e.g. a
+``git worktree`` of main before a change) in the same rounds, so before and after see the
+same load, and checks that both write the same CSV. Wall and CPU (user + system) are given.
 """
 
 from __future__ import annotations
@@ -49,12 +51,13 @@ ORDER BY s.date_of_service, s.created_utc, g.start_utc;
 """
 
 
-def run(args: list[str], out: Path | None = None) -> tuple[float, float]:
-    """Wall seconds and peak resident MiB of one process (stdout to ``out`` or discarded)."""
+def run(args: list[str], out: Path | None = None, cwd: Path = ROOT) -> tuple[float, float, float]:
+    """Wall seconds, peak resident MiB and CPU seconds (user + system) of one process
+    (stdout to ``out`` or discarded), run from ``cwd`` (its ``therapy_timer`` is the one run)."""
     sink = out.open("wb") if out is not None else subprocess.DEVNULL
     try:
         started = time.perf_counter()
-        child = subprocess.Popen(args, stdout=sink, stderr=subprocess.PIPE, env=ENV, cwd=ROOT)
+        child = subprocess.Popen(args, stdout=sink, stderr=subprocess.PIPE, env=ENV, cwd=cwd)
         _pid, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - started
     finally:
@@ -64,7 +67,11 @@ def run(args: list[str], out: Path | None = None) -> tuple[float, float]:
         raise SystemExit(
             f"{args[:4]} failed: {child.stderr.read().decode() if child.stderr else ''}"
         )
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+
+
+def summary(times: list[float]) -> str:
+    return f"min {min(times):6.2f} s, median {statistics.median(times):6.2f} s"
 
 
 def main() -> None:
@@ -77,12 +84,20 @@ def main() -> None:
     parser.add_argument(
         "--compare", type=Path, help="a CSV the first run must equal, byte for byte"
     )
+    parser.add_argument(
+        "--also",
+        type=Path,
+        help="another checkout (e.g. main before a change) whose export is timed in the same"
+        " rounds and whose CSV must equal this one's",
+    )
     args = parser.parse_args()
     sessions = args.sessions or (10_000 if args.quick else 100_000)
     shell = shutil.which("sqlite3")
     if shell is None:
         sys.exit("the baseline needs the sqlite3 shell: apt-get install sqlite3")
-    compileall.compile_dir(ROOT / "therapy_timer", quiet=1)
+    for checkout in (ROOT, args.also):
+        if checkout is not None:
+            compileall.compile_dir(checkout / "therapy_timer", quiet=1)
 
     with tempfile.TemporaryDirectory() as folder:
         data = args.dir or Path(folder) / "year"
@@ -92,17 +107,34 @@ def main() -> None:
         tt = [sys.executable, "-m", "therapy_timer", "--data-dir", str(data)]
         run([*tt, "session", "list", "--date", "2025-01-06"])  # today's backup, made once
         csv = Path(folder) / "year.csv"
+        export = ["export", "--date", "2025-01-01", "--to", "2025-12-31", "--out"]
         base: list[float] = []
+        base_cpu: list[float] = []
         ours: list[float] = []
+        ours_cpu: list[float] = []
         peaks: list[float] = []
-        for i in range(args.runs):  # interleaved, so both see the same machine load
-            base.append(run([shell, "-csv", "-header", str(database_path(data)), JOINED_ROWS])[0])
-            csv.unlink(missing_ok=True)
-            wall, peak = run(
-                [*tt, "export", "--date", "2025-01-01", "--to", "2025-12-31", "--out", str(csv)]
+        other: list[float] = []
+        other_cpu: list[float] = []
+        for i in range(args.runs):  # interleaved, so all see the same machine load
+            wall, _peak, cpu = run(
+                [shell, "-csv", "-header", str(database_path(data)), JOINED_ROWS]
             )
+            base.append(wall)
+            base_cpu.append(cpu)
+            if args.also is not None:
+                theirs = Path(folder) / "other.csv"
+                theirs.unlink(missing_ok=True)
+                wall, _peak, cpu = run([*tt, *export, str(theirs)], cwd=args.also)
+                other.append(wall)
+                other_cpu.append(cpu)
+            csv.unlink(missing_ok=True)
+            wall, peak, cpu = run([*tt, *export, str(csv)])
             ours.append(wall)
+            ours_cpu.append(cpu)
             peaks.append(peak)
+            if i == 0 and args.also is not None:
+                same = filecmp.cmp(csv, theirs, shallow=False)
+                print(f"CSV byte-identical to {args.also}'s: {'yes' if same else 'NO'}")
             if i == 0 and args.keep_csv is not None:
                 shutil.copyfile(csv, args.keep_csv)
             if i == 0 and args.compare is not None:
@@ -112,21 +144,22 @@ def main() -> None:
                 print(f"CSV byte-identical to {args.compare}: {'yes' if same else 'NO'}")
         rows = csv.read_bytes().count(b"\r\n") - 1
 
+    print(f"sqlite3 -csv joined rows:        {summary(base)}; CPU {summary(base_cpu)}")
     print(
-        f"sqlite3 -csv joined rows:        min {min(base):6.2f} s,"
-        f" median {statistics.median(base):6.2f} s"
-    )
-    print(
-        f"therapy-timer export --out csv:  min {min(ours):6.2f} s,"
-        f" median {statistics.median(ours):6.2f} s"
+        f"therapy-timer export --out csv:  {summary(ours)}; CPU {summary(ours_cpu)}"
         f"  ({rows:,} claim lines), peak {max(peaks):.0f} MiB"
         f" (runs: {', '.join(f'{p:.0f}' for p in peaks)})"
     )
-    print(
-        f"ratio: min {min(ours) / min(base):.1f} x, median"
-        f" {statistics.median(ours) / statistics.median(base):.1f} x the shell;"
-        f" {min(ours) / sessions * 1e6:.0f} us per session"
-    )
+    for label, walls, cpus in (("this", ours, ours_cpu), (str(args.also), other, other_cpu)):
+        if not walls:
+            continue
+        print(
+            f"{label}: wall min {min(walls) / min(base):.1f} x, median"
+            f" {statistics.median(walls) / statistics.median(base):.1f} x the shell;"
+            f" CPU min {min(cpus) / min(base_cpu):.1f} x, median"
+            f" {statistics.median(cpus) / statistics.median(base_cpu):.1f} x;"
+            f" {min(walls) / sessions * 1e6:.0f} us per session"
+        )
 
 
 if __name__ == "__main__":
