@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from therapy_timer.gui.day_view import DayView
 
 SMOKE_TEST_TIMEOUT_MS = 20_000
+COLLECTOR_PAUSE_LIMIT_MS = 5_000
+"""The longest the start keeps the cyclic collector paused waiting for the first paint: a
+window that is never exposed (a hidden desktop, a screen locked at log-in) never paints."""
 ICON_SIZES = (16, 32, 48, 64, 128, 256)
 
 ErrorShower = Callable[[str, str], None]
@@ -260,6 +263,7 @@ def run(
             sync_watcher = _FirstPaint(sync.start)
             window.installEventFilter(sync_watcher)
         window.show()
+        QTimer.singleShot(COLLECTOR_PAUSE_LIMIT_MS, resume_collector)
         if window.tray is not None:
             window.tray.show()
         window.offer_recovery()
