@@ -108,6 +108,20 @@ def test_a_record_behaves_as_its_generated_twin(
     assert ours != theirs  # another class, as between two dataclasses
     assert ours.__eq__(theirs) is NotImplemented
     assert vars(record)["__match_args__"] == vars(generated)["__match_args__"]
+    # What dataclasses reads of a class: a dataclass subclass is made or refused alike (a
+    # frozen one of a frozen base only), and a reader of the parameters sees a frozen record.
+    for name in ("init", "repr", "eq", "order", "unsafe_hash", "frozen"):
+        assert getattr(vars(record)["__dataclass_params__"], name) == getattr(
+            vars(generated)["__dataclass_params__"], name
+        ), name
+    for frozen in (True, False):
+        for base in (record, generated):
+            try:
+                dataclasses.dataclass(frozen=frozen)(type("Sub", (base,), {}))
+            except TypeError as exc:
+                assert not frozen and "frozen" in str(exc)
+            else:
+                assert frozen
     try:
         expected_hash: int | None = hash(theirs)
     except TypeError:  # a field holds a dict: neither is hashable

@@ -65,4 +65,8 @@ def frozen_record(cls: _C) -> _C:
     for method in (__eq__, __hash__, __repr__, __setattr__, __delattr__):
         method.__qualname__ = f"{record.__qualname__}.{method.__name__}"
         setattr(record, method.__name__, method)
+    # Say what the class now is: ``dataclasses`` reads these to refuse a non-frozen dataclass
+    # subclass of a frozen one and to allow a frozen one (the flags given above said neither).
+    params = record.__dataclass_params__
+    params.init = params.repr = params.eq = params.frozen = True
     return cls
