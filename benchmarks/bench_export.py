@@ -115,6 +115,10 @@ def main() -> None:
         peaks: list[float] = []
         other: list[float] = []
         other_cpu: list[float] = []
+        # Marked once, untimed: the first export marks every session exported, which turns
+        # each day's status from "closed" to "exported", so a fresh database's first CSV
+        # would differ from every later one (and from --also's, run just before it).
+        run([*tt, *export, str(csv)])
         for i in range(args.runs):  # interleaved, so all see the same machine load
             wall, _peak, cpu = run(
                 [shell, "-csv", "-header", str(database_path(data)), JOINED_ROWS]

@@ -5,7 +5,9 @@ The fast path sums a session's stopped segments without restoring a stopwatch
 (``rules.evaluate_without_note``, memoised). Here generated databases (amended, open,
 paused and bad sessions, assistant minutes, overlapping sessions of one clinician (R8.3),
 several plans of care and payers, untimed codes, times off the minute, dates under older
-rules) are billed both ways: every claim day and the CSV must come out the same.
+rules) are billed both ways: every claim day and the CSV must come out the same. A CSV writes
+plain days (closed sessions of stopped segments the rules accept) from their answer without
+building a ClaimDay; both kinds of day are checked against the full path.
 """
 
 from __future__ import annotations
@@ -193,6 +195,67 @@ def test_the_fast_export_bills_every_day_as_the_full_path_does(
     assert [_without_note(d) for d in fast] == [_without_note(d) for d in full]
     exported = clinic.export("csv", first, last, include_open=True, mark=False).text
     assert exported == ex.report_text(full, "csv")
+
+
+def _plain(**changes: object) -> dict[str, object]:
+    """A closed session of 97110 23 min and 97140 9 min on the last date, changed as told."""
+    made: dict[str, object] = {
+        "day": DATES[3],
+        "patient": "MRN1",
+        "clinician": "Ann",
+        "role": "PT",
+        "discipline": "PT",
+        "payer": "Medicare",
+        "state": "closed",
+        "amended": False,
+        "exported": False,
+        "plus_one": False,
+        "allocation": None,
+        "segments": [
+            {"code": "97110", "by": "therapist", "offset": 0, "length": 23 * 60_000_000},
+            {"code": "97140", "by": "assistant", "offset": 0, "length": 9 * 60_000_000},
+        ],
+        "untimed": [],
+    }
+    return {**made, **changes}
+
+
+def test_a_csv_writes_plain_days_from_their_answer_and_the_rest_as_claim_days(
+    store: Store,
+) -> None:
+    """Plain days (closed, stopped, accepted by the rules) are written from the rules' answer
+    without a ClaimDay; open, running, paused and refused ones go the full way, in the same
+    places: the CSV is what csv_rows writes of the full path's days."""
+    _load(
+        store,
+        [
+            _plain(),  # pooled with the next: one plain day of two sessions
+            _plain(clinician="Bob", amended=True, exported=True),
+            _plain(patient="MRN2", state="running"),
+            _plain(patient="AB", allocation={"97110": 1}),  # overlaps Ann's MRN1 (R8.3)
+            _plain(day=DATES[2], payer="No CQ", discipline="OT", state="paused"),
+            _plain(day=DATES[2], segments=[]),  # nothing billable
+            _plain(day=DATES[1], segments=[{**_plain()["segments"][0], "code": "97799"}]),  # type: ignore[index]
+            _plain(day=DATES[0], exported=True, untimed=[("97012", None, "therapist")]),
+        ],
+    )
+    clinic = Clinic(store, CATALOGUE, FakeClock(NOW))
+    first, last = DATES[0], DATES[-1]
+    answers: list[rules.Result | None] = []
+    real = billing.plain_answer
+
+    def spy(*args: object, **kwargs: object) -> rules.Result | None:
+        answers.append(real(*args, **kwargs))  # type: ignore[arg-type]
+        return answers[-1]
+
+    with mock.patch.object(billing, "stopped_totals", return_value=None):
+        full = list(clinic.iter_claim_days(first, last))
+    with mock.patch.object(billing, "plain_answer", spy):
+        exported = clinic.export("csv", first, last, include_open=True, mark=False).text
+    assert exported == ex.report_text(full, "csv")
+    plain = [a for a in answers if a is not None]
+    assert len(plain) == 4 and len(answers) == len(full) == 7
+    assert any(w.rule == "R8.3" for a in plain for w in a.warnings)
 
 
 def test_an_answer_without_its_note_is_the_answer_under_each_dates_rules() -> None:

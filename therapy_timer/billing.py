@@ -405,45 +405,56 @@ class ClaimDay:
 
     @property
     def status(self) -> str:
-        """open / amended after export / exported / amended / closed, the most telling first.
-
-        A day some of whose sessions were exported and some not (a visit added later) was
-        billed on other minutes than it has now: exported again, like an amendment.
-        """
+        """open / amended after export / exported / amended / closed (``day_status``)."""
         if self.problems:
             held = {p.session.id for p in self.problems}
             sessions = [s for s in self.sessions if s.id not in held]
         else:
             sessions = list(self.sessions)
-        if self.provisional:
-            return "open"
-        if not sessions:
-            return "needs correction"
-        exported = [s.exported for s in sessions]
-        if self.changed_after_export or (any(exported) and not all(exported)):
-            return "amended after export"
-        if all(exported):
-            return "exported"
-        return "amended" if any(s.amended for s in sessions) else "closed"
+        return day_status(sessions, provisional=self.provisional, changed=self.changed_after_export)
 
     @property
     def nothing_billable(self) -> str | None:
         """Why the day bills no line, in words; None when it bills something."""
-        if self.result.lines:
-            return None
-        result = self.result
-        if self.problems and not result.codes:
-            return "its session(s) cannot be billed until corrected"
-        if self.provisional and not result.codes:
-            return "still open: nothing recorded yet"
-        if not result.codes:
-            return "no minutes or services recorded"
-        recorded = ", ".join(f"{c.code} {c.minutes} min" for c in result.codes)
-        if result.method is rules.Method.CMS:
-            why = f"{result.total_timed_minutes} timed minutes for the day, under the 8 of a unit"
-        else:
-            why = "each code under the 8 minutes of a unit"
-        return f"{recorded}: {why}"
+        return nothing_billable(
+            self.result, problems=bool(self.problems), provisional=self.provisional
+        )
+
+
+def day_status(billed: Sequence[Session], *, provisional: bool, changed: bool) -> str:
+    """A claim day's status, the most telling first, from the sessions its answer bills.
+
+    A day some of whose sessions were exported and some not (a visit added later) was
+    billed on other minutes than it has now: exported again, like an amendment.
+    """
+    if provisional:
+        return "open"
+    if not billed:
+        return "needs correction"
+    exported = [s.exported for s in billed]
+    if changed or (any(exported) and not all(exported)):
+        return "amended after export"
+    if all(exported):
+        return "exported"
+    return "amended" if any(s.amended for s in billed) else "closed"
+
+
+def nothing_billable(result: rules.Result, *, problems: bool, provisional: bool) -> str | None:
+    """Why a claim day's answer bills no line, in words; None when it bills something."""
+    if result.lines:
+        return None
+    if problems and not result.codes:
+        return "its session(s) cannot be billed until corrected"
+    if provisional and not result.codes:
+        return "still open: nothing recorded yet"
+    if not result.codes:
+        return "no minutes or services recorded"
+    recorded = ", ".join(f"{c.code} {c.minutes} min" for c in result.codes)
+    if result.method is rules.Method.CMS:
+        why = f"{result.total_timed_minutes} timed minutes for the day, under the 8 of a unit"
+    else:
+        why = "each code under the 8 minutes of a unit"
+    return f"{recorded}: {why}"
 
 
 def pooled_input(
@@ -642,36 +653,70 @@ def claim_days(
     overlaps = concurrent or {}
     times = spans or {}
     changed = set(stale)
+    for members in day_groups(rows):
+        ids = [r.session.id for r in members]
+        result, problems = bill_day(
+            members,
+            catalogue,
+            policy,
+            concurrent=day_concurrent(ids, overlaps),
+            problem=problem,
+            note=note,
+        )
+        yield ClaimDay(
+            visits=tuple([Visit(r.session, *times.get(r.session.id, _NO_SPAN)) for r in members]),
+            result=result,
+            changed_after_export=bool(changed) and any([i in changed for i in ids]),
+            problems=problems,
+        )
+
+
+def day_groups(rows: Iterable[SessionRows]) -> Iterator[list[SessionRows]]:
+    """Sessions (in order of date of service) grouped into claim days, a date at a time, each
+    date's days by patient, discipline and payer: only one date's sessions are held at once."""
     current: date | None = None
     groups: dict[DayKey, list[SessionRows]] = {}
-
-    def flush() -> Iterator[ClaimDay]:
-        for key in sorted(groups, key=_day_order):
-            members = groups[key]
-            ids = [r.session.id for r in members]
-            others = sorted({p for i in ids for p in overlaps.get(i, ())}) if overlaps else []
-            result, problems = bill_day(
-                members, catalogue, policy, concurrent=others, problem=problem, note=note
-            )
-            yield ClaimDay(
-                visits=tuple(
-                    [Visit(r.session, *times.get(r.session.id, _NO_SPAN)) for r in members]
-                ),
-                result=result,
-                changed_after_export=bool(changed) and any([i in changed for i in ids]),
-                problems=problems,
-            )
-        groups.clear()
-
     for row in rows:
         day = row.session.date_of_service
         if current is not None and day < current:
             raise ValueError("claim_days needs sessions in order of date of service")
         if day != current:
-            yield from flush()
+            yield from [groups[key] for key in sorted(groups, key=_day_order)]
+            groups.clear()
             current = day
         groups.setdefault(day_key(row.session), []).append(row)
-    yield from flush()
+    yield from [groups[key] for key in sorted(groups, key=_day_order)]
+
+
+def day_concurrent(ids: Sequence[str], overlaps: Mapping[str, Sequence[str]]) -> list[str]:
+    """The patients overlapping any of a claim day's sessions (R8.3), from each session's."""
+    return sorted({p for i in ids for p in overlaps.get(i, ())}) if overlaps else []
+
+
+def plain_answer(
+    members: Sequence[SessionRows],
+    catalogue: Catalogue,
+    policy: RoundingPolicy,
+    concurrent: Sequence[str],
+) -> rules.Result | None:
+    """A plain claim day's answer without its note, or None when the day is not plain.
+
+    Plain: every session closed and summed from stopped segments (``StoppedTotals``: no
+    pause, no running timer, nothing the stopwatch must check) and the pooled minutes are
+    accepted by the rules. Such a day has no problems, is not provisional and bills every
+    session, so a CSV can write its rows from this answer alone (``Clinic`` does, without
+    building a ``ClaimDay``); any other day goes through ``claim_days``, which gives the
+    same answer here (``bill_day`` with nothing left out is ``evaluate_day``).
+    """
+    for row in members:
+        if row.problem is not None or row.session.is_open:
+            return None
+        if not isinstance(row.stopwatch, StoppedTotals):
+            return None
+    try:
+        return evaluate_day(members, catalogue, policy, concurrent=concurrent, note=False)
+    except InvalidInput:
+        return None
 
 
 _NO_SPAN = (None, None)

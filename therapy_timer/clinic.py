@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from itertools import groupby
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from therapy_timer import billing, paths, rules
 from therapy_timer import store as st
@@ -1236,9 +1236,14 @@ class Clinic:
     def _claim_days_of(
         self, sessions: Iterable[Session], *, note: bool = True
     ) -> Iterator[billing.ClaimDay]:
-        """Claim days of ``sessions`` (in order of date), reading whole dates in batches of
-        about CLAIM_DAY_BATCH sessions: a year never sits in memory as segments, and a query
-        per date would cost more than the rules (about a millisecond each).
+        """Claim days of ``sessions`` (in order of date), read in batches (``_batches``)."""
+        for batch in self._batches(sessions):
+            yield from self._batch_days(batch, batch.rows, note=note)
+
+    def _batches(self, sessions: Iterable[Session]) -> Iterator[_Batch]:
+        """What billing needs of ``sessions`` (in order of date), reading whole dates in
+        batches of about CLAIM_DAY_BATCH sessions: a year never sits in memory as segments,
+        and a query per date would cost more than the rules (about a millisecond each).
 
         A session whose segments have all stopped is billed on their summed times; only the
         others (a timer running, a pause, rows the stopwatch must check) restore a stopwatch."""
@@ -1272,18 +1277,83 @@ class Clinic:
                         s, totals, untimed.get(s.id, ()), profiles[s.payer_profile]
                     )
                 rows.append(row)
-            yield from billing.claim_days(
+            yield _Batch(
                 rows,
-                self._catalogue,
-                policy,
-                concurrent=billing.concurrent_patients(dated, segments, self._catalogue, now),
-                spans=_spans(segments),
-                stale=self._store.changed_since_export(
-                    [s.id for s in dated if s.exported and s.amended]
-                ),
-                problem=self.session_problem,
-                note=note,
+                billing.concurrent_patients(dated, segments, self._catalogue, now),
+                segments,
+                self._store.changed_since_export([s.id for s in dated if s.exported and s.amended]),
             )
+
+    def _batch_days(
+        self, batch: _Batch, rows: Sequence[billing.SessionRows], *, note: bool = True
+    ) -> Iterator[billing.ClaimDay]:
+        """The claim days of ``rows``, sessions of ``batch``."""
+        return billing.claim_days(
+            rows,
+            self._catalogue,
+            self.policy,
+            concurrent=batch.concurrent,
+            spans=_spans([r.session.id for r in rows], batch.segments),
+            stale=batch.stale,
+            problem=self.session_problem,
+            note=note,
+        )
+
+    def _csv_rows(
+        self, start: date, end: date, clinician: str | None, tally: _Tally
+    ) -> Iterator[list[str]]:
+        """A range's CSV rows, ``export.csv_rows`` of its claim days, a date at a time.
+
+        Why not just that: most days of a clinic-year are plain (``billing.plain_answer``:
+        closed sessions of stopped segments the rules accept), and building each one's
+        ``ClaimDay``, visits and properties cost more than their memoised answer. A plain
+        day's rows are written from the answer and its sessions with the same cell, status
+        and why-nothing functions; any other day goes through ``claim_days`` and
+        ``csv_rows`` whole, in the same place. tests/test_export_fast_path.py holds the two
+        equal on generated databases.
+        """
+        from therapy_timer import export as ex
+
+        catalogue, policy = self._catalogue, self.policy
+        line_cells: ex.LineCells = {}
+        for batch in self._batches(self._sessions_by_date(start, end)):
+            for members in billing.day_groups(batch.rows):
+                sessions = [r.session for r in members]
+                if clinician is not None and not any(s.clinician == clinician for s in sessions):
+                    continue
+                ids = [s.id for s in sessions]
+                others = billing.day_concurrent(ids, batch.concurrent)
+                result = billing.plain_answer(members, catalogue, policy, others)
+                if result is None:
+                    days = self._batch_days(batch, members, note=False)
+                    yield from ex.csv_rows(tally.days(days), line_cells)
+                    continue
+                tally.plain(sessions)
+                first = sessions[0]
+                status = billing.day_status(
+                    sessions, provisional=False, changed=any([i in batch.stale for i in ids])
+                )
+                tail = ex.day_tail(
+                    result,
+                    dict.fromkeys([f"{s.clinician} ({s.role.value})" for s in sessions]),
+                    ids,
+                    any([s.amended for s in sessions]),
+                    status,
+                )
+                why = billing.nothing_billable(result, problems=False, provisional=False)
+                yield from ex.day_rows(
+                    ex.day_cells(
+                        first.date_of_service,
+                        first.patient_ref,
+                        first.discipline,
+                        first.payer_profile,
+                    ),
+                    result,
+                    tail,
+                    "" if why is None else ex.neutralise(f"nothing billable: {why}"),
+                    why,
+                    line_cells,
+                )
 
     def _session_rows(
         self,
@@ -1377,12 +1447,28 @@ class Clinic:
             # A bundle copies sessions to another station; it bills nothing, so marks nothing.
             return self._write_export(text, None, out, force, _Tally(ids), mark=False)
         tally = _Tally()
+        if fmt == "csv":
+            rows = (
+                self._csv_rows(start, end or start, clinician, tally)
+                if days is None
+                else ex.csv_rows(tally.days(days))
+            )
+            if out is None:
+                with collector_paused():
+                    text = ex.csv_text(rows)
+                return self._write_export(text, None, out, force, tally, mark=mark)
+
+            # Streamed into the file as the days are billed: a clinic-year's CSV is never
+            # held in memory (the file is still renamed into place only once whole).
+            def stream(path: Path) -> None:
+                with path.open("w", encoding="utf-8", newline="") as handle, collector_paused():
+                    ex.write_csv_rows(rows, handle)
+
+            return self._write_export(None, stream, out, force, tally, mark=mark)
         if days is not None:
             source: Iterable[billing.ClaimDay] = days
-        else:
-            # Only JSON and PDF show the answers' notes.
-            note = fmt in ("json", "pdf")
-            source = self.iter_claim_days(start, end, clinician=clinician, note=note)
+        else:  # with their answers' notes, which JSON and PDF show
+            source = self.iter_claim_days(start, end, clinician=clinician)
         if fmt == "pdf":
             if out is None:
                 raise InvalidInput("out", "a PDF needs a file name")
@@ -1392,14 +1478,6 @@ class Clinic:
             return self._write_export(
                 None, lambda path: draw(pdf_days, path), out, force, tally, mark=mark
             )
-        if fmt == "csv" and out is not None:
-            # Streamed into the file as the days are billed: a clinic-year's CSV is never
-            # held in memory (the file is still renamed into place only once whole).
-            def stream(path: Path) -> None:
-                with path.open("w", encoding="utf-8", newline="") as handle, collector_paused():
-                    ex.write_csv(tally.days(source), handle)
-
-            return self._write_export(None, stream, out, force, tally, mark=mark)
         with collector_paused():
             text = ex.report_text(tally.days(source), fmt)
         return self._write_export(text, None, out, force, tally, mark=mark)
@@ -2350,14 +2428,17 @@ class Clinic:
 
 
 def _spans(
-    segments: Mapping[str, Sequence[Segment]],
+    ids: Iterable[str], segments: Mapping[str, Sequence[Segment]]
 ) -> dict[str, tuple[datetime | None, datetime | None]]:
     """Each session's first segment start and last segment stop (None if none stopped), from
-    the segments already read for its stopwatch."""
+    the segments already read for its stopwatch (only for the days a ``ClaimDay`` is built:
+    a CSV's plain days never show them)."""
     found: dict[str, tuple[datetime | None, datetime | None]] = {}
-    for session_id, listed in segments.items():
-        stops = [s.stop_utc for s in listed if s.stop_utc is not None]
-        found[session_id] = (min(s.start_utc for s in listed), max(stops, default=None))
+    for session_id in ids:
+        listed = segments.get(session_id)
+        if listed:
+            stops = [s.stop_utc for s in listed if s.stop_utc is not None]
+            found[session_id] = (min(s.start_utc for s in listed), max(stops, default=None))
     return found
 
 
@@ -2384,6 +2465,21 @@ class _Tally:
                     [s.id for s in day.sessions if s.id in billed and (s.amended or not s.exported)]
                 )
             yield day
+
+    def plain(self, sessions: Sequence[Session]) -> None:
+        """``days`` for a plain claim day (closed, nothing left out) written without one."""
+        self.sessions += len(sessions)
+        self.ids.extend([s.id for s in sessions])
+        self.to_mark.extend([s.id for s in sessions if s.amended or not s.exported])
+
+
+class _Batch(NamedTuple):
+    """What billing reads for a few whole dates of sessions (``Clinic._batches``)."""
+
+    rows: list[billing.SessionRows]
+    concurrent: dict[str, tuple[str, ...]]
+    segments: dict[str, list[Segment]]
+    stale: set[str]
 
 
 def _whole_dates(sessions: Iterable[Session], size: int) -> Iterator[list[Session]]:

@@ -153,40 +153,37 @@ def neutralise(cell: str) -> str:
     return "'" + cell if cell.lstrip(" \u00a0").startswith(FORMULA_STARTS) else cell
 
 
-def csv_rows(days: Iterable[ClaimDayLike]) -> Iterator[list[str]]:
+LineCells = dict[tuple[int, int], tuple[object, object, list[list[str]]]]
+"""A line's own cells (code, modifiers, units, minutes) by the answer's lines and codes they
+come from, which answers memoised for many days share (the entry holds them, so their ids
+stay theirs)."""
+
+
+def csv_rows(
+    days: Iterable[ClaimDayLike], line_cells: LineCells | None = None
+) -> Iterator[list[str]]:
     """One row per billable line of each claim day; a day billing nothing gets one 0-unit row.
 
     Zero-unit codes of a billing day stay in the note, not among the rows. Cells that cannot
     start with a formula's character (dates, plan-of-care names, counts, yes/no, statuses) are
     written as they are; every other cell is neutralised, once per day where rows share it.
     """
-    # A line's own cells come from its answer's lines and codes, which answers memoised for
-    # many days share (the entry holds them, so their ids stay theirs).
-    line_cells: dict[tuple[int, int], tuple[object, object, list[list[str]]]] = {}
+    cells: LineCells = {} if line_cells is None else line_cells
     for day in days:
-        result = day.result
         problems = day.problems
-        common = [
-            day.date_of_service.isoformat(),
-            neutralise(day.patient_ref),
-            day.discipline.value,
-            neutralise(day.payer_profile),
-        ]
+        common = day_cells(day.date_of_service, day.patient_ref, day.discipline, day.payer_profile)
         for problem in problems:  # (neutralising a neutralised cell changes nothing)
             yield [neutralise(cell) for cell in _error_row(common, problem)]
         billed = day.billed_session_ids
         if not billed:
             continue
-        timed = str(result.total_timed_minutes)
-        tail = [
-            timed,
-            str(result.total_treatment_minutes),
-            neutralise("; ".join(day.clinicians)),
-            neutralise(" ".join(billed)),
-            "yes" if any([s.amended for s in day.sessions]) else "no",
-            neutralise(act_warnings(result)),
+        tail = day_tail(
+            day.result,
+            day.clinicians,
+            billed,
+            any([s.amended for s in day.sessions]),
             day.status,
-        ]
+        )
         provisional = "provisional: a session of the day is still open" if day.provisional else ""
         partial = ""
         if problems:
@@ -194,31 +191,69 @@ def csv_rows(days: Iterable[ClaimDayLike]) -> Iterator[list[str]]:
             partial = f"partial day: without session {held} (its error row) until corrected"
         why = day.nothing_billable
         if why is not None:
-            row = [*common, "", "", "0", timed, *tail]
-            row.append(neutralise("; ".join(filter(None, [f"nothing billable: {why}", partial]))))
-            yield row
-            continue
-        remark = neutralise(
-            f"{provisional}; {partial}" if provisional and partial else provisional or partial
-        )
-        key = (id(result.lines), id(result.codes))
-        known = line_cells.get(key)
-        if known is None or known[0] is not result.lines or known[1] is not result.codes:
-            minutes = {c.code: c.minutes for c in result.codes}
-            cells = [
-                [
-                    neutralise(line.code),
-                    neutralise(" ".join(line.modifiers)),
-                    str(line.units),
-                    str(minutes[line.code]),
-                ]
-                for line in result.lines
+            remark = "; ".join(filter(None, [f"nothing billable: {why}", partial]))
+        else:
+            remark = (
+                f"{provisional}; {partial}" if provisional and partial else provisional or partial
+            )
+        yield from day_rows(common, day.result, tail, neutralise(remark), why, cells)
+
+
+def day_cells(
+    day: dt.date, patient_ref: str, discipline: Discipline, payer_profile: str
+) -> list[str]:
+    """The cells every row of a claim day starts with."""
+    return [day.isoformat(), neutralise(patient_ref), discipline.value, neutralise(payer_profile)]
+
+
+def day_tail(
+    result: rules.Result,
+    clinicians: Iterable[str],
+    billed: Iterable[str],
+    amended: bool,
+    status: str,
+) -> list[str]:
+    """The cells after a line's own: the day's totals, who and which sessions, its status."""
+    return [
+        str(result.total_timed_minutes),
+        str(result.total_treatment_minutes),
+        neutralise("; ".join(clinicians)),
+        neutralise(" ".join(billed)),
+        "yes" if amended else "no",
+        neutralise(act_warnings(result)),
+        status,
+    ]
+
+
+def day_rows(
+    common: list[str],
+    result: rules.Result,
+    tail: list[str],
+    remark: str,
+    nothing_billable: str | None,
+    line_cells: LineCells,
+) -> list[list[str]]:
+    """A claim day's billed rows: one per line, or one of 0 units when it bills nothing
+    (``nothing_billable`` says why, and ``remark`` already does)."""
+    if nothing_billable is not None:
+        return [[*common, "", "", "0", tail[0], *tail, remark]]
+    key = (id(result.lines), id(result.codes))
+    known = line_cells.get(key)
+    if known is None or known[0] is not result.lines or known[1] is not result.codes:
+        minutes = {c.code: c.minutes for c in result.codes}
+        cells = [
+            [
+                neutralise(line.code),
+                neutralise(" ".join(line.modifiers)),
+                str(line.units),
+                str(minutes[line.code]),
             ]
-            if len(line_cells) >= 16_384:  # as many as rules.evaluate_without_note keeps
-                line_cells.clear()
-            known = line_cells[key] = (result.lines, result.codes, cells)
-        for own in known[2]:
-            yield [*common, *own, *tail, remark]
+            for line in result.lines
+        ]
+        if len(line_cells) >= 16_384:  # as many as rules.evaluate_without_note keeps
+            line_cells.clear()
+        known = line_cells[key] = (result.lines, result.codes, cells)
+    return [[*common, *own, *tail, remark] for own in known[2]]
 
 
 def _error_row(common: list[str], problem: SessionProblem) -> list[str]:
@@ -256,10 +291,15 @@ def problem_json(problem: SessionProblem) -> dict[str, Any]:
 
 def write_csv(days: Iterable[ClaimDayLike], out: TextIO) -> int:
     """CSV that Excel and LibreOffice open cleanly (UTF-8 BOM, CRLF); returns the row count."""
+    return write_csv_rows(csv_rows(days), out)
+
+
+def write_csv_rows(rows: Iterable[Sequence[str]], out: TextIO) -> int:
+    """``write_csv`` of rows already made (``csv_rows``); returns the row count."""
     out.write("\ufeff")
     lines: list[str] = []
     count = -1  # the header is no row
-    for line in csv_lines(itertools.chain([CSV_COLUMNS], csv_rows(days))):
+    for line in csv_lines(itertools.chain([CSV_COLUMNS], rows)):
         lines.append(line)
         if len(lines) >= 1024:  # a year's rows go out in pieces, never held whole
             out.write("".join(lines))
@@ -267,6 +307,13 @@ def write_csv(days: Iterable[ClaimDayLike], out: TextIO) -> int:
         count += 1
     out.write("".join(lines))
     return count
+
+
+def csv_text(rows: Iterable[Sequence[str]]) -> str:
+    """``write_csv_rows`` into text (a preview)."""
+    buffer = io.StringIO()
+    write_csv_rows(rows, buffer)
+    return buffer.getvalue()
 
 
 def csv_lines(rows: Iterable[Sequence[str]]) -> Iterator[str]:
@@ -289,9 +336,7 @@ def csv_lines(rows: Iterable[Sequence[str]]) -> Iterator[str]:
 def report_text(days: Iterable[ClaimDayLike], fmt: str) -> str:
     """The CSV or JSON export as text (the PDF is drawn by Qt, under gui/), a day at a time."""
     if fmt == "csv":
-        buffer = io.StringIO()
-        write_csv(days, buffer)
-        return buffer.getvalue()
+        return csv_text(csv_rows(days))
     if fmt == "json":
         return json.dumps(report_json(days), indent=2) + "\n"
     raise InvalidInput("format", f"{fmt!r} is not csv or json")
