@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from tests.fakes import FakeClock
-from therapy_timer import billing
 from therapy_timer.clinic import Clinic
 from therapy_timer.codes import Role
 
@@ -53,13 +52,14 @@ def _changed_during_export(
             change()
             desk.export("csv", day, out=tmp_path / "now.csv", days=shown)
         else:
-            reading = desk.iter_claim_days
+            # The CSV's rows are read and billed as they are written (Clinic._csv_rows).
+            reading = desk._csv_rows
 
-            def read_then_changed(*args: Any, **kwargs: Any) -> Iterator[billing.ClaimDay]:
+            def read_then_changed(*args: Any, **kwargs: Any) -> Iterator[list[str]]:
                 yield from reading(*args, **kwargs)
                 change()
 
-            monkeypatch.setattr(desk, "iter_claim_days", read_then_changed)
+            monkeypatch.setattr(desk, "_csv_rows", read_then_changed)
             desk.export("csv", day, out=tmp_path / "now.csv")
         assert "Commercial" not in (tmp_path / "now.csv").read_text()  # read before the change
         assert desk.get_session(first).payer_profile == "Commercial (per-code)"
