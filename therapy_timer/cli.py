@@ -112,6 +112,24 @@ class _PathType(click.Path):
         return Path(os.fsdecode(super().convert(value, param, ctx)))
 
 
+class _DataFolder(click.Path):
+    """``click.Path(file_okay=False)`` that also refuses an empty name: "" would be the folder
+    the command runs in, and a clinic's data must never land wherever that happens to be."""
+
+    def __init__(self) -> None:
+        super().__init__(file_okay=False)
+
+    def convert(
+        self,
+        value: str | os.PathLike[str],
+        param: click.Parameter | None,
+        ctx: click.Context | None,
+    ) -> str | bytes | os.PathLike[str]:
+        if value == "":
+            self.fail("it is empty; give the data folder's path", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 class _TextOnly(click.Group):
     """The command line: every word must be text before any command sees it."""
 
@@ -154,7 +172,7 @@ def _require_text(word: str, before: str) -> None:
 @click.version_option(__version__, prog_name="therapy-timer")
 @click.option(
     "--data-dir",
-    type=click.Path(file_okay=False),
+    type=_DataFolder(),
     envvar=paths.DATA_DIR_ENV,
     help=f"Folder for the database and clinic files (default: per-user data folder; "
     f"env {paths.DATA_DIR_ENV}).",
