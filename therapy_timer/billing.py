@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 from therapy_timer import rules
 from therapy_timer.codes import Catalogue, Discipline, FurnishedBy, Kind
 from therapy_timer.errors import InvalidInput
+from therapy_timer.frozen import frozen_record
 from therapy_timer.model import PayerProfile, Segment, Session, SessionProblem, UntimedService
 from therapy_timer.stopwatch import RoundingPolicy, RulesInput, Stopwatch
 
@@ -95,7 +96,7 @@ def stopped_totals(
     return StoppedTotals(elapsed, assistant, catalogue, policy)
 
 
-@dataclass(frozen=True)
+@frozen_record
 class SessionRows:
     """Everything the rules need about one session, as read from the store."""
 
@@ -107,6 +108,20 @@ class SessionRows:
     problem: SessionProblem | None = None
     """Set when the stored rows cannot be read as minutes at all (a code no longer in the
     catalogue); the stopwatch is then empty."""
+
+    def __init__(
+        self,
+        session: Session,
+        stopwatch: Timing,
+        untimed: Sequence[UntimedService],
+        profile: PayerProfile,
+        problem: SessionProblem | None = None,
+    ) -> None:
+        object.__setattr__(self, "session", session)
+        object.__setattr__(self, "stopwatch", stopwatch)
+        object.__setattr__(self, "untimed", untimed)
+        object.__setattr__(self, "profile", profile)
+        object.__setattr__(self, "problem", problem)
 
 
 Problem = Callable[[Session, InvalidInput], SessionProblem]
@@ -313,7 +328,7 @@ def day_key(session: Session) -> DayKey:
     )
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Visit:
     """One session of a claim day, with its first segment start and last stop (UTC)."""
 
@@ -321,8 +336,15 @@ class Visit:
     time_in: datetime | None = None
     time_out: datetime | None = None
 
+    def __init__(
+        self, session: Session, time_in: datetime | None = None, time_out: datetime | None = None
+    ) -> None:
+        object.__setattr__(self, "session", session)
+        object.__setattr__(self, "time_in", time_in)
+        object.__setattr__(self, "time_out", time_out)
 
-@dataclass(frozen=True)
+
+@frozen_record
 class ClaimDay:
     """Every session of one patient, date of service, discipline and payer, billed as one.
 
@@ -340,6 +362,18 @@ class ClaimDay:
     result: rules.Result
     changed_after_export: bool = False
     problems: tuple[SessionProblem, ...] = ()
+
+    def __init__(
+        self,
+        visits: tuple[Visit, ...],
+        result: rules.Result,
+        changed_after_export: bool = False,
+        problems: tuple[SessionProblem, ...] = (),
+    ) -> None:
+        object.__setattr__(self, "visits", visits)
+        object.__setattr__(self, "result", result)
+        object.__setattr__(self, "changed_after_export", changed_after_export)
+        object.__setattr__(self, "problems", problems)
 
     @property
     def sessions(self) -> tuple[Session, ...]:

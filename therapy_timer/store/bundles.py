@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import date, datetime
 from typing import Any
 
 from therapy_timer.codes import FurnishedBy, Method, normalize_code
 from therapy_timer.errors import InvalidInput, InvalidOperation
+from therapy_timer.frozen import frozen_record
 from therapy_timer.model import (
     Conflict,
     ConflictStatus,
@@ -31,7 +32,7 @@ from therapy_timer.store._db import (
 from therapy_timer.store.queries import QueriesMixin
 
 
-@dataclass(frozen=True)
+@frozen_record
 class ImportOutcome:
     """What merging a bundle's session records did (see ``Store.import_session_records``)."""
 
@@ -43,14 +44,33 @@ class ImportOutcome:
     kept: tuple[int, ...] = ()
     """The ``Store.conflicts`` row of each of ``conflicts``, in order."""
 
+    def __init__(
+        self,
+        added: tuple[str, ...],
+        unchanged: tuple[str, ...],
+        conflicts: tuple[Mapping[str, Any], ...],
+        why: Mapping[str, str] | None = None,
+        kept: tuple[int, ...] = (),
+    ) -> None:
+        object.__setattr__(self, "added", added)
+        object.__setattr__(self, "unchanged", unchanged)
+        object.__setattr__(self, "conflicts", conflicts)
+        object.__setattr__(self, "why", {} if why is None else why)
+        object.__setattr__(self, "kept", kept)
 
-@dataclass(frozen=True)
+
+@frozen_record
 class RecordBatch:
     """One bundle's session records and where they came from, for ``Store.import_batches``."""
 
     records: Sequence[object]
     origin: str  # the workstation that made the bundle
     source: str  # the file, named in errors and in the audit
+
+    def __init__(self, records: Sequence[object], origin: str, source: str) -> None:
+        object.__setattr__(self, "records", records)
+        object.__setattr__(self, "origin", origin)
+        object.__setattr__(self, "source", source)
 
 
 _RECORD_SESSION_FIELDS = (

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 
+from therapy_timer.frozen import frozen_record
 from therapy_timer.model import (
     AuditEntry,
     PayerProfile,
@@ -32,7 +32,7 @@ from therapy_timer.store._db import (
 from therapy_timer.store.migrations import CHILD_SESSION
 
 
-@dataclass(frozen=True)
+@frozen_record
 class WindowLease:
     """A window process that shows the running stopwatches, and its last heartbeat.
 
@@ -43,6 +43,12 @@ class WindowLease:
     boot_id: str
     process_start: str
     at_utc: datetime
+
+    def __init__(self, pid: int, boot_id: str, process_start: str, at_utc: datetime) -> None:
+        object.__setattr__(self, "pid", pid)
+        object.__setattr__(self, "boot_id", boot_id)
+        object.__setattr__(self, "process_start", process_start)
+        object.__setattr__(self, "at_utc", at_utc)
 
 
 class QueriesMixin(StoreBase):
