@@ -48,7 +48,7 @@ def test_a_usable_data_dir_opens_its_clinic(
 def test_the_window_refuses_an_empty_data_dir_naming_the_option(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from therapy_timer.gui import app
+    from therapy_timer.gui import launch
 
     monkeypatch.chdir(tmp_path)
     opened: list[object] = []
@@ -57,9 +57,9 @@ def test_the_window_refuses_an_empty_data_dir_naming_the_option(
         opened.append(data_dir)
         return 0
 
-    monkeypatch.setattr(app, "run", run)
+    monkeypatch.setattr(launch, "run", run)
     with pytest.raises(SystemExit) as ended:
-        app.main(["--data-dir", ""])
+        launch.main(["--data-dir", ""])
     assert opened == []  # the window never opened on the folder it was started in
     assert ended.value.code == 2
     assert "--data-dir" in capsys.readouterr().err

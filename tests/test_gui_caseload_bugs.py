@@ -216,7 +216,7 @@ def test_no_display_is_one_plain_message_and_exit_2(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys; from therapy_timer.gui.app import main; main(sys.argv[1:])",
+            "import sys; from therapy_timer.gui.launch import main; main(sys.argv[1:])",
             "--data-dir",
             str(tmp_path),
         ],

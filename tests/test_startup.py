@@ -6,6 +6,7 @@ process has long since imported everything.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sqlite3
@@ -224,6 +225,13 @@ def test_a_window_start_loads_the_qt_free_layers_before_pyside6(tmp_path: Path, 
 QT_FREE_GUI = {"therapy_timer.gui.presenter", "therapy_timer.gui.view_state"}
 
 
+def test_therapy_timer_gui_parses_its_options_before_pyside6(tmp_path: Path) -> None:
+    # argparse's messages go through gettext, which imports locale at each one: after PySide6
+    # its import hook read locale's source eleven times (issue 13).
+    loaded = _window_start_modules(tmp_path, "from therapy_timer.gui.launch import main")
+    assert loaded.index("locale") < loaded.index("PySide6")
+
+
 def test_a_window_start_leaves_what_the_first_paint_does_not_need(tmp_path: Path) -> None:
     with Store.open(tmp_path, clock=FakeClock()):  # made and migrated (sqlite_utils): every
         pass  # start but the very first
@@ -365,3 +373,13 @@ def test_a_window_start_compiles_no_record_methods_of_the_app(
     generated = set(json.loads(done.stdout.strip().splitlines()[-1]))
     assert "__main__" in generated  # the probe: the spy sees what it should
     assert not {module for module in generated if module.startswith("therapy_timer")}
+
+
+def test_an_option_refused_before_the_window_gives_the_collector_back() -> None:
+    from therapy_timer.gui import launch
+
+    assert gc.isenabled()
+    with pytest.raises(SystemExit) as ended:
+        launch.main(["--data-dir", ""])
+    assert ended.value.code == 2
+    assert gc.isenabled()

@@ -311,22 +311,3 @@ def _smoke_test(app: QApplication, window: MainWindow, started: float) -> int:
         return 1
     print(json.dumps(outcome), flush=True)
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """The ``therapy-timer-gui`` executable."""
-    import argparse  # here: the ``therapy-timer`` command reaches run() without it
-
-    def folder(text: str) -> Path:
-        # "" would be the folder the program starts in: never a place for a clinic's data.
-        if not text:
-            raise argparse.ArgumentTypeError("it is empty; give the data folder's path")
-        return Path(text)
-
-    parser = argparse.ArgumentParser(prog="therapy-timer-gui")
-    parser.add_argument("--data-dir", type=folder, help="folder for the database")
-    parser.add_argument(
-        "--smoke-test", action="store_true", help="show the window once, print ready_ms, exit"
-    )
-    args, qt_args = parser.parse_known_args(argv)
-    sys.exit(run(args.data_dir, smoke_test=args.smoke_test, argv=[sys.argv[0], *qt_args]))

@@ -10,7 +10,9 @@ no command) come through here before PySide6 is imported:
   collector resumes for what the window does next;
 - the Qt-free modules the window needs are imported before PySide6: once PySide6 is loaded,
   its import hook (``shibokensupport.feature``) reads the source of every module imported
-  after it, which cost ~50 ms.
+  after it, which cost ~50 ms. ``therapy-timer-gui`` parses its options first for the same
+  reason: argparse's messages go through gettext, which imports ``locale`` (and imports it
+  again at each message: the hook read its source eleven times).
 
 This module stays Qt-free (tests/test_startup.py checks the order and the collector).
 """
@@ -18,6 +20,7 @@ This module stays Qt-free (tests/test_startup.py checks the order and the collec
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,24 +55,43 @@ def _load_the_qt_free_layers() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """The ``therapy-timer-gui`` executable."""
-    pause_collector()
+    """The ``therapy-timer-gui`` executable; options it does not know are Qt's."""
+    pause_collector()  # from here: argparse and gettext collect too
     try:
-        _load_the_qt_free_layers()
-        from therapy_timer.gui import app
-
-        app.main(argv)
-    finally:  # a start that ended before its first paint (a folder that cannot be opened)
+        data_dir, smoke_test, qt_args = _options(argv)
+    except BaseException:  # --help, or an option refused (exit 2)
         resume_collector()
+        raise
+    sys.exit(run(data_dir, smoke_test=smoke_test, argv=[sys.argv[0], *qt_args]))
 
 
-def run(data_dir: Path | None, *, smoke_test: bool = False) -> int:
-    """The window for ``therapy-timer`` with no command; the process exit status."""
+def _options(argv: Sequence[str] | None) -> tuple[Path | None, bool, list[str]]:
+    import argparse  # here: the ``therapy-timer`` command reaches run() without it
+
+    def folder(text: str) -> Path:
+        # "" would be the folder the program starts in: never a place for a clinic's data.
+        if not text:
+            raise argparse.ArgumentTypeError("it is empty; give the data folder's path")
+        return Path(text)
+
+    parser = argparse.ArgumentParser(prog="therapy-timer-gui")
+    parser.add_argument("--data-dir", type=folder, help="folder for the database")
+    parser.add_argument(
+        "--smoke-test", action="store_true", help="show the window once, print ready_ms, exit"
+    )
+    args, qt_args = parser.parse_known_args(argv)
+    return args.data_dir, args.smoke_test, qt_args
+
+
+def run(
+    data_dir: Path | None, *, smoke_test: bool = False, argv: Sequence[str] | None = None
+) -> int:
+    """The window (for ``therapy-timer`` with no command too); the process exit status."""
     pause_collector()
     try:
         _load_the_qt_free_layers()
         from therapy_timer.gui import app
 
-        return app.run(data_dir, smoke_test=smoke_test)
-    finally:
+        return app.run(data_dir, smoke_test=smoke_test, argv=argv)
+    finally:  # a start that ended before its first paint (a folder that cannot be opened)
         resume_collector()
