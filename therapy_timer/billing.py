@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
@@ -356,12 +356,16 @@ class ClaimDay:
     a weekend, a code no longer in the catalogue). Their minutes are left out of ``result``,
     which says so in an *act* warning (R1.2: the day is billed without them); they are never
     marked exported, so once corrected the day is exported again, whole.
+
+    ``read_mark``: the store's audit mark taken before its sessions were read (None: not read
+    from a store); an export of the day leaves a session changed after it due again.
     """
 
     visits: tuple[Visit, ...]
     result: rules.Result
     changed_after_export: bool = False
     problems: tuple[SessionProblem, ...] = ()
+    read_mark: int | None = field(default=None, compare=False)
 
     def __init__(
         self,
@@ -369,11 +373,13 @@ class ClaimDay:
         result: rules.Result,
         changed_after_export: bool = False,
         problems: tuple[SessionProblem, ...] = (),
+        read_mark: int | None = None,
     ) -> None:
         object.__setattr__(self, "visits", visits)
         object.__setattr__(self, "result", result)
         object.__setattr__(self, "changed_after_export", changed_after_export)
         object.__setattr__(self, "problems", problems)
+        object.__setattr__(self, "read_mark", read_mark)
 
     @property
     def sessions(self) -> tuple[Session, ...]:
@@ -673,6 +679,7 @@ def claim_days(
     stale: Iterable[str] = (),
     problem: Problem | None = None,
     note: bool = True,
+    read_mark: int | None = None,
 ) -> Iterator[ClaimDay]:
     """Group sessions into claim days and bill each day once, a date at a time.
 
@@ -682,7 +689,8 @@ def claim_days(
     and last stop, ``stale`` the sessions changed after their export. With ``problem``, a
     session the rules refuse becomes one of its day's ``problems`` and the rest of the day is
     billed; without it the refusal is raised. Without ``note`` the days' answers have no
-    note (a CSV never shows it, and the rest of an answer is then memoised).
+    note (a CSV never shows it, and the rest of an answer is then memoised); ``read_mark`` is
+    each day's (``ClaimDay.read_mark``).
     """
     overlaps = concurrent or {}
     times = spans or {}
@@ -702,6 +710,7 @@ def claim_days(
             result=result,
             changed_after_export=bool(changed) and any([i in changed for i in ids]),
             problems=problems,
+            read_mark=read_mark,
         )
 
 

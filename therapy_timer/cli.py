@@ -1205,7 +1205,11 @@ def export(
         sys.stdout.write(done.text)
     where = str(done.path) if done.path is not None else "the terminal (a preview)"
     marked = f", {done.marked} marked exported" if done.marked else ", none marked exported"
-    click.echo(f"exported {done.sessions} session(s) as {fmt.lower()} to {where}{marked}", err=True)
+    changed = f"; {done.changed_note}" if done.changed else ""
+    click.echo(
+        f"exported {done.sessions} session(s) as {fmt.lower()} to {where}{marked}{changed}",
+        err=True,
+    )
 
 
 @main.command("import")

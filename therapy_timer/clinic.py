@@ -188,6 +188,9 @@ class Exported:
     path: Path | None = None
     text: str | None = None
     marked: int = 0
+    changed: int = 0
+    """Sessions changed by another station after the export read them: the file holds what
+    they were, so they were not marked and stay due for export."""
 
     def __init__(
         self,
@@ -195,11 +198,23 @@ class Exported:
         path: Path | None = None,
         text: str | None = None,
         marked: int = 0,
+        changed: int = 0,
     ) -> None:
         object.__setattr__(self, "sessions", sessions)
         object.__setattr__(self, "path", path)
         object.__setattr__(self, "text", text)
         object.__setattr__(self, "marked", marked)
+        object.__setattr__(self, "changed", changed)
+
+    @property
+    def changed_note(self) -> str:
+        """What a person is told of ``changed`` (nothing when none)."""
+        if not self.changed:
+            return ""
+        return (
+            f"{self.changed} session(s) changed while exporting: the file holds them as they"
+            " were, so they stay due for export"
+        )
 
 
 @frozen_record
@@ -1219,31 +1234,42 @@ class Clinic:
             left_behind=left_behind,
         )
 
-    def _sessions_by_date(self, start: date, end: date) -> Iterator[Session]:
+    def _sessions_by_date(self, start: date, end: date) -> Iterator[_Read]:
         """The sessions of a range in date order, listed a few whole dates (about
-        CLAIM_DAY_BATCH sessions) at a time: a clinic-year never sits in memory at once."""
+        CLAIM_DAY_BATCH sessions) at a time: a clinic-year never sits in memory at once.
+
+        Each list comes with the audit mark taken just before it was read (its segments are
+        read later still): an export leaves what changed after it due (``Store.mark_exported``).
+        """
+
+        def read(dates: list[date]) -> _Read:
+            mark = self._store.audit_mark()
+            return mark, self._store.list_sessions(start=dates[0], end=dates[-1])
+
         batch: list[date] = []
         listed = 0
         for day, count in self._store.sessions_per_date(start, end):
             if batch and listed + count > CLAIM_DAY_BATCH:
-                yield from self._store.list_sessions(start=batch[0], end=batch[-1])
+                yield read(batch)
                 batch, listed = [], 0
             batch.append(day)
             listed += count
         if batch:
-            yield from self._store.list_sessions(start=batch[0], end=batch[-1])
+            yield read(batch)
 
     def _claim_days_of(
-        self, sessions: Iterable[Session], *, note: bool = True
+        self, reads: Iterable[_Read], *, note: bool = True
     ) -> Iterator[billing.ClaimDay]:
-        """Claim days of ``sessions`` (in order of date), read in batches (``_batches``)."""
-        for batch in self._batches(sessions):
+        """Claim days of the sessions ``reads`` list (in order of date), read in batches
+        (``_batches``)."""
+        for batch in self._batches(reads):
             yield from self._batch_days(batch, batch.rows, note=note)
 
-    def _batches(self, sessions: Iterable[Session]) -> Iterator[_Batch]:
-        """What billing needs of ``sessions`` (in order of date), reading whole dates in
-        batches of about CLAIM_DAY_BATCH sessions: a year never sits in memory as segments,
-        and a query per date would cost more than the rules (about a millisecond each).
+    def _batches(self, reads: Iterable[_Read]) -> Iterator[_Batch]:
+        """What billing needs of the sessions ``reads`` list (in order of date), each with its
+        audit mark, reading whole dates in batches of about CLAIM_DAY_BATCH sessions: a year
+        never sits in memory as segments, and a query per date would cost more than the rules
+        (about a millisecond each).
 
         A session whose segments have all stopped is billed on their summed times; only the
         others (a timer running, a pause, rows the stopwatch must check) restore a stopwatch."""
@@ -1252,7 +1278,12 @@ class Clinic:
         profiles = {p.name: p for p in self._store.payer_profiles()}
         now = self._clock.now()
         canonical: dict[str, str] = {}
-        for dated in _whole_dates(sessions, CLAIM_DAY_BATCH):
+        batches = (
+            (mark, dated)
+            for mark, listed in reads
+            for dated in _whole_dates(listed, CLAIM_DAY_BATCH)
+        )
+        for mark, dated in batches:
             ids = [s.id for s in dated]
             segments = self._store.segments_of(ids)
             untimed = self._store.untimed_services_of(ids)
@@ -1282,6 +1313,7 @@ class Clinic:
                 billing.concurrent_patients(dated, segments, self._catalogue, now),
                 segments,
                 self._store.changed_since_export([s.id for s in dated if s.exported and s.amended]),
+                mark,
             )
 
     def _batch_days(
@@ -1297,6 +1329,7 @@ class Clinic:
             stale=batch.stale,
             problem=self.session_problem,
             note=note,
+            read_mark=batch.read_mark,
         )
 
     def _csv_rows(
@@ -1328,7 +1361,7 @@ class Clinic:
                     days = self._batch_days(batch, members, note=False)
                     yield from ex.csv_rows(tally.days(days), line_cells)
                     continue
-                tally.plain(sessions)
+                tally.plain(sessions, batch.read_mark)
                 first = sessions[0]
                 status = billing.day_status(
                     sessions, provisional=False, changed=any([i in batch.stale for i in ids])
@@ -1391,7 +1424,9 @@ class Clinic:
             (s for g in groups.values() if len(g) > 1 for s in g),
             key=lambda s: (s.date_of_service, s.created_utc, s.id),
         )
-        return {sid: day for day in self._claim_days_of(shared) for sid in day.session_ids}
+        return {
+            sid: day for day in self._claim_days_of([(None, shared)]) for sid in day.session_ids
+        }
 
     # -- the front desk ------------------------------------------------------------------------
 
@@ -1517,11 +1552,17 @@ class Clinic:
             else:
                 assert text is not None
                 written = write_private(out, text, force=force, protected=protected)
-        marked = 0
+        marked = changed = 0
         if mark if mark is not None else written is not None:
-            self._store.mark_exported(tally.to_mark, actor=self._actor)
-            marked = len(tally.ids)
-        return Exported(sessions=tally.sessions, path=written, text=text, marked=marked)
+            changed = len(
+                self._store.mark_exported(
+                    tally.to_mark, actor=self._actor, read_marks=tally.read_marks
+                )
+            )
+            marked = len(tally.ids) - changed
+        return Exported(
+            sessions=tally.sessions, path=written, text=text, marked=marked, changed=changed
+        )
 
     def import_bundles(self, bundle_paths: Sequence[Path]) -> ex.ImportReport:
         """Merge bundles: an identical session is left alone; a different one with the same id
@@ -2451,6 +2492,14 @@ class _Tally:
         # Those a mark changes: a session read as exported and not amended since is exported
         # already (mark_exported would only look it up to skip it: 100,000 in a clinic-year).
         self.to_mark = list(ids)
+        # The audit mark of the read of each of ``to_mark`` that a store read: one changed
+        # after it stays unmarked (the file holds what was read).
+        self.read_marks: dict[str, int] = {}
+
+    def _to_mark(self, ids: list[str], read_mark: int | None) -> None:
+        self.to_mark.extend(ids)
+        if read_mark is not None:
+            self.read_marks.update(dict.fromkeys(ids, read_mark))
 
     def days(self, source: Iterable[billing.ClaimDay]) -> Iterator[billing.ClaimDay]:
         # Only the ids to mark are kept; each day is dropped once written (a year streams).
@@ -2461,16 +2510,21 @@ class _Tally:
                 # day is exported again whole.
                 billed = day.billed_session_ids
                 self.ids.extend(billed)
-                self.to_mark.extend(
-                    [s.id for s in day.sessions if s.id in billed and (s.amended or not s.exported)]
+                self._to_mark(
+                    [
+                        s.id
+                        for s in day.sessions
+                        if s.id in billed and (s.amended or not s.exported)
+                    ],
+                    day.read_mark,
                 )
             yield day
 
-    def plain(self, sessions: Sequence[Session]) -> None:
+    def plain(self, sessions: Sequence[Session], read_mark: int | None) -> None:
         """``days`` for a plain claim day (closed, nothing left out) written without one."""
         self.sessions += len(sessions)
         self.ids.extend([s.id for s in sessions])
-        self.to_mark.extend([s.id for s in sessions if s.amended or not s.exported])
+        self._to_mark([s.id for s in sessions if s.amended or not s.exported], read_mark)
 
 
 class _Batch(NamedTuple):
@@ -2480,6 +2534,11 @@ class _Batch(NamedTuple):
     concurrent: dict[str, tuple[str, ...]]
     segments: dict[str, list[Segment]]
     stale: set[str]
+    read_mark: int | None
+
+
+_Read = tuple[int | None, Sequence[Session]]
+"""Sessions listed by one read, with the audit mark taken before it (``Store.audit_mark``)."""
 
 
 def _whole_dates(sessions: Iterable[Session], size: int) -> Iterator[list[Session]]:

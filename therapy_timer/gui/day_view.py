@@ -777,6 +777,7 @@ class DayView(QWidget):
             self.reload(
                 then=f"Exported {done.sessions} session(s){where} to {done.path}; "
                 f"{done.marked} marked exported."
+                + (f" {done.changed_note}." if done.changed else "")
             )
 
         self._then_write(path, write)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 
 from therapy_timer.frozen import frozen_record
@@ -249,6 +249,33 @@ class QueriesMixin(StoreBase):
             )
         ]
         return self._changed_among(suspects)
+
+    @guarded
+    def audit_mark(self) -> int:
+        """The newest audit entry's id (0 before any). Taken just before sessions are read, it
+        dates the read: the log's ids only grow, so an entry after it is a change the read may
+        not hold (``_changed_after_read``)."""
+        row = self._conn.execute("SELECT coalesce(max(id), 0) FROM audit_log").fetchone()
+        return int(row[0])
+
+    def _changed_after_read(self, read_marks: Mapping[str, int]) -> set[str]:
+        """Those of ``read_marks``' sessions changed (their own or their children's entries,
+        anything but an export) after the ``audit_mark`` taken before they were read.
+
+        One scan of the entries after the oldest mark, not a lookup per session: an export
+        takes seconds, so few entries follow its reads, while it may mark 100,000 sessions."""
+        if not read_marks:
+            return set()
+        changed = set()
+        for entry_id, owner in self._conn.execute(
+            f"SELECT id, CASE entity WHEN 'session' THEN entity_id ELSE {CHILD_SESSION} END"
+            " FROM audit_log WHERE id > ? AND action != 'session.export'"
+            " AND entity IN ('session', 'segment', 'untimed')",
+            [min(read_marks.values())],
+        ):
+            if entry_id > read_marks.get(owner, entry_id):
+                changed.add(owner)
+        return changed
 
     def _changed_among(self, suspects: Sequence[str]) -> set[str]:
         """Those of ``suspects`` (exported, amended sessions) changed after their last export."""

@@ -210,8 +210,18 @@ class WritesMixin(QueriesMixin):
         return after
 
     @guarded
-    def mark_exported(self, session_ids: Sequence[str], *, actor: str | None = None) -> None:
+    def mark_exported(
+        self,
+        session_ids: Sequence[str],
+        *,
+        actor: str | None = None,
+        read_marks: Mapping[str, int] | None = None,
+    ) -> set[str]:
+        """Mark ``session_ids`` exported; return those left unmarked because they changed
+        after the ``audit_mark`` in ``read_marks`` (taken before the export read them): the
+        file holds what they were, so they stay due for export."""
         with self._write():
+            meanwhile = self._changed_after_read(read_marks or {})
             # Read in chunks, not a query per session: a clinic-year's export marks 100,000.
             exported: dict[str, bool] = {}
             suspects = []
@@ -227,7 +237,7 @@ class WritesMixin(QueriesMixin):
             for session_id in session_ids:
                 if session_id not in exported:
                     raise InvalidInput("session", f"there is no session with id {session_id!r}")
-                if exported[session_id] and session_id not in again:
+                if session_id in meanwhile or (exported[session_id] and session_id not in again):
                     continue
                 self._conn.execute("UPDATE sessions SET exported = 1 WHERE id = ?", [session_id])
                 self._audit(
@@ -239,6 +249,7 @@ class WritesMixin(QueriesMixin):
                     actor=actor,
                 )
                 exported[session_id] = True
+        return meanwhile.intersection(exported)
 
     @guarded
     def mark_changed_after_export(self, session_ids: Sequence[str], *, where: str) -> None:
