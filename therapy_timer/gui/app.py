@@ -31,9 +31,10 @@ if TYPE_CHECKING:
     from therapy_timer.gui.day_view import DayView
 
 SMOKE_TEST_TIMEOUT_MS = 20_000
-COLLECTOR_PAUSE_LIMIT_MS = 5_000
-"""The longest the start keeps the cyclic collector paused waiting for the first paint: a
-window that is never exposed (a hidden desktop, a screen locked at log-in) never paints."""
+FIRST_PAINT_WAIT_MS = 5_000
+"""The longest what waits for the first paint (the collector's pause, the window's lease and
+polling, the daily backup, the clinic sync) waits: a window that is never exposed (a hidden
+desktop, a screen locked at log-in) never paints, and must still take its lease and back up."""
 ICON_SIZES = (16, 32, 48, 64, 128, 256)
 
 ErrorShower = Callable[[str, str], None]
@@ -92,18 +93,28 @@ def _non_blocking_box(parent: QWidget | None) -> ErrorShower:
 
 
 class _FirstPaint(QObject):
-    """Calls ``done`` once, just after the watched window's first paint has been delivered."""
+    """Calls ``done`` once, just after the watched window's first paint has been delivered
+    (or, with ``wait_at_most``, when that long has passed without one)."""
 
     def __init__(self, done: Callable[[], None]) -> None:
         super().__init__()
         self._done: Callable[[], None] | None = done
+        self._queued = False
+
+    def wait_at_most(self, milliseconds: int) -> None:
+        QTimer.singleShot(milliseconds, self._call)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.Paint and self._done is not None:
-            done, self._done = self._done, None
+        if event.type() == QEvent.Type.Paint and not self._queued:
+            self._queued = True
             # Queued, so the paint that triggered this is finished and flushed first.
-            QTimer.singleShot(0, done)
+            QTimer.singleShot(0, self._call)
         return False
+
+    def _call(self) -> None:
+        if self._done is not None:
+            done, self._done = self._done, None
+            done()
 
 
 class DailyBackup(QObject):
@@ -262,8 +273,9 @@ def run(
         if sync is not None:
             sync_watcher = _FirstPaint(sync.start)
             window.installEventFilter(sync_watcher)
+            sync_watcher.wait_at_most(FIRST_PAINT_WAIT_MS)
         window.show()
-        QTimer.singleShot(COLLECTOR_PAUSE_LIMIT_MS, resume_collector)
+        watcher.wait_at_most(FIRST_PAINT_WAIT_MS)
         if window.tray is not None:
             window.tray.show()
         window.offer_recovery()
