@@ -135,6 +135,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="CPU measurement length")
     parser.add_argument("--runs", type=int, default=11, help="start-ups of each window")
     parser.add_argument("--no-cpu", action="store_true", help="skip the stopwatch CPU run")
+    parser.add_argument(
+        "--also",
+        type=Path,
+        metavar="DIR",
+        help="time another checkout's therapy-timer-gui start (e.g. a git worktree of the code"
+        " before a change) in the same runs, and this one started the same way",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -157,12 +164,24 @@ def main() -> None:
         }
         # The baseline in a process of its own that imports only what the window needs.
         starts["bare"] = [sys.executable, str(ROOT / "benchmarks" / "bare_window.py"), str(buttons)]
+        if args.also is not None:  # before/after under the same load: both started alike
+            compileall.compile_dir(args.also / "therapy_timer", quiet=1)
+            for name, checkout in (("gui, this (-c)", ROOT), ("gui, --also (-c)", args.also)):
+                starts[name] = [
+                    sys.executable,
+                    "-c",
+                    f"import sys; sys.path.insert(0, {str(checkout)!r}); "
+                    "from therapy_timer.gui.launch import main; main(sys.argv[1:])",
+                    "--data-dir",
+                    folder,
+                    "--smoke-test",
+                ]
         for command in starts.values():  # warm the disk cache (and make the database) first
             timed_start(command)
         figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name in starts}
         names = list(starts)
         for run in range(args.runs):  # interleaved, in a rotating order, so all see the same load
-            for name in names[run % 3 :] + names[: run % 3]:
+            for name in names[run % len(names) :] + names[: run % len(names)]:
                 figures[name].append(timed_start(starts[name]))
         print(
             f"buttons in the window: {buttons}; {args.runs} interleaved runs; ms from spawn;"
