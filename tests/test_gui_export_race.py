@@ -59,3 +59,35 @@ def test_a_session_changed_since_the_screen_loaded_stays_due_and_the_desk_is_tol
             for width, height in ((1366, 768), (1024, 600)):
                 view.resize(width, height)
                 view.grab().save(os.path.join(SHOTS, f"export-race-{width}x{height}.png"))
+
+
+def test_marking_shown_days_leaves_a_session_changed_since_the_screen_loaded_due(
+    qtbot: Bot, tmp_path: Path
+) -> None:
+    clock = FakeClock()
+    data = tmp_path / "data"
+    with Store.open(data, clock=clock) as store, Store.open(data, clock=clock) as other:
+        service = Clinic(store, CATALOGUE, clock)
+        generate_day(service, store, clock, 3)
+        view = DayView(service)
+        qtbot.add_widget(view)
+        view.show()
+        shown = view.shown
+        changed = shown[0].sessions[0]
+        payer = next(p.name for p in store.payer_profiles() if p.name != changed.payer_profile)
+        Clinic(other, CATALOGUE, clock).change_payer(changed.id, payer, reason="wrong payer")
+
+        view.table.selectAll()
+        qtbot.mouseClick(view.exported_button, Qt.MouseButton.LeftButton)
+        assert view.message.text() == (
+            "Marked 2 claim day(s) exported. 1 session(s) changed since this screen was read:"
+            " not marked, 1 day(s) stay due for export."
+        )
+        assert not store.get_session(changed.id).exported
+        assert all(
+            store.get_session(s.id).exported for d in shown for s in d.sessions if s != changed
+        )
+        if SHOTS:
+            for width, height in ((1366, 768), (1024, 600)):
+                view.resize(width, height)
+                view.grab().save(os.path.join(SHOTS, f"mark-race-{width}x{height}.png"))

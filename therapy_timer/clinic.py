@@ -1613,8 +1613,12 @@ class Clinic:
         folders = [st.backups_dir(self.data_dir), self.data_dir / ex.CONFLICTS_DIRNAME]
         return [database, *companions, *folders, self.data_dir / CLINIC_CODES_FILE]
 
-    def mark_exported(self, session_ids: Sequence[str]) -> None:
-        self._store.mark_exported(session_ids, actor=self._actor)
+    def mark_exported(
+        self, session_ids: Sequence[str], *, read_marks: Mapping[str, int] | None = None
+    ) -> set[str]:
+        """Mark sessions exported (billed by hand from a screen); return those left due because
+        they changed after the audit mark of the read that showed them (``ClaimDay.read_mark``)."""
+        return self._store.mark_exported(session_ids, actor=self._actor, read_marks=read_marks)
 
     def backup(self, dest: Path | None = None, *, force: bool = False) -> Path:
         """Copy the database now: to the backups folder, or whole and private to ``dest``."""

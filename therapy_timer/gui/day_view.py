@@ -691,15 +691,28 @@ class DayView(QWidget):
         # A provisional day may still change, and a session the rules refuse is not billed
         # (its day is billed without it): neither is marked.
         closed = [sid for d in chosen if not d.provisional for sid in d.billed_session_ids]
+        # What the screen showed is what was billed: a session changed since stays due.
+        read = {
+            sid: d.read_mark
+            for d in chosen
+            if d.read_mark is not None
+            for sid in d.billed_session_ids
+        }
         try:
-            self._clinic.mark_exported(closed)
+            changed = self._clinic.mark_exported(closed, read_marks=read)
         except TherapyTimerError as exc:
             self.message.setText(str(exc))
             return
         provisional = sum(d.provisional for d in chosen)
-        text = f"Marked {len(chosen) - provisional} claim day(s) exported."
+        held = sum(not d.provisional and not changed.isdisjoint(d.session_ids) for d in chosen)
+        text = f"Marked {len(chosen) - provisional - held} claim day(s) exported."
         if provisional:
             text += f" {provisional} still open, not marked."
+        if changed:
+            text += (
+                f" {len(changed)} session(s) changed since this screen was read: not marked,"
+                f" {held} day(s) stay due for export."
+            )
         self.reload(then=text)
 
     def _on_separate_clicked(self) -> None:
