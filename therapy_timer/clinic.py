@@ -2528,7 +2528,9 @@ class _Tally:
         """``days`` for a plain claim day (closed, nothing left out) written without one."""
         self.sessions += len(sessions)
         self.ids.extend([s.id for s in sessions])
-        self._to_mark([s.id for s in sessions if s.amended or not s.exported], read_mark)
+        due = [s.id for s in sessions if s.amended or not s.exported]
+        if due:  # most of a year's days once it was exported: no call for nothing
+            self._to_mark(due, read_mark)
 
 
 class _Batch(NamedTuple):
