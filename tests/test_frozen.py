@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from therapy_timer.codes import Catalogue, Code, Discipline, Kind, Method, builtin_catalogue
-from therapy_timer.frozen import frozen_record
+from therapy_timer.frozen import from_fields, frozen_record
 from therapy_timer.rules import CodeResult, Line, Request, Result, RuleWarning, Severity
 
 WARNING = RuleWarning("R2.4", "Under 8 minutes.", Severity.INFO, "Under 8")
@@ -192,6 +192,15 @@ def test_a_request_gets_its_own_empty_minutes() -> None:
     assert first.assistant_minutes == {} and first.untimed_minutes == {}
     assert first.assistant_minutes is not second.assistant_minutes  # default_factory=dict
     assert type(first.assistant_minutes) is dict
+
+
+def test_a_record_from_its_fields_is_the_record_its_init_makes() -> None:
+    made = Line("97110", 2, ("GP", "CQ"))
+    built = from_fields(Line, {"code": "97110", "units": 2, "modifiers": ("GP", "CQ")})
+    assert type(built) is Line
+    assert (built, hash(built), repr(built)) == (made, hash(made), repr(made))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.units = 3  # type: ignore[misc]
 
 
 def test_a_record_must_write_its_init() -> None:

@@ -27,7 +27,7 @@ from therapy_timer.codes import (
 )
 from therapy_timer.codes import Method as Method  # re-exported: a Request names its method
 from therapy_timer.errors import InvalidInput
-from therapy_timer.frozen import frozen_record
+from therapy_timer.frozen import from_fields, frozen_record
 
 UNIT_MINUTES = 15
 
@@ -253,22 +253,8 @@ class Result:
         )
 
 
-_new = object.__new__
-
-
-def _record(cls: type[Any], values: dict[str, Any]) -> Any:
-    """Build a record from its fields by name without calling its ``__init__`` (hot path of
-    evaluate): calling one with a dozen keywords costs three times as much here (issue 13).
-
-    The caller passes every field, so nothing is skipped.
-    """
-    obj = _new(cls)
-    _set(obj, "__dict__", values)  # the caller's fresh dict becomes the record's own
-    return obj
-
-
 def _line(code: str, units: int, modifiers: tuple[str, ...]) -> Line:
-    line: Line = _record(Line, {"code": code, "units": units, "modifiers": modifiers})
+    line: Line = from_fields(Line, {"code": code, "units": units, "modifiers": modifiers})
     return line
 
 
@@ -560,7 +546,7 @@ def _row_outcome(
     code, entry = row.code, row.entry
     minutes = given or 0
     minutes_text = f"{minutes} min" if given is not None else "minutes not recorded"
-    code_result: CodeResult = _record(
+    code_result: CodeResult = from_fields(
         CodeResult,
         {
             "code": code,
@@ -1451,7 +1437,7 @@ def evaluate(
     )
     note.extend(remarks)
     note.append("")
-    result: Result = _record(
+    result: Result = from_fields(
         Result,
         {
             "method": method,
@@ -1510,13 +1496,13 @@ def evaluate_without_note(request: Request, catalogue: Catalogue | None = None) 
         return evaluate(request, catalogue)
     if known is None:
         known = evaluate(request, catalogue)
-        known = _record(Result, {**vars(known), "note": ""})
+        known = from_fields(Result, {**vars(known), "note": ""})
         if len(answers) >= _ANSWERS_LIMIT:
             answers.clear()
         answers[key] = known
     if known.date_of_service == dos:
         return known
-    answer: Result = _record(Result, {**vars(known), "date_of_service": dos})
+    answer: Result = from_fields(Result, {**vars(known), "date_of_service": dos})
     return answer
 
 

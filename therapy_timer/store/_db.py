@@ -36,6 +36,7 @@ from therapy_timer.errors import (
     InvalidInput,
     StorageUnavailable,
 )
+from therapy_timer.frozen import from_fields
 from therapy_timer.model import (
     AuditEntry,
     Pause,
@@ -257,21 +258,7 @@ _ROLES = {r.value: r for r in Role}
 _DISCIPLINES = {d.value: d for d in Discipline}
 _STATUSES = {s.value: s for s in SessionStatus}
 _FURNISHERS = {f.value: f for f in FurnishedBy}
-_new = object.__new__
-_set = object.__setattr__
 _parse = datetime.fromisoformat
-
-RecordT = TypeVar("RecordT")
-
-
-def _record(cls: type[RecordT], fields: dict[str, Any]) -> RecordT:
-    """A frozen model record built without its generated ``__init__``, which sets each field
-    through ``object.__setattr__``: most of reading a clinic-year's 100,000 sessions and
-    300,000 segments. ``fields`` names every field (the model records have no __post_init__)."""
-    record = _new(cls)
-    _set(record, "__dict__", fields)
-    return record
-
 
 _SESSION_FIELDS = (
     "id",
@@ -318,7 +305,7 @@ def session_from(values: Sequence[Any]) -> Session:
         allocation,
         origin,
     ) = values
-    return _record(
+    return from_fields(
         Session,
         {
             "id": session_id,
@@ -361,7 +348,7 @@ def segment_of(row: Mapping[str, Any]) -> Segment:
 def segment_from(values: Sequence[Any]) -> Segment:
     """A segment from its row's values in SEGMENT_COLUMNS order (a bulk read's tuples)."""
     segment_id, session_id, code, furnished_by, exclusive, start, stop = values
-    return _record(
+    return from_fields(
         Segment,
         {
             "id": segment_id,
