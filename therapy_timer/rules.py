@@ -1466,7 +1466,8 @@ def evaluate_without_note(request: Request, catalogue: Catalogue | None = None) 
     CSV export), memoised by everything that changes the rest of the answer.
 
     Only the note names the date of service; units, lines and warnings depend on it only
-    through which rules were in force (CQ/CO from 2020, the 2022 revision). A clinic-year's
+    through which rules were in force (CQ/CO from 2020: R7.1; the 2022 revision: R7.6, R7.7
+    and §11 Q2), so the memo's key holds those two facts, not the date. A clinic-year's
     100,000 claim days ask about 10,000 distinct questions in this sense.
     """
     if catalogue is None or not catalogue.codes:
