@@ -214,9 +214,10 @@ def _window_start_modules(data_dir: Path, entry: str) -> list[str]:
     "entry",
     [
         "from therapy_timer.gui.launch import main",  # therapy-timer-gui
-        "from therapy_timer.cli import main",  # therapy-timer (click), no command
+        "from therapy_timer.__main__ import main",  # therapy-timer, no command
+        "from therapy_timer.cli import main",  # therapy-timer through click (e.g. --data-dir ~/x)
     ],
-    ids=["therapy-timer-gui", "therapy-timer"],
+    ids=["therapy-timer-gui", "therapy-timer", "therapy-timer through click"],
 )
 def test_a_window_start_loads_the_qt_free_layers_before_pyside6(tmp_path: Path, entry: str) -> None:
     # PySide6's import hook reads the source of every module imported after PySide6 (issue 13).

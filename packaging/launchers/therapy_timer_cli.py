@@ -1,6 +1,6 @@
-"""PyInstaller entry script for the console ``therapy-timer`` executable (cli:main)."""
+"""PyInstaller entry script for the console ``therapy-timer`` executable (__main__:main)."""
 
-from therapy_timer.cli import main
+from therapy_timer.__main__ import main
 
 if __name__ == "__main__":
     main()
