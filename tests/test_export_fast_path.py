@@ -338,7 +338,8 @@ def test_overlapping_patients_are_those_found_by_checking_every_pair(
         }
         for sid, others in rules.concurrent_sessions(every).items():
             expected[sid] = tuple(sorted(f"P{o[1:]}" for o in others))
-    assert billing.concurrent_patients(listed, segments, CATALOGUE, now) == expected
+    times = {sid: [billing.segment_times(g) for g in listed] for sid, listed in segments.items()}
+    assert billing.concurrent_patients(listed, times, CATALOGUE, now) == expected
 
 
 @settings(max_examples=300, deadline=None)

@@ -67,7 +67,7 @@ def test_an_export_that_fails_half_way_leaves_no_file_and_marks_nothing(
 ) -> None:
     monkeypatch.setattr("therapy_timer.clinic.CLAIM_DAY_BATCH", 1)
     sessions = _visits(clinic, clock, [1, 1, 1])
-    real = clinic._store.segments_of
+    real = clinic._store.segment_times_of  # the read each batch of dates makes
     calls: list[int] = []
     collecting: list[bool] = []
 
@@ -78,7 +78,7 @@ def test_an_export_that_fails_half_way_leaves_no_file_and_marks_nothing(
             raise sqlite3.OperationalError("disk I/O error")
         return real(ids)
 
-    monkeypatch.setattr(clinic._store, "segments_of", fails_on_the_third_batch)
+    monkeypatch.setattr(clinic._store, "segment_times_of", fails_on_the_third_batch)
     out = tmp_path / "year.csv"
     with pytest.raises(sqlite3.OperationalError):
         clinic.export("csv", sessions[0].date_of_service, sessions[-1].date_of_service, out=out)

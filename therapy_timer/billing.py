@@ -12,7 +12,14 @@ from therapy_timer import rules
 from therapy_timer.codes import Catalogue, Discipline, FurnishedBy, Kind
 from therapy_timer.errors import InvalidInput
 from therapy_timer.frozen import frozen_record
-from therapy_timer.model import PayerProfile, Segment, Session, SessionProblem, UntimedService
+from therapy_timer.model import (
+    PayerProfile,
+    Segment,
+    SegmentTimes,
+    Session,
+    SessionProblem,
+    UntimedService,
+)
 from therapy_timer.stopwatch import RoundingPolicy, RulesInput, Stopwatch
 
 OTHER_METHOD = {rules.Method.CMS: rules.Method.AMA, rules.Method.AMA: rules.Method.CMS}
@@ -67,7 +74,7 @@ class StoppedTotals:
 
 
 def stopped_totals(
-    segments: Iterable[Segment],
+    segments: Iterable[SegmentTimes],
     catalogue: Catalogue,
     policy: RoundingPolicy,
     canonical: dict[str, str],
@@ -80,20 +87,24 @@ def stopped_totals(
     """
     elapsed: dict[str, timedelta] = {}
     assistant: dict[str, timedelta] = {}
-    for segment in segments:
-        start, stop = segment.start_utc, segment.stop_utc
+    for stored_code, furnished_by, start, stop in segments:
         if stop is None or start.tzinfo is not UTC or stop.tzinfo is not UTC or stop < start:
             return None
-        code = canonical.get(segment.code)
+        code = canonical.get(stored_code)
         if code is None:
-            if segment.code not in catalogue:
+            if stored_code not in catalogue:
                 return None
-            code = canonical[segment.code] = catalogue.get(segment.code).code
+            code = canonical[stored_code] = catalogue.get(stored_code).code
         length = stop - start
         elapsed[code] = elapsed[code] + length if code in elapsed else length
-        if segment.furnished_by == FurnishedBy.ASSISTANT:
+        if furnished_by is FurnishedBy.ASSISTANT:
             assistant[code] = assistant[code] + length if code in assistant else length
     return StoppedTotals(elapsed, assistant, catalogue, policy)
+
+
+def segment_times(segment: Segment) -> SegmentTimes:
+    """What billing reads of a segment record (``Store.segment_times_of`` reads only that)."""
+    return segment.code, segment.furnished_by, segment.start_utc, segment.stop_utc
 
 
 @frozen_record
@@ -223,7 +234,7 @@ def _with_warnings(result: rules.Result, warnings: tuple[rules.RuleWarning, ...]
 
 def concurrent_patients(
     sessions: Sequence[Session],
-    segments: Mapping[str, Sequence[Segment]],
+    segments: Mapping[str, Sequence[SegmentTimes]],
     catalogue: Catalogue,
     now: datetime,
 ) -> dict[str, tuple[str, ...]]:
@@ -239,15 +250,13 @@ def concurrent_patients(
         spans: dict[str, list[rules.Interval]] = {}
         for s in group:
             listed = []
-            for seg in segments.get(s.id, ()):
-                is_timed = timed.get(seg.code)
+            for code, _furnished_by, start, stop in segments.get(s.id, ()):
+                is_timed = timed.get(code)
                 if is_timed is None:
                     # A code no longer in the catalogue is the session's problem, shown elsewhere.
-                    is_timed = timed[seg.code] = (
-                        seg.code in catalogue and catalogue.get(seg.code).timed
-                    )
+                    is_timed = timed[code] = code in catalogue and catalogue.get(code).timed
                 if is_timed:
-                    listed.append((seg.start_utc, seg.stop_utc or now))
+                    listed.append((start, stop or now))
             if listed:
                 spans[s.id] = listed
         if len(spans) < 2:

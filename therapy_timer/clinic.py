@@ -53,6 +53,7 @@ from therapy_timer.model import (
     PayerProfile,
     RecoveryChoice,
     Segment,
+    SegmentTimes,
     Session,
     SessionProblem,
     SessionStatus,
@@ -694,7 +695,7 @@ class Clinic:
         )
         concurrent = billing.concurrent_patients(
             same_day,
-            self._store.segments_of([s.id for s in same_day]),
+            self._store.segment_times_of([s.id for s in same_day]),
             self._catalogue,
             self._clock.now(),
         )
@@ -725,7 +726,10 @@ class Clinic:
         profiles = {p.name: p for p in self._store.payer_profiles()}
         heartbeat = self._trusted_heartbeat()
         concurrent = billing.concurrent_patients(
-            sessions, segments, self._catalogue, self._clock.now()
+            sessions,
+            {i: [billing.segment_times(s) for s in listed] for i, listed in segments.items()},
+            self._catalogue,
+            self._clock.now(),
         )
         policy = self.policy
         pooled = self._pooled_days(sessions)
@@ -1285,33 +1289,38 @@ class Clinic:
         )
         for mark, dated in batches:
             ids = [s.id for s in dated]
-            segments = self._store.segments_of(ids)
+            times = self._store.segment_times_of(ids)
             untimed = self._store.untimed_services_of(ids)
-            rows = []
+            totals: dict[str, billing.StoppedTotals] = {}
             for s in dated:
-                totals = None
                 if s.pause is None:
-                    totals = billing.stopped_totals(
-                        segments.get(s.id, ()), self._catalogue, policy, canonical
+                    summed = billing.stopped_totals(
+                        times.get(s.id, ()), self._catalogue, policy, canonical
                     )
-                if totals is None:
-                    row = self._session_rows(
-                        s,
-                        segments.get(s.id, []),
-                        untimed.get(s.id, []),
-                        profiles,
-                        heartbeat,
-                        policy,
-                    )
-                else:
-                    row = billing.SessionRows(
-                        s, totals, untimed.get(s.id, ()), profiles[s.payer_profile]
-                    )
-                rows.append(row)
+                    if summed is not None:
+                        totals[s.id] = summed
+            # Whole segment records only for the few sessions a stopwatch must restore.
+            restore = [s.id for s in dated if s.id not in totals]
+            segments = self._store.segments_of(restore) if restore else {}
+            rows = [
+                billing.SessionRows(
+                    s, totals[s.id], untimed.get(s.id, ()), profiles[s.payer_profile]
+                )
+                if s.id in totals
+                else self._session_rows(
+                    s,
+                    segments.get(s.id, []),
+                    untimed.get(s.id, []),
+                    profiles,
+                    heartbeat,
+                    policy,
+                )
+                for s in dated
+            ]
             yield _Batch(
                 rows,
-                billing.concurrent_patients(dated, segments, self._catalogue, now),
-                segments,
+                billing.concurrent_patients(dated, times, self._catalogue, now),
+                times,
                 self._store.changed_since_export([s.id for s in dated if s.exported and s.amended]),
                 mark,
             )
@@ -2473,7 +2482,7 @@ class Clinic:
 
 
 def _spans(
-    ids: Iterable[str], segments: Mapping[str, Sequence[Segment]]
+    ids: Iterable[str], segments: Mapping[str, Sequence[SegmentTimes]]
 ) -> dict[str, tuple[datetime | None, datetime | None]]:
     """Each session's first segment start and last segment stop (None if none stopped), from
     the segments already read for its stopwatch (only for the days a ``ClaimDay`` is built:
@@ -2482,8 +2491,11 @@ def _spans(
     for session_id in ids:
         listed = segments.get(session_id)
         if listed:
-            stops = [s.stop_utc for s in listed if s.stop_utc is not None]
-            found[session_id] = (min(s.start_utc for s in listed), max(stops, default=None))
+            stops = [stop for _code, _by, _start, stop in listed if stop is not None]
+            found[session_id] = (
+                min(start for _c, _b, start, _s in listed),
+                max(stops, default=None),
+            )
     return found
 
 
@@ -2538,7 +2550,7 @@ class _Batch(NamedTuple):
 
     rows: list[billing.SessionRows]
     concurrent: dict[str, tuple[str, ...]]
-    segments: dict[str, list[Segment]]
+    segments: dict[str, list[SegmentTimes]]
     stale: set[str]
     read_mark: int | None
 

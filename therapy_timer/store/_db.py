@@ -43,6 +43,7 @@ from therapy_timer.model import (
     PayerProfile,
     Resumable,
     Segment,
+    SegmentTimes,
     Session,
     SessionStatus,
     UntimedService,
@@ -348,17 +349,28 @@ def segment_of(row: Mapping[str, Any]) -> Segment:
 def segment_from(values: Sequence[Any]) -> Segment:
     """A segment from its row's values in SEGMENT_COLUMNS order (a bulk read's tuples)."""
     segment_id, session_id, code, furnished_by, exclusive, start, stop = values
+    code, furnisher, start_utc, stop_utc = segment_times_from(code, furnished_by, start, stop)
     return from_fields(
         Segment,
         {
             "id": segment_id,
             "session_id": session_id,
             "code": code,
-            "furnished_by": _FURNISHERS.get(furnished_by) or FurnishedBy(furnished_by),
+            "furnished_by": furnisher,
             "exclusive": bool(exclusive),
-            "start_utc": _parse(start),
-            "stop_utc": None if stop is None else _parse(stop),
+            "start_utc": start_utc,
+            "stop_utc": stop_utc,
         },
+    )
+
+
+def segment_times_from(code: str, furnished_by: str, start: str, stop: str | None) -> SegmentTimes:
+    """A segment's code, furnisher, start and stop from those columns' stored values."""
+    return (
+        code,
+        _FURNISHERS.get(furnished_by) or FurnishedBy(furnished_by),
+        _parse(start),
+        None if stop is None else _parse(stop),
     )
 
 

@@ -10,6 +10,7 @@ from therapy_timer.model import (
     AuditEntry,
     PayerProfile,
     Segment,
+    SegmentTimes,
     Session,
     SessionStatus,
     UntimedService,
@@ -24,6 +25,7 @@ from therapy_timer.store._db import (
     profile_of,
     segment_from,
     segment_of,
+    segment_times_from,
     session_from,
     session_of,
     ts,
@@ -161,6 +163,24 @@ class QueriesMixin(StoreBase):
             session_ids,
         ):
             found.setdefault(values[1], []).append(segment_from(values))
+        return found
+
+    @guarded
+    def segment_times_of(self, session_ids: Sequence[str]) -> dict[str, list[SegmentTimes]]:
+        """``segments_of`` as billing reads closed sessions in bulk: each segment's code,
+        furnisher, start and stop, converted as ``segments_of`` converts them."""
+        found: dict[str, list[SegmentTimes]] = {}
+        for session_id, code, furnished_by, start, stop in self._tuples_in(
+            "SELECT session_id, code, furnished_by, start_utc, stop_utc FROM segments"
+            " WHERE session_id IN ({ids}) ORDER BY session_id, start_utc, id",
+            session_ids,
+        ):
+            times = segment_times_from(code, furnished_by, start, stop)
+            listed = found.get(session_id)
+            if listed is None:
+                found[session_id] = [times]
+            else:
+                listed.append(times)
         return found
 
     # untimed services ------------------------------------------------------------------------
