@@ -223,8 +223,9 @@ def _plain(**changes: object) -> dict[str, object]:
 def test_a_csv_writes_plain_days_from_their_answer_and_the_rest_as_claim_days(
     store: Store,
 ) -> None:
-    """Plain days (closed, stopped, accepted by the rules) are written from the rules' answer
-    without a ClaimDay; open, running, paused and refused ones go the full way, in the same
+    """Plain days (closed, stopped, no tie choice stored, accepted by the rules) are written
+    from the cells of the rules' answer, asked once for all days asking the same, without a
+    ClaimDay; open, running, paused, tie-chosen and refused ones go the full way, in the same
     places: the CSV is what csv_rows writes of the full path's days."""
     _load(
         store,
@@ -237,25 +238,38 @@ def test_a_csv_writes_plain_days_from_their_answer_and_the_rest_as_claim_days(
             _plain(day=DATES[2], segments=[]),  # nothing billable
             _plain(day=DATES[1], segments=[{**_plain()["segments"][0], "code": "97799"}]),  # type: ignore[index]
             _plain(day=DATES[0], exported=True, untimed=[("97012", None, "therapist")]),
+            # Two days asking the same question (same minutes, payer, year's rules, no R8.3).
+            _plain(day=DATES[2], patient="MRN4", clinician="Cat"),
+            _plain(day=DATES[3], patient="MRN5", clinician="Cat"),
         ],
     )
     clinic = Clinic(store, CATALOGUE, FakeClock(NOW))
     first, last = DATES[0], DATES[-1]
+    requests: list[rules.Request | None] = []
     answers: list[rules.Result | None] = []
-    real = billing.plain_answer
+    real_request, real_answer = billing.plain_request, billing.plain_answer
 
-    def spy(*args: object, **kwargs: object) -> rules.Result | None:
-        answers.append(real(*args, **kwargs))  # type: ignore[arg-type]
+    def plain_request(*args: object, **kwargs: object) -> rules.Request | None:
+        requests.append(real_request(*args, **kwargs))  # type: ignore[arg-type]
+        return requests[-1]
+
+    def plain_answer(*args: object, **kwargs: object) -> rules.Result | None:
+        answers.append(real_answer(*args, **kwargs))  # type: ignore[arg-type]
         return answers[-1]
 
     with mock.patch.object(billing, "stopped_totals", return_value=None):
         full = list(clinic.iter_claim_days(first, last))
-    with mock.patch.object(billing, "plain_answer", spy):
+    with (
+        mock.patch.object(billing, "plain_request", plain_request),
+        mock.patch.object(billing, "plain_answer", plain_answer),
+    ):
         exported = clinic.export("csv", first, last, include_open=True, mark=False).text
     assert exported == ex.report_text(full, "csv")
-    plain = [a for a in answers if a is not None]
-    assert len(plain) == 4 and len(answers) == len(full) == 7
-    assert any(w.rule == "R8.3" for a in plain for w in a.warnings)
+    assert len(requests) == len(full) == 9
+    plain = [r for r in requests if r is not None]
+    assert len(plain) == 5  # MRN1's day, nothing billable, 97012 alone, MRN4's and MRN5's
+    assert len(answers) == 4 and None not in answers  # MRN5's day asked as MRN4's did
+    assert any(w.rule == "R8.3" for a in answers if a is not None for w in a.warnings)
 
 
 def test_an_answer_without_its_note_is_the_answer_under_each_dates_rules() -> None:

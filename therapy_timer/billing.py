@@ -604,18 +604,7 @@ def evaluate_day(
         held = {p.session.id for p in problems}
         billed = [r for r in rows if r.session.id not in held]
     sessions = [r.session for r in billed]
-    minutes = pooled_input([(r.stopwatch, r.untimed) for r in billed], catalogue, policy)
-    profile, session = first.profile, first.session
-    request = rules.Request(
-        profile.method,
-        session.discipline,
-        minutes.timed,
-        {c: m for c, m in minutes.assistant_minutes.items() if m},
-        tuple(minutes.untimed),
-        minutes.untimed_minutes,
-        session.date_of_service,
-        profile.assistant_modifiers,
-    )
+    request = day_request(first, billed, catalogue, policy)
     stored = None  # the tie choice of the latest session that made one
     for s in sessions:
         if s.allocation is not None:
@@ -626,6 +615,28 @@ def evaluate_day(
         notes = [*day_remarks(sessions or [first.session], policy), *(w.message for w in left_out)]
     result = _answer(request, stored, notes, catalogue, concurrent)
     return _with_warnings(result, (*left_out, *result.warnings)) if left_out else result
+
+
+def day_request(
+    first: SessionRows,
+    billed: Sequence[SessionRows],
+    catalogue: Catalogue,
+    policy: RoundingPolicy,
+) -> rules.Request:
+    """The rules' request for a claim day: the ``billed`` sessions' minutes pooled, under the
+    payer profile, plan of care and date of its ``first`` session."""
+    minutes = pooled_input([(r.stopwatch, r.untimed) for r in billed], catalogue, policy)
+    profile, session = first.profile, first.session
+    return rules.Request(
+        profile.method,
+        session.discipline,
+        minutes.timed,
+        {c: m for c, m in minutes.assistant_minutes.items() if m},
+        tuple(minutes.untimed),
+        minutes.untimed_minutes,
+        session.date_of_service,
+        profile.assistant_modifiers,
+    )
 
 
 def _left_out(problem: SessionProblem, *, partial: bool) -> rules.RuleWarning:
@@ -745,28 +756,35 @@ def day_concurrent(ids: Sequence[str], overlaps: Mapping[str, Sequence[str]]) ->
     return sorted({p for i in ids for p in overlaps.get(i, ())}) if overlaps else []
 
 
-def plain_answer(
-    members: Sequence[SessionRows],
-    catalogue: Catalogue,
-    policy: RoundingPolicy,
-    concurrent: Sequence[str],
-) -> rules.Result | None:
-    """A plain claim day's answer without its note, or None when the day is not plain.
+def plain_request(
+    members: Sequence[SessionRows], catalogue: Catalogue, policy: RoundingPolicy
+) -> rules.Request | None:
+    """A plain claim day's request, or None when the day is not plain.
 
-    Plain: every session closed and summed from stopped segments (``StoppedTotals``: no
-    pause, no running timer, nothing the stopwatch must check) and the pooled minutes are
-    accepted by the rules. Such a day has no problems, is not provisional and bills every
-    session, so a CSV can write its rows from this answer alone (``Clinic`` does, without
-    building a ``ClaimDay``); any other day goes through ``claim_days``, which gives the
-    same answer here (``bill_day`` with nothing left out is ``evaluate_day``).
+    Plain: every session closed, summed from stopped segments (``StoppedTotals``: no pause,
+    no running timer, nothing the stopwatch must check) and without a stored tie choice. Such
+    a day, if the rules accept its request (``plain_answer``), has no problems, is not
+    provisional and bills every session, so a CSV can write its rows from that answer alone
+    (``Clinic`` does, without building a ``ClaimDay``); any other day goes through
+    ``claim_days``, which gives the same answer for a plain one (``bill_day`` with nothing
+    left out and nothing stored is ``_answer`` of this request).
     """
     for row in members:
-        if row.problem is not None or row.session.is_open:
+        session = row.session
+        if row.problem is not None or session.is_open or session.allocation is not None:
             return None
         if not isinstance(row.stopwatch, StoppedTotals):
             return None
+    return day_request(members[0], members, catalogue, policy)
+
+
+def plain_answer(
+    request: rules.Request, catalogue: Catalogue, concurrent: Sequence[str]
+) -> rules.Result | None:
+    """The answer without a note to a plain day's ``request`` (R8.3's flag for the patients
+    ``concurrent`` names), or None when the rules refuse it (``claim_days`` then says why)."""
     try:
-        return evaluate_day(members, catalogue, policy, concurrent=concurrent, note=False)
+        return _answer(request, None, None, catalogue, concurrent)
     except InvalidInput:
         return None
 

@@ -1346,18 +1346,20 @@ class Clinic:
     ) -> Iterator[list[str]]:
         """A range's CSV rows, ``export.csv_rows`` of its claim days, a date at a time.
 
-        Why not just that: most days of a clinic-year are plain (``billing.plain_answer``:
-        closed sessions of stopped segments the rules accept), and building each one's
-        ``ClaimDay``, visits and properties cost more than their memoised answer. A plain
-        day's rows are written from the answer and its sessions with the same cell, status
-        and why-nothing functions; any other day goes through ``claim_days`` and
-        ``csv_rows`` whole, in the same place. tests/test_export_fast_path.py holds the two
-        equal on generated databases.
+        Why not just that: most days of a clinic-year are plain (``billing.plain_request``:
+        closed sessions of stopped segments, no tie choice stored), and building each one's
+        ``ClaimDay``, visits, answer and properties cost more than the rows. A plain day's
+        rows are written from the cells of its answer, made once for all the days that ask
+        the same (``rules.answer_key``) with the same R8.3 flag: the flag's cell names no
+        patient, so which patients overlapped does not change the rows. The day's own cells
+        come from the same cell, status and why-nothing functions as a ``ClaimDay``'s; any
+        other day goes through ``claim_days`` and ``csv_rows`` whole, in the same place.
+        tests/test_export_fast_path.py holds the two equal on generated databases.
         """
         from therapy_timer import export as ex
 
         catalogue, policy = self._catalogue, self.policy
-        line_cells: ex.LineCells = {}
+        answers: dict[tuple[object, ...], tuple[ex.AnswerCells, str | None]] = {}
         for batch in self._batches(self._sessions_by_date(start, end)):
             for members in billing.day_groups(batch.rows):
                 sessions = [r.session for r in members]
@@ -1365,24 +1367,37 @@ class Clinic:
                     continue
                 ids = [s.id for s in sessions]
                 others = billing.day_concurrent(ids, batch.concurrent)
-                result = billing.plain_answer(members, catalogue, policy, others)
-                if result is None:
+                known = None
+                request = billing.plain_request(members, catalogue, policy)
+                if request is not None:
+                    key = (rules.answer_key(request), bool(others))
+                    known = answers.get(key)
+                    if known is None:
+                        result = billing.plain_answer(request, catalogue, others)
+                        if result is not None:
+                            if len(answers) >= _ANSWER_CELLS_KEPT:
+                                answers.clear()
+                            why = billing.nothing_billable(
+                                result, problems=False, provisional=False
+                            )
+                            known = answers[key] = (ex.answer_cells(result), why)
+                if known is None:
                     days = self._batch_days(batch, members, note=False)
-                    yield from ex.csv_rows(tally.days(days), line_cells)
+                    yield from ex.csv_rows(tally.days(days))
                     continue
                 tally.plain(sessions, batch.read_mark)
+                answer, why = known
                 first = sessions[0]
                 status = billing.day_status(
                     sessions, provisional=False, changed=any([i in batch.stale for i in ids])
                 )
                 tail = ex.day_tail(
-                    result,
+                    answer,
                     dict.fromkeys([f"{s.clinician} ({s.role.value})" for s in sessions]),
                     ids,
                     any([s.amended for s in sessions]),
                     status,
                 )
-                why = billing.nothing_billable(result, problems=False, provisional=False)
                 yield from ex.day_rows(
                     ex.day_cells(
                         first.date_of_service,
@@ -1390,11 +1405,10 @@ class Clinic:
                         first.discipline,
                         first.payer_profile,
                     ),
-                    result,
+                    answer,
                     tail,
                     "" if why is None else ex.neutralise(f"nothing billable: {why}"),
                     why,
-                    line_cells,
                 )
 
     def _session_rows(
@@ -2543,6 +2557,10 @@ class _Tally:
         due = [s.id for s in sessions if s.amended or not s.exported]
         if due:  # most of a year's days once it was exported: no call for nothing
             self._to_mark(due, read_mark)
+
+
+_ANSWER_CELLS_KEPT = 16_384
+"""Distinct answers whose cells an export keeps (a clinic-year asks about 10,000)."""
 
 
 class _Batch(NamedTuple):

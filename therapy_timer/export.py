@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, NamedTuple, Protocol, TextIO
 
 from therapy_timer import rules
 from therapy_timer.codes import Discipline
@@ -153,22 +153,45 @@ def neutralise(cell: str) -> str:
     return "'" + cell if cell.lstrip(" \u00a0").startswith(FORMULA_STARTS) else cell
 
 
-LineCells = dict[tuple[int, int], tuple[object, object, list[list[str]]]]
-"""A line's own cells (code, modifiers, units, minutes) by the answer's lines and codes they
-come from, which answers memoised for many days share (the entry holds them, so their ids
-stay theirs)."""
+class AnswerCells(NamedTuple):
+    """What a claim day's rows take from its rules answer: the same for every day with that
+    answer, so a year's export makes them once per distinct answer (``answer_cells``)."""
+
+    lines: tuple[tuple[str, str, str, str], ...]
+    """Each billed line's own cells: code, modifiers, units, minutes."""
+    total_timed: str
+    total_treatment: str
+    warnings: str
+    """The act warnings (``act_warnings``), neutralised."""
 
 
-def csv_rows(
-    days: Iterable[ClaimDayLike], line_cells: LineCells | None = None
-) -> Iterator[list[str]]:
+def answer_cells(result: rules.Result) -> AnswerCells:
+    minutes = {c.code: c.minutes for c in result.codes}
+    return AnswerCells(
+        tuple(
+            [
+                (
+                    neutralise(line.code),
+                    neutralise(" ".join(line.modifiers)),
+                    str(line.units),
+                    str(minutes[line.code]),
+                )
+                for line in result.lines
+            ]
+        ),
+        str(result.total_timed_minutes),
+        str(result.total_treatment_minutes),
+        neutralise(act_warnings(result)),
+    )
+
+
+def csv_rows(days: Iterable[ClaimDayLike]) -> Iterator[list[str]]:
     """One row per billable line of each claim day; a day billing nothing gets one 0-unit row.
 
     Zero-unit codes of a billing day stay in the note, not among the rows. Cells that cannot
     start with a formula's character (dates, plan-of-care names, counts, yes/no, statuses) are
     written as they are; every other cell is neutralised, once per day where rows share it.
     """
-    cells: LineCells = {} if line_cells is None else line_cells
     for day in days:
         problems = day.problems
         common = day_cells(day.date_of_service, day.patient_ref, day.discipline, day.payer_profile)
@@ -177,12 +200,9 @@ def csv_rows(
         billed = day.billed_session_ids
         if not billed:
             continue
+        answer = answer_cells(day.result)
         tail = day_tail(
-            day.result,
-            day.clinicians,
-            billed,
-            any([s.amended for s in day.sessions]),
-            day.status,
+            answer, day.clinicians, billed, any([s.amended for s in day.sessions]), day.status
         )
         provisional = "provisional: a session of the day is still open" if day.provisional else ""
         partial = ""
@@ -196,7 +216,7 @@ def csv_rows(
             remark = (
                 f"{provisional}; {partial}" if provisional and partial else provisional or partial
             )
-        yield from day_rows(common, day.result, tail, neutralise(remark), why, cells)
+        yield from day_rows(common, answer, tail, neutralise(remark), why)
 
 
 def day_cells(
@@ -207,7 +227,7 @@ def day_cells(
 
 
 def day_tail(
-    result: rules.Result,
+    answer: AnswerCells,
     clinicians: Iterable[str],
     billed: Iterable[str],
     amended: bool,
@@ -215,45 +235,28 @@ def day_tail(
 ) -> list[str]:
     """The cells after a line's own: the day's totals, who and which sessions, its status."""
     return [
-        str(result.total_timed_minutes),
-        str(result.total_treatment_minutes),
+        answer.total_timed,
+        answer.total_treatment,
         neutralise("; ".join(clinicians)),
         neutralise(" ".join(billed)),
         "yes" if amended else "no",
-        neutralise(act_warnings(result)),
+        answer.warnings,
         status,
     ]
 
 
 def day_rows(
     common: list[str],
-    result: rules.Result,
+    answer: AnswerCells,
     tail: list[str],
     remark: str,
     nothing_billable: str | None,
-    line_cells: LineCells,
 ) -> list[list[str]]:
     """A claim day's billed rows: one per line, or one of 0 units when it bills nothing
     (``nothing_billable`` says why, and ``remark`` already does)."""
     if nothing_billable is not None:
-        return [[*common, "", "", "0", tail[0], *tail, remark]]
-    key = (id(result.lines), id(result.codes))
-    known = line_cells.get(key)
-    if known is None or known[0] is not result.lines or known[1] is not result.codes:
-        minutes = {c.code: c.minutes for c in result.codes}
-        cells = [
-            [
-                neutralise(line.code),
-                neutralise(" ".join(line.modifiers)),
-                str(line.units),
-                str(minutes[line.code]),
-            ]
-            for line in result.lines
-        ]
-        if len(line_cells) >= 16_384:  # as many as rules.evaluate_without_note keeps
-            line_cells.clear()
-        known = line_cells[key] = (result.lines, result.codes, cells)
-    return [[*common, *own, *tail, remark] for own in known[2]]
+        return [[*common, "", "", "0", answer.total_timed, *tail, remark]]
+    return [[*common, *own, *tail, remark] for own in answer.lines]
 
 
 def _error_row(common: list[str], problem: SessionProblem) -> list[str]:

@@ -1474,18 +1474,7 @@ def evaluate_without_note(request: Request, catalogue: Catalogue | None = None) 
         catalogue = builtin_catalogue()
     dos = request.date_of_service
     try:
-        key: tuple[object, ...] = (
-            request.method,
-            request.discipline,
-            tuple(request.timed.items()),
-            tuple(request.assistant_minutes.items()),
-            tuple(request.untimed),
-            tuple(request.untimed_minutes.items()),
-            request.assistant_modifiers,
-            None if request.allocation is None else tuple(request.allocation.items()),
-            dos is None or dos >= CQ_CO_FIRST_DATE,
-            dos is None or dos >= CY2022_REVISION_DATE,
-        )
+        key = answer_key(request)
         entry = _ANSWERS.get(id(catalogue))
         if entry is None or entry[0] is not catalogue:
             if len(_ANSWERS) >= 8:
@@ -1505,6 +1494,27 @@ def evaluate_without_note(request: Request, catalogue: Catalogue | None = None) 
         return known
     answer: Result = from_fields(Result, {**vars(known), "date_of_service": dos})
     return answer
+
+
+def answer_key(request: Request) -> tuple[object, ...]:
+    """What of a request changes its answer other than its note (``evaluate_without_note``):
+    every field but the date of service, which counts only by the rules in force on it (CQ/CO
+    from 2020: R7.1; the 2022 revision: R7.6, R7.7 and §11 Q2). Two requests with equal keys
+    get equal answers, notes and dates aside; hashing the key raises TypeError when the
+    request holds something unhashable (which ``evaluate`` refuses)."""
+    dos = request.date_of_service
+    return (
+        request.method,
+        request.discipline,
+        tuple(request.timed.items()),
+        tuple(request.assistant_minutes.items()),
+        tuple(request.untimed),
+        tuple(request.untimed_minutes.items()),
+        request.assistant_modifiers,
+        None if request.allocation is None else tuple(request.allocation.items()),
+        dos is None or dos >= CQ_CO_FIRST_DATE,
+        dos is None or dos >= CY2022_REVISION_DATE,
+    )
 
 
 _NO_SLP_ASSISTANT_MODIFIER = RuleWarning(
