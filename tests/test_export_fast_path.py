@@ -369,3 +369,59 @@ def test_csv_lines_are_what_the_csv_writer_writes(rows: list[list[str]]) -> None
     for row in rows:
         writer.writerow(row)
     assert "".join(ex.csv_lines(rows)) == out.getvalue()
+
+
+hostile = st.text(alphabet=st.sampled_from(',"\r\n\t a=é\u00a0;'), max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    day=st.lists(hostile, min_size=6, max_size=6),
+    lines=st.lists(st.tuples(hostile, hostile, st.just("2"), st.just("23")), max_size=3),
+    why=st.none() | hostile,
+)
+def test_a_days_lines_are_what_the_csv_writer_writes_of_its_rows(
+    day: list[str], lines: list[tuple[str, str, str, str]], why: str | None
+) -> None:
+    ref, payer, clinicians, billed, warnings, remark = day
+    texts = tuple(",".join(cells) for cells in lines)
+    clean = not any(c in "".join(texts) for c in ',"\r\n')
+    answer = ex.AnswerCells(tuple(lines), "31", "40", warnings, texts if clean else None)
+    common = ["2025-03-10", ref, "PT", payer]
+    tail = ["31", "40", clinicians, billed, "no", warnings, "closed"]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    for row in ex.day_rows(common, answer, tail, remark, why):
+        writer.writerow(row)
+    with mock.patch.object(ex, "csv_lines", wraps=ex.csv_lines) as writer_used:
+        assert "".join(ex.day_lines(common, answer, tail, remark, why)) == out.getvalue()
+    # Only a day with a cell to quote goes row by row.
+    needs_quotes = any(
+        c in "".join([*day, *(x for cells in lines for x in cells)]) for c in ',"\r\n'
+    )
+    assert writer_used.called == needs_quotes
+
+
+def test_an_answers_line_texts_are_its_cells_joined_or_none_when_one_needs_quotes() -> None:
+    request = rules.Request(
+        method=rules.Method.CMS,
+        discipline=Discipline.PT,
+        timed={"97110": 23, "97140": 9},
+        assistant_minutes={"97110": 12},
+        date_of_service=DATES[2],
+    )
+    result = rules.evaluate(request, CATALOGUE)
+    answer = ex.answer_cells(result)
+    minutes = {c.code: c.minutes for c in result.codes}
+    assert answer.line_texts == tuple(
+        f"{line.code},{' '.join(line.modifiers)},{line.units},{minutes[line.code]}"
+        for line in result.lines
+    )
+    assert len(answer.line_texts) == 2
+    # A code needing quotes (a clinic's own catalogue cannot name one; the writer still could).
+    line, code = result.lines[0], result.codes[0]
+    odd = replace(
+        result, lines=(replace(line, code='97"110'),), codes=(replace(code, code='97"110'),)
+    )
+    assert ex.answer_cells(odd).line_texts is None
+    assert ex.answer_cells(odd).lines[0][0] == '97"110'

@@ -56,14 +56,14 @@ def _changed_during_export(
             change()
             desk.export("csv", day, out=tmp_path / "now.csv", days=shown)
         else:
-            # The CSV's rows are read and billed as they are written (Clinic._csv_rows).
-            reading = desk._csv_rows
+            # The CSV's rows are read and billed as they are written (Clinic._csv_lines).
+            reading = desk._csv_lines
 
-            def read_then_changed(*args: Any, **kwargs: Any) -> Iterator[list[str]]:
+            def read_then_changed(*args: Any, **kwargs: Any) -> Iterator[str]:
                 yield from reading(*args, **kwargs)
                 change()
 
-            monkeypatch.setattr(desk, "_csv_rows", read_then_changed)
+            monkeypatch.setattr(desk, "_csv_lines", read_then_changed)
             desk.export("csv", day, out=tmp_path / "now.csv")
         assert "Commercial" not in (tmp_path / "now.csv").read_text()  # read before the change
         assert desk.get_session(first).payer_profile == "Commercial (per-code)"

@@ -1341,10 +1341,10 @@ class Clinic:
             read_mark=batch.read_mark,
         )
 
-    def _csv_rows(
+    def _csv_lines(
         self, start: date, end: date, clinician: str | None, tally: _Tally
-    ) -> Iterator[list[str]]:
-        """A range's CSV rows, ``export.csv_rows`` of its claim days, a date at a time.
+    ) -> Iterator[str]:
+        """A range's CSV rows as lines, ``export.csv_rows`` of its claim days, a date at a time.
 
         Why not just that: most days of a clinic-year are plain (``billing.plain_request``:
         closed sessions of stopped segments, no tie choice stored), and building each one's
@@ -1383,7 +1383,7 @@ class Clinic:
                             known = answers[key] = (ex.answer_cells(result), why)
                 if known is None:
                     days = self._batch_days(batch, members, note=False)
-                    yield from ex.csv_rows(tally.days(days))
+                    yield from ex.csv_lines(ex.csv_rows(tally.days(days)))
                     continue
                 tally.plain(sessions, batch.read_mark)
                 answer, why = known
@@ -1398,7 +1398,7 @@ class Clinic:
                     any([s.amended for s in sessions]),
                     status,
                 )
-                yield from ex.day_rows(
+                yield from ex.day_lines(
                     ex.day_cells(
                         first.date_of_service,
                         first.patient_ref,
@@ -1506,21 +1506,21 @@ class Clinic:
             return self._write_export(text, None, out, force, _Tally(ids), mark=False)
         tally = _Tally()
         if fmt == "csv":
-            rows = (
-                self._csv_rows(start, end or start, clinician, tally)
+            lines = (
+                self._csv_lines(start, end or start, clinician, tally)
                 if days is None
-                else ex.csv_rows(tally.days(days))
+                else ex.csv_lines(ex.csv_rows(tally.days(days)))
             )
             if out is None:
                 with collector_paused():
-                    text = ex.csv_text(rows)
+                    text = ex.csv_text(lines)
                 return self._write_export(text, None, out, force, tally, mark=mark)
 
             # Streamed into the file as the days are billed: a clinic-year's CSV is never
             # held in memory (the file is still renamed into place only once whole).
             def stream(path: Path) -> None:
                 with path.open("w", encoding="utf-8", newline="") as handle, collector_paused():
-                    ex.write_csv_rows(rows, handle)
+                    ex.write_csv_lines(lines, handle)
 
             return self._write_export(None, stream, out, force, tally, mark=mark)
         if days is not None:

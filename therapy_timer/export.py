@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import itertools
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,25 +163,30 @@ class AnswerCells(NamedTuple):
     total_treatment: str
     warnings: str
     """The act warnings (``act_warnings``), neutralised."""
+    line_texts: tuple[str, ...] | None
+    """Each line's own cells as CSV text, or None when one needs quoting (``day_lines``)."""
 
 
 def answer_cells(result: rules.Result) -> AnswerCells:
     minutes = {c.code: c.minutes for c in result.codes}
+    lines = tuple(
+        [
+            (
+                neutralise(line.code),
+                neutralise(" ".join(line.modifiers)),
+                str(line.units),
+                str(minutes[line.code]),
+            )
+            for line in result.lines
+        ]
+    )
+    texts = tuple([",".join(cells) for cells in lines])
     return AnswerCells(
-        tuple(
-            [
-                (
-                    neutralise(line.code),
-                    neutralise(" ".join(line.modifiers)),
-                    str(line.units),
-                    str(minutes[line.code]),
-                )
-                for line in result.lines
-            ]
-        ),
+        lines,
         str(result.total_timed_minutes),
         str(result.total_treatment_minutes),
         neutralise(act_warnings(result)),
+        None if _NEEDS_QUOTES.search("".join([c for cells in lines for c in cells])) else texts,
     )
 
 
@@ -259,6 +264,35 @@ def day_rows(
     return [[*common, *own, *tail, remark] for own in answer.lines]
 
 
+_NEEDS_QUOTES = re.compile('[,"\r\n]')
+"""A cell holding one of these is quoted by ``csv.writer`` (and ``csv_lines``)."""
+_QUOTE_OR_BREAK = re.compile('["\r\n]')
+
+
+def day_lines(
+    common: list[str],
+    answer: AnswerCells,
+    tail: list[str],
+    remark: str,
+    nothing_billable: str | None,
+) -> list[str]:
+    """``csv_lines`` of ``day_rows``: a claim day's rows as CSV text. Where no cell needs
+    quoting (nearly every day) the text is joined from the day's cells once and each line's
+    (``AnswerCells.line_texts``), not row by row."""
+    day = ",".join(common)
+    rest = ",".join(tail)
+    joined = day + rest + remark
+    if (
+        answer.line_texts is None
+        or joined.count(",") != len(common) + len(tail) - 2  # a cell holds a comma
+        or _QUOTE_OR_BREAK.search(joined)
+    ):
+        return list(csv_lines(day_rows(common, answer, tail, remark, nothing_billable)))
+    if nothing_billable is not None:
+        return [f"{day},,,0,{answer.total_timed},{rest},{remark}\r\n"]
+    return [f"{day},{own},{rest},{remark}\r\n" for own in answer.line_texts]
+
+
 def _error_row(common: list[str], problem: SessionProblem) -> list[str]:
     """A session that cannot be billed as recorded: 0 units, the patient and what to fix."""
     session = problem.session
@@ -294,28 +328,30 @@ def problem_json(problem: SessionProblem) -> dict[str, Any]:
 
 def write_csv(days: Iterable[ClaimDayLike], out: TextIO) -> int:
     """CSV that Excel and LibreOffice open cleanly (UTF-8 BOM, CRLF); returns the row count."""
-    return write_csv_rows(csv_rows(days), out)
+    return write_csv_lines(csv_lines(csv_rows(days)), out)
 
 
-def write_csv_rows(rows: Iterable[Sequence[str]], out: TextIO) -> int:
-    """``write_csv`` of rows already made (``csv_rows``); returns the row count."""
+def write_csv_lines(lines: Iterable[str], out: TextIO) -> int:
+    """``write_csv`` of rows already written as CSV lines (``csv_lines``, ``day_lines``),
+    after the header; returns the row count."""
     out.write("\ufeff")
-    lines: list[str] = []
-    count = -1  # the header is no row
-    for line in csv_lines(itertools.chain([CSV_COLUMNS], rows)):
-        lines.append(line)
-        if len(lines) >= 1024:  # a year's rows go out in pieces, never held whole
-            out.write("".join(lines))
-            lines.clear()
+    out.write(next(csv_lines([CSV_COLUMNS])))
+    pending: list[str] = []
+    count = 0
+    for line in lines:
+        pending.append(line)
+        if len(pending) >= 1024:  # a year's rows go out in pieces, never held whole
+            out.write("".join(pending))
+            pending.clear()
         count += 1
-    out.write("".join(lines))
+    out.write("".join(pending))
     return count
 
 
-def csv_text(rows: Iterable[Sequence[str]]) -> str:
-    """``write_csv_rows`` into text (a preview)."""
+def csv_text(lines: Iterable[str]) -> str:
+    """``write_csv_lines`` into text (a preview)."""
     buffer = io.StringIO()
-    write_csv_rows(rows, buffer)
+    write_csv_lines(lines, buffer)
     return buffer.getvalue()
 
 
@@ -339,7 +375,7 @@ def csv_lines(rows: Iterable[Sequence[str]]) -> Iterator[str]:
 def report_text(days: Iterable[ClaimDayLike], fmt: str) -> str:
     """The CSV or JSON export as text (the PDF is drawn by Qt, under gui/), a day at a time."""
     if fmt == "csv":
-        return csv_text(csv_rows(days))
+        return csv_text(csv_lines(csv_rows(days)))
     if fmt == "json":
         return json.dumps(report_json(days), indent=2) + "\n"
     raise InvalidInput("format", f"{fmt!r} is not csv or json")
