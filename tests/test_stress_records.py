@@ -177,8 +177,12 @@ def run_stress(
     report = StressReport()
     begun = time.perf_counter()
     # The data folder exists before the window and the commands race to create it.
+    timed = time.perf_counter()
     setup = _one(data, ["timer", "status"], None, None)
     assert setup.returncode == 0, setup.stderr
+    # Kills land within a command's life on a fast machine as on a slow one: a fixed delay
+    # of up to 0.8 s outlived every command once they took ~0.1 s, and nothing was killed.
+    lifetime = time.perf_counter() - timed
     window = subprocess.Popen(
         [sys.executable, "-c", WINDOW_SCRIPT, str(data), str(window_tap_ms), "600000"],
         env=_environment(data),
@@ -197,7 +201,7 @@ def run_stress(
             args.append(rng.choice(CODES))
         if verb != "status":
             args += ["--patient", patient]
-        kill = rng.uniform(0.05, 0.8) if rng.random() < kill_fraction else None
+        kill = rng.uniform(0.1, 1.2) * lifetime if rng.random() < kill_fraction else None
         plans.append((args, patient if verb != "status" else None, kill))
     try:
         with ThreadPoolExecutor(concurrency) as pool:
