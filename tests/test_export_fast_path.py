@@ -385,7 +385,7 @@ def test_a_days_lines_are_what_the_csv_writer_writes_of_its_rows(
 ) -> None:
     ref, payer, clinicians, billed, warnings, remark = day
     texts = tuple(",".join(cells) for cells in lines)
-    clean = not any(c in "".join(texts) for c in ',"\r\n')
+    clean = not any(c in "".join(x for cells in lines for x in cells) for c in ',"\r\n')
     answer = ex.AnswerCells(tuple(lines), "31", "40", warnings, texts if clean else None)
     common = ["2025-03-10", ref, "PT", payer]
     tail = ["31", "40", clinicians, billed, "no", warnings, "closed"]
