@@ -35,6 +35,11 @@ STALE_ALLOCATION_REMARK = (
 )
 
 
+# Python 3.11 reads an enum member off its class through a descriptor: in loops over a
+# year's 300,000 segments and codes, module constants (as stopwatch._NEAREST).
+_ASSISTANT = FurnishedBy.ASSISTANT
+_UNTIMED = Kind.UNTIMED
+
 ExactTotals = tuple[dict[str, timedelta], dict[str, timedelta], set[str]]
 """Exact time per code, the assistant's share, the running codes (``Stopwatch.exact_totals``)."""
 
@@ -97,7 +102,7 @@ def stopped_totals(
             code = canonical[stored_code] = catalogue.get(stored_code).code
         length = stop - start
         elapsed[code] = elapsed[code] + length if code in elapsed else length
-        if furnished_by is FurnishedBy.ASSISTANT:
+        if furnished_by is _ASSISTANT:
             assistant[code] = assistant[code] + length if code in assistant else length
     return StoppedTotals(elapsed, assistant, catalogue, policy)
 
@@ -536,7 +541,7 @@ def pooled_input(
         # assistant's, so a rounding remainder never becomes therapist time (R7.6).
         therapist = minutes if not share else min(minutes, rounded(elapsed[code] - share))
         result.assistant_minutes[code] = minutes - therapist
-        if catalogue.get(code).kind is Kind.UNTIMED:
+        if catalogue.get(code).kind is _UNTIMED:
             result.untimed.append(code)
             result.untimed_minutes[code] = minutes
         else:

@@ -168,11 +168,15 @@ class QueriesMixin(StoreBase):
     @guarded
     def segment_times_of(self, session_ids: Sequence[str]) -> dict[str, list[SegmentTimes]]:
         """``segments_of`` as billing reads closed sessions in bulk: each segment's code,
-        furnisher, start and stop, converted as ``segments_of`` converts them."""
+        furnisher, start and stop, converted as ``segments_of`` converts them, in start order.
+
+        Segments starting together come in no set order (sums, overlaps and first and last
+        times do not depend on it): the index's order alone spares a year's read a sort.
+        """
         found: dict[str, list[SegmentTimes]] = {}
         for session_id, code, furnished_by, start, stop in self._tuples_in(
             "SELECT session_id, code, furnished_by, start_utc, stop_utc FROM segments"
-            " WHERE session_id IN ({ids}) ORDER BY session_id, start_utc, id",
+            " WHERE session_id IN ({ids}) ORDER BY session_id, start_utc",
             session_ids,
         ):
             times = segment_times_from(code, furnished_by, start, stop)
