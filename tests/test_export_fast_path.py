@@ -272,6 +272,34 @@ def test_a_csv_writes_plain_days_from_their_answer_and_the_rest_as_claim_days(
     assert any(w.rule == "R8.3" for a in answers if a is not None for w in a.warnings)
 
 
+def test_an_untimed_service_of_a_code_the_catalogue_dropped_is_an_error_row_not_a_crash(
+    store: Store,
+) -> None:
+    """A closed session of stopped segments whose untimed service names a code no longer in
+    the catalogue (the clinic's codes.toml dropped it) is refused by the rules alone: the
+    CSV gives its error row and bills the rest of the day, as the full path does, and marks
+    what the full path marks."""
+    _load(
+        store,
+        [
+            _plain(untimed=[("97799", 10, "therapist")]),
+            _plain(clinician="Bob"),
+            _plain(patient="MRN2", untimed=[("97799", None, "assistant")]),
+        ],
+    )
+    clinic = Clinic(store, CATALOGUE, FakeClock(NOW))
+    first, last = DATES[0], DATES[-1]
+    with mock.patch.object(billing, "stopped_totals", return_value=None):
+        full = list(clinic.iter_claim_days(first, last))
+    assert [len(d.problems) for d in full] == [1, 1]
+    exported = clinic.export("csv", first, last, mark=True)
+    assert exported.text == ex.report_text(full, "csv")
+    assert exported.marked == 1  # Bob's session: the day billed without Ann's
+    assert [s.patient_ref for s in store.list_sessions(start=first, end=last) if s.exported] == [
+        "MRN1"
+    ]
+
+
 def test_an_answer_without_its_note_is_the_answer_under_each_dates_rules() -> None:
     """The memo answers for every date alike only where the same rules apply."""
     asked = rules.Request(

@@ -772,7 +772,9 @@ def plain_request(
     provisional and bills every session, so a CSV can write its rows from that answer alone
     (``Clinic`` does, without building a ``ClaimDay``); any other day goes through
     ``claim_days``, which gives the same answer for a plain one (``bill_day`` with nothing
-    left out and nothing stored is ``_answer`` of this request).
+    left out and nothing stored is ``_answer`` of this request). A day whose minutes cannot
+    even be pooled (an untimed service of a code no longer in the catalogue) is not plain
+    either: ``claim_days`` gives that session its error row and bills the rest.
     """
     for row in members:
         session = row.session
@@ -780,7 +782,10 @@ def plain_request(
             return None
         if not isinstance(row.stopwatch, StoppedTotals):
             return None
-    return day_request(members[0], members, catalogue, policy)
+    try:
+        return day_request(members[0], members, catalogue, policy)
+    except InvalidInput:
+        return None
 
 
 def plain_answer(
