@@ -64,3 +64,12 @@ def test_the_window_refuses_an_empty_data_dir_naming_the_option(
     assert ended.value.code == 2
     assert "--data-dir" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not Path("/proc/1").is_dir(), reason="needs Linux's /proc")
+def test_a_data_dir_that_cannot_be_made_is_refused_in_plain_words() -> None:
+    # /proc refuses new folders to root too ("No such file or directory"): a traceback before.
+    code, output = _run("--data-dir", "/proc/1/clinic", "session", "list")
+    assert code == 1, output
+    assert "The data folder /proc/1/clinic cannot be made (No such file" in output
+    assert "Traceback" not in output and output.count("\n") == 1

@@ -575,6 +575,12 @@ def test_a_file_in_place_of_the_data_folder_is_refused(tmp_path: Path, clock: Fa
     assert str(data) in str(refusal(data, clock))
 
 
+def test_a_data_folder_inside_a_file_is_refused(tmp_path: Path, clock: FakeClock) -> None:
+    (tmp_path / "afile").write_text("not a folder")
+    error = refusal(tmp_path / "afile" / "data", clock)
+    assert str(tmp_path / "afile" / "data") in str(error) and "cannot be made" in str(error)
+
+
 def test_a_pipe_in_place_of_the_database_is_refused(data: Path, clock: FakeClock) -> None:
     data.mkdir(parents=True)
     os.mkfifo(database_path(data))

@@ -38,6 +38,13 @@ def _missing_link(path: Path) -> Path | None:
     return None
 
 
+def _linked_to_nothing(link: Path) -> StorageUnavailable:
+    return StorageUnavailable(
+        f"The folder {link} points to {os.readlink(link)}, which is not there (a network"
+        " share or removable disk that is not connected?), so nothing was read or saved."
+    )
+
+
 def private_dir(path: Path) -> None:
     """Create ``path`` as 0700, or take group and other access away from an existing folder.
 
@@ -53,15 +60,20 @@ def private_dir(path: Path) -> None:
             link = _missing_link(path)
             if link is None:
                 raise
-            raise StorageUnavailable(
-                f"The folder {link} points to {os.readlink(link)}, which is not there (a network"
-                " share or removable disk that is not connected?), so nothing was read or saved."
-            ) from None
+            raise _linked_to_nothing(link) from None
         if not stat.S_ISDIR(current.st_mode):
             raise StorageUnavailable(
                 f"{path} should be a folder for Therapy Timer's data but is a file; move it away."
             ) from None
         tighten(path, current.st_mode)
+    except (FileNotFoundError, NotADirectoryError) as exc:  # (no permission: read-only)
+        link = _missing_link(path)
+        if link is not None:
+            raise _linked_to_nothing(link) from None
+        raise StorageUnavailable(
+            f"The data folder {path} cannot be made ({exc.strerror}), so nothing was read"
+            " or saved; choose a folder that can hold one (--data-dir)."
+        ) from None
     else:
         path.chmod(DIR_MODE)
 
