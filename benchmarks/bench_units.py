@@ -5,11 +5,13 @@ Run: .venv/bin/python benchmarks/bench_units.py [--count N] [--repeats N] [--no-
 Times are CPU seconds (process_time; the child's rusage for the command). The baseline
 json-loads the same requests AND json-dumps answers of the same size (computed once, before
 timing). The contract runs the command's own path in-process: request text to answer text
-(`contract.loads`, then `contract.answer_batch_text`); the dict path (`answer_batch`, then
-`json.dumps`) is timed beside it. All three are interleaved, so a busy machine slows each; min
-and median of each are printed with their ratio. Then the `units --request` command in a fresh
-process (its start-up measured on its own), and the slowest request of the tie enumeration
-(R2.8) over requests built to make many ties. Wall-clock figures belong here, never in tests.
+(`contract.loads`, then `contract.answer_batch_text`, the text the command writes in pieces);
+the dict path (`answer_batch`, then `json.dumps`) is timed beside it. The `units --request`
+command runs in a fresh process each time (its output checked byte for byte against the
+in-process text; its start-up measured apart on an empty array). All of them take turns, so a
+busy machine slows each; min and median of each are printed with their ratios. Then the slowest
+request of the tie enumeration (R2.8) over requests built to make many ties. Wall-clock figures
+belong here, never in tests.
 """
 
 from __future__ import annotations
@@ -69,12 +71,17 @@ def child_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def interleaved(repeats: int, *works: Callable[[], object]) -> list[list[float]]:
-    times: list[list[float]] = [[] for _ in works]
+def interleaved(repeats: int, *timers: Callable[[], float]) -> list[list[float]]:
+    """Each timer's CPU seconds, ``repeats`` times, taking turns."""
+    times: list[list[float]] = [[] for _ in timers]
     for _ in range(repeats):
-        for spent, work in zip(times, works, strict=True):
-            spent.append(timed_run(work))
+        for spent, timer in zip(times, timers, strict=True):
+            spent.append(timer())
     return times
+
+
+def in_process(work: Callable[[], object]) -> Callable[[], float]:
+    return lambda: timed_run(work)
 
 
 def tie_requests() -> list[Request]:
@@ -130,9 +137,31 @@ def main() -> None:
     def contract_dicts() -> None:
         json.dumps(answer_batch(json.loads(payload), Catalogue(builtin.codes)))
 
-    base, ours, warm, dicts = interleaved(
-        args.repeats, baseline, contract, contract_warm, contract_dicts
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path, empty = Path(tmp) / "batch.json", Path(tmp) / "empty.json"
+        path.write_text(payload)
+        empty.write_text("[]")
+        expected = (answer_batch_text(loads(payload), Catalogue(builtin.codes))[0] + "\n").encode()
+
+        def command(file: Path) -> float:
+            """The child's CPU seconds for one `units --request FILE --json` process."""
+            start = child_cpu()
+            done = subprocess.run(
+                [sys.executable, "-m", "therapy_timer", "units", "--request", str(file), "--json"],
+                capture_output=True,
+                check=True,
+                env={"THERAPY_TIMER_DATA_DIR": tmp, "PATH": ""},
+            )
+            spent = child_cpu() - start
+            assert file == empty or done.stdout == expected, "the command's answers differ"
+            return spent
+
+        timers = [in_process(w) for w in (baseline, contract, contract_warm, contract_dicts)]
+        if not args.no_process:
+            # The command takes its turn with the rest, so a busy spell slows each side alike.
+            timers.append(lambda: command(path))
+        base, ours, warm, dicts, *process = interleaved(args.repeats, *timers)
+        start_up = [] if args.no_process else [command(empty) for _ in range(3)]
     per = 1e6 / args.count
 
     def row(label: str, times: list[float]) -> str:
@@ -166,38 +195,16 @@ def main() -> None:
                 )
         print(f"slowest tie request, {label}: {worst * 1e3:7.3f} ms ({which})")
 
-    if args.no_process:
+    if not process:
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        path, empty = Path(tmp) / "batch.json", Path(tmp) / "empty.json"
-        path.write_text(payload)
-        empty.write_text("[]")
-
-        def command(file: Path) -> subprocess.CompletedProcess[bytes]:
-            return subprocess.run(
-                [sys.executable, "-m", "therapy_timer", "units", "--request", str(file), "--json"],
-                capture_output=True,
-                check=True,
-                env={"THERAPY_TIMER_DATA_DIR": tmp, "PATH": ""},
-            )
-
-        def child_run(file: Path) -> tuple[float, subprocess.CompletedProcess[bytes]]:
-            start = child_cpu()
-            done = command(file)
-            return child_cpu() - start, done
-
-        start_up = min(child_run(empty)[0] for _ in range(3))
-        runs = []
-        for _ in range(max(1, args.repeats // 2)):
-            spent, done = child_run(path)
-            runs.append(spent)
-    got = json.loads(done.stdout)
-    assert len(got) == args.count and not any("error" in a for a in got)
-    whole = min(runs)
-    print(f"units command start-up:    {start_up:7.3f} s (an empty array)")
+    whole, without = process[0], [t - min(start_up) for t in process[0]]
+    print(f"units command start-up:    {min(start_up):7.3f} s (an empty array, min of 3)")
+    print(row("units command (process):", whole))
     print(
-        f"units command (process):   {whole:7.3f} s  = {whole / min(ours):4.2f} x in-process "
-        f"({(whole - start_up) / min(ours):4.2f} x without start-up)"
+        f"  ratio to in-process:      min {min(whole) / min(ours):5.2f} x  "
+        f"median {statistics.median(whole) / statistics.median(ours):5.2f} x  "
+        f"(without start-up {min(without) / min(ours):4.2f} x / "
+        f"{statistics.median(without) / statistics.median(ours):4.2f} x)"
     )
 
 

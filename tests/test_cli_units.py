@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
+import io
 import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from therapy_timer.cli import main
+from therapy_timer.contract import answer_batch
 
 
 @pytest.fixture
@@ -88,6 +94,35 @@ def test_json_array_answers_in_order_with_errors_in_place(run: CliRunner) -> Non
     assert "timed.97110" in answers[1]["error"] and "negative" in answers[1]["error"]
     assert answers[2]["total_timed_units"] == 2
     assert "method" in answers[3]["error"]
+
+
+def test_a_batch_is_written_in_pieces_and_its_caches_left_to_the_process_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written whole, a large batch's answer text was copied twice more (joined, then encoded)
+    and the interpreter's last collection scanned the rules' caches: both cost the process
+    time that answering in-process does not (issue 13)."""
+    batch = [
+        {"method": "cms", "discipline": "PT", "timed": {"97110": n % 40, "97140": n % 23}}
+        for n in range(2500)
+    ]
+    path = tmp_path / "batch.json"
+    path.write_text(json.dumps(batch))
+    writes: list[int] = []
+
+    class Recorder(io.StringIO):
+        def write(self, text: str) -> int:
+            writes.append(len(text))
+            return super().write(text)
+
+    out, registered = Recorder(), list[Callable[[], object]]()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(atexit, "register", registered.append)
+    args = ["--data-dir", str(tmp_path), "units", "--request", str(path), "--json"]
+    main.main(args, standalone_mode=False)
+    assert out.getvalue() == json.dumps(answer_batch(batch)) + "\n"
+    assert max(writes) < len(out.getvalue()) / 2
+    assert registered == [gc.freeze]
 
 
 @pytest.mark.parametrize(

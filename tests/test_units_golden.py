@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from tests.fixtures.make_units_golden import OUT, answer
 from therapy_timer.cli import main
-from therapy_timer.contract import answer_batch, answer_batch_text, dumps
+from therapy_timer.contract import answer_batch, answer_batch_pieces, answer_batch_text, dumps
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +56,13 @@ def test_one_batch_of_all_requests_answers_the_same_text(cases: list[dict[str, A
     refused = sum("error" in answer for answer in expected)
     first, second = answer_batch_text(requests), answer_batch_text(requests)
     assert first == second == (json.dumps(expected), refused)
+    # The command writes it in pieces: joined, the same text, whatever the size of a piece.
+    for per_piece in (1, 7, 1000):
+        pieces, counted = answer_batch_pieces(requests, per_piece=per_piece)
+        assert ("".join(pieces), counted) == first
 
 
-@pytest.mark.parametrize("count", [2, 600])
+@pytest.mark.parametrize("count", [2, 600, 2500])
 def test_the_command_prints_the_same_bytes_for_an_array(
     cases: list[dict[str, Any]], count: int, tmp_path: Path
 ) -> None:

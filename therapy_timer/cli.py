@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import functools
+import gc
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
@@ -381,7 +383,7 @@ def units(
 
 
 def _answer_file(request_file: Any, catalogue: Catalogue, as_json: bool) -> None:
-    from therapy_timer.contract import answer_batch, answer_batch_text, answer_json
+    from therapy_timer.contract import answer_batch, answer_batch_pieces, answer_json
     from therapy_timer.contract import dumps as answer_text
     from therapy_timer.contract import loads as load_request
     from therapy_timer.rules import quote
@@ -393,12 +395,18 @@ def _answer_file(request_file: Any, catalogue: Catalogue, as_json: bool) -> None
     except InvalidInput as exc:
         _fail(exc)
     if isinstance(payload, list):
+        pieces: Iterable[str]
         if len(payload) <= 1:  # one answer is printed indented, for a person
             answers = answer_batch(payload, catalogue)
-            text, refused = answer_text(answers, pretty=True), sum("error" in a for a in answers)
+            pieces = (answer_text(answers, pretty=True),)
+            refused = sum("error" in a for a in answers)
         else:  # the same text as dumps(answer_batch(...)), from cached parts (issue 13)
-            text, refused = answer_batch_text(payload, catalogue)
-        sys.stdout.write(text)
+            pieces, refused = answer_batch_pieces(payload, catalogue)
+            # The interpreter's last collection, as the command exits, would scan every record
+            # the rules cached for the batch (~175,000 objects after 100,000 requests, ~0.1 s),
+            # none of them garbage: frozen, they are left to the process's end.
+            atexit.register(gc.freeze)
+        sys.stdout.writelines(pieces)
         sys.stdout.write("\n")
         if refused:
             sys.exit(BAD_INPUT_STATUS)

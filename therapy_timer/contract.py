@@ -391,11 +391,35 @@ def answer_batch_text(
     """``dumps(answer_batch(items, catalogue), pretty=False)`` without building the answers,
     and how many items were refused.
 
-    The ``units --request`` command's path for an array: most of an answer's text is the same
-    from one request to the next (see ``_TEXTS``), so it is encoded once, not per answer.
+    Most of an answer's text is the same from one request to the next (see ``_TEXTS``), so it
+    is encoded once, not per answer.
     """
     answers, refused = _each(items, catalogue, _result_text, _refusal_text)
-    return f"[{', '.join(answers)}]", refused
+    return "".join(_array_pieces(answers, len(answers) or 1)), refused
+
+
+def answer_batch_pieces(
+    items: Sequence[object], catalogue: Catalogue | None = None, per_piece: int = 1000
+) -> tuple[Iterator[str], int]:
+    """``answer_batch_text`` in pieces of at most ``per_piece`` answers each (joined, the same
+    text), and how many items were refused; every item is answered before this returns.
+
+    The ``units --request`` command's path for an array: written whole, 100,000 answers were
+    ~107 MB of text joined into one string, then encoded into as many bytes again before the
+    write, ~0.4 s of the command's ~2.4 s, most of it the kernel handing out fresh pages (issue
+    13). Pieces of ~1 MB are written as they are joined.
+    """
+    answers, refused = _each(items, catalogue, _result_text, _refusal_text)
+    return _array_pieces(answers, per_piece), refused
+
+
+def _array_pieces(answers: list[str], per_piece: int) -> Iterator[str]:
+    yield "["
+    for start in range(0, len(answers), per_piece):
+        if start:
+            yield ", "
+        yield ", ".join(answers[start : start + per_piece])
+    yield "]"
 
 
 def _refusal(message: str) -> dict[str, Any]:
