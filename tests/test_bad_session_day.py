@@ -110,11 +110,25 @@ def removed_code(desk: Desk) -> str:
     return bad
 
 
+def removed_while_paused(desk: Desk) -> str:
+    """BAD's 97799 was paused, still open, when the clinic's codes.toml dropped it: the
+    pause names the code too (the timer it would resume)."""
+    (desk.data / "codes.toml").write_text(CLINIC_CODES)
+    desk.visit("GOOD", "97110", 20)
+    desk("timer", "start", "97799", "--patient", "BAD")
+    desk.clock.advance(minutes=30)
+    desk("timer", "pause", "--patient", "BAD")
+    (desk.data / "codes.toml").write_text("")
+    (listed,) = [s for s in sessions(desk) if s["patient_ref"] == "BAD"]
+    return str(listed["id"])
+
+
 CASES: dict[str, tuple[Callable[[Desk], str], str, str]] = {
     # case: (how it happened, where the rules refuse, the fix the row names)
     "weekend": (left_running, "timed.97110", "--minutes"),
     "typo": (typo, "timed.97110", "--minutes"),
     "removed code": (removed_code, "97799", "code file"),
+    "removed while paused": (removed_while_paused, "97799", "code file"),
 }
 
 

@@ -1427,7 +1427,8 @@ class Clinic:
         try:
             stopwatch = self._restore(session, segments, heartbeat, policy)
         except InvalidInput as exc:
-            empty = self._restore(session, [], None, policy)
+            # Without the pause too: it may name the code no longer in the catalogue.
+            empty = self._restore(replace(session, pause=None), [], None, policy)
             return billing.SessionRows(
                 session, empty, (), profile, problem=self.session_problem(session, exc)
             )
