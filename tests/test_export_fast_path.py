@@ -300,6 +300,54 @@ def test_an_untimed_service_of_a_code_the_catalogue_dropped_is_an_error_row_not_
     ]
 
 
+def test_a_plain_days_own_cells_come_from_the_day_not_from_the_answer_it_shares(
+    tmp_path: Path,
+) -> None:
+    """Plain days asking one question share their answer's cells; what differs from day to
+    day must not: R8.3's flag (the same question asked with and without an overlap), the
+    clinicians (one listed once for two of their sessions) and the status (a day changed
+    after its export)."""
+    later = {**_plain()["segments"][0], "offset": 60 * 60_000_000}  # type: ignore[index]
+    with Store.open(tmp_path / "data", clock=FakeClock(NOW), actor="test") as store:
+        clinic = Clinic(store, CATALOGUE, FakeClock(NOW))
+        clinic.add_payer_profile("No CQ", "cms", assistant_modifiers=False)
+        _load(
+            store,
+            [
+                _plain(day=DATES[2]),  # the question alone
+                _plain(),  # the same question, overlapping AB's (R8.3)
+                _plain(patient="AB"),
+                _plain(patient="MRN2", clinician="Bob"),  # Bob's two sessions, one day
+                _plain(patient="MRN2", clinician="Bob", segments=[later]),
+                _plain(day=DATES[1], patient="MRN4", clinician="Cat"),
+            ],
+        )
+        (moved,) = [s for s in store.list_sessions(day=DATES[1])]
+        clinic.mark_exported([moved.id])
+        clinic.change_payer(moved.id, "No CQ", reason="the wrong payer was chosen")
+        first, last = DATES[0], DATES[-1]
+        with mock.patch.object(billing, "stopped_totals", return_value=None):
+            full = list(clinic.iter_claim_days(first, last))
+        requests: list[rules.Request | None] = []
+        real_request = billing.plain_request
+
+        def plain_request(*args: object, **kwargs: object) -> rules.Request | None:
+            requests.append(real_request(*args, **kwargs))  # type: ignore[arg-type]
+            return requests[-1]
+
+        with mock.patch.object(billing, "plain_request", plain_request):
+            exported = clinic.export("csv", first, last, mark=False).text
+    assert len(requests) == len(full) == 5 and None not in requests  # every day plain
+    assert exported == ex.report_text(full, "csv")
+    assert exported is not None
+    rows = list(csv.DictReader(io.StringIO(exported.removeprefix("\ufeff"), newline="")))
+    flagged = {(r["date_of_service"], r["patient_ref"]): "R8.3" in r["warnings"] for r in rows}
+    assert flagged[(DATES[2].isoformat(), "MRN1")] is False
+    assert flagged[(DATES[3].isoformat(), "MRN1")] is flagged[(DATES[3].isoformat(), "AB")] is True
+    assert {r["clinicians"] for r in rows if r["patient_ref"] == "MRN2"} == {"Bob (PT)"}
+    assert {r["status"] for r in rows if r["patient_ref"] == "MRN4"} == {"amended after export"}
+
+
 def test_an_answer_without_its_note_is_the_answer_under_each_dates_rules() -> None:
     """The memo answers for every date alike only where the same rules apply."""
     asked = rules.Request(
