@@ -348,6 +348,72 @@ def test_a_plain_days_own_cells_come_from_the_day_not_from_the_answer_it_shares(
     assert {r["status"] for r in rows if r["patient_ref"] == "MRN4"} == {"amended after export"}
 
 
+def test_a_clinicians_csv_is_the_full_paths_and_marks_their_days_whole(tmp_path: Path) -> None:
+    """``--clinician`` on the fast path: the days that clinician saw the patient, billed and
+    marked whole (Bob's session of Ann's day too), and nobody else's; a pooled day written
+    under its first session's reference and flagged for R8.3 by its second session alone
+    (Bob's MRN1 visit overlaps his MRN2 one)."""
+    at_two = {**_plain()["segments"][0], "offset": 60 * 60_000_000}  # type: ignore[index]
+    with Store.open(tmp_path / "data", clock=FakeClock(NOW), actor="test") as store:
+        clinic = Clinic(store, CATALOGUE, FakeClock(NOW))
+        _load(
+            store,
+            [
+                _plain(),
+                _plain(patient="mrn1", clinician="Bob", segments=[at_two]),
+                _plain(patient="MRN2", clinician="Bob", segments=[at_two]),
+            ],
+        )
+        first, last = DATES[0], DATES[-1]
+        for clinician in ("Ann", "Bob"):
+            with mock.patch.object(billing, "stopped_totals", return_value=None):
+                full = list(clinic.iter_claim_days(first, last, clinician=clinician))
+            preview = clinic.export("csv", first, last, clinician=clinician, mark=False).text
+            assert preview == ex.report_text(full, "csv")
+        assert preview is not None
+        rows = list(csv.DictReader(io.StringIO(preview.removeprefix("\ufeff"), newline="")))
+        assert {(r["patient_ref"], "R8.3" in r["warnings"]) for r in rows} == {
+            ("MRN1", True),
+            ("MRN2", True),
+        }
+        clinic.export("csv", first, last, clinician="Ann", out=tmp_path / "ann.csv")
+        listed = store.list_sessions(start=first, end=last)
+        assert [(s.patient_ref, s.exported) for s in listed] == [
+            ("MRN1", True),
+            ("mrn1", True),
+            ("MRN2", False),
+        ]
+
+
+def test_a_days_visit_times_are_its_earliest_start_and_latest_stop(store: Store) -> None:
+    """Segments are read in the order their stored start sorts, which is not the order in
+    time when offsets differ, and a long early segment can outlast a later one: a visit's
+    times are the earliest start and the latest stop all the same (the day view, JSON, PDF)."""
+    _load(store, [_plain(day=DATES[3], segments=[])])
+    (session,) = store.list_sessions(day=DATES[3])
+    hour = datetime.combine(DATES[3], datetime.min.time(), UTC) + timedelta(hours=13)
+    stored = [  # start, minutes, offset: listed as 13:00Z, 13:50+01, 14:10+01
+        (hour, 60, UTC),
+        (hour - timedelta(minutes=10), 2, PLUS_ONE),
+        (hour + timedelta(minutes=10), 5, PLUS_ONE),
+    ]
+    with store._conn as conn:
+        for k, (start, minutes, zone) in enumerate(stored):
+            conn.execute(
+                "INSERT INTO segments (id, session_id, code, furnished_by, exclusive,"
+                " start_utc, stop_utc) VALUES (?, ?, '97110', 'therapist', 1, ?, ?)",
+                [
+                    f"{session.id}-{k}",
+                    session.id,
+                    start.astimezone(zone).isoformat(),
+                    (start + timedelta(minutes=minutes)).astimezone(zone).isoformat(),
+                ],
+            )
+    clinic = Clinic(store, CATALOGUE, FakeClock(NOW))
+    (day,) = clinic.claim_days(DATES[3])
+    assert (day.time_in, day.time_out) == (hour - timedelta(minutes=10), hour + timedelta(hours=1))
+
+
 def test_an_answer_without_its_note_is_the_answer_under_each_dates_rules() -> None:
     """The memo answers for every date alike only where the same rules apply."""
     asked = rules.Request(
