@@ -492,8 +492,14 @@ def test_overlapping_patients_are_those_found_by_checking_every_pair(
             ]
             for s in theirs
         }
-        for sid, others in rules.concurrent_sessions(every).items():
-            expected[sid] = tuple(sorted(f"P{o[1:]}" for o in others))
+        for sid, mine in every.items():  # every pair of intervals, by R8.3's definition
+            others = [
+                o
+                for o, theirs in every.items()
+                if o != sid and any(a0 < b1 and b0 < a1 for a0, a1 in mine for b0, b1 in theirs)
+            ]
+            if others:
+                expected[sid] = tuple(sorted(f"P{o[1:]}" for o in others))
     times = {sid: [billing.segment_times(g) for g in listed] for sid, listed in segments.items()}
     assert billing.concurrent_patients(listed, times, CATALOGUE, now) == expected
 

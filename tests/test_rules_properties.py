@@ -133,3 +133,31 @@ def test_answers_are_deterministic_and_the_note_is_ascii(request: Request) -> No
     assert first.note.isascii()
     for code in first.codes:
         assert f"  {code.code} " in first.note  # R4.1: every code, billed or not
+
+
+_BASE = dt.datetime(2025, 3, 10, 8, 0, tzinfo=dt.UTC)
+# Minutes from 8:00 on a small grid: starts and stops often equal, some intervals empty
+# (stop at start) or inverted (stop before start, as a clock set back may leave).
+interval = st.tuples(st.integers(0, 12), st.integers(0, 12)).map(
+    lambda pair: (_BASE + dt.timedelta(minutes=pair[0]), _BASE + dt.timedelta(minutes=pair[1]))
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from("abcdefg"), st.lists(interval, max_size=4), min_size=0, max_size=7
+    )
+)
+def test_concurrent_sessions_are_every_pair_whose_intervals_overlap_r8_3(
+    one_on_one: dict[str, list[tuple[dt.datetime, dt.datetime]]],
+) -> None:
+    """R8.3 by its definition, pair by pair: a0 < b1 and b0 < a1 for some two intervals."""
+    from therapy_timer.rules import concurrent_sessions
+
+    expected: dict[str, set[str]] = {}
+    for first, mine in one_on_one.items():
+        for second, theirs in one_on_one.items():
+            if first != second and any(a0 < b1 and b0 < a1 for a0, a1 in mine for b0, b1 in theirs):
+                expected.setdefault(first, set()).add(second)
+    assert concurrent_sessions(one_on_one) == expected

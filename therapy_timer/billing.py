@@ -267,32 +267,9 @@ def concurrent_patients(
         if len(spans) < 2:
             continue
         refs = {s.id: s.patient_ref for s in group}
-        for part in _overlapping(spans):
-            for session_id, others in rules.concurrent_sessions(part).items():
-                found[session_id] = tuple(sorted([refs[o] for o in others]))
+        for session_id, others in rules.concurrent_sessions(spans).items():
+            found[session_id] = tuple(sorted([refs[o] for o in others]))
     return found
-
-
-def _overlapping(
-    spans: Mapping[str, Sequence[rules.Interval]],
-) -> Iterator[dict[str, Sequence[rules.Interval]]]:
-    """The sessions in groups whose first start to last stop overlap in a chain: minutes of
-    two sessions in different groups cannot overlap, so a clinician's busy day is checked pair
-    by pair only within each group, not among all its sessions."""
-    envelopes = sorted(
-        [(min([a for a, _ in v]), max([b for _, b in v]), sid) for sid, v in spans.items()]
-    )
-    group: dict[str, Sequence[rules.Interval]] = {}
-    reach: datetime | None = None
-    for start, stop, sid in envelopes:
-        if reach is not None and start >= reach:
-            if len(group) > 1:
-                yield group
-            group, reach = {}, None
-        group[sid] = spans[sid]
-        reach = stop if reach is None else max(reach, stop)
-    if len(group) > 1:
-        yield group
 
 
 def minutes_to_next_unit(result: rules.Result, running_code: str | None) -> int | None:

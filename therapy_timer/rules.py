@@ -1594,14 +1594,37 @@ def concurrent_sessions(one_on_one: Mapping[str, Sequence[Interval]]) -> dict[st
     ``one_on_one`` maps each session of one clinician and day to its timed intervals. Minutes
     where attention was split between patients are not one-on-one for either of them, so every
     session involved is named (the caller flags both; 97150 group may be what applies).
+
+    Two intervals (a0, a1) and (b0, b1) overlap when a0 < b1 and b0 < a1. Swept in order of
+    start, an interval overlaps exactly the earlier-starting ones still running when it starts
+    (a busy day is not checked pair by pair); an empty or inverted one (stop not after start,
+    as a clock set back may leave) is checked against every other by that definition.
     """
     flagged: dict[str, set[str]] = {}
-    items = sorted(one_on_one.items())
-    for i, (first, first_spans) in enumerate(items):
-        for second, second_spans in items[i + 1 :]:
-            if any(a0 < b1 and b0 < a1 for a0, a1 in first_spans for b0, b1 in second_spans):
-                flagged.setdefault(first, set()).add(second)
-                flagged.setdefault(second, set()).add(first)
+
+    def flag(first: str, second: str) -> None:
+        if first != second:
+            flagged.setdefault(first, set()).add(second)
+            flagged.setdefault(second, set()).add(first)
+
+    proper = sorted(
+        (start, stop, sid)
+        for sid, spans in one_on_one.items()
+        for start, stop in spans
+        if start < stop
+    )
+    running: list[tuple[dt.datetime, str]] = []
+    for start, stop, sid in proper:
+        running = [(end, other) for end, other in running if end > start]
+        for _end, other in running:
+            flag(sid, other)
+        running.append((stop, sid))
+    every = [(start, stop, sid) for sid, spans in one_on_one.items() for start, stop in spans]
+    for a0, a1, first in every:
+        if a1 <= a0:
+            for b0, b1, second in every:
+                if a0 < b1 and b0 < a1:
+                    flag(first, second)
     return flagged
 
 
