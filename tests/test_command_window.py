@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import FakeClock
+from tests.offscreen import run_offscreen
 from therapy_timer.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,15 +172,7 @@ def test_the_command_opens_the_window_without_loading_click(tmp_path: Path) -> N
         "    assert not done.code, done.code\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
-        check=True,
-    )
-    lines = done.stdout.strip().splitlines()
+    lines = run_offscreen(script, tmp_path)
     assert "painted_at" in json.loads(lines[0])  # the window painted
     loaded = set(json.loads(lines[-1]))
     assert "therapy_timer.gui.main_window" in loaded

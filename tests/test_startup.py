@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.fakes import FakeClock
+from tests.offscreen import run_offscreen
 from therapy_timer.store import Store, database_path, list_backups
 from therapy_timer.store.migrations import KNOWN_MIGRATIONS, MIGRATIONS, MIGRATIONS_TABLE
 
@@ -178,20 +179,6 @@ def test_the_window_module_leaves_the_day_view_pdf_and_sqlite_utils_for_later() 
     assert not {name for name in loaded if name.split(".")[0] in HEAVY[:-1]}  # all but Qt
 
 
-def _run_offscreen(script: str, data_dir: Path) -> list[str]:
-    """The lines ``script`` printed, run in a fresh interpreter offscreen with ``data_dir`` as
-    its argument (a window start measured in its own process)."""
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(data_dir)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
-        check=True,
-    )
-    return done.stdout.strip().splitlines()
-
-
 def _window_start_modules(data_dir: Path, entry: str) -> list[str]:
     """The modules a smoke-test start of the window loaded, in the order they were loaded."""
     script = textwrap.dedent(
@@ -206,7 +193,7 @@ def _window_start_modules(data_dir: Path, entry: str) -> list[str]:
             print(json.dumps(list(sys.modules)))
         """
     )
-    loaded: list[str] = json.loads(_run_offscreen(script, data_dir)[-1])
+    loaded: list[str] = json.loads(run_offscreen(script, data_dir)[-1])
     return loaded
 
 
@@ -272,7 +259,7 @@ print(json.dumps({
 
 
 def _collector_during_start(data_dir: Path) -> tuple[dict[str, Any], float | None]:
-    lines = [json.loads(line) for line in _run_offscreen(COLLECTOR_SCRIPT, data_dir)]
+    lines = [json.loads(line) for line in run_offscreen(COLLECTOR_SCRIPT, data_dir)]
     painted = next((line["painted_at"] for line in lines if "painted_at" in line), None)
     return lines[-1], painted
 
@@ -322,7 +309,7 @@ def test_a_window_start_builds_no_dialog_class_and_no_widget_it_does_not_show(
     # builds every widget class to find its type: the QWizard below stands for all of them.
     with Store.open(tmp_path, clock=FakeClock()):
         pass
-    built = set(json.loads(_run_offscreen(BUILT_SCRIPT, tmp_path)[-1]))
+    built = set(json.loads(run_offscreen(BUILT_SCRIPT, tmp_path)[-1]))
     assert {"QMainWindow", "QPushButton", "QScrollArea"} <= built
     assert not built & {"QDialog", "QMessageBox", "QInputDialog", "QWizard", "QTextEdit"}
 
@@ -353,7 +340,7 @@ def test_a_window_start_compiles_no_record_methods_of_the_app(
 ) -> None:
     with Store.open(tmp_path, clock=FakeClock()):
         pass
-    generated = set(json.loads(_run_offscreen(DATACLASS_SCRIPT, tmp_path)[-1]))
+    generated = set(json.loads(run_offscreen(DATACLASS_SCRIPT, tmp_path)[-1]))
     assert "__main__" in generated  # the probe: the spy sees what it should
     assert not {module for module in generated if module.startswith("therapy_timer")}
 
