@@ -414,6 +414,35 @@ def test_a_days_visit_times_are_its_earliest_start_and_latest_stop(store: Store)
     assert (day.time_in, day.time_out) == (hour - timedelta(minutes=10), hour + timedelta(hours=1))
 
 
+def test_a_stop_before_its_start_in_utc_is_an_error_row_not_minutes_taken_off(
+    store: Store,
+) -> None:
+    """The schema compares stored times as text, so a start written with a space for the 'T'
+    (as another program may) lets a stop before it in. Summed as it is, the stretch would take
+    its minutes off the session's others; the session is an error row, as restoring its
+    stopwatch makes it."""
+    _load(store, [_plain(), _plain(patient="MRN2")])
+    session, _other = store.list_sessions(day=DATES[3])
+    start = datetime.combine(DATES[3], datetime.min.time(), UTC) + timedelta(hours=15)
+    with store._conn as conn:
+        conn.execute(
+            "INSERT INTO segments (id, session_id, code, furnished_by, exclusive, start_utc,"
+            " stop_utc) VALUES (?, ?, '97110', 'therapist', 1, ?, ?)",
+            [
+                f"{session.id}-back",
+                session.id,
+                start.isoformat(sep=" "),
+                (start - timedelta(minutes=10)).isoformat(),
+            ],
+        )
+    clinic = Clinic(store, CATALOGUE, FakeClock(NOW))
+    with mock.patch.object(billing, "stopped_totals", return_value=None):
+        full = list(clinic.iter_claim_days(DATES[3]))
+    assert [[p.session.id for p in d.problems] for d in full] == [[session.id], []]
+    exported = clinic.export("csv", DATES[3], mark=False).text
+    assert exported == ex.report_text(full, "csv")
+
+
 def test_an_answer_without_its_note_is_the_answer_under_each_dates_rules() -> None:
     """The memo answers for every date alike only where the same rules apply."""
     asked = rules.Request(
