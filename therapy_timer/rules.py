@@ -1607,19 +1607,13 @@ def concurrent_sessions(one_on_one: Mapping[str, Sequence[Interval]]) -> dict[st
             flagged.setdefault(first, set()).add(second)
             flagged.setdefault(second, set()).add(first)
 
-    proper = sorted(
-        (start, stop, sid)
-        for sid, spans in one_on_one.items()
-        for start, stop in spans
-        if start < stop
-    )
+    every = [(start, stop, sid) for sid, spans in one_on_one.items() for start, stop in spans]
     running: list[tuple[dt.datetime, str]] = []
-    for start, stop, sid in proper:
+    for start, stop, sid in sorted(i for i in every if i[0] < i[1]):
         running = [(end, other) for end, other in running if end > start]
         for _end, other in running:
             flag(sid, other)
         running.append((stop, sid))
-    every = [(start, stop, sid) for sid, spans in one_on_one.items() for start, stop in spans]
     for a0, a1, first in every:
         if a1 <= a0:
             for b0, b1, second in every:
