@@ -443,17 +443,20 @@ def test_a_stop_before_its_start_in_utc_is_an_error_row_not_minutes_taken_off(
     assert exported == ex.report_text(full, "csv")
 
 
+ASKED = rules.Request(
+    method=rules.Method.CMS,
+    discipline=Discipline.PT,
+    timed={"97110": 23, "97140": 9},
+    assistant_minutes={"97110": 12},
+    date_of_service=date(2025, 3, 10),
+)
+"""A CMS request with an assistant's share, for the tests of an answer's reuse."""
+
+
 def test_an_answer_without_its_note_is_the_answer_under_each_dates_rules() -> None:
     """The memo answers for every date alike only where the same rules apply."""
-    asked = rules.Request(
-        method=rules.Method.CMS,
-        discipline=Discipline.PT,
-        timed={"97110": 23, "97140": 9},
-        assistant_minutes={"97110": 12},
-        date_of_service=date(2025, 3, 10),
-    )
     for day in (*DATES, date(2019, 12, 31), date(2020, 1, 1), date(2022, 1, 1), None):
-        request = replace(asked, date_of_service=day)
+        request = replace(ASKED, date_of_service=day)
         full = rules.evaluate(request, CATALOGUE, ["a remark"])
         assert rules.evaluate_without_note(request, CATALOGUE) == replace(full, note="")
 
@@ -580,14 +583,7 @@ def test_a_days_lines_are_what_the_csv_writer_writes_of_its_rows(
 
 
 def test_an_answers_line_texts_are_its_cells_joined_or_none_when_one_needs_quotes() -> None:
-    request = rules.Request(
-        method=rules.Method.CMS,
-        discipline=Discipline.PT,
-        timed={"97110": 23, "97140": 9},
-        assistant_minutes={"97110": 12},
-        date_of_service=DATES[2],
-    )
-    result = rules.evaluate(request, CATALOGUE)
+    result = rules.evaluate(ASKED, CATALOGUE)
     answer = ex.answer_cells(result)
     minutes = {c.code: c.minutes for c in result.codes}
     assert answer.line_texts == tuple(
