@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -157,3 +159,26 @@ def test_a_full_disk_during_the_write_leaves_no_partial_file(
     assert os.listdir(out) == []
     monkeypatch.undo()
     assert not exported(cli, date)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize(
+    "args",
+    [["units", "97110=23"], ["units", "--request", "{batch}", "--json"], ["session", "list"]],
+    ids=["one answer", "a batch in pieces", "session list"],
+)
+def test_output_onto_a_full_disk_ends_in_one_plain_line(tmp_path: Path, args: list[str]) -> None:
+    # Every command's standard output onto a full device ended in a traceback.
+    batch = tmp_path / "batch.json"
+    batch.write_text(json.dumps([{"method": "cms", "timed": {"97110": 23}}] * 3000))
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "therapy_timer", "--data-dir", str(tmp_path / "data")]
+            + [arg.format(batch=batch) for arg in args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == "Error: the output could not be written (No space left on device).\n"

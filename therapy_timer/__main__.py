@@ -11,11 +11,12 @@ equal, case by case).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from therapy_timer import paths
 
@@ -36,7 +37,26 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(_open_window(*window))
     from therapy_timer.cli import main as command
 
-    command(None if argv is None else list(argv))
+    try:
+        command(None if argv is None else list(argv))
+    except OSError as exc:  # click ends a closed pipe itself (exit 1); a full output, not
+        if exc.errno not in _OUTPUT_LOST:
+            raise
+        _output_lost(exc)
+
+
+_OUTPUT_LOST = (errno.ENOSPC, errno.EDQUOT, errno.EIO)
+"""What writing the command's output (a file on a full disk, /dev/full) can fail with once the
+command has done its work: the store and files report their own (StorageUnavailable)."""
+
+
+def _output_lost(exc: OSError) -> NoReturn:
+    """Say in one line that the output could not be written, and exit 1."""
+    # Python would flush the rest at exit and print "Exception ignored" with another traceback.
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the process ends here)
+    with contextlib.suppress(OSError):  # stderr may be on the same full disk
+        print(f"Error: the output could not be written ({exc.strerror}).", file=sys.stderr)
+    sys.exit(1)
 
 
 def _window_only(args: list[str]) -> tuple[str | None, bool] | None:
