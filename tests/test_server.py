@@ -74,7 +74,8 @@ def test_the_schema_upgrades_from_its_first_version_keeping_rows(cluster: Cluste
         ]
         with conn.transaction():  # the desk billed it under version 4
             conn.execute("UPDATE therapy_timer.sessions SET exported = true")
-        assert server.upgrade(conn) == ["m005_mark_remembers_content"]
+        assert server.upgrade(conn, target=5) == ["m005_mark_remembers_content"]
+        assert server.upgrade(conn) == ["m006_mark_as_read"]
         assert server.upgrade(conn) == []
         # A session exported before m005 is not taken for one amended since.
         assert conn.execute(
@@ -428,8 +429,12 @@ def test_the_server_refuses_what_a_role_may_not_do(clinic_server: Server, tmp_pa
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 own.execute(attempt)
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):  # marking is the desk's
-            own.execute("SELECT therapy_timer.mark_exported(ARRAY[%s]::uuid[])", [session_id])
+        for marking in (  # marking is the desk's, in either form
+            "SELECT therapy_timer.mark_exported(ARRAY[%s]::uuid[])",
+            "SELECT therapy_timer.mark_exported(ARRAY[%s]::uuid[], ARRAY['x'])",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                own.execute(marking, [session_id])
     with psycopg.connect(clinic_server.dsn("desk_front"), autocommit=True) as desk:
         # The desk reads everything and marks sessions exported, through the one function
         # that only ever sets the mark and records who did it...
@@ -438,6 +443,11 @@ def test_the_server_refuses_what_a_role_may_not_do(clinic_server: Server, tmp_pa
             "SELECT therapy_timer.mark_exported(ARRAY[%s]::uuid[])", [session_id]
         ).fetchall()
         assert marked == [(session_id,)]
+        with pytest.raises(psycopg.errors.InvalidParameterValue):  # a version for each one
+            desk.execute(
+                "SELECT therapy_timer.mark_exported(ARRAY[%s]::uuid[], ARRAY[]::text[])",
+                [session_id],
+            )
         # ...and may neither clear a mark nor write sessions, audit, events or settlements.
         for attempt in (
             "UPDATE therapy_timer.sessions SET exported = false",
@@ -781,6 +791,72 @@ def test_a_session_amended_after_the_desk_exported_it_is_due_again_at_the_desk(
     assert {r["total_timed_minutes"] for r in rows} == {"47"}
     # Marked again on the server: exported, and no longer due.
     assert _due(desk, day) == {"Pat Lee": False, "Sam Diaz": False}
+
+
+def test_a_correction_synced_while_the_desk_exports_is_due_again_not_marked_billed(
+    clinic_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The desk reads the day, writes the file, then marks what it read exported. A correction
+    # room 2 syncs between the read and the mark is in no file: marking the session's new
+    # content as billed would lose it from billing for good.
+    room1, room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
+    _day_of_mrn1(room1, room2)
+    for station in (room1, room2):
+        station("clinic", "sync")
+    day = DAY.isoformat()
+    real_mark = server.mark_exported
+
+    def corrected_meanwhile(conn: psycopg.Connection[Any], session_ids: Any) -> int:
+        with room2.clinic() as clinic:
+            [pta] = clinic.list_sessions(start=DAY, end=DAY)
+            [segment] = [g for g in clinic.segments(pta.id) if g.code == "97110"]
+            clinic.lengthen_segment(segment.id, 10, reason="typed too much")
+            clinic.sync_server()
+        return real_mark(conn, session_ids)
+
+    monkeypatch.setattr(server, "mark_exported", corrected_meanwhile)
+    first = tmp_path / "first.csv"
+    written = desk("export", "--date", day, "--out", str(first), "--clinic")
+    assert "2 marked exported" in written.stderr
+    rows = list(csv.DictReader(first.read_text(encoding="utf-8-sig").splitlines()))
+    assert {r["total_timed_minutes"] for r in rows} == {"51"}  # 20 + 9 + 14 + 8, as read
+    monkeypatch.undo()
+
+    # Both are marked exported; the corrected one as exported before its correction.
+    assert _due(desk, day) == {"Pat Lee": False, "Sam Diaz": True}
+    again = tmp_path / "again.csv"
+    desk("export", "--date", day, "--out", str(again), "--clinic")
+    rows = list(csv.DictReader(again.read_text(encoding="utf-8-sig").splitlines()))
+    assert {r["status"] for r in rows} == {"amended after export"}
+    assert {r["total_timed_minutes"] for r in rows} == {"47"}  # 20 + 9 + 10 + 8
+    assert _due(desk, day) == {"Pat Lee": False, "Sam Diaz": False}
+
+
+def test_a_clinician_export_at_the_desk_marks_only_the_days_in_its_file(
+    clinic_server: Server, tmp_path: Path
+) -> None:
+    # Room 2's correction of MRN1's day is due; the desk then exports only Ann Roe's days
+    # (MRN2). MRN1's day is not in that file, so it must stay due on the server.
+    room1, room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
+    _day_of_mrn1(room1, room2)
+    room1.clock.set(datetime(2025, 3, 10, 21, 0, tzinfo=UTC))
+    room1.treat("MRN2", "Ann Roe", "pt", {"97112": 25})
+    for station in (room1, room2):
+        station("clinic", "sync")
+    day = DAY.isoformat()
+    desk("export", "--date", day, "--out", str(tmp_path / "all.csv"), "--clinic")
+    [pta] = room2.json("session", "list", "--date", day, "--json")
+    shown = room2.json("session", "show", pta["id"], "--json")
+    [segment] = [g for g in shown["segments"] if g["code"] == "97110"]
+    room2("session", "edit", segment["id"], "--minutes", "10", "--reason", "typed too much")
+    room2("clinic", "sync")
+    assert _due(desk, day) == {"Pat Lee": False, "Sam Diaz": True, "Ann Roe": False}
+
+    ann = tmp_path / "ann.csv"
+    desk("export", "--date", day, "--out", str(ann), "--clinic", "--clinician", "Ann Roe")
+    rows = list(csv.DictReader(ann.read_text(encoding="utf-8-sig").splitlines()))
+    assert {r["patient_ref"] for r in rows} == {"MRN2"}
+    assert _due(desk, day) == {"Pat Lee": False, "Sam Diaz": True, "Ann Roe": False}
 
 
 def _due(desk: Station, day: str) -> dict[str, bool]:

@@ -2214,10 +2214,13 @@ class Clinic:
             return pooled.claim_days(start, end)
 
     @contextmanager
-    def whole_clinic(self, start: date, end: date) -> Iterator[Clinic]:
+    def whole_clinic(
+        self, start: date, end: date, *, versions: dict[str, str] | None = None
+    ) -> Iterator[Clinic]:
         """A scratch Clinic holding the clinic server's sessions of ``start``..``end`` (each
         from its workstation, exported as the desk marked it), read and billed exactly as a
         workstation would; nothing done to it reaches this workstation or the server.
+        ``versions``, when given, receives each session's server ``content_hash`` as read.
 
         The server's records come a few thousand at a time and go into the scratch database
         as they come (a clinic-year is never held in memory); the connection is closed
@@ -2228,6 +2231,8 @@ class Clinic:
             with server.connect(self._required_server_dsn()) as conn:
                 for chunk in server.stream_clinic_records(conn, start, end):
                     pooled._take_from_server(chunk)
+                    if versions is not None:
+                        versions.update((str(r["id"]), str(r["content_hash"])) for r in chunk)
             yield pooled
 
     @contextmanager
@@ -2286,7 +2291,8 @@ class Clinic:
         if out is not None:
             check_target(out, force=force, protected=self.owned_paths())
         last = end or start
-        with self.whole_clinic(start, last) as pooled:
+        versions: dict[str, str] = {}
+        with self.whole_clinic(start, last, versions=versions) as pooled:
             done = pooled.export(
                 fmt,
                 start,
@@ -2298,10 +2304,13 @@ class Clinic:
                 mark=mark,
                 render_pdf=render_pdf,
             )
-            marked = [s.id for s in pooled.list_sessions(start=start, end=last) if s.exported]
-        if marked:
+            exported = [s.id for s in pooled.list_sessions(start=start, end=last) if s.exported]
+            # A day the file left out (another clinician's) may be due again: it stays due.
+            due = pooled._store.changed_since_export(exported)
+            billed = {i: versions[i] for i in exported if i not in due}
+        if billed:
             with server.connect(self._required_server_dsn()) as conn:
-                server.mark_exported(conn, marked)
+                server.mark_exported(conn, billed)
         return done
 
     @staticmethod
@@ -2591,7 +2600,7 @@ def _whole_dates(sessions: Iterable[Session], size: int) -> Iterator[list[Sessio
         yield batch
 
 
-_SERVER_MARKS = ("workstation", "exported", "changed_after_export")
+_SERVER_MARKS = ("workstation", "exported", "changed_after_export", "content_hash")
 
 
 def _without_server_marks(record: Mapping[str, object]) -> dict[str, object]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -59,17 +59,22 @@ def workstations(conn: Connection) -> list[WorkstationState]:
 
 
 # Where a record came from and what the desk did with it. ``changed_after_export``: its
-# workstation amended it after the desk's export, so the day is to be billed again.
-_MARKS = "workstation, exported, exported AND exported_content_hash IS DISTINCT FROM content_hash"
+# workstation amended it after the desk's export, so the day is to be billed again;
+# ``content_hash``: the version read, which is the one the desk marks when it bills it.
+_MARKS = (
+    "workstation, exported, exported AND exported_content_hash IS DISTINCT FROM content_hash,"
+    " content_hash"
+)
 
 
 def _with_marks(row: tuple[Any, ...]) -> dict[str, Any]:
-    record, workstation, exported, changed = row
+    record, workstation, exported, changed, content_hash = row
     return {
         **record,
         "workstation": workstation,
         "exported": exported,
         "changed_after_export": changed,
+        "content_hash": content_hash,
     }
 
 
@@ -159,14 +164,17 @@ def pushed_mark(conn: Connection) -> tuple[str, int, datetime | None]:
     return str(row[0]), int(row[1] or 0), row[2]
 
 
-def mark_exported(conn: Connection, session_ids: list[str]) -> int:
-    """The desk marks sessions exported on the server (audited there); how many changed."""
-    if not session_ids:
+def mark_exported(conn: Connection, as_read: Mapping[str, str]) -> int:
+    """The desk marks sessions exported on the server (audited there), each as the version
+    it read and billed (session id: its ``content_hash``); how many changed. A session synced
+    anew since that read stays due: its new version was in no file."""
+    if not as_read:
         return 0
     try:
         with conn.transaction():
             changed = conn.execute(
-                "SELECT therapy_timer.mark_exported(%s::uuid[])", [session_ids]
+                "SELECT therapy_timer.mark_exported(%s::uuid[], %s::text[])",
+                [list(as_read), list(as_read.values())],
             ).fetchall()
     except psycopg.errors.InsufficientPrivilege as exc:
         raise ServerRefused(
