@@ -3,6 +3,7 @@ plain sentence (exit 2) naming the field, never a traceback, and nothing is half
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -351,3 +352,43 @@ def test_a_broken_clock_is_refused_plainly(cli: Cli, moment: datetime, command: 
     error = cli(*command, status=1).stderr
     assert f"the computer's clock reads {moment:%Y-%m-%d}" in error
     assert not (cli.data_dir / "therapy-timer.sqlite3").exists()
+
+
+# -- rows written outside Therapy Timer ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "value", "named"),
+    [
+        ("segments", "start_utc", "{DAY}T14:00:00", "has no UTC offset"),  # no offset at all
+        ("segments", "stop_utc", "{DAY}T14:20:00", "has no UTC offset"),
+        ("segments", "start_utc", "{DAY}T14:00:00+0x:00", "Invalid isoformat string"),
+        ("sessions", "created_utc", "{DAY}T13:59:00", "a time without its UTC offset"),
+        ("sessions", "closed_utc", "{DAY}T14:25:00", "a time without its UTC offset"),
+    ],
+)
+def test_a_row_changed_outside_therapy_timer_is_named_not_a_traceback(
+    cli: Cli, tmp_path: Path, table: str, column: str, value: str, named: str
+) -> None:
+    # A SQL tool wrote a value no Therapy Timer writes: every read of its day says which row it
+    # is in one plain message (exit 1, like every other damaged-database refusal), and neither
+    # the export's file nor the database is touched.
+    _closed_session(cli, "JD", [("97110", 20)])
+    day = cli.clock.now().astimezone().date().isoformat()
+    db = st.database_path(cli.data_dir)
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"UPDATE {table} SET {column} = ?", [value.replace("{DAY}", day)])
+    conn.close()
+    before = db.read_bytes()
+    out = tmp_path / "day.csv"
+    for command in (
+        ["session", "list", "--date", day],
+        ["export", "--date", day, "--format", "csv"],
+        ["export", "--date", day, "--out", str(out)],
+        ["export", "--date", day, "--format", "json"],
+    ):
+        error = cli(*command, status=1).stderr
+        assert "holds a row it cannot read" in error and named in error, error
+        assert str(db) in error and error.count("\n") == 1
+    assert not out.exists()
+    assert db.read_bytes() == before

@@ -156,6 +156,12 @@ def _disk_full(folder: Path) -> bool:
         return False
 
 
+class UnreadableRow(Exception):
+    """A stored value that cannot be read back as what its column holds: a row written outside
+    Therapy Timer (a SQL tool, a damaged page the checksum-free format let through).
+    ``translated`` reports it as a damaged database naming the row, not as a traceback."""
+
+
 @contextlib.contextmanager
 def translated(db_path: Path, busy_timeout_ms: int = 5000) -> Iterator[None]:
     """Raise environment failures inside the block as the StorageUnavailable family."""
@@ -166,6 +172,14 @@ def translated(db_path: Path, busy_timeout_ms: int = 5000) -> Iterator[None]:
         if error is None or error is exc:
             raise
         raise error from exc
+    except UnreadableRow as exc:
+        # Not the damaged-file advice: restoring a backup would lose every minute since it.
+        raise DatabaseCorrupt(
+            f"The Therapy Timer database {db_path} holds a row it cannot read ({exc}): it was"
+            " changed outside Therapy Timer. Nothing was changed. Ask your IT support to"
+            f" correct that row; the backups in {backups_dir(db_path.parent)} may hold it as"
+            " it was."
+        ) from None
 
 
 _S = TypeVar("_S", bound="StoreBase")
@@ -288,6 +302,20 @@ def session_of(row: Mapping[str, Any]) -> Session:
 
 def session_from(values: Sequence[Any]) -> Session:
     """A session from its row's values in SESSION_COLUMNS order (a bulk read's tuples)."""
+    try:
+        session = _session_from(values)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise UnreadableRow(f"sessions row {values[0]!r}: {exc}") from None
+    paused = None if session.pause is None else session.pause.at_utc
+    if any(
+        m is not None and m.tzinfo is None
+        for m in (session.created_utc, session.closed_utc, paused)
+    ):
+        raise UnreadableRow(f"sessions row {values[0]!r}: a time without its UTC offset")
+    return session
+
+
+def _session_from(values: Sequence[Any]) -> Session:
     (
         session_id,
         day,
@@ -366,15 +394,27 @@ def segment_from(values: Sequence[Any]) -> Segment:
 
 def segment_times_from(code: str, furnished_by: str, start: str, stop: str | None) -> SegmentTimes:
     """A segment's code, furnisher, start and stop from those columns' stored values."""
-    return (
-        code,
-        _FURNISHERS.get(furnished_by) or FurnishedBy(furnished_by),
-        _parse(start),
-        None if stop is None else _parse(stop),
-    )
+    try:
+        start_utc = _parse(start)
+        stop_utc = None if stop is None else _parse(stop)
+        furnisher = _FURNISHERS.get(furnished_by) or FurnishedBy(furnished_by)
+    except (TypeError, ValueError) as exc:
+        raise UnreadableRow(f"a segments row of code {code!r}: {exc}") from None
+    if start_utc.tzinfo is None or (stop_utc is not None and stop_utc.tzinfo is None):
+        raise UnreadableRow(
+            f"a segments row of code {code!r}: {start!r} to {stop!r} has no UTC offset"
+        )
+    return code, furnisher, start_utc, stop_utc
 
 
 def untimed_of(row: Mapping[str, Any]) -> UntimedService:
+    try:
+        return _untimed_of(row)
+    except (TypeError, ValueError) as exc:
+        raise UnreadableRow(f"untimed_services row {row['id']!r}: {exc}") from None
+
+
+def _untimed_of(row: Mapping[str, Any]) -> UntimedService:
     return UntimedService(
         id=row["id"],
         session_id=row["session_id"],
