@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -30,7 +31,7 @@ from therapy_timer import billing, rules
 from therapy_timer import export as ex
 from therapy_timer.clinic import Clinic
 from therapy_timer.codes import Discipline, FurnishedBy, Role, builtin_catalogue
-from therapy_timer.model import Segment, Session, SessionStatus
+from therapy_timer.model import PayerProfile, Segment, Session, SessionStatus, UntimedService
 from therapy_timer.stopwatch import RoundingPolicy
 from therapy_timer.store import Store
 
@@ -265,10 +266,12 @@ def test_a_csv_writes_plain_days_from_their_answer_and_the_rest_as_claim_days(
     ):
         exported = clinic.export("csv", first, last, include_open=True, mark=False).text
     assert exported == ex.report_text(full, "csv")
-    assert len(requests) == len(full) == 9
+    assert len(full) == 9
+    # MRN5's day, one session asking what MRN4's asked, is found by its plain_key alone.
+    assert len(requests) == 8
     plain = [r for r in requests if r is not None]
-    assert len(plain) == 5  # MRN1's day, nothing billable, 97012 alone, MRN4's and MRN5's
-    assert len(answers) == 4 and None not in answers  # MRN5's day asked as MRN4's did
+    assert len(plain) == 4  # MRN1's day, nothing billable, 97012 alone, MRN4's
+    assert len(answers) == 4 and None not in answers
     assert any(w.rule == "R8.3" for a in answers if a is not None for w in a.warnings)
 
 
@@ -328,16 +331,17 @@ def test_a_plain_days_own_cells_come_from_the_day_not_from_the_answer_it_shares(
         first, last = DATES[0], DATES[-1]
         with mock.patch.object(billing, "stopped_totals", return_value=None):
             full = list(clinic.iter_claim_days(first, last))
-        requests: list[rules.Request | None] = []
-        real_request = billing.plain_request
+        billed_in_full: list[billing.ClaimDay] = []
+        real_days = billing.claim_days
 
-        def plain_request(*args: object, **kwargs: object) -> rules.Request | None:
-            requests.append(real_request(*args, **kwargs))  # type: ignore[arg-type]
-            return requests[-1]
+        def claim_days(*args: object, **kwargs: object) -> Iterator[billing.ClaimDay]:
+            for day in real_days(*args, **kwargs):  # type: ignore[arg-type]
+                billed_in_full.append(day)
+                yield day
 
-        with mock.patch.object(billing, "plain_request", plain_request):
+        with mock.patch.object(billing, "claim_days", claim_days):
             exported = clinic.export("csv", first, last, mark=False).text
-    assert len(requests) == len(full) == 5 and None not in requests  # every day plain
+    assert len(full) == 5 and not billed_in_full  # every day plain
     assert exported == ex.report_text(full, "csv")
     assert exported is not None
     rows = list(csv.DictReader(io.StringIO(exported.removeprefix("\ufeff"), newline="")))
@@ -459,6 +463,94 @@ def test_an_answer_without_its_note_is_the_answer_under_each_dates_rules() -> No
         request = replace(ASKED, date_of_service=day)
         full = rules.evaluate(request, CATALOGUE, ["a remark"])
         assert rules.evaluate_without_note(request, CATALOGUE) == replace(full, note="")
+
+
+PROFILES = {
+    "Medicare": PayerProfile("Medicare", rules.Method.CMS, True),
+    "Commercial (per-code)": PayerProfile("Commercial (per-code)", rules.Method.AMA, True),
+    "No CQ": PayerProfile("No CQ", rules.Method.CMS, False),
+}
+alone = st.fixed_dictionaries(
+    {
+        "day": st.sampled_from(DATES),
+        "discipline": st.sampled_from(("PT", "OT")),
+        "payer": st.sampled_from(tuple(PROFILES)),
+        # Not plain: open, a tie choice stored, an untimed service entered by hand.
+        "kind": st.sampled_from(("plain",) * 6 + ("open", "allocation", "untimed")),
+        # Who furnished each of the example's stretches, and how far past its whole minutes
+        # it ran: on the minute, just under and over half a minute, just under a minute.
+        "by": st.lists(
+            st.sampled_from(("therapist", "assistant", "together")), min_size=3, max_size=3
+        ),
+        "micros": st.lists(
+            st.sampled_from((0, 29_999_999, 30_000_000, 59_999_999)), min_size=3, max_size=3
+        ),
+    }
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    # Each example's days share codes and whole minutes (two timed codes and an untimed one,
+    # about the edges of a unit), so that many of them ask the same or nearly the same.
+    stretches=st.lists(
+        st.tuples(st.sampled_from(("97110", "97140", "97012")), st.sampled_from((0, 7, 8, 22))),
+        max_size=3,
+    ),
+    days=st.lists(alone, min_size=2, max_size=24),
+    policy=st.sampled_from(list(RoundingPolicy)),
+)
+def test_a_one_session_days_plain_key_asks_what_its_request_asks(
+    stretches: list[tuple[str, int]], days: list[dict[str, Any]], policy: RoundingPolicy
+) -> None:
+    """``billing.plain_key`` (the CSV's memo of a day of one closed session, made from its
+    summed times) holds exactly what ``plain_request`` and ``rules.answer_key`` make of the
+    day: equal keys ask the same question (else a day would be written with another's
+    lines), and the same question has one key (else the memo would ask again); a day that
+    is not plain, or has an untimed service entered by hand, has none."""
+    keys: dict[object, object] = {}
+    questions: dict[object, object] = {}
+    for n, made in enumerate(days):
+        start = datetime.combine(made["day"], datetime.min.time(), UTC) + timedelta(hours=13)
+        times = []
+        for (code, minutes), by, micros in zip(stretches, made["by"], made["micros"], strict=False):
+            stop = start + timedelta(minutes=minutes, microseconds=micros)
+            times.append((code, FurnishedBy(by), start, stop))
+            start = stop
+        totals = billing.stopped_totals(times, CATALOGUE, policy, {})
+        assert totals is not None
+        kind = made["kind"]
+        session = Session(
+            f"{n:032d}",
+            made["day"],
+            "MRN1",
+            "Ann",
+            Role.PT,
+            Discipline(made["discipline"]),
+            made["payer"],
+            SessionStatus.OPEN if kind == "open" else SessionStatus.CLOSED,
+            False,
+            False,
+            start,
+            None if kind == "open" else start,
+            None,
+            {"97110": 1} if kind == "allocation" else None,
+        )
+        untimed = (
+            [UntimedService(n, session.id, "97150", 15, FurnishedBy.THERAPIST, start)]
+            if kind == "untimed"
+            else []
+        )
+        row = billing.SessionRows(session, totals, untimed, PROFILES[made["payer"]])
+        key = billing.plain_key(row)
+        if kind != "plain":
+            assert key is None
+            continue
+        request = billing.plain_request([row], CATALOGUE, policy)
+        assert key is not None and request is not None
+        question = rules.answer_key(request)
+        assert keys.setdefault(key, question) == question
+        assert questions.setdefault(question, key) == key
 
 
 span = st.tuples(st.integers(0, 600), st.none() | st.integers(0, 60))

@@ -18,6 +18,7 @@ from therapy_timer.model import (
     SegmentTimes,
     Session,
     SessionProblem,
+    SessionStatus,
     UntimedService,
 )
 from therapy_timer.stopwatch import RoundingPolicy, RulesInput, Stopwatch
@@ -39,6 +40,7 @@ STALE_ALLOCATION_REMARK = (
 # year's 300,000 segments and codes, module constants (as stopwatch._NEAREST).
 _ASSISTANT = FurnishedBy.ASSISTANT
 _UNTIMED = Kind.UNTIMED
+_OPEN = SessionStatus.OPEN
 
 ExactTotals = tuple[dict[str, timedelta], dict[str, timedelta], set[str]]
 """Exact time per code, the assistant's share, the running codes (``Stopwatch.exact_totals``)."""
@@ -76,6 +78,19 @@ class StoppedTotals:
     def rules_input(self) -> RulesInput:
         """``Stopwatch.rules_input``: these totals rounded under the policy."""
         return pooled_input([(self, ())], self._catalogue, self._policy)
+
+    def rounded(self) -> tuple[tuple[str, int, int], ...]:
+        """Each code's whole minutes and the assistant's part of them (``code_minutes``), in
+        order of code: everything ``rules_input`` takes from these totals, as a memo's key."""
+        rounded, assistant = self._policy.minutes, self._assistant
+        return tuple(
+            sorted(
+                [
+                    (code, *code_minutes(total, assistant.get(code), rounded))
+                    for code, total in self._elapsed.items()
+                ]
+            )
+        )
 
 
 def stopped_totals(
@@ -512,12 +527,9 @@ def pooled_input(
     result = RulesInput({}, {}, [], {})
     rounded = policy.minutes
     for code in sorted(elapsed, key=catalogue.rank):
-        minutes = rounded(elapsed[code])
-        share = assistant.get(code)
-        # As in Stopwatch.totals: the therapist's share is rounded and the rest is the
-        # assistant's, so a rounding remainder never becomes therapist time (R7.6).
-        therapist = minutes if not share else min(minutes, rounded(elapsed[code] - share))
-        result.assistant_minutes[code] = minutes - therapist
+        minutes, result.assistant_minutes[code] = code_minutes(
+            elapsed[code], assistant.get(code), rounded
+        )
         if catalogue.get(code).kind is _UNTIMED:
             result.untimed.append(code)
             result.untimed_minutes[code] = minutes
@@ -537,6 +549,19 @@ def pooled_input(
                 )
     result.untimed.sort(key=catalogue.rank)
     return result
+
+
+def code_minutes(
+    elapsed: timedelta, assistant: timedelta | None, rounded: Callable[[timedelta], int]
+) -> tuple[int, int]:
+    """A code's exact time in whole minutes (``RoundingPolicy.minutes``) and how many of them
+    are the assistant's, whose exact share of it is ``assistant``.
+
+    As in Stopwatch.totals: the therapist's share is rounded and the rest is the assistant's,
+    so a rounding remainder never becomes therapist time (R7.6)."""
+    minutes = rounded(elapsed)
+    therapist = minutes if not assistant else min(minutes, rounded(elapsed - assistant))
+    return minutes, minutes - therapist
 
 
 def day_remarks(sessions: Sequence[Session], policy: RoundingPolicy) -> list[str]:
@@ -763,6 +788,33 @@ def plain_request(
         return day_request(members[0], members, catalogue, policy)
     except InvalidInput:
         return None
+
+
+def plain_key(row: SessionRows) -> tuple[object, ...] | None:
+    """What ``plain_request`` would ask of a claim day of ``row``'s session alone, as a memo's
+    key (equal keys, equal ``rules.answer_key``s), or None when that session is not plain or
+    has untimed services (``plain_request`` then decides).
+
+    Made straight from the summed times (``StoppedTotals.rounded``), without pooling them
+    into a request: most days of a clinic-year are one closed session each, and building
+    their requests cost more than the rules' memoised answers."""
+    session, totals = row.session, row.stopwatch
+    if (
+        type(totals) is not StoppedTotals
+        or row.problem is not None
+        or row.untimed
+        or session.allocation is not None
+        or session.status is _OPEN
+    ):
+        return None
+    profile = row.profile
+    return (
+        profile.method,
+        profile.assistant_modifiers,
+        session.discipline,
+        rules.rules_in_force(session.date_of_service),
+        totals.rounded(),
+    )
 
 
 def plain_answer(

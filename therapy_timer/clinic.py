@@ -1350,16 +1350,38 @@ class Clinic:
         closed sessions of stopped segments, no tie choice stored), and building each one's
         ``ClaimDay``, visits, answer and properties cost more than the rows. A plain day's
         rows are written from the cells of its answer, made once for all the days that ask
-        the same (``rules.answer_key``) with the same R8.3 flag: the flag's cell names no
-        patient, so which patients overlapped does not change the rows. The day's own cells
-        come from the same cell, status and why-nothing functions as a ``ClaimDay``'s; any
-        other day goes through ``claim_days`` and ``csv_rows`` whole, in the same place.
+        the same (``rules.answer_key``; a day of one session: ``billing.plain_key``) with the
+        same R8.3 flag: the flag's cell names no patient, so which patients overlapped does
+        not change the rows. The day's own cells come from the same cell, status and
+        why-nothing functions as a ``ClaimDay``'s; any other day goes through ``claim_days``
+        and ``csv_rows`` whole, in the same place.
         tests/test_export_fast_path.py holds the two equal on generated databases.
         """
         from therapy_timer import export as ex
 
         catalogue, policy = self._catalogue, self.policy
-        answers: dict[tuple[object, ...], tuple[ex.AnswerCells, str | None]] = {}
+        Cells = tuple[ex.AnswerCells, str | None]
+        # By the R8.3 flag and the request's answer_key, or for a day of one session (most
+        # days) its plain_key, which asks the same without the request being made.
+        asked: dict[tuple[object, ...], Cells] = {}
+        alone: dict[tuple[object, ...], Cells] = {}
+
+        def ask(
+            memo: dict[tuple[object, ...], Cells],
+            key: tuple[object, ...],
+            request: rules.Request | None,
+            others: list[str],
+        ) -> Cells | None:
+            """The cells of a plain day's answer, kept in ``memo``; None if not plain."""
+            result = None if request is None else billing.plain_answer(request, catalogue, others)
+            if result is None:
+                return None
+            if len(memo) >= _ANSWER_CELLS_KEPT:
+                memo.clear()
+            why = billing.nothing_billable(result, problems=False, provisional=False)
+            memo[key] = (ex.answer_cells(result), why)
+            return memo[key]
+
         for batch in self._batches(self._sessions_by_date(start, end)):
             for members in billing.day_groups(batch.rows):
                 sessions = [r.session for r in members]
@@ -1367,20 +1389,17 @@ class Clinic:
                     continue
                 ids = [s.id for s in sessions]
                 others = billing.day_concurrent(ids, batch.concurrent)
-                known = None
-                request = billing.plain_request(members, catalogue, policy)
-                if request is not None:
+                single = billing.plain_key(members[0]) if len(members) == 1 else None
+                if single is not None:
+                    key = (single, bool(others))
+                    known = alone.get(key) or ask(
+                        alone, key, billing.plain_request(members, catalogue, policy), others
+                    )
+                elif (request := billing.plain_request(members, catalogue, policy)) is not None:
                     key = (rules.answer_key(request), bool(others))
-                    known = answers.get(key)
-                    if known is None:
-                        result = billing.plain_answer(request, catalogue, others)
-                        if result is not None:
-                            if len(answers) >= _ANSWER_CELLS_KEPT:
-                                answers.clear()
-                            why = billing.nothing_billable(
-                                result, problems=False, provisional=False
-                            )
-                            known = answers[key] = (ex.answer_cells(result), why)
+                    known = asked.get(key) or ask(asked, key, request, others)
+                else:
+                    known = None
                 if known is None:
                     days = self._batch_days(batch, members, note=False)
                     yield from ex.csv_lines(ex.csv_rows(tally.days(days)))

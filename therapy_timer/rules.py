@@ -1502,7 +1502,6 @@ def answer_key(request: Request) -> tuple[object, ...]:
     from 2020: R7.1; the 2022 revision: R7.6, R7.7 and §11 Q2). Two requests with equal keys
     get equal answers, notes and dates aside; hashing the key raises TypeError when the
     request holds something unhashable (which ``evaluate`` refuses)."""
-    dos = request.date_of_service
     return (
         request.method,
         request.discipline,
@@ -1512,9 +1511,14 @@ def answer_key(request: Request) -> tuple[object, ...]:
         tuple(request.untimed_minutes.items()),
         request.assistant_modifiers,
         None if request.allocation is None else tuple(request.allocation.items()),
-        dos is None or dos >= CQ_CO_FIRST_DATE,
-        dos is None or dos >= CY2022_REVISION_DATE,
+        rules_in_force(request.date_of_service),
     )
+
+
+def rules_in_force(dos: dt.date | None) -> tuple[bool, bool]:
+    """What of a date of service changes an answer other than its note: whether CQ/CO apply
+    (from 2020: R7.1) and the 2022 revision (R7.6, R7.7 and §11 Q2)."""
+    return (dos is None or dos >= CQ_CO_FIRST_DATE, dos is None or dos >= CY2022_REVISION_DATE)
 
 
 _NO_SLP_ASSISTANT_MODIFIER = RuleWarning(
