@@ -101,6 +101,39 @@ def test_storage_errors_are_shown_in_plain_words_not_a_traceback(
     assert "Traceback" not in text
 
 
+def test_a_row_changed_outside_therapy_timer_is_shown_at_start_not_an_empty_window(
+    qtbot: Bot, tmp_path: Path
+) -> None:
+    # An open session whose running segment a SQL tool rewrote without its UTC offset: the
+    # window used to open empty (no codes, no payer, a date of 2000-01-01) and say nothing.
+    import sqlite3
+
+    from therapy_timer.clinic import Clinic
+    from therapy_timer.clock import SystemClock
+    from therapy_timer.codes import Role, builtin_catalogue
+    from therapy_timer.gui.app import run
+    from therapy_timer.store import Store
+
+    clock = SystemClock()
+    with Store.open(tmp_path, clock=clock) as store:
+        service = Clinic(store, builtin_catalogue(), clock)
+        session = service.open_session(
+            patient_ref="JD-1", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
+        )
+        service.start(session.id, "97110")
+    with sqlite3.connect(database_path(tmp_path)) as conn:
+        conn.execute("UPDATE segments SET start_utc = substr(start_utc, 1, 26)")
+    conn.close()
+    before = database_path(tmp_path).read_bytes()
+    shown: list[tuple[str, str]] = []
+    status = run(tmp_path, show_error=lambda title, text: shown.append((title, text)))
+    assert status == 1
+    [(title, text)] = shown
+    assert title == "Therapy Timer cannot open its data"
+    assert "holds a row it cannot read" in text and "without its UTC offset" in text
+    assert database_path(tmp_path).read_bytes() == before
+
+
 def test_the_excepthook_shows_unexpected_errors(
     qtbot: Bot, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -360,8 +360,8 @@ def test_a_broken_clock_is_refused_plainly(cli: Cli, moment: datetime, command: 
 @pytest.mark.parametrize(
     ("table", "column", "value", "named"),
     [
-        ("segments", "start_utc", "{DAY}T14:00:00", "has no UTC offset"),  # no offset at all
-        ("segments", "stop_utc", "{DAY}T14:20:00", "has no UTC offset"),
+        ("segments", "start_utc", "{DAY}T14:00:00", "a time without its UTC offset"),
+        ("segments", "stop_utc", "{DAY}T14:20:00", "a time without its UTC offset"),
         ("segments", "start_utc", "{DAY}T14:00:00+0x:00", "Invalid isoformat string"),
         ("sessions", "created_utc", "{DAY}T13:59:00", "a time without its UTC offset"),
         ("sessions", "closed_utc", "{DAY}T14:25:00", "a time without its UTC offset"),

@@ -249,7 +249,11 @@ def run(
     sync: ClinicSync | None = None
     try:
         controller = SessionController(clinic)
-        controller.load()
+        try:
+            controller.load()
+        except StorageUnavailable as exc:
+            report("Therapy Timer cannot open its data", f"{exc}\n\nData folder: {folder}")
+            return 1
         window = MainWindow(controller, icon, lambda: _day_view(clinic))
         if smoke_test:  # a smoke test only looks; it leaves no backup behind
             return _smoke_test(app, window, started)

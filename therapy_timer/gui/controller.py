@@ -12,7 +12,13 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from therapy_timer import rules
 from therapy_timer.clinic import HEARTBEAT_INTERVAL_SECONDS, Clinic, Outcome, Workspace
 from therapy_timer.codes import Catalogue, Code, FurnishedBy
-from therapy_timer.errors import InvalidInput, InvalidOperation, TherapyTimerError, UnknownCode
+from therapy_timer.errors import (
+    InvalidInput,
+    InvalidOperation,
+    StorageUnavailable,
+    TherapyTimerError,
+    UnknownCode,
+)
 from therapy_timer.gui import presenter
 from therapy_timer.gui.presenter import ForgotToStop
 from therapy_timer.gui.view_state import CaseloadEntry, Draft, WindowView
@@ -87,9 +93,12 @@ class SessionController(QObject):
     # -- life cycle ----------------------------------------------------------------------------
 
     def load(self) -> None:
-        """Read the clinic once: adopt the open session, if any, and publish the first view."""
-        self._abandoned = self._guard(self._clinic.abandoned) or []
-        self._guard(self._reload)
+        """Read the clinic once: adopt the open session, if any, and publish the first view.
+
+        Raises StorageUnavailable when the data cannot be read at all (a damaged row in it):
+        a window built on no view at all would show neither the codes nor why."""
+        self._abandoned = self._guard(self._clinic.abandoned, unless=StorageUnavailable) or []
+        self._guard(self._reload, unless=StorageUnavailable)
 
     def start_background(self) -> None:
         """Start polling for other programs' changes and writing the heartbeat."""
@@ -462,11 +471,16 @@ class SessionController(QObject):
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _guard(self, action: Callable[[], _T]) -> _T | None:
-        """Run a clinic call; an expected failure becomes a plain message instead of a crash."""
+    def _guard(
+        self, action: Callable[[], _T], *, unless: type[TherapyTimerError] | None = None
+    ) -> _T | None:
+        """Run a clinic call; an expected failure becomes a plain message instead of a crash
+        (``unless`` it is one the caller must handle)."""
         try:
             return action()
         except TherapyTimerError as exc:
+            if unless is not None and isinstance(exc, unless):
+                raise
             self._message = presenter.plain(str(exc))
             self.failed.emit(self._message)
             return None

@@ -402,7 +402,8 @@ def segment_times_from(code: str, furnished_by: str, start: str, stop: str | Non
         raise UnreadableRow(f"a segments row of code {code!r}: {exc}") from None
     if start_utc.tzinfo is None or (stop_utc is not None and stop_utc.tzinfo is None):
         raise UnreadableRow(
-            f"a segments row of code {code!r}: {start!r} to {stop!r} has no UTC offset"
+            f"a segments row of code {code!r}, start_utc {start!r}, stop_utc {stop!r}:"
+            " a time without its UTC offset"
         )
     return code, furnisher, start_utc, stop_utc
 
