@@ -874,3 +874,46 @@ def test_duplicate_open_sessions_of_an_older_version_migrate_and_are_listed(
             " 'PTA', 'PT', 'Medicare', 'open', '2025-03-12T09:00:00.000000+00:00')"
         )
     conn.close()
+
+
+# ------------------------------------------------------------- rows written outside the app
+
+
+@pytest.mark.parametrize(
+    ("table", "insert", "read", "named"),
+    [
+        (
+            "untimed_services",
+            "INSERT INTO untimed_services (session_id, code, minutes, furnished_by, created_utc)"
+            " VALUES ('{ID}', '97161', NULL, 'therapist', 'this morning')",
+            lambda store, session_id: store.untimed_services(session_id),
+            "Invalid isoformat string: 'this morning'",
+        ),
+        (
+            "audit_log",
+            "INSERT INTO audit_log (at_utc, actor, action, entity, entity_id, after_json)"
+            " VALUES ('2025-03-10T09:00:00+00:00', 'x', 'session.x', 'session', '{ID}', '{{')",
+            lambda store, session_id: store.audit_entries(),
+            "Expecting property name",
+        ),
+        (
+            "import_conflicts",
+            "INSERT INTO import_conflicts (session_id, origin, source, why, record_json,"
+            " content_hash, received_utc) VALUES ('{ID}', 'a', 'b', 'c', '{{}}', 'h', 'noon')",
+            lambda store, session_id: store.conflicts(),
+            "Invalid isoformat string: 'noon'",
+        ),
+    ],
+)
+def test_a_row_another_program_wrote_is_named_in_plain_words(
+    store: Store, table: str, insert: str, read: Callable[[Store, str], object], named: str
+) -> None:
+    session = new_session(store)
+    with sqlite3.connect(store.path) as conn:
+        conn.execute(insert.format(ID=session.id))
+    conn.close()
+    with pytest.raises(DatabaseCorrupt) as refused:
+        read(store, session.id)
+    message = str(refused.value)
+    assert f"holds a row it cannot read ({table} row " in message and named in message
+    assert str(store.path) in message and "restore" not in message

@@ -408,14 +408,31 @@ def segment_times_from(code: str, furnished_by: str, start: str, stop: str | Non
     return code, furnisher, start_utc, stop_utc
 
 
+_Record = TypeVar("_Record")
+
+
+def row_reader(
+    table: str,
+) -> Callable[[Callable[[Mapping[str, Any]], _Record]], Callable[[Mapping[str, Any]], _Record]]:
+    """A reader of ``table``'s rows whose unreadable value is an UnreadableRow naming the row."""
+
+    def wrap(
+        read: Callable[[Mapping[str, Any]], _Record],
+    ) -> Callable[[Mapping[str, Any]], _Record]:
+        @functools.wraps(read)
+        def reader(row: Mapping[str, Any]) -> _Record:
+            try:
+                return read(row)
+            except (TypeError, ValueError) as exc:
+                raise UnreadableRow(f"{table} row {row['id']!r}: {exc}") from None
+
+        return reader
+
+    return wrap
+
+
+@row_reader("untimed_services")
 def untimed_of(row: Mapping[str, Any]) -> UntimedService:
-    try:
-        return _untimed_of(row)
-    except (TypeError, ValueError) as exc:
-        raise UnreadableRow(f"untimed_services row {row['id']!r}: {exc}") from None
-
-
-def _untimed_of(row: Mapping[str, Any]) -> UntimedService:
     return UntimedService(
         id=row["id"],
         session_id=row["session_id"],
@@ -434,6 +451,7 @@ def profile_of(row: Mapping[str, Any]) -> PayerProfile:
     )
 
 
+@row_reader("audit_log")
 def audit_entry_of(row: Mapping[str, Any]) -> AuditEntry:
     return AuditEntry(
         id=row["id"],

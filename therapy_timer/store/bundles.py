@@ -25,6 +25,7 @@ from therapy_timer.store._db import (
     jsonable,
     norm_ts,
     now_text,
+    row_reader,
     session_of,
     to_json,
     ts,
@@ -143,6 +144,7 @@ def version_hash(record: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+@row_reader("import_conflicts")
 def _conflict_of(row: Mapping[str, Any]) -> Conflict:
     return Conflict(
         id=int(row["id"]),
