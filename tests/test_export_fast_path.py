@@ -389,6 +389,41 @@ def test_a_clinicians_csv_is_the_full_paths_and_marks_their_days_whole(tmp_path:
         ]
 
 
+def test_a_pooled_days_r83_flag_in_its_memo_is_any_of_its_sessions(tmp_path: Path) -> None:
+    """The memo of a plain day's cells is keyed by whether R8.3 flags the day, and a pooled
+    day is flagged when any of its sessions is: a day flagged by its second session alone
+    (Bob's MRN1 visit overlaps his MRN2 one) and a later one asking the same without an
+    overlap (Cat's two visits) must not share their cells."""
+    late = [
+        {**s, "offset": 60 * 60_000_000}
+        for s in _plain()["segments"]  # type: ignore[attr-defined]
+    ]
+    with Store.open(tmp_path / "data", clock=FakeClock(NOW), actor="test") as store:
+        clinic = Clinic(store, CATALOGUE, FakeClock(NOW))
+        _load(
+            store,
+            [
+                _plain(day=DATES[2]),
+                _plain(day=DATES[2], patient="mrn1", clinician="Bob", segments=late),
+                _plain(day=DATES[2], patient="MRN2", clinician="Bob", segments=late),
+                _plain(patient="MRN3", clinician="Cat"),
+                _plain(patient="MRN3", clinician="Cat", segments=late),
+            ],
+        )
+        first, last = DATES[0], DATES[-1]
+        with mock.patch.object(billing, "stopped_totals", return_value=None):
+            full = list(clinic.iter_claim_days(first, last))
+        exported = clinic.export("csv", first, last, mark=False).text
+    assert exported == ex.report_text(full, "csv")
+    assert exported is not None
+    rows = list(csv.DictReader(io.StringIO(exported.removeprefix("\ufeff"), newline="")))
+    assert {(r["patient_ref"], "R8.3" in r["warnings"]) for r in rows} == {
+        ("MRN1", True),
+        ("MRN2", True),
+        ("MRN3", False),
+    }
+
+
 def test_a_days_visit_times_are_its_earliest_start_and_latest_stop(store: Store) -> None:
     """Segments are read in the order their stored start sorts, which is not the order in
     time when offsets differ, and a long early segment can outlast a later one: a visit's

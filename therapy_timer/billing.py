@@ -11,7 +11,7 @@ from typing import Protocol
 from therapy_timer import rules
 from therapy_timer.codes import Catalogue, Discipline, FurnishedBy, Kind
 from therapy_timer.errors import InvalidInput
-from therapy_timer.frozen import frozen_record
+from therapy_timer.frozen import from_fields, frozen_record
 from therapy_timer.model import (
     PayerProfile,
     Segment,
@@ -153,6 +153,26 @@ class SessionRows:
         object.__setattr__(self, "untimed", untimed)
         object.__setattr__(self, "profile", profile)
         object.__setattr__(self, "problem", problem)
+
+
+def stopped_rows(
+    session: Session,
+    totals: StoppedTotals,
+    untimed: Sequence[UntimedService],
+    profile: PayerProfile,
+) -> SessionRows:
+    """``SessionRows`` of a session summed from its stopped segments, made without
+    ``__init__`` (a clinic-year's export makes 100,000)."""
+    return from_fields(
+        SessionRows,
+        {
+            "session": session,
+            "stopwatch": totals,
+            "untimed": untimed,
+            "profile": profile,
+            "problem": None,
+        },
+    )
 
 
 Problem = Callable[[Session, InvalidInput], SessionProblem]
@@ -763,6 +783,11 @@ def day_concurrent(ids: Sequence[str], overlaps: Mapping[str, Sequence[str]]) ->
     return sorted({p for i in ids for p in overlaps.get(i, ())}) if overlaps else []
 
 
+def day_flagged(ids: Sequence[str], overlaps: Mapping[str, Sequence[str]]) -> bool:
+    """Whether ``day_concurrent`` names anyone, without naming them."""
+    return any([overlaps.get(i) for i in ids])
+
+
 def plain_request(
     members: Sequence[SessionRows], catalogue: Catalogue, policy: RoundingPolicy
 ) -> rules.Request | None:
@@ -832,8 +857,9 @@ _NO_SPAN = (None, None)
 
 
 def _day_order(key: DayKey) -> tuple[str, str, str]:
-    """A date's claim days by patient, plan of care and payer."""
-    return key[1], key[2].value, key[3]
+    """A date's claim days by patient, plan of care and payer (a StrEnum compares as its
+    value)."""
+    return key[1], key[2], key[3]
 
 
 def lines_text(result: rules.Result) -> str:

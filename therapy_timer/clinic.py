@@ -1303,7 +1303,7 @@ class Clinic:
             restore = [s.id for s in dated if s.id not in totals]
             segments = self._store.segments_of(restore) if restore else {}
             rows = [
-                billing.SessionRows(
+                billing.stopped_rows(
                     s, totals[s.id], untimed.get(s.id, ()), profiles[s.payer_profile]
                 )
                 if s.id in totals
@@ -1388,31 +1388,41 @@ class Clinic:
                 if clinician is not None and not any(s.clinician == clinician for s in sessions):
                     continue
                 ids = [s.id for s in sessions]
-                others = billing.day_concurrent(ids, batch.concurrent)
+                # Who overlapped is named only in an answer not yet made.
+                flagged = billing.day_flagged(ids, batch.concurrent)
                 single = billing.plain_key(members[0]) if len(members) == 1 else None
                 if single is not None:
-                    key = (single, bool(others))
+                    key = (single, flagged)
                     known = alone.get(key) or ask(
-                        alone, key, billing.plain_request(members, catalogue, policy), others
+                        alone,
+                        key,
+                        billing.plain_request(members, catalogue, policy),
+                        billing.day_concurrent(ids, batch.concurrent),
                     )
                 elif (request := billing.plain_request(members, catalogue, policy)) is not None:
-                    key = (rules.answer_key(request), bool(others))
-                    known = asked.get(key) or ask(asked, key, request, others)
+                    key = (rules.answer_key(request), flagged)
+                    known = asked.get(key) or ask(
+                        asked, key, request, billing.day_concurrent(ids, batch.concurrent)
+                    )
                 else:
                     known = None
                 if known is None:
                     days = self._batch_days(batch, members, note=False)
                     yield from ex.csv_lines(ex.csv_rows(tally.days(days)))
                     continue
-                tally.plain(sessions, batch.read_mark)
+                tally.plain(sessions, ids, batch.read_mark)
                 answer, why = known
                 first = sessions[0]
+                stale = batch.stale
                 status = billing.day_status(
-                    sessions, provisional=False, changed=any([i in batch.stale for i in ids])
+                    sessions,
+                    provisional=False,
+                    changed=bool(stale) and any([i in stale for i in ids]),
                 )
                 tail = ex.day_tail(
                     answer,
-                    dict.fromkeys([f"{s.clinician} ({s.role.value})" for s in sessions]),
+                    # (A StrEnum formats as its value, without .value's descriptor call.)
+                    dict.fromkeys([f"{s.clinician} ({s.role})" for s in sessions]),
                     ids,
                     any([s.amended for s in sessions]),
                     status,
@@ -2579,10 +2589,11 @@ class _Tally:
                 )
             yield day
 
-    def plain(self, sessions: Sequence[Session], read_mark: int | None) -> None:
-        """``days`` for a plain claim day (closed, nothing left out) written without one."""
+    def plain(self, sessions: Sequence[Session], ids: list[str], read_mark: int | None) -> None:
+        """``days`` for a plain claim day (closed, nothing left out) written without one;
+        ``ids`` are its sessions'."""
         self.sessions += len(sessions)
-        self.ids.extend([s.id for s in sessions])
+        self.ids.extend(ids)
         due = [s.id for s in sessions if s.amended or not s.exported]
         if due:  # most of a year's days once it was exported: no call for nothing
             self._to_mark(due, read_mark)

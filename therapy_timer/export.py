@@ -228,7 +228,8 @@ def day_cells(
     day: dt.date, patient_ref: str, discipline: Discipline, payer_profile: str
 ) -> list[str]:
     """The cells every row of a claim day starts with."""
-    return [day.isoformat(), neutralise(patient_ref), discipline.value, neutralise(payer_profile)]
+    # (A StrEnum's str is its value, without .value's descriptor call: a year has 100,000.)
+    return [day.isoformat(), neutralise(patient_ref), str(discipline), neutralise(payer_profile)]
 
 
 def day_tail(

@@ -303,57 +303,57 @@ def session_of(row: Mapping[str, Any]) -> Session:
 def session_from(values: Sequence[Any]) -> Session:
     """A session from its row's values in SESSION_COLUMNS order (a bulk read's tuples)."""
     try:
-        session = _session_from(values)
+        (
+            session_id,
+            day,
+            patient_ref,
+            clinician,
+            role,
+            discipline,
+            payer_profile,
+            status,
+            amended,
+            exported,
+            created,
+            closed,
+            paused,
+            resume,
+            allocation,
+            origin,
+        ) = values
+        created_utc = _parse(created)
+        closed_utc = None if closed is None else _parse(closed)
+        pause = None if paused is None else Pause(_parse(paused), _specs_from_json(resume))
+        session: Session = from_fields(
+            Session,
+            {
+                "id": session_id,
+                "date_of_service": date.fromisoformat(day),
+                "patient_ref": patient_ref,
+                "clinician": clinician,
+                "role": _ROLES.get(role) or Role(role),
+                "discipline": _DISCIPLINES.get(discipline) or Discipline(discipline),
+                "payer_profile": payer_profile,
+                "status": _STATUSES.get(status) or SessionStatus(status),
+                "amended": bool(amended),
+                "exported": bool(exported),
+                "created_utc": created_utc,
+                "closed_utc": closed_utc,
+                "pause": pause,
+                "allocation": None if allocation is None else _allocation_from_json(allocation),
+                "origin": origin,
+            },
+        )
     except (TypeError, ValueError, KeyError) as exc:
         raise UnreadableRow(f"sessions row {values[0]!r}: {exc}") from None
-    paused = None if session.pause is None else session.pause.at_utc
-    if any(
-        m is not None and m.tzinfo is None
-        for m in (session.created_utc, session.closed_utc, paused)
+    # (Spelt out, not any() over the three: a clinic-year's export reads 100,000 rows.)
+    if (
+        created_utc.tzinfo is None
+        or (closed_utc is not None and closed_utc.tzinfo is None)
+        or (pause is not None and pause.at_utc.tzinfo is None)
     ):
-        raise UnreadableRow(f"sessions row {values[0]!r}: a time without its UTC offset")
+        raise UnreadableRow(f"sessions row {session_id!r}: a time without its UTC offset")
     return session
-
-
-def _session_from(values: Sequence[Any]) -> Session:
-    (
-        session_id,
-        day,
-        patient_ref,
-        clinician,
-        role,
-        discipline,
-        payer_profile,
-        status,
-        amended,
-        exported,
-        created,
-        closed,
-        paused,
-        resume,
-        allocation,
-        origin,
-    ) = values
-    return from_fields(
-        Session,
-        {
-            "id": session_id,
-            "date_of_service": date.fromisoformat(day),
-            "patient_ref": patient_ref,
-            "clinician": clinician,
-            "role": _ROLES.get(role) or Role(role),
-            "discipline": _DISCIPLINES.get(discipline) or Discipline(discipline),
-            "payer_profile": payer_profile,
-            "status": _STATUSES.get(status) or SessionStatus(status),
-            "amended": bool(amended),
-            "exported": bool(exported),
-            "created_utc": dt(created),
-            "closed_utc": opt_dt(closed),
-            "pause": None if paused is None else Pause(dt(paused), _specs_from_json(resume)),
-            "allocation": _allocation_from_json(allocation),
-            "origin": origin,
-        },
-    )
 
 
 SEGMENT_COLUMNS = "id, session_id, code, furnished_by, exclusive, start_utc, stop_utc"
