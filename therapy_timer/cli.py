@@ -199,6 +199,61 @@ def main(ctx: click.Context, data_dir: str | None, smoke_test: bool) -> None:
         ctx.exit(run(ctx.obj.data_dir, smoke_test=smoke_test))
 
 
+def _whole_number(text: str) -> int | None:
+    """``text`` as a number when it is written with the digits 0-9 alone (a leading minus is
+    kept for the range check to name); None otherwise.
+
+    int() also reads other scripts' digits ('\u0665' is 5), '1_0' and ' +5 ': a typo or a pasted
+    character must never become minutes that nobody typed.
+    """
+    digits = text[1:] if text.startswith("-") else text
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    try:
+        return int(text)
+    except ValueError:  # over int()'s 4,300-digit limit
+        return None
+
+
+class _WholeNumber(click.ParamType[int]):
+    """``type=int`` for the options a person types minutes into, reading the digits 0-9 only
+    (see ``_whole_number``)."""
+
+    name = "integer"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        number = _whole_number(value) if isinstance(value, str) else None
+        if number is None:
+            from therapy_timer.rules import quote
+
+            self.fail(
+                f"{quote(value)} is not a whole number written with the digits 0-9", param, ctx
+            )
+        return number
+
+
+WHOLE_NUMBER = _WholeNumber()
+
+
+class _DigitsDateTime(click.DateTime):
+    """``click.DateTime`` reading the digits 0-9 only: strptime's pattern takes any script's
+    digits in some places (an Arabic-Indic year was read as 2026, '1\u0664:10' as 14:10)."""
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> dt.datetime:
+        if isinstance(value, str) and not value.isascii():
+            from therapy_timer.rules import quote
+
+            formats = " or ".join(f"'{f}'" for f in self.formats)
+            self.fail(f"{quote(value)} is not written with the digits 0-9 as {formats}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def _code_minutes(
     pairs: tuple[str, ...], option: str, minutes_optional: bool = False
 ) -> dict[str, Any]:
@@ -224,12 +279,12 @@ def _code_minutes(
             continue
         if not sep or not code:
             raise BadInput(f"{option}: expected CODE=MINUTES, got {quote(pair)}")
-        try:
-            parsed[code] = int(minutes)
-        except ValueError:  # not a number, or over int()'s 4,300-digit limit
+        number = _whole_number(minutes)
+        if number is None:
             raise BadInput(
                 f"{option} {key_text(code)}: minutes must be a whole number, got {quote(minutes)}"
-            ) from None
+            )
+        parsed[code] = number
     return parsed
 
 
@@ -711,7 +766,7 @@ def session_end(
 
 @session.command("list")
 @click.option(
-    "--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="Date of service (default: today)."
+    "--date", "day", type=_DigitsDateTime(["%Y-%m-%d"]), help="Date of service (default: today)."
 )
 @click.option("--json", "as_json", is_flag=True)
 @click.option(
@@ -816,7 +871,7 @@ def session_show(context: Context, session_id: str, as_json: bool) -> None:
 
 @session.command("edit")
 @click.argument("segment_id", metavar="SEGMENT")
-@click.option("--minutes", type=int, help="New length of the segment, from its start.")
+@click.option("--minutes", type=WHOLE_NUMBER, help="New length of the segment, from its start.")
 @click.option(
     "--shift-later",
     is_flag=True,
@@ -875,11 +930,11 @@ def session_edit(
 @click.option(
     "--start",
     "start",
-    type=click.DateTime(["%H:%M"]),
+    type=_DigitsDateTime(["%H:%M"]),
     required=True,
     help="Local time it began, HH:MM, on the session's date of service.",
 )
-@click.option("--minutes", type=int, required=True, help="How long it lasted.")
+@click.option("--minutes", type=WHOLE_NUMBER, required=True, help="How long it lasted.")
 @click.option("--by", "furnished_by", type=BY_CHOICE, default="therapist", show_default=True)
 @click.option("--reason", required=True, help="Why it was not timed (kept in the audit log).")
 @pass_context
@@ -951,7 +1006,9 @@ def untimed() -> None:
 
 @untimed.command("add")
 @click.argument("code")
-@click.option("--minutes", type=int, help="Minutes it took (counted in total treatment time).")
+@click.option(
+    "--minutes", type=WHOLE_NUMBER, help="Minutes it took (counted in total treatment time)."
+)
 @click.option("--by", "furnished_by", type=BY_CHOICE, default="therapist", show_default=True)
 @patient_option
 @session_option
@@ -1120,7 +1177,7 @@ def restore(context: Context, file: Path) -> None:
 # --------------------------------------------------------------------------------------------
 # The front desk: export a day, merge other workstations' bundles
 
-DATE = click.DateTime(["%Y-%m-%d"])
+DATE = _DigitsDateTime(["%Y-%m-%d"])
 
 
 @main.command()

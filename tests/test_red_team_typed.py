@@ -1,0 +1,90 @@
+"""Hostile words a person or a script types on the command line (digits of other scripts, empty
+values, look-alike names, options that change nothing): one plain refusal (exit 2) naming the
+option, never a traceback, and nothing changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli_usability import Cli, _closed_session, new_york  # noqa: F401 (a fixture)
+from tests.test_red_team import _audit_count, _show
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path / "data")
+
+
+# -- numbers typed by a person -----------------------------------------------------------------
+
+NOT_DIGITS = ["\u0665", "\uff15", "1_0", "+5", " 5"]
+"""Minutes int() reads (an Arabic-Indic five, a fullwidth five, '1_0' is 10) but nobody types."""
+
+
+@pytest.mark.usefixtures("new_york")
+@pytest.mark.parametrize("typed", NOT_DIGITS)
+@pytest.mark.parametrize(
+    ("command", "named"),
+    [
+        (["session", "edit", "{SEG}", "--minutes", "{N}", "--reason", "r"], "--minutes"),
+        (["session", "add-segment", "{ID}", "97140", "--start", "10:20", "--minutes", "{N}",
+          "--reason", "r"], "--minutes"),
+        (["untimed", "add", "97161", "--minutes", "{N}", "--session", "{ID}", "--reason", "r"],
+         "--minutes"),
+        (["units", "97110={N}"], "CODE=MINUTES 97110"),
+        (["units", "97110=20", "--assistant", "97110={N}"], "--assistant 97110"),
+        (["units", "--untimed", "97161={N}"], "--untimed 97161"),
+    ],
+)  # fmt: skip
+def test_minutes_are_read_from_the_digits_0_to_9_alone(
+    cli: Cli, command: list[str], named: str, typed: str
+) -> None:
+    """int() reads '\u0665' as 5: a pasted character became minutes nobody typed. The same
+    command with '5' works, so it is the digits that are refused."""
+    session_id = _closed_session(cli, "JD", [("97110", 20)])  # 10:00-10:20 local
+    cli.clock.advance(minutes=60)
+    segment = str(_show(cli, session_id)["segments"][0]["id"])  # type: ignore[index]
+    before = _audit_count(cli)
+
+    def words(minutes: str) -> list[str]:
+        fill = {"{ID}": session_id, "{SEG}": segment}
+        return [fill.get(w, w).replace("{N}", minutes) for w in command]
+
+    error = cli(*words(typed), status=2).stderr
+    assert named in error
+    assert repr(typed) in error
+    assert _audit_count(cli) == before
+    cli(*words("5"))
+
+
+@pytest.mark.usefixtures("new_york")
+@pytest.mark.parametrize(
+    ("command", "named"),
+    [
+        (["session", "list", "--date", "{D}"], "--date"),
+        (["export", "--date", "{D}"], "--date"),
+        (["export", "--date", "2025-03-10", "--to", "{D}"], "--to"),
+        (["session", "add-segment", "{ID}", "97140", "--start", "{T}", "--minutes", "5",
+          "--reason", "r"], "--start"),
+    ],
+)  # fmt: skip
+def test_dates_and_times_are_read_from_the_digits_0_to_9_alone(
+    cli: Cli, command: list[str], named: str
+) -> None:
+    """strptime's pattern takes other scripts' digits in places: an Arabic-Indic year was read
+    as 2025 and '1\u0660:2\u0660' as 10:20."""
+    session_id = _closed_session(cli, "JD", [("97110", 20)])  # 10:00-10:20 local
+    cli.clock.advance(minutes=60)
+    before = _audit_count(cli)
+
+    def words(day: str, moment: str) -> list[str]:
+        fill = {"{ID}": session_id, "{D}": day, "{T}": moment}
+        return [fill.get(w, w) for w in command]
+
+    error = cli(*words("\u0662\u0660\u0662\u0665-03-10", "1\u0660:2\u0660"), status=2).stderr
+    assert named in error
+    assert "digits 0-9" in error
+    assert _audit_count(cli) == before
+    cli(*words("2025-03-10", "10:20"))
