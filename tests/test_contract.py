@@ -83,6 +83,8 @@ def test_the_same_code_spelt_two_ways_is_listed_twice() -> None:
         ('{"method": "' + "x" * 10_000 + '", "discipline": "PT"}', "method", "must be one of"),
         (BASE + '"date_of_service": "2026-02-30"}', "date_of_service", "YYYY-MM-DD"),
         (BASE + '"date_of_service": 20261120}', "date_of_service", "YYYY-MM-DD"),
+        (BASE + '"date_of_service": "20261120"}', "date_of_service", "YYYY-MM-DD"),
+        (BASE + '"date_of_service": "2026-W47-5"}', "date_of_service", "YYYY-MM-DD"),
         (BASE + '"assistant_modifiers": "yes"}', "assistant_modifiers", "true or false"),
         (
             BASE + '"timed": {"97110": 20, "97112": 20}, "allocation": {"97110": NaN}}',

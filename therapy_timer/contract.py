@@ -174,7 +174,8 @@ def request_from_json(data: object) -> Request:
             date_of_service = dt.date.fromisoformat(raw) if isinstance(raw, str) else None
         except ValueError:
             date_of_service = None
-        if date_of_service is None or len(raw) != 10:
+        # 3.11's fromisoformat also reads 20261120 and the week date 2026-W47-5 (ten long).
+        if date_of_service is None or len(raw) != 10 or raw[4] + raw[7] != "--":
             raise InvalidInput("date_of_service", f"must be a date as YYYY-MM-DD, got {quote(raw)}")
         if len(_DATES) >= _DATES_LIMIT:
             _DATES.clear()
