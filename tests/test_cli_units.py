@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from therapy_timer import contract
 from therapy_timer.cli import main
 from therapy_timer.contract import answer_batch
 
@@ -234,6 +235,23 @@ def test_a_named_request_file_is_named(run: CliRunner, tmp_path: Path) -> None:
     path = tmp_path / "day.json"
     path.write_bytes(b"\xfe\xff{}")
     assert_refused(run.invoke(main, ["units", "--request", str(path), "--json"]), "day.json")
+
+
+def test_a_request_over_the_size_limit_is_refused_unread(
+    run: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read whole, ``--request /dev/zero`` (or an endless pipe) ran until a MemoryError
+    traceback, taking the machine's memory first; only the limit plus one byte is read."""
+    monkeypatch.setattr(contract, "MAX_REQUEST_BYTES", 1000)
+    request = b'{"method": "cms", "discipline": "PT"}'
+    path = tmp_path / "big.json"
+    path.write_bytes(b" " * (1001 - len(request)) + request)
+    assert_refused(run.invoke(main, ["units", "--request", str(path), "--json"]), "big.json")
+    piped = run.invoke(main, ["units", "--request", "-", "--json"], input=path.read_bytes())
+    assert_refused(piped, "request: larger than")
+    assert_refused(run.invoke(main, ["units", "--request", "/dev/zero"]), "/dev/zero")
+    path.write_bytes(b" " * (1000 - len(request)) + request)
+    assert run.invoke(main, ["units", "--request", str(path), "--json"]).exit_code == 0
 
 
 def test_batch_with_a_repeated_key_answers_the_item_in_place(run: CliRunner) -> None:

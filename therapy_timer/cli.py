@@ -438,15 +438,25 @@ def units(
 
 
 def _answer_file(request_file: Any, catalogue: Catalogue, as_json: bool) -> None:
-    from therapy_timer.contract import answer_batch, answer_batch_pieces, answer_json
+    from therapy_timer.contract import (
+        MAX_REQUEST_BYTES,
+        answer_batch,
+        answer_batch_pieces,
+        answer_json,
+    )
     from therapy_timer.contract import dumps as answer_text
     from therapy_timer.contract import loads as load_request
     from therapy_timer.rules import quote
 
     name = getattr(request_file, "name", "-")
     source = "request" if name in ("-", "<stdin>") else f"request file {quote(name)}"
+    text = request_file.read(MAX_REQUEST_BYTES + 1)
+    if len(text) > MAX_REQUEST_BYTES:
+        raise BadInput(
+            f"{source}: larger than {MAX_REQUEST_BYTES >> 20} MiB; split it into smaller files"
+        )
     try:
-        payload = load_request(request_file.read(), source)
+        payload = load_request(text, source)
     except InvalidInput as exc:
         _fail(exc)
     if isinstance(payload, list):

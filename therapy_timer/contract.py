@@ -44,6 +44,10 @@ REQUEST_FIELDS = frozenset(
     }
 )
 
+MAX_REQUEST_BYTES = 256 << 20
+"""A request file or stdin larger than this (about two million requests of ~130 bytes, ~5 GB
+to answer in memory) is refused; read whole, /dev/zero ran until memory ran out."""
+
 
 # --------------------------------------------------------------------------------------------
 # Reading JSON text
