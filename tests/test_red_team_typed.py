@@ -88,3 +88,14 @@ def test_dates_and_times_are_read_from_the_digits_0_to_9_alone(
     assert "digits 0-9" in error
     assert _audit_count(cli) == before
     cli(*words("2025-03-10", "10:20"))
+
+
+@pytest.mark.parametrize("extra", [[], ["--shift-later"]])
+def test_an_edit_that_names_nothing_to_change_says_so(cli: Cli, extra: list[str]) -> None:
+    """It printed 'changed segment …' and changed nothing, the reason never checked."""
+    session_id = _closed_session(cli, "JD", [("97110", 20)])
+    segment = str(_show(cli, session_id)["segments"][0]["id"])  # type: ignore[index]
+    before = _show(cli, session_id), _audit_count(cli)
+    error = cli("session", "edit", segment, *extra, "--reason", "r", status=2).stderr
+    assert "--minutes, --code or --by" in error
+    assert (_show(cli, session_id), _audit_count(cli)) == before

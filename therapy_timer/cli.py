@@ -908,6 +908,8 @@ def session_edit(
     """
     from therapy_timer.clinic import SHORT_ID
 
+    if minutes is None and code is None and furnished_by is None:
+        raise BadInput("--minutes, --code or --by: say what to change")
     with context.clinic() as clinic:
         segment = clinic.find_segment(segment_id)
         by = FurnishedBy(furnished_by.lower()) if furnished_by else None
@@ -924,7 +926,7 @@ def session_edit(
                 )
             )
             segment = changed[0]
-        elif code is not None or by is not None:
+        else:
             segment = clinic.amend_segment(segment.id, reason=reason, code=code, furnished_by=by)
         click.echo(f"changed segment {segment.id[:SHORT_ID]} of session {segment.session_id}")
         for moved in changed[1:]:
