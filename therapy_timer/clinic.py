@@ -1664,7 +1664,8 @@ class Clinic:
         database = self._store.path
         companions = [Path(f"{database}{suffix}") for suffix in ("-wal", "-shm", "-journal")]
         folders = [st.backups_dir(self.data_dir), self.data_dir / ex.CONFLICTS_DIRNAME]
-        return [database, *companions, *folders, self.data_dir / CLINIC_CODES_FILE]
+        files = [self.data_dir / CLINIC_CODES_FILE, self._sync_state_path()]
+        return [database, *companions, *folders, *files]
 
     def mark_exported(
         self, session_ids: Sequence[str], *, read_marks: Mapping[str, int] | None = None
