@@ -3,12 +3,18 @@ message or the answer as if they were absent, never a traceback, and never writt
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.test_cli_sessions import Cli
-from therapy_timer.clinic import SYNC_STATE_FILE
+from therapy_timer import store as st
+from therapy_timer.clinic import SERVER_DSN_SETTING, SYNC_STATE_FILE
+
+UNREACHABLE = "host=127.0.0.1 port=1 dbname=clinic user=ws_room1 connect_timeout=2"
+"""A server nothing answers for (a closed port on this machine): status reports offline."""
 
 
 @pytest.fixture
@@ -33,3 +39,51 @@ def test_an_export_never_replaces_the_last_sync_record(cli: Cli, tmp_path: Path)
     ):
         assert "one of Therapy Timer's own files" in cli(*command, status=2).stderr
     assert target.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        '{"workstation": "ws_room1", "pushed_audit_id": "x", "last_sync_utc": null}',
+        '{"workstation": "ws_room1", "pushed_audit_id": 3, "last_sync_utc": "yesterday"}',
+        '{"workstation": "ws_room1", "pushed_audit_id": 3, "last_sync_utc": 5}',
+        '{"workstation": "ws_room1", "pushed_audit_id": "\\u0665", "last_sync_utc": null}',
+        '{"workstation": "ws_room1", "pushed_audit_id": true, "last_sync_utc": null}',
+        '{"workstation": "ws_room1", "pushed_audit_id": 3, "last_sync_utc": "2026-01-01T09:00"}',
+        '{"workstation": ["ws_room1"], "pushed_audit_id": 3, "last_sync_utc": null}',
+        '["ws_room1", 3]',
+        '{"workstation": "ws_room1"',
+        "[" * 5000 + "]" * 5000,
+        "FIFO",
+    ],
+)
+def test_a_damaged_last_sync_record_counts_as_never_synced(cli: Cli, state: str) -> None:
+    """The record is a copy of the server's mark for when it cannot be reached; values no sync
+    writes were a ValueError traceback in clinic status, and a pipe in its place hung it."""
+    with st.Store.open(cli.data_dir, clock=cli.clock) as store:
+        store.set_setting(SERVER_DSN_SETTING, UNREACHABLE)
+    target = cli.data_dir / SYNC_STATE_FILE
+    if state == "FIFO":
+        os.mkfifo(target)
+    else:
+        target.write_text(state)
+    shown = cli("clinic", "status", "--json").stdout
+    status = cli.json("clinic", "status", "--json")
+    assert not status["reachable"], shown
+    assert status["last_sync_utc"] is None
+    assert status["pending_sessions"] == 1
+
+
+LAST = "2026-01-01T09:00:00+00:00"
+
+
+def test_a_whole_last_sync_record_is_shown_offline(cli: Cli) -> None:
+    """The check above refuses only what sync_server never writes."""
+    with st.Store.open(cli.data_dir, clock=cli.clock) as store:
+        store.set_setting(SERVER_DSN_SETTING, UNREACHABLE)
+        mark = max(e.id for e in store.audit_entries())
+    record = {"workstation": "ws_room1", "pushed_audit_id": mark, "last_sync_utc": LAST}
+    (cli.data_dir / SYNC_STATE_FILE).write_text(json.dumps(record))
+    status = cli.json("clinic", "status", "--json")
+    assert status["last_sync_utc"] == LAST
+    assert status["pending_sessions"] == 0

@@ -42,7 +42,7 @@ from therapy_timer.errors import (
     TherapyTimerError,
     UnknownCode,
 )
-from therapy_timer.files import check_target, private_output, write_private
+from therapy_timer.files import check_target, private_output, read_regular, write_private
 from therapy_timer.frozen import frozen_record
 from therapy_timer.model import (
     Change,
@@ -101,6 +101,7 @@ FAVOURITES_SETTING = "gui.favourites."  # + clinician name: comma-separated code
 
 SERVER_DSN_SETTING = "clinic.server"  # the clinic server's DSN, never with a password
 SYNC_STATE_FILE = "clinic-sync.json"  # the last push, for `clinic status` when offline
+SYNC_STATE_MAX_BYTES = 1 << 16  # sync_server writes ~150 bytes
 
 COMMAND_DEFAULTS = {
     "clinician": "default_clinician",
@@ -2134,11 +2135,7 @@ class Clinic:
 
         dsn = self._required_server_dsn()
         local = server.StoreRecords(self._store)
-        state = self._sync_state()
-        role = str(state.get("workstation") or "")
-        mark = int(str(state.get("pushed_audit_id") or 0))
-        last = state.get("last_sync_utc")
-        last_sync = datetime.fromisoformat(str(last)) if last else None
+        role, mark, last_sync = self._sync_state()
         problem = ""
         stations: tuple[server.WorkstationState, ...] = ()
         try:
@@ -2398,12 +2395,24 @@ class Clinic:
     def _sync_state_path(self) -> Path:
         return self.data_dir / SYNC_STATE_FILE
 
-    def _sync_state(self) -> dict[str, object]:
+    def _sync_state(self) -> tuple[str, int, datetime | None]:
+        """The last push as sync_server recorded it (role, audit mark, when), for `clinic status`
+        offline. A file missing, unreadable, or not as sync_server writes it (edited by hand, a
+        pipe) counts as never synced: the server's own mark is the truth."""
+        never = ("", 0, None)
         try:
-            state = json.loads(self._sync_state_path().read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}  # never synced, or unreadable: the server's own mark is the truth
-        return state if isinstance(state, dict) else {}
+            raw = read_regular(self._sync_state_path(), limit=SYNC_STATE_MAX_BYTES, what="read")
+            state = json.loads(raw)
+            role, mark = state["workstation"], state["pushed_audit_id"]
+            last = state["last_sync_utc"]
+            when = None if last is None else datetime.fromisoformat(last)
+        except (InvalidInput, ValueError, KeyError, TypeError, RecursionError):
+            return never
+        if not isinstance(role, str) or type(mark) is not int or mark < 0:
+            return never
+        if when is not None and when.utcoffset() is None:
+            return never
+        return role, mark, when
 
     # -- session problems (one bad session never blocks its day) ------------------------------
 
