@@ -588,6 +588,31 @@ def test_a_pipe_in_place_of_the_database_is_refused(data: Path, clock: FakeClock
     assert str(database_path(data)) in str(error) and "not an ordinary file" in str(error)
 
 
+@pytest.mark.parametrize("suffix", ["-wal", "-shm", "-journal"])
+@pytest.mark.parametrize("kind", ["folder", "link", "link to nothing", "pipe"])
+def test_a_journal_that_is_no_file_is_named_not_called_read_only(
+    data: Path, clock: FakeClock, tmp_path: Path, suffix: str, kind: str
+) -> None:
+    """SQLite cannot open a -wal or -shm that is a folder or a link, and the refusal said the
+    database was read-only: the person checked permissions that were fine."""
+    make_database(data, clock)
+    before = database_path(data).read_bytes()
+    victim = tmp_path / "someone's file"
+    victim.write_bytes(b"kept")
+    companion = Path(f"{database_path(data)}{suffix}")
+    if kind == "folder":
+        companion.mkdir()
+    elif kind == "pipe":
+        os.mkfifo(companion)
+    else:
+        companion.symlink_to(victim if kind == "link" else tmp_path / "nothing")
+    for read_only in (False, True):
+        error = str(refusal(data, clock, read_only))
+        assert str(companion) in error and "not an ordinary file" in error, error
+    assert database_path(data).read_bytes() == before
+    assert victim.read_bytes() == b"kept"
+
+
 @as_unprivileged_user
 def test_an_unreadable_database_is_refused(data: Path, clock: FakeClock) -> None:
     make_database(data, clock)

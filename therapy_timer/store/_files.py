@@ -90,8 +90,21 @@ def check_database_file(path: Path) -> bool:
 
     Refused: a folder, a pipe or device, a link to nothing, an unreadable file, and a file with
     more than one name (hard links): SQLite keeps a -wal per name, so two programs using two
-    names would each write their own and damage the database.
+    names would each write their own and damage the database. Its -wal, -shm and -journal, where
+    present, must be ordinary files too: SQLite cannot open anything else there, and said only
+    that the database was read-only.
     """
+    for suffix in ("-wal", "-shm", "-journal"):
+        companion = Path(f"{path}{suffix}")
+        try:
+            kind = os.lstat(companion).st_mode
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(kind):
+            raise StorageUnavailable(
+                f"{companion} should be SQLite's journal of the Therapy Timer database but is"
+                " not an ordinary file (a folder, a link or a device); move it away."
+            )
     try:
         info = os.stat(path)
     except FileNotFoundError:
