@@ -237,6 +237,13 @@ def test_a_named_request_file_is_named(run: CliRunner, tmp_path: Path) -> None:
     assert_refused(run.invoke(main, ["units", "--request", str(path), "--json"]), "day.json")
 
 
+def test_an_empty_date_is_refused_not_taken_for_none(run: CliRunner) -> None:
+    """`--date "$DAY"` with DAY unset answered as if no date were given (R7's CQ/CO depends on
+    the date of service) and the note said "not given"."""
+    assert_refused(run.invoke(main, ["units", "97110=10", "--date", ""]), "date", "YYYY-MM-DD")
+    assert_refused(run.invoke(main, ["units", "97110=10", "--date", "", "--json"]), "date")
+
+
 def test_a_request_over_the_size_limit_is_refused_unread(
     run: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -426,7 +426,7 @@ def units(
         "untimed_minutes": {c: m for c, m in untimed_minutes.items() if m is not None},
         "assistant_modifiers": not no_assistant_modifiers,
     }
-    if date_of_service:
+    if date_of_service is not None:  # "" (an unset shell variable) is refused, not no date
         data["date_of_service"] = date_of_service
     try:
         if as_json:
