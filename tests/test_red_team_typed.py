@@ -99,3 +99,23 @@ def test_an_edit_that_names_nothing_to_change_says_so(cli: Cli, extra: list[str]
     error = cli("session", "edit", segment, *extra, "--reason", "r", status=2).stderr
     assert "--minutes, --code or --by" in error
     assert (_show(cli, session_id), _audit_count(cli)) == before
+
+
+@pytest.mark.parametrize("typed", ["mrn-7", " Mrn-7 "])
+def test_untimed_finds_the_patient_whatever_the_case_as_the_timers_do(cli: Cli, typed: str) -> None:
+    """untimed add and remove compared the reference as typed: 'mrn-7' found no open session
+    of MRN-7, which timer stop --patient mrn-7 finds."""
+    cli("timer", "start", "97110", "--patient", "MRN-7")
+    assert cli("untimed", "add", "97161", "--patient", typed).stdout == "added 97161 to MRN-7\n"
+    removed = cli("untimed", "remove", "97161", "--patient", typed, "--reason", "wrong one")
+    assert removed.stdout == "removed 97161 from MRN-7\n"
+
+
+def test_untimed_with_two_clinicians_of_a_patient_open_says_to_name_the_session(
+    cli: Cli,
+) -> None:
+    """It said to name one with --patient, the option already given."""
+    cli("timer", "start", "97110", "--patient", "MRN-7", "--clinician", "Kim")
+    cli("timer", "start", "97530", "--patient", "MRN-7", "--clinician", "Lee", "--role", "OT")
+    error = cli("untimed", "add", "97161", "--patient", "MRN-7", status=1).stderr
+    assert "2 sessions are open for patient MRN-7" in error and "--session ID" in error

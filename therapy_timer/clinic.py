@@ -576,28 +576,9 @@ class Clinic:
         return self._store.list_sessions(status=SessionStatus.OPEN)
 
     def session_for_command(self, patient: str | None, *, create: Header | None = None) -> Session:
-        """The open session for ``patient``, or the only open session; create one when asked."""
-        open_sessions = self.open_sessions()
-        if patient is not None:
-            matching = [s for s in open_sessions if s.patient_ref == patient.strip()]
-        else:
-            matching = open_sessions
-        if len(matching) == 1:
-            return matching[0]
-        if len(matching) > 1:
-            refs = ", ".join(sorted({s.patient_ref for s in matching}))
-            raise InvalidOperation(f"several sessions are open ({refs}); name one with --patient")
-        if create is None or patient is None:
-            who = f" for {patient}" if patient else ""
-            raise InvalidOperation(
-                f"no open session{who}; start one with: timer start CODE --patient REF"
-            )
-        return self.open_session(
-            patient_ref=patient,
-            clinician=create.clinician,
-            role=create.role,
-            payer_profile=create.payer_profile,
-        )
+        """The open session for ``patient``, or the only open session; create one when asked
+        (``session_to_act_on`` without an id)."""
+        return self.session_to_act_on(patient=patient, session=None, create=create)
 
     def end_session(self, session_id: str) -> Session:
         """Stop whatever runs and close the session, in one transaction."""
