@@ -119,3 +119,26 @@ def test_untimed_with_two_clinicians_of_a_patient_open_says_to_name_the_session(
     cli("timer", "start", "97530", "--patient", "MRN-7", "--clinician", "Lee", "--role", "OT")
     error = cli("untimed", "add", "97161", "--patient", "MRN-7", status=1).stderr
     assert "2 sessions are open for patient MRN-7" in error and "--session ID" in error
+
+
+@pytest.mark.parametrize(
+    ("command", "named"),
+    [
+        (["timer", "start", "97110", "--patient", "JD", "--clinician", ""], "clinician"),
+        (["timer", "start", "97110", "--patient", "JD", "--payer", ""], "payer"),
+        (["timer", "stop", "--patient", ""], "patient's reference"),
+        (["timer", "status", "--patient", ""], "patient's reference"),
+        (["untimed", "add", "97161", "--patient", ""], "patient's reference"),
+        (["export", "--date", "2025-03-10", "--clinician", ""], "--clinician"),
+    ],
+)
+def test_an_empty_option_is_refused_not_taken_for_one_not_given(
+    cli: Cli, command: list[str], named: str
+) -> None:
+    """`--payer "$PAYER"` with PAYER unset opened the session under the default payer (billed
+    another way), an empty --clinician under the login, and an empty --clinician exported no
+    one's days; an empty --patient was 'no open session for ' (exit 1)."""
+    cli("timer", "start", "97530", "--patient", "AB")
+    before = cli.json("session", "list", "--json"), _audit_count(cli)
+    assert named in cli(*command, status=2).stderr
+    assert (cli.json("session", "list", "--json"), _audit_count(cli)) == before

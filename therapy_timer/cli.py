@@ -636,13 +636,17 @@ def timer_start(
     with context.clinic() as clinic:
         entry = clinic.catalogue.get(code, "code")  # before a session is created for it
         defaults = clinic.command_defaults()
+        # An empty --clinician or --payer (a script's unset variable) is refused below, never
+        # taken for the default: the session would be someone else's, or billed another way.
         header = Header(
-            clinician=clinician or defaults.clinician or _login(),
+            clinician=(defaults.clinician or _login()) if clinician is None else clinician,
             role=Role(role.upper()) if role else defaults.role,
-            payer_profile=clinic.payer_profile(payer).name if payer else defaults.payer_profile,
+            payer_profile=defaults.payer_profile
+            if payer is None
+            else clinic.payer_profile(payer).name,
         )
         # A named clinician works in their own session of the patient, never in a colleague's.
-        session = _session(clinic, patient, session_ref, create=header, clinician=clinician or None)
+        session = _session(clinic, patient, session_ref, create=header, clinician=clinician)
         by = FurnishedBy(furnished_by.lower()) if furnished_by else None
         outcome = clinic.start(session.id, entry.code, by)
         _echo_change(outcome.change.stopped_codes, outcome.change.started_codes)
@@ -1243,6 +1247,8 @@ def export(
 
     Written to --out, the sessions are marked exported; on the terminal it is a preview.
     """
+    if clinician is not None and not clinician.strip():
+        raise BadInput("--clinician: it is empty; give a clinician's name, or leave it out for all")
     render_pdf: PdfRenderer | None = None
     if fmt.lower() == "pdf":
         if out is None:

@@ -45,6 +45,7 @@ from therapy_timer.errors import (
 from therapy_timer.files import check_target, private_output, read_regular, write_private
 from therapy_timer.frozen import frozen_record
 from therapy_timer.model import (
+    PATIENT_REF_MISSING,
     Change,
     ClockWarning,
     Conflict,
@@ -1715,7 +1716,13 @@ class Clinic:
 
         A patient reference matches whatever its case, as the store compares them; when several
         sessions match, the message lists them so that one can be named with --session.
+        An empty ``patient`` or ``clinician`` (a script's unset variable) is refused, never
+        taken for one not given.
         """
+        if patient is not None and not patient.strip():
+            raise InvalidInput("patient_ref", PATIENT_REF_MISSING)
+        if clinician is not None and not clinician.strip():
+            raise InvalidInput("clinician", "it is empty; give the clinician's name")
         if session is None:
             open_sessions = self.open_sessions()
             if patient is not None:
