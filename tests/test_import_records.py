@@ -312,6 +312,28 @@ def test_every_conflicting_version_is_kept_and_can_be_accepted_or_dropped(
     assert "no kept-aside version" in two.cli(two.desk, "conflicts", "show", "42", status=2)
 
 
+@pytest.mark.parametrize("kind", ["file", "link to nothing"])
+def test_a_file_in_place_of_the_conflicts_folder_is_refused_before_the_merge(
+    two: Stations, kind: str
+) -> None:
+    """The copy of a conflict was made after the merge was committed: a FileExistsError
+    traceback, and a version kept aside in the database with no file beside it."""
+    bundle = two.bundle()
+    two.cli(two.desk, "import", str(two.write(bundle)))
+    folder = two.desk / "conflicts"
+    if kind == "file":
+        folder.write_text("someone's notes")
+    else:
+        folder.symlink_to(two.tmp / "nothing")
+    listed = two.cli(two.desk, "conflicts", "list", "--json")
+    error = two.cli(two.desk, "import", str(_version(two, bundle, 5, "v2.json")), status=1)
+    assert str(folder) in error and "Nothing was imported" in error
+    assert two.cli(two.desk, "conflicts", "list", "--json") == listed
+    folder.unlink()
+    two.cli(two.desk, "import", str(_version(two, bundle, 5, "v2.json")), status=1)
+    assert len(list(folder.iterdir())) == 1
+
+
 def test_kept_versions_cannot_be_edited_or_deleted_in_the_database(two: Stations) -> None:
     bundle = two.bundle()
     two.cli(two.desk, "import", str(two.write(bundle)))

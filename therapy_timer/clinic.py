@@ -1614,13 +1614,19 @@ class Clinic:
             st.RecordBatch(bundle["sessions"], origin=bundle["workstation"], source=str(path))
             for path, bundle in bundles
         ]
+        folder = self.data_dir / ex.CONFLICTS_DIRNAME
+        if os.path.lexists(folder) and not folder.is_dir():
+            # Checked before the merge: the copy of a conflict failed after it was committed.
+            raise StorageUnavailable(
+                f"{folder} should be the folder of the versions imports keep aside but is a file"
+                " or a link to nothing; move it away. Nothing was imported."
+            )
         outcomes = self._store.import_batches(batches, actor=self._actor)
         added: list[str] = []
         unchanged: list[str] = []
         conflicts: list[str] = []
         files: list[Path] = []
         why: list[str] = []
-        folder = self.data_dir / ex.CONFLICTS_DIRNAME
         for (_path, bundle), outcome in zip(bundles, outcomes, strict=True):
             added += outcome.added
             unchanged += outcome.unchanged
