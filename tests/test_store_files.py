@@ -473,6 +473,27 @@ def test_restore_refuses_bad_files_and_changes_nothing(
     assert [p.name for p in backups_dir(data).iterdir()] == []
 
 
+def test_restore_of_a_copy_taken_in_use_keeps_what_its_wal_holds(
+    data: Path, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A database copied with its -wal while a window had it open: the last changes are in the
+    -wal, and restore staged the main file alone, so they were lost without a word."""
+    station = tmp_path / "station"
+    copy = tmp_path / "usb" / "therapy-timer.sqlite3"
+    copy.parent.mkdir()
+    with Store.open(station, clock=clock) as window:
+        first = new_session(window, "FIRST")
+        later = new_session(window, "LATER")
+        for suffix in ("", "-wal"):
+            shutil.copyfile(f"{database_path(station)}{suffix}", f"{copy}{suffix}")
+    assert Path(f"{copy}-wal").stat().st_size > 0
+    restore(copy, data_dir=data, clock=clock)
+    with Store.open(data, clock=clock) as store:
+        assert {s.id for s in store.list_sessions()} == {first.id, later.id}
+        store.check_integrity()
+    assert Path(f"{copy}-wal").exists()  # the copy itself is left as it was
+
+
 def test_restore_of_a_missing_file(data: Path, tmp_path: Path, clock: FakeClock) -> None:
     with pytest.raises(InvalidInput):
         restore(tmp_path / "nope.sqlite3", data_dir=data, clock=clock)

@@ -192,6 +192,12 @@ def restore(
         private_file(staged)
         try:
             shutil.copyfile(file, staged)
+            wal = Path(f"{file}-wal")
+            if wal.is_file():
+                # A copy taken while the database was open: its last changes (all of it, for a
+                # new one) are in the -wal, which SQLite replays when the staged copy is opened.
+                private_file(Path(f"{staged}-wal"))
+                shutil.copyfile(wal, Path(f"{staged}-wal"))
             with translated(Path(file)):
                 try:
                     _validate_for_restore(staged, Path(file))
