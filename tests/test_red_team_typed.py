@@ -142,3 +142,17 @@ def test_an_empty_option_is_refused_not_taken_for_one_not_given(
     before = cli.json("session", "list", "--json"), _audit_count(cli)
     assert named in cli(*command, status=2).stderr
     assert (cli.json("session", "list", "--json"), _audit_count(cli)) == before
+
+
+@pytest.mark.parametrize("name", ["\uff2dedicare", "\uff2d\uff25\uff24ICARE", "MEDICARE"])
+def test_a_payer_name_in_fullwidth_letters_is_the_profile_it_looks_like(
+    cli: Cli, name: str
+) -> None:
+    """A fullwidth M made a second profile, billed AMA, that every list shows as Medicare."""
+    error = cli("payer", "add", name, "--method", "ama", status=1).stderr
+    assert "payer profile Medicare already exists" in error
+    assert cli("payer", "show", name).stdout.startswith("Medicare  (default)\n")
+    assert [p["name"] for p in cli.json("payer", "list", "--json")] == [
+        "Commercial (per-code)",
+        "Medicare",
+    ]

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import tempfile
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import field, replace
@@ -484,7 +485,7 @@ class Clinic:
         for profile in profiles:
             if profile.name == typed:
                 return profile
-        folded = [p for p in profiles if p.name.casefold() == typed.casefold()]
+        folded = [p for p in profiles if _name_key(p.name) == _name_key(typed)]
         if len(folded) == 1:
             return folded[0]
         names = ", ".join(p.name for p in profiles) or "none yet"
@@ -501,7 +502,7 @@ class Clinic:
         under it would then bill differently (its units are worked out from the profile)."""
         chosen = _method(method)
         for profile in self._store.payer_profiles():
-            if profile.name.casefold() == name.strip().casefold():
+            if _name_key(profile.name) == _name_key(name.strip()):
                 raise InvalidOperation(
                     f"payer profile {profile.name} already exists ({describe_profile(profile)});"
                     " a profile's sessions would bill differently if it changed: add one with"
@@ -2877,6 +2878,13 @@ def _untimed_line(service: Mapping[str, object]) -> str:
 def _minutes_text(delta: timedelta) -> str:
     minutes = delta.total_seconds() / 60
     return f"{minutes:g} min"
+
+
+def _name_key(name: str) -> str:
+    """A payer profile's name as people tell names apart: any case, and compatibility forms
+    (a fullwidth M, a ligature) as the letters they look like (NFKC), so a second
+    profile can never pass for the first in a list."""
+    return unicodedata.normalize("NFKC", name).casefold()
 
 
 def _conflict_number(raw: object) -> int:
