@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import shutil
@@ -43,6 +44,7 @@ from therapy_timer.store import (
     list_backups,
     restore,
 )
+from therapy_timer.store import backups as backups_module
 from therapy_timer.store._db import storage_error
 from therapy_timer.store.migrations import schema_differences
 
@@ -390,6 +392,43 @@ def test_daily_backup_refuses_to_rotate_in_a_damaged_copy(
     with pytest.raises(DatabaseCorrupt):
         store.daily_backup()
     assert list_backups(store.data_dir) == []
+
+
+def test_a_daily_backup_that_fails_says_so_not_that_a_change_was_lost(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk during the copy read "The disk … is full, so the last change was not saved",
+    after a command's change had been saved (the copy is the whole database, a change a page)."""
+    new_session(store)
+
+    def full(source: sqlite3.Connection, dest: Path) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(backups_module, "_copy_with_backup_api", full)
+    with pytest.raises(StorageUnavailable) as refused:
+        store.daily_backup()
+    said = str(refused.value)
+    assert f"Today's backup could not be made in {backups_dir(store.data_dir)}" in said
+    assert "No space left on device" in said and "nothing in the database was lost" in said
+    assert "not saved" not in said
+    assert len(store.list_sessions()) == 1
+
+
+@as_unprivileged_user
+def test_an_unreadable_backups_folder_is_named_not_the_database(
+    store: Store, clock: FakeClock
+) -> None:
+    """It said the database could not be written, and nothing was saved."""
+    new_session(store)
+    backups_dir(store.data_dir).mkdir(mode=0o000)
+    try:
+        with pytest.raises(StorageUnavailable) as refused:
+            store.daily_backup()
+    finally:
+        backups_dir(store.data_dir).chmod(0o700)
+    said = str(refused.value)
+    assert str(backups_dir(store.data_dir)) in said and "Permission denied" in said
+    assert "cannot write to" not in said
 
 
 # ------------------------------------------------------------------------------- restore

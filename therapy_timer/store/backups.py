@@ -49,14 +49,27 @@ class BackupsMixin(StoreBase):
         otherwise sort newest forever, and every run would make a backup and rotate out a good one.
         """
         now = self._clock.now()
-        dated = _backups_until(self._data_dir, now)
-        today = now.astimezone().date()
-        if dated and _backup_time(dated[-1]).astimezone().date() == today:
-            return None
-        self.check_integrity()
-        made = self.backup()
-        for old in _backups_until(self._data_dir, now)[:-BACKUPS_KEPT]:
-            old.unlink(missing_ok=True)
+        try:
+            dated = _backups_until(self._data_dir, now)
+            today = now.astimezone().date()
+            if dated and _backup_time(dated[-1]).astimezone().date() == today:
+                return None
+            self.check_integrity()
+            made = self.backup()
+            for old in _backups_until(self._data_dir, now)[:-BACKUPS_KEPT]:
+                old.unlink(missing_ok=True)
+        except DatabaseCorrupt:
+            raise
+        except (StorageUnavailable, OSError) as exc:
+            # Said of the database ("cannot write to …sqlite3", "the last change was not
+            # saved"), it was untrue: the copy failed, and a command's change was already kept.
+            cause = exc.__cause__ or exc
+            why = cause.strerror if isinstance(cause, OSError) and cause.strerror else cause
+            raise StorageUnavailable(
+                f"Today's backup could not be made in {backups_dir(self._data_dir)} ({why});"
+                " nothing in the database was lost. Check that folder and the free space on its"
+                " disk."
+            ) from exc
         return made
 
     @guarded
