@@ -583,8 +583,16 @@ def check_session_record(record: object, where: str) -> dict[str, Any]:
         raise InvalidInput(where, f"is damaged: its field {exc.args[0]!r} is missing") from None
     except (TypeError, ValueError, AttributeError) as exc:
         # The checks' own TypeErrors name the field ("amended is 'x', not bool"); Python's
-        # exception names mean nothing to the person reading this.
-        raise InvalidInput(where, f"is damaged: {exc}") from None
+        # exception names mean nothing to the person reading this. An enum's ValueError
+        # quotes the whole value, so a 100 kB role was echoed back whole.
+        said = str(exc)
+        if len(said) > _SAID_MAX:
+            said = f"{said[: _SAID_MAX // 2]}…{said[-_SAID_MAX // 4 :]}"
+        raise InvalidInput(where, f"is damaged: {said}") from None
+
+
+_SAID_MAX = 200
+"""Characters of Python's own words kept in a damaged record's refusal (start and end)."""
 
 
 def _of(value: object, kind: type, name: str) -> Any:
