@@ -87,3 +87,21 @@ def test_a_whole_last_sync_record_is_shown_offline(cli: Cli) -> None:
     status = cli.json("clinic", "status", "--json")
     assert status["last_sync_utc"] == LAST
     assert status["pending_sessions"] == 0
+
+
+def test_a_file_named_with_underscores_is_named_as_it_is(cli: Cli, tmp_path: Path) -> None:
+    """The field's underscores became spaces for the store's names ('start_utc'), and a file's
+    too: 'my_room_2.json' was reported as 'my room 2.json', a file nobody has."""
+    folder = tmp_path / "front_desk"
+    folder.mkdir()
+    bundle = folder / "my_room_2.json"
+    bundle.write_text("not json")
+    error = cli("import", str(bundle), status=2).stderr
+    assert f"{bundle}: is not a bundle" in error
+    day = cli.clock.now().astimezone().date().isoformat()
+    cli("export", "--date", day, "--format", "bundle", "--out", str(bundle), "--force")
+    record = json.loads(bundle.read_text())
+    record["sessions"][0]["created_utc"] = "yesterday"
+    bundle.write_text(json.dumps(record))
+    error = cli("import", str(bundle), status=2).stderr
+    assert f"{bundle}: session 1 created utc" in error

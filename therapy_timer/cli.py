@@ -329,9 +329,20 @@ FIELD_WORDS = {
 
 
 def plain_message(exc: InvalidInput) -> str:
-    """The message of a refusal with the field said in the user's words."""
-    words = FIELD_WORDS.get(exc.field, exc.field.replace("_", " "))
+    """The message of a refusal with the field said in the user's words.
+
+    A store field's underscores become spaces ("start_utc" is "start utc"); a file the field
+    names keeps its own ("my_room_2.json" was said as "my room 2.json", no file of theirs).
+    """
+    field = exc.field
+    words = FIELD_WORDS.get(field)
+    if words is None:
+        words = field if os.path.lexists(field) else " ".join(map(_store_words, field.split(" ")))
     return f"{words}: {exc.message}" if words else exc.message
+
+
+def _store_words(word: str) -> str:
+    return word.replace("_", " ") if word.isidentifier() else word
 
 
 def _print_result(result: Result) -> None:
