@@ -105,3 +105,14 @@ def test_a_file_named_with_underscores_is_named_as_it_is(cli: Cli, tmp_path: Pat
     bundle.write_text(json.dumps(record))
     error = cli("import", str(bundle), status=2).stderr
     assert f"{bundle}: session 1 created utc" in error
+
+
+def test_the_database_given_to_import_is_refused_unread(cli: Cli, tmp_path: Path) -> None:
+    """It was opened and read as a bundle while this process had it open in SQLite: closing
+    that descriptor drops SQLite's locks (house style), before it said 'not UTF-8 text'."""
+    database = cli.data_dir / "therapy-timer.sqlite3"
+    link = tmp_path / "room2.json"
+    link.symlink_to(database)
+    for named in (database, link):
+        error = cli("import", str(named), status=2).stderr
+        assert f"{named}: is the Therapy Timer database or its journal" in error

@@ -1610,6 +1610,14 @@ class Clinic:
         """
         from therapy_timer import export as ex
 
+        live = self._live_files()
+        for path in bundle_paths:
+            if any(_same_file(path, own) for own in live):
+                # Reading it would open and close a descriptor on a file SQLite holds locks on
+                # in this process, which drops them (house style: never a second descriptor).
+                raise InvalidInput(
+                    str(path), "is the Therapy Timer database or its journal, not a bundle"
+                )
         bundles = [(path, ex.read_bundle(path)) for path in bundle_paths]
         batches = [
             st.RecordBatch(bundle["sessions"], origin=bundle["workstation"], source=str(path))
@@ -1651,11 +1659,14 @@ class Clinic:
         """The files and folders of the clinic's data no export or copy may ever replace."""
         from therapy_timer import export as ex
 
-        database = self._store.path
-        companions = [Path(f"{database}{suffix}") for suffix in ("-wal", "-shm", "-journal")]
         folders = [st.backups_dir(self.data_dir), self.data_dir / ex.CONFLICTS_DIRNAME]
         files = [self.data_dir / CLINIC_CODES_FILE, self._sync_state_path()]
-        return [database, *companions, *folders, *files]
+        return [*self._live_files(), *folders, *files]
+
+    def _live_files(self) -> list[Path]:
+        """The database and its journals: SQLite's, which no descriptor of ours may touch."""
+        database = self._store.path
+        return [database, *(Path(f"{database}{s}") for s in ("-wal", "-shm", "-journal"))]
 
     def mark_exported(
         self, session_ids: Sequence[str], *, read_marks: Mapping[str, int] | None = None
@@ -2878,6 +2889,14 @@ def _untimed_line(service: Mapping[str, object]) -> str:
 def _minutes_text(delta: timedelta) -> str:
     minutes = delta.total_seconds() / 60
     return f"{minutes:g} min"
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (by stat, never opened); False when either is missing."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _name_key(name: str) -> str:
