@@ -159,6 +159,26 @@ def test_the_first_command_of_the_day_makes_the_daily_backup(cli: Cli) -> None:
     assert all(p.stat().st_mode & 0o077 == 0 for p in backups.iterdir())
 
 
+def test_a_daily_backup_that_fails_is_said_after_the_commands_answer(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Most commands print once the database is closed, after the backup: a backups folder on a
+    full disk turned every status and list into the error alone, the answer lost."""
+    from therapy_timer.clinic import Clinic
+    from therapy_timer.errors import DiskFull
+
+    def full(self: Clinic) -> None:
+        raise DiskFull("Today's backup could not be made in backups (No space left on device).")
+
+    monkeypatch.setattr(Clinic, "daily_backup", full)
+    assert cli("timer", "start", "97110", "--patient", "JD", status=1).stdout == "started 97110\n"
+    cli.clock.advance(minutes=9)
+    status = cli("timer", "status", status=1)
+    assert "running 97110 9:00" in status.stdout
+    assert status.stderr.count("\n") == 1 and "No space left on device" in status.stderr
+    assert cli("session", "list", "--json", status=1).stdout.startswith("[")
+
+
 def test_a_damaged_database_is_reported_with_the_latest_backup(cli: Cli) -> None:
     cli("timer", "start", "97110", "--patient", "JD")
     cli("timer", "stop")

@@ -19,6 +19,7 @@ from therapy_timer import __version__, paths
 from therapy_timer.clock import Clock, SystemClock
 from therapy_timer.codes import Catalogue, Discipline, FurnishedBy, Method, Role
 from therapy_timer.errors import (
+    DatabaseCorrupt,
     InvalidInput,
     InvalidOperation,
     OutputRefused,
@@ -65,6 +66,7 @@ class Context:
         # As text: pathlib is not needed to answer `units` (see paths.data_folder).
         self.data_folder = paths.data_folder(data_dir)
         self.clock: Clock = clock or SystemClock()
+        self.backup_failed = False
 
     @property
     def data_dir(self) -> Path:
@@ -78,13 +80,22 @@ class Context:
 
         The first command of the day makes the daily backup (a station may run without the
         window, driven by a foot pedal) after the command's own work, so that the moment of a
-        pedal press is what is recorded; a damaged database is reported in plain words.
+        pedal press is what is recorded; a damaged database is reported in plain words. A
+        backup that cannot be made (a full disk) is said on stderr and the command ends with
+        status 1 after its answer (``_after_command``): most commands print once the database is
+        closed, and the answer was lost to the error.
         """
         from therapy_timer.clinic import Clinic
 
         with Clinic.open(self.data_dir, clock=self.clock, catalogue=self.catalogue()) as clinic:
             yield clinic
-            clinic.daily_backup()
+            try:
+                clinic.daily_backup()
+            except DatabaseCorrupt:
+                raise
+            except StorageUnavailable as exc:
+                click.echo(f"Error: {exc}", err=True)
+                self.backup_failed = True
 
     def catalogue(self) -> Catalogue:
         # codes.load_catalogue, as clinic.load_catalogue does, without importing the clinic.
@@ -252,6 +263,15 @@ class _DigitsDateTime(click.DateTime):
             formats = " or ".join(f"'{f}'" for f in self.formats)
             self.fail(f"{quote(value)} is not written with the digits 0-9 as {formats}", param, ctx)
         return super().convert(value, param, ctx)
+
+
+@main.result_callback()
+def _after_command(*_: object, **__: object) -> None:
+    """Status 1 for a command whose daily backup failed, once its answer is out."""
+    context = click.get_current_context()
+    found = context.find_object(Context)
+    if found is not None and found.backup_failed:
+        context.exit(1)
 
 
 def _code_minutes(
