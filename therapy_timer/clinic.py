@@ -2337,13 +2337,18 @@ class Clinic:
                 mark=mark,
                 render_pdf=render_pdf,
             )
-            exported = [s.id for s in pooled.list_sessions(start=start, end=last) if s.exported]
+            exported = [s for s in pooled.list_sessions(start=start, end=last) if s.exported]
             # A day the file left out (another clinician's) may be due again: it stays due.
-            due = pooled._store.changed_since_export(exported)
-            billed = {i: versions[i] for i in exported if i not in due}
-        if billed:
+            due = pooled._store.changed_since_export([s.id for s in exported])
+            days: dict[server.DayKey, dict[str, str]] = {}
+            for s in exported:
+                if s.id not in due:
+                    when, patient, discipline, payer = billing.day_key(s)
+                    key = (when.isoformat(), patient, discipline.value, payer)
+                    days.setdefault(key, {})[s.id] = versions[s.id]
+        if days:
             with server.connect(self._required_server_dsn()) as conn:
-                server.mark_exported(conn, billed)
+                server.mark_exported(conn, days)
         return done
 
     @staticmethod

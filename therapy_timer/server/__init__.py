@@ -19,6 +19,7 @@ from therapy_timer.server.connection import (
     password_free,
 )
 from therapy_timer.server.desk import (
+    DayKey,
     KeptAside,
     ServerStatus,
     WorkstationState,
@@ -48,6 +49,7 @@ __all__ = [
     "WORKSTATION_GROUP",
     "BackgroundSync",
     "Connected",
+    "DayKey",
     "KeptAside",
     "LocalRecords",
     "ServerRefused",

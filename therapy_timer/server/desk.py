@@ -8,6 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from therapy_timer.errors import InvalidInput
 from therapy_timer.server.connection import ServerRefused
@@ -164,17 +165,27 @@ def pushed_mark(conn: Connection) -> tuple[str, int, datetime | None]:
     return str(row[0]), int(row[1] or 0), row[2]
 
 
-def mark_exported(conn: Connection, as_read: Mapping[str, str]) -> int:
+DayKey = tuple[str, str, str, str]
+"""A claim day as the server keys it: date of service (YYYY-MM-DD), the patient reference as
+the store compares it (stripped, lower case), discipline and payer profile."""
+
+
+def mark_exported(conn: Connection, days: Mapping[DayKey, Mapping[str, str]]) -> int:
     """The desk marks sessions exported on the server (audited there), each as the version
-    it read and billed (session id: its ``content_hash``); how many changed. A session synced
-    anew since that read stays due: its new version was in no file."""
-    if not as_read:
+    it read and billed, by the claim day it billed them in (session id: its ``content_hash``);
+    how many changed. A session synced anew since that read stays due: its new version was in
+    no file; one that left its day since leaves the rest of that day due too."""
+    rows = [
+        (i, read, Jsonb(list(day))) for day, billed in days.items() for i, read in billed.items()
+    ]
+    if not rows:
         return 0
+    ids, hashes, keys = (list(column) for column in zip(*rows, strict=True))
     try:
         with conn.transaction():
             changed = conn.execute(
-                "SELECT therapy_timer.mark_exported(%s::uuid[], %s::text[])",
-                [list(as_read), list(as_read.values())],
+                "SELECT therapy_timer.mark_exported(%s::uuid[], %s::text[], %s::jsonb[])",
+                [ids, hashes, keys],
             ).fetchall()
     except psycopg.errors.InsufficientPrivilege as exc:
         raise ServerRefused(

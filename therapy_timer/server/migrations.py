@@ -390,6 +390,77 @@ REVOKE ALL ON FUNCTION therapy_timer.mark_exported(uuid[], text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION therapy_timer.mark_exported(uuid[], text[]) TO {DESK_GROUP};
 """
 
+# A session its workstation moves off a claim day the desk billed (another patient, payer or
+# date) took its minutes out of that day: the day's other sessions, whichever workstation
+# recorded them, are due again (what the store does for its own, ``left_behind``). A day is
+# keyed as billing.day_key keys it. The desk marks each session with the claim day it billed
+# it in: a session that left that day between the desk's read and its mark leaves the day's
+# others due too, as if it had left after the mark.
+_DAY_KEY = "jsonb_build_array({t}date_of_service::text, lower(btrim({t}patient_ref)),"
+_DAY_KEY += " {t}discipline, {t}payer_profile)"
+
+_M007_DAY_LEFT = f"""
+CREATE FUNCTION therapy_timer.day_left() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF OLD.exported AND {_DAY_KEY.format(t="NEW.")} <> {_DAY_KEY.format(t="OLD.")} THEN
+        WITH due AS (
+            UPDATE therapy_timer.sessions s SET exported_content_hash = NULL
+            WHERE s.exported AND s.exported_content_hash IS NOT NULL AND s.id <> OLD.id
+                AND {_DAY_KEY.format(t="s.")} = {_DAY_KEY.format(t="OLD.")}
+            RETURNING s.id::text
+        )
+        INSERT INTO therapy_timer.events (actor, action, entity, entity_id, details)
+        SELECT session_user, 'session.day_changed', 'session', id,
+               jsonb_build_object('left', OLD.id::text)
+        FROM due;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER day_left AFTER UPDATE ON therapy_timer.sessions
+    FOR EACH ROW EXECUTE FUNCTION therapy_timer.day_left();
+
+CREATE FUNCTION therapy_timer.mark_exported(wanted uuid[], as_read text[], billed_in jsonb[])
+    RETURNS SETOF text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF NOT pg_has_role(session_user, '{DESK_GROUP}', 'MEMBER') THEN
+        RAISE EXCEPTION 'only the desk marks sessions exported'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF cardinality(wanted) IS DISTINCT FROM cardinality(as_read)
+            OR cardinality(wanted) IS DISTINCT FROM cardinality(billed_in) THEN
+        RAISE EXCEPTION 'one content hash and one claim day for each session marked'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY
+    WITH w AS (
+        SELECT * FROM unnest(wanted, as_read, billed_in) AS w(id, content_hash, day)
+    ), left_days AS (
+        SELECT DISTINCT w.day FROM w JOIN therapy_timer.sessions s ON s.id = w.id
+        WHERE {_DAY_KEY.format(t="s.")} <> w.day
+    ), marked AS (
+        UPDATE therapy_timer.sessions s
+        SET exported = true, exported_content_hash = m.content_hash
+        FROM (
+            SELECT w.id, CASE WHEN w.day IN (SELECT day FROM left_days)
+                    AND t.content_hash = w.content_hash THEN NULL
+                ELSE w.content_hash END AS content_hash
+            FROM w JOIN therapy_timer.sessions t ON t.id = w.id
+        ) m
+        WHERE s.id = m.id
+            AND (NOT s.exported OR s.exported_content_hash IS DISTINCT FROM m.content_hash)
+        RETURNING s.id::text
+    ), logged AS (
+        INSERT INTO therapy_timer.events (actor, action, entity, entity_id)
+        SELECT session_user, 'session.export', 'session', id FROM marked
+    )
+    SELECT id FROM marked;
+END $$;
+REVOKE ALL ON FUNCTION therapy_timer.mark_exported(uuid[], text[], jsonb[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION therapy_timer.mark_exported(uuid[], text[], jsonb[]) TO {DESK_GROUP};
+"""
+
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m001_tables", _M001_TABLES),
     ("m002_least_privilege", _M002_LEAST_PRIVILEGE),
@@ -397,6 +468,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m004_desk_marks_only", _M004_DESK_MARKS_ONLY),
     ("m005_mark_remembers_content", _M005_MARK_REMEMBERS_CONTENT),
     ("m006_mark_as_read", _M006_MARK_AS_READ),
+    ("m007_day_left", _M007_DAY_LEFT),
 )
 LATEST_VERSION = len(MIGRATIONS)
 
