@@ -5,6 +5,7 @@ take as a workstation sent them (a workstation role is an authenticated but untr
 from __future__ import annotations
 
 import csv
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 
 from tests.server_support import DAY, Server, Station, two_rooms_and_a_desk
 from therapy_timer import server
+from therapy_timer.clinic import Clinic
 
 _DAY = DAY.isoformat()
 
@@ -87,3 +89,150 @@ def test_a_session_moved_while_the_desk_exports_leaves_its_day_due(
     assert "amended after export" in listed["MRN2 Pat Lee"]["state"]
     desk("export", "--date", _DAY, "--out", str(tmp_path / "again.csv"), "--clinic")
     assert not any("amended after export" in r["state"] for r in _listed(desk).values())
+
+
+# -- records the desk cannot take as they are ---------------------------------------------------
+
+
+def _own_record(station: Station, patient: str) -> dict[str, Any]:
+    """The bundle record of the station's session of ``patient`` (as a push sends it)."""
+    with station.clinic() as clinic:
+        [session] = [s for s in clinic.list_sessions(day=DAY) if s.patient_ref == patient]
+        [record] = clinic._store.session_records([session.id])
+    return record
+
+
+def _insert(srv: Server, station: str, record_text: str, **row: object) -> None:
+    """What a workstation role may write itself, without the app: a row of its own."""
+    with psycopg.connect(srv.dsn(station), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO therapy_timer.sessions (id, date_of_service, patient_ref, clinician,"
+            " role, discipline, payer_profile, amended, created_utc, closed_utc, content_hash,"
+            " record) VALUES (%(id)s, %(date_of_service)s, %(patient_ref)s, %(clinician)s,"
+            " %(role)s, %(discipline)s, %(payer_profile)s, false, %(created_utc)s,"
+            " %(closed_utc)s, 'forged', %(record)s::jsonb)",
+            {**row, "record": record_text},
+        )
+
+
+def _nested(record: dict[str, Any]) -> str:
+    text = json.dumps(record)
+    return text[:-1] + ', "allocation": ' + "[" * 5000 + "]" * 5000 + "}"
+
+
+def _segment_of(other: dict[str, Any]) -> Any:
+    def forge(record: dict[str, Any]) -> str:
+        record["segments"][0]["id"] = other["segments"][0]["id"]
+        record["created_utc"] = "2025-03-10T13:00:00+00:00"  # read before the real one
+        return json.dumps(record)
+
+    return forge
+
+
+def _changed(**fields: object) -> Any:
+    def forge(record: dict[str, Any]) -> str:
+        record.update(fields)
+        return json.dumps(record)
+
+    return forge
+
+
+def _segment_changed(**fields: object) -> Any:
+    def forge(record: dict[str, Any]) -> str:
+        record["segments"][0].update(fields)
+        return json.dumps(record)
+
+    return forge
+
+
+HOSTILE = {
+    "nested too deep": _nested,
+    "not an object": lambda record: json.dumps("x"),
+    "segments not a list": _changed(segments="all of them"),
+    "a time without its offset": _segment_changed(start_utc="2025-03-10T18:00:00"),
+    "a patient reference with a control character": _changed(patient_ref="MRN\u00072"),
+    "a duplicated segment": lambda r: json.dumps({**r, "segments": r["segments"] * 2}),
+    "a date its row does not have": _changed(date_of_service="2025-03-11"),
+    "another session's id": None,  # filled in with room 1's session
+    "another session's segment": None,
+    "a payer profile with other rules": None,
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_a_record_the_desk_cannot_bill_as_it_is_is_refused_by_name(
+    clinic_server: Server, tmp_path: Path, case: str
+) -> None:
+    # Room 2 writes one record of its own through its INSERT right; room 1's MRN1 is sound.
+    # The desk's list, exports and whole-clinic day view refuse in one plain line naming the
+    # session and its workstation: never a traceback, never the clinic billed without it.
+    room1, room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
+    room1.treat("MRN1", "Pat Lee", "pt", {"97110": 20})
+    room1("clinic", "sync")
+    room2.clock.set(datetime(2025, 3, 10, 18, 0, tzinfo=UTC))
+    room2.treat("MRN2", "Sam Diaz", "pt", {"97112": 25})
+    record = _own_record(room2, "MRN2")
+    sound = _own_record(room1, "MRN1")
+    forge = HOSTILE[case]
+    if case == "another session's id":
+        forge = _changed(id=sound["id"])
+    elif case == "another session's segment":
+        forge = _segment_of(sound)
+    elif case == "a payer profile with other rules":
+        forge = _changed(payer={**record["payer"], "assistant_modifiers": False})
+    forged = forge(json.loads(json.dumps(record)))
+    # The row says what the record says, as a push writes it, but for its own id, date and
+    # times (read after room 1's session, so a pooled record is the one refused).
+    try:
+        said = json.loads(forged)
+    except RecursionError:
+        said = record
+    said = said if isinstance(said, dict) else record
+    row = {k: said[k] for k in ("patient_ref", "clinician", "role", "discipline", "payer_profile")}
+    row |= {k: record[k] for k in ("id", "date_of_service", "created_utc", "closed_utc")}
+    _insert(clinic_server, "ws_room2", forged, **row)
+
+    for command in (
+        ["session", "list", "--date", _DAY, "--clinic"],
+        ["export", "--date", _DAY, "--clinic"],
+        ["export", "--date", _DAY, "--clinic", "--out", str(tmp_path / "day.csv")],
+        ["export", "--date", _DAY, "--clinic", "--format", "json"],
+    ):
+        refused = desk(*command, status=1)
+        assert refused.stderr.startswith("Error: the clinic server holds 1 session record")
+        assert len(refused.stderr.strip().splitlines()) == 1
+        assert f"session {record['id']} from ws_room2" in refused.stderr
+        assert "\x07" not in refused.stderr and refused.stdout == ""
+    assert not (tmp_path / "day.csv").exists()
+    assert clinic_server.one("SELECT count(*) FROM therapy_timer.sessions WHERE exported") == 0
+    with desk.clinic() as clinic:
+        read = Clinic.read_clinic_server(clinic_server.dsn("desk_front"), DAY, DAY)
+        with pytest.raises(server.ServerRecordsRefused, match=str(record["id"])):
+            clinic.pooled_claim_days(read, DAY, DAY)
+
+
+def test_two_workstations_whose_payer_profiles_of_one_name_differ_are_told_not_billed_apart(
+    clinic_server: Server, tmp_path: Path
+) -> None:
+    # Not an attack: each station added "Aetna" itself, one for CMS and one for AMA rules.
+    # Pooled at the desk, the second station's sessions were left out of every list and
+    # export without a word (kept aside in the desk's scratch database).
+    room1, room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
+    room1("payer", "add", "Aetna", "--method", "cms")
+    room2("payer", "add", "Aetna", "--method", "ama")
+    room1("timer", "start", "97110", "--patient", "MRN1", "--clinician", "Pat", "--payer", "Aetna")
+    room1.clock.advance(minutes=20)
+    room1("session", "end", "--patient", "MRN1")
+    room2.clock.set(datetime(2025, 3, 10, 18, 0, tzinfo=UTC))
+    room2("timer", "start", "97112", "--patient", "MRN2", "--clinician", "Sam", "--payer", "Aetna")
+    room2.clock.advance(minutes=25)
+    room2("session", "end", "--patient", "MRN2")
+    for station in (room1, room2):
+        station("clinic", "sync")
+    [mrn2] = room2.json("session", "list", "--date", _DAY, "--json")
+
+    listed = desk("session", "list", "--date", _DAY, "--clinic", status=1)
+    assert f"session {mrn2['id']} from ws_room2" in listed.stderr
+    assert "payer profile 'Aetna' has other rules" in listed.stderr
+    desk("export", "--date", _DAY, "--clinic", "--out", str(tmp_path / "day.csv"), status=1)
+    assert clinic_server.one("SELECT count(*) FROM therapy_timer.sessions WHERE exported") == 0

@@ -60,6 +60,7 @@ from therapy_timer.model import (
     SessionProblem,
     SessionStatus,
     UntimedService,
+    check_session_record,
     reason_text,
 )
 from therapy_timer.stopwatch import (
@@ -2277,24 +2278,50 @@ class Clinic:
 
     def _take_from_server(self, records: Iterable[Mapping[str, object]]) -> None:
         """Merge server records into this (scratch) Clinic, each as imported from its
-        workstation, with the desk's export marks."""
-        by_station: dict[str, list[dict[str, object]]] = {}
-        exported: list[str] = []
-        changed: list[str] = []
+        workstation, with the desk's export marks.
+
+        A workstation is an untrusted writer: a record that the checks of a bundle refuse, or
+        that cannot be pooled with the clinic's others (its payer profile has other rules,
+        its segment is another session's), is never left out quietly, which would bill its
+        claim day without it: ServerRecordsRefused names each one and why."""
+        from therapy_timer import server
+
+        refused: dict[str, str] = {}
+        taken: list[Mapping[str, object]] = []
         for record in records:
-            by_station.setdefault(str(record["workstation"]), []).append(
-                _without_server_marks(record)
+            why = record.get(server.REFUSED)
+            if why is None:
+                taken.append(record)
+            else:
+                refused[str(record["id"])] = str(why)
+        try:
+            outcomes = self._store.import_batches(_station_batches(taken))
+        except InvalidInput:  # one of them is malformed: check them one by one to name it
+            for record in taken:
+                try:
+                    check_session_record(_without_server_marks(record), "")
+                except InvalidInput as exc:
+                    refused[str(record["id"])] = str(exc)
+            taken = [r for r in taken if str(r["id"]) not in refused]
+            outcomes = self._store.import_batches(_station_batches(taken))
+        for outcome in outcomes:
+            for session_id, why in outcome.why.items():
+                refused[session_id] = f"{why.removesuffix(' here')} on the clinic server"
+        if refused:
+            by_id = {str(r["id"]): r for r in records}
+            raise server.ServerRecordsRefused(
+                f"the clinic server holds {len(refused)} session record(s) the desk cannot"
+                " bill as they are: "
+                + "; ".join(
+                    f"session {i} from {by_id[i]['workstation']}, {by_id[i]['date_of_service']}:"
+                    f" {why}"
+                    for i, why in refused.items()
+                )
+                + ". The workstation that sent each must correct it, or the server's"
+                " administrator remove it (docs/clinic-server.md)"
             )
-            if record["exported"]:
-                exported.append(str(record["id"]))
-                if record.get("changed_after_export"):
-                    changed.append(str(record["id"]))
-        self._store.import_batches(
-            [
-                st.RecordBatch(rows, origin=station, source=f"clinic server ({station})")
-                for station, rows in by_station.items()
-            ]
-        )
+        exported = [str(r["id"]) for r in taken if r["exported"]]
+        changed = [str(r["id"]) for r in taken if r["exported"] and r.get("changed_after_export")]
         if exported:
             self._store.mark_exported(exported)
         if changed:
@@ -2652,6 +2679,17 @@ def _whole_dates(sessions: Iterable[Session], size: int) -> Iterator[list[Sessio
 
 
 _SERVER_MARKS = ("workstation", "exported", "changed_after_export", "content_hash")
+
+
+def _station_batches(records: Iterable[Mapping[str, object]]) -> list[st.RecordBatch]:
+    """Server records as one import batch per workstation, as each sent them."""
+    by_station: dict[str, list[dict[str, object]]] = {}
+    for record in records:
+        by_station.setdefault(str(record["workstation"]), []).append(_without_server_marks(record))
+    return [
+        st.RecordBatch(rows, origin=station, source=f"clinic server ({station})")
+        for station, rows in by_station.items()
+    ]
 
 
 def _without_server_marks(record: Mapping[str, object]) -> dict[str, object]:

@@ -11,6 +11,7 @@
 
 from therapy_timer.server.background import BackgroundSync
 from therapy_timer.server.connection import (
+    ServerRecordsRefused,
     ServerRefused,
     ServerUnavailable,
     ServerVersionError,
@@ -19,6 +20,7 @@ from therapy_timer.server.connection import (
     password_free,
 )
 from therapy_timer.server.desk import (
+    REFUSED,
     DayKey,
     KeptAside,
     ServerStatus,
@@ -46,12 +48,14 @@ from therapy_timer.server.sync import LocalRecords, SyncReport, content_hash, en
 __all__ = [
     "DESK_GROUP",
     "LATEST_VERSION",
+    "REFUSED",
     "WORKSTATION_GROUP",
     "BackgroundSync",
     "Connected",
     "DayKey",
     "KeptAside",
     "LocalRecords",
+    "ServerRecordsRefused",
     "ServerRefused",
     "ServerStatus",
     "ServerUnavailable",

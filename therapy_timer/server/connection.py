@@ -29,6 +29,10 @@ class ServerVersionError(StorageUnavailable):
     """The server's schema is older than this app and this role may not upgrade it, or newer."""
 
 
+class ServerRecordsRefused(StorageUnavailable):
+    """The server holds session records the desk cannot bill as a workstation sent them."""
+
+
 # A password in a URI's user part (postgresql://user:SECRET@host) or a key=value pair.
 _URI_SECRET = re.compile(r"(?i)(postgres(?:ql)?://[^:@/\s\"]*):[^@\s\"]*@")
 _KEY_SECRET = re.compile(r"(?i)\b((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")

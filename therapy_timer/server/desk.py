@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -61,22 +62,49 @@ def workstations(conn: Connection) -> list[WorkstationState]:
 
 # Where a record came from and what the desk did with it. ``changed_after_export``: its
 # workstation amended it after the desk's export, so the day is to be billed again;
-# ``content_hash``: the version read, which is the one the desk marks when it bills it.
+# ``content_hash``: the version read, which is the one the desk marks when it bills it. The
+# record comes as text with the row's own columns: a workstation is an untrusted writer, and
+# a record nested too deep for Python's JSON reader, or naming another session, date, patient,
+# discipline or payer than its row, must be refused by name, not read or billed as it says.
 _MARKS = (
     "workstation, exported, exported AND exported_content_hash IS DISTINCT FROM content_hash,"
-    " content_hash"
+    " content_hash, id::text, to_char(date_of_service, 'YYYY-MM-DD'), patient_ref, discipline,"
+    " payer_profile"
 )
+_ROW_FIELDS = ("id", "date_of_service", "patient_ref", "discipline", "payer_profile")
+
+REFUSED = "refused"
+"""The key a record the desk cannot read as its row says carries instead of its content:
+why, in words. Such a record has only its row's ``id`` and ``date_of_service`` besides."""
 
 
 def _with_marks(row: tuple[Any, ...]) -> dict[str, Any]:
-    record, workstation, exported, changed, content_hash = row
-    return {
-        **record,
+    text, workstation, exported, changed, content_hash, *columns = row
+    marks = {
         "workstation": workstation,
         "exported": exported,
         "changed_after_export": changed,
         "content_hash": content_hash,
     }
+    own = dict(zip(_ROW_FIELDS, columns, strict=True))
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError):
+        return {**_refused(own, "its record cannot be read (nested too deep)"), **marks}
+    if not isinstance(record, dict):
+        return {**_refused(own, "its record is not a session record"), **marks}
+    for name, value in own.items():
+        if record.get(name) != value:
+            return {**_refused(own, f"its record's {name} is not its row's"), **marks}
+    return {**record, **marks}
+
+
+def _refused(own: Mapping[str, str], why: str) -> dict[str, Any]:
+    return {"id": own["id"], "date_of_service": own["date_of_service"], REFUSED: why}
+
+
+# ``-`` fails on a record that is not an object (a scalar a workstation wrote): read it whole.
+_WITHOUT_AUDIT = "CASE WHEN jsonb_typeof(record) = 'object' THEN record - 'audit' ELSE record END"
 
 
 def clinic_records(conn: Connection, start: date, end: date) -> list[dict[str, Any]]:
@@ -98,7 +126,7 @@ def stream_clinic_records(
     try:
         with conn.transaction(), conn.cursor(name="clinic_records") as cursor:
             cursor.execute(
-                f"SELECT record - 'audit', {_MARKS} FROM therapy_timer.sessions"
+                f"SELECT {_WITHOUT_AUDIT}::text, {_MARKS} FROM therapy_timer.sessions"
                 " WHERE date_of_service BETWEEN %s AND %s"
                 " ORDER BY date_of_service, created_utc, id",
                 [start, end],
@@ -117,7 +145,7 @@ def session_records(conn: Connection, session_ids: list[str]) -> list[dict[str, 
     try:
         with conn.transaction():
             rows = conn.execute(
-                f"SELECT record, {_MARKS} FROM therapy_timer.sessions"
+                f"SELECT record::text, {_MARKS} FROM therapy_timer.sessions"
                 " WHERE id = ANY(%s::uuid[]) ORDER BY id",
                 [session_ids],
             ).fetchall()
