@@ -237,6 +237,26 @@ def test_a_named_request_file_is_named(run: CliRunner, tmp_path: Path) -> None:
     assert_refused(run.invoke(main, ["units", "--request", str(path), "--json"]), "day.json")
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["97110=1441"], "CODE=MINUTES 97110: 1441 minutes"),
+        (["99999=5"], "CODE=MINUTES 99999: unknown billing code"),
+        (["97110=3", "--assistant", "97110=5"], "--assistant 97110: assistant minutes (5)"),
+        (["--untimed", "97161=-3"], "--untimed 97161: minutes cannot be negative"),
+        (["--untimed", "97110"], "--untimed: 97110 is a timed code"),
+        (["97110=10", "--date", "2026-13-01"], "--date: must be a date"),
+    ],
+)
+def test_a_command_line_refusal_names_the_option_typed(
+    run: CliRunner, args: list[str], said: str
+) -> None:
+    """They named the JSON contract's fields ('assistant_minutes.97110', 'untimed[0]'), which
+    the person typing --assistant never saw; a request file still gets the contract's names."""
+    for form in ([], ["--json"]):
+        assert_refused(run.invoke(main, ["units", *args, *form]), f"Error: {said}")
+
+
 def test_an_empty_date_is_refused_not_taken_for_none(run: CliRunner) -> None:
     """`--date "$DAY"` with DAY unset answered as if no date were given (R7's CQ/CO depends on
     the date of service) and the note said "not given"."""

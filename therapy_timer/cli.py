@@ -464,8 +464,30 @@ def units(
             click.echo(json.dumps(answer_json(data, catalogue), indent=2))
         else:
             _print_result(evaluate(request_from_json(data), catalogue))
+    except InvalidInput as exc:
+        raise BadInput(_option_words(exc)) from None
     except TherapyTimerError as exc:
         _fail(exc)
+
+
+_UNITS_OPTIONS = {
+    "timed": "CODE=MINUTES",
+    "assistant_minutes": "--assistant",
+    "untimed": "--untimed",
+    "untimed_minutes": "--untimed",
+    "date_of_service": "--date",
+}
+"""The units command line's options, by the request fields the contract names."""
+
+
+def _option_words(exc: InvalidInput) -> str:
+    """A refusal of the units command line in the words typed: the contract's field
+    'assistant_minutes.97110' is '--assistant 97110' there ('untimed[0]' is '--untimed')."""
+    field, dot, key = exc.field.partition(".")
+    option = _UNITS_OPTIONS.get(field.partition("[")[0])
+    if option is None:
+        return str(exc)
+    return f"{option} {key}: {exc.message}" if dot else f"{option}: {exc.message}"
 
 
 def _answer_file(request_file: Any, catalogue: Catalogue, as_json: bool) -> None:
