@@ -963,3 +963,24 @@ def test_background_sync_pushes_closed_sessions_and_survives_the_server_going_aw
             worker.stop()
             assert time.monotonic() - began < 5
     assert worker.rounds >= 3
+
+
+def test_a_server_set_to_another_date_style_is_read_as_iso(
+    clinic_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A clinic's server (or a desk's PGDATESTYLE) set to day/month/year: psycopg reads only
+    # ISO dates, and every command ended in NotImplementedError's traceback.
+    monkeypatch.setenv("PGDATESTYLE", "SQL, DMY")
+    room1, room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
+    _day_of_mrn1(room1, room2)
+    for station in (room1, room2):
+        assert station.json("clinic", "sync", "--json")["added"] == 1
+    assert desk.json("clinic", "status", "--json")["reachable"]
+    listed = desk.json("session", "list", "--date", DAY.isoformat(), "--json", "--clinic")
+    assert sorted(r["clinician"] for r in listed) == ["Pat Lee", "Sam Diaz"]
+    out = tmp_path / "day.csv"
+    written = desk("export", "--date", DAY.isoformat(), "--out", str(out), "--clinic")
+    assert "2 marked exported" in written.stderr
+    rows = list(csv.DictReader(out.read_text(encoding="utf-8-sig").splitlines()))
+    assert {r["date_of_service"] for r in rows} == {DAY.isoformat()}
+    assert _due(desk, DAY.isoformat()) == {"Pat Lee": False, "Sam Diaz": False}

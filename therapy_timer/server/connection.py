@@ -81,9 +81,14 @@ def connect(dsn: str) -> psycopg.Connection[tuple[Any, ...]]:
     params.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
     params.setdefault("application_name", "therapy-timer")
     try:
-        return psycopg.connect(make_conninfo("", **params))
+        conn = psycopg.connect(make_conninfo("", **params))
     except psycopg.OperationalError as exc:
         raise ServerUnavailable(f"the clinic server cannot be reached: {first_line(exc)}") from None
+    # psycopg reads dates and times only in ISO style, and a server (or PGDATESTYLE) set to
+    # another one, e.g. 'SQL, DMY', failed every command with a traceback.
+    with conn.transaction():
+        conn.execute("SET DateStyle TO ISO, MDY")
+    return conn
 
 
 def first_line(exc: BaseException) -> str:
