@@ -236,3 +236,96 @@ def test_two_workstations_whose_payer_profiles_of_one_name_differ_are_told_not_b
     assert "payer profile 'Aetna' has other rules" in listed.stderr
     desk("export", "--date", _DAY, "--clinic", "--out", str(tmp_path / "day.csv"), status=1)
     assert clinic_server.one("SELECT count(*) FROM therapy_timer.sessions WHERE exported") == 0
+
+
+# -- the server going away under the desk ---------------------------------------------------------
+
+
+def test_the_server_stopped_while_the_desk_reads_is_one_plain_line_and_nothing_is_written(
+    clinic_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    room1, room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
+    _day_of_mrn1(room1, room2)
+    for station in (room1, room2):
+        station("clinic", "sync")
+    real_stream = server.stream_clinic_records
+
+    def stopped_after_the_first(*args: Any, **kwargs: Any) -> Any:
+        for n, chunk in enumerate(real_stream(*args, **{**kwargs, "batch": 1})):
+            if n == 0:
+                clinic_server.cluster.pg_ctl("-m", "immediate", "-w", "stop")
+            yield chunk
+
+    monkeypatch.setattr(server, "stream_clinic_records", stopped_after_the_first)
+    out = tmp_path / "day.csv"
+    try:
+        for command in (
+            ["session", "list", "--date", _DAY, "--clinic"],
+            ["export", "--date", _DAY, "--clinic", "--out", str(out)],
+        ):
+            lost = desk(*command, status=1)
+            assert lost.stderr.startswith("Error: the connection to the clinic server was lost")
+            assert len(lost.stderr.strip().splitlines()) == 1 and lost.stdout == ""
+            clinic_server.cluster.start()
+    finally:
+        if not _up(clinic_server):
+            clinic_server.cluster.start()
+    monkeypatch.undo()
+    assert not out.exists()
+    assert clinic_server.one("SELECT count(*) FROM therapy_timer.sessions WHERE exported") == 0
+    done = desk("export", "--date", _DAY, "--clinic", "--out", str(out))
+    assert "2 marked exported" in done.stderr
+
+
+def test_the_server_stopped_before_the_desk_marks_says_the_file_is_written_and_unmarked(
+    clinic_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The file is whole and holds the day; the server cannot be told. The desk must hear both:
+    # a bare "cannot be reached" reads as "nothing exported", and the file goes unsent or
+    # twice.
+    room1, room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
+    _day_of_mrn1(room1, room2)
+    for station in (room1, room2):
+        station("clinic", "sync")
+    real_mark = server.mark_exported
+
+    def stopped_meanwhile(conn: psycopg.Connection[Any], days: Any) -> int:
+        clinic_server.cluster.pg_ctl("-m", "immediate", "-w", "stop")
+        return real_mark(conn, days)
+
+    real_connect = server.connect
+
+    def reachable_once(dsn: str) -> Any:
+        # The read connects; the mark meets a server gone since.
+        if not connected:
+            connected.append(dsn)
+            return real_connect(dsn)
+        raise server.ServerUnavailable("the clinic server cannot be reached: refused")
+
+    connected: list[str] = []
+    out = tmp_path / "day.csv"
+    for name, broken in (("mark_exported", stopped_meanwhile), ("connect", reachable_once)):
+        monkeypatch.setattr(server, name, broken)
+        try:
+            told = desk(
+                "export", "--date", _DAY, "--clinic", "--out", str(out), "--force", status=1
+            )
+        finally:
+            monkeypatch.undo()
+            if not _up(clinic_server):
+                clinic_server.cluster.start()
+        line = told.stderr.strip()
+        assert len(line.splitlines()) == 1 and "Traceback" not in told.output
+        assert str(out) in line and "not marked exported" in line
+        assert len(out.read_text(encoding="utf-8-sig").splitlines()) > 1
+        assert clinic_server.one("SELECT count(*) FROM therapy_timer.sessions WHERE exported") == 0
+    done = desk("export", "--date", _DAY, "--clinic", "--out", str(out), "--force")
+    assert "2 marked exported" in done.stderr
+
+
+def _up(srv: Server) -> bool:
+    try:
+        srv.one("SELECT 1")
+    except psycopg.OperationalError:
+        return False
+    return True

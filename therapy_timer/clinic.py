@@ -2374,8 +2374,18 @@ class Clinic:
                     key = (when.isoformat(), patient, discipline.value, payer)
                     days.setdefault(key, {})[s.id] = versions[s.id]
         if days:
-            with server.connect(self._required_server_dsn()) as conn:
-                server.mark_exported(conn, days)
+            try:
+                with server.connect(self._required_server_dsn()) as conn:
+                    server.mark_exported(conn, days)
+            except StorageUnavailable as exc:
+                if done.path is None:
+                    raise
+                # The file is whole and holds these days: a bare refusal reads as "nothing
+                # exported", and the file goes unsent, or out twice.
+                raise type(exc)(
+                    f"{done.path} was written, but its sessions were not marked exported on the"
+                    f" clinic server ({exc}); they stay due there until an export marks them"
+                ) from None
         return done
 
     @staticmethod

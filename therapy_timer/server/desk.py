@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -12,9 +13,22 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from therapy_timer.errors import InvalidInput
-from therapy_timer.server.connection import ServerRefused
+from therapy_timer.server.connection import ServerRefused, ServerUnavailable, first_line
 
 Connection = psycopg.Connection[tuple[Any, ...]]
+
+
+@contextmanager
+def _answering() -> Iterator[None]:
+    """A server that goes away mid-read or mid-mark (stopped, the network cut) is said in
+    plain words, not as psycopg's traceback."""
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        raise ServerUnavailable(
+            f"the connection to the clinic server was lost ({first_line(exc)}); try again once"
+            " it is back"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -40,7 +54,7 @@ class WorkstationState:
 def workstations(conn: Connection) -> list[WorkstationState]:
     """Every workstation this role may see (a workstation sees itself, the desk sees all)."""
     try:
-        with conn.transaction():
+        with _answering(), conn.transaction():
             rows = conn.execute(
                 "SELECT w.name, w.last_sync_utc, w.heartbeat_utc, w.running,"
                 " (SELECT count(*) FROM therapy_timer.sessions s WHERE s.workstation = w.name)"
@@ -124,7 +138,7 @@ def stream_clinic_records(
     nothing the desk bills or shows reads them; sending them made a clinic-year's read and
     pooling several times slower."""
     try:
-        with conn.transaction(), conn.cursor(name="clinic_records") as cursor:
+        with _answering(), conn.transaction(), conn.cursor(name="clinic_records") as cursor:
             cursor.execute(
                 f"SELECT {_WITHOUT_AUDIT}::text, {_MARKS} FROM therapy_timer.sessions"
                 " WHERE date_of_service BETWEEN %s AND %s"
@@ -143,7 +157,7 @@ def session_records(conn: Connection, session_ids: list[str]) -> list[dict[str, 
     if not session_ids:
         return []
     try:
-        with conn.transaction():
+        with _answering(), conn.transaction():
             rows = conn.execute(
                 f"SELECT record::text, {_MARKS} FROM therapy_timer.sessions"
                 " WHERE id = ANY(%s::uuid[]) ORDER BY id",
@@ -184,7 +198,7 @@ class ServerStatus:
 
 def pushed_mark(conn: Connection) -> tuple[str, int, datetime | None]:
     """This role's name, how far its audit log is on the server, and when it last synced."""
-    with conn.transaction():
+    with _answering(), conn.transaction():
         row = conn.execute(
             "SELECT current_user, w.pushed_audit_id, w.last_sync_utc FROM (SELECT 1) one"
             " LEFT JOIN therapy_timer.workstations w ON w.name = current_user"
@@ -210,7 +224,7 @@ def mark_exported(conn: Connection, days: Mapping[DayKey, Mapping[str, str]]) ->
         return 0
     ids, hashes, keys = (list(column) for column in zip(*rows, strict=True))
     try:
-        with conn.transaction():
+        with _answering(), conn.transaction():
             changed = conn.execute(
                 "SELECT therapy_timer.mark_exported(%s::uuid[], %s::text[], %s::jsonb[])",
                 [ids, hashes, keys],
@@ -250,7 +264,7 @@ class KeptAside:
 def kept_aside(conn: Connection, *, settled: bool = False) -> list[KeptAside]:
     """The kept-aside versions this role may see (the desk: all), waiting ones by default."""
     try:
-        with conn.transaction():
+        with _answering(), conn.transaction():
             rows = conn.execute(
                 "SELECT id, workstation, session_id::text, why, received_utc, resolution, record"
                 " FROM therapy_timer.conflicts WHERE %s OR resolved_utc IS NULL ORDER BY id",
@@ -264,7 +278,7 @@ def kept_aside(conn: Connection, *, settled: bool = False) -> list[KeptAside]:
 def settle(conn: Connection, conflict_id: int, decision: str, reason: str) -> str:
     """Accept (it replaces the server's copy, which is kept) or drop a kept-aside version."""
     try:
-        with conn.transaction():
+        with _answering(), conn.transaction():
             row = conn.execute(
                 "SELECT therapy_timer.settle_conflict(%s, %s, %s)",
                 [conflict_id, decision, reason],
