@@ -329,3 +329,97 @@ def _up(srv: Server) -> bool:
     except psycopg.OperationalError:
         return False
     return True
+
+
+# -- the desk's decisions --------------------------------------------------------------------------
+
+
+def _minutes_on_server(srv: Server, session_id: str) -> list[int]:
+    record = srv.one("SELECT record FROM therapy_timer.sessions WHERE id = %s", [session_id])
+    return [
+        int(
+            (
+                datetime.fromisoformat(s["stop_utc"]) - datetime.fromisoformat(s["start_utc"])
+            ).total_seconds()
+            // 60
+        )
+        for s in record["segments"]
+    ]
+
+
+def test_a_version_the_desk_accepted_is_not_written_over_by_its_first_workstation(
+    clinic_server: Server, tmp_path: Path
+) -> None:
+    # Room 1 recorded 30 minutes; room 2, from room 1's bundle, corrected them to 20 and the
+    # desk accepted room 2's version. Room 1 still holds its own 30 and, amending something
+    # else, pushed it as its own later version: the desk's decision was undone without a word.
+    room1, room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
+    room1.treat("MRN1", "Pat Lee", "pt", {"97110": 30})
+    room1("clinic", "sync")
+    bundle = tmp_path / "room1.json"
+    room1("export", "--date", _DAY, "--format", "bundle", "--out", str(bundle))
+    room2("import", str(bundle))
+    [session] = room2.json("session", "list", "--date", _DAY, "--json")
+    [segment] = room2.json("session", "show", session["id"], "--json")["segments"]
+    room2("session", "edit", segment["id"], "--minutes", "20", "--reason", "left at 9:20")
+    room2("clinic", "sync", status=1)
+    [kept] = desk.json("clinic", "conflicts", "--json")
+    desk("clinic", "settle", str(kept["id"]), "accept", "--reason", "room 2 is right")
+    assert _minutes_on_server(clinic_server, session["id"]) == [20]
+
+    room1("payer", "add", "Aetna", "--method", "cms")
+    room1("session", "amend", session["id"], "--payer", "Aetna", "--reason", "wrong payer")
+    pushed = room1.json("clinic", "sync", "--json", status=1)
+    assert (pushed["amended"], pushed["conflicts"]) == (0, 1)
+    assert _minutes_on_server(clinic_server, session["id"]) == [20]
+    [waiting] = desk.json("clinic", "conflicts", "--json")
+    assert waiting["workstation"] == "ws_room1" and waiting["session_id"] == session["id"]
+    assert "desk" in waiting["why"]
+
+
+class _SettledMeanwhile:
+    """A workstation's connection on which the desk settles a conflict just before the push
+    writes its amendment (between its read of the server's copy and its write)."""
+
+    def __init__(self, conn: psycopg.Connection[Any], settle: Any) -> None:
+        self._conn, self._settle = conn, settle
+
+    def transaction(self) -> Any:
+        return self._conn.transaction()
+
+    def execute(self, query: Any, params: Any = None) -> Any:
+        if str(query).startswith("UPDATE therapy_timer.sessions SET") and self._settle:
+            self._settle()
+            self._settle = None
+        return self._conn.execute(query, params)
+
+
+def test_a_conflict_the_desk_settles_while_the_workstation_syncs_is_not_written_over(
+    clinic_server: Server, tmp_path: Path
+) -> None:
+    room1, room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
+    room1.treat("MRN1", "Pat Lee", "pt", {"97110": 30})
+    room1("clinic", "sync")
+    bundle = tmp_path / "room1.json"
+    room1("export", "--date", _DAY, "--format", "bundle", "--out", str(bundle))
+    room2("import", str(bundle))
+    [session] = room2.json("session", "list", "--date", _DAY, "--json")
+    [segment] = room2.json("session", "show", session["id"], "--json")["segments"]
+    room2("session", "edit", segment["id"], "--minutes", "20", "--reason", "left at 9:20")
+    room2("clinic", "sync", status=1)
+    [kept] = desk.json("clinic", "conflicts", "--json")
+    room1("payer", "add", "Aetna", "--method", "cms")
+    room1("session", "amend", session["id"], "--payer", "Aetna", "--reason", "wrong payer")
+
+    def settle() -> None:
+        desk("clinic", "settle", str(kept["id"]), "accept", "--reason", "room 2 is right")
+
+    with room1.clinic() as clinic, psycopg.connect(clinic_server.dsn("ws_room1")) as conn:
+        pushed = server.push(
+            _SettledMeanwhile(conn, settle),  # type: ignore[arg-type]
+            server.StoreRecords(clinic._store),
+            now=room1.clock.now(),
+        )
+    assert (pushed.amended, pushed.conflicts) == (0, 1)
+    assert _minutes_on_server(clinic_server, session["id"]) == [20]
+    assert room1.json("clinic", "sync", "--json")["waiting_for_the_desk"] == 1

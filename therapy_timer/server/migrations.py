@@ -461,6 +461,24 @@ REVOKE ALL ON FUNCTION therapy_timer.mark_exported(uuid[], text[], jsonb[]) FROM
 GRANT EXECUTE ON FUNCTION therapy_timer.mark_exported(uuid[], text[], jsonb[]) TO {DESK_GROUP};
 """
 
+# A version the desk accepted from another workstation is the clinic's decision: the
+# session's own workstation, which still holds what it had, must not write over it as its
+# own later version (its history on the server is unchanged by the settlement). Which of
+# the sessions it would amend hold such a version now, without showing it the conflicts.
+_M008_SETTLED_AT_DESK = f"""
+CREATE FUNCTION therapy_timer.settled_at_desk(wanted uuid[])
+    RETURNS SETOF text LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.id::text FROM therapy_timer.sessions s
+    WHERE s.id = ANY(wanted) AND EXISTS (
+        SELECT 1 FROM therapy_timer.conflicts c
+        WHERE c.session_id = s.id AND c.resolution = 'accepted'
+            AND c.content_hash = s.content_hash AND c.workstation <> session_user)
+$$;
+REVOKE ALL ON FUNCTION therapy_timer.settled_at_desk(uuid[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION therapy_timer.settled_at_desk(uuid[]) TO {WORKSTATION_GROUP};
+"""
+
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m001_tables", _M001_TABLES),
     ("m002_least_privilege", _M002_LEAST_PRIVILEGE),
@@ -469,6 +487,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m005_mark_remembers_content", _M005_MARK_REMEMBERS_CONTENT),
     ("m006_mark_as_read", _M006_MARK_AS_READ),
     ("m007_day_left", _M007_DAY_LEFT),
+    ("m008_settled_at_desk", _M008_SETTLED_AT_DESK),
 )
 LATEST_VERSION = len(MIGRATIONS)
 

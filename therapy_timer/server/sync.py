@@ -309,6 +309,23 @@ def _push_sessions(
                 " workstation's database restored from an older backup?)",
                 report,
             )
+    if amend:
+        settled = {
+            str(row[0])
+            for row in conn.execute(
+                "SELECT therapy_timer.settled_at_desk(%s::uuid[])",
+                [[str(r["id"]) for r in amend]],
+            )
+        }
+        for record in [r for r in amend if str(r["id"]) in settled]:
+            _keep_aside(
+                conn,
+                record,
+                digests[str(record["id"])],
+                "the desk accepted another workstation's version of this session on the server",
+                report,
+            )
+        amend = [r for r in amend if str(r["id"]) not in settled]
     inserted: set[str] = set()
     if new:
         inserted = {
@@ -339,13 +356,27 @@ def _push_sessions(
                 f"{who} already put another version on the server",
                 report,
             )
+    written = []
     for record in amend:
-        conn.execute(
+        session_id = str(record["id"])
+        row = {**_session_row(record, digests[session_id]), "record": Jsonb(dict(record))}
+        # Only over the copy this push read: one the desk settled meanwhile stays.
+        if conn.execute(
             "UPDATE therapy_timer.sessions SET "
             + ", ".join(f"{c} = %({c})s" for c in _SESSION_COLUMNS)
-            + ", pushed_utc = now() WHERE id = %(id)s",
-            {**_session_row(record, digests[str(record["id"])]), "record": Jsonb(dict(record))},
-        )
+            + ", pushed_utc = now() WHERE id = %(id)s AND content_hash = %(held)s",
+            {**row, "held": held[session_id]},
+        ).rowcount:
+            written.append(record)
+        else:
+            _keep_aside(
+                conn,
+                record,
+                digests[session_id],
+                "the server's copy of this session changed while this workstation synced it",
+                report,
+            )
+    amend = written
     if amend:
         replaced = [str(r["id"]) for r in amend]
         conn.execute(
