@@ -423,3 +423,26 @@ def test_a_conflict_the_desk_settles_while_the_workstation_syncs_is_not_written_
     assert (pushed.amended, pushed.conflicts) == (0, 1)
     assert _minutes_on_server(clinic_server, session["id"]) == [20]
     assert room1.json("clinic", "sync", "--json")["waiting_for_the_desk"] == 1
+
+
+def test_a_server_not_upgraded_yet_is_said_in_plain_words_not_a_traceback(
+    clinic_server: Server, tmp_path: Path
+) -> None:
+    # The stations and the desk run this version; the server was left at version 6 (the
+    # administrator has not run init-server yet): what needs the newer functions says so.
+    room1, _room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
+    room1.treat("MRN1", "Pat Lee", "pt", {"97110": 30})
+    room1("clinic", "sync")
+    with clinic_server.admin() as conn:
+        conn.execute("DROP FUNCTION therapy_timer.settled_at_desk(uuid[])")
+        conn.execute("DROP FUNCTION therapy_timer.mark_exported(uuid[], text[], jsonb[])")
+        conn.execute("DELETE FROM therapy_timer.schema_version WHERE version > 6")
+    [session] = room1.json("session", "list", "--date", _DAY, "--json")
+    room1("session", "amend", session["id"], "--patient", "MRN2", "--reason", "wrong chart")
+    older = room1("clinic", "sync", status=1)
+    assert "schema is older than this app" in older.stderr
+    assert len(older.stderr.strip().splitlines()) == 1
+    out = tmp_path / "day.csv"
+    told = desk("export", "--date", _DAY, "--clinic", "--out", str(out), status=1)
+    assert "not marked exported" in told.stderr and "schema is older" in told.stderr
+    assert len(told.stderr.strip().splitlines()) == 1

@@ -29,6 +29,13 @@ class ServerVersionError(StorageUnavailable):
     """The server's schema is older than this app and this role may not upgrade it, or newer."""
 
 
+OLDER_SERVER = (
+    "the clinic server's schema is older than this app; whoever set up the server runs"
+    " `therapy-timer clinic init-server` (or `clinic connect` as its administrator) to"
+    " upgrade it (docs/clinic-server.md)"
+)
+
+
 class ServerRecordsRefused(StorageUnavailable):
     """The server holds session records the desk cannot bill as a workstation sent them."""
 

@@ -13,17 +13,26 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from therapy_timer.errors import InvalidInput
-from therapy_timer.server.connection import ServerRefused, ServerUnavailable, first_line
+from therapy_timer.server.connection import (
+    OLDER_SERVER,
+    ServerRefused,
+    ServerUnavailable,
+    ServerVersionError,
+    first_line,
+)
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
 
 @contextmanager
 def _answering() -> Iterator[None]:
-    """A server that goes away mid-read or mid-mark (stopped, the network cut) is said in
-    plain words, not as psycopg's traceback."""
+    """A server that goes away mid-read or mid-mark (stopped, the network cut), or that lacks
+    a function of this app's schema (not upgraded yet), is said in plain words, not as
+    psycopg's traceback."""
     try:
         yield
+    except psycopg.errors.UndefinedFunction:
+        raise ServerVersionError(OLDER_SERVER) from None
     except psycopg.OperationalError as exc:
         raise ServerUnavailable(
             f"the connection to the clinic server was lost ({first_line(exc)}); try again once"

@@ -20,7 +20,13 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from therapy_timer.model import AuditEntry
-from therapy_timer.server.connection import ServerRefused, ServerUnavailable, first_line
+from therapy_timer.server.connection import (
+    OLDER_SERVER,
+    ServerRefused,
+    ServerUnavailable,
+    ServerVersionError,
+    first_line,
+)
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
@@ -167,6 +173,8 @@ def push(
             f"the clinic server refused this workstation's data: {exc.diag.message_primary};"
             " is this role a member of therapy_timer_workstation?"
         ) from None
+    except psycopg.errors.UndefinedFunction:
+        raise ServerVersionError(OLDER_SERVER) from None
     except psycopg.OperationalError as exc:
         raise ServerUnavailable(
             "the connection to the clinic server was lost during the sync"
