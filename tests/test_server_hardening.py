@@ -16,6 +16,7 @@ import pytest
 from tests.server_support import DAY, Server, Station, two_rooms_and_a_desk
 from therapy_timer import server
 from therapy_timer.clinic import Clinic
+from therapy_timer.errors import InvalidInput
 
 _DAY = DAY.isoformat()
 
@@ -446,3 +447,102 @@ def test_a_server_not_upgraded_yet_is_said_in_plain_words_not_a_traceback(
     told = desk("export", "--date", _DAY, "--clinic", "--out", str(out), status=1)
     assert "not marked exported" in told.stderr and "schema is older" in told.stderr
     assert len(told.stderr.strip().splitlines()) == 1
+
+
+# -- what a workstation says beside its sessions ----------------------------------------------------
+
+RUNNING = {
+    "a number": "5",
+    "a list of numbers": "[1]",
+    "a start without its offset": json.dumps(
+        [
+            {
+                "session_id": "x",
+                "patient_ref": "MRN9",
+                "clinician": "Kim",
+                "code": "97110",
+                "furnished_by": "therapist",
+                "since_utc": "2025-03-10T10:00:00",
+            }
+        ]
+    ),
+    "a control character": json.dumps(
+        [
+            {
+                "session_id": "x",
+                "patient_ref": "MRN\u001b[2J",
+                "clinician": "Kim",
+                "code": "97110",
+                "furnished_by": "therapist",
+                "since_utc": "2025-03-10T10:00:00+00:00",
+            }
+        ]
+    ),
+    "nested too deep": "[" * 5000 + "]" * 5000,
+}
+
+
+@pytest.mark.parametrize("case", RUNNING)
+def test_what_a_workstation_says_it_runs_never_breaks_the_desk(
+    clinic_server: Server, tmp_path: Path, case: str
+) -> None:
+    # Room 2 writes its own heartbeat row as it likes; room 1 runs 97112 for MRN2 in truth.
+    # The desk's status and the window's list of stations showed a traceback (or crashed the
+    # window) for each of these; the station is now shown running nothing it can show.
+    from therapy_timer.gui.day_view import stations_text
+
+    room1, room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
+    room1("timer", "start", "97112", "--patient", "MRN2", "--clinician", "Pat Lee")
+    room1("clinic", "sync")
+    room2("clinic", "sync")
+    with psycopg.connect(clinic_server.dsn("ws_room2"), autocommit=True) as conn:
+        conn.execute("UPDATE therapy_timer.workstations SET running = %s::jsonb", [RUNNING[case]])
+
+    status = desk("clinic", "status")
+    assert "97112 for MRN2" in status.stdout and "\x1b" not in status.stdout
+    read = Clinic.read_clinic_server(clinic_server.dsn("desk_front"), DAY, DAY)
+    running = {w.name: w.running for w in read.workstations}
+    assert running["ws_room2"] == [] and [r["code"] for r in running["ws_room1"]] == ["97112"]
+    shown = stations_text(read, room1.clock.now())
+    assert "ws_room2: last sync" in shown and "nothing running" in shown
+
+
+KEPT = {
+    "nested too deep": "[" * 5000 + "]" * 5000,
+    "not an object": '"x"',
+    "no payer, a control character": json.dumps(
+        {"patient_ref": "MRN\u001b[31m", "date_of_service": "2025-03-10"}
+    ),
+    "no payer": json.dumps({"patient_ref": "MRN2", "date_of_service": "2025-03-10"}),
+}
+
+
+@pytest.mark.parametrize("case", KEPT)
+def test_a_kept_aside_version_that_is_no_session_is_listed_and_only_dropped(
+    clinic_server: Server, tmp_path: Path, case: str
+) -> None:
+    # Room 2 keeps aside a "version" of room 1's session through its own INSERT right.
+    # `clinic conflicts` and the window's list showed a traceback, comparing it a KeyError,
+    # and accepting it made it the server's copy of room 1's session.
+    room1, _room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
+    room1.treat("MRN1", "Pat Lee", "pt", {"97110": 20})
+    room1("clinic", "sync")
+    session_id = clinic_server.one("SELECT id::text FROM therapy_timer.sessions")
+    with psycopg.connect(clinic_server.dsn("ws_room2"), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO therapy_timer.conflicts (session_id, content_hash, why, record)"
+            " VALUES (%s, 'forged', %s, %s::jsonb)",
+            [session_id, "take mine\u001b[2J", KEPT[case]],
+        )
+    listed = desk("clinic", "conflicts").stdout
+    assert "from ws_room2" in listed and "\x1b" not in listed
+    [kept] = desk.json("clinic", "conflicts", "--json")
+    read = Clinic.read_clinic_server(clinic_server.dsn("desk_front"), DAY, DAY)
+    with desk.clinic() as clinic, pytest.raises(InvalidInput, match="drop it"):
+        clinic.compare_server_conflict(read, kept["id"])
+    refused = desk("clinic", "settle", str(kept["id"]), "accept", "--reason", "x", status=2)
+    assert f"kept-aside version {kept['id']} from ws_room2" in refused.stderr
+    assert _minutes_on_server(clinic_server, session_id) == [20]
+    desk("clinic", "settle", str(kept["id"]), "drop", "--reason", "not a session")
+    assert desk.json("clinic", "conflicts", "--json") == []
+    assert _minutes_on_server(clinic_server, session_id) == [20]

@@ -2213,10 +2213,13 @@ class Clinic:
     def compare_server_conflict(self, read: ClinicRead, conflict_id: int) -> ConflictComparison:
         """A version the clinic server kept aside beside the server's copy of the session,
         each billed on its own as ``compare_conflict`` bills an import's."""
+        from therapy_timer import server
+
         found = [k for k in read.kept_aside if k.id == conflict_id]
         if not found:
             raise InvalidInput("conflict", f"there is no kept-aside version {conflict_id}")
         kept = found[0]
+        _acceptable(kept)
         conflict = Conflict(
             id=kept.id,
             session_id=kept.session_id,
@@ -2234,6 +2237,12 @@ class Clinic:
         copy = read.copies.get(kept.session_id)
         if copy is None:
             return ConflictComparison(conflict, None, incoming, on_server=True)
+        if server.REFUSED in copy:
+            raise InvalidInput(
+                "conflict",
+                f"the clinic server's copy of session {kept.session_id} cannot be compared:"
+                f" {copy[server.REFUSED]}",
+            )
         record = _without_server_marks(copy)
         here = self._version(
             record, f"On the clinic server, from {copy['workstation']}", self._billed_alone(record)
@@ -2430,6 +2439,13 @@ class Clinic:
         number = _conflict_number(conflict_id)
         why = reason_text(reason)
         with server.connect(self._required_server_dsn()) as conn:
+            if decision == "accepted":
+                # The server writes an accepted record into the session as it is: one a
+                # workstation sent that is no session (an untrusted writer) is dropped, never
+                # made the clinic's copy.
+                for kept in server.kept_aside(conn):
+                    if kept.id == number:
+                        _acceptable(kept)
             return server.settle(conn, number, decision, why)
 
     def _required_server_dsn(self) -> str:
@@ -2689,6 +2705,19 @@ def _whole_dates(sessions: Iterable[Session], size: int) -> Iterator[list[Sessio
 
 
 _SERVER_MARKS = ("workstation", "exported", "changed_after_export", "content_hash")
+
+
+def _acceptable(kept: server.KeptAside) -> None:
+    """A version a workstation kept aside on the server is read as a session, or refused by
+    name: a workstation is an untrusted writer, and such a version can only be dropped."""
+    try:
+        check_session_record(kept.record, "")
+    except InvalidInput as exc:
+        raise InvalidInput(
+            "conflict",
+            f"kept-aside version {kept.id} from {kept.workstation} is not a session this app"
+            f" can read ({exc}); drop it with a reason",
+        ) from None
 
 
 def _station_batches(records: Iterable[Mapping[str, object]]) -> list[st.RecordBatch]:

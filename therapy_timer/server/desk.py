@@ -60,12 +60,49 @@ class WorkstationState:
         }
 
 
+# What a workstation says it is running, as a push writes it (server.local): shown as it is at
+# the desk, so only entries of one-line texts and an aware start are kept. A workstation is
+# an untrusted writer: any other value (a number, a list of numbers, a start without its
+# offset, a value nested too deep to read) is nothing the desk can show.
+_RUNNING_FIELDS = ("session_id", "patient_ref", "clinician", "code", "furnished_by", "since_utc")
+
+
+def _running(text: str) -> list[dict[str, Any]]:
+    found = _json(text)
+    if not isinstance(found, list):
+        return []
+    return [{name: entry[name] for name in _RUNNING_FIELDS} for entry in found if _shown(entry)]
+
+
+def _shown(entry: object) -> bool:
+    if not isinstance(entry, dict) or not all(
+        _one_line(entry.get(name)) for name in _RUNNING_FIELDS
+    ):
+        return False
+    try:
+        return datetime.fromisoformat(entry["since_utc"]).tzinfo is not None
+    except ValueError:
+        return False
+
+
+def _one_line(value: object) -> bool:
+    return isinstance(value, str) and value.isprintable()
+
+
+def _json(text: str) -> object:
+    """A value a workstation wrote, or None when Python cannot read it (nested too deep)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
 def workstations(conn: Connection) -> list[WorkstationState]:
     """Every workstation this role may see (a workstation sees itself, the desk sees all)."""
     try:
         with _answering(), conn.transaction():
             rows = conn.execute(
-                "SELECT w.name, w.last_sync_utc, w.heartbeat_utc, w.running,"
+                "SELECT w.name, w.last_sync_utc, w.heartbeat_utc, w.running::text,"
                 " (SELECT count(*) FROM therapy_timer.sessions s WHERE s.workstation = w.name)"
                 " FROM therapy_timer.workstations w ORDER BY w.name"
             ).fetchall()
@@ -76,7 +113,7 @@ def workstations(conn: Connection) -> list[WorkstationState]:
             name=str(r[0]),
             last_sync_utc=r[1],
             heartbeat_utc=r[2],
-            running=list(r[3]),
+            running=_running(r[3]),
             sessions=int(r[4]),
         )
         for r in rows
@@ -110,12 +147,10 @@ def _with_marks(row: tuple[Any, ...]) -> dict[str, Any]:
         "content_hash": content_hash,
     }
     own = dict(zip(_ROW_FIELDS, columns, strict=True))
-    try:
-        record = json.loads(text)
-    except (ValueError, RecursionError):
-        return {**_refused(own, "its record cannot be read (nested too deep)"), **marks}
+    record = _json(text)
     if not isinstance(record, dict):
-        return {**_refused(own, "its record is not a session record"), **marks}
+        why = "cannot be read (nested too deep)" if record is None else "is not a session record"
+        return {**_refused(own, f"its record {why}"), **marks}
     for name, value in own.items():
         if record.get(name) != value:
             return {**_refused(own, f"its record's {name} is not its row's"), **marks}
@@ -275,13 +310,35 @@ def kept_aside(conn: Connection, *, settled: bool = False) -> list[KeptAside]:
     try:
         with _answering(), conn.transaction():
             rows = conn.execute(
-                "SELECT id, workstation, session_id::text, why, received_utc, resolution, record"
+                "SELECT id, workstation, session_id::text, why, received_utc, resolution,"
+                " record::text"
                 " FROM therapy_timer.conflicts WHERE %s OR resolved_utc IS NULL ORDER BY id",
                 [settled],
             ).fetchall()
     except psycopg.errors.InsufficientPrivilege as exc:
         raise ServerRefused(f"the clinic server refused: {exc.diag.message_primary}") from None
-    return [KeptAside(*row) for row in rows]
+    return [_kept(*row) for row in rows]
+
+
+def _kept(
+    number: int,
+    workstation: str,
+    session_id: str,
+    why: str,
+    received_utc: datetime,
+    resolution: str | None,
+    text: str,
+) -> KeptAside:
+    """A kept-aside version as the desk may show it: its reason and the patient and date it
+    names are printed as they are, so a record that cannot be read, or names them in other
+    than one-line texts, is shown as that, without its content (it can only be dropped)."""
+    record = _json(text)
+    said = "".join(ch if ch.isprintable() else "\ufffd" for ch in why)
+    if not isinstance(record, dict) or not all(
+        _one_line(record.get(name)) for name in ("patient_ref", "date_of_service")
+    ):
+        record, said = {}, f"its record cannot be read as a session record; {said}"
+    return KeptAside(number, workstation, session_id, said, received_utc, resolution, record)
 
 
 def settle(conn: Connection, conflict_id: int, decision: str, reason: str) -> str:
