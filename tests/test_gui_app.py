@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.gui_support import Bot
-from therapy_timer.store import database_path
+from therapy_timer.clock import SystemClock
+from therapy_timer.store import Store, database_path
 
 TIMEOUT = 60
 
@@ -54,25 +55,28 @@ def test_smoke_test_prints_ready_ms(tmp_path: Path, entry: tuple[str, ...]) -> N
     assert database_path(tmp_path).exists()  # built against the real data folder
 
 
-@pytest.mark.slow
-def test_smoke_test_finishes_while_a_stopwatch_is_running(tmp_path: Path) -> None:
-    # The window refuses a plain close while timing; the smoke test must still end.
+def _running_97110(data_dir: Path) -> None:
+    """An open session of JD-1 in ``data_dir`` with 97110 running."""
     from therapy_timer.clinic import Clinic
-    from therapy_timer.clock import SystemClock
     from therapy_timer.codes import Role, builtin_catalogue
-    from therapy_timer.store import Store
 
     clock = SystemClock()
-    with Store.open(tmp_path, clock=clock) as store:
+    with Store.open(data_dir, clock=clock) as store:
         service = Clinic(store, builtin_catalogue(), clock)
         session = service.open_session(
             patient_ref="JD-1", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
         )
         service.start(session.id, "97110")
+
+
+@pytest.mark.slow
+def test_smoke_test_finishes_while_a_stopwatch_is_running(tmp_path: Path) -> None:
+    # The window refuses a plain close while timing; the smoke test must still end.
+    _running_97110(tmp_path)
     done = run_process("-m", "therapy_timer", data_dir=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "ready_ms" in json.loads(done.stdout)
-    with Store.open(tmp_path, clock=clock) as store:
+    with Store.open(tmp_path, clock=SystemClock()) as store:
         assert [s.code for s in store.open_segments()] == ["97110"]  # left as it was
 
 
@@ -108,19 +112,9 @@ def test_a_row_changed_outside_therapy_timer_is_shown_at_start_not_an_empty_wind
     # window used to open empty (no codes, no payer, a date of 2000-01-01) and say nothing.
     import sqlite3
 
-    from therapy_timer.clinic import Clinic
-    from therapy_timer.clock import SystemClock
-    from therapy_timer.codes import Role, builtin_catalogue
     from therapy_timer.gui.app import run
-    from therapy_timer.store import Store
 
-    clock = SystemClock()
-    with Store.open(tmp_path, clock=clock) as store:
-        service = Clinic(store, builtin_catalogue(), clock)
-        session = service.open_session(
-            patient_ref="JD-1", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
-        )
-        service.start(session.id, "97110")
+    _running_97110(tmp_path)
     with sqlite3.connect(database_path(tmp_path)) as conn:
         conn.execute("UPDATE segments SET start_utc = substr(start_utc, 1, 26)")
     conn.close()
