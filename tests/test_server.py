@@ -76,7 +76,11 @@ def test_the_schema_upgrades_from_its_first_version_keeping_rows(cluster: Cluste
             conn.execute("UPDATE therapy_timer.sessions SET exported = true")
         assert server.upgrade(conn, target=5) == ["m005_mark_remembers_content"]
         assert server.upgrade(conn, target=6) == ["m006_mark_as_read"]
-        assert server.upgrade(conn) == ["m007_day_left", "m008_settled_at_desk"]
+        assert server.upgrade(conn) == [
+            "m007_day_left",
+            "m008_settled_at_desk",
+            "m009_workstation_columns",
+        ]
         assert server.upgrade(conn) == []
         # A session exported before m005 is not taken for one amended since.
         assert conn.execute(

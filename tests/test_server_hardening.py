@@ -546,3 +546,48 @@ def test_a_kept_aside_version_that_is_no_session_is_listed_and_only_dropped(
     desk("clinic", "settle", str(kept["id"]), "drop", "--reason", "not a session")
     assert desk.json("clinic", "conflicts", "--json") == []
     assert _minutes_on_server(clinic_server, session_id) == [20]
+
+
+def test_a_workstation_cannot_write_what_only_the_desk_decides(
+    clinic_server: Server, tmp_path: Path
+) -> None:
+    # Its INSERT right covered every column: a session could arrive already "exported" (the
+    # desk then never billed it, though it was in no file) and a kept-aside version already
+    # "accepted" (the push then kept every later change of that session aside).
+    room1, room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
+    room1.treat("MRN1", "Pat Lee", "pt", {"97110": 20})
+    room1("clinic", "sync")
+    room2.clock.set(datetime(2025, 3, 10, 18, 0, tzinfo=UTC))
+    room2.treat("MRN2", "Sam Diaz", "pt", {"97112": 25})
+    record = _own_record(room2, "MRN2")
+    held = clinic_server.one(
+        "SELECT json_build_array(id, content_hash) FROM therapy_timer.sessions"
+    )
+    with psycopg.connect(clinic_server.dsn("ws_room2"), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(
+                "INSERT INTO therapy_timer.sessions (id, date_of_service, patient_ref,"
+                " clinician, role, discipline, payer_profile, amended, created_utc, closed_utc,"
+                " content_hash, record, exported, exported_content_hash) VALUES (%s, %s, %s,"
+                " %s, %s, %s, %s, false, %s, %s, 'h', %s, true, 'h')",
+                [
+                    *(record[k] for k in ("id", "date_of_service", "patient_ref", "clinician")),
+                    *(record[k] for k in ("role", "discipline", "payer_profile")),
+                    record["created_utc"],
+                    record["closed_utc"],
+                    json.dumps(record),
+                ],
+            )
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(
+                "INSERT INTO therapy_timer.conflicts (session_id, content_hash, why, record,"
+                " resolved_utc, resolution) VALUES (%s, %s, 'x', '{}', now(), 'accepted')",
+                held,
+            )
+    room2("clinic", "sync")  # what the app itself writes still goes in
+    assert clinic_server.one("SELECT count(*) FROM therapy_timer.sessions WHERE exported") == 0
+    listed = desk.json("session", "list", "--date", _DAY, "--json", "--clinic")
+    assert sorted(r["patient_ref"] for r in listed if "exported" not in r["state"]) == [
+        "MRN1",
+        "MRN2",
+    ]

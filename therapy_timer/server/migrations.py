@@ -479,6 +479,18 @@ REVOKE ALL ON FUNCTION therapy_timer.settled_at_desk(uuid[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION therapy_timer.settled_at_desk(uuid[]) TO {WORKSTATION_GROUP};
 """
 
+# A workstation's INSERT right covered every column: a session could arrive already marked
+# exported (never billed, though in no file) and a kept-aside version already settled (which
+# settled_at_desk trusts). It may now name only what a push writes; the rest is the desk's.
+_M009_WORKSTATION_COLUMNS = f"""
+REVOKE INSERT ON therapy_timer.sessions, therapy_timer.conflicts FROM {WORKSTATION_GROUP};
+GRANT INSERT (id, workstation, date_of_service, patient_ref, clinician, role, discipline,
+              payer_profile, amended, created_utc, closed_utc, content_hash, record, pushed_utc)
+    ON therapy_timer.sessions TO {WORKSTATION_GROUP};
+GRANT INSERT (workstation, session_id, content_hash, received_utc, why, record)
+    ON therapy_timer.conflicts TO {WORKSTATION_GROUP};
+"""
+
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m001_tables", _M001_TABLES),
     ("m002_least_privilege", _M002_LEAST_PRIVILEGE),
@@ -488,6 +500,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m006_mark_as_read", _M006_MARK_AS_READ),
     ("m007_day_left", _M007_DAY_LEFT),
     ("m008_settled_at_desk", _M008_SETTLED_AT_DESK),
+    ("m009_workstation_columns", _M009_WORKSTATION_COLUMNS),
 )
 LATEST_VERSION = len(MIGRATIONS)
 
