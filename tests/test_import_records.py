@@ -180,6 +180,7 @@ HOSTILE: list[tuple[str, Callable[[Bundle], None], str]] = [
     ("open", _set(("status",), "open"), "open session"),
     ("missing field", _drop(("amended",)), "its field 'amended' is missing"),
     ("flag of another type", _set(("amended",), "yes"), "amended is 'yes', not bool"),
+    ("infinite audit value", _set(("audit", 0, "after", "amended"), float("inf")), "Infinity"),
     ("huge role", _set(("role",), "R" * 100_000), "is not a valid Role"),
     ("huge furnisher", _set(("segments", 0, "furnished_by"), "T" * 100_000), "not a valid"),
 ]

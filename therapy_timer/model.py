@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -684,6 +685,12 @@ def _audit_entry(raw: object, sid: str) -> dict[str, Any]:
     for payload in (before, after):
         if payload is not None:
             _of(payload, Mapping, "audit payload")
+            try:  # the store indexes payloads with SQLite's JSON functions, which refuse these
+                json.dumps(payload, allow_nan=False)
+            except ValueError:
+                raise InvalidInput(
+                    "audit", "has a value JSON cannot hold (NaN or Infinity)"
+                ) from None
     if entity == "session":
         about_this = _uuid_or_none(entry["entity_id"]) == sid
         entity_id = sid
