@@ -180,6 +180,8 @@ HOSTILE: list[tuple[str, Callable[[Bundle], None], str]] = [
     ("open", _set(("status",), "open"), "open session"),
     ("missing field", _drop(("amended",)), "its field 'amended' is missing"),
     ("flag of another type", _set(("amended",), "yes"), "amended is 'yes', not bool"),
+    ("half a surrogate pair", _set(("clinician",), "Kim\ud800"), "clinician"),
+    ("surrogate workstation", lambda bundle: bundle.update(workstation="\udc80"), "workstation"),
     ("infinite audit value", _set(("audit", 0, "after", "amended"), float("inf")), "Infinity"),
     ("huge role", _set(("role",), "R" * 100_000), "is not a valid Role"),
     ("huge furnisher", _set(("segments", 0, "furnished_by"), "T" * 100_000), "not a valid"),

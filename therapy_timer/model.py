@@ -377,11 +377,12 @@ def label_text(raw: str, field: str, max_len: int = 80) -> str:
     # Any control character or line/paragraph separator: a label is one line of plain text
     # in the CSV, the note and the audit log (a stray one splits a row or hides a prefix).
     # Nor an invisible format character (zero-width space, right-to-left override, soft
-    # hyphen): "Ac\u200bme" would be a second Acme nobody can tell from the first.
+    # hyphen): "Ac\u200bme" would be a second Acme nobody can tell from the first. Nor half
+    # of a surrogate pair (a bundle's "\ud800"), which no file or database can encode.
     if (
         not text
         or len(text) > max_len
-        or any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in text)
+        or any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in text)
     ):
         raise InvalidInput(
             field, f"must be 1 to {max_len} characters on one line, got {_quoted(raw)}"
