@@ -162,6 +162,15 @@ def _audit_about(other: str) -> Callable[[Bundle], None]:
     return mutate
 
 
+def _untimed_minutes(minutes: Any) -> Callable[[Bundle], None]:
+    def mutate(bundle: Bundle) -> None:
+        session = bundle["sessions"][0]
+        service = {"code": "97161", "furnished_by": "therapist", "minutes": minutes}
+        session["untimed"].append({**service, "created_utc": session["closed_utc"]})
+
+    return mutate
+
+
 HOSTILE: list[tuple[str, Callable[[Bundle], None], str]] = [
     ("compact date", _set(("date_of_service",), "20261120"), "date of service"),
     ("week date", _set(("date_of_service",), "2026-W47-5"), "date of service"),
@@ -183,6 +192,7 @@ HOSTILE: list[tuple[str, Callable[[Bundle], None], str]] = [
     ("half a surrogate pair", _set(("clinician",), "Kim\ud800"), "clinician"),
     ("surrogate workstation", lambda bundle: bundle.update(workstation="\udc80"), "workstation"),
     ("infinite audit value", _set(("audit", 0, "after", "amended"), float("inf")), "Infinity"),
+    ("huge untimed minutes", _untimed_minutes("9" * 100_000), "whole minutes"),
     ("huge role", _set(("role",), "R" * 100_000), "is not a valid Role"),
     ("huge furnisher", _set(("segments", 0, "furnished_by"), "T" * 100_000), "not a valid"),
 ]

@@ -407,7 +407,7 @@ def untimed_minutes(minutes: int | None) -> int | None:
     ):
         raise InvalidInput(
             "minutes",
-            f"must be whole minutes from 0 to {MAX_DAY_MINUTES}, got {minutes!r}",
+            f"must be whole minutes from 0 to {MAX_DAY_MINUTES}, got {_quoted(minutes)}",
         )
     return minutes
 
