@@ -190,6 +190,7 @@ HOSTILE: list[tuple[str, Callable[[Bundle], None], str]] = [
     ("missing field", _drop(("amended",)), "its field 'amended' is missing"),
     ("flag of another type", _set(("amended",), "yes"), "amended is 'yes', not bool"),
     ("half a surrogate pair", _set(("clinician",), "Kim\ud800"), "clinician"),
+    ("surrogate reason", _set(("audit", 0, "reason"), "typo \ud800"), "audit reason"),
     ("surrogate workstation", lambda bundle: bundle.update(workstation="\udc80"), "workstation"),
     ("infinite audit value", _set(("audit", 0, "after", "amended"), float("inf")), "Infinity"),
     ("huge untimed minutes", _untimed_minutes("9" * 100_000), "whole minutes"),

@@ -706,6 +706,8 @@ def _audit_entry(raw: object, sid: str) -> dict[str, Any]:
     reason = _of(entry.get("reason", ""), str, "audit reason")
     if len(reason) > REASON_MAX:
         raise InvalidInput("audit reason", f"is longer than {REASON_MAX} characters")
+    if any(unicodedata.category(ch) == "Cs" for ch in reason):
+        raise InvalidInput("audit reason", "holds half of a surrogate pair, which is not text")
     return {
         "at_utc": aware_moment(entry["at_utc"], "audit at_utc"),
         "actor": label_text(entry["actor"], "audit actor", 200),
