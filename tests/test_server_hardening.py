@@ -591,3 +591,26 @@ def test_a_workstation_cannot_write_what_only_the_desk_decides(
         "MRN1",
         "MRN2",
     ]
+
+
+def test_a_billed_session_cannot_change_on_the_server_under_the_hash_the_desk_marked(
+    clinic_server: Server, tmp_path: Path
+) -> None:
+    # A workstation may amend its own sessions, content hash and record columns alike. Written
+    # by hand, a record changed under the hash the desk marked (or changed first and its old
+    # hash put back after) looked billed to the desk, though the file had the other minutes.
+    room1, _room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
+    room1.treat("MRN1", "Pat Lee", "pt", {"97110": 20})
+    room1("clinic", "sync")
+    desk("export", "--date", _DAY, "--clinic", "--out", str(tmp_path / "day.csv"))
+    session_id = clinic_server.one("SELECT id::text FROM therapy_timer.sessions")
+    longer = "jsonb_set(record, '{segments,0,stop_utc}', '\"2025-03-10T15:00:00+00:00\"')"
+    with psycopg.connect(clinic_server.dsn("ws_room1"), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(f"UPDATE therapy_timer.sessions SET record = {longer}")
+        conn.execute(f"UPDATE therapy_timer.sessions SET record = {longer}, content_hash = 'x'")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("UPDATE therapy_timer.sessions SET content_hash = exported_content_hash")
+    assert _minutes_on_server(clinic_server, session_id) == [60]
+    [listed] = desk.json("session", "list", "--date", _DAY, "--json", "--clinic")
+    assert "amended after export" in listed["state"]

@@ -491,6 +491,25 @@ GRANT INSERT (workstation, session_id, content_hash, received_utc, why, record)
     ON therapy_timer.conflicts TO {WORKSTATION_GROUP};
 """
 
+# The desk's mark names the content it billed by its hash, which the workstation computes: a
+# record changed under the same hash, or an old hash put back over a changed record, looked
+# billed though the file had other minutes. The hash now changes exactly when the content
+# (the record without its audit trail, which the hash leaves out too) does.
+_M010_HASH_FOLLOWS_CONTENT = """
+CREATE FUNCTION therapy_timer.hash_follows_content() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF ((NEW.record - 'audit') IS DISTINCT FROM (OLD.record - 'audit'))
+            <> (NEW.content_hash IS DISTINCT FROM OLD.content_hash) THEN
+        RAISE EXCEPTION 'session %: its content hash must change with its content, and only then',
+            OLD.id USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER hash_follows_content BEFORE UPDATE OF record, content_hash
+    ON therapy_timer.sessions
+    FOR EACH ROW EXECUTE FUNCTION therapy_timer.hash_follows_content();
+"""
+
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m001_tables", _M001_TABLES),
     ("m002_least_privilege", _M002_LEAST_PRIVILEGE),
@@ -501,6 +520,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m007_day_left", _M007_DAY_LEFT),
     ("m008_settled_at_desk", _M008_SETTLED_AT_DESK),
     ("m009_workstation_columns", _M009_WORKSTATION_COLUMNS),
+    ("m010_hash_follows_content", _M010_HASH_FOLLOWS_CONTENT),
 )
 LATEST_VERSION = len(MIGRATIONS)
 
