@@ -614,3 +614,30 @@ def test_a_billed_session_cannot_change_on_the_server_under_the_hash_the_desk_ma
     assert _minutes_on_server(clinic_server, session_id) == [60]
     [listed] = desk.json("session", "list", "--date", _DAY, "--json", "--clinic")
     assert "amended after export" in listed["state"]
+
+
+def test_two_syncs_of_one_workstation_at_once_are_no_conflict(
+    clinic_server: Server, tmp_path: Path
+) -> None:
+    # The window's background sync and a `clinic sync` from cron push the same amendment at
+    # once: the one that writes second finds the server's copy changed since it read it, to
+    # the very content it brings. That is no other version to keep aside for the desk.
+    room1, _room2, _desk = two_rooms_and_a_desk(clinic_server, tmp_path)
+    room1.treat("MRN1", "Pat Lee", "pt", {"97110": 30})
+    room1("clinic", "sync")
+    [session] = room1.json("session", "list", "--date", _DAY, "--json")
+    [segment] = room1.json("session", "show", session["id"], "--json")["segments"]
+    room1("session", "edit", segment["id"], "--minutes", "20", "--reason", "left at 9:20")
+
+    def the_other_sync() -> None:
+        room1("clinic", "sync")
+
+    with room1.clinic() as clinic, psycopg.connect(clinic_server.dsn("ws_room1")) as conn:
+        pushed = server.push(
+            _SettledMeanwhile(conn, the_other_sync),  # type: ignore[arg-type]
+            server.StoreRecords(clinic._store),
+            now=room1.clock.now(),
+        )
+    assert (pushed.conflicts, pushed.unchanged) == (0, 1) and pushed.complete
+    assert clinic_server.one("SELECT count(*) FROM therapy_timer.conflicts") == 0
+    assert _minutes_on_server(clinic_server, session["id"]) == [20]

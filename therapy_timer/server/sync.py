@@ -376,6 +376,8 @@ def _push_sessions(
             {**row, "held": held[session_id]},
         ).rowcount:
             written.append(record)
+        elif _now_held(conn, session_id) == digests[session_id]:
+            report.unchanged += 1  # this workstation's other sync (the window's) wrote it
         else:
             _keep_aside(
                 conn,
@@ -398,6 +400,13 @@ def _push_sessions(
     entries = [e for r in records for e in r.get("audit", [])]
     _push_audit(conn, entries, report)
     return {int(e["id"]) for e in entries}
+
+
+def _now_held(conn: Connection, session_id: str) -> str | None:
+    found = conn.execute(
+        "SELECT content_hash FROM therapy_timer.sessions WHERE id = %s", [session_id]
+    ).fetchone()
+    return None if found is None else str(found[0])
 
 
 def _extends(record: Mapping[str, Any], theirs: Mapping[int, str]) -> bool:
