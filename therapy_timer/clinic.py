@@ -2314,8 +2314,10 @@ class Clinic:
             taken = [r for r in taken if str(r["id"]) not in refused]
             outcomes = self._store.import_batches(_station_batches(taken))
         for outcome in outcomes:
-            for session_id, why in outcome.why.items():
-                refused[session_id] = f"{why.removesuffix(' here')} on the clinic server"
+            for record in outcome.conflicts:
+                session_id = str(record["id"])
+                why = f"{outcome.why[session_id].removesuffix(' here')} on the clinic server"
+                refused[session_id] = why + self._holder(record)
         if refused:
             by_id = {str(r["id"]): r for r in records}
             raise server.ServerRecordsRefused(
@@ -2335,6 +2337,20 @@ class Clinic:
             self._store.mark_exported(exported)
         if changed:
             self._store.mark_changed_after_export(changed, where="at its workstation")
+
+    def _holder(self, record: Mapping[str, object]) -> str:
+        """Which session pooled before ``record`` holds one of its segments (a record that
+        is refused may be the genuine one: the desk is told of both), or nothing."""
+        for segment in _items(record["segments"]):
+            try:
+                holder = self._store.get_session(
+                    self._store.get_segment(str(segment["id"])).session_id
+                )
+            except InvalidInput:
+                continue
+            if holder.id != record["id"]:
+                return f" (session {holder.id} from {holder.origin})"
+        return ""
 
     def clinic_export(
         self,
