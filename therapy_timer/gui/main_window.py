@@ -303,8 +303,8 @@ class MainWindow(QMainWindow):
         for number, shortcut in enumerate(self.patient_shortcuts, start=1):
             shortcut.activated.connect(lambda number=number: c.switch_nth(number))
         self.caseload.session_chosen.connect(c.switch_to)
-        self.caseload.new_patient_requested.connect(c.new_patient)
-        self.new_patient_action.triggered.connect(c.new_patient)
+        self.caseload.new_patient_requested.connect(self._on_new_patient_requested)
+        self.new_patient_action.triggered.connect(self._on_new_patient_requested)
         self.switch_clinician_action.triggered.connect(self._on_switch_clinician_requested)
         self.undo_banner.primary_clicked.connect(c.undo_elsewhere)
         self.undo_banner.secondary_clicked.connect(c.dismiss_undo)
@@ -382,6 +382,15 @@ class MainWindow(QMainWindow):
         else:
             self._controller.start_code(code)
 
+    def _on_new_patient_requested(self) -> None:
+        self._controller.new_patient()
+        self._focus_patient_field()
+
+    def _focus_patient_field(self) -> None:
+        # The next thing typed is a patient reference: left on a tile, its digits would start
+        # the numbered tiles for nobody instead.
+        self.header.patient.setFocus(Qt.FocusReason.OtherFocusReason)
+
     def _on_switch_clinician_requested(self) -> None:
         """One step on a shared workstation: a new patient's header, the clinician field ready
         to type over; the others' sessions keep their own clinician."""
@@ -395,6 +404,11 @@ class MainWindow(QMainWindow):
             from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
 
             self.summary_dialog = SummaryDialog.show_for(self, self._controller, session_id)
+            self.summary_dialog.finished.connect(self._on_summary_finished)
+
+    def _on_summary_finished(self) -> None:
+        if not self._controller.view.header.session_open:
+            self._focus_patient_field()
 
     def _on_mini_requested(self) -> None:
         self.mini.set_view(self._controller.view)

@@ -1,0 +1,59 @@
+"""What got in the way of people using the window (a PT's caseload, the front desk, a bad day),
+each found by playing them at 1366x768 and 1024x600 and driven here with real keys and clicks."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
+
+from tests.gui_support import Bot, Rig, type_patient
+from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
+
+LEFT = Qt.MouseButton.LeftButton
+CTRL = Qt.KeyboardModifier.ControlModifier
+
+
+def _focus_is(widget: object) -> bool:
+    return QApplication.focusWidget() is widget
+
+
+def test_new_patient_from_the_keyboard_types_into_the_patient_field(qtbot: Bot, rig: Rig) -> None:
+    type_patient(qtbot, rig, "AA-1")
+    qtbot.mouseClick(rig.tile("97110"), LEFT)  # the tapped tile keeps the focus
+    qtbot.keyClick(rig.window, Qt.Key.Key_N, CTRL)
+    qtbot.waitUntil(lambda: _focus_is(rig.window.header.patient))
+    # The digits of a reference went to the tile shortcuts before: "2" started tile 2 for no
+    # patient ("Type the patient's reference first") and the field stayed empty.
+    focused = QApplication.focusWidget()
+    assert focused is not None
+    qtbot.keyClicks(focused, "BB-20")
+    assert rig.window.header.patient.text() == "BB-20"
+    assert rig.controller.view.message == ""
+    # The same from the caseload strip's button.
+    qtbot.mouseClick(rig.tile("97140"), LEFT)
+    qtbot.mouseClick(rig.window.caseload.new_button, LEFT)
+    qtbot.waitUntil(lambda: _focus_is(rig.window.header.patient))
+
+
+def test_closing_a_session_leaves_the_cursor_in_the_empty_patient_field(
+    qtbot: Bot, rig: Rig
+) -> None:
+    type_patient(qtbot, rig, "AA-1")
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    rig.clock.advance(minutes=10)
+    qtbot.keyClick(rig.window, Qt.Key.Key_E, CTRL)
+    dialog = rig.window.summary_dialog
+    assert isinstance(dialog, SummaryDialog)
+    qtbot.mouseClick(dialog.copy_button, LEFT)
+    qtbot.mouseClick(dialog.done_button, LEFT)
+    # A window manager gives the window its focus back when the dialog goes.
+    rig.window.activateWindow()
+    qtbot.waitUntil(lambda: _focus_is(rig.window.header.patient))
+    # Back to treatment leaves a session open: its tiles, not the patient field.
+    type_patient(qtbot, rig, "BB-2")
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    qtbot.keyClick(rig.window, Qt.Key.Key_E, CTRL)
+    dialog = rig.window.summary_dialog
+    assert isinstance(dialog, SummaryDialog)
+    qtbot.mouseClick(dialog.back_button, LEFT)
+    assert rig.window.focusWidget() is not rig.window.header.patient
