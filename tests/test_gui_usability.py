@@ -4,9 +4,10 @@ each found by playing them at 1366x768 and 1024x600 and driven here with real ke
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from tests.gui_support import Bot, Rig, type_patient
+from therapy_timer.gui.day_view import DayView
 from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
 
 LEFT = Qt.MouseButton.LeftButton
@@ -57,3 +58,42 @@ def test_closing_a_session_leaves_the_cursor_in_the_empty_patient_field(
     assert isinstance(dialog, SummaryDialog)
     qtbot.mouseClick(dialog.back_button, LEFT)
     assert rig.window.focusWidget() is not rig.window.header.patient
+
+
+def _tab_leaves(qtbot: Bot, table: QWidget) -> bool:
+    """Whether Tab, pressed as often as the table has cells and more, moves the focus on."""
+    table.setFocus()
+    qtbot.waitUntil(lambda: _focus_is(table))
+    for _ in range(12):
+        focused = QApplication.focusWidget()
+        assert focused is not None
+        qtbot.keyClick(focused, Qt.Key.Key_Tab)
+        if not _focus_is(table):
+            return True
+    return False
+
+
+def test_tab_walks_out_of_the_summary_table(qtbot: Bot, rig: Rig) -> None:
+    type_patient(qtbot, rig, "AA-1")
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    rig.clock.advance(minutes=10)
+    qtbot.keyClick(rig.window, Qt.Key.Key_E, CTRL)
+    dialog = rig.window.summary_dialog
+    assert isinstance(dialog, SummaryDialog)
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is dialog)
+    # Tab went from cell to cell and round again: the buttons were out of the keyboard's reach.
+    assert _tab_leaves(qtbot, dialog.table)
+
+
+def test_tab_walks_out_of_the_day_views_table(qtbot: Bot, rig: Rig) -> None:
+    type_patient(qtbot, rig, "AA-1")
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    rig.clock.advance(minutes=10)
+    rig.service.close_session(rig.service.open_sessions()[0].id)
+    view = DayView(rig.service)
+    qtbot.add_widget(view)
+    view.show()
+    view.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is view)
+    assert view.table.rowCount() == 1
+    assert _tab_leaves(qtbot, view.table)

@@ -340,6 +340,7 @@ class DayView(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setTabKeyNavigation(False)  # Tab on to the buttons; arrows move in the table
         self.table.setWordWrap(False)  # one billed line per text line; rows as tall as needed
         self.table.verticalHeader().setVisible(False)
         header = self.table.horizontalHeader()

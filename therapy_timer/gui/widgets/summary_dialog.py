@@ -105,6 +105,9 @@ class SummaryDialog(QDialog):
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.setAccessibleName("Codes, minutes and units")
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        # Tab leaves the table (arrows move between its cells): Tab from cell to cell went
+        # round and round, and the buttons below were out of the keyboard's reach.
+        self.table.setTabKeyNavigation(False)
         self.table.verticalHeader().setVisible(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
