@@ -97,3 +97,27 @@ def test_tab_walks_out_of_the_day_views_table(qtbot: Bot, rig: Rig) -> None:
     qtbot.waitUntil(lambda: QApplication.activeWindow() is view)
     assert view.table.rowCount() == 1
     assert _tab_leaves(qtbot, view.table)
+
+
+def test_the_day_views_note_is_copied_with_ctrl_c_or_its_button(qtbot: Bot, rig: Rig) -> None:
+    type_patient(qtbot, rig, "AA-1")
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    rig.clock.advance(minutes=10)
+    rig.service.close_session(rig.service.open_sessions()[0].id)
+    view = DayView(rig.service)
+    qtbot.add_widget(view)
+    view.show()
+    view.table.selectRow(0)
+    qtbot.mouseClick(view.note_button, LEFT)
+    dialog = view.note_dialog
+    assert dialog is not None
+    note = view.shown[0].result.note
+    clipboard = QApplication.clipboard()
+    clipboard.setText("")
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is dialog)
+    # Ctrl+C with nothing selected copied nothing, and there was no button to copy it with.
+    qtbot.keyClick(dialog.text, Qt.Key.Key_C, CTRL)
+    assert clipboard.text() == note
+    clipboard.setText("")
+    qtbot.mouseClick(dialog.copy_button, LEFT)
+    assert clipboard.text() == note

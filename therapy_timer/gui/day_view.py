@@ -14,6 +14,7 @@ from PySide6.QtCore import QDate, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QButtonGroup,
     QComboBox,
     QDateEdit,
@@ -153,13 +154,26 @@ class NoteDialog(QDialog):
         self.text = QPlainTextEdit(note)
         self.text.setReadOnly(True)
         self.text.setAccessibleName("Note text")
+        # Opened to be pasted into the EMR: all of it is selected, so Ctrl+C copies the note
+        # (with nothing selected it copied nothing).
+        self.text.selectAll()
+        self.text.setFocus()
+        self.copy_button = QPushButton("&Copy note")
         close = QPushButton("Close")
-        close.setMinimumHeight(theme.TOUCH_MIN)
-        close.setAccessibleName("Close")
+        row = QHBoxLayout()
+        row.addStretch(1)
+        for button in (self.copy_button, close):
+            button.setMinimumHeight(theme.TOUCH_MIN)
+            button.setAccessibleName(button.text().replace("&", ""))
+            row.addWidget(button)
+        self.copy_button.clicked.connect(self._on_copy_clicked)
         close.clicked.connect(self.accept)
         column = QVBoxLayout(self)
         column.addWidget(self.text)
-        column.addWidget(close, alignment=Qt.AlignmentFlag.AlignRight)
+        column.addLayout(row)
+
+    def _on_copy_clicked(self) -> None:
+        QApplication.clipboard().setText(self.text.toPlainText())
 
     @classmethod
     def show_for(cls, parent: QWidget | None, title: str, note: str) -> NoteDialog:
