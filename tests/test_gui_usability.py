@@ -3,12 +3,17 @@ each found by playing them at 1366x768 and 1024x600 and driven here with real ke
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QWidget
 
-from tests.gui_support import Bot, Rig, type_patient
+from tests.fakes import FakeClock
+from tests.gui_support import Bot, Rig, build, type_patient
+from therapy_timer.clinic import LAST_PAYER_SETTING
 from therapy_timer.gui.day_view import DayView
 from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
+from therapy_timer.store import Store
 
 LEFT = Qt.MouseButton.LeftButton
 CTRL = Qt.KeyboardModifier.ControlModifier
@@ -121,3 +126,24 @@ def test_the_day_views_note_is_copied_with_ctrl_c_or_its_button(qtbot: Bot, rig:
     clipboard.setText("")
     qtbot.mouseClick(dialog.copy_button, LEFT)
     assert clipboard.text() == note
+
+
+def test_a_remembered_payer_that_is_gone_falls_back_to_the_clinics_default(
+    qtbot: Bot, tmp_path: Path
+) -> None:
+    # The last payer this workstation used is no longer a profile (a restored backup from
+    # before it was added, a database put back): the box showed the first profile in the
+    # list, and the next session was billed per code under 'Commercial (per-code)'.
+    with Store.open(tmp_path, clock=FakeClock()) as store:
+        store.set_setting(LAST_PAYER_SETTING, "Aetna PPO")
+    for rig in build(qtbot, tmp_path):
+        assert rig.window.header.payer.currentText() == "Medicare"
+        header = rig.window.header
+        qtbot.mouseClick(header.patient, LEFT)
+        qtbot.keyClicks(header.patient, "AA-1")
+        qtbot.mouseClick(header.clinician, LEFT)
+        qtbot.keyClicks(header.clinician, "Ann Lee")
+        qtbot.mouseClick(rig.tile("97110"), LEFT)
+        session = rig.controller.session
+        assert session is not None
+        assert session.payer_profile == "Medicare"

@@ -105,13 +105,16 @@ def header_view(
     today: date,
 ) -> HeaderView:
     if workspace is None:
+        # A remembered payer that is no longer a profile (a backup put back) shows as the
+        # clinic's default: the box would show whichever profile came first, and bill by it.
+        payer = draft.payer_profile if draft.payer_profile in profiles else default_profile
         return HeaderView(
             session_open=False,
             patient_ref=draft.patient_ref,
             clinician=draft.clinician,
             role=draft.role,
             discipline=draft.role.discipline,
-            payer_profile=draft.payer_profile or default_profile,
+            payer_profile=payer,
             payer_profiles=profiles,
             date_of_service=draft.date_of_service or today,
         )
