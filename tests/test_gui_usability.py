@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication, QScrollArea, QWidget
 
 from tests.fakes import FakeClock
-from tests.gui_support import Bot, Rig, build, type_patient
-from therapy_timer.clinic import LAST_PAYER_SETTING
+from tests.gui_support import CATALOGUE, Bot, Rig, build, type_patient
+from therapy_timer.clinic import LAST_PAYER_SETTING, Clinic
+from therapy_timer.codes import Role
 from therapy_timer.gui.day_view import DayView
 from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
 from therapy_timer.store import Store
@@ -147,3 +148,33 @@ def test_a_remembered_payer_that_is_gone_falls_back_to_the_clinics_default(
         session = rig.controller.session
         assert session is not None
         assert session.payer_profile == "Medicare"
+
+
+LONG_NAME = "Dr. Maximiliana Konstantinopoulou-Wolfeschlegelsteinhausen"
+
+
+def test_a_long_clinician_name_keeps_two_patients_in_view_at_1024(
+    qtbot: Bot, tmp_path: Path
+) -> None:
+    clock = FakeClock()
+    with Store.open(tmp_path, clock=clock) as store:
+        clinic = Clinic(store, CATALOGUE, clock)
+        for ref, code in (("MRN-1234567890123456", "97010"), ("WWWWWWWWWWWWWWWWWWWW", "97110")):
+            session = clinic.open_session(
+                patient_ref=ref, clinician=LONG_NAME, role=Role.PT, payer_profile="Medicare"
+            )
+            clinic.start(session.id, code)
+    for rig in build(qtbot, tmp_path, clock):
+        rig.window.setWindowState(Qt.WindowState.WindowNoState)
+        rig.window.resize(1024, 552)
+        QApplication.processEvents()
+        strip = rig.window.caseload
+        # The first entry took 600 pixels and the shown patient's ran off the strip's edge,
+        # behind a scroll bar.
+        scroll = strip.findChild(QScrollArea)
+        assert scroll is not None
+        bar = scroll.horizontalScrollBar()
+        assert bar.maximum() == 0
+        for button in strip.buttons.values():
+            assert LONG_NAME in button.toolTip()
+

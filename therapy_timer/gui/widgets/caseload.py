@@ -38,6 +38,15 @@ def entry_style(entry: CaseloadEntry) -> str:
 
 
 WARNING_MARK = "\N{WARNING SIGN} "
+CLINICIAN_CHARS = 20
+"""A clinician's name in an entry is cut to this (whole in its tooltip): at full length one
+long name took 600 pixels and pushed the shown patient off a 1024-pixel strip."""
+
+
+def short_name(name: str) -> str:
+    if len(name) <= CLINICIAN_CHARS:
+        return name
+    return name[: CLINICIAN_CHARS - 1].rstrip() + "\N{HORIZONTAL ELLIPSIS}"
 
 
 def entry_text(entry: CaseloadEntry) -> str:
@@ -46,7 +55,10 @@ def entry_text(entry: CaseloadEntry) -> str:
     mark = WARNING_MARK if entry.long_running else ""
     units = f"{entry.units} unit{'s' * (entry.units != 1)}"
     time = f" {format_elapsed(entry.elapsed)}" if entry.is_running else ""
-    return f"{key}{entry.patient_ref} ({entry.clinician})\n{mark}{entry.running}{time} · {units}"
+    return (
+        f"{key}{entry.patient_ref} ({short_name(entry.clinician)})\n"
+        f"{mark}{entry.running}{time} · {units}"
+    )
 
 
 def entry_spoken(entry: CaseloadEntry) -> str:
@@ -126,6 +138,7 @@ class CaseloadStrip(QFrame):
             button = self.buttons[entry.session_id]
             button.setText(entry_text(entry))
             button.setAccessibleName(entry_spoken(entry))
+            button.setToolTip(f"{entry.patient_ref} ({entry.clinician})")
             button.setChecked(entry.current)
             style = entry_style(entry)
             if button.styleSheet() != style:
