@@ -178,3 +178,21 @@ def test_a_long_clinician_name_keeps_two_patients_in_view_at_1024(
         for button in strip.buttons.values():
             assert LONG_NAME in button.toolTip()
 
+
+def test_the_clock_going_back_while_a_timer_runs_is_said_in_the_window(
+    qtbot: Bot, rig: Rig
+) -> None:
+    type_patient(qtbot, rig, "AA-1")
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    rig.clock.advance(minutes=20)
+    rig.controller.tick()
+    rig.clock.advance(minutes=-60)  # the computer's clock put back an hour
+    rig.controller.tick()
+    # The tile held at 20:00 and nothing said why; tapping the next code then billed 97110
+    # from the minutes stored (here none), which the command line's status warns about.
+    banner = rig.window.message_banner
+    assert banner.isVisible()
+    assert "clock went back" in banner.text.text()
+    qtbot.mouseClick(rig.tile("97140"), LEFT)
+    assert "clock went back" in banner.text.text()
+    assert "check the minutes" in banner.text.text()

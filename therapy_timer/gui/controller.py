@@ -22,7 +22,14 @@ from therapy_timer.errors import (
 from therapy_timer.gui import presenter
 from therapy_timer.gui.presenter import ForgotToStop
 from therapy_timer.gui.view_state import CaseloadEntry, Draft, WindowView
-from therapy_timer.model import Interrupted, RecoveryChoice, Segment, Session, SessionProblem
+from therapy_timer.model import (
+    ClockWarning,
+    Interrupted,
+    RecoveryChoice,
+    Segment,
+    Session,
+    SessionProblem,
+)
 from therapy_timer.stopwatch import RoundingPolicy, StopwatchState
 
 POLL_INTERVAL_MS = 1000
@@ -75,6 +82,7 @@ class SessionController(QObject):
         self._new_patient = False
         self._undo: Outcome | None = None
         self._undo_text = ""
+        self._clock_warning: ClockWarning | None = None  # the last one said
         # Read before this window takes the lease: a dead window's timers, asked about once.
         self._abandoned: list[Interrupted] = []
         self._undo_timer = QTimer(self)
@@ -624,6 +632,7 @@ class SessionController(QObject):
     # -- the view ------------------------------------------------------------------------------
 
     def _publish(self) -> None:
+        self._notice_clock_jump()
         view = self._guard(self._build_view)
         if view is None:
             view = WindowView(header=self._last_view.header, message=self._message)
@@ -640,6 +649,20 @@ class SessionController(QObject):
         else:
             self._repaint_timer.start(delay)
         self.view_changed.emit(view)
+
+    def _notice_clock_jump(self) -> None:
+        """Say once per jump that the computer's clock went back: the shown session's timers
+        hold at the last moment used, and what it stores is billed from the moments recorded,
+        so a person must check the minutes (the command line's status says the same)."""
+        workspace = self._workspace
+        if workspace is None:
+            return
+        stopwatch = workspace.stopwatch
+        stopwatch.now()  # a reading behind the last one is recorded as a warning
+        warnings = stopwatch.warnings
+        if warnings and warnings[-1] is not self._clock_warning:
+            self._clock_warning = warnings[-1]
+            self._message = warnings[-1].message
 
     def _build_view(self) -> WindowView:
         workspace = self._workspace
