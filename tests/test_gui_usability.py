@@ -3,16 +3,17 @@ each found by playing them at 1366x768 and 1024x600 and driven here with real ke
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QDate, Qt
 from PySide6.QtWidgets import QApplication, QScrollArea, QWidget
 
-from tests.fakes import FakeClock
+from tests.fakes import DEFAULT_START, FakeClock
 from tests.gui_support import CATALOGUE, Bot, Rig, build, type_patient
 from therapy_timer.clinic import LAST_PAYER_SETTING, Clinic
 from therapy_timer.codes import Role
-from therapy_timer.gui.day_view import DayView
+from therapy_timer.gui.day_view import COLUMNS, DayView
 from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
 from therapy_timer.store import Store
 
@@ -196,3 +197,33 @@ def test_the_clock_going_back_while_a_timer_runs_is_said_in_the_window(
     qtbot.mouseClick(rig.tile("97140"), LEFT)
     assert "clock went back" in banner.text.text()
     assert "check the minutes" in banner.text.text()
+
+
+def _forgotten_day(qtbot: Bot, rig: Rig) -> DayView:
+    """A therapist's 97110 left running overnight, the session ended the next afternoon."""
+    type_patient(qtbot, rig, "AA-1")
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    rig.clock.advance(minutes=20 * 60)
+    session = rig.service.open_sessions()[0]
+    rig.service.close_session(session.id)
+    view = DayView(rig.service)
+    qtbot.add_widget(view)
+    view.show()
+    view.from_date.setDate(
+        QDate(
+            session.date_of_service.year, session.date_of_service.month, session.date_of_service.day
+        )
+    )
+    view.table.selectRow(0)
+    return view
+
+
+def test_the_day_view_shows_a_visit_that_ran_past_midnight(qtbot: Bot, rig: Rig) -> None:
+    view = _forgotten_day(qtbot, rig)
+    sessions = view.table.item(0, COLUMNS.index("Sessions"))
+    assert sessions is not None
+    # It read '14:00-10:00' (an en dash), as if four hours backwards, beside 80 units.
+    assert "\N{WARNING SIGN}" in sessions.text()
+    time_in = DEFAULT_START.astimezone()
+    time_out = (DEFAULT_START + timedelta(hours=20)).astimezone()
+    assert f"{time_in:%H:%M}\N{EN DASH}{time_out:%m-%d %H:%M}" in sessions.text()
