@@ -13,6 +13,7 @@ from tests.fakes import DEFAULT_START, FakeClock
 from tests.gui_support import CATALOGUE, Bot, Rig, build, type_patient
 from therapy_timer.clinic import LAST_PAYER_SETTING, Clinic
 from therapy_timer.codes import Role
+from therapy_timer.export import AMENDED_AFTER_EXPORT
 from therapy_timer.gui.day_view import COLUMNS, DayView
 from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
 from therapy_timer.store import Store
@@ -227,3 +228,30 @@ def test_the_day_view_shows_a_visit_that_ran_past_midnight(qtbot: Bot, rig: Rig)
     time_in = DEFAULT_START.astimezone()
     time_out = (DEFAULT_START + timedelta(hours=20)).astimezone()
     assert f"{time_in:%H:%M}\N{EN DASH}{time_out:%m-%d %H:%M}" in sessions.text()
+
+
+def test_the_front_desk_corrects_a_forgotten_timer_and_exports_again(
+    qtbot: Bot, rig: Rig, tmp_path: Path
+) -> None:
+    view = _forgotten_day(qtbot, rig)
+    qtbot.mouseClick(view.exported_button, LEFT)  # billed as it was
+    assert view.shown[0].status == "exported"
+    # There was no way to correct a closed session's minutes at the desk but the command line.
+    qtbot.mouseClick(view.correct_button, LEFT)
+    dialog = view.corrections_dialog
+    assert dialog is not None
+    (spin,) = dialog.spins.values()
+    assert spin.value() == 20 * 60
+    spin.setValue(23)
+    qtbot.mouseClick(dialog.save_button, LEFT)
+    reason = dialog.reason_dialog
+    assert reason is not None
+    qtbot.keyClicks(reason.reason, "timer left running; treatment ended 14:23 per the note")
+    qtbot.mouseClick(reason.ok_button, LEFT)
+    assert "Corrected 1 segment(s) of AA-1" in view.message.text()
+    assert "due for export again" in view.message.text()
+    assert view.shown[0].status == AMENDED_AFTER_EXPORT
+    assert view.shown[0].result.total_timed_minutes == 23
+    segment = rig.service.segments(view.shown[0].sessions[0].id)[0]
+    assert segment.stop_utc is not None
+    assert segment.stop_utc - segment.start_utc == timedelta(minutes=23)

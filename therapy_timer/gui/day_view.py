@@ -45,6 +45,7 @@ from therapy_timer.errors import TherapyTimerError
 from therapy_timer.gui import theme
 from therapy_timer.gui.conflict_dialog import ConflictDialog
 from therapy_timer.gui.report_pdf import write_pdf
+from therapy_timer.gui.widgets.corrections import CorrectionsDialog
 from therapy_timer.gui.widgets.reason import ReasonDialog
 from therapy_timer.model import Conflict
 
@@ -333,6 +334,7 @@ class DayView(QWidget):
         self.note_dialog: NoteDialog | None = None
         self.ref_dialog: PatientRefDialog | None = None
         self.reason_dialog: ReasonDialog | None = None
+        self.corrections_dialog: CorrectionsDialog | None = None
         self.conflict_dialog: ConflictDialog | None = None
         self.replace_box: QMessageBox | None = None
         self.setWindowTitle("Therapy Timer - day view")
@@ -395,6 +397,9 @@ class DayView(QWidget):
         self.exported_button = QPushButton("Mark selected &exported")
         # Two people sharing a reference (initials) would be billed as one claim.
         self.separate_button = QPushButton("&Separate a session…")
+        # A timer a therapist forgot to stop is found here, at the desk, after the session
+        # closed: the window's corrections only reach the session it has just ended.
+        self.correct_button = QPushButton("C&orrect minutes…")
         self.csv_button = QPushButton("Export &CSV…")
         self.pdf_button = QPushButton("Export &PDF…")
         self.json_button = QPushButton("Export &JSON…")
@@ -410,8 +415,8 @@ class DayView(QWidget):
         for widget, name in names.items():
             widget.setAccessibleName(name)
             widget.setMinimumHeight(theme.TOUCH_MIN)
-        day_buttons = (self.refresh_button, self.note_button, self.separate_button,
-                       self.exported_button)  # fmt: skip
+        day_buttons = (self.refresh_button, self.note_button, self.correct_button,
+                       self.separate_button, self.exported_button)  # fmt: skip
         file_buttons = (self.csv_button, self.pdf_button, self.json_button, self.bundle_button,
                         self.import_button)  # fmt: skip
         for button in (*day_buttons, *file_buttons, self.compare_button,
@@ -461,6 +466,7 @@ class DayView(QWidget):
         self.table.cellDoubleClicked.connect(lambda _row, _col: self._on_note_clicked())
         self.exported_button.clicked.connect(self._on_mark_exported_clicked)
         self.separate_button.clicked.connect(self._on_separate_clicked)
+        self.correct_button.clicked.connect(self._on_correct_clicked)
         self.csv_button.clicked.connect(lambda: self._on_export_clicked("csv"))
         self.pdf_button.clicked.connect(lambda: self._on_export_clicked("pdf"))
         self.json_button.clicked.connect(lambda: self._on_export_clicked("json"))
@@ -570,7 +576,8 @@ class DayView(QWidget):
         self.scope_note.setVisible(bool(self.scope_note.text()))
         # These change this workstation's own records: the whole clinic is read-only here.
         local_only = "Works on this workstation's sessions: switch to This workstation"
-        for button in (self.exported_button, self.separate_button, self.bundle_button):
+        for button in (self.exported_button, self.separate_button, self.correct_button,
+                       self.bundle_button):  # fmt: skip
             button.setEnabled(not self.whole_clinic)
             button.setToolTip(local_only if self.whole_clinic else "")
 
@@ -769,6 +776,40 @@ class DayView(QWidget):
             )
 
         self.ref_dialog = PatientRefDialog.ask(self, day, chosen)
+
+    def _on_correct_clicked(self) -> None:
+        day = self._selected()
+        if day is None:
+            self.message.setText("Choose the claim day whose minutes are wrong first.")
+            return
+        if any(s.is_open for s in day.sessions):
+            self.message.setText(
+                f"A session of {day.patient_ref} on this day is still open: end it in the "
+                "main window first, then correct its minutes here."
+            )
+            return
+        try:
+            segments = [seg for s in day.sessions for seg in self._clinic.segments(s.id)]
+        except TherapyTimerError as exc:
+            self.message.setText(str(exc))
+            return
+        exported = day.status in ("exported", ex.AMENDED_AFTER_EXPORT)
+
+        def save(changes: dict[str, int], reason: str) -> None:
+            try:
+                self._clinic.correct_minutes(changes, reason)
+            except TherapyTimerError as exc:
+                self.message.setText(f"Not corrected: {exc}")
+                return
+            self.reload(
+                then=f"Corrected {len(changes)} segment(s) of {day.patient_ref} on "
+                f"{day.date_of_service.isoformat()}; the change is in the audit log."
+                + (" The day is due for export again." if exported else "")
+            )
+
+        self.corrections_dialog = CorrectionsDialog.show_for(
+            self, segments, save, self._clinic.policy
+        )
 
     def _on_export_clicked(self, fmt: str) -> None:
         try:
