@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import QDate, Qt
 from PySide6.QtWidgets import QApplication, QScrollArea, QWidget
 
@@ -16,6 +17,7 @@ from therapy_timer.codes import Role
 from therapy_timer.export import AMENDED_AFTER_EXPORT
 from therapy_timer.gui.day_view import COLUMNS, DayView
 from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
+from therapy_timer.gui.widgets.tiles import tile_lines
 from therapy_timer.store import Store
 
 LEFT = Qt.MouseButton.LeftButton
@@ -255,3 +257,19 @@ def test_the_front_desk_corrects_a_forgotten_timer_and_exports_again(
     segment = rig.service.segments(view.shown[0].sessions[0].id)[0]
     assert segment.stop_utc is not None
     assert segment.stop_utc - segment.start_utc == timedelta(minutes=23)
+
+
+# Qt raises a tool window when it is shown; the offscreen platform cannot, and says so.
+@pytest.mark.qt_log_ignore("This plugin does not support (raise|propagateSizeHints)")
+def test_the_mini_view_says_nothing_runs_when_nothing_does(qtbot: Bot, rig: Rig) -> None:
+    type_patient(qtbot, rig, "AA-1")
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    qtbot.keyClick(rig.window, Qt.Key.Key_Space)  # paused, then stopped: nothing runs
+    rig.controller.stop_code(None)
+    qtbot.keyClick(rig.window, Qt.Key.Key_M, CTRL)
+    mini = rig.window.mini
+    assert mini.isVisible()
+    # Its big tile read '00:00 / beside · 0 min' under no code, as if a modality ran.
+    assert tile_lines(mini.current.view) == ("Nothing running", "")
+    qtbot.mouseClick(mini.key_buttons["97140"], LEFT)
+    assert tile_lines(mini.current.view) == ("3  97140", "0 units · 0 min")

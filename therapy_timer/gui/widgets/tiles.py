@@ -30,6 +30,20 @@ def tile_description(view: TileView) -> str:
     return ", ".join(parts)
 
 
+def tile_lines(view: TileView) -> tuple[str, str]:
+    """A tile's head (key and code) and its last line (units or "beside", and minutes). A tile
+    without a code (the mini view's when nothing runs) shows its name and no figures: it read
+    "beside · 0 min", as if a modality ran."""
+    if not view.code:
+        return view.name, ""
+    key = f"{view.number}  " if view.number else ""
+    if view.units is None:
+        summary = f"beside · {view.minutes} min"
+    else:
+        summary = f"{view.units} unit{'s' * (view.units != 1)} · {view.minutes} min"
+    return f"{key}{view.code}", summary
+
+
 class CodeTile(QAbstractButton):
     """A tile showing one code's stopwatch; tapping it asks for that code to start.
 
@@ -136,9 +150,9 @@ class CodeTile(QAbstractButton):
             painter, QRect(inner.left(), inner.top(), icon_size, icon_size)
         )
         painter.setFont(head_font)
-        key = f"{view.number}  " if view.number else ""
+        head_text, summary = tile_lines(view)
         head_rect = QRect(inner.left() + icon_size + 8, inner.top(), inner.width(), head.height())
-        painter.drawText(head_rect, Qt.AlignmentFlag.AlignLeft, f"{key}{view.code}")
+        painter.drawText(head_rect, Qt.AlignmentFlag.AlignLeft, head_text)
         word = theme.STATE_WORD[view.state]
         if word:
             painter.drawText(inner.adjusted(0, 0, 0, 0), Qt.AlignmentFlag.AlignRight, word)
@@ -160,10 +174,6 @@ class CodeTile(QAbstractButton):
 
         painter.setFont(self.font())
         bottom = QRect(inner.left(), y, inner.width(), body.height())
-        if view.units is None:
-            summary = f"beside · {view.minutes} min"
-        else:
-            summary = f"{view.units} unit{'s' * (view.units != 1)} · {view.minutes} min"
         painter.drawText(bottom, Qt.AlignmentFlag.AlignLeft, summary)
         if view.state is TileState.RUNNING and view.furnished_by not in (
             None,
