@@ -273,3 +273,18 @@ def test_the_mini_view_says_nothing_runs_when_nothing_does(qtbot: Bot, rig: Rig)
     assert tile_lines(mini.current.view) == ("Nothing running", "")
     qtbot.mouseClick(mini.key_buttons["97140"], LEFT)
     assert tile_lines(mini.current.view) == ("3  97140", "0 units · 0 min")
+
+
+def test_the_summary_says_the_note_was_copied_where_it_can_be_seen(qtbot: Bot, rig: Rig) -> None:
+    type_patient(qtbot, rig, "AA-1")
+    for code in ("97110", "97140", "97530"):
+        qtbot.mouseClick(rig.tile(code), LEFT)
+        rig.clock.advance(minutes=9)
+    qtbot.keyClick(rig.window, Qt.Key.Key_E, CTRL)
+    dialog = rig.window.summary_dialog
+    assert isinstance(dialog, SummaryDialog)
+    qtbot.mouseClick(dialog.copy_button, LEFT)
+    assert "on the clipboard" in dialog.status.text()
+    # It was the last line of the scrolled part, below the note: out of sight at the size the
+    # dialog opens, so nothing seemed to happen.
+    assert not dialog.status.visibleRegion().isEmpty()

@@ -165,7 +165,6 @@ class SummaryDialog(QDialog):
         note_caption.setBuddy(self.note)
         column.addWidget(note_caption)
         column.addWidget(self.note, 3)
-        column.addWidget(self.status)
         # On a small screen the table, warnings and note scroll; the buttons never leave it.
         self.body = QScrollArea()
         self.body.setWidgetResizable(True)
@@ -175,6 +174,9 @@ class SummaryDialog(QDialog):
         self.note.setMinimumHeight(theme.TOUCH_MIN * 2)
         outer = QVBoxLayout(self)
         outer.addWidget(self.body, 1)
+        # What the last button did ("the note is on the clipboard") stays in view above the
+        # buttons: below the note it was out of sight at the size the dialog opens.
+        outer.addWidget(self.status)
         outer.addLayout(buttons)
 
         self.copy_shortcut = QShortcut(QKeySequence(QKeySequence.StandardKey.Copy), self)
