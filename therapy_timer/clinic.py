@@ -43,7 +43,13 @@ from therapy_timer.errors import (
     TherapyTimerError,
     UnknownCode,
 )
-from therapy_timer.files import check_target, private_output, read_regular, write_private
+from therapy_timer.files import (
+    check_target,
+    private_output,
+    read_regular,
+    same_file,
+    write_private,
+)
 from therapy_timer.frozen import frozen_record
 from therapy_timer.model import (
     PATIENT_REF_MISSING,
@@ -1613,7 +1619,7 @@ class Clinic:
 
         live = self._live_files()
         for path in bundle_paths:
-            if any(_same_file(path, own) for own in live):
+            if any(same_file(path, own) for own in live):
                 # Reading it would open and close a descriptor on a file SQLite holds locks on
                 # in this process, which drops them (house style: never a second descriptor).
                 raise InvalidInput(
@@ -2987,14 +2993,6 @@ def _untimed_line(service: Mapping[str, object]) -> str:
 def _minutes_text(delta: timedelta) -> str:
     minutes = delta.total_seconds() / 60
     return f"{minutes:g} min"
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name one file (by stat, never opened); False when either is missing."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def _name_key(name: str) -> str:

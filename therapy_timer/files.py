@@ -20,6 +20,14 @@ def _describe(path: Path) -> str:
     return text if len(text) <= 80 else "..." + text[-77:]
 
 
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (by stat, never opened); False when either is missing."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def check_target(path: Path, *, force: bool, protected: Sequence[Path] = ()) -> Path:
     """Refuse a target the user did not mean: the app's own files, a link, a folder, a device,
     or an existing file without ``force``. Returns the absolute target."""

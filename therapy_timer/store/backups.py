@@ -10,6 +10,7 @@ from pathlib import Path
 
 from therapy_timer.clock import Clock
 from therapy_timer.errors import DatabaseCorrupt, InvalidInput, StorageUnavailable
+from therapy_timer.files import same_file
 from therapy_timer.paths import data_dir as default_data_dir
 from therapy_timer.store._db import StoreBase, guarded, open_here, sqlite_primary, translated
 from therapy_timer.store._files import (
@@ -190,7 +191,7 @@ def restore(
     db_path = database_path(folder)
     if not Path(file).is_file():
         raise InvalidInput("file", f"{file} does not exist or is not a file")
-    if open_here(Path(file)) or _same_file(Path(file), db_path):
+    if open_here(Path(file)) or same_file(Path(file), db_path):
         # Copying it would open and close a descriptor on a live database (lost locks).
         raise InvalidInput("file", f"{file} is a database in use, not a backup; choose a backup")
     now = clock.now()
@@ -233,13 +234,6 @@ def restore(
             reason=f"restored from {file}",
         )
     return kept
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def _refuse_raw_access(db_path: Path) -> None:
