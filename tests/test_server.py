@@ -781,12 +781,7 @@ def test_a_session_amended_after_the_desk_exported_it_is_due_again_at_the_desk(
     desk("export", "--date", day, "--out", str(tmp_path / "first.csv"), "--clinic")
     assert _due(desk, day) == {"Pat Lee": False, "Sam Diaz": False}
 
-    # Room 2 corrects its PTA's 97110 from 14 to 10 minutes, and syncs.
-    [pta] = room2.json("session", "list", "--date", day, "--json")
-    shown = room2.json("session", "show", pta["id"], "--json")
-    [segment] = [g for g in shown["segments"] if g["code"] == "97110"]
-    room2("session", "edit", segment["id"], "--minutes", "10", "--reason", "typed too much")
-    room2("clinic", "sync")
+    _room2_corrects_its_97110(room2, day)
 
     assert _due(desk, day) == {"Pat Lee": False, "Sam Diaz": True}
     again = tmp_path / "again.csv"
@@ -851,11 +846,7 @@ def test_a_clinician_export_at_the_desk_marks_only_the_days_in_its_file(
         station("clinic", "sync")
     day = DAY.isoformat()
     desk("export", "--date", day, "--out", str(tmp_path / "all.csv"), "--clinic")
-    [pta] = room2.json("session", "list", "--date", day, "--json")
-    shown = room2.json("session", "show", pta["id"], "--json")
-    [segment] = [g for g in shown["segments"] if g["code"] == "97110"]
-    room2("session", "edit", segment["id"], "--minutes", "10", "--reason", "typed too much")
-    room2("clinic", "sync")
+    _room2_corrects_its_97110(room2, day)
     assert _due(desk, day) == {"Pat Lee": False, "Sam Diaz": True, "Ann Roe": False}
 
     ann = tmp_path / "ann.csv"
@@ -863,6 +854,15 @@ def test_a_clinician_export_at_the_desk_marks_only_the_days_in_its_file(
     rows = list(csv.DictReader(ann.read_text(encoding="utf-8-sig").splitlines()))
     assert {r["patient_ref"] for r in rows} == {"MRN2"}
     assert _due(desk, day) == {"Pat Lee": False, "Sam Diaz": True, "Ann Roe": False}
+
+
+def _room2_corrects_its_97110(room2: Station, day: str) -> None:
+    """Room 2 corrects its PTA's 97110 of ``day`` from 14 to 10 minutes, and syncs."""
+    [pta] = room2.json("session", "list", "--date", day, "--json")
+    shown = room2.json("session", "show", pta["id"], "--json")
+    [segment] = [g for g in shown["segments"] if g["code"] == "97110"]
+    room2("session", "edit", segment["id"], "--minutes", "10", "--reason", "typed too much")
+    room2("clinic", "sync")
 
 
 def _due(desk: Station, day: str) -> dict[str, bool]:
