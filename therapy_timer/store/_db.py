@@ -217,10 +217,6 @@ def dt(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def opt_dt(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
-
-
 def norm_ts(text: str | None) -> str | None:
     return None if text is None else ts(dt(text), "timestamp")
 
