@@ -350,16 +350,15 @@ def _minutes_on_server(srv: Server, session_id: str) -> list[int]:
     ]
 
 
-def test_a_version_the_desk_accepted_is_not_written_over_by_its_first_workstation(
-    clinic_server: Server, tmp_path: Path
-) -> None:
-    # Room 1 recorded 30 minutes; room 2, from room 1's bundle, corrected them to 20 and the
-    # desk accepted room 2's version. Room 1 still holds its own 30 and, amending something
-    # else, pushed it as its own later version: the desk's decision was undone without a word.
-    room1, room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
+def _room2_corrects_room1s_30_minutes(
+    room1: Station, room2: Station, desk: Station, folder: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Room 1 records 30 minutes of 97110 and syncs; room 2 imports room 1's bundle, corrects
+    them to 20 and syncs, which keeps its version aside: the session (as room 2 lists it) and
+    the conflict waiting at the desk."""
     room1.treat("MRN1", "Pat Lee", "pt", {"97110": 30})
     room1("clinic", "sync")
-    bundle = tmp_path / "room1.json"
+    bundle = folder / "room1.json"
     room1("export", "--date", _DAY, "--format", "bundle", "--out", str(bundle))
     room2("import", str(bundle))
     [session] = room2.json("session", "list", "--date", _DAY, "--json")
@@ -367,6 +366,17 @@ def test_a_version_the_desk_accepted_is_not_written_over_by_its_first_workstatio
     room2("session", "edit", segment["id"], "--minutes", "20", "--reason", "left at 9:20")
     room2("clinic", "sync", status=1)
     [kept] = desk.json("clinic", "conflicts", "--json")
+    return session, kept
+
+
+def test_a_version_the_desk_accepted_is_not_written_over_by_its_first_workstation(
+    clinic_server: Server, tmp_path: Path
+) -> None:
+    # Room 1 recorded 30 minutes; room 2, from room 1's bundle, corrected them to 20 and the
+    # desk accepted room 2's version. Room 1 still holds its own 30 and, amending something
+    # else, pushed it as its own later version: the desk's decision was undone without a word.
+    room1, room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
+    session, kept = _room2_corrects_room1s_30_minutes(room1, room2, desk, tmp_path)
     desk("clinic", "settle", str(kept["id"]), "accept", "--reason", "room 2 is right")
     assert _minutes_on_server(clinic_server, session["id"]) == [20]
 
@@ -401,16 +411,7 @@ def test_a_conflict_the_desk_settles_while_the_workstation_syncs_is_not_written_
     clinic_server: Server, tmp_path: Path
 ) -> None:
     room1, room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
-    room1.treat("MRN1", "Pat Lee", "pt", {"97110": 30})
-    room1("clinic", "sync")
-    bundle = tmp_path / "room1.json"
-    room1("export", "--date", _DAY, "--format", "bundle", "--out", str(bundle))
-    room2("import", str(bundle))
-    [session] = room2.json("session", "list", "--date", _DAY, "--json")
-    [segment] = room2.json("session", "show", session["id"], "--json")["segments"]
-    room2("session", "edit", segment["id"], "--minutes", "20", "--reason", "left at 9:20")
-    room2("clinic", "sync", status=1)
-    [kept] = desk.json("clinic", "conflicts", "--json")
+    session, kept = _room2_corrects_room1s_30_minutes(room1, room2, desk, tmp_path)
     room1("payer", "add", "Aetna", "--method", "cms")
     room1("session", "amend", session["id"], "--payer", "Aetna", "--reason", "wrong payer")
 
