@@ -18,6 +18,7 @@ from therapy_timer.export import AMENDED_AFTER_EXPORT
 from therapy_timer.gui.day_view import COLUMNS, DayView
 from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
 from therapy_timer.gui.widgets.tiles import tile_lines
+from therapy_timer.model import Session
 from therapy_timer.store import Store
 
 LEFT = Qt.MouseButton.LeftButton
@@ -95,14 +96,21 @@ def test_tab_walks_out_of_the_summary_table(qtbot: Bot, rig: Rig) -> None:
     assert _tab_leaves(qtbot, dialog.table)
 
 
-def test_tab_walks_out_of_the_day_views_table(qtbot: Bot, rig: Rig) -> None:
+def _day_view_of_97110(qtbot: Bot, rig: Rig, *, minutes: int) -> tuple[DayView, Session]:
+    """AA-1's 97110 tapped, run ``minutes`` and its session closed; the day view shown."""
     type_patient(qtbot, rig, "AA-1")
     qtbot.mouseClick(rig.tile("97110"), LEFT)
-    rig.clock.advance(minutes=10)
-    rig.service.close_session(rig.service.open_sessions()[0].id)
+    rig.clock.advance(minutes=minutes)
+    session = rig.service.open_sessions()[0]
+    rig.service.close_session(session.id)
     view = DayView(rig.service)
     qtbot.add_widget(view)
     view.show()
+    return view, session
+
+
+def test_tab_walks_out_of_the_day_views_table(qtbot: Bot, rig: Rig) -> None:
+    view, _session = _day_view_of_97110(qtbot, rig, minutes=10)
     view.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is view)
     assert view.table.rowCount() == 1
@@ -110,13 +118,7 @@ def test_tab_walks_out_of_the_day_views_table(qtbot: Bot, rig: Rig) -> None:
 
 
 def test_the_day_views_note_is_copied_with_ctrl_c_or_its_button(qtbot: Bot, rig: Rig) -> None:
-    type_patient(qtbot, rig, "AA-1")
-    qtbot.mouseClick(rig.tile("97110"), LEFT)
-    rig.clock.advance(minutes=10)
-    rig.service.close_session(rig.service.open_sessions()[0].id)
-    view = DayView(rig.service)
-    qtbot.add_widget(view)
-    view.show()
+    view, _session = _day_view_of_97110(qtbot, rig, minutes=10)
     view.table.selectRow(0)
     qtbot.mouseClick(view.note_button, LEFT)
     dialog = view.note_dialog
@@ -204,14 +206,7 @@ def test_the_clock_going_back_while_a_timer_runs_is_said_in_the_window(
 
 def _forgotten_day(qtbot: Bot, rig: Rig) -> DayView:
     """A therapist's 97110 left running overnight, the session ended the next afternoon."""
-    type_patient(qtbot, rig, "AA-1")
-    qtbot.mouseClick(rig.tile("97110"), LEFT)
-    rig.clock.advance(minutes=20 * 60)
-    session = rig.service.open_sessions()[0]
-    rig.service.close_session(session.id)
-    view = DayView(rig.service)
-    qtbot.add_widget(view)
-    view.show()
+    view, session = _day_view_of_97110(qtbot, rig, minutes=20 * 60)
     view.from_date.setDate(
         QDate(
             session.date_of_service.year, session.date_of_service.month, session.date_of_service.day
