@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import copy
 import json
 import re
@@ -212,6 +213,41 @@ def test_hostile_bundles_are_refused_plainly_and_write_nothing(
     assert not re.search(r"\b(Key|Type|Value|Attribute)Error\b", message)  # Python's words
     assert len(message) < 400  # a 10 MB name is not echoed back
     assert _desk_counts(two) == before
+
+
+def _text_with(bundle: Bundle, key: str, raw: str) -> str:
+    """The bundle's JSON text with ``key``'s value replaced by the literal ``raw`` (a number
+    json.dumps could not write, such as one of 5,000 digits)."""
+    bundle[key] = "<raw>"
+    return json.dumps(bundle).replace('"<raw>"', raw, 1)
+
+
+HOSTILE_TEXT: list[tuple[str, Callable[[Bundle], str], str]] = [
+    ("number of 5,000 digits", lambda b: _text_with(b, "extra", "9" * 5000), "4,300 digits"),
+    ("huge version", lambda b: _text_with(b, "version", json.dumps("v" * 100_000)), "version"),
+    ("version of 4,000 digits", lambda b: _text_with(b, "version", "9" * 4000), "4001 digits"),
+    ("version true", lambda b: _text_with(b, "version", "true"), "version True;"),
+    ("version 1.0", lambda b: _text_with(b, "version", "1.0"), "version 1.0;"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "words"), HOSTILE_TEXT, ids=[h[0] for h in HOSTILE_TEXT])
+def test_hostile_bundle_text_is_refused_plainly_and_writes_nothing(
+    two: Stations, name: str, text: Callable[[Bundle], str], words: str
+) -> None:
+    path = two.write(text(two.bundle()), "hostile.json")
+    before = _desk_counts(two)
+    message = two.cli(two.desk, "import", str(path), status=2)
+    assert "hostile.json" in message and words in message
+    assert len(message) < 400  # a 100 kB version is not echoed back
+    assert _desk_counts(two) == before
+
+
+def test_a_bundle_saved_with_a_byte_order_mark_is_imported(two: Stations) -> None:
+    """Windows Notepad starts UTF-8 with a BOM; `units --request` reads such a file too."""
+    path = two.tmp / "notepad.json"
+    path.write_bytes(codecs.BOM_UTF8 + json.dumps(two.bundle()).encode())
+    assert two.cli(two.desk, "import", str(path)).startswith("added 1")
 
 
 def test_a_bundle_cannot_append_audit_rows_about_a_local_session(two: Stations) -> None:
