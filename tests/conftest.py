@@ -32,6 +32,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.gui)
 
 
+@pytest.fixture(autouse=True)
+def _event_loops_still_run(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "qtbot" in request.fixturenames:
+        from tests.gui_support import event_loops_run
+
+        assert event_loops_run(), (
+            "QApplication.exit() reached no running exec() during this test (a one-shot exit "
+            "timer left pending by this or an earlier test?): every later wait would time out"
+        )
+
+
 # -- what most tests share: a clock, the catalogue, a data folder, its store, the front door,
 # and the window. A module needing another actor or folder overrides ``actor`` or ``data``.
 

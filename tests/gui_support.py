@@ -31,6 +31,7 @@ class Bot(Protocol):
     def add_widget(self, widget: QWidget) -> None: ...
     def waitExposed(self, widget: QWidget) -> Any: ...
     def waitUntil(self, callback: Callable[[], object], *, timeout: int = ...) -> None: ...
+    def wait(self, ms: int) -> None: ...
     def mouseClick(self, widget: QWidget, button: Qt.MouseButton) -> None: ...
     def keyClick(
         self, widget: QWidget, key: Qt.Key, modifier: Qt.KeyboardModifier = ...
@@ -109,3 +110,24 @@ def dead_window(store: Store, last_beat: datetime) -> WindowLease:
     lease = WindowLease(proc.pid, "", "", last_beat)
     store.hold_window_lease(lease)
     return lease
+
+
+def event_loops_run() -> bool:
+    """Whether a new event loop still runs, and put it right if not.
+
+    ``QApplication.exit()`` called while no ``exec()`` runs (a stray one-shot timer firing in a
+    later test) makes every later ``QEventLoop.exec()`` return at once without delivering an
+    event, so each later ``qtbot.waitUntil`` times out, far from the cause. Only a new
+    ``exec()`` of the application clears it.
+    """
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    QTimer.singleShot(0, loop.quit)
+    if loop.exec() == 0:
+        return True
+    app = QApplication.instance()
+    assert app is not None
+    QTimer.singleShot(0, lambda: app.exit(0))
+    app.exec()
+    return False

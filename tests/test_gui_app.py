@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gui_support import Bot
+from tests.gui_support import Bot, event_loops_run
 from therapy_timer.clock import SystemClock
 from therapy_timer.store import Store, database_path
 
@@ -192,3 +192,15 @@ def test_the_window_survives_ten_thousand_repaints(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "ok"
+
+
+def test_a_smoke_test_run_in_process_leaves_no_exit_pending(
+    qtbot: Bot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from therapy_timer.gui import app as gui_app
+
+    monkeypatch.setattr(gui_app, "SMOKE_TEST_TIMEOUT_MS", 300)
+    assert gui_app.run(tmp_path, smoke_test=True) == 0
+    assert "ready_ms" in json.loads(capsys.readouterr().out)
+    qtbot.wait(600)  # past the smoke test's own time limit, the event loop running
+    assert event_loops_run()

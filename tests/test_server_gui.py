@@ -171,18 +171,27 @@ def test_the_app_syncs_in_the_background_and_once_more_when_it_quits(
         shown = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
         label = shown[0].findChild(QLabel, "clinic-sync-status") if shown else None
         if label is None or not label.text().startswith("Clinic server: synced"):
-            QTimer.singleShot(50, look)
             return
+        poll.stop()
         seen.append(label.text())
         station.treat("MRN2", "Pat", "pt", {"97112": 20})  # closed elsewhere as it quits
         shown[0].close()
 
-    QTimer.singleShot(0, look)
-    QTimer.singleShot(30_000, lambda: QApplication.exit(1))  # never hang the suite
+    # Timers of the test's own, stopped when run() returns: a pending one would fire in a later
+    # test, and an exit() outside exec() ends every later event loop at once.
+    poll = QTimer()
+    poll.timeout.connect(look)
+    poll.start(50)
+    never_hang = QTimer()
+    never_hang.setSingleShot(True)
+    never_hang.timeout.connect(lambda: QApplication.exit(1))
+    never_hang.start(30_000)
     saved = sys.excepthook
     try:
         status = run(tmp_path, clock=station.clock, show_error=lambda *shown: seen.extend(shown))
     finally:
+        poll.stop()
+        never_hang.stop()
         sys.excepthook = saved
     assert status == 0 and len(seen) == 1, seen
     assert _sessions_on(clinic_server) == 2

@@ -317,9 +317,15 @@ def _smoke_test(app: QApplication, window: MainWindow, started: float) -> int:
 
     watcher = _FirstPaint(painted)
     window.installEventFilter(watcher)
-    QTimer.singleShot(SMOKE_TEST_TIMEOUT_MS, lambda: app.exit(1))
+    # A timer of its own, stopped once the loop ends: a one-shot left pending would call exit()
+    # later, outside any exec(), and Qt then ends every event loop of the process at once.
+    give_up = QTimer()
+    give_up.setSingleShot(True)
+    give_up.timeout.connect(lambda: app.exit(1))
+    give_up.start(SMOKE_TEST_TIMEOUT_MS)
     window.show()
     app.exec()
+    give_up.stop()
     window.removeEventFilter(watcher)
     window.hide()
     if "ready_ms" not in outcome:
