@@ -20,6 +20,7 @@ from therapy_timer.model import (
     SessionProblem,
     SessionStatus,
     UntimedService,
+    clinician_key,
 )
 from therapy_timer.stopwatch import RoundingPolicy, RulesInput, Stopwatch
 
@@ -281,7 +282,8 @@ def concurrent_patients(
     """Patient references whose timed minutes overlap each session's (same clinician, day: R8.3)."""
     groups: dict[tuple[str, date], list[Session]] = {}
     for session in sessions:
-        groups.setdefault((session.clinician, session.date_of_service), []).append(session)
+        who = clinician_key(session.clinician)
+        groups.setdefault((who, session.date_of_service), []).append(session)
     timed: dict[str, bool] = {}
     found: dict[str, tuple[str, ...]] = {}
     for group in groups.values():
@@ -459,7 +461,7 @@ class ClaimDay:
 
     @property
     def clinicians(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(f"{s.clinician} ({s.role.value})" for s in self.sessions))
+        return clinician_labels(self.sessions)
 
     @property
     def time_in(self) -> datetime | None:
@@ -584,11 +586,23 @@ def code_minutes(
     return minutes, minutes - therapist
 
 
+def clinician_labels(sessions: Sequence[Session]) -> tuple[str, ...]:
+    """Who saw the patient ("Kim Lee (PT)"): each person and role once (names compared by
+    ``clinician_key``), under the spelling of their first session. (A StrEnum formats as its
+    value, without .value's descriptor call: a clinic-year's CSV asks 100,000 times.)"""
+    if len(sessions) == 1:  # most days: no name to compare
+        return (f"{sessions[0].clinician} ({sessions[0].role})",)
+    labels: dict[tuple[str, str], str] = {}
+    for s in sessions:
+        labels.setdefault((clinician_key(s.clinician), s.role), f"{s.clinician} ({s.role})")
+    return tuple(labels.values())
+
+
 def day_remarks(sessions: Sequence[Session], policy: RoundingPolicy) -> list[str]:
     """The note's sentences about how a claim day was kept (a one-session day: as before)."""
     if len(sessions) == 1:
         return remarks(sessions[0], policy)
-    who = dict.fromkeys(f"{s.clinician} ({s.role.value})" for s in sessions)
+    who = clinician_labels(sessions)
     found = [
         f"Claim day: {len(sessions)} sessions of this patient, date of service and plan of "
         "care are billed together; their minutes were pooled before units were computed (R1.2).",

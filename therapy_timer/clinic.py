@@ -67,6 +67,7 @@ from therapy_timer.model import (
     SessionStatus,
     UntimedService,
     check_session_record,
+    clinician_key,
     reason_text,
 )
 from therapy_timer.stopwatch import (
@@ -106,7 +107,7 @@ FORGOT_TO_STOP_DEFAULT = 30
 LAST_CLINICIAN_SETTING = "gui.last_clinician"
 LAST_ROLE_SETTING = "gui.last_role"
 LAST_PAYER_SETTING = "gui.last_payer_profile"
-FAVOURITES_SETTING = "gui.favourites."  # + clinician name: comma-separated codes
+FAVOURITES_SETTING = "gui.favourites."  # + clinician_key(name): comma-separated codes
 
 SERVER_DSN_SETTING = "clinic.server"  # the clinic server's DSN, never with a password
 SYNC_STATE_FILE = "clinic-sync.json"  # the last push, for `clinic status` when offline
@@ -445,15 +446,32 @@ class Clinic:
         )
 
     def favourites(self, clinician: str, discipline: Discipline) -> list[str]:
-        """The codes on a clinician's screen: their own choice, else the discipline's defaults."""
-        stored = self._store.get_setting(FAVOURITES_SETTING + clinician) if clinician else None
+        """The codes on a clinician's screen: their own choice, else the discipline's defaults.
+
+        Kept under the name's ``clinician_key``; an older version kept them under the name as
+        typed, which is still found (under any spelling of it) until they are next saved.
+        """
+        stored = None
+        if clinician.strip():
+            who = clinician_key(clinician)
+            stored = self._store.get_setting(FAVOURITES_SETTING + who)
+            if stored is None:
+                stored = next(
+                    (
+                        value
+                        for key, value in self._store.settings().items()
+                        if key.startswith(FAVOURITES_SETTING)
+                        and clinician_key(key.removeprefix(FAVOURITES_SETTING)) == who
+                    ),
+                    None,
+                )
         codes = stored.split(",") if stored else list(self._catalogue.favourites(discipline))
         return [c for c in codes if c in self._catalogue]
 
     def save_favourites(self, clinician: str, codes: Sequence[str]) -> None:
-        if clinician:
+        if clinician.strip():
             known = [self._catalogue.get(c).code for c in codes]
-            self._store.set_setting(FAVOURITES_SETTING + clinician, ",".join(known))
+            self._store.set_setting(FAVOURITES_SETTING + clinician_key(clinician), ",".join(known))
 
     def forgot_to_stop_minutes(self) -> int:
         value = self._store.get_setting(FORGOT_TO_STOP_SETTING)
@@ -1180,7 +1198,8 @@ class Clinic:
         days = self._claim_days_of(self._sessions_by_date(start, end or start), note=note)
         if clinician is None:
             return days
-        return (d for d in days if any(s.clinician == clinician for s in d.sessions))
+        who = clinician_key(clinician)
+        return (d for d in days if any(clinician_key(s.clinician) == who for s in d.sessions))
 
     def claim_days(
         self, start: date, end: date | None = None, *, clinician: str | None = None
@@ -1356,6 +1375,7 @@ class Clinic:
         # days) its plain_key, which asks the same without the request being made.
         asked: dict[tuple[object, ...], Cells] = {}
         alone: dict[tuple[object, ...], Cells] = {}
+        who = None if clinician is None else clinician_key(clinician)
 
         def ask(
             memo: dict[tuple[object, ...], Cells],
@@ -1376,7 +1396,7 @@ class Clinic:
         for batch in self._batches(self._sessions_by_date(start, end)):
             for members in billing.day_groups(batch.rows):
                 sessions = [r.session for r in members]
-                if clinician is not None and not any(s.clinician == clinician for s in sessions):
+                if who is not None and not any(clinician_key(s.clinician) == who for s in sessions):
                     continue
                 ids = [s.id for s in sessions]
                 # Who overlapped is named only in an answer not yet made.
@@ -1412,8 +1432,7 @@ class Clinic:
                 )
                 tail = ex.day_tail(
                     answer,
-                    # (A StrEnum formats as its value, without .value's descriptor call.)
-                    dict.fromkeys([f"{s.clinician} ({s.role})" for s in sessions]),
+                    billing.clinician_labels(sessions),
                     ids,
                     any([s.amended for s in sessions]),
                     status,
@@ -1569,7 +1588,8 @@ class Clinic:
         if clinician is None or not still_open:
             return still_open
         if fmt == "bundle":
-            return [s for s in still_open if s.clinician == clinician]
+            who = clinician_key(clinician)
+            return [s for s in still_open if clinician_key(s.clinician) == who]
         theirs = self._store.list_sessions(start=start, end=end, clinician=clinician)
         keys = {billing.day_key(s) for s in theirs}
         return [s for s in still_open if billing.day_key(s) in keys]
@@ -1754,7 +1774,8 @@ class Clinic:
                 typed = patient.strip().upper()
                 open_sessions = [s for s in open_sessions if s.patient_ref.upper() == typed]
             if clinician is not None:
-                open_sessions = [s for s in open_sessions if s.clinician == clinician.strip()]
+                who = clinician_key(clinician)
+                open_sessions = [s for s in open_sessions if clinician_key(s.clinician) == who]
             if len(open_sessions) == 1:
                 return open_sessions[0]
             if len(open_sessions) > 1:
@@ -2784,7 +2805,7 @@ def _person(session: Session, furnished_by: FurnishedBy) -> tuple[str, bool]:
     """Whose one-on-one time a segment is: the session's clinician, or the unnamed assistant
     of a therapist's session (an assistant's time is theirs, R7.1)."""
     helper = furnished_by is FurnishedBy.ASSISTANT and not session.role.is_assistant
-    return (session.clinician.strip().casefold(), helper)
+    return (clinician_key(session.clinician), helper)
 
 
 def _boot_id() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
@@ -388,6 +389,18 @@ def label_text(raw: str, field: str, max_len: int = 80) -> str:
             field, f"must be 1 to {max_len} characters on one line, got {_quoted(raw)}"
         )
     return text
+
+
+@functools.lru_cache(maxsize=1024)  # a clinic has a few names, compared per session read
+def clinician_key(name: str) -> str:
+    """Who a clinician's name means, to compare names by: one person however it was typed.
+
+    Case, compatibility forms (a fullwidth K, a no-break space: NFKC) and runs of spaces make
+    no second person; NFKC again after casefold, as Unicode's caseless identifier matching
+    does, since folding may undo the normal form. The name itself is kept as typed.
+    """
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    return " ".join(folded.split())
 
 
 def _quoted(raw: object) -> str:

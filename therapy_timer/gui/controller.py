@@ -29,6 +29,7 @@ from therapy_timer.model import (
     Segment,
     Session,
     SessionProblem,
+    clinician_key,
 )
 from therapy_timer.stopwatch import RoundingPolicy, StopwatchState
 
@@ -157,7 +158,7 @@ class SessionController(QObject):
     def set_draft(self, draft: Draft) -> None:
         """The header's fields changed while no session is open."""
         role_changed = draft.role is not self._draft.role
-        clinician_changed = draft.clinician.strip() != self._draft.clinician.strip()
+        clinician_changed = clinician_key(draft.clinician) != clinician_key(self._draft.clinician)
         self._draft = draft
         if role_changed and self._workspace is None:
             self._furnished_by = presenter.default_furnished_by(draft.role)

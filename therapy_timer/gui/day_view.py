@@ -47,7 +47,7 @@ from therapy_timer.gui.conflict_dialog import ConflictDialog
 from therapy_timer.gui.report_pdf import write_pdf
 from therapy_timer.gui.widgets.corrections import CorrectionsDialog
 from therapy_timer.gui.widgets.reason import ReasonDialog
-from therapy_timer.model import Conflict
+from therapy_timer.model import Conflict, clinician_key
 
 if TYPE_CHECKING:  # psycopg loads only when a clinic server is read
     from therapy_timer.server import KeptAside
@@ -99,7 +99,9 @@ def _pydate(day: QDate) -> dt.date:
 
 
 def matches(day: ClaimDay, clinician: str, status: str) -> bool:
-    if clinician != ALL and all(s.clinician != clinician for s in day.sessions):
+    if clinician != ALL and all(
+        clinician_key(s.clinician) != clinician_key(clinician) for s in day.sessions
+    ):
         return False
     if status == ALL:
         return True
@@ -516,12 +518,16 @@ class DayView(QWidget):
 
     def _show_days(self, days: list[ClaimDay]) -> None:
         self._days = days
-        names = sorted({s.clinician for d in self._days for s in d.sessions})
+        # One entry per person, under the first spelling of their name the days show.
+        people: dict[str, str] = {}
+        for s in (s for d in self._days for s in d.sessions):
+            people.setdefault(clinician_key(s.clinician), s.clinician)
         current = self.clinician.currentText() or ALL
         self.clinician.blockSignals(True)
         self.clinician.clear()
-        self.clinician.addItems([ALL, *names])
-        self.clinician.setCurrentText(current if current in names else ALL)
+        self.clinician.addItems([ALL, *sorted(people.values())])
+        kept = ALL if current == ALL else people.get(clinician_key(current), ALL)
+        self.clinician.setCurrentText(kept)
         self.clinician.blockSignals(False)
         self._fill()
 

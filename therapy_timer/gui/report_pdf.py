@@ -21,6 +21,7 @@ from PySide6.QtGui import (
 )
 
 from therapy_timer.billing import ClaimDay
+from therapy_timer.model import clinician_key
 
 NO_BREAK_HYPHEN = "\u2011"
 WORD_JOINER = "\u2060"
@@ -113,23 +114,31 @@ def _day_html(day: str, claims: Sequence[ClaimDay], first: bool) -> str:
             )
             rows.append(f"<tr><td></td><td colspan=6><i>{listed}</i></td></tr>")
     # Units belong to the day's claim; a pooled day is counted under each clinician who saw
-    # the patient, and once in the total for everyone.
-    per_clinician: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    # the patient, and once in the total for everyone. A person is one row however their
+    # name was spelled (clinician_key), under its first spelling on the page.
+    per_clinician: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    names: dict[tuple[str, str], str] = {}
+    everyone = [0, 0, 0, 0]
     for c in claims:
         timed = c.result.total_timed_units
         untimed = sum(line.units for line in c.result.lines) - timed
-        for key in (*c.clinicians, ""):
-            totals = per_clinician[key]
-            totals[0] += sum(f"{s.clinician} ({s.role.value})" == key for s in c.sessions)
+        people: dict[tuple[str, str], int] = {}
+        for s in c.sessions:
+            person = (clinician_key(s.clinician), s.role.value)
+            names.setdefault(person, f"{s.clinician} ({s.role.value})")
+            people[person] = people.get(person, 0) + 1
+        for totals, sessions in (
+            *((per_clinician[p], n) for p, n in people.items()),
+            (everyone, len(c.visits)),
+        ):
+            totals[0] += sessions
             totals[1] += timed
             totals[2] += untimed
             totals[3] += c.result.total_timed_minutes
-        per_clinician[""][0] += len(c.visits)
-    everyone = per_clinician.pop("")
     totals_rows = "".join(
         f"<tr><td>{_words(name)}</td><td align=right>{t[0]}</td><td align=right>{t[1]}</td>"
         f"<td align=right>{t[2]}</td><td align=right>{t[3]}</td></tr>"
-        for name, t in sorted(per_clinician.items())
+        for name, t in sorted((names[p], t) for p, t in per_clinician.items())
     ) + (
         f"<tr><td><b>All clinicians</b></td><td align=right><b>{everyone[0]}</b></td>"
         f"<td align=right><b>{everyone[1]}</b></td><td align=right><b>{everyone[2]}</b></td>"

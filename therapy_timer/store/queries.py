@@ -14,6 +14,7 @@ from therapy_timer.model import (
     Session,
     SessionStatus,
     UntimedService,
+    clinician_key,
 )
 from therapy_timer.store._db import (
     SEGMENT_COLUMNS,
@@ -73,7 +74,8 @@ class QueriesMixin(StoreBase):
         status: SessionStatus | None = None,
         clinician: str | None = None,
     ) -> list[Session]:
-        """Sessions of one day, or of ``start``..``end`` inclusive, in order of creation."""
+        """Sessions of one day, or of ``start``..``end`` inclusive, in order of creation;
+        with ``clinician``, theirs however the name was spelled (``clinician_key``)."""
         if day is not None and (start is not None or end is not None):
             raise ValueError("pass either day or start/end, not both")
         where: list[str] = []
@@ -90,14 +92,15 @@ class QueriesMixin(StoreBase):
         if status is not None:
             where.append("status = ?")
             params.append(SessionStatus(status).value)
-        if clinician is not None:
-            where.append("clinician = ?")
-            params.append(clinician)
         sql = f"SELECT {SESSION_COLUMNS} FROM sessions"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY date_of_service, created_utc, id"
-        return [session_from(values) for values in self._conn.execute(sql, params)]
+        sessions = [session_from(values) for values in self._conn.execute(sql, params)]
+        if clinician is None:
+            return sessions
+        who = clinician_key(clinician)
+        return [s for s in sessions if clinician_key(s.clinician) == who]
 
     @guarded
     def sessions_per_date(self, start: date, end: date) -> list[tuple[date, int]]:
@@ -112,19 +115,18 @@ class QueriesMixin(StoreBase):
 
     @guarded
     def open_duplicates(self) -> list[list[Session]]:
-        """Open sessions of one patient (references compared case-insensitively) and clinician,
-        in groups, oldest first: only an older version could let them in (m006). A person
-        should close or correct all but one; nothing closes them silently."""
+        """Open sessions of one patient (references compared case-insensitively) and clinician
+        (``clinician_key``), in groups, oldest first: only an older version could let them in
+        (m006), or spell one person's name two ways. A person should close or correct all but
+        one; nothing closes them silently."""
         groups: dict[tuple[str, str], list[Session]] = {}
         for row in self._rows(
-            "SELECT * FROM sessions WHERE status = 'open' AND (upper(patient_ref), clinician) IN"
-            " (SELECT upper(patient_ref), clinician FROM sessions WHERE status = 'open'"
-            "  GROUP BY upper(patient_ref), clinician HAVING count(*) > 1)"
-            " ORDER BY upper(patient_ref), clinician, created_utc, id"
+            "SELECT * FROM sessions WHERE status = 'open'"
+            " ORDER BY upper(patient_ref), created_utc, id"
         ):
-            key = (row["patient_ref"].upper(), row["clinician"])
+            key = (row["patient_ref"].upper(), clinician_key(row["clinician"]))
             groups.setdefault(key, []).append(session_of(row))
-        return list(groups.values())
+        return [group for group in groups.values() if len(group) > 1]
 
     # segments -------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from therapy_timer.model import (
     Session,
     SessionStatus,
     UntimedService,
+    clinician_key,
     exclusive_clash,
     label_text,
     patient_ref,
@@ -79,21 +80,24 @@ class WritesMixin(QueriesMixin):
         return result
 
     def _check_no_open_session(self, ref: str, clinician: str, other_than: str = "") -> None:
-        """InvalidOperation if ``clinician`` has an open session for patient ``ref``.
+        """InvalidOperation if ``clinician`` (however spelled: ``clinician_key``) has an open
+        session for patient ``ref``.
 
         Inside the write transaction, so two processes cannot both pass; the database's unique
-        index (m006) backs it up.
+        index (m006) backs it up for names spelled alike (SQL cannot fold them as NFKC does).
         """
+        who = clinician_key(clinician)
         rows = self._rows(
-            "SELECT id, patient_ref FROM sessions WHERE status = 'open'"
-            " AND upper(patient_ref) = upper(?) AND clinician = ? AND id != ?"
-            " ORDER BY created_utc LIMIT 1",
-            [ref, clinician, other_than],
+            "SELECT id, patient_ref, clinician FROM sessions WHERE status = 'open'"
+            " AND upper(patient_ref) = upper(?) AND id != ? ORDER BY created_utc",
+            [ref, other_than],
         )
-        if rows:
+        theirs = next((row for row in rows if clinician_key(row["clinician"]) == who), None)
+        if theirs is not None:
             raise InvalidOperation(
-                f"patient {rows[0]['patient_ref']} already has an open session with {clinician}"
-                f" (session {rows[0]['id']}); continue or close that one instead"
+                f"patient {theirs['patient_ref']} already has an open session with"
+                f" {theirs['clinician']} (session {theirs['id']}); continue or close that one"
+                " instead"
             )
 
     def _check_no_exclusive_overlap(self, mine: Segment) -> None:
