@@ -723,12 +723,30 @@ class WritesMixin(QueriesMixin):
         reason: str = "",
         actor: str | None = None,
     ) -> UntimedService:
-        """Record an untimed service; on a closed session it is an amendment and needs a reason."""
+        """Record an untimed service; on a closed session it is an amendment and needs a reason.
+
+        A code the session already records is refused (InvalidInput naming it): an untimed
+        code is one service, billed once (R1.1), so a second row would only add its minutes
+        to the first, as when a command was run twice.
+        """
         clean_code = normalize_code(code, "code")
         clean_minutes = untimed_minutes(minutes)
         with self._write():
             session = self._session_row(session_id)
             why = reason.strip() if session.is_open else reason_text(reason)
+            recorded = self._rows(
+                "SELECT minutes FROM untimed_services WHERE session_id = ? AND code = ? LIMIT 1",
+                [session_id, clean_code],
+            )
+            if recorded:
+                took = recorded[0]["minutes"]
+                raise InvalidInput(
+                    "code",
+                    f"{clean_code} is already recorded on this session"
+                    + ("" if took is None else f" ({took} min)")
+                    + "; an untimed code is one service, billed once (R1.1). To change its"
+                    " minutes, remove it and add it again",
+                )
             cursor = self._conn.execute(
                 "INSERT INTO untimed_services (session_id, code, minutes, furnished_by,"
                 " created_utc) VALUES (?, ?, ?, ?, ?)",
