@@ -99,17 +99,23 @@ def stopped_totals(
     catalogue: Catalogue,
     policy: RoundingPolicy,
     canonical: dict[str, str],
+    day: tuple[datetime, datetime] | None = None,
 ) -> StoppedTotals | None:
     """What the session's restored stopwatch would total, or None when restoring does more
     than add stopped segments up: a running segment, a code not in the catalogue, a time not
     in UTC, a stop before its start (``Stopwatch.restore`` then decides, or refuses).
 
     ``canonical`` caches each code as the catalogue writes it (as ``restore`` maps it).
+    With ``day`` (when the local day of its date of service starts and the next one does,
+    ``local_day``), a segment outside it also gives None: the session may have run overnight,
+    which its claim day's rows must say, and only a ``ClaimDay`` reads the visit's times.
     """
     elapsed: dict[str, timedelta] = {}
     assistant: dict[str, timedelta] = {}
     for stored_code, furnished_by, start, stop in segments:
         if stop is None or start.tzinfo is not UTC or stop.tzinfo is not UTC or stop < start:
+            return None
+        if day is not None and (start < day[0] or stop >= day[1]):
             return None
         code = canonical.get(stored_code)
         if code is None:
@@ -121,6 +127,15 @@ def stopped_totals(
         if furnished_by is _ASSISTANT:
             assistant[code] = assistant[code] + length if code in assistant else length
     return StoppedTotals(elapsed, assistant, catalogue, policy)
+
+
+def local_day(day: date) -> tuple[datetime, datetime]:
+    """When a local calendar day starts and the next one does (UTC): dates of service are
+    local days."""
+    midnight = datetime.min.time()
+    start = datetime.combine(day, midnight).astimezone()
+    end = datetime.combine(day + timedelta(days=1), midnight).astimezone()
+    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def segment_times(segment: Segment) -> SegmentTimes:

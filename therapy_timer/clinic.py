@@ -1292,6 +1292,7 @@ class Clinic:
         profiles = {p.name: p for p in self._store.payer_profiles()}
         now = self._clock.now()
         canonical: dict[str, str] = {}
+        days: dict[date, tuple[datetime, datetime]] = {}
         batches = (
             (mark, dated)
             for mark, listed in reads
@@ -1304,8 +1305,11 @@ class Clinic:
             totals: dict[str, billing.StoppedTotals] = {}
             for s in dated:
                 if s.pause is None:
+                    day = days.get(s.date_of_service)
+                    if day is None:
+                        day = days[s.date_of_service] = billing.local_day(s.date_of_service)
                     summed = billing.stopped_totals(
-                        times.get(s.id, ()), self._catalogue, policy, canonical
+                        times.get(s.id, ()), self._catalogue, policy, canonical, day
                     )
                     if summed is not None:
                         totals[s.id] = summed

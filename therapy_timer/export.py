@@ -116,6 +116,34 @@ class ClaimDayLike(Protocol):
     def billed_session_ids(self) -> tuple[str, ...]: ...
 
 
+def visit_times(visit: VisitLike) -> tuple[str, str, bool]:
+    """A visit's time in and out as the desk reads them, local ("14:00", "14:45"; "" for none),
+    and whether it ran overnight: then the out says its date too ("03-11 10:00"). A timer left
+    running overnight read "14:00-10:00" (four hours backwards) beside a day's worth of units.
+    """
+    time_in = None if visit.time_in is None else visit.time_in.astimezone()
+    moment = visit.time_out or visit.session.closed_utc
+    time_out = None if moment is None else moment.astimezone()
+    overnight = time_in is not None and time_out is not None and time_out.date() != time_in.date()
+    return (
+        "" if time_in is None else f"{time_in:%H:%M}",
+        "" if time_out is None else f"{time_out:{'%m-%d %H:%M' if overnight else '%H:%M'}}",
+        overnight,
+    )
+
+
+def overnight_remark(day: ClaimDayLike) -> str:
+    """The CSV's remark on a day with a visit that ran overnight ("" for any other day)."""
+    found = []
+    for visit in day.visits:
+        time_in, time_out, overnight = visit_times(visit)
+        if overnight:
+            found.append(f"{time_in} to {time_out} (session {visit.session.id[:8]})")
+    if not found:
+        return ""
+    return f"ran overnight: {', '.join(found)}; check the minutes before billing"
+
+
 def refuse_open(days: Iterable[ClaimDayLike]) -> None:
     """Raise naming the open sessions, so a half-finished session is never billed by accident."""
     refuse_open_sessions([s for d in days for s in d.sessions])
@@ -214,13 +242,12 @@ def csv_rows(days: Iterable[ClaimDayLike]) -> Iterator[list[str]]:
         if problems:
             held = ", ".join(p.session.id[:8] for p in problems)
             partial = f"partial day: without session {held} (its error row) until corrected"
+        overnight = overnight_remark(day)
         why = day.nothing_billable
         if why is not None:
-            remark = "; ".join(filter(None, [f"nothing billable: {why}", partial]))
+            remark = "; ".join(filter(None, [f"nothing billable: {why}", partial, overnight]))
         else:
-            remark = (
-                f"{provisional}; {partial}" if provisional and partial else provisional or partial
-            )
+            remark = "; ".join(filter(None, [provisional, partial, overnight]))
         yield from day_rows(common, answer, tail, neutralise(remark), why)
 
 

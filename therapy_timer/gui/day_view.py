@@ -123,21 +123,9 @@ def sessions_text(day: ClaimDay) -> str:
     lines = []
     for visit in day.visits:
         session = visit.session
-        overnight = ""
-        if visit.time_in is None:
-            times = "not started"
-        else:
-            out = visit.time_out or session.closed_utc
-            time_in = visit.time_in.astimezone()
-            times = f"{time_in:%H:%M}\N{EN DASH}"
-            if out is not None:
-                time_out = out.astimezone()
-                if time_out.date() == time_in.date():
-                    times += f"{time_out:%H:%M}"
-                else:
-                    # A timer left running overnight read '14:00-10:00', four hours backwards.
-                    times += f"{time_out:%m-%d %H:%M}"
-                    overnight = " \N{WARNING SIGN} ran overnight"
+        time_in, time_out, ran_overnight = ex.visit_times(visit)
+        times = f"{time_in}\N{EN DASH}{time_out}" if time_in else "not started"
+        overnight = " \N{WARNING SIGN} ran overnight" if ran_overnight else ""
         origin = f", from {session.origin}" if session.origin else ""
         still = ", open" if session.is_open else ""
         lines.append(

@@ -21,6 +21,7 @@ from PySide6.QtGui import (
 )
 
 from therapy_timer.billing import ClaimDay
+from therapy_timer.export import visit_times
 from therapy_timer.model import clinician_key
 
 NO_BREAK_HYPHEN = "\u2011"
@@ -49,10 +50,6 @@ def _cell(content: str, *, nowrap: bool = False, right: bool = False) -> str:
     return f"<td{' align=right' if right else ''}{style}>{content}</td>"
 
 
-def _hhmm(moment: dt.datetime | None) -> str:
-    return "" if moment is None else f"{moment.astimezone():%H:%M}"
-
-
 def _lines(day: ClaimDay) -> str:
     billed = [escape(line.label) for line in day.result.lines]
     # A session the rules refuse is its own error line: the claim is billed without it.
@@ -67,14 +64,17 @@ def _lines(day: ClaimDay) -> str:
 
 def _sessions(day: ClaimDay) -> str:
     # A pooled day is one claim: each visit on its own line, so the desk sees who was seen when.
-    return "<br>".join(
-        _words(
-            f"{_hhmm(v.time_in)}\u2013{_hhmm(v.time_out or v.session.closed_utc)} "
-            f"{v.session.clinician} ({v.session.role.value})"
-            + (f", from {v.session.origin}" if v.session.origin else "")
+    lines = []
+    for v in day.visits:
+        time_in, time_out, overnight = visit_times(v)
+        lines.append(
+            _words(
+                f"{time_in}\u2013{time_out} {v.session.clinician} ({v.session.role.value})"
+                + (f", from {v.session.origin}" if v.session.origin else "")
+            )
+            + ("<br><b>&#9888; ran overnight</b>" if overnight else "")
         )
-        for v in day.visits
-    )
+    return "<br>".join(lines)
 
 
 def _patient(day: ClaimDay) -> str:

@@ -1,0 +1,112 @@
+"""The CSV and the PDF say plainly when a visit ran overnight: the PDF printed '15:30-15:00'."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.fakes import FakeClock
+from therapy_timer import export as ex
+from therapy_timer.clinic import Clinic
+from therapy_timer.codes import Role
+from therapy_timer.model import Session
+from therapy_timer.store import Store
+
+ZONE = "America/New_York"
+LOCAL = ZoneInfo(ZONE)
+
+
+@pytest.fixture(autouse=True)
+def new_york(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Local days that are not UTC's, so a midnight in UTC is not taken for the local one."""
+    monkeypatch.setenv("TZ", ZONE)
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2025, 3, 10, 15, 30, tzinfo=LOCAL))
+
+
+def visit(clinic: Clinic, clock: FakeClock, ref: str, minutes: float) -> Session:
+    session = clinic.open_session(
+        patient_ref=ref, clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
+    )
+    clinic.start(session.id, "97110")
+    clock.advance(minutes=minutes)
+    clinic.end_session(session.id)
+    return clinic.get_session(session.id)
+
+
+def csv_remarks(text: str) -> dict[str, str]:
+    return {row["patient_ref"]: row["remark"] for row in csv.DictReader(io.StringIO(text))}
+
+
+def test_the_csv_says_a_visit_ran_overnight_and_nothing_of_the_others(
+    clinic: Clinic, clock: FakeClock
+) -> None:
+    forgotten = visit(clinic, clock, "MRN-7", 23 * 60 + 30)  # 15:30 to 15:00 the next day
+    clock.set(datetime(2025, 3, 10, 23, 50, tzinfo=LOCAL))
+    late = visit(clinic, clock, "MRN-8", 20)  # 23:50 to 00:10: twenty minutes, yet overnight
+    clock.set(datetime(2025, 3, 10, 9, 0, tzinfo=LOCAL))
+    visit(clinic, clock, "MRN-9", 30)
+    day = forgotten.date_of_service
+    expected = {
+        "MRN-7": f"ran overnight: 15:30 to 03-11 15:00 (session {forgotten.id[:8]});"
+        " check the minutes before billing",
+        "MRN-8": f"ran overnight: 23:50 to 03-11 00:10 (session {late.id[:8]});"
+        " check the minutes before billing",
+        "MRN-9": "",
+    }
+    # A range's CSV (its plain days written from their answers), the day view's days (csv_rows).
+    assert csv_remarks(clinic.export("csv", day).text or "") == expected
+    days = clinic.claim_days(day)
+    assert csv_remarks(ex.csv_text(ex.csv_lines(ex.csv_rows(days)))) == expected
+
+
+def test_a_day_that_bills_nothing_says_why_and_that_it_ran_overnight(
+    clinic: Clinic, clock: FakeClock
+) -> None:
+    clock.set(datetime(2025, 3, 10, 23, 57, tzinfo=LOCAL))
+    late = visit(clinic, clock, "MRN-8", 6)
+    (row,) = csv.DictReader(io.StringIO(clinic.export("csv", late.date_of_service).text or ""))
+    assert row["remark"].startswith("nothing billable: ")
+    assert row["remark"].endswith(
+        f"; ran overnight: 23:57 to 03-11 00:03 (session {late.id[:8]});"
+        " check the minutes before billing"
+    )
+
+
+def test_a_visit_on_another_day_than_its_date_of_service_did_not_run_overnight(
+    clinic: Clinic, clock: FakeClock, store: Store
+) -> None:
+    moved = visit(clinic, clock, "MRN-9", 30)
+    day = moved.date_of_service - timedelta(days=1)
+    store.amend_session(moved.id, reason="seen the day before", date_of_service=day)
+    (row,) = csv.DictReader(io.StringIO(clinic.export("csv", day).text or ""))
+    assert (row["patient_ref"], row["remark"]) == ("MRN-9", "")
+
+
+def test_the_pdf_prints_the_next_days_date_and_says_ran_overnight(
+    clinic: Clinic, clock: FakeClock, tmp_path: Path, qtbot: object
+) -> None:
+    from therapy_timer.gui.report_pdf import NO_BREAK_HYPHEN, WORD_JOINER, report_html
+
+    forgotten = visit(clinic, clock, "MRN-7", 23 * 60 + 30)
+    clock.set(datetime(2025, 3, 11, 9, 0, tzinfo=LOCAL))
+    html = report_html(clinic.claim_days(forgotten.date_of_service))
+    printed = html.replace(NO_BREAK_HYPHEN, "-").replace(WORD_JOINER, "")
+    assert "15:30\u201303-11 15:00 Ann Lee (PT)" in printed
+    assert "15:30\u201315:00" not in printed
+    assert "&#9888; ran overnight" in printed
+    assert "ran overnight" not in report_html(clinic.claim_days(clock.now().date()))
