@@ -13,7 +13,7 @@ from tests.test_cli_sessions import Cli
 from therapy_timer import rules
 from therapy_timer.clinic import Clinic
 from therapy_timer.codes import Discipline, Role
-from therapy_timer.errors import InvalidOperation
+from therapy_timer.errors import InvalidInput, InvalidOperation
 from therapy_timer.model import Change, Session, clinician_key
 from therapy_timer.store import Store
 from therapy_timer.store._db import ts
@@ -177,3 +177,38 @@ def test_the_command_line_takes_a_variant_spelling_for_the_same_clinician(
     day = cli.clock.now().date().isoformat()
     rows = cli("export", "--date", day, "--clinician", " KIM ").stdout.splitlines()[1:]
     assert [row.split(",")[1] for row in rows] == ["MRN-1", "MRN-2"]  # not Kimberly's MRN-3
+
+
+# Characters Unicode says to show as nothing (Default_Ignorable_Code_Point) that are not format
+# characters, so the check of a typed name lets them through: a combining grapheme joiner, a
+# variation selector, the Hangul fillers a blank-name trick uses.
+INVISIBLE = ["\u034f", "\ufe0f", "\u3164", "\uffa0", "\u115f", "\u17b4", "\U000e0100"]
+
+
+@pytest.mark.parametrize("invisible", INVISIBLE)
+def test_a_character_that_shows_as_nothing_makes_no_second_clinician(
+    clinic: Clinic, invisible: str
+) -> None:
+    assert clinician_key(f"Kim{invisible}") == clinician_key("kim")
+    assert clinician_key(f"Kim{invisible} Lee") == clinician_key("kim lee")
+    first = open_for(clinic, "MRN-1", "Kim")
+    with pytest.raises(InvalidOperation, match="MRN-1 already has an open session with Kim "):
+        open_for(clinic, "MRN-1", f"Kim{invisible}")
+    assert [s.id for s in clinic.open_sessions()] == [first.id]
+
+
+def test_an_invisible_name_runs_no_one_on_one_code_beside_kims(
+    clinic: Clinic, store: Store, clock: FakeClock
+) -> None:
+    a, b = open_for(clinic, "AA-1", "Kim"), open_for(clinic, "BB-2", "Kim\u034f")
+    clinic.start(a.id, "97110")
+    clock.advance(minutes=12)
+    outcome = clinic.start(b.id, "97140")
+    assert [e.session.id for e in outcome.elsewhere] == [a.id]
+
+
+@pytest.mark.parametrize("blank", ["\u3164", "\uffa0 \u3164", "\u115f\u1160"])
+def test_a_name_of_nothing_visible_is_refused_like_an_empty_one(clinic: Clinic, blank: str) -> None:
+    with pytest.raises(InvalidInput, match="clinician: must show the clinician's name"):
+        open_for(clinic, "MRN-1", blank)
+    assert clinic.open_sessions() == []

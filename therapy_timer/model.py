@@ -391,16 +391,41 @@ def label_text(raw: str, field: str, max_len: int = 80) -> str:
     return text
 
 
+# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): characters shown as
+# nothing. label_text refuses the format characters among them; the others (a combining
+# grapheme joiner, variation selectors, the Hangul fillers) pass it, and "Kim\u034f" looked
+# like Kim yet was a second clinician. Unicode's caseless identifier matching
+# (toNFKC_Casefold) drops them; so does clinician_key.
+_IGNORABLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
+
+
 @functools.lru_cache(maxsize=1024)  # a clinic has a few names, compared per session read
 def clinician_key(name: str) -> str:
     """Who a clinician's name means, to compare names by: one person however it was typed.
 
-    Case, compatibility forms (a fullwidth K, a no-break space: NFKC) and runs of spaces make
-    no second person; NFKC again after casefold, as Unicode's caseless identifier matching
-    does, since folding may undo the normal form. The name itself is kept as typed.
+    Case, compatibility forms (a fullwidth K, a no-break space: NFKC), characters shown as
+    nothing and runs of spaces make no second person; NFKC again after casefold, as Unicode's
+    caseless identifier matching does, since folding may undo the normal form. The name
+    itself is kept as typed.
     """
-    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    visible = _IGNORABLE.sub("", name)
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", visible).casefold())
     return " ".join(folded.split())
+
+
+def clinician_name(raw: str) -> str:
+    """A clinician's name as typed (``label_text``); InvalidInput if it shows nothing (all
+    Hangul fillers, say): every such name would be one blank person on the CSV."""
+    name = label_text(raw, "clinician")
+    if not clinician_key(name):
+        raise InvalidInput(
+            "clinician", f"must show the clinician's name, got {_quoted(raw)} (nothing visible)"
+        )
+    return name
 
 
 def _quoted(raw: object) -> str:

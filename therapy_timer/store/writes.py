@@ -20,6 +20,7 @@ from therapy_timer.model import (
     SessionStatus,
     UntimedService,
     clinician_key,
+    clinician_name,
     exclusive_clash,
     label_text,
     patient_ref,
@@ -142,7 +143,7 @@ class WritesMixin(QueriesMixin):
         import uuid  # here: ~3 ms of the window's start, which creates nothing (issue 13)
 
         ref = _patient_ref(patient_ref)
-        who = label_text(clinician, "clinician")
+        who = clinician_name(clinician)
         role = Role(role)
         discipline = Discipline(discipline)
         if role.discipline is not discipline:
