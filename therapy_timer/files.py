@@ -5,14 +5,24 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import stat
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from therapy_timer.errors import InvalidInput, OutputRefused
 
+if sys.platform != "win32":
+    import fcntl
+
 PRIVATE_FILE_MODE = 0o600
+
+TEMPORARY_PART = r"[a-z0-9_]{8}"
+"""The random part ``tempfile.mkstemp`` puts in a name, as a regular expression."""
+
+_UNHELD = ".new"
 
 
 def _describe(path: Path) -> str:
@@ -67,30 +77,107 @@ def private_output(
     """Yield a fresh private (0600) temporary file beside ``path``; on success it is fsynced
     and renamed over ``path``, on any failure it is removed: never a partial file."""
     target = check_target(path, force=force, protected=protected)
+    # A run killed mid-write (kill -9, a power cut) left its temporary file (and a backup's
+    # own temporary inside it) beside the target; another process writing it now holds it.
+    name = re.escape(target.name)
+    remove_leftovers(target.parent, rf"\.+{name}(?:\.{TEMPORARY_PART}\.partial)+")
+    with contextlib.ExitStack() as held:
+        try:
+            temporary = held.enter_context(
+                held_temporary(target.parent, f".{target.name}.", ".partial")
+            )
+        except OSError as exc:
+            raise OutputRefused(f"{_describe(path)} cannot be written ({exc.strerror})") from None
+        try:
+            yield temporary
+            with temporary.open("rb+") as handle:
+                os.fsync(handle.fileno())
+            os.chmod(temporary, PRIVATE_FILE_MODE)
+            os.replace(temporary, target)
+            with contextlib.suppress(OSError):
+                directory = os.open(target.parent, os.O_RDONLY)
+                try:
+                    os.fsync(directory)
+                finally:
+                    os.close(directory)
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            raise OutputRefused(
+                f"{_describe(path)} could not be written: {_os_words(exc)}"
+            ) from None
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+
+
+@contextlib.contextmanager
+def held_temporary(folder: Path, prefix: str, suffix: str) -> Iterator[Path]:
+    """A new private (0600) file ``prefix``, 8 random characters, ``suffix`` in ``folder``,
+    held as in use until the block ends; the block renames or removes it.
+
+    Held by an exclusive flock on a descriptor kept open: the system lets go of it when the
+    process ends, however it ends (kill -9), which is what tells ``remove_leftovers`` a dead
+    writer's file from a live one's (two processes of ours at once is ordinary: the window and
+    a command). Made under another name and renamed once held, so no sweep sees it unheld.
+    Windows has no flock and cannot rename a file held open: there nothing is held (and
+    ``remove_leftovers`` removes nothing). The descriptor is never the database's: a swap
+    renames the file to the database's name only while no connection of ours has it open.
+    """
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix + _UNHELD, dir=folder)
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    except OSError as exc:
-        raise OutputRefused(f"{_describe(path)} cannot be written ({exc.strerror})") from None
-    os.close(fd)  # a temporary file of our own, never the database
-    temporary = Path(name)
-    try:
-        yield temporary
-        with temporary.open("rb+") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(temporary, PRIVATE_FILE_MODE)
-        os.replace(temporary, target)
-        with contextlib.suppress(OSError):
-            directory = os.open(target.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
-    except OSError as exc:
-        temporary.unlink(missing_ok=True)
-        raise OutputRefused(f"{_describe(path)} could not be written: {_os_words(exc)}") from None
+        if sys.platform == "win32":  # pragma: no cover - see the docstring
+            os.close(fd)
+            fd = -1
+        else:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else has it
+        held = Path(name.removesuffix(_UNHELD))
+        os.rename(name, held)
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(name)
         raise
+    try:
+        yield held
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def remove_leftovers(folder: Path, pattern: str, companions: Sequence[str] = ()) -> None:
+    """Remove what writers killed mid-write left in ``folder``: regular files whose whole name
+    matches ``pattern`` that no process holds (``held_temporary``), each with its
+    ``companions`` (suffixes of files that go with it, such as SQLite's "-wal").
+
+    Quiet and best effort: a file that cannot be removed now is left for the next time.
+    """
+    if sys.platform == "win32":  # pragma: no cover - nothing is held there to tell them apart
+        return
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    matching = re.compile(pattern)
+    for name in names:
+        if matching.fullmatch(name):
+            with contextlib.suppress(OSError):
+                _remove_unheld(os.path.join(folder, name), companions)
+
+
+def _remove_unheld(path: str, companions: Sequence[str]) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: a live writer's
+        held, there = os.fstat(fd), os.lstat(path)  # still the file at that name?
+        if stat.S_ISREG(held.st_mode) and os.path.samestat(held, there):
+            # Its companions first: a sweep cut short leaves the file that leads to them.
+            for suffix in companions:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path + suffix)
+            os.unlink(path)
+    finally:
+        os.close(fd)
 
 
 def write_private(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 from datetime import UTC, datetime
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from therapy_timer.clock import Clock
 from therapy_timer.errors import DatabaseCorrupt, InvalidInput, StorageUnavailable
-from therapy_timer.files import same_file
+from therapy_timer.files import TEMPORARY_PART, held_temporary, remove_leftovers, same_file
 from therapy_timer.paths import data_dir as default_data_dir
 from therapy_timer.store._db import StoreBase, guarded, open_here, sqlite_primary, translated
 from therapy_timer.store._files import (
@@ -50,6 +51,8 @@ class BackupsMixin(StoreBase):
         otherwise sort newest forever, and every run would make a backup and rotate out a good one.
         """
         now = self._clock.now()
+        # Every run of the app and of a command comes here first: a good moment to tidy.
+        remove_leftovers_in(self._data_dir)
         try:
             dated = _backups_until(self._data_dir, now)
             today = now.astimezone().date()
@@ -109,30 +112,53 @@ def _new_backup_path(data_dir: Path, now: datetime) -> Path:
     return candidate
 
 
-def _copy_with_backup_api(source: sqlite3.Connection, dest: Path) -> None:
-    """Write a consistent, self-contained (rollback-journal) copy of ``source`` to ``dest``."""
+def remove_leftovers_in(data_dir: Path) -> None:
+    """Remove the temporary copies that a backup, a restore or a swap killed mid-write (kill -9,
+    a power cut) left in the data folder and its backups folder; never one a live process of
+    ours is writing (``files.held_temporary``). Older versions named them without a random part.
+    """
+    remove_leftovers(
+        backups_dir(data_dir),
+        rf"\..+\.{TEMPORARY_PART}\.partial|(?:therapy-timer|pre-restore)-.+\.sqlite3\.partial",
+    )
+    remove_leftovers(
+        backups_dir(data_dir), r"restore-staging-.+\.sqlite3", companions=_SQLITE_COMPANIONS
+    )
+    name = re.escape(DB_FILENAME)
+    remove_leftovers(data_dir, rf"\.{name}\.{TEMPORARY_PART}\.partial|{name}\.partial")
+
+
+_SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def _copy_with_backup_api(
+    source: sqlite3.Connection, dest: Path, *, stale: tuple[Path, ...] = ()
+) -> None:
+    """Write a consistent, self-contained (rollback-journal) copy of ``source`` to ``dest``;
+    the ``stale`` files are removed just before the copy takes ``dest``'s name."""
     private_dir(dest.parent)
-    partial = dest.with_name(dest.name + ".partial")
-    partial.unlink(missing_ok=True)
-    private_file(partial)
-    try:
-        target = sqlite3.connect(partial, isolation_level=None)
+    with held_temporary(dest.parent, f".{dest.name}.", ".partial") as partial:
         try:
-            source.backup(target)
-            # The copy would inherit WAL mode; a backup should be one file that opens anywhere.
-            target.execute("PRAGMA journal_mode=DELETE")
-        finally:
-            target.close()
-        fd = os.open(partial, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(partial, dest)
-        fsync_dir(dest.parent)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+            target = sqlite3.connect(partial, isolation_level=None)
+            try:
+                source.backup(target)
+                # The copy would inherit WAL mode; a backup should be one file that opens
+                # anywhere.
+                target.execute("PRAGMA journal_mode=DELETE")
+            finally:
+                target.close()
+            fd = os.open(partial, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            for path in stale:
+                path.unlink(missing_ok=True)
+            os.replace(partial, dest)
+            fsync_dir(dest.parent)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,31 +225,32 @@ def restore(
     with translated(db_path):
         private_dir(folder)
         private_dir(backups_dir(folder))
+        remove_leftovers_in(folder)
         # Validate a private copy, so the source can neither change under us nor be modified
         # by opening it (a WAL-mode file gets -wal/-shm companions when opened).
-        staged = backups_dir(folder) / f"restore-staging-{stamp}.sqlite3"
-        staged.unlink(missing_ok=True)
-        private_file(staged)
-        try:
-            shutil.copyfile(file, staged)
-            wal = Path(f"{file}-wal")
-            if wal.is_file():
-                # A copy taken while the database was open: its last changes (all of it, for a
-                # new one) are in the -wal, which SQLite replays when the staged copy is opened.
-                private_file(Path(f"{staged}-wal"))
-                shutil.copyfile(wal, Path(f"{staged}-wal"))
-            with translated(Path(file)):
-                try:
-                    _validate_for_restore(staged, Path(file))
-                except sqlite3.DatabaseError as exc:
-                    if sqlite_primary(exc) in _DAMAGED:
-                        raise _corrupt_restore_source(Path(file), str(exc)) from exc
-                    raise
-            kept = _keep_current(db_path, backups_dir(folder) / f"pre-restore-{stamp}Z.sqlite3")
-            _replace_database(staged, db_path)
-        finally:
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                Path(f"{staged}{suffix}").unlink(missing_ok=True)
+        with held_temporary(backups_dir(folder), "restore-staging-", ".sqlite3") as staged:
+            try:
+                shutil.copyfile(file, staged)
+                wal = Path(f"{file}-wal")
+                if wal.is_file():
+                    # A copy taken while the database was open: its last changes (all of it,
+                    # for a new one) are in the -wal, which SQLite replays when the staged copy
+                    # is opened.
+                    private_file(Path(f"{staged}-wal"))
+                    shutil.copyfile(wal, Path(f"{staged}-wal"))
+                with translated(Path(file)):
+                    try:
+                        _validate_for_restore(staged, Path(file))
+                    except sqlite3.DatabaseError as exc:
+                        if sqlite_primary(exc) in _DAMAGED:
+                            raise _corrupt_restore_source(Path(file), str(exc)) from exc
+                        raise
+                kept = _keep_current(db_path, backups_dir(folder) / f"pre-restore-{stamp}Z.sqlite3")
+                _replace_database(staged, db_path)
+            finally:
+                # Its journals first: a clean-up cut short leaves the file that leads to them.
+                for suffix in (*_SQLITE_COMPANIONS, ""):
+                    Path(f"{staged}{suffix}").unlink(missing_ok=True)
     # StoreBase, not Store: opening migrates an older backup; the audit entry is all we write.
     with StoreBase.open(folder, clock=clock, actor=actor) as store, store._write():
         store._audit(
@@ -290,12 +317,7 @@ def _replace_database(staged: Path, db_path: Path) -> None:
         # The current file is too damaged to write into: swap files. Its -wal must go too,
         # or SQLite would replay stale frames onto the restored database.
         _refuse_raw_access(db_path)
-        partial = db_path.with_name(db_path.name + ".partial")
-        partial.unlink(missing_ok=True)
-        _copy_with_backup_api(source, partial)
-        for suffix in ("-wal", "-shm"):
-            Path(f"{db_path}{suffix}").unlink(missing_ok=True)
-        os.replace(partial, db_path)
-        fsync_dir(db_path.parent)
+        stale = tuple(Path(f"{db_path}{suffix}") for suffix in ("-wal", "-shm"))
+        _copy_with_backup_api(source, db_path, stale=stale)
     finally:
         source.close()

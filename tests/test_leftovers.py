@@ -1,0 +1,122 @@
+"""What a run killed mid-write (kill -9) leaves behind is removed by the next run, quietly;
+never a file another live process is still writing (two processes at once is ordinary here)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli_sessions import Cli
+from therapy_timer.store._files import backups_dir
+
+STOPS_AT_FSYNC = """
+import os, sys, time
+
+def stopped(fd):
+    print("writing", flush=True)
+    time.sleep(600)
+
+os.fsync = stopped  # the first fsync comes once the temporary file is written
+from therapy_timer.__main__ import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    cli = Cli(tmp_path / "data")
+    cli("timer", "start", "97110", "--patient", "JD")
+    cli.clock.advance(minutes=23)
+    cli("session", "end")
+    return cli
+
+
+@pytest.fixture
+def writers() -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start the command in another process and return once it is writing its file."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(data: Path, *args: str) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, "-c", STOPS_AT_FSYNC, "--data-dir", str(data), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started.append(process)
+        assert process.stdout is not None
+        if process.stdout.readline() != "writing\n":
+            process.wait()
+            pytest.fail(f"the writer ended first: {process.stderr.read()}")  # type: ignore[union-attr]
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+        process.wait()
+        for stream in (process.stdout, process.stderr):
+            assert stream is not None
+            stream.close()
+
+
+def _kill9(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+
+
+def _names(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize("command", ["export", "backup"])
+def test_a_killed_writers_temporary_file_goes_at_the_next_run_a_live_ones_stays(
+    cli: Cli, tmp_path: Path, writers: Callable[..., subprocess.Popen[str]], command: str
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / "file"
+    day = cli.clock.now().astimezone().date().isoformat()
+    args = {
+        "export": ["export", "--date", day, "--out", str(target)],
+        "backup": ["backup", "--to", str(target)],
+    }[command]
+    first = writers(cli.data_dir, *args)
+    killed = _names(out)
+    assert killed and all(name.endswith(".partial") for name in killed)  # the backup's: two
+    live = writers(cli.data_dir, *args, "--force")
+    being_written = _names(out) - killed
+    assert being_written
+    _kill9(first)
+    said = cli(*args, "--force")
+    assert "partial" not in said.stdout + said.stderr  # nothing said about it
+    assert _names(out) == {"file", *being_written}  # the live writer's file is still there
+    _kill9(live)
+    cli(*args, "--force")
+    assert _names(out) == {"file"}
+
+
+def test_a_killed_restores_copies_go_at_the_next_run_a_live_ones_stay(
+    cli: Cli, writers: Callable[..., subprocess.Popen[str]]
+) -> None:
+    backups = backups_dir(cli.data_dir)
+    backup = Path(cli("backup").stdout.strip())
+    before = _names(backups)
+    first = writers(cli.data_dir, "restore", str(backup))
+    killed = _names(backups) - before
+    # Its checked copy of the backup, and its copy of the database being replaced.
+    assert len(killed) == 2 and any(name.startswith("restore-staging-") for name in killed)
+    live = writers(cli.data_dir, "restore", str(backup))
+    being_written = _names(backups) - before - killed
+    assert len(being_written) == 2
+    _kill9(first)
+    said = cli("session", "list")  # any command tidies, quietly
+    assert "partial" not in said.stdout + said.stderr and "staging" not in said.stderr
+    assert _names(backups) == before | being_written
+    _kill9(live)
+    cli("session", "list")
+    assert _names(backups) == before
