@@ -227,6 +227,14 @@ def test_the_day_view_shows_a_visit_that_ran_past_midnight(qtbot: Bot, rig: Rig)
     assert f"{time_in:%H:%M}\N{EN DASH}{time_out:%m-%d %H:%M}" in sessions.text()
 
 
+def test_the_day_view_warns_of_a_timer_left_running(qtbot: Bot, rig: Rig) -> None:
+    view = _forgotten_day(qtbot, rig)
+    warnings = view.table.item(0, COLUMNS.index("Warnings"))
+    assert warnings is not None
+    # 80 units of 97110 went out with no warning in the day view, the CSV or the PDF.
+    assert "R9.4: 97110 ran 20 hours without a stop: left running?" in warnings.text()
+
+
 def test_the_front_desk_corrects_a_forgotten_timer_and_exports_again(
     qtbot: Bot, rig: Rig, tmp_path: Path
 ) -> None:

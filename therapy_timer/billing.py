@@ -57,9 +57,12 @@ class Timing(Protocol):
 class StoppedTotals:
     """``exact_totals`` of a session whose segments have all stopped, summed from its stored
     times: no clock, pause or running code changes them, so a closed session is billed
-    without restoring a stopwatch (``stopped_totals`` says when that gives the same)."""
+    without restoring a stopwatch (``stopped_totals`` says when that gives the same).
 
-    __slots__ = ("_assistant", "_catalogue", "_elapsed", "_policy")
+    ``long_run``: one of its segments ran longer than LONG_RUN (any code), so its claim day
+    may need the warning of ``long_runs``: such a day is not plain."""
+
+    __slots__ = ("_assistant", "_catalogue", "_elapsed", "_policy", "long_run")
 
     def __init__(
         self,
@@ -67,11 +70,13 @@ class StoppedTotals:
         assistant: dict[str, timedelta],
         catalogue: Catalogue,
         policy: RoundingPolicy,
+        long_run: bool = False,
     ) -> None:
         self._elapsed = elapsed
         self._assistant = assistant
         self._catalogue = catalogue
         self._policy = policy
+        self.long_run = long_run
 
     def exact_totals(self) -> ExactTotals:
         return self._elapsed, self._assistant, set()
@@ -112,6 +117,7 @@ def stopped_totals(
     """
     elapsed: dict[str, timedelta] = {}
     assistant: dict[str, timedelta] = {}
+    long_run = False
     for stored_code, furnished_by, start, stop in segments:
         if stop is None or start.tzinfo is not UTC or stop.tzinfo is not UTC or stop < start:
             return None
@@ -123,10 +129,12 @@ def stopped_totals(
                 return None
             code = canonical[stored_code] = catalogue.get(stored_code).code
         length = stop - start
+        if length > LONG_RUN:
+            long_run = True
         elapsed[code] = elapsed[code] + length if code in elapsed else length
         if furnished_by is _ASSISTANT:
             assistant[code] = assistant[code] + length if code in assistant else length
-    return StoppedTotals(elapsed, assistant, catalogue, policy)
+    return StoppedTotals(elapsed, assistant, catalogue, policy, long_run)
 
 
 def local_day(day: date) -> tuple[datetime, datetime]:
@@ -223,13 +231,15 @@ def evaluate(
     allocation: Mapping[str, int] | None = None,
     method: rules.Method | None = None,
     concurrent: Sequence[str] = (),
+    runs: Sequence[LongRun] = (),
 ) -> rules.Result:
     """The rules' answer for one session under its payer profile.
 
     ``allocation`` picks one of the equally valid CMS allocations of a tie (R2.8); without it
     the choice stored with the session applies, else the rules' documented default.
     ``method`` overrides the payer's, to show what the other method would give;
-    ``concurrent`` names patients whose timed minutes overlapped this session's (R8.3).
+    ``concurrent`` names patients whose timed minutes overlapped this session's (R8.3);
+    ``runs`` its timed codes that ran implausibly long (``long_runs``).
     """
     session, profile = rows.session, rows.profile
     minutes = pooled_input([(rows.stopwatch, rows.untimed)], catalogue, policy)
@@ -245,7 +255,10 @@ def evaluate(
         allocation=allocation,
     )
     stored = session.allocation if allocation is None else None
-    return _answer(request, stored, remarks(session, policy), catalogue, concurrent)
+    result = _answer(request, stored, remarks(session, policy), catalogue, concurrent)
+    if not runs:
+        return result
+    return _with_warnings(result, (*result.warnings, long_run_warning(runs)))
 
 
 def _answer(
@@ -322,6 +335,60 @@ def concurrent_patients(
         for session_id, others in rules.concurrent_sessions(spans).items():
             found[session_id] = tuple(sorted([refs[o] for o in others]))
     return found
+
+
+LONG_RUN = timedelta(hours=2)
+"""A timed code that ran longer than this without a stop was most likely left running: its
+claim day carries an act warning (docs/billing-rules.md, "A timer left running")."""
+
+LongRun = tuple[str, timedelta]
+"""A timed code and how long one of its segments ran without a stop (a running one: so far)."""
+
+
+def long_runs(
+    segments: Mapping[str, Sequence[SegmentTimes]], catalogue: Catalogue, now: datetime
+) -> dict[str, tuple[LongRun, ...]]:
+    """Each session's segments of a timed code that ran longer than LONG_RUN, longest first.
+
+    Only 15-minute codes: their units come from the minutes alone, so a timer left running
+    bills unit after unit; an untimed code bills one unit however long, and a code counted by
+    hand (§5.3, work hardening's hours) is looked at by a person anyway.
+    """
+    found: dict[str, tuple[LongRun, ...]] = {}
+    for session_id, listed in segments.items():
+        runs = [
+            (code, length)
+            for code, _by, start, stop in listed
+            if (length := (now if stop is None else stop) - start) > LONG_RUN
+            and code in catalogue
+            and catalogue.get(code).timed
+        ]
+        if runs:
+            found[session_id] = tuple(sorted(runs, key=lambda run: run[1], reverse=True))
+    return found
+
+
+def long_run_warning(runs: Sequence[LongRun]) -> rules.RuleWarning:
+    """The act warning of a claim day with a timed code that ran implausibly long (R9.4's
+    medically unlikely units, without its per-code values, which are not known)."""
+    said = ", ".join(f"{code} {_duration(length)}" for code, length in runs)
+    code, length = runs[0]
+    return rules.RuleWarning(
+        "R9.4",
+        f"A timer ran without a stop for longer than {_duration(LONG_RUN)}: {said}. That many "
+        "units of one code in one stretch are unlikely; it was probably left running. Check "
+        "the minutes against the treatment record and correct them (with a reason) before the "
+        "claim goes out.",
+        rules.Severity.ACT,
+        f"{code} ran {_duration(length)} without a stop: left running?",
+    )
+
+
+def _duration(length: timedelta) -> str:
+    hours, minutes = divmod(int(length.total_seconds() // 60), 60)
+    if not hours:
+        return f"{minutes} min"
+    return f"{hours} h {minutes:02d} min" if minutes else f"{hours} hours"
 
 
 def minutes_to_next_unit(result: rules.Result, running_code: str | None) -> int | None:
@@ -756,6 +823,7 @@ def claim_days(
     problem: Problem | None = None,
     note: bool = True,
     read_mark: int | None = None,
+    runs: Mapping[str, Sequence[LongRun]] | None = None,
 ) -> Iterator[ClaimDay]:
     """Group sessions into claim days and bill each day once, a date at a time.
 
@@ -766,9 +834,11 @@ def claim_days(
     session the rules refuse becomes one of its day's ``problems`` and the rest of the day is
     billed; without it the refusal is raised. Without ``note`` the days' answers have no
     note (a CSV never shows it, and the rest of an answer is then memoised); ``read_mark`` is
-    each day's (``ClaimDay.read_mark``).
+    each day's (``ClaimDay.read_mark``). ``runs`` names each session's timed codes that ran
+    implausibly long (``long_runs``): their day carries ``long_run_warning``.
     """
     overlaps = concurrent or {}
+    long = runs or {}
     times = spans or {}
     changed = set(stale)
     for members in day_groups(rows):
@@ -781,6 +851,12 @@ def claim_days(
             problem=problem,
             note=note,
         )
+        if long:
+            day_runs = sorted(
+                [run for i in ids for run in long.get(i, ())], key=lambda run: run[1], reverse=True
+            )
+            if day_runs:
+                result = _with_warnings(result, (*result.warnings, long_run_warning(day_runs)))
         yield ClaimDay(
             visits=tuple([Visit(r.session, *times.get(r.session.id, _NO_SPAN)) for r in members]),
             result=result,
@@ -823,7 +899,8 @@ def plain_request(
     """A plain claim day's request, or None when the day is not plain.
 
     Plain: every session closed, summed from stopped segments (``StoppedTotals``: no pause,
-    no running timer, nothing the stopwatch must check) and without a stored tie choice. Such
+    no running timer, nothing the stopwatch must check, no segment longer than LONG_RUN, whose
+    day may carry ``long_run_warning``) and without a stored tie choice. Such
     a day, if the rules accept its request (``plain_answer``), has no problems, is not
     provisional and bills every session, so a CSV can write its rows from that answer alone
     (``Clinic`` does, without building a ``ClaimDay``); any other day goes through
@@ -836,7 +913,7 @@ def plain_request(
         session = row.session
         if row.problem is not None or session.is_open or session.allocation is not None:
             return None
-        if not isinstance(row.stopwatch, StoppedTotals):
+        if not isinstance(row.stopwatch, StoppedTotals) or row.stopwatch.long_run:
             return None
     try:
         return day_request(members[0], members, catalogue, policy)
@@ -855,6 +932,7 @@ def plain_key(row: SessionRows) -> tuple[object, ...] | None:
     session, totals = row.session, row.stopwatch
     if (
         type(totals) is not StoppedTotals
+        or totals.long_run
         or row.problem is not None
         or row.untimed
         or session.allocation is not None

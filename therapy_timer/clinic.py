@@ -702,12 +702,10 @@ class Clinic:
         same_day = self._store.list_sessions(
             day=session.date_of_service, clinician=session.clinician
         )
-        concurrent = billing.concurrent_patients(
-            same_day,
-            self._store.segment_times_of([s.id for s in same_day]),
-            self._catalogue,
-            self._clock.now(),
-        )
+        times = self._store.segment_times_of([s.id for s in same_day])
+        now = self._clock.now()
+        concurrent = billing.concurrent_patients(same_day, times, self._catalogue, now)
+        runs = billing.long_runs({session.id: times.get(session.id, ())}, self._catalogue, now)
         rows = billing.SessionRows(
             session,
             self._restore(session),
@@ -720,6 +718,7 @@ class Clinic:
             self.policy,
             allocation=allocation,
             concurrent=concurrent.get(session.id, ()),
+            runs=runs.get(session.id, ()),
         )
         day = self._pooled_days([session]).get(session.id)
         return result if day is None else billing.with_claim_day(result, session.id, day)
@@ -734,12 +733,10 @@ class Clinic:
         untimed = self._store.untimed_services_of(ids)
         profiles = {p.name: p for p in self._store.payer_profiles()}
         heartbeat = self._trusted_heartbeat()
-        concurrent = billing.concurrent_patients(
-            sessions,
-            {i: [billing.segment_times(s) for s in listed] for i, listed in segments.items()},
-            self._catalogue,
-            self._clock.now(),
-        )
+        times = {i: [billing.segment_times(s) for s in listed] for i, listed in segments.items()}
+        now = self._clock.now()
+        concurrent = billing.concurrent_patients(sessions, times, self._catalogue, now)
+        runs = billing.long_runs(times, self._catalogue, now)
         policy = self.policy
         pooled = self._pooled_days(sessions)
         found = {}
@@ -754,6 +751,7 @@ class Clinic:
                 self._catalogue,
                 policy,
                 concurrent=concurrent.get(session.id, ()),
+                runs=runs.get(session.id, ()),
             )
             day = pooled.get(session.id)
             found[session.id] = (
@@ -1353,6 +1351,11 @@ class Clinic:
             problem=self.session_problem,
             note=note,
             read_mark=batch.read_mark,
+            runs=billing.long_runs(
+                {r.session.id: batch.segments.get(r.session.id, ()) for r in rows},
+                self._catalogue,
+                self._clock.now(),
+            ),
         )
 
     def _csv_lines(
