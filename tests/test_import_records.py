@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.fakes import FakeClock
-from therapy_timer.cli import Context, main
+from therapy_timer.cli import Context, main, plain_message
 from therapy_timer.clinic import Clinic
 from therapy_timer.errors import InvalidInput, InvalidOperation
 from therapy_timer.model import ConflictStatus, check_session_record
@@ -248,6 +248,39 @@ def test_a_bundle_saved_with_a_byte_order_mark_is_imported(two: Stations) -> Non
     path = two.tmp / "notepad.json"
     path.write_bytes(codecs.BOM_UTF8 + json.dumps(two.bundle()).encode())
     assert two.cli(two.desk, "import", str(path)).startswith("added 1")
+
+
+# -- a file's name is said as given; a field in the user's words, whatever is on the disk ---
+
+
+def test_a_file_that_is_not_there_is_named_as_given(
+    two: Stations, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(two.tmp)
+    # Said as 'room 2 copy: cannot be read': only a file that existed kept its name.
+    message = two.cli(two.desk, "import", "room_2 copy", status=2)
+    assert message.startswith("Error: room_2 copy: cannot be read"), message
+
+
+def test_a_field_in_a_file_keeps_the_files_name_and_says_the_field_in_words(
+    two: Stations, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(two.tmp)
+    bundle = two.bundle()
+    bundle["sessions"][0]["created_utc"] = "2025-03-10T14:00:00"
+    two.write(bundle, "room_2 copy.json")
+    message = two.cli(two.desk, "import", "room_2 copy.json", status=2)
+    # Said as 'room 2 copy.json', a file of nobody's: a name with a space was never looked up.
+    assert message.startswith("Error: room_2 copy.json: session 1 created utc:"), message
+
+
+def test_a_field_is_said_in_words_even_where_a_file_has_its_name(
+    two: Stations, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(two.tmp)
+    (two.tmp / "created_utc").touch()
+    refusal = InvalidInput("created_utc", "must be a moment with its time zone")
+    assert plain_message(refusal) == "created utc: must be a moment with its time zone"
 
 
 def test_a_bundle_cannot_append_audit_rows_about_a_local_session(two: Stations) -> None:

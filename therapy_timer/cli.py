@@ -351,13 +351,15 @@ FIELD_WORDS = {
 def plain_message(exc: InvalidInput) -> str:
     """The message of a refusal with the field said in the user's words.
 
-    A store field's underscores become spaces ("start_utc" is "start utc"); a file the field
-    names keeps its own ("my_room_2.json" was said as "my room 2.json", no file of theirs).
+    A store field's underscores become spaces ("start_utc" is "start utc"); the file the
+    field starts with (``InvalidInput.source``) keeps its own ("my_room_2.json" was said as
+    "my room 2.json", no file of theirs), whatever is on the disk when it is said.
     """
     field = exc.field
     words = FIELD_WORDS.get(field)
     if words is None:
-        words = field if os.path.lexists(field) else " ".join(map(_store_words, field.split(" ")))
+        source = exc.source if field.startswith(exc.source) else ""
+        words = source + " ".join(map(_store_words, field[len(source) :].split(" ")))
     return f"{words}: {exc.message}" if words else exc.message
 
 

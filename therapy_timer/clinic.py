@@ -1650,7 +1650,9 @@ class Clinic:
                 # Reading it would open and close a descriptor on a file SQLite holds locks on
                 # in this process, which drops them (house style: never a second descriptor).
                 raise InvalidInput(
-                    str(path), "is the Therapy Timer database or its journal, not a bundle"
+                    str(path),
+                    "is the Therapy Timer database or its journal, not a bundle",
+                    source=str(path),
                 )
         bundles = [(path, ex.read_bundle(path)) for path in bundle_paths]
         batches = [

@@ -8,11 +8,16 @@ class TherapyTimerError(Exception):
 
 
 class InvalidInput(TherapyTimerError, ValueError):
-    """Input from a person or another program is malformed; ``field`` names where."""
+    """Input from a person or another program is malformed; ``field`` names where.
 
-    def __init__(self, field: str, message: str) -> None:
+    ``source``, when given, is what the input came from (a file's name) as ``field`` starts
+    with it: said as given, where the rest of the field may be put in a person's words.
+    """
+
+    def __init__(self, field: str, message: str, *, source: str = "") -> None:
         self.field = field
         self.message = message
+        self.source = source
         super().__init__(f"{field}: {message}" if field else message)
 
 

@@ -508,35 +508,39 @@ class ImportReport:
 def read_bundle(path: Path) -> dict[str, Any]:
     """Load and check a bundle; every problem names the file and changes nothing."""
     raw = read_regular(path, limit=BUNDLE_MAX_BYTES, what="imported")
+    shown = str(path)
+
+    def refused(message: str) -> InvalidInput:
+        return InvalidInput(shown, message, source=shown)
+
     try:
         # utf-8-sig: a bundle saved by Windows Notepad starts with a BOM; `units --request`
         # and the clinic's code file read one too.
         data = json.loads(raw.decode("utf-8-sig"), object_pairs_hook=_unique_keys)
     except _RepeatedKey as exc:
-        raise InvalidInput(str(path), f"is damaged: the key {exc.key!r} appears twice") from None
+        raise refused(f"is damaged: the key {exc.key!r} appears twice") from None
     except UnicodeDecodeError:
-        raise InvalidInput(str(path), "is not a bundle (not UTF-8 text)") from None
+        raise refused("is not a bundle (not UTF-8 text)") from None
     except RecursionError:
-        raise InvalidInput(str(path), "is not a bundle (nested too deeply)") from None
+        raise refused("is not a bundle (nested too deeply)") from None
     except json.JSONDecodeError as exc:
-        raise InvalidInput(str(path), f"is not a bundle (not valid JSON: {exc})") from None
+        raise refused(f"is not a bundle (not valid JSON: {exc})") from None
     except ValueError:  # int() refuses more than 4,300 digits (CVE-2020-10735)
-        raise InvalidInput(
-            str(path), "is not a bundle (it holds a number too long to read, over 4,300 digits)"
+        raise refused(
+            "is not a bundle (it holds a number too long to read, over 4,300 digits)"
         ) from None
     if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
-        raise InvalidInput(str(path), "is not a Therapy Timer bundle")
+        raise refused("is not a Therapy Timer bundle")
     version = data.get("version")
     # type(...) is int: True and 1.0 equal 1 in Python but are not version 1 of the format.
     if type(version) is not int or version != BUNDLE_VERSION:
-        raise InvalidInput(
-            str(path),
-            f"is bundle version {rules.quote(version)}; this version reads {BUNDLE_VERSION}",
+        raise refused(
+            f"is bundle version {rules.quote(version)}; this version reads {BUNDLE_VERSION}"
         )
     if not isinstance(data.get("sessions"), list) or not isinstance(data.get("workstation"), str):
-        raise InvalidInput(str(path), "is damaged: sessions or workstation missing")
+        raise refused("is damaged: sessions or workstation missing")
     # The workstation becomes each session's origin and part of every audit actor.
-    data["workstation"] = label_text(data["workstation"], f"{path}: workstation")
+    data["workstation"] = label_text(data["workstation"], f"{shown}: workstation", source=shown)
     return data
 
 

@@ -207,16 +207,20 @@ def read_regular(path: Path, *, limit: int, what: str) -> bytes:
     try:
         info = os.stat(path)
     except OSError as exc:
-        raise InvalidInput(shown, f"cannot be read ({exc.strerror})") from None
+        raise InvalidInput(shown, f"cannot be read ({exc.strerror})", source=shown) from None
     if not stat.S_ISREG(info.st_mode):
-        raise InvalidInput(shown, f"is not a regular file, so it cannot be {what}")
+        raise InvalidInput(shown, f"is not a regular file, so it cannot be {what}", source=shown)
     if info.st_size > limit:
-        raise InvalidInput(shown, f"is larger than {limit // (1024 * 1024)} MiB; not {what}")
+        raise InvalidInput(
+            shown, f"is larger than {limit // (1024 * 1024)} MiB; not {what}", source=shown
+        )
     try:
         with open(path, "rb") as handle:
             data = handle.read(limit + 1)
     except OSError as exc:
-        raise InvalidInput(shown, f"cannot be read ({exc.strerror})") from None
+        raise InvalidInput(shown, f"cannot be read ({exc.strerror})", source=shown) from None
     if len(data) > limit:
-        raise InvalidInput(shown, f"is larger than {limit // (1024 * 1024)} MiB; not {what}")
+        raise InvalidInput(
+            shown, f"is larger than {limit // (1024 * 1024)} MiB; not {what}", source=shown
+        )
     return data

@@ -372,8 +372,9 @@ def reason_text(raw: str) -> str:
     return label_text(reason, "reason", REASON_MAX)
 
 
-def label_text(raw: str, field: str, max_len: int = 80) -> str:
-    """A stripped one-line label of 1 to ``max_len`` characters; InvalidInput naming ``field``."""
+def label_text(raw: str, field: str, max_len: int = 80, *, source: str = "") -> str:
+    """A stripped one-line label of 1 to ``max_len`` characters; InvalidInput naming ``field``
+    (and its ``source``, as ``InvalidInput`` has it)."""
     text = raw.strip() if isinstance(raw, str) else ""
     # Any control character or line/paragraph separator: a label is one line of plain text
     # in the CSV, the note and the audit log (a stray one splits a row or hides a prefix).
@@ -386,7 +387,9 @@ def label_text(raw: str, field: str, max_len: int = 80) -> str:
         or any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in text)
     ):
         raise InvalidInput(
-            field, f"must be 1 to {max_len} characters on one line, got {_quoted(raw)}"
+            field,
+            f"must be 1 to {max_len} characters on one line, got {_quoted(raw)}",
+            source=source,
         )
     return text
 
@@ -603,24 +606,27 @@ def segment_of_record(record: Mapping[str, Any], session_id: str) -> Segment:
     )
 
 
-def check_session_record(record: object, where: str) -> dict[str, Any]:
+def check_session_record(record: object, where: str, *, source: str = "") -> dict[str, Any]:
     """A closed session's record (a bundle's, or one read here) in its one stored form.
 
     The same checks as recording it here: canonical ids, strict dates, aware moments, known
     enums and codes, one-line bounded labels, no duplicate or overlapping exclusive segments,
     and audit entries about this session and its parts only. InvalidInput names ``where`` and
-    the field; any other damage (a missing key, a wrong type) is InvalidInput too.
+    the field, with ``source`` (the file ``where`` starts with) as ``InvalidInput`` has it;
+    any other damage (a missing key, a wrong type) is InvalidInput too.
     """
     if not isinstance(record, Mapping):
-        raise InvalidInput(where, "is not a session record")
+        raise InvalidInput(where, "is not a session record", source=source)
     try:
         return _checked(record, where)
     except InvalidInput as exc:
-        if exc.field.startswith(where):
+        if exc.field.startswith(where) and exc.source == source:
             raise
-        raise InvalidInput(f"{where} {exc.field}".strip(), exc.message) from None
+        raise InvalidInput(f"{where} {exc.field}".strip(), exc.message, source=source) from None
     except KeyError as exc:
-        raise InvalidInput(where, f"is damaged: its field {exc.args[0]!r} is missing") from None
+        raise InvalidInput(
+            where, f"is damaged: its field {exc.args[0]!r} is missing", source=source
+        ) from None
     except (TypeError, ValueError, AttributeError) as exc:
         # The checks' own TypeErrors name the field ("amended is 'x', not bool"); Python's
         # exception names mean nothing to the person reading this. An enum's ValueError
@@ -628,7 +634,7 @@ def check_session_record(record: object, where: str) -> dict[str, Any]:
         said = str(exc)
         if len(said) > _SAID_MAX:
             said = f"{said[: _SAID_MAX // 2]}…{said[-_SAID_MAX // 4 :]}"
-        raise InvalidInput(where, f"is damaged: {said}") from None
+        raise InvalidInput(where, f"is damaged: {said}", source=source) from None
 
 
 _SAID_MAX = 200

@@ -224,7 +224,7 @@ class BundlesMixin(QueriesMixin):
         """Check bundle records without writing (``model.check_session_record``, the checks of
         a session recorded here); each in the store's form. InvalidInput names the file."""
         return [
-            _stored_form(check_session_record(r, f"{source}: session {i + 1}"))
+            _stored_form(check_session_record(r, f"{source}: session {i + 1}", source=source))
             for i, r in enumerate(records)
         ]
 
