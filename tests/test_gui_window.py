@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QDate, Qt
 from PySide6.QtWidgets import (
     QAbstractButton,
     QAbstractSpinBox,
@@ -216,6 +216,45 @@ def test_session_ended_by_another_program_is_let_go(qtbot: Bot, rig: Rig) -> Non
     rig.controller.poll()
     assert rig.controller.session is None
     assert "closed by another program" in rig.window.message_banner.text.text()
+
+
+def test_a_window_left_open_overnight_dates_the_next_mornings_patient_today(
+    qtbot: Bot, rig: Rig
+) -> None:
+    type_patient(qtbot, rig)
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    rig.clock.advance(minutes=20)
+    monday = rig.controller.session
+    assert monday is not None
+    rig.controller.close_session(monday.id)
+    rig.clock.advance(minutes=24 * 60)  # the window stays open (in the tray) overnight
+    rig.controller.tick()  # the repaint timer
+    header = rig.window.header
+    assert header.date.date().toPython() == monday.date_of_service + timedelta(days=1)
+    qtbot.mouseClick(header.patient, LEFT)
+    qtbot.keyClicks(header.patient, "KL-2")
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    tuesday = rig.controller.session
+    assert tuesday is not None and tuesday.patient_ref == "KL-2"
+    assert tuesday.date_of_service == monday.date_of_service + timedelta(days=1)
+
+
+def test_a_day_picked_in_the_header_stays_for_the_next_patient(qtbot: Bot, rig: Rig) -> None:
+    """Sessions typed in later for an earlier day: the day picked is kept, as it was."""
+    header = rig.window.header
+    yesterday = rig.service.today() - timedelta(days=1)
+    header.date.setDate(QDate(yesterday.year, yesterday.month, yesterday.day))
+    type_patient(qtbot, rig)
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    first = rig.controller.session
+    assert first is not None and first.date_of_service == yesterday
+    rig.controller.close_session(first.id)
+    rig.clock.advance(minutes=24 * 60)
+    qtbot.mouseClick(header.patient, LEFT)
+    qtbot.keyClicks(header.patient, "KL-2")
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    second = rig.controller.session
+    assert second is not None and second.date_of_service == yesterday
 
 
 def test_forgot_to_stop_alert_after_the_limit(qtbot: Bot, rig: Rig) -> None:

@@ -159,6 +159,11 @@ class SessionController(QObject):
         """The header's fields changed while no session is open."""
         role_changed = draft.role is not self._draft.role
         clinician_changed = clinician_key(draft.clinician) != clinician_key(self._draft.clinician)
+        if draft.date_of_service == self._clinic.today():
+            # Today's date, as the header shows it unless another day is picked, means the day
+            # a tile is tapped: kept as a date, a window left open overnight dated every next
+            # morning's patient the day before (until the header's date was changed by hand).
+            draft = draft._replace(date_of_service=None)
         self._draft = draft
         if role_changed and self._workspace is None:
             self._furnished_by = presenter.default_furnished_by(draft.role)
