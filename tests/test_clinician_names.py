@@ -212,3 +212,18 @@ def test_a_name_of_nothing_visible_is_refused_like_an_empty_one(clinic: Clinic, 
     with pytest.raises(InvalidInput, match="clinician: must show the clinician's name"):
         open_for(clinic, "MRN-1", blank)
     assert clinic.open_sessions() == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Maria Guadalupe Fernanda de los Ángeles Rodríguez-Villanueva y Castillo",  # 71
+        "Strauß " * 11,  # 76 characters, 87 once ß folds to ss
+    ],
+)
+def test_a_long_name_keeps_its_favourites(clinic: Clinic, name: str) -> None:
+    """Any name the check lets in: the setting's key (prefix and folded name) was refused over
+    80 characters, and the window's search box said 'key: must be 1 to 80 characters'."""
+    clinic.open_session(patient_ref="MRN-1", clinician=name, role=Role.PT, payer_profile="Medicare")
+    clinic.save_favourites(name, ["97110", "97140"])
+    assert clinic.favourites(name.upper(), Discipline.PT) == ["97110", "97140"]

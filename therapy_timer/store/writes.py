@@ -50,6 +50,11 @@ class _Keep(Enum):
 KEEP = _Keep.KEEP
 """Default of an amendment argument that may legitimately be None: leave the value as it is."""
 
+SETTING_KEY_MAX = 2000
+"""Characters of a setting's key. A clinician's favourites are kept under their folded name
+(``clinician_key``), which NFKC and case folding make up to 18 times as long as the 80
+characters a name may have: at 80, a 71-character name kept no favourites."""
+
 
 class WritesMixin(QueriesMixin):
     """Every change ``Store`` makes to sessions, segments, services, settings and payers."""
@@ -900,7 +905,7 @@ class WritesMixin(QueriesMixin):
 
     @guarded
     def set_setting(self, key: str, value: str, *, actor: str | None = None) -> None:
-        clean_key = label_text(key, "key")
+        clean_key = label_text(key, "key", SETTING_KEY_MAX)
         if not isinstance(value, str):
             raise InvalidInput(clean_key, f"a setting is text, got {value!r}")
         with self._write():
