@@ -6,7 +6,7 @@ import csv
 import io
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -110,3 +110,31 @@ def test_the_pdf_prints_the_next_days_date_and_says_ran_overnight(
     assert "15:30\u201315:00" not in printed
     assert "&#9888; ran overnight" in printed
     assert "ran overnight" not in report_html(clinic.claim_days(clock.now().date()))
+
+
+@pytest.mark.parametrize("day", [date(9999, 12, 31), date(1, 1, 1)])
+def test_a_date_of_service_at_the_end_of_the_calendar_still_exports(
+    clinic: Clinic, clock: FakeClock, day: date
+) -> None:
+    """A year typed wrong in the header's date, or a station's bundle: the local day of 9999-12-31
+    has no next midnight Python can hold, nor 0001-01-01 a start west of Greenwich, and the
+    export ended in an OverflowError (ValueError) traceback."""
+    session = clinic.open_session(
+        patient_ref="MRN-1",
+        clinician="Ann Lee",
+        role=Role.PT,
+        payer_profile="Medicare",
+        date_of_service=day,
+    )
+    clinic.start(session.id, "97110")
+    clock.advance(minutes=20)
+    clinic.end_session(session.id)
+    text = clinic.export("csv", day).text or ""
+    (row,) = csv.DictReader(io.StringIO(text))
+    assert (row["patient_ref"], row["code"], row["units"], row["remark"]) == (
+        "MRN-1",
+        "97110",
+        "1",
+        "",
+    )
+    assert f"\n{day.isoformat()},MRN-1," in text

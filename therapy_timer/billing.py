@@ -140,10 +140,21 @@ def stopped_totals(
 def local_day(day: date) -> tuple[datetime, datetime]:
     """When a local calendar day starts and the next one does (UTC): dates of service are
     local days."""
-    midnight = datetime.min.time()
-    start = datetime.combine(day, midnight).astimezone()
-    end = datetime.combine(day + timedelta(days=1), midnight).astimezone()
-    return start.astimezone(UTC), end.astimezone(UTC)
+    return _local_midnight(day, 0, datetime.min), _local_midnight(day, 1, datetime.max)
+
+
+def _local_midnight(day: date, days: int, edge: datetime) -> datetime:
+    """The local midnight ``days`` after ``day`` began, in UTC; ``edge`` (as UTC) at the ends
+    of the calendar, where Python has no such moment: 9999-12-31 has no next day, and
+    0001-01-01 began in year 0 in UTC west of Greenwich (a year mistyped in the header, or a
+    bundle's: the export ended in a traceback)."""
+    try:
+        return datetime.combine(day + timedelta(days=days), _MIDNIGHT).astimezone(UTC)
+    except (OverflowError, ValueError):
+        return edge.replace(tzinfo=UTC)
+
+
+_MIDNIGHT = datetime.min.time()
 
 
 def segment_times(segment: Segment) -> SegmentTimes:
