@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_cli_sessions import Cli
+from therapy_timer.files import held_temporary
 from therapy_timer.store._files import backups_dir
 
 STOPS_AT_FSYNC = """
@@ -120,3 +121,16 @@ def test_a_killed_restores_copies_go_at_the_next_run_a_live_ones_stay(
     _kill9(live)
     cli("session", "list")
     assert _names(backups) == before
+
+
+def test_a_killed_copys_sqlite_journals_go_with_it(cli: Cli) -> None:
+    """Killed inside SQLite's backup (not at the fsync above), a copy leaves its -journal."""
+    backups = backups_dir(cli.data_dir)
+    before = _names(backups)
+    left = backups / ".therapy-timer-20250310-140000Z.sqlite3.abcd_123.partial"
+    for name in (left.name, f"{left.name}-journal", f"{left.name}-wal"):
+        (backups / name).write_bytes(b"half a copy")
+    with held_temporary(backups, ".therapy-timer-20250310-150000Z.sqlite3.", ".partial") as live:
+        Path(f"{live}-journal").write_bytes(b"being written")
+        cli("session", "list")
+        assert _names(backups) == before | {live.name, f"{live.name}-journal"}

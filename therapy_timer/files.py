@@ -145,10 +145,15 @@ def held_temporary(folder: Path, prefix: str, suffix: str) -> Iterator[Path]:
             os.close(fd)
 
 
-def remove_leftovers(folder: Path, pattern: str, companions: Sequence[str] = ()) -> None:
+SQLITE_COMPANIONS = ("-journal", "-wal", "-shm")
+"""Files SQLite makes beside one it writes (a backup's temporary copy, a restore's staged one):
+a leftover's go with it."""
+
+
+def remove_leftovers(folder: Path, pattern: str) -> None:
     """Remove what writers killed mid-write left in ``folder``: regular files whose whole name
-    matches ``pattern`` that no process holds (``held_temporary``), each with its
-    ``companions`` (suffixes of files that go with it, such as SQLite's "-wal").
+    matches ``pattern`` that no process holds (``held_temporary``), each with the files SQLite
+    made beside it (``SQLITE_COMPANIONS``).
 
     Quiet and best effort: a file that cannot be removed now is left for the next time.
     """
@@ -162,17 +167,17 @@ def remove_leftovers(folder: Path, pattern: str, companions: Sequence[str] = ())
     for name in names:
         if matching.fullmatch(name):
             with contextlib.suppress(OSError):
-                _remove_unheld(os.path.join(folder, name), companions)
+                _remove_unheld(os.path.join(folder, name))
 
 
-def _remove_unheld(path: str, companions: Sequence[str]) -> None:
+def _remove_unheld(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: a live writer's
         held, there = os.fstat(fd), os.lstat(path)  # still the file at that name?
         if stat.S_ISREG(held.st_mode) and os.path.samestat(held, there):
             # Its companions first: a sweep cut short leaves the file that leads to them.
-            for suffix in companions:
+            for suffix in SQLITE_COMPANIONS:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path + suffix)
             os.unlink(path)

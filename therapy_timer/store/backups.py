@@ -11,7 +11,13 @@ from pathlib import Path
 
 from therapy_timer.clock import Clock
 from therapy_timer.errors import DatabaseCorrupt, InvalidInput, StorageUnavailable
-from therapy_timer.files import TEMPORARY_PART, held_temporary, remove_leftovers, same_file
+from therapy_timer.files import (
+    SQLITE_COMPANIONS,
+    TEMPORARY_PART,
+    held_temporary,
+    remove_leftovers,
+    same_file,
+)
 from therapy_timer.paths import data_dir as default_data_dir
 from therapy_timer.store._db import StoreBase, guarded, open_here, sqlite_primary, translated
 from therapy_timer.store._files import (
@@ -119,16 +125,11 @@ def remove_leftovers_in(data_dir: Path) -> None:
     """
     remove_leftovers(
         backups_dir(data_dir),
-        rf"\..+\.{TEMPORARY_PART}\.partial|(?:therapy-timer|pre-restore)-.+\.sqlite3\.partial",
-    )
-    remove_leftovers(
-        backups_dir(data_dir), r"restore-staging-.+\.sqlite3", companions=_SQLITE_COMPANIONS
+        rf"\..+\.{TEMPORARY_PART}\.partial|(?:therapy-timer|pre-restore)-.+\.sqlite3\.partial"
+        r"|restore-staging-.+\.sqlite3",
     )
     name = re.escape(DB_FILENAME)
     remove_leftovers(data_dir, rf"\.{name}\.{TEMPORARY_PART}\.partial|{name}\.partial")
-
-
-_SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 
 def _copy_with_backup_api(
@@ -249,7 +250,7 @@ def restore(
                 _replace_database(staged, db_path)
             finally:
                 # Its journals first: a clean-up cut short leaves the file that leads to them.
-                for suffix in (*_SQLITE_COMPANIONS, ""):
+                for suffix in (*SQLITE_COMPANIONS, ""):
                     Path(f"{staged}{suffix}").unlink(missing_ok=True)
     # StoreBase, not Store: opening migrates an older backup; the audit entry is all we write.
     with StoreBase.open(folder, clock=clock, actor=actor) as store, store._write():
