@@ -44,6 +44,23 @@ def tile_lines(view: TileView) -> tuple[str, str]:
     return f"{key}{view.code}", summary
 
 
+def _fits_beside(
+    metrics: QFontMetrics,
+    indent: int,
+    left: str,
+    word: str,
+    width: int,
+    left_metrics: QFontMetrics | None = None,
+) -> bool:
+    """Whether ``word``, right-aligned, leaves a gap after ``left`` (drawn from ``indent``).
+
+    A narrow tile (1024x600, three to a row) has no room for both: the word goes, since the
+    colour, the icon and the screen reader's description still say the same.
+    """
+    taken = indent + (left_metrics or metrics).horizontalAdvance(left)
+    return taken + metrics.horizontalAdvance(f"  {word}") <= width
+
+
 class CodeTile(QAbstractButton):
     """A tile showing one code's stopwatch; tapping it asks for that code to start.
 
@@ -154,8 +171,8 @@ class CodeTile(QAbstractButton):
         head_rect = QRect(inner.left() + icon_size + 8, inner.top(), inner.width(), head.height())
         painter.drawText(head_rect, Qt.AlignmentFlag.AlignLeft, head_text)
         word = theme.STATE_WORD[view.state]
-        if word:
-            painter.drawText(inner.adjusted(0, 0, 0, 0), Qt.AlignmentFlag.AlignRight, word)
+        if word and _fits_beside(head, icon_size + 8, head_text, word, inner.width()):
+            painter.drawText(inner, Qt.AlignmentFlag.AlignRight, word)
         y = inner.top() + head.height()
 
         body = QFontMetrics(self.font())
@@ -179,9 +196,11 @@ class CodeTile(QAbstractButton):
             None,
             FurnishedBy.THERAPIST,
         ):
-            painter.setFont(theme.scaled_font(self, 1.0, bold=True))
+            by_font = theme.scaled_font(self, 1.0, bold=True)
             by = _BY_WORD[view.furnished_by or FurnishedBy.THERAPIST].upper()
-            painter.drawText(bottom, Qt.AlignmentFlag.AlignRight, by)
+            if _fits_beside(QFontMetrics(by_font), 0, summary, by, inner.width(), body):
+                painter.setFont(by_font)
+                painter.drawText(bottom, Qt.AlignmentFlag.AlignRight, by)
         painter.end()
 
     def contextMenuEvent(self, event: QContextMenuEvent) -> None:
