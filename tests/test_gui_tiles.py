@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QRect
+from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QFontMetrics, QPainter
 
 from tests.gui_support import Bot
@@ -39,7 +39,7 @@ def _painted(qtbot: Bot, view: TileView, width: int, monkeypatch: pytest.MonkeyP
 def _extent(text: str, rect: QRect, flags: int, metrics: QFontMetrics) -> tuple[int, int]:
     """Left and right x of the text as drawn in ``rect`` (left- or right-aligned)."""
     advance = metrics.horizontalAdvance(text)
-    if flags & int(tiles.Qt.AlignmentFlag.AlignRight):
+    if flags & int(Qt.AlignmentFlag.AlignRight):
         return rect.right() - advance, rect.right()
     return rect.left(), rect.left() + advance
 
