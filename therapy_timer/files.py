@@ -30,6 +30,15 @@ def _describe(path: Path) -> str:
     return text if len(text) <= 80 else "..." + text[-77:]
 
 
+def fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable: a renamed file is only safe once its folder is."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def same_file(a: Path, b: Path) -> bool:
     """Whether two paths name one file (by stat, never opened); False when either is missing."""
     try:
@@ -95,11 +104,7 @@ def private_output(
             os.chmod(temporary, PRIVATE_FILE_MODE)
             os.replace(temporary, target)
             with contextlib.suppress(OSError):
-                directory = os.open(target.parent, os.O_RDONLY)
-                try:
-                    os.fsync(directory)
-                finally:
-                    os.close(directory)
+                fsync_dir(target.parent)
         except OSError as exc:
             temporary.unlink(missing_ok=True)
             raise OutputRefused(

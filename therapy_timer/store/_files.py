@@ -160,14 +160,6 @@ def private_file(path: Path) -> None:
         os.close(fd)
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def backup_sort_key(path: Path) -> tuple[str, int]:
     match = _BACKUP_NAME.match(path.name)
     assert match is not None

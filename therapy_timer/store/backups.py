@@ -14,6 +14,7 @@ from therapy_timer.errors import DatabaseCorrupt, InvalidInput, StorageUnavailab
 from therapy_timer.files import (
     SQLITE_COMPANIONS,
     TEMPORARY_PART,
+    fsync_dir,
     held_temporary,
     remove_leftovers,
     same_file,
@@ -25,7 +26,6 @@ from therapy_timer.store._files import (
     backup_sort_key,
     backups_dir,
     database_path,
-    fsync_dir,
     list_backups,
     private_dir,
     private_file,
