@@ -138,3 +138,30 @@ def test_a_date_of_service_at_the_end_of_the_calendar_still_exports(
         "",
     )
     assert f"\n{day.isoformat()},MRN-1," in text
+
+
+@pytest.mark.parametrize(
+    ("start", "minutes", "shown"),
+    [
+        # The clocks go back at 02:00: 170 minutes from 00:30 end at 02:20 by the clock.
+        (datetime(2026, 11, 1, 0, 30, tzinfo=LOCAL), 170, ("00:30 EDT", "02:20 EST")),
+        # Forward at 02:00: 60 minutes from 01:30 end at 03:30.
+        (datetime(2026, 3, 8, 1, 30, tzinfo=LOCAL), 60, ("01:30 EST", "03:30 EDT")),
+        (datetime(2026, 11, 1, 9, 0, tzinfo=LOCAL), 45, ("09:00", "09:45")),  # that day's others
+    ],
+)
+def test_a_visit_across_a_change_of_clocks_says_which_time_its_times_are(
+    clinic: Clinic, clock: FakeClock, start: datetime, minutes: int, shown: tuple[str, str]
+) -> None:
+    """'00:30-02:20' beside 170 minutes reads as an hour too many, '01:30-03:30' beside 60 as
+    an hour too few: the desk would correct minutes that are right."""
+    from therapy_timer.gui.report_pdf import NO_BREAK_HYPHEN, WORD_JOINER, report_html
+
+    clock.set(start)
+    seen = visit(clinic, clock, "MRN-1", minutes)
+    (day,) = clinic.claim_days(seen.date_of_service)
+    assert day.result.total_timed_minutes == minutes
+    (times,) = [ex.visit_times(v) for v in day.visits]
+    assert times == (*shown, False)
+    printed = report_html([day]).replace(NO_BREAK_HYPHEN, "-").replace(WORD_JOINER, "")
+    assert f"{shown[0]}\u2013{shown[1]} Ann Lee (PT)" in printed

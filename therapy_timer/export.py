@@ -120,14 +120,21 @@ def visit_times(visit: VisitLike) -> tuple[str, str, bool]:
     """A visit's time in and out as the desk reads them, local ("14:00", "14:45"; "" for none),
     and whether it ran overnight: then the out says its date too ("03-11 10:00"). A timer left
     running overnight read "14:00-10:00" (four hours backwards) beside a day's worth of units.
+    Across a change of the clocks both say which time they are ("00:30 EDT", "02:20 EST"):
+    "00:30-02:20" beside 170 minutes read as an hour too many.
     """
     time_in = None if visit.time_in is None else visit.time_in.astimezone()
     moment = visit.time_out or visit.session.closed_utc
     time_out = None if moment is None else moment.astimezone()
-    overnight = time_in is not None and time_out is not None and time_out.date() != time_in.date()
+    overnight, zone = False, ""
+    if time_in is not None and time_out is not None:
+        overnight = time_out.date() != time_in.date()
+        zone = " %Z" if time_in.utcoffset() != time_out.utcoffset() else ""
     return (
-        "" if time_in is None else f"{time_in:%H:%M}",
-        "" if time_out is None else f"{time_out:{'%m-%d %H:%M' if overnight else '%H:%M'}}",
+        "" if time_in is None else time_in.strftime("%H:%M" + zone),
+        ""
+        if time_out is None
+        else time_out.strftime(("%m-%d %H:%M" if overnight else "%H:%M") + zone),
         overnight,
     )
 
