@@ -168,6 +168,32 @@ def test_clinic_codes_extend_the_catalogue(run: CliRunner, tmp_path: Path) -> No
     ]
 
 
+def test_a_clinics_mue_is_warned_about_and_a_bad_one_refused(
+    run: CliRunner, tmp_path: Path
+) -> None:
+    without = run.invoke(main, ["units", "97110=53", "--json"])
+    assert [w["rule"] for w in json.loads(without.stdout)["warnings"]] == []
+    codes = tmp_path / "codes.toml"
+    codes.write_text('[[code]]\ncode = "97110"\nmue = 3\n')
+    result = run.invoke(main, ["units", "97110=53", "--json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["lines"] == [{"code": "97110", "units": 4, "modifiers": ["GP"]}]  # not capped
+    (warning,) = answer["warnings"]
+    assert (warning["rule"], warning["severity"], warning["gist"]) == (
+        "R9.4",
+        "act",
+        "Over the MUE",
+    )
+    assert "97110: 4 units" in warning["message"] and "(MUE) of 3 " in warning["message"]
+    codes.write_text('[[code]]\ncode = "97110"\nmue = 0\n')
+    assert_refused(
+        run.invoke(main, ["units", "97110=53"]),
+        f"{codes}, line 3, code 97110, mue",
+        "positive whole number",
+    )
+
+
 def test_version(run: CliRunner) -> None:
     from therapy_timer import __version__
 

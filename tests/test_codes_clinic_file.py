@@ -6,6 +6,7 @@ import errno
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -166,6 +167,22 @@ BAD_FILES: dict[str, tuple[str | bytes, int | None, tuple[str, ...]]] = {
         3,
         ("code 97014, medicare_note", "built-in"),
     ),
+    # A medically unlikely edit (R9.4) is a positive whole number of units.
+    "mue zero": (
+        NEW + "mue = 0\n",
+        6,
+        ("code 97799, mue", "positive whole number", "the number 0"),
+    ),
+    "mue negative": (NEW + "mue = -2\n", 6, ("code 97799, mue", "the number -2")),
+    "mue a fraction": (NEW + "mue = 4.5\n", 6, ("code 97799, mue", "the number 4.5")),
+    "mue as text": (NEW + 'mue = "4"\n', 6, ("code 97799, mue", "without quotes", "the text '4'")),
+    "mue true": (NEW + "mue = true\n", 6, ("code 97799, mue", "not true")),
+    "built-in code's mue as a list": (
+        '[[code]]\ncode = "97110"\n\nmue = [4]\n',
+        4,
+        ("code 97110, mue", "a list of 1 item"),
+    ),
+    "misspelt mue": (NEW + "meu = 4\n", 6, ("code 97799, 'meu'", "did you mean 'mue'")),
     # Favourites
     "favourites not a table": ('favourites = ["97110"]\n', 1, ("favourites", "[favourites] table")),
     "favourites for a role": ('[favourites]\nPTA = ["97110"]\n', 2, ("'PTA'", "not a discipline")),
@@ -337,15 +354,37 @@ def test_a_built_in_code_may_be_redescribed_and_keeps_its_place(tmp_path: Path) 
     assert [c.code for c in catalogue] == [c.code for c in BUILTIN]
 
 
+def test_no_mue_is_shipped() -> None:
+    # R9.4's values are not in the specification's sources and some are confidential.
+    assert [c.code for c in BUILTIN if c.mue is not None] == []
+
+
+def test_a_clinic_may_give_built_in_and_new_codes_a_mue(tmp_path: Path) -> None:
+    clinic = tmp_path / "codes.toml"
+    clinic.write_text(
+        '[[code]]\ncode = "97110"\nmue = 4\n\n'
+        '[[code]]\ncode = "97140"\ndescription = "Manual (clinic)"\nmue = 2\n\n' + NEW + "mue = 1\n"
+    )
+    catalogue = load_catalogue(clinic)
+    assert catalogue.get("97110") == replace(BUILTIN.get("97110"), mue=4)
+    assert catalogue.get("97140") == replace(
+        BUILTIN.get("97140"), description="Manual (clinic)", mue=2
+    )
+    assert catalogue.get("97799").mue == 1
+    assert catalogue.get("97530") is BUILTIN.get("97530")
+    assert [c.code for c in catalogue] == [c.code for c in BUILTIN] + ["97799"]
+
+
 def test_a_new_code_gets_the_defaults_and_goes_last(tmp_path: Path) -> None:
     clinic = tmp_path / "codes.toml"
     clinic.write_text(NEW.replace('"97799"', '" g9999 "') + 'medicare_note = "  Ask first.  "\n')
     catalogue = load_catalogue(clinic)
     entry = catalogue.get("G9999")
-    assert (entry.code, entry.medicare_note, entry.assistant_allowed) == (
+    assert (entry.code, entry.medicare_note, entry.assistant_allowed, entry.mue) == (
         "G9999",
         "Ask first.",
         True,
+        None,
     )
     assert entry.disciplines == {Discipline.PT}
     assert catalogue.rank("G9999") == len(BUILTIN)

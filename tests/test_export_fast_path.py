@@ -30,12 +30,17 @@ from tests.fakes import FakeClock
 from therapy_timer import billing, rules
 from therapy_timer import export as ex
 from therapy_timer.clinic import Clinic
-from therapy_timer.codes import Discipline, FurnishedBy, Role, builtin_catalogue
+from therapy_timer.codes import Catalogue, Discipline, FurnishedBy, Role, builtin_catalogue
 from therapy_timer.model import PayerProfile, Segment, Session, SessionStatus, UntimedService
 from therapy_timer.stopwatch import RoundingPolicy
 from therapy_timer.store import Store
 
 CATALOGUE = builtin_catalogue()
+MUES = CATALOGUE.extended(
+    replace(CATALOGUE.get(code), mue=mue)
+    for code, mue in (("97110", 1), ("97140", 2), ("97530", 1))
+)
+"""A clinic's codes.toml giving MUEs low enough for generated days to exceed (R9.4)."""
 DATES = (date(2019, 6, 3), date(2021, 5, 5), date(2025, 3, 10), date(2025, 3, 11))
 """Before CQ/CO, before the 2022 revision, and two days under today's rules."""
 NOW = datetime(2025, 3, 12, 9, 0, tzinfo=UTC)
@@ -178,12 +183,13 @@ def _without_note(day: billing.ClaimDay) -> billing.ClaimDay:
 @given(
     sessions=st.lists(session, min_size=1, max_size=12),
     policy=st.sampled_from(list(RoundingPolicy)),
+    catalogue=st.sampled_from((CATALOGUE, MUES)),
 )
 def test_the_fast_export_bills_every_day_as_the_full_path_does(
-    store: Store, sessions: list[dict[str, object]], policy: RoundingPolicy
+    store: Store, sessions: list[dict[str, object]], policy: RoundingPolicy, catalogue: Catalogue
 ) -> None:
     _load(store, sessions)
-    clinic = Clinic(store, CATALOGUE, FakeClock(NOW), policy=policy)
+    clinic = Clinic(store, catalogue, FakeClock(NOW), policy=policy)
     first, last = DATES[0], DATES[-1]
     # The full path: every session's stopwatch restored, every answer with its note.
     with mock.patch.object(billing, "stopped_totals", return_value=None):
@@ -542,9 +548,12 @@ def test_a_one_session_days_plain_key_asks_what_its_request_asks(
     summed times) holds exactly what ``plain_request`` and ``rules.answer_key`` make of the
     day: equal keys ask the same question (else a day would be written with another's
     lines), and the same question has one key (else the memo would ask again); a day that
-    is not plain, or has an untimed service entered by hand, has none."""
+    is not plain, or has an untimed service entered by hand, has none. A memo of these keys
+    serves one catalogue: under a clinic's MUEs (R9.4) equal keys get equal answers, and
+    each is the full answer's."""
     keys: dict[object, object] = {}
     questions: dict[object, object] = {}
+    answers: dict[object, object] = {}
     for n, made in enumerate(days):
         start = datetime.combine(made["day"], datetime.min.time(), UTC) + timedelta(hours=13)
         times = []
@@ -586,6 +595,12 @@ def test_a_one_session_days_plain_key_asks_what_its_request_asks(
         question = rules.answer_key(request)
         assert keys.setdefault(key, question) == question
         assert questions.setdefault(question, key) == key
+        answer = billing.plain_answer(request, MUES, [])
+        assert answer is not None
+        full = rules.evaluate(request, MUES)
+        assert answer == replace(full, note="")
+        undated = replace(answer, date_of_service=None)
+        assert answers.setdefault(key, undated) == undated
 
 
 span = st.tuples(st.integers(0, 600), st.none() | st.integers(0, 60))

@@ -279,3 +279,28 @@ def test_each_rule_number_shown_comes_with_its_short_meaning(
                 assert f"{warning.rule}: {warning.gist}" in cell.text().splitlines()
                 warned += 1
     assert warned  # the generated day has warnings to act on
+
+
+def test_a_day_over_a_codes_mue_shows_it_to_act_on(qtbot: Bot, tmp_path: Path) -> None:
+    """R9.4: the clinic's codes.toml caps 97110 at 3 units a day; 53 minutes bill 4."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "codes.toml").write_text('[[code]]\ncode = "97110"\nmue = 3\n', "utf-8")
+    clock = FakeClock()
+    with Clinic.open(data, clock=clock) as clinic:
+        session = clinic.open_session(
+            patient_ref="MRN1", clinician="Ann", role=Role.PT, payer_profile="Medicare"
+        )
+        clinic.start(session.id, "97110")
+        clock.advance(minutes=53)
+        clinic.end_session(session.id)
+        view = DayView(clinic)
+        qtbot.add_widget(view)
+        view.show()
+        assert view.table.rowCount() == 1
+        lines = view.table.item(0, 2)
+        cell = view.table.item(0, len(COLUMNS) - 1)
+        assert lines is not None and cell is not None
+        assert "4 \N{MULTIPLICATION SIGN} 97110-GP" in lines.text()
+        assert cell.text().splitlines() == ["R9.4: Over the MUE"]
+        assert "R9.4 (Over the MUE): 97110: 4 units on this date of service" in cell.toolTip()

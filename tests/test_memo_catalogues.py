@@ -1,6 +1,7 @@
 """The CSV's memoised answers (``rules.evaluate_without_note``) are never answers made with
 another catalogue: a clinic's codes.toml can make one code timed, untimed or special, give it
-its own Medicare note or another description, and two clinics can be exported in one process.
+its own Medicare note, a MUE (R9.4) or another description, and two clinics can be exported in
+one process.
 
 Each request is asked of catalogues in turn, interleaved, on dates under each regime of the
 rules (before CQ/CO, before the 2022 revision, after it, none given), and the memo's answer
@@ -50,6 +51,22 @@ kind = "special"
 description = "Clinic special"
 disciplines = ["OT"]
 handling = "Count it by the clinic's rule."
+""",
+    """
+[[code]]
+code = "97110"
+mue = 1
+
+[[code]]
+code = "97140"
+mue = 2
+
+[[code]]
+code = "X1000"
+kind = "timed"
+description = "Clinic timed, capped"
+disciplines = ["PT"]
+mue = 1
 """,
 )
 CODES = ("97110", "97140", "97530", "X1000", "97129")
@@ -102,7 +119,11 @@ def _answer(request: rules.Request, catalogue: Catalogue, memo: bool) -> object:
 
 
 @settings(max_examples=300, deadline=None)
-@given(asked=st.lists(st.tuples(request, st.integers(0, 6)), min_size=1, max_size=8))
+@given(
+    asked=st.lists(
+        st.tuples(request, st.integers(0, 2 * len(CLINIC_FILES))), min_size=1, max_size=8
+    )
+)
 def test_a_memoised_answer_is_never_one_made_with_another_catalogue(
     catalogues: list[Catalogue], asked: list[tuple[rules.Request, int]]
 ) -> None:

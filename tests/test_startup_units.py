@@ -118,6 +118,22 @@ def test_a_stale_precompiled_catalogue_is_never_used(tmp_path: Path) -> None:
     assert parsed == [str(commented)]
 
 
+def test_a_code_files_mue_survives_its_precompiled_form(tmp_path: Path) -> None:
+    # None is shipped (R9.4), but a catalogue that sets one must not lose it when stored.
+    text = builtin_toml().read_text(encoding="utf-8")
+    edited = tmp_path / "codes.toml"
+    exercise = 'description = "Therapeutic exercise"\n'
+    assert exercise in text
+    edited.write_text(text.replace(exercise, exercise + "mue = 4\n"), "utf-8")
+    parsed = Catalogue.from_toml(edited)
+    assert parsed.get("97110").mue == 4
+    stored = tmp_path / "codes.precompiled.json"
+    stored.write_text(precompiled_form(parsed, edited.read_bytes()), "utf-8")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(codes, "_parse", None)  # read from the stored form or fail
+        assert load_builtin(edited, stored) == parsed
+
+
 @pytest.mark.parametrize(
     "stored",
     [

@@ -939,7 +939,9 @@ def plain_key(row: SessionRows) -> tuple[object, ...] | None:
 
     Made straight from the summed times (``StoppedTotals.rounded``), without pooling them
     into a request: most days of a clinic-year are one closed session each, and building
-    their requests cost more than the rules' memoised answers."""
+    their requests cost more than the rules' memoised answers. Like ``rules.answer_key`` it
+    holds no catalogue, though a clinic's codes.toml changes answers (its MUEs, R9.4): a memo
+    of these keys serves one catalogue, as ``Clinic._csv_lines`` keeps one per export."""
     session, totals = row.session, row.stopwatch
     if (
         type(totals) is not StoppedTotals

@@ -119,6 +119,10 @@ class Code:
     unlisted: bool = False
     medicare_note: str = ""
     handling: str = ""
+    mue: int | None = None
+    """The clinic's medically unlikely edit: the most units of the code a payer accepts on one
+    date of service (R9.4). Never shipped: the values are not in the specification's sources
+    and some are confidential, so only a clinic's codes.toml sets one."""
 
     def __init__(
         self,
@@ -135,6 +139,7 @@ class Code:
         unlisted: bool = False,
         medicare_note: str = "",
         handling: str = "",
+        mue: int | None = None,
     ) -> None:
         object.__setattr__(
             self,
@@ -153,6 +158,7 @@ class Code:
                 "unlisted": unlisted,
                 "medicare_note": medicare_note,
                 "handling": handling,
+                "mue": mue,
             },
         )
 
@@ -178,7 +184,10 @@ _BOOL_FLAGS = (
     "unlisted",
 )
 _NOTES = ("medicare_note", "handling")
-_ENTRY_KEYS = ("code", "kind", "description", "disciplines", *_BOOL_FLAGS, *_NOTES)
+_CLINIC_KEYS = ("description", "mue")
+"""What a clinic's file may set on a built-in code: its words and its payers' limit, never
+what decides units, modifiers or which codes run together."""
+_ENTRY_KEYS = ("code", "kind", "description", "disciplines", *_BOOL_FLAGS, *_NOTES, "mue")
 _TOP_KEYS = ("code", "favourites")
 _DISCIPLINES = frozenset(d.value for d in Discipline)
 _KINDS = frozenset(k.value for k in Kind)
@@ -346,6 +355,16 @@ class _Checker:
             self.fail(line, what, f"must be true or false (without quotes), not {_describe(value)}")
         return value
 
+    def units(self, value: object, line: _Line, what: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            self.fail(
+                line,
+                what,
+                "must be a positive whole number of units per date of service (without "
+                f"quotes), like 4, not {_describe(value)}",
+            )
+        return value
+
     def kind(self, value: object, line: _Line, what: str) -> Kind:
         if not isinstance(value, str) or value not in _KINDS:
             self.fail(
@@ -419,6 +438,8 @@ class _Checker:
                 values[key] = self.text(value, at, what, MAX_NOTE, required=False)
             elif key in _BOOL_FLAGS:
                 values[key] = self.flag(value, at, what)
+            elif key == "mue":
+                values[key] = self.units(value, at, what)
         if builtin is not None:
             return self._builtin_entry(builtin, values, line)
         new = Code(code=code, **values)
@@ -429,19 +450,17 @@ class _Checker:
         # Kind, disciplines and flags decide units, modifiers and which codes may run together:
         # a clinic file that turned 97110 into a supervised modality could bill it beside 97140.
         for key, value in values.items():
-            if key != "description" and value != getattr(builtin, key):
+            if key not in _CLINIC_KEYS and value != getattr(builtin, key):
                 self.fail(
                     self.lines.key_in(line, key),
                     f"code {builtin.code}, {key}",
                     f"{builtin.code} is a built-in code, so its {key} stays "
                     f"{_show(getattr(builtin, key))} and cannot be set to {_show(value)}; "
-                    "a clinic file may change only a built-in code's description "
+                    "a clinic file may set only a built-in code's description and mue "
                     "(and the [favourites])",
                 )
-        description = values.get("description", builtin.description)
-        if description == builtin.description:
-            return builtin
-        return replace(builtin, description=description)
+        changed = {k: v for k, v in values.items() if v != getattr(builtin, k)}
+        return replace(builtin, **changed) if changed else builtin
 
     def _coherent(self, code: Code, line: int) -> None:
         """Flags that contradict the kind would mis-bill (billing-rules.md §5, §8)."""
@@ -825,7 +844,7 @@ def precompiled_form(catalogue: Catalogue, data: bytes) -> str:
     for entry in catalogue:
         fields = {
             name: getattr(entry, name)
-            for name in (*_BOOL_FLAGS, *_NOTES)
+            for name in (*_BOOL_FLAGS, *_NOTES, "mue")
             if getattr(entry, name) != getattr(_DEFAULTS, name)
         }
         disciplines = [d.value for d in Discipline if d in entry.disciplines]
@@ -858,7 +877,7 @@ def load_catalogue(clinic_file: FilePath | None = None) -> Catalogue:
 
     Every problem with the clinic's file raises InvalidInput whose field names the file, the
     line and the field. A built-in code keeps its kind, disciplines, flags and notes: the file
-    may change only its description, and the favourites.
+    may change only its description and set its MUE (R9.4), and the favourites.
     """
     builtin = builtin_catalogue()
     if clinic_file is None:

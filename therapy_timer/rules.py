@@ -531,10 +531,12 @@ class _Row:
         self.outcomes: dict[tuple[int | None, ...], _Outcome] = {}
 
 
-_Outcome = tuple["CodeResult", tuple["Line", ...], str, int, tuple["RuleWarning", ...]]
+_Outcome = tuple[
+    "CodeResult", tuple["Line", ...], str, int, tuple["RuleWarning", ...], "RuleWarning | None"
+]
 """A code's part of an answer: its result, its lines, its row of the note, its bit if it is
-billed (else 0), and its warnings (§5.3 for a code counted by hand, R7.4/R7.7 for a CQ/CO
-split)."""
+billed (else 0), its warnings (§5.3 for a code counted by hand, R7.4/R7.7 for a CQ/CO split)
+and its R9.4 warning when its units exceed the clinic's MUE for it (else None)."""
 
 
 def _row_outcome(
@@ -562,14 +564,17 @@ def _row_outcome(
         minutes_text += f" (therapist {minutes - helped}, assistant {helped})"
     lines: tuple[Line, ...] = ()
     warnings: tuple[RuleWarning, ...] = ()
+    over: RuleWarning | None = None
     if entry.kind is Kind.SPECIAL:
         billed = bool(minutes)  # counted by hand: assume it is billed (safer for R9.3)
         outcome = "units counted by hand (not a 15-minute code)"
+        # R9.4: the engine has no units to hold to the MUE, so the person counting them does.
+        cap = "" if entry.mue is None else f" (its MUE: {_units_text(entry.mue)} a day)"
         warnings = (
             RuleWarning(
                 "§5.3",
                 f"{code} ({minutes} min) is not a plain 15-minute code and is not pooled: "
-                f"{entry.handling} Count its units by hand.",
+                f"{entry.handling} Count its units by hand{cap}.",
                 Severity.ACT,
                 "Count units by hand",
             ),
@@ -598,8 +603,10 @@ def _row_outcome(
                 lines += (_line(code, part.without_modifier, row.plain),)
                 parts.append(f"{part.without_modifier} x {row.plain_text}")
             outcome = f"{_units_text(units)}: {', '.join(parts)}"
+        if entry.mue is not None and units > entry.mue:
+            over = _mue_warning(code, units, entry.mue)
     bit = row.bit if billed else 0
-    return code_result, lines, f"{row.head}{minutes_text} - {outcome}", bit, warnings
+    return code_result, lines, f"{row.head}{minutes_text} - {outcome}", bit, warnings, over
 
 
 class _Shape:
@@ -1306,6 +1313,24 @@ def minutes_per_unit_warning(
 
 
 # --------------------------------------------------------------------------------------------
+# Medically unlikely edits (R9.4)
+
+
+def _mue_warning(code: str, units: int, mue: int) -> RuleWarning:
+    """R9.4: the units stay as the minutes give them (docs: "MUEs are warned about, never
+    capped"); the biller decides what the claim carries."""
+    return RuleWarning(
+        "R9.4",
+        f"{code}: {_units_text(units)} on this date of service, over its medically unlikely "
+        f"edit (MUE) of {mue} in the clinic's codes.toml; units above the MUE are denied for "
+        "that line. The units are billed as counted: check the record and the payer's edit "
+        "before the claim goes out.",
+        Severity.ACT,
+        "Over the MUE",
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # The whole answer
 
 
@@ -1369,6 +1394,7 @@ def evaluate(
     billed = 0  # the bits of the billed codes
     by_hand: list[RuleWarning] = []  # §5.3, before the CQ/CO splits' warnings
     splits: list[RuleWarning] = []
+    over_mue: list[RuleWarning] = []
     unbilled: list[str] = []
     assistant_total = 0
     for row in shape.rows:
@@ -1400,6 +1426,8 @@ def evaluate(
         billed |= outcome[3]
         if outcome[4]:
             (splits if row.pooled or row.untimed else by_hand).extend(outcome[4])
+        if outcome[5] is not None:
+            over_mue.append(outcome[5])
 
     if unbilled or (method is Method.CMS and 0 < total_timed < 8):
         warnings += memo.minute_warnings(method, unbilled, total_timed)
@@ -1412,6 +1440,7 @@ def evaluate(
     if pairs is None:
         pairs = memo.pair_warnings(billed, shape.rows)
     warnings += pairs
+    warnings += over_mue
 
     total_treatment = sum(timed.values())  # R4.2
     if untimed:
@@ -1500,8 +1529,9 @@ def answer_key(request: Request) -> tuple[object, ...]:
     """What of a request changes its answer other than its note (``evaluate_without_note``):
     every field but the date of service, which counts only by the rules in force on it (CQ/CO
     from 2020: R7.1; the 2022 revision: R7.6, R7.7 and §11 Q2). Two requests with equal keys
-    get equal answers, notes and dates aside; hashing the key raises TypeError when the
-    request holds something unhashable (which ``evaluate`` refuses)."""
+    get equal answers of one catalogue (a clinic's MUEs change answers too: R9.4), notes and
+    dates aside; hashing the key raises TypeError when the request holds something unhashable
+    (which ``evaluate`` refuses)."""
     return (
         request.method,
         request.discipline,

@@ -1,0 +1,187 @@
+"""Medically unlikely edits (R9.4): a clinic's codes.toml may give a code its MUE, the most
+units a payer accepts of it on one date of service; a claim day billing more is warned about
+(act, "Over the MUE") and never capped: the units stay what the minutes give."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.fakes import FakeClock
+from therapy_timer import rules
+from therapy_timer.clinic import Clinic
+from therapy_timer.codes import Catalogue, Discipline, FurnishedBy, Method, Role
+from therapy_timer.codes import builtin_catalogue as _builtin
+
+BUILTIN = _builtin()
+
+
+@functools.cache
+def with_mues(**mues: int) -> Catalogue:
+    """The built-in catalogue with these codes' MUEs set, as a clinic's codes.toml sets them."""
+    return BUILTIN.extended(replace(BUILTIN.get(code), mue=mue) for code, mue in mues.items())
+
+
+def request(
+    method: Method = Method.CMS, assistant: dict[str, int] | None = None, **timed: int
+) -> rules.Request:
+    return rules.Request(
+        method, Discipline.PT, {code.removeprefix("c"): m for code, m in timed.items()}, assistant
+    )
+
+
+def over_mue(result: rules.Result) -> list[rules.RuleWarning]:
+    return [w for w in result.warnings if w.rule == "R9.4"]
+
+
+def test_units_over_the_mue_are_warned_about_naming_code_units_and_cap() -> None:
+    # 53 minutes of 97110 alone: (53 + 7) // 15 = 4 units (R2.2); the clinic's MUE is 3.
+    result = rules.evaluate(request(c97110=53), with_mues(**{"97110": 3}))
+    assert [(line.code, line.units) for line in result.lines] == [("97110", 4)]
+    assert over_mue(result) == [
+        rules.RuleWarning(
+            "R9.4",
+            "97110: 4 units on this date of service, over its medically unlikely edit (MUE) of "
+            "3 in the clinic's codes.toml; units above the MUE are denied for that line. The "
+            "units are billed as counted: check the record and the payer's edit before the "
+            "claim goes out.",
+            rules.Severity.ACT,
+            "Over the MUE",
+        )
+    ]
+    assert result.warnings[-1] is over_mue(result)[0]  # after R9.3, in rule order
+
+
+def test_units_at_the_mue_draw_no_warning() -> None:
+    assert over_mue(rules.evaluate(request(c97110=53), with_mues(**{"97110": 4}))) == []
+    assert over_mue(rules.evaluate(request(c97110=52), with_mues(**{"97110": 3}))) == []
+
+
+def test_the_mue_is_warned_about_never_capped() -> None:
+    # 97110 53 min and 97140 36: 89 minutes, 6 units (R2.2): 97110 3 + 1, 97140 2 (R2.6); an
+    # assistant's 20 minutes of 97110 split its units over two lines (R7.4-R7.6).
+    asked = request(assistant={"97110": 20}, c97110=53, c97140=36)
+    capped = rules.evaluate(asked, with_mues(**{"97110": 1, "97140": 1}))
+    plain = rules.evaluate(asked, BUILTIN)
+    assert [w.message.split(":")[0] for w in over_mue(capped)] == ["97110", "97140"]
+    assert [line.code for line in capped.lines] == ["97110", "97110", "97140"]
+    assert "97110: 4 units" in over_mue(capped)[0].message  # the code's lines together
+    assert replace(capped, warnings=()) == replace(plain, warnings=())
+    assert [w for w in capped.warnings if w.rule != "R9.4"] == list(plain.warnings)
+    assert sum(line.units for line in capped.lines) == 6
+
+
+def test_the_per_code_method_is_held_to_the_mue_too() -> None:
+    # AMA/CPT: each code (m + 7) // 15 on its own (R3.1): 38 minutes are 3 units.
+    result = rules.evaluate(
+        request(Method.AMA, c97110=38, c97140=38), with_mues(**{"97110": 2, "97140": 3})
+    )
+    assert [w.message.split(":")[0] for w in over_mue(result)] == ["97110"]
+    assert "3 units" in over_mue(result)[0].message
+
+
+def test_an_untimed_code_is_one_unit_and_a_code_counted_by_hand_is_left_to_the_biller() -> None:
+    catalogue = with_mues(**{"97012": 1, "97129": 1})
+    untimed = rules.evaluate(
+        rules.Request(Method.CMS, Discipline.PT, {}, untimed=["97012"]), catalogue
+    )
+    assert over_mue(untimed) == []
+    special = rules.evaluate(rules.Request(Method.CMS, Discipline.SLP, {"97129": 40}), catalogue)
+    assert over_mue(special) == []
+    (by_hand,) = [w for w in special.warnings if w.rule == "§5.3"]
+    assert by_hand.message.endswith("Count its units by hand (its MUE: 1 unit a day).")
+    builtin = rules.evaluate(rules.Request(Method.CMS, Discipline.SLP, {"97129": 40}), BUILTIN)
+    (plain,) = [w for w in builtin.warnings if w.rule == "§5.3"]
+    assert plain.message.endswith("Count its units by hand.")
+
+
+CODES = ("97110", "97140", "97530", "97112")
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    minutes=st.dictionaries(st.sampled_from(CODES), st.integers(0, 130), max_size=4),
+    helped=st.integers(0, 30),
+    mues=st.dictionaries(st.sampled_from((*CODES, "97012")), st.integers(1, 5), max_size=5),
+    method=st.sampled_from(list(Method)),
+    untimed=st.booleans(),
+    dos=st.sampled_from((None, datetime(2021, 3, 1).date(), datetime(2025, 3, 1).date())),
+)
+def test_the_warning_appears_iff_a_codes_units_exceed_its_mue_and_nothing_else_changes(
+    minutes: dict[str, int],
+    helped: int,
+    mues: dict[str, int],
+    method: Method,
+    untimed: bool,
+    dos: object,
+) -> None:
+    assistant = {c: min(m, helped) for c, m in minutes.items() if helped}
+    asked = rules.Request(
+        method,
+        Discipline.PT,
+        minutes,
+        assistant,
+        ["97012"] if untimed else [],
+        date_of_service=dos,  # type: ignore[arg-type]
+    )
+    catalogue = with_mues(**mues)
+    result = rules.evaluate(asked, catalogue)
+    plain = rules.evaluate(asked, BUILTIN)
+    units = {r.code: r.units for r in result.codes}
+    expected = [c for c in units if c in mues and units[c] > mues[c]]
+    warned = over_mue(result)
+    assert [w.message.split(":")[0] for w in warned] == expected
+    for warning, code in zip(warned, expected, strict=True):
+        assert f"{code}: {units[code]} unit" in warning.message
+        assert f"(MUE) of {mues[code]} " in warning.message
+        assert (warning.severity, warning.gist) == (rules.Severity.ACT, "Over the MUE")
+    # Never capped: everything but the R9.4 warnings is the answer without MUEs.
+    assert replace(result, warnings=()) == replace(plain, warnings=())
+    assert [w for w in result.warnings if w.rule != "R9.4"] == list(plain.warnings)
+    # The CSV's memoised answer says the same.
+    assert rules.evaluate_without_note(asked, catalogue) == replace(result, note="")
+
+
+MUE_FILE = '[[code]]\ncode = "97110"\nmue = 3\n'
+
+
+def _one_visit(clinic: Clinic, clock: FakeClock, patient: str, minutes: int) -> None:
+    session = clinic.open_session(
+        patient_ref=patient, clinician="Ann", role=Role.PT, payer_profile="Medicare"
+    )
+    clinic.start(session.id, "97110", FurnishedBy.THERAPIST)
+    clock.advance(minutes=minutes)
+    clinic.end_session(session.id)
+
+
+@pytest.mark.parametrize("pooled", [False, True])
+def test_the_csv_carries_the_warning_on_the_day_over_the_mue(tmp_path: Path, pooled: bool) -> None:
+    """Through the clinic's codes.toml, as the desk exports: MRN1's day bills 4 units of
+    97110 (53 minutes, or 30 + 23 in two visits pooled into one claim day, R1.2), MRN2's 3."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "codes.toml").write_text(MUE_FILE, "utf-8")
+    clock = FakeClock(datetime(2025, 3, 10, 14, 0, tzinfo=UTC))
+    with Clinic.open(data, clock=clock) as clinic:
+        if pooled:
+            _one_visit(clinic, clock, "MRN1", 30)
+            _one_visit(clinic, clock, "MRN1", 23)
+        else:
+            _one_visit(clinic, clock, "MRN1", 53)
+        _one_visit(clinic, clock, "MRN2", 45)
+        day = clock.now().astimezone().date()
+        text = clinic.export("csv", day, mark=False).text
+    assert text is not None
+    rows = {r["patient_ref"]: r for r in csv.DictReader(io.StringIO(text.lstrip("\ufeff")))}
+    assert rows["MRN1"]["units"] == "4"
+    assert "R9.4: Over the MUE" in rows["MRN1"]["warnings"].split(" | ")
+    assert rows["MRN2"]["units"] == "3"
+    assert "R9.4" not in rows["MRN2"]["warnings"]
