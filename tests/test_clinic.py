@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import DEFAULT_START, FakeClock, new_segment
+from therapy_timer import export as ex
 from therapy_timer import rules
 from therapy_timer.clinic import Clinic
 from therapy_timer.codes import Discipline, FurnishedBy, Role, builtin_catalogue
@@ -373,6 +375,29 @@ def test_restore_after_the_clock_went_back_before_the_heartbeat(
     outcome = clinic.stop(session.id)
     assert outcome.change.warnings
     assert outcome.change.closed[0].stop_utc == DEFAULT_START
+
+
+@pytest.mark.parametrize("timed", [True, False])
+def test_a_session_ended_while_the_clock_is_behind_closes_when_it_last_recorded(
+    clinic: Clinic, session: Session, clock: FakeClock, store: Store, tmp_path: Path, timed: bool
+) -> None:
+    """A dead CMOS battery puts the clock a day back before the session ends: it closed
+    'before it was created', and the desk refused the station's whole bundle for it."""
+    if timed:
+        clinic.start(session.id, "97110")
+        clock.advance(minutes=20)
+        clinic.stop(session.id)
+    last = clock.now()  # DEFAULT_START, or the stop of 97110 at 14:20
+    clock.advance(minutes=-24 * 60)
+    closed = clinic.end_session(session.id)
+    assert closed.closed_utc == last  # where its timers are held (clock_warning), not before
+    records = store.session_records([session.id])
+    bundle = tmp_path / "room2.json"
+    bundle.write_text(json.dumps(ex.make_bundle(records, workstation="room-2", now=clock.now())))
+    with Store.open(tmp_path / "desk", clock=clock, actor="desk") as desk:
+        assert Clinic(desk, builtin_catalogue(), clock).import_bundles([bundle]).added == (
+            session.id,
+        )
 
 
 # -- a real crash --------------------------------------------------------------------------

@@ -199,10 +199,20 @@ class WritesMixin(QueriesMixin):
             if still:
                 codes = ", ".join(sorted(str(r[0]) for r in still))
                 raise InvalidOperation(f"stop the running codes first ({codes})")
+            # A clock put back (a dead CMOS battery) reads earlier than what the session
+            # recorded: it closes at the latest moment it recorded, where its timers are held
+            # (Clinic.clock_warning). Closed before it was created, no desk would import it.
+            recorded = [
+                moment
+                for segment in self.segments(session_id)
+                for moment in (segment.start_utc, segment.stop_utc)
+                if moment is not None
+            ]
+            closed = max([self._clock.now(), before.created_utc, *recorded])
             self._conn.execute(
                 "UPDATE sessions SET status = 'closed', closed_utc = ?, paused_utc = NULL,"
                 " resume_json = '[]' WHERE id = ?",
-                [now_text(self._clock), session_id],
+                [ts(closed, "closed_utc"), session_id],
             )
             after = self._session_row(session_id)
             self._audit(
