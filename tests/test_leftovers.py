@@ -3,6 +3,9 @@ never a file another live process is still writing (two processes at once is ord
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import os
 import signal
 import subprocess
 import sys
@@ -134,3 +137,33 @@ def test_a_killed_copys_sqlite_journals_go_with_it(cli: Cli) -> None:
         Path(f"{live}-journal").write_bytes(b"being written")
         cli("session", "list")
         assert _names(backups) == before | {live.name, f"{live.name}-journal"}
+
+
+@pytest.mark.parametrize("command", ["export", "backup"])
+def test_a_folder_whose_filesystem_takes_no_locks_is_still_written(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """An NFS share without its lock daemon answers flock with ENOLCK: every export and backup
+    --to there was refused ('cannot be written (No locks available)'), where it was written
+    before the sweep came. It is written unheld there, as on Windows; a sweep there cannot lock
+    a leftover either, so it removes none (it may be a live writer's)."""
+    share = tmp_path / "share"
+    share.mkdir()
+    left = share / ".file.abcd_123.partial"
+    left.write_bytes(b"a killed writer's, or a live one's")
+    flock = fcntl.flock
+
+    def no_locks_on_the_share(fd: int, operation: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(f"{share}{os.sep}"):
+            raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+        flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", no_locks_on_the_share)
+    target = share / "file"
+    day = cli.clock.now().astimezone().date().isoformat()
+    args = {
+        "export": ["export", "--date", day, "--out", str(target)],
+        "backup": ["backup", "--to", str(target)],
+    }[command]
+    cli(*args)
+    assert _names(share) == {"file", left.name}

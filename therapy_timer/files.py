@@ -24,6 +24,9 @@ TEMPORARY_PART = r"[a-z0-9_]{8}"
 
 _UNHELD = ".new"
 
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS})
+"""What flock says on a filesystem that takes no locks."""
+
 
 def _describe(path: Path) -> str:
     text = str(path)
@@ -125,8 +128,10 @@ def held_temporary(folder: Path, prefix: str, suffix: str) -> Iterator[Path]:
     writer's file from a live one's (two processes of ours at once is ordinary: the window and
     a command). Made under another name and renamed once held, so no sweep sees it unheld.
     Windows has no flock and cannot rename a file held open: there nothing is held (and
-    ``remove_leftovers`` removes nothing). The descriptor is never the database's: a swap
-    renames the file to the database's name only while no connection of ours has it open.
+    ``remove_leftovers`` removes nothing); nor on a filesystem that takes no locks (an NFS
+    share without its lock daemon: ENOLCK), where a sweep cannot lock a leftover either. The
+    descriptor is never the database's: a swap renames the file to the database's name only
+    while no connection of ours has it open.
     """
     fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix + _UNHELD, dir=folder)
     try:
@@ -134,7 +139,11 @@ def held_temporary(folder: Path, prefix: str, suffix: str) -> Iterator[Path]:
             os.close(fd)
             fd = -1
         else:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else has it
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else has it
+            except OSError as exc:
+                if exc.errno not in _NO_LOCKS:  # refused there, no export reached a share
+                    raise
         held = Path(name.removesuffix(_UNHELD))
         os.rename(name, held)
     except BaseException:
