@@ -158,6 +158,32 @@ def test_show_names_patient_clinician_payer_and_prints_local_times(
     assert segments[0]["start_utc"] == start.astimezone(UTC).isoformat()  # JSON stays UTC
 
 
+@pytest.mark.parametrize(
+    ("start", "minutes", "said", "times"),
+    [
+        # Recorded in summer, read on any day: the header said the zone of the day it was read.
+        (datetime(2025, 7, 1, 14, 0, tzinfo=UTC), 20, "EDT, UTC-0400", "10:00:00-10:20:00"),
+        # Across the change of the clocks on 2 November 2025: each time says its own.
+        (
+            datetime(2025, 11, 2, 5, 30, tzinfo=UTC),
+            40,
+            "EDT, UTC-0400",
+            "01:30:00 EDT-01:10:00 EST",
+        ),
+    ],
+)
+def test_show_says_the_zone_of_the_sessions_own_times(
+    cli: Cli, new_york: ZoneInfo, start: datetime, minutes: int, said: str, times: str
+) -> None:
+    cli.clock.set(start)
+    cli("timer", "start", "97110", "--patient", "MRN-4471")
+    cli.clock.advance(minutes=minutes)
+    session_id = cli.json("session", "end", "--json")["session"]["id"]
+    text = cli("session", "show", session_id[:8]).stdout
+    assert f"Segments (local time, {said});" in text
+    assert f"  97110  {times}  therapist" in text
+
+
 def test_list_shows_every_state(cli: Cli, tmp_path: Path) -> None:
     other = Cli(tmp_path / "room2", cli.clock)
     imported_id = _closed_session(other, "IM", [("97110", 10)])

@@ -906,13 +906,20 @@ def session_show(context: Context, session_id: str, as_json: bool) -> None:
         click.echo(f"  Clinician:  {chosen.clinician} ({chosen.role.value})")
         click.echo(f"  Payer:      {profile.name} ({describe_profile(profile)})")
         click.echo(f"  Date:       {chosen.date_of_service.isoformat()}")
-        zone = dt.datetime.now().astimezone().strftime("%Z, UTC%z")
+        # The zone of the session's own times, not of the day it is read (a summer session
+        # read in winter was said EST beside its EDT times); across a change of the clocks
+        # each time says its own ("01:30:00 EDT-01:10:00 EST").
+        moments = [m for s in segments for m in (s.start_utc, s.stop_utc) if m is not None]
+        zones = {m.astimezone().strftime("%Z, UTC%z") for m in moments}
+        zone = min(moments, default=dt.datetime.now(dt.UTC)).astimezone().strftime("%Z, UTC%z")
+        fmt = "%H:%M:%S" if len(zones) < 2 else "%H:%M:%S %Z"
         click.echo(f"Segments (local time, {zone}); correct with: session edit SEGMENT --reason:")
         if not segments:
             click.echo("  (none)")
         for seg in segments:
             click.echo(
-                f"  {seg.id[:SHORT_ID]}  {seg.code}  {_local(seg.start_utc)}-{_local(seg.stop_utc)}"
+                f"  {seg.id[:SHORT_ID]}  {seg.code}"
+                f"  {_local(seg.start_utc, fmt)}-{_local(seg.stop_utc, fmt)}"
                 f"  {seg.furnished_by.value}"
             )
         if untimed:
