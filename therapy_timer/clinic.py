@@ -1401,26 +1401,40 @@ class Clinic:
             return memo[key]
 
         for batch in self._batches(self._sessions_by_date(start, end)):
+            overlaps = batch.concurrent
             for members in billing.day_groups(batch.rows):
-                sessions = [r.session for r in members]
-                if who is not None and not any(clinician_key(s.clinician) == who for s in sessions):
-                    continue
-                ids = [s.id for s in sessions]
-                # Who overlapped is named only in an answer not yet made.
-                flagged = billing.day_flagged(ids, batch.concurrent)
-                single = billing.plain_key(members[0]) if len(members) == 1 else None
+                # A day of one session (most days) is read without a pass over its sessions.
+                if len(members) == 1:
+                    only = members[0].session
+                    if who is not None and clinician_key(only.clinician) != who:
+                        continue
+                    sessions, ids = [only], [only.id]
+                    # Who overlapped is named only in an answer not yet made.
+                    flagged = bool(overlaps.get(only.id))
+                    single = billing.plain_key(members[0])
+                    amended = only.amended
+                else:
+                    sessions = [r.session for r in members]
+                    if who is not None and not any(
+                        clinician_key(s.clinician) == who for s in sessions
+                    ):
+                        continue
+                    ids = [s.id for s in sessions]
+                    flagged = billing.day_flagged(ids, overlaps)
+                    single = None
+                    amended = any([s.amended for s in sessions])
                 if single is not None:
                     key = (single, flagged)
                     known = alone.get(key) or ask(
                         alone,
                         key,
                         billing.plain_request(members, catalogue, policy),
-                        billing.day_concurrent(ids, batch.concurrent),
+                        billing.day_concurrent(ids, overlaps),
                     )
                 elif (request := billing.plain_request(members, catalogue, policy)) is not None:
                     key = (rules.answer_key(request), flagged)
                     known = asked.get(key) or ask(
-                        asked, key, request, billing.day_concurrent(ids, batch.concurrent)
+                        asked, key, request, billing.day_concurrent(ids, overlaps)
                     )
                 else:
                     known = None
@@ -1437,13 +1451,6 @@ class Clinic:
                     provisional=False,
                     changed=bool(stale) and any([i in stale for i in ids]),
                 )
-                tail = ex.day_tail(
-                    answer,
-                    billing.clinician_labels(sessions),
-                    ids,
-                    any([s.amended for s in sessions]),
-                    status,
-                )
                 yield from ex.day_lines(
                     ex.day_cells(
                         first.date_of_service,
@@ -1452,7 +1459,7 @@ class Clinic:
                         first.payer_profile,
                     ),
                     answer,
-                    tail,
+                    ex.day_tail(answer, billing.clinician_labels(sessions), ids, amended, status),
                     "" if why is None else ex.neutralise(f"nothing billable: {why}"),
                     why,
                 )
