@@ -89,14 +89,15 @@ class StoppedTotals:
         """Each code's whole minutes and the assistant's part of them (``code_minutes``), in
         order of code: everything ``rules_input`` takes from these totals, as a memo's key."""
         rounded, assistant = self._policy.minutes, self._assistant
-        return tuple(
-            sorted(
-                [
-                    (code, *code_minutes(total, assistant.get(code), rounded))
-                    for code, total in self._elapsed.items()
-                ]
-            )
-        )
+        if not assistant:  # (most sessions) code_minutes of a code without the assistant's time
+            found = [(code, rounded(total), 0) for code, total in self._elapsed.items()]
+        else:
+            found = [
+                (code, *code_minutes(total, assistant.get(code), rounded))
+                for code, total in self._elapsed.items()
+            ]
+        found.sort()
+        return tuple(found)
 
 
 def stopped_totals(
