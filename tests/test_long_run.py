@@ -110,3 +110,31 @@ def test_the_warning_names_every_long_run_of_the_day_longest_first(desk: Desk) -
     (warning,) = desk.warnings(first)
     assert warning.gist == "97110 ran 5 hours without a stop: left running?"
     assert "97110 5 hours, 97140 3 hours." in warning.message
+
+
+@pytest.mark.parametrize("close", [True, False], ids=["closed", "still running"])
+def test_a_change_of_who_furnishes_a_running_code_does_not_stop_it(desk: Desk, close: bool) -> None:
+    # Tapping the running 97110 as the assistant (or the furnished-by switch) closes its
+    # segment and opens the next at the same moment: the timer never stopped.
+    session = desk.session(("97110", 100), close=False)
+    desk.clinic.start(session.id, "97110", FurnishedBy.ASSISTANT)
+    desk.clock.advance(minutes=60)
+    desk.clinic.set_furnished_by(session.id, FurnishedBy.THERAPIST)
+    desk.clock.advance(minutes=50)
+    if close:
+        desk.clinic.end_session(session.id)
+    gist = "97110 ran 3 h 30 min without a stop: left running?"
+    assert [w.gist for w in desk.warnings(session)] == [gist]
+    if close:  # its 97110-CQ line and its 97110-GP line
+        assert [row["warnings"] for row in desk.csv_rows(session)] == [f"R9.4: {gist}"] * 2
+    summary = desk.clinic.summary(session.id)
+    assert [w.gist for w in summary.warnings if w.rule == "R9.4"] == [gist]
+
+
+def test_a_stop_between_two_stretches_of_one_code_keeps_them_two(desk: Desk) -> None:
+    session = desk.session(("97110", 100), close=False)  # stopped, then started that minute
+    desk.clinic.stop(session.id, "97110")
+    desk.clinic.start(session.id, "97110", FurnishedBy.THERAPIST)  # at the same minute
+    desk.clock.advance(minutes=100)
+    desk.clinic.end_session(session.id)
+    assert desk.warnings(session) == []

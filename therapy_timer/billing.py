@@ -59,8 +59,9 @@ class StoppedTotals:
     times: no clock, pause or running code changes them, so a closed session is billed
     without restoring a stopwatch (``stopped_totals`` says when that gives the same).
 
-    ``long_run``: one of its segments ran longer than LONG_RUN (any code), so its claim day
-    may need the warning of ``long_runs``: such a day is not plain."""
+    ``long_run``: its time of some code (any code) adds up to more than LONG_RUN, so one of
+    its stretches may have run that long and its claim day may need the warning of
+    ``long_runs``: such a day is not plain."""
 
     __slots__ = ("_assistant", "_catalogue", "_elapsed", "_policy", "long_run")
 
@@ -118,7 +119,6 @@ def stopped_totals(
     """
     elapsed: dict[str, timedelta] = {}
     assistant: dict[str, timedelta] = {}
-    long_run = False
     for stored_code, furnished_by, start, stop in segments:
         if stop is None or start.tzinfo is not UTC or stop.tzinfo is not UTC or stop < start:
             return None
@@ -130,11 +130,12 @@ def stopped_totals(
                 return None
             code = canonical[stored_code] = catalogue.get(stored_code).code
         length = stop - start
-        if length > LONG_RUN:
-            long_run = True
         elapsed[code] = elapsed[code] + length if code in elapsed else length
         if furnished_by is _ASSISTANT:
             assistant[code] = assistant[code] + length if code in assistant else length
+    # A stretch is never longer than its code's total: whether segments join into one
+    # stretch (``long_runs``) is asked only of the few sessions whose totals pass this.
+    long_run = any([total > LONG_RUN for total in elapsed.values()])
     return StoppedTotals(elapsed, assistant, catalogue, policy, long_run)
 
 
@@ -360,7 +361,8 @@ LongRun = tuple[str, timedelta]
 def long_runs(
     segments: Mapping[str, Sequence[SegmentTimes]], catalogue: Catalogue, now: datetime
 ) -> dict[str, tuple[LongRun, ...]]:
-    """Each session's segments of a timed code that ran longer than LONG_RUN, longest first.
+    """Each session's unbroken stretches of a timed code (``_stretches``) that ran longer than
+    LONG_RUN, longest first.
 
     Only 15-minute codes: their units come from the minutes alone, so a timer left running
     bills unit after unit; an untimed code bills one unit however long, and a code counted by
@@ -368,16 +370,53 @@ def long_runs(
     """
     found: dict[str, tuple[LongRun, ...]] = {}
     for session_id, listed in segments.items():
+        # A stretch is never longer than all the session's time: joining its segments into
+        # stretches costs more than this sum, and most sessions' time is under LONG_RUN.
+        total = _ZERO
+        for _code, _by, start, stop in listed:
+            length = (now if stop is None else stop) - start
+            if length > _ZERO:
+                total += length
+        if total <= LONG_RUN:
+            continue
         runs = [
             (code, length)
-            for code, _by, start, stop in listed
-            if (length := (now if stop is None else stop) - start) > LONG_RUN
-            and code in catalogue
-            and catalogue.get(code).timed
+            for code, length in _stretches(listed, now)
+            if length > LONG_RUN and code in catalogue and catalogue.get(code).timed
         ]
         if runs:
             found[session_id] = tuple(sorted(runs, key=lambda run: run[1], reverse=True))
     return found
+
+
+def _stretches(listed: Sequence[SegmentTimes], now: datetime) -> Iterator[LongRun]:
+    """Each code's unbroken stretches and their lengths (a running one: up to ``now``).
+
+    When who furnishes a running code changes, the stopwatch closes its segment and opens the
+    next at that moment (``Stopwatch.set_furnished_by``): the timer never stopped, so such a
+    segment continues its stretch."""
+    codes: list[str] = []
+    starts: list[datetime] = []
+    ends: list[datetime] = []
+    ending: dict[tuple[str, datetime], tuple[int, FurnishedBy]] = {}
+    for code, by, start, stop in sorted(listed, key=_start):
+        before = ending.pop((code, start), None)
+        if before is not None and before[1] is not by:
+            at = before[0]
+        else:
+            at = len(codes)
+            codes.append(code)
+            starts.append(start)
+            ends.append(start)
+        ends[at] = now if stop is None else stop
+        if stop is not None:
+            ending[(code, stop)] = (at, by)
+    for code, start, end in zip(codes, starts, ends, strict=True):
+        yield code, end - start
+
+
+def _start(segment: SegmentTimes) -> datetime:
+    return segment[2]
 
 
 def long_run_warning(runs: Sequence[LongRun]) -> rules.RuleWarning:
@@ -911,7 +950,7 @@ def plain_request(
     """A plain claim day's request, or None when the day is not plain.
 
     Plain: every session closed, summed from stopped segments (``StoppedTotals``: no pause,
-    no running timer, nothing the stopwatch must check, no segment longer than LONG_RUN, whose
+    no running timer, nothing the stopwatch must check, no code's time over LONG_RUN, whose
     day may carry ``long_run_warning``) and without a stored tie choice. Such
     a day, if the rules accept its request (``plain_answer``), has no problems, is not
     provisional and bills every session, so a CSV can write its rows from that answer alone
