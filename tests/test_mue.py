@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -79,6 +80,30 @@ def test_the_mue_is_warned_about_never_capped() -> None:
     assert sum(line.units for line in capped.lines) == 6
 
 
+def test_a_tie_gives_the_extra_unit_to_a_code_it_keeps_within_its_mue() -> None:
+    # 97110 53 min and 97140 38: 91 minutes, 6 units (R2.2); whole units 3 and 2 leave 8 and 8
+    # minutes, a tie for the sixth unit (R2.8), which the default gives the longer 97110.
+    asked = request(c97110=53, c97140=38)
+    plain = rules.evaluate(asked, BUILTIN)
+    assert plain.allocation == {"97110": 4, "97140": 2}
+    # With 97110's MUE at 3 the unit goes to 97140: equally valid, and nothing is denied.
+    kept = rules.evaluate(asked, with_mues(**{"97110": 3}))
+    assert kept.allocation == {"97110": 3, "97140": 3}
+    assert kept.alternatives == ({"97110": 4, "97140": 2},)
+    assert over_mue(kept) == []
+    (tie,) = [w for w in kept.warnings if w.rule == "R2.8"]
+    assert "The default keeps units within the MUEs (R9.4), then bills" in tie.message
+    # Over either way: the next rule decides, and the one code over is named.
+    both = rules.evaluate(asked, with_mues(**{"97110": 3, "97140": 2}))
+    assert both.allocation == plain.allocation
+    assert [w.message.split(":")[0] for w in over_mue(both)] == ["97110"]
+    # A choice the therapist made stands.
+    chosen = rules.evaluate(
+        replace(asked, allocation={"97110": 4, "97140": 2}), with_mues(**{"97110": 3})
+    )
+    assert chosen.allocation == {"97110": 4, "97140": 2} and over_mue(chosen)
+
+
 def test_the_per_code_method_is_held_to_the_mue_too() -> None:
     # AMA/CPT: each code (m + 7) // 15 on its own (R3.1): 38 minutes are 3 units.
     result = rules.evaluate(
@@ -115,7 +140,7 @@ CODES = ("97110", "97140", "97530", "97112")
     untimed=st.booleans(),
     dos=st.sampled_from((None, datetime(2021, 3, 1).date(), datetime(2025, 3, 1).date())),
 )
-def test_the_warning_appears_iff_a_codes_units_exceed_its_mue_and_nothing_else_changes(
+def test_the_warning_appears_iff_a_codes_units_exceed_its_mue_and_only_a_tie_moves_a_unit(
     minutes: dict[str, int],
     helped: int,
     mues: dict[str, int],
@@ -143,9 +168,21 @@ def test_the_warning_appears_iff_a_codes_units_exceed_its_mue_and_nothing_else_c
         assert f"{code}: {units[code]} unit" in warning.message
         assert f"(MUE) of {mues[code]} " in warning.message
         assert (warning.severity, warning.gist) == (rules.Severity.ACT, "Over the MUE")
-    # Never capped: everything but the R9.4 warnings is the answer without MUEs.
-    assert replace(result, warnings=()) == replace(plain, warnings=())
-    assert [w for w in result.warnings if w.rule != "R9.4"] == list(plain.warnings)
+    # Never capped: the same units in all, and the same valid allocations (R2.8) to choose
+    # from; the default is one with the fewest codes over their MUE.
+    assert result.total_timed_units == plain.total_timed_units
+    valid = {tuple(sorted(a.items())) for a in (plain.allocation, *plain.alternatives)}
+    assert {tuple(sorted(a.items())) for a in (result.allocation, *result.alternatives)} == valid
+
+    def over(allocation: Mapping[str, int]) -> int:
+        return sum(1 for c, n in allocation.items() if c in mues and n > mues[c])
+
+    assert over(result.allocation) == min(over(dict(a)) for a in valid)
+    # When the default is the same, everything but R9.4 (and the tie's words) is too.
+    if result.allocation == plain.allocation:
+        assert replace(result, warnings=()) == replace(plain, warnings=())
+        kept = [w for w in result.warnings if w.rule not in ("R9.4", "R2.8")]
+        assert kept == [w for w in plain.warnings if w.rule != "R2.8"]
     # The CSV's memoised answer says the same.
     assert rules.evaluate_without_note(asked, catalogue) == replace(result, note="")
 

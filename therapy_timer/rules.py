@@ -612,7 +612,7 @@ def _row_outcome(
 class _Shape:
     """Facts about one set of codes under one plan of care (they never depend on minutes)."""
 
-    __slots__ = ("assisted", "evaluations", "note_rows", "pooled", "rows", "warnings")
+    __slots__ = ("assisted", "evaluations", "mues", "note_rows", "pooled", "rows", "warnings")
 
     def __init__(
         self,
@@ -638,6 +638,7 @@ class _Shape:
         self.assisted = {row.code: row.assisted for row in self.rows}
         # R7.9: the codes only a therapist may furnish (evaluations), by number.
         self.evaluations = tuple(c for c in sorted(entries) if not entries[c].assistant_allowed)
+        self.mues = any(entry.mue is not None for entry in entries.values())  # R9.4, for ties
         self.warnings = tuple(_catalogue_warnings(discipline, entries, ordered))  # R6.3, §5.2
 
 
@@ -1175,16 +1176,19 @@ def _tie_order(
     entries: Mapping[str, Code],
     cq_allowed: bool,
     revised: bool,
+    mues: bool,
     memo: _Memo,
 ) -> list[str]:
-    """The tied codes in the order the default gives them the extra unit (R2.8; docs: "Ties").
+    """The tied codes in the order the default gives them the extra unit (R2.8; docs: "Ties");
+    ``mues`` says whether some tied code has a MUE.
 
-    1. Fewer CQ/CO units first: CMS accepts either allocation (86 FR 65173 Example E), and a
+    1. An extra unit within the code's MUE first (R9.4): a unit over it is denied, not paid.
+    2. Fewer CQ/CO units: CMS accepts either allocation (86 FR 65173 Example E), and a
        line without CQ/CO is paid 100% instead of 85% (R7.2), so the default pays the clinic.
-    2. More minutes on the code (Example 1's wording: more units to the longer service).
-    3. Catalogue order.
-    The extra unit's CQ/CO cost is counted per code, so taking the first ``need`` codes gives
-    the allocation with the fewest CQ/CO units overall.
+    3. More minutes on the code (Example 1's wording: more units to the longer service).
+    4. Catalogue order.
+    Both costs of the extra unit are counted per code, so taking the first ``need`` codes gives
+    the allocation with the fewest units over an MUE, then the fewest CQ/CO units.
     """
     extra_modifier_units: dict[str, int] = dict.fromkeys(split.tied, 0)
     if cq_allowed and assistant:
@@ -1198,7 +1202,11 @@ def _tie_order(
                     code, base + 1, *args
                 ) - _modifier_units(code, base, *args)
     rank = memo.catalogue.rank
-    return sorted(split.tied, key=lambda c: (extra_modifier_units[c], -pooled[c], rank(c)))
+    if not mues:  # most ties: no MUE to look at, nothing to work out for it
+        return sorted(split.tied, key=lambda c: (extra_modifier_units[c], -pooled[c], rank(c)))
+    # The extra unit is over the code's MUE when its whole units already reach it.
+    over = {c: (mue := entries[c].mue) is not None and split.base[c] >= mue for c in split.tied}
+    return sorted(split.tied, key=lambda c: (over[c], extra_modifier_units[c], -pooled[c], rank(c)))
 
 
 def _chosen_allocation(
@@ -1226,7 +1234,8 @@ def _chosen_allocation(
     return allocation, picked
 
 
-def _tie_warnings(split: CmsSplit, listed: int) -> list[RuleWarning]:
+def _tie_warnings(split: CmsSplit, listed: int, mues: bool) -> list[RuleWarning]:
+    """``mues``: some tied code has a MUE, which the default looks at first."""
     others = split.count - 1
     warnings = []
     if others > listed:
@@ -1242,7 +1251,9 @@ def _tie_warnings(split: CmsSplit, listed: int) -> list[RuleWarning]:
         RuleWarning(
             "R2.8",
             f"{', '.join(sorted(split.tied))} tie on leftover minutes, so the extra unit may go "
-            "to any of them. The default bills the most units without CQ/CO (paid 100% rather "
+            "to any of them. The default "
+            f"{'keeps units within the MUEs (R9.4), then ' if mues else ''}"
+            "bills the most units without CQ/CO (paid 100% rather "
             "than 85%), then gives the unit to the code with more minutes, then catalogue order; "
             f"{others} other allocation(s) are equally valid.",
             Severity.INFO,
@@ -1366,8 +1377,17 @@ def evaluate(
             if request.allocation is not None:  # a choice where there is none is still checked
                 allocation, _ = _chosen_allocation(request.allocation, split, pooled, memo)
         else:
+            mues = shape.mues and any(plan.entries[c].mue is not None for c in split.tied)
             order = _tie_order(
-                split, pooled, assistant, shape.assisted, plan.entries, cq_allowed, revised, memo
+                split,
+                pooled,
+                assistant,
+                shape.assisted,
+                plan.entries,
+                cq_allowed,
+                revised,
+                mues,
+                memo,
             )
             if request.allocation is not None:
                 allocation, picked = _chosen_allocation(request.allocation, split, pooled, memo)
@@ -1381,7 +1401,7 @@ def evaluate(
                 if frozenset(chosen) != picked
             )
             alternatives = tuple(islice(listed, MAX_ALTERNATIVES))
-            warnings.extend(_tie_warnings(split, len(alternatives)))
+            warnings.extend(_tie_warnings(split, len(alternatives), mues))
     else:
         allocation = {c: ama_units(m) for c, m in pooled.items()}  # R3.2
     total_units = sum(allocation.values())
