@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.fakes import FakeClock
@@ -132,6 +132,14 @@ CODES = ("97110", "97140", "97530", "97112")
 
 
 @settings(max_examples=400, deadline=None)
+@example(  # three codes tie; the same default, its alternatives in another order
+    minutes={"97110": 109, "97140": 109, "97530": 124},
+    helped=0,
+    mues={"97110": 1},
+    method=Method.CMS,
+    untimed=False,
+    dos=None,
+)
 @given(
     minutes=st.dictionaries(st.sampled_from(CODES), st.integers(0, 130), max_size=4),
     helped=st.integers(0, 30),
@@ -178,9 +186,12 @@ def test_the_warning_appears_iff_a_codes_units_exceed_its_mue_and_only_a_tie_mov
         return sum(1 for c, n in allocation.items() if c in mues and n > mues[c])
 
     assert over(result.allocation) == min(over(dict(a)) for a in valid)
-    # When the default is the same, everything but R9.4 (and the tie's words) is too.
+    # When the default is the same, everything but R9.4 (and the tie's words) is too; the
+    # alternatives (the same, above) are listed in the default's order of preference.
     if result.allocation == plain.allocation:
-        assert replace(result, warnings=()) == replace(plain, warnings=())
+        assert replace(result, warnings=(), alternatives=()) == replace(
+            plain, warnings=(), alternatives=()
+        )
         kept = [w for w in result.warnings if w.rule not in ("R9.4", "R2.8")]
         assert kept == [w for w in plain.warnings if w.rule != "R2.8"]
     # The CSV's memoised answer says the same.
