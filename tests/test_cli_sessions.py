@@ -31,6 +31,15 @@ class Cli:
         return json.loads(self(*args).stdout)
 
 
+def treated(data_dir: Path) -> Cli:
+    """The command line over ``data_dir`` once JD's 23 minutes of 97110 are recorded and closed."""
+    cli = Cli(data_dir)
+    cli("timer", "start", "97110", "--patient", "JD")
+    cli.clock.advance(minutes=23)
+    cli("session", "end")
+    return cli
+
+
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     return Cli(tmp_path)

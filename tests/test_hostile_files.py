@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli_sessions import Cli
+from tests.test_cli_sessions import Cli, treated
 from therapy_timer import store as st
 from therapy_timer.clinic import SERVER_DSN_SETTING, SYNC_STATE_FILE
 
@@ -19,11 +19,7 @@ UNREACHABLE = "host=127.0.0.1 port=1 dbname=clinic user=ws_room1 connect_timeout
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
-    cli = Cli(tmp_path / "data")
-    cli("timer", "start", "97110", "--patient", "JD")
-    cli.clock.advance(minutes=23)
-    cli("session", "end")
-    return cli
+    return treated(tmp_path / "data")
 
 
 def test_an_export_never_replaces_the_last_sync_record(cli: Cli, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli_sessions import Cli
+from tests.test_cli_sessions import Cli, treated
 from therapy_timer.files import held_temporary
 from therapy_timer.store._files import backups_dir
 
@@ -33,11 +33,7 @@ main(sys.argv[1:])
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
-    cli = Cli(tmp_path / "data")
-    cli("timer", "start", "97110", "--patient", "JD")
-    cli.clock.advance(minutes=23)
-    cli("session", "end")
-    return cli
+    return treated(tmp_path / "data")
 
 
 @pytest.fixture
