@@ -740,3 +740,20 @@ def test_an_answers_line_texts_are_its_cells_joined_or_none_when_one_needs_quote
     )
     assert ex.answer_cells(odd).line_texts is None
     assert ex.answer_cells(odd).lines[0][0] == '97"110'
+
+
+def test_a_patients_plain_claim_days_of_one_date_are_held_to_the_mue_summed(
+    store: Store,
+) -> None:
+    """R9.4 across claims: MRN1's PT and OT days, plain alone, bill 97110 x 1 each against a
+    MUE of 1, and each carries the warning of the units summed, which no plain answer has;
+    the CSV writes them as the full path does (they leave the plain-day path). MRN2's one
+    day, the same question, stays plain and unwarned; without MUEs nothing changes."""
+    _load(store, [_plain(), _plain(discipline="OT", role="OT"), _plain(patient="MRN2")])
+    first, last = DATES[0], DATES[-1]
+    for catalogue, warned in ((MUES, [True, True, False]), (CATALOGUE, [False] * 3)):
+        clinic = Clinic(store, catalogue, FakeClock(NOW))
+        full = list(clinic.iter_claim_days(first, last))
+        assert [any(w.rule == "R9.4" for w in d.result.warnings) for d in full] == warned
+        exported = clinic.export("csv", first, last, mark=False).text
+        assert exported == ex.report_text(full, "csv")

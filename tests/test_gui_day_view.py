@@ -304,3 +304,35 @@ def test_a_day_over_a_codes_mue_shows_it_to_act_on(qtbot: Bot, tmp_path: Path) -
         assert "4 \N{MULTIPLICATION SIGN} 97110-GP" in lines.text()
         assert cell.text().splitlines() == ["R9.4: Over the MUE"]
         assert "R9.4 (Over the MUE): 97110: 4 units on this date of service" in cell.toolTip()
+
+
+def test_a_patients_claim_days_over_a_codes_mue_summed_show_it_to_act_on(
+    qtbot: Bot, tmp_path: Path
+) -> None:
+    """R9.4 across claims: 45 minutes of 97110 under a PT plan and 45 under an OT plan bill
+    3 units each, 6 against the clinic's MUE of 4; both rows say so."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "codes.toml").write_text('[[code]]\ncode = "97110"\nmue = 4\n', "utf-8")
+    clock = FakeClock()
+    with Clinic.open(data, clock=clock) as clinic:
+        for role in (Role.PT, Role.OT):
+            session = clinic.open_session(
+                patient_ref="MRN1", clinician="Ann", role=role, payer_profile="Medicare"
+            )
+            clinic.start(session.id, "97110")
+            clock.advance(minutes=45)
+            clinic.end_session(session.id)
+        view = DayView(clinic)
+        qtbot.add_widget(view)
+        view.show()
+        assert view.table.rowCount() == 2
+        for row in range(2):
+            cell = view.table.item(row, len(COLUMNS) - 1)
+            assert cell is not None
+            assert cell.text().splitlines() == ["R9.4: Over the MUE"]
+            assert (
+                "R9.4 (Over the MUE): 97110: 6 units on this date of service, summed over the "
+                "patient's claim days of that date (OT under Medicare: 3 units; PT under "
+                "Medicare: 3 units)"
+            ) in cell.toolTip()

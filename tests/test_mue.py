@@ -17,7 +17,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.fakes import FakeClock
-from therapy_timer import rules
+from therapy_timer import billing, rules
+from therapy_timer import export as ex
 from therapy_timer.clinic import Clinic
 from therapy_timer.codes import Catalogue, Discipline, FurnishedBy, Method, Role
 from therapy_timer.codes import builtin_catalogue as _builtin
@@ -233,3 +234,106 @@ def test_the_csv_carries_the_warning_on_the_day_over_the_mue(tmp_path: Path, poo
     assert "R9.4: Over the MUE" in rows["MRN1"]["warnings"].split(" | ")
     assert rows["MRN2"]["units"] == "3"
     assert "R9.4" not in rows["MRN2"]["warnings"]
+
+
+def _visit(clinic: Clinic, clock: FakeClock, patient: str, role: Role, minutes: int) -> None:
+    session = clinic.open_session(
+        patient_ref=patient, clinician=f"{role.value} one", role=role, payer_profile="Medicare"
+    )
+    clinic.start(session.id, "97110", FurnishedBy.THERAPIST)
+    clock.advance(minutes=minutes)
+    clinic.end_session(session.id)
+
+
+ACROSS = '[[code]]\ncode = "97110"\nmue = 4\n'
+
+
+def _across(tmp_path: Path, visits: list[tuple[str, Role, int]]) -> Clinic:
+    """A clinic whose codes.toml caps 97110 at 4 units, with these visits of 97110 today."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "codes.toml").write_text(ACROSS, "utf-8")
+    clock = FakeClock(datetime(2025, 3, 10, 14, 0, tzinfo=UTC))
+    clinic = Clinic.open(data, clock=clock)
+    for patient, role, minutes in visits:
+        _visit(clinic, clock, patient, role, minutes)
+    return clinic
+
+
+SUMMED = (
+    "97110: 6 units on this date of service, summed over the patient's claim days of that "
+    "date (OT under Medicare: 3 units; PT under Medicare: 3 units), over its medically "
+    "unlikely edit (MUE) of 4 in the clinic's codes.toml"
+)
+
+
+def test_a_codes_units_are_held_to_its_mue_across_a_patients_claim_days_of_one_date(
+    tmp_path: Path,
+) -> None:
+    """R9.4 caps a code per patient and date of service across claims: 3 units of 97110
+    under a PT plan and 3 under an OT plan (45 minutes each) are 6 against a MUE of 4, and
+    each claim day says so; MRN2's PT day of 3 units and mrn1's reference (the same patient,
+    compared as claim days compare it) show that only the patient's own days are summed."""
+    visits = [("MRN1", Role.PT, 45), ("mrn1", Role.OT, 45), ("MRN2", Role.PT, 45)]
+    with _across(tmp_path, visits) as clinic:
+        days = clinic.claim_days(clinic.today())
+    assert [(d.patient_ref, d.discipline, billing.lines_text(d.result)) for d in days] == [
+        ("mrn1", Discipline.OT, "3 \N{MULTIPLICATION SIGN} 97110-GO"),
+        ("MRN1", Discipline.PT, "3 \N{MULTIPLICATION SIGN} 97110-GP"),
+        ("MRN2", Discipline.PT, "3 \N{MULTIPLICATION SIGN} 97110-GP"),
+    ]
+    for day in days[:2]:
+        [warning] = over_mue(day.result)
+        assert warning.message.startswith(SUMMED)
+        assert (warning.severity, warning.gist) == (rules.Severity.ACT, "Over the MUE")
+    assert over_mue(days[2].result) == []
+
+
+def test_a_patients_only_claim_day_of_a_date_keeps_the_rules_own_warning_alone(
+    tmp_path: Path,
+) -> None:
+    """One claim day (two visits pooled, R1.2) is held to the MUE by the rules as before:
+    53 + 15 minutes bill 5 units, warned once, in the rules' words; 3 units draw none."""
+    with _across(tmp_path, [("MRN1", Role.PT, 53), ("MRN1", Role.PT, 15)]) as clinic:
+        [day] = clinic.claim_days(clinic.today())
+        expected = rules.evaluate(
+            rules.Request(Method.CMS, Discipline.PT, {"97110": 68}),
+            with_mues(**{"97110": 4}),
+        )
+        assert day.result.warnings == expected.warnings
+    assert [w.message[:34] for w in over_mue(day.result)] == ["97110: 5 units on this date of ser"]
+
+
+def test_a_day_over_the_mue_alone_is_warned_once_and_names_no_sum(tmp_path: Path) -> None:
+    """5 units under PT (68 minutes) and 1 under OT: the PT day carries the rules' warning
+    (the same denial), the OT day the summed one, naming both days."""
+    with _across(tmp_path, [("MRN1", Role.PT, 68), ("MRN1", Role.OT, 15)]) as clinic:
+        ot, pt = clinic.claim_days(clinic.today())
+    [alone] = over_mue(pt.result)
+    assert alone.message.startswith("97110: 5 units on this date of service, over its")
+    [summed] = over_mue(ot.result)
+    assert summed.message.startswith(
+        "97110: 6 units on this date of service, summed over the patient's claim days of that "
+        "date (OT under Medicare: 1 unit; PT under Medicare: 5 units)"
+    )
+
+
+def test_the_csv_carries_the_summed_warning_on_each_claim_day(tmp_path: Path) -> None:
+    """The desk's export: both of MRN1's days carry it, through the CSV's plain-day path's
+    fallback as through its full one (a clinician's export lists only the days they saw)."""
+    visits = [("MRN1", Role.PT, 45), ("MRN1", Role.OT, 45), ("MRN2", Role.PT, 45)]
+    with _across(tmp_path, visits) as clinic:
+        day = clinic.today()
+        text = clinic.export("csv", day, mark=False).text
+        assert text is not None
+        assert text == ex.report_text(clinic.claim_days(day), "csv")
+        ot_only = clinic.export("csv", day, clinician="OT one", mark=False).text
+    rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+    warned = [
+        (r["patient_ref"], r["discipline"], "R9.4: Over the MUE" in r["warnings"].split(" | "))
+        for r in rows
+    ]
+    assert warned == [("MRN1", "OT", True), ("MRN1", "PT", True), ("MRN2", "PT", False)]
+    assert ot_only is not None
+    [ot_row] = csv.DictReader(io.StringIO(ot_only.lstrip("\ufeff")))
+    assert (ot_row["discipline"], "R9.4: Over the MUE" in ot_row["warnings"]) == ("OT", True)

@@ -886,35 +886,49 @@ def claim_days(
     billed; without it the refusal is raised. Without ``note`` the days' answers have no
     note (a CSV never shows it, and the rest of an answer is then memoised); ``read_mark`` is
     each day's (``ClaimDay.read_mark``). ``runs`` names each session's timed codes that ran
-    implausibly long (``long_runs``): their day carries ``long_run_warning``.
+    implausibly long (``long_runs``): their day carries ``long_run_warning``. Under a
+    catalogue with MUEs, a patient's days of one date are held to them together
+    (``over_mue_across``).
     """
     overlaps = concurrent or {}
     long = runs or {}
     times = spans or {}
     changed = set(stale)
-    for members in day_groups(rows):
-        ids = [r.session.id for r in members]
-        result, problems = bill_day(
-            members,
-            catalogue,
-            policy,
-            concurrent=day_concurrent(ids, overlaps),
-            problem=problem,
-            note=note,
-        )
-        if long:
-            day_runs = sorted(
-                [run for i in ids for run in long.get(i, ())], key=lambda run: run[1], reverse=True
+    groups = day_groups(rows)
+    # R9.4 caps a code per patient and date across claims: with MUEs, a patient's days of a
+    # date are billed together (day_groups yields them one after another).
+    for together in patient_dates(groups) if catalogue.mues else zip(groups):
+        days = []
+        for members in together:
+            ids = [r.session.id for r in members]
+            result, problems = bill_day(
+                members,
+                catalogue,
+                policy,
+                concurrent=day_concurrent(ids, overlaps),
+                problem=problem,
+                note=note,
             )
-            if day_runs:
-                result = _with_warnings(result, (*result.warnings, long_run_warning(day_runs)))
-        yield ClaimDay(
-            visits=tuple([Visit(r.session, *times.get(r.session.id, _NO_SPAN)) for r in members]),
-            result=result,
-            changed_after_export=bool(changed) and any([i in changed for i in ids]),
-            problems=problems,
-            read_mark=read_mark,
-        )
+            if long:
+                day_runs = sorted(
+                    [run for i in ids for run in long.get(i, ())],
+                    key=lambda run: run[1],
+                    reverse=True,
+                )
+                if day_runs:
+                    result = _with_warnings(result, (*result.warnings, long_run_warning(day_runs)))
+            days.append(
+                ClaimDay(
+                    visits=tuple(
+                        [Visit(r.session, *times.get(r.session.id, _NO_SPAN)) for r in members]
+                    ),
+                    result=result,
+                    changed_after_export=bool(changed) and any([i in changed for i in ids]),
+                    problems=problems,
+                    read_mark=read_mark,
+                )
+            )
+        yield from over_mue_across(days, catalogue) if len(days) > 1 else days
 
 
 def day_groups(rows: Iterable[SessionRows]) -> Iterator[list[SessionRows]]:
@@ -932,6 +946,65 @@ def day_groups(rows: Iterable[SessionRows]) -> Iterator[list[SessionRows]]:
             current = day
         groups.setdefault(day_key(row.session), []).append(row)
     yield from [groups[key] for key in sorted(groups, key=_day_order)]
+
+
+def patient_dates(
+    groups: Iterable[list[SessionRows]],
+) -> Iterator[tuple[list[SessionRows], ...]]:
+    """Claim days' sessions (``day_groups``) with each patient's days of one date together,
+    patients compared as claim days compare them (``day_key``)."""
+    together: list[list[SessionRows]] = []
+    for members in groups:
+        if together and day_key(together[0][0].session)[:2] != day_key(members[0].session)[:2]:
+            yield tuple(together)
+            together = []
+        together.append(members)
+    if together:
+        yield tuple(together)
+
+
+def over_mue_across(days: Sequence[ClaimDay], catalogue: Catalogue) -> list[ClaimDay]:
+    """A patient's claim days of one date (two plans of care, two payers), each billing a code
+    whose units summed over them exceed its MUE carrying R9.4's act warning: the MUE caps a
+    code per patient and date of service across claims. A day over the MUE alone already
+    carries the rules' own warning (it is the same denial) and gets no second one."""
+    billed: dict[str, list[tuple[int, int]]] = {}  # code: (day's index, its units)
+    for n, day in enumerate(days):
+        units: dict[str, int] = {}
+        for line in day.result.lines:  # a code's CQ/CO lines counted together, as the rules do
+            units[line.code] = units.get(line.code, 0) + line.units
+        for code, count in units.items():
+            billed.setdefault(code, []).append((n, count))
+    extra: dict[int, list[rules.RuleWarning]] = {}
+    for code, counts in billed.items():
+        entry = catalogue.lookup(code)
+        mue = None if entry is None else entry.mue
+        total = sum(count for _n, count in counts)
+        if mue is None or len(counts) < 2 or total <= mue:
+            continue
+        shares = "; ".join(
+            f"{days[n].discipline.value} under {days[n].payer_profile}: {rules.units_text(count)}"
+            for n, count in counts
+        )
+        warning = rules.RuleWarning(
+            "R9.4",
+            f"{code}: {rules.units_text(total)} on this date of service, summed over the "
+            f"patient's claim days of that date ({shares}), over its medically unlikely edit "
+            f"(MUE) of {mue} in the clinic's codes.toml; the MUE caps a code per patient and "
+            "date across claims, and units above it are denied. The units are billed as "
+            "counted: check the records and the payer's edit before the claims go out.",
+            rules.Severity.ACT,
+            "Over the MUE",
+        )
+        for n, count in counts:
+            if count <= mue:
+                extra.setdefault(n, []).append(warning)
+    return [
+        replace(day, result=_with_warnings(day.result, (*day.result.warnings, *extra[n])))
+        if n in extra
+        else day
+        for n, day in enumerate(days)
+    ]
 
 
 def day_concurrent(ids: Sequence[str], overlaps: Mapping[str, Sequence[str]]) -> list[str]:

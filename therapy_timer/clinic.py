@@ -1194,10 +1194,7 @@ class Clinic:
         if end is not None and end < start:
             raise InvalidInput("to", f"{end.isoformat()} is before {start.isoformat()}")
         days = self._claim_days_of(self._sessions_by_date(start, end or start), note=note)
-        if clinician is None:
-            return days
-        who = clinician_key(clinician)
-        return (d for d in days if any(clinician_key(s.clinician) == who for s in d.sessions))
+        return days if clinician is None else _seen_by(days, clinician_key(clinician))
 
     def claim_days(
         self, start: date, end: date | None = None, *, clinician: str | None = None
@@ -1371,7 +1368,8 @@ class Clinic:
         same R8.3 flag: the flag's cell names no patient, so which patients overlapped does
         not change the rows. The day's own cells come from the same cell, status and
         why-nothing functions as a ``ClaimDay``'s; any other day goes through ``claim_days``
-        and ``csv_rows`` whole, in the same place.
+        and ``csv_rows`` whole, in the same place, and so do a patient's claim days of one date
+        under a catalogue with MUEs (R9.4 holds them to a code's MUE together).
         tests/test_export_fast_path.py holds the two equal on generated databases.
         """
         from therapy_timer import export as ex
@@ -1402,7 +1400,17 @@ class Clinic:
 
         for batch in self._batches(self._sessions_by_date(start, end)):
             overlaps = batch.concurrent
-            for members in billing.day_groups(batch.rows):
+            groups = billing.day_groups(batch.rows)
+            for together in billing.patient_dates(groups) if catalogue.mues else zip(groups):
+                if len(together) > 1:
+                    # A patient's claim days of one date under MUEs: each may carry the R9.4
+                    # warning of their units summed (claim_days), which no plain answer has.
+                    days = self._batch_days(batch, [r for m in together for r in m], note=False)
+                    if who is not None:
+                        days = _seen_by(days, who)
+                    yield from ex.csv_lines(ex.csv_rows(tally.days(days)))
+                    continue
+                members = together[0]
                 # A day of one session (most days) is read without a pass over its sessions.
                 if len(members) == 1:
                     only = members[0].session
@@ -2748,6 +2756,11 @@ class _Batch(NamedTuple):
 
 _Read = tuple[int | None, Sequence[Session]]
 """Sessions listed by one read, with the audit mark taken before it (``Store.audit_mark``)."""
+
+
+def _seen_by(days: Iterable[billing.ClaimDay], who: str) -> Iterator[billing.ClaimDay]:
+    """The claim days in which the clinician ``who`` (``clinician_key``) saw the patient."""
+    return (d for d in days if any(clinician_key(s.clinician) == who for s in d.sessions))
 
 
 def _whole_dates(sessions: Iterable[Session], size: int) -> Iterator[list[Session]]:

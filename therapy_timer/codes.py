@@ -699,6 +699,9 @@ class Catalogue:
     favourite_lists: Mapping[Discipline, tuple[str, ...]] = field(default_factory=dict, hash=False)
     _by_code: dict[str, Code] = field(init=False, repr=False, compare=False)
     _rank: dict[str, int] = field(init=False, repr=False, compare=False)
+    mues: bool = field(init=False, repr=False, compare=False)
+    """Some code has a MUE (R9.4): a patient's claim days of a date are then held to it
+    together (``billing.claim_days``)."""
 
     def __init__(
         self,
@@ -719,6 +722,7 @@ class Catalogue:
             by_code[entry.code] = entry
         object.__setattr__(self, "_by_code", by_code)
         object.__setattr__(self, "_rank", {c.code: i for i, c in enumerate(self.codes)})
+        object.__setattr__(self, "mues", any(c.mue is not None for c in self.codes))
         lists: dict[Discipline, tuple[str, ...]] = {}
         for name, codes in self.favourite_lists.items():
             if name not in _DISCIPLINES:

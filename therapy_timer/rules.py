@@ -569,7 +569,7 @@ def _row_outcome(
         billed = bool(minutes)  # counted by hand: assume it is billed (safer for R9.3)
         outcome = "units counted by hand (not a 15-minute code)"
         # R9.4: the engine has no units to hold to the MUE, so the person counting them does.
-        cap = "" if entry.mue is None else f" (its MUE: {_units_text(entry.mue)} a day)"
+        cap = "" if entry.mue is None else f" (its MUE: {units_text(entry.mue)} a day)"
         warnings = (
             RuleWarning(
                 "§5.3",
@@ -586,7 +586,7 @@ def _row_outcome(
         billed = True
         if not (helped and cq_allowed and row.assisted and entry.assistant_allowed):
             lines = (_line(code, units, row.plain),)
-            outcome = f"{_units_text(units)}: {units} x {row.plain_text}"
+            outcome = f"{units_text(units)}: {units} x {row.plain_text}"
         else:
             assisted = row.assisted
             if not row.untimed:
@@ -602,7 +602,7 @@ def _row_outcome(
             if part.without_modifier:
                 lines += (_line(code, part.without_modifier, row.plain),)
                 parts.append(f"{part.without_modifier} x {row.plain_text}")
-            outcome = f"{_units_text(units)}: {', '.join(parts)}"
+            outcome = f"{units_text(units)}: {', '.join(parts)}"
         if entry.mue is not None and units > entry.mue:
             over = _mue_warning(code, units, entry.mue)
     bit = row.bit if billed else 0
@@ -1332,7 +1332,7 @@ def _mue_warning(code: str, units: int, mue: int) -> RuleWarning:
     capped"); the biller decides what the claim carries."""
     return RuleWarning(
         "R9.4",
-        f"{code}: {_units_text(units)} on this date of service, over its medically unlikely "
+        f"{code}: {units_text(units)} on this date of service, over its medically unlikely "
         f"edit (MUE) of {mue} in the clinic's codes.toml; units above the MUE are denied for "
         "that line. The units are billed as counted: check the record and the payer's edit "
         "before the claim goes out.",
@@ -1626,7 +1626,8 @@ def _assistant_warnings(
 # The note (R4.1-R4.3)
 
 
-def _units_text(n: int) -> str:
+def units_text(n: int) -> str:
+    """Units as every warning words them: "1 unit", "3 units"."""
     return f"{n} unit" if n == 1 else f"{n} units"
 
 
