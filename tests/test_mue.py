@@ -141,6 +141,14 @@ CODES = ("97110", "97140", "97530", "97112")
     untimed=False,
     dos=None,
 )
+@example(  # both codes over either way, 4 units over either way: the next rule decides
+    minutes={"97110": 19, "97140": 64},
+    helped=20,
+    mues={"97110": 1, "97140": 1},
+    method=Method.CMS,
+    untimed=False,
+    dos=None,
+)
 @given(
     minutes=st.dictionaries(st.sampled_from(CODES), st.integers(0, 130), max_size=4),
     helped=st.integers(0, 30),
@@ -178,13 +186,14 @@ def test_the_warning_appears_iff_a_codes_units_exceed_its_mue_and_only_a_tie_mov
         assert f"(MUE) of {mues[code]} " in warning.message
         assert (warning.severity, warning.gist) == (rules.Severity.ACT, "Over the MUE")
     # Never capped: the same units in all, and the same valid allocations (R2.8) to choose
-    # from; the default is one with the fewest codes over their MUE.
+    # from; the default is one with the fewest units over an MUE (docs: "Ties"), the units a
+    # payer denies (R9.4).
     assert result.total_timed_units == plain.total_timed_units
     valid = {tuple(sorted(a.items())) for a in (plain.allocation, *plain.alternatives)}
     assert {tuple(sorted(a.items())) for a in (result.allocation, *result.alternatives)} == valid
 
     def over(allocation: Mapping[str, int]) -> int:
-        return sum(1 for c, n in allocation.items() if c in mues and n > mues[c])
+        return sum(max(0, n - mues[c]) for c, n in allocation.items() if c in mues)
 
     assert over(result.allocation) == min(over(dict(a)) for a in valid)
     # When the default is the same, everything but R9.4 (and the tie's words) is too; the
