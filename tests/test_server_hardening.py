@@ -95,6 +95,16 @@ def test_a_session_moved_while_the_desk_exports_leaves_its_day_due(
 # -- records the desk cannot take as they are ---------------------------------------------------
 
 
+def _room1_synced_room2_recorded(room1: Station, room2: Station) -> dict[str, Any]:
+    """Room 1's MRN1 (20 min of 97110) on the server; room 2's MRN2 (25 min of 97112) recorded
+    at 18:00 and not pushed: its bundle record, for a test to forge."""
+    room1.treat("MRN1", "Pat Lee", "pt", {"97110": 20})
+    room1("clinic", "sync")
+    room2.clock.set(datetime(2025, 3, 10, 18, 0, tzinfo=UTC))
+    room2.treat("MRN2", "Sam Diaz", "pt", {"97112": 25})
+    return _own_record(room2, "MRN2")
+
+
 def _own_record(station: Station, patient: str) -> dict[str, Any]:
     """The bundle record of the station's session of ``patient`` (as a push sends it)."""
     with station.clinic() as clinic:
@@ -168,11 +178,7 @@ def test_a_record_the_desk_cannot_bill_as_it_is_is_refused_by_name(
     # The desk's list, exports and whole-clinic day view refuse in one plain line naming the
     # session and its workstation: never a traceback, never the clinic billed without it.
     room1, room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
-    room1.treat("MRN1", "Pat Lee", "pt", {"97110": 20})
-    room1("clinic", "sync")
-    room2.clock.set(datetime(2025, 3, 10, 18, 0, tzinfo=UTC))
-    room2.treat("MRN2", "Sam Diaz", "pt", {"97112": 25})
-    record = _own_record(room2, "MRN2")
+    record = _room1_synced_room2_recorded(room1, room2)
     sound = _own_record(room1, "MRN1")
     forge = HOSTILE[case]
     if case == "another session's id":
@@ -558,11 +564,7 @@ def test_a_workstation_cannot_write_what_only_the_desk_decides(
     # desk then never billed it, though it was in no file) and a kept-aside version already
     # "accepted" (the push then kept every later change of that session aside).
     room1, room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
-    room1.treat("MRN1", "Pat Lee", "pt", {"97110": 20})
-    room1("clinic", "sync")
-    room2.clock.set(datetime(2025, 3, 10, 18, 0, tzinfo=UTC))
-    room2.treat("MRN2", "Sam Diaz", "pt", {"97112": 25})
-    record = _own_record(room2, "MRN2")
+    record = _room1_synced_room2_recorded(room1, room2)
     held = clinic_server.one(
         "SELECT json_build_array(id, content_hash) FROM therapy_timer.sessions"
     )
