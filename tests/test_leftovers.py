@@ -7,6 +7,7 @@ import errno
 import fcntl
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -14,9 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import FakeClock
 from tests.test_cli_sessions import Cli, treated
 from therapy_timer.files import held_temporary
+from therapy_timer.store import Store, database_path
 from therapy_timer.store._files import backups_dir
+from therapy_timer.store.backups import remove_leftovers_in
 
 STOPS_AT_FSYNC = """
 import os, sys, time
@@ -163,3 +167,50 @@ def test_a_folder_whose_filesystem_takes_no_locks_is_still_written(
     }[command]
     cli(*args)
     assert _names(share) == {"file", left.name}
+
+
+def _locks_held_here(path: Path) -> list[str]:
+    """This process's POSIX locks on the file at ``path`` (type and range), from /proc/locks."""
+    inode = os.stat(path).st_ino
+    held = []
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        ours = fields[1] == "POSIX" and fields[4] == str(os.getpid())
+        if ours and int(fields[5].rsplit(":", 1)[1]) == inode:
+            held.append(" ".join((fields[3], *fields[6:])))
+    return held
+
+
+@pytest.mark.skipif(not Path("/proc/locks").is_file(), reason="reads the locks in /proc/locks")
+@pytest.mark.parametrize("linked_to", ["", "-shm"])
+def test_the_sweep_never_opens_a_file_sqlite_has_open_in_this_process(
+    tmp_path: Path, linked_to: str
+) -> None:
+    """Closing any descriptor of a file drops this process's POSIX locks on it, SQLite's too:
+    the sweep's own descriptor, opened to ask a leftover's flock, dropped them on a copy being
+    written by this very process (a backup while the window's daily backup tidies) and on a
+    live database a name in the backups folder was linked to. Another process could then write
+    or reset the file under a connection that believes it holds it."""
+    data = tmp_path / "data"
+    with Store.open(data, clock=FakeClock()) as store:
+        store.daily_backup()
+        live = database_path(data)
+        backups = backups_dir(data)
+        os.link(f"{live}{linked_to}", backups / "restore-staging-linked.sqlite3")
+        with held_temporary(
+            backups, ".therapy-timer-20250310-150000Z.sqlite3.", ".partial"
+        ) as copy:
+            copying = sqlite3.connect(copy, isolation_level=None)
+            try:
+                copying.execute("CREATE TABLE t (a)")
+                copying.execute("BEGIN EXCLUSIVE")
+                copying.execute("INSERT INTO t VALUES (1)")
+                files = (copy, Path(f"{live}{linked_to}"))
+                before = [_locks_held_here(f) for f in files]
+                assert all(before)
+                remove_leftovers_in(data)
+                assert [_locks_held_here(f) for f in files] == before
+                assert {copy.name, "restore-staging-linked.sqlite3"} <= _names(backups)
+                copying.execute("COMMIT")
+            finally:
+                copying.close()

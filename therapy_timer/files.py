@@ -9,7 +9,9 @@ import re
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from therapy_timer.errors import InvalidInput, OutputRefused
@@ -31,6 +33,50 @@ _NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS})
 def _describe(path: Path) -> str:
     text = str(path)
     return text if len(text) <= 80 else "..." + text[-77:]
+
+
+_OPEN_HERE: Counter[tuple[int, int]] = Counter()
+"""Files this process has open for SQLite or holds (``held_temporary``), by device and inode so
+that any name of one counts: closing any descriptor of one drops SQLite's POSIX locks on it, so
+the sweep never opens one (``remove_leftovers``) and a restore never copies one."""
+_OPEN_HERE_LOCK = threading.Lock()
+
+
+def _identity(info: os.stat_result) -> tuple[int, int]:
+    return info.st_dev, info.st_ino
+
+
+def mark_open(paths: Iterable[Path | str]) -> tuple[tuple[int, int], ...]:
+    """Count the existing ``paths`` as open in this process until ``mark_closed`` is given the
+    keys returned (a name may change meanwhile: the file is what counts)."""
+    keys = []
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            keys.append(_identity(os.stat(path)))
+    with _OPEN_HERE_LOCK:
+        _OPEN_HERE.update(keys)
+    return tuple(keys)
+
+
+def mark_closed(keys: Iterable[tuple[int, int]]) -> None:
+    with _OPEN_HERE_LOCK:
+        _OPEN_HERE.subtract(keys)
+        for key in [k for k, n in _OPEN_HERE.items() if n <= 0]:
+            del _OPEN_HERE[key]
+
+
+def _open_here(info: os.stat_result) -> bool:
+    with _OPEN_HERE_LOCK:
+        return _OPEN_HERE[_identity(info)] > 0
+
+
+def open_here(path: Path) -> bool:
+    """Whether this process has the file at ``path`` open (``mark_open``): no descriptor of
+    ours may touch it."""
+    try:
+        return _open_here(os.stat(path))
+    except OSError:
+        return False
 
 
 def fsync_dir(path: Path) -> None:
@@ -134,7 +180,10 @@ def held_temporary(folder: Path, prefix: str, suffix: str) -> Iterator[Path]:
     while no connection of ours has it open.
     """
     fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix + _UNHELD, dir=folder)
+    keys: tuple[tuple[int, int], ...] = ()
     try:
+        # Before it takes a name the sweep looks for: SQLite may open it within the block.
+        keys = mark_open([name])
         if sys.platform == "win32":  # pragma: no cover - see the docstring
             os.close(fd)
             fd = -1
@@ -151,12 +200,14 @@ def held_temporary(folder: Path, prefix: str, suffix: str) -> Iterator[Path]:
             os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(name)
+        mark_closed(keys)
         raise
     try:
         yield held
     finally:
         if fd >= 0:
             os.close(fd)
+        mark_closed(keys)
 
 
 SQLITE_COMPANIONS = ("-journal", "-wal", "-shm")
@@ -185,6 +236,8 @@ def remove_leftovers(folder: Path, pattern: str) -> None:
 
 
 def _remove_unheld(path: str) -> None:
+    if _open_here(os.lstat(path)):
+        return  # ours, alive: even opening it to ask would drop SQLite's locks on it at close
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: a live writer's

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import sqlite3
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from enum import Enum
@@ -36,6 +35,7 @@ from therapy_timer.errors import (
     InvalidInput,
     StorageUnavailable,
 )
+from therapy_timer.files import mark_closed, mark_open
 from therapy_timer.frozen import from_fields
 from therapy_timer.model import (
     AuditEntry,
@@ -469,19 +469,6 @@ def _default_actor() -> str:
         return "unknown"
 
 
-_OPEN_HERE: Counter[str] = Counter()
-"""Databases this process has a Store open on, by real path: their files must not be touched."""
-
-
-def _identity(db_path: Path) -> str:
-    return os.path.realpath(db_path)
-
-
-def open_here(path: Path) -> bool:
-    """Whether a Store of this process has ``path`` open (so no descriptor may touch it)."""
-    return _OPEN_HERE[_identity(path)] > 0
-
-
 _CHUNK = 500
 
 
@@ -522,6 +509,7 @@ class StoreBase:
         self._actor = actor
         self._busy_timeout_ms = busy_timeout_ms
         self._open = True
+        self._opened: tuple[tuple[int, int], ...] = ()
 
     @classmethod
     def open(
@@ -542,14 +530,16 @@ class StoreBase:
         db_path = database_path(folder)
         with translated(db_path, busy_timeout_ms):
             conn = _connect(db_path, busy_timeout_ms, read_only)
-        _OPEN_HERE[_identity(db_path)] += 1
-        return cls(
+        store = cls(
             conn,
             path=db_path,
             clock=clock,
             actor=actor or _default_actor(),
             busy_timeout_ms=busy_timeout_ms,
         )
+        # Its journals too: no name linked to one may bring a sweep or a restore to open it.
+        store._opened = mark_open(Path(f"{db_path}{suffix}") for suffix in ("", "-wal", "-shm"))
+        return store
 
     @functools.cached_property
     def _db(self) -> sqlite_utils.Database:
@@ -570,10 +560,7 @@ class StoreBase:
         if self._open:
             self._open = False
             self._conn.close()
-            key = _identity(self._path)
-            _OPEN_HERE[key] -= 1
-            if _OPEN_HERE[key] <= 0:
-                del _OPEN_HERE[key]
+            mark_closed(self._opened)
 
     def __enter__(self) -> Self:
         return self

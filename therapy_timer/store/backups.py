@@ -16,11 +16,12 @@ from therapy_timer.files import (
     TEMPORARY_PART,
     fsync_dir,
     held_temporary,
+    open_here,
     remove_leftovers,
     same_file,
 )
 from therapy_timer.paths import data_dir as default_data_dir
-from therapy_timer.store._db import StoreBase, guarded, open_here, sqlite_primary, translated
+from therapy_timer.store._db import StoreBase, guarded, sqlite_primary, translated
 from therapy_timer.store._files import (
     DB_FILENAME,
     backup_sort_key,
