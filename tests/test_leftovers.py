@@ -10,14 +10,16 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.fakes import FakeClock
 from tests.test_cli_sessions import Cli, treated
-from therapy_timer.files import held_temporary
+from therapy_timer.files import held_temporary, write_private
 from therapy_timer.store import Store, database_path
 from therapy_timer.store._files import backups_dir
 from therapy_timer.store.backups import remove_leftovers_in
@@ -214,3 +216,62 @@ def test_the_sweep_never_opens_a_file_sqlite_has_open_in_this_process(
                 copying.execute("COMMIT")
             finally:
                 copying.close()
+
+
+def test_a_file_killed_between_its_making_and_its_renaming_goes_too(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """The last version made each temporary file under its name and '.new', renamed once held:
+    killed in between, it left a file no sweep's names covered, for good."""
+    out = tmp_path / "out"
+    out.mkdir()
+    backups = backups_dir(cli.data_dir)
+    before_out, before_backups, before_data = _names(out), _names(backups), _names(cli.data_dir)
+    left = {
+        out: [".file.abcd_123.partial.new", "..file.abcd_123.partial.efgh_456.partial.new"],
+        backups: [
+            ".therapy-timer-20250310-140000Z.sqlite3.abcd_123.partial.new",
+            ".pre-restore-20250310-140000Z.sqlite3.abcd_123.partial.new",
+            "restore-staging-abcd_123.sqlite3.new",
+        ],
+        cli.data_dir: [".therapy-timer.sqlite3.abcd_123.partial.new"],
+    }
+    for folder, names in left.items():
+        for name in names:
+            (folder / name).write_bytes(b"killed before its rename")
+    day = cli.clock.now().astimezone().date().isoformat()
+    cli("export", "--date", day, "--out", str(out / "file"))
+    assert _names(out) == before_out | {"file"}
+    assert _names(backups) == before_backups
+    assert _names(cli.data_dir) == before_data
+
+
+@pytest.mark.parametrize("sweep", ["holds it", "removed it"])
+def test_a_new_file_another_process_sweeps_before_it_is_held_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sweep: str
+) -> None:
+    """Another process's sweep may list a temporary file in the moment between its making and
+    its flock: the writer makes another rather than write one that is gone or being removed."""
+    made: list[str] = []
+    sweeping: list[int] = []
+    mkstemp = tempfile.mkstemp
+
+    def swept_first(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        fd, name = mkstemp(*args, **kwargs)
+        made.append(name)
+        if len(made) == 1:
+            if sweep == "holds it":
+                sweeping.append(os.open(name, os.O_RDONLY))
+                fcntl.flock(sweeping[0], fcntl.LOCK_EX | fcntl.LOCK_NB)
+            else:
+                os.unlink(name)
+        return fd, name
+
+    monkeypatch.setattr(tempfile, "mkstemp", swept_first)
+    try:
+        written = write_private(tmp_path / "file", "whole")
+    finally:
+        for fd in sweeping:
+            os.close(fd)
+    assert written.read_text() == "whole"
+    assert len(made) == 2

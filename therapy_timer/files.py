@@ -24,7 +24,13 @@ PRIVATE_FILE_MODE = 0o600
 TEMPORARY_PART = r"[a-z0-9_]{8}"
 """The random part ``tempfile.mkstemp`` puts in a name, as a regular expression."""
 
-_UNHELD = ".new"
+PARTIAL = ".partial"
+
+_BEFORE_HELD = r"(?:\.new)?"
+"""Versions before this one made each temporary file under its name and ``.new`` and renamed it
+once held: one killed in between left that name."""
+
+_ATTEMPTS = 3
 
 _NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS})
 """What flock says on a filesystem that takes no locks."""
@@ -137,13 +143,10 @@ def private_output(
     target = check_target(path, force=force, protected=protected)
     # A run killed mid-write (kill -9, a power cut) left its temporary file (and a backup's
     # own temporary inside it) beside the target; another process writing it now holds it.
-    name = re.escape(target.name)
-    remove_leftovers(target.parent, rf"\.+{name}(?:\.{TEMPORARY_PART}\.partial)+")
+    remove_leftovers(target.parent, written_beside(re.escape(target.name)))
     with contextlib.ExitStack() as held:
         try:
-            temporary = held.enter_context(
-                held_temporary(target.parent, f".{target.name}.", ".partial")
-            )
+            temporary = held.enter_context(held_beside(target))
         except OSError as exc:
             raise OutputRefused(f"{_describe(path)} cannot be written ({exc.strerror})") from None
         try:
@@ -164,6 +167,19 @@ def private_output(
             raise
 
 
+def held_beside(target: Path) -> contextlib.AbstractContextManager[Path]:
+    """``held_temporary`` for a file that takes ``target``'s name once written:
+    ``.NAME.xxxxxxxx.partial`` beside it (``written_beside`` names them for the sweep)."""
+    return held_temporary(target.parent, f".{target.name}.", PARTIAL)
+
+
+def written_beside(name: str) -> str:
+    """The names ``held_beside`` gives the temporary files of targets whose names match the
+    regular expression ``name``, and of files written as one of those (backup --to copies the
+    database into its export's temporary file)."""
+    return rf"\.+{name}(?:\.{TEMPORARY_PART}{re.escape(PARTIAL)})+"
+
+
 @contextlib.contextmanager
 def held_temporary(folder: Path, prefix: str, suffix: str) -> Iterator[Path]:
     """A new private (0600) file ``prefix``, 8 random characters, ``suffix`` in ``folder``,
@@ -172,42 +188,59 @@ def held_temporary(folder: Path, prefix: str, suffix: str) -> Iterator[Path]:
     Held by an exclusive flock on a descriptor kept open: the system lets go of it when the
     process ends, however it ends (kill -9), which is what tells ``remove_leftovers`` a dead
     writer's file from a live one's (two processes of ours at once is ordinary: the window and
-    a command). Made under another name and renamed once held, so no sweep sees it unheld.
-    Windows has no flock and cannot rename a file held open: there nothing is held (and
-    ``remove_leftovers`` removes nothing); nor on a filesystem that takes no locks (an NFS
-    share without its lock daemon: ENOLCK), where a sweep cannot lock a leftover either. The
-    descriptor is never the database's: a swap renames the file to the database's name only
-    while no connection of ours has it open.
+    a command). Another process's sweep may find the new file in the moment before it is held:
+    it then holds it itself or has removed it, and another file is made.
+    Windows has no flock: there nothing is held (and ``remove_leftovers`` removes nothing); nor
+    on a filesystem that takes no locks (an NFS share without its lock daemon: ENOLCK), where a
+    sweep cannot lock a leftover either. The descriptor is never the database's: a swap renames
+    the file to the database's name only while no connection of ours has it open.
     """
-    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix + _UNHELD, dir=folder)
-    keys: tuple[tuple[int, int], ...] = ()
-    try:
-        # Before it takes a name the sweep looks for: SQLite may open it within the block.
+    for _ in range(_ATTEMPTS):
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+        # At once: SQLite may open it within the block, and no sweep of ours may then open it.
         keys = mark_open([name])
-        if sys.platform == "win32":  # pragma: no cover - see the docstring
+        try:
+            held = _hold(fd, name)
+        except BaseException:
             os.close(fd)
-            fd = -1
-        else:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else has it
-            except OSError as exc:
-                if exc.errno not in _NO_LOCKS:  # refused there, no export reached a share
-                    raise
-        held = Path(name.removesuffix(_UNHELD))
-        os.rename(name, held)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(name)
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+            mark_closed(keys)
+            raise
+        if held:
+            break
+        os.close(fd)  # the sweep holding it removes it
         mark_closed(keys)
-        raise
+    else:
+        raise OSError(errno.EAGAIN, f"another program kept taking files made in {folder}")
+    if sys.platform == "win32":  # pragma: no cover - a file held open cannot be renamed there
+        os.close(fd)
+        fd = -1
     try:
-        yield held
+        yield Path(name)
     finally:
         if fd >= 0:
             os.close(fd)
         mark_closed(keys)
+
+
+def _hold(fd: int, name: str) -> bool:
+    """Take the flock of our new file ``name``: False if a sweep took it first."""
+    if sys.platform == "win32":  # pragma: no cover - see held_temporary
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False  # a sweep holds it
+    except OSError as exc:
+        if exc.errno not in _NO_LOCKS:  # refused there, no export reached a share
+            raise
+        return True
+    try:
+        # A sweep lets go only once it has removed the file, or left it.
+        return os.path.samestat(os.fstat(fd), os.lstat(name))
+    except FileNotFoundError:
+        return False
 
 
 SQLITE_COMPANIONS = ("-journal", "-wal", "-shm")
@@ -228,7 +261,7 @@ def remove_leftovers(folder: Path, pattern: str) -> None:
         names = os.listdir(folder)
     except OSError:
         return
-    matching = re.compile(pattern)
+    matching = re.compile(f"(?:{pattern}){_BEFORE_HELD}")
     for name in names:
         if matching.fullmatch(name):
             with contextlib.suppress(OSError):

@@ -12,13 +12,15 @@ from pathlib import Path
 from therapy_timer.clock import Clock
 from therapy_timer.errors import DatabaseCorrupt, InvalidInput, StorageUnavailable
 from therapy_timer.files import (
+    PARTIAL,
     SQLITE_COMPANIONS,
-    TEMPORARY_PART,
     fsync_dir,
+    held_beside,
     held_temporary,
     open_here,
     remove_leftovers,
     same_file,
+    written_beside,
 )
 from therapy_timer.paths import data_dir as default_data_dir
 from therapy_timer.store._db import StoreBase, guarded, sqlite_primary, translated
@@ -119,18 +121,25 @@ def _new_backup_path(data_dir: Path, now: datetime) -> Path:
     return candidate
 
 
+_COPIES = r"(?:therapy-timer|pre-restore)-.+\.sqlite3"
+"""The names of the copies made in the backups folder (``_new_backup_path``, ``restore``)."""
+_STAGING = ("restore-staging-", ".sqlite3")
+
+
 def remove_leftovers_in(data_dir: Path) -> None:
     """Remove the temporary copies that a backup, a restore or a swap killed mid-write (kill -9,
     a power cut) left in the data folder and its backups folder; never one a live process of
-    ours is writing (``files.held_temporary``). Older versions named them without a random part.
+    ours is writing (``files.held_temporary``). Older versions named them without a random part
+    (NAME.partial, restore-staging-STAMP.sqlite3).
     """
+    prefix, suffix = _STAGING
     remove_leftovers(
         backups_dir(data_dir),
-        rf"\..+\.{TEMPORARY_PART}\.partial|(?:therapy-timer|pre-restore)-.+\.sqlite3\.partial"
-        r"|restore-staging-.+\.sqlite3",
+        f"{written_beside(_COPIES)}|{_COPIES}{re.escape(PARTIAL)}"
+        f"|{re.escape(prefix)}.+{re.escape(suffix)}",
     )
     name = re.escape(DB_FILENAME)
-    remove_leftovers(data_dir, rf"\.{name}\.{TEMPORARY_PART}\.partial|{name}\.partial")
+    remove_leftovers(data_dir, f"{written_beside(name)}|{name}{re.escape(PARTIAL)}")
 
 
 def _copy_with_backup_api(
@@ -139,7 +148,7 @@ def _copy_with_backup_api(
     """Write a consistent, self-contained (rollback-journal) copy of ``source`` to ``dest``;
     the ``stale`` files are removed just before the copy takes ``dest``'s name."""
     private_dir(dest.parent)
-    with held_temporary(dest.parent, f".{dest.name}.", ".partial") as partial:
+    with held_beside(dest) as partial:
         try:
             target = sqlite3.connect(partial, isolation_level=None)
             try:
@@ -230,7 +239,7 @@ def restore(
         remove_leftovers_in(folder)
         # Validate a private copy, so the source can neither change under us nor be modified
         # by opening it (a WAL-mode file gets -wal/-shm companions when opened).
-        with held_temporary(backups_dir(folder), "restore-staging-", ".sqlite3") as staged:
+        with held_temporary(backups_dir(folder), *_STAGING) as staged:
             try:
                 shutil.copyfile(file, staged)
                 wal = Path(f"{file}-wal")
