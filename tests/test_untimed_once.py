@@ -11,8 +11,10 @@ from tests.fakes import FakeClock
 from tests.test_cli_sessions import Cli
 from tests.test_export import CATALOGUE, bundle_file
 from therapy_timer.clinic import Clinic
-from therapy_timer.codes import Role
+from therapy_timer.codes import FurnishedBy, Role
 from therapy_timer.errors import InvalidInput
+from therapy_timer.gui import presenter
+from therapy_timer.gui.view_state import HeaderView
 from therapy_timer.model import Session
 from therapy_timer.store import Store
 
@@ -92,3 +94,45 @@ def test_an_imported_session_an_older_version_recorded_twice_is_merged_as_record
         assert at_desk.import_bundles([bundle]).added == (session.id,)
         (line,) = at_desk.summary(session.id).lines
         assert (line.code, line.units) == ("97161", 1)
+
+
+def _stored_twice(store: Store, session: Session) -> None:
+    """The rows an older version's second `untimed add` of 97161 left: 30 minutes, then 20."""
+    store._conn.execute(
+        "INSERT INTO untimed_services (session_id, code, minutes, furnished_by, created_utc)"
+        " SELECT session_id, code, 20, furnished_by, created_utc FROM untimed_services"
+        " WHERE session_id = ?",
+        [session.id],
+    )
+
+
+def _window_minutes(clinic: Clinic, session: Session) -> dict[str, int | None]:
+    workspace = clinic.workspace(session.id)
+    view = presenter.window_view(
+        workspace=workspace,
+        header=HeaderView(),
+        favourites=[],
+        furnished_by=FurnishedBy.THERAPIST,
+        message="",
+        catalogue=clinic.catalogue,
+        evaluate=lambda method: clinic.evaluate(workspace, method=method),
+    )
+    return {u.code: u.minutes for u in view.untimed}
+
+
+def test_a_code_an_older_version_stored_twice_shows_the_minutes_it_bills(
+    clinic: Clinic, store: Store, session: Session, clock: FakeClock
+) -> None:
+    """The billing, the CSV and the day view count both rows' minutes (50); the window showed
+    the last row's (20), so nobody saw what was billed, and its minutes box changed the first
+    row only: 45 typed there billed 65 and the box went on showing 20."""
+    clinic.add_untimed(session.id, "97161", minutes=30)
+    _stored_twice(store, session)
+    assert _window_minutes(clinic, session) == {"97161": 50}
+    clinic.set_untimed_minutes(session.id, "97161", 45)
+    assert [(u.code, u.minutes) for u in store.untimed_services(session.id)] == [("97161", 45)]
+    assert _window_minutes(clinic, session) == {"97161": 45}
+    _stored_twice(store, session)
+    clinic.end_session(session.id)
+    (day,) = clinic.claim_days(session.date_of_service, session.date_of_service)
+    assert day.result.total_treatment_minutes == 65

@@ -950,15 +950,24 @@ class Clinic:
         *,
         furnished_by: FurnishedBy = FurnishedBy.THERAPIST,
     ) -> tuple[UntimedService, ...]:
-        """Give an untimed service its minutes (adding it when it was not ticked yet)."""
+        """Give an untimed service its minutes (adding it when it was not ticked yet).
+
+        The minutes are the code's: a second row an older version stored for it goes, or its
+        minutes would still be added to these (R1.1)."""
         entry = self._catalogue.get(code, "code")
         existing = [u for u in self._store.untimed_services(session_id) if u.code == entry.code]
         if not existing and minutes is not None:
             self.add_untimed(session_id, entry.code, minutes=minutes, furnished_by=furnished_by)
-        elif existing and existing[0].minutes != minutes:
-            self._store.amend_untimed(
-                existing[0].id, minutes=minutes, reason=UNTIMED_MINUTES_REASON, actor=self._actor
-            )
+        elif existing:
+            first, *others = existing
+            if first.minutes != minutes:
+                self._store.amend_untimed(
+                    first.id, minutes=minutes, reason=UNTIMED_MINUTES_REASON, actor=self._actor
+                )
+            for other in others:
+                self._store.remove_untimed(
+                    other.id, reason=UNTIMED_MINUTES_REASON, actor=self._actor
+                )
         return tuple(self._store.untimed_services(session_id))
 
     # -- stopwatch steps -----------------------------------------------------------------------

@@ -183,19 +183,15 @@ def window_view(
     tiles: list[TileView] = []
     beside: list[TileView] = []
     untimed: list[UntimedView] = []
-    recorded = {u.code: u for u in untimed_rows}
+    recorded = {u.code for u in untimed_rows}
+    # As billed: an older version stored a code twice, and its rows' minutes add up (R1.1).
+    entered = billing.rules_input(sw, untimed_rows, catalogue).untimed_minutes if sw else {}
     for code in shown:
         entry = catalogue.get(code)
         total = totals.get(code)
         if entry.kind is Kind.UNTIMED and not entry.supervised_modality:
-            service = recorded.get(code)
             untimed.append(
-                UntimedView(
-                    code,
-                    entry.description,
-                    service is not None,
-                    None if service is None else service.minutes,
-                )
+                UntimedView(code, entry.description, code in recorded, entered.get(code))
             )
             continue
         if code in running_by:
