@@ -194,6 +194,11 @@ HOSTILE: list[tuple[str, Callable[[Bundle], None], str]] = [
     ("surrogate reason", _set(("audit", 0, "reason"), "typo \ud800"), "audit reason"),
     ("surrogate workstation", lambda bundle: bundle.update(workstation="\udc80"), "workstation"),
     ("infinite audit value", _set(("audit", 0, "after", "amended"), float("inf")), "Infinity"),
+    # Merged, they stopped every clinic sync of the station (jsonb refuses both): a traceback.
+    ("NUL in an audit value", _set(("audit", 0, "after", "clinician"), "Kim\x00"), "NUL"),
+    ("surrogate audit value", _set(("audit", 0, "after", "note"), ["x", "\ud800"]), "surrogate"),
+    ("surrogate audit key", _set(("audit", 0, "after", "\udc80"), 1), "audit: has a value"),
+    ("NUL reason", _set(("audit", 0, "reason"), "typo\x00"), "audit reason"),
     ("huge untimed minutes", _untimed_minutes("9" * 100_000), "whole minutes"),
     ("huge role", _set(("role",), "R" * 100_000), "is not a valid Role"),
     ("huge furnisher", _set(("segments", 0, "furnished_by"), "T" * 100_000), "not a valid"),

@@ -6,7 +6,7 @@ import functools
 import json
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -720,6 +720,36 @@ def _checked(record: Mapping[str, Any], where: str) -> dict[str, Any]:
     }
 
 
+_NOT_TEXT = "holds a NUL character or half of a surrogate pair, which is not text"
+
+
+def _storable(text: str) -> bool:
+    """Whether ``text`` can be kept anywhere a record goes: no file or database encodes half of
+    a surrogate pair, and the clinic server's JSON (PostgreSQL jsonb) refuses a NUL too, so
+    one such record stopped every sync of the workstation holding it."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _texts(value: object) -> Iterator[str]:
+    """Every key and string in a JSON value (without recursion: it may nest deeply)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, Mapping):
+            yield from item.keys()
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
 def _audit_entry(raw: object, sid: str) -> dict[str, Any]:
     """An audit entry of the record, which must be about the record's own session or parts:
     a bundle's entry about a session of this station (a forged export) would hide a change."""
@@ -736,6 +766,8 @@ def _audit_entry(raw: object, sid: str) -> dict[str, Any]:
                 raise InvalidInput(
                     "audit", "has a value JSON cannot hold (NaN or Infinity)"
                 ) from None
+            if any(not _storable(text) for text in _texts(payload)):
+                raise InvalidInput("audit", f"has a value that {_NOT_TEXT}")
     if entity == "session":
         about_this = _uuid_or_none(entry["entity_id"]) == sid
         entity_id = sid
@@ -750,8 +782,8 @@ def _audit_entry(raw: object, sid: str) -> dict[str, Any]:
     reason = _of(entry.get("reason", ""), str, "audit reason")
     if len(reason) > REASON_MAX:
         raise InvalidInput("audit reason", f"is longer than {REASON_MAX} characters")
-    if any(unicodedata.category(ch) == "Cs" for ch in reason):
-        raise InvalidInput("audit reason", "holds half of a surrogate pair, which is not text")
+    if not _storable(reason):
+        raise InvalidInput("audit reason", _NOT_TEXT)
     return {
         "at_utc": aware_moment(entry["at_utc"], "audit at_utc"),
         "actor": label_text(entry["actor"], "audit actor", 200),
