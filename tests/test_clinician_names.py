@@ -207,7 +207,20 @@ def test_an_invisible_name_runs_no_one_on_one_code_beside_kims(
     assert [e.session.id for e in outcome.elsewhere] == [a.id]
 
 
-@pytest.mark.parametrize("blank", ["\u3164", "\uffa0 \u3164", "\u115f\u1160"])
+@pytest.mark.parametrize("blank", ["\u3164", "\uffa0", "\u115f", "\u1160", "\u2800"])
+def test_a_character_shown_as_a_blank_space_is_a_space_between_names(
+    clinic: Clinic, blank: str
+) -> None:
+    """Fonts draw the Hangul fillers and the blank braille pattern as a space: 'Ann?Lee' read
+    as Ann Lee and was keyed as AnnLee (or kept the pattern), a second clinician who could open
+    a session for Ann Lee's patient beside hers."""
+    assert clinician_key(f"Ann{blank}Lee") == clinician_key("Ann Lee")
+    open_for(clinic, "MRN-1", "Ann Lee")
+    with pytest.raises(InvalidOperation, match="MRN-1 already has an open session with Ann Lee"):
+        open_for(clinic, "MRN-1", f"Ann{blank}Lee")
+
+
+@pytest.mark.parametrize("blank", ["\u3164", "\uffa0 \u3164", "\u115f\u1160", "\u2800\u2800"])
 def test_a_name_of_nothing_visible_is_refused_like_an_empty_one(clinic: Clinic, blank: str) -> None:
     with pytest.raises(InvalidInput, match="clinician: must show the clinician's name"):
         open_for(clinic, "MRN-1", blank)

@@ -404,6 +404,11 @@ _IGNORABLE = re.compile(
     "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
     "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
 )
+_BLANK = re.compile("[\u115f\u1160\u3164\uffa0\u2800]")
+"""Characters fonts draw as a blank space though Unicode says otherwise: the Hangul fillers
+(ignorable) and the blank braille pattern (a symbol). Between words each is a space: dropped,
+"Ann\u3164Lee" showed as Ann Lee yet was a second clinician (AnnLee), and a name of blank
+braille patterns showed nothing yet was let in."""
 
 
 @functools.lru_cache(maxsize=1024)  # a clinic has a few names, compared per session read
@@ -411,11 +416,11 @@ def clinician_key(name: str) -> str:
     """Who a clinician's name means, to compare names by: one person however it was typed.
 
     Case, compatibility forms (a fullwidth K, a no-break space: NFKC), characters shown as
-    nothing and runs of spaces make no second person; NFKC again after casefold, as Unicode's
-    caseless identifier matching does, since folding may undo the normal form. The name
-    itself is kept as typed.
+    nothing or as a blank space and runs of spaces make no second person; NFKC again after
+    casefold, as Unicode's caseless identifier matching does, since folding may undo the
+    normal form. The name itself is kept as typed.
     """
-    visible = _IGNORABLE.sub("", name)
+    visible = _IGNORABLE.sub("", _BLANK.sub(" ", name))
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", visible).casefold())
     return " ".join(folded.split())
 
