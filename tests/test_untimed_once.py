@@ -136,3 +136,14 @@ def test_a_code_an_older_version_stored_twice_shows_the_minutes_it_bills(
     clinic.end_session(session.id)
     (day,) = clinic.claim_days(session.date_of_service, session.date_of_service)
     assert day.result.total_treatment_minutes == 65
+
+
+def test_an_untimed_code_timed_on_the_stopwatch_shows_no_minutes_entered_by_hand(
+    clinic: Clinic, session: Session, clock: FakeClock
+) -> None:
+    """Its row in the window is not ticked: minutes shown in its box are the ones a tick would
+    record by hand, so the stopwatch's 30 there (b25a127) would have been recorded again."""
+    clinic.start(session.id, "97161")
+    clock.advance(minutes=30)
+    clinic.stop(session.id)
+    assert _window_minutes(clinic, session) == {"97161": None}

@@ -691,19 +691,31 @@ def pooled_input(
         else:
             result.timed[code] = minutes
     for _stopwatch, untimed in parts:
-        for service in untimed:
-            code = catalogue.get(service.code).code
-            if code not in result.untimed:
-                result.untimed.append(code)
-            if service.minutes is None:
-                continue
-            result.untimed_minutes[code] = result.untimed_minutes.get(code, 0) + service.minutes
-            if service.furnished_by is FurnishedBy.ASSISTANT:
-                result.assistant_minutes[code] = (
-                    result.assistant_minutes.get(code, 0) + service.minutes
-                )
+        _add_entered(result, untimed, catalogue)
     result.untimed.sort(key=catalogue.rank)
     return result
+
+
+def entered_minutes(untimed: Sequence[UntimedService], catalogue: Catalogue) -> dict[str, int]:
+    """Each untimed code's minutes entered by hand, as billed: a code an older version stored
+    twice adds up its rows' minutes (one service, R1.1)."""
+    result = RulesInput({}, {}, [], {})
+    _add_entered(result, untimed, catalogue)
+    return result.untimed_minutes
+
+
+def _add_entered(
+    result: RulesInput, untimed: Sequence[UntimedService], catalogue: Catalogue
+) -> None:
+    for service in untimed:
+        code = catalogue.get(service.code).code
+        if code not in result.untimed:
+            result.untimed.append(code)
+        if service.minutes is None:
+            continue
+        result.untimed_minutes[code] = result.untimed_minutes.get(code, 0) + service.minutes
+        if service.furnished_by is FurnishedBy.ASSISTANT:
+            result.assistant_minutes[code] = result.assistant_minutes.get(code, 0) + service.minutes
 
 
 def code_minutes(

@@ -184,8 +184,7 @@ def window_view(
     beside: list[TileView] = []
     untimed: list[UntimedView] = []
     recorded = {u.code for u in untimed_rows}
-    # As billed: an older version stored a code twice, and its rows' minutes add up (R1.1).
-    entered = billing.rules_input(sw, untimed_rows, catalogue).untimed_minutes if sw else {}
+    entered = billing.entered_minutes(untimed_rows, catalogue)
     for code in shown:
         entry = catalogue.get(code)
         total = totals.get(code)
