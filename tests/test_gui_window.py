@@ -172,6 +172,27 @@ def test_untimed_toggle_with_optional_minutes(qtbot: Bot, rig: Rig) -> None:
     assert rig.store.untimed_services(session.id) == []
 
 
+def test_a_long_untimed_service_is_shown_whole_and_kept_when_the_focus_passes(
+    qtbot: Bot, rig: Rig
+) -> None:
+    """`untimed add 97150 --minutes 700` records what the store allows (a day's minutes): the
+    box held 600, showed '600 min', and a tab through it recorded 600 over the 700."""
+    type_patient(qtbot, rig)
+    row = rig.window.untimed.row("97161")
+    qtbot.mouseClick(row.toggle, LEFT)
+    session = rig.controller.session
+    assert session is not None
+    store, _clinic = rig.other()
+    (service,) = store.untimed_services(session.id)
+    store.amend_untimed(service.id, reason="a long evaluation", minutes=700)
+    rig.controller.poll()
+    assert row.minutes.text() == "700 min"
+    row.minutes.setFocus()
+    qtbot.keyClick(row.minutes, Qt.Key.Key_Tab)
+    assert [s.minutes for s in store.untimed_services(session.id)] == [700]
+    store.close()
+
+
 # The completer's popup asks the offscreen platform to raise it and grab the keyboard, which
 # that platform plugin does not implement (QOffscreenWindow); on a real display it is silent.
 @pytest.mark.qt_log_ignore(

@@ -6,6 +6,7 @@ from PySide6.QtCore import QSize, Signal
 from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QSpinBox, QWidget
 
+from therapy_timer.codes import MAX_DAY_MINUTES
 from therapy_timer.gui import theme
 from therapy_timer.gui.view_state import UntimedView
 
@@ -25,7 +26,9 @@ class _Row:
             "QPushButton { text-align: left; padding: 4px 12px; } " + theme.CHECKED_STYLE
         )
         self.minutes = QSpinBox(parent)
-        self.minutes.setRange(0, 600)
+        # As many as a service may record (the store's bound): a box that held fewer showed a
+        # longer one cut down, and wrote that back when the focus merely passed through it.
+        self.minutes.setRange(0, MAX_DAY_MINUTES)
         self.minutes.setSuffix(" min")
         self.minutes.setSpecialValueText(NO_MINUTES)  # 0 shows as "not recorded"
         self.minutes.setMinimumHeight(theme.TOUCH_MIN)
