@@ -216,7 +216,9 @@ def test_a_forgotten_segment_at_a_time_the_clocks_skipped_is_refused(cli: Cli) -
 # -- names that look like other names ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["Ac\u200bme", "\u202eemcA", "Acme\ufeff", "Me\u00addicare"])
+@pytest.mark.parametrize(
+    "name", ["Ac\u200bme", "\u202eemcA", "Acme\ufeff", "Me\u00addicare", "\u3164", "\u2800"]
+)
 def test_a_payer_name_with_invisible_characters_is_refused(cli: Cli, name: str) -> None:
     """A zero-width space or a right-to-left override makes a second 'Acme' the desk cannot
     tell from the first (or shows a name backwards)."""

@@ -144,10 +144,20 @@ def test_an_empty_option_is_refused_not_taken_for_one_not_given(
     assert (cli.json("session", "list", "--json"), _audit_count(cli)) == before
 
 
-@pytest.mark.parametrize("name", ["\uff2dedicare", "\uff2d\uff25\uff24ICARE", "MEDICARE"])
-def test_a_payer_name_in_fullwidth_letters_is_the_profile_it_looks_like(
-    cli: Cli, name: str
-) -> None:
+@pytest.mark.parametrize(
+    "name",
+    [
+        "\uff2dedicare",
+        "\uff2d\uff25\uff24ICARE",
+        "MEDICARE",
+        # Shown as nothing (a combining grapheme joiner, a variation selector, a Hangul filler):
+        # each made a second Medicare, as 90f20ac found for a clinician's name.
+        "Medi\u034fcare",
+        "Medicare\ufe0f",
+        "Medicare\u3164",
+    ],
+)
+def test_a_payer_name_that_looks_like_a_profile_is_that_profile(cli: Cli, name: str) -> None:
     """A fullwidth M made a second profile, billed AMA, that every list shows as Medicare."""
     error = cli("payer", "add", name, "--method", "ama", status=1).stderr
     assert "payer profile Medicare already exists" in error

@@ -12,7 +12,6 @@ import json
 import os
 import sys
 import tempfile
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import field, replace
@@ -68,6 +67,7 @@ from therapy_timer.model import (
     UntimedService,
     check_session_record,
     clinician_key,
+    label_text,
     reason_text,
 )
 from therapy_timer.stopwatch import (
@@ -526,8 +526,13 @@ class Clinic:
         """Add a new profile; an existing one is never changed, because every session recorded
         under it would then bill differently (its units are worked out from the profile)."""
         chosen = _method(method)
+        name = label_text(name, "payer_profile")
+        if not _name_key(name):  # all Hangul fillers: a blank line in every list of payers
+            raise InvalidInput(
+                "payer_profile", f"must show the payer's name, got {rules.quote(name)}"
+            )
         for profile in self._store.payer_profiles():
-            if _name_key(profile.name) == _name_key(name.strip()):
+            if _name_key(profile.name) == _name_key(name):
                 raise InvalidOperation(
                     f"payer profile {profile.name} already exists ({describe_profile(profile)});"
                     " a profile's sessions would bill differently if it changed: add one with"
@@ -3055,10 +3060,10 @@ def _minutes_text(delta: timedelta) -> str:
 
 
 def _name_key(name: str) -> str:
-    """A payer profile's name as people tell names apart: any case, and compatibility forms
-    (a fullwidth M, a ligature) as the letters they look like (NFKC), so a second
-    profile can never pass for the first in a list."""
-    return unicodedata.normalize("NFKC", name).casefold()
+    """A payer profile's name as people tell names apart, so a second profile can never pass
+    for the first in a list: as a clinician's is (``model.clinician_key``: any case,
+    compatibility forms, characters shown as nothing or as a blank space, runs of spaces)."""
+    return clinician_key(name)
 
 
 def _conflict_number(raw: object) -> int:
