@@ -333,6 +333,6 @@ def test_a_patients_claim_days_over_a_codes_mue_summed_show_it_to_act_on(
             assert cell.text().splitlines() == ["R9.4: Over the MUE"]
             assert (
                 "R9.4 (Over the MUE): 97110: 6 units on this date of service, summed over the "
-                "patient's claim days of that date (OT under Medicare: 3 units; PT under "
-                "Medicare: 3 units)"
+                "patient's claim days of that date billed to Medicare (OT under Medicare: 3 "
+                "units; PT under Medicare: 3 units)"
             ) in cell.toolTip()

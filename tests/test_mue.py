@@ -245,9 +245,11 @@ def test_the_csv_carries_the_warning_on_the_day_over_the_mue(tmp_path: Path, poo
     assert "R9.4" not in rows["MRN2"]["warnings"]
 
 
-def _visit(clinic: Clinic, clock: FakeClock, patient: str, role: Role, minutes: int) -> None:
+def _visit(
+    clinic: Clinic, clock: FakeClock, patient: str, role: Role, minutes: int, payer: str
+) -> None:
     session = clinic.open_session(
-        patient_ref=patient, clinician=f"{role.value} one", role=role, payer_profile="Medicare"
+        patient_ref=patient, clinician=f"{role.value} one", role=role, payer_profile=payer
     )
     clinic.start(session.id, "97110", FurnishedBy.THERAPIST)
     clock.advance(minutes=minutes)
@@ -257,22 +259,27 @@ def _visit(clinic: Clinic, clock: FakeClock, patient: str, role: Role, minutes: 
 ACROSS = '[[code]]\ncode = "97110"\nmue = 4\n'
 
 
-def _across(tmp_path: Path, visits: list[tuple[str, Role, int]]) -> Clinic:
-    """A clinic whose codes.toml caps 97110 at 4 units, with these visits of 97110 today."""
+def _across(
+    tmp_path: Path, visits: list[tuple[str, Role, int]], payers: tuple[str, ...] = ()
+) -> Clinic:
+    """A clinic whose codes.toml caps 97110 at 4 units, with these visits of 97110 today
+    billed to Medicare, or to each of ``payers`` in turn (CMS profiles added here)."""
     data = tmp_path / "data"
     data.mkdir()
     (data / "codes.toml").write_text(ACROSS, "utf-8")
     clock = FakeClock(datetime(2025, 3, 10, 14, 0, tzinfo=UTC))
     clinic = Clinic.open(data, clock=clock)
-    for patient, role, minutes in visits:
-        _visit(clinic, clock, patient, role, minutes)
+    for payer in set(payers) - {"Medicare"}:
+        clinic.add_payer_profile(payer, "cms")
+    for n, (patient, role, minutes) in enumerate(visits):
+        _visit(clinic, clock, patient, role, minutes, payers[n] if payers else "Medicare")
     return clinic
 
 
 SUMMED = (
     "97110: 6 units on this date of service, summed over the patient's claim days of that "
-    "date (OT under Medicare: 3 units; PT under Medicare: 3 units), over its medically "
-    "unlikely edit (MUE) of 4 in the clinic's codes.toml"
+    "date billed to Medicare (OT under Medicare: 3 units; PT under Medicare: 3 units), over "
+    "its medically unlikely edit (MUE) of 4 in the clinic's codes.toml"
 )
 
 
@@ -296,6 +303,28 @@ def test_a_codes_units_are_held_to_its_mue_across_a_patients_claim_days_of_one_d
         assert warning.message.startswith(SUMMED)
         assert (warning.severity, warning.gist) == (rules.Severity.ACT, "Over the MUE")
     assert over_mue(days[2].result) == []
+
+
+def test_claim_days_billed_to_different_payers_are_not_summed_against_the_mue(
+    tmp_path: Path,
+) -> None:
+    """Each payer denies units over the MUE on its own claims only: MRN1's 3 units of 97110
+    under PT and 3 under SLP billed to Medicare are 6 against its MUE of 4, while the 3 under
+    OT billed to a workers' compensation payer are that payer's and are neither summed nor
+    warned about."""
+    visits = [("MRN1", Role.PT, 45), ("MRN1", Role.OT, 45), ("MRN1", Role.SLP, 45)]
+    payers = ("Medicare", "Workers comp", "Medicare")
+    with _across(tmp_path, visits, payers) as clinic:
+        days = clinic.claim_days(clinic.today())
+    warned = {(d.discipline, d.payer_profile): over_mue(d.result) for d in days}
+    assert warned.pop((Discipline.OT, "Workers comp")) == []
+    assert sorted(warned) == [(Discipline.PT, "Medicare"), (Discipline.SLP, "Medicare")]
+    for [warning] in warned.values():
+        assert warning.message.startswith(
+            "97110: 6 units on this date of service, summed over the patient's claim days of "
+            "that date billed to Medicare (PT under Medicare: 3 units; SLP under Medicare: 3 "
+            "units)"
+        )
 
 
 def test_a_patients_only_claim_day_of_a_date_keeps_the_rules_own_warning_alone(
@@ -323,7 +352,7 @@ def test_a_day_over_the_mue_alone_is_warned_once_and_names_no_sum(tmp_path: Path
     [summed] = over_mue(ot.result)
     assert summed.message.startswith(
         "97110: 6 units on this date of service, summed over the patient's claim days of that "
-        "date (OT under Medicare: 1 unit; PT under Medicare: 5 units)"
+        "date billed to Medicare (OT under Medicare: 1 unit; PT under Medicare: 5 units)"
     )
 
 

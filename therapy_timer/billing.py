@@ -976,19 +976,21 @@ def patient_dates(
 
 
 def over_mue_across(days: Sequence[ClaimDay], catalogue: Catalogue) -> list[ClaimDay]:
-    """A patient's claim days of one date (two plans of care, two payers), each billing a code
-    whose units summed over them exceed its MUE carrying R9.4's act warning: the MUE caps a
-    code per patient and date of service across claims. A day over the MUE alone already
-    carries the rules' own warning (it is the same denial) and gets no second one."""
-    billed: dict[str, list[tuple[int, int]]] = {}  # code: (day's index, its units)
+    """A patient's claim days of one date billed to one payer (two plans of care), each billing
+    a code whose units summed over them exceed its MUE carrying R9.4's act warning: the MUE
+    caps a code per patient and date of service across that payer's claims. Another payer's
+    claims are not its to deny, so days under different payers are never summed. A day over
+    the MUE alone already carries the rules' own warning (it is the same denial) and gets no
+    second one."""
+    billed: dict[tuple[str, str], list[tuple[int, int]]] = {}  # (payer, code): (day, units)
     for n, day in enumerate(days):
         units: dict[str, int] = {}
         for line in day.result.lines:  # a code's CQ/CO lines counted together, as the rules do
             units[line.code] = units.get(line.code, 0) + line.units
         for code, count in units.items():
-            billed.setdefault(code, []).append((n, count))
+            billed.setdefault((day.payer_profile, code), []).append((n, count))
     extra: dict[int, list[rules.RuleWarning]] = {}
-    for code, counts in billed.items():
+    for (payer, code), counts in billed.items():
         entry = catalogue.lookup(code)
         mue = None if entry is None else entry.mue
         total = sum(count for _n, count in counts)
@@ -1001,10 +1003,11 @@ def over_mue_across(days: Sequence[ClaimDay], catalogue: Catalogue) -> list[Clai
         warning = rules.RuleWarning(
             "R9.4",
             f"{code}: {rules.units_text(total)} on this date of service, summed over the "
-            f"patient's claim days of that date ({shares}), over its medically unlikely edit "
-            f"(MUE) of {mue} in the clinic's codes.toml; the MUE caps a code per patient and "
-            "date across claims, and units above it are denied. The units are billed as "
-            "counted: check the records and the payer's edit before the claims go out.",
+            f"patient's claim days of that date billed to {payer} ({shares}), over its "
+            f"medically unlikely edit (MUE) of {mue} in the clinic's codes.toml; the MUE caps a "
+            "code per patient and date across a payer's claims, and units above it are denied. "
+            "The units are billed as counted: check the records and the payer's edit before "
+            "the claims go out.",
             rules.Severity.ACT,
             "Over the MUE",
         )
