@@ -488,6 +488,31 @@ def test_a_stop_before_its_start_in_utc_is_an_error_row_not_minutes_taken_off(
     assert exported == ex.report_text(full, "csv")
 
 
+def test_an_assistants_time_of_a_code_is_summed_over_its_segments_on_the_fast_path(
+    store: Store,
+) -> None:
+    """A closed session's assistant time of one code in two segments (2 and 2 minutes of
+    97110 after the therapist's 6) is summed before it is rounded, on the CSV's path as on
+    the full one: 4 of 10 minutes make the unit CQ, where either segment alone would not.
+    The generated sessions above seldom hold two such segments whose sum changes the answer:
+    a sum that kept only a code's last assistant segment passed them."""
+    minute = 60_000_000
+    therapist = {"code": "97110", "by": "therapist", "offset": 0, "length": 6 * minute}
+    helped = [
+        {"code": "97110", "by": "assistant", "offset": start * minute, "length": 2 * minute}
+        for start in (6, 8)
+    ]
+    _load(store, [_plain(segments=[therapist, *helped])])
+    clinic = Clinic(store, CATALOGUE, FakeClock(NOW))
+    with mock.patch.object(billing, "stopped_totals", return_value=None):
+        full = list(clinic.iter_claim_days(DATES[3]))
+    assert [(n.code, n.modifiers, n.units) for d in full for n in d.result.lines] == [
+        ("97110", ("GP", "CQ"), 1)
+    ]
+    exported = clinic.export("csv", DATES[3], mark=False).text
+    assert exported == ex.report_text(full, "csv")
+
+
 ASKED = rules.Request(
     method=rules.Method.CMS,
     discipline=Discipline.PT,
