@@ -704,6 +704,8 @@ def timer_start(
         session = _session(clinic, patient, session_ref, create=header, clinician=clinician)
         by = FurnishedBy(furnished_by.lower()) if furnished_by else None
         outcome = clinic.start(session.id, entry.code, by)
+        if outcome.left is not None:
+            click.echo(outcome.left_text, err=True)
         _echo_change(outcome.change.stopped_codes, outcome.change.started_codes)
         for warning in outcome.change.warnings:
             click.echo(f"warning: {warning.message}", err=True)

@@ -129,12 +129,15 @@ class Outcome:
     went backwards. An empty change (e.g. starting the code that already runs) wrote nothing.
     ``elsewhere``: what the step stopped in other patients' sessions (one-on-one time of the
     same clinician cannot run for two patients), one stop step per session.
+    ``left``: an earlier day's session the start closed as it stood, ``session`` being the
+    one opened for today that took the start (``Clinic.start``); None for any other step.
     """
 
     session: Session
     change: Change
     stopwatch: Stopwatch
     elsewhere: tuple[Outcome, ...] = ()
+    left: Session | None = None
 
     def __init__(
         self,
@@ -142,11 +145,25 @@ class Outcome:
         change: Change,
         stopwatch: Stopwatch,
         elsewhere: tuple[Outcome, ...] = (),
+        left: Session | None = None,
     ) -> None:
         object.__setattr__(self, "session", session)
         object.__setattr__(self, "change", change)
         object.__setattr__(self, "stopwatch", stopwatch)
         object.__setattr__(self, "elsewhere", elsewhere)
+        object.__setattr__(self, "left", left)
+
+    @property
+    def left_text(self) -> str:
+        """What a start that closed an earlier day's session says, in one line ("" if none)."""
+        left = self.left
+        if left is None:
+            return ""
+        return (
+            f"Patient {left.patient_ref}'s session of {left.date_of_service.isoformat()} was"
+            f" left open: it was closed as it was, and today's session"
+            f" ({self.session.date_of_service.isoformat()}) began."
+        )
 
 
 @frozen_record
@@ -991,11 +1008,64 @@ class Clinic:
             self._check_furnisher(session, entry, furnished_by or stopwatch.furnished_by)
             return stopwatch.start(entry.code, furnished_by)
 
-        outcome = self._step(session_id, "start", start)
+        session = self._open(session_id)
+        left = self._left_open(session)
+        if left is not None:
+            # Checked before the session is closed: a start refused for who furnishes it
+            # must not close anything.
+            self._check_furnisher(left, entry, furnished_by or self.stopwatch(left.id).furnished_by)
+            session = self._today_for(left)
+        outcome = self._step(session.id, "start", start, session)
+        if left is not None:
+            outcome = replace(outcome, left=self._store.get_session(left.id))
         opened = [s for s in outcome.change.opened if self._one_on_one(s.code)]
         if not opened:
             return outcome
         return replace(outcome, elsewhere=self._stop_one_on_one_elsewhere(outcome.session, opened))
+
+    def _left_open(self, session: Session) -> Session | None:
+        """``session`` if it was left open on an earlier day: dated before today, nothing
+        running, and nothing recorded since the local date changed (its last segment's stop,
+        or its creation when it has none). Today's minutes must not be billed on its date.
+
+        A timer still running (a visit across midnight) or a moment recorded today (paused
+        at 00:02, started again at 00:03) is one visit carrying on: None.
+        """
+        if session.date_of_service >= self.today():
+            return None  # most starts: no read
+        segments = self._store.segments(session.id)
+        if any(s.stop_utc is None for s in segments):
+            return None
+        latest = max((s.stop_utc for s in segments if s.stop_utc is not None), default=None)
+        recorded = session.created_utc if latest is None else latest
+        now = self._clock.now()
+        return session if recorded.astimezone().date() < now.astimezone().date() else None
+
+    def _today_for(self, left: Session) -> Session:
+        """Close ``left`` as it stands (nothing runs: its minutes stay) and open today's session
+        for the same patient, clinician, role, discipline and payer.
+
+        There is no discarding a session, so one left with nothing recorded closes like any
+        other. Another program (the foot pedal and the window) may have done this meanwhile:
+        then its session of today is the one.
+        """
+        try:
+            self.end_session(left.id)
+        except InvalidOperation:
+            if self._store.get_session(left.id).is_open:
+                raise
+        try:
+            return self.open_session(
+                patient_ref=left.patient_ref,
+                clinician=left.clinician,
+                role=left.role,
+                discipline=left.discipline,
+                payer_profile=left.payer_profile,
+            )
+        except InvalidOperation:
+            return self.session_to_act_on(
+                patient=left.patient_ref, session=None, clinician=left.clinician
+            )
 
     def stop(self, session_id: str, code: str | None = None) -> Outcome:
         """Stop ``code``, or everything running when ``code`` is None."""
@@ -2660,12 +2730,15 @@ class Clinic:
         session_id: str,
         action: str,
         operation: Callable[[Session, Stopwatch], Change],
+        session: Session | None = None,
     ) -> Outcome:
         # Read, change, write. Another process may write between our read and the store's
         # transaction; the store then refuses (InvalidOperation) and one retry on fresh state
-        # settles it, e.g. a start then stops the code the other process started.
+        # settles it, e.g. a start then stops the code the other process started. ``session``:
+        # the open session the caller has just read, for the first attempt.
         for attempt in range(2):
-            session = self._open(session_id)
+            if attempt or session is None:
+                session = self._open(session_id)
             stopwatch = self._restore(session)
             change = operation(session, stopwatch)
             if change.writes_nothing:

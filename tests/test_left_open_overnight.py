@@ -1,0 +1,316 @@
+"""A session left open overnight: the next morning's start opens today's session, not yesterday's.
+
+The first start after the local date changed, on an open session of an earlier date with nothing
+running and nothing recorded since that date, closes it as it stands and opens today's session
+for the same patient, clinician, role, discipline and payer, which takes the start. A timer
+running across midnight, or a moment recorded after midnight, is one visit and carries on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import CliRunner, Result
+from PySide6.QtCore import Qt
+
+from tests.fakes import FakeClock
+from tests.gui_support import Bot, Rig, build, type_patient
+from therapy_timer import export
+from therapy_timer.cli import Context, main
+from therapy_timer.clinic import Clinic
+from therapy_timer.codes import Catalogue, Discipline, Role
+from therapy_timer.errors import InvalidOperation
+from therapy_timer.model import Session
+from therapy_timer.store import Store
+
+ZONE = "America/New_York"
+LOCAL = ZoneInfo(ZONE)
+MONDAY = date(2025, 3, 10)
+TUESDAY = MONDAY + timedelta(days=1)
+
+
+def at(day: date, hour: int, minute: int = 0) -> datetime:
+    """A local wall-clock moment in the clinic's zone."""
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=LOCAL)
+
+
+@pytest.fixture(autouse=True)
+def new_york(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Local midnight is not UTC's, so a date taken in UTC would show."""
+    monkeypatch.setenv("TZ", ZONE)
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(at(MONDAY, 16))
+
+
+def _open(clinic: Clinic, ref: str = "JD-1") -> Session:
+    return clinic.open_session(
+        patient_ref=ref, clinician="Ann Lee", role=Role.PTA, payer_profile="Medicare"
+    )
+
+
+def _actions(store: Store, session_id: str) -> list[str]:
+    return [e.action for e in store.audit_entries(entity="session", entity_id=session_id)]
+
+
+# -- the clinic API ----------------------------------------------------------------------------
+
+
+def test_the_next_mornings_start_closes_yesterdays_session_and_opens_todays(
+    clinic: Clinic, store: Store, clock: FakeClock
+) -> None:
+    monday = _open(clinic)
+    clinic.start(monday.id, "97110")
+    clock.advance(minutes=20)
+    clinic.stop(monday.id)
+    clock.set(at(TUESDAY, 8))  # the session was left open overnight
+
+    outcome = clinic.start(monday.id, "97140")
+
+    today = outcome.session
+    assert today.id != monday.id and today.is_open
+    assert today.date_of_service == TUESDAY == clinic.today()
+    assert (today.patient_ref, today.clinician, today.role, today.discipline) == (
+        "JD-1",
+        "Ann Lee",
+        Role.PTA,
+        Discipline.PT,
+    )
+    assert today.payer_profile == monday.payer_profile
+    assert outcome.change.started_codes == ("97140",)
+    assert [s.code for s in clinic.segments(today.id)] == ["97140"]
+
+    left = outcome.left
+    assert left is not None and left.id == monday.id and not left.is_open
+    assert left.date_of_service == MONDAY
+    assert left.closed_utc == at(TUESDAY, 8)  # closed as any close is, when it is
+    assert [(s.code, s.stop_utc) for s in clinic.segments(monday.id)] == [
+        ("97110", at(MONDAY, 16, 20))
+    ]
+    assert clinic.summary(monday.id).codes[0].minutes == 20  # its minutes did not change
+    (day,) = clinic.claim_days(MONDAY)
+    assert export.visit_times(day.visits[0]) == ("16:00", "16:20", False)
+    assert export.overnight_remark(day) == ""  # nothing ran overnight
+    assert "JD-1" in outcome.left_text and "2025-03-10" in outcome.left_text
+    assert "closed as it was" in outcome.left_text and "today's session" in outcome.left_text
+
+    assert _actions(store, monday.id)[-1] == "session.close"
+    assert _actions(store, today.id)[0] == "session.create"
+    created = store.audit_entries(entity="session", entity_id=today.id)[0]
+    closed = store.audit_entries(entity="session", entity_id=monday.id)[-1]
+    assert closed.id < created.id  # closed first: one patient, one open session
+
+
+def test_a_session_left_open_with_nothing_recorded_closes_like_any_other(
+    clinic: Clinic, store: Store, clock: FakeClock
+) -> None:
+    """The app has no discarding of a session: an empty one closes as any does."""
+    monday = _open(clinic)
+    clock.set(at(TUESDAY, 8))
+    outcome = clinic.start(monday.id, "97110")
+    assert outcome.left is not None and outcome.left.id == monday.id
+    assert not clinic.get_session(monday.id).is_open
+    assert clinic.segments(monday.id) == []
+    assert outcome.session.date_of_service == TUESDAY
+    assert _actions(store, monday.id) == ["session.create", "session.close"]
+
+
+def test_a_timer_running_across_midnight_carries_on_in_its_session(
+    clinic: Clinic, clock: FakeClock
+) -> None:
+    monday = _open(clinic)
+    clock.set(at(MONDAY, 23, 50))
+    clinic.start(monday.id, "97110")
+    clock.set(at(TUESDAY, 0, 10))
+    outcome = clinic.start(monday.id, "97140")
+    assert outcome.left is None and outcome.left_text == ""
+    assert outcome.session.id == monday.id and outcome.session.date_of_service == MONDAY
+    assert outcome.change.stopped_codes == ("97110",)
+    assert [s.id for s in clinic.open_sessions()] == [monday.id]
+
+
+def test_a_pause_after_midnight_and_a_start_after_it_are_one_visit(
+    clinic: Clinic, clock: FakeClock
+) -> None:
+    monday = _open(clinic)
+    clock.set(at(MONDAY, 23, 40))
+    clinic.start(monday.id, "97110")
+    clock.set(at(TUESDAY, 0, 2))
+    clinic.pause(monday.id)
+    clock.set(at(TUESDAY, 0, 3))
+    outcome = clinic.start(monday.id, "97110")
+    assert outcome.left is None
+    assert outcome.session.id == monday.id and outcome.session.date_of_service == MONDAY
+    assert [s.id for s in clinic.open_sessions()] == [monday.id]
+
+
+def test_a_session_dated_earlier_by_hand_today_carries_on(clinic: Clinic, clock: FakeClock) -> None:
+    """Yesterday's treatment typed in today (the header's date picked): created today, so its
+    latest moment is today's and it is not one left open overnight."""
+    clock.set(at(TUESDAY, 9))
+    typed_in = clinic.open_session(
+        patient_ref="JD-1",
+        clinician="Ann Lee",
+        role=Role.PT,
+        payer_profile="Medicare",
+        date_of_service=MONDAY,
+    )
+    clock.advance(minutes=5)
+    outcome = clinic.start(typed_in.id, "97110")
+    assert outcome.left is None and outcome.session.id == typed_in.id
+
+
+def test_a_start_refused_for_who_furnishes_it_closes_nothing(
+    clinic: Clinic, clock: FakeClock
+) -> None:
+    monday = _open(clinic)  # a PTA's session: an evaluation is the therapist's alone (R7.9)
+    clock.set(at(TUESDAY, 8))
+    with pytest.raises(InvalidOperation, match=r"R7\.9"):
+        clinic.start(monday.id, "97161")
+    assert [s.id for s in clinic.open_sessions()] == [monday.id]
+
+
+# -- the command line (the foot pedal) ---------------------------------------------------------
+
+
+class Cli:
+    def __init__(self, data_dir: Path, clock: FakeClock) -> None:
+        self.clock = clock
+        self.data_dir = data_dir
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str) -> Result:
+        result = self.runner.invoke(main, list(args), obj=Context(self.data_dir, self.clock))
+        assert result.exit_code == 0, (result.stdout, result.stderr)
+        return result
+
+    def sessions(self, day: str) -> list[tuple[str, str]]:
+        listed = json.loads(self("session", "list", "--date", day, "--json").stdout)
+        return [(row["date_of_service"], row["status"]) for row in listed]
+
+
+def test_the_pedal_the_next_morning_says_it_began_todays_session(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    cli = Cli(tmp_path / "data", clock)
+    assert cli("timer", "start", "97110", "--patient", "JD").stdout == "started 97110\n"
+    clock.advance(minutes=20)
+    cli("timer", "stop", "--patient", "JD")
+    clock.set(at(TUESDAY, 8))
+
+    result = cli("timer", "start", "97110", "--patient", "JD")
+
+    assert result.stdout == "started 97110\n"  # the output contract is unchanged
+    assert result.stderr.count("\n") == 1
+    assert "JD" in result.stderr and "2025-03-10" in result.stderr
+    assert "closed as it was" in result.stderr and "today's session" in result.stderr
+    assert cli.sessions("2025-03-10") == [("2025-03-10", "closed")]
+    assert cli.sessions("2025-03-11") == [("2025-03-11", "open")]
+    status = json.loads(cli("timer", "status", "--patient", "JD", "--json").stdout)
+    assert status["session"]["date_of_service"] == "2025-03-11"
+    assert status["codes"]["97110"]["minutes"] == 0
+    # A second start the same morning is on today's session and says nothing more.
+    clock.advance(minutes=5)
+    again = cli("timer", "start", "97140", "--patient", "JD")
+    assert (again.stdout, again.stderr) == ("stopped 97110\nstarted 97140\n", "")
+
+
+def test_the_pedal_across_midnight_says_nothing(tmp_path: Path, clock: FakeClock) -> None:
+    cli = Cli(tmp_path / "data", clock)
+    clock.set(at(MONDAY, 23, 50))
+    cli("timer", "start", "97110", "--patient", "JD")
+    clock.set(at(TUESDAY, 0, 10))
+    result = cli("timer", "start", "97140", "--patient", "JD")
+    assert (result.stdout, result.stderr) == ("stopped 97110\nstarted 97140\n", "")
+    assert cli.sessions("2025-03-10") == [("2025-03-10", "open")]
+    assert cli.sessions("2025-03-11") == []
+
+
+# -- the window --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def morning(qtbot: Bot, tmp_path: Path, clock: FakeClock) -> Iterator[Rig]:
+    yield from build(qtbot, tmp_path / "data", clock)
+
+
+def test_a_tile_tapped_the_next_morning_starts_todays_session(qtbot: Bot, morning: Rig) -> None:
+    rig = morning
+    type_patient(qtbot, rig)
+    qtbot.mouseClick(rig.tile("97110"), Qt.MouseButton.LeftButton)
+    rig.clock.advance(minutes=20)
+    rig.controller.stop_code()
+    monday = rig.controller.session
+    assert monday is not None
+    rig.clock.set(at(TUESDAY, 8))  # the window stays open overnight, the session with it
+    rig.controller.tick()
+
+    qtbot.mouseClick(rig.tile("97140"), Qt.MouseButton.LeftButton)
+
+    today = rig.controller.session
+    assert today is not None and today.id != monday.id
+    assert today.date_of_service == TUESDAY
+    assert rig.window.header.date.date().toPython() == TUESDAY
+    assert [(e.session_id, e.running) for e in rig.controller.view.caseload] == [
+        (today.id, "97140")
+    ]
+    banner = rig.window.message_banner
+    assert banner.isVisible()
+    assert "JD-1" in banner.text.text() and "2025-03-10" in banner.text.text()
+    assert "closed as it was" in banner.text.text()
+    store, clinic = rig.other()
+    with store:
+        assert not clinic.get_session(monday.id).is_open
+        assert [s.code for s in clinic.segments(monday.id)] == ["97110"]
+        assert [s.code for s in clinic.segments(today.id)] == ["97140"]
+    rig.controller.poll()  # another look at the database changes nothing
+    assert rig.controller.session is not None and rig.controller.session.id == today.id
+
+
+def test_the_pedal_and_the_window_rolling_over_at_once_share_todays_session(
+    clinic: Clinic,
+    clock: FakeClock,
+    data: Path,
+    catalogue: Catalogue,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The window found yesterday's session left open; before it closed it, the pedal closed
+    it and opened today's: the window's start goes to that one, no second session, no error."""
+    monday = _open(clinic)
+    clinic.start(monday.id, "97110")
+    clock.advance(minutes=20)
+    clinic.stop(monday.id)
+    clock.set(at(TUESDAY, 8))
+    found = Clinic._left_open
+    with Store.open(data, clock=clock, actor="pedal") as pedals:
+        pedal = Clinic(pedals, catalogue, clock, actor="pedal")
+
+        def pedal_meanwhile(self: Clinic, session: Session) -> Session | None:
+            left = found(self, session)
+            if self is clinic:
+                pedal.start(session.id, "97110")
+                clock.advance(seconds=30)
+            return left
+
+        monkeypatch.setattr(Clinic, "_left_open", pedal_meanwhile)
+        outcome = clinic.start(monday.id, "97140")
+    today = outcome.session
+    assert outcome.left is not None and outcome.left.id == monday.id
+    assert today.date_of_service == TUESDAY
+    assert [s.id for s in clinic.open_sessions()] == [today.id]
+    assert [(s.code, s.start_utc, s.stop_utc) for s in clinic.segments(today.id)] == [
+        ("97110", at(TUESDAY, 8), at(TUESDAY, 8) + timedelta(seconds=30)),
+        ("97140", at(TUESDAY, 8) + timedelta(seconds=30), None),
+    ]
