@@ -353,3 +353,71 @@ def test_an_option_refused_before_the_window_gives_the_collector_back() -> None:
         launch.main(["--data-dir", ""])
     assert ended.value.code == 2
     assert gc.isenabled()
+
+
+QT_ENUMS_SCRIPT = """
+import enum, json, sys
+built = []
+real = enum.EnumType.__new__
+def spy(mcls, cls, bases, classdict, **kwargs):
+    built.append(cls)
+    return real(mcls, cls, bases, classdict, **kwargs)
+enum.EnumType.__new__ = spy
+from therapy_timer.gui import app
+at_paint = []
+resume = app.resume_collector
+def first_paint():
+    at_paint.append(list(built))
+    resume()
+    if MODE == "window":  # the real start, which runs until it is told to stop
+        app.QTimer.singleShot(0, lambda: app.QApplication.instance().exit(0))
+app.resume_collector = first_paint
+if MODE == "window":
+    status = app.run(app.Path(sys.argv[1]))
+else:
+    from therapy_timer.gui.launch import main
+    try:
+        main(["--data-dir", sys.argv[1], "--smoke-test"])
+    except SystemExit as done:
+        status = done.code
+from PySide6 import QtCore
+QtCore.Qt.AlignmentFlag  # the spy sees the namespace being built
+print(json.dumps({"status": status, "at_paint": at_paint[0], "after": built}))
+"""
+
+
+def _running_patients(data_dir: Path) -> None:
+    """Two patients with a code running, one furnished by the assistant."""
+    from therapy_timer.clinic import Clinic
+    from therapy_timer.clock import SystemClock
+    from therapy_timer.codes import FurnishedBy, Role, builtin_catalogue
+
+    clock = SystemClock()
+    with Store.open(data_dir, clock=clock) as store:
+        clinic = Clinic(store, builtin_catalogue(), clock)
+        for ref, code, by in (("JD-1", "97110", FurnishedBy.ASSISTANT), ("KM-2", "97140", None)):
+            session = clinic.open_session(
+                patient_ref=ref, clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
+            )
+            clinic.start(session.id, code, by)
+
+
+@pytest.mark.parametrize("running", [False, True], ids=["nothing running", "two running"])
+@pytest.mark.parametrize("entry", ["smoke test", "window"])
+def test_a_window_start_builds_no_qt_namespace_enum_before_its_first_paint(
+    tmp_path: Path, entry: str, running: bool
+) -> None:
+    # The Qt namespace's 93 enums cost ~14 ms (issue 13): naming one, or a call whose overload
+    # PySide6 picks by asking whether an argument is one (QPainter.setPen, QBrush(QColor),
+    # QAction.setShortcut, ...), builds them all. The tiles are painted without them (theme.pen).
+    with Store.open(tmp_path, clock=FakeClock()):
+        pass
+    if running:
+        _running_patients(tmp_path)
+    script = f"MODE = {entry.split()[0]!r}\n{QT_ENUMS_SCRIPT}"
+    outcome = json.loads(run_offscreen(script, tmp_path)[-1])
+    assert outcome["status"] in (0, None)
+    assert "GlobalColor" in outcome["after"]
+    assert not {"GlobalColor", "AlignmentFlag", "PenStyle", "CursorShape"} & set(
+        outcome["at_paint"]
+    )

@@ -13,7 +13,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal, Slot
+from PySide6 import QtCore
+from PySide6.QtCore import QEvent, QObject, QTimer, Signal, Slot
 from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -86,7 +87,7 @@ def _non_blocking_box(parent: QWidget | None) -> ErrorShower:
         from PySide6.QtWidgets import QMessageBox
 
         box = QMessageBox(QMessageBox.Icon.Critical, title, message, parent=parent)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
 
     return show
@@ -142,8 +143,8 @@ class DailyBackup(QObject):
         self._thread: threading.Thread | None = None
         # Queued explicitly: the sender is a plain Python thread, and the slots must run where
         # this object lives (the GUI thread), never in the worker.
-        self.reported.connect(self._on_reported, Qt.ConnectionType.QueuedConnection)
-        self._done_in_worker.connect(self.finished, Qt.ConnectionType.QueuedConnection)
+        self.reported.connect(self._on_reported, QtCore.Qt.ConnectionType.QueuedConnection)
+        self._done_in_worker.connect(self.finished, QtCore.Qt.ConnectionType.QueuedConnection)
 
     def start(self) -> None:
         if self._thread is None:
@@ -259,13 +260,15 @@ def run(
             return _smoke_test(app, window, started)
         shower = show_error or _non_blocking_box(window)
         install_excepthook(shower)
-        backup = DailyBackup(folder, clock, catalogue, shower)
 
         def after_first_paint() -> None:
+            nonlocal backup
             resume_collector()
             # The window's lease (a committed, fsynced write) and the polling, then the backup
-            # in its worker: none of them makes the first paint wait.
+            # in its worker: none of them makes the first paint wait (nor its queued
+            # connections, which name Qt enums: theme.pen).
             controller.start_background()
+            backup = DailyBackup(folder, clock, catalogue, shower)
             backup.start()
 
         watcher = _FirstPaint(after_first_paint)

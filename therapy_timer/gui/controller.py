@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from therapy_timer import rules
 from therapy_timer.clinic import HEARTBEAT_INTERVAL_SECONDS, Clinic, Outcome, Workspace
@@ -93,7 +93,9 @@ class SessionController(QObject):
 
         self._repaint_timer = QTimer(self)
         self._repaint_timer.setSingleShot(True)
-        self._repaint_timer.setTimerType(Qt.TimerType.PreciseTimer)
+        # By its name, as are other enum properties set before the window's first paint:
+        # naming a Qt enum builds the Qt namespace's 93 of them (theme.pen, issue 13).
+        self._repaint_timer.setProperty("timerType", "PreciseTimer")
         self._repaint_timer.timeout.connect(self._on_repaint_timer_timeout)
         self._poll_timer = QTimer(self)
         self._poll_timer.setInterval(POLL_INTERVAL_MS)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt
+from PySide6 import QtCore
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QResizeEvent, QShortcut
 from PySide6.QtWidgets import (
     QBoxLayout,
@@ -131,7 +131,17 @@ class MainWindow(QMainWindow):
             layout.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
         self.setMinimumSize(480, 420)
         # Last: maximizing may create the native window, and hints set after it would warn.
-        theme.fit_to_screen(self, 1100, 860)
+        self._maximize_when_shown = not theme.resize_to_screen(self, 1100, 860)
+
+    def setVisible(self, visible: bool) -> None:
+        # Maximized where the screen is too small (theme.fit_to_screen) by showMaximized as it
+        # is first shown: setWindowState would build the Qt namespace's enums before the
+        # window's first paint (theme.pen).
+        if visible and self._maximize_when_shown:
+            self._maximize_when_shown = False
+            self.showMaximized()  # which shows it through here
+            return
+        super().setVisible(visible)
 
     # -- construction --------------------------------------------------------------------------
 
@@ -218,23 +228,25 @@ class MainWindow(QMainWindow):
         menu_bar = self.menuBar()
         session = menu_bar.addMenu("&Session")
         self.new_patient_action = QAction("&New patient", self)
-        self.new_patient_action.setShortcut(QKeySequence("Ctrl+N"))
+        # setShortcuts([...]) is what setShortcut does; setShortcut itself would build the Qt
+        # namespace's enums (theme.pen) to choose its overload.
+        self.new_patient_action.setShortcuts([QKeySequence("Ctrl+N")])
         self.switch_clinician_action = QAction("Switch &clinician…", self)
-        self.switch_clinician_action.setShortcut(QKeySequence("Ctrl+Shift+C"))
+        self.switch_clinician_action.setShortcuts([QKeySequence("Ctrl+Shift+C")])
         session.addAction(self.new_patient_action)
         session.addAction(self.switch_clinician_action)
         session.addSeparator()
         self.end_action = QAction("&End session…", self)
-        self.end_action.setShortcut(QKeySequence("Ctrl+E"))
+        self.end_action.setShortcuts([QKeySequence("Ctrl+E")])
         self.pause_action = QAction("&Pause or resume", self)
         self.mini_action = QAction("&Mini view", self)
-        self.mini_action.setShortcut(QKeySequence("Ctrl+M"))
+        self.mini_action.setShortcuts([QKeySequence("Ctrl+M")])
         self.limit_action = QAction("&Forgot-to-stop alert after…", self)
         self.day_view_action = QAction("&Day view (front desk)…", self)
-        self.day_view_action.setShortcut(QKeySequence("Ctrl+D"))
+        self.day_view_action.setShortcuts([QKeySequence("Ctrl+D")])
         self.day_view_action.setEnabled(self._day_view_factory is not None)
         self.quit_action = QAction("&Quit", self)
-        self.quit_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Quit))
+        self.quit_action.setShortcuts([QKeySequence(QKeySequence.StandardKey.Quit)])
         for action in (self.end_action, self.pause_action, self.mini_action):
             session.addAction(action)
         session.addSeparator()
@@ -262,7 +274,7 @@ class MainWindow(QMainWindow):
         # Window-wide, so a tap target having focus does not matter; a text field keeps its
         # digits and spaces because line edits claim plain keys first (ShortcutOverride).
         self.digit_shortcuts = [QShortcut(QKeySequence(str(n)), self) for n in range(1, 10)]
-        self.space_shortcut = QShortcut(QKeySequence(Qt.Key.Key_Space), self)
+        self.space_shortcut = QShortcut(QKeySequence("Space"), self)
         self.patient_shortcuts = [QShortcut(QKeySequence(f"Ctrl+{n}"), self) for n in range(1, 10)]
 
     def _connect_signals(self) -> None:
@@ -389,13 +401,13 @@ class MainWindow(QMainWindow):
     def _focus_patient_field(self) -> None:
         # The next thing typed is a patient reference: left on a tile, its digits would start
         # the numbered tiles for nobody instead.
-        self.header.patient.setFocus(Qt.FocusReason.OtherFocusReason)
+        self.header.patient.setFocus(QtCore.Qt.FocusReason.OtherFocusReason)
 
     def _on_switch_clinician_requested(self) -> None:
         """One step on a shared workstation: a new patient's header, the clinician field ready
         to type over; the others' sessions keep their own clinician."""
         self._controller.new_patient()
-        self.header.clinician.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.header.clinician.setFocus(QtCore.Qt.FocusReason.ShortcutFocusReason)
         self.header.clinician.selectAll()
 
     def _on_end_requested(self) -> None:
@@ -454,7 +466,7 @@ class MainWindow(QMainWindow):
             return
         if self.day_view is None:
             self.day_view = self._day_view_factory()
-            self.day_view.setWindowFlag(Qt.WindowType.Window)
+            self.day_view.setWindowFlag(QtCore.Qt.WindowType.Window)
             hint = self.day_view.sizeHint()
             theme.fit_to_screen(self.day_view, hint.width(), hint.height())
         else:
@@ -472,7 +484,7 @@ class MainWindow(QMainWindow):
         dialog.setIntRange(1, 240)
         dialog.setIntValue(self._controller.forgot_to_stop_minutes)
         dialog.intValueSelected.connect(self._controller.set_forgot_to_stop_minutes)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
 
     def _on_keys_requested(self) -> None:
@@ -490,7 +502,7 @@ class MainWindow(QMainWindow):
         from PySide6.QtWidgets import QMessageBox
 
         box = QMessageBox(QMessageBox.Icon.Information, title, text, parent=self)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
         return box
 
@@ -553,7 +565,7 @@ class MainWindow(QMainWindow):
                 self.close()
 
         box.finished.connect(decided)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
         self.close_box = box
         box.open()
 

@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPalette, QPixmap, QPolygonF
+from PySide6 import QtCore
+from PySide6.QtCore import QPointF, QRectF
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QIcon,
+    QPainter,
+    QPainterPath,
+    QPalette,
+    QPen,
+    QPixmap,
+    QPolygonF,
+)
 from PySide6.QtWidgets import QWidget
 
 from therapy_timer.gui.view_state import TileState
@@ -48,13 +60,19 @@ def fit_to_screen(widget: QWidget, width: int, height: int) -> None:
     """Open a top-level window at ``width`` x ``height``, or maximized where the screen has no
     room for that (a 1024x600 tablet at 125% font scale): a window manager does not shrink a
     window to its screen, so it would open with its buttons past the edges."""
+    if not resize_to_screen(widget, width, height):
+        widget.setWindowState(widget.windowState() | QtCore.Qt.WindowState.WindowMaximized)
+
+
+def resize_to_screen(widget: QWidget, width: int, height: int) -> bool:
+    """``fit_to_screen`` but for maximizing: whether ``width`` x ``height`` fits the screen."""
     screen = widget.screen()
     room = screen.availableGeometry().size() if screen is not None else None
     if room is None or (width <= room.width() and height <= room.height()):
         widget.resize(width, height)
-        return
+        return True
     widget.resize(min(width, room.width()), min(height, room.height()))
-    widget.setWindowState(widget.windowState() | Qt.WindowState.WindowMaximized)
+    return False
 
 
 def scaled_font(widget: QWidget, factor: float, bold: bool = False) -> QFont:
@@ -73,16 +91,16 @@ def state_icon(state: TileState, color: QColor, size: int = 32) -> QIcon:
     """A play triangle (running), two bars (paused) or a hollow circle (idle), drawn in ``color``.
 
     Drawn rather than taken from the style, so that it has the text colour on any palette.
+    Filled and stroked as paths (see ``pen``), as every tile paints one at the first paint.
     """
     pixmap = QPixmap(size, size)
-    pixmap.fill(Qt.GlobalColor.transparent)
+    pixmap.fill(QColor(0, 0, 0, 0))  # transparent
     painter = QPainter(pixmap)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    painter.setPen(Qt.PenStyle.NoPen)
-    painter.setBrush(color)
     s = float(size)
+    shape = QPainterPath()
     if state is TileState.RUNNING:
-        painter.drawPolygon(
+        shape.addPolygon(
             QPolygonF(
                 [
                     QPointF(s * 0.22, s * 0.12),
@@ -91,19 +109,38 @@ def state_icon(state: TileState, color: QColor, size: int = 32) -> QIcon:
                 ]
             )
         )
+        shape.closeSubpath()
+        painter.fillPath(shape, solid(color))
     elif state is TileState.PAUSED:
-        painter.drawRect(QRectF(s * 0.2, s * 0.14, s * 0.2, s * 0.72))
-        painter.drawRect(QRectF(s * 0.6, s * 0.14, s * 0.2, s * 0.72))
+        # Filled as drawRect fills a rectangle (a path of one is rasterized differently).
+        painter.setBackground(solid(color))
+        painter.eraseRect(QRectF(s * 0.2, s * 0.14, s * 0.2, s * 0.72))
+        painter.eraseRect(QRectF(s * 0.6, s * 0.14, s * 0.2, s * 0.72))
     else:
-        pen = painter.pen()
-        pen.setStyle(Qt.PenStyle.SolidLine)
-        pen.setColor(color)
-        pen.setWidthF(s * 0.08)
-        painter.setPen(pen)
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.drawEllipse(QRectF(s * 0.16, s * 0.16, s * 0.68, s * 0.68))
+        shape.addEllipse(QRectF(s * 0.16, s * 0.16, s * 0.68, s * 0.68))
+        painter.strokePath(shape, pen(color, s * 0.08))
     painter.end()
     return QIcon(pixmap)
+
+
+def pen(color: QColor, width: float) -> QPen:
+    """A solid pen of ``color`` and ``width``, for ``QPainter.strokePath``.
+
+    The tiles and their icons are stroked and filled as paths, never through ``setPen`` or
+    ``setBrush``, nor ``QPen(color, width)`` or ``QBrush(color)``: PySide6 picks among those
+    overloads by asking whether the argument is one of the ``Qt`` namespace's enums, which
+    builds all 93 of them (~14 ms), and the tiles are painted at the window's first paint
+    (issue 13; tests/test_startup.py holds a start to building none).
+    """
+    made = QPen()
+    made.setColor(color)
+    made.setWidthF(width)
+    return made
+
+
+def solid(color: QColor) -> QBrush:
+    """A solid brush of ``color``, for ``QPainter.fillPath`` (made as ``pen`` says why)."""
+    return pen(color, 1).brush()
 
 
 def state_colors(widget: QWidget, state: TileState) -> tuple[QColor, QColor]:

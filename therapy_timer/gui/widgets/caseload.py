@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -95,7 +95,8 @@ class CaseloadStrip(QFrame):
         self._scroll.setWidget(inner)
         self._scroll.setWidgetResizable(True)
         self._scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self._scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # Enum properties by name before the first paint: see controller._repaint_timer.
+        self._scroll.setProperty("verticalScrollBarPolicy", "ScrollBarAlwaysOff")
         self._scroll.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         outer = QHBoxLayout(self)
         outer.setContentsMargins(4, 4, 4, 4)
@@ -128,7 +129,7 @@ class CaseloadStrip(QFrame):
                 button = QPushButton()
                 button.setCheckable(True)
                 button.setMinimumHeight(theme.TOUCH_MIN)
-                button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+                button.setProperty("focusPolicy", "TabFocus")
                 button.clicked.connect(
                     lambda _=False, sid=entry.session_id: self._on_button_clicked(sid)
                 )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QDate, Qt, Signal
+from PySide6 import QtCore
+from PySide6.QtCore import QDate, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDateEdit,
@@ -93,13 +94,19 @@ class SessionHeader(QWidget):
         right.addRow("Pa&yer", payer_row)
         right.addRow("&Date", self.date)
         for form in (left, right):
-            form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            # By name before the first paint: see controller._repaint_timer.
+            form.setProperty("labelAlignment", "AlignRight|AlignVCenter")
         editor = QWidget()
         row = QHBoxLayout(editor)
         row.setContentsMargins(0, 0, 0, 0)
         row.addLayout(left, 3)
         row.addLayout(right, 2)
-        row.addWidget(self.status, 2, Qt.AlignmentFlag.AlignTop)
+        # At the top of its column: a column with a stretch below it, as addWidget(..., AlignTop)
+        # would need a Qt enum before the first paint (see controller._repaint_timer).
+        status_column = QVBoxLayout()
+        status_column.addWidget(self.status)
+        status_column.addStretch(1)
+        row.addLayout(status_column, 2)
 
         # While a session is open the header is read at a glance, not edited: big plain text
         # instead of greyed-out fields.
@@ -184,7 +191,7 @@ class SessionHeader(QWidget):
         box = QMessageBox(
             QMessageBox.Icon.Information, "Payer profiles", PAYER_PROFILE_HELP, parent=self
         )
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
         box.destroyed.connect(self._on_payer_help_closed)
         self.payer_help_box = box
         box.open()

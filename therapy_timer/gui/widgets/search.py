@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from PySide6.QtCore import QStringListModel, Qt, Signal
+from PySide6.QtCore import QStringListModel, Signal
 from PySide6.QtWidgets import QCompleter, QLineEdit, QWidget
 
 from therapy_timer.codes import Code
@@ -24,8 +24,9 @@ class CodeSearch(QLineEdit):
         self.setMinimumHeight(theme.TOUCH_MIN)
         entries = [f"{c.code} \N{EM DASH} {c.description} ({c.kind.value})" for c in codes]
         completer = QCompleter(QStringListModel(entries, self), self)
-        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        # By name before the first paint: see controller._repaint_timer.
+        completer.setProperty("caseSensitivity", "CaseInsensitive")
+        completer.setProperty("filterMode", "MatchContains")
         completer.setMaxVisibleItems(12)
         self.setCompleter(completer)
         completer.activated.connect(self._on_completer_activated)

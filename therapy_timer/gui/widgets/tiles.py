@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRect, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QContextMenuEvent, QFontMetrics, QPainter, QPaintEvent, QPalette, QPen
+from PySide6 import QtCore
+from PySide6.QtCore import QRect, QRectF, QSize, Signal
+from PySide6.QtGui import (
+    QContextMenuEvent,
+    QEnterEvent,
+    QFontMetrics,
+    QPainter,
+    QPainterPath,
+    QPaintEvent,
+    QPalette,
+    QPen,
+)
 from PySide6.QtWidgets import QAbstractButton, QGridLayout, QMenu, QSizePolicy, QWidget
 
 from therapy_timer.codes import FurnishedBy
@@ -61,6 +71,21 @@ def _fits_beside(
     return taken + metrics.horizontalAdvance(f"  {word}") <= width
 
 
+# drawText's flags as the int its C++ signature takes: naming Qt.AlignmentFlag would build the
+# Qt namespace's enums at the first paint (theme.pen says why that is avoided).
+ALIGN_LEFT = 0x1
+ALIGN_RIGHT = 0x2
+
+
+def _elided(metrics: QFontMetrics, text: str, width: int) -> str:
+    """``text`` elided on the right to ``width``. A text whose rounded advance is under
+    ``width`` fits as it is, which is what ``elidedText`` returns for it: asked only for longer
+    ones, so a start whose names fit builds no ``Qt`` enum (theme.pen)."""
+    if metrics.horizontalAdvance(text) < width:
+        return text
+    return metrics.elidedText(text, QtCore.Qt.TextElideMode.ElideRight, width)
+
+
 class CodeTile(QAbstractButton):
     """A tile showing one code's stopwatch; tapping it asks for that code to start.
 
@@ -76,11 +101,11 @@ class CodeTile(QAbstractButton):
         self._view = view
         self._compact = compact
         self.setObjectName(f"tile-{view.code}")
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setProperty("focusPolicy", "StrongFocus")  # by name: see ALIGN_LEFT
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setCursor(Qt.CursorShape.PointingHandCursor)
         self.clicked.connect(self._on_self_clicked)
         self._apply_accessibility()
+        self._apply_text_color()
 
     @property
     def view(self) -> TileView:
@@ -103,6 +128,8 @@ class CodeTile(QAbstractButton):
             view.minutes,
         ):
             self._apply_accessibility()
+            if old.state is not view.state:
+                self._apply_text_color()
         elif format_elapsed(old.elapsed) == format_elapsed(view.elapsed):
             return
         self.update()
@@ -114,6 +141,25 @@ class CodeTile(QAbstractButton):
         self.setAccessibleDescription(tile_description(view))
         action = "Running" if view.state is TileState.RUNNING else "Tap to start"
         self.setToolTip(f"{view.code} {view.name}{key}\n{action}")
+
+    def _apply_text_color(self) -> None:
+        """The state's text colour as the palette's button text: a painter begun on the tile
+        takes its pen from it, so painting needs no ``setPen`` (theme.pen says why)."""
+        if self._view.state is TileState.IDLE:
+            self.setPalette(QPalette())  # the palette the tile inherits
+        else:
+            palette = QPalette()
+            palette.setColor(
+                QPalette.ColorRole.ButtonText, theme.state_colors(self, self._view.state)[1]
+            )
+            self.setPalette(palette)
+
+    def enterEvent(self, event: QEnterEvent) -> None:
+        # The pointing hand is set as the pointer first comes over the tile rather than in
+        # __init__: QCursor(Qt.CursorShape) builds the Qt namespace's enums (theme.pen), and the
+        # tiles are made before the window's first paint.
+        self.setCursor(QtCore.Qt.CursorShape.PointingHandCursor)
+        super().enterEvent(event)
 
     def _on_self_clicked(self) -> None:
         self.tapped.emit(self._view.code)
@@ -138,6 +184,8 @@ class CodeTile(QAbstractButton):
     # -- painting ------------------------------------------------------------------------------
 
     def paintEvent(self, event: QPaintEvent) -> None:
+        # Filled, stroked and written without setPen or setBrush (theme.pen says why): the
+        # painter's pen is the text colour (_apply_text_color).
         view = self._view
         bg, fg = theme.state_colors(self, view.state)
         if self.isDown():
@@ -147,19 +195,20 @@ class CodeTile(QAbstractButton):
         palette = self.palette()
         outline = fg if view.state is not TileState.IDLE else palette.color(QPalette.ColorRole.Mid)
         width = 3.0 if view.state is not TileState.IDLE else 1.5
-        painter.setPen(QPen(outline, width))
-        painter.setBrush(bg)
         frame = QRectF(self.rect()).adjusted(width, width, -width, -width)
-        painter.drawRoundedRect(frame, 10, 10)
-        if self.hasFocus():
-            focus = QPen(palette.color(QPalette.ColorRole.Highlight), 3, Qt.PenStyle.DashLine)
-            painter.setPen(focus)
-            painter.setBrush(Qt.BrushStyle.NoBrush)
+        shape = QPainterPath()
+        shape.addRoundedRect(frame, 10, 10)
+        painter.fillPath(shape, theme.solid(bg))
+        painter.strokePath(shape, theme.pen(outline, width))
+        if self.hasFocus():  # after a tap or Tab, not at the first paint: setPen is fine here
+            painter.save()
+            highlight = palette.color(QPalette.ColorRole.Highlight)
+            painter.setPen(QPen(highlight, 3, QtCore.Qt.PenStyle.DashLine))
             painter.drawRoundedRect(frame.adjusted(4, 4, -4, -4), 8, 8)
+            painter.restore()
 
         pad = 12
         inner = self.rect().adjusted(pad, pad - 2, -pad, -pad + 2)
-        painter.setPen(fg)
         head_font = theme.scaled_font(self, 1.25, bold=True)
         head = QFontMetrics(head_font)
         icon_size = head.height()
@@ -169,16 +218,16 @@ class CodeTile(QAbstractButton):
         painter.setFont(head_font)
         head_text, summary = tile_lines(view)
         head_rect = QRect(inner.left() + icon_size + 8, inner.top(), inner.width(), head.height())
-        painter.drawText(head_rect, Qt.AlignmentFlag.AlignLeft, head_text)
+        painter.drawText(head_rect, ALIGN_LEFT, head_text)
         word = theme.STATE_WORD[view.state]
         if word and _fits_beside(head, icon_size + 8, head_text, word, inner.width()):
-            painter.drawText(inner, Qt.AlignmentFlag.AlignRight, word)
+            painter.drawText(inner, ALIGN_RIGHT, word)
         y = inner.top() + head.height()
 
         body = QFontMetrics(self.font())
         if not self._compact:
             painter.setFont(self.font())
-            name = body.elidedText(view.name, Qt.TextElideMode.ElideRight, inner.width())
+            name = _elided(body, view.name, inner.width())
             painter.drawText(QRect(inner.left(), y, inner.width(), body.height()), 0, name)
             y += body.height()
 
@@ -186,12 +235,12 @@ class CodeTile(QAbstractButton):
         time_height = QFontMetrics(time_font).height()
         painter.setFont(time_font)
         time_rect = QRect(inner.left(), y, inner.width(), time_height)
-        painter.drawText(time_rect, Qt.AlignmentFlag.AlignLeft, format_elapsed(view.elapsed))
+        painter.drawText(time_rect, ALIGN_LEFT, format_elapsed(view.elapsed))
         y += time_height
 
         painter.setFont(self.font())
         bottom = QRect(inner.left(), y, inner.width(), body.height())
-        painter.drawText(bottom, Qt.AlignmentFlag.AlignLeft, summary)
+        painter.drawText(bottom, ALIGN_LEFT, summary)
         if view.state is TileState.RUNNING and view.furnished_by not in (
             None,
             FurnishedBy.THERAPIST,
@@ -200,7 +249,7 @@ class CodeTile(QAbstractButton):
             by = _BY_WORD[view.furnished_by or FurnishedBy.THERAPIST].upper()
             if _fits_beside(QFontMetrics(by_font), 0, summary, by, inner.width(), body):
                 painter.setFont(by_font)
-                painter.drawText(bottom, Qt.AlignmentFlag.AlignRight, by)
+                painter.drawText(bottom, ALIGN_RIGHT, by)
         painter.end()
 
     def contextMenuEvent(self, event: QContextMenuEvent) -> None:
