@@ -314,6 +314,19 @@ def test_a_window_start_builds_no_dialog_class_and_no_widget_it_does_not_show(
     assert not built & {"QDialog", "QMessageBox", "QInputDialog", "QWizard", "QTextEdit"}
 
 
+def test_a_window_start_makes_neither_the_mini_view_nor_the_search_suggestions(
+    tmp_path: Path,
+) -> None:
+    # Both are hidden at the first paint and made when first used (issue 13).
+    with Store.open(tmp_path, clock=FakeClock()):
+        pass
+    assert "therapy_timer.gui.widgets.mini_view" not in _window_start_modules(
+        tmp_path, "from therapy_timer.gui.launch import main"
+    )
+    built = set(json.loads(run_offscreen(BUILT_SCRIPT, tmp_path)[-1]))
+    assert "QLineEdit" in built and "QCompleter" not in built
+
+
 DATACLASS_SCRIPT = """
 import dataclasses, json, sys
 made = set()

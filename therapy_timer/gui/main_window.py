@@ -33,7 +33,6 @@ from therapy_timer.gui.widgets.caseload import CaseloadStrip
 from therapy_timer.gui.widgets.furnished import FurnishedBySwitch
 from therapy_timer.gui.widgets.header import SessionHeader
 from therapy_timer.gui.widgets.live_strip import LiveStrip
-from therapy_timer.gui.widgets.mini_view import MiniView
 from therapy_timer.gui.widgets.search import CodeSearch
 from therapy_timer.gui.widgets.tiles import TileGrid
 from therapy_timer.gui.widgets.untimed import UntimedList
@@ -47,6 +46,7 @@ if TYPE_CHECKING:
     from PySide6.QtWidgets import QMessageBox
 
     from therapy_timer.gui.day_view import DayView
+    from therapy_timer.gui.widgets.mini_view import MiniView
     from therapy_timer.gui.widgets.recovery_dialog import RecoveryDialog
     from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
 
@@ -111,8 +111,7 @@ class MainWindow(QMainWindow):
         self.untimed = UntimedList()
         self.search = CodeSearch(controller.catalogue)
         self.live = LiveStrip()
-        self.mini = MiniView()
-        self.mini.setWindowIcon(self.windowIcon())
+        self._mini: MiniView | None = None
         self.tray: QSystemTrayIcon | None = None
         if QSystemTrayIcon.isSystemTrayAvailable():
             self.tray = QSystemTrayIcon(self.windowIcon(), self)
@@ -321,14 +320,30 @@ class MainWindow(QMainWindow):
         self.undo_banner.primary_clicked.connect(c.undo_elsewhere)
         self.undo_banner.secondary_clicked.connect(c.dismiss_undo)
 
-        self.mini.code_tapped.connect(c.start_code)
-        self.mini.pause_tapped.connect(c.toggle_pause)
-        self.mini.expand_tapped.connect(self._on_mini_expand_tapped)
         self.tray_show_action.triggered.connect(self._on_mini_expand_tapped)
         self.tray_pause_action.triggered.connect(c.toggle_pause)
         self.tray_mini_action.triggered.connect(self._on_mini_requested)
         if self.tray is not None:
             self.tray.activated.connect(self._on_tray_activated)
+
+    def _connect_mini(self, mini: MiniView) -> None:
+        """The mini view's wiring, done as it is made (``mini``)."""
+        c = self._controller
+        mini.code_tapped.connect(c.start_code)
+        mini.pause_tapped.connect(c.toggle_pause)
+        mini.expand_tapped.connect(self._on_mini_expand_tapped)
+
+    @property
+    def mini(self) -> MiniView:
+        """The small always-on-top view, made when first asked for: hidden at the first paint,
+        it need not cost a start (issue 13)."""
+        if self._mini is None:
+            from therapy_timer.gui.widgets.mini_view import MiniView
+
+            self._mini = MiniView()
+            self._mini.setWindowIcon(self.windowIcon())
+            self._connect_mini(self._mini)
+        return self._mini
 
     # -- rendering -----------------------------------------------------------------------------
 
@@ -365,8 +380,8 @@ class MainWindow(QMainWindow):
         self._render_tray_patients(view)
         if self.tray is not None:
             self.tray.setToolTip(caseload_summary(view) or "Therapy Timer: nothing running")
-        if self.mini.isVisible():
-            self.mini.set_view(view)
+        if self._mini is not None and self._mini.isVisible():
+            self._mini.set_view(view)
 
     # -- slots ---------------------------------------------------------------------------------
 
@@ -428,7 +443,8 @@ class MainWindow(QMainWindow):
         self.mini.show()  # a stays-on-top tool window: no raise_() needed
 
     def _on_mini_expand_tapped(self) -> None:
-        self.mini.hide()
+        if self._mini is not None:
+            self._mini.hide()
         self.showNormal()
         self.raise_()
         self.activateWindow()
@@ -532,7 +548,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         running = self._controller.view.running
         if self._close_confirmed or running is None or running.state is not TileState.RUNNING:
-            self.mini.close()
+            if self._mini is not None:
+                self._mini.close()
             self._controller.stop_background()
             event.accept()
             return

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from PySide6 import QtCore
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
@@ -38,14 +37,12 @@ class MiniView(QWidget):
     expand_tapped = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._on_top = False
+        super().__init__(parent, Qt.WindowType.Tool | Qt.WindowType.WindowStaysOnTopHint)
         self.setWindowTitle("Therapy Timer (mini)")
         self.setAccessibleName("Mini view")
         self.current = CodeTile(_IDLE, compact=True)
         self.current.setAccessibleName("Running code")
-        # Enum properties by name before the first paint: see controller._repaint_timer.
-        self.current.setProperty("focusPolicy", "NoFocus")
+        self.current.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.current.setEnabled(True)
         self.pause = QPushButton("Pause")
         self.expand = QPushButton("Full window")
@@ -64,23 +61,13 @@ class MiniView(QWidget):
         # the EMR, and the other patients' hot packs run on.
         self.patients = QLabel()
         self.patients.setAccessibleName("Running patients")
-        self.patients.setProperty("textFormat", "PlainText")
+        self.patients.setTextFormat(Qt.TextFormat.PlainText)
         column.addWidget(self.patients)
         column.addWidget(self.current)
         column.addLayout(self._keys_grid)
         column.addLayout(controls)
         self.pause.clicked.connect(self.pause_tapped)
         self.expand.clicked.connect(self.expand_tapped)
-
-    def setVisible(self, visible: bool) -> None:
-        # A tool window on top from its first show, not from __init__: the main window builds
-        # this view before its first paint, and window flags are Qt enums (theme.pen).
-        if visible and not self._on_top:
-            self._on_top = True
-            self.setWindowFlags(
-                QtCore.Qt.WindowType.Tool | QtCore.Qt.WindowType.WindowStaysOnTopHint
-            )
-        super().setVisible(visible)
 
     def set_view(self, view: WindowView) -> None:
         running = view.running
