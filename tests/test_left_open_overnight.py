@@ -256,8 +256,12 @@ def test_a_tile_tapped_the_next_morning_starts_todays_session(qtbot: Bot, mornin
     assert monday is not None
     rig.clock.set(at(TUESDAY, 8))  # the window stays open overnight, the session with it
     rig.controller.tick()
+    closed: list[str] = []
+    rig.controller.session_closed.connect(closed.append)  # the clinic sync pushes on it
 
     qtbot.mouseClick(rig.tile("97140"), Qt.MouseButton.LeftButton)
+
+    assert closed == [monday.id]
 
     today = rig.controller.session
     assert today is not None and today.id != monday.id

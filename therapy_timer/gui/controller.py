@@ -186,11 +186,10 @@ class SessionController(QObject):
             session = self._session_or_open()
             outcome = self._clinic.start(session.id, code, self._furnished_by)
             self._adopt_step(outcome)
-            # An earlier day's session left open was closed and today's took the start:
-            # the caseload follows today's session, and the banner says what happened.
+            # An earlier day's session left open (the one shown) was closed and today's took
+            # the start: the window shows today's, and the banner says what happened.
             self._message = outcome.left_text
             if outcome.left is not None:
-                self._others.pop(outcome.left.id, None)
                 self.session_closed.emit(outcome.left.id)
             if outcome.elsewhere:
                 self._offer_undo(outcome)
