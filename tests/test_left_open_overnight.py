@@ -24,7 +24,7 @@ from tests.gui_support import Bot, Rig, build, type_patient
 from therapy_timer import export
 from therapy_timer.cli import Context, main
 from therapy_timer.clinic import Clinic
-from therapy_timer.codes import Catalogue, Discipline, Role
+from therapy_timer.codes import Catalogue, Discipline, FurnishedBy, Role
 from therapy_timer.errors import InvalidOperation
 from therapy_timer.model import Session
 from therapy_timer.store import Store
@@ -318,3 +318,129 @@ def test_the_pedal_and_the_window_rolling_over_at_once_share_todays_session(
         ("97110", at(TUESDAY, 8), at(TUESDAY, 8) + timedelta(seconds=30)),
         ("97140", at(TUESDAY, 8) + timedelta(seconds=30), None),
     ]
+
+
+# -- a session left paused overnight -----------------------------------------------------------
+
+
+def _paused_monday(clinic: Clinic, clock: FakeClock) -> Session:
+    """JD-1's PTA session: 97110 (one-on-one) and 97010 (a supervised modality) run 20 minutes
+    on Monday afternoon, then it is paused and left paused overnight."""
+    monday = _open(clinic)
+    clinic.start(monday.id, "97110", FurnishedBy.ASSISTANT)
+    clinic.start(monday.id, "97010", FurnishedBy.ASSISTANT)
+    clock.advance(minutes=20)
+    clinic.pause(monday.id)
+    return monday
+
+
+def test_the_next_mornings_resume_restarts_the_paused_codes_in_todays_session(
+    clinic: Clinic, store: Store, clock: FakeClock
+) -> None:
+    monday = _paused_monday(clinic, clock)
+    clock.set(at(TUESDAY, 8))
+
+    outcome = clinic.resume(monday.id)
+
+    today = outcome.session
+    assert today.id != monday.id and today.date_of_service == TUESDAY and today.is_open
+    assert (today.patient_ref, today.role, today.payer_profile) == ("JD-1", Role.PTA, "Medicare")
+    assert sorted(outcome.change.started_codes) == ["97010", "97110"]
+    assert sorted(
+        (s.code, s.furnished_by.value, s.start_utc) for s in clinic.segments(today.id)
+    ) == [
+        ("97010", "assistant", at(TUESDAY, 8)),
+        ("97110", "assistant", at(TUESDAY, 8)),
+    ]
+    assert outcome.left is not None and outcome.left.id == monday.id and not outcome.left.is_open
+    assert sorted((s.code, s.stop_utc) for s in clinic.segments(monday.id)) == [
+        ("97010", at(MONDAY, 16, 20)),
+        ("97110", at(MONDAY, 16, 20)),
+    ]
+    assert "JD-1" in outcome.left_text and "2025-03-10" in outcome.left_text
+    assert _actions(store, monday.id)[-1] == "session.close"
+    # Today's stopwatch goes on as any: a pause and a resume stay in today's session.
+    clock.advance(minutes=10)
+    clinic.pause(today.id)
+    again = clinic.resume(today.id)
+    assert again.left is None and again.session.id == today.id
+
+
+def test_a_resume_after_a_pause_after_midnight_is_one_visit(
+    clinic: Clinic, clock: FakeClock
+) -> None:
+    monday = _open(clinic)
+    clock.set(at(MONDAY, 23, 40))
+    clinic.start(monday.id, "97110")
+    clock.set(at(TUESDAY, 0, 2))
+    clinic.pause(monday.id)
+    clock.set(at(TUESDAY, 0, 3))
+    outcome = clinic.resume(monday.id)
+    assert outcome.left is None and outcome.session.id == monday.id
+    assert outcome.change.started_codes == ("97110",)
+
+
+def test_a_resume_refused_for_who_furnishes_it_closes_nothing(
+    clinic: Clinic, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The paused codes are checked (R7.9) before yesterday's session is closed, as a start's
+    code is: a refusal leaves it open and paused. (No paused code of a real session is refused:
+    it was checked when it started; the check's refusal is made here.)"""
+    monday = _paused_monday(clinic, clock)
+    clock.set(at(TUESDAY, 8))
+
+    def refuse(*_args: object) -> None:
+        raise InvalidOperation("R7.9: refused for the test")
+
+    monkeypatch.setattr(Clinic, "_check_furnisher", refuse)
+    with pytest.raises(InvalidOperation, match=r"R7\.9"):
+        clinic.resume(monday.id)
+    assert [s.id for s in clinic.open_sessions()] == [monday.id]
+    assert clinic.get_session(monday.id).pause is not None
+
+
+def test_the_pedals_resume_the_next_morning_says_it_began_todays_session(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    cli = Cli(tmp_path / "data", clock)
+    cli("timer", "start", "97110", "--patient", "JD")
+    clock.advance(minutes=20)
+    cli("timer", "pause", "--patient", "JD")
+    clock.set(at(TUESDAY, 8))
+
+    result = cli("timer", "resume", "--patient", "JD")
+
+    assert result.stdout == "resumed 97110\n"  # the output contract is unchanged
+    assert result.stderr.count("\n") == 1
+    assert "JD" in result.stderr and "2025-03-10" in result.stderr
+    assert "closed as it was" in result.stderr
+    assert cli.sessions("2025-03-10") == [("2025-03-10", "closed")]
+    assert cli.sessions("2025-03-11") == [("2025-03-11", "open")]
+
+
+def test_space_the_next_morning_resumes_in_todays_session(qtbot: Bot, morning: Rig) -> None:
+    rig = morning
+    type_patient(qtbot, rig)
+    qtbot.mouseClick(rig.tile("97110"), Qt.MouseButton.LeftButton)
+    rig.clock.advance(minutes=20)
+    qtbot.keyClick(rig.window, Qt.Key.Key_Space)  # pause
+    monday = rig.controller.session
+    assert monday is not None and monday.pause is not None
+    rig.clock.set(at(TUESDAY, 8))
+    rig.controller.tick()
+    closed: list[str] = []
+    rig.controller.session_closed.connect(closed.append)
+
+    qtbot.keyClick(rig.window, Qt.Key.Key_Space)  # resume
+
+    assert closed == [monday.id]
+    today = rig.controller.session
+    assert today is not None and today.id != monday.id and today.date_of_service == TUESDAY
+    assert [(e.session_id, e.running) for e in rig.controller.view.caseload] == [
+        (today.id, "97110")
+    ]
+    assert "closed as it was" in rig.window.message_banner.text.text()
+    store, clinic = rig.other()
+    with store:
+        assert not clinic.get_session(monday.id).is_open
+        assert [(s.code, s.stop_utc) for s in clinic.segments(today.id)] == [("97110", None)]

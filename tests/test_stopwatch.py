@@ -186,6 +186,37 @@ def test_pause_and_resume_refuse_nonsense(sw: Stopwatch) -> None:
         sw.pause()
 
 
+def test_another_sessions_pause_carries_on_here(sw: Stopwatch, clock: FakeClock) -> None:
+    """A session left paused overnight is resumed in today's (Clinic.resume): today's
+    stopwatch restarts the codes the pause remembered, each with who furnished it, and who
+    furnishes later codes; a code another program carried on first runs on untouched."""
+    yesterday = Pause(
+        at_utc=clock.now() - timedelta(hours=16),
+        resume=(Resumable("97012", ASSISTANT), Resumable("97110", ASSISTANT)),
+    )
+    change = sw.carry_on(yesterday)
+    assert sorted((s.code, s.furnished_by, s.start_utc) for s in change.opened) == [
+        ("97012", ASSISTANT, clock.now()),
+        ("97110", ASSISTANT, clock.now()),
+    ]
+    assert (change.paused_before, change.paused_after) == (None, None)
+    assert sw.furnished_by is ASSISTANT
+    clock.advance(minutes=8)
+    assert minutes(sw) == {"97012": 8, "97110": 8}
+    assert sw.carry_on(yesterday).writes_nothing  # carried on already: nothing more
+
+
+def test_another_sessions_pause_never_runs_beside_other_codes(
+    sw: Stopwatch, clock: FakeClock
+) -> None:
+    sw.start("97140")
+    with pytest.raises(InvalidOperation, match="already runs 97140"):
+        sw.carry_on(Pause(at_utc=clock.now(), resume=(Resumable("97110", THERAPIST),)))
+    sw.pause()
+    with pytest.raises(InvalidOperation, match="paused"):
+        sw.carry_on(Pause(at_utc=clock.now(), resume=(Resumable("97110", THERAPIST),)))
+
+
 def test_starting_while_paused_replaces_the_paused_treatment_code(
     sw: Stopwatch, clock: FakeClock
 ) -> None:

@@ -761,6 +761,8 @@ def timer_resume(context: Context, patient: str | None, session_ref: str | None)
     """Resume what the pause stopped."""
     with context.clinic() as clinic:
         outcome = clinic.resume(_session(clinic, patient, session_ref).id)
+        if outcome.left is not None:
+            click.echo(outcome.left_text, err=True)
         click.echo("resumed " + " ".join(outcome.change.started_codes))
 
 

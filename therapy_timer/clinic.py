@@ -1075,7 +1075,19 @@ class Clinic:
         return self._step(session_id, "pause", lambda _session, sw: sw.pause())
 
     def resume(self, session_id: str) -> Outcome:
-        return self._step(session_id, "resume", lambda _session, sw: sw.resume())
+        """Restart the codes the pause remembered. A session left paused on an earlier day
+        (``_left_open``) is closed as it stands and today's session restarts them, as a start
+        would: the morning's minutes are not billed on the day the pause began."""
+        session = self._open(session_id)
+        left = self._left_open(session)
+        pause = None if left is None else left.pause
+        if left is None or pause is None:
+            return self._step(session.id, "resume", lambda _session, sw: sw.resume(), session)
+        for resumable in pause.resume:
+            self._check_furnisher(left, self._catalogue.get(resumable.code), resumable.furnished_by)
+        today = self._today_for(left)
+        outcome = self._step(today.id, "resume", lambda _session, sw: sw.carry_on(pause), today)
+        return replace(outcome, left=self._store.get_session(left.id))
 
     def set_furnished_by(self, session_id: str, furnished_by: FurnishedBy) -> Outcome:
         """Change who furnishes the running codes: closes their segments and opens new ones."""

@@ -345,6 +345,24 @@ class Stopwatch:
             rec.open(r.code, r.furnished_by, rec.now)
         return rec.change
 
+    def carry_on(self, pause: Pause) -> Change:
+        """Restart here the codes another session's ``pause`` remembered: a session left paused
+        overnight is resumed the next morning in today's session (``Clinic.resume``). A code
+        already running here, carried on first by another program, runs on as it is."""
+        if self._paused is not None:
+            raise InvalidOperation("the session is paused")
+        running = {s.code for s in self._open_segments()}
+        others = running - {r.code for r in pause.resume}
+        if others:
+            raise InvalidOperation(f"the session already runs {', '.join(sorted(others))}")
+        rec = _Recorder(self)
+        if pause.resume:
+            self._furnished_by = pause.resume[0].furnished_by
+        for r in pause.resume:
+            if r.code not in running:
+                rec.open(r.code, r.furnished_by, rec.now)
+        return rec.change
+
     def set_furnished_by(self, furnished_by: FurnishedBy) -> Change:
         """Change who furnishes the running (or paused) codes from now on.
 

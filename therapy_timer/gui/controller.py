@@ -186,11 +186,7 @@ class SessionController(QObject):
             session = self._session_or_open()
             outcome = self._clinic.start(session.id, code, self._furnished_by)
             self._adopt_step(outcome)
-            # An earlier day's session left open (the one shown) was closed and today's took
-            # the start: the window shows today's, and the banner says what happened.
-            self._message = outcome.left_text
-            if outcome.left is not None:
-                self.session_closed.emit(outcome.left.id)
+            self._say_if_left(outcome)
             if outcome.elsewhere:
                 self._offer_undo(outcome)
 
@@ -221,7 +217,9 @@ class SessionController(QObject):
             session_id = self._workspace.session.id
             state = self._workspace.stopwatch.state
             if state is StopwatchState.PAUSED:
-                self._adopt_step(self._clinic.resume(session_id))
+                outcome = self._clinic.resume(session_id)
+                self._adopt_step(outcome)
+                self._say_if_left(outcome)
             elif state is StopwatchState.RUNNING:
                 self._adopt_step(self._clinic.pause(session_id))
 
@@ -575,6 +573,13 @@ class SessionController(QObject):
             self._furnished_by = session.pause.resume[0].furnished_by
         if changed:
             self._load_favourites()
+
+    def _say_if_left(self, outcome: Outcome) -> None:
+        """An earlier day's session left open (the one shown) was closed and today's took the
+        start or resume: the window shows today's, and the banner says what happened."""
+        self._message = outcome.left_text
+        if outcome.left is not None:
+            self.session_closed.emit(outcome.left.id)
 
     def _adopt_step(self, outcome: Outcome) -> None:
         """Take the stopwatch a step left behind: it is what was committed, nothing to re-read."""
