@@ -14,7 +14,7 @@ from therapy_timer.clinic import Clinic
 from therapy_timer.codes import FurnishedBy, Role
 from therapy_timer.errors import InvalidInput
 from therapy_timer.gui import presenter
-from therapy_timer.gui.view_state import HeaderView
+from therapy_timer.gui.view_state import HeaderView, UntimedView
 from therapy_timer.model import Session
 from therapy_timer.store import Store
 
@@ -107,6 +107,10 @@ def _stored_twice(store: Store, session: Session) -> None:
 
 
 def _window_minutes(clinic: Clinic, session: Session) -> dict[str, int | None]:
+    return {u.code: u.minutes for u in _window_untimed(clinic, session)}
+
+
+def _window_untimed(clinic: Clinic, session: Session) -> tuple[UntimedView, ...]:
     workspace = clinic.workspace(session.id)
     view = presenter.window_view(
         workspace=workspace,
@@ -117,7 +121,7 @@ def _window_minutes(clinic: Clinic, session: Session) -> dict[str, int | None]:
         catalogue=clinic.catalogue,
         evaluate=lambda method: clinic.evaluate(workspace, method=method),
     )
-    return {u.code: u.minutes for u in view.untimed}
+    return view.untimed
 
 
 def test_a_code_an_older_version_stored_twice_shows_the_minutes_it_bills(
@@ -138,12 +142,15 @@ def test_a_code_an_older_version_stored_twice_shows_the_minutes_it_bills(
     assert day.result.total_treatment_minutes == 65
 
 
-def test_an_untimed_code_timed_on_the_stopwatch_shows_no_minutes_entered_by_hand(
+def test_an_untimed_code_timed_on_the_stopwatch_shows_as_billed_and_timed(
     clinic: Clinic, session: Session, clock: FakeClock
 ) -> None:
-    """Its row in the window is not ticked: minutes shown in its box are the ones a tick would
-    record by hand, so the stopwatch's 30 there (b25a127) would have been recorded again."""
+    """Its row shows the one unit billed: ticked, with the stopwatch's 30 minutes, and marked
+    timed, so the window records nothing by hand for it (a tick with the 30 in its box would
+    have recorded them again: 60 billed, 54d467a)."""
     clinic.start(session.id, "97161")
     clock.advance(minutes=30)
     clinic.stop(session.id)
-    assert _window_minutes(clinic, session) == {"97161": None}
+    assert _window_untimed(clinic, session) == (
+        UntimedView("97161", "PT evaluation, low complexity", True, 30, timed=True),
+    )

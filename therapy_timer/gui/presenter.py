@@ -175,7 +175,7 @@ def window_view(
     if workspace is not None:
         payer = evaluate(None)
         other = None if payer is None else evaluate(billing.OTHER_METHOD[payer.method])
-    units = {c.code: c.units for c in payer.codes} if payer is not None else {}
+    billed = {c.code: c for c in payer.codes} if payer is not None else {}
 
     shown = list(favourites)
     shown += [c for c in totals if c not in shown]
@@ -188,10 +188,16 @@ def window_view(
     for code in shown:
         entry = catalogue.get(code)
         total = totals.get(code)
+        line = billed.get(code)
         if entry.kind is Kind.UNTIMED and not entry.supervised_modality:
-            untimed.append(
-                UntimedView(code, entry.description, code in recorded, entered.get(code))
-            )
+            if total is None or line is None:
+                untimed.append(
+                    UntimedView(code, entry.description, code in recorded, entered.get(code))
+                )
+            else:
+                # Timed on the stopwatch, it is billed (one unit) with the stopwatch's minutes
+                # and any entered by hand: shown so, and not to be ticked or typed again.
+                untimed.append(UntimedView(code, entry.description, True, line.minutes, True))
             continue
         if code in running_by:
             state = TileState.RUNNING
@@ -203,8 +209,9 @@ def window_view(
             code=code,
             name=entry.description,
             elapsed=total.elapsed if total else timedelta(0),
-            minutes=total.minutes if total else 0,
-            units=None if entry.supervised_modality else units.get(code, 0),
+            # The billed minutes: a supervised modality's add those entered by hand (R1.1).
+            minutes=line.minutes if line is not None else total.minutes if total else 0,
+            units=None if entry.supervised_modality else line.units if line is not None else 0,
             state=state,
             furnished_by=running_by.get(code),
         )

@@ -50,6 +50,8 @@ class UntimedView(NamedTuple):
     name: str
     checked: bool
     minutes: int | None
+    timed: bool = False
+    """Timed on the stopwatch: billed from it, so shown ticked and not recorded by hand."""
 
 
 class LiveView(NamedTuple):

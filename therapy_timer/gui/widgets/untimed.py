@@ -11,6 +11,12 @@ from therapy_timer.gui import theme
 from therapy_timer.gui.view_state import UntimedView
 
 NO_MINUTES = "min: \N{EN DASH}"
+TIMED_SUFFIX = " \N{MIDDLE DOT} timed"
+TOGGLE_TIP = "Tap to record this service (one unit); tap again to remove it"
+TIMED_TIP = (
+    "Timed on the stopwatch: billed once with these minutes. Correct them with Correct "
+    "minutes\N{HORIZONTAL ELLIPSIS} in the session's summary once it has ended."
+)
 
 
 class _Row:
@@ -20,7 +26,7 @@ class _Row:
         self.toggle.setCheckable(True)
         self.toggle.setMinimumHeight(theme.TOUCH_MIN)
         self.toggle.setAccessibleName(f"{view.code} {view.name}, untimed service")
-        self.toggle.setToolTip("Tap to record this service (one unit); tap again to remove it")
+        self.toggle.setToolTip(TOGGLE_TIP)
         self.label = f"{view.code}  {view.name}"
         self.toggle.setStyleSheet(
             "QPushButton { text-align: left; padding: 4px 12px; } " + theme.CHECKED_STYLE
@@ -68,7 +74,14 @@ class UntimedList(QWidget):
             row.toggle.blockSignals(True)
             row.toggle.setChecked(view.checked)
             row.toggle.blockSignals(False)
-            row.toggle.setText((theme.CHECK_MARK if view.checked else "") + row.label)
+            mark = theme.CHECK_MARK if view.checked else ""
+            row.toggle.setText(mark + row.label + (TIMED_SUFFIX if view.timed else ""))
+            # A tick or minutes typed here would record by hand what the stopwatch already
+            # bills: the billing would add them up (R1.1).
+            row.toggle.setEnabled(not view.timed)
+            row.minutes.setEnabled(not view.timed)
+            row.toggle.setToolTip(TIMED_TIP if view.timed else TOGGLE_TIP)
+            row.minutes.setToolTip(TIMED_TIP if view.timed else "")
             if not row.minutes.hasFocus():
                 row.minutes.blockSignals(True)
                 row.minutes.setValue(view.minutes or 0)
