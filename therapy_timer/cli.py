@@ -1518,7 +1518,8 @@ def clinic_disconnect(context: Context) -> None:
 @pass_context
 @plain_errors
 def clinic_sync(context: Context, as_json: bool) -> None:
-    """Push what the server does not have yet; exit 0 when everything is on the server."""
+    """Push what the server does not have yet; exit 0 when everything is on the server, 2
+    when a session stays here because the server cannot store it (named on stderr)."""
     with context.clinic() as this:
         report = this.sync_server()
     if as_json:
@@ -1538,6 +1539,10 @@ def clinic_sync(context: Context, as_json: bool) -> None:
                 f"{report.waiting} kept-aside version(s) of this workstation wait for the desk"
                 " (therapy-timer clinic conflicts, at the desk)"
             )
+    for held in report.held:
+        click.echo(held.message, err=True)
+    if report.held:
+        sys.exit(2)  # recorded here as the server cannot take it: what the user must act on
     if not report.complete:
         sys.exit(1)
 

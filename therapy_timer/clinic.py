@@ -2268,7 +2268,12 @@ class Clinic:
         from therapy_timer import server
 
         with server.connect(self._required_server_dsn()) as conn:
-            report = server.push(conn, server.StoreRecords(self._store), now=self._clock.now())
+            report = server.push(
+                conn,
+                server.StoreRecords(self._store),
+                now=self._clock.now(),
+                held=self._held_sessions(),
+            )
         write_private(
             self._sync_state_path(),
             json.dumps(
@@ -2276,6 +2281,7 @@ class Clinic:
                     "workstation": report.workstation,
                     "pushed_audit_id": report.pushed_audit_id,
                     "last_sync_utc": report.at_utc.isoformat() if report.at_utc else None,
+                    "held": report.held_sessions,
                 }
             ),
             force=True,
@@ -2640,6 +2646,18 @@ class Clinic:
         if when is not None and when.utcoffset() is None:
             return never
         return role, mark, when
+
+    def _held_sessions(self) -> list[str]:
+        """Sessions the last push held back (``SyncReport.held``): the server's audit mark has
+        passed them, so only this list brings them back to every later push's report."""
+        try:
+            raw = read_regular(self._sync_state_path(), limit=SYNC_STATE_MAX_BYTES, what="read")
+            held = json.loads(raw).get("held", [])
+        except (InvalidInput, ValueError, AttributeError, RecursionError):
+            return []
+        if not isinstance(held, list) or not all(isinstance(h, str) for h in held):
+            return []
+        return held
 
     # -- session problems (one bad session never blocks its day) ------------------------------
 

@@ -725,7 +725,7 @@ def _checked(record: Mapping[str, Any], where: str) -> dict[str, Any]:
     }
 
 
-_NOT_TEXT = "holds a NUL character or half of a surrogate pair, which is not text"
+NOT_TEXT = "holds a NUL character or half of a surrogate pair, which is not text"
 
 
 def _storable(text: str) -> bool:
@@ -755,6 +755,15 @@ def _texts(value: object) -> Iterator[str]:
             pending.extend(item)
 
 
+def not_text_in(fields: Mapping[str, object]) -> str | None:
+    """The name of the first of ``fields`` (a record's or an audit entry's) with a key or
+    string that ``NOT_TEXT``, or None when every one is text."""
+    for name, value in fields.items():
+        if any(not _storable(text) for text in _texts(value)):
+            return name
+    return None
+
+
 def _audit_entry(raw: object, sid: str) -> dict[str, Any]:
     """An audit entry of the record, which must be about the record's own session or parts:
     a bundle's entry about a session of this station (a forged export) would hide a change."""
@@ -772,7 +781,7 @@ def _audit_entry(raw: object, sid: str) -> dict[str, Any]:
                     "audit", "has a value JSON cannot hold (NaN or Infinity)"
                 ) from None
             if any(not _storable(text) for text in _texts(payload)):
-                raise InvalidInput("audit", f"has a value that {_NOT_TEXT}")
+                raise InvalidInput("audit", f"has a value that {NOT_TEXT}")
     if entity == "session":
         about_this = _uuid_or_none(entry["entity_id"]) == sid
         entity_id = sid
@@ -788,7 +797,7 @@ def _audit_entry(raw: object, sid: str) -> dict[str, Any]:
     if len(reason) > REASON_MAX:
         raise InvalidInput("audit reason", f"is longer than {REASON_MAX} characters")
     if not _storable(reason):
-        raise InvalidInput("audit reason", _NOT_TEXT)
+        raise InvalidInput("audit reason", NOT_TEXT)
     return {
         "at_utc": aware_moment(entry["at_utc"], "audit at_utc"),
         "actor": label_text(entry["actor"], "audit actor", 200),

@@ -4,6 +4,7 @@ close, and a status-bar line saying when it last synced or that the server is aw
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -44,8 +45,10 @@ def sync_view(
     unreachable: bool,
     kept_aside: int,
     busy: bool,
+    held: Sequence[str] = (),
 ) -> SyncView:
-    """The status line for the worker's last round, in the clinic's local time."""
+    """The status line for the worker's last round, in the clinic's local time; ``held``:
+    what the round said of each session it kept here (``SyncReport.held``)."""
     last = "never" if last_sync_utc is None else last_sync_utc.astimezone().strftime("%H:%M")
     if problem and unreachable:
         return SyncView(
@@ -58,6 +61,14 @@ def sync_view(
     if last_sync_utc is None:
         return SyncView(
             "Clinic server: syncing…" if busy else "Clinic server: not synced yet", "", False
+        )
+    if held:
+        noun = "session stays" if len(held) == 1 else "sessions stay"
+        return SyncView(
+            f"Clinic server: synced {last} · {len(held)} {noun} here: the server cannot store"
+            f" {'it' if len(held) == 1 else 'them'}",
+            "\n\n".join(held),
+            True,
         )
     if kept_aside:
         noun = "session" if kept_aside == 1 else "sessions"
@@ -171,6 +182,7 @@ class ClinicSync(QObject):
                 unreachable=worker.unreachable,
                 kept_aside=0 if report is None else report.waiting,
                 busy=worker.busy,
+                held=() if report is None else [h.message for h in report.held],
             )
         )
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import psycopg
 from psycopg.types.json import Jsonb
 
-from therapy_timer.model import AuditEntry
+from therapy_timer.model import NOT_TEXT, AuditEntry, not_text_in
 from therapy_timer.server.connection import (
     OLDER_SERVER,
     ServerRefused,
@@ -49,6 +49,44 @@ class LocalRecords(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class HeldBack:
+    """A session the server cannot store as it is recorded (an older version merged a bundle
+    whose audit held a NUL or half a surrogate pair, which PostgreSQL's jsonb refuses): it
+    is not sent, and is listed at every sync, as its audit is history and never rewritten."""
+
+    session_id: str | None  # None: an audit entry about no session
+    field: str  # where, in the user's words: "audit entry 12's after"
+    patient_ref: str = ""  # with the date, when the session's record was read
+    date_of_service: str = ""
+
+    @property
+    def message(self) -> str:
+        why = f"its {self.field} {NOT_TEXT} (the server cannot store it). The audit is history"
+        if self.session_id is None:
+            return (
+                f"An audit entry about no session stays on this workstation, not sent to the"
+                f" clinic server: {why} and is not rewritten. The sessions synced."
+            )
+        who = f" (patient {self.patient_ref}, {self.date_of_service})" * bool(self.patient_ref)
+        day = f" --date {self.date_of_service}" if self.date_of_service else ""
+        return (
+            f"Session {self.session_id}{who} stays on this workstation, not sent to the clinic"
+            f" server: {why} and is not rewritten, so the desk's clinic-wide views and exports"
+            f" leave this session out: bill it from this workstation ('therapy-timer"
+            f" export{day}' here). The other sessions synced."
+        )
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "session_id": self.session_id,
+            "field": self.field,
+            "patient_ref": self.patient_ref,
+            "date_of_service": self.date_of_service,
+            "message": self.message,
+        }
+
+
 @dataclass
 class SyncReport:
     """What one push did; ``complete`` when everything of this workstation is on the server."""
@@ -65,10 +103,15 @@ class SyncReport:
     waiting: int = 0  # this workstation's kept-aside versions the desk has not settled yet
     at_utc: datetime | None = None
     conflict_ids: list[str] = field(default_factory=list)
+    held: list[HeldBack] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
-        return self.conflicts == 0 and self.audit_conflicts == 0
+        return self.conflicts == 0 and self.audit_conflicts == 0 and not self.held
+
+    @property
+    def held_sessions(self) -> list[str]:
+        return [h.session_id for h in self.held if h.session_id is not None]
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -84,6 +127,7 @@ class SyncReport:
             "pushed_audit_id": self.pushed_audit_id,
             "waiting_for_the_desk": self.waiting,
             "at_utc": None if self.at_utc is None else self.at_utc.isoformat(),
+            "held_on_this_workstation": [h.as_json() for h in self.held],
             "complete": self.complete,
         }
 
@@ -134,7 +178,21 @@ def entry_hash(entry: AuditEntry | Mapping[str, Any]) -> str:
 
 
 def _fields_hash(fields: Mapping[str, Any]) -> str:
-    return hashlib.sha256(_canonical(fields).encode()).hexdigest()
+    # surrogatepass: the push marks how far it read with the last entry's hash, which may be
+    # one held back for half a surrogate pair; any other text encodes as plain UTF-8.
+    return hashlib.sha256(_canonical(fields).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _not_text(record: Mapping[str, Any]) -> str | None:
+    """Where a session's record holds what is not text (``not_text_in``), or None."""
+    where = not_text_in({k: v for k, v in record.items() if k != "audit"})
+    if where is not None:
+        return where
+    for entry in record.get("audit", []):
+        where = not_text_in(entry)
+        if where is not None:
+            return f"audit entry {entry.get('id')}'s {where}"
+    return None
 
 
 def session_of_entry(entry: AuditEntry | Mapping[str, Any]) -> str | None:
@@ -163,11 +221,15 @@ def push(
     *,
     now: datetime,
     batch_size: int = BATCH_SESSIONS,
+    held: Sequence[str] = (),
 ) -> SyncReport:
-    """Push everything of this workstation the server does not have yet; see the module doc."""
+    """Push everything of this workstation the server does not have yet; see the module doc.
+
+    ``held``: sessions an earlier push held back (``SyncReport.held``), read again: the
+    audit mark has passed them, and they are listed until they can be sent."""
     report = SyncReport(at_utc=now)
     try:
-        _push(conn, local, report, now=now, batch_size=batch_size)
+        _push(conn, local, report, now=now, batch_size=batch_size, held=held)
     except psycopg.errors.InsufficientPrivilege as exc:
         raise ServerRefused(
             f"the clinic server refused this workstation's data: {exc.diag.message_primary};"
@@ -184,7 +246,13 @@ def push(
 
 
 def _push(
-    conn: Connection, local: LocalRecords, report: SyncReport, *, now: datetime, batch_size: int
+    conn: Connection,
+    local: LocalRecords,
+    report: SyncReport,
+    *,
+    now: datetime,
+    batch_size: int,
+    held: Sequence[str],
 ) -> None:
     with conn.transaction():
         me = conn.execute("SELECT current_user").fetchone()
@@ -204,15 +272,43 @@ def _push(
             # database): send everything again; what the server holds is compared, not lost.
             report.resent_all = True
             entries = local.audit_from(1)
-    touched = list(dict.fromkeys(s for s in map(session_of_entry, entries) if s is not None))
+    owners = [session_of_entry(e) for e in entries]
+    touched = list(dict.fromkeys([*(s for s in owners if s is not None), *held]))
     sent: set[int] = set()
+    kept: set[str] = set()
     for ids in _chunks(touched, batch_size):
-        records = local.closed_records(ids)
+        records = []
+        for record in local.closed_records(ids):
+            where = _not_text(record)
+            if where is None:
+                records.append(record)
+                continue
+            # One record jsonb refuses would end the whole push: it stays here, named.
+            kept.add(str(record["id"]))
+            report.held.append(
+                HeldBack(
+                    str(record["id"]),
+                    where,
+                    str(record["patient_ref"]),
+                    str(record["date_of_service"]),
+                )
+            )
         if records:
             with conn.transaction():
                 sent |= _push_sessions(conn, records, report)
+    loose = []
+    for entry, owner in zip(entries, owners, strict=True):
+        if entry.id in sent or owner in kept:
+            continue
+        where = not_text_in(_entry_fields(entry))
+        if where is None:
+            loose.append(entry)
+        else:
+            if owner is not None:
+                kept.add(owner)  # an open session's: its record is read at its close
+            report.held.append(HeldBack(owner, f"audit entry {entry.id}'s {where}"))
     with conn.transaction():
-        _push_audit(conn, [e for e in entries if e.id not in sent], report)
+        _push_audit(conn, loose, report)
         last = entries[-1] if entries else None
         conn.execute(
             "INSERT INTO therapy_timer.workstations AS w (name, last_sync_utc, heartbeat_utc,"
