@@ -89,6 +89,12 @@ def test_a_session_the_server_cannot_store_is_named_and_the_others_sync(
         "MRN4",
     ]
     assert (again["added"], again["complete"]) == (1, False)
+    held = [h["session_id"] for h in again["held_on_this_workstation"]]
+    assert room1.json("clinic", "status", "--json")["held_on_this_workstation"] == held
+    assert (
+        "held on this workstation (the server cannot store them): 3 session(s), named by clinic"
+        " sync: " + ", ".join(held)
+    ) in room1("clinic", "status").stdout
     assert _on_server(desk) == {"MRN2", "MRN5"}
     with room1.clinic() as clinic:
         kept = {e.id: e for e in clinic._store.audit_entries()}

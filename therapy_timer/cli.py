@@ -1565,6 +1565,11 @@ def clinic_status(context: Context, as_json: bool) -> None:
         f"pending: {status.pending_sessions} closed session(s),"
         f" {status.pending_audit} audit entries"
     )
+    if status.held:
+        click.echo(
+            f"held on this workstation (the server cannot store them): {len(status.held)}"
+            " session(s), named by clinic sync: " + ", ".join(status.held)
+        )
     for station in status.workstations:
         running = ", ".join(f"{r['code']} for {r['patient_ref']}" for r in station.running)
         click.echo(

@@ -2315,6 +2315,7 @@ class Clinic:
             pending_sessions=sessions,
             pending_audit=entries,
             workstations=stations,
+            held=tuple(self._held_sessions()),
         )
 
     @staticmethod

@@ -225,6 +225,8 @@ class ServerStatus:
     pending_sessions: int
     pending_audit: int
     workstations: tuple[WorkstationState, ...]
+    held: tuple[str, ...] = ()
+    """Sessions the last sync held back, as the server cannot store them (``SyncReport.held``)."""
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -236,6 +238,7 @@ class ServerStatus:
             "pushed_audit_id": self.pushed_audit_id,
             "pending_sessions": self.pending_sessions,
             "pending_audit_entries": self.pending_audit,
+            "held_on_this_workstation": list(self.held),
             "workstations": [w.as_json() for w in self.workstations],
         }
 
