@@ -19,10 +19,11 @@ import pytest
 
 from tests.fakes import FakeClock
 from tests.test_cli_sessions import Cli, treated
+from therapy_timer.errors import InvalidInput
 from therapy_timer.files import held_temporary, write_private
 from therapy_timer.store import Store, database_path
 from therapy_timer.store._files import backups_dir
-from therapy_timer.store.backups import remove_leftovers_in
+from therapy_timer.store.backups import remove_leftovers_in, restore
 
 STOPS_AT_FSYNC = """
 import os, sys, time
@@ -216,6 +217,29 @@ def test_the_sweep_never_opens_a_file_sqlite_has_open_in_this_process(
                 copying.execute("COMMIT")
             finally:
                 copying.close()
+
+
+@pytest.mark.skipif(not Path("/proc/locks").is_file(), reason="reads the locks in /proc/locks")
+@pytest.mark.parametrize("linked_to", ["", "-shm"])
+def test_a_restore_never_opens_a_file_sqlite_has_open_in_this_process_as_a_backups_wal(
+    tmp_path: Path, linked_to: str
+) -> None:
+    """A backup's -wal is copied with it: one linked to the live database or its -shm was
+    opened and closed by a restore in the process holding them, which dropped SQLite's locks."""
+    data = tmp_path / "data"
+    clock = FakeClock()
+    with Store.open(data, clock=clock) as store:
+        backup = store.daily_backup()
+        assert backup is not None
+        live = Path(f"{database_path(data)}{linked_to}")
+        os.link(live, f"{backup}-wal")
+        before = _locks_held_here(live)
+        assert before
+        with pytest.raises(InvalidInput, match="-wal is a file of a database in use") as refused:
+            restore(backup, data_dir=data, clock=clock)
+        assert refused.value.field == "file"
+        assert _locks_held_here(live) == before
+        assert sorted(backups_dir(data).glob("pre-restore-*")) == []  # refused before a copy
 
 
 def test_a_file_killed_between_its_making_and_its_renaming_goes_too(

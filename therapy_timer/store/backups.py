@@ -231,6 +231,13 @@ def restore(
     if open_here(Path(file)) or same_file(Path(file), db_path):
         # Copying it would open and close a descriptor on a live database (lost locks).
         raise InvalidInput("file", f"{file} is a database in use, not a backup; choose a backup")
+    wal = Path(f"{file}-wal")
+    if open_here(wal):
+        # Its -wal is copied with it: a name linked to a live database's file would be opened
+        # and closed as well.
+        raise InvalidInput(
+            "file", f"{wal} is a file of a database in use, not a backup's; choose a backup"
+        )
     now = clock.now()
     stamp = _stamp(now)
     with translated(db_path):
@@ -242,7 +249,6 @@ def restore(
         with held_temporary(backups_dir(folder), *_STAGING) as staged:
             try:
                 shutil.copyfile(file, staged)
-                wal = Path(f"{file}-wal")
                 if wal.is_file():
                     # A copy taken while the database was open: its last changes (all of it,
                     # for a new one) are in the -wal, which SQLite replays when the staged copy
