@@ -444,3 +444,71 @@ def test_space_the_next_morning_resumes_in_todays_session(qtbot: Bot, morning: R
     with store:
         assert not clinic.get_session(monday.id).is_open
         assert [(s.code, s.stop_utc) for s in clinic.segments(today.id)] == [("97110", None)]
+
+
+def test_the_window_follows_the_session_the_pedal_began_the_next_morning(
+    qtbot: Bot, morning: Rig
+) -> None:
+    """The window shows yesterday's session, left open; the foot pedal's start closes it and
+    opens today's. The window dropped the patient ('closed by another program'): a tile tapped
+    then asked for the patient's reference, and the reference typed again was refused as
+    already having an open session, while today's ran in the caseload."""
+    rig = morning
+    type_patient(qtbot, rig)
+    qtbot.mouseClick(rig.tile("97110"), Qt.MouseButton.LeftButton)
+    rig.clock.advance(minutes=20)
+    rig.controller.stop_code()
+    monday = rig.controller.session
+    assert monday is not None
+    rig.clock.set(at(TUESDAY, 8))
+    rig.controller.tick()
+    store, pedal = rig.other()
+    with store:
+        today = pedal.start(monday.id, "97140").session
+    assert today.date_of_service == TUESDAY
+
+    rig.controller.poll()
+
+    shown = rig.controller.session
+    assert shown is not None and shown.id == today.id
+    assert rig.window.header.date.date().toPython() == TUESDAY
+    assert [(e.session_id, e.running) for e in rig.controller.view.caseload] == [
+        (today.id, "97140")
+    ]
+    banner = rig.window.message_banner
+    assert banner.isVisible()
+    assert "JD-1" in banner.text.text() and "2025-03-10" in banner.text.text()
+    assert "closed it as it was" in banner.text.text()
+    rig.clock.advance(minutes=5)
+    qtbot.mouseClick(rig.tile("97110"), Qt.MouseButton.LeftButton)
+    store, clinic = rig.other()
+    with store:
+        assert [s.id for s in clinic.open_sessions()] == [today.id]
+        segments = sorted(clinic.segments(today.id), key=lambda s: s.start_utc)
+        assert [(s.code, s.stop_utc is None) for s in segments] == [
+            ("97140", False),
+            ("97110", True),
+        ]
+
+
+def test_a_session_another_program_ends_is_not_followed_to_another_patients(
+    qtbot: Bot, morning: Rig
+) -> None:
+    """Only the same patient's and clinician's session of today is followed."""
+    rig = morning
+    type_patient(qtbot, rig)
+    qtbot.mouseClick(rig.tile("97110"), Qt.MouseButton.LeftButton)
+    rig.clock.advance(minutes=20)
+    rig.controller.stop_code()
+    monday = rig.controller.session
+    assert monday is not None
+    rig.clock.set(at(TUESDAY, 8))
+    store, other = rig.other()
+    with store:
+        other.end_session(monday.id)
+        other.open_session(
+            patient_ref="KL-2", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
+        )
+    rig.controller.poll()
+    assert rig.controller.session is None
+    assert "closed by another program" in rig.window.message_banner.text.text()

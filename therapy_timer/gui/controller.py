@@ -516,7 +516,7 @@ class SessionController(QObject):
         self._default_profile = clinic.default_payer_profile()
         self._forgot_limit = clinic.forgot_to_stop_minutes()
         previous = self.session
-        session = None
+        session = closed = None
         if previous is not None:
             session = clinic.get_session(previous.id)
             if not session.is_open:
@@ -525,7 +525,7 @@ class SessionController(QObject):
                     f"The session for {session.patient_ref} was closed by another program."
                 )
                 self.session_closed.emit(session.id)
-                session = None
+                closed, session = session, None
         open_sessions = []
         read: dict[str, Workspace] = {}
         for candidate in clinic.open_sessions():
@@ -545,6 +545,14 @@ class SessionController(QObject):
                 continue
             open_sessions.append(workspace.session)
             read[candidate.id] = workspace
+        today = None if closed is None else self._rolled_over(closed, open_sessions)
+        if closed is not None and today is not None:
+            session = today
+            self._message = (
+                f"Patient {closed.patient_ref}'s session of {closed.date_of_service.isoformat()}"
+                " was left open: another program closed it as it was, and today's session"
+                f" ({today.date_of_service.isoformat()}) began."
+            )
         if session is None and not self._new_patient:
             session = open_sessions[-1] if open_sessions else None
             if session is not None and session.date_of_service < clinic.today():
@@ -561,6 +569,26 @@ class SessionController(QObject):
             s.id: read[s.id] for s in open_sessions if session is None or s.id != session.id
         }
         self._publish()
+
+    def _rolled_over(self, closed: Session, open_sessions: list[Session]) -> Session | None:
+        """Today's session of ``closed``'s patient and clinician, when ``closed`` was of an
+        earlier day: another program's start or resume the next morning closed the session
+        left open and opened this one (``Clinic.start``), which the window follows as it
+        would had it been its own."""
+        today = self._clinic.today()
+        if closed.date_of_service >= today:
+            return None
+        patient, who = closed.patient_ref.upper(), clinician_key(closed.clinician)
+        return next(
+            (
+                s
+                for s in open_sessions
+                if s.date_of_service == today
+                and s.patient_ref.upper() == patient
+                and clinician_key(s.clinician) == who
+            ),
+            None,
+        )
 
     def _take_session(self, session: Session, workspace: Workspace | None = None) -> None:
         changed = self.session is None or self.session.id != session.id
