@@ -110,7 +110,10 @@ def _window_minutes(clinic: Clinic, session: Session) -> dict[str, int | None]:
     return {u.code: u.minutes for u in _window_untimed(clinic, session)}
 
 
-def _window_untimed(clinic: Clinic, session: Session) -> tuple[UntimedView, ...]:
+def _window_untimed(
+    clinic: Clinic, session: Session, *, refused: bool = False
+) -> tuple[UntimedView, ...]:
+    """The window's untimed rows; ``refused``: as the rules refusing the session leave them."""
     workspace = clinic.workspace(session.id)
     view = presenter.window_view(
         workspace=workspace,
@@ -119,7 +122,7 @@ def _window_untimed(clinic: Clinic, session: Session) -> tuple[UntimedView, ...]
         furnished_by=FurnishedBy.THERAPIST,
         message="",
         catalogue=clinic.catalogue,
-        evaluate=lambda method: clinic.evaluate(workspace, method=method),
+        evaluate=lambda method: None if refused else clinic.evaluate(workspace, method=method),
     )
     return view.untimed
 
@@ -152,5 +155,10 @@ def test_an_untimed_code_timed_on_the_stopwatch_shows_as_billed_and_timed(
     clock.advance(minutes=30)
     clinic.stop(session.id)
     assert _window_untimed(clinic, session) == (
+        UntimedView("97161", "PT evaluation, low complexity", True, 30, timed=True),
+    )
+    # A session the rules refuse (a timer left running over a weekend) bills nothing until
+    # corrected: the row still takes no tick, which would be recorded and billed after.
+    assert _window_untimed(clinic, session, refused=True) == (
         UntimedView("97161", "PT evaluation, low complexity", True, 30, timed=True),
     )

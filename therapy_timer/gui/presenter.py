@@ -190,14 +190,17 @@ def window_view(
         total = totals.get(code)
         line = billed.get(code)
         if entry.kind is Kind.UNTIMED and not entry.supervised_modality:
-            if total is None or line is None:
+            if total is None:
                 untimed.append(
                     UntimedView(code, entry.description, code in recorded, entered.get(code))
                 )
             else:
                 # Timed on the stopwatch, it is billed (one unit) with the stopwatch's minutes
-                # and any entered by hand: shown so, and not to be ticked or typed again.
-                untimed.append(UntimedView(code, entry.description, True, line.minutes, True))
+                # and any entered by hand: shown so, and never to be ticked or typed again,
+                # even while the rules refuse the session (a row recorded then is billed once
+                # the session is corrected).
+                minutes = line.minutes if line is not None else total.minutes
+                untimed.append(UntimedView(code, entry.description, True, minutes, True))
             continue
         if code in running_by:
             state = TileState.RUNNING
