@@ -512,3 +512,31 @@ def test_a_session_another_program_ends_is_not_followed_to_another_patients(
     rig.controller.poll()
     assert rig.controller.session is None
     assert "closed by another program" in rig.window.message_banner.text.text()
+
+
+def test_the_next_mornings_start_is_furnished_by_whoever_furnished_the_session_left_open(
+    clinic: Clinic, clock: FakeClock
+) -> None:
+    """A therapist's session whose assistant furnished 97110 (CQ): the pedal's start without
+    --furnished-by went on as the assistant's in that session, and R7.9 was checked so the
+    next morning, yet today's session recorded the therapist's, billed without CQ."""
+    monday = clinic.open_session(
+        patient_ref="JD-1", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
+    )
+    clinic.start(monday.id, "97110", FurnishedBy.ASSISTANT)
+    clock.advance(minutes=20)
+    clinic.stop(monday.id)
+    clock.set(at(TUESDAY, 8))
+    with pytest.raises(InvalidOperation, match=r"R7\.9"):
+        clinic.start(monday.id, "97161")  # refused for the assistant: nothing closed
+    assert [s.id for s in clinic.open_sessions()] == [monday.id]
+
+    outcome = clinic.start(monday.id, "97140")
+
+    assert outcome.left is not None
+    assert [(s.code, s.furnished_by) for s in clinic.segments(outcome.session.id)] == [
+        ("97140", FurnishedBy.ASSISTANT)
+    ]
+    clock.advance(minutes=5)
+    given = clinic.start(outcome.session.id, "97161", FurnishedBy.THERAPIST)
+    assert given.change.started_codes == ("97161",)

@@ -1003,17 +1003,21 @@ class Clinic:
         one-on-one time is theirs, not their supervising therapist's.
         """
         entry = self._catalogue.get(code, "code")
+        by = furnished_by
 
         def start(session: Session, stopwatch: Stopwatch) -> Change:
-            self._check_furnisher(session, entry, furnished_by or stopwatch.furnished_by)
-            return stopwatch.start(entry.code, furnished_by)
+            self._check_furnisher(session, entry, by or stopwatch.furnished_by)
+            return stopwatch.start(entry.code, by)
 
         session = self._open(session_id)
         left = self._left_open(session)
         if left is not None:
-            # Checked before the session is closed: a start refused for who furnishes it
-            # must not close anything.
-            self._check_furnisher(left, entry, furnished_by or self.stopwatch(left.id).furnished_by)
+            # Today's session takes the start as the one left open would have: unless given,
+            # by whoever furnished its latest segment (or its pause's codes), and it is this
+            # furnisher that is checked, before the session is closed: a start refused for
+            # who furnishes it must not close anything.
+            by = furnished_by or self.stopwatch(left.id).furnished_by
+            self._check_furnisher(left, entry, by)
             session = self._today_for(left)
         outcome = self._step(session.id, "start", start, session)
         if left is not None:
