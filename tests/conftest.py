@@ -6,13 +6,15 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.fakes import FakeClock
+from tests.fakes import NEW_YORK, FakeClock
 from therapy_timer.clinic import Clinic
 from therapy_timer.codes import Catalogue, builtin_catalogue
 from therapy_timer.store import Store
@@ -46,6 +48,17 @@ def _event_loops_still_run(request: pytest.FixtureRequest) -> Iterator[None]:
 
 # -- what most tests share: a clock, the catalogue, a data folder, its store, the front door,
 # and the window. A module needing another actor or folder overrides ``actor`` or ``data``.
+
+
+@pytest.fixture
+def new_york(monkeypatch: pytest.MonkeyPatch) -> Iterator[ZoneInfo]:
+    """The process's local zone set to New York's, whose midnight and times are not UTC's: a
+    date or time taken in UTC where the local one is meant shows."""
+    monkeypatch.setenv("TZ", NEW_YORK.key)
+    time.tzset()
+    yield NEW_YORK
+    monkeypatch.undo()
+    time.tzset()
 
 
 @pytest.fixture

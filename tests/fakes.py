@@ -7,11 +7,15 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from therapy_timer.codes import FurnishedBy
 from therapy_timer.model import Segment
 
 DEFAULT_START = datetime(2025, 3, 10, 14, 0, 0, tzinfo=UTC)
+
+NEW_YORK = ZoneInfo("America/New_York")
+"""The local zone of tests that set one (conftest.new_york): its days and times are not UTC's."""
 
 
 class FakeClock:

@@ -6,8 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,8 +21,6 @@ from therapy_timer.cli import Context, main
 from therapy_timer.codes import Discipline, FurnishedBy, Role
 from therapy_timer.contract import result_json
 from therapy_timer.rules import Method, Request, evaluate
-
-ZONE = "America/New_York"
 
 
 class Cli:
@@ -49,16 +45,6 @@ class Cli:
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     return Cli(tmp_path / "data")
-
-
-@pytest.fixture
-def new_york(monkeypatch: pytest.MonkeyPatch) -> Iterator[ZoneInfo]:
-    """Local time that differs from UTC, so a time printed in UTC shows."""
-    monkeypatch.setenv("TZ", ZONE)
-    time.tzset()
-    yield ZoneInfo(ZONE)
-    monkeypatch.undo()
-    time.tzset()
 
 
 def _closed_session(cli: Cli, patient: str, codes: list[tuple[str, int]]) -> str:

@@ -9,17 +9,15 @@ running across midnight, or a moment recorded after midnight, is one visit and c
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner, Result
 from PySide6.QtCore import Qt
 
-from tests.fakes import FakeClock
+from tests.fakes import NEW_YORK, FakeClock
 from tests.gui_support import Bot, Rig, build, type_patient
 from therapy_timer import export
 from therapy_timer.cli import Context, main
@@ -29,8 +27,7 @@ from therapy_timer.errors import InvalidOperation
 from therapy_timer.model import Session
 from therapy_timer.store import Store
 
-ZONE = "America/New_York"
-LOCAL = ZoneInfo(ZONE)
+LOCAL = NEW_YORK
 MONDAY = date(2025, 3, 10)
 TUESDAY = MONDAY + timedelta(days=1)
 
@@ -40,14 +37,8 @@ def at(day: date, hour: int, minute: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=LOCAL)
 
 
-@pytest.fixture(autouse=True)
-def new_york(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Local midnight is not UTC's, so a date taken in UTC would show."""
-    monkeypatch.setenv("TZ", ZONE)
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+# Local days that are not UTC's (conftest.new_york), so a date taken in UTC would show.
+pytestmark = pytest.mark.usefixtures("new_york")
 
 
 @pytest.fixture
@@ -141,8 +132,9 @@ def test_a_timer_running_across_midnight_carries_on_in_its_session(
     assert [s.id for s in clinic.open_sessions()] == [monday.id]
 
 
-def test_a_pause_after_midnight_and_a_start_after_it_are_one_visit(
-    clinic: Clinic, clock: FakeClock
+@pytest.mark.parametrize("carry_on", ["start", "resume"])
+def test_a_pause_after_midnight_and_a_start_or_resume_after_it_are_one_visit(
+    clinic: Clinic, clock: FakeClock, carry_on: str
 ) -> None:
     monday = _open(clinic)
     clock.set(at(MONDAY, 23, 40))
@@ -150,9 +142,10 @@ def test_a_pause_after_midnight_and_a_start_after_it_are_one_visit(
     clock.set(at(TUESDAY, 0, 2))
     clinic.pause(monday.id)
     clock.set(at(TUESDAY, 0, 3))
-    outcome = clinic.start(monday.id, "97110")
+    outcome = clinic.start(monday.id, "97110") if carry_on == "start" else clinic.resume(monday.id)
     assert outcome.left is None
     assert outcome.session.id == monday.id and outcome.session.date_of_service == MONDAY
+    assert outcome.change.started_codes == ("97110",)
     assert [s.id for s in clinic.open_sessions()] == [monday.id]
 
 
@@ -364,20 +357,6 @@ def test_the_next_mornings_resume_restarts_the_paused_codes_in_todays_session(
     clinic.pause(today.id)
     again = clinic.resume(today.id)
     assert again.left is None and again.session.id == today.id
-
-
-def test_a_resume_after_a_pause_after_midnight_is_one_visit(
-    clinic: Clinic, clock: FakeClock
-) -> None:
-    monday = _open(clinic)
-    clock.set(at(MONDAY, 23, 40))
-    clinic.start(monday.id, "97110")
-    clock.set(at(TUESDAY, 0, 2))
-    clinic.pause(monday.id)
-    clock.set(at(TUESDAY, 0, 3))
-    outcome = clinic.resume(monday.id)
-    assert outcome.left is None and outcome.session.id == monday.id
-    assert outcome.change.started_codes == ("97110",)
 
 
 def test_a_resume_refused_for_who_furnishes_it_closes_nothing(

@@ -4,33 +4,23 @@ from __future__ import annotations
 
 import csv
 import io
-import time
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.fakes import FakeClock
+from tests.fakes import NEW_YORK, FakeClock
 from therapy_timer import export as ex
 from therapy_timer.clinic import Clinic
 from therapy_timer.codes import Role
 from therapy_timer.model import Session
 from therapy_timer.store import Store
 
-ZONE = "America/New_York"
-LOCAL = ZoneInfo(ZONE)
+LOCAL = NEW_YORK
 
 
-@pytest.fixture(autouse=True)
-def new_york(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Local days that are not UTC's, so a midnight in UTC is not taken for the local one."""
-    monkeypatch.setenv("TZ", ZONE)
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+# Local days that are not UTC's (conftest.new_york), so a date taken in UTC would show.
+pytestmark = pytest.mark.usefixtures("new_york")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import FakeClock
-from tests.test_cli_usability import Cli, _closed_session, new_york  # noqa: F401 (a fixture)
+from tests.test_cli_usability import Cli, _closed_session
 from therapy_timer import store as st
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli_usability import Cli, _closed_session, new_york  # noqa: F401 (a fixture)
+from tests.test_cli_usability import Cli, _closed_session
 from tests.test_red_team import _audit_count, _show
 
 
