@@ -44,6 +44,7 @@ def test_a_supervised_modalitys_tile_shows_the_minutes_entered_by_hand_it_bills(
     tile = rig.tile("97012")
     assert tile.view.minutes == 25
     assert tile.view.units is None
+    assert tile.accessibleDescription().endswith(", 25 minutes billed")  # as its line shows
     assert rig.tile("97110").view.minutes == _billed(rig)["97110"][0] == 10
 
 

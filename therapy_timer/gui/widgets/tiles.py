@@ -28,7 +28,8 @@ _BY_WORD = {
 
 
 def tile_description(view: TileView) -> str:
-    """What a screen reader says for a tile: code, name, state, time, units."""
+    """What a screen reader says for a tile: code, name, state, time, and the units and
+    minutes its last line shows (the billed ones: a modality's include those entered by hand)."""
     parts = [f"{view.code} {view.name}"]
     if view.state is not TileState.IDLE:
         parts.append(view.state.value)
@@ -37,6 +38,7 @@ def tile_description(view: TileView) -> str:
     parts.append(spoken_elapsed(view.elapsed))
     if view.units is not None:
         parts.append(f"{view.units} unit{'s' * (view.units != 1)}")
+    parts.append(f"{view.minutes} minute{'s' * (view.minutes != 1)} billed")
     return ", ".join(parts)
 
 
