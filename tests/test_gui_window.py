@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 
 from tests.fakes import FakeClock
 from tests.gui_support import Bot, Rig, build, dead_window, type_patient
-from therapy_timer.clinic import FORGOT_TO_STOP_DEFAULT
+from therapy_timer.clinic import FORGOT_TO_STOP_DEFAULT, Clinic
 from therapy_timer.codes import FurnishedBy, Role
 from therapy_timer.gui.view_state import TileState
 from therapy_timer.gui.widgets.recovery_dialog import RecoveryDialog
@@ -480,3 +480,38 @@ def test_repainting_does_not_leak_references_to_none(qtbot: Bot, rig: Rig) -> No
         rig.clock.advance(seconds=1)
         rig.controller.tick()
     assert sys.getrefcount(None) >= before - 5
+
+
+def test_a_session_a_restore_elsewhere_took_away_is_no_longer_shown(
+    qtbot: Bot, rig: Rig, tmp_path: Path
+) -> None:
+    """'therapy-timer restore' of a backup made before the window's session, run while the
+    window holds the database (the restore writes into the live file): the window went on
+    showing the session, never said why, and refused every tap ('there is no session with
+    id ...')."""
+    backup = rig.store.daily_backup()
+    assert backup is not None
+    type_patient(qtbot, rig)
+    qtbot.mouseClick(rig.tile("97110"), Qt.MouseButton.LeftButton)
+    shown = rig.controller.session
+    assert shown is not None
+    rig.clock.advance(minutes=5)
+    Clinic.restore(backup, data_dir=rig.data_dir, clock=rig.clock)
+
+    rig.controller.poll()
+
+    assert rig.controller.session is None
+    assert rig.controller.view.caseload == ()
+    banner = rig.window.message_banner
+    assert banner.isVisible()
+    assert "JD-1" in banner.text.text() and "no longer in the database" in banner.text.text()
+    header = rig.window.header
+    assert header.patient.text() == "" and header.clinician.text() == "Ann Lee"
+    qtbot.mouseClick(header.patient, Qt.MouseButton.LeftButton)
+    qtbot.keyClicks(header.patient, "JD-1")
+    qtbot.mouseClick(rig.tile("97140"), Qt.MouseButton.LeftButton)
+    today = rig.controller.session
+    assert today is not None and today.id != shown.id
+    assert [(e.session_id, e.running) for e in rig.controller.view.caseload] == [
+        (today.id, "97140")
+    ]

@@ -518,8 +518,21 @@ class SessionController(QObject):
         previous = self.session
         session = closed = None
         if previous is not None:
-            session = clinic.get_session(previous.id)
-            if not session.is_open:
+            try:
+                session = clinic.get_session(previous.id)
+            except InvalidInput as exc:
+                if exc.field != "session":
+                    raise
+                # Another program put back a backup made before it: gone, not closed. Kept
+                # shown, every tap was refused ('there is no session with id ...') and the
+                # window never noticed.
+                self._forget_session()
+                self._message = (
+                    f"The session for {previous.patient_ref} is no longer in the database:"
+                    " another program replaced the data, as a restore from a backup does."
+                )
+                session = None
+            if session is not None and not session.is_open:
                 self._forget_session()
                 self._message = (
                     f"The session for {session.patient_ref} was closed by another program."
