@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -163,6 +163,29 @@ def test_a_session_dated_earlier_by_hand_today_carries_on(clinic: Clinic, clock:
     clock.advance(minutes=5)
     outcome = clinic.start(typed_in.id, "97110")
     assert outcome.left is None and outcome.session.id == typed_in.id
+
+
+def test_a_session_dated_earlier_by_hand_today_with_a_segment_typed_in_carries_on(
+    clinic: Clinic, clock: FakeClock
+) -> None:
+    """Its segment typed in for its date stops on that date, yet the session was opened today:
+    a start on it was taken for one left open overnight, and it was closed under the hand that
+    was still filling it in."""
+    clock.set(at(TUESDAY, 9))
+    typed_in = clinic.open_session(
+        patient_ref="JD-1",
+        clinician="Ann Lee",
+        role=Role.PT,
+        payer_profile="Medicare",
+        date_of_service=MONDAY,
+    )
+    clinic.add_forgotten_segment(
+        typed_in.id, "97110", start=time(14, 0), minutes=30, reason="from the paper sheet"
+    )
+    clock.advance(minutes=5)
+    outcome = clinic.start(typed_in.id, "97140")
+    assert outcome.left is None and outcome.session.id == typed_in.id
+    assert [s.id for s in clinic.open_sessions()] == [typed_in.id]
 
 
 def test_a_start_refused_for_who_furnishes_it_closes_nothing(

@@ -1029,19 +1029,19 @@ class Clinic:
 
     def _left_open(self, session: Session) -> Session | None:
         """``session`` if it was left open on an earlier day: dated before today, nothing
-        running, and nothing recorded since the local date changed (its last segment's stop,
-        or its creation when it has none). Today's minutes must not be billed on its date.
+        running, and nothing recorded since the local date changed (its creation or its last
+        segment's stop, whichever is later). Today's minutes must not be billed on its date.
 
         A timer still running (a visit across midnight) or a moment recorded today (paused
-        at 00:02, started again at 00:03) is one visit carrying on: None.
+        at 00:02, started again at 00:03) is one visit carrying on: None. So is a session
+        opened today for an earlier date, whose segments typed in by hand stop on that date.
         """
         if session.date_of_service >= self.today():
             return None  # most starts: no read
         segments = self._store.segments(session.id)
         if any(s.stop_utc is None for s in segments):
             return None
-        latest = max((s.stop_utc for s in segments if s.stop_utc is not None), default=None)
-        recorded = session.created_utc if latest is None else latest
+        recorded = max([session.created_utc, *(s.stop_utc for s in segments if s.stop_utc)])
         now = self._clock.now()
         return session if recorded.astimezone().date() < now.astimezone().date() else None
 
