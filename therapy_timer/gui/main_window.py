@@ -57,7 +57,9 @@ SHORTCUTS_HELP = (
     "Ctrl+C in the summary: copy the note\n"
     "Ctrl+M: the small always-on-top view\n"
     "Ctrl+1 to Ctrl+9: show that patient of the caseload strip\n"
-    "Ctrl+N: new patient (the others keep running)"
+    "Ctrl+N: new patient (the others keep running)\n"
+    "Ctrl+Shift+C: switch clinician (a new patient, the clinician's name ready to type)\n"
+    "Ctrl+D: the day view (front desk)"
 )
 
 
