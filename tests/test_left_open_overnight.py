@@ -243,6 +243,26 @@ def test_the_pedal_the_next_morning_says_it_began_todays_session(
     assert (again.stdout, again.stderr) == ("stopped 97110\nstarted 97140\n", "")
 
 
+def test_a_script_naming_yesterdays_session_is_told_todays_id(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """`--session OLD` rolls over as the pedal does; the old session is then closed and
+    refuses its timers, so the line on stderr names today's, which the script uses next."""
+    cli = Cli(tmp_path / "data", clock)
+    cli("timer", "start", "97110", "--patient", "JD")
+    cli("timer", "stop", "--patient", "JD")
+    [old] = json.loads(cli("session", "list", "--date", "2025-03-10", "--json").stdout)
+    clock.set(at(TUESDAY, 8))
+
+    started = cli("timer", "start", "97140", "--session", old["id"])
+
+    [today] = json.loads(cli("session", "list", "--date", "2025-03-11", "--json").stdout)
+    named = started.stderr.rstrip("\n").rsplit("--session ", 1)[1].rstrip(".")
+    assert today["id"].startswith(named) and not old["id"].startswith(named)
+    clock.advance(minutes=10)
+    assert cli("timer", "stop", "--session", named).stdout == "stopped 97140\n"
+
+
 def test_the_pedal_across_midnight_says_nothing(tmp_path: Path, clock: FakeClock) -> None:
     cli = Cli(tmp_path / "data", clock)
     clock.set(at(MONDAY, 23, 50))

@@ -35,7 +35,7 @@ from therapy_timer.explain import PAYER_PROFILE_HELP
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from therapy_timer.clinic import Clinic, Header, PdfRenderer
+    from therapy_timer.clinic import Clinic, Header, Outcome, PdfRenderer
     from therapy_timer.model import Conflict, PayerProfile, Session, SessionProblem
     from therapy_timer.rules import Result
 
@@ -704,8 +704,7 @@ def timer_start(
         session = _session(clinic, patient, session_ref, create=header, clinician=clinician)
         by = FurnishedBy(furnished_by.lower()) if furnished_by else None
         outcome = clinic.start(session.id, entry.code, by)
-        if outcome.left is not None:
-            click.echo(outcome.left_text, err=True)
+        _say_if_left(outcome)
         _echo_change(outcome.change.stopped_codes, outcome.change.started_codes)
         for warning in outcome.change.warnings:
             click.echo(f"warning: {warning.message}", err=True)
@@ -761,9 +760,19 @@ def timer_resume(context: Context, patient: str | None, session_ref: str | None)
     """Resume what the pause stopped."""
     with context.clinic() as clinic:
         outcome = clinic.resume(_session(clinic, patient, session_ref).id)
-        if outcome.left is not None:
-            click.echo(outcome.left_text, err=True)
+        _say_if_left(outcome)
         click.echo("resumed " + " ".join(outcome.change.started_codes))
+
+
+def _say_if_left(outcome: Outcome) -> None:
+    """A start or resume that closed an earlier day's session left open says so on stderr,
+    with today's session's id: a script that named the old one with --session names it next
+    (the old one is closed, and refuses the timers)."""
+    if outcome.left is not None:
+        from therapy_timer.clinic import SHORT_ID
+
+        today = outcome.session.id[:SHORT_ID]
+        click.echo(f"{outcome.left_text} Name it with --session {today}.", err=True)
 
 
 @timer.command("status")
