@@ -562,3 +562,36 @@ def test_the_next_mornings_start_is_furnished_by_whoever_furnished_the_session_l
     clock.advance(minutes=5)
     given = clinic.start(outcome.session.id, "97161", FurnishedBy.THERAPIST)
     assert given.change.started_codes == ("97161",)
+
+
+CLINIC_CODE = (
+    '[[code]]\ncode = "97799"\nkind = "timed"\ndescription = "Clinic protocol"\n'
+    'disciplines = ["PT"]\n'
+)
+
+
+def test_the_next_mornings_start_after_the_code_file_dropped_yesterdays_code(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """The clinic's codes.toml was edited overnight and dropped the code yesterday's session
+    recorded: the pedal's start the next morning was refused ('unknown billing code 97799')
+    for a code it did not name, as yesterday's stopwatch was rebuilt for its furnisher only,
+    so the patient could not be treated at all. Today's session takes the start; yesterday's
+    closes as it stands (its problem shown and corrected like any other), furnished as left."""
+    cli = Cli(tmp_path / "data", clock)
+    cli.data_dir.mkdir()
+    (cli.data_dir / "codes.toml").write_text(CLINIC_CODE)
+    cli("timer", "start", "97799", "--patient", "JD", "--by", "assistant", "--role", "PT")
+    clock.advance(minutes=20)
+    cli("timer", "stop", "--patient", "JD")
+    (cli.data_dir / "codes.toml").write_text("")
+    clock.set(at(TUESDAY, 8))
+
+    result = cli("timer", "start", "97110", "--patient", "JD")
+
+    assert result.stdout == "started 97110\n"
+    assert "2025-03-10" in result.stderr
+    assert cli.sessions("2025-03-10") == [("2025-03-10", "closed")]
+    status = json.loads(cli("timer", "status", "--patient", "JD", "--json").stdout)
+    assert status["session"]["date_of_service"] == "2025-03-11"
+    assert status["furnished_by"] == "assistant"

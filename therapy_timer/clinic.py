@@ -74,6 +74,7 @@ from therapy_timer.stopwatch import (
     RoundingPolicy,
     RulesInput,
     Stopwatch,
+    latest_furnisher,
 )
 from therapy_timer.store.queries import WindowLease
 
@@ -1015,8 +1016,13 @@ class Clinic:
             # Today's session takes the start as the one left open would have: unless given,
             # by whoever furnished its latest segment (or its pause's codes), and it is this
             # furnisher that is checked, before the session is closed: a start refused for
-            # who furnishes it must not close anything.
-            by = furnished_by or self.stopwatch(left.id).furnished_by
+            # who furnishes it must not close anything. Read without rebuilding its stopwatch:
+            # a code the clinic's code file dropped overnight must not refuse today's start.
+            by = (
+                furnished_by
+                or self._chosen_furnisher(left)
+                or latest_furnisher(self._store.segments(left.id))
+            )
             self._check_furnisher(left, entry, by)
             session = self._today_for(left)
         outcome = self._step(session.id, "start", start, session)
@@ -2746,19 +2752,24 @@ class Clinic:
         if segments is None:
             segments = self._store.segments(session.id)
             heartbeat = self._trusted_heartbeat()
-        furnished_by = self._furnished_by.get(session.id)
-        if furnished_by is None and session.pause is not None and session.pause.resume:
-            furnished_by = session.pause.resume[0].furnished_by
         return Stopwatch.restore(
             self._catalogue,
             self._clock,
             segments,
             session_id=session.id,
             paused=session.pause,
-            furnished_by=furnished_by,
+            furnished_by=self._chosen_furnisher(session),
             policy=policy or self.policy,
             not_before=heartbeat,
         )
+
+    def _chosen_furnisher(self, session: Session) -> FurnishedBy | None:
+        """Who furnishes the codes started next in ``session`` when it is not its latest
+        segment's: the one chosen here, else its pause's."""
+        chosen = self._furnished_by.get(session.id)
+        if chosen is None and session.pause is not None and session.pause.resume:
+            chosen = session.pause.resume[0].furnished_by
+        return chosen
 
     def _step(
         self,

@@ -95,6 +95,17 @@ class RulesInput:
         )
 
 
+def latest_furnisher(segments: Iterable[Segment]) -> FurnishedBy:
+    """Who furnished the latest of ``segments`` (the therapist when there is none): who
+    furnishes the codes started next, read without the catalogue."""
+    ordered = sorted(segments, key=_chronological)
+    return ordered[-1].furnished_by if ordered else FurnishedBy.THERAPIST
+
+
+def _chronological(segment: Segment) -> tuple[datetime, bool]:
+    return segment.start_utc, segment.stop_utc is None
+
+
 def _new_id() -> str:
     import uuid  # here, not at import: ~3 ms of the window's start (issue 13)
 
@@ -156,9 +167,9 @@ class Stopwatch:
         Inconsistent data (two open segments of exclusive codes, a segment open while paused,
         a stop before its start, a segment of another session) raises ``InvalidInput``.
         """
-        ordered = sorted(segments, key=lambda s: (s.start_utc, s.stop_utc is None))
+        ordered = sorted(segments, key=_chronological)
         if furnished_by is None:
-            furnished_by = ordered[-1].furnished_by if ordered else FurnishedBy.THERAPIST
+            furnished_by = latest_furnisher(ordered)
         stopwatch = cls(
             catalogue,
             clock,
