@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt
 from tests.fakes import FakeClock
 from tests.gui_support import Bot, Rig, build, type_patient
 from tests.server_support import DAY, MORNING, Server, Station, two_rooms_and_a_desk
-from therapy_timer.clinic import Clinic
+from therapy_timer.clinic import SYNC_STATE_FILE, Clinic
 from therapy_timer.codes import Role
 from therapy_timer.gui.clinic_sync import ClinicSync
 
@@ -101,6 +101,46 @@ def test_a_session_the_server_cannot_store_is_named_and_the_others_sync(
     assert kept[nul].after == {"note": "a\x00b"}
     assert kept[half].after == {"\udc80": 1}
     assert kept[reason].reason == "x\x00"
+
+
+@pytest.mark.parametrize("lost", ["reconnected", "removed", "a folder"])
+def test_a_held_session_is_named_again_when_the_sync_state_is_lost(
+    clinic_server: Server, tmp_path: Path, lost: str
+) -> None:
+    """Only the sync state file remembered the sessions held back, the server's audit mark
+    having passed them: 'clinic disconnect' then 'clinic connect' to the same server (which
+    remove the file), the file removed, or a folder in its place at the sync (which failed
+    writing it, after the push, so nothing was named) left the next sync exiting 0 and naming
+    nothing, and MRN1 never reached the desk with no one told. A sync that cannot read the
+    file sends everything again, as for a log the server did not see, and names it again."""
+    room1, _room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
+    room1.treat("MRN1", "Pat Lee", "pt", {"97110": 20})
+    _plant(room1.data_dir, _session_id(room1, "MRN1"), after='{"note": "a\\u0000b"}')
+    room1.treat("MRN2", "Pat Lee", "pt", {"97112": 25})
+    state = room1.data_dir / SYNC_STATE_FILE
+    if lost == "a folder":
+        state.unlink(missing_ok=True)
+        state.mkdir()
+        refused = room1("clinic", "sync", status=2)
+        assert "clinic-sync.json is not a regular file" in refused.stderr
+        state.rmdir()
+    else:
+        room1("clinic", "sync", status=2)
+        if lost == "reconnected":
+            room1("clinic", "disconnect")
+            room1("clinic", "connect", clinic_server.dsn("ws_room1"))
+        else:
+            state.unlink()
+    assert _on_server(desk) == {"MRN2"}
+
+    again = room1.json("clinic", "sync", "--json", status=2)
+
+    assert [h["patient_ref"] for h in again["held_on_this_workstation"]] == ["MRN1"]
+    assert again["added"] == 0  # MRN2 is the server's already: compared, not added again
+    assert room1.json("clinic", "status", "--json")["held_on_this_workstation"] == [
+        _session_id(room1, "MRN1")
+    ]
+    assert _on_server(desk) == {"MRN2"}
 
 
 # -- the window ---------------------------------------------------------------------------------

@@ -2325,7 +2325,7 @@ class Clinic:
             pending_sessions=sessions,
             pending_audit=entries,
             workstations=stations,
-            held=tuple(self._held_sessions()),
+            held=tuple(self._held_sessions() or ()),
         )
 
     @staticmethod
@@ -2658,16 +2658,20 @@ class Clinic:
             return never
         return role, mark, when
 
-    def _held_sessions(self) -> list[str]:
+    def _held_sessions(self) -> list[str] | None:
         """Sessions the last push held back (``SyncReport.held``): the server's audit mark has
-        passed them, so only this list brings them back to every later push's report."""
+        passed them, so only this list brings them back to every later push's report. None
+        when the sync state is missing or not as sync_server writes it (a disconnect removed
+        it, a hand edit): the push then sends everything again, which finds them.
+
+        A state without the list is an older version's, whose pushes held nothing back."""
         try:
             raw = read_regular(self._sync_state_path(), limit=SYNC_STATE_MAX_BYTES, what="read")
             held = json.loads(raw).get("held", [])
         except (InvalidInput, ValueError, AttributeError, RecursionError):
-            return []
+            return None
         if not isinstance(held, list) or not all(isinstance(h, str) for h in held):
-            return []
+            return None
         return held
 
     # -- session problems (one bad session never blocks its day) ------------------------------

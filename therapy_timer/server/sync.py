@@ -221,12 +221,13 @@ def push(
     *,
     now: datetime,
     batch_size: int = BATCH_SESSIONS,
-    held: Sequence[str] = (),
+    held: Sequence[str] | None = (),
 ) -> SyncReport:
     """Push everything of this workstation the server does not have yet; see the module doc.
 
     ``held``: sessions an earlier push held back (``SyncReport.held``), read again: the
-    audit mark has passed them, and they are listed until they can be sent."""
+    audit mark has passed them, and they are listed until they can be sent. None when they
+    are not known (the record of earlier pushes lost): everything is sent again."""
     report = SyncReport(at_utc=now)
     try:
         _push(conn, local, report, now=now, batch_size=batch_size, held=held)
@@ -252,7 +253,7 @@ def _push(
     *,
     now: datetime,
     batch_size: int,
-    held: Sequence[str],
+    held: Sequence[str] | None,
 ) -> None:
     with conn.transaction():
         me = conn.execute("SELECT current_user").fetchone()
@@ -265,15 +266,22 @@ def _push(
     mark, mark_hash = (0, None) if row is None else (int(row[0]), row[1])
     entries = local.audit_from(max(mark, 1))
     if mark:
-        if entries and entries[0].id == mark and entry_hash(entries[0]) == mark_hash:
+        if (
+            held is not None
+            and entries
+            and entries[0].id == mark
+            and entry_hash(entries[0]) == mark_hash
+        ):
             entries = entries[1:]
         else:
             # The local log is not the one the server saw (a restored backup, another
-            # database): send everything again; what the server holds is compared, not lost.
+            # database), or the sessions held back before the mark are not known: send
+            # everything again; what the server holds is compared, not lost, and a session
+            # it cannot store is found and named again.
             report.resent_all = True
             entries = local.audit_from(1)
     owners = [session_of_entry(e) for e in entries]
-    touched = list(dict.fromkeys([*(s for s in owners if s is not None), *held]))
+    touched = list(dict.fromkeys([*(s for s in owners if s is not None), *(held or ())]))
     sent: set[int] = set()
     kept: set[str] = set()
     for ids in _chunks(touched, batch_size):
