@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,21 @@ def test_a_whole_last_sync_record_is_shown_offline(cli: Cli) -> None:
     status = cli.json("clinic", "status", "--json")
     assert status["last_sync_utc"] == LAST
     assert status["pending_sessions"] == 0
+
+
+def test_a_last_sync_record_holding_many_held_sessions_is_read(cli: Cli) -> None:
+    """Each session a push holds back is listed in the record (36115b3), so 2,000 of them
+    (a large bundle merged from an older version) passed its 64 KiB limit for ~150 bytes:
+    the record counted as never synced and its held sessions as none."""
+    with st.Store.open(cli.data_dir, clock=cli.clock) as store:
+        store.set_setting(SERVER_DSN_SETTING, UNREACHABLE)
+        mark = max(e.id for e in store.audit_entries())
+    held = [str(uuid.UUID(int=n)) for n in range(2000)]
+    record = {"workstation": "ws_room1", "pushed_audit_id": mark, "last_sync_utc": LAST}
+    (cli.data_dir / SYNC_STATE_FILE).write_text(json.dumps({**record, "held": held}))
+    status = cli.json("clinic", "status", "--json")
+    assert status["last_sync_utc"] == LAST
+    assert status["held_on_this_workstation"] == held
 
 
 def test_a_file_named_with_underscores_is_named_as_it_is(cli: Cli, tmp_path: Path) -> None:

@@ -112,7 +112,9 @@ FAVOURITES_SETTING = "gui.favourites."  # + clinician_key(name): comma-separated
 
 SERVER_DSN_SETTING = "clinic.server"  # the clinic server's DSN, never with a password
 SYNC_STATE_FILE = "clinic-sync.json"  # the last push, for `clinic status` when offline
-SYNC_STATE_MAX_BYTES = 1 << 16  # sync_server writes ~150 bytes
+# sync_server writes ~150 bytes and 40 for each session a push held back (36115b3): room for
+# every session of a workstation's years, while a file no sync wrote is still not read whole.
+SYNC_STATE_MAX_BYTES = 1 << 24
 
 COMMAND_DEFAULTS = {
     "clinician": "default_clinician",
