@@ -282,34 +282,50 @@ def morning(qtbot: Bot, tmp_path: Path, clock: FakeClock) -> Iterator[Rig]:
     yield from build(qtbot, tmp_path / "data", clock)
 
 
-def test_a_tile_tapped_the_next_morning_starts_todays_session(qtbot: Bot, morning: Rig) -> None:
-    rig = morning
+def _left_overnight(qtbot: Bot, rig: Rig, *, paused: bool = False) -> Session:
+    """JD-1's 97110 run 20 minutes on Monday, stopped (or paused), the session left open in
+    the window overnight; the clock then reads Tuesday 08:00. Monday's session."""
     type_patient(qtbot, rig)
     qtbot.mouseClick(rig.tile("97110"), Qt.MouseButton.LeftButton)
     rig.clock.advance(minutes=20)
-    rig.controller.stop_code()
+    if paused:
+        qtbot.keyClick(rig.window, Qt.Key.Key_Space)
+    else:
+        rig.controller.stop_code()
     monday = rig.controller.session
-    assert monday is not None
+    assert monday is not None and (monday.pause is not None) is paused
     rig.clock.set(at(TUESDAY, 8))  # the window stays open overnight, the session with it
     rig.controller.tick()
+    return monday
+
+
+def _shows_todays_session(rig: Rig, running: str, said: str) -> Session:
+    """The window shows today's session of JD-1 running ``running``, and its banner says that
+    Monday's session was closed (``said``). Today's session."""
+    today = rig.controller.session
+    assert today is not None and today.date_of_service == TUESDAY
+    assert rig.window.header.date.date().toPython() == TUESDAY
+    assert [(e.session_id, e.running) for e in rig.controller.view.caseload] == [
+        (today.id, running)
+    ]
+    banner = rig.window.message_banner
+    assert banner.isVisible()
+    assert "JD-1" in banner.text.text() and "2025-03-10" in banner.text.text()
+    assert said in banner.text.text()
+    return today
+
+
+def test_a_tile_tapped_the_next_morning_starts_todays_session(qtbot: Bot, morning: Rig) -> None:
+    rig = morning
+    monday = _left_overnight(qtbot, rig)
     closed: list[str] = []
     rig.controller.session_closed.connect(closed.append)  # the clinic sync pushes on it
 
     qtbot.mouseClick(rig.tile("97140"), Qt.MouseButton.LeftButton)
 
     assert closed == [monday.id]
-
-    today = rig.controller.session
-    assert today is not None and today.id != monday.id
-    assert today.date_of_service == TUESDAY
-    assert rig.window.header.date.date().toPython() == TUESDAY
-    assert [(e.session_id, e.running) for e in rig.controller.view.caseload] == [
-        (today.id, "97140")
-    ]
-    banner = rig.window.message_banner
-    assert banner.isVisible()
-    assert "JD-1" in banner.text.text() and "2025-03-10" in banner.text.text()
-    assert "closed as it was" in banner.text.text()
+    today = _shows_todays_session(rig, "97140", "closed as it was")
+    assert today.id != monday.id
     store, clinic = rig.other()
     with store:
         assert not clinic.get_session(monday.id).is_open
@@ -442,26 +458,15 @@ def test_the_pedals_resume_the_next_morning_says_it_began_todays_session(
 
 def test_space_the_next_morning_resumes_in_todays_session(qtbot: Bot, morning: Rig) -> None:
     rig = morning
-    type_patient(qtbot, rig)
-    qtbot.mouseClick(rig.tile("97110"), Qt.MouseButton.LeftButton)
-    rig.clock.advance(minutes=20)
-    qtbot.keyClick(rig.window, Qt.Key.Key_Space)  # pause
-    monday = rig.controller.session
-    assert monday is not None and monday.pause is not None
-    rig.clock.set(at(TUESDAY, 8))
-    rig.controller.tick()
+    monday = _left_overnight(qtbot, rig, paused=True)
     closed: list[str] = []
     rig.controller.session_closed.connect(closed.append)
 
     qtbot.keyClick(rig.window, Qt.Key.Key_Space)  # resume
 
     assert closed == [monday.id]
-    today = rig.controller.session
-    assert today is not None and today.id != monday.id and today.date_of_service == TUESDAY
-    assert [(e.session_id, e.running) for e in rig.controller.view.caseload] == [
-        (today.id, "97110")
-    ]
-    assert "closed as it was" in rig.window.message_banner.text.text()
+    today = _shows_todays_session(rig, "97110", "closed as it was")
+    assert today.id != monday.id
     store, clinic = rig.other()
     with store:
         assert not clinic.get_session(monday.id).is_open
@@ -476,14 +481,7 @@ def test_the_window_follows_the_session_the_pedal_began_the_next_morning(
     then asked for the patient's reference, and the reference typed again was refused as
     already having an open session, while today's ran in the caseload."""
     rig = morning
-    type_patient(qtbot, rig)
-    qtbot.mouseClick(rig.tile("97110"), Qt.MouseButton.LeftButton)
-    rig.clock.advance(minutes=20)
-    rig.controller.stop_code()
-    monday = rig.controller.session
-    assert monday is not None
-    rig.clock.set(at(TUESDAY, 8))
-    rig.controller.tick()
+    monday = _left_overnight(qtbot, rig)
     store, pedal = rig.other()
     with store:
         today = pedal.start(monday.id, "97140").session
@@ -491,16 +489,7 @@ def test_the_window_follows_the_session_the_pedal_began_the_next_morning(
 
     rig.controller.poll()
 
-    shown = rig.controller.session
-    assert shown is not None and shown.id == today.id
-    assert rig.window.header.date.date().toPython() == TUESDAY
-    assert [(e.session_id, e.running) for e in rig.controller.view.caseload] == [
-        (today.id, "97140")
-    ]
-    banner = rig.window.message_banner
-    assert banner.isVisible()
-    assert "JD-1" in banner.text.text() and "2025-03-10" in banner.text.text()
-    assert "closed it as it was" in banner.text.text()
+    assert _shows_todays_session(rig, "97140", "closed it as it was").id == today.id
     rig.clock.advance(minutes=5)
     qtbot.mouseClick(rig.tile("97110"), Qt.MouseButton.LeftButton)
     store, clinic = rig.other()
