@@ -159,14 +159,18 @@ class Outcome:
     @property
     def left_text(self) -> str:
         """What a start that closed an earlier day's session says, in one line ("" if none)."""
-        left = self.left
-        if left is None:
-            return ""
-        return (
-            f"Patient {left.patient_ref}'s session of {left.date_of_service.isoformat()} was"
-            f" left open: it was closed as it was, and today's session"
-            f" ({self.session.date_of_service.isoformat()}) began."
-        )
+        return "" if self.left is None else left_open_text(self.left, self.session)
+
+
+def left_open_text(left: Session, today: Session, *, by_another_program: bool = False) -> str:
+    """One line on an earlier day's session ``left`` open, closed as it was by a start or a
+    resume (this program's, or ``by_another_program``), and ``today``'s that took it."""
+    closed = "another program closed it" if by_another_program else "it was closed"
+    return (
+        f"Patient {left.patient_ref}'s session of {left.date_of_service.isoformat()} was"
+        f" left open: {closed} as it was, and today's session"
+        f" ({today.date_of_service.isoformat()}) began."
+    )
 
 
 @frozen_record

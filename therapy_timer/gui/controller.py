@@ -10,7 +10,13 @@ from typing import TypeVar
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from therapy_timer import rules
-from therapy_timer.clinic import HEARTBEAT_INTERVAL_SECONDS, Clinic, Outcome, Workspace
+from therapy_timer.clinic import (
+    HEARTBEAT_INTERVAL_SECONDS,
+    Clinic,
+    Outcome,
+    Workspace,
+    left_open_text,
+)
 from therapy_timer.codes import Catalogue, Code, FurnishedBy
 from therapy_timer.errors import (
     InvalidInput,
@@ -561,11 +567,7 @@ class SessionController(QObject):
         today = None if closed is None else self._rolled_over(closed, open_sessions)
         if closed is not None and today is not None:
             session = today
-            self._message = (
-                f"Patient {closed.patient_ref}'s session of {closed.date_of_service.isoformat()}"
-                " was left open: another program closed it as it was, and today's session"
-                f" ({today.date_of_service.isoformat()}) began."
-            )
+            self._message = left_open_text(closed, today, by_another_program=True)
         if session is None and not self._new_patient:
             session = open_sessions[-1] if open_sessions else None
             if session is not None and session.date_of_service < clinic.today():
