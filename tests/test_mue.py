@@ -375,3 +375,52 @@ def test_the_csv_carries_the_summed_warning_on_each_claim_day(tmp_path: Path) ->
     assert ot_only is not None
     [ot_row] = csv.DictReader(io.StringIO(ot_only.lstrip("\ufeff")))
     assert (ot_row["discipline"], "R9.4: Over the MUE" in ot_row["warnings"]) == ("OT", True)
+
+
+def test_the_summed_warning_matches_an_independent_count_per_payer_and_code(
+    tmp_path: Path,
+) -> None:
+    """billing.over_mue_across against a plain count: a day billing a code carries the summed
+    warning iff it is within the MUE on its own and that code's units over the patient's days
+    of the date billed to the same payer (two or more of them) exceed the MUE. Days are made
+    from one real claim day with their payer and lines replaced."""
+    with _across(tmp_path, [("MRN1", Role.PT, 45)]) as clinic:
+        [template] = clinic.claim_days(clinic.today())
+    catalogue = with_mues(**{"97110": 4, "97140": 2})
+
+    def day(payer: str, units: Mapping[str, int]) -> billing.ClaimDay:
+        session = replace(template.visits[0].session, payer_profile=payer)
+        lines = tuple(rules.Line(code, n, ("GP",)) for code, n in units.items())
+        result = replace(template.result, lines=lines, warnings=())
+        return replace(
+            template, visits=(replace(template.visits[0], session=session),), result=result
+        )
+
+    days_of_a_date = st.lists(
+        st.tuples(
+            st.sampled_from(["Medicare", "Workers comp"]),
+            st.dictionaries(st.sampled_from(["97110", "97140"]), st.integers(1, 6), max_size=2),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+
+    @settings(max_examples=300, deadline=None)
+    @given(days_of_a_date)
+    def check(billed: list[tuple[str, dict[str, int]]]) -> None:
+        days = [day(payer, units) for payer, units in billed]
+        warned = billing.over_mue_across(days, catalogue)
+        for n, (payer, units) in enumerate(billed):
+            expected = set()
+            for code, count in units.items():
+                mue = catalogue.get(code).mue
+                assert mue is not None
+                shares = [u[code] for p, u in billed if p == payer and code in u]
+                if count <= mue and len(shares) >= 2 and sum(shares) > mue:
+                    expected.add(code)
+            said = {w.message.split(":", 1)[0] for w in over_mue(warned[n].result)}
+            assert said == expected, (billed, n)
+            for w in over_mue(warned[n].result):
+                assert f"billed to {payer} (" in w.message
+
+    check()
