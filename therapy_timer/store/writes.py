@@ -792,21 +792,20 @@ class WritesMixin(QueriesMixin):
         untimed_id: int,
         *,
         reason: str,
-        code: str | None = None,
         minutes: int | _Keep | None = KEEP,
         furnished_by: FurnishedBy | None = None,
         actor: str | None = None,
     ) -> UntimedService:
+        # No code change here: a row given another code could join a row of that code
+        # already on the session, and a code's rows are one service (R1.1).
         why = reason_text(reason)
-        new_code = None if code is None else normalize_code(code, "code")
         with self._write():
             before = self._untimed_row(untimed_id)
             session = self._session_row(before.session_id)
             new_minutes = before.minutes if isinstance(minutes, _Keep) else untimed_minutes(minutes)
             self._conn.execute(
-                "UPDATE untimed_services SET code = ?, minutes = ?, furnished_by = ? WHERE id = ?",
+                "UPDATE untimed_services SET minutes = ?, furnished_by = ? WHERE id = ?",
                 [
-                    new_code or before.code,
                     new_minutes,
                     FurnishedBy(furnished_by or before.furnished_by).value,
                     untimed_id,
