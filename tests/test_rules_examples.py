@@ -392,6 +392,28 @@ def test_evaluation_keeps_its_own_discipline_modifier() -> None:
 
 
 @pytest.mark.parametrize(
+    ("discipline", "expected"),
+    [(OT, ("GO", "CO")), (PT, ("GP", "CQ"))],
+)
+def test_a_treatment_code_of_one_discipline_takes_the_plans_modifier(
+    discipline: Discipline, expected: tuple[str, ...]
+) -> None:
+    # R6.1/R6.3: the modifier comes from the plan of care it was furnished under; only an
+    # evaluation keeps its own discipline's (R6.2). 92526 is listed for SLP alone, yet under an
+    # OT plan it is billed GO, and the assistant's 20 of 30 minutes take CO (R7.4).
+    result = cms(
+        {},
+        discipline,
+        untimed=("92526",),
+        untimed_minutes={"92526": 30},
+        assistant_minutes={"92526": 20},
+        date_of_service=dt.date(2024, 3, 4),
+    )
+    assert line_set(result) == {("92526", 1, expected)}
+    assert "R6.3" in rules_of(result)
+
+
+@pytest.mark.parametrize(
     ("request_", "field"),
     [
         (Request(Method.CMS, PT, timed={"97110": -1}), "timed.97110"),

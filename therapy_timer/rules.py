@@ -516,7 +516,9 @@ class _Row:
     )
 
     def __init__(self, code: str, entry: Code, discipline: Discipline, bit: int) -> None:
-        own = entry.own_discipline or discipline  # R6.2: an evaluation keeps its own
+        # R6.1/R6.3: the plan of care decides, even for a code listed for one discipline alone;
+        # R6.2: only a discipline's evaluation or re-evaluation keeps its own.
+        own = (entry.own_discipline if entry.evaluation else None) or discipline
         self.code = code
         self.bit = bit  # the code's bit in a set of billed codes (``_Memo.bit``)
         self.entry = entry
