@@ -675,7 +675,8 @@ def pta_session(clinic: Clinic) -> Session:
         lambda c, s: c.add_untimed(s.id, "97161", minutes=30, furnished_by=ASSISTANT),
         lambda c, s: c.set_untimed(s.id, "97162", checked=True, furnished_by=ASSISTANT),
         lambda c, s: c.set_untimed_minutes(s.id, "97163", 40, furnished_by=ASSISTANT),
-        lambda c, s: c.add_untimed(s.id, "97164"),  # a PTA's session, even "by the therapist"
+        # a PTA's session, even "by the therapist"
+        lambda c, s: c.add_untimed(s.id, "97164", furnished_by=THERAPIST),
     ],
     ids=["untimed add", "untimed toggle", "untimed minutes", "re-evaluation in a PTA session"],
 )
@@ -685,6 +686,40 @@ def test_an_assistant_evaluation_is_refused_wherever_it_is_recorded(
     with pytest.raises(InvalidOperation, match=r"R7\.9"):
         record(clinic, pta_session)  # type: ignore[operator]
     assert store.untimed_services(pta_session.id) == []
+
+
+def test_an_assistant_s_minutes_are_theirs_unless_told_otherwise(
+    clinic: Clinic, clock: FakeClock, store: Store, pta_session: Session
+) -> None:
+    # R7.1: a PTA's own minutes take CQ. The window tags them so (its Furnished by switch starts
+    # at the assistant for a PTA); a foot pedal's 'timer start 97110 --patient JD-2', a typed
+    # 'session add-segment' or 'untimed add' name nobody, and took the therapist's.
+    clinic.start(pta_session.id, "97110")
+    clock.advance(minutes=20)
+    clinic.stop(pta_session.id)
+    clock.advance(minutes=5)
+    after = (DEFAULT_START + timedelta(minutes=20)).astimezone().time()
+    clinic.add_forgotten_segment(pta_session.id, "97140", start=after, minutes=1, reason="r")
+    clinic.add_untimed(pta_session.id, "97012", minutes=15)
+    clinic.set_untimed_minutes(pta_session.id, "97016", 10)
+    clinic.set_untimed(pta_session.id, "97018", checked=True)
+    assert {s.furnished_by for s in store.segments(pta_session.id)} == {ASSISTANT}
+    assert {u.furnished_by for u in store.untimed_services(pta_session.id)} == {ASSISTANT}
+    result = clinic.summary(pta_session.id)
+    assert {(line.code, line.modifiers) for line in result.lines} >= {
+        ("97110", ("GP", "CQ")),
+        ("97012", ("GP", "CQ")),
+    }
+    # The therapist's own session is unchanged: their minutes, no CQ.
+    session = clinic.open_session(
+        patient_ref="JD-3", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
+    )
+    clinic.start(session.id, "97110")
+    clock.advance(minutes=20)
+    clinic.stop(session.id)
+    clinic.add_untimed(session.id, "97012", minutes=15)
+    assert {s.furnished_by for s in store.segments(session.id)} == {THERAPIST}
+    assert {u.furnished_by for u in store.untimed_services(session.id)} == {THERAPIST}
 
 
 def test_a_therapist_cannot_tag_an_evaluation_as_the_assistant_s(

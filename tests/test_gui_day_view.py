@@ -227,7 +227,8 @@ def test_a_pooled_day_is_one_claim_and_two_people_can_be_separated(
     texts = [view.table.item(row, col).text() for col in range(3)]  # type: ignore[union-attr]
     assert "initials: one person?" in texts[0]
     assert "Ann (PT)" in texts[1] and "Bo (PTA)" in texts[1]
-    assert texts[2] == "1 \N{MULTIPLICATION SIGN} 97110-GP"  # 5 + 5 minutes: one unit
+    # 5 + 5 minutes: one unit; Bo's 5 are the PTA's own (R7.1), over 10% of it: CQ (R7.4)
+    assert texts[2] == "1 \N{MULTIPLICATION SIGN} 97110-GP-CQ"
     assert "1 pooled under initials" in view.message.text()
 
     click_row(view, row)

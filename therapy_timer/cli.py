@@ -663,7 +663,13 @@ def timer() -> None:
 @click.argument("code")
 @patient_option
 @session_option
-@click.option("--by", "furnished_by", type=BY_CHOICE, help="Who furnishes the minutes.")
+@click.option(
+    "--by",
+    "furnished_by",
+    type=BY_CHOICE,
+    help="Who furnishes the minutes (default: as before in the session, else its clinician:"
+    " assistant for a PTA or OTA).",
+)
 @click.option(
     "--clinician",
     help="Whose session: this clinician's for --patient, or a new one (default for a new one:"
@@ -1026,7 +1032,12 @@ def session_edit(
     help="Local time it began, HH:MM, on the session's date of service.",
 )
 @click.option("--minutes", type=WHOLE_NUMBER, required=True, help="How long it lasted.")
-@click.option("--by", "furnished_by", type=BY_CHOICE, default="therapist", show_default=True)
+@click.option(
+    "--by",
+    "furnished_by",
+    type=BY_CHOICE,
+    help="Who furnished it (default: the session's clinician: assistant for a PTA or OTA).",
+)
 @click.option("--reason", required=True, help="Why it was not timed (kept in the audit log).")
 @pass_context
 @plain_errors
@@ -1036,7 +1047,7 @@ def session_add_segment(
     code: str,
     start: dt.datetime,
     minutes: int,
-    furnished_by: str,
+    furnished_by: str | None,
     reason: str,
 ) -> None:
     """Add a code nobody timed to a session (a closed one is amended)."""
@@ -1048,7 +1059,7 @@ def session_add_segment(
             code,
             start=start.time(),
             minutes=minutes,
-            furnished_by=FurnishedBy(furnished_by.lower()),
+            furnished_by=FurnishedBy(furnished_by.lower()) if furnished_by else None,
             reason=reason,
         )
         click.echo(
@@ -1100,7 +1111,12 @@ def untimed() -> None:
 @click.option(
     "--minutes", type=WHOLE_NUMBER, help="Minutes it took (counted in total treatment time)."
 )
-@click.option("--by", "furnished_by", type=BY_CHOICE, default="therapist", show_default=True)
+@click.option(
+    "--by",
+    "furnished_by",
+    type=BY_CHOICE,
+    help="Who furnished it (default: the session's clinician: assistant for a PTA or OTA).",
+)
 @patient_option
 @session_option
 @click.option("--reason", default="", help="Why, when adding to a closed --session (audited).")
@@ -1110,7 +1126,7 @@ def untimed_add(
     context: Context,
     code: str,
     minutes: int | None,
-    furnished_by: str,
+    furnished_by: str | None,
     patient: str | None,
     session_ref: str | None,
     reason: str,
@@ -1125,7 +1141,7 @@ def untimed_add(
             target.id,
             code,
             minutes=minutes,
-            furnished_by=FurnishedBy(furnished_by.lower()),
+            furnished_by=FurnishedBy(furnished_by.lower()) if furnished_by else None,
             reason=reason,
         )
         click.echo(f"added {added.code} to {target.patient_ref}")

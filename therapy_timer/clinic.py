@@ -932,20 +932,22 @@ class Clinic:
         code: str,
         *,
         minutes: int | None = None,
-        furnished_by: FurnishedBy = FurnishedBy.THERAPIST,
+        furnished_by: FurnishedBy | None = None,
         reason: str = "",
     ) -> UntimedService:
-        """Record an untimed service (an evaluation, group therapy); R7.9 holds here too."""
+        """Record an untimed service (an evaluation, group therapy); R7.9 holds here too.
+        ``furnished_by`` defaults to the session's clinician (``Role.furnishes``)."""
         entry = self._catalogue.get(code, "code")
         if entry.timed:
             raise InvalidInput("code", f"{entry.code} is timed: use timer start {entry.code}")
         session = self._store.get_session(session_id)
-        self._check_furnisher(session, entry, furnished_by)
+        by = furnished_by or session.role.furnishes
+        self._check_furnisher(session, entry, by)
         return self._store.add_untimed(
             session_id,
             code=entry.code,
             minutes=minutes,
-            furnished_by=furnished_by,
+            furnished_by=by,
             reason=reason,
             actor=self._actor,
         )
@@ -957,7 +959,7 @@ class Clinic:
         *,
         checked: bool,
         minutes: int | None = None,
-        furnished_by: FurnishedBy = FurnishedBy.THERAPIST,
+        furnished_by: FurnishedBy | None = None,
     ) -> tuple[UntimedService, ...]:
         """Tick or untick an untimed service in an open session; returns the session's services."""
         entry = self._catalogue.get(code, "code")
@@ -977,7 +979,7 @@ class Clinic:
         code: str,
         minutes: int | None,
         *,
-        furnished_by: FurnishedBy = FurnishedBy.THERAPIST,
+        furnished_by: FurnishedBy | None = None,
     ) -> tuple[UntimedService, ...]:
         """Give an untimed service its minutes (adding it when it was not ticked yet).
 
@@ -1024,10 +1026,11 @@ class Clinic:
             # furnisher that is checked, before the session is closed: a start refused for
             # who furnishes it must not close anything. Read without rebuilding its stopwatch:
             # a code the clinic's code file dropped overnight must not refuse today's start.
+            segments = self._store.segments(left.id)
             by = (
                 furnished_by
                 or self._chosen_furnisher(left)
-                or latest_furnisher(self._store.segments(left.id))
+                or (latest_furnisher(segments) if segments else left.role.furnishes)
             )
             self._check_furnisher(left, entry, by)
             session = self._today_for(left)
@@ -1974,14 +1977,16 @@ class Clinic:
         start: time,
         minutes: int,
         reason: str,
-        furnished_by: FurnishedBy = FurnishedBy.THERAPIST,
+        furnished_by: FurnishedBy | None = None,
     ) -> Segment:
         """Add a code nobody timed: ``start`` is local time on the session's date of service.
 
         The same rules as live recording: a known code, R7.9, no exclusive overlap (the store
         names the segment in the way), never ending after now. Audited with ``reason``.
+        ``furnished_by`` defaults to the session's clinician (``Role.furnishes``).
         """
         session = self.find_session(session_id)
+        furnished_by = furnished_by or session.role.furnishes
         entry = self._catalogue.get(code, "code")
         _whole_minutes(minutes, low=1)
         typed = datetime.combine(session.date_of_service, start)
@@ -2768,7 +2773,10 @@ class Clinic:
             segments,
             session_id=session.id,
             paused=session.pause,
-            furnished_by=self._chosen_furnisher(session),
+            # Nothing recorded yet: the clinician furnishes it, an assistant's minutes their own
+            # (R7.1), as the window's Furnished by switch starts. Else its latest segment's.
+            furnished_by=self._chosen_furnisher(session)
+            or (None if segments else session.role.furnishes),
             policy=policy or self.policy,
             not_before=heartbeat,
         )

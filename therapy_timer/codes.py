@@ -69,6 +69,12 @@ class Role(StrEnum):
         return self in (Role.PTA, Role.OTA)
 
     @property
+    def furnishes(self) -> FurnishedBy:
+        """Who furnishes this clinician's minutes when nobody says: a PTA's or OTA's are their
+        own (R7.1: they take CQ/CO), anyone else's the therapist's."""
+        return FurnishedBy.ASSISTANT if self.is_assistant else FurnishedBy.THERAPIST
+
+    @property
     def discipline(self) -> Discipline:
         return {
             "PT": Discipline.PT,

@@ -73,7 +73,7 @@ class SessionController(QObject):
         self._draft = Draft(
             clinician=header.clinician, role=header.role, payer_profile=header.payer_profile
         )
-        self._furnished_by = presenter.default_furnished_by(self._draft.role)
+        self._furnished_by = self._draft.role.furnishes
         self._favourites: list[str] = []
         self._message = ""
         self._data_version = -1
@@ -174,7 +174,7 @@ class SessionController(QObject):
             draft = draft._replace(date_of_service=None)
         self._draft = draft
         if role_changed and self._workspace is None:
-            self._furnished_by = presenter.default_furnished_by(draft.role)
+            self._furnished_by = draft.role.furnishes
         if clinician_changed or role_changed:
             self._guard(self._load_favourites)
         self._publish()
@@ -647,7 +647,7 @@ class SessionController(QObject):
             payer_profile=self._draft.payer_profile,
             date_of_service=self._draft.date_of_service,
         )  # the patient field empties: the next tap must not go to the last patient
-        self._furnished_by = presenter.default_furnished_by(self._draft.role)
+        self._furnished_by = self._draft.role.furnishes
 
     def _session_or_open(self) -> Session:
         if self._workspace is not None:

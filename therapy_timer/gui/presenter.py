@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from therapy_timer import billing, rules
 from therapy_timer.clinic import Workspace
-from therapy_timer.codes import Catalogue, FurnishedBy, Kind, Role
+from therapy_timer.codes import Catalogue, FurnishedBy, Kind
 from therapy_timer.gui.view_state import (
     NOTHING_RUNNING,
     CaseloadEntry,
@@ -41,11 +41,6 @@ class Run(NamedTuple):
 Evaluate = Callable[[rules.Method | None], rules.Result | None]
 """The rules' answer for the shown session under a method (None: the payer's own); None when
 the rules refuse its minutes (a session with a problem still shows its tiles and times)."""
-
-
-def default_furnished_by(role: Role) -> FurnishedBy:
-    # A PTA or OTA at the table furnishes the minutes themselves (R7.1): tag them so.
-    return FurnishedBy.ASSISTANT if role.is_assistant else FurnishedBy.THERAPIST
 
 
 def running_run(stopwatch: Stopwatch | None) -> Run | None:
