@@ -279,6 +279,24 @@ def test_simple_method_disagreement_is_warned() -> None:
     assert "R7.4" in rules_of(result)
 
 
+@pytest.mark.parametrize("dos", [dt.date(2021, 6, 1), DOS])
+def test_simple_method_disagreement_is_warned_on_two_remaining_units(dos: dt.date) -> None:
+    # §7.5: wherever the simple method would answer otherwise, a warning. Two remaining units
+    # of 14 therapist + 2 assistant minutes take CQ by the 10% test (20% > 10%: before 2022,
+    # §11 Q2; from 2022 outside (v), §11 Q1); the simple method (16 / 10 rounded, + 1 = 3
+    # minutes) would not add it. 97110 wins the day's second unit in an eight-way tie of
+    # 1-minute leftovers (R2.8).
+    others = dict.fromkeys(["97112", "97140", "97530", "97116", "97035", "97113", "97124"], 1)
+    result = cms(
+        {"97110": 16, **others},
+        assistant_minutes={"97110": 2},
+        date_of_service=dos,
+        allocation={"97110": 2},
+    )
+    assert line_set(result) == {("97110", 2, ("GP", "CQ"))}
+    assert "10% test: CMS's two methods disagree" in [w.gist for w in result.warnings]
+
+
 @pytest.mark.parametrize(
     ("dos", "expected"),
     [

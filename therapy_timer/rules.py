@@ -463,11 +463,11 @@ def assistant_split(
     # of qualifying splits (86 FR 65173-65174) has no pair under 23.
     if revised and 9 <= left_t <= 14 and 9 <= left_a <= 14 and left_t + left_a >= 23:
         return AssistantSplit(full_assistant + 1, full_therapist + 1)
-    applies = _exceeds_ten_percent(left_a, left_t + left_a)
+    applies, notes = _ten_percent_test(code, left_a, left_t + left_a, modifier)
     if not revised:  # §11 Q2: the 2020-2021 de minimis test, without (iv) and (v)
         if applies:
-            return AssistantSplit(full_assistant + 2, full_therapist)
-        return AssistantSplit(full_assistant, full_therapist + 2)
+            return AssistantSplit(full_assistant + 2, full_therapist, notes)
+        return AssistantSplit(full_assistant, full_therapist + 2, notes)
     carried = "both carry" if applies else "neither carries"
     warning = RuleWarning(
         "R7.7",
@@ -480,8 +480,8 @@ def assistant_split(
         "CQ/CO split of two units: review by hand",
     )
     if applies:
-        return AssistantSplit(full_assistant + 2, full_therapist, (warning,))
-    return AssistantSplit(full_assistant, full_therapist + 2, (warning,))
+        return AssistantSplit(full_assistant + 2, full_therapist, (*notes, warning))
+    return AssistantSplit(full_assistant, full_therapist + 2, (*notes, warning))
 
 
 # --------------------------------------------------------------------------------------------
