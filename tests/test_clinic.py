@@ -722,6 +722,23 @@ def test_an_assistant_s_minutes_are_theirs_unless_told_otherwise(
     assert {u.furnished_by for u in store.untimed_services(session.id)} == {THERAPIST}
 
 
+def test_an_assistant_s_untimed_service_without_minutes_takes_cq(
+    clinic: Clinic, pta_session: Session, session: Session
+) -> None:
+    # R7.4 (A): a PTA who sets up traction or unattended e-stim furnished the service in whole,
+    # minutes recorded or not (they are optional for an untimed code); it billed without CQ.
+    clinic.add_untimed(pta_session.id, "97012")
+    clinic.set_untimed(session.id, "G0283", checked=True, furnished_by=ASSISTANT)  # the window
+    clinic.set_untimed(session.id, "97016", checked=True)  # the therapist's own
+    assert {(line.code, line.modifiers) for line in clinic.summary(pta_session.id).lines} == {
+        ("97012", ("GP", "CQ"))
+    }
+    assert {(line.code, line.modifiers) for line in clinic.summary(session.id).lines} == {
+        ("G0283", ("GP", "CQ")),
+        ("97016", ("GP",)),
+    }
+
+
 def test_a_therapist_cannot_tag_an_evaluation_as_the_assistant_s(
     clinic: Clinic, store: Store, session: Session
 ) -> None:

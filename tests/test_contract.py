@@ -86,6 +86,8 @@ def test_the_same_code_spelt_two_ways_is_listed_twice() -> None:
         (BASE + '"date_of_service": "20261120"}', "date_of_service", "YYYY-MM-DD"),
         (BASE + '"date_of_service": "2026-W47-5"}', "date_of_service", "YYYY-MM-DD"),
         (BASE + '"assistant_modifiers": "yes"}', "assistant_modifiers", "true or false"),
+        (BASE + '"assistant_untimed": "97012"}', "assistant_untimed", "list"),
+        (BASE + '"assistant_untimed": ["97012"]}', "assistant_untimed[0]", "not listed"),
         (
             BASE + '"timed": {"97110": 20, "97112": 20}, "allocation": {"97110": NaN}}',
             "allocation.97110",
@@ -103,6 +105,14 @@ def test_hostile_input_is_one_plain_sentence_naming_the_field(
     assert error.field.startswith(field), error
     assert words in error.message, error
     assert_plain(error)
+
+
+def test_assistant_untimed_names_an_assistant_s_service_without_minutes() -> None:
+    # R7.4 (A): a traction an assistant set up, its minutes not recorded, takes CQ.
+    answer = answer_json(
+        loads(BASE + '"untimed": ["97012"], "assistant_untimed": ["97012"], "timed": {}}')
+    )
+    assert answer["lines"] == [{"code": "97012", "units": 1, "modifiers": ["GP", "CQ"]}]
 
 
 def test_answers_only_add_keys() -> None:

@@ -327,6 +327,56 @@ def test_no_assistant_modifier_for_slp_or_payers_without_cq() -> None:
     assert line_set(result) == {("97110", 2, ("GP",))}
 
 
+@pytest.mark.parametrize(
+    ("discipline", "code", "minutes", "extra", "expected", "rule"),
+    [
+        # R7.4 (A): furnished in whole by the assistant, minutes or not: CQ/CO.
+        (PT, "97012", None, {}, ("GP", "CQ"), None),
+        # R7.4 (B) cannot be tested without the assistant's minutes: CO, the safe reading, and
+        # an act warning to record them (20 therapist minutes are known).
+        (OT, "G0283", 20, {}, ("GO", "CO"), "R7.4"),
+        (SLP, "92507", None, {}, ("GN",), "R7.1"),  # no SLP assistant modifier
+        (PT, "97161", None, {}, ("GP",), "R7.9"),  # never on an evaluation
+        (PT, "97012", None, {"date_of_service": dt.date(2019, 6, 3)}, ("GP",), "R7.1"),
+        (PT, "97012", None, {"assistant_modifiers": False}, ("GP",), None),
+    ],
+)
+def test_an_untimed_service_an_assistant_furnished_without_minutes(
+    discipline: Discipline,
+    code: str,
+    minutes: int | None,
+    extra: dict[str, Any],
+    expected: tuple[str, ...],
+    rule: str | None,
+) -> None:
+    # A supervised modality's minutes are optional (untimed, 1 unit), so a PTA who sets up the
+    # traction may record none; it was billed as the therapist's, without CQ.
+    result = evaluate(
+        Request(
+            Method.CMS,
+            discipline,
+            timed={},
+            untimed=(code,),
+            untimed_minutes={} if minutes is None else {code: minutes},
+            assistant_untimed=(code,),
+            **{"date_of_service": DOS, **extra},
+        )
+    )
+    assert line_set(result) == {(code, 1, expected)}
+    assert rules_of(result) == ([rule] if rule else [])
+
+
+def test_assistant_untimed_names_untimed_codes_of_the_request() -> None:
+    with pytest.raises(InvalidInput, match=r"assistant_untimed\[0\]"):
+        evaluate(Request(Method.CMS, PT, timed={}, assistant_untimed=("97012",)))
+    with pytest.raises(InvalidInput, match=r"assistant_untimed\[1\]"):
+        evaluate(
+            Request(
+                Method.CMS, PT, timed={}, untimed=("97012",), assistant_untimed=("97012", "97012")
+            )
+        )
+
+
 def test_assistant_minutes_on_evaluation_warn_r7_9() -> None:
     result = cms(
         {}, untimed=("97161",), untimed_minutes={"97161": 30}, assistant_minutes={"97161": 10}

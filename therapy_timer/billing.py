@@ -266,6 +266,7 @@ def evaluate(
         date_of_service=session.date_of_service,
         assistant_modifiers=profile.assistant_modifiers,
         allocation=allocation,
+        assistant_untimed=tuple(minutes.assistant_untimed),
     )
     stored = session.allocation if allocation is None else None
     result = _answer(request, stored, remarks(session, policy), catalogue, concurrent)
@@ -712,6 +713,9 @@ def _add_entered(
         if code not in result.untimed:
             result.untimed.append(code)
         if service.minutes is None:
+            # An assistant's service without minutes still takes CQ/CO (R7.4): say it was theirs.
+            if service.furnished_by is _ASSISTANT and code not in result.assistant_untimed:
+                result.assistant_untimed.append(code)
             continue
         result.untimed_minutes[code] = result.untimed_minutes.get(code, 0) + service.minutes
         if service.furnished_by is FurnishedBy.ASSISTANT:
@@ -822,6 +826,7 @@ def day_request(
         minutes.untimed_minutes,
         session.date_of_service,
         profile.assistant_modifiers,
+        assistant_untimed=tuple(minutes.assistant_untimed),
     )
 
 

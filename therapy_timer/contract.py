@@ -41,6 +41,7 @@ REQUEST_FIELDS = frozenset(
         "untimed_minutes",
         "assistant_modifiers",
         "allocation",
+        "assistant_untimed",
     }
 )
 
@@ -191,6 +192,11 @@ def request_from_json(data: object) -> Request:
     if modifiers is not True and modifiers is not False:
         raise InvalidInput("assistant_modifiers", f"must be true or false, got {quote(modifiers)}")
     allocation = None if data.get("allocation") is None else _mapping(data, "allocation")
+    assistant_untimed = data.get("assistant_untimed", _NO_CODES)
+    if not isinstance(assistant_untimed, list):
+        raise InvalidInput(
+            "assistant_untimed", f"must be a list of codes, got {quote(assistant_untimed)}"
+        )
     method = data["method"]
     method = (type(method) is str and _METHODS.get(method)) or _enum(Method, method, "method")
     discipline = data["discipline"]
@@ -219,6 +225,7 @@ def request_from_json(data: object) -> Request:
         date_of_service,
         modifiers,
         allocation,
+        tuple(assistant_untimed),
     )
 
 

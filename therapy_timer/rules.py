@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import reprlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import field
 from enum import StrEnum
 from itertools import combinations, islice
@@ -74,6 +74,8 @@ class Request:
     ``assistant_minutes`` are the minutes a PTA/OTA furnished *separately* from the therapist;
     they are part of the code's minutes. Joint minutes belong to the therapist (R7.5).
     ``allocation`` picks one of the valid CMS allocations when a tie allows a choice (R2.8).
+    ``assistant_untimed`` names untimed codes a PTA/OTA furnished, in whole or in part, with
+    no minutes recorded for their part (R7.4): a supervised modality's minutes are optional.
     """
 
     method: Method
@@ -85,6 +87,7 @@ class Request:
     date_of_service: dt.date | None = None
     assistant_modifiers: bool = True  # R7.10: a payer profile may not use CQ/CO
     allocation: Mapping[str, int] | None = None
+    assistant_untimed: Sequence[str] = ()
 
     def __init__(
         self,
@@ -97,6 +100,7 @@ class Request:
         date_of_service: dt.date | None = None,
         assistant_modifiers: bool = True,
         allocation: Mapping[str, int] | None = None,
+        assistant_untimed: Sequence[str] = (),
     ) -> None:
         # None stands for the field's default_factory: a new empty dict each time.
         _set(
@@ -112,6 +116,7 @@ class Request:
                 "date_of_service": date_of_service,
                 "assistant_modifiers": assistant_modifiers,
                 "allocation": allocation,
+                "assistant_untimed": assistant_untimed,
             },
         )
 
@@ -422,6 +427,42 @@ def _ten_percent_test(
     )
 
 
+def _unrecorded_warnings(code: str, therapist: int, modifier: str) -> tuple[RuleWarning, ...]:
+    """R7.4 for an untimed service an assistant furnished a part of without minutes: in whole
+    (A) when nobody else recorded any, else the 10% test (B) cannot be run."""
+    if not therapist:
+        return ()
+    return (
+        RuleWarning(
+            "R7.4",
+            f"{code}: an assistant furnished a part with no minutes recorded, beside the "
+            f"therapist's {therapist} minutes, so the 10% test cannot be run: {modifier} is "
+            "added, the safe reading. Record the assistant's minutes to test it.",
+            Severity.ACT,
+            "Assistant's minutes not recorded",
+        ),
+    )
+
+
+def _assistant_untimed(
+    request: Request, memo: _Memo, untimed: Mapping[str, int | None]
+) -> frozenset[str]:
+    """``Request.assistant_untimed`` checked: untimed codes of the request, each once."""
+    listed = request.assistant_untimed
+    if isinstance(listed, str | bytes | Mapping) or not isinstance(listed, Sequence):
+        raise InvalidInput("assistant_untimed", f"must be a list of codes, got {quote(listed)}")
+    codes: set[str] = set()
+    for i, raw in enumerate(listed):
+        code = memo.code(raw, "assistant_untimed", i).code
+        where = f"assistant_untimed[{i}]"
+        if code not in untimed:
+            raise InvalidInput(where, f"{code} is not listed under untimed")
+        if code in codes:
+            raise InvalidInput(where, f"{code} is listed twice")
+        codes.add(code)
+    return frozenset(codes)
+
+
 def assistant_split(
     code: str,
     units: int,
@@ -542,11 +583,18 @@ and its R9.4 warning when its units exceed the clinic's MUE for it (else None)."
 
 
 def _row_outcome(
-    row: _Row, given: int | None, units: int, helped: int, cq_allowed: bool, revised: bool
+    row: _Row,
+    given: int | None,
+    units: int,
+    helped: int,
+    cq_allowed: bool,
+    revised: bool,
+    unrecorded: bool = False,
 ) -> _Outcome:
     """One code's lines (R6.1, R7.1-R7.7), result (R1.1: an untimed code is 1 unit) and its row
     of the note (R4.1: every code, billed or not). ``given`` is None for an untimed code whose
-    minutes nobody gave."""
+    minutes nobody gave; ``unrecorded``: an assistant furnished a part of this untimed code with
+    no minutes recorded for it (``Request.assistant_untimed``)."""
     code, entry = row.code, row.entry
     minutes = given or 0
     minutes_text = f"{minutes} min" if given is not None else "minutes not recorded"
@@ -564,6 +612,12 @@ def _row_outcome(
     )
     if helped:
         minutes_text += f" (therapist {minutes - helped}, assistant {helped})"
+    if unrecorded:
+        minutes_text += (
+            ", and an assistant's part without minutes"
+            if given is not None
+            else " (an assistant furnished all or part of it)"
+        )
     lines: tuple[Line, ...] = ()
     warnings: tuple[RuleWarning, ...] = ()
     over: RuleWarning | None = None
@@ -586,13 +640,17 @@ def _row_outcome(
         outcome = "not billed (0 units)"
     else:
         billed = True
-        if not (helped and cq_allowed and row.assisted and entry.assistant_allowed):
+        if not ((helped or unrecorded) and cq_allowed and row.assisted and entry.assistant_allowed):
             lines = (_line(code, units, row.plain),)
             outcome = f"{units_text(units)}: {units} x {row.plain_text}"
         else:
             assisted = row.assisted
             if not row.untimed:
                 part = assistant_split(code, units, minutes, helped, assisted[1], revised)
+            elif unrecorded:
+                part = AssistantSplit(
+                    1, 0, _unrecorded_warnings(code, minutes - helped, assisted[1])
+                )
             else:
                 applies, notes = _ten_percent_test(code, helped, minutes, assisted[1])
                 part = AssistantSplit(1, 0, notes) if applies else AssistantSplit(0, 1, notes)
@@ -1361,6 +1419,7 @@ def evaluate(
         catalogue = builtin_catalogue()
     memo = _memo(catalogue)
     plan, timed, assistant, untimed = memo.checked(request)
+    unrecorded = _assistant_untimed(request, memo, untimed) if request.assistant_untimed else ()
     shape = plan.shape
     method = request.method
     dos = request.date_of_service
@@ -1436,9 +1495,12 @@ def evaluate(
         else:
             helped = 0
             key = (given, units)
+        unrecorded_part = code in unrecorded
+        if unrecorded_part:
+            key = (given, units, helped, mode, -1)  # -1: no minute count is negative
         outcome = row.outcomes.get(key)
         if outcome is None:
-            outcome = _row_outcome(row, given, units, helped, cq_allowed, revised)
+            outcome = _row_outcome(row, given, units, helped, cq_allowed, revised, unrecorded_part)
             if len(row.outcomes) >= _Row.LIMIT:
                 row.outcomes.clear()
             row.outcomes[key] = outcome
@@ -1456,8 +1518,8 @@ def evaluate(
     warnings += by_hand
     warnings += splits
     warnings += shape.warnings
-    if assistant_total:  # some code has assistant minutes (R7.1, R7.9)
-        warnings += _assistant_warnings(request, shape.evaluations, assistant)
+    if assistant_total or unrecorded:  # an assistant furnished some of it (R7.1, R7.9)
+        warnings += _assistant_warnings(request, shape.evaluations, assistant, unrecorded)
     pairs = memo.pairs.get(billed)
     if pairs is None:
         pairs = memo.pair_warnings(billed, shape.rows)
@@ -1564,6 +1626,7 @@ def answer_key(request: Request) -> tuple[object, ...]:
         request.assistant_modifiers,
         None if request.allocation is None else tuple(request.allocation.items()),
         rules_in_force(request.date_of_service),
+        tuple(request.assistant_untimed),
     )
 
 
@@ -1596,17 +1659,24 @@ _BEFORE_2022 = RuleWarning(
 
 
 def _assistant_warnings(
-    request: Request, evaluations: Sequence[str], assistant: Mapping[str, int]
+    request: Request,
+    evaluations: Sequence[str],
+    assistant: Mapping[str, int],
+    unrecorded: Collection[str],
 ) -> list[RuleWarning]:
-    """For a request in which some code has assistant minutes; ``evaluations``: its codes an
-    assistant may not furnish, by number."""
+    """For a request in which an assistant furnished some code; ``evaluations``: its codes an
+    assistant may not furnish, by number; ``unrecorded``: its untimed codes with an assistant's
+    part without minutes."""
     warnings = []
     for code in evaluations:
-        if assistant.get(code, 0) > 0:
+        if assistant.get(code, 0) > 0 or code in unrecorded:
+            recorded = (
+                f"{assistant[code]} minutes" if assistant.get(code) else "a part (no minutes)"
+            )
             warnings.append(
                 RuleWarning(
                     "R7.9",
-                    f"{code}: an assistant recorded {assistant[code]} minutes on an evaluation. "
+                    f"{code}: an assistant recorded {recorded} on an evaluation. "
                     "Only the therapist may evaluate; no CQ/CO was added. Review the record.",
                     Severity.ACT,
                     "Assistant time on an evaluation",

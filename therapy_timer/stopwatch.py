@@ -77,6 +77,7 @@ class RulesInput:
     assistant_minutes: dict[str, int] = field(default_factory=dict)
     untimed: list[str] = field(default_factory=list)
     untimed_minutes: dict[str, int] = field(default_factory=dict)
+    assistant_untimed: list[str] = field(default_factory=list)  # Request.assistant_untimed
 
     def __init__(
         self,
@@ -84,6 +85,7 @@ class RulesInput:
         assistant_minutes: dict[str, int] | None = None,
         untimed: list[str] | None = None,
         untimed_minutes: dict[str, int] | None = None,
+        assistant_untimed: list[str] | None = None,
     ) -> None:
         object.__setattr__(self, "timed", {} if timed is None else timed)
         object.__setattr__(
@@ -92,6 +94,9 @@ class RulesInput:
         object.__setattr__(self, "untimed", [] if untimed is None else untimed)
         object.__setattr__(
             self, "untimed_minutes", {} if untimed_minutes is None else untimed_minutes
+        )
+        object.__setattr__(
+            self, "assistant_untimed", [] if assistant_untimed is None else assistant_untimed
         )
 
 
