@@ -241,6 +241,38 @@ def test_a_window_start_leaves_what_the_first_paint_does_not_need(tmp_path: Path
     }
 
 
+SOURCES_READ_SCRIPT = """
+import json, linecache, sys
+from therapy_timer.gui.launch import main
+try:
+    main(["--data-dir", sys.argv[1], "--smoke-test"])
+except SystemExit as done:
+    assert not done.code, done.code
+modules = list(sys.modules)
+before = modules[: modules.index("PySide6")]
+print(json.dumps({
+    "read": sorted(linecache.cache),
+    "before": [getattr(sys.modules[name], "__file__", None) for name in before],
+}))
+"""
+
+
+def test_pyside6s_import_hook_reads_no_module_loaded_before_it(tmp_path: Path) -> None:
+    # After PySide6 is loaded, its import hook reads the whole source of each module an import
+    # statement names, unless its table has the module (PYSIDE-2029): the window's imports
+    # name the Qt-free layers again, ~4 ms of a start (issue 13). gui/load_qt.py enters them.
+    with Store.open(tmp_path, clock=FakeClock()):
+        pass
+    outcome = json.loads(run_offscreen(SOURCES_READ_SCRIPT, tmp_path)[-1])
+    read = {Path(name) for name in outcome["read"]}
+    before = {Path(name) for name in outcome["before"] if name}
+    package = ROOT / "therapy_timer"
+    assert package / "gui" / "main_window.py" in read  # the hook reads what comes after it
+    assert package / "clinic.py" in before
+    assert not {path for path in read & before if package in path.parents}
+    assert not {path.name for path in read} & {"typing.py", "datetime.py", "threading.py"}
+
+
 COLLECTOR_SCRIPT = """
 import gc, json, sys, time
 collections = []

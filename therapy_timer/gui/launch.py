@@ -12,7 +12,9 @@ no command) come through here before PySide6 is imported:
   its import hook (``shibokensupport.feature``) reads the source of every module imported
   after it, which cost ~50 ms. ``therapy-timer-gui`` parses its options first for the same
   reason: argparse's messages go through gettext, which imports ``locale`` (and imports it
-  again at each message: the hook read its source eleven times).
+  again at each message: the hook read its source eleven times). The window's own import
+  statements name those modules again after PySide6, so load_qt enters them in the hook's table
+  as PySide6 loads, before the hook reads them once more.
 
 This module stays Qt-free (tests/test_startup.py checks the order and the collector).
 """
@@ -54,6 +56,10 @@ def _load_the_qt_free_layers() -> None:
     from therapy_timer.gui import presenter  # noqa: F401  (the clinic and all below it)
 
 
+def _load_pyside6() -> None:
+    from therapy_timer.gui import load_qt  # noqa: F401  (before the window's imports name any)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """The ``therapy-timer-gui`` executable; options it does not know are Qt's."""
     pause_collector()  # from here: argparse and gettext collect too
@@ -90,6 +96,7 @@ def run(
     pause_collector()
     try:
         _load_the_qt_free_layers()
+        _load_pyside6()
         from therapy_timer.gui import app
 
         return app.run(data_dir, smoke_test=smoke_test, argv=argv)
