@@ -11,10 +11,11 @@ no command) come through here before PySide6 is imported:
 - the Qt-free modules the window needs are imported before PySide6: once PySide6 is loaded,
   its import hook (``shibokensupport.feature``) reads the source of every module imported
   after it, which cost ~50 ms. ``therapy-timer-gui`` parses its options first for the same
-  reason: argparse's messages go through gettext, which imports ``locale`` (and imports it
-  again at each message: the hook read its source eleven times). The window's own import
-  statements name those modules again after PySide6, so load_qt enters them in the hook's table
-  as PySide6 loads, before the hook reads them once more.
+  reason, when it needs argparse at all (plain_options): argparse's messages go through
+  gettext, which imports ``locale`` (and imports it again at each message: the hook read its
+  source eleven times). The window's own import statements name those modules again after
+  PySide6, so load_qt enters them in the hook's table as PySide6 loads, before the hook reads
+  them once more.
 
 This module stays Qt-free (tests/test_startup.py checks the order and the collector).
 """
@@ -62,7 +63,7 @@ def _load_pyside6() -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """The ``therapy-timer-gui`` executable; options it does not know are Qt's."""
-    pause_collector()  # from here: argparse and gettext collect too
+    pause_collector()  # from here: argparse and gettext, if used, collect too
     try:
         data_dir, smoke_test, qt_args = _options(argv)
     except BaseException:  # --help, or an option refused (exit 2)
@@ -71,7 +72,45 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.exit(run(data_dir, smoke_test=smoke_test, argv=[sys.argv[0], *qt_args]))
 
 
+DATA_DIR = "--data-dir"
+SMOKE_TEST = "--smoke-test"
+
+
 def _options(argv: Sequence[str] | None) -> tuple[Path | None, bool, list[str]]:
+    """(--data-dir's folder or None, --smoke-test, the options left for Qt)."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    plain = plain_options(words)
+    return plain if plain is not None else parsed_options(words)
+
+
+def plain_options(words: list[str]) -> tuple[Path | None, bool, list[str]] | None:
+    """What argparse makes of ``words`` when they are only the window's own options, each at
+    most once and spelt in full (the desktop file gives none); None for anything else, which
+    argparse answers (--help, a mistake, Qt's options). Its first parse is ~2-3 ms of a start
+    (its messages' gettext and ``locale``, issue 13); tests/test_launch.py holds the two equal."""
+    data_dir: Path | None = None
+    smoke_test = False
+    rest = iter(words)
+    for word in rest:
+        if word == SMOKE_TEST and not smoke_test:
+            smoke_test = True
+        elif data_dir is None and word.startswith(f"{DATA_DIR}="):
+            value = word.partition("=")[2]
+            if not value:  # refused by argparse, with its message
+                return None
+            data_dir = Path(value)
+        elif data_dir is None and word == DATA_DIR:
+            value = next(rest, "")
+            if not value or value.startswith("-"):  # missing, or argparse's call to make
+                return None
+            data_dir = Path(value)
+        else:
+            return None
+    return data_dir, smoke_test, []
+
+
+def parsed_options(words: list[str]) -> tuple[Path | None, bool, list[str]]:
+    """``words`` through argparse, which exits 2 with its message on a mistake."""
     import argparse  # here: the ``therapy-timer`` command reaches run() without it
 
     def folder(text: str) -> Path:
@@ -81,11 +120,11 @@ def _options(argv: Sequence[str] | None) -> tuple[Path | None, bool, list[str]]:
         return Path(text)
 
     parser = argparse.ArgumentParser(prog="therapy-timer-gui")
-    parser.add_argument("--data-dir", type=folder, help="folder for the database")
+    parser.add_argument(DATA_DIR, type=folder, help="folder for the database")
     parser.add_argument(
-        "--smoke-test", action="store_true", help="show the window once, print ready_ms, exit"
+        SMOKE_TEST, action="store_true", help="show the window once, print ready_ms, exit"
     )
-    args, qt_args = parser.parse_known_args(argv)
+    args, qt_args = parser.parse_known_args(words)
     return args.data_dir, args.smoke_test, qt_args
 
 
