@@ -75,6 +75,9 @@ def build(qtbot: Bot, data_dir: Path, clock: FakeClock | None = None) -> Iterato
     window.show()
     window.activateWindow()
     qtbot.waitExposed(window)
+    # Its menus' actions are made just after its first paint, and before a key or a menu
+    # that comes sooner (tests/test_gui_first_keys.py): every test starts from there.
+    qtbot.waitUntil(lambda: window.started)
     try:
         yield Rig(data_dir, clock, store, service, controller, window)
     finally:

@@ -364,6 +364,46 @@ def test_a_window_start_makes_neither_the_mini_view_nor_the_search_suggestions(
     assert "QLineEdit" in built and "QCompleter" not in built
 
 
+AT_PAINT_SCRIPT = """
+import json, sys
+from PySide6 import QtGui, QtWidgets
+from therapy_timer.gui import app
+at_paint = {}
+resume = app.resume_collector
+def first_paint():
+    if not at_paint:
+        at_paint.update(
+            built=sorted(set(QtGui.__dict__) | set(QtWidgets.__dict__)),
+            icon=not app.QGuiApplication.windowIcon().isNull(),
+        )
+        app.QTimer.singleShot(0, lambda: app.QApplication.instance().exit(0))
+    resume()
+app.resume_collector = first_paint
+status = app.run(app.Path(sys.argv[1]))
+print(json.dumps({
+    "status": status,
+    "at_paint": at_paint,
+    "after": sorted(set(QtGui.__dict__) | set(QtWidgets.__dict__)),
+    "icon": not app.QGuiApplication.windowIcon().isNull(),
+}))
+"""
+
+
+def test_a_window_start_makes_its_menus_actions_tray_and_icon_after_its_first_paint(
+    tmp_path: Path,
+) -> None:
+    # Made just after it (MainWindow.finish_start), or sooner for a key or an opened menu
+    # (tests/test_gui_first_keys.py): ~2 ms of a start with the classes they need (issue 13).
+    with Store.open(tmp_path, clock=FakeClock()):
+        pass
+    outcome = json.loads(run_offscreen(AT_PAINT_SCRIPT, tmp_path)[-1])
+    assert outcome["status"] == 0
+    assert not {"QAction", "QSystemTrayIcon"} & set(outcome["at_paint"]["built"])
+    assert not outcome["at_paint"]["icon"]
+    assert {"QAction", "QSystemTrayIcon"} <= set(outcome["after"])
+    assert outcome["icon"]
+
+
 DATACLASS_SCRIPT = """
 import dataclasses, json, sys
 made = set()

@@ -225,8 +225,6 @@ def run(
     assert isinstance(app, QApplication)
     app.setApplicationName("Therapy Timer")
     QGuiApplication.setDesktopFileName(paths.APP_ID)
-    icon = app_icon()
-    app.setWindowIcon(icon)
 
     def report(title: str, message: str) -> None:
         if smoke_test:
@@ -255,7 +253,7 @@ def run(
         except StorageUnavailable as exc:
             report("Therapy Timer cannot open its data", f"{exc}\n\nData folder: {folder}")
             return 1
-        window = MainWindow(controller, icon, lambda: _day_view(clinic))
+        window = MainWindow(controller, app_icon, lambda: _day_view(clinic))
         if smoke_test:  # a smoke test only looks; it leaves no backup behind
             return _smoke_test(app, window, started)
         shower = show_error or _non_blocking_box(window)
@@ -270,6 +268,9 @@ def run(
             controller.start_background()
             backup = DailyBackup(folder, clock, catalogue, shower)
             backup.start()
+            window.finish_start()  # if nothing has yet: the menus' actions, the tray, the icon
+            if window.tray is not None:
+                window.tray.show()
 
         watcher = _FirstPaint(after_first_paint)
         window.installEventFilter(watcher)
@@ -283,8 +284,6 @@ def run(
             sync_watcher.wait_at_most(FIRST_PAINT_WAIT_MS)
         window.show()
         watcher.wait_at_most(FIRST_PAINT_WAIT_MS)
-        if window.tray is not None:
-            window.tray.show()
         window.offer_recovery()
         return app.exec()
     finally:

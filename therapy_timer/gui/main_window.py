@@ -6,8 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6 import QtCore
-from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QResizeEvent, QShortcut
+from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QIcon, QKeySequence, QResizeEvent, QShortcut
 from PySide6.QtWidgets import (
     QBoxLayout,
     QFrame,
@@ -15,10 +16,8 @@ from PySide6.QtWidgets import (
     QLabel,
     QLayout,
     QMainWindow,
-    QMenu,
     QPushButton,
     QScrollArea,
-    QSystemTrayIcon,
     QVBoxLayout,
     QWidget,
 )
@@ -42,8 +41,11 @@ if TYPE_CHECKING:
     # Annotations only: app.py imports the day view (and its PDF writer) on first use, and
     # the summary and recovery dialogs are imported when first opened, so a start does not
     # pay for them (issue 13). So are the message boxes and the input dialog: PySide6 builds
-    # a class and its enums on first use, and a QDialog's cost a start ~5-10 ms.
-    from PySide6.QtWidgets import QMessageBox
+    # a class and its enums on first use, and a QDialog's cost a start ~5-10 ms. The menus'
+    # actions and the tray are made after the first paint (finish_start): QtGui.QAction and
+    # QtWidgets.QSystemTrayIcon are named where they are made, for the same reason.
+    from PySide6.QtGui import QAction
+    from PySide6.QtWidgets import QMessageBox, QSystemTrayIcon
 
     from therapy_timer.gui.day_view import DayView
     from therapy_timer.gui.widgets.mini_view import MiniView
@@ -63,6 +65,54 @@ SHORTCUTS_HELP = (
 )
 
 
+MADE_AFTER_THE_FIRST_PAINT = frozenset(
+    {
+        "new_patient_action",
+        "switch_clinician_action",
+        "end_action",
+        "pause_action",
+        "mini_action",
+        "limit_action",
+        "day_view_action",
+        "quit_action",
+        "keys_action",
+        "about_action",
+        "tray_menu",
+        "tray_patient_actions",
+        "tray_patients_end",
+        "tray_show_action",
+        "tray_pause_action",
+        "tray_mini_action",
+    }
+)
+"""What ``MainWindow.finish_start`` makes; asked for before it has run, it runs then."""
+
+
+class _UntilStarted(QObject):
+    """Finishes the start of the window it watches just after its first paint has been
+    delivered, or at once when a key comes before it: a key's shortcut is looked up after the
+    focus widget and its parents, the window last, have been asked whether they take it
+    (ShortcutOverride), so the menus' keys are bound in time however soon after ``show()`` it
+    is pressed. It keeps no reference to the window: the window would then outlive its last
+    use until a garbage collection, and be deleted inside whatever Qt was doing then."""
+
+    def __init__(self, parent: QObject) -> None:
+        super().__init__(parent)
+        self._queued = False
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if not isinstance(watched, MainWindow):
+            return False
+        kind = event.type()
+        if kind in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress):
+            watched.finish_start()
+        elif kind == QEvent.Type.Paint and not self._queued:
+            self._queued = True
+            # Queued, so the paint that triggered this is finished and flushed first.
+            QTimer.singleShot(0, watched.finish_start)
+        return False
+
+
 def _section(text: str) -> QLabel:
     label = QLabel(text)
     label.setFont(theme.scaled_font(label, 1.1, bold=True))
@@ -75,11 +125,13 @@ class MainWindow(QMainWindow):
     def __init__(
         self,
         controller: SessionController,
-        icon: QIcon | None = None,
+        icon: QIcon | Callable[[], QIcon] | None = None,
         day_view_factory: Callable[[], DayView] | None = None,
     ) -> None:
         super().__init__()
         self._controller = controller
+        self._icon = icon
+        self._started = False
         self._day_view_factory = day_view_factory
         self.day_view: DayView | None = None
         self._close_confirmed = False
@@ -90,8 +142,6 @@ class MainWindow(QMainWindow):
         self.close_box: QMessageBox | None = None
         self.setWindowTitle("Therapy Timer")
         self.setObjectName("main-window")
-        if icon is not None:
-            self.setWindowIcon(icon)
 
         self.message_banner = Banner("Message")
         self.forgot_banner = Banner("Forgot-to-stop alert")
@@ -115,15 +165,14 @@ class MainWindow(QMainWindow):
         self.live = LiveStrip()
         self._mini: MiniView | None = None
         self.tray: QSystemTrayIcon | None = None
-        if QSystemTrayIcon.isSystemTrayAvailable():
-            self.tray = QSystemTrayIcon(self.windowIcon(), self)
-            self.tray.setToolTip("Therapy Timer")
 
         self._build_layout()
-        self._build_menus()
+        self._build_menu_titles()
         self._build_shortcuts()
         self._connect_signals()
         self._render(controller.view)
+        self._until_started = _UntilStarted(self)
+        self.installEventFilter(self._until_started)
         # The window's minimum size is fixed here rather than recomputed by the layout whenever
         # a banner or tile appears: the offscreen platform (tests, smoke test) warns on every
         # size-hint change of a shown window ("does not support propagateSizeHints()").
@@ -225,9 +274,51 @@ class MainWindow(QMainWindow):
             room -= bar.sizeHint().width()
         return room
 
-    def _build_menus(self) -> None:
+    def _build_menu_titles(self) -> None:
+        # The titles are all the first paint shows of the menus; what opens one makes its
+        # actions first (finish_start).
         menu_bar = self.menuBar()
-        session = menu_bar.addMenu("&Session")
+        self.session_menu = menu_bar.addMenu("&Session")
+        self.help_menu = menu_bar.addMenu("&Help")
+
+    def finish_start(self) -> None:
+        """Make what the first paint does not show (issue 13): the menus' actions and their
+        keys, the tray's icon and menu, the window icon (~2 ms of a start, with the classes
+        PySide6 builds for them). Called just after the first paint, or first by a key pressed
+        before it (_UntilStarted) or a menu about to open, or by asking for one of them."""
+        if self._started:
+            return
+        self._started = True
+        self.removeEventFilter(self._until_started)
+        if self._icon is not None:
+            # The application's, so its dialogs and the mini view take it too.
+            icon = self._icon if isinstance(self._icon, QIcon) else self._icon()
+            QGuiApplication.setWindowIcon(icon)
+        self._build_menus()
+        self._connect_menus()
+        if QtWidgets.QSystemTrayIcon.isSystemTrayAvailable():
+            self.tray = QtWidgets.QSystemTrayIcon(self.windowIcon(), self)
+            self.tray.setContextMenu(self.tray_menu)
+            self.tray.activated.connect(self._on_tray_activated)
+        self._render_tray(self._controller.view)
+
+    @property
+    def started(self) -> bool:
+        """Whether ``finish_start`` has run."""
+        return self._started
+
+    if not TYPE_CHECKING:  # hidden from mypy, which checks every other name
+
+        def __getattr__(self, name: str) -> object:
+            if name in MADE_AFTER_THE_FIRST_PAINT and not self.__dict__.get("_started", True):
+                self.finish_start()
+                return getattr(self, name)
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _build_menus(self) -> None:
+        from PySide6.QtGui import QAction  # here: see TYPE_CHECKING above
+
+        session = self.session_menu
         self.new_patient_action = QAction("&New patient", self)
         # setShortcuts([...]) is what setShortcut does; setShortcut itself would build the Qt
         # namespace's enums (theme.pen) to choose its overload.
@@ -255,21 +346,19 @@ class MainWindow(QMainWindow):
         session.addAction(self.limit_action)
         session.addSeparator()
         session.addAction(self.quit_action)
-        help_menu = menu_bar.addMenu("&Help")
+        help_menu = self.help_menu
         self.keys_action = QAction("&Keyboard shortcuts", self)
         self.about_action = QAction("&About Therapy Timer", self)
         help_menu.addAction(self.keys_action)
         help_menu.addAction(self.about_action)
         # The tray's menu: every running patient first (a tap shows that patient), then the
         # window's actions. Built even without a tray, so it is the same everywhere.
-        menu = self.tray_menu = QMenu(self)
+        menu = self.tray_menu = QtWidgets.QMenu(self)
         self.tray_patient_actions: list[QAction] = []
         self.tray_patients_end = menu.addSeparator()
         self.tray_show_action = menu.addAction("Show window")
         self.tray_pause_action = menu.addAction("Pause or resume")
         self.tray_mini_action = menu.addAction("Mini view")
-        if self.tray is not None:
-            self.tray.setContextMenu(menu)
 
     def _build_shortcuts(self) -> None:
         # Window-wide, so a tap target having focus does not matter; a text field keeps its
@@ -302,6 +391,23 @@ class MainWindow(QMainWindow):
         self.forgot_banner.primary_clicked.connect(self._on_forgot_banner_stop_clicked)
         self.forgot_banner.secondary_clicked.connect(c.snooze_forgot_to_stop)
 
+        self.session_menu.aboutToShow.connect(self.finish_start)
+        self.help_menu.aboutToShow.connect(self.finish_start)
+        for number, shortcut in enumerate(self.digit_shortcuts, start=1):
+            shortcut.activated.connect(lambda number=number: c.start_nth(number))
+        self.space_shortcut.activated.connect(c.toggle_pause)
+        for number, shortcut in enumerate(self.patient_shortcuts, start=1):
+            shortcut.activated.connect(lambda number=number: c.switch_nth(number))
+        self.caseload.session_chosen.connect(c.switch_to)
+        self.caseload.new_patient_requested.connect(self._on_new_patient_requested)
+        self.undo_banner.primary_clicked.connect(c.undo_elsewhere)
+        self.undo_banner.secondary_clicked.connect(c.dismiss_undo)
+
+    def _connect_menus(self) -> None:
+        """The menus' wiring, done as they are made (``finish_start``)."""
+        c = self._controller
+        self.new_patient_action.triggered.connect(self._on_new_patient_requested)
+        self.switch_clinician_action.triggered.connect(self._on_switch_clinician_requested)
         self.end_action.triggered.connect(self._on_end_requested)
         self.pause_action.triggered.connect(c.toggle_pause)
         self.mini_action.triggered.connect(self._on_mini_requested)
@@ -310,23 +416,9 @@ class MainWindow(QMainWindow):
         self.quit_action.triggered.connect(self.close)
         self.keys_action.triggered.connect(self._on_keys_requested)
         self.about_action.triggered.connect(self._on_about_requested)
-        for number, shortcut in enumerate(self.digit_shortcuts, start=1):
-            shortcut.activated.connect(lambda number=number: c.start_nth(number))
-        self.space_shortcut.activated.connect(c.toggle_pause)
-        for number, shortcut in enumerate(self.patient_shortcuts, start=1):
-            shortcut.activated.connect(lambda number=number: c.switch_nth(number))
-        self.caseload.session_chosen.connect(c.switch_to)
-        self.caseload.new_patient_requested.connect(self._on_new_patient_requested)
-        self.new_patient_action.triggered.connect(self._on_new_patient_requested)
-        self.switch_clinician_action.triggered.connect(self._on_switch_clinician_requested)
-        self.undo_banner.primary_clicked.connect(c.undo_elsewhere)
-        self.undo_banner.secondary_clicked.connect(c.dismiss_undo)
-
         self.tray_show_action.triggered.connect(self._on_mini_expand_tapped)
         self.tray_pause_action.triggered.connect(c.toggle_pause)
         self.tray_mini_action.triggered.connect(self._on_mini_requested)
-        if self.tray is not None:
-            self.tray.activated.connect(self._on_tray_activated)
 
     def _connect_mini(self, mini: MiniView) -> None:
         """The mini view's wiring, done as it is made (``mini``)."""
@@ -379,9 +471,8 @@ class MainWindow(QMainWindow):
             status = "Nothing running"
         patient = view.header.patient_ref if view.header.session_open else "New patient"
         self.setWindowTitle(f"{patient}: {status} · Therapy Timer")
-        self._render_tray_patients(view)
-        if self.tray is not None:
-            self.tray.setToolTip(caseload_summary(view) or "Therapy Timer: nothing running")
+        if self._started:
+            self._render_tray(view)
         if self._mini is not None and self._mini.isVisible():
             self._mini.set_view(view)
 
@@ -397,7 +488,8 @@ class MainWindow(QMainWindow):
         )
         self.forgot_banner.show_message(text, f"Stop {alert.code}", "Still treating")
         if self.tray is not None:
-            self.tray.showMessage("Therapy Timer", text, QSystemTrayIcon.MessageIcon.Warning)
+            warning = QtWidgets.QSystemTrayIcon.MessageIcon.Warning
+            self.tray.showMessage("Therapy Timer", text, warning)
 
     def _on_forgot_banner_stop_clicked(self) -> None:
         running = self._controller.view.running
@@ -451,6 +543,11 @@ class MainWindow(QMainWindow):
         self.raise_()
         self.activateWindow()
 
+    def _render_tray(self, view: WindowView) -> None:
+        self._render_tray_patients(view)
+        if self.tray is not None:
+            self.tray.setToolTip(caseload_summary(view) or "Therapy Timer: nothing running")
+
     def _render_tray_patients(self, view: WindowView) -> None:
         running = [e for e in view.caseload if e.is_running]
         actions = self.tray_patient_actions
@@ -460,7 +557,7 @@ class MainWindow(QMainWindow):
                 action.deleteLater()
             actions.clear()
             for entry in running:
-                action = QAction(self.tray_menu)
+                action = QtGui.QAction(self.tray_menu)
                 action.setData(entry.session_id)
                 action.triggered.connect(
                     lambda _checked=False, sid=entry.session_id: self._on_tray_patient_chosen(sid)
@@ -476,7 +573,7 @@ class MainWindow(QMainWindow):
         self._on_mini_expand_tapped()
 
     def _on_tray_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
-        if reason is QSystemTrayIcon.ActivationReason.Trigger:
+        if reason is QtWidgets.QSystemTrayIcon.ActivationReason.Trigger:
             self._on_mini_expand_tapped()
 
     def _on_day_view_requested(self) -> None:
