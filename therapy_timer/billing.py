@@ -804,7 +804,42 @@ def evaluate_day(
     if note:
         notes = [*day_remarks(sessions or [first.session], policy), *(w.message for w in left_out)]
     result = _answer(request, stored, notes, catalogue, concurrent)
-    return _with_warnings(result, (*left_out, *result.warnings)) if left_out else result
+    groups = [group_sessions_warning(code, n) for code, n in group_sessions(billed, catalogue)]
+    if left_out or groups:
+        return _with_warnings(result, (*left_out, *result.warnings, *groups))
+    return result
+
+
+def group_sessions(rows: Sequence[SessionRows], catalogue: Catalogue) -> list[tuple[str, int]]:
+    """Each group therapy code (R8.2) recorded in more than one of a claim day's sessions,
+    timed or entered, and in how many, in the catalogue's order.
+
+    Pooling bills an untimed code once a day (R1.1), but group therapy is one unit per patient
+    per session: two groups the patient attended are two units, one group two clinicians both
+    recorded is one. The minutes cannot tell which, so the day is billed once and warned."""
+    if len(rows) < 2:
+        return []
+    seen: dict[str, int] = {}
+    for row in rows:
+        codes = {u.code for u in row.untimed}.union(row.stopwatch.exact_totals()[0])
+        for code in {catalogue.get(c).code for c in codes if c in catalogue}:
+            if catalogue.get(code).group:
+                seen[code] = seen.get(code, 0) + 1
+    return sorted(((c, n) for c, n in seen.items() if n > 1), key=lambda cn: catalogue.rank(cn[0]))
+
+
+def group_sessions_warning(code: str, sessions: int) -> rules.RuleWarning:
+    """The act warning of a claim day whose sessions record group therapy ``code`` more than
+    once (``group_sessions``)."""
+    return rules.RuleWarning(
+        "R8.2",
+        f"{code} (group therapy) is recorded in {sessions} of this claim day's sessions and is "
+        "billed as 1 unit. Group therapy is 1 unit per patient per session: if the patient "
+        f"attended {sessions} separate groups, the claim may carry a unit for each; if the "
+        "sessions record the same group, 1 unit is right. Check the treatment record.",
+        rules.Severity.ACT,
+        f"{code} in {sessions} sessions: billed once",
+    )
 
 
 def day_request(
@@ -1044,7 +1079,8 @@ def plain_request(
 
     Plain: every session closed, summed from stopped segments (``StoppedTotals``: no pause,
     no running timer, nothing the stopwatch must check, no code's time over LONG_RUN, whose
-    day may carry ``long_run_warning``) and without a stored tie choice. Such
+    day may carry ``long_run_warning``), without a stored tie choice and without group
+    therapy recorded in two of its sessions (``group_sessions``: the day's warning). Such
     a day, if the rules accept its request (``plain_answer``), has no problems, is not
     provisional and bills every session, so a CSV can write its rows from that answer alone
     (``Clinic`` does, without building a ``ClaimDay``); any other day goes through
@@ -1059,6 +1095,8 @@ def plain_request(
             return None
         if not isinstance(row.stopwatch, StoppedTotals) or row.stopwatch.long_run:
             return None
+    if group_sessions(members, catalogue):  # its warning is the day's, not the request's
+        return None
     try:
         return day_request(members[0], members, catalogue, policy)
     except InvalidInput:
