@@ -61,7 +61,8 @@ SHORTCUTS_HELP = (
     "Ctrl+1 to Ctrl+9: show that patient of the caseload strip\n"
     "Ctrl+N: new patient (the others keep running)\n"
     "Ctrl+Shift+C: switch clinician (a new patient, the clinician's name ready to type)\n"
-    "Ctrl+D: the day view (front desk)"
+    "Ctrl+D: the day view (front desk)\n"
+    "Ctrl+Q: quit (a running stopwatch is asked about first)"
 )
 
 
@@ -338,7 +339,10 @@ class MainWindow(QMainWindow):
         self.day_view_action.setShortcuts([QKeySequence("Ctrl+D")])
         self.day_view_action.setEnabled(self._day_view_factory is not None)
         self.quit_action = QAction("&Quit", self)
-        self.quit_action.setShortcuts([QKeySequence(QKeySequence.StandardKey.Quit)])
+        # The platform's quit key; Windows has none (Alt+F4 closes a window, not the app).
+        self.quit_action.setShortcuts(
+            QKeySequence.keyBindings(QKeySequence.StandardKey.Quit) or [QKeySequence("Ctrl+Q")]
+        )
         for action in (self.end_action, self.pause_action, self.mini_action):
             session.addAction(action)
         session.addSeparator()
