@@ -542,8 +542,11 @@ def test_ctrl_q_quits_and_asks_first_while_a_stopwatch_runs(qtbot: Bot, rig: Rig
     qtbot.mouseClick(rig.tile("97110"), LEFT)
     qtbot.keyClick(rig.window, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: rig.window.close_box is not None and rig.window.close_box.isVisible())
+    box = rig.window.close_box
+    assert box is not None and rig.window.isVisible()
+    [keep_open] = [b for b in box.buttons() if b.text() == "Keep the window open"]
+    qtbot.mouseClick(keep_open, LEFT)
     assert rig.window.isVisible()
-    rig.window.close_box.reject()  # "Keep the window open"
     qtbot.keyClick(rig.window, Qt.Key.Key_Space)  # paused: nothing runs to ask about
     assert rig.controller.view.running is not None
     assert rig.controller.view.running.state is TileState.PAUSED
