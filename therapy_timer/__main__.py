@@ -23,8 +23,6 @@ from therapy_timer import paths
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-_DATA_DIR = "--data-dir"
-_SMOKE_TEST = "--smoke-test"
 _REWRITTEN = "~$%*?["
 """Characters click may rewrite before parsing: on Windows it expands ``~``, variables and
 patterns in every word."""
@@ -63,20 +61,10 @@ def _window_only(args: list[str]) -> tuple[str | None, bool] | None:
     """``(--data-dir's value or None, --smoke-test)`` when ``args`` open the window and click
     would take them as they are; None when click should answer (a command, ``--help``, a
     mistake, a folder its check refuses or might, shell completion)."""
-    data_dir: str | None = None
-    smoke_test = False
-    words = iter(args)
-    for word in words:
-        if word == _SMOKE_TEST and not smoke_test:
-            smoke_test = True
-        elif word.startswith(f"{_DATA_DIR}=") and data_dir is None:
-            data_dir = word.partition("=")[2]
-        elif word == _DATA_DIR and data_dir is None:
-            data_dir = next(words, None)
-            if data_dir is None or data_dir.startswith("-"):  # missing, or like an option
-                return None
-        else:
-            return None
+    window = paths.window_options(args)
+    if window is None:
+        return None
+    data_dir, smoke_test = window
     folder = data_dir if data_dir is not None else os.environ.get(paths.DATA_DIR_ENV)
     if folder is not None and not _a_folder_click_takes(folder, optional=data_dir is None):
         return None

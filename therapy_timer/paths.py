@@ -7,11 +7,14 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from pathlib import Path
 
 APP_NAME = "therapy-timer"
 APP_ID = "org.therapytimer.TherapyTimer"  # reverse-DNS: .desktop file, icon name, metainfo
 DATA_DIR_ENV = "THERAPY_TIMER_DATA_DIR"
+DATA_DIR_OPTION = "--data-dir"
+SMOKE_TEST_OPTION = "--smoke-test"
 
 # Folders are worked out as text, and pathlib is imported only by the functions that return a
 # Path: with urllib.parse it is ~7 ms of a `units` command's start-up, which needs neither
@@ -78,3 +81,29 @@ def resource_file(name: str) -> str:
 def resource_path(name: str) -> Path:
     """A file under ``resources/``."""
     return resources_dir() / name
+
+
+def window_options(words: Iterable[str]) -> tuple[str | None, bool] | None:
+    """``(--data-dir's folder or None, --smoke-test)`` when ``words`` are the window's own
+    options alone, each at most once and spelt in full (``--data-dir FOLDER`` or
+    ``--data-dir=FOLDER``; the desktop file gives none); None for anything else, and for a
+    folder after ``--data-dir`` that is missing or looks like an option: the command's parser
+    answers those. ``--data-dir=`` gives "", which each parser treats its own way.
+
+    Both executables open the window without their parser when this is all they are given
+    (a parser costs a start milliseconds: issue 13), and test it against their parser."""
+    data_dir: str | None = None
+    smoke_test = False
+    rest = iter(words)
+    for word in rest:
+        if word == SMOKE_TEST_OPTION and not smoke_test:
+            smoke_test = True
+        elif data_dir is None and word.startswith(f"{DATA_DIR_OPTION}="):
+            data_dir = word.partition("=")[2]
+        elif data_dir is None and word == DATA_DIR_OPTION:
+            data_dir = next(rest, None)
+            if data_dir is None or data_dir.startswith("-"):
+                return None
+        else:
+            return None
+    return data_dir, smoke_test

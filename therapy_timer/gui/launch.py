@@ -27,6 +27,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from therapy_timer import paths
+
 _paused = False
 
 
@@ -72,10 +74,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.exit(run(data_dir, smoke_test=smoke_test, argv=[sys.argv[0], *qt_args]))
 
 
-DATA_DIR = "--data-dir"
-SMOKE_TEST = "--smoke-test"
-
-
 def _options(argv: Sequence[str] | None) -> tuple[Path | None, bool, list[str]]:
     """(--data-dir's folder or None, --smoke-test, the options left for Qt)."""
     words = list(sys.argv[1:] if argv is None else argv)
@@ -84,29 +82,15 @@ def _options(argv: Sequence[str] | None) -> tuple[Path | None, bool, list[str]]:
 
 
 def plain_options(words: list[str]) -> tuple[Path | None, bool, list[str]] | None:
-    """What argparse makes of ``words`` when they are only the window's own options, each at
-    most once and spelt in full (the desktop file gives none); None for anything else, which
-    argparse answers (--help, a mistake, Qt's options). Its first parse is ~2-3 ms of a start
-    (its messages' gettext and ``locale``, issue 13); tests/test_launch.py holds the two equal."""
-    data_dir: Path | None = None
-    smoke_test = False
-    rest = iter(words)
-    for word in rest:
-        if word == SMOKE_TEST and not smoke_test:
-            smoke_test = True
-        elif data_dir is None and word.startswith(f"{DATA_DIR}="):
-            value = word.partition("=")[2]
-            if not value:  # refused by argparse, with its message
-                return None
-            data_dir = Path(value)
-        elif data_dir is None and word == DATA_DIR:
-            value = next(rest, "")
-            if not value or value.startswith("-"):  # missing, or argparse's call to make
-                return None
-            data_dir = Path(value)
-        else:
-            return None
-    return data_dir, smoke_test, []
+    """What argparse makes of ``words`` when they are only the window's own options
+    (``paths.window_options``); None for anything else, which argparse answers (--help, a
+    mistake, Qt's options). Its first parse is ~2-3 ms of a start (its messages' gettext and
+    ``locale``, issue 13); tests/test_launch.py holds the two equal."""
+    found = paths.window_options(words)
+    if found is None or found[0] == "":  # argparse refuses an empty folder, with its message
+        return None
+    data_dir, smoke_test = found
+    return None if data_dir is None else Path(data_dir), smoke_test, []
 
 
 def parsed_options(words: list[str]) -> tuple[Path | None, bool, list[str]]:
@@ -120,9 +104,11 @@ def parsed_options(words: list[str]) -> tuple[Path | None, bool, list[str]]:
         return Path(text)
 
     parser = argparse.ArgumentParser(prog="therapy-timer-gui")
-    parser.add_argument(DATA_DIR, type=folder, help="folder for the database")
+    parser.add_argument(paths.DATA_DIR_OPTION, type=folder, help="folder for the database")
     parser.add_argument(
-        SMOKE_TEST, action="store_true", help="show the window once, print ready_ms, exit"
+        paths.SMOKE_TEST_OPTION,
+        action="store_true",
+        help="show the window once, print ready_ms, exit",
     )
     args, qt_args = parser.parse_known_args(words)
     return args.data_dir, args.smoke_test, qt_args
