@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import select
@@ -654,6 +656,70 @@ def test_one_clinician_timing_two_patients_at_once_is_flagged_r8_3(
     assert flagged(clinic.summary(elsewhere.id)) == []
     assert flagged(clinic.summary(later.id)) == []
     everyone = [store.get_session(s.id) for s in (first, second, elsewhere, later)]
+    bulk = clinic.summaries(everyone)
+    for session in everyone:
+        assert bulk[session.id] == clinic.summary(session.id)
+
+
+def test_two_clinicians_timing_one_patient_at_once_is_flagged_r8_1(
+    clinic: Clinic, clock: FakeClock
+) -> None:
+    """R8.1: one timed code at a time for a patient, whoever times it; R1.4: two clinicians
+    treating together count the minutes once. Ann's 97110 and Bo's 97140 for MRN1 in the same
+    10 minutes bill 2 units for 10 minutes of treatment, and Ann's and Bo's 97110 at once
+    for MRN2 (together, but recorded twice) 1 unit for 10 minutes, as if the patient had
+    been treated for 20: each session of such a day is flagged in its summary, the day in
+    the day view and in every export, the CSV's included."""
+
+    def open_for(ref: str, clinician: str, role: Role) -> Session:
+        return clinic.open_session(
+            patient_ref=ref, clinician=clinician, role=role, payer_profile="Medicare"
+        )
+
+    ann, bo = open_for("MRN1", "Ann Lee", Role.PT), open_for("MRN1", "Bo Chen", Role.PTA)
+    clinic.start(ann.id, "97110")
+    clinic.start(bo.id, "97140")
+    ann2, bo2 = open_for("MRN2", "Ann Lee", Role.PT), open_for("MRN2", "Bo Chen", Role.PTA)
+    clock.advance(minutes=10)
+    for session in (ann, bo):
+        clinic.end_session(session.id)
+    clinic.start(ann2.id, "97110")
+    clinic.start(bo2.id, "97110", FurnishedBy.TOGETHER)
+    clock.advance(minutes=10)
+    for session in (ann2, bo2):
+        clinic.end_session(session.id)
+    # One after the other, as the rule asks: no flag.
+    cy, dee = open_for("MRN3", "Ann Lee", Role.PT), open_for("MRN3", "Bo Chen", Role.PTA)
+    clinic.start(cy.id, "97110")
+    clock.advance(minutes=10)
+    clinic.end_session(cy.id)
+    clinic.start(dee.id, "97110")
+    clock.advance(minutes=10)
+    clinic.end_session(dee.id)
+
+    def flagged(result: rules.Result) -> list[str]:
+        return [w.message for w in result.warnings if w.rule == "R8.1"]
+
+    for session, other in ((ann, "Bo Chen (PTA)"), (bo, "Ann Lee (PT)"), (ann2, "Bo Chen")):
+        (message,) = flagged(clinic.summary(session.id))
+        assert other in message
+    assert flagged(clinic.summary(cy.id)) == flagged(clinic.summary(dee.id)) == []
+    days = {d.patient_ref: d for d in clinic.claim_days(ann.date_of_service)}
+    (message,) = flagged(days["MRN1"].result)
+    assert "Ann Lee (PT)" in message and "Bo Chen (PTA)" in message
+    assert [w.severity for w in days["MRN2"].result.warnings if w.rule == "R8.1"] == [
+        rules.Severity.ACT
+    ]
+    assert flagged(days["MRN3"].result) == []
+    exported = clinic.export("csv", ann.date_of_service).text
+    assert exported is not None
+    rows = list(csv.DictReader(io.StringIO(exported.removeprefix("\ufeff"), newline="")))
+    assert {r["patient_ref"]: "R8.1" in r["warnings"] for r in rows} == {
+        "MRN1": True,
+        "MRN2": True,
+        "MRN3": False,
+    }
+    everyone = [clinic.get_session(s.id) for s in (ann, bo, ann2, bo2, cy, dee)]
     bulk = clinic.summaries(everyone)
     for session in everyone:
         assert bulk[session.id] == clinic.summary(session.id)

@@ -227,6 +227,12 @@ def _plain(**changes: object) -> dict[str, object]:
     return {**made, **changes}
 
 
+def _later(session: dict[str, object], minutes: int = 60) -> list[dict[str, object]]:
+    """``session``'s segments, ``minutes`` later."""
+    listed: list[dict[str, object]] = session["segments"]  # type: ignore[assignment]
+    return [{**g, "offset": g["offset"] + minutes * 60_000_000} for g in listed]  # type: ignore[operator]
+
+
 def test_a_csv_writes_plain_days_from_their_answer_and_the_rest_as_claim_days(
     store: Store,
 ) -> None:
@@ -238,7 +244,8 @@ def test_a_csv_writes_plain_days_from_their_answer_and_the_rest_as_claim_days(
         store,
         [
             _plain(),  # pooled with the next: one plain day of two sessions
-            _plain(clinician="Bob", amended=True, exported=True),
+            # An hour later: Bob timing MRN1 while Ann did is R8.1's day, not a plain one.
+            _plain(clinician="Bob", amended=True, exported=True, segments=_later(_plain())),
             _plain(patient="MRN2", state="running"),
             _plain(patient="AB", allocation={"97110": 1}),  # overlaps Ann's MRN1 (R8.3)
             _plain(day=DATES[2], payer="No CQ", discipline="OT", state="paused"),

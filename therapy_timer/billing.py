@@ -245,6 +245,7 @@ def evaluate(
     method: rules.Method | None = None,
     concurrent: Sequence[str] = (),
     runs: Sequence[LongRun] = (),
+    shared: Sequence[str] = (),
 ) -> rules.Result:
     """The rules' answer for one session under its payer profile.
 
@@ -252,7 +253,8 @@ def evaluate(
     the choice stored with the session applies, else the rules' documented default.
     ``method`` overrides the payer's, to show what the other method would give;
     ``concurrent`` names patients whose timed minutes overlapped this session's (R8.3);
-    ``runs`` its timed codes that ran implausibly long (``long_runs``).
+    ``runs`` its timed codes that ran implausibly long (``long_runs``); ``shared`` the
+    clinicians timing a code for the patient at the same time (``shared_patients``, R8.1).
     """
     session, profile = rows.session, rows.profile
     minutes = pooled_input([(rows.stopwatch, rows.untimed)], catalogue, policy)
@@ -270,9 +272,10 @@ def evaluate(
     )
     stored = session.allocation if allocation is None else None
     result = _answer(request, stored, remarks(session, policy), catalogue, concurrent)
-    if not runs:
-        return result
-    return _with_warnings(result, (*result.warnings, long_run_warning(runs)))
+    added = [long_run_warning(runs)] if runs else []
+    if shared:
+        added.append(rules.shared_time_warning(shared))
+    return _with_warnings(result, (*result.warnings, *added)) if added else result
 
 
 def _answer(
@@ -322,10 +325,50 @@ def concurrent_patients(
     now: datetime,
 ) -> dict[str, tuple[str, ...]]:
     """Patient references whose timed minutes overlap each session's (same clinician, day: R8.3)."""
+    return _overlapping(
+        sessions,
+        segments,
+        catalogue,
+        now,
+        lambda s: (clinician_key(s.clinician), s.date_of_service),
+        lambda s: s.patient_ref,
+    )
+
+
+def shared_patients(
+    sessions: Sequence[Session],
+    segments: Mapping[str, Sequence[SegmentTimes]],
+    catalogue: Catalogue,
+    now: datetime,
+) -> dict[str, tuple[str, ...]]:
+    """The clinicians (with their roles) of each session, and of the sessions of the same
+    patient and day whose timed minutes overlap its own (R8.1: one timed code at a time for
+    a patient; R1.4: two clinicians treating together count the minutes once)."""
+    found = _overlapping(
+        sessions,
+        segments,
+        catalogue,
+        now,
+        lambda s: (patient_key(s.patient_ref), s.date_of_service),
+        lambda s: f"{s.clinician} ({s.role.value})",
+    )
+    who = {s.id: f"{s.clinician} ({s.role.value})" for s in sessions if s.id in found}
+    return {sid: tuple(sorted({who[sid], *others})) for sid, others in found.items()}
+
+
+def _overlapping(
+    sessions: Sequence[Session],
+    segments: Mapping[str, Sequence[SegmentTimes]],
+    catalogue: Catalogue,
+    now: datetime,
+    group_of: Callable[[Session], tuple[str, date]],
+    label: Callable[[Session], str],
+) -> dict[str, tuple[str, ...]]:
+    """The ``label``s of the sessions whose timed intervals overlap each session's among the
+    sessions ``group_of`` puts with it (``rules.concurrent_sessions``)."""
     groups: dict[tuple[str, date], list[Session]] = {}
     for session in sessions:
-        who = clinician_key(session.clinician)
-        groups.setdefault((who, session.date_of_service), []).append(session)
+        groups.setdefault(group_of(session), []).append(session)
     timed: dict[str, bool] = {}
     found: dict[str, tuple[str, ...]] = {}
     for group in groups.values():
@@ -345,9 +388,9 @@ def concurrent_patients(
                 spans[s.id] = listed
         if len(spans) < 2:
             continue
-        refs = {s.id: s.patient_ref for s in group}
+        labels = {s.id: label(s) for s in group}
         for session_id, others in rules.concurrent_sessions(spans).items():
-            found[session_id] = tuple(sorted([refs[o] for o in others]))
+            found[session_id] = tuple(sorted([labels[o] for o in others]))
     return found
 
 
@@ -927,6 +970,7 @@ def claim_days(
     note: bool = True,
     read_mark: int | None = None,
     runs: Mapping[str, Sequence[LongRun]] | None = None,
+    shared: Mapping[str, Sequence[str]] | None = None,
 ) -> Iterator[ClaimDay]:
     """Group sessions into claim days and bill each day once, a date at a time.
 
@@ -938,12 +982,15 @@ def claim_days(
     billed; without it the refusal is raised. Without ``note`` the days' answers have no
     note (a CSV never shows it, and the rest of an answer is then memoised); ``read_mark`` is
     each day's (``ClaimDay.read_mark``). ``runs`` names each session's timed codes that ran
-    implausibly long (``long_runs``): their day carries ``long_run_warning``. Under a
+    implausibly long (``long_runs``): their day carries ``long_run_warning``; ``shared`` the
+    clinicians timing a code for a session's patient at the same time (``shared_patients``):
+    their day carries R8.1's warning. Under a
     catalogue with MUEs, a patient's days of one date are held to them together
     (``over_mue_across``).
     """
     overlaps = concurrent or {}
     long = runs or {}
+    clashes = shared or {}
     times = spans or {}
     changed = set(stale)
     groups = day_groups(rows)
@@ -969,6 +1016,10 @@ def claim_days(
                 )
                 if day_runs:
                     result = _with_warnings(result, (*result.warnings, long_run_warning(day_runs)))
+            if clashes and (clinicians := day_concurrent(ids, clashes)):
+                result = _with_warnings(
+                    result, (*result.warnings, rules.shared_time_warning(clinicians))
+                )
             days.append(
                 ClaimDay(
                     visits=tuple(
@@ -1063,7 +1114,8 @@ def over_mue_across(days: Sequence[ClaimDay], catalogue: Catalogue) -> list[Clai
 
 
 def day_concurrent(ids: Sequence[str], overlaps: Mapping[str, Sequence[str]]) -> list[str]:
-    """The patients overlapping any of a claim day's sessions (R8.3), from each session's."""
+    """The patients overlapping any of a claim day's sessions (R8.3), or the clinicians
+    timing codes for its patient at once (R8.1), from each session's."""
     return sorted({p for i in ids for p in overlaps.get(i, ())}) if overlaps else []
 
 

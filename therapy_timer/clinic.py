@@ -735,6 +735,15 @@ class Clinic:
         now = self._clock.now()
         concurrent = billing.concurrent_patients(same_day, times, self._catalogue, now)
         runs = billing.long_runs({session.id: times.get(session.id, ())}, self._catalogue, now)
+        patient = billing.patient_key(session.patient_ref)
+        treated = [
+            s
+            for s in self._store.list_sessions(day=session.date_of_service)
+            if billing.patient_key(s.patient_ref) == patient
+        ]
+        shared = billing.shared_patients(
+            treated, self._store.segment_times_of([s.id for s in treated]), self._catalogue, now
+        )
         rows = billing.SessionRows(
             session,
             self._restore(session),
@@ -748,6 +757,7 @@ class Clinic:
             allocation=allocation,
             concurrent=concurrent.get(session.id, ()),
             runs=runs.get(session.id, ()),
+            shared=shared.get(session.id, ()),
         )
         day = self._pooled_days([session]).get(session.id)
         return result if day is None else billing.with_claim_day(result, session.id, day)
@@ -765,6 +775,7 @@ class Clinic:
         times = {i: [billing.segment_times(s) for s in listed] for i, listed in segments.items()}
         now = self._clock.now()
         concurrent = billing.concurrent_patients(sessions, times, self._catalogue, now)
+        shared = billing.shared_patients(sessions, times, self._catalogue, now)
         runs = billing.long_runs(times, self._catalogue, now)
         policy = self.policy
         pooled = self._pooled_days(sessions)
@@ -781,6 +792,7 @@ class Clinic:
                 policy,
                 concurrent=concurrent.get(session.id, ()),
                 runs=runs.get(session.id, ()),
+                shared=shared.get(session.id, ()),
             )
             day = pooled.get(session.id)
             found[session.id] = (
@@ -1444,6 +1456,7 @@ class Clinic:
             yield _Batch(
                 rows,
                 billing.concurrent_patients(dated, times, self._catalogue, now),
+                billing.shared_patients(dated, times, self._catalogue, now),
                 times,
                 self._store.changed_since_export([s.id for s in dated if s.exported and s.amended]),
                 mark,
@@ -1458,6 +1471,7 @@ class Clinic:
             self._catalogue,
             self.policy,
             concurrent=batch.concurrent,
+            shared=batch.shared,
             spans=_spans([r.session.id for r in rows], batch.segments),
             stale=batch.stale,
             problem=self.session_problem,
@@ -1546,7 +1560,9 @@ class Clinic:
                     flagged = billing.day_flagged(ids, overlaps)
                     single = None
                     amended = any([s.amended for s in sessions])
-                if single is not None:
+                if billing.day_flagged(ids, batch.shared):
+                    known = None  # R8.1's warning is the day's, as claim_days adds it
+                elif single is not None:
                     key = (single, flagged)
                     known = alone.get(key) or ask(
                         alone,
@@ -2900,6 +2916,7 @@ class _Batch(NamedTuple):
 
     rows: list[billing.SessionRows]
     concurrent: dict[str, tuple[str, ...]]
+    shared: dict[str, tuple[str, ...]]
     segments: dict[str, list[SegmentTimes]]
     stale: set[str]
     read_mark: int | None

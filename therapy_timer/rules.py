@@ -1716,7 +1716,8 @@ Interval = tuple[dt.datetime, dt.datetime]
 
 
 def concurrent_sessions(one_on_one: Mapping[str, Sequence[Interval]]) -> dict[str, set[str]]:
-    """R8.3: one clinician's sessions whose one-on-one (timed) intervals overlap another's.
+    """R8.3: one clinician's sessions whose one-on-one (timed) intervals overlap another's
+    (and R8.1: one patient's, ``billing.shared_patients``).
 
     ``one_on_one`` maps each session of one clinician and day to its timed intervals. Minutes
     where attention was split between patients are not one-on-one for either of them, so every
@@ -1758,4 +1759,18 @@ def concurrent_warning(others: Sequence[str]) -> RuleWarning:
         "one-on-one for either; review them (group therapy 97150 may be what applies).",
         Severity.ACT,
         "Overlapping patients: not one-on-one",
+    )
+
+
+def shared_time_warning(clinicians: Sequence[str]) -> RuleWarning:
+    """The R8.1 flag for a claim day of a patient whose timed codes ran at the same time in
+    sessions of the named clinicians (R1.4 when they treated together)."""
+    return RuleWarning(
+        "R8.1",
+        f"Timed codes of this patient ran at the same time in sessions of "
+        f"{', '.join(clinicians)}. Only one timed service may be billed for the same minutes, "
+        "and when two clinicians treat together the minutes count once (R1.4): record joint "
+        "treatment in one session as furnished together, or correct the times.",
+        Severity.ACT,
+        "Two timed codes at once for one patient",
     )
