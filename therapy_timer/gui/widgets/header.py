@@ -91,7 +91,11 @@ class SessionHeader(QWidget):
         payer_row = QHBoxLayout()
         payer_row.addWidget(self.payer, 1)
         payer_row.addWidget(self.payer_help)
-        right.addRow("Pa&yer", payer_row)
+        # A row of a box and its "?" has no field for a text label to go to: given as text, the
+        # label showed "Pa&yer", ampersand and all, and Alt+Y did nothing.
+        payer_label = QLabel("Pa&yer")
+        payer_label.setBuddy(self.payer)
+        right.addRow(payer_label, payer_row)
         right.addRow("&Date", self.date)
         for form in (left, right):
             # By name before the first paint: see controller._repaint_timer.
