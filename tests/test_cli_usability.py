@@ -645,3 +645,21 @@ def test_the_about_box_text_names_the_data_folder(tmp_path: Path) -> None:
     assert "Uninstalling the program keeps this folder" in text
     for words in ("CMS", "AMA", "8-minute rule", "CQ/CO", "add NAME --method cms|ama"):
         assert words in explain.PAYER_PROFILE_HELP
+
+
+def test_a_bundle_refused_for_an_open_session_does_not_advise_include_open(
+    cli: Cli, tmp_path: Path
+) -> None:
+    cli("timer", "start", "97110", "--patient", "OP")
+    out = str(tmp_path / "room.json")
+    # A bundle never carries an open session, --include-open or not: the refusal advised the
+    # very option it had just been given.
+    for extra in ((), ("--include-open",)):
+        refused = cli("export", "--date", _today(cli), "--format", "bundle", "--out", out, *extra,
+                      status=1)  # fmt: skip
+        assert "1 session(s) still open: OP" in refused.stderr
+        assert "--include-open" not in refused.stderr
+        assert "a bundle never carries an open session" in refused.stderr
+    # The other formats still say how to list it.
+    refused = cli("export", "--date", _today(cli), "--out", str(tmp_path / "day.csv"), status=1)
+    assert "--include-open" in refused.stderr

@@ -4,13 +4,17 @@
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
 from tests.gui_support import Bot, Rig
+from therapy_timer.codes import Role
+from therapy_timer.gui.day_view import DayView
 
 ALT = Qt.KeyboardModifier.AltModifier
+LEFT = Qt.MouseButton.LeftButton
 
 
 def test_every_header_label_shows_its_key_and_alt_reaches_its_field(qtbot: Bot, rig: Rig) -> None:
@@ -38,3 +42,44 @@ def _has_focus(field: QWidget) -> bool:
     """Whether the keyboard focus is on ``field`` or inside it (a date box's line edit)."""
     focused = QApplication.focusWidget()
     return focused is not None and (focused is field or field.isAncestorOf(focused))
+
+
+def test_an_open_session_at_the_desk_is_explained_in_the_desks_words(
+    qtbot: Bot, rig: Rig, tmp_path: Path
+) -> None:
+    service, clock = rig.service, rig.clock
+    done = service.open_session(
+        patient_ref="JD", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
+    )
+    service.start(done.id, "97110")
+    clock.advance(minutes=10)
+    service.end_session(done.id)
+    still = service.open_session(
+        patient_ref="KB", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
+    )
+    service.start(still.id, "97112")
+    asked: list[str] = []
+
+    def ask_file(_parent: QWidget, suggested: str, _filter: str) -> str:
+        asked.append(suggested)
+        return str(tmp_path / suggested)
+
+    view = DayView(service, ask_file=ask_file)
+    qtbot.add_widget(view)
+    view.show()
+    # Both exports are refused before a file is asked for, with what the desk can do here:
+    # the message told it to "export with --include-open", an option of a command.
+    for button in (view.csv_button, view.bundle_button):
+        qtbot.mouseClick(button, LEFT)
+        said = view.message.text()
+        assert "1 session(s) still open: KB (Ann Lee)" in said
+        assert "--" not in said
+        assert "Status filter" in said
+        assert asked == []
+    # Which works: the closed days alone are listed, and exported.
+    view.status.setFocus()
+    qtbot.keyClicks(view.status, "closed")
+    assert view.status.currentText() == "closed"
+    qtbot.mouseClick(view.csv_button, LEFT)
+    assert len(asked) == 1
+    assert view.message.text().startswith("Exported 1 session(s)")

@@ -1678,11 +1678,15 @@ class Clinic:
             raise InvalidInput("format", f"{fmt!r} is not one of {', '.join(ex.EXPORT_FORMATS)}")
         if end is not None and end < start:
             raise InvalidInput("to", f"{end.isoformat()} is before {start.isoformat()}")
+        # --include-open lists open sessions in the other formats; a bundle never takes them.
+        advice = ex.BUNDLE_OPEN_ADVICE if fmt == "bundle" else ex.INCLUDE_OPEN_ADVICE
         if days is not None:
             if not include_open or fmt == "bundle":
-                ex.refuse_open(days)
+                ex.refuse_open(days, advice)
         elif not include_open or fmt == "bundle":
-            ex.refuse_open_sessions(self._open_in_range(start, end or start, clinician, fmt))
+            ex.refuse_open_sessions(
+                self._open_in_range(start, end or start, clinician, fmt), advice
+            )
         if fmt == "bundle":
             if days is not None:
                 ids = [s.id for d in days for s in d.sessions]

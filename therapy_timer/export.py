@@ -65,7 +65,14 @@ STATUSES = ("open", "closed", "amended", "exported", AMENDED_AFTER_EXPORT)
 
 
 class OpenSessionsInRange(InvalidOperation):
-    """Open sessions are never exported silently: the front desk must see them first."""
+    """Open sessions are never exported silently: the front desk must see them first.
+
+    ``still_open`` names them; the words after it say what to do, which differs by where the
+    export was asked for (a command's option is no help at the day view's buttons)."""
+
+    def __init__(self, still_open: str, advice: str) -> None:
+        super().__init__(f"{still_open}. {advice}")
+        self.still_open = still_open
 
 
 class VisitLike(Protocol):
@@ -151,19 +158,20 @@ def overnight_remark(day: ClaimDayLike) -> str:
     return f"ran overnight: {', '.join(found)}; check the minutes before billing"
 
 
-def refuse_open(days: Iterable[ClaimDayLike]) -> None:
+INCLUDE_OPEN_ADVICE = "Close them first, or export with --include-open to list them marked as open."
+BUNDLE_OPEN_ADVICE = "Close them first: a bundle never carries an open session."
+
+
+def refuse_open(days: Iterable[ClaimDayLike], advice: str = INCLUDE_OPEN_ADVICE) -> None:
     """Raise naming the open sessions, so a half-finished session is never billed by accident."""
-    refuse_open_sessions([s for d in days for s in d.sessions])
+    refuse_open_sessions([s for d in days for s in d.sessions], advice)
 
 
-def refuse_open_sessions(sessions: Iterable[Session]) -> None:
+def refuse_open_sessions(sessions: Iterable[Session], advice: str = INCLUDE_OPEN_ADVICE) -> None:
     still_open = [s for s in sessions if s.is_open]
     if still_open:
         names = ", ".join(f"{s.patient_ref} ({s.clinician})" for s in still_open)
-        raise OpenSessionsInRange(
-            f"{len(still_open)} session(s) still open: {names}. Close them first, "
-            "or export with --include-open to list them marked as open."
-        )
+        raise OpenSessionsInRange(f"{len(still_open)} session(s) still open: {names}", advice)
 
 
 def act_warnings(result: rules.Result) -> str:

@@ -74,6 +74,13 @@ NO_SERVER_TIP = (
     "connect DSN (see docs/clinic-server.md)."
 )
 
+OPEN_ADVICE = (
+    "Open sessions are never exported: end them at the treatment table first, or leave their "
+    "days out with the Status filter (only the days listed are exported)."
+)
+"""What the desk can do about an open session in the range: the command line's advice,
+--include-open, is no help here."""
+
 
 def _ask_file(parent: QWidget, suggested: str, filter_: str) -> str:
     # The day view asks before replacing a file itself, the same for every format.
@@ -807,7 +814,7 @@ class DayView(QWidget):
 
     def _on_export_clicked(self, fmt: str) -> None:
         try:
-            ex.refuse_open(self._shown)
+            ex.refuse_open(self._shown, OPEN_ADVICE)
         except TherapyTimerError as exc:
             self.message.setText(str(exc))
             return
@@ -857,6 +864,11 @@ class DayView(QWidget):
 
     def _on_bundle_clicked(self) -> None:
         days = self._shown
+        try:
+            ex.refuse_open(days, OPEN_ADVICE)
+        except TherapyTimerError as exc:
+            self.message.setText(str(exc))
+            return
         start = _pydate(self.from_date.date())
         path = self._ask_file(
             self, f"therapy-timer-bundle-{start.isoformat()}.json", "Bundle (*.json)"
