@@ -3,15 +3,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
+import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
 from tests.gui_support import Bot, Rig
-from therapy_timer.codes import Role
+from therapy_timer.codes import FurnishedBy, Role
 from therapy_timer.gui.day_view import DayView
+from therapy_timer.gui.view_state import TileState, TileView
+from therapy_timer.gui.widgets import tiles
+from therapy_timer.gui.widgets.tiles import CodeTile
 
 ALT = Qt.KeyboardModifier.AltModifier
 LEFT = Qt.MouseButton.LeftButton
@@ -83,3 +91,52 @@ def test_an_open_session_at_the_desk_is_explained_in_the_desks_words(
     qtbot.mouseClick(view.csv_button, LEFT)
     assert len(asked) == 1
     assert view.message.text().startswith("Exported 1 session(s)")
+
+
+MODALITY = TileView(
+    code="97010",
+    name="Hot or cold packs",
+    elapsed=timedelta(minutes=5),
+    minutes=5,
+    units=None,
+    state=TileState.RUNNING,
+    furnished_by=FurnishedBy.ASSISTANT,
+    number=7,
+)
+EXERCISE = MODALITY._replace(code="97110", name="Therapeutic exercise", units=1, number=1)
+
+
+@pytest.fixture(params=[1.0, 1.25], ids=["font 100%", "font 125%"])
+def font_scale(request: pytest.FixtureRequest) -> Iterator[float]:
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    before = app.font()
+    scaled = QFont(before)
+    scaled.setPointSizeF(before.pointSizeF() * request.param)
+    app.setFont(scaled)
+    yield request.param
+    app.setFont(before)
+
+
+@pytest.mark.parametrize("compact", [True, False], ids=["beside", "timed"])
+def test_a_tile_as_short_as_a_small_screen_makes_it_draws_every_line_inside_its_frame(
+    qtbot: Bot, monkeypatch: pytest.MonkeyPatch, font_scale: float, compact: bool
+) -> None:
+    # At 1024x600 (125% font) the body scrolls and each tile is as short as it allows: a
+    # supervised modality's "beside · 5 min" ran out under its frame, cut in half.
+    bottoms: list[tuple[str, int]] = []
+
+    class Recording(QPainter):
+        def drawText(self, *args: Any) -> None:  # type: ignore[override]  # records every form
+            rect, _flags, text = args
+            bottoms.append((text, rect.top() + QFontMetrics(self.font()).height()))
+            super().drawText(*args)
+
+    monkeypatch.setattr(tiles, "QPainter", Recording)
+    tile = CodeTile(MODALITY if compact else EXERCISE, compact=compact)
+    qtbot.add_widget(tile)
+    tile.resize(tile.minimumSizeHint())
+    tile.grab()
+    frame = 3  # the running tile's outline
+    assert bottoms
+    assert [(text, bottom) for text, bottom in bottoms if bottom > tile.height() - frame] == []

@@ -172,7 +172,9 @@ class CodeTile(QAbstractButton):
         big = QFontMetrics(theme.scaled_font(self, self._time_factor(), bold=True))
         small = QFontMetrics(self.font())
         width = max(big.horizontalAdvance("00:00:00"), small.horizontalAdvance("M" * 16)) + 32
-        lines = 1 if self._compact else 3
+        # The head line, the name (not on a compact tile) and the last line, beside the time: a
+        # compact tile counted its last line alone, and at 125% font ran it out under its frame.
+        lines = 2 if self._compact else 3
         height = big.height() + small.height() * lines + 32
         return QSize(width, max(theme.TOUCH_MIN, height))
 
