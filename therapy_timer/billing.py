@@ -996,7 +996,7 @@ def claim_days(
     groups = day_groups(rows)
     # R9.4 caps a code per patient and date across claims: with MUEs, a patient's days of a
     # date are billed together (day_groups yields them one after another).
-    for together in patient_dates(groups) if catalogue.mues else zip(groups):
+    for together in patient_dates(groups):
         days = []
         for members in together:
             ids = [r.session.id for r in members]
@@ -1031,7 +1031,9 @@ def claim_days(
                     read_mark=read_mark,
                 )
             )
-        yield from over_mue_across(days, catalogue) if len(days) > 1 else days
+        if len(days) > 1:
+            days = pairs_across(over_mue_across(days, catalogue) if catalogue.mues else days)
+        yield from days
 
 
 def day_groups(rows: Iterable[SessionRows]) -> Iterator[list[SessionRows]]:
@@ -1111,6 +1113,48 @@ def over_mue_across(days: Sequence[ClaimDay], catalogue: Catalogue) -> list[Clai
         else day
         for n, day in enumerate(days)
     ]
+
+
+def pairs_across(days: Sequence[ClaimDay]) -> list[ClaimDay]:
+    """A patient's claim days of one date (``patient_dates``), each carrying R9.3's warnings
+    for the codes it bills that NCCI pairs with codes another of them bills under another plan
+    of care to the same payer (``rules.pairs_across_disciplines``): a payer's edits apply to
+    its own claims of a date, not to another payer's."""
+    billed = [{line.code for line in day.result.lines} for day in days]
+    extra: dict[int, list[rules.RuleWarning]] = {}
+    for n, day in enumerate(days):
+        for m, other in enumerate(days):
+            if other.discipline != day.discipline and other.payer_profile == day.payer_profile:
+                found = rules.pairs_across_disciplines(
+                    day.discipline, billed[n], other.discipline, billed[m]
+                )
+                if found:
+                    extra.setdefault(n, []).extend(found)
+    return [
+        replace(day, result=_with_warnings(day.result, (*day.result.warnings, *extra[n])))
+        if n in extra
+        else day
+        for n, day in enumerate(days)
+    ]
+
+
+def may_pair_across(together: Sequence[Sequence[SessionRows]]) -> bool:
+    """Whether ``pairs_across`` may warn on these claim days of a patient and date (each a
+    list of its sessions), by the codes they record: a code billed is a code recorded, so a
+    day this says no to is billed as if alone."""
+    recorded = []
+    for members in together:
+        codes: set[str] = set()
+        for row in members:
+            codes.update(row.stopwatch.exact_totals()[0])
+            codes.update([u.code for u in row.untimed])
+        recorded.append((members[0].session, codes))
+    return any(
+        rules.pairs_across_disciplines(s.discipline, codes, o.discipline, others)
+        for s, codes in recorded
+        for o, others in recorded
+        if o.discipline != s.discipline and o.payer_profile == s.payer_profile
+    )
 
 
 def day_concurrent(ids: Sequence[str], overlaps: Mapping[str, Sequence[str]]) -> list[str]:

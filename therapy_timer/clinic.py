@@ -1530,78 +1530,81 @@ class Clinic:
         for batch in self._batches(self._sessions_by_date(start, end)):
             overlaps = batch.concurrent
             groups = billing.day_groups(batch.rows)
-            for together in billing.patient_dates(groups) if catalogue.mues else zip(groups):
-                if len(together) > 1:
-                    # A patient's claim days of one date under MUEs: each may carry the R9.4
-                    # warning of their units summed (claim_days), which no plain answer has.
+            for together in billing.patient_dates(groups):
+                if len(together) > 1 and (catalogue.mues or billing.may_pair_across(together)):
+                    # A patient's claim days of one date under MUEs, or billing codes NCCI pairs
+                    # across plans of care: each may carry the R9.4 warning of their units
+                    # summed or R9.3's of the pair (claim_days), which no plain answer has.
                     days = self._batch_days(batch, [r for m in together for r in m], note=False)
                     if who is not None:
                         days = _seen_by(days, who)
                     yield from ex.csv_lines(ex.csv_rows(tally.days(days)))
                     continue
-                members = together[0]
-                # A day of one session (most days) is read without a pass over its sessions.
-                if len(members) == 1:
-                    only = members[0].session
-                    if who is not None and clinician_key(only.clinician) != who:
+                for members in together:
+                    # A day of one session (most days) is read without a pass over its sessions.
+                    if len(members) == 1:
+                        only = members[0].session
+                        if who is not None and clinician_key(only.clinician) != who:
+                            continue
+                        sessions, ids = [only], [only.id]
+                        # Who overlapped is named only in an answer not yet made.
+                        flagged = bool(overlaps.get(only.id))
+                        single = billing.plain_key(members[0])
+                        amended = only.amended
+                    else:
+                        sessions = [r.session for r in members]
+                        if who is not None and not any(
+                            clinician_key(s.clinician) == who for s in sessions
+                        ):
+                            continue
+                        ids = [s.id for s in sessions]
+                        flagged = billing.day_flagged(ids, overlaps)
+                        single = None
+                        amended = any([s.amended for s in sessions])
+                    if billing.day_flagged(ids, batch.shared):
+                        known = None  # R8.1's warning is the day's, as claim_days adds it
+                    elif single is not None:
+                        key = (single, flagged)
+                        known = alone.get(key) or ask(
+                            alone,
+                            key,
+                            billing.plain_request(members, catalogue, policy),
+                            billing.day_concurrent(ids, overlaps),
+                        )
+                    elif (request := billing.plain_request(members, catalogue, policy)) is not None:
+                        key = (rules.answer_key(request), flagged)
+                        known = asked.get(key) or ask(
+                            asked, key, request, billing.day_concurrent(ids, overlaps)
+                        )
+                    else:
+                        known = None
+                    if known is None:
+                        days = self._batch_days(batch, members, note=False)
+                        yield from ex.csv_lines(ex.csv_rows(tally.days(days)))
                         continue
-                    sessions, ids = [only], [only.id]
-                    # Who overlapped is named only in an answer not yet made.
-                    flagged = bool(overlaps.get(only.id))
-                    single = billing.plain_key(members[0])
-                    amended = only.amended
-                else:
-                    sessions = [r.session for r in members]
-                    if who is not None and not any(
-                        clinician_key(s.clinician) == who for s in sessions
-                    ):
-                        continue
-                    ids = [s.id for s in sessions]
-                    flagged = billing.day_flagged(ids, overlaps)
-                    single = None
-                    amended = any([s.amended for s in sessions])
-                if billing.day_flagged(ids, batch.shared):
-                    known = None  # R8.1's warning is the day's, as claim_days adds it
-                elif single is not None:
-                    key = (single, flagged)
-                    known = alone.get(key) or ask(
-                        alone,
-                        key,
-                        billing.plain_request(members, catalogue, policy),
-                        billing.day_concurrent(ids, overlaps),
+                    tally.plain(sessions, ids, batch.read_mark)
+                    answer, why = known
+                    first = sessions[0]
+                    stale = batch.stale
+                    status = billing.day_status(
+                        sessions,
+                        provisional=False,
+                        changed=bool(stale) and any([i in stale for i in ids]),
                     )
-                elif (request := billing.plain_request(members, catalogue, policy)) is not None:
-                    key = (rules.answer_key(request), flagged)
-                    known = asked.get(key) or ask(
-                        asked, key, request, billing.day_concurrent(ids, overlaps)
+                    yield from ex.day_lines(
+                        ex.day_cells(
+                            first.date_of_service,
+                            first.patient_ref,
+                            first.discipline,
+                            first.payer_profile,
+                        ),
+                        answer,
+                        ex.day_tail(
+                            answer, billing.clinician_labels(sessions), ids, amended, status
+                        ),
+                        "" if why is None else ex.neutralise(f"nothing billable: {why}"),
+                        why,
                     )
-                else:
-                    known = None
-                if known is None:
-                    days = self._batch_days(batch, members, note=False)
-                    yield from ex.csv_lines(ex.csv_rows(tally.days(days)))
-                    continue
-                tally.plain(sessions, ids, batch.read_mark)
-                answer, why = known
-                first = sessions[0]
-                stale = batch.stale
-                status = billing.day_status(
-                    sessions,
-                    provisional=False,
-                    changed=bool(stale) and any([i in stale for i in ids]),
-                )
-                yield from ex.day_lines(
-                    ex.day_cells(
-                        first.date_of_service,
-                        first.patient_ref,
-                        first.discipline,
-                        first.payer_profile,
-                    ),
-                    answer,
-                    ex.day_tail(answer, billing.clinician_labels(sessions), ids, amended, status),
-                    "" if why is None else ex.neutralise(f"nothing billable: {why}"),
-                    why,
-                )
 
     def _session_rows(
         self,

@@ -1066,7 +1066,11 @@ class _Codes:
 
 
 class _Pair:
-    __slots__ = ("first", "gist", "message", "second")
+    """``across``: the source lets different disciplines report both with an NCCI-associated
+    modifier, so the pair holds across a patient's claims of one date under two plans of care
+    (``pairs_across_disciplines``)."""
+
+    __slots__ = ("across", "first", "gist", "message", "second")
 
     def __init__(
         self,
@@ -1074,11 +1078,13 @@ class _Pair:
         second: _Codes,
         message: str,
         gist: str = "NCCI pair: modifier 59/X may apply",
+        across: bool = False,
     ) -> None:
         self.first = first
         self.second = second
         self.message = message
         self.gist = gist
+        self.across = across
 
 
 PT_EVALUATIONS = _Codes("97161-97163")
@@ -1115,6 +1121,7 @@ NCCI_PAIRS: tuple[_Pair, ...] = (
         "same practitioner or specialty; a different discipline may report both with an "
         "NCCI-associated modifier.",
         "NCCI: not billed together",
+        across=True,
     ),
     _Pair(
         _Codes("97760", "97761"),
@@ -1122,6 +1129,7 @@ NCCI_PAIRS: tuple[_Pair, ...] = (
         "Not separately reportable with a re-evaluation on the same date by the same practitioner "
         "or specialty; a different discipline may report both with an NCCI-associated modifier.",
         "NCCI: not billed together",
+        across=True,
     ),
     _Pair(
         _Codes("97140"),
@@ -1216,6 +1224,36 @@ def _combination_warnings(billed: Mapping[str, Code]) -> list[RuleWarning]:
                 )
             )
     return warnings
+
+
+def pairs_across_disciplines(
+    own: Discipline, billed: Iterable[str], other: Discipline, others: Iterable[str]
+) -> list[RuleWarning]:
+    """R9.3 for a claim day billing ``billed`` under the ``own`` plan of care, beside the same
+    patient's claim of that date under the ``other`` plan billing ``others`` (to one payer):
+    the pairs whose source says different disciplines (PT vs OT) may report both with an
+    NCCI-associated modifier (97750, 97755, 97763 with an evaluation; 97760, 97761 with a
+    re-evaluation), which within one discipline are not reported together at all."""
+    codes, theirs = set(billed), set(others)
+    found = []
+    for pair in NCCI_PAIRS:
+        if not pair.across:
+            continue
+        for mine, beside in ((pair.first, pair.second), (pair.second, pair.first)):
+            for code in mine.among(codes):
+                for second in beside.among(theirs):
+                    found.append(
+                        RuleWarning(
+                            "R9.3",
+                            f"{code} ({own.value}) with {second}, billed on this patient's "
+                            f"{other.value} claim of the same date: NCCI pairs them, and different "
+                            "disciplines report both only with an NCCI-associated modifier "
+                            "(59 or an X modifier; suggested, not applied).",
+                            Severity.ACT,
+                            "NCCI pair across PT/OT: modifier needed",
+                        )
+                    )
+    return found
 
 
 # --------------------------------------------------------------------------------------------
