@@ -14,15 +14,17 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
-from tests.gui_support import Bot, Rig
+from tests.gui_support import Bot, Rig, type_patient
 from therapy_timer.codes import FurnishedBy, Role
 from therapy_timer.gui.day_view import DayView
 from therapy_timer.gui.view_state import TileState, TileView
 from therapy_timer.gui.widgets import tiles
+from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
 from therapy_timer.gui.widgets.tiles import CodeTile
 
 ALT = Qt.KeyboardModifier.AltModifier
 LEFT = Qt.MouseButton.LeftButton
+CTRL = Qt.KeyboardModifier.ControlModifier
 
 
 def test_every_header_label_shows_its_key_and_alt_reaches_its_field(qtbot: Bot, rig: Rig) -> None:
@@ -140,3 +142,26 @@ def test_a_tile_as_short_as_a_small_screen_makes_it_draws_every_line_inside_its_
     frame = 3  # the running tile's outline
     assert bottoms
     assert [(text, bottom) for text, bottom in bottoms if bottom > tile.height() - frame] == []
+
+
+def test_the_summary_opens_with_the_whole_note_in_view(qtbot: Bot, rig: Rig) -> None:
+    type_patient(qtbot, rig, "JD")
+    for code in ("97110", "97140", "97010"):
+        qtbot.mouseClick(rig.tile(code), LEFT)
+        rig.clock.advance(minutes=9)
+    qtbot.mouseClick(rig.window.untimed.row("97161").toggle, LEFT)
+    qtbot.keyClick(rig.window, Qt.Key.Key_E, CTRL)
+    dialog = rig.window.summary_dialog
+    assert isinstance(dialog, SummaryDialog)
+    qtbot.waitExposed(dialog)
+    # It opened at its least size, the parts scrolling: one line of the note showed on a
+    # 1366x768 screen, and the warnings were cut.
+    room = dialog.screen().availableGeometry().size()
+    assert dialog.width() <= room.width() and dialog.height() <= room.height()
+    note = dialog.note
+    assert note.verticalScrollBar().maximum() == 0  # every line of the note in its box
+    viewport = dialog.body.viewport()
+    top = note.mapTo(viewport, note.rect().topLeft()).y()
+    assert top >= 0 and top + note.height() <= viewport.height()  # and the box in view
+    for label in (dialog.warnings, dialog.totals):
+        assert label.mapTo(viewport, label.rect().bottomLeft()).y() <= viewport.height()

@@ -63,6 +63,10 @@ class SummaryActions(Protocol):
 COLUMNS = ("Code", "Service", "Minutes", "Units", "Billed as")
 
 
+OPENING_SIZE = (900, 860)
+"""Room for a day's table, its warnings and the whole note; maximized on a smaller screen."""
+
+
 def allocation_text(allocation: Mapping[str, int]) -> str:
     return ", ".join(
         f"{code} \N{MULTIPLICATION SIGN} {units}" for code, units in allocation.items() if units
@@ -213,6 +217,9 @@ class SummaryDialog(QDialog):
         dialog = cls(parent, controller, session_id)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         theme.settle_layout(dialog)
+        # Its size hint is its least size (the parts scroll): opened at it, on a 1366x768
+        # screen it showed one line of the note and cut the warnings.
+        theme.fit_to_screen(dialog, *OPENING_SIZE)
         dialog.open()
         return dialog
 
