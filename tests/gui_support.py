@@ -17,6 +17,7 @@ from tests.fakes import FakeClock
 from therapy_timer.clinic import Clinic
 from therapy_timer.codes import Catalogue, builtin_catalogue
 from therapy_timer.gui.controller import SessionController
+from therapy_timer.gui.day_view import DayView
 from therapy_timer.gui.main_window import MainWindow
 from therapy_timer.gui.widgets.tiles import CodeTile
 from therapy_timer.store import Store
@@ -63,14 +64,17 @@ class Rig:
         return store, Clinic(store, self.catalogue, self.clock, actor="pedal")
 
 
-def build(qtbot: Bot, data_dir: Path, clock: FakeClock | None = None) -> Iterator[Rig]:
-    """Yield a shown window; closes the store afterwards. ``qtbot`` registers the window."""
+def build(
+    qtbot: Bot, data_dir: Path, clock: FakeClock | None = None, *, day_view: bool = False
+) -> Iterator[Rig]:
+    """Yield a shown window; closes the store afterwards. ``qtbot`` registers the window.
+    With ``day_view``, Ctrl+D opens the day view over the same front door, as app.py wires it."""
     clock = clock or FakeClock()
     store = Store.open(data_dir, clock=clock, actor="test")
     service = Clinic(store, CATALOGUE, clock, actor="test")
     controller = SessionController(service)
     controller.load()
-    window = MainWindow(controller)
+    window = MainWindow(controller, None, (lambda: DayView(service)) if day_view else None)
     qtbot.add_widget(window)
     window.show()
     window.activateWindow()
@@ -83,6 +87,8 @@ def build(qtbot: Bot, data_dir: Path, clock: FakeClock | None = None) -> Iterato
     finally:
         controller.stop_background()
         window.mini.close()
+        if window.day_view is not None:
+            window.day_view.close()
         # Closing with a stopwatch running would ask first; the test is over, so just go.
         window._close_confirmed = True
         window.close()

@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
-from tests.gui_support import Bot, Rig, type_patient
+from tests.gui_support import Bot, Rig, build, type_patient
 from therapy_timer.codes import FurnishedBy, Role
 from therapy_timer.gui.day_view import DayView
 from therapy_timer.gui.view_state import TileState, TileView
@@ -165,3 +165,34 @@ def test_the_summary_opens_with_the_whole_note_in_view(qtbot: Bot, rig: Rig) -> 
     assert top >= 0 and top + note.height() <= viewport.height()  # and the box in view
     for label in (dialog.warnings, dialog.totals):
         assert label.mapTo(viewport, label.rect().bottomLeft()).y() <= viewport.height()
+
+
+@pytest.mark.qt_log_ignore("This plugin does not support raise")  # offscreen has no window manager
+def test_the_day_view_opens_with_every_column_in_view_or_the_whole_screen(
+    qtbot: Bot, tmp_path: Path
+) -> None:
+    for rig in build(qtbot, tmp_path, day_view=True):
+        # The day of tests above: long billed lines and warnings, as a day's are.
+        session = rig.service.open_session(
+            patient_ref="JD", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
+        )
+        for code in ("97110", "97140", "97010"):
+            rig.service.start(session.id, code)
+            rig.clock.advance(minutes=9)
+        rig.service.set_untimed(session.id, "97161", checked=True)
+        rig.service.end_session(session.id)
+        still = rig.service.open_session(
+            patient_ref="KB", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
+        )
+        rig.service.start(still.id, "97112")
+        rig.clock.advance(minutes=3)
+        qtbot.keyClick(rig.window, Qt.Key.Key_D, CTRL)
+        view = rig.window.day_view
+        assert view is not None
+        qtbot.waitExposed(view)
+        # It opened at its layout's hint, which counts the table at a table's default size:
+        # 704x434 on a 1366x768 screen, Timed min, Total min, Status and Warnings out of view.
+        columns = view.table.horizontalHeader().length()
+        assert view.isMaximized() or columns <= view.table.viewport().width()
+        room = view.screen().availableGeometry().size()
+        assert view.width() <= room.width() and view.height() <= room.height()

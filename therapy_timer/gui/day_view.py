@@ -10,7 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QDate, Qt, Signal
+from PySide6.QtCore import QDate, QSize, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -473,6 +473,23 @@ class DayView(QWidget):
         self.conflict_list.itemDoubleClicked.connect(lambda _item: self._on_compare_clicked())
         self._show_scope_state()
         self.reload()
+
+    def sizeHint(self) -> QSize:
+        """Room for every column and row of the days listed, the size the main window opens it
+        at (maximized where the screen is smaller): its layout's hint counts the table at a
+        table's default size, and a 1366x768 screen showed three of the seven columns."""
+        hint = super().sizeHint()
+        table, header = self.table, self.table.horizontalHeader()
+        frame = 2 * table.frameWidth()
+        bar = table.verticalScrollBar().sizeHint().width()
+        width = frame + bar + header.length()
+        rows = sum(map(table.rowHeight, range(table.rowCount())))
+        height = frame + bar + header.sizeHint().height() + rows
+        margins = self.contentsMargins() + self.layout().contentsMargins()  # type: ignore[union-attr]
+        return QSize(
+            max(hint.width(), width + margins.left() + margins.right()),
+            hint.height() + max(0, height - table.sizeHint().height()),
+        )
 
     # -- data --------------------------------------------------------------------------------
 
