@@ -196,3 +196,13 @@ def test_the_day_view_opens_with_every_column_in_view_or_the_whole_screen(
         assert view.isMaximized() or columns <= view.table.viewport().width()
         room = view.screen().availableGeometry().size()
         assert view.width() <= room.width() and view.height() <= room.height()
+
+
+def test_what_is_typed_as_the_window_opens_is_the_patient(qtbot: Bot, rig: Rig) -> None:
+    # The keys went to the caseload's empty strip, the first widget that takes them: the
+    # initials went nowhere and the 1 that followed said to type the patient first.
+    focused = QApplication.focusWidget()
+    assert focused is not None
+    qtbot.keyClicks(focused, "JD")
+    assert rig.window.header.patient.text() == "JD"
+    assert rig.controller.view.message == ""

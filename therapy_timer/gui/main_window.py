@@ -302,6 +302,14 @@ class MainWindow(QMainWindow):
             self.tray.setContextMenu(self.tray_menu)
             self.tray.activated.connect(self._on_tray_activated)
         self._render_tray(self._controller.view)
+        focused = QtWidgets.QApplication.focusWidget()
+        if not self._controller.view.header.session_open and (
+            focused is None or not self.header.isAncestorOf(focused)
+        ):
+            # What is typed first is the patient: the window gave the keys to the caseload's
+            # empty strip, the first widget that takes them, where initials went nowhere and
+            # a digit said "Type the patient's reference first".
+            self._focus_patient_field()
 
     @property
     def started(self) -> bool:
