@@ -206,3 +206,48 @@ def test_what_is_typed_as_the_window_opens_is_the_patient(qtbot: Bot, rig: Rig) 
     qtbot.keyClicks(focused, "JD")
     assert rig.window.header.patient.text() == "JD"
     assert rig.controller.view.message == ""
+
+
+def _tab_stops(qtbot: Bot, start: QWidget, count: int) -> list[QWidget]:
+    """The widgets Tab reaches from ``start``, pressed ``count`` times."""
+    start.setFocus()
+    qtbot.waitUntil(partial(_has_focus, start), timeout=1000)
+    stops = []
+    for _ in range(count):
+        focused = QApplication.focusWidget()
+        assert focused is not None
+        qtbot.keyClick(focused, Qt.Key.Key_Tab)
+        now = QApplication.focusWidget()
+        assert now is not None
+        stops.append(now)
+    return stops
+
+
+@pytest.mark.qt_log_ignore(  # the search's suggestions pop up, offscreen
+    "This plugin does not support (raise|grabbing the keyboard|propagateSizeHints)"
+)
+def test_tab_goes_down_the_window_as_it_reads(qtbot: Bot, rig: Rig) -> None:
+    type_patient(qtbot, rig, "JD")
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    window = rig.window
+    # A code added from the search makes the tiles again: they take their place above it.
+    qtbot.mouseClick(window.search, LEFT)
+    qtbot.keyClicks(window.search, "97113")
+    qtbot.keyClick(window.search, Qt.Key.Key_Return)
+    assert "97113" in [t.code for t in window.tiles.tiles + window.beside.tiles]
+    qtbot.waitUntil(lambda: all(t.isVisible() for t in window.tiles.tiles))
+    rows = [window.untimed.row(code) for code in window.untimed.codes]
+    below = [
+        *window.tiles.tiles,
+        *window.beside.tiles,
+        *[w for row in rows for w in (row.toggle, row.minutes)],
+        window.search,
+    ]
+    # The search box, at the bottom, came before the first tile; Tab also stopped twice on
+    # nothing to be seen (the scroll areas of the caseload strip and of the body).
+    stops = _tab_stops(qtbot, window.end_button, len(below) + 4)
+    assert stops[: len(below)] == below
+    after = stops[len(below) :]
+    assert after[0] is window.caseload.buttons[rig.controller.view.caseload[0].session_id]
+    assert after[1] is window.caseload.new_button
+    assert after[2] is window.furnished.buttons[FurnishedBy.THERAPIST]

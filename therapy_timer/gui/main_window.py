@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -166,6 +167,7 @@ class MainWindow(QMainWindow):
         self.live = LiveStrip()
         self._mini: MiniView | None = None
         self.tray: QSystemTrayIcon | None = None
+        self._tab_ordered: tuple[object, ...] = ()
 
         self._build_layout()
         self._build_menu_titles()
@@ -302,6 +304,11 @@ class MainWindow(QMainWindow):
             self.tray.setContextMenu(self.tray_menu)
             self.tray.activated.connect(self._on_tray_activated)
         self._render_tray(self._controller.view)
+        # Tab stopped on them with nothing to be seen: the strip's buttons and the body's
+        # widgets take the focus themselves, and each area still scrolls to the one that has it.
+        for area in (self.caseload.scroll_area, self.body_scroll):
+            area.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self._order_tabs(self._controller.view)
         focused = QtWidgets.QApplication.focusWidget()
         if not self._controller.view.header.session_open and (
             focused is None or not self.header.isAncestorOf(focused)
@@ -485,8 +492,30 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{patient}: {status} · Therapy Timer")
         if self._started:
             self._render_tray(view)
+            self._order_tabs(view)
         if self._mini is not None and self._mini.isVisible():
             self._mini.set_view(view)
+
+    def _order_tabs(self, view: WindowView) -> None:
+        """Tab down the body as it reads: the session's buttons, the tiles, the untimed
+        services, the code search last. The tiles and rows are made after the search (again
+        whenever the codes change), and a widget made later comes later in the Tab chain, so
+        Tab went from End session to the search box at the bottom."""
+        codes = (view.tiles, view.beside, view.untimed)
+        shown = tuple(tuple(v.code for v in views) for views in codes)
+        if shown == self._tab_ordered:
+            return
+        self._tab_ordered = shown
+        rows = [self.untimed.row(code) for code in self.untimed.codes]
+        chain: list[QWidget] = [
+            self.end_button,
+            *self.tiles.tiles,
+            *self.beside.tiles,
+            *[widget for row in rows for widget in (row.toggle, row.minutes)],
+            self.search,
+        ]
+        for first, second in pairwise(chain):
+            QWidget.setTabOrder(first, second)
 
     # -- slots ---------------------------------------------------------------------------------
 

@@ -107,6 +107,11 @@ class CaseloadStrip(QFrame):
         self.new_button.clicked.connect(self.new_patient_requested)
         self._fit_height()
 
+    @property
+    def scroll_area(self) -> QScrollArea:
+        """The strip's scroll area, which holds the entries."""
+        return self._scroll
+
     def _fit_height(self) -> None:
         # Two lines of text plus the scroll bar a full strip needs; fixed, so the tiles below
         # keep their room on a 600-pixel-high screen.
