@@ -1497,9 +1497,12 @@ class Clinic:
         same R8.3 flag: the flag's cell names no patient, so which patients overlapped does
         not change the rows. The day's own cells come from the same cell, status and
         why-nothing functions as a ``ClaimDay``'s; any other day goes through ``claim_days``
-        and ``csv_rows`` whole, in the same place, and so do a patient's claim days of one date
-        under a catalogue with MUEs (R9.4 holds them to a code's MUE together).
-        tests/test_export_fast_path.py holds the two equal on generated databases.
+        and ``csv_rows`` whole, in the same place: a day whose warnings are its own, not its
+        request's (R8.1's two clinicians at once for its patient, R8.2's group therapy in two
+        sessions: ``plain_request``), and a patient's claim days of one date under a catalogue
+        with MUEs (R9.4 holds them to a code's MUE together) or billing codes NCCI pairs across
+        plans of care (R9.3). tests/test_export_fast_path.py holds the two equal on generated
+        databases.
         """
         from therapy_timer import export as ex
 
@@ -1527,8 +1530,64 @@ class Clinic:
             memo[key] = (ex.answer_cells(result), why)
             return memo[key]
 
-        for batch in self._batches(self._sessions_by_date(start, end)):
+        def plain_lines(batch: _Batch, members: list[billing.SessionRows]) -> Iterable[str] | None:
+            """A claim day's lines written from its answer's memoised cells, none when the
+            clinician filter leaves it out; None when the day is not plain."""
             overlaps = batch.concurrent
+            if len(members) == 1:  # most days: read without a pass over their sessions
+                only = members[0].session
+                if who is not None and clinician_key(only.clinician) != who:
+                    return ()
+                sessions, ids = [only], [only.id]
+                # Who overlapped is named only in an answer not yet made.
+                flagged = bool(overlaps.get(only.id))
+                single = billing.plain_key(members[0])
+                amended = only.amended
+            else:
+                sessions = [r.session for r in members]
+                if who is not None and not any(clinician_key(s.clinician) == who for s in sessions):
+                    return ()
+                ids = [s.id for s in sessions]
+                flagged = billing.day_flagged(ids, overlaps)
+                single = None
+                amended = any([s.amended for s in sessions])
+            if billing.day_flagged(ids, batch.shared):
+                return None  # R8.1's warning is the day's, as claim_days adds it
+            if single is not None:
+                key = (single, flagged)
+                known = alone.get(key) or ask(
+                    alone,
+                    key,
+                    billing.plain_request(members, catalogue, policy),
+                    billing.day_concurrent(ids, overlaps),
+                )
+            elif (request := billing.plain_request(members, catalogue, policy)) is not None:
+                key = (rules.answer_key(request), flagged)
+                known = asked.get(key) or ask(
+                    asked, key, request, billing.day_concurrent(ids, overlaps)
+                )
+            else:
+                return None
+            if known is None:
+                return None
+            tally.plain(sessions, ids, batch.read_mark)
+            answer, why = known
+            first = sessions[0]
+            stale = batch.stale
+            status = billing.day_status(
+                sessions, provisional=False, changed=bool(stale) and any([i in stale for i in ids])
+            )
+            return ex.day_lines(
+                ex.day_cells(
+                    first.date_of_service, first.patient_ref, first.discipline, first.payer_profile
+                ),
+                answer,
+                ex.day_tail(answer, billing.clinician_labels(sessions), ids, amended, status),
+                "" if why is None else ex.neutralise(f"nothing billable: {why}"),
+                why,
+            )
+
+        for batch in self._batches(self._sessions_by_date(start, end)):
             groups = billing.day_groups(batch.rows)
             for together in billing.patient_dates(groups):
                 if len(together) > 1 and (catalogue.mues or billing.may_pair_across(together)):
@@ -1541,70 +1600,11 @@ class Clinic:
                     yield from ex.csv_lines(ex.csv_rows(tally.days(days)))
                     continue
                 for members in together:
-                    # A day of one session (most days) is read without a pass over its sessions.
-                    if len(members) == 1:
-                        only = members[0].session
-                        if who is not None and clinician_key(only.clinician) != who:
-                            continue
-                        sessions, ids = [only], [only.id]
-                        # Who overlapped is named only in an answer not yet made.
-                        flagged = bool(overlaps.get(only.id))
-                        single = billing.plain_key(members[0])
-                        amended = only.amended
-                    else:
-                        sessions = [r.session for r in members]
-                        if who is not None and not any(
-                            clinician_key(s.clinician) == who for s in sessions
-                        ):
-                            continue
-                        ids = [s.id for s in sessions]
-                        flagged = billing.day_flagged(ids, overlaps)
-                        single = None
-                        amended = any([s.amended for s in sessions])
-                    if billing.day_flagged(ids, batch.shared):
-                        known = None  # R8.1's warning is the day's, as claim_days adds it
-                    elif single is not None:
-                        key = (single, flagged)
-                        known = alone.get(key) or ask(
-                            alone,
-                            key,
-                            billing.plain_request(members, catalogue, policy),
-                            billing.day_concurrent(ids, overlaps),
-                        )
-                    elif (request := billing.plain_request(members, catalogue, policy)) is not None:
-                        key = (rules.answer_key(request), flagged)
-                        known = asked.get(key) or ask(
-                            asked, key, request, billing.day_concurrent(ids, overlaps)
-                        )
-                    else:
-                        known = None
-                    if known is None:
+                    lines = plain_lines(batch, members)
+                    if lines is None:
                         days = self._batch_days(batch, members, note=False)
-                        yield from ex.csv_lines(ex.csv_rows(tally.days(days)))
-                        continue
-                    tally.plain(sessions, ids, batch.read_mark)
-                    answer, why = known
-                    first = sessions[0]
-                    stale = batch.stale
-                    status = billing.day_status(
-                        sessions,
-                        provisional=False,
-                        changed=bool(stale) and any([i in stale for i in ids]),
-                    )
-                    yield from ex.day_lines(
-                        ex.day_cells(
-                            first.date_of_service,
-                            first.patient_ref,
-                            first.discipline,
-                            first.payer_profile,
-                        ),
-                        answer,
-                        ex.day_tail(
-                            answer, billing.clinician_labels(sessions), ids, amended, status
-                        ),
-                        "" if why is None else ex.neutralise(f"nothing billable: {why}"),
-                        why,
-                    )
+                        lines = ex.csv_lines(ex.csv_rows(tally.days(days)))
+                    yield from lines
 
     def _session_rows(
         self,
