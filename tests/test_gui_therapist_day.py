@@ -251,3 +251,22 @@ def test_tab_goes_down_the_window_as_it_reads(qtbot: Bot, rig: Rig) -> None:
     assert after[0] is window.caseload.buttons[rig.controller.view.caseload[0].session_id]
     assert after[1] is window.caseload.new_button
     assert after[2] is window.furnished.buttons[FurnishedBy.THERAPIST]
+
+
+@pytest.mark.qt_log_ignore("This plugin does not support raise")  # the mini view, offscreen
+def test_the_mini_view_gives_no_time_to_a_patient_with_nothing_running(
+    qtbot: Bot, rig: Rig
+) -> None:
+    type_patient(qtbot, rig, "JD")
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    rig.clock.advance(minutes=12)
+    rig.controller.tick()
+    qtbot.mouseClick(rig.window.mini_button, LEFT)
+    mini = rig.window.mini
+    qtbot.waitUntil(mini.isVisible)
+    assert mini.patients.text() == "\N{BLACK RIGHT-POINTING POINTER} JD: 97110 12:00"
+    # Paused after 12 minutes it read "JD: Paused: 97110 00:00", as if nothing had been
+    # recorded; the caseload strip and the tray give a time to a running code alone.
+    qtbot.mouseClick(mini.pause, LEFT)
+    assert mini.patients.text() == "\N{BLACK RIGHT-POINTING POINTER} JD: Paused: 97110"
+    assert mini.current.view.elapsed.total_seconds() == 12 * 60

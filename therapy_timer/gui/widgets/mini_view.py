@@ -72,9 +72,11 @@ class MiniView(QWidget):
     def set_view(self, view: WindowView) -> None:
         running = view.running
         self.current.set_view(running if running is not None else _IDLE)
+        # A time beside a running code alone, as the caseload strip gives it: beside "Paused:"
+        # or "Nothing running" it read 00:00, as if nothing had been recorded.
         lines = [
-            f"{SHOWN_MARK if e.current else ''}{e.patient_ref}: "
-            f"{e.running} {format_elapsed(e.elapsed)}"
+            f"{SHOWN_MARK if e.current else ''}{e.patient_ref}: {e.running}"
+            + (f" {format_elapsed(e.elapsed)}" if e.is_running else "")
             for e in view.caseload
             if e.is_running or e.current
         ]
