@@ -230,3 +230,25 @@ def test_no_display_is_one_plain_message_and_exit_2(tmp_path: Path) -> None:
     assert "QT_QPA_PLATFORM=offscreen" in done.stderr and "therapy-timer" in done.stderr
     assert "xcb" not in done.stderr and "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []  # nothing was opened or created
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the check is Linux's")
+def test_the_readmes_command_without_a_display_is_not_told_it_ran_another(tmp_path: Path) -> None:
+    # The README opens the window with `therapy-timer`: its message began "therapy-timer-gui:",
+    # the desktop launcher's name, a command the user never typed.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    }
+    env["THERAPY_TIMER_DATA_DIR"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "therapy_timer"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("Therapy Timer: no display was found"), done.stderr
+    assert "therapy-timer-gui" not in done.stderr

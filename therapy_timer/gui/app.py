@@ -182,8 +182,10 @@ class DailyBackup(QObject):
         self._show(title, message)
 
 
+# Named by the app, not a command: `therapy-timer` (the README's) and `therapy-timer-gui`
+# (the desktop file's) both open the window.
 NO_DISPLAY_MESSAGE = (
-    "therapy-timer-gui: no display was found (DISPLAY and WAYLAND_DISPLAY are not set), so the"
+    "Therapy Timer: no display was found (DISPLAY and WAYLAND_DISPLAY are not set), so the"
     " window cannot open. Run it on the workstation's desktop, or use the command-line jobs"
     " instead (therapy-timer timer start CODE --patient REF, therapy-timer --help), or draw"
     " off screen with QT_QPA_PLATFORM=offscreen."
