@@ -270,3 +270,16 @@ def test_the_mini_view_gives_no_time_to_a_patient_with_nothing_running(
     qtbot.mouseClick(mini.pause, LEFT)
     assert mini.patients.text() == "\N{BLACK RIGHT-POINTING POINTER} JD: Paused: 97110"
     assert mini.current.view.elapsed.total_seconds() == 12 * 60
+
+
+def test_asked_for_the_patient_the_cursor_is_where_it_goes(qtbot: Bot, rig: Rig) -> None:
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    assert rig.controller.view.message.startswith("Type the patient's reference")
+    # The cursor stayed on the tile: the initials typed next went nowhere, and their digits
+    # started tiles for nobody, each saying the same again.
+    focused = QApplication.focusWidget()
+    assert focused is not None
+    qtbot.keyClicks(focused, "MRN-12")
+    assert rig.window.header.patient.text() == "MRN-12"
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    assert rig.controller.view.header.session_open

@@ -62,6 +62,7 @@ class SessionController(QObject):
     forgot_to_stop_raised = Signal(object)  # ForgotToStop
     forgot_to_stop_cleared = Signal()
     session_closed = Signal(str)  # session id, closed here or by another program
+    patient_ref_asked = Signal()  # a start needed the patient's reference, and none was typed
 
     def __init__(self, clinic: Clinic, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -658,6 +659,7 @@ class SessionController(QObject):
     def _open_session_from_draft(self) -> Session:
         draft = self._draft
         if not draft.patient_ref.strip():
+            self.patient_ref_asked.emit()
             raise InvalidOperation("Type the patient's reference (initials or MRN) first.")
         session = self._clinic.open_session(
             patient_ref=draft.patient_ref,

@@ -299,6 +299,8 @@ class MainWindow(QMainWindow):
             QGuiApplication.setWindowIcon(icon)
         self._build_menus()
         self._connect_menus()
+        # Here rather than in _connect_signals: nothing can ask before the first paint.
+        self._controller.patient_ref_asked.connect(self._focus_patient_field)
         if QtWidgets.QSystemTrayIcon.isSystemTrayAvailable():
             self.tray = QtWidgets.QSystemTrayIcon(self.windowIcon(), self)
             self.tray.setContextMenu(self.tray_menu)
