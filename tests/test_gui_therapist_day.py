@@ -283,3 +283,22 @@ def test_asked_for_the_patient_the_cursor_is_where_it_goes(qtbot: Bot, rig: Rig)
     assert rig.window.header.patient.text() == "MRN-12"
     qtbot.mouseClick(rig.tile("97110"), LEFT)
     assert rig.controller.view.header.session_open
+
+
+def test_tab_in_the_summary_goes_down_it_as_it_reads(qtbot: Bot, rig: Rig) -> None:
+    type_patient(qtbot, rig, "JD")
+    for code in ("97110", "97140"):  # 8 + 8 minutes: one unit, either code may take it
+        qtbot.mouseClick(rig.tile(code), LEFT)
+        rig.clock.advance(minutes=8)
+    qtbot.keyClick(rig.window, Qt.Key.Key_E, CTRL)
+    dialog = rig.window.summary_dialog
+    assert isinstance(dialog, SummaryDialog)
+    qtbot.waitExposed(dialog)
+    dialog.activateWindow()  # as a window manager does when the dialog opens
+    qtbot.waitUntil(dialog.isActiveWindow)
+    chosen = next(b for b in dialog.tie_buttons if b.isChecked())
+    # It opened with the keys on its scroll area, where nothing showed them, and the choice
+    # of unit, above the note, came after the buttons below it.
+    assert QApplication.focusWidget() is dialog.table
+    stops = _tab_stops(qtbot, dialog.table, 4)
+    assert stops == [chosen, dialog.note, dialog.back_button, dialog.copy_button]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from typing import Protocol
 
 from PySide6.QtCore import QEvent, QObject, QPoint, Qt
@@ -173,6 +174,9 @@ class SummaryDialog(QDialog):
         self.body = QScrollArea()
         self.body.setWidgetResizable(True)
         self.body.setFrameShape(QFrame.Shape.NoFrame)
+        # The dialog opened with the keys here, where nothing shows them: its parts take the
+        # focus themselves, and it still scrolls to the one that has it.
+        self.body.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.body.setWidget(body)
         self.table.setMinimumHeight(theme.TOUCH_MIN * 2)
         self.note.setMinimumHeight(theme.TOUCH_MIN * 2)
@@ -418,3 +422,8 @@ class SummaryDialog(QDialog):
             button.setChecked(option == current)
             self._tie_group.addButton(button, index)
             self._tie_layout.addWidget(button)
+        # Above the note, so after the table and before the note in the Tab chain: made after
+        # them, they came after the buttons at the bottom.
+        chain = [self.table, *self.tie_buttons, self.note]
+        for first, second in pairwise(chain):
+            QWidget.setTabOrder(first, second)
