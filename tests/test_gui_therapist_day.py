@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QApplication, QLabel, QWidget
 from tests.gui_support import Bot, Rig, build, type_patient
 from therapy_timer.codes import FurnishedBy, Role
 from therapy_timer.gui.day_view import DayView
+from therapy_timer.gui.main_window import MainWindow
 from therapy_timer.gui.view_state import TileState, TileView
 from therapy_timer.gui.widgets import tiles
 from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
@@ -302,3 +303,29 @@ def test_tab_in_the_summary_goes_down_it_as_it_reads(qtbot: Bot, rig: Rig) -> No
     assert QApplication.focusWidget() is dialog.table
     stops = _tab_stops(qtbot, dialog.table, 4)
     assert stops == [chosen, dialog.note, dialog.back_button, dialog.copy_button]
+
+
+def _in_view(window: MainWindow, field: QWidget) -> bool:
+    viewport = window.body_scroll.viewport()
+    top = field.mapTo(viewport, field.rect().topLeft()).y()
+    return top >= 0 and top + field.height() <= viewport.height()
+
+
+def test_the_field_given_the_cursor_is_scrolled_into_view(qtbot: Bot, rig: Rig) -> None:
+    window = rig.window
+    window.resize(819, 456)  # a 1024x600 screen at 125%, less a title bar: the body scrolls
+    type_patient(qtbot, rig, "JD")
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    bar = window.body_scroll.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0)
+    for key, modifiers, field in (
+        (Qt.Key.Key_N, CTRL, window.header.patient),
+        (Qt.Key.Key_C, CTRL | Qt.KeyboardModifier.ShiftModifier, window.header.clinician),
+    ):
+        bar.setValue(bar.maximum())  # down at the untimed services
+        assert not _in_view(window, field)
+        # The cursor went to the field, out of sight: the next patient's initials were typed
+        # where nobody could see them.
+        qtbot.keyClick(window, key, modifiers)
+        qtbot.waitUntil(partial(_has_focus, field), timeout=1000)
+        assert _in_view(window, field)

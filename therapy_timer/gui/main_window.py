@@ -554,12 +554,20 @@ class MainWindow(QMainWindow):
         # The next thing typed is a patient reference: left on a tile, its digits would start
         # the numbered tiles for nobody instead.
         self.header.patient.setFocus(QtCore.Qt.FocusReason.OtherFocusReason)
+        self._scroll_to(self.header.patient)
+
+    def _scroll_to(self, field: QWidget) -> None:
+        """Scroll the body to a field just given the keys: it scrolls on a short screen, and a
+        field given them out of sight took a patient's initials unseen (a scroll area follows
+        the keys only as Tab moves them)."""
+        self.body_scroll.ensureWidgetVisible(field)
 
     def _on_switch_clinician_requested(self) -> None:
         """One step on a shared workstation: a new patient's header, the clinician field ready
         to type over; the others' sessions keep their own clinician."""
         self._controller.new_patient()
         self.header.clinician.setFocus(QtCore.Qt.FocusReason.ShortcutFocusReason)
+        self._scroll_to(self.header.clinician)
         self.header.clinician.selectAll()
 
     def _on_end_requested(self) -> None:
