@@ -329,3 +329,25 @@ def test_the_field_given_the_cursor_is_scrolled_into_view(qtbot: Bot, rig: Rig) 
         qtbot.keyClick(window, key, modifiers)
         qtbot.waitUntil(partial(_has_focus, field), timeout=1000)
         assert _in_view(window, field)
+
+
+@pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")  # the help box
+def test_what_the_keyboard_help_says_of_ctrl_c_is_what_it_does(qtbot: Bot, rig: Rig) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    rig.window.keys_action.trigger()
+    [box] = [b for b in rig.window.findChildren(QMessageBox) if b.isVisible()]
+    [line] = [line for line in box.text().splitlines() if line.startswith("Ctrl+C")]
+    box.close()
+    type_patient(qtbot, rig, "JD")
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    rig.clock.advance(minutes=10)
+    qtbot.keyClick(rig.window, Qt.Key.Key_E, CTRL)
+    dialog = rig.window.summary_dialog
+    assert isinstance(dialog, SummaryDialog)
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is dialog)
+    qtbot.keyClick(dialog, Qt.Key.Key_C, CTRL)
+    # It closes the session, as the button it stands for says ("Close session and copy
+    # note"); the help said "copy the note" alone, and Back to treatment was then too late.
+    assert dialog.closed
+    assert "close the session" in line

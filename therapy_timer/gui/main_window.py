@@ -57,7 +57,7 @@ SHORTCUTS_HELP = (
     "1 to 9: start the tile with that number (the running code stops)\n"
     "Space: pause, or resume what was paused\n"
     "Ctrl+E: end the session (summary and note)\n"
-    "Ctrl+C in the summary: copy the note\n"
+    "Ctrl+C in the summary: close the session and copy the note (Copy note once closed)\n"
     "Ctrl+M: the small always-on-top view\n"
     "Ctrl+1 to Ctrl+9: show that patient of the caseload strip\n"
     "Ctrl+N: new patient (the others keep running)\n"
