@@ -174,6 +174,12 @@ def test_mark_selected_exported_marks_those_rows_only(
     assert view.message.text() == "Marked 2 claim day(s) exported."
     view.status.setCurrentText("exported")
     assert {d.session_ids[0] for d in view.shown} == chosen
+    # Marked again: said so, not counted as newly marked.
+    view.status.setCurrentText("All")
+    click_row(view, 1)
+    click_row(view, 2, Qt.KeyboardModifier.ControlModifier)
+    qtbot.mouseClick(view.exported_button, LEFT)
+    assert view.message.text() == ("Marked 1 claim day(s) exported. 1 already exported, unchanged.")
 
 
 def test_refresh_shows_other_stations_work_and_the_status_filters_find_it(

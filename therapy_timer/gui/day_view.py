@@ -755,7 +755,10 @@ class DayView(QWidget):
             return
         provisional = sum(d.provisional for d in chosen)
         held = sum(not d.provisional and not changed.isdisjoint(d.session_ids) for d in chosen)
-        text = f"Marked {len(chosen) - provisional - held} claim day(s) exported."
+        already = sum(d.status == "exported" for d in chosen)  # read before this mark
+        text = f"Marked {len(chosen) - provisional - held - already} claim day(s) exported."
+        if already:
+            text += f" {already} already exported, unchanged."
         if provisional:
             text += f" {provisional} still open, not marked."
         if changed:
