@@ -262,6 +262,36 @@ def test_the_front_desk_corrects_a_forgotten_timer_and_exports_again(
     assert segment.stop_utc - segment.start_utc == timedelta(minutes=23)
 
 
+# The refusal's line grows the shown dialog; the offscreen platform cannot follow, and says so.
+@pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+def test_a_refused_correction_keeps_the_dialog_and_the_minutes_typed(qtbot: Bot, rig: Rig) -> None:
+    """The dialog closed on a refusal, the minutes typed lost, and the reason shown behind
+    it in the day view: the desk typed them all again to change one."""
+    view = _forgotten_day(qtbot, rig)
+    qtbot.mouseClick(view.correct_button, LEFT)
+    dialog = view.corrections_dialog
+    assert dialog is not None
+    (spin,) = dialog.spins.values()
+    spin.setValue(20 * 60 + 30)  # past the session's close: refused
+
+    def save(reason_text: str) -> None:
+        qtbot.mouseClick(dialog.save_button, LEFT)
+        reason = dialog.reason_dialog
+        assert reason is not None
+        qtbot.keyClicks(reason.reason, reason_text)
+        qtbot.mouseClick(reason.ok_button, LEFT)
+
+    save("longer, per the note")
+    assert dialog.isVisible()
+    assert spin.value() == 20 * 60 + 30
+    assert dialog.refusal.isVisible()
+    assert dialog.refusal.text().startswith("⚠ Not corrected: ")
+    spin.setValue(23)
+    save("timer left running; treatment ended 14:23 per the note")
+    qtbot.waitUntil(lambda: not dialog.isVisible())
+    assert view.shown[0].result.total_timed_minutes == 23
+
+
 # Qt raises a tool window when it is shown; the offscreen platform cannot, and says so.
 @pytest.mark.qt_log_ignore("This plugin does not support (raise|propagateSizeHints)")
 def test_the_mini_view_says_nothing_runs_when_nothing_does(qtbot: Bot, rig: Rig) -> None:

@@ -431,8 +431,9 @@ class SessionController(QObject):
     def segments(self, session_id: str) -> list[Segment]:
         return self._guard(lambda: self._clinic.segments(session_id)) or []
 
-    def correct_minutes(self, changes: Mapping[str, int], reason: str) -> bool:
-        """Apply {segment id: minutes} corrections with one reason; False with a message."""
+    def correct_minutes(self, changes: Mapping[str, int], reason: str) -> str | None:
+        """Apply {segment id: minutes} corrections with one reason: None, or the plain message
+        saying why they were refused (also the window's message)."""
 
         def apply() -> bool:
             self._clinic.correct_minutes(changes, reason)
@@ -440,7 +441,7 @@ class SessionController(QObject):
 
         done = self._guard(apply) is True
         self._publish()
-        return done
+        return None if done else self._message
 
     # -- crash recovery ------------------------------------------------------------------------
 

@@ -816,17 +816,17 @@ class DayView(QWidget):
             return
         exported = day.status in ("exported", ex.AMENDED_AFTER_EXPORT)
 
-        def save(changes: dict[str, int], reason: str) -> None:
+        def save(changes: dict[str, int], reason: str) -> str | None:
             try:
                 self._clinic.correct_minutes(changes, reason)
             except TherapyTimerError as exc:
-                self.message.setText(f"Not corrected: {exc}")
-                return
+                return str(exc)
             self.reload(
                 then=f"Corrected {len(changes)} segment(s) of {day.patient_ref} on "
                 f"{day.date_of_service.isoformat()}; the change is in the audit log."
                 + (" The day is due for export again." if exported else "")
             )
+            return None
 
         self.corrections_dialog = CorrectionsDialog.show_for(
             self, segments, save, self._clinic.policy

@@ -35,15 +35,17 @@ class CorrectionsDialog(QDialog):
     """Shows each recorded segment's minutes; Save asks why and hands the changes on.
 
     ``on_save`` receives {segment id: new minutes} and the reason; the caller applies them
-    through the controller (this view holds no rules or storage of its own). ``policy`` is
-    the clinic's rounding, so the minutes shown are the ones the summary counts.
+    through the controller (this view holds no rules or storage of its own) and returns None,
+    or why they were refused: the dialog then stays open with the minutes as typed and says
+    why. ``policy`` is the clinic's rounding, so the minutes shown are the ones the summary
+    counts.
     """
 
     def __init__(
         self,
         parent: QWidget | None,
         segments: Sequence[Segment],
-        on_save: Callable[[dict[str, int], str], None],
+        on_save: Callable[[dict[str, int], str], str | None],
         policy: RoundingPolicy,
     ) -> None:
         super().__init__(parent)
@@ -84,6 +86,10 @@ class CorrectionsDialog(QDialog):
         hint = QLabel("The session is closed: each change is kept in the audit log with a reason.")
         hint.setWordWrap(True)
         column.addWidget(hint)
+        self.refusal = QLabel()
+        self.refusal.setWordWrap(True)
+        self.refusal.hide()
+        column.addWidget(self.refusal)
         column.addLayout(grid)
         column.addLayout(buttons)
         self.save_button.clicked.connect(self._on_save_clicked)
@@ -94,7 +100,7 @@ class CorrectionsDialog(QDialog):
         cls,
         parent: QWidget | None,
         segments: Sequence[Segment],
-        on_save: Callable[[dict[str, int], str], None],
+        on_save: Callable[[dict[str, int], str], str | None],
         policy: RoundingPolicy,
     ) -> CorrectionsDialog:
         """Open without blocking and return the dialog (tests drive it directly)."""
@@ -118,8 +124,13 @@ class CorrectionsDialog(QDialog):
             return
 
         def save(reason: str) -> None:
-            self._on_save(changes, reason)
-            self.accept()
+            refused = self._on_save(changes, reason)
+            if refused is None:
+                self.accept()
+                return
+            # The minutes stay as typed: one of them is to be changed, not all typed again.
+            self.refusal.setText(f"⚠ Not corrected: {refused}")
+            self.refusal.show()
 
         self.reason_dialog = ReasonDialog.ask(
             self, "The session is closed. Why are these minutes being corrected?", save

@@ -55,7 +55,7 @@ class SummaryActions(Protocol):
 
     def segments(self, session_id: str) -> Sequence[Segment]: ...
 
-    def correct_minutes(self, changes: Mapping[str, int], reason: str) -> bool: ...
+    def correct_minutes(self, changes: Mapping[str, int], reason: str) -> str | None: ...
 
     @property
     def policy(self) -> RoundingPolicy: ...
@@ -275,11 +275,14 @@ class SummaryDialog(QDialog):
         self.status.setText("Session closed. The note is on the clipboard: paste it into the EMR.")
 
     def _on_correct_clicked(self) -> None:
-        def save(changes: dict[str, int], reason: str) -> None:
-            if self._controller.correct_minutes(changes, reason):
-                self._allocation = None  # the minutes changed: offer the ties afresh
-                self.status.setText("Corrected. Copy the note again to paste the amended version.")
+        def save(changes: dict[str, int], reason: str) -> str | None:
+            refused = self._controller.correct_minutes(changes, reason)
+            if refused is not None:
+                return refused
+            self._allocation = None  # the minutes changed: offer the ties afresh
+            self.status.setText("Corrected. Copy the note again to paste the amended version.")
             self._refresh()
+            return None
 
         self.corrections_dialog = CorrectionsDialog.show_for(
             self, self._controller.segments(self._session_id), save, self._controller.policy
