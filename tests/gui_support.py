@@ -19,6 +19,7 @@ from therapy_timer.codes import Catalogue, builtin_catalogue
 from therapy_timer.gui.controller import SessionController
 from therapy_timer.gui.day_view import DayView
 from therapy_timer.gui.main_window import MainWindow
+from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
 from therapy_timer.gui.widgets.tiles import CodeTile
 from therapy_timer.store import Store
 from therapy_timer.store.queries import WindowLease
@@ -109,6 +110,17 @@ def type_patient(
     for field, text in ((header.patient, ref), (header.clinician, clinician)):
         qtbot.mouseClick(field, Qt.MouseButton.LeftButton)
         qtbot.keyClicks(field, text)
+
+
+def end_with_ctrl_c(qtbot: Bot, rig: Rig) -> SummaryDialog:
+    """Ctrl+E opens the summary, Ctrl+C there copies the note and closes the session."""
+    qtbot.keyClick(rig.window, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    dialog = rig.window.summary_dialog
+    assert isinstance(dialog, SummaryDialog)
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is dialog)
+    qtbot.keyClick(dialog, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
+    assert dialog.closed
+    return dialog
 
 
 def dead_window(store: Store, last_beat: datetime) -> WindowLease:

@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
-from tests.gui_support import Bot, Rig, build, type_patient
+from tests.gui_support import Bot, Rig, build, end_with_ctrl_c, type_patient
 from therapy_timer.codes import FurnishedBy, Role
 from therapy_timer.gui.day_view import DayView
 from therapy_timer.gui.main_window import MainWindow
@@ -342,12 +342,7 @@ def test_what_the_keyboard_help_says_of_ctrl_c_is_what_it_does(qtbot: Bot, rig: 
     type_patient(qtbot, rig, "JD")
     qtbot.mouseClick(rig.tile("97110"), LEFT)
     rig.clock.advance(minutes=10)
-    qtbot.keyClick(rig.window, Qt.Key.Key_E, CTRL)
-    dialog = rig.window.summary_dialog
-    assert isinstance(dialog, SummaryDialog)
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is dialog)
-    qtbot.keyClick(dialog, Qt.Key.Key_C, CTRL)
-    # It closes the session, as the button it stands for says ("Close session and copy
+    # Ctrl+C closes the session, as the button it stands for says ("Close session and copy
     # note"); the help said "copy the note" alone, and Back to treatment was then too late.
-    assert dialog.closed
+    end_with_ctrl_c(qtbot, rig)
     assert "close the session" in line

@@ -19,11 +19,10 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QLabel
 
 from tests.fakes import FakeClock
-from tests.gui_support import Bot, Rig, build, type_patient
+from tests.gui_support import Bot, Rig, build, end_with_ctrl_c, type_patient
 from tests.server_support import MORNING, Cluster, Server, Station
 from therapy_timer.clinic import Clinic
 from therapy_timer.gui.clinic_sync import ClinicSync, SyncView, sync_view
-from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
 from therapy_timer.server import BackgroundSync, SyncReport
 
 LEFT = Qt.MouseButton.LeftButton
@@ -56,16 +55,6 @@ def sync(qtbot: Bot, rig: Rig) -> Iterator[ClinicSync]:
 
 def _sessions_on(server: Server) -> int:
     return int(server.one("SELECT count(*) FROM therapy_timer.sessions"))
-
-
-def _end_with_ctrl_c(qtbot: Bot, rig: Rig) -> None:
-    """Ctrl+E opens the summary, Ctrl+C there copies the note and closes the session."""
-    qtbot.keyClick(rig.window, Qt.Key.Key_E, CTRL)
-    dialog = rig.window.summary_dialog
-    assert isinstance(dialog, SummaryDialog)
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is dialog)
-    qtbot.keyClick(dialog, Qt.Key.Key_C, CTRL)
-    assert dialog.closed
 
 
 class _Bot(Bot, Protocol):
@@ -110,7 +99,7 @@ def test_a_tap_never_waits_for_a_server_that_stopped_answering(
         assert running.code == "97140"
         assert rig.tile("97140").view.state.value == "running"
         rig.clock.advance(minutes=10)
-        _end_with_ctrl_c(qtbot, rig)  # a close asks for a push; the window does not wait
+        end_with_ctrl_c(qtbot, rig)  # a close asks for a push; the window does not wait
         assert not rig.store.list_sessions()[0].is_open
         assert (worker.busy, worker.rounds) == (True, round_under_way)
     finally:
@@ -135,7 +124,7 @@ def test_the_window_says_the_server_is_away_and_catches_up_when_it_is_back(
         type_patient(qtbot, rig)
         qtbot.mouseClick(rig.tile("97110"), LEFT)
         rig.clock.advance(minutes=25)
-        _end_with_ctrl_c(qtbot, rig)
+        end_with_ctrl_c(qtbot, rig)
         if SHOTS is not None:
             rig.window.resize(1024, 600)
             rig.window.grab().save(str(SHOTS / "clinic-sync-unreachable-1024x600.png"))
@@ -203,7 +192,7 @@ def test_the_status_line_keeps_saying_a_version_waits_for_the_desk(
     type_patient(qtbot, rig)
     qtbot.mouseClick(rig.tile("97110"), LEFT)
     rig.clock.advance(minutes=30)
-    _end_with_ctrl_c(qtbot, rig)
+    end_with_ctrl_c(qtbot, rig)
     qtbot.waitUntil(lambda: _sessions_on(clinic_server) == 1, timeout=20_000)
     # Another station already put another version of it on the server: it is kept aside.
     with clinic_server.admin() as conn:
