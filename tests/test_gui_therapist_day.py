@@ -282,6 +282,9 @@ def test_asked_for_the_patient_the_cursor_is_where_it_goes(qtbot: Bot, rig: Rig)
     assert focused is not None
     qtbot.keyClicks(focused, "MRN-12")
     assert rig.window.header.patient.text() == "MRN-12"
+    # Answered as the first key is typed: the red banner stood over the typing until a tap.
+    assert rig.controller.view.message == ""
+    assert not rig.window.message_banner.isVisible()
     qtbot.mouseClick(rig.tile("97110"), LEFT)
     assert rig.controller.view.header.session_open
 

@@ -42,6 +42,8 @@ from therapy_timer.stopwatch import RoundingPolicy, StopwatchState
 POLL_INTERVAL_MS = 1000
 """How often the window looks for changes made by another program (``PRAGMA data_version``)."""
 
+ASK_FOR_PATIENT = "Type the patient's reference (initials or MRN) first."
+
 UNDO_SECONDS = 8
 """How long a start that stopped another patient's one-on-one time can be undone."""
 
@@ -174,6 +176,8 @@ class SessionController(QObject):
             # morning's patient the day before (until the header's date was changed by hand).
             draft = draft._replace(date_of_service=None)
         self._draft = draft
+        if draft.patient_ref.strip() and self._message == presenter.plain(ASK_FOR_PATIENT):
+            self._message = ""  # answered: the banner no longer stands over the typing
         if role_changed and self._workspace is None:
             self._furnished_by = draft.role.furnishes
         if clinician_changed or role_changed:
@@ -661,7 +665,7 @@ class SessionController(QObject):
         draft = self._draft
         if not draft.patient_ref.strip():
             self.patient_ref_asked.emit()
-            raise InvalidOperation("Type the patient's reference (initials or MRN) first.")
+            raise InvalidOperation(ASK_FOR_PATIENT)
         session = self._clinic.open_session(
             patient_ref=draft.patient_ref,
             clinician=draft.clinician or "Clinician",
