@@ -349,3 +349,22 @@ def test_what_the_keyboard_help_says_of_ctrl_c_is_what_it_does(qtbot: Bot, rig: 
     # note"); the help said "copy the note" alone, and Back to treatment was then too late.
     end_with_ctrl_c(qtbot, rig)
     assert "close the session" in line
+
+
+def test_switching_patients_shows_the_next_one_from_the_top(qtbot: Bot, rig: Rig) -> None:
+    window = rig.window
+    window.resize(819, 456)  # a 1024x600 screen at 125%, less a title bar: the body scrolls
+    type_patient(qtbot, rig, "JD")
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    qtbot.keyClick(window, Qt.Key.Key_N, CTRL)
+    type_patient(qtbot, rig, "KB")
+    bar = window.body_scroll.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0)
+    bar.setValue(bar.maximum())
+    qtbot.mouseClick(rig.tile("97530"), LEFT)  # a tap down the body keeps it where it is
+    assert bar.value() == bar.maximum()
+    # Ctrl+1 showed JD scrolled as KB was: JD's heading out of sight.
+    qtbot.keyClick(window, Qt.Key.Key_1, CTRL)
+    assert rig.controller.view.header.patient_ref == "JD"
+    assert bar.value() == 0
+    assert _in_view(window, window.header)

@@ -134,6 +134,7 @@ class MainWindow(QMainWindow):
         self._controller = controller
         self._icon = icon
         self._started = False
+        self._shown_session: str | None = None
         self._day_view_factory = day_view_factory
         self.day_view: DayView | None = None
         self._close_confirmed = False
@@ -463,6 +464,12 @@ class MainWindow(QMainWindow):
     # -- rendering -----------------------------------------------------------------------------
 
     def _render(self, view: WindowView) -> None:
+        shown = next((e.session_id for e in view.caseload if e.current), None)
+        if shown is not None and self._shown_session not in (None, shown):
+            # Another patient (the caseload, Ctrl+1-9): their name and times at the top, not
+            # the last patient's scroll position, which on a short screen hid whose they were.
+            self.body_scroll.verticalScrollBar().setValue(0)
+        self._shown_session = shown
         self.header.set_view(view.header)
         self.furnished.set_value(view.furnished_by)
         self.tiles.set_views(view.tiles)
