@@ -137,3 +137,33 @@ def test_the_store_itself_refuses_a_stop_after_the_close(desk: Desk) -> None:
                 segment.id, reason="x", stop_utc=session.closed_utc + timedelta(minutes=90)
             )
         assert store.segments(session.id) == [segment]
+
+
+def test_several_corrections_are_made_all_or_none(tmp_path: Path) -> None:
+    """The day view and the summary correct several segments with one reason: one refused
+    left the ones before it written while the screen said "Not corrected"."""
+    from therapy_timer.clinic import Clinic
+    from therapy_timer.codes import Role, builtin_catalogue
+
+    clock = FakeClock()
+    with Store.open(tmp_path, clock=clock, actor="desk") as store:
+        clinic = Clinic(store, builtin_catalogue(), clock, actor="desk")
+        session = clinic.open_session(
+            patient_ref="JD", clinician="Ann", role=Role.PT, payer_profile="Medicare"
+        )
+        clinic.start(session.id, "97110")
+        clock.advance(minutes=20)
+        clinic.start(session.id, "97140")
+        clock.advance(minutes=10)
+        clinic.end_session(session.id)
+        first, second = clinic.segments(session.id)
+        audited = len(store.audit_entries())
+        with pytest.raises(InvalidOperation, match="97140 cannot run 30 min"):
+            clinic.correct_minutes({first.id: 15, second.id: 30}, "per the note")
+        assert clinic.segments(session.id) == [first, second]  # neither written
+        assert len(store.audit_entries()) == audited
+        clinic.correct_minutes({first.id: 15, second.id: 8}, "per the note")
+        assert [(s.start_utc, s.stop_utc) for s in clinic.segments(session.id)] == [
+            (first.start_utc, first.start_utc + timedelta(minutes=15)),
+            (second.start_utc, second.start_utc + timedelta(minutes=8)),
+        ]

@@ -828,6 +828,26 @@ class Clinic:
         ``minutes`` sets its length from its start; a code is checked against the catalogue so a
         supervised modality stays allowed beside a timed code and a timed code does not.
         """
+        entry, stop = self._checked_amendment(segment_id, minutes, code, furnished_by)
+        return self._store.amend_segment(
+            segment_id,
+            reason=reason,
+            stop_utc=stop,
+            code=None if entry is None else entry.code,
+            furnished_by=furnished_by,
+            exclusive=None if entry is None else not entry.supervised_modality,
+            actor=self._actor,
+        )
+
+    def _checked_amendment(
+        self,
+        segment_id: str,
+        minutes: int | None,
+        code: str | None,
+        furnished_by: FurnishedBy | None,
+    ) -> tuple[Code | None, datetime | None]:
+        """``amend_segment``'s checks, nothing written: the new code's entry (None if kept)
+        and the new stop (None if kept); InvalidInput or InvalidOperation says why not."""
         if minutes is not None and (
             isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 0
         ):
@@ -852,15 +872,7 @@ class Clinic:
                 one_on_one=self._one_on_one(entry.code if entry else segment.code),
                 furnished_by=furnished_by or segment.furnished_by,
             )
-        return self._store.amend_segment(
-            segment_id,
-            reason=reason,
-            stop_utc=stop,
-            code=None if entry is None else entry.code,
-            furnished_by=furnished_by,
-            exclusive=None if entry is None else not entry.supervised_modality,
-            actor=self._actor,
-        )
+        return entry, stop
 
     def _check_room(
         self,
@@ -932,7 +944,14 @@ class Clinic:
             )
 
     def correct_minutes(self, changes: Mapping[str, int], reason: str) -> None:
-        """Apply {segment id: minutes} corrections with one reason."""
+        """Apply {segment id: minutes} corrections with one reason: all of them, or none.
+
+        Each is checked before any is written (a screen said "Not corrected" while the ones
+        before the refused one had been). A change moves only its own segment's stop, checked
+        against the others' stored times, so no check depends on another change."""
+        reason_text(reason)
+        for segment_id, minutes in changes.items():
+            self._checked_amendment(segment_id, minutes, None, None)
         for segment_id, minutes in changes.items():
             self.amend_segment(segment_id, reason=reason, minutes=minutes)
 
