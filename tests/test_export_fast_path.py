@@ -188,6 +188,66 @@ def _without_note(day: billing.ClaimDay) -> billing.ClaimDay:
 def test_the_fast_export_bills_every_day_as_the_full_path_does(
     store: Store, sessions: list[dict[str, object]], policy: RoundingPolicy, catalogue: Catalogue
 ) -> None:
+    _assert_fast_is_full(store, sessions, policy, catalogue)
+
+
+paired_segment = segment | st.fixed_dictionaries(
+    {
+        "code": st.sampled_from(("97750", "97760", "97110", "97150")),
+        "by": st.sampled_from(("therapist", "assistant", "together")),
+        "offset": st.integers(0, 240 * 60_000_000),
+        "length": st.integers(8 * 60_000_000, 40 * 60_000_000),
+    }
+)
+one_patients_date = st.fixed_dictionaries(
+    {
+        "day": st.just(DATES[3]),
+        "patient": st.just("MRN1"),
+        "clinician": st.sampled_from(("Ann", "Bob")),
+        "role": st.sampled_from(("PT", "PTA", "OT", "OTA")),
+        "discipline": st.sampled_from(("PT", "OT")),
+        "payer": st.sampled_from(PAYERS[:2]),
+        "state": st.sampled_from(("closed",) * 5 + ("open",)),
+        "amended": st.booleans(),
+        "exported": st.booleans(),
+        "plus_one": st.just(False),
+        "allocation": st.none(),
+        "segments": st.lists(paired_segment, max_size=2),
+        "untimed": st.lists(
+            st.tuples(
+                st.sampled_from(("97150", "97161", "97165", "97164", "97168", "97012")),
+                st.none() | st.integers(0, 60),
+                st.sampled_from(("therapist", "assistant")),
+            ),
+            max_size=2,
+        ),
+    }
+)
+"""Sessions of one patient on one date: PT and OT plans of care, two payers, codes NCCI
+pairs across plans (R9.3: 97750/97760 beside an evaluation or re-evaluation), group therapy
+in two sessions (R8.2), timed codes at once in two sessions (R8.1)."""
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    sessions=st.lists(one_patients_date, min_size=2, max_size=5),
+    policy=st.sampled_from(list(RoundingPolicy)),
+    catalogue=st.sampled_from((CATALOGUE, MUES)),
+)
+def test_the_fast_export_bills_one_patients_date_as_the_full_path_does(
+    store: Store, sessions: list[dict[str, object]], policy: RoundingPolicy, catalogue: Catalogue
+) -> None:
+    _assert_fast_is_full(store, sessions, policy, catalogue)
+
+
+def _assert_fast_is_full(
+    store: Store, sessions: list[dict[str, object]], policy: RoundingPolicy, catalogue: Catalogue
+) -> None:
+    """``sessions`` billed the full way, from summed segments and by the CSV: the same."""
     _load(store, sessions)
     clinic = Clinic(store, catalogue, FakeClock(NOW), policy=policy)
     first, last = DATES[0], DATES[-1]
