@@ -105,6 +105,23 @@ def test_storage_errors_are_shown_in_plain_words_not_a_traceback(
     assert "Traceback" not in text
 
 
+def test_a_data_folder_that_is_a_file_is_named_as_such(qtbot: Bot, tmp_path: Path) -> None:
+    # As THERAPY_TIMER_DATA_DIR (the --data-dir options refuse it before the window): the
+    # window said the clinic's code file inside it could not be read.
+    from therapy_timer.gui.app import run
+
+    file = tmp_path / "notes.txt"
+    file.write_text("kept")
+    shown: list[tuple[str, str]] = []
+    status = run(file, show_error=lambda title, text: shown.append((title, text)))
+    assert status == 2
+    [(title, text)] = shown
+    assert title == "Therapy Timer cannot open its data"
+    assert f"{file} is a file, not a folder" in text and "THERAPY_TIMER_DATA_DIR" in text
+    assert "codes.toml" not in text
+    assert file.read_text() == "kept"
+
+
 def test_a_row_changed_outside_therapy_timer_is_shown_at_start_not_an_empty_window(
     qtbot: Bot, tmp_path: Path
 ) -> None:

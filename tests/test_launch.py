@@ -66,6 +66,20 @@ def test_the_plain_options_build_no_parser(monkeypatch: pytest.MonkeyPatch) -> N
     assert launch._options(["--data-dir", "clinic", "--smoke-test"]) == (Path("clinic"), True, [])
 
 
+def test_a_file_is_not_a_data_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # It opened the window, which said the clinic's code file inside could not be read.
+    file = tmp_path / "notes.txt"
+    file.write_text("")
+    for words in (["--data-dir", str(file)], [f"--data-dir={file}", "--smoke-test"]):
+        assert launch.plain_options(words) is None
+        with pytest.raises(SystemExit) as ended:
+            launch._options(words)
+        assert ended.value.code == 2
+        err = capsys.readouterr().err
+        assert f"argument --data-dir: {file} is a file; give the data folder's path" in err
+    assert launch._options(["--data-dir", str(tmp_path)]) == (tmp_path, False, [])
+
+
 @pytest.mark.parametrize(
     ("words", "status"),
     [(["--help"], 0), (["--data-dir"], 2), (["--data-dir", ""], 2), (["--smoke-test=yes"], 2)],

@@ -235,6 +235,14 @@ def run(
             (show_error or show_error_box)(title, message)
 
     folder = paths.data_dir(data_dir)
+    if folder.exists() and not folder.is_dir():
+        # Else the code file inside it "cannot be read", which sends the reader to codes.toml.
+        report(
+            "Therapy Timer cannot open its data",
+            f"{folder} is a file, not a folder. Point {paths.DATA_DIR_ENV} (or --data-dir) at "
+            "the data folder. Nothing was changed.",
+        )
+        return 2
     clock = clock or SystemClock()
     try:
         catalogue = load_catalogue(folder)

@@ -23,6 +23,7 @@ This module stays Qt-free (tests/test_startup.py checks the order and the collec
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -87,10 +88,18 @@ def plain_options(words: list[str]) -> tuple[Path | None, bool, list[str]] | Non
     mistake, Qt's options). Its first parse is ~2-3 ms of a start (its messages' gettext and
     ``locale``, issue 13); tests/test_launch.py holds the two equal."""
     found = paths.window_options(words)
-    if found is None or found[0] == "":  # argparse refuses an empty folder, with its message
+    # argparse refuses an empty folder and a file, with its message.
+    if found is None or found[0] == "" or (found[0] is not None and _a_file(found[0])):
         return None
     data_dir, smoke_test = found
     return None if data_dir is None else Path(data_dir), smoke_test, []
+
+
+def _a_file(folder: str) -> bool:
+    """Whether ``folder`` names something that exists and is not a folder: the window opened
+    on it said the clinic's code file inside could not be read, where ``therapy-timer``
+    refuses it (click.Path(file_okay=False))."""
+    return os.path.exists(folder) and not os.path.isdir(folder)
 
 
 def parsed_options(words: list[str]) -> tuple[Path | None, bool, list[str]]:
@@ -101,6 +110,8 @@ def parsed_options(words: list[str]) -> tuple[Path | None, bool, list[str]]:
         # "" would be the folder the program starts in: never a place for a clinic's data.
         if not text:
             raise argparse.ArgumentTypeError("it is empty; give the data folder's path")
+        if _a_file(text):
+            raise argparse.ArgumentTypeError(f"{text} is a file; give the data folder's path")
         return Path(text)
 
     parser = argparse.ArgumentParser(prog="therapy-timer-gui")
