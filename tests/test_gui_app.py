@@ -55,6 +55,22 @@ def test_smoke_test_prints_ready_ms(tmp_path: Path, entry: tuple[str, ...]) -> N
     assert database_path(tmp_path).exists()  # built against the real data folder
 
 
+def test_both_commands_help_names_what_a_smoke_test_prints(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # therapy-timer's said {"ready_ms": N} after painted_at was added (the README was fixed).
+    from click.testing import CliRunner
+
+    from therapy_timer.cli import main
+    from therapy_timer.gui import launch
+
+    printed = '{"painted_at": T, "ready_ms": N}'
+    assert printed in " ".join(CliRunner().invoke(main, ["--help"]).output.split())
+    with pytest.raises(SystemExit):
+        launch.parsed_options(["--help"])
+    assert printed in " ".join(capsys.readouterr().out.split())
+
+
 def _running_97110(data_dir: Path) -> None:
     """An open session of JD-1 in ``data_dir`` with 97110 running."""
     from therapy_timer.clinic import Clinic

@@ -193,7 +193,8 @@ def _require_text(word: str, before: str) -> None:
 @click.option(
     "--smoke-test",
     is_flag=True,
-    help='Build the window, wait for its first paint, print {"ready_ms": N} and exit.',
+    help='Build the window, wait for its first paint, print {"painted_at": T, "ready_ms": N}'
+    " and exit.",
 )
 @click.pass_context
 def main(ctx: click.Context, data_dir: str | None, smoke_test: bool) -> None:

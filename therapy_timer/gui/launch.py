@@ -119,7 +119,7 @@ def parsed_options(words: list[str]) -> tuple[Path | None, bool, list[str]]:
     parser.add_argument(
         paths.SMOKE_TEST_OPTION,
         action="store_true",
-        help="show the window once, print ready_ms, exit",
+        help='show the window once, print {"painted_at": T, "ready_ms": N}, exit',
     )
     args, qt_args = parser.parse_known_args(words)
     return args.data_dir, args.smoke_test, qt_args
