@@ -172,6 +172,27 @@ def test_untimed_toggle_with_optional_minutes(qtbot: Bot, rig: Rig) -> None:
     assert rig.store.untimed_services(session.id) == []
 
 
+@pytest.mark.parametrize("role", [Role.PTA, Role.PT])
+def test_an_evaluation_refused_to_an_assistant_opens_no_session(
+    qtbot: Bot, rig: Rig, role: Role
+) -> None:
+    # R7.9, ticked by a PTA, or by a PT with Furnished by at the assistant: the session was
+    # opened first and left open, empty, in the caseload when the tick was refused.
+    header = rig.window.header
+    header.role.setCurrentIndex(header.role.findData(role.value))
+    type_patient(qtbot, rig)
+    qtbot.mouseClick(rig.window.furnished.buttons[FurnishedBy.ASSISTANT], LEFT)
+    row = rig.window.untimed.row("97161")
+    qtbot.mouseClick(row.toggle, LEFT)
+    assert "(R7.9)" in rig.controller.view.message
+    assert rig.service.open_sessions() == []
+    assert rig.controller.session is None and not row.toggle.isChecked()
+    assert header.patient.text() == "JD-1"  # typed once: the next tap takes it
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    assert open_codes(rig) == {"97110": FurnishedBy.ASSISTANT}
+    assert [s.role for s in rig.service.open_sessions()] == [role]
+
+
 def test_a_long_untimed_service_is_shown_whole_and_kept_when_the_focus_passes(
     qtbot: Bot, rig: Rig
 ) -> None:

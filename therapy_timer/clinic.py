@@ -858,7 +858,7 @@ class Clinic:
         entry = None if code is None else self._catalogue.get(code, "code")
         session = self._store.get_session(segment.session_id)
         self._check_furnisher(
-            session,
+            session.role,
             entry or self._catalogue.get(segment.code),
             furnished_by or segment.furnished_by,
         )
@@ -973,7 +973,7 @@ class Clinic:
             raise InvalidInput("code", f"{entry.code} is timed: use timer start {entry.code}")
         session = self._store.get_session(session_id)
         by = furnished_by or session.role.furnishes
-        self._check_furnisher(session, entry, by)
+        self._check_furnisher(session.role, entry, by)
         return self._store.add_untimed(
             session_id,
             code=entry.code,
@@ -982,6 +982,13 @@ class Clinic:
             reason=reason,
             actor=self._actor,
         )
+
+    def check_furnisher(self, role: Role, code: str, furnished_by: FurnishedBy) -> None:
+        """Refuse (InvalidOperation) what recording ``code`` furnished by ``furnished_by`` in a
+        session of a ``role`` would refuse (R7.9), before a session is opened for it: the
+        window opened the session first, and a PTA's tick of an evaluation, refused, left an
+        empty session open in the caseload."""
+        self._check_furnisher(role, self._catalogue.get(code, "code"), furnished_by)
 
     def set_untimed(
         self,
@@ -1046,7 +1053,7 @@ class Clinic:
         by = furnished_by
 
         def start(session: Session, stopwatch: Stopwatch) -> Change:
-            self._check_furnisher(session, entry, by or stopwatch.furnished_by)
+            self._check_furnisher(session.role, entry, by or stopwatch.furnished_by)
             return stopwatch.start(entry.code, by)
 
         session = self._open(session_id)
@@ -1063,7 +1070,7 @@ class Clinic:
                 or self._chosen_furnisher(left)
                 or (latest_furnisher(segments) if segments else left.role.furnishes)
             )
-            self._check_furnisher(left, entry, by)
+            self._check_furnisher(left.role, entry, by)
             session = self._today_for(left)
         outcome = self._step(session.id, "start", start, session)
         if left is not None:
@@ -1134,7 +1141,9 @@ class Clinic:
         if left is None or pause is None:
             return self._step(session.id, "resume", lambda _session, sw: sw.resume(), session)
         for resumable in pause.resume:
-            self._check_furnisher(left, self._catalogue.get(resumable.code), resumable.furnished_by)
+            self._check_furnisher(
+                left.role, self._catalogue.get(resumable.code), resumable.furnished_by
+            )
         today = self._today_for(left)
         outcome = self._step(today.id, "resume", lambda _session, sw: sw.carry_on(pause), today)
         return replace(outcome, left=self._store.get_session(left.id))
@@ -1144,7 +1153,7 @@ class Clinic:
 
         def switch(session: Session, stopwatch: Stopwatch) -> Change:
             for segment in stopwatch.running:
-                self._check_furnisher(session, self._catalogue.get(segment.code), furnished_by)
+                self._check_furnisher(session.role, self._catalogue.get(segment.code), furnished_by)
             return stopwatch.set_furnished_by(furnished_by)
 
         return self._step(session_id, "furnished_by", switch)
@@ -2054,7 +2063,7 @@ class Clinic:
                 f"{minutes} minutes from {begin:%H:%M} would end at {end:%H:%M} on"
                 f" {end:%Y-%m-%d}, which has not happened yet",
             )
-        self._check_furnisher(session, entry, furnished_by)
+        self._check_furnisher(session.role, entry, furnished_by)
         return self._store.add_segment(
             session.id,
             code=entry.code,
@@ -2146,7 +2155,7 @@ class Clinic:
         # same person's one-on-one time elsewhere) is checked before anything moves.
         entry = self._catalogue.get(code or segment.code, "code")
         by = furnished_by or segment.furnished_by
-        self._check_furnisher(session, entry, by)
+        self._check_furnisher(session.role, entry, by)
         self._check_room(
             session,
             segment,
@@ -2766,14 +2775,14 @@ class Clinic:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _check_furnisher(self, session: Session, entry: Code, by: FurnishedBy) -> None:
+    def _check_furnisher(self, role: Role, entry: Code, by: FurnishedBy) -> None:
         """R7.9: an evaluation or re-evaluation is the therapist's alone, in every path."""
         if entry.assistant_allowed:
             return
-        if session.role.is_assistant:
+        if role.is_assistant:
             raise InvalidOperation(
                 f"{entry.code} ({entry.description}) is furnished by a therapist only; a "
-                f"{session.role.value} cannot record it (R7.9)"
+                f"{role.value} cannot record it (R7.9)"
             )
         if by is FurnishedBy.ASSISTANT:
             raise InvalidOperation(

@@ -194,7 +194,7 @@ class SessionController(QObject):
         """A tile was tapped: start its code (opening the session first when there is none)."""
 
         def start() -> None:
-            session = self._session_or_open()
+            session = self._session_or_open((code, self._furnished_by))
             outcome = self._clinic.start(session.id, code, self._furnished_by)
             self._adopt_step(outcome)
             self._say_if_left(outcome)
@@ -327,7 +327,7 @@ class SessionController(QObject):
         """Tick or untick an untimed service; its minutes are optional (None: not recorded)."""
 
         def apply() -> None:
-            session = self._session_or_open()
+            session = self._session_or_open((code, self._untimed_by()) if checked else None)
             self._clinic.set_untimed(
                 session.id, code, checked=checked, minutes=minutes, furnished_by=self._untimed_by()
             )
@@ -655,17 +655,21 @@ class SessionController(QObject):
         )  # the patient field empties: the next tap must not go to the last patient
         self._furnished_by = self._draft.role.furnishes
 
-    def _session_or_open(self) -> Session:
+    def _session_or_open(self, recording: tuple[str, FurnishedBy] | None) -> Session:
+        """The shown session, or one opened from the header for ``recording`` (a code and who
+        furnishes it), unless the front door would refuse to record it there (R7.9)."""
         if self._workspace is not None:
             return self._workspace.session
-        session = self._open_session_from_draft()
+        session = self._open_session_from_draft(recording)
         return session
 
-    def _open_session_from_draft(self) -> Session:
+    def _open_session_from_draft(self, recording: tuple[str, FurnishedBy] | None = None) -> Session:
         draft = self._draft
         if not draft.patient_ref.strip():
             self.patient_ref_asked.emit()
             raise InvalidOperation(ASK_FOR_PATIENT)
+        if recording is not None:
+            self._clinic.check_furnisher(draft.role, *recording)
         session = self._clinic.open_session(
             patient_ref=draft.patient_ref,
             clinician=draft.clinician or "Clinician",
