@@ -133,9 +133,32 @@ def test_a_data_folder_that_is_a_file_is_named_as_such(qtbot: Bot, tmp_path: Pat
     assert status == 2
     [(title, text)] = shown
     assert title == "Therapy Timer cannot open its data"
-    assert f"{file} is a file, not a folder" in text and "THERAPY_TIMER_DATA_DIR" in text
+    assert f"THERAPY_TIMER_DATA_DIR (or --data-dir): {file} is a file; give the" in text
     assert "codes.toml" not in text
     assert file.read_text() == "kept"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", [(), ("--data-dir",)], ids=["setting", "option"])
+def test_a_data_folder_not_utf_8_is_refused_in_plain_words(
+    tmp_path: Path, entry: tuple[str, ...]
+) -> None:
+    # A traceback (UnicodeEncodeError from the store's path), after the folder was made.
+    folder = os.fsencode(tmp_path) + b"/clinic\xff"
+    launched = "import sys; from therapy_timer.gui.launch import main; main(sys.argv[1:])"
+    env = {**os.environb, b"QT_QPA_PLATFORM": b"offscreen"}
+    env.pop(b"THERAPY_TIMER_DATA_DIR", None)
+    words: list[str | bytes] = [sys.executable, "-c", launched, "--smoke-test"]
+    if entry:
+        words += [b"--data-dir", folder]
+    else:
+        env[b"THERAPY_TIMER_DATA_DIR"] = folder
+    done = subprocess.run(words, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "is not UTF-8 text; type it again (or set the terminal to UTF-8)" in done.stderr
+    assert ("argument --data-dir: " if entry else "THERAPY_TIMER_DATA_DIR") in done.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_row_changed_outside_therapy_timer_is_shown_at_start_not_an_empty_window(

@@ -24,7 +24,7 @@ from therapy_timer.clock import Clock, SystemClock
 from therapy_timer.codes import Catalogue
 from therapy_timer.errors import DatabaseCorrupt, InvalidInput, StorageUnavailable
 from therapy_timer.gui.controller import SessionController
-from therapy_timer.gui.launch import resume_collector
+from therapy_timer.gui.launch import folder_refusal, resume_collector
 from therapy_timer.gui.main_window import MainWindow
 
 if TYPE_CHECKING:
@@ -235,12 +235,11 @@ def run(
             (show_error or show_error_box)(title, message)
 
     folder = paths.data_dir(data_dir)
-    if folder.exists() and not folder.is_dir():
-        # Else the code file inside it "cannot be read", which sends the reader to codes.toml.
+    refused = folder_refusal(str(folder))  # as the setting gives it: the options refuse it
+    if refused is not None:
         report(
             "Therapy Timer cannot open its data",
-            f"{folder} is a file, not a folder. Point {paths.DATA_DIR_ENV} (or --data-dir) at "
-            "the data folder. Nothing was changed.",
+            f"{paths.DATA_DIR_ENV} (or --data-dir): {refused}. Nothing was changed.",
         )
         return 2
     clock = clock or SystemClock()

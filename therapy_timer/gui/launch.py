@@ -88,18 +88,25 @@ def plain_options(words: list[str]) -> tuple[Path | None, bool, list[str]] | Non
     mistake, Qt's options). Its first parse is ~2-3 ms of a start (its messages' gettext and
     ``locale``, issue 13); tests/test_launch.py holds the two equal."""
     found = paths.window_options(words)
-    # argparse refuses an empty folder and a file, with its message.
-    if found is None or found[0] == "" or (found[0] is not None and _a_file(found[0])):
+    # argparse refuses an empty folder and folder_refusal's, with its message.
+    if found is None or found[0] == "" or (found[0] is not None and folder_refusal(found[0])):
         return None
     data_dir, smoke_test = found
     return None if data_dir is None else Path(data_dir), smoke_test, []
 
 
-def _a_file(folder: str) -> bool:
-    """Whether ``folder`` names something that exists and is not a folder: the window opened
-    on it said the clinic's code file inside could not be read, where ``therapy-timer``
-    refuses it (click.Path(file_okay=False))."""
-    return os.path.exists(folder) and not os.path.isdir(folder)
+def folder_refusal(folder: str) -> str | None:
+    """Why ``folder`` cannot be the data folder, as ``therapy-timer`` refuses it, or None: a
+    file (the window said the clinic's code file inside could not be read) or a name that is
+    not UTF-8 (a traceback from the store, after the folder was made)."""
+    try:
+        folder.encode("utf-8")
+    except UnicodeEncodeError:
+        readable = folder.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return f"{readable!r} is not UTF-8 text; type it again (or set the terminal to UTF-8)"
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        return f"{folder} is a file; give the data folder's path"
+    return None
 
 
 def parsed_options(words: list[str]) -> tuple[Path | None, bool, list[str]]:
@@ -110,8 +117,9 @@ def parsed_options(words: list[str]) -> tuple[Path | None, bool, list[str]]:
         # "" would be the folder the program starts in: never a place for a clinic's data.
         if not text:
             raise argparse.ArgumentTypeError("it is empty; give the data folder's path")
-        if _a_file(text):
-            raise argparse.ArgumentTypeError(f"{text} is a file; give the data folder's path")
+        refused = folder_refusal(text)
+        if refused is not None:
+            raise argparse.ArgumentTypeError(refused)
         return Path(text)
 
     parser = argparse.ArgumentParser(prog="therapy-timer-gui")
