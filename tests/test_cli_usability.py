@@ -663,3 +663,13 @@ def test_a_bundle_refused_for_an_open_session_does_not_advise_include_open(
     # The other formats still say how to list it.
     refused = cli("export", "--date", _today(cli), "--out", str(tmp_path / "day.csv"), status=1)
     assert "--include-open" in refused.stderr
+
+
+def test_a_data_folder_setting_not_utf_8_is_refused_in_plain_words(tmp_path: Path) -> None:
+    # A traceback (UnicodeEncodeError from the store's path), after the folder was made.
+    folder = os.fsdecode(os.fsencode(tmp_path) + b"/clinic\xff")
+    done = CliRunner().invoke(main, ["session", "list"], env={"THERAPY_TIMER_DATA_DIR": folder})
+    assert done.exit_code == 2
+    assert done.exception is None or isinstance(done.exception, SystemExit)
+    assert "'--data-dir': it is not UTF-8 text; type it again" in done.output
+    assert list(tmp_path.iterdir()) == []

@@ -140,6 +140,15 @@ class _DataFolder(click.Path):
     ) -> str | bytes | os.PathLike[str]:
         if value == "":
             self.fail("it is empty; give the data folder's path", param, ctx)
+        if isinstance(value, str) and not value.isascii():
+            # From THERAPY_TIMER_DATA_DIR (the option's words are checked as they are parsed):
+            # a name that is not UTF-8 made the folder, then a traceback from the store's path.
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                self.fail(
+                    "it is not UTF-8 text; type it again (or set the terminal to UTF-8)", param, ctx
+                )
         return super().convert(value, param, ctx)
 
 
