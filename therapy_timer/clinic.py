@@ -728,22 +728,17 @@ class Clinic:
         it the choice stored with the session applies, else the rules' documented default.
         """
         session = self._store.get_session(session_id)
-        same_day = self._store.list_sessions(
-            day=session.date_of_service, clinician=session.clinician
-        )
-        times = self._store.segment_times_of([s.id for s in same_day])
+        # One read of the day serves R8.3 (the clinician's other patients) and R8.1 (the
+        # patient's other clinicians), compared as the store compares them.
+        dated = self._store.list_sessions(day=session.date_of_service)
+        who, patient = clinician_key(session.clinician), billing.patient_key(session.patient_ref)
+        same_day = [s for s in dated if clinician_key(s.clinician) == who]
+        treated = [s for s in dated if billing.patient_key(s.patient_ref) == patient]
+        times = self._store.segment_times_of(list({s.id: s for s in (*same_day, *treated)}))
         now = self._clock.now()
         concurrent = billing.concurrent_patients(same_day, times, self._catalogue, now)
         runs = billing.long_runs({session.id: times.get(session.id, ())}, self._catalogue, now)
-        patient = billing.patient_key(session.patient_ref)
-        treated = [
-            s
-            for s in self._store.list_sessions(day=session.date_of_service)
-            if billing.patient_key(s.patient_ref) == patient
-        ]
-        shared = billing.shared_patients(
-            treated, self._store.segment_times_of([s.id for s in treated]), self._catalogue, now
-        )
+        shared = billing.shared_patients(treated, times, self._catalogue, now)
         rows = billing.SessionRows(
             session,
             self._restore(session),
