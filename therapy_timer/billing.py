@@ -350,9 +350,9 @@ def shared_patients(
         catalogue,
         now,
         lambda s: (patient_key(s.patient_ref), s.date_of_service),
-        lambda s: f"{s.clinician} ({s.role.value})",
+        clinician_label,
     )
-    who = {s.id: f"{s.clinician} ({s.role.value})" for s in sessions if s.id in found}
+    who = {s.id: clinician_label(s) for s in sessions if s.id in found}
     return {sid: tuple(sorted({who[sid], *others})) for sid, others in found.items()}
 
 
@@ -783,11 +783,16 @@ def clinician_labels(sessions: Sequence[Session]) -> tuple[str, ...]:
     ``clinician_key``), under the spelling of their first session. (A StrEnum formats as its
     value, without .value's descriptor call: a clinic-year's CSV asks 100,000 times.)"""
     if len(sessions) == 1:  # most days: no name to compare
-        return (f"{sessions[0].clinician} ({sessions[0].role})",)
+        return (clinician_label(sessions[0]),)
     labels: dict[tuple[str, str], str] = {}
     for s in sessions:
-        labels.setdefault((clinician_key(s.clinician), s.role), f"{s.clinician} ({s.role})")
+        labels.setdefault((clinician_key(s.clinician), s.role), clinician_label(s))
     return tuple(labels.values())
+
+
+def clinician_label(session: Session) -> str:
+    """Who furnished a session, as notes and CSVs name them: "Kim Lee (PT)"."""
+    return f"{session.clinician} ({session.role})"
 
 
 def day_remarks(sessions: Sequence[Session], policy: RoundingPolicy) -> list[str]:
@@ -864,11 +869,16 @@ def group_sessions(rows: Sequence[SessionRows], catalogue: Catalogue) -> list[tu
         return []
     seen: dict[str, int] = {}
     for row in rows:
-        codes = {u.code for u in row.untimed}.union(row.stopwatch.exact_totals()[0])
+        codes = recorded_codes(row)
         for code in {catalogue.get(c).code for c in codes if c in catalogue}:
             if catalogue.get(code).group:
                 seen[code] = seen.get(code, 0) + 1
     return sorted(((c, n) for c, n in seen.items() if n > 1), key=lambda cn: catalogue.rank(cn[0]))
+
+
+def recorded_codes(row: SessionRows) -> set[str]:
+    """The codes a session records, timed on its stopwatch or entered as untimed services."""
+    return {u.code for u in row.untimed}.union(row.stopwatch.exact_totals()[0])
 
 
 def group_sessions_warning(code: str, sessions: int) -> rules.RuleWarning:
@@ -1142,13 +1152,10 @@ def may_pair_across(together: Sequence[Sequence[SessionRows]]) -> bool:
     """Whether ``pairs_across`` may warn on these claim days of a patient and date (each a
     list of its sessions), by the codes they record: a code billed is a code recorded, so a
     day this says no to is billed as if alone."""
-    recorded = []
-    for members in together:
-        codes: set[str] = set()
-        for row in members:
-            codes.update(row.stopwatch.exact_totals()[0])
-            codes.update([u.code for u in row.untimed])
-        recorded.append((members[0].session, codes))
+    recorded = [
+        (members[0].session, set().union(*(recorded_codes(row) for row in members)))
+        for members in together
+    ]
     return any(
         rules.pairs_across_disciplines(s.discipline, codes, o.discipline, others)
         for s, codes in recorded
