@@ -52,6 +52,18 @@ def _open(clinic: Clinic, ref: str = "JD-1") -> Session:
     )
 
 
+def _typed_in_on_tuesday_for_monday(clinic: Clinic, clock: FakeClock) -> Session:
+    """Monday's treatment typed in on Tuesday morning (the header's date picked)."""
+    clock.set(at(TUESDAY, 9))
+    return clinic.open_session(
+        patient_ref="JD-1",
+        clinician="Ann Lee",
+        role=Role.PT,
+        payer_profile="Medicare",
+        date_of_service=MONDAY,
+    )
+
+
 def _actions(store: Store, session_id: str) -> list[str]:
     return [e.action for e in store.audit_entries(entity="session", entity_id=session_id)]
 
@@ -152,14 +164,7 @@ def test_a_pause_after_midnight_and_a_start_or_resume_after_it_are_one_visit(
 def test_a_session_dated_earlier_by_hand_today_carries_on(clinic: Clinic, clock: FakeClock) -> None:
     """Yesterday's treatment typed in today (the header's date picked): created today, so its
     latest moment is today's and it is not one left open overnight."""
-    clock.set(at(TUESDAY, 9))
-    typed_in = clinic.open_session(
-        patient_ref="JD-1",
-        clinician="Ann Lee",
-        role=Role.PT,
-        payer_profile="Medicare",
-        date_of_service=MONDAY,
-    )
+    typed_in = _typed_in_on_tuesday_for_monday(clinic, clock)
     clock.advance(minutes=5)
     outcome = clinic.start(typed_in.id, "97110")
     assert outcome.left is None and outcome.session.id == typed_in.id
@@ -171,14 +176,7 @@ def test_a_session_dated_earlier_by_hand_today_with_a_segment_typed_in_carries_o
     """Its segment typed in for its date stops on that date, yet the session was opened today:
     a start on it was taken for one left open overnight, and it was closed under the hand that
     was still filling it in."""
-    clock.set(at(TUESDAY, 9))
-    typed_in = clinic.open_session(
-        patient_ref="JD-1",
-        clinician="Ann Lee",
-        role=Role.PT,
-        payer_profile="Medicare",
-        date_of_service=MONDAY,
-    )
+    typed_in = _typed_in_on_tuesday_for_monday(clinic, clock)
     clinic.add_forgotten_segment(
         typed_in.id, "97110", start=time(14, 0), minutes=30, reason="from the paper sheet"
     )
