@@ -460,6 +460,25 @@ def test_evaluation_keeps_its_own_discipline_modifier() -> None:
 
 
 @pytest.mark.parametrize(
+    ("discipline", "code", "timed", "plan"),
+    [
+        (PT, "97165", False, "an OT plan of care"),
+        (PT, "92507", False, "an SLP plan of care"),
+        (SLP, "97032", True, "an OT/PT plan of care"),
+        (PT, "97129", True, "an OT/SLP plan of care"),
+        (OT, "97161", False, "a PT plan of care"),
+    ],
+)
+def test_the_plan_a_code_belongs_to_is_named_with_its_article(
+    discipline: Discipline, code: str, timed: bool, plan: str
+) -> None:
+    # R6.3's message read "belongs to a OT plan of care": the letters are said one by one.
+    result = cms({code: 15}, discipline) if timed else cms({}, discipline, untimed=(code,))
+    (message,) = [w.message for w in result.warnings if w.rule == "R6.3"]
+    assert message.startswith(f"{code} belongs to {plan}, not {discipline.value}: ")
+
+
+@pytest.mark.parametrize(
     ("discipline", "expected"),
     [(OT, ("GO", "CO")), (PT, ("GP", "CQ"))],
 )

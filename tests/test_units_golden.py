@@ -4,7 +4,8 @@ tests/fixtures/units_golden.json.gz was written by tests/fixtures/make_units_gol
 on main at 2a8d178, before the engine and the contract were sped up: an earlier, independent
 computation of every answer, compared byte for byte. The answers since changed on purpose, each
 by a named fix: 335 lines of 92507/92508/92526 under a PT or OT plan of care, which took GN
-where the plan's GP or GO (and CQ/CO) was due (R6.1).
+where the plan's GP or GO (and CQ/CO) was due (R6.1); and R6.3's warning, which said "belongs
+to a OT plan of care" (a OT/PT, a OT/SLP, a SLP) where "an" is said, in 4,963 answers.
 """
 
 from __future__ import annotations
