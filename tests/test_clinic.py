@@ -725,6 +725,36 @@ def test_two_clinicians_timing_one_patient_at_once_is_flagged_r8_1(
         assert bulk[session.id] == clinic.summary(session.id)
 
 
+def test_one_clinicians_two_sessions_at_once_are_said_to_be_the_same_clinicians(
+    clinic: Clinic, clock: FakeClock
+) -> None:
+    """R8.1 named Ann once, "in sessions of Ann Lee (PT)", as if another clinician had been
+    left out: her 97140, added afterwards to a second session of the same patient, ran in
+    the same minutes as the first session's 97110."""
+    first = clinic.open_session(
+        patient_ref="MRN1", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
+    )
+    clinic.start(first.id, "97110")
+    began = clock.now().astimezone().time()
+    clock.advance(minutes=10)
+    clinic.end_session(first.id)
+    second = clinic.open_session(
+        patient_ref="MRN1", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
+    )
+    clock.advance(minutes=20)
+    clinic.add_forgotten_segment(second.id, "97140", start=began, minutes=10, reason="missed")
+    clinic.end_session(second.id)
+
+    (day,) = clinic.claim_days(first.date_of_service)
+    for result in (clinic.summary(first.id), clinic.summary(second.id), day.result):
+        (message,) = [w.message for w in result.warnings if w.rule == "R8.1"]
+        assert message.startswith(
+            "Timed codes of this patient ran at the same time in more than one session of the"
+            " same clinician, Ann Lee (PT). "
+        )
+        assert "two clinicians" not in message
+
+
 # -- R7.9: an evaluation is the therapist's alone, refused in every path where it is recorded --
 
 

@@ -1804,13 +1804,26 @@ def concurrent_warning(others: Sequence[str]) -> RuleWarning:
 
 def shared_time_warning(clinicians: Sequence[str]) -> RuleWarning:
     """The R8.1 flag for a claim day of a patient whose timed codes ran at the same time in
-    sessions of the named clinicians (R1.4 when they treated together)."""
+    sessions of the named clinicians (R1.4 when they treated together), or in more than one
+    session of one clinician."""
+    if len(clinicians) == 1:
+        # Named once, the message read as if a second clinician had been left out.
+        message = (
+            "Timed codes of this patient ran at the same time in more than one session of the"
+            f" same clinician, {clinicians[0]}. Only one timed service may be billed for the"
+            " same minutes: correct the times, or record the treatment in one session."
+        )
+    else:
+        message = (
+            f"Timed codes of this patient ran at the same time in sessions of"
+            f" {', '.join(clinicians)}. Only one timed service may be billed for the same"
+            " minutes, and when two clinicians treat together the minutes count once (R1.4):"
+            " record joint treatment in one session as furnished together, or correct the"
+            " times."
+        )
     return RuleWarning(
         "R8.1",
-        f"Timed codes of this patient ran at the same time in sessions of "
-        f"{', '.join(clinicians)}. Only one timed service may be billed for the same minutes, "
-        "and when two clinicians treat together the minutes count once (R1.4): record joint "
-        "treatment in one session as furnished together, or correct the times.",
+        message,
         Severity.ACT,
         "Two timed codes at once for one patient",
     )
