@@ -358,6 +358,39 @@ def test_role_by_and_format_accept_any_case(cli: Cli) -> None:
     cli("payer", "add", "X", "--method", "CMS")
 
 
+def test_timer_start_refuses_a_role_other_than_the_open_sessions(cli: Cli) -> None:
+    """--role was ignored when the clinician's session of the patient was open under another
+    role: a foot pedal set to PTA timed 97110 in the PT session, billed GP without CQ."""
+    cli("timer", "start", "97110", "--patient", "JD", "--clinician", "Ann Lee", "--role", "PT")
+    cli.clock.advance(minutes=10)
+    before = cli.json("timer", "status", "--patient", "JD", "--json")
+    with cli.store() as store:
+        audit = len(store.audit_entries())
+    refused = cli(
+        "timer", "start", "97140", "--patient", "JD", "--clinician", "Ann Lee", "--role", "pta",
+        status=2,
+    )  # fmt: skip
+    session = before["session"]["id"][:8]
+    assert refused.stderr == (
+        f"Error: --role PTA: Ann Lee's open session {session} for patient JD is under PT;"
+        " leave --role out (or give --role PT) to record in it, or end it first to start one"
+        " as PTA\n"
+    )
+    assert refused.stdout == ""
+    assert cli.json("timer", "status", "--patient", "JD", "--json") == before  # nothing recorded
+    with cli.store() as store:
+        assert len(store.audit_entries()) == audit
+        assert len(store.list_sessions()) == 1
+    # The session's own role, in any case, still records in it; so does no --role at all.
+    cli("timer", "start", "97140", "--patient", "JD", "--clinician", "Ann Lee", "--role", "pt")
+    cli.clock.advance(minutes=5)
+    cli("timer", "start", "97530", "--patient", "JD")
+    status = cli.json("timer", "status", "--patient", "JD", "--json")
+    assert status["session"]["id"] == before["session"]["id"]
+    assert [r["code"] for r in status["running"]] == ["97530"]
+    assert set(status["codes"]) == {"97110", "97140", "97530"}
+
+
 # -- looking is not exporting --------------------------------------------------------------------
 
 

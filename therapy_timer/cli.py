@@ -685,7 +685,11 @@ def timer() -> None:
     help="Whose session: this clinician's for --patient, or a new one (default for a new one:"
     " the clinic setting, else your login).",
 )
-@click.option("--role", type=ROLE_CHOICE, help="For a new session.")
+@click.option(
+    "--role",
+    type=ROLE_CHOICE,
+    help="For a new session; an open session of another role is refused, not used.",
+)
 @click.option(
     "--payer", help="Payer profile for a new session (default: the clinic's; see payer list)."
 )
@@ -718,6 +722,18 @@ def timer_start(
         )
         # A named clinician works in their own session of the patient, never in a colleague's.
         session = _session(clinic, patient, session_ref, create=header, clinician=clinician)
+        if role and session.role is not header.role:
+            # The session's role decides its modifiers and what it may record (R7): a foot
+            # pedal's --role for an open session of another role was ignored without a word.
+            from therapy_timer.clinic import SHORT_ID
+
+            raise BadInput(
+                f"--role {header.role.value}: {session.clinician}'s open session"
+                f" {session.id[:SHORT_ID]} for patient {session.patient_ref} is under"
+                f" {session.role.value}; leave --role out (or give --role"
+                f" {session.role.value}) to record in it, or end it first to start one as"
+                f" {header.role.value}"
+            )
         by = FurnishedBy(furnished_by.lower()) if furnished_by else None
         outcome = clinic.start(session.id, entry.code, by)
         _say_if_left(outcome)
