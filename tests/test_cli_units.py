@@ -326,3 +326,53 @@ def test_warnings_in_json_carry_severity_and_gist(run: CliRunner) -> None:
     warnings = json.loads(result.stdout)["warnings"]
     assert [(w["rule"], w["severity"]) for w in warnings] == [("R2.8", "info")]
     assert warnings[0]["gist"] and warnings[0]["message"]
+
+
+def test_assistant_untimed_on_the_command_line_answers_as_the_request_does(
+    run: CliRunner,
+) -> None:
+    """The request's "assistant_untimed" list (7040eb8) had no option: a PTA's traction set up
+    without minutes could be answered only through --request."""
+    args = ["97110=30", "--untimed", "97012", "--untimed", "97161", "--date", "2026-11-20"]
+    request = {
+        "method": "cms",
+        "discipline": "PT",
+        "timed": {"97110": 30},
+        "untimed": ["97012", "97161"],
+        "date_of_service": "2026-11-20",
+        "assistant_untimed": ["97012"],
+    }
+    answered = run.invoke(main, ["units", "--request", "-", "--json"], input=json.dumps(request))
+    assert answered.exit_code == 0, answered.output
+    typed = run.invoke(main, ["units", *args, "--assistant-untimed", "97012", "--json"])
+    assert typed.exit_code == 0, typed.output
+    assert json.loads(typed.stdout) == json.loads(answered.stdout)
+    assert {"code": "97012", "units": 1, "modifiers": ["GP", "CQ"]} in json.loads(typed.stdout)[
+        "lines"
+    ]
+    human = run.invoke(main, ["units", *args, "--assistant-untimed", "97012"])
+    assert "97012-GP-CQ      1 unit(s)" in human.stdout
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        (["99999"], "--assistant-untimed: unknown billing code '99999'"),
+        (["XYZ"], "--assistant-untimed: 'XYZ' is not a billing code"),
+        ([""], "--assistant-untimed: '' is not a billing code"),
+        (["97110"], "--assistant-untimed: 97110 is not listed under untimed"),
+        (["97012", "97012"], "--assistant-untimed: 97012 is listed twice"),
+        (["97012", "97012 "], "--assistant-untimed: 97012 is listed twice"),
+        (["97012=10"], "--assistant-untimed: expected a code alone, got '97012=10'"),
+    ],
+)
+def test_a_hostile_assistant_untimed_is_refused_naming_the_option(
+    run: CliRunner, given: list[str], said: str
+) -> None:
+    args = ["units", "97110=30", "--untimed", "97012"]
+    for code in given:
+        args += ["--assistant-untimed", code]
+    for form in ([], ["--json"]):
+        assert_refused(run.invoke(main, [*args, *form]), f"Error: {said}")
+    request = ["units", "--request", "-", "--assistant-untimed", "97012"]
+    assert_refused(run.invoke(main, request, input="{}"), "--request: give either")

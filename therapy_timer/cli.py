@@ -318,6 +318,19 @@ def _code_minutes(
     return parsed
 
 
+def _codes_alone(codes: tuple[str, ...], option: str) -> list[str]:
+    """Codes without minutes; the rules name an unknown code and one given twice."""
+    from therapy_timer.rules import quote
+
+    for code in codes:
+        if "=" in code:
+            raise BadInput(
+                f"{option}: expected a code alone, got {quote(code)}; an assistant's recorded"
+                " minutes go with --assistant CODE=MINUTES"
+            )
+    return list(codes)
+
+
 def _fail(exc: TherapyTimerError) -> NoReturn:
     raise BadInput(str(exc)) from None
 
@@ -429,6 +442,13 @@ def _print_result(result: Result) -> None:
     help="An untimed service, with optional minutes.",
 )
 @click.option(
+    "--assistant-untimed",
+    multiple=True,
+    metavar="CODE",
+    help="An --untimed service a PTA/OTA furnished, in whole or in part, with no minutes"
+    " recorded for their part (CQ/CO, R7.4).",
+)
+@click.option(
     "--no-assistant-modifiers", is_flag=True, help="The payer does not use CQ/CO (R7.10)."
 )
 @pass_context
@@ -442,6 +462,7 @@ def units(
     date_of_service: str | None,
     assistant: tuple[str, ...],
     untimed: tuple[str, ...],
+    assistant_untimed: tuple[str, ...],
     no_assistant_modifiers: bool,
 ) -> None:
     """Turn minutes per code into units, modifiers, warnings and a note.
@@ -455,7 +476,7 @@ def units(
 
     catalogue = context.catalogue()
     if request_file is not None:
-        if timed or assistant or untimed:
+        if timed or assistant or untimed or assistant_untimed:
             raise BadInput("--request: give either a request file or codes on the command line")
         _answer_file(request_file, catalogue, as_json)
         return
@@ -469,6 +490,8 @@ def units(
         "untimed_minutes": {c: m for c, m in untimed_minutes.items() if m is not None},
         "assistant_modifiers": not no_assistant_modifiers,
     }
+    if assistant_untimed:
+        data["assistant_untimed"] = _codes_alone(assistant_untimed, "--assistant-untimed")
     if date_of_service is not None:  # "" (an unset shell variable) is refused, not no date
         data["date_of_service"] = date_of_service
     try:
@@ -488,6 +511,7 @@ _UNITS_OPTIONS = {
     "untimed": "--untimed",
     "untimed_minutes": "--untimed",
     "date_of_service": "--date",
+    "assistant_untimed": "--assistant-untimed",
 }
 """The units command line's options, by the request fields the contract names."""
 
