@@ -17,6 +17,11 @@ fixed seed, so only the session ids differ between two loads: compare within one
 ``--dir`` on the same folder). ``--also DIR`` times another checkout's export (e.g. a
 ``git worktree`` of main before a change) in the same rounds, so before and after see the
 same load, and checks that both write the same CSV. Wall and CPU (user + system) are given.
+
+A third process in each round is Python itself writing the shell's joined rows with
+``csv.writer`` and nothing else (``PYTHON_FLOOR``): what reading and writing those rows costs
+in the language the app is written in, before any billing. The export's ratio to the shell is
+that floor's ratio times the export's own to the floor.
 """
 
 from __future__ import annotations
@@ -48,6 +53,15 @@ SELECT s.date_of_service, s.patient_ref, s.clinician, s.role, s.discipline, s.pa
 FROM sessions s JOIN segments g ON g.session_id = s.id
 WHERE s.date_of_service BETWEEN '2025-01-01' AND '2025-12-31'
 ORDER BY s.date_of_service, s.created_utc, g.start_utc;
+"""
+
+PYTHON_FLOOR = """
+import csv, sqlite3, sys
+with open(sys.argv[3], "w", newline="") as out:
+    cursor = sqlite3.connect(sys.argv[1]).execute(sys.argv[2])
+    writer = csv.writer(out)
+    writer.writerow([column[0] for column in cursor.description])
+    writer.writerows(cursor)
 """
 
 
@@ -115,6 +129,8 @@ def main() -> None:
         peaks: list[float] = []
         other: list[float] = []
         other_cpu: list[float] = []
+        floor: list[float] = []
+        floor_cpu: list[float] = []
         # Marked once, untimed: the first export marks every session exported, which turns
         # each day's status from "closed" to "exported", so a fresh database's first CSV
         # would differ from every later one (and from --also's, run just before it).
@@ -125,6 +141,20 @@ def main() -> None:
             )
             base.append(wall)
             base_cpu.append(cpu)
+            floor_csv = Path(folder) / "floor.csv"
+            floor_csv.unlink(missing_ok=True)
+            wall, _peak, cpu = run(
+                [
+                    sys.executable,
+                    "-c",
+                    PYTHON_FLOOR,
+                    str(database_path(data)),
+                    JOINED_ROWS,
+                    str(floor_csv),
+                ]
+            )
+            floor.append(wall)
+            floor_cpu.append(cpu)
             if args.also is not None:
                 theirs = Path(folder) / "other.csv"
                 theirs.unlink(missing_ok=True)
@@ -149,17 +179,26 @@ def main() -> None:
         rows = csv.read_bytes().count(b"\r\n") - 1
 
     print(f"sqlite3 -csv joined rows:        {summary(base)}; CPU {summary(base_cpu)}")
+    print(f"Python csv.writer, same rows:    {summary(floor)}; CPU {summary(floor_cpu)}")
     print(
         f"therapy-timer export --out csv:  {summary(ours)}; CPU {summary(ours_cpu)}"
         f"  ({rows:,} claim lines), peak {max(peaks):.0f} MiB"
         f" (runs: {', '.join(f'{p:.0f}' for p in peaks)})"
+    )
+    print(
+        f"Python's floor: wall min {min(floor) / min(base):.1f} x, median"
+        f" {statistics.median(floor) / statistics.median(base):.1f} x the shell;"
+        f" CPU min {min(floor_cpu) / min(base_cpu):.1f} x, median"
+        f" {statistics.median(floor_cpu) / statistics.median(base_cpu):.1f} x"
     )
     for label, walls, cpus in (("this", ours, ours_cpu), (str(args.also), other, other_cpu)):
         if not walls:
             continue
         print(
             f"{label}: wall min {min(walls) / min(base):.1f} x, median"
-            f" {statistics.median(walls) / statistics.median(base):.1f} x the shell;"
+            f" {statistics.median(walls) / statistics.median(base):.1f} x the shell"
+            f" ({min(walls) / min(floor):.1f} x min,"
+            f" {statistics.median(walls) / statistics.median(floor):.1f} x median Python's floor);"
             f" CPU min {min(cpus) / min(base_cpu):.1f} x, median"
             f" {statistics.median(cpus) / statistics.median(base_cpu):.1f} x;"
             f" {min(walls) / sessions * 1e6:.0f} us per session"
