@@ -39,7 +39,10 @@ CSV_COLUMNS = (
 )
 """One row per billable line of a claim day (R1.2: every session of one patient, date of
 service, discipline and payer pooled); a day that bills nothing gets one row of 0 units whose
-remark says why. ``warnings`` lists only what the biller must act on, as "rule: gist".
+remark says why. ``minutes`` is the line's code's minutes that day and the two totals are the
+day's: each repeats on every row of its code or day (a code billed with and without CQ/CO is
+two rows), so only ``units`` add up. ``warnings`` lists only what the biller must act on, as
+"rule: gist".
 A session the rules refuse as recorded gets an error row of its own (status "error", the
 remark naming the patient and what to fix); the rest of its day is billed without it and
 its rows say so."""
