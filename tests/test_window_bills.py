@@ -9,6 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from tests.gui_support import Bot, Rig, build, type_patient
+from therapy_timer.gui.widgets.tiles import tile_lines
 
 LEFT = Qt.MouseButton.LeftButton
 
@@ -46,6 +47,34 @@ def test_a_supervised_modalitys_tile_shows_the_minutes_entered_by_hand_it_bills(
     assert tile.view.units is None
     assert tile.accessibleDescription().endswith(", 25 minutes billed")  # as its line shows
     assert rig.tile("97110").view.minutes == _billed(rig)["97110"][0] == 10
+
+
+def test_a_supervised_modality_recorded_without_minutes_shows_the_unit_it_bills(
+    qtbot: Bot, rig: Rig
+) -> None:
+    """'untimed add 97012' without minutes (or the desk) bills one unit (R1.1); its tile read
+    "beside · 0 min" and was said "0 minutes billed", as if nothing were. Timed on the
+    stopwatch afterwards, it shows its minutes as any modality does."""
+    type_patient(qtbot, rig)
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    rig.clock.advance(minutes=10)
+    session = rig.controller.session
+    assert session is not None
+    store, clinic = rig.other()
+    clinic.add_untimed(session.id, "97012")  # no minutes given
+    store.close()
+    rig.controller.poll()
+    assert _billed(rig)["97012"] == (0, 1)
+    tile = rig.tile("97012")
+    assert tile_lines(tile.view) == ("8  97012", "1 unit · no minutes")
+    assert tile.accessibleDescription().endswith(", 1 unit, minutes not recorded")
+    assert tile_lines(rig.tile("97110").view) == ("1  97110", "1 unit · 10 min")
+
+    qtbot.mouseClick(tile, LEFT)  # started beside 97110, then stopped
+    rig.clock.advance(minutes=6)
+    qtbot.mouseClick(tile, LEFT)
+    assert _billed(rig)["97012"] == (6, 1)
+    assert tile_lines(rig.tile("97012").view) == ("8  97012", "beside · 6 min")
 
 
 def test_an_evaluation_timed_on_the_stopwatch_shows_ticked_with_its_minutes(

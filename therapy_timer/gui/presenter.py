@@ -203,13 +203,22 @@ def window_view(
             state = TileState.PAUSED
         else:
             state = TileState.IDLE
+        billed_minutes: int | None
+        units: int | None
+        if line is not None and not line.minutes_recorded:
+            # A supervised modality recorded by hand without minutes bills its unit (R1.1) with
+            # none to show: its tile read "beside · 0 min", as if nothing were billed.
+            billed_minutes, units = None, line.units
+        else:
+            # The billed minutes: a supervised modality's add those entered by hand (R1.1).
+            billed_minutes = line.minutes if line is not None else total.minutes if total else 0
+            units = None if entry.supervised_modality else line.units if line is not None else 0
         view = TileView(
             code=code,
             name=entry.description,
             elapsed=total.elapsed if total else timedelta(0),
-            # The billed minutes: a supervised modality's add those entered by hand (R1.1).
-            minutes=line.minutes if line is not None else total.minutes if total else 0,
-            units=None if entry.supervised_modality else line.units if line is not None else 0,
+            minutes=billed_minutes,
+            units=units,
             state=state,
             furnished_by=running_by.get(code),
         )

@@ -36,8 +36,8 @@ class TileView(NamedTuple):
     code: str
     name: str
     elapsed: timedelta
-    minutes: int
-    units: int | None  # under the payer's method; None for a supervised modality (untimed)
+    minutes: int | None  # billed; None for a modality recorded without minutes (one unit)
+    units: int | None  # under the payer's method; None for a supervised modality's minutes
     state: TileState
     furnished_by: FurnishedBy | None  # of the running segment
     number: int | None = None  # the digit key that starts it (1-9)

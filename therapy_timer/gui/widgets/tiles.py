@@ -38,7 +38,10 @@ def tile_description(view: TileView) -> str:
     parts.append(spoken_elapsed(view.elapsed))
     if view.units is not None:
         parts.append(f"{view.units} unit{'s' * (view.units != 1)}")
-    parts.append(f"{view.minutes} minute{'s' * (view.minutes != 1)} billed")
+    if view.minutes is None:
+        parts.append("minutes not recorded")
+    else:
+        parts.append(f"{view.minutes} minute{'s' * (view.minutes != 1)} billed")
     return ", ".join(parts)
 
 
@@ -49,7 +52,9 @@ def tile_lines(view: TileView) -> tuple[str, str]:
     if not view.code:
         return view.name, ""
     key = f"{view.number}  " if view.number else ""
-    if view.units is None:
+    if view.minutes is None:
+        summary = f"{view.units} unit{'s' * (view.units != 1)} · no minutes"
+    elif view.units is None:
         summary = f"beside · {view.minutes} min"
     else:
         summary = f"{view.units} unit{'s' * (view.units != 1)} · {view.minutes} min"
