@@ -57,7 +57,7 @@ def test_corrections_show_minutes_with_the_clinics_rounding(
         Segment(f"g{n}", "s1", "97110", FurnishedBy.THERAPIST, True, begin, begin + stretch)
         for n, begin in enumerate((start, start + timedelta(minutes=30)))
     ]
-    dialog = CorrectionsDialog(None, segments, lambda _changes, _reason: None, policy)
+    dialog = CorrectionsDialog(None, segments, lambda _changes, _reason, _room: None, policy)
     qtbot.add_widget(dialog)
     assert [spin.value() for spin in dialog.spins.values()] == [shown, shown]
     assert dialog.changes() == {}  # shown as the policy rounds: nothing to save

@@ -51,7 +51,10 @@ DIALOGS: dict[str, Callable[[Rig], QWidget]] = {
     "main window": lambda rig: rig.window,
     "summary": lambda rig: SummaryDialog(rig.window, rig.controller, _session_id(rig)),
     "corrections": lambda rig: CorrectionsDialog(
-        rig.window, rig.service.segments(_session_id(rig)), lambda _c, _r: None, rig.service.policy
+        rig.window,
+        rig.service.segments(_session_id(rig)),
+        lambda _c, _r, _room: None,
+        rig.service.policy,
     ),
     "reason": lambda rig: ReasonDialog(rig.window, "Why are you changing the minutes?"),
     "mini view": lambda rig: rig.window.mini,

@@ -3,7 +3,7 @@ each found by playing them at 1366x768 and 1024x600 and driven here with real ke
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from therapy_timer.clinic import LAST_PAYER_SETTING, Clinic
 from therapy_timer.codes import Role
 from therapy_timer.export import AMENDED_AFTER_EXPORT
 from therapy_timer.gui.day_view import COLUMNS, DayView
+from therapy_timer.gui.widgets.corrections import CorrectionsDialog
 from therapy_timer.gui.widgets.summary_dialog import SummaryDialog
 from therapy_timer.gui.widgets.tiles import tile_lines
 from therapy_timer.model import Session
@@ -290,6 +291,104 @@ def test_a_refused_correction_keeps_the_dialog_and_the_minutes_typed(qtbot: Bot,
     save("timer left running; treatment ended 14:23 per the note")
     qtbot.waitUntil(lambda: not dialog.isVisible())
     assert view.shown[0].result.total_timed_minutes == 23
+
+
+def _corrections_of_two_codes(qtbot: Bot, rig: Rig, where: str) -> CorrectionsDialog:
+    """AA-1's 97110 for 10 minutes, then 97140 for 5, the session closed 10 minutes later;
+    the corrections dialog opened from the summary or the day view."""
+    type_patient(qtbot, rig, "AA-1")
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    rig.clock.advance(minutes=10)
+    qtbot.mouseClick(rig.tile("97140"), LEFT)
+    rig.clock.advance(minutes=5)
+    if where == "summary":
+        qtbot.keyClick(rig.window, Qt.Key.Key_E, CTRL)
+        summary = rig.window.summary_dialog
+        assert isinstance(summary, SummaryDialog)
+        rig.clock.advance(minutes=10)
+        qtbot.mouseClick(summary.copy_button, LEFT)  # closes the session
+        qtbot.mouseClick(summary.correct_button, LEFT)
+        dialog = summary.corrections_dialog
+    else:
+        session = rig.service.open_sessions()[0]
+        rig.service.stop(session.id)
+        rig.clock.advance(minutes=10)
+        rig.service.close_session(session.id)
+        view = DayView(rig.service)
+        qtbot.add_widget(view)
+        view.show()
+        view.table.selectRow(0)
+        qtbot.mouseClick(view.correct_button, LEFT)
+        dialog = view.corrections_dialog
+    assert dialog is not None
+    return dialog
+
+
+# The refusal's line grows the shown dialog; the offscreen platform cannot follow, and says so.
+@pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+@pytest.mark.parametrize("where", ["summary", "day view"])
+def test_a_correction_with_a_later_code_in_the_way_is_offered_room(
+    qtbot: Bot, rig: Rig, where: str
+) -> None:
+    """A longer 97110 ran into the 97140 after it, and the dialog said to "shorten or move
+    that one first": the window moves no code's start (the command line's --shift-later
+    does). The dialog offers to move the later codes later, inside the session's close."""
+    dialog = _corrections_of_two_codes(qtbot, rig, where)
+    session_id = rig.store.list_sessions()[0].id
+    exercise, manual = rig.service.segments(session_id)
+    spin = dialog.spins[exercise.id]
+
+    def save(minutes: int) -> None:
+        spin.setValue(minutes)
+        qtbot.mouseClick(dialog.save_button, LEFT)
+        reason = dialog.reason_dialog
+        assert reason is not None
+        qtbot.keyClicks(reason.reason, "pedal switched late")
+        qtbot.mouseClick(reason.ok_button, LEFT)
+
+    def at(moment: datetime) -> str:
+        return f"{moment.astimezone():%H:%M}"
+
+    save(30)  # 20 more minutes: 97140 would end after the close, 10 minutes after it
+    assert dialog.isVisible() and dialog.make_room_button.isVisible()
+    assert dialog.refusal.text() == (
+        f"⚠ Not corrected: 97110 cannot run 30 min: there are only 10 min from its start at"
+        f" {at(exercise.start_utc)} before 97140 (segment {manual.id[:8]}) starts at"
+        f" {at(manual.start_utc)}"
+    )
+    qtbot.mouseClick(dialog.make_room_button, LEFT)
+    assert dialog.isVisible() and not dialog.make_room_button.isVisible()
+    assert "there are only 10 min after the last segment" in dialog.refusal.text()
+    assert rig.service.segments(session_id) == [exercise, manual]  # nothing written
+
+    dialog.spins[manual.id].setValue(4)
+    save(15)  # with another change: made room for one change at a time
+    assert not dialog.make_room_button.isVisible()
+    assert dialog.refusal.text().endswith(
+        ". To move the later codes to make room, save that change on its own."
+    )
+    dialog.spins[manual.id].setValue(5)
+    save(15)
+    assert dialog.make_room_button.isVisible()
+    spin.setValue(14)  # the offer was for 15 minutes
+    assert not dialog.make_room_button.isVisible()
+    save(15)
+    qtbot.mouseClick(dialog.make_room_button, LEFT)
+    qtbot.waitUntil(lambda: not dialog.isVisible())
+    longer, moved = rig.service.segments(session_id)
+    assert (longer.start_utc, longer.stop_utc) == (
+        exercise.start_utc,
+        exercise.start_utc + timedelta(minutes=15),
+    )
+    assert manual.stop_utc is not None
+    assert (moved.start_utc, moved.stop_utc) == (
+        manual.start_utc + timedelta(minutes=5),
+        manual.stop_utc + timedelta(minutes=5),
+    )
+    assert {e.reason for e in rig.store.audit_entries() if e.entity == "segment"} == {
+        "pedal switched late",
+        "pedal switched late (moved 5 min later to make room)",
+    }
 
 
 # Qt raises a tool window when it is shown; the offscreen platform cannot, and says so.

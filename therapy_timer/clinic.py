@@ -38,6 +38,7 @@ from therapy_timer.contract import collector_paused
 from therapy_timer.errors import (
     InvalidInput,
     InvalidOperation,
+    NoRoom,
     StorageUnavailable,
     TherapyTimerError,
     UnknownCode,
@@ -886,7 +887,8 @@ class Clinic:
         if stop <= (segment.stop_utc or segment.start_utc):
             return  # shortening never bills more
         start = segment.start_utc
-        limits: list[tuple[datetime, str]] = []
+        # (when, why, whether moving the session's later codes makes room)
+        limits: list[tuple[datetime, str, bool]] = []
         end = session.closed_utc if session.closed_utc is not None else self._clock.now()
         limits.append(
             (
@@ -895,6 +897,7 @@ class Clinic:
                 " only if the treatment really went on"
                 if session.closed_utc is not None
                 else f"now ({_local_hm(end)}): it is still open",
+                False,
             )
         )
         if exclusive:
@@ -904,7 +907,8 @@ class Clinic:
                         (
                             other.start_utc,
                             f"{other.code} (segment {other.id[:SHORT_ID]}) starts at"
-                            f" {_local_hm(other.start_utc)}; shorten or move that one first",
+                            f" {_local_hm(other.start_utc)}",
+                            True,
                         )
                     )
         if one_on_one:
@@ -927,24 +931,40 @@ class Clinic:
                                 f"{other.code} for patient {other_session.patient_ref} starts at"
                                 f" {_local_hm(other.start_utc)} (one-on-one time of the same"
                                 " person); correct that session first",
+                                False,
                             )
                         )
-        limit, why = min(limits, key=lambda item: item[0])
+        limit, why, movable = min(limits, key=lambda item: item[0])
         if stop > limit:
             room = max(limit - start, timedelta(0))
-            raise InvalidOperation(
+            # Only the window's corrections meet a later code of the session here (session
+            # edit names its --shift-later before): the window offers to make room.
+            raise (NoRoom if movable else InvalidOperation)(
                 f"{segment.code} cannot run {_minutes_text(stop - start)}: there"
                 f" {'is' if room == timedelta(minutes=1) else 'are'} only"
                 f" {_minutes_text(room)} from its start at {_local_hm(start)} before {why}"
             )
 
-    def correct_minutes(self, changes: Mapping[str, int], reason: str) -> None:
+    def correct_minutes(
+        self, changes: Mapping[str, int], reason: str, *, make_room: bool = False
+    ) -> None:
         """Apply {segment id: minutes} corrections with one reason: all of them, or none.
 
         Each is checked before any is written (a screen said "Not corrected" while the ones
         before the refused one had been). A change moves only its own segment's stop, checked
-        against the others' stored times, so no check depends on another change."""
+        against the others' stored times, so no check depends on another change; one that
+        runs into a later code of its session is refused with NoRoom. ``make_room`` (one
+        change alone) moves that code and the later ones later instead, as session edit
+        --shift-later does."""
         reason_text(reason)
+        if make_room:
+            if len(changes) != 1:
+                raise InvalidOperation(
+                    "the later codes are moved for one change at a time; save that change alone"
+                )
+            ((segment_id, minutes),) = changes.items()
+            self.lengthen_segment(segment_id, minutes, reason=reason, shift_later=True)
+            return
         for segment_id, minutes in changes.items():
             self._checked_amendment(segment_id, minutes, None, None)
         for segment_id, minutes in changes.items():

@@ -36,6 +36,11 @@ class InvalidOperation(TherapyTimerError):
     """An action that makes no sense in the current state (e.g. pause with nothing running)."""
 
 
+class NoRoom(InvalidOperation):
+    """A corrected segment would run into a later code of its session: moving that code and
+    the later ones later (``Clinic.correct_minutes``' ``make_room``) may make room."""
+
+
 class StorageUnavailable(TherapyTimerError):
     """The environment keeps us from reading or writing data: shown to the user in plain words."""
 

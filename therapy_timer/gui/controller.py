@@ -21,13 +21,14 @@ from therapy_timer.codes import Catalogue, Code, FurnishedBy
 from therapy_timer.errors import (
     InvalidInput,
     InvalidOperation,
+    NoRoom,
     StorageUnavailable,
     TherapyTimerError,
     UnknownCode,
 )
 from therapy_timer.gui import presenter
 from therapy_timer.gui.presenter import ForgotToStop
-from therapy_timer.gui.view_state import CaseloadEntry, Draft, WindowView
+from therapy_timer.gui.view_state import CaseloadEntry, Draft, Refusal, WindowView
 from therapy_timer.model import (
     ClockWarning,
     Interrupted,
@@ -435,17 +436,26 @@ class SessionController(QObject):
     def segments(self, session_id: str) -> list[Segment]:
         return self._guard(lambda: self._clinic.segments(session_id)) or []
 
-    def correct_minutes(self, changes: Mapping[str, int], reason: str) -> str | None:
-        """Apply {segment id: minutes} corrections with one reason: None, or the plain message
-        saying why they were refused (also the window's message)."""
+    def correct_minutes(
+        self, changes: Mapping[str, int], reason: str, make_room: bool = False
+    ) -> Refusal | None:
+        """Apply {segment id: minutes} corrections with one reason (``make_room``: moving the
+        later codes of the session later): None, or why they were refused (the plain message,
+        also the window's)."""
+        room = False
 
         def apply() -> bool:
-            self._clinic.correct_minutes(changes, reason)
+            nonlocal room
+            try:
+                self._clinic.correct_minutes(changes, reason, make_room=make_room)
+            except NoRoom:
+                room = True
+                raise
             return True
 
         done = self._guard(apply) is True
         self._publish()
-        return None if done else self._message
+        return None if done else Refusal(self._message, room)
 
     # -- crash recovery ------------------------------------------------------------------------
 

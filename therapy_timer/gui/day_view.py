@@ -41,10 +41,11 @@ from therapy_timer import export as ex
 from therapy_timer import rules
 from therapy_timer.billing import ClaimDay, lines_text, visit_text
 from therapy_timer.clinic import Clinic, ClinicRead
-from therapy_timer.errors import TherapyTimerError
+from therapy_timer.errors import NoRoom, TherapyTimerError
 from therapy_timer.gui import theme
 from therapy_timer.gui.conflict_dialog import ConflictDialog
 from therapy_timer.gui.report_pdf import write_pdf
+from therapy_timer.gui.view_state import Refusal
 from therapy_timer.gui.widgets.corrections import CorrectionsDialog
 from therapy_timer.gui.widgets.reason import ReasonDialog
 from therapy_timer.model import Conflict, clinician_key
@@ -816,11 +817,11 @@ class DayView(QWidget):
             return
         exported = day.status in ("exported", ex.AMENDED_AFTER_EXPORT)
 
-        def save(changes: dict[str, int], reason: str) -> str | None:
+        def save(changes: dict[str, int], reason: str, make_room: bool) -> Refusal | None:
             try:
-                self._clinic.correct_minutes(changes, reason)
+                self._clinic.correct_minutes(changes, reason, make_room=make_room)
             except TherapyTimerError as exc:
-                return str(exc)
+                return Refusal(str(exc), isinstance(exc, NoRoom))
             self.reload(
                 then=f"Corrected {len(changes)} segment(s) of {day.patient_ref} on "
                 f"{day.date_of_service.isoformat()}; the change is in the audit log."

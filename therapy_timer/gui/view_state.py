@@ -24,6 +24,14 @@ class Draft(NamedTuple):
     date_of_service: date | None = None
 
 
+class Refusal(NamedTuple):
+    """Why corrected minutes were not saved; ``room``: a change ran into a later code of its
+    session, and moving that code and the later ones later may make room."""
+
+    text: str
+    room: bool = False
+
+
 class TileState(StrEnum):
     IDLE = "idle"
     RUNNING = "running"

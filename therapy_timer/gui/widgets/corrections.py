@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from therapy_timer.codes import MAX_DAY_MINUTES
 from therapy_timer.gui import theme
+from therapy_timer.gui.view_state import Refusal
 from therapy_timer.gui.widgets.reason import ReasonDialog
 from therapy_timer.model import Segment
 from therapy_timer.stopwatch import RoundingPolicy
@@ -34,18 +35,19 @@ def _minutes(segment: Segment, policy: RoundingPolicy) -> int:
 class CorrectionsDialog(QDialog):
     """Shows each recorded segment's minutes; Save asks why and hands the changes on.
 
-    ``on_save`` receives {segment id: new minutes} and the reason; the caller applies them
-    through the controller (this view holds no rules or storage of its own) and returns None,
-    or why they were refused: the dialog then stays open with the minutes as typed and says
-    why. ``policy`` is the clinic's rounding, so the minutes shown are the ones the summary
-    counts.
+    ``on_save`` receives {segment id: new minutes}, the reason and whether to make room; the
+    caller applies them through the controller (this view holds no rules or storage of its
+    own) and returns None, or why they were refused: the dialog then stays open with the
+    minutes as typed and says why. A longer segment refused for a later code of its session
+    in the way is offered room: the same change saved again moving the later codes later.
+    ``policy`` is the clinic's rounding, so the minutes shown are the ones the summary counts.
     """
 
     def __init__(
         self,
         parent: QWidget | None,
         segments: Sequence[Segment],
-        on_save: Callable[[dict[str, int], str], str | None],
+        on_save: Callable[[dict[str, int], str, bool], Refusal | None],
         policy: RoundingPolicy,
     ) -> None:
         super().__init__(parent)
@@ -55,6 +57,7 @@ class CorrectionsDialog(QDialog):
         self._original = {s.id: _minutes(s, policy) for s in segments}
         self.spins: dict[str, QSpinBox] = {}
         self.reason_dialog: ReasonDialog | None = None
+        self._room_for: tuple[dict[str, int], str] | None = None  # the change and its reason
 
         grid = QGridLayout()
         for index, title in enumerate(("Code", "Furnished by", "Started (local)", "Minutes")):
@@ -71,6 +74,7 @@ class CorrectionsDialog(QDialog):
             spin.setAccessibleName(
                 f"Minutes of {segment.code} started {segment.start_utc.astimezone():%H:%M}"
             )
+            spin.valueChanged.connect(self._on_spin_value_changed)
             self.spins[segment.id] = spin
             grid.addWidget(spin, row, 3)
 
@@ -90,9 +94,20 @@ class CorrectionsDialog(QDialog):
         self.refusal.setWordWrap(True)
         self.refusal.hide()
         column.addWidget(self.refusal)
+        # The command line's --shift-later, where a desk can reach it: the window cannot move
+        # a code's start, so a refusal that said "move that one first" left nothing to do.
+        self.make_room_button = QPushButton("&Make room: move the later codes later")
+        self.make_room_button.setMinimumHeight(theme.TOUCH_MIN)
+        self.make_room_button.setAccessibleName("Make room: move the later codes later")
+        self.make_room_button.hide()
+        room_row = QHBoxLayout()
+        room_row.addWidget(self.make_room_button)
+        room_row.addStretch(1)
+        column.addLayout(room_row)
         column.addLayout(grid)
         column.addLayout(buttons)
         self.save_button.clicked.connect(self._on_save_clicked)
+        self.make_room_button.clicked.connect(self._on_make_room_clicked)
         self.cancel_button.clicked.connect(self.reject)
 
     @classmethod
@@ -100,7 +115,7 @@ class CorrectionsDialog(QDialog):
         cls,
         parent: QWidget | None,
         segments: Sequence[Segment],
-        on_save: Callable[[dict[str, int], str], str | None],
+        on_save: Callable[[dict[str, int], str, bool], Refusal | None],
         policy: RoundingPolicy,
     ) -> CorrectionsDialog:
         """Open without blocking and return the dialog (tests drive it directly)."""
@@ -124,14 +139,32 @@ class CorrectionsDialog(QDialog):
             return
 
         def save(reason: str) -> None:
-            refused = self._on_save(changes, reason)
-            if refused is None:
-                self.accept()
-                return
-            # The minutes stay as typed: one of them is to be changed, not all typed again.
-            self.refusal.setText(f"⚠ Not corrected: {refused}")
-            self.refusal.show()
+            self._settle(changes, reason, self._on_save(changes, reason, False))
 
         self.reason_dialog = ReasonDialog.ask(
             self, "The session is closed. Why are these minutes being corrected?", save
         )
+
+    def _on_make_room_clicked(self) -> None:
+        if self._room_for is not None:
+            changes, reason = self._room_for
+            self._settle(changes, reason, self._on_save(changes, reason, True))
+
+    def _on_spin_value_changed(self) -> None:
+        # The offer was for the minutes refused; others typed since are saved afresh.
+        self._room_for = None
+        self.make_room_button.hide()
+
+    def _settle(self, changes: dict[str, int], reason: str, refused: Refusal | None) -> None:
+        if refused is None:
+            self.accept()
+            return
+        # The minutes stay as typed: one of them is to be changed, not all typed again.
+        text = f"⚠ Not corrected: {refused.text}"
+        offer = refused.room and len(changes) == 1
+        if refused.room and not offer:
+            text += ". To move the later codes to make room, save that change on its own."
+        self._room_for = (changes, reason) if offer else None
+        self.refusal.setText(text)
+        self.refusal.show()
+        self.make_room_button.setVisible(offer)

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from therapy_timer import rules
 from therapy_timer.gui import theme
+from therapy_timer.gui.view_state import Refusal
 from therapy_timer.gui.widgets.corrections import CorrectionsDialog
 from therapy_timer.gui.widgets.reason import ReasonDialog
 from therapy_timer.model import Segment, Session, SessionProblem
@@ -55,7 +56,9 @@ class SummaryActions(Protocol):
 
     def segments(self, session_id: str) -> Sequence[Segment]: ...
 
-    def correct_minutes(self, changes: Mapping[str, int], reason: str) -> str | None: ...
+    def correct_minutes(
+        self, changes: Mapping[str, int], reason: str, make_room: bool = False
+    ) -> Refusal | None: ...
 
     @property
     def policy(self) -> RoundingPolicy: ...
@@ -275,8 +278,8 @@ class SummaryDialog(QDialog):
         self.status.setText("Session closed. The note is on the clipboard: paste it into the EMR.")
 
     def _on_correct_clicked(self) -> None:
-        def save(changes: dict[str, int], reason: str) -> str | None:
-            refused = self._controller.correct_minutes(changes, reason)
+        def save(changes: dict[str, int], reason: str, make_room: bool) -> Refusal | None:
+            refused = self._controller.correct_minutes(changes, reason, make_room)
             if refused is not None:
                 return refused
             self._allocation = None  # the minutes changed: offer the ties afresh
