@@ -247,6 +247,34 @@ def test_a_command_run_elsewhere_shows_within_a_second(qtbot: Bot, rig: Rig) -> 
     assert rig.tile("97110").view.state is TileState.IDLE
 
 
+def test_a_command_run_just_before_a_tap_still_shows_at_the_next_poll(qtbot: Bot, rig: Rig) -> None:
+    """Each of the window's writes took the database's data version afresh, though its own
+    commits never change it: another program's commit since the last poll was taken as seen,
+    and its untimed service (or another clinician's patient) never showed."""
+    type_patient(qtbot, rig)
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    rig.clock.advance(minutes=10)
+    session = rig.controller.session
+    assert session is not None
+    store, service = rig.other()
+    with store:
+        service.add_untimed(session.id, "97161", minutes=30)  # `untimed add` at the desk
+    qtbot.mouseClick(rig.tile("97140"), LEFT)  # before the next poll
+    rig.controller.poll()
+    row = rig.window.untimed.row("97161")
+    assert row.toggle.isChecked() and row.minutes.text() == "30 min"
+
+    store, service = rig.other()
+    with store:
+        other = service.open_session(
+            patient_ref="KB-2", clinician="Bo Chen", role=Role.PT, payer_profile="Medicare"
+        )
+        service.start(other.id, "97530")
+    qtbot.mouseClick(rig.window.untimed.row("97162").toggle, LEFT)  # before the next poll
+    rig.controller.poll()
+    assert [e.patient_ref for e in rig.controller.view.caseload] == ["JD-1", "KB-2"]
+
+
 def test_session_ended_by_another_program_is_let_go(qtbot: Bot, rig: Rig) -> None:
     type_patient(qtbot, rig)
     qtbot.mouseClick(rig.tile("97110"), LEFT)

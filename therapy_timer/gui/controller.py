@@ -647,12 +647,13 @@ class SessionController(QObject):
             self._adopt(outcome.session)
             return
         self._workspace = replace(workspace, session=outcome.session, stopwatch=outcome.stopwatch)
-        self._data_version = self._clinic.data_version()
+        # The data version stays the last poll's: our own commits never change it (PRAGMA
+        # data_version), so reading it here only hid another program's commit since that poll
+        # (a CLI's untimed add just before a tap was never shown).
 
     def _adopt(self, session: Session) -> None:
         """Take the session as the clinic left it after an operation of ours."""
         self._workspace = self._clinic.workspace(session.id)
-        self._data_version = self._clinic.data_version()
 
     def _forget_session(self) -> None:
         self._workspace = None
@@ -689,7 +690,6 @@ class SessionController(QObject):
             remember=True,
         )
         self._take_session(session)
-        self._data_version = self._clinic.data_version()
         return session
 
     def _untimed_by(self) -> FurnishedBy:
