@@ -240,3 +240,22 @@ def test_a_long_name_keeps_its_favourites(clinic: Clinic, name: str) -> None:
     clinic.open_session(patient_ref="MRN-1", clinician=name, role=Role.PT, payer_profile="Medicare")
     clinic.save_favourites(name, ["97110", "97140"])
     assert clinic.favourites(name.upper(), Discipline.PT) == ["97110", "97140"]
+
+
+def test_the_name_an_older_window_gave_an_empty_clinician_field_is_not_offered_again(
+    clinic: Clinic,
+) -> None:
+    """Before the window asked for a name it recorded an empty field as "Clinician", and
+    remembered it: the next session would have been "Clinician" again without a word."""
+    clinic.open_session(
+        patient_ref="JD",
+        clinician="Clinician",
+        role=Role.PT,
+        payer_profile="Medicare",
+        remember=True,
+    )
+    assert clinic.remembered_header().clinician == ""
+    clinic.open_session(
+        patient_ref="KB", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare", remember=True
+    )
+    assert clinic.remembered_header().clinician == "Ann Lee"

@@ -285,8 +285,18 @@ def test_asked_for_the_patient_the_cursor_is_where_it_goes(qtbot: Bot, rig: Rig)
     # Answered as the first key is typed: the red banner stood over the typing until a tap.
     assert rig.controller.view.message == ""
     assert not rig.window.message_banner.isVisible()
+    # Then who treats: with the field left empty every session was "Clinician", one person
+    # to the one-on-one checks (R8.3, R8.1) and on every note and claim.
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    assert not rig.controller.view.header.session_open
+    assert rig.controller.view.message.startswith("Type the clinician's name")
+    assert QApplication.focusWidget() is rig.window.header.clinician
+    qtbot.keyClicks(rig.window.header.clinician, "Ann Lee")
+    assert rig.controller.view.message == ""
     qtbot.mouseClick(rig.tile("97110"), LEFT)
     assert rig.controller.view.header.session_open
+    (session,) = rig.store.list_sessions()
+    assert (session.patient_ref, session.clinician) == ("MRN-12", "Ann Lee")
 
 
 def test_tab_in_the_summary_goes_down_it_as_it_reads(qtbot: Bot, rig: Rig) -> None:

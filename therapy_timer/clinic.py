@@ -107,6 +107,9 @@ UNTIMED_MINUTES_REASON = "minutes entered during the session"
 FORGOT_TO_STOP_SETTING = "gui.forgot_to_stop_minutes"
 FORGOT_TO_STOP_DEFAULT = 30
 LAST_CLINICIAN_SETTING = "gui.last_clinician"
+UNNAMED_CLINICIAN = "Clinician"
+"""What the window recorded, and remembered, for a clinician field left empty before it asked
+for a name (2026-12): nobody's name, so never offered as the next session's."""
 LAST_ROLE_SETTING = "gui.last_role"
 LAST_PAYER_SETTING = "gui.last_payer_profile"
 FAVOURITES_SETTING = "gui.favourites."  # + clinician_key(name): comma-separated codes
@@ -464,8 +467,9 @@ class Clinic:
             role = Role(self._store.get_setting(LAST_ROLE_SETTING, Role.PT.value) or "PT")
         except ValueError:
             role = Role.PT
+        clinician = self._store.get_setting(LAST_CLINICIAN_SETTING, "") or ""
         return Header(
-            clinician=self._store.get_setting(LAST_CLINICIAN_SETTING, "") or "",
+            clinician="" if clinician == UNNAMED_CLINICIAN else clinician,
             role=role,
             payer_profile=self._store.get_setting(LAST_PAYER_SETTING, "") or "",
         )

@@ -44,6 +44,7 @@ POLL_INTERVAL_MS = 1000
 """How often the window looks for changes made by another program (``PRAGMA data_version``)."""
 
 ASK_FOR_PATIENT = "Type the patient's reference (initials or MRN) first."
+ASK_FOR_CLINICIAN = "Type the clinician's name first: the note and the claim say who treated."
 
 UNDO_SECONDS = 8
 """How long a start that stopped another patient's one-on-one time can be undone."""
@@ -66,6 +67,7 @@ class SessionController(QObject):
     forgot_to_stop_cleared = Signal()
     session_closed = Signal(str)  # session id, closed here or by another program
     patient_ref_asked = Signal()  # a start needed the patient's reference, and none was typed
+    clinician_asked = Signal()  # a start needed the clinician's name, and none was typed
 
     def __init__(self, clinic: Clinic, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -177,7 +179,11 @@ class SessionController(QObject):
             # morning's patient the day before (until the header's date was changed by hand).
             draft = draft._replace(date_of_service=None)
         self._draft = draft
-        if draft.patient_ref.strip() and self._message == presenter.plain(ASK_FOR_PATIENT):
+        asked = {
+            presenter.plain(ASK_FOR_PATIENT): draft.patient_ref,
+            presenter.plain(ASK_FOR_CLINICIAN): draft.clinician,
+        }
+        if asked.get(self._message, "").strip():
             self._message = ""  # answered: the banner no longer stands over the typing
         if role_changed and self._workspace is None:
             self._furnished_by = draft.role.furnishes
@@ -679,11 +685,16 @@ class SessionController(QObject):
         if not draft.patient_ref.strip():
             self.patient_ref_asked.emit()
             raise InvalidOperation(ASK_FOR_PATIENT)
+        if not draft.clinician.strip():
+            # Unnamed, every clinician of the station was one person to R8.3 and R8.1 and on
+            # every note and claim ("Clinician").
+            self.clinician_asked.emit()
+            raise InvalidOperation(ASK_FOR_CLINICIAN)
         if recording is not None:
             self._clinic.check_furnisher(draft.role, *recording)
         session = self._clinic.open_session(
             patient_ref=draft.patient_ref,
-            clinician=draft.clinician or "Clinician",
+            clinician=draft.clinician,
             role=draft.role,
             payer_profile=draft.payer_profile or self._default_profile,
             date_of_service=draft.date_of_service,

@@ -302,6 +302,7 @@ class MainWindow(QMainWindow):
         self._connect_menus()
         # Here rather than in _connect_signals: nothing can ask before the first paint.
         self._controller.patient_ref_asked.connect(self._focus_patient_field)
+        self._controller.clinician_asked.connect(self._focus_clinician_field)
         if QtWidgets.QSystemTrayIcon.isSystemTrayAvailable():
             self.tray = QtWidgets.QSystemTrayIcon(self.windowIcon(), self)
             self.tray.setContextMenu(self.tray_menu)
@@ -562,6 +563,10 @@ class MainWindow(QMainWindow):
         # the numbered tiles for nobody instead.
         self.header.patient.setFocus(QtCore.Qt.FocusReason.OtherFocusReason)
         self._scroll_to(self.header.patient)
+
+    def _focus_clinician_field(self) -> None:
+        self.header.clinician.setFocus(QtCore.Qt.FocusReason.OtherFocusReason)
+        self._scroll_to(self.header.clinician)
 
     def _scroll_to(self, field: QWidget) -> None:
         """Scroll the body to a field just given the keys: it scrolls on a short screen, and a
