@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +167,71 @@ def test_several_corrections_are_made_all_or_none(tmp_path: Path) -> None:
             (first.start_utc, first.start_utc + timedelta(minutes=15)),
             (second.start_utc, second.start_utc + timedelta(minutes=8)),
         ]
+
+
+@pytest.mark.parametrize("where", ["session edit --shift-later", "the window's make room"])
+def test_making_room_cannot_move_a_code_into_the_same_persons_time_with_another_patient(
+    tmp_path: Path, where: str
+) -> None:
+    """AA's 97140 moved 10 min later to make room for a longer 97110 ran over the same
+    clinician's 97530 with BB (R8.3), where the 97110 corrected alone is refused: both
+    patients' sessions were flagged 'not one-on-one'. Refused before anything moves."""
+    from therapy_timer.clinic import Clinic
+    from therapy_timer.codes import Role, builtin_catalogue
+
+    clock = FakeClock()
+    with Store.open(tmp_path, clock=clock, actor="desk") as store:
+        clinic = Clinic(store, builtin_catalogue(), clock, actor="desk")
+
+        def open_for(patient: str) -> str:
+            return clinic.open_session(
+                patient_ref=patient, clinician="Ann", role=Role.PT, payer_profile="Medicare"
+            ).id
+
+        aa = open_for("AA")
+        clinic.start(aa, "97110")
+        clock.advance(minutes=10)
+        clinic.start(aa, "97140")
+        clock.advance(minutes=10)
+        clinic.stop(aa)
+        clock.advance(minutes=5)
+        bb = open_for("BB")
+        clinic.start(bb, "97530")  # 14:25-14:35
+        clock.advance(minutes=10)
+        clinic.end_session(bb)
+        clock.advance(minutes=5)
+        clinic.end_session(aa)  # 14:40: room enough before AA's close
+        exercise, manual = clinic.segments(aa)
+        audited = len(store.audit_entries())
+
+        def make_room(minutes: int) -> None:
+            if where == "session edit --shift-later":
+                clinic.lengthen_segment(exercise.id, minutes, reason="ran on", shift_later=True)
+            else:
+                clinic.correct_minutes({exercise.id: minutes}, "ran on", make_room=True)
+
+        with pytest.raises(InvalidOperation) as refused:
+            make_room(20)  # 97140 to 14:20-14:30, over BB's 97530 from 14:25
+        assert str(refused.value) == (
+            f"moving the later segments 10 min later would run 97140 (segment {manual.id[:8]})"
+            f" until {clock_hm(manual.stop_utc, 10)}, into 97530 for patient BB from"
+            f" {clock_hm(manual.stop_utc, 5)} (one-on-one time of the same person); correct"
+            " that session first"
+        )
+        assert clinic.segments(aa) == [exercise, manual]  # nothing moved
+        assert len(store.audit_entries()) == audited
+        assert not [w for w in clinic.summary(aa).warnings if w.rule == "R8.3"]
+
+        make_room(15)  # 97140 to 14:15-14:25: ends as BB's 97530 starts
+        assert [(s.start_utc, s.stop_utc) for s in clinic.segments(aa)][1] == (
+            manual.start_utc + timedelta(minutes=5),
+            manual.start_utc + timedelta(minutes=15),
+        )
+        assert not [w for w in clinic.summary(aa).warnings if w.rule == "R8.3"]
+        assert not [w for w in clinic.summary(bb).warnings if w.rule == "R8.3"]
+
+
+def clock_hm(moment: datetime | None, minutes: int) -> str:
+    """``moment`` plus ``minutes``, as the messages show it (local time)."""
+    assert moment is not None
+    return f"{(moment + timedelta(minutes=minutes)).astimezone():%H:%M}"

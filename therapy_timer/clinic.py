@@ -916,28 +916,17 @@ class Clinic:
                         )
                     )
         if one_on_one:
-            person = _person(session, furnished_by)
-            same_day = self._store.list_sessions(
-                day=session.date_of_service, clinician=session.clinician
-            )
-            others = [s for s in same_day if s.id != session.id]
-            segments = self._store.segments_of([s.id for s in others])
-            for other_session in others:
-                for other in segments.get(other_session.id, []):
-                    if (
-                        other.start_utc >= start
-                        and self._one_on_one(other.code)
-                        and _person(other_session, other.furnished_by) == person
-                    ):
-                        limits.append(
-                            (
-                                other.start_utc,
-                                f"{other.code} for patient {other_session.patient_ref} starts at"
-                                f" {_local_hm(other.start_utc)} (one-on-one time of the same"
-                                " person); correct that session first",
-                                False,
-                            )
+            for other_session, other in self._one_on_one_elsewhere(session, furnished_by):
+                if other.start_utc >= start:
+                    limits.append(
+                        (
+                            other.start_utc,
+                            f"{other.code} for patient {other_session.patient_ref} starts at"
+                            f" {_local_hm(other.start_utc)} (one-on-one time of the same"
+                            " person); correct that session first",
+                            False,
                         )
+                    )
         limit, why, movable = min(limits, key=lambda item: item[0])
         if stop > limit:
             room = max(limit - start, timedelta(0))
@@ -948,6 +937,48 @@ class Clinic:
                 f" {'is' if room == timedelta(minutes=1) else 'are'} only"
                 f" {_minutes_text(room)} from its start at {_local_hm(start)} before {why}"
             )
+
+    def _one_on_one_elsewhere(
+        self, session: Session, furnished_by: FurnishedBy
+    ) -> list[tuple[Session, Segment]]:
+        """The one-on-one segments the same person (``_person``) recorded in the clinician's
+        other sessions of the day (R8.3), each with its session."""
+        person = _person(session, furnished_by)
+        same_day = self._store.list_sessions(
+            day=session.date_of_service, clinician=session.clinician
+        )
+        others = [s for s in same_day if s.id != session.id]
+        segments = self._store.segments_of([s.id for s in others])
+        return [
+            (other_session, other)
+            for other_session in others
+            for other in segments.get(other_session.id, [])
+            if self._one_on_one(other.code) and _person(other_session, other.furnished_by) == person
+        ]
+
+    def _check_moved_room(
+        self, session: Session, moved: Sequence[Segment], delta: timedelta
+    ) -> None:
+        """The later segments ``moved`` by ``delta`` to make room must not run into the same
+        person's one-on-one time with another patient (R8.3), as a longer segment must not
+        (``_check_room``): InvalidOperation names the first one in the way."""
+        for segment in moved:
+            if not self._one_on_one(segment.code):
+                continue
+            assert segment.stop_utc is not None
+            # Only the time it would newly take: a move never bills more of a split already
+            # recorded (and flagged) than it had.
+            since = max(segment.stop_utc, segment.start_utc + delta)
+            until = segment.stop_utc + delta
+            for other_session, other in self._one_on_one_elsewhere(session, segment.furnished_by):
+                if other.start_utc < until and (other.stop_utc is None or other.stop_utc > since):
+                    raise InvalidOperation(
+                        f"moving the later segments {_minutes_text(delta)} later would run"
+                        f" {segment.code} (segment {segment.id[:SHORT_ID]}) until"
+                        f" {_local_hm(until)}, into {other.code} for patient"
+                        f" {other_session.patient_ref} from {_local_hm(other.start_utc)}"
+                        " (one-on-one time of the same person); correct that session first"
+                    )
 
     def correct_minutes(
         self, changes: Mapping[str, int], reason: str, *, make_room: bool = False
@@ -2183,6 +2214,7 @@ class Clinic:
             one_on_one=self._one_on_one(entry.code),
             furnished_by=by,
         )
+        self._check_moved_room(session, later, delta)
         changed = []
         for s in sorted(later, key=lambda s: s.start_utc, reverse=True):
             assert s.stop_utc is not None
