@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QDate, Qt
+from PySide6.QtCore import QCoreApplication, QDate, QEvent, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication, QScrollArea, QWidget
 
 from tests.fakes import DEFAULT_START, FakeClock
@@ -389,6 +390,40 @@ def test_a_correction_with_a_later_code_in_the_way_is_offered_room(
         "pedal switched late",
         "pedal switched late (moved 5 min later to make room)",
     }
+
+
+@pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+@pytest.mark.parametrize("where", ["summary", "day view"])
+def test_a_second_click_queued_while_make_room_saved_saves_nothing_more(
+    qtbot: Bot, rig: Rig, where: str
+) -> None:
+    """A double click while the save waited (another program's write holding the file):
+    the second click, queued by the window system, reached the hidden dialog and saved the
+    change again, a second audit entry for a change made once."""
+    dialog = _corrections_of_two_codes(qtbot, rig, where)
+    exercise, _manual = rig.service.segments(rig.store.list_sessions()[0].id)
+    dialog.spins[exercise.id].setValue(15)
+    qtbot.mouseClick(dialog.save_button, LEFT)
+    reason = dialog.reason_dialog
+    assert reason is not None
+    qtbot.keyClicks(reason.reason, "pedal switched late")
+    qtbot.mouseClick(reason.ok_button, LEFT)
+    button = dialog.make_room_button
+    assert button.isVisible()
+    window = dialog.windowHandle()
+    at = QPointF(button.mapTo(dialog, button.rect().center()))
+    for kind, buttons in (
+        (QEvent.Type.MouseButtonPress, LEFT),
+        (QEvent.Type.MouseButtonRelease, Qt.MouseButton.NoButton),
+    ):  # delivered after the first click's save, as the window system's queue is
+        event = QMouseEvent(kind, at, at, at, LEFT, buttons, Qt.KeyboardModifier.NoModifier)
+        QCoreApplication.postEvent(window, event)
+    qtbot.mouseClick(button, LEFT)
+    QApplication.processEvents()
+    assert [e.reason for e in rig.store.audit_entries() if e.entity == "segment"] == [
+        "pedal switched late (moved 5 min later to make room)",
+        "pedal switched late",
+    ]
 
 
 # Qt raises a tool window when it is shown; the offscreen platform cannot, and says so.

@@ -146,8 +146,11 @@ class CorrectionsDialog(QDialog):
         )
 
     def _on_make_room_clicked(self) -> None:
-        if self._room_for is not None:
-            changes, reason = self._room_for
+        # Taken once: a second click queued while the first one saved (another program's write
+        # holding the file) reached the hidden dialog and saved the change again.
+        room_for, self._room_for = self._room_for, None
+        if room_for is not None:
+            changes, reason = room_for
             self._settle(changes, reason, self._on_save(changes, reason, True))
 
     def _on_spin_value_changed(self) -> None:
