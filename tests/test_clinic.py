@@ -725,12 +725,15 @@ def test_two_clinicians_timing_one_patient_at_once_is_flagged_r8_1(
         assert bulk[session.id] == clinic.summary(session.id)
 
 
+@pytest.mark.parametrize("typed", ["Ann Lee", "ann  lee"])
 def test_one_clinicians_two_sessions_at_once_are_said_to_be_the_same_clinicians(
-    clinic: Clinic, clock: FakeClock
+    clinic: Clinic, clock: FakeClock, typed: str
 ) -> None:
     """R8.1 named Ann once, "in sessions of Ann Lee (PT)", as if another clinician had been
     left out: her 97140, added afterwards to a second session of the same patient, ran in
-    the same minutes as the first session's 97110."""
+    the same minutes as the first session's 97110. Her name typed another way for the second
+    session was two clinicians treating together ("sessions of Ann Lee (PT), ann  lee
+    (PT)"), where the note's "Clinicians:" line names one."""
     first = clinic.open_session(
         patient_ref="MRN1", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
     )
@@ -739,7 +742,7 @@ def test_one_clinicians_two_sessions_at_once_are_said_to_be_the_same_clinicians(
     clock.advance(minutes=10)
     clinic.end_session(first.id)
     second = clinic.open_session(
-        patient_ref="MRN1", clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
+        patient_ref="MRN1", clinician=typed, role=Role.PT, payer_profile="Medicare"
     )
     clock.advance(minutes=20)
     clinic.add_forgotten_segment(second.id, "97140", start=began, minutes=10, reason="missed")

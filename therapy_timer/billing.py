@@ -350,10 +350,19 @@ def shared_patients(
         catalogue,
         now,
         lambda s: (patient_key(s.patient_ref), s.date_of_service),
-        clinician_label,
+        lambda s: s.id,
     )
-    who = {s.id: clinician_label(s) for s in sessions if s.id in found}
-    return {sid: tuple(sorted({who[sid], *others})) for sid, others in found.items()}
+    # Named as the note's "Clinicians:" line names them (``clinician_labels``, in the
+    # sessions' order): one person typed two ways (Ann Lee, ann lee) was named twice, as two
+    # clinicians treating together. Overlapping is mutual: each session named is in ``found``.
+    listed = [s for s in sessions if s.id in found]
+    at = {s.id: index for index, s in enumerate(listed)}
+    return {
+        sid: tuple(
+            sorted(clinician_labels([listed[i] for i in sorted(at[o] for o in (sid, *others))]))
+        )
+        for sid, others in found.items()
+    }
 
 
 def _overlapping(
