@@ -758,6 +758,57 @@ def test_one_clinicians_two_sessions_at_once_are_said_to_be_the_same_clinicians(
         assert "two clinicians" not in message
 
 
+@pytest.mark.parametrize("typed", ["MRN1", "mrn1"])
+def test_one_patients_two_sessions_at_once_are_no_split_between_patients(
+    clinic: Clinic, clock: FakeClock, typed: str
+) -> None:
+    """Ann's 97140 added to a second session of MRN1 over her first session's 97110 was also
+    flagged R8.3, 'one-on-one codes for MRN1 (for MRN1, mrn1 on the claim day) ... attention
+    split between patients ... group therapy 97150 may be what applies', naming the patient
+    itself: R8.1 is the flag for one patient's sessions at once. A second patient's code in
+    the same minutes is named, once, however its reference was typed."""
+
+    def session_of(patient: str) -> Session:
+        return clinic.open_session(
+            patient_ref=patient, clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
+        )
+
+    first = session_of("MRN1")
+    clinic.start(first.id, "97110")
+    began = clock.now().astimezone().time()
+    clock.advance(minutes=10)
+    clinic.end_session(first.id)
+    second = session_of(typed)
+    clock.advance(minutes=20)
+    clinic.add_forgotten_segment(second.id, "97140", start=began, minutes=10, reason="missed")
+    clinic.end_session(second.id)
+
+    def rules_of(result: rules.Result) -> list[str]:
+        return [w.rule for w in result.warnings if w.rule in ("R8.1", "R8.3")]
+
+    (day,) = clinic.claim_days(first.date_of_service)
+    for result in (clinic.summary(first.id), clinic.summary(second.id), day.result):
+        assert rules_of(result) == ["R8.1"]
+    exported = clinic.export("csv", first.date_of_service, mark=False).text
+    assert exported is not None
+    (row,) = csv.DictReader(io.StringIO(exported.removeprefix("\ufeff"), newline=""))
+    assert "R8.3" not in row["warnings"] and "R8.1" in row["warnings"]
+
+    for patient in ("BB", "bb"):  # one other patient, seen twice in those minutes
+        other = session_of(patient)
+        clinic.add_forgotten_segment(other.id, "97530", start=began, minutes=5, reason="missed")
+        clinic.end_session(other.id)
+        clock.advance(minutes=1)
+    for session in (first, second):
+        (split,) = [w for w in clinic.summary(session.id).warnings if w.rule == "R8.3"]
+        assert split.message.startswith("The same clinician timed one-on-one codes for BB during")
+    days = {d.patient_ref: d for d in clinic.claim_days(first.date_of_service)}
+    (split,) = [w for w in days["MRN1"].result.warnings if w.rule == "R8.3"]
+    assert split.message.startswith("The same clinician timed one-on-one codes for BB during")
+    (split,) = [w for w in days["BB"].result.warnings if w.rule == "R8.3"]
+    assert split.message.startswith("The same clinician timed one-on-one codes for MRN1 during")
+
+
 # -- R7.9: an evaluation is the therapist's alone, refused in every path where it is recorded --
 
 

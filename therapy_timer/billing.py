@@ -324,15 +324,30 @@ def concurrent_patients(
     catalogue: Catalogue,
     now: datetime,
 ) -> dict[str, tuple[str, ...]]:
-    """Patient references whose timed minutes overlap each session's (same clinician, day: R8.3)."""
-    return _overlapping(
+    """Patient references whose timed minutes overlap each session's (same clinician, day: R8.3),
+    each patient once (its first session's spelling)."""
+    found = _overlapping(
         sessions,
         segments,
         catalogue,
         now,
         lambda s: (clinician_key(s.clinician), s.date_of_service),
-        lambda s: s.patient_ref,
+        lambda s: s.id,
     )
+    listed = [s for s in sessions if s.id in found]  # overlapping is mutual
+    at = {s.id: index for index, s in enumerate(listed)}
+    named: dict[str, tuple[str, ...]] = {}
+    for sid, others in found.items():
+        refs: dict[str, str] = {}
+        for index in sorted(at[o] for o in others):
+            refs.setdefault(patient_key(listed[index].patient_ref), listed[index].patient_ref)
+        # Another session of the session's own patient is no other patient: R8.1 flags it
+        # (shared_patients). R8.3 told its claim day attention was split between patients,
+        # naming the patient itself (for MRN1, mrn1: a group code may apply).
+        refs.pop(patient_key(listed[at[sid]].patient_ref), None)
+        if refs:
+            named[sid] = tuple(sorted(refs.values()))
+    return named
 
 
 def shared_patients(
