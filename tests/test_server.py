@@ -81,6 +81,7 @@ def test_the_schema_upgrades_from_its_first_version_keeping_rows(cluster: Cluste
             "m008_settled_at_desk",
             "m009_workstation_columns",
             "m010_hash_follows_content",
+            "m011_server_clock",
         ]
         assert server.upgrade(conn) == []
         # A session exported before m005 is not taken for one amended since.
@@ -165,7 +166,10 @@ def test_the_desk_sees_each_station_its_last_sync_and_who_is_running_what(
         stations = {s.name: s for s in at_desk.clinic_stations()}
     assert sorted(stations) == ["ws_room1", "ws_room2"]
     one, two = stations["ws_room1"], stations["ws_room2"]
-    assert one.last_sync_utc == room1.clock.now() and two.last_sync_utc == room2.clock.now()
+    heard = clinic_server.one(
+        "SELECT array_agg(last_sync_utc ORDER BY name) FROM therapy_timer.workstations"
+    )
+    assert [one.last_sync_utc, two.last_sync_utc] == heard  # the server's clock (m011)
     assert [(r["patient_ref"], r["clinician"], r["code"]) for r in one.running] == [
         ("MRN2", "Pat Lee", "97140")
     ]

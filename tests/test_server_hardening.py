@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from tests.server_support import DAY, Server, Station, two_rooms_and_a_desk
+from tests.server_support import DAY, MORNING, Server, Station, two_rooms_and_a_desk
 from therapy_timer import server
 from therapy_timer.clinic import Clinic
 from therapy_timer.errors import InvalidInput
@@ -646,3 +646,45 @@ def test_two_syncs_of_one_workstation_at_once_are_no_conflict(
     assert (pushed.conflicts, pushed.unchanged) == (0, 1) and pushed.complete
     assert clinic_server.one("SELECT count(*) FROM therapy_timer.conflicts") == 0
     assert _minutes_on_server(clinic_server, session["id"]) == [20]
+
+
+def test_when_a_station_last_synced_is_the_servers_word_not_the_stations(
+    clinic_server: Server, tmp_path: Path
+) -> None:
+    # The desk reads each station's last sync to know whose minutes it has. Written from the
+    # station's clock, one running hours behind looked hours stale after each sync, and one
+    # ahead looked fresh hours after it stopped syncing; a station writing 'infinity' there
+    # (or a kept-aside version received at 'infinity') ended the desk's status and
+    # conflicts in a psycopg traceback.
+    room1, room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
+    room1.clock.set(datetime.now(UTC) - timedelta(hours=5))
+    room1.treat("MRN1", "Pat Lee", "pt", {"97110": 20})
+    room1("clinic", "sync")
+    room2("clinic", "sync")
+    server_now = clinic_server.one("SELECT now()")
+    with desk.clinic() as at_desk:
+        seen = {s.name: s for s in at_desk.clinic_stations()}
+    for station in seen.values():
+        for moment in (station.last_sync_utc, station.heartbeat_utc):
+            assert moment is not None and abs(moment - server_now) < timedelta(minutes=1)
+
+    session_id = clinic_server.one("SELECT id::text FROM therapy_timer.sessions")
+    with psycopg.connect(clinic_server.dsn("ws_room2"), autocommit=True) as conn:
+        conn.execute(
+            "UPDATE therapy_timer.workstations SET last_sync_utc = 'infinity',"
+            " heartbeat_utc = '-infinity'"
+        )
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(
+                "INSERT INTO therapy_timer.conflicts (session_id, content_hash, why, record,"
+                " received_utc) VALUES (%s, 'h', 'x', '{}', 'infinity')",
+                [session_id],
+            )
+    status = desk.json("clinic", "status", "--json")
+    two = {w["name"]: w for w in status["workstations"]}["ws_room2"]
+    assert datetime.fromisoformat(two["last_sync_utc"]) - server_now < timedelta(minutes=1)
+    # The administrator's own writes keep their moments, as pg_restore of a dump writes them.
+    with clinic_server.admin() as admin:
+        admin.execute("UPDATE therapy_timer.workstations SET last_sync_utc = %s", [MORNING])
+    assert clinic_server.one("SELECT max(last_sync_utc) FROM therapy_timer.workstations") == MORNING
+    assert desk("clinic", "conflicts").stdout == "no kept-aside versions\n"

@@ -510,6 +510,37 @@ CREATE TRIGGER hash_follows_content BEFORE UPDATE OF record, content_hash
     FOR EACH ROW EXECUTE FUNCTION therapy_timer.hash_follows_content();
 """
 
+# When a station last synced is the server's word: the desk reads it to know whose minutes it
+# has, and a station's clock hours behind made each sync look hours stale, one ahead looked
+# fresh hours after it stopped, and one writing 'infinity' ended the desk's reads (Python has
+# no such moment). The server's clock stamps the heartbeat and a kept-aside version's arrival;
+# a moment written before this, out of Python's range, is forgotten.
+_M011_SERVER_CLOCK = f"""
+UPDATE therapy_timer.workstations SET last_sync_utc = NULL
+    WHERE NOT last_sync_utc BETWEEN '0002-01-01' AND '9998-12-31';
+UPDATE therapy_timer.workstations SET heartbeat_utc = NULL
+    WHERE NOT heartbeat_utc BETWEEN '0002-01-01' AND '9998-12-31';
+UPDATE therapy_timer.conflicts SET received_utc = now()
+    WHERE NOT received_utc BETWEEN '0002-01-01' AND '9998-12-31';
+
+CREATE FUNCTION therapy_timer.heard_now() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- A station's write, not the administrator's (pg_restore of a dump keeps what it had).
+    IF pg_has_role(current_user, '{WORKSTATION_GROUP}', 'MEMBER') AND NOT (
+            SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+        NEW.last_sync_utc := now();
+        NEW.heartbeat_utc := now();
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER heard_now BEFORE INSERT OR UPDATE ON therapy_timer.workstations
+    FOR EACH ROW EXECUTE FUNCTION therapy_timer.heard_now();
+
+REVOKE INSERT ON therapy_timer.conflicts FROM {WORKSTATION_GROUP};
+GRANT INSERT (workstation, session_id, content_hash, why, record)
+    ON therapy_timer.conflicts TO {WORKSTATION_GROUP};
+"""
+
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m001_tables", _M001_TABLES),
     ("m002_least_privilege", _M002_LEAST_PRIVILEGE),
@@ -521,6 +552,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m008_settled_at_desk", _M008_SETTLED_AT_DESK),
     ("m009_workstation_columns", _M009_WORKSTATION_COLUMNS),
     ("m010_hash_follows_content", _M010_HASH_FOLLOWS_CONTENT),
+    ("m011_server_clock", _M011_SERVER_CLOCK),
 )
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -321,13 +321,12 @@ def _push(
         conn.execute(
             "INSERT INTO therapy_timer.workstations AS w (name, last_sync_utc, heartbeat_utc,"
             " running, pushed_audit_id, pushed_audit_hash)"
-            " VALUES (current_user, %(now)s, %(now)s, %(running)s, %(mark)s, %(hash)s)"
+            " VALUES (current_user, now(), now(), %(running)s, %(mark)s, %(hash)s)"
             " ON CONFLICT (name) DO UPDATE SET last_sync_utc = excluded.last_sync_utc,"
             " heartbeat_utc = excluded.heartbeat_utc, running = excluded.running,"
             " pushed_audit_id = excluded.pushed_audit_id,"
             " pushed_audit_hash = excluded.pushed_audit_hash",
             {
-                "now": now,
                 "running": Jsonb(local.running()),
                 "mark": last.id if last else mark,
                 "hash": entry_hash(last) if last else mark_hash,
