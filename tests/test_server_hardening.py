@@ -488,6 +488,18 @@ RUNNING = {
         ]
     ),
     "nested too deep": "[" * 5000 + "]" * 5000,
+    "a start at the edge of time": json.dumps(
+        [
+            {
+                "session_id": "x",
+                "patient_ref": "MRN9",
+                "clinician": "Kim",
+                "code": "97110",
+                "furnished_by": "therapist",
+                "since_utc": "0001-01-01T00:00:00+05:00",
+            }
+        ]
+    ),
 }
 
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import psycopg
@@ -63,7 +63,8 @@ class WorkstationState:
 # What a workstation says it is running, as a push writes it (server.local): shown as it is at
 # the desk, so only entries of one-line texts and an aware start are kept. A workstation is
 # an untrusted writer: any other value (a number, a list of numbers, a start without its
-# offset, a value nested too deep to read) is nothing the desk can show.
+# offset or at an end of the calendar, a value nested too deep to read) is nothing the desk
+# can show.
 _RUNNING_FIELDS = ("session_id", "patient_ref", "clinician", "code", "furnished_by", "since_utc")
 
 
@@ -80,8 +81,11 @@ def _shown(entry: object) -> bool:
     ):
         return False
     try:
-        return datetime.fromisoformat(entry["since_utc"]).tzinfo is not None
-    except ValueError:
+        since = datetime.fromisoformat(entry["since_utc"])
+        # Shown in the desk's time zone: a start a day from either end of Python's calendar
+        # (0001-01-01T00:00+05:00) has no such moment there.
+        return since.tzinfo is not None and 2 <= since.astimezone(UTC).year <= 9998
+    except (ValueError, OverflowError):
         return False
 
 
