@@ -676,6 +676,10 @@ def test_kill_9_in_the_middle_of_a_sync_loses_and_doubles_nothing(
         # libpq quotes a URI it cannot parse, the password in it too: scrubbed.
         (["clinic", "connect", "postgresql://ws_room1:hunter2@[::1:5432/db"], "DSN:"),
         (["clinic", "connect", "postgresql://ws_room1:hunter2@h/db?bogus=1"], "DSN:"),
+        # An @ of the password not written %40: libpq reads the rest as the host, and the
+        # message naming that host quoted the password's end.
+        (["clinic", "connect", "postgresql://ws_room1:hunter2@hunter2@127.0.0.1/db"], "DSN:"),
+        (["clinic", "connect", "host=hunter2@127.0.0.1 user=ws_room1"], "DSN:"),
         (["clinic", "init-server", "host=x", "--workstation", "Gym 1"], "--workstation:"),
         (
             ["clinic", "init-server", "host=x", "--workstation", "a", "--desk", "a"],

@@ -62,7 +62,7 @@ def _parsed(dsn: str) -> dict[str, Any]:
     if any(ord(ch) < 32 and ch not in " \t" for ch in dsn):
         raise InvalidInput("DSN", "a connection string is one line without control characters")
     try:
-        return dict(conninfo_to_dict(dsn))
+        params = dict(conninfo_to_dict(dsn))
     except psycopg.ProgrammingError as exc:
         # libpq's message quotes the string, which may hold a password: say only what is wrong.
         first = str(exc).splitlines()[0] if str(exc) else "not a connection string"
@@ -70,6 +70,15 @@ def _parsed(dsn: str) -> dict[str, Any]:
             first = "not a valid connection string"
         first = scrubbed(first)
         raise InvalidInput("DSN", first if len(first) <= 120 else f"{first[:117]}...") from None
+    # libpq ends a URI's password at its first @, so the rest of a password holding one
+    # became the host, which the connection's error then quoted.
+    if any("@" in str(params.get(key, "")) for key in ("host", "hostaddr")):
+        raise InvalidInput(
+            "DSN",
+            "a host name holds no @: write an @ of the password as %40, or better keep the"
+            " password in ~/.pgpass",
+        )
+    return params
 
 
 def password_free(dsn: str) -> str:
