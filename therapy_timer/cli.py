@@ -1559,6 +1559,7 @@ def clinic_connect(context: Context, dsn: str) -> None:
     with context.clinic() as this:
         found = this.connect_server(dsn)
         remembered = this.server_dsn()
+        password_dropped = this.dsn_has_password(dsn)
     applied = f", schema upgraded ({', '.join(found.applied)})" if found.applied else ""
     click.echo(f"connected as {found.role}; server schema version {found.version}{applied}")
     click.echo(f"remembered: {remembered}")
@@ -1574,7 +1575,7 @@ def clinic_connect(context: Context, dsn: str) -> None:
             " refused until the administrator grants one",
             err=True,
         )
-    if remembered != dsn and "password" in dsn:
+    if password_dropped:
         click.echo("the password was not remembered; put it in ~/.pgpass", err=True)
 
 

@@ -2378,6 +2378,13 @@ class Clinic:
         self._store.set_setting(SERVER_DSN_SETTING, remembered, actor=self._actor)
         return found
 
+    @staticmethod
+    def dsn_has_password(dsn: str) -> bool:
+        """Whether ``dsn`` holds a password (key=value or a URI's), which is never remembered."""
+        from therapy_timer import server
+
+        return server.has_password(dsn)
+
     def disconnect_server(self) -> bool:
         """Stop syncing (the server keeps what it has); False when none was configured."""
         if self.server_dsn() is None:
