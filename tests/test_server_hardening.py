@@ -700,3 +700,28 @@ def test_when_a_station_last_synced_is_the_servers_word_not_the_stations(
         admin.execute("UPDATE therapy_timer.workstations SET last_sync_utc = %s", [MORNING])
     assert clinic_server.one("SELECT max(last_sync_utc) FROM therapy_timer.workstations") == MORNING
     assert desk("clinic", "conflicts").stdout == "no kept-aside versions\n"
+
+
+def test_a_server_that_drops_the_connection_as_it_opens_is_one_plain_line(
+    clinic_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server stopped (pg_ctl stop -m immediate) just after a sync logged in: the first
+    # statement, connect's SET DateStyle, met the closed connection and 'clinic sync' ended in
+    # psycopg's OperationalError traceback. Here the server ends that session itself.
+    station = Station(tmp_path)
+    station("clinic", "connect", clinic_server.dsn("ws_room1"))
+    station.treat("MRN1", "Pat Lee", "pt", {"97110": 20})
+    really = psycopg.connect
+
+    def cut_off(*args: Any, **kwargs: Any) -> Any:
+        conn = really(*args, **kwargs)
+        with really(clinic_server.dsn(), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [conn.info.backend_pid])
+        return conn
+
+    monkeypatch.setattr(psycopg, "connect", cut_off)
+    result = station("clinic", "sync", status=1)
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.stderr.startswith("Error: the clinic server cannot be reached: ")
+    monkeypatch.setattr(psycopg, "connect", really)
+    assert station.json("clinic", "sync", "--json")["added"] == 1

@@ -102,8 +102,12 @@ def connect(dsn: str) -> psycopg.Connection[tuple[Any, ...]]:
         raise ServerUnavailable(f"the clinic server cannot be reached: {first_line(exc)}") from None
     # psycopg reads dates and times only in ISO style, and a server (or PGDATESTYLE) set to
     # another one, e.g. 'SQL, DMY', failed every command with a traceback.
-    with conn.transaction():
-        conn.execute("SET DateStyle TO ISO, MDY")
+    try:
+        with conn.transaction():
+            conn.execute("SET DateStyle TO ISO, MDY")
+    except psycopg.OperationalError as exc:  # the server went away as it let us in
+        conn.close()
+        raise ServerUnavailable(f"the clinic server cannot be reached: {first_line(exc)}") from None
     return conn
 
 
