@@ -13,6 +13,20 @@ from therapy_timer.errors import InvalidInput, StorageUnavailable
 # Timers never wait on the network: a server that does not answer is given up on quickly.
 CONNECT_TIMEOUT_S = 5
 
+# A network that drops under an open connection leaves libpq waiting for an answer until the
+# operating system's keepalive gives up (over two hours on Linux): a cron sync hung, and the
+# window's sync round never ended, so it neither synced again nor said the server was away.
+# Probes after 10 s of silence, and 20 s of unanswered sending, give up in well under a
+# minute; a long query whose server still answers probes is not cut short. Systems without
+# the count or the send timeout ignore them (libpq's documentation).
+_DEAD_PEER = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 20_000,
+}
+
 # Keys of a connection string that carry a secret: never remembered, never printed.
 _SECRET_KEYS = ("password", "sslpassword")
 
@@ -96,6 +110,8 @@ def connect(dsn: str) -> psycopg.Connection[tuple[Any, ...]]:
     params = _parsed(dsn)
     params.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
     params.setdefault("application_name", "therapy-timer")
+    for key, value in _DEAD_PEER.items():
+        params.setdefault(key, value)
     try:
         conn = psycopg.connect(make_conninfo("", **params))
     except psycopg.OperationalError as exc:
