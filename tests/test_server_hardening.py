@@ -725,3 +725,24 @@ def test_a_server_that_drops_the_connection_as_it_opens_is_one_plain_line(
     assert result.stderr.startswith("Error: the clinic server cannot be reached: ")
     monkeypatch.setattr(psycopg, "connect", really)
     assert station.json("clinic", "sync", "--json")["added"] == 1
+
+
+@pytest.mark.parametrize("command", ["connect", "init-server"])
+def test_a_server_that_goes_away_while_connecting_a_station_is_one_plain_line(
+    clinic_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    # 'clinic connect' and 'clinic init-server' read the schema's version after logging in;
+    # a server stopped there ended either in psycopg's OperationalError traceback.
+    really = server.schema_version
+
+    def cut_off(conn: psycopg.Connection[Any]) -> int | None:
+        with psycopg.connect(clinic_server.dsn(), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [conn.info.backend_pid])
+        return really(conn)
+
+    monkeypatch.setattr("therapy_timer.server.roles.schema_version", cut_off)
+    station = Station(tmp_path)
+    args = ["--workstation", "ws_room1"] if command == "init-server" else []
+    result = station("clinic", command, clinic_server.dsn(), *args, status=1)
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.stderr.startswith("Error: the connection to the clinic server was lost")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -131,3 +133,19 @@ def first_line(exc: BaseException) -> str:
     """An error's first line, any password it quotes scrubbed."""
     text = str(exc).strip()
     return scrubbed(text.splitlines()[0].strip()) if text else type(exc).__name__
+
+
+@contextmanager
+def answering() -> Iterator[None]:
+    """A server that goes away mid-read or mid-mark (stopped, the network cut), or that lacks
+    a function of this app's schema (not upgraded yet), is said in plain words, not as
+    psycopg's traceback."""
+    try:
+        yield
+    except psycopg.errors.UndefinedFunction:
+        raise ServerVersionError(OLDER_SERVER) from None
+    except psycopg.OperationalError as exc:
+        raise ServerUnavailable(
+            f"the connection to the clinic server was lost ({first_line(exc)}); try again once"
+            " it is back"
+        ) from None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -13,31 +12,9 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from therapy_timer.errors import InvalidInput
-from therapy_timer.server.connection import (
-    OLDER_SERVER,
-    ServerRefused,
-    ServerUnavailable,
-    ServerVersionError,
-    first_line,
-)
+from therapy_timer.server.connection import ServerRefused, answering
 
 Connection = psycopg.Connection[tuple[Any, ...]]
-
-
-@contextmanager
-def _answering() -> Iterator[None]:
-    """A server that goes away mid-read or mid-mark (stopped, the network cut), or that lacks
-    a function of this app's schema (not upgraded yet), is said in plain words, not as
-    psycopg's traceback."""
-    try:
-        yield
-    except psycopg.errors.UndefinedFunction:
-        raise ServerVersionError(OLDER_SERVER) from None
-    except psycopg.OperationalError as exc:
-        raise ServerUnavailable(
-            f"the connection to the clinic server was lost ({first_line(exc)}); try again once"
-            " it is back"
-        ) from None
 
 
 @dataclass(frozen=True)
@@ -104,7 +81,7 @@ def _json(text: str) -> object:
 def workstations(conn: Connection) -> list[WorkstationState]:
     """Every workstation this role may see (a workstation sees itself, the desk sees all)."""
     try:
-        with _answering(), conn.transaction():
+        with answering(), conn.transaction():
             rows = conn.execute(
                 "SELECT w.name, w.last_sync_utc, w.heartbeat_utc, w.running::text,"
                 " (SELECT count(*) FROM therapy_timer.sessions s WHERE s.workstation = w.name)"
@@ -186,7 +163,7 @@ def stream_clinic_records(
     nothing the desk bills or shows reads them; sending them made a clinic-year's read and
     pooling several times slower."""
     try:
-        with _answering(), conn.transaction(), conn.cursor(name="clinic_records") as cursor:
+        with answering(), conn.transaction(), conn.cursor(name="clinic_records") as cursor:
             cursor.execute(
                 f"SELECT {_WITHOUT_AUDIT}::text, {_MARKS} FROM therapy_timer.sessions"
                 " WHERE date_of_service BETWEEN %s AND %s"
@@ -205,7 +182,7 @@ def session_records(conn: Connection, session_ids: list[str]) -> list[dict[str, 
     if not session_ids:
         return []
     try:
-        with _answering(), conn.transaction():
+        with answering(), conn.transaction():
             rows = conn.execute(
                 f"SELECT record::text, {_MARKS} FROM therapy_timer.sessions"
                 " WHERE id = ANY(%s::uuid[]) ORDER BY id",
@@ -249,7 +226,7 @@ class ServerStatus:
 
 def pushed_mark(conn: Connection) -> tuple[str, int, datetime | None]:
     """This role's name, how far its audit log is on the server, and when it last synced."""
-    with _answering(), conn.transaction():
+    with answering(), conn.transaction():
         row = conn.execute(
             "SELECT current_user, w.pushed_audit_id, w.last_sync_utc FROM (SELECT 1) one"
             " LEFT JOIN therapy_timer.workstations w ON w.name = current_user"
@@ -275,7 +252,7 @@ def mark_exported(conn: Connection, days: Mapping[DayKey, Mapping[str, str]]) ->
         return 0
     ids, hashes, keys = (list(column) for column in zip(*rows, strict=True))
     try:
-        with _answering(), conn.transaction():
+        with answering(), conn.transaction():
             changed = conn.execute(
                 "SELECT therapy_timer.mark_exported(%s::uuid[], %s::text[], %s::jsonb[])",
                 [ids, hashes, keys],
@@ -315,7 +292,7 @@ class KeptAside:
 def kept_aside(conn: Connection, *, settled: bool = False) -> list[KeptAside]:
     """The kept-aside versions this role may see (the desk: all), waiting ones by default."""
     try:
-        with _answering(), conn.transaction():
+        with answering(), conn.transaction():
             rows = conn.execute(
                 "SELECT id, workstation, session_id::text, why, received_utc, resolution,"
                 " record::text"
@@ -351,7 +328,7 @@ def _kept(
 def settle(conn: Connection, conflict_id: int, decision: str, reason: str) -> str:
     """Accept (it replaces the server's copy, which is kept) or drop a kept-aside version."""
     try:
-        with _answering(), conn.transaction():
+        with answering(), conn.transaction():
             row = conn.execute(
                 "SELECT therapy_timer.settle_conflict(%s, %s, %s)",
                 [conflict_id, decision, reason],

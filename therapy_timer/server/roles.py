@@ -14,6 +14,7 @@ from therapy_timer.errors import InvalidInput
 from therapy_timer.server.connection import (
     ServerRefused,
     ServerVersionError,
+    answering,
     connect,
 )
 from therapy_timer.server.migrations import (
@@ -68,7 +69,7 @@ def init_server(
     front = [_role_name(n, "--desk") for n in desks]
     if set(stations) & set(front):
         raise InvalidInput("--desk", "a role cannot be both a workstation and the desk")
-    with connect(dsn) as conn:
+    with connect(dsn) as conn, answering():
         try:
             with conn.transaction():
                 _ensure_role(conn, WORKSTATION_GROUP, login=False)
@@ -97,7 +98,8 @@ def probe(dsn: str) -> Connected:
     ServerRefused when this role has no grants on it at all.
     """
     try:
-        return _probe(dsn)
+        with answering():
+            return _probe(dsn)
     except psycopg.errors.InsufficientPrivilege as exc:
         raise ServerRefused(
             f"the clinic server refused this role ({exc.diag.message_primary}); the"
