@@ -329,3 +329,21 @@ def test_the_status_line_counts_sessions_kept_aside() -> None:
     assert one.text.endswith("1 session kept aside for the desk") and one.warning
     assert two.text.endswith("2 sessions kept aside for the desk")
     assert "clinic conflicts" in one.details
+
+
+def test_the_status_line_of_the_desk() -> None:
+    calm = sync_view(
+        last_sync_utc=None, problem="", unreachable=False, kept_aside=0, busy=False, desk=True
+    )
+    assert calm == SyncView("Clinic server: the front desk (reads every workstation)", "", False)
+    kept = sync_view(
+        last_sync_utc=None,
+        problem="",
+        unreachable=False,
+        kept_aside=0,
+        busy=False,
+        desk=True,
+        not_sent=2,
+    )
+    assert kept.warning and "2 session(s) recorded here are not on it" in kept.text
+    assert "own export" in kept.details

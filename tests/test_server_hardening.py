@@ -746,3 +746,38 @@ def test_a_server_that_goes_away_while_connecting_a_station_is_one_plain_line(
     result = station("clinic", command, clinic_server.dsn(), *args, status=1)
     assert isinstance(result.exception, SystemExit), result.exception
     assert result.stderr.startswith("Error: the connection to the clinic server was lost")
+
+
+def test_the_desk_has_nothing_to_push_and_its_window_says_so_calmly(
+    qtbot: Any, clinic_server: Server, tmp_path: Path
+) -> None:
+    # The front desk connects as desk_front, as docs/clinic-server.md says, and its window
+    # syncs like any station's: each round was refused ('permission denied for table audit;
+    # is this role a member of therapy_timer_workstation?'), so the desk's status bar said
+    # 'Clinic server refused the sync' in red all day, and 'clinic sync' there exited 1.
+    from PySide6.QtWidgets import QApplication
+
+    from therapy_timer.gui.clinic_sync import ClinicSync
+
+    room1, _room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
+    room1.treat("MRN1", "Pat Lee", "pt", {"97110": 20})
+    room1("clinic", "sync")
+    written = "SELECT (SELECT count(*) FROM therapy_timer.audit) + count(*) FROM therapy_timer.workstations"
+    before = clinic_server.one(written)
+    said = desk("clinic", "sync")
+    assert said.stdout.startswith("connected as desk_front, the front desk's role:")
+    assert clinic_server.one(written) == before
+    with desk.clinic() as at_desk:
+        sync = ClinicSync(at_desk, interval_s=0.2)
+        sync.start()
+        try:
+            qtbot.waitUntil(lambda: sync.worker is not None and sync.worker.rounds >= 2)
+            QApplication.processEvents()
+            assert sync.label.text() == "Clinic server: the front desk (reads every workstation)"
+            assert not sync.view.warning
+        finally:
+            assert sync.finish(timeout_s=10)
+    # A session recorded at the desk itself reaches no server: said, never silently dropped.
+    desk.treat("MRN2", "Kim Roe", "pt", {"97140": 10})
+    kept = desk("clinic", "sync", status=1)
+    assert "1 closed session(s) recorded at this desk are not on the clinic server" in kept.stderr

@@ -1600,6 +1600,11 @@ def clinic_sync(context: Context, as_json: bool) -> None:
         report = this.sync_server()
     if as_json:
         click.echo(json.dumps(report.as_json(), indent=2))
+    elif report.desk:
+        click.echo(
+            f"connected as {report.workstation}, the front desk's role: it reads every"
+            " workstation's sessions and sends none (nothing to sync)"
+        )
     else:
         click.echo(
             f"synced as {report.workstation}: added {report.added}, amended {report.amended},"
@@ -1617,6 +1622,13 @@ def clinic_sync(context: Context, as_json: bool) -> None:
             )
     for held in report.held:
         click.echo(held.message, err=True)
+    if report.not_sent:
+        click.echo(
+            f"{report.not_sent} closed session(s) recorded at this desk are not on the clinic"
+            " server: the desk's role sends none. Bill them from here ('therapy-timer export"
+            " --date D'), or connect this computer as a workstation role to send them.",
+            err=True,
+        )
     if report.held:
         sys.exit(2)  # recorded here as the server cannot take it: what the user must act on
     if not report.complete:

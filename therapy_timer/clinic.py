@@ -2397,13 +2397,12 @@ class Clinic:
         """Push what the server does not have yet; safe to repeat and to interrupt."""
         from therapy_timer import server
 
+        local = server.StoreRecords(self._store)
         with server.connect(self._required_server_dsn()) as conn:
-            report = server.push(
-                conn,
-                server.StoreRecords(self._store),
-                now=self._clock.now(),
-                held=self._held_sessions(),
-            )
+            report = server.push(conn, local, now=self._clock.now(), held=self._held_sessions())
+        if report.desk:
+            report.not_sent = server.pending(local, 0)[0]
+            return report  # nothing pushed: the sync state stays as the last push left it
         write_private(
             self._sync_state_path(),
             json.dumps(

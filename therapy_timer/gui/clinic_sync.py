@@ -46,6 +46,8 @@ def sync_view(
     kept_aside: int,
     busy: bool,
     held: Sequence[str] = (),
+    desk: bool = False,
+    not_sent: int = 0,
 ) -> SyncView:
     """The status line for the worker's last round, in the clinic's local time; ``held``:
     what the round said of each session it kept here (``SyncReport.held``)."""
@@ -58,6 +60,15 @@ def sync_view(
         )
     if problem:
         return SyncView(f"Clinic server refused the sync · last synced {last}", problem, True)
+    if desk and not_sent:
+        return SyncView(
+            f"Clinic server: the front desk · {not_sent} session(s) recorded here are not on it",
+            "The desk's role reads every workstation and sends nothing: bill these sessions"
+            " from this computer's own export, or connect it as a workstation role.",
+            True,
+        )
+    if desk:
+        return SyncView("Clinic server: the front desk (reads every workstation)", "", False)
     if last_sync_utc is None:
         return SyncView(
             "Clinic server: syncing…" if busy else "Clinic server: not synced yet", "", False
@@ -183,6 +194,8 @@ class ClinicSync(QObject):
                 kept_aside=0 if report is None else report.waiting,
                 busy=worker.busy,
                 held=() if report is None else [h.message for h in report.held],
+                desk=report is not None and report.desk,
+                not_sent=0 if report is None else report.not_sent,
             )
         )
 

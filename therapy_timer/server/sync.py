@@ -27,6 +27,7 @@ from therapy_timer.server.connection import (
     ServerVersionError,
     first_line,
 )
+from therapy_timer.server.migrations import DESK_GROUP, WORKSTATION_GROUP
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
@@ -99,6 +100,8 @@ class SyncReport:
     audit_added: int = 0
     audit_conflicts: int = 0
     resent_all: bool = False
+    desk: bool = False  # the front desk's role: it reads the clinic and sends nothing of its own
+    not_sent: int = 0  # the desk's: closed sessions recorded here, which no push sends
     pushed_audit_id: int = 0
     waiting: int = 0  # this workstation's kept-aside versions the desk has not settled yet
     at_utc: datetime | None = None
@@ -107,7 +110,12 @@ class SyncReport:
 
     @property
     def complete(self) -> bool:
-        return self.conflicts == 0 and self.audit_conflicts == 0 and not self.held
+        return (
+            self.conflicts == 0
+            and self.audit_conflicts == 0
+            and not self.held
+            and not self.not_sent
+        )
 
     @property
     def held_sessions(self) -> list[str]:
@@ -124,6 +132,8 @@ class SyncReport:
             "audit_added": self.audit_added,
             "audit_conflicts": self.audit_conflicts,
             "resent_all": self.resent_all,
+            "desk": self.desk,
+            "not_sent": self.not_sent,
             "pushed_audit_id": self.pushed_audit_id,
             "waiting_for_the_desk": self.waiting,
             "at_utc": None if self.at_utc is None else self.at_utc.isoformat(),
@@ -256,9 +266,17 @@ def _push(
     held: Sequence[str] | None,
 ) -> None:
     with conn.transaction():
-        me = conn.execute("SELECT current_user").fetchone()
+        me = conn.execute(
+            "SELECT current_user, pg_has_role(current_user, %s, 'MEMBER'),"
+            " pg_has_role(current_user, %s, 'MEMBER')",
+            [DESK_GROUP, WORKSTATION_GROUP],
+        ).fetchone()
         assert me is not None
         report.workstation = str(me[0])
+        # The desk's role may write none of this: every round of its window was refused.
+        if me[1] and not me[2]:
+            report.desk = True
+            return
         row = conn.execute(
             "SELECT pushed_audit_id, pushed_audit_hash FROM therapy_timer.workstations"
             " WHERE name = current_user"
