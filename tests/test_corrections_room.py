@@ -235,3 +235,79 @@ def clock_hm(moment: datetime | None, minutes: int) -> str:
     """``moment`` plus ``minutes``, as the messages show it (local time)."""
     assert moment is not None
     return f"{(moment + timedelta(minutes=minutes)).astimezone():%H:%M}"
+
+
+@pytest.mark.parametrize("where", ["session edit --shift-later", "the window's make room"])
+def test_making_room_is_all_or_nothing_when_a_write_fails(tmp_path: Path, where: str) -> None:
+    """Each move was its own write: the disk filling (or another program holding the file past
+    the wait) at 97110's own change left 97140 and 97112 moved 5 min later and 97110 as it
+    was, while the window said 'Not corrected'. The moves and the change are one write."""
+    from therapy_timer.clinic import Clinic
+    from therapy_timer.codes import Role, builtin_catalogue
+    from therapy_timer.errors import StorageUnavailable
+
+    clock = FakeClock()
+    with Store.open(tmp_path, clock=clock, actor="desk") as store:
+        clinic = Clinic(store, builtin_catalogue(), clock, actor="desk")
+        session = clinic.open_session(
+            patient_ref="JD", clinician="Ann", role=Role.PT, payer_profile="Medicare"
+        ).id
+        for code in ("97110", "97140", "97112"):
+            clinic.start(session, code)
+            clock.advance(minutes=10)
+        clinic.stop(session)
+        clock.advance(minutes=10)
+        clinic.end_session(session)
+        before = clinic.segments(session)
+        audited = len(store.audit_entries())
+        amend = store.amend_segment
+
+        def full_at_the_last(segment_id: str, **changes: Any) -> Any:
+            if segment_id == before[0].id:
+                raise StorageUnavailable("the disk is full, so the last change was not saved")
+            return amend(segment_id, **changes)
+
+        store.amend_segment = full_at_the_last  # type: ignore[method-assign]
+        with pytest.raises(StorageUnavailable):
+            if where == "session edit --shift-later":
+                clinic.lengthen_segment(before[0].id, 15, reason="ran on", shift_later=True)
+            else:
+                clinic.correct_minutes({before[0].id: 15}, "ran on", make_room=True)
+        store.amend_segment = amend  # type: ignore[method-assign]
+        assert clinic.segments(session) == before  # nothing moved
+        assert len(store.audit_entries()) == audited
+        assert not store.get_session(session).amended
+
+
+def test_several_corrections_are_all_or_nothing_when_a_write_fails(tmp_path: Path) -> None:
+    """Checked all before any was written, they were still written one by one: a write
+    failing at the second left the first corrected while the screen said 'Not corrected'."""
+    from therapy_timer.clinic import Clinic
+    from therapy_timer.codes import Role, builtin_catalogue
+    from therapy_timer.errors import StorageUnavailable
+
+    clock = FakeClock()
+    with Store.open(tmp_path, clock=clock, actor="desk") as store:
+        clinic = Clinic(store, builtin_catalogue(), clock, actor="desk")
+        session = clinic.open_session(
+            patient_ref="JD", clinician="Ann", role=Role.PT, payer_profile="Medicare"
+        ).id
+        clinic.start(session, "97110")
+        clock.advance(minutes=20)
+        clinic.start(session, "97140")
+        clock.advance(minutes=10)
+        clinic.end_session(session)
+        first, second = before = clinic.segments(session)
+        amend = store.amend_segment
+
+        def full_at_the_second(segment_id: str, **changes: Any) -> Any:
+            if segment_id == second.id:
+                raise StorageUnavailable("the disk is full, so the last change was not saved")
+            return amend(segment_id, **changes)
+
+        store.amend_segment = full_at_the_second  # type: ignore[method-assign]
+        with pytest.raises(StorageUnavailable):
+            clinic.correct_minutes({first.id: 15, second.id: 8}, "per the note")
+        store.amend_segment = amend  # type: ignore[method-assign]
+        assert clinic.segments(session) == before
+        assert not store.get_session(session).amended

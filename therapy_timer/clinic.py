@@ -1000,10 +1000,11 @@ class Clinic:
             ((segment_id, minutes),) = changes.items()
             self.lengthen_segment(segment_id, minutes, reason=reason, shift_later=True)
             return
-        for segment_id, minutes in changes.items():
-            self._checked_amendment(segment_id, minutes, None, None)
-        for segment_id, minutes in changes.items():
-            self.amend_segment(segment_id, reason=reason, minutes=minutes)
+        with self._store.together():
+            for segment_id, minutes in changes.items():
+                self._checked_amendment(segment_id, minutes, None, None)
+            for segment_id, minutes in changes.items():
+                self.amend_segment(segment_id, reason=reason, minutes=minutes)
 
     # -- untimed services ----------------------------------------------------------------------
 
@@ -2140,8 +2141,29 @@ class Clinic:
 
         A longer segment that would run into a later one is refused naming that segment,
         unless ``shift_later``: then the later segments of the session move later by the same
-        amount (the last first, so no two ever overlap on the way), never past now.
+        amount (the last first, so no two ever overlap on the way), never past now. The moves
+        and the change are one write: all of them, or none.
         """
+        with self._store.together():
+            return self._lengthen_segment(
+                segment_id,
+                minutes,
+                reason=reason,
+                shift_later=shift_later,
+                code=code,
+                furnished_by=furnished_by,
+            )
+
+    def _lengthen_segment(
+        self,
+        segment_id: str,
+        minutes: int,
+        *,
+        reason: str,
+        shift_later: bool,
+        code: str | None,
+        furnished_by: FurnishedBy | None,
+    ) -> tuple[Segment, ...]:
         segment = self.find_segment(segment_id)
         _whole_minutes(minutes, low=0)
         reason = reason_text(reason)
@@ -2201,8 +2223,8 @@ class Clinic:
                 f" {'is' if end - last_stop == timedelta(minutes=1) else 'are'} only"
                 f" {_minutes_text(max(end - last_stop, timedelta(0)))} after the last segment"
             )
-        # Each move is its own write: whatever would refuse the segment's own change (R7.9, the
-        # same person's one-on-one time elsewhere) is checked before anything moves.
+        # Whatever would refuse the segment's own change (R7.9, the same person's one-on-one
+        # time elsewhere) is checked before anything moves, so the refusal names it.
         entry = self._catalogue.get(code or segment.code, "code")
         by = furnished_by or segment.furnished_by
         self._check_furnisher(session.role, entry, by)

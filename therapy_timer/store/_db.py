@@ -510,6 +510,7 @@ class StoreBase:
         self._busy_timeout_ms = busy_timeout_ms
         self._open = True
         self._opened: tuple[tuple[int, int], ...] = ()
+        self._together = False  # inside ``together``: its transaction holds every write
 
     @classmethod
     def open(
@@ -589,8 +590,29 @@ class StoreBase:
     # plumbing --------------------------------------------------------------------------------
 
     @contextlib.contextmanager
+    def together(self) -> Iterator[None]:
+        """The writes (and reads) inside as one transaction: all of them, or none; an error
+        inside rolls back every one, so the caller must let it propagate.
+
+        For a front-door operation made of several writes (a correction moving the later codes
+        of its session): one failing, or the disk filling, left the ones before it written.
+        """
+        if self._together:
+            yield  # joins the one already open
+            return
+        with translated(self._path, self._busy_timeout_ms), self._write():
+            self._together = True
+            try:
+                yield
+            finally:
+                self._together = False
+
+    @contextlib.contextmanager
     def _write(self) -> Iterator[None]:
         """One write transaction; taken up front so a concurrent writer waits, never interleaves."""
+        if self._together:
+            yield  # ``together``'s transaction commits, or rolls back, all of it
+            return
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             yield
