@@ -294,6 +294,30 @@ def test_a_refused_correction_keeps_the_dialog_and_the_minutes_typed(qtbot: Bot,
     assert view.shown[0].result.total_timed_minutes == 23
 
 
+def test_a_correction_says_the_day_is_due_again_when_it_was_exported_meanwhile(
+    qtbot: Bot, rig: Rig
+) -> None:
+    """The day view took whether the day was exported when the corrections opened: exported
+    from another workstation before they were saved, the day was due for export again, and
+    the message did not say so."""
+    dialog = _corrections_of_two_codes(qtbot, rig, "day view")
+    view = dialog.parentWidget()
+    assert isinstance(view, DayView)
+    exercise, _manual = rig.service.segments(rig.store.list_sessions()[0].id)
+    store, other = rig.other()
+    with store:
+        other.mark_exported([exercise.session_id])
+    dialog.spins[exercise.id].setValue(8)
+    qtbot.mouseClick(dialog.save_button, LEFT)
+    reason = dialog.reason_dialog
+    assert reason is not None
+    qtbot.keyClicks(reason.reason, "pedal switched early")
+    qtbot.mouseClick(reason.ok_button, LEFT)
+    assert "Corrected 1 segment(s) of AA-1" in view.message.text()
+    assert "due for export again" in view.message.text()
+    assert view.shown[0].status == AMENDED_AFTER_EXPORT
+
+
 def _corrections_of_two_codes(qtbot: Bot, rig: Rig, where: str) -> CorrectionsDialog:
     """AA-1's 97110 for 10 minutes, then 97140 for 5, the session closed 10 minutes later;
     the corrections dialog opened from the summary or the day view."""

@@ -815,10 +815,12 @@ class DayView(QWidget):
         except TherapyTimerError as exc:
             self.message.setText(str(exc))
             return
-        exported = day.status in ("exported", ex.AMENDED_AFTER_EXPORT)
 
         def save(changes: dict[str, int], reason: str, make_room: bool) -> Refusal | None:
             try:
+                # Read as it is saved, not when the corrections opened: another workstation
+                # may have exported the day meanwhile, and it is due again all the same.
+                exported = any(self._clinic.get_session(s.id).exported for s in day.sessions)
                 self._clinic.correct_minutes(changes, reason, make_room=make_room)
             except TherapyTimerError as exc:
                 return Refusal(str(exc), isinstance(exc, NoRoom))
