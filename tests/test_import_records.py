@@ -201,6 +201,11 @@ HOSTILE: list[tuple[str, Callable[[Bundle], None], str]] = [
     ("NUL reason", _set(("audit", 0, "reason"), "typo\x00"), "audit reason"),
     ("huge untimed minutes", _untimed_minutes("9" * 100_000), "whole minutes"),
     ("huge role", _set(("role",), "R" * 100_000), "is not a valid Role"),
+    # It read "a OT furnishes OT" (94f32ea's article, in another message).
+    ("OT role in a PT session", _set(("role",), "OT"), "discipline: an OT furnishes OT"),
+    ("OTA role in a PT session", _set(("role",), "OTA"), "discipline: an OTA furnishes OT"),
+    ("SLP role in a PT session", _set(("role",), "SLP"), "discipline: an SLP furnishes SLP"),
+    ("PT role in an OT session", _set(("discipline",), "OT"), "discipline: a PT furnishes PT"),
     ("huge furnisher", _set(("segments", 0, "furnished_by"), "T" * 100_000), "not a valid"),
 ]
 

@@ -85,6 +85,12 @@ class Role(StrEnum):
         }[self.value]
 
 
+def article(letters: str) -> str:
+    """The article before a discipline or role said letter by letter: "an OT", "an SLP" (and
+    "an OT/PT plan of care"), "a PT"."""
+    return "an" if letters[:1] in ("O", "S") else "a"
+
+
 class FurnishedBy(StrEnum):
     """Who furnished a stretch of minutes. Joint minutes count once, for the therapist (R7.5)."""
 

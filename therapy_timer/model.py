@@ -17,6 +17,7 @@ from therapy_timer.codes import (
     FurnishedBy,
     Method,
     Role,
+    article,
     normalize_code,
 )
 from therapy_timer.errors import InvalidInput, InvalidOperation
@@ -660,7 +661,9 @@ def _checked(record: Mapping[str, Any], where: str) -> dict[str, Any]:
     role = Role(record["role"])
     discipline = Discipline(record["discipline"])
     if role.discipline is not discipline:
-        raise InvalidInput("discipline", f"a {role.value} furnishes {role.discipline.value}")
+        raise InvalidInput(
+            "discipline", f"{article(role.value)} {role.value} furnishes {role.discipline.value}"
+        )
     payer_name = label_text(record["payer_profile"], "payer_profile")
     payer = _of(record["payer"], Mapping, "payer")
     if label_text(payer["name"], "payer name") != payer_name:

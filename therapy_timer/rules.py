@@ -23,6 +23,7 @@ from therapy_timer.codes import (
     Code,
     Discipline,
     Kind,
+    article,
     builtin_catalogue,
 )
 from therapy_timer.codes import Method as Method  # re-exported: a Request names its method
@@ -920,11 +921,10 @@ def _catalogue_warnings(
         entry = entries[code]
         if discipline not in entry.disciplines:
             owners = "/".join(sorted(d.value for d in entry.disciplines))
-            # Said letter by letter: "an OT", "an SLP", "a PT".
-            article = "an" if owners[0] in "OS" else "a"
             yield RuleWarning(
                 "R6.3",
-                f"{code} belongs to {article} {owners} plan of care, not {discipline.value}: "
+                f"{code} belongs to {article(owners)} {owners} plan of care, not"
+                f" {discipline.value}: "
                 "each discipline bills under its own plan of care.",
                 Severity.ACT,
                 "Code outside this plan of care",
