@@ -434,20 +434,49 @@ def test_a_second_click_queued_while_make_room_saved_saves_nothing_more(
     qtbot.mouseClick(reason.ok_button, LEFT)
     button = dialog.make_room_button
     assert button.isVisible()
-    window = dialog.windowHandle()
-    at = QPointF(button.mapTo(dialog, button.rect().center()))
-    for kind, buttons in (
-        (QEvent.Type.MouseButtonPress, LEFT),
-        (QEvent.Type.MouseButtonRelease, Qt.MouseButton.NoButton),
-    ):  # delivered after the first click's save, as the window system's queue is
-        event = QMouseEvent(kind, at, at, at, LEFT, buttons, Qt.KeyboardModifier.NoModifier)
-        QCoreApplication.postEvent(window, event)
+    _queue_click(button)
     qtbot.mouseClick(button, LEFT)
     QApplication.processEvents()
     assert [e.reason for e in rig.store.audit_entries() if e.entity == "segment"] == [
         "pedal switched late (moved 5 min later to make room)",
         "pedal switched late",
     ]
+
+
+@pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+@pytest.mark.parametrize("where", ["summary", "day view"])
+def test_a_second_click_queued_on_the_reasons_ok_saves_nothing_more(
+    qtbot: Bot, rig: Rig, where: str
+) -> None:
+    """The reason's OK double-clicked while the corrections were saved: the second click
+    reached the hidden reason dialog, which answered again, and the same correction was
+    saved twice (two audit entries). A reason dialog answers once."""
+    dialog = _corrections_of_two_codes(qtbot, rig, where)
+    exercise, _manual = rig.service.segments(rig.store.list_sessions()[0].id)
+    dialog.spins[exercise.id].setValue(8)
+    qtbot.mouseClick(dialog.save_button, LEFT)
+    reason = dialog.reason_dialog
+    assert reason is not None
+    qtbot.keyClicks(reason.reason, "pedal switched early")
+    _queue_click(reason.ok_button)
+    qtbot.mouseClick(reason.ok_button, LEFT)
+    QApplication.processEvents()
+    assert [e.reason for e in rig.store.audit_entries() if e.entity == "segment"] == [
+        "pedal switched early"
+    ]
+
+
+def _queue_click(button: QWidget) -> None:
+    """A click on ``button`` delivered after the one the test makes next, as the window
+    system delivers a second click made while the program was busy with the first."""
+    top = button.window()
+    at = QPointF(button.mapTo(top, button.rect().center()))
+    for kind, buttons in (
+        (QEvent.Type.MouseButtonPress, LEFT),
+        (QEvent.Type.MouseButtonRelease, Qt.MouseButton.NoButton),
+    ):
+        event = QMouseEvent(kind, at, at, at, LEFT, buttons, Qt.KeyboardModifier.NoModifier)
+        QCoreApplication.postEvent(top.windowHandle(), event)
 
 
 # Qt raises a tool window when it is shown; the offscreen platform cannot, and says so.

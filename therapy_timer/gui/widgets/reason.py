@@ -36,6 +36,7 @@ class ReasonDialog(QDialog):
             button.setMinimumHeight(theme.TOUCH_MIN)
             button.setAccessibleName(button.text().replace("&", ""))
         self.ok_button.setEnabled(False)
+        self._answered = False
         column = QVBoxLayout(self)
         column.addWidget(self.prompt)
         column.addWidget(self.reason)
@@ -67,6 +68,14 @@ class ReasonDialog(QDialog):
         theme.settle_layout(dialog)
         dialog.open()
         return dialog
+
+    def done(self, result: int) -> None:
+        # Once: a second click on OK queued while the first answer was saved (another
+        # program's write holding the file) reached the hidden dialog, which answered again,
+        # and the same correction was saved twice.
+        if not self._answered:
+            self._answered = True
+            super().done(result)
 
     def _on_reason_text_changed(self, text: str) -> None:
         self.ok_button.setEnabled(bool(text.strip()))
