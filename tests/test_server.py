@@ -710,6 +710,14 @@ def test_an_unreachable_server_is_one_plain_line_without_the_password(
     assert "Traceback" not in result.output
 
 
+def test_sync_says_what_each_exit_status_means(tmp_path: Path) -> None:
+    # Its help named 0 and 2 only: cron, which sees 1 when the server is away or a version
+    # is kept aside for the desk, had nothing saying so.
+    said = " ".join(Station(tmp_path)("clinic", "sync", "--help").stdout.split())
+    assert "exit 0 when everything is on the server, 1 when the server cannot be reached" in said
+    assert "keeps a version aside for the desk" in said and "2 when a session stays here" in said
+
+
 def test_disconnect_forgets_the_server(clinic_server: Server, tmp_path: Path) -> None:
     station = Station(tmp_path)
     assert "no clinic server" in station("clinic", "disconnect").stdout

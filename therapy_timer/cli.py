@@ -1594,8 +1594,10 @@ def clinic_disconnect(context: Context) -> None:
 @pass_context
 @plain_errors
 def clinic_sync(context: Context, as_json: bool) -> None:
-    """Push what the server does not have yet; exit 0 when everything is on the server, 2
-    when a session stays here because the server cannot store it (named on stderr)."""
+    """Push what the server does not have yet; exit 0 when everything is on the server, 1
+    when the server cannot be reached or keeps a version aside for the desk (the next sync
+    tries again), 2 when a session stays here because the server cannot store it (named on
+    stderr)."""
     with context.clinic() as this:
         report = this.sync_server()
     if as_json:
