@@ -5,6 +5,7 @@ named at every sync; the workstation's other sessions still reach the desk."""
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -187,3 +188,34 @@ def test_the_windows_sync_status_says_which_session_stays_here(
                 rig.window.grab().save(str(SHOTS / f"clinic-sync-held-{width}x{height}.png"))
     finally:
         assert sync.finish(timeout_s=10)
+
+
+def test_a_session_whose_segment_is_another_sessions_on_the_server_stays_here_named(
+    clinic_server: Server, tmp_path: Path
+) -> None:
+    # Room 2 merged a bundle (edited by hand, or forged) whose session reuses the id of a
+    # segment room 1 already put on the server: the push's segment insert hit segments_pkey,
+    # and every later 'clinic sync' of room 2 ended in psycopg's UniqueViolation traceback,
+    # none of its own sessions (MRN2) ever reaching the desk.
+    room1, room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
+    room1.treat("MRN1", "Pat Lee", "pt", {"97110": 20})
+    room1("clinic", "sync")
+    bundle = tmp_path / "room1.json"
+    room1("export", "--date", _DAY, "--format", "bundle", "--out", str(bundle))
+    taken = _session_id(room1, "MRN1")
+    forged = str(uuid.UUID(int=uuid.UUID(taken).int ^ 1))
+    bundle.write_text(bundle.read_text().replace(taken, forged).replace("MRN1", "MRN9"))
+    room2("import", str(bundle))
+    room2.clock.advance(minutes=60)
+    room2.treat("MRN2", "Sam Diaz", "pt", {"97112": 25})
+    done = room2("clinic", "sync", status=2)
+    assert (
+        f"Session {forged} (patient MRN9, {_DAY}) stays on this workstation, not sent to the"
+        " clinic server: its segments reuse the id of a segment another session has there"
+    ) in done.stderr
+    assert "ask the desk whether it copies that session's minutes before you bill it" in (
+        done.stderr
+    )
+    assert _on_server(desk) == {"MRN1", "MRN2"}
+    again = room2.json("clinic", "sync", "--json", status=2)
+    assert [h["session_id"] for h in again["held_on_this_workstation"]] == [forged]

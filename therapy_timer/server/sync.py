@@ -8,6 +8,7 @@ so a push that dies is simply redone from where the server says it stopped.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import uuid
@@ -53,29 +54,36 @@ class LocalRecords(Protocol):
 @dataclass(frozen=True)
 class HeldBack:
     """A session the server cannot store as it is recorded (an older version merged a bundle
-    whose audit held a NUL or half a surrogate pair, which PostgreSQL's jsonb refuses): it
-    is not sent, and is listed at every sync, as its audit is history and never rewritten."""
+    whose audit held a NUL or half a surrogate pair, which PostgreSQL's jsonb refuses, or a
+    bundle whose session has a segment of another session on the server): it is not sent,
+    and is listed at every sync, as what it records is history and never rewritten."""
 
     session_id: str | None  # None: an audit entry about no session
-    field: str  # where, in the user's words: "audit entry 12's after"
+    field: str  # where, in the user's words: "audit entry 12's after", "segment ID"
     patient_ref: str = ""  # with the date, when the session's record was read
     date_of_service: str = ""
+    problem: str = NOT_TEXT  # what the field holds that the server cannot store
 
     @property
     def message(self) -> str:
-        why = f"its {self.field} {NOT_TEXT} (the server cannot store it). The audit is history"
+        why = f"its {self.field} {self.problem} (the server cannot store it)"
         if self.session_id is None:
             return (
                 f"An audit entry about no session stays on this workstation, not sent to the"
-                f" clinic server: {why} and is not rewritten. The sessions synced."
+                f" clinic server: {why}. The audit is history and is not rewritten. The"
+                " sessions synced."
             )
         who = f" (patient {self.patient_ref}, {self.date_of_service})" * bool(self.patient_ref)
         day = f" --date {self.date_of_service}" if self.date_of_service else ""
+        bill = f"bill it from this workstation ('therapy-timer export{day}' here)"
+        if self.problem != NOT_TEXT:
+            # Minutes another session already holds there: billing both would bill them twice.
+            bill = f"ask the desk whether it copies that session's minutes before you {bill}"
         return (
             f"Session {self.session_id}{who} stays on this workstation, not sent to the clinic"
-            f" server: {why} and is not rewritten, so the desk's clinic-wide views and exports"
-            f" leave this session out: bill it from this workstation ('therapy-timer"
-            f" export{day}' here). The other sessions synced."
+            f" server: {why}. What it recorded is history and is not rewritten, so the desk's"
+            f" clinic-wide views and exports leave this session out: {bill}. The other"
+            " sessions synced."
         )
 
     def as_json(self) -> dict[str, object]:
@@ -320,8 +328,7 @@ def _push(
                 )
             )
         if records:
-            with conn.transaction():
-                sent |= _push_sessions(conn, records, report)
+            sent |= _push_batch(conn, records, report, kept)
     loose = []
     for entry, owner in zip(entries, owners, strict=True):
         if entry.id in sent or owner in kept:
@@ -356,6 +363,40 @@ def _push(
             " WHERE workstation = current_user AND resolved_utc IS NULL"
         ).fetchone()
         report.waiting = int(waiting[0]) if waiting else 0
+
+
+def _push_batch(
+    conn: Connection, records: Sequence[Mapping[str, Any]], report: SyncReport, kept: set[str]
+) -> set[int]:
+    """``_push_sessions`` in one transaction; when a segment id is another session's on the
+    server (a bundle merged here reused it; row security hides that session), the batch is
+    pushed again one session at a time and the one the server cannot store stays here."""
+    before = copy.deepcopy(report)
+    try:
+        with conn.transaction():
+            return _push_sessions(conn, records, report)
+    except psycopg.errors.UniqueViolation:
+        vars(report).update(vars(before))  # the batch was rolled back: its counts too
+    sent: set[int] = set()
+    for record in records:
+        before = copy.deepcopy(report)
+        try:
+            with conn.transaction():
+                sent |= _push_sessions(conn, [record], report)
+        except psycopg.errors.UniqueViolation:
+            # Which segment, row security keeps from this role (the error shows no key).
+            vars(report).update(vars(before))
+            kept.add(str(record["id"]))
+            report.held.append(
+                HeldBack(
+                    str(record["id"]),
+                    "segments",
+                    str(record["patient_ref"]),
+                    str(record["date_of_service"]),
+                    problem="reuse the id of a segment another session has there",
+                )
+            )
+    return sent
 
 
 def _session_row(record: Mapping[str, Any], digest: str) -> dict[str, object]:
