@@ -826,3 +826,44 @@ def test_a_server_restored_from_an_older_dump_gets_back_what_it_lacks(
     assert _minutes_on_server(clinic_server, first["id"]) == [20]
     rows = desk.json("session", "list", "--date", _DAY, "--json", "--clinic")
     assert sorted(r["patient_ref"] for r in rows) == ["MRN1", "MRN2"]
+
+
+def test_a_refused_login_is_said_as_refused_not_as_an_unreachable_server(
+    clinic_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A wrong or missing password, or a role the server does not know, was 'the clinic
+    # server cannot be reached' (and 'unreachable' in the window): whoever read it looked
+    # at the network, while the server had answered and refused the login.
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-pgpass"))
+    pg = clinic_server.cluster
+    hba = pg.data / "pg_hba.conf"
+    kept = hba.read_text()
+    with clinic_server.admin() as admin:
+        admin.execute(
+            "CREATE ROLE ws_locked LOGIN PASSWORD 'right-one' IN ROLE therapy_timer_workstation"
+        )
+    hba.write_text("host all ws_locked 127.0.0.1/32 scram-sha-256\n" + kept)
+    pg.pg_ctl("reload")
+    try:
+        station = Station(tmp_path)
+        for dsn, words in (
+            (clinic_server.dsn("ws_locked"), "no password supplied"),
+            (
+                clinic_server.dsn("ws_locked") + " password=wrong-one",
+                "password authentication failed",
+            ),
+            (clinic_server.dsn("ws_nobody"), 'role "ws_nobody" does not exist'),
+        ):
+            said = station("clinic", "connect", dsn, status=1).stderr
+            assert said.startswith("Error: the clinic server refused the login: "), said
+            assert words in said and "wrong-one" not in said
+            if "password" in words:
+                assert said.rstrip().endswith(
+                    "the role's password goes in ~/.pgpass, readable by you alone (chmod 600),"
+                    " or in a service file"
+                )
+    finally:
+        hba.write_text(kept)
+        pg.pg_ctl("reload")
+        with clinic_server.admin() as admin:
+            admin.execute("DROP ROLE ws_locked")

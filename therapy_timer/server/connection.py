@@ -29,6 +29,15 @@ _DEAD_PEER = {
     "tcp_user_timeout": 20_000,
 }
 
+# The server answered and refused the login (libpq's and PostgreSQL's English words; in
+# another language the login is said to be unreachable, as any failure to connect).
+_LOGIN_REFUSED = (
+    "password authentication failed",
+    "no password supplied",
+    "does not exist",
+    "no pg_hba.conf entry",
+)
+
 # Keys of a connection string that carry a secret: never remembered, never printed.
 _SECRET_KEYS = ("password", "sslpassword")
 
@@ -117,7 +126,14 @@ def connect(dsn: str) -> psycopg.Connection[tuple[Any, ...]]:
     try:
         conn = psycopg.connect(make_conninfo("", **params))
     except psycopg.OperationalError as exc:
-        raise ServerUnavailable(f"the clinic server cannot be reached: {first_line(exc)}") from None
+        said = first_line(exc)
+        if any(words in said for words in _LOGIN_REFUSED):
+            hint = "; the role's password goes in ~/.pgpass, readable by you alone (chmod 600),"
+            hint += " or in a service file"
+            raise ServerRefused(
+                f"the clinic server refused the login: {said}{hint * ('password' in said)}"
+            ) from None
+        raise ServerUnavailable(f"the clinic server cannot be reached: {said}") from None
     # psycopg reads dates and times only in ISO style, and a server (or PGDATESTYLE) set to
     # another one, e.g. 'SQL, DMY', failed every command with a traceback.
     try:
