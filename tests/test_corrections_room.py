@@ -311,3 +311,36 @@ def test_several_corrections_are_all_or_nothing_when_a_write_fails(tmp_path: Pat
         store.amend_segment = amend  # type: ignore[method-assign]
         assert clinic.segments(session) == before
         assert not store.get_session(session).amended
+
+
+def test_the_room_and_the_move_are_said_in_minutes_and_seconds(tmp_path: Path) -> None:
+    """A stopwatch's times have seconds: 'there are only 10.6667 min', 'only 7.51667 min
+    after the last segment', and 'moved 4.33333 min later to make room' in the audit log."""
+    from therapy_timer.clinic import Clinic
+    from therapy_timer.codes import Role, builtin_catalogue
+
+    clock = FakeClock()
+    with Store.open(tmp_path, clock=clock, actor="desk") as store:
+        clinic = Clinic(store, builtin_catalogue(), clock, actor="desk")
+        session = clinic.open_session(
+            patient_ref="JD", clinician="Ann", role=Role.PT, payer_profile="Medicare"
+        ).id
+        clinic.start(session, "97110")
+        clock.advance(minutes=10, seconds=40.25)
+        clinic.start(session, "97140")
+        clock.advance(minutes=10, seconds=5)
+        clinic.stop(session)
+        clock.advance(minutes=7, seconds=31)
+        clinic.end_session(session)
+        exercise, _manual = clinic.segments(session)
+        with pytest.raises(InvalidOperation, match="there are only 10 min 40 s from its start"):
+            clinic.correct_minutes({exercise.id: 15}, "ran on")
+        with pytest.raises(InvalidOperation) as refused:
+            clinic.correct_minutes({exercise.id: 20}, "ran on", make_room=True)
+        assert "moving the later segments 9 min 19 s later" in str(refused.value)
+        assert str(refused.value).endswith("there are only 7 min 31 s after the last segment")
+        clinic.correct_minutes({exercise.id: 15}, "ran on", make_room=True)
+        assert [e.reason for e in store.audit_entries() if e.entity == "segment"] == [
+            "ran on (moved 4 min 19 s later to make room)",
+            "ran on",
+        ]

@@ -3323,8 +3323,10 @@ def _untimed_line(service: Mapping[str, object]) -> str:
 
 
 def _minutes_text(delta: timedelta) -> str:
-    minutes = delta.total_seconds() / 60
-    return f"{minutes:g} min"
+    """A stretch of time as people read it: "5 min", "10 min 40 s" (a stopwatch's times have
+    seconds: it read "10.6667 min"); parts of a second dropped, so room is never overstated."""
+    minutes, seconds = divmod(int(delta.total_seconds()), 60)
+    return f"{minutes} min" + (f" {seconds} s" if seconds else "")
 
 
 def _name_key(name: str) -> str:
