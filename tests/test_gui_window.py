@@ -288,6 +288,36 @@ def test_session_ended_by_another_program_is_let_go(qtbot: Bot, rig: Rig) -> Non
     assert "closed by another program" in rig.window.message_banner.text.text()
 
 
+@pytest.mark.parametrize("action", ["tile", "pause", "stop"])
+def test_session_ended_by_another_program_just_before_a_tap_is_let_go(
+    qtbot: Bot, rig: Rig, action: str
+) -> None:
+    """The desk ended the patient's session a moment before the next tap, before the window's
+    next poll: the tap was refused as 'Session 74efbbfe-6a46-4ea1-b354-530797d81a32 is
+    closed; change it with an amendment and a reason' (the whole id, the command line's
+    words) and the closed session stayed shown until the poll. The window now catches up
+    when another program's change refused its tap."""
+    type_patient(qtbot, rig)
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    rig.clock.advance(minutes=10)
+    session = rig.controller.session
+    assert session is not None
+    store, service = rig.other()
+    with store:
+        service.end_session(session.id)
+    if action == "tile":
+        qtbot.mouseClick(rig.tile("97140"), LEFT)
+    elif action == "pause":
+        qtbot.keyClick(rig.window, Qt.Key.Key_Space)
+    else:
+        rig.controller.stop_code(None)
+    assert rig.controller.session is None
+    assert rig.window.message_banner.text.text().endswith(
+        "The session for JD-1 was closed by another program."
+    )
+    assert [s.code for s in rig.service.segments(session.id)] == ["97110"]
+
+
 def test_a_window_left_open_overnight_dates_the_next_mornings_patient_today(
     qtbot: Bot, rig: Rig
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -528,8 +529,18 @@ class SessionController(QObject):
             if unless is not None and isinstance(exc, unless):
                 raise
             self._message = presenter.plain(str(exc))
+            self._catch_up()
             self.failed.emit(self._message)
             return None
+
+    def _catch_up(self) -> None:
+        """After a refusal: reload when another program committed since the last poll. Its
+        change may be why (the desk ended the session a moment before the tap): the refusal
+        said 'Session <its whole id> is closed; change it with an amendment ...' and the
+        closed session stayed shown until the next poll, which says it plainly."""
+        with contextlib.suppress(TherapyTimerError):  # the refusal is said all the same
+            if self._clinic.data_version() != self._data_version:
+                self._reload()
 
     def _beat(self) -> None:
         now = self._clock.now()
