@@ -186,6 +186,27 @@ def test_the_app_syncs_in_the_background_and_once_more_when_it_quits(
     assert _sessions_on(clinic_server) == 2
 
 
+def test_a_disconnect_made_elsewhere_is_said_calmly_and_a_connect_resumes(
+    qtbot: Bot,
+    rig: Rig,
+    sync: ClinicSync,
+    clinic_server: Server,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # 'clinic disconnect' run from a command while the window was open: each round then
+    # printed an InvalidOperation traceback to stderr and the status bar said in red
+    # 'Clinic server refused the sync', every 5 seconds until the window was closed.
+    station = Station(tmp_path)
+    station("clinic", "disconnect")
+    qtbot.waitUntil(lambda: "disconnected" in sync.label.text(), timeout=10_000)
+    assert sync.label.text() == "Clinic server: disconnected here (clinic connect to sync again)"
+    assert not sync.view.warning
+    station("clinic", "connect", clinic_server.dsn("ws_room1"))
+    qtbot.waitUntil(lambda: sync.label.text().startswith("Clinic server: synced"), timeout=10_000)
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_the_status_line_keeps_saying_a_version_waits_for_the_desk(
     qtbot: Bot, rig: Rig, sync: ClinicSync, clinic_server: Server
 ) -> None:

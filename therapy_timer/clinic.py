@@ -2741,6 +2741,8 @@ class Clinic:
 
         def push() -> server.SyncReport:
             with Clinic.open(folder, clock=clock, catalogue=catalogue, actor=actor) as worker:
+                if worker.server_dsn() is None:  # `clinic disconnect` ran while it was open
+                    return server.SyncReport(disconnected=True)
                 return worker.sync_server()
 
         return server.BackgroundSync(push, interval_s=interval_s, on_round=on_round).start()

@@ -48,6 +48,7 @@ def sync_view(
     held: Sequence[str] = (),
     desk: bool = False,
     not_sent: int = 0,
+    disconnected: bool = False,
 ) -> SyncView:
     """The status line for the worker's last round, in the clinic's local time; ``held``:
     what the round said of each session it kept here (``SyncReport.held``)."""
@@ -60,6 +61,10 @@ def sync_view(
         )
     if problem:
         return SyncView(f"Clinic server refused the sync · last synced {last}", problem, True)
+    if disconnected:
+        return SyncView(
+            "Clinic server: disconnected here (clinic connect to sync again)", "", False
+        )
     if desk and not_sent:
         return SyncView(
             f"Clinic server: the front desk · {not_sent} session(s) recorded here are not on it",
@@ -196,6 +201,7 @@ class ClinicSync(QObject):
                 held=() if report is None else [h.message for h in report.held],
                 desk=report is not None and report.desk,
                 not_sent=0 if report is None else report.not_sent,
+                disconnected=report is not None and report.disconnected and not worker.problem,
             )
         )
 

@@ -109,6 +109,7 @@ class SyncReport:
     audit_conflicts: int = 0
     resent_all: bool = False
     desk: bool = False  # the front desk's role: it reads the clinic and sends nothing of its own
+    disconnected: bool = False  # no server is configured here any more: nothing was pushed
     not_sent: int = 0  # the desk's: closed sessions recorded here, which no push sends
     pushed_audit_id: int = 0
     waiting: int = 0  # this workstation's kept-aside versions the desk has not settled yet
@@ -141,6 +142,7 @@ class SyncReport:
             "audit_conflicts": self.audit_conflicts,
             "resent_all": self.resent_all,
             "desk": self.desk,
+            "disconnected": self.disconnected,
             "not_sent": self.not_sent,
             "pushed_audit_id": self.pushed_audit_id,
             "waiting_for_the_desk": self.waiting,
