@@ -778,10 +778,17 @@ def test_the_desk_has_nothing_to_push_and_its_window_says_so_calmly(
             assert not sync.view.warning
         finally:
             assert sync.finish(timeout_s=10)
+    # Its status said 'last sync: never' and 'pending: ... 1 audit entries', as if a sync
+    # were due that its role can never make.
+    shown = desk("clinic", "status").stdout
+    assert "desk_front is the front desk's role: it reads every workstation" in shown
+    assert "last sync:" not in shown and "pending:" not in shown
     # A session recorded at the desk itself reaches no server: said, never silently dropped.
     desk.treat("MRN2", "Kim Roe", "pt", {"97140": 10})
     kept = desk("clinic", "sync", status=1)
     assert "1 closed session(s) recorded at this desk are not on the clinic server" in kept.stderr
+    shown = desk("clinic", "status").stdout
+    assert "1 closed session(s) recorded at this desk are not on the clinic server" in shown
 
 
 def test_a_server_restored_from_an_older_dump_gets_back_what_it_lacks(

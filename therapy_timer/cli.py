@@ -1650,11 +1650,22 @@ def clinic_status(context: Context, as_json: bool) -> None:
         return
     click.echo(f"server: {status.dsn}")
     click.echo("reachable: yes" if status.reachable else f"reachable: no ({status.problem})")
-    click.echo(f"last sync: {_when(status.last_sync_utc)}")
-    click.echo(
-        f"pending: {status.pending_sessions} closed session(s),"
-        f" {status.pending_audit} audit entries"
-    )
+    if status.desk:
+        click.echo(
+            f"{status.role} is the front desk's role: it reads every workstation and sends nothing"
+        )
+        if status.pending_sessions:
+            click.echo(
+                f"{status.pending_sessions} closed session(s) recorded at this desk are not on"
+                " the clinic server: bill them from here, or connect this computer as a"
+                " workstation role"
+            )
+    else:
+        click.echo(f"last sync: {_when(status.last_sync_utc)}")
+        click.echo(
+            f"pending: {status.pending_sessions} closed session(s),"
+            f" {status.pending_audit} audit entries"
+        )
     if status.held:
         click.echo(
             f"held on this workstation (the server cannot store them): {len(status.held)}"

@@ -2448,10 +2448,11 @@ class Clinic:
         local = server.StoreRecords(self._store)
         role, mark, last_sync = self._sync_state()
         problem = ""
+        desk = False
         stations: tuple[server.WorkstationState, ...] = ()
         try:
             with server.connect(dsn) as conn:
-                role, mark, last_sync = server.pushed_mark(conn)
+                role, mark, last_sync, desk = server.pushed_mark(conn)
                 stations = tuple(server.workstations(conn))
         except StorageUnavailable as exc:
             problem = str(exc)  # offline: what this workstation itself knows
@@ -2467,6 +2468,7 @@ class Clinic:
             pending_audit=entries,
             workstations=stations,
             held=tuple(self._held_sessions() or ()),
+            desk=desk,
         )
 
     @staticmethod

@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 
 from therapy_timer.errors import InvalidInput
 from therapy_timer.server.connection import ServerRefused, answering
+from therapy_timer.server.migrations import DESK_GROUP, WORKSTATION_GROUP
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
@@ -208,6 +209,8 @@ class ServerStatus:
     workstations: tuple[WorkstationState, ...]
     held: tuple[str, ...] = ()
     """Sessions the last sync held back, as the server cannot store them (``SyncReport.held``)."""
+    desk: bool = False
+    """The front desk's role: it pushes nothing, so ``pending_sessions`` stay here."""
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -220,19 +223,25 @@ class ServerStatus:
             "pending_sessions": self.pending_sessions,
             "pending_audit_entries": self.pending_audit,
             "held_on_this_workstation": list(self.held),
+            "desk": self.desk,
             "workstations": [w.as_json() for w in self.workstations],
         }
 
 
-def pushed_mark(conn: Connection) -> tuple[str, int, datetime | None]:
-    """This role's name, how far its audit log is on the server, and when it last synced."""
+def pushed_mark(conn: Connection) -> tuple[str, int, datetime | None, bool]:
+    """This role's name, how far its audit log is on the server, when it last synced, and
+    whether it is the front desk's role (which reads and pushes nothing)."""
     with answering(), conn.transaction():
         row = conn.execute(
-            "SELECT current_user, w.pushed_audit_id, w.last_sync_utc FROM (SELECT 1) one"
-            " LEFT JOIN therapy_timer.workstations w ON w.name = current_user"
+            "SELECT current_user, w.pushed_audit_id, w.last_sync_utc,"
+            " pg_has_role(current_user, %s, 'MEMBER')"
+            " AND NOT pg_has_role(current_user, %s, 'MEMBER')"
+            " FROM (SELECT 1) one"
+            " LEFT JOIN therapy_timer.workstations w ON w.name = current_user",
+            [DESK_GROUP, WORKSTATION_GROUP],
         ).fetchone()
     assert row is not None
-    return str(row[0]), int(row[1] or 0), row[2]
+    return str(row[0]), int(row[1] or 0), row[2], bool(row[3])
 
 
 DayKey = tuple[str, str, str, str]
