@@ -874,3 +874,38 @@ def test_a_refused_login_is_said_as_refused_not_as_an_unreachable_server(
         pg.pg_ctl("reload")
         with clinic_server.admin() as admin:
             admin.execute("DROP ROLE ws_locked")
+
+
+@pytest.mark.parametrize("forged", ["a segment of another session", "another session's id"])
+def test_a_kept_aside_version_the_server_cannot_write_as_its_session_is_refused_by_name(
+    clinic_server: Server, tmp_path: Path, forged: str
+) -> None:
+    # Room 2 writes a kept-aside version of its own MRN2 itself: one whose segment has the id
+    # of room 1's segment made the desk's 'clinic settle N accept' end in psycopg's
+    # UniqueViolation traceback (settle_conflict's segment insert); one naming room 1's
+    # session as its own was accepted, and the desk then refused MRN2's whole day as a
+    # record of another session.
+    room1, room2, desk = two_rooms_and_a_desk(clinic_server, tmp_path)
+    record = _room1_synced_room2_recorded(room1, room2)
+    room2("clinic", "sync")
+    taken_segment, taken_session = clinic_server.one(
+        "SELECT array[id::text, session_id::text] FROM therapy_timer.segments"
+        " WHERE workstation = 'ws_room1'"
+    )
+    if forged == "a segment of another session":
+        record["segments"][0]["id"] = taken_segment
+    else:
+        record["id"], record["audit"] = taken_session, []
+    with psycopg.connect(clinic_server.dsn("ws_room2"), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO therapy_timer.conflicts (session_id, content_hash, why, record)"
+            " VALUES (%s, 'forged', 'room 2 says so', %s)",
+            [_own_record(room2, "MRN2")["id"], json.dumps(record)],
+        )
+    [kept] = desk.json("clinic", "conflicts", "--json")
+    said = desk("clinic", "settle", str(kept["id"]), "accept", "--reason", "ok", status=2)
+    assert said.stderr.startswith(f"Error: conflict: kept-aside version {kept['id']} ")
+    assert said.stderr.rstrip().endswith("drop it with a reason")
+    assert desk.json("session", "list", "--date", _DAY, "--json", "--clinic")
+    desk("clinic", "settle", str(kept["id"]), "drop", "--reason", "forged")
+    assert desk.json("clinic", "conflicts", "--json") == []

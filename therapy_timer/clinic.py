@@ -3076,6 +3076,14 @@ def _acceptable(kept: server.KeptAside) -> None:
             f"kept-aside version {kept.id} from {kept.workstation} is not a session this app"
             f" can read ({exc}); drop it with a reason",
         ) from None
+    # Accepted, it becomes the row of kept.session_id whatever id it says: the desk's reads
+    # would then refuse that session's whole day as a record of another one.
+    if str(kept.record.get("id")) != kept.session_id:
+        raise InvalidInput(
+            "conflict",
+            f"kept-aside version {kept.id} from {kept.workstation} is a record of session"
+            f" {kept.record.get('id')}, not of {kept.session_id}; drop it with a reason",
+        )
 
 
 def _station_batches(records: Iterable[Mapping[str, object]]) -> list[st.RecordBatch]:

@@ -346,5 +346,13 @@ def settle(conn: Connection, conflict_id: int, decision: str, reason: str) -> st
         raise ServerRefused(f"the clinic server refused: {exc.diag.message_primary}") from None
     except (psycopg.errors.NoDataFound, psycopg.errors.InvalidParameterValue) as exc:
         raise InvalidInput("conflict", str(exc.diag.message_primary)) from None
+    except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
+        # A workstation writes its kept-aside versions itself: one whose segment is another
+        # session's (row security hides which) cannot become the session; nothing changed.
+        raise InvalidInput(
+            "conflict",
+            f"kept-aside version {conflict_id} cannot be written as its session on the server"
+            f" ({exc.diag.message_primary}); drop it with a reason",
+        ) from None
     assert row is not None
     return str(row[0])
