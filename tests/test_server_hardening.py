@@ -860,6 +860,7 @@ def test_a_refused_login_is_said_as_refused_not_as_an_unreachable_server(
                 "password authentication failed",
             ),
             (clinic_server.dsn("ws_nobody"), 'role "ws_nobody" does not exist'),
+            (clinic_server.cluster.dsn("ws_room1", "nodb"), 'database "nodb" does not exist'),
         ):
             said = station("clinic", "connect", dsn, status=1).stderr
             assert said.startswith("Error: the clinic server refused the login: "), said

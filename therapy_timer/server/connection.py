@@ -31,11 +31,9 @@ _DEAD_PEER = {
 
 # The server answered and refused the login (libpq's and PostgreSQL's English words; in
 # another language the login is said to be unreachable, as any failure to connect).
-_LOGIN_REFUSED = (
-    "password authentication failed",
-    "no password supplied",
-    "does not exist",
-    "no pg_hba.conf entry",
+_LOGIN_REFUSED = re.compile(
+    r"password authentication failed|no password supplied|no pg_hba\.conf entry"
+    r'|FATAL:\s+(role|database) "[^"]*" does not exist'
 )
 
 # Keys of a connection string that carry a secret: never remembered, never printed.
@@ -127,7 +125,7 @@ def connect(dsn: str) -> psycopg.Connection[tuple[Any, ...]]:
         conn = psycopg.connect(make_conninfo("", **params))
     except psycopg.OperationalError as exc:
         said = first_line(exc)
-        if any(words in said for words in _LOGIN_REFUSED):
+        if _LOGIN_REFUSED.search(said):
             hint = "; the role's password goes in ~/.pgpass, readable by you alone (chmod 600),"
             hint += " or in a service file"
             raise ServerRefused(
