@@ -414,6 +414,13 @@ def test_a_correction_with_a_later_code_in_the_way_is_offered_room(
         "pedal switched late",
         "pedal switched late (moved 5 min later to make room)",
     }
+    if where == "day view":  # it said 'Corrected 1 segment(s)', as if 97140 had not moved
+        view = dialog.parentWidget()
+        assert isinstance(view, DayView)
+        assert view.message.text().startswith(
+            "Corrected 1 segment(s) of AA-1 on 2025-03-10 and moved its session's later codes"
+            " later to make room; the change is in the audit log."
+        )
 
 
 @pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")

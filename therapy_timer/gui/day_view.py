@@ -826,7 +826,9 @@ class DayView(QWidget):
                 return Refusal(str(exc), isinstance(exc, NoRoom))
             self.reload(
                 then=f"Corrected {len(changes)} segment(s) of {day.patient_ref} on "
-                f"{day.date_of_service.isoformat()}; the change is in the audit log."
+                f"{day.date_of_service.isoformat()}"
+                + (" and moved its session's later codes later to make room" if make_room else "")
+                + "; the change is in the audit log."
                 + (" The day is due for export again." if exported else "")
             )
             return None
