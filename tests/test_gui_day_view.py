@@ -8,9 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSize, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QWidget,
+)
 
 from tests.fakes import FakeClock
 from tests.gui_support import Bot
@@ -343,3 +348,45 @@ def test_a_patients_claim_days_over_a_codes_mue_summed_show_it_to_act_on(
                 "patient's claim days of that date billed to Medicare (OT under Medicare: 3 "
                 "units; PT under Medicare: 3 units)"
             ) in cell.toolTip()
+
+
+class _CountingDelegate(QStyledItemDelegate):
+    """Counts the cells the table measures (``sizeHint``): the cost of fitting its columns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.measured = 0
+
+    def sizeHint(
+        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> QSize:
+        self.measured += 1
+        return super().sizeHint(option, index)
+
+
+@pytest.mark.parametrize("sessions", [20, 60])
+def test_refresh_measures_each_cell_a_bounded_number_of_times(
+    qtbot: Bot, tmp_path: Path, sessions: int
+) -> None:
+    """A clinic's busy day (400 sessions) took over a minute to refresh: each cell put in the
+    table made its columns fit their contents again, measuring every cell (cells squared)."""
+    clock = FakeClock()
+    with Store.open(tmp_path / "data", clock=clock) as store:
+        service = Clinic(store, CATALOGUE, clock)
+        generate_day(service, store, clock, sessions)
+        view = DayView(service)
+        qtbot.add_widget(view)
+        view.show()
+        qtbot.waitExposed(view)
+        counter = _CountingDelegate()
+        view.table.setItemDelegate(counter)
+        qtbot.mouseClick(view.refresh_button, LEFT)  # the table as the desk keeps it open
+        QApplication.processEvents()  # its layout done, as between two of the desk's clicks
+        counter.measured = 0
+        qtbot.mouseClick(view.refresh_button, LEFT)
+        rows = view.table.rowCount()
+        assert rows >= 20  # the day's (the fake clock runs past midnight after ~40 of them)
+        cells = rows * view.table.columnCount()
+        # Fitting the columns and then the rows once each reads every cell a few times
+        # (Qt measures a column's cells, then each row's); never once per cell put in.
+        assert counter.measured <= 4 * cells

@@ -603,6 +603,11 @@ class DayView(QWidget):
     def _fill(self) -> None:
         clinician, status = self.clinician.currentText(), self.status.currentText()
         self._shown = [d for d in self._days if matches(d, clinician, status)]
+        # Fitted once, when every cell is in: fitting the columns to their contents as each
+        # cell was put in measured the whole table per cell, and a busy day (400 claim days)
+        # took over a minute to refresh.
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.setRowCount(len(self._shown))
         for row, day in enumerate(self._shown):
             result = day.result
@@ -631,6 +636,7 @@ class DayView(QWidget):
                         for w in result.warnings
                     )
                 )
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.resizeRowsToContents()
         sessions = sum(len(d.visits) for d in self._shown)
         summary = f"{len(self._shown)} claim day(s), {sessions} session(s)"
