@@ -17,13 +17,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, new_segment
 from tests.gui_support import Bot, Rig, build, dead_window, type_patient
 from therapy_timer.clinic import FORGOT_TO_STOP_DEFAULT, Clinic
 from therapy_timer.codes import FurnishedBy, Role
 from therapy_timer.gui.view_state import TileState
 from therapy_timer.gui.widgets.recovery_dialog import RecoveryDialog
-from therapy_timer.model import RecoveryChoice
+from therapy_timer.model import Change, RecoveryChoice
 from therapy_timer.stopwatch import StopwatchState
 
 LEFT = Qt.MouseButton.LeftButton
@@ -316,6 +316,33 @@ def test_session_ended_by_another_program_just_before_a_tap_is_let_go(
         "The session for JD-1 was closed by another program."
     )
     assert [s.code for s in rig.service.segments(session.id)] == ["97110"]
+
+
+def test_a_refusal_is_not_hidden_by_another_programs_unrelated_change(
+    qtbot: Bot, rig: Rig
+) -> None:
+    """Catching up after a refusal (the test above) must not trade the refusal for another
+    program's unrelated news: the PTA's evaluation tick (R7.9) stays said while the session
+    shown is unchanged, though a second workstation meanwhile recorded a patient whose code
+    the window cannot read."""
+    header = rig.window.header
+    header.role.setCurrentIndex(header.role.findData(Role.PTA.value))
+    type_patient(qtbot, rig)
+    qtbot.mouseClick(rig.tile("97110"), LEFT)
+    session = rig.controller.session
+    assert session is not None
+    store, service = rig.other()
+    with store:
+        other = service.open_session(
+            patient_ref="KB-2", clinician="Bo Chen", role=Role.PT, payer_profile="Medicare"
+        )
+        # A code another workstation's code file has and this one's does not.
+        store.apply_stopwatch_change(
+            Change(other.id, opened=(new_segment(other.id, "97999", rig.clock.now()),))
+        )
+    qtbot.mouseClick(rig.window.untimed.row("97161").toggle, LEFT)
+    assert "(R7.9)" in rig.controller.view.message
+    assert rig.controller.session == session
 
 
 def test_a_window_left_open_overnight_dates_the_next_mornings_patient_today(

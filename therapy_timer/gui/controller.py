@@ -537,10 +537,14 @@ class SessionController(QObject):
         """After a refusal: reload when another program committed since the last poll. Its
         change may be why (the desk ended the session a moment before the tap): the refusal
         said 'Session <its whole id> is closed; change it with an amendment ...' and the
-        closed session stayed shown until the next poll, which says it plainly."""
+        closed session stayed shown until the next poll, which says it plainly. With the
+        same session still shown, the refusal stands over the reload's news."""
         with contextlib.suppress(TherapyTimerError):  # the refusal is said all the same
             if self._clinic.data_version() != self._data_version:
+                refusal, shown = self._message, self.session
                 self._reload()
+                if self.session is not None and shown is not None and self.session.id == shown.id:
+                    self._message = refusal
 
     def _beat(self) -> None:
         now = self._clock.now()
