@@ -318,9 +318,7 @@ def test_session_ended_by_another_program_just_before_a_tap_is_let_go(
     assert [s.code for s in rig.service.segments(session.id)] == ["97110"]
 
 
-def test_a_refusal_is_not_hidden_by_another_programs_unrelated_change(
-    qtbot: Bot, rig: Rig
-) -> None:
+def test_a_refusal_is_not_hidden_by_another_programs_unrelated_change(qtbot: Bot, rig: Rig) -> None:
     """Catching up after a refusal (the test above) must not trade the refusal for another
     program's unrelated news: the PTA's evaluation tick (R7.9) stays said while the session
     shown is unchanged, though a second workstation meanwhile recorded a patient whose code
