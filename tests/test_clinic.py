@@ -809,6 +809,49 @@ def test_one_patients_two_sessions_at_once_are_no_split_between_patients(
     assert split.message.startswith("The same clinician timed one-on-one codes for MRN1 during")
 
 
+def test_a_therapist_and_the_assistant_in_her_session_time_two_patients_unflagged(
+    clinic: Clinic, clock: FakeClock
+) -> None:
+    """The stopwatch lets the assistant of Ann's session for BB time 97140 while Ann times
+    97110 for AA (each has their own one-on-one time: nothing stops), yet both sessions were
+    flagged R8.3, 'The same clinician timed one-on-one codes for ...', split attention that
+    was two people's. R8.3 compares one person's time, as the stopwatch does; Ann's own time
+    with BB over AA's is still flagged."""
+
+    def session_of(patient: str) -> Session:
+        return clinic.open_session(
+            patient_ref=patient, clinician="Ann Lee", role=Role.PT, payer_profile="Medicare"
+        )
+
+    aa, bb = session_of("AA"), session_of("BB")
+    clinic.start(aa.id, "97110")
+    assert clinic.start(bb.id, "97140", FurnishedBy.ASSISTANT).elsewhere == ()
+    clock.advance(minutes=10)
+    for session in (aa, bb):
+        clinic.end_session(session.id)
+
+    def split(session: Session) -> list[str]:
+        return [w.message for w in clinic.summary(session.id).warnings if w.rule == "R8.3"]
+
+    assert split(aa) == split(bb) == []
+    days = clinic.claim_days(aa.date_of_service)
+    assert [w for d in days for w in d.result.warnings if w.rule == "R8.3"] == []
+    exported = clinic.export("csv", aa.date_of_service, mark=False).text
+    assert exported is not None
+    rows = csv.DictReader(io.StringIO(exported.removeprefix("\ufeff"), newline=""))
+    assert ["R8.3" in r["warnings"] for r in rows] == [False, False]
+
+    began = clock.now().astimezone().time()
+    clock.advance(minutes=10)
+    cc = session_of("CC")  # Ann's own time over AA's, typed in afterwards
+    clinic.add_forgotten_segment(cc.id, "97530", start=began, minutes=5, reason="missed")
+    clinic.add_forgotten_segment(aa.id, "97110", start=began, minutes=5, reason="missed")
+    clinic.end_session(cc.id)
+    assert split(cc)[0].startswith("The same clinician timed one-on-one codes for AA during")
+    assert split(aa)[0].startswith("The same clinician timed one-on-one codes for CC during")
+    assert split(bb) == []
+
+
 # -- R7.9: an evaluation is the therapist's alone, refused in every path where it is recorded --
 
 

@@ -21,6 +21,7 @@ from therapy_timer.model import (
     SessionStatus,
     UntimedService,
     clinician_key,
+    helper_time,
 )
 from therapy_timer.stopwatch import RoundingPolicy, RulesInput, Stopwatch
 
@@ -332,7 +333,9 @@ def concurrent_patients(
         catalogue,
         now,
         lambda s: (clinician_key(s.clinician), s.date_of_service),
-        lambda s: s.id,
+        # A therapist and the assistant of her session time two patients at once, as the
+        # stopwatch lets them: two people's time, flagged as one's split attention.
+        helper_time,
     )
     listed = [s for s in sessions if s.id in found]  # overlapping is mutual
     at = {s.id: index for index, s in enumerate(listed)}
@@ -365,7 +368,6 @@ def shared_patients(
         catalogue,
         now,
         lambda s: (patient_key(s.patient_ref), s.date_of_service),
-        lambda s: s.id,
     )
     # Named as the note's "Clinicians:" line names them (``clinician_labels``, in the
     # sessions' order): one person typed two ways (Ann Lee, ann lee) was named twice, as two
@@ -386,35 +388,34 @@ def _overlapping(
     catalogue: Catalogue,
     now: datetime,
     group_of: Callable[[Session], tuple[str, date]],
-    label: Callable[[Session], str],
-) -> dict[str, tuple[str, ...]]:
-    """The ``label``s of the sessions whose timed intervals overlap each session's among the
-    sessions ``group_of`` puts with it (``rules.concurrent_sessions``)."""
+    helper: Callable[[Session, FurnishedBy], bool] | None = None,
+) -> dict[str, set[str]]:
+    """The ids of the sessions whose timed intervals overlap each session's among the sessions
+    ``group_of`` puts with it (``rules.concurrent_sessions``). With ``helper``, the segments it
+    says an unnamed assistant furnished are compared with the other sessions' assistants' only:
+    another person's time (``model.helper_time``)."""
     groups: dict[tuple[str, date], list[Session]] = {}
     for session in sessions:
         groups.setdefault(group_of(session), []).append(session)
     timed: dict[str, bool] = {}
-    found: dict[str, tuple[str, ...]] = {}
+    found: dict[str, set[str]] = {}
     for group in groups.values():
         if len(group) < 2:
             continue
-        spans: dict[str, list[rules.Interval]] = {}
+        spans: dict[bool, dict[str, list[rules.Interval]]] = {}
         for s in group:
-            listed = []
-            for code, _furnished_by, start, stop in segments.get(s.id, ()):
+            for code, furnished_by, start, stop in segments.get(s.id, ()):
                 is_timed = timed.get(code)
                 if is_timed is None:
                     # A code no longer in the catalogue is the session's problem, shown elsewhere.
                     is_timed = timed[code] = code in catalogue and catalogue.get(code).timed
                 if is_timed:
-                    listed.append((start, stop or now))
-            if listed:
-                spans[s.id] = listed
-        if len(spans) < 2:
-            continue
-        labels = {s.id: label(s) for s in group}
-        for session_id, others in rules.concurrent_sessions(spans).items():
-            found[session_id] = tuple(sorted([labels[o] for o in others]))
+                    whose = helper is not None and helper(s, furnished_by)
+                    spans.setdefault(whose, {}).setdefault(s.id, []).append((start, stop or now))
+        for same in spans.values():
+            if len(same) > 1:
+                for session_id, others in rules.concurrent_sessions(same).items():
+                    found.setdefault(session_id, set()).update(others)
     return found
 
 

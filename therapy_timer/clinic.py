@@ -68,6 +68,7 @@ from therapy_timer.model import (
     UntimedService,
     check_session_record,
     clinician_key,
+    helper_time,
     label_text,
     reason_text,
 )
@@ -3126,9 +3127,8 @@ class RunningPatient:
 
 def _person(session: Session, furnished_by: FurnishedBy) -> tuple[str, bool]:
     """Whose one-on-one time a segment is: the session's clinician, or the unnamed assistant
-    of a therapist's session (an assistant's time is theirs, R7.1)."""
-    helper = furnished_by is FurnishedBy.ASSISTANT and not session.role.is_assistant
-    return (clinician_key(session.clinician), helper)
+    of a therapist's session (``model.helper_time``)."""
+    return (clinician_key(session.clinician), helper_time(session, furnished_by))
 
 
 def _boot_id() -> str:

@@ -412,6 +412,12 @@ _BLANK = re.compile("[\u115f\u1160\u3164\uffa0\u2800]")
 braille patterns showed nothing yet was let in."""
 
 
+def helper_time(session: Session, furnished_by: FurnishedBy) -> bool:
+    """Whether a segment is the time of the unnamed assistant of a therapist's session: one-on-one
+    time of theirs, not of the session's clinician (an assistant's time is theirs, R7.1)."""
+    return furnished_by is FurnishedBy.ASSISTANT and not session.role.is_assistant
+
+
 @functools.lru_cache(maxsize=1024)  # a clinic has a few names, compared per session read
 def clinician_key(name: str) -> str:
     """Who a clinician's name means, to compare names by: one person however it was typed.
