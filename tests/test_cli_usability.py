@@ -391,6 +391,28 @@ def test_timer_start_refuses_a_role_other_than_the_open_sessions(cli: Cli) -> No
     assert set(status["codes"]) == {"97110", "97140", "97530"}
 
 
+def test_a_refused_role_says_whose_and_which_day_the_open_session_is(cli: Cli) -> None:
+    """A PTA's pedal (no --clinician) met Ann's PT session and was told to leave --role out,
+    which records the PTA's minutes as Ann's; a session left open since yesterday was not said
+    to be yesterday's."""
+    cli("timer", "start", "97110", "--patient", "JD", "--clinician", "Ann Lee", "--role", "PT")
+    session = cli.json("timer", "status", "--patient", "JD", "--json")["session"]["id"][:8]
+    refused = cli("timer", "start", "97140", "--patient", "JD", "--role", "PTA", status=2)
+    assert refused.stderr == (
+        f"Error: --role PTA: Ann Lee's open session {session} for patient JD is under PT;"
+        " give --clinician and your name to record in your own, leave --role out (or give"
+        " --role PT) to record in it, or end it first to start one as PTA\n"
+    )
+    cli("timer", "stop", "--patient", "JD")
+    yesterday = _today(cli)
+    cli.clock.advance(minutes=24 * 60)
+    refused = cli(
+        "timer", "start", "97140", "--patient", "JD", "--clinician", "Ann Lee", "--role", "PTA",
+        status=2,
+    )  # fmt: skip
+    assert f"Ann Lee's open session {session} (dated {yesterday}) for patient JD" in refused.stderr
+
+
 # -- looking is not exporting --------------------------------------------------------------------
 
 

@@ -751,10 +751,15 @@ def timer_start(
             # pedal's --role for an open session of another role was ignored without a word.
             from therapy_timer.clinic import SHORT_ID
 
+            day = session.date_of_service
+            dated = "" if day == clinic.today() else f" (dated {day.isoformat()})"
+            # Without --clinician the patient's open session may be a colleague's: left out,
+            # --role would record the assistant's minutes as the therapist's.
+            own = "" if clinician else "give --clinician and your name to record in your own, "
             raise BadInput(
                 f"--role {header.role.value}: {session.clinician}'s open session"
-                f" {session.id[:SHORT_ID]} for patient {session.patient_ref} is under"
-                f" {session.role.value}; leave --role out (or give --role"
+                f" {session.id[:SHORT_ID]}{dated} for patient {session.patient_ref} is under"
+                f" {session.role.value}; {own}leave --role out (or give --role"
                 f" {session.role.value}) to record in it, or end it first to start one as"
                 f" {header.role.value}"
             )
