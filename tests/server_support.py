@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -198,11 +198,35 @@ def clinic_template(cluster: Cluster) -> str:
 
 
 @pytest.fixture
-def clinic_server(cluster: Cluster, clinic_template: str) -> Server:
+def clinic_server(
+    cluster: Cluster, clinic_template: str, monkeypatch: pytest.MonkeyPatch
+) -> Server:
+    # The stations' FakeClocks stand in 2025 while the test server's runs today: each station
+    # here is one whose clock agrees with the server's, unless a test asks for
+    # ``clocks_as_they_are``.
+    agree = _agreeing_clock_skew
+    monkeypatch.setattr("therapy_timer.server.sync.clock_skew", agree)
+    monkeypatch.setattr("therapy_timer.server.clock_skew", agree)
     dbname = next_database()
     with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {dbname} TEMPLATE {clinic_template}")
     return Server(cluster, dbname)
+
+
+_real_clock_skew = server.clock_skew
+
+
+def _agreeing_clock_skew(conn: psycopg.Connection[tuple[Any, ...]], now: datetime) -> timedelta:
+    _real_clock_skew(conn, now)  # the query still runs, as it does for a real station
+    return timedelta(0)
+
+
+@pytest.fixture
+def clocks_as_they_are(clinic_server: Server, monkeypatch: pytest.MonkeyPatch) -> Server:
+    """``clinic_server`` whose stations' clocks are compared with the server's as they are."""
+    monkeypatch.setattr("therapy_timer.server.sync.clock_skew", _real_clock_skew)
+    monkeypatch.setattr("therapy_timer.server.clock_skew", _real_clock_skew)
+    return clinic_server
 
 
 class Station:

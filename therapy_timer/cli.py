@@ -1565,6 +1565,7 @@ def clinic_connect(context: Context, dsn: str) -> None:
         found = this.connect_server(dsn)
         remembered = this.server_dsn()
         password_dropped = this.dsn_has_password(dsn)
+        tls = this.server_tls_warning()
     applied = f", schema upgraded ({', '.join(found.applied)})" if found.applied else ""
     click.echo(f"connected as {found.role}; server schema version {found.version}{applied}")
     click.echo(f"remembered: {remembered}")
@@ -1582,6 +1583,8 @@ def clinic_connect(context: Context, dsn: str) -> None:
         )
     if password_dropped:
         click.echo("the password was not remembered; put it in ~/.pgpass", err=True)
+    if tls:
+        click.echo(tls, err=True)
 
 
 @clinic.command("disconnect")
@@ -1629,6 +1632,8 @@ def clinic_sync(context: Context, as_json: bool) -> None:
             )
     for held in report.held:
         click.echo(held.message, err=True)
+    if report.clock_message:
+        click.echo(f"warning: {report.clock_message}", err=True)
     if report.not_sent:
         click.echo(
             f"{report.not_sent} closed session(s) recorded at this desk are not on the clinic"
@@ -1654,7 +1659,16 @@ def clinic_status(context: Context, as_json: bool) -> None:
         click.echo(json.dumps(status.as_json(), indent=2))
         return
     click.echo(f"server: {status.dsn}")
-    click.echo("reachable: yes" if status.reachable else f"reachable: no ({status.problem})")
+    if status.reachable:
+        click.echo("reachable: yes")
+    elif status.refused:  # it answered: the network is not what to look at
+        click.echo(f"reachable: yes, but {status.problem}")
+    else:
+        click.echo(f"reachable: no ({status.problem})")
+    if status.tls_warning:
+        click.echo(status.tls_warning)
+    if status.clock_message:
+        click.echo(f"warning: {status.clock_message}")
     if status.desk:
         click.echo(
             f"{status.role} is the front desk's role: it reads every workstation and sends nothing"

@@ -39,6 +39,7 @@ from therapy_timer.errors import (
     InvalidInput,
     InvalidOperation,
     NoRoom,
+    OutputRefused,
     StorageUnavailable,
     TherapyTimerError,
     UnknownCode,
@@ -2401,6 +2402,13 @@ class Clinic:
         self._store.set_setting(SERVER_DSN_SETTING, remembered, actor=self._actor)
         return found
 
+    def server_tls_warning(self) -> str:
+        """``server.tls_warning`` of the remembered address ('' when none is remembered)."""
+        from therapy_timer import server
+
+        dsn = self.server_dsn()
+        return "" if dsn is None else server.tls_warning(dsn)
+
     @staticmethod
     def dsn_has_password(dsn: str) -> bool:
         """Whether ``dsn`` holds a password (key=value or a URI's), which is never remembered."""
@@ -2421,24 +2429,44 @@ class Clinic:
         from therapy_timer import server
 
         local = server.StoreRecords(self._store)
+        known = self._held_sessions()
+        role, mark, last = self._sync_state()
+
+        def keep_held(report: server.SyncReport) -> None:
+            # Written before the server's audit mark passes a newly held session, which then
+            # only this file names: a sync killed between that commit and the write below
+            # would have forgotten it for good.
+            if known is None or not set(report.held_sessions) <= set(known):
+                self._write_sync_state(role, mark, last, report.held_sessions)
+
         with server.connect(self._required_server_dsn()) as conn:
-            report = server.push(conn, local, now=self._clock.now(), held=self._held_sessions())
+            report = server.push(
+                conn, local, now=self._clock.now(), held=known, before_mark=keep_held
+            )
         if report.desk:
             report.not_sent = server.pending(local, 0)[0]
             return report  # nothing pushed: the sync state stays as the last push left it
-        write_private(
-            self._sync_state_path(),
-            json.dumps(
-                {
-                    "workstation": report.workstation,
-                    "pushed_audit_id": report.pushed_audit_id,
-                    "last_sync_utc": report.at_utc.isoformat() if report.at_utc else None,
-                    "held": report.held_sessions,
-                }
-            ),
-            force=True,
+        self._write_sync_state(
+            report.workstation, report.pushed_audit_id, report.at_utc, report.held_sessions
         )
         return report
+
+    def _write_sync_state(
+        self, role: str, mark: int, last: datetime | None, held: list[str]
+    ) -> None:
+        state = {
+            "workstation": role,
+            "pushed_audit_id": mark,
+            "last_sync_utc": last.isoformat() if last else None,
+            "held": held,
+        }
+        try:
+            write_private(self._sync_state_path(), json.dumps(state), force=True)
+        except OutputRefused as exc:
+            raise OutputRefused(
+                f"this workstation's sync record cannot be kept: {exc}. What the clinic server"
+                " took is kept there, and the next sync resumes from it"
+            ) from None
 
     def server_status(self) -> server.ServerStatus:
         """Reachable or not, the last sync, what is pending and every workstation's last sync
@@ -2449,14 +2477,18 @@ class Clinic:
         local = server.StoreRecords(self._store)
         role, mark, last_sync = self._sync_state()
         problem = ""
-        desk = False
+        desk = refused = False
+        skew = None
         stations: tuple[server.WorkstationState, ...] = ()
         try:
             with server.connect(dsn) as conn:
                 role, mark, last_sync, desk = server.pushed_mark(conn)
                 stations = tuple(server.workstations(conn))
+                with conn.transaction():
+                    skew = server.clock_skew(conn, self._clock.now())
         except StorageUnavailable as exc:
             problem = str(exc)  # offline: what this workstation itself knows
+            refused = isinstance(exc, server.ServerRefused)
         sessions, entries = server.pending(local, mark)
         return server.ServerStatus(
             dsn=dsn,
@@ -2470,6 +2502,9 @@ class Clinic:
             workstations=stations,
             held=tuple(self._held_sessions() or ()),
             desk=desk,
+            refused=refused,
+            tls_warning=server.tls_warning(dsn),
+            clock_skew=skew,
         )
 
     @staticmethod

@@ -49,15 +49,56 @@ def sync_view(
     desk: bool = False,
     not_sent: int = 0,
     disconnected: bool = False,
+    here: bool = False,
+    clock: str = "",
 ) -> SyncView:
     """The status line for the worker's last round, in the clinic's local time; ``held``:
-    what the round said of each session it kept here (``SyncReport.held``)."""
+    what the round said of each session it kept here (``SyncReport.held``); ``here``: the
+    round failed on this computer, not at the server; ``clock``: the round's
+    ``SyncReport.clock_message``."""
+    view = _sync_view(
+        last_sync_utc=last_sync_utc,
+        problem=problem,
+        unreachable=unreachable,
+        kept_aside=kept_aside,
+        busy=busy,
+        held=held,
+        desk=desk,
+        not_sent=not_sent,
+        disconnected=disconnected,
+        here=here,
+    )
+    if not clock or problem:
+        return view
+    # Said beside whatever else the round said: a wrong clock writes wrong times into
+    # every session until it is set right.
+    details = f"{clock[0].upper()}{clock[1:]}." + (f"\n\n{view.details}" if view.details else "")
+    return SyncView(f"{view.text} · this computer's clock is wrong", details, True)
+
+
+def _sync_view(
+    *,
+    last_sync_utc: datetime | None,
+    problem: str,
+    unreachable: bool,
+    kept_aside: int,
+    busy: bool,
+    held: Sequence[str],
+    desk: bool,
+    not_sent: int,
+    disconnected: bool,
+    here: bool,
+) -> SyncView:
     last = "never" if last_sync_utc is None else last_sync_utc.astimezone().strftime("%H:%M")
     if problem and unreachable:
         return SyncView(
             f"Clinic server unreachable · last synced {last} · recording continues here",
             problem,
             True,
+        )
+    if problem and here:
+        return SyncView(
+            f"Clinic server sync stopped on this computer · last synced {last}", problem, True
         )
     if problem:
         return SyncView(f"Clinic server refused the sync · last synced {last}", problem, True)
@@ -202,6 +243,8 @@ class ClinicSync(QObject):
                 desk=report is not None and report.desk,
                 not_sent=0 if report is None else report.not_sent,
                 disconnected=report is not None and report.disconnected and not worker.problem,
+                here=worker.here,
+                clock="" if report is None else report.clock_message,
             )
         )
 

@@ -18,6 +18,7 @@ from therapy_timer.server.connection import (
     connect,
     has_password,
     password_free,
+    tls_warning,
 )
 from therapy_timer.server.desk import (
     REFUSED,
@@ -43,11 +44,25 @@ from therapy_timer.server.migrations import (
     upgrade,
 )
 from therapy_timer.server.roles import Connected, init_server, probe
-from therapy_timer.server.sync import LocalRecords, SyncReport, content_hash, entry_hash, push
+from therapy_timer.server.sync import (
+    MAX_RECORD_BYTES,
+    MAX_SEGMENTS,
+    MAX_UNTIMED,
+    LocalRecords,
+    SyncReport,
+    clock_skew,
+    content_hash,
+    entry_hash,
+    push,
+    skew_message,
+)
 
 __all__ = [
     "DESK_GROUP",
     "LATEST_VERSION",
+    "MAX_RECORD_BYTES",
+    "MAX_SEGMENTS",
+    "MAX_UNTIMED",
     "REFUSED",
     "WORKSTATION_GROUP",
     "BackgroundSync",
@@ -65,6 +80,7 @@ __all__ = [
     "SyncReport",
     "WorkstationState",
     "clinic_records",
+    "clock_skew",
     "connect",
     "content_hash",
     "entry_hash",
@@ -80,7 +96,9 @@ __all__ = [
     "schema_version",
     "session_records",
     "settle",
+    "skew_message",
     "stream_clinic_records",
+    "tls_warning",
     "upgrade",
     "workstations",
 ]

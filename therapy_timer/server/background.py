@@ -9,8 +9,13 @@ import traceback
 from collections.abc import Callable
 from datetime import datetime
 
-from therapy_timer.errors import StorageUnavailable
-from therapy_timer.server.connection import ServerUnavailable
+from therapy_timer.errors import OutputRefused, StorageUnavailable
+from therapy_timer.server.connection import (
+    ServerRecordsRefused,
+    ServerRefused,
+    ServerUnavailable,
+    ServerVersionError,
+)
 from therapy_timer.server.sync import SyncReport
 
 DEFAULT_INTERVAL_S = 10.0
@@ -45,6 +50,7 @@ class BackgroundSync:
         self._last: SyncReport | None = None
         self._problem = ""
         self._unreachable = False
+        self._here = False
         self._busy = False
         self._rounds = 0
         self._thread = threading.Thread(target=self._run, name="clinic-sync", daemon=True)
@@ -91,6 +97,13 @@ class BackgroundSync:
             return self._unreachable
 
     @property
+    def here(self) -> bool:
+        """Whether the last round failed on this computer (its disk, its database), not at
+        the server."""
+        with self._lock:
+            return self._here
+
+    @property
     def busy(self) -> bool:
         """Whether a round is under way (waiting on the server, perhaps)."""
         with self._lock:
@@ -122,11 +135,14 @@ class BackgroundSync:
             self._busy = True
         report: SyncReport | None = None
         problem = ""
-        away = False
+        away = here = False
         try:
             report = self._push()
-        except StorageUnavailable as exc:  # server away, local disk trouble: say, retry
+        except (StorageUnavailable, OutputRefused) as exc:  # server away, disk full: say, retry
             problem, away = str(exc), isinstance(exc, ServerUnavailable)
+            here = not isinstance(
+                exc, (ServerUnavailable, ServerRefused, ServerVersionError, ServerRecordsRefused)
+            )
         except Exception as exc:  # a bug: printed for support, never a silently dead thread
             traceback.print_exception(exc, file=sys.stderr)
             problem = f"the sync failed ({type(exc).__name__}: {exc}); it is tried again"
@@ -135,6 +151,7 @@ class BackgroundSync:
                 self._last = report
             self._problem = problem
             self._unreachable = away
+            self._here = here
             self._busy = False
             self._rounds += 1
         with self._callback_lock:

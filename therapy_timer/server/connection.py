@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +35,7 @@ _DEAD_PEER = {
 # another language the login is said to be unreachable, as any failure to connect).
 _LOGIN_REFUSED = re.compile(
     r"password authentication failed|no password supplied|no pg_hba\.conf entry"
+    r"|is not permitted to log in"
     r'|FATAL:\s+(role|database) "[^"]*" does not exist'
 )
 
@@ -112,6 +115,47 @@ def password_free(dsn: str) -> str:
 
 def has_password(dsn: str) -> bool:
     return any(k in _parsed(dsn) for k in _SECRET_KEYS)
+
+
+def _local(host: str) -> bool:
+    """Whether libpq reaches ``host`` without the network: a Unix socket or a loopback name."""
+    if not host or host.startswith(("/", "@")) or host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: whatever it resolves to today, it is another computer's
+
+
+def tls_warning(dsn: str) -> str:
+    """A plain warning when patient data would cross the network to a server whose identity
+    libpq does not check (sslmode weaker than verify-full), else ''. The connection is still
+    made: a clinic's private network may be its choice. Names the host and sslmode only."""
+    params = _parsed(dsn)
+    hosts = [
+        h.strip()
+        for key, env in (("host", "PGHOST"), ("hostaddr", "PGHOSTADDR"))
+        for h in str(params.get(key) or os.environ.get(env, "")).split(",")
+    ]
+    remote = [h for h in hosts if not _local(h)]
+    mode = str(params.get("sslmode") or os.environ.get("PGSSLMODE") or "prefer")
+    if not remote or mode == "verify-full":
+        return ""
+    fix = (
+        "add sslmode=verify-full and sslrootcert=PATH (the clinic's root certificate) to the"
+        " address (docs/clinic-server.md, section 4)"
+    )
+    if mode == "verify-ca":
+        return (
+            f"note: sslmode=verify-ca checks that {remote[0]}'s certificate was signed by the"
+            " clinic's root certificate, not that it was issued to that host name; to check"
+            f" both, {fix.replace('add sslmode', 'use sslmode')}"
+        )
+    return (
+        f"warning: {remote[0]} is not this computer and sslmode={mode} does not check the"
+        " server's identity: patient data would cross the network to whoever answers at that"
+        f" address; to fix it, {fix}"
+    )
 
 
 def connect(dsn: str) -> psycopg.Connection[tuple[Any, ...]]:

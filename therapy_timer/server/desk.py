@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -14,6 +14,13 @@ from psycopg.types.json import Jsonb
 from therapy_timer.errors import InvalidInput
 from therapy_timer.server.connection import ServerRefused, answering
 from therapy_timer.server.migrations import DESK_GROUP, WORKSTATION_GROUP
+from therapy_timer.server.sync import (
+    MAX_RECORD_BYTES,
+    MAX_SEGMENTS,
+    MAX_UNTIMED,
+    oversize,
+    skew_message,
+)
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
@@ -120,8 +127,31 @@ REFUSED = "refused"
 why, in words. Such a record has only its row's ``id`` and ``date_of_service`` besides."""
 
 
+# A record larger than any treatment (a workstation is an untrusted writer) is refused by its
+# size, measured by the server: its text never comes here to be parsed. ``%s`` is the record
+# as the read sends it; the statement's parameters start with the three limits.
+_SIZED = (
+    " LATERAL (SELECT {record}::text AS text, CASE WHEN jsonb_typeof(record) = 'object' THEN"
+    " jsonb_build_array(CASE WHEN jsonb_typeof(record->'segments') = 'array'"
+    " THEN jsonb_array_length(record->'segments') END,"
+    " CASE WHEN jsonb_typeof(record->'untimed') = 'array'"
+    " THEN jsonb_array_length(record->'untimed') END) END AS counts OFFSET 0) AS r,"
+    " LATERAL (SELECT octet_length(r.text) AS size, (r.counts->>0)::int AS segments,"
+    " (r.counts->>1)::int AS untimed) AS n"
+)
+_SIZED_TEXT = (
+    "CASE WHEN n.size > %s OR n.segments > %s OR n.untimed > %s THEN NULL ELSE r.text END,"
+    " n.size, n.segments, n.untimed"
+)
+_LIMITS = [MAX_RECORD_BYTES, MAX_SEGMENTS, MAX_UNTIMED]
+
+
+def _sized(record: str) -> str:
+    return _SIZED.format(record=record)
+
+
 def _with_marks(row: tuple[Any, ...]) -> dict[str, Any]:
-    text, workstation, exported, changed, content_hash, *columns = row
+    text, size, segments, untimed, workstation, exported, changed, content_hash, *columns = row
     marks = {
         "workstation": workstation,
         "exported": exported,
@@ -129,6 +159,9 @@ def _with_marks(row: tuple[Any, ...]) -> dict[str, Any]:
         "content_hash": content_hash,
     }
     own = dict(zip(_ROW_FIELDS, columns, strict=True))
+    too_big = oversize(size, segments, untimed)
+    if too_big is not None:
+        return {**_refused(own, f"its record {too_big}"), **marks}
     record = _json(text)
     if not isinstance(record, dict):
         why = "cannot be read (nested too deep)" if record is None else "is not a session record"
@@ -166,10 +199,11 @@ def stream_clinic_records(
     try:
         with answering(), conn.transaction(), conn.cursor(name="clinic_records") as cursor:
             cursor.execute(
-                f"SELECT {_WITHOUT_AUDIT}::text, {_MARKS} FROM therapy_timer.sessions"
+                f"SELECT {_SIZED_TEXT}, {_MARKS} FROM therapy_timer.sessions,"
+                f"{_sized(_WITHOUT_AUDIT)}"
                 " WHERE date_of_service BETWEEN %s AND %s"
                 " ORDER BY date_of_service, created_utc, id",
-                [start, end],
+                [*_LIMITS, start, end],
             )
             while rows := cursor.fetchmany(batch):
                 yield [_with_marks(r) for r in rows]
@@ -185,9 +219,9 @@ def session_records(conn: Connection, session_ids: list[str]) -> list[dict[str, 
     try:
         with answering(), conn.transaction():
             rows = conn.execute(
-                f"SELECT record::text, {_MARKS} FROM therapy_timer.sessions"
+                f"SELECT {_SIZED_TEXT}, {_MARKS} FROM therapy_timer.sessions,{_sized('record')}"
                 " WHERE id = ANY(%s::uuid[]) ORDER BY id",
-                [session_ids],
+                [*_LIMITS, session_ids],
             ).fetchall()
     except psycopg.errors.InsufficientPrivilege as exc:
         raise ServerRefused(f"the clinic server refused: {exc.diag.message_primary}") from None
@@ -211,6 +245,17 @@ class ServerStatus:
     """Sessions the last sync held back, as the server cannot store them (``SyncReport.held``)."""
     desk: bool = False
     """The front desk's role: it pushes nothing, so ``pending_sessions`` stay here."""
+    refused: bool = False
+    """The server answered and refused (the login, a grant): ``problem`` says what."""
+    tls_warning: str = ""
+    """``connection.tls_warning`` of the remembered address: said at every status."""
+    clock_skew: timedelta | None = None
+    """This computer's clock minus the server's, measured now (None: not reachable)."""
+
+    @property
+    def clock_message(self) -> str:
+        """``skew_message`` of the clock's skew measured (a plain line, or '')."""
+        return skew_message(self.clock_skew)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -224,6 +269,12 @@ class ServerStatus:
             "pending_audit_entries": self.pending_audit,
             "held_on_this_workstation": list(self.held),
             "desk": self.desk,
+            "refused": self.refused,
+            "tls_warning": self.tls_warning,
+            "clock_skew_seconds": None
+            if self.clock_skew is None
+            else round(self.clock_skew.total_seconds()),
+            "clock_message": self.clock_message,
             "workstations": [w.as_json() for w in self.workstations],
         }
 
@@ -304,9 +355,9 @@ def kept_aside(conn: Connection, *, settled: bool = False) -> list[KeptAside]:
         with answering(), conn.transaction():
             rows = conn.execute(
                 "SELECT id, workstation, session_id::text, why, received_utc, resolution,"
-                " record::text"
-                " FROM therapy_timer.conflicts WHERE %s OR resolved_utc IS NULL ORDER BY id",
-                [settled],
+                f" {_SIZED_TEXT} FROM therapy_timer.conflicts,{_sized('record')}"
+                " WHERE %s OR resolved_utc IS NULL ORDER BY id",
+                [*_LIMITS, settled],
             ).fetchall()
     except psycopg.errors.InsufficientPrivilege as exc:
         raise ServerRefused(f"the clinic server refused: {exc.diag.message_primary}") from None
@@ -320,13 +371,27 @@ def _kept(
     why: str,
     received_utc: datetime,
     resolution: str | None,
-    text: str,
+    text: str | None,
+    size: int | None,
+    segments: int | None,
+    untimed: int | None,
 ) -> KeptAside:
     """A kept-aside version as the desk may show it: its reason and the patient and date it
     names are printed as they are, so a record that cannot be read, or names them in other
     than one-line texts, is shown as that, without its content (it can only be dropped)."""
-    record = _json(text)
     said = "".join(ch if ch.isprintable() else "\ufffd" for ch in why)
+    too_big = oversize(size, segments, untimed)
+    if too_big is not None:
+        return KeptAside(
+            number,
+            workstation,
+            session_id,
+            f"its record {too_big}; {said}",
+            received_utc,
+            resolution,
+            {},
+        )
+    record = _json(text or "")
     if not isinstance(record, dict) or not all(
         _one_line(record.get(name)) for name in ("patient_ref", "date_of_service")
     ):

@@ -12,9 +12,9 @@ import copy
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import psycopg
@@ -26,6 +26,7 @@ from therapy_timer.server.connection import (
     ServerRefused,
     ServerUnavailable,
     ServerVersionError,
+    answering,
     first_line,
 )
 from therapy_timer.server.migrations import DESK_GROUP, WORKSTATION_GROUP
@@ -33,6 +34,64 @@ from therapy_timer.server.migrations import DESK_GROUP, WORKSTATION_GROUP
 Connection = psycopg.Connection[tuple[Any, ...]]
 
 BATCH_SESSIONS = 100
+
+# A session of a real clinic is an hour or two of a handful of codes: these are hundreds of
+# times what one holds, and refuse what no treatment is (a 300,000-segment record took 7 s
+# and 867 MB to read before it was refused) before the desk reads it whole.
+MAX_SEGMENTS = 2_000
+MAX_UNTIMED = 2_000
+MAX_RECORD_BYTES = 8 << 20
+
+MAX_CLOCK_SKEW = timedelta(minutes=2)
+
+OVERSIZE_FIELD = "size"  # HeldBack.field of a record over these limits
+
+
+def oversize(size: int | None, segments: int | None, untimed: int | None) -> str | None:
+    """What makes a session record larger than any treatment (``size``: its JSON's bytes), in
+    words, or None."""
+    if segments is not None and segments > MAX_SEGMENTS:
+        return f"has {segments:,} segments, more than a session may hold ({MAX_SEGMENTS:,})"
+    if untimed is not None and untimed > MAX_UNTIMED:
+        return f"has {untimed:,} untimed services, more than a session may hold ({MAX_UNTIMED:,})"
+    if size is not None and size > MAX_RECORD_BYTES:
+        return (
+            f"is {size / (1 << 20):,.1f} MiB, more than a session's record may be"
+            f" ({MAX_RECORD_BYTES >> 20} MiB)"
+        )
+    return None
+
+
+def _record_oversize(record: Mapping[str, Any]) -> str | None:
+    segments, untimed = record.get("segments", []), record.get("untimed", [])
+    counted = oversize(None, len(segments), len(untimed))
+    if counted is not None:
+        return counted
+    return oversize(len(_canonical(record).encode("utf-8", "surrogatepass")), None, None)
+
+
+def clock_skew(conn: Connection, now: datetime) -> timedelta:
+    """How far this computer's clock (``now``) is ahead of the server's (behind: negative)."""
+    with answering():
+        found = conn.execute("SELECT now()").fetchone()
+    assert found is not None
+    server_now: datetime = found[0]
+    return now - server_now
+
+
+def skew_message(skew: timedelta | None) -> str:
+    """A plain line when this computer's clock is off by more than MAX_CLOCK_SKEW, else ''."""
+    if skew is None or abs(skew) <= MAX_CLOCK_SKEW:
+        return ""
+    minutes = round(abs(skew).total_seconds() / 60)
+    hours, minutes = divmod(minutes, 60)
+    amount = " ".join([f"{hours} h"] * bool(hours) + [f"{minutes} min"] * bool(minutes))
+    way = "ahead of" if skew > timedelta(0) else "behind"
+    return (
+        f"this computer's clock is {amount} {way} the clinic server's: the times it records"
+        " are its own clock's, so set its date and time right (nothing recorded is changed"
+        " for it)"
+    )
 
 
 class LocalRecords(Protocol):
@@ -67,6 +126,8 @@ class HeldBack:
     @property
     def message(self) -> str:
         why = f"its {self.field} {self.problem} (the server cannot store it)"
+        if self.field == OVERSIZE_FIELD:
+            why = f"its record {self.problem} (no treatment is that large; the desk refuses it)"
         if self.session_id is None:
             return (
                 f"An audit entry about no session stays on this workstation, not sent to the"
@@ -76,7 +137,7 @@ class HeldBack:
         who = f" (patient {self.patient_ref}, {self.date_of_service})" * bool(self.patient_ref)
         day = f" --date {self.date_of_service}" if self.date_of_service else ""
         bill = f"bill it from this workstation ('therapy-timer export{day}' here)"
-        if self.problem != NOT_TEXT:
+        if self.problem != NOT_TEXT and self.field != OVERSIZE_FIELD:
             # Minutes another session already holds there: billing both would bill them twice.
             bill = f"ask the desk whether it copies that session's minutes before you {bill}"
         return (
@@ -114,6 +175,7 @@ class SyncReport:
     pushed_audit_id: int = 0
     waiting: int = 0  # this workstation's kept-aside versions the desk has not settled yet
     at_utc: datetime | None = None
+    clock_skew: timedelta | None = None  # this computer's clock minus the server's, at the sync
     conflict_ids: list[str] = field(default_factory=list)
     held: list[HeldBack] = field(default_factory=list)
 
@@ -130,6 +192,11 @@ class SyncReport:
     def held_sessions(self) -> list[str]:
         return [h.session_id for h in self.held if h.session_id is not None]
 
+    @property
+    def clock_message(self) -> str:
+        """``skew_message`` of the clock's skew measured (a plain line, or '')."""
+        return skew_message(self.clock_skew)
+
     def as_json(self) -> dict[str, object]:
         return {
             "workstation": self.workstation,
@@ -143,6 +210,10 @@ class SyncReport:
             "resent_all": self.resent_all,
             "desk": self.desk,
             "disconnected": self.disconnected,
+            "clock_skew_seconds": None
+            if self.clock_skew is None
+            else round(self.clock_skew.total_seconds()),
+            "clock_message": self.clock_message,
             "not_sent": self.not_sent,
             "pushed_audit_id": self.pushed_audit_id,
             "waiting_for_the_desk": self.waiting,
@@ -242,15 +313,27 @@ def push(
     now: datetime,
     batch_size: int = BATCH_SESSIONS,
     held: Sequence[str] | None = (),
+    before_mark: Callable[[SyncReport], None] | None = None,
 ) -> SyncReport:
     """Push everything of this workstation the server does not have yet; see the module doc.
 
     ``held``: sessions an earlier push held back (``SyncReport.held``), read again: the
     audit mark has passed them, and they are listed until they can be sent. None when they
-    are not known (the record of earlier pushes lost): everything is sent again."""
+    are not known (the record of earlier pushes lost): everything is sent again.
+    ``before_mark`` is called with the report just before the audit mark moves past this
+    push's entries: where the caller keeps ``held``, so a push killed after the mark moved
+    still names them next time."""
     report = SyncReport(at_utc=now)
     try:
-        _push(conn, local, report, now=now, batch_size=batch_size, held=held)
+        _push(
+            conn,
+            local,
+            report,
+            now=now,
+            batch_size=batch_size,
+            held=held,
+            before_mark=before_mark,
+        )
     except psycopg.errors.InsufficientPrivilege as exc:
         raise ServerRefused(
             f"the clinic server refused this workstation's data: {exc.diag.message_primary};"
@@ -258,6 +341,27 @@ def push(
         ) from None
     except psycopg.errors.UndefinedFunction:
         raise ServerVersionError(OLDER_SERVER) from None
+    except psycopg.errors.DiskFull as exc:
+        raise ServerRefused(
+            f"the clinic server's disk is full ({first_line(exc)}): it stored nothing more of"
+            " this sync; what it has is kept, and the next sync resumes once its administrator"
+            " frees space"
+        ) from None
+    except psycopg.errors.QueryCanceled as exc:
+        raise ServerRefused(
+            f"the clinic server stopped the sync at its time limit ({first_line(exc)}): nothing"
+            " is lost and the next sync resumes; if it recurs, its administrator raises this"
+            " role's statement_timeout"
+        ) from None
+    except (
+        psycopg.errors.DeadlockDetected,
+        psycopg.errors.SerializationFailure,
+        psycopg.errors.TransactionRollback,
+    ) as exc:
+        raise ServerRefused(
+            f"the clinic server stopped the sync, which met another connection's changes"
+            f" ({first_line(exc)}): nothing is lost and the next sync resumes"
+        ) from None
     except psycopg.OperationalError as exc:
         raise ServerUnavailable(
             "the connection to the clinic server was lost during the sync"
@@ -274,8 +378,10 @@ def _push(
     now: datetime,
     batch_size: int,
     held: Sequence[str] | None,
+    before_mark: Callable[[SyncReport], None] | None,
 ) -> None:
     with conn.transaction():
+        report.clock_skew = clock_skew(conn, now)
         me = conn.execute(
             "SELECT current_user, pg_has_role(current_user, %s, 'MEMBER'),"
             " pg_has_role(current_user, %s, 'MEMBER')",
@@ -315,11 +421,15 @@ def _push(
     for ids in _chunks(touched, batch_size):
         records = []
         for record in local.closed_records(ids):
-            where = _not_text(record)
+            where, problem = _not_text(record), NOT_TEXT
+            if where is None:
+                too_big = _record_oversize(record)
+                where, problem = (OVERSIZE_FIELD, too_big) if too_big else (None, "")
             if where is None:
                 records.append(record)
                 continue
-            # One record jsonb refuses would end the whole push: it stays here, named.
+            # One record jsonb refuses, or the desk would, would end the whole push: it
+            # stays here, named.
             kept.add(str(record["id"]))
             report.held.append(
                 HeldBack(
@@ -327,6 +437,7 @@ def _push(
                     where,
                     str(record["patient_ref"]),
                     str(record["date_of_service"]),
+                    problem=problem,
                 )
             )
         if records:
@@ -342,6 +453,8 @@ def _push(
             if owner is not None:
                 kept.add(owner)  # an open session's: its record is read at its close
             report.held.append(HeldBack(owner, f"audit entry {entry.id}'s {where}"))
+    if before_mark is not None:
+        before_mark(report)
     with conn.transaction():
         _push_audit(conn, loose, report)
         last = entries[-1] if entries else None
