@@ -231,6 +231,43 @@ def test_making_room_cannot_move_a_code_into_the_same_persons_time_with_another_
         assert not [w for w in clinic.summary(bb).warnings if w.rule == "R8.3"]
 
 
+@pytest.mark.parametrize("where", ["session edit --shift-later", "the window's make room"])
+def test_making_room_leaves_a_supervised_modality_where_it_ran(tmp_path: Path, where: str) -> None:
+    """A hot pack (97010) beside 97140 until the close was moved with the timed codes, so
+    a longer 97110 found no room after it: 'only 0 min after the last segment'. A modality
+    runs on its own timer; only the timed codes after the longer one start later."""
+    from therapy_timer.clinic import Clinic
+    from therapy_timer.codes import Role, builtin_catalogue
+
+    clock = FakeClock()
+    with Store.open(tmp_path, clock=clock, actor="desk") as store:
+        clinic = Clinic(store, builtin_catalogue(), clock, actor="desk")
+        aa = clinic.open_session(
+            patient_ref="AA", clinician="Ann", role=Role.PT, payer_profile="Medicare"
+        ).id
+        clinic.start(aa, "97110")
+        clock.advance(minutes=10)
+        clinic.start(aa, "97140")
+        clinic.start(aa, "97010")  # beside it, until the close
+        clock.advance(minutes=15)
+        clinic.stop(aa, "97140")
+        clock.advance(minutes=5)
+        clinic.end_session(aa)
+        pack, exercise, manual = sorted(clinic.segments(aa), key=lambda s: s.code)
+        if where == "session edit --shift-later":
+            clinic.lengthen_segment(exercise.id, 15, reason="ran on", shift_later=True)
+        else:
+            clinic.correct_minutes({exercise.id: 15}, "ran on", make_room=True)
+        moved = {s.code: (s.start_utc, s.stop_utc) for s in clinic.segments(aa)}
+        five = timedelta(minutes=5)
+        assert manual.stop_utc is not None
+        assert moved == {
+            "97110": (exercise.start_utc, exercise.start_utc + timedelta(minutes=15)),
+            "97140": (manual.start_utc + five, manual.stop_utc + five),  # ends at the close
+            "97010": (pack.start_utc, pack.stop_utc),
+        }
+
+
 def clock_hm(moment: datetime | None, minutes: int) -> str:
     """``moment`` plus ``minutes``, as the messages show it (local time)."""
     assert moment is not None

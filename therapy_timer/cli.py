@@ -1025,7 +1025,8 @@ def session_show(context: Context, session_id: str, as_json: bool) -> None:
 @click.option(
     "--shift-later",
     is_flag=True,
-    help="Make room for a longer segment by moving the session's later segments later.",
+    help="Make room for a longer segment by moving the session's later timed codes later"
+    " (supervised modalities stay where they ran).",
 )
 @click.option("--code", help="The code the minutes belong to.")
 @click.option("--by", "furnished_by", type=BY_CHOICE, help="Who furnished them.")
@@ -1044,7 +1045,8 @@ def session_edit(
     """Correct a recorded segment (ids: session show SESSION); a closed session is amended.
 
     A segment made longer may not run into the next one: the message names it, and
-    --shift-later moves it and every later segment of the session instead.
+    --shift-later moves it and every later timed code of the session instead (a supervised
+    modality runs on its own timer and stays where it ran).
     """
     from therapy_timer.clinic import SHORT_ID
 

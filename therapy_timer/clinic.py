@@ -2142,8 +2142,9 @@ class Clinic:
         in the same write); returns every segment changed.
 
         A longer segment that would run into a later one is refused naming that segment,
-        unless ``shift_later``: then the later segments of the session move later by the same
-        amount (the last first, so no two ever overlap on the way), never past now. The moves
+        unless ``shift_later``: then the later timed segments of the session (not its
+        supervised modalities) move later by the same amount (the last first, so no two ever
+        overlap on the way), never past its close or now. The moves
         and the change are one write: all of them, or none.
         """
         with self._store.together():
@@ -2194,6 +2195,9 @@ class Clinic:
         )
         if delta <= timedelta(0) or not in_way:
             return (amend(),)
+        # A supervised modality runs on its own timer beside the timed codes: a longer code
+        # does not make it start later, and a hot pack left on until the close left no room.
+        later = [s for s in later if s.exclusive]
         if not shift_later:
             first = in_way[0]
             raise InvalidOperation(
