@@ -128,22 +128,26 @@ why, in words. Such a record has only its row's ``id`` and ``date_of_service`` b
 
 
 # A record larger than any treatment (a workstation is an untrusted writer) is refused by its
-# size, measured by the server: its text never comes here to be parsed. ``%s`` is the record
-# as the read sends it; the statement's parameters start with the three limits.
+# size, measured by the server: its text never comes here to be parsed. Its arrays are counted
+# only when the text is long enough to hold more elements than the limits allow (each takes 3
+# bytes at least: '{}, '), so the reads of real records pay for no count.
+_COUNTED_FROM = 3 * min(MAX_SEGMENTS, MAX_UNTIMED)
 _SIZED = (
-    " LATERAL (SELECT {record}::text AS text, CASE WHEN jsonb_typeof(record) = 'object' THEN"
-    " jsonb_build_array(CASE WHEN jsonb_typeof(record->'segments') = 'array'"
-    " THEN jsonb_array_length(record->'segments') END,"
-    " CASE WHEN jsonb_typeof(record->'untimed') = 'array'"
-    " THEN jsonb_array_length(record->'untimed') END) END AS counts OFFSET 0) AS r,"
-    " LATERAL (SELECT octet_length(r.text) AS size, (r.counts->>0)::int AS segments,"
-    " (r.counts->>1)::int AS untimed) AS n"
+    " LATERAL (SELECT {record}::text AS text OFFSET 0) AS r,"
+    " LATERAL (SELECT octet_length(r.text) AS size) AS z,"
+    " LATERAL (SELECT"
+    + "".join(
+        f" CASE WHEN z.size > {_COUNTED_FROM} AND jsonb_typeof(record) = 'object'"
+        f" AND jsonb_typeof(record->'{name}') = 'array'"
+        f" THEN jsonb_array_length(record->'{name}') END AS {name},"
+        for name in ("segments", "untimed")
+    ).rstrip(",")
+    + ") AS n"
 )
 _SIZED_TEXT = (
-    "CASE WHEN n.size > %s OR n.segments > %s OR n.untimed > %s THEN NULL ELSE r.text END,"
-    " n.size, n.segments, n.untimed"
+    f"CASE WHEN z.size > {MAX_RECORD_BYTES} OR n.segments > {MAX_SEGMENTS}"
+    f" OR n.untimed > {MAX_UNTIMED} THEN NULL ELSE r.text END, z.size, n.segments, n.untimed"
 )
-_LIMITS = [MAX_RECORD_BYTES, MAX_SEGMENTS, MAX_UNTIMED]
 
 
 def _sized(record: str) -> str:
@@ -203,7 +207,7 @@ def stream_clinic_records(
                 f"{_sized(_WITHOUT_AUDIT)}"
                 " WHERE date_of_service BETWEEN %s AND %s"
                 " ORDER BY date_of_service, created_utc, id",
-                [*_LIMITS, start, end],
+                [start, end],
             )
             while rows := cursor.fetchmany(batch):
                 yield [_with_marks(r) for r in rows]
@@ -221,7 +225,7 @@ def session_records(conn: Connection, session_ids: list[str]) -> list[dict[str, 
             rows = conn.execute(
                 f"SELECT {_SIZED_TEXT}, {_MARKS} FROM therapy_timer.sessions,{_sized('record')}"
                 " WHERE id = ANY(%s::uuid[]) ORDER BY id",
-                [*_LIMITS, session_ids],
+                [session_ids],
             ).fetchall()
     except psycopg.errors.InsufficientPrivilege as exc:
         raise ServerRefused(f"the clinic server refused: {exc.diag.message_primary}") from None
@@ -357,7 +361,7 @@ def kept_aside(conn: Connection, *, settled: bool = False) -> list[KeptAside]:
                 "SELECT id, workstation, session_id::text, why, received_utc, resolution,"
                 f" {_SIZED_TEXT} FROM therapy_timer.conflicts,{_sized('record')}"
                 " WHERE %s OR resolved_utc IS NULL ORDER BY id",
-                [*_LIMITS, settled],
+                [settled],
             ).fetchall()
     except psycopg.errors.InsufficientPrivilege as exc:
         raise ServerRefused(f"the clinic server refused: {exc.diag.message_primary}") from None
