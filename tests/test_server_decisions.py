@@ -60,6 +60,30 @@ def test_which_addresses_are_warned_about(
     assert (server.tls_warning(dsn) == "") == ("sslmode" not in dsn or "verify-full" in dsn)
 
 
+@pytest.mark.parametrize(
+    ("section", "warned"),
+    [
+        ("host=db.clinic.example\ndbname=tt\n", True),
+        ("host=db.clinic.example\nsslmode=verify-full\nsslrootcert=/etc/ssl/ca.pem\n", False),
+        ("host=/var/run/postgresql\n", False),
+    ],
+)
+def test_a_service_files_address_is_read_as_libpq_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, section: str, warned: bool
+) -> None:
+    """docs/clinic-server.md advises 'service=clinic': its host and sslmode are in the file,
+    and a server on another computer without verify-full went unwarned."""
+    for name in ("PGHOST", "PGHOSTADDR", "PGSSLMODE", "PGSERVICE", "PGSYSCONFDIR"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "services.conf").write_text(f"[other]\nhost=/tmp\n\n[clinic]\n{section}")
+    monkeypatch.setenv("PGSERVICEFILE", str(tmp_path / "services.conf"))
+    assert bool(server.tls_warning("service=clinic")) == warned
+    # The address's own settings come before the file's, as in libpq.
+    assert server.tls_warning("service=clinic host=localhost") == ""
+    monkeypatch.setenv("PGSERVICE", "clinic")
+    assert bool(server.tls_warning("dbname=tt")) == warned
+
+
 def test_connecting_across_the_network_unverified_warns_and_still_connects(
     clinic_server: Server, tmp_path: Path
 ) -> None:

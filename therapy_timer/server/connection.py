@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import configparser
 import ipaddress
 import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -127,11 +129,32 @@ def _local(host: str) -> bool:
         return False  # a name: whatever it resolves to today, it is another computer's
 
 
+def _service(params: dict[str, Any]) -> dict[str, str]:
+    """The settings of the service file section the address names (``service=clinic``, as
+    docs/clinic-server.md advises), read as libpq reads them: the user's file, else the
+    system's; empty when there is none to read."""
+    name = params.get("service") or os.environ.get("PGSERVICE")
+    if not name:
+        return {}
+    files = [Path(os.environ.get("PGSERVICEFILE") or Path.home() / ".pg_service.conf")]
+    if os.environ.get("PGSYSCONFDIR"):
+        files.append(Path(os.environ["PGSYSCONFDIR"]) / "pg_service.conf")
+    for file in files:
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(file, encoding="utf-8")
+        except (OSError, UnicodeError, configparser.Error):
+            continue
+        if parser.has_section(str(name)):
+            return dict(parser[str(name)])
+    return {}
+
+
 def tls_warning(dsn: str) -> str:
     """A plain warning when patient data would cross the network to a server whose identity
     libpq does not check (sslmode weaker than verify-full), else ''. The connection is still
     made: a clinic's private network may be its choice. Names the host and sslmode only."""
-    params = _parsed(dsn)
+    params = {**_service(_parsed(dsn)), **_parsed(dsn)}
     hosts = [
         h.strip()
         for key, env in (("host", "PGHOST"), ("hostaddr", "PGHOSTADDR"))
