@@ -127,3 +127,39 @@ def test_a_window_larger_than_its_screen_opens_maximized(qtbot: Bot) -> None:
     theme.fit_to_screen(roomy, screen.width() - 100, screen.height() - 100)
     assert not roomy.windowState() & Qt.WindowState.WindowMaximized
     assert roomy.size() == QSize(screen.width() - 100, screen.height() - 100)
+
+
+def test_the_corrections_of_a_session_of_many_segments_fit_the_screen(
+    qtbot: Bot, tmp_path: Path
+) -> None:
+    """A timer switched between codes all day: 64 segments. As a grid alone, the dialog was
+    3,356 pixels tall, its Save button past the bottom of any screen."""
+    for rig in build(qtbot, tmp_path):
+        type_patient(qtbot, rig)
+        for index in range(64):
+            rig.controller.start_code(("97110", "97112", "97140")[index % 3])
+            rig.clock.advance(minutes=1)
+        rig.controller.prepare_end()
+        segments = rig.service.segments(_session_id(rig))
+        assert len(segments) == 64
+        policy = rig.service.policy
+        dialog = CorrectionsDialog(rig.window, segments, lambda _c, _r, _room: None, policy)
+        qtbot.add_widget(dialog)
+        dialog.ensurePolished()
+        layout = dialog.layout()
+        assert layout is not None
+        layout.activate()
+        needed = dialog.minimumSizeHint().expandedTo(dialog.minimumSize())
+        assert needed.height() <= SCALED_SCREEN.height() - TITLE_BAR, needed
+        assert needed.width() <= SCALED_SCREEN.width(), needed
+        dialog.resize(SCALED_SCREEN.width(), SCALED_SCREEN.height() - TITLE_BAR)
+        dialog.show()
+        QApplication.processEvents()
+        save = dialog.save_button.geometry()
+        assert dialog.rect().contains(save), (save, dialog.size())
+        # The last segment's minutes are a scroll away, and no wider than the dialog.
+        last = dialog.spins[segments[-1].id]
+        dialog.rows.ensureWidgetVisible(last)
+        QApplication.processEvents()
+        corner = last.mapTo(dialog, last.rect().bottomRight())
+        assert dialog.rect().contains(corner), (corner, dialog.size())

@@ -7,10 +7,12 @@ from collections.abc import Callable, Sequence
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
+    QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -104,7 +106,21 @@ class CorrectionsDialog(QDialog):
         room_row.addWidget(self.make_room_button)
         room_row.addStretch(1)
         column.addLayout(room_row)
-        column.addLayout(grid)
+        # The rows scroll, the buttons stay: a session a timer ran all day in holds dozens of
+        # segments, and as a grid alone 65 of them made the dialog 3,356 pixels tall, Save
+        # past the bottom of any screen.
+        rows = QWidget()
+        rows.setLayout(grid)
+        grid.setContentsMargins(0, 0, 0, 0)
+        self.rows = QScrollArea()
+        self.rows.setWidgetResizable(True)
+        self.rows.setFrameShape(QFrame.Shape.NoFrame)
+        self.rows.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the spin boxes take the keys
+        self.rows.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.rows.setWidget(rows)
+        bar = self.rows.verticalScrollBar().sizeHint().width()
+        self.rows.setMinimumWidth(rows.minimumSizeHint().width() + bar)
+        column.addWidget(self.rows, 1)
         column.addLayout(buttons)
         self.save_button.clicked.connect(self._on_save_clicked)
         self.make_room_button.clicked.connect(self._on_make_room_clicked)
