@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from PySide6.QtCore import QDate, Qt
+from PySide6.QtWidgets import QApplication
 
 from tests.fakes import FakeClock
 from tests.gui_support import CATALOGUE, Bot, build
@@ -387,6 +388,7 @@ def test_the_day_view_marks_a_partial_day_without_its_bad_session(
         qtbot.add_widget(view)
         view.from_date.setDate(QDate(2025, 3, 10))
         view.to_date.setDate(QDate(2025, 3, 10))
+        QApplication.processEvents()  # the range is read once the dates are in
         (day,) = view.shown
         assert "not billed until corrected" in " ".join(w.gist for w in day.result.warnings)
         view.table.selectAll()

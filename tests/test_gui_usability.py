@@ -214,6 +214,7 @@ def _forgotten_day(qtbot: Bot, rig: Rig) -> DayView:
             session.date_of_service.year, session.date_of_service.month, session.date_of_service.day
         )
     )
+    QApplication.processEvents()  # the range is read once the dates are in
     view.table.selectRow(0)
     return view
 
