@@ -10,17 +10,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtGui import QTextDocument
+from PySide6.QtCore import QSizeF
+from PySide6.QtGui import QTextDocument, QTextOption
 
 from tests.fakes import FakeClock
 from tests.test_export import CATALOGUE
 from therapy_timer.billing import ClaimDay
 from therapy_timer.clinic import Clinic
 from therapy_timer.codes import FurnishedBy, Role
+from therapy_timer.gui import report_pdf
 from therapy_timer.gui.report_pdf import (
+    FONT_SIZES,
     NO_BREAK_HYPHEN,
     WORD_JOINER,
     fitted_document,
+    report_document,
     report_html,
     write_pdf,
 )
@@ -160,3 +164,38 @@ def test_the_pdf_text_holds_every_reference_and_name_whole(
     for part in " ".join(LONG_NAMES).split():
         assert any(part in word for word in words), part
     assert "amended" in words and "export" in words
+
+
+def test_a_day_that_fits_is_laid_out_once_in_the_largest_size(
+    qtbot: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Qt rounds a full-width table's width up to a whole point: this day, whose words fit
+    8-point text with room to spare, came out 545 points wide on Letter's 544, so it was laid
+    out again (a month of a 20-clinician clinic: 12 of its 23 s laying out) and printed in 7.5."""
+    clock = FakeClock()
+    with Store.open(tmp_path / "data", clock=clock) as store:
+        clinic = Clinic(store, CATALOGUE, clock)
+        for n in range(3):  # 97110 and 97530 tie for the leftover minutes (R2.8's warning)
+            session = clinic.open_session(
+                patient_ref=f"MRN{n:06d}",
+                clinician=f"Clinician {n:02d}",
+                role=Role.PT,
+                payer_profile="Medicare",
+            )
+            for code, minutes in (("97110", 20), ("97530", 5)):
+                clinic.start(session.id, code)
+                clock.advance(minutes=minutes)
+            clinic.end_session(session.id)
+        days = clinic.claim_days(clinic.today())
+    laid_out: list[float] = []
+
+    def counted(html: str, page: QSizeF, points: float, wrap: QTextOption.WrapMode) -> object:
+        laid_out.append(points)
+        return report_document(html, page, points, wrap)
+
+    monkeypatch.setattr(report_pdf, "report_document", counted)
+    document, layout = fitted_document(days)
+    assert laid_out == [FONT_SIZES[0]]  # [8.0, 7.5] before
+    assert layout.orientation().name == "Portrait"
+    assert document.defaultFont().pointSizeF() == FONT_SIZES[0]
+    assert document.size().width() <= layout.paintRectPoints().width()

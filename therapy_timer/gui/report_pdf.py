@@ -267,12 +267,20 @@ def fitted_document(days: Sequence[ClaimDay]) -> tuple[QTextDocument, QPageLayou
         for orientation in (QPageLayout.Orientation.Portrait, QPageLayout.Orientation.Landscape):
             layout = page_layout(orientation)
             page = layout.paintRectPoints().size().toSizeF()
+            room = _room(page)
             for points in FONT_SIZES:
-                document = report_document(text, page, points, QTextOption.WrapMode.WordWrap)
+                document = report_document(text, room, points, QTextOption.WrapMode.WordWrap)
                 if document.size().width() <= page.width():
                     return document, layout
     anywhere = QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere
-    return report_document(loosened(html), page, FONT_SIZES[-1], anywhere), layout
+    return report_document(loosened(html), _room(page), FONT_SIZES[-1], anywhere), layout
+
+
+def _room(page: QSizeF) -> QSizeF:
+    """The page a point narrower: Qt rounds a full-width table's width up to a whole point,
+    and on Letter's 544-point column a table of 8-point text came out 545 wide (its longest
+    words needed 470), so every report was laid out a second time and printed in 7.5."""
+    return QSizeF(page.width() - 1, page.height())
 
 
 def _render(days: Sequence[ClaimDay], path: Path) -> None:
