@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import random
 import re
 from dataclasses import replace
@@ -239,6 +240,49 @@ def test_bundles_import_idempotently_and_report_conflicts(
         assert desk_service.summary(ids[0]).lines == lines_before  # never overwritten
         (kept,) = third.conflict_files
         assert json.loads(kept.read_text())["session"]["id"] == ids[0]
+
+
+def test_an_import_lists_the_folder_of_kept_aside_versions_once(
+    clinic: Clinic,
+    store: Store,
+    clock: FakeClock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each version kept aside swept the folder for leftovers of its own file: the folder
+    was listed once per conflict, and it keeps every version ever kept aside, so an import
+    of a 20-clinician clinic's week (2,001 conflicts) matched 2 million names."""
+    ids = generate_day(clinic, store, clock, 30)
+    bundle = tmp_path / "room2.json"
+    made = ex.make_bundle(store.session_records(ids), workstation="room-2", now=clock.now())
+    bundle.write_text(json.dumps(made))
+    records = json.loads(bundle.read_text())
+    for record in records["sessions"]:
+        record["clinician"] += " (room 3)"
+    records["workstation"] = "room-3"
+    changed = tmp_path / "room3.json"
+    changed.write_text(json.dumps(records))
+    with Store.open(tmp_path / "desk", clock=clock, actor="desk") as desk:
+        desk_clinic = Clinic(desk, CATALOGUE, clock)
+        desk_clinic.import_bundles([bundle])
+        folder = desk_clinic.data_dir / ex.CONFLICTS_DIRNAME
+        folder.mkdir(mode=0o700)
+        # A dead writer's temporary file (no process holds it) goes, as before.
+        leftover = folder / f".{ids[0]}-from-room-3.json.abcd1234.partial"
+        leftover.write_text("{")
+        listed: list[str] = []
+        listdir = os.listdir
+
+        def counted(path: str | os.PathLike[str]) -> list[str]:
+            listed.append(str(path))
+            return listdir(path)
+
+        monkeypatch.setattr(os, "listdir", counted)
+        report = desk_clinic.import_bundles([changed])
+        assert set(report.conflicts) == set(ids)
+        assert listed.count(str(folder)) == 1  # 30 before
+        assert not leftover.exists()
+        assert len(list(folder.iterdir())) == 30
 
 
 @pytest.mark.parametrize(

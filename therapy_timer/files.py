@@ -136,14 +136,17 @@ def check_target(path: Path, *, force: bool, protected: Sequence[Path] = ()) -> 
 
 @contextlib.contextmanager
 def private_output(
-    path: Path, *, force: bool = False, protected: Sequence[Path] = ()
+    path: Path, *, force: bool = False, protected: Sequence[Path] = (), swept: bool = False
 ) -> Iterator[Path]:
     """Yield a fresh private (0600) temporary file beside ``path``; on success it is fsynced
-    and renamed over ``path``, on any failure it is removed: never a partial file."""
+    and renamed over ``path``, on any failure it is removed: never a partial file.
+    ``swept``: the caller removed the folder's leftovers already (``remove_leftovers``)."""
     target = check_target(path, force=force, protected=protected)
-    # A run killed mid-write (kill -9, a power cut) left its temporary file (and a backup's
-    # own temporary inside it) beside the target; another process writing it now holds it.
-    remove_leftovers(target.parent, written_beside(re.escape(target.name)))
+    if not swept:
+        # A run killed mid-write (kill -9, a power cut) left its temporary file (and a
+        # backup's own temporary inside it) beside the target; another process writing it now
+        # holds it.
+        remove_leftovers(target.parent, written_beside(re.escape(target.name)))
     with contextlib.ExitStack() as held:
         try:
             temporary = held.enter_context(held_beside(target))
@@ -286,10 +289,15 @@ def _remove_unheld(path: str) -> None:
 
 
 def write_private(
-    path: Path, data: str | bytes, *, force: bool = False, protected: Sequence[Path] = ()
+    path: Path,
+    data: str | bytes,
+    *,
+    force: bool = False,
+    protected: Sequence[Path] = (),
+    swept: bool = False,
 ) -> Path:
     """Write ``data`` whole to ``path`` (see ``private_output``); returns the path written."""
-    with private_output(path, force=force, protected=protected) as temporary:
+    with private_output(path, force=force, protected=protected, swept=swept) as temporary:
         if isinstance(data, str):
             with temporary.open("w", encoding="utf-8", newline="") as handle:
                 handle.write(data)
