@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from click.testing import CliRunner, Result
 
 from tests.fakes import FakeClock
 from therapy_timer.cli import Context, main
+from therapy_timer.codes import Role, builtin_catalogue
 from therapy_timer.errors import InvalidOperation
 from therapy_timer.store import Store
+
+if TYPE_CHECKING:
+    from therapy_timer.clinic import Clinic
 
 
 class Desk:
@@ -43,6 +48,19 @@ class Desk:
 @pytest.fixture
 def desk(tmp_path: Path) -> Desk:
     return Desk(tmp_path)
+
+
+AtDesk = tuple[Store, "Clinic", FakeClock]
+
+
+@pytest.fixture
+def at_desk(tmp_path: Path) -> Iterator[AtDesk]:
+    """A clinic on a fresh data folder as the front desk works in it, and its clock."""
+    from therapy_timer.clinic import Clinic
+
+    clock = FakeClock()
+    with Store.open(tmp_path, clock=clock, actor="desk") as store:
+        yield store, Clinic(store, builtin_catalogue(), clock, actor="desk"), clock
 
 
 def _minutes(segment: dict[str, Any]) -> float:
@@ -139,133 +157,118 @@ def test_the_store_itself_refuses_a_stop_after_the_close(desk: Desk) -> None:
         assert store.segments(session.id) == [segment]
 
 
-def test_several_corrections_are_made_all_or_none(tmp_path: Path) -> None:
+def test_several_corrections_are_made_all_or_none(at_desk: AtDesk) -> None:
     """The day view and the summary correct several segments with one reason: one refused
     left the ones before it written while the screen said "Not corrected"."""
-    from therapy_timer.clinic import Clinic
-    from therapy_timer.codes import Role, builtin_catalogue
-
-    clock = FakeClock()
-    with Store.open(tmp_path, clock=clock, actor="desk") as store:
-        clinic = Clinic(store, builtin_catalogue(), clock, actor="desk")
-        session = clinic.open_session(
-            patient_ref="JD", clinician="Ann", role=Role.PT, payer_profile="Medicare"
-        )
-        clinic.start(session.id, "97110")
-        clock.advance(minutes=20)
-        clinic.start(session.id, "97140")
-        clock.advance(minutes=10)
-        clinic.end_session(session.id)
-        first, second = clinic.segments(session.id)
-        audited = len(store.audit_entries())
-        with pytest.raises(InvalidOperation, match="97140 cannot run 30 min"):
-            clinic.correct_minutes({first.id: 15, second.id: 30}, "per the note")
-        assert clinic.segments(session.id) == [first, second]  # neither written
-        assert len(store.audit_entries()) == audited
-        clinic.correct_minutes({first.id: 15, second.id: 8}, "per the note")
-        assert [(s.start_utc, s.stop_utc) for s in clinic.segments(session.id)] == [
-            (first.start_utc, first.start_utc + timedelta(minutes=15)),
-            (second.start_utc, second.start_utc + timedelta(minutes=8)),
-        ]
+    store, clinic, clock = at_desk
+    session = clinic.open_session(
+        patient_ref="JD", clinician="Ann", role=Role.PT, payer_profile="Medicare"
+    )
+    clinic.start(session.id, "97110")
+    clock.advance(minutes=20)
+    clinic.start(session.id, "97140")
+    clock.advance(minutes=10)
+    clinic.end_session(session.id)
+    first, second = clinic.segments(session.id)
+    audited = len(store.audit_entries())
+    with pytest.raises(InvalidOperation, match="97140 cannot run 30 min"):
+        clinic.correct_minutes({first.id: 15, second.id: 30}, "per the note")
+    assert clinic.segments(session.id) == [first, second]  # neither written
+    assert len(store.audit_entries()) == audited
+    clinic.correct_minutes({first.id: 15, second.id: 8}, "per the note")
+    assert [(s.start_utc, s.stop_utc) for s in clinic.segments(session.id)] == [
+        (first.start_utc, first.start_utc + timedelta(minutes=15)),
+        (second.start_utc, second.start_utc + timedelta(minutes=8)),
+    ]
 
 
 @pytest.mark.parametrize("where", ["session edit --shift-later", "the window's make room"])
 def test_making_room_cannot_move_a_code_into_the_same_persons_time_with_another_patient(
-    tmp_path: Path, where: str
+    at_desk: AtDesk, where: str
 ) -> None:
     """AA's 97140 moved 10 min later to make room for a longer 97110 ran over the same
     clinician's 97530 with BB (R8.3), where the 97110 corrected alone is refused: both
     patients' sessions were flagged 'not one-on-one'. Refused before anything moves."""
-    from therapy_timer.clinic import Clinic
-    from therapy_timer.codes import Role, builtin_catalogue
+    store, clinic, clock = at_desk
 
-    clock = FakeClock()
-    with Store.open(tmp_path, clock=clock, actor="desk") as store:
-        clinic = Clinic(store, builtin_catalogue(), clock, actor="desk")
+    def open_for(patient: str) -> str:
+        return clinic.open_session(
+            patient_ref=patient, clinician="Ann", role=Role.PT, payer_profile="Medicare"
+        ).id
 
-        def open_for(patient: str) -> str:
-            return clinic.open_session(
-                patient_ref=patient, clinician="Ann", role=Role.PT, payer_profile="Medicare"
-            ).id
+    aa = open_for("AA")
+    clinic.start(aa, "97110")
+    clock.advance(minutes=10)
+    clinic.start(aa, "97140")
+    clock.advance(minutes=10)
+    clinic.stop(aa)
+    clock.advance(minutes=5)
+    bb = open_for("BB")
+    clinic.start(bb, "97530")  # 14:25-14:35
+    clock.advance(minutes=10)
+    clinic.end_session(bb)
+    clock.advance(minutes=5)
+    clinic.end_session(aa)  # 14:40: room enough before AA's close
+    exercise, manual = clinic.segments(aa)
+    audited = len(store.audit_entries())
 
-        aa = open_for("AA")
-        clinic.start(aa, "97110")
-        clock.advance(minutes=10)
-        clinic.start(aa, "97140")
-        clock.advance(minutes=10)
-        clinic.stop(aa)
-        clock.advance(minutes=5)
-        bb = open_for("BB")
-        clinic.start(bb, "97530")  # 14:25-14:35
-        clock.advance(minutes=10)
-        clinic.end_session(bb)
-        clock.advance(minutes=5)
-        clinic.end_session(aa)  # 14:40: room enough before AA's close
-        exercise, manual = clinic.segments(aa)
-        audited = len(store.audit_entries())
+    def make_room(minutes: int) -> None:
+        if where == "session edit --shift-later":
+            clinic.lengthen_segment(exercise.id, minutes, reason="ran on", shift_later=True)
+        else:
+            clinic.correct_minutes({exercise.id: minutes}, "ran on", make_room=True)
 
-        def make_room(minutes: int) -> None:
-            if where == "session edit --shift-later":
-                clinic.lengthen_segment(exercise.id, minutes, reason="ran on", shift_later=True)
-            else:
-                clinic.correct_minutes({exercise.id: minutes}, "ran on", make_room=True)
+    with pytest.raises(InvalidOperation) as refused:
+        make_room(20)  # 97140 to 14:20-14:30, over BB's 97530 from 14:25
+    assert str(refused.value) == (
+        f"moving the later segments 10 min later would run 97140 (segment {manual.id[:8]})"
+        f" until {clock_hm(manual.stop_utc, 10)}, into 97530 for patient BB from"
+        f" {clock_hm(manual.stop_utc, 5)} (one-on-one time of the same person); correct"
+        " that session first"
+    )
+    assert clinic.segments(aa) == [exercise, manual]  # nothing moved
+    assert len(store.audit_entries()) == audited
+    assert not [w for w in clinic.summary(aa).warnings if w.rule == "R8.3"]
 
-        with pytest.raises(InvalidOperation) as refused:
-            make_room(20)  # 97140 to 14:20-14:30, over BB's 97530 from 14:25
-        assert str(refused.value) == (
-            f"moving the later segments 10 min later would run 97140 (segment {manual.id[:8]})"
-            f" until {clock_hm(manual.stop_utc, 10)}, into 97530 for patient BB from"
-            f" {clock_hm(manual.stop_utc, 5)} (one-on-one time of the same person); correct"
-            " that session first"
-        )
-        assert clinic.segments(aa) == [exercise, manual]  # nothing moved
-        assert len(store.audit_entries()) == audited
-        assert not [w for w in clinic.summary(aa).warnings if w.rule == "R8.3"]
-
-        make_room(15)  # 97140 to 14:15-14:25: ends as BB's 97530 starts
-        assert [(s.start_utc, s.stop_utc) for s in clinic.segments(aa)][1] == (
-            manual.start_utc + timedelta(minutes=5),
-            manual.start_utc + timedelta(minutes=15),
-        )
-        assert not [w for w in clinic.summary(aa).warnings if w.rule == "R8.3"]
-        assert not [w for w in clinic.summary(bb).warnings if w.rule == "R8.3"]
+    make_room(15)  # 97140 to 14:15-14:25: ends as BB's 97530 starts
+    assert [(s.start_utc, s.stop_utc) for s in clinic.segments(aa)][1] == (
+        manual.start_utc + timedelta(minutes=5),
+        manual.start_utc + timedelta(minutes=15),
+    )
+    assert not [w for w in clinic.summary(aa).warnings if w.rule == "R8.3"]
+    assert not [w for w in clinic.summary(bb).warnings if w.rule == "R8.3"]
 
 
 @pytest.mark.parametrize("where", ["session edit --shift-later", "the window's make room"])
-def test_making_room_leaves_a_supervised_modality_where_it_ran(tmp_path: Path, where: str) -> None:
+def test_making_room_leaves_a_supervised_modality_where_it_ran(at_desk: AtDesk, where: str) -> None:
     """A hot pack (97010) beside 97140 until the close was moved with the timed codes, so
     a longer 97110 found no room after it: 'only 0 min after the last segment'. A modality
     runs on its own timer; only the timed codes after the longer one start later."""
-    from therapy_timer.clinic import Clinic
-    from therapy_timer.codes import Role, builtin_catalogue
-
-    clock = FakeClock()
-    with Store.open(tmp_path, clock=clock, actor="desk") as store:
-        clinic = Clinic(store, builtin_catalogue(), clock, actor="desk")
-        aa = clinic.open_session(
-            patient_ref="AA", clinician="Ann", role=Role.PT, payer_profile="Medicare"
-        ).id
-        clinic.start(aa, "97110")
-        clock.advance(minutes=10)
-        clinic.start(aa, "97140")
-        clinic.start(aa, "97010")  # beside it, until the close
-        clock.advance(minutes=15)
-        clinic.stop(aa, "97140")
-        clock.advance(minutes=5)
-        clinic.end_session(aa)
-        pack, exercise, manual = sorted(clinic.segments(aa), key=lambda s: s.code)
-        if where == "session edit --shift-later":
-            clinic.lengthen_segment(exercise.id, 15, reason="ran on", shift_later=True)
-        else:
-            clinic.correct_minutes({exercise.id: 15}, "ran on", make_room=True)
-        moved = {s.code: (s.start_utc, s.stop_utc) for s in clinic.segments(aa)}
-        five = timedelta(minutes=5)
-        assert manual.stop_utc is not None
-        assert moved == {
-            "97110": (exercise.start_utc, exercise.start_utc + timedelta(minutes=15)),
-            "97140": (manual.start_utc + five, manual.stop_utc + five),  # ends at the close
-            "97010": (pack.start_utc, pack.stop_utc),
-        }
+    _store, clinic, clock = at_desk
+    aa = clinic.open_session(
+        patient_ref="AA", clinician="Ann", role=Role.PT, payer_profile="Medicare"
+    ).id
+    clinic.start(aa, "97110")
+    clock.advance(minutes=10)
+    clinic.start(aa, "97140")
+    clinic.start(aa, "97010")  # beside it, until the close
+    clock.advance(minutes=15)
+    clinic.stop(aa, "97140")
+    clock.advance(minutes=5)
+    clinic.end_session(aa)
+    pack, exercise, manual = sorted(clinic.segments(aa), key=lambda s: s.code)
+    if where == "session edit --shift-later":
+        clinic.lengthen_segment(exercise.id, 15, reason="ran on", shift_later=True)
+    else:
+        clinic.correct_minutes({exercise.id: 15}, "ran on", make_room=True)
+    moved = {s.code: (s.start_utc, s.stop_utc) for s in clinic.segments(aa)}
+    five = timedelta(minutes=5)
+    assert manual.stop_utc is not None
+    assert moved == {
+        "97110": (exercise.start_utc, exercise.start_utc + timedelta(minutes=15)),
+        "97140": (manual.start_utc + five, manual.stop_utc + five),  # ends at the close
+        "97010": (pack.start_utc, pack.stop_utc),
+    }
 
 
 def clock_hm(moment: datetime | None, minutes: int) -> str:
@@ -275,109 +278,96 @@ def clock_hm(moment: datetime | None, minutes: int) -> str:
 
 
 @pytest.mark.parametrize("where", ["session edit --shift-later", "the window's make room"])
-def test_making_room_is_all_or_nothing_when_a_write_fails(tmp_path: Path, where: str) -> None:
+def test_making_room_is_all_or_nothing_when_a_write_fails(at_desk: AtDesk, where: str) -> None:
     """Each move was its own write: the disk filling (or another program holding the file past
     the wait) at 97110's own change left 97140 and 97112 moved 5 min later and 97110 as it
     was, while the window said 'Not corrected'. The moves and the change are one write."""
-    from therapy_timer.clinic import Clinic
-    from therapy_timer.codes import Role, builtin_catalogue
     from therapy_timer.errors import StorageUnavailable
 
-    clock = FakeClock()
-    with Store.open(tmp_path, clock=clock, actor="desk") as store:
-        clinic = Clinic(store, builtin_catalogue(), clock, actor="desk")
-        session = clinic.open_session(
-            patient_ref="JD", clinician="Ann", role=Role.PT, payer_profile="Medicare"
-        ).id
-        for code in ("97110", "97140", "97112"):
-            clinic.start(session, code)
-            clock.advance(minutes=10)
-        clinic.stop(session)
+    store, clinic, clock = at_desk
+    session = clinic.open_session(
+        patient_ref="JD", clinician="Ann", role=Role.PT, payer_profile="Medicare"
+    ).id
+    for code in ("97110", "97140", "97112"):
+        clinic.start(session, code)
         clock.advance(minutes=10)
-        clinic.end_session(session)
-        before = clinic.segments(session)
-        audited = len(store.audit_entries())
-        amend = store.amend_segment
+    clinic.stop(session)
+    clock.advance(minutes=10)
+    clinic.end_session(session)
+    before = clinic.segments(session)
+    audited = len(store.audit_entries())
+    amend = store.amend_segment
 
-        def full_at_the_last(segment_id: str, **changes: Any) -> Any:
-            if segment_id == before[0].id:
-                raise StorageUnavailable("the disk is full, so the last change was not saved")
-            return amend(segment_id, **changes)
+    def full_at_the_last(segment_id: str, **changes: Any) -> Any:
+        if segment_id == before[0].id:
+            raise StorageUnavailable("the disk is full, so the last change was not saved")
+        return amend(segment_id, **changes)
 
-        store.amend_segment = full_at_the_last  # type: ignore[method-assign]
-        with pytest.raises(StorageUnavailable):
-            if where == "session edit --shift-later":
-                clinic.lengthen_segment(before[0].id, 15, reason="ran on", shift_later=True)
-            else:
-                clinic.correct_minutes({before[0].id: 15}, "ran on", make_room=True)
-        store.amend_segment = amend  # type: ignore[method-assign]
-        assert clinic.segments(session) == before  # nothing moved
-        assert len(store.audit_entries()) == audited
-        assert not store.get_session(session).amended
+    store.amend_segment = full_at_the_last  # type: ignore[method-assign]
+    with pytest.raises(StorageUnavailable):
+        if where == "session edit --shift-later":
+            clinic.lengthen_segment(before[0].id, 15, reason="ran on", shift_later=True)
+        else:
+            clinic.correct_minutes({before[0].id: 15}, "ran on", make_room=True)
+    store.amend_segment = amend  # type: ignore[method-assign]
+    assert clinic.segments(session) == before  # nothing moved
+    assert len(store.audit_entries()) == audited
+    assert not store.get_session(session).amended
 
 
-def test_several_corrections_are_all_or_nothing_when_a_write_fails(tmp_path: Path) -> None:
+def test_several_corrections_are_all_or_nothing_when_a_write_fails(at_desk: AtDesk) -> None:
     """Checked all before any was written, they were still written one by one: a write
     failing at the second left the first corrected while the screen said 'Not corrected'."""
-    from therapy_timer.clinic import Clinic
-    from therapy_timer.codes import Role, builtin_catalogue
     from therapy_timer.errors import StorageUnavailable
 
-    clock = FakeClock()
-    with Store.open(tmp_path, clock=clock, actor="desk") as store:
-        clinic = Clinic(store, builtin_catalogue(), clock, actor="desk")
-        session = clinic.open_session(
-            patient_ref="JD", clinician="Ann", role=Role.PT, payer_profile="Medicare"
-        ).id
-        clinic.start(session, "97110")
-        clock.advance(minutes=20)
-        clinic.start(session, "97140")
-        clock.advance(minutes=10)
-        clinic.end_session(session)
-        first, second = before = clinic.segments(session)
-        amend = store.amend_segment
+    store, clinic, clock = at_desk
+    session = clinic.open_session(
+        patient_ref="JD", clinician="Ann", role=Role.PT, payer_profile="Medicare"
+    ).id
+    clinic.start(session, "97110")
+    clock.advance(minutes=20)
+    clinic.start(session, "97140")
+    clock.advance(minutes=10)
+    clinic.end_session(session)
+    first, second = before = clinic.segments(session)
+    amend = store.amend_segment
 
-        def full_at_the_second(segment_id: str, **changes: Any) -> Any:
-            if segment_id == second.id:
-                raise StorageUnavailable("the disk is full, so the last change was not saved")
-            return amend(segment_id, **changes)
+    def full_at_the_second(segment_id: str, **changes: Any) -> Any:
+        if segment_id == second.id:
+            raise StorageUnavailable("the disk is full, so the last change was not saved")
+        return amend(segment_id, **changes)
 
-        store.amend_segment = full_at_the_second  # type: ignore[method-assign]
-        with pytest.raises(StorageUnavailable):
-            clinic.correct_minutes({first.id: 15, second.id: 8}, "per the note")
-        store.amend_segment = amend  # type: ignore[method-assign]
-        assert clinic.segments(session) == before
-        assert not store.get_session(session).amended
+    store.amend_segment = full_at_the_second  # type: ignore[method-assign]
+    with pytest.raises(StorageUnavailable):
+        clinic.correct_minutes({first.id: 15, second.id: 8}, "per the note")
+    store.amend_segment = amend  # type: ignore[method-assign]
+    assert clinic.segments(session) == before
+    assert not store.get_session(session).amended
 
 
-def test_the_room_and_the_move_are_said_in_minutes_and_seconds(tmp_path: Path) -> None:
+def test_the_room_and_the_move_are_said_in_minutes_and_seconds(at_desk: AtDesk) -> None:
     """A stopwatch's times have seconds: 'there are only 10.6667 min', 'only 7.51667 min
     after the last segment', and 'moved 4.33333 min later to make room' in the audit log."""
-    from therapy_timer.clinic import Clinic
-    from therapy_timer.codes import Role, builtin_catalogue
-
-    clock = FakeClock()
-    with Store.open(tmp_path, clock=clock, actor="desk") as store:
-        clinic = Clinic(store, builtin_catalogue(), clock, actor="desk")
-        session = clinic.open_session(
-            patient_ref="JD", clinician="Ann", role=Role.PT, payer_profile="Medicare"
-        ).id
-        clinic.start(session, "97110")
-        clock.advance(minutes=10, seconds=40.25)
-        clinic.start(session, "97140")
-        clock.advance(minutes=10, seconds=5)
-        clinic.stop(session)
-        clock.advance(minutes=7, seconds=31)
-        clinic.end_session(session)
-        exercise, _manual = clinic.segments(session)
-        with pytest.raises(InvalidOperation, match="there are only 10 min 40 s from its start"):
-            clinic.correct_minutes({exercise.id: 15}, "ran on")
-        with pytest.raises(InvalidOperation) as refused:
-            clinic.correct_minutes({exercise.id: 20}, "ran on", make_room=True)
-        assert "moving the later segments 9 min 19 s later" in str(refused.value)
-        assert str(refused.value).endswith("there are only 7 min 31 s after the last segment")
-        clinic.correct_minutes({exercise.id: 15}, "ran on", make_room=True)
-        assert [e.reason for e in store.audit_entries() if e.entity == "segment"] == [
-            "ran on (moved 4 min 19 s later to make room)",
-            "ran on",
-        ]
+    store, clinic, clock = at_desk
+    session = clinic.open_session(
+        patient_ref="JD", clinician="Ann", role=Role.PT, payer_profile="Medicare"
+    ).id
+    clinic.start(session, "97110")
+    clock.advance(minutes=10, seconds=40.25)
+    clinic.start(session, "97140")
+    clock.advance(minutes=10, seconds=5)
+    clinic.stop(session)
+    clock.advance(minutes=7, seconds=31)
+    clinic.end_session(session)
+    exercise, _manual = clinic.segments(session)
+    with pytest.raises(InvalidOperation, match="there are only 10 min 40 s from its start"):
+        clinic.correct_minutes({exercise.id: 15}, "ran on")
+    with pytest.raises(InvalidOperation) as refused:
+        clinic.correct_minutes({exercise.id: 20}, "ran on", make_room=True)
+    assert "moving the later segments 9 min 19 s later" in str(refused.value)
+    assert str(refused.value).endswith("there are only 7 min 31 s after the last segment")
+    clinic.correct_minutes({exercise.id: 15}, "ran on", make_room=True)
+    assert [e.reason for e in store.audit_entries() if e.entity == "segment"] == [
+        "ran on (moved 4 min 19 s later to make room)",
+        "ran on",
+    ]
