@@ -6,6 +6,7 @@ import csv
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QSize, Qt
@@ -428,3 +429,45 @@ def test_date_steps_queued_while_a_range_is_read_read_the_last_range_once(
     assert asked[-1].name == f"therapy-timer-{_pydate(today.addDays(-3)).isoformat()}.csv"
     assert view.table.rowCount() == 0
     assert "Exported 0 session(s)" in view.message.text()
+
+
+def test_a_range_over_a_month_is_read_on_refresh_not_as_its_dates_change(
+    qtbot: Bot,
+    desk: tuple[DayView, Store, Clinic, list[Path]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The From year stepped back by one read a year of the clinic as the date changed: 27-46
+    s with the view frozen on a 20-clinician clinic's year, for a step on the way to a date."""
+    view, _store, service, asked = desk
+    day = view.to_date.date()
+    read: list[tuple[object, ...]] = []
+    claim_days = service.claim_days
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        read.append(args)
+        return claim_days(*args, **kwargs)
+
+    monkeypatch.setattr(service, "claim_days", counted)
+    view.from_date.setDate(day.addDays(-30))  # 31 days: read as it changes, as before
+    qtbot.waitUntil(lambda: len(read) == 1)
+    assert view.table.rowCount() == 6
+    view.from_date.setDate(day.addYears(-1))
+    qtbot.waitUntil(lambda: "press Refresh (F5)" in view.message.text())
+    assert len(read) == 1
+    assert view.table.rowCount() == 0  # the last range's days are not shown under these dates
+    start = day.addYears(-1).toString(Qt.DateFormat.ISODate)
+    assert view.message.text().startswith(f"{start} to ")
+    qtbot.mouseClick(view.refresh_button, LEFT)
+    assert len(read) == 2
+    assert view.table.rowCount() == 6
+    # An export of a long range chosen and not yet read reads it first, as Refresh does.
+    view.from_date.setDate(day.addYears(-2))
+    qtbot.waitUntil(lambda: view.table.rowCount() == 0)
+    assert len(read) == 2
+    qtbot.mouseClick(view.csv_button, LEFT)
+    # Read first, then again to show the days marked exported.
+    assert read[2:] == [(day.addYears(-2).toPython(), day.toPython())] * 2
+    (path,) = asked
+    rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8").lstrip("\ufeff"))))
+    assert len(view.shown) == 6
+    assert {row["session_ids"] for row in rows} == {" ".join(d.session_ids) for d in view.shown}

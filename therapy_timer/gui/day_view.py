@@ -58,6 +58,9 @@ COLUMNS = ("Patient", "Sessions", "Billed lines", "Timed min", "Total min", "Sta
 """One row per claim day (R1.2): a patient's sessions of a date, plan of care and payer."""
 ALL = "All"
 STATUSES = (ALL, *ex.STATUSES, "imported")
+AUTO_READ_DAYS = 31
+"""The longest range read as its dates change; a longer one is read on Refresh: a year of a
+20-clinician clinic took 27-46 s to read, the view frozen, for a From year stepped by one."""
 
 FileAsker = Callable[[QWidget, str, str], str]
 """(parent, suggested name, filter) -> chosen path or "" — QFileDialog unless a test swaps it."""
@@ -329,6 +332,7 @@ class DayView(QWidget):
         self._request = 0
         self._read: ClinicRead | None = None
         self._then = ""
+        self._unread = False  # a range chosen too long to read as it changed
         self.note_dialog: NoteDialog | None = None
         self.ref_dialog: PatientRefDialog | None = None
         self.reason_dialog: ReasonDialog | None = None
@@ -512,6 +516,7 @@ class DayView(QWidget):
     def reload(self, then: str = "") -> None:
         """Read the days again; ``then`` is said once they are shown (what an action did)."""
         self._range_timer.stop()  # this read is of the range now chosen
+        self._unread = False
         self._then = then
         self._reload_conflicts()
         start, end = _pydate(self.from_date.date()), _pydate(self.to_date.date())
@@ -703,11 +708,22 @@ class DayView(QWidget):
         self._range_timer.start()
 
     def _on_range_timer_timeout(self) -> None:
-        self.reload()
+        start, end = _pydate(self.from_date.date()), _pydate(self.to_date.date())
+        days = (end - start).days + 1
+        if days <= AUTO_READ_DAYS:
+            self.reload()
+            return
+        self._request += 1  # a clinic server's read of the range before is not shown
+        self._unread = True
+        self._show_days([])  # nothing shown that the dates do not say
+        self.message.setText(
+            f"{start.isoformat()} to {end.isoformat()} is {days} days: press Refresh (F5) to"
+            " read them all (a long range takes a while on a busy clinic)."
+        )
 
     def _settle_range(self) -> None:
         """Read a range chosen but not read yet: an export names the dates the edits show."""
-        if self._range_timer.isActive():
+        if self._range_timer.isActive() or self._unread:
             self.reload()
 
     def _on_filter_changed(self) -> None:
