@@ -966,6 +966,9 @@ class Clinic:
         """The later segments ``moved`` by ``delta`` to make room must not run into the same
         person's one-on-one time with another patient (R8.3), as a longer segment must not
         (``_check_room``): InvalidOperation names the first one in the way."""
+        # The day's other sessions read once per person, not once per segment moved (a
+        # session switched between codes all day moves dozens).
+        elsewhere: dict[tuple[str, bool], list[tuple[Session, Segment]]] = {}
         for segment in moved:
             if not self._one_on_one(segment.code):
                 continue
@@ -974,7 +977,10 @@ class Clinic:
             # recorded (and flagged) than it had.
             since = max(segment.stop_utc, segment.start_utc + delta)
             until = segment.stop_utc + delta
-            for other_session, other in self._one_on_one_elsewhere(session, segment.furnished_by):
+            person = _person(session, segment.furnished_by)
+            if person not in elsewhere:
+                elsewhere[person] = self._one_on_one_elsewhere(session, segment.furnished_by)
+            for other_session, other in elsewhere[person]:
                 if other.start_utc < until and (other.stop_utc is None or other.stop_utc > since):
                     raise InvalidOperation(
                         f"moving the later segments {_minutes_text(delta)} later would run"
@@ -2151,8 +2157,8 @@ class Clinic:
         A longer segment that would run into a later one is refused naming that segment,
         unless ``shift_later``: then the later timed segments of the session (not its
         supervised modalities) move later by the same amount (the last first, so no two ever
-        overlap on the way), never past its close or now. The moves
-        and the change are one write: all of them, or none.
+        overlap on the way), never past its close or now. The moves and the change are one
+        write: all of them, or none.
         """
         with self._store.together():
             return self._lengthen_segment(
