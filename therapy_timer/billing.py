@@ -337,17 +337,17 @@ def concurrent_patients(
         # stopwatch lets them: two people's time, flagged as one's split attention.
         helper_time,
     )
-    listed = [s for s in sessions if s.id in found]  # overlapping is mutual
-    at = {s.id: index for index, s in enumerate(listed)}
+    ordered = _in_order(sessions, found)
     named: dict[str, tuple[str, ...]] = {}
     for sid, others in found.items():
         refs: dict[str, str] = {}
-        for index in sorted(at[o] for o in others):
-            refs.setdefault(patient_key(listed[index].patient_ref), listed[index].patient_ref)
+        for other in ordered(others):
+            refs.setdefault(patient_key(other.patient_ref), other.patient_ref)
         # Another session of the session's own patient is no other patient: R8.1 flags it
         # (shared_patients). R8.3 told its claim day attention was split between patients,
         # naming the patient itself (for MRN1, mrn1: a group code may apply).
-        refs.pop(patient_key(listed[at[sid]].patient_ref), None)
+        (own,) = ordered([sid])
+        refs.pop(patient_key(own.patient_ref), None)
         if refs:
             named[sid] = tuple(sorted(refs.values()))
     return named
@@ -371,15 +371,23 @@ def shared_patients(
     )
     # Named as the note's "Clinicians:" line names them (``clinician_labels``, in the
     # sessions' order): one person typed two ways (Ann Lee, ann lee) was named twice, as two
-    # clinicians treating together. Overlapping is mutual: each session named is in ``found``.
-    listed = [s for s in sessions if s.id in found]
-    at = {s.id: index for index, s in enumerate(listed)}
+    # clinicians treating together.
+    ordered = _in_order(sessions, found)
     return {
-        sid: tuple(
-            sorted(clinician_labels([listed[i] for i in sorted(at[o] for o in (sid, *others))]))
-        )
+        sid: tuple(sorted(clinician_labels(ordered((sid, *others)))))
         for sid, others in found.items()
     }
+
+
+def _in_order(
+    sessions: Sequence[Session], found: Mapping[str, set[str]]
+) -> Callable[[Iterable[str]], list[Session]]:
+    """The sessions of ids ``_overlapping`` found, in the order ``sessions`` lists them (the
+    first one's spelling of a name is the one shown). Overlapping is mutual: every id named
+    among the others is a key of ``found`` too."""
+    listed = [s for s in sessions if s.id in found]
+    at = {s.id: index for index, s in enumerate(listed)}
+    return lambda ids: [listed[index] for index in sorted(at[i] for i in ids)]
 
 
 def _overlapping(
